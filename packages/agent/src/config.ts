@@ -1,0 +1,226 @@
+/**
+ * `agent.toml`: Hercules CI agent key names plus a few Nimbus additions, validated by one
+ * strict zod schema. Every problem is reported as `<file>: "<key>" must be …` so the person
+ * editing the file knows which line to fix.
+ */
+import { readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parse as parseToml, TomlError } from "smol-toml";
+import { z } from "zod";
+import { type AgentInfo, FeatureName, SystemName } from "@nimbus/protocol";
+import { AgentConfigError } from "./errors.ts";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+/** The configuration after defaults and path resolution; every path is absolute. */
+export interface AgentConfig {
+  /** Where it was read from, for messages. */
+  source: string;
+  /** The HTTP API's base URL, without a trailing slash. */
+  apiBaseUrl: string;
+  clusterJoinTokenPath: string;
+  /** "auto" already turned into a number. */
+  concurrentTasks: number;
+  baseDirectory: string;
+  workDirectory: string;
+  labels: AgentInfo["labels"];
+  binaryCachesPath: string | undefined;
+  secretsJsonPath: string | undefined;
+  /** Passed to every Nix invocation as `--option NAME VALUE`. */
+  nixSettings: Record<string, string>;
+  remotePlatformsWithSameFeatures: string[];
+  logLevel: LogLevel;
+  /** Replaces what Nix reports when set. */
+  systems: string[] | undefined;
+  /** Replaces Nix's `system-features` when set. */
+  systemFeatures: string[] | undefined;
+  mandatoryFeatures: string[];
+  heartbeatIntervalMs: number;
+}
+
+/** Hercules' katip severities, accepted so a Hercules agent.toml keeps working. */
+const HERCULES_LOG_LEVELS: Record<string, LogLevel> = {
+  DebugS: "debug",
+  InfoS: "info",
+  NoticeS: "info",
+  WarningS: "warn",
+  ErrorS: "error",
+  CriticalS: "error",
+  AlertS: "error",
+  EmergencyS: "error",
+};
+
+/** Hercules keys Nimbus does not implement: named as such instead of as typos. */
+const HERCULES_ONLY_KEYS = new Set([
+  "staticSecretsDirectory",
+  "nixUserIsTrusted",
+  "nixVerbosity",
+  "allowInsecureBuiltinFetchers",
+  "effectMountables",
+]);
+
+/** The protocol's AgentInfo caps these; checking here names the key instead of failing later. */
+const MAX_CONCURRENT_TASKS = 1024;
+const MAX_LABEL_NAME = 128;
+/** API Gateway drops a connection idle for 10 minutes. */
+const MAX_HEARTBEAT_SECONDS = 600;
+
+const filePath = z.string().min(1);
+
+const AgentToml = z.strictObject({
+  apiBaseUrl: z.url({ protocol: /^https?$/ }),
+  clusterJoinTokenPath: filePath,
+  concurrentTasks: z.union([z.number().int().min(1).max(MAX_CONCURRENT_TASKS), z.literal("auto")]).default("auto"),
+  baseDirectory: filePath.optional(),
+  workDirectory: filePath.optional(),
+  labels: z.record(z.string().min(1).max(MAX_LABEL_NAME), z.json()).default({}),
+  binaryCachesPath: filePath.optional(),
+  secretsJsonPath: filePath.optional(),
+  nixSettings: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), z.string()).default({}),
+  remotePlatformsWithSameFeatures: z.array(SystemName).default([]),
+  logLevel: z.enum([...LOG_LEVELS, ...Object.keys(HERCULES_LOG_LEVELS)]).default("info"),
+  systems: z.array(SystemName).min(1).optional(),
+  systemFeatures: z.array(FeatureName).optional(),
+  mandatoryFeatures: z.array(FeatureName).default([]),
+  heartbeatIntervalSeconds: z.number().positive().lt(MAX_HEARTBEAT_SECONDS).default(30),
+});
+type AgentTomlKey = keyof typeof AgentToml.shape;
+
+/** What each key must hold (`whole`) and, for tables and arrays, what each entry must hold. */
+const EXPECTED: Record<AgentTomlKey, { whole: string; entry?: string }> = {
+  apiBaseUrl: { whole: 'an http:// or https:// URL, such as "http://127.0.0.1:4800"' },
+  clusterJoinTokenPath: { whole: "a file path (a non-empty string)" },
+  concurrentTasks: { whole: 'a positive integer or "auto"' },
+  baseDirectory: { whole: "a directory path (a non-empty string)" },
+  workDirectory: { whole: "a directory path (a non-empty string)" },
+  labels: {
+    whole: "a table of labels",
+    entry: `a label: a name of at most ${MAX_LABEL_NAME} characters with a JSON value (string, number, boolean, array or table; not a date)`,
+  },
+  binaryCachesPath: { whole: "a file path (a non-empty string)" },
+  secretsJsonPath: { whole: "a file path (a non-empty string)" },
+  nixSettings: {
+    whole: "a table of Nix settings",
+    entry: 'a Nix setting name (letters, digits, -) with a string value as nix.conf has it, e.g. "true" or "a b"',
+  },
+  remotePlatformsWithSameFeatures: { whole: "an array of Nix systems", entry: 'a Nix system such as "aarch64-linux"' },
+  logLevel: { whole: `one of ${LOG_LEVELS.map((l) => `"${l}"`).join(", ")} (or a Hercules level such as "InfoS")` },
+  systems: { whole: "a non-empty array of Nix systems", entry: 'a Nix system such as "x86_64-linux"' },
+  systemFeatures: { whole: "an array of Nix system features", entry: 'a Nix system feature such as "kvm"' },
+  mandatoryFeatures: { whole: "an array of Nix system features", entry: 'a Nix system feature such as "kvm"' },
+  heartbeatIntervalSeconds: { whole: `a positive number of seconds below ${MAX_HEARTBEAT_SECONDS}` },
+};
+const KNOWN_KEYS = Object.keys(EXPECTED);
+
+/**
+ * Parses and validates the text of an agent.toml. `configDir` is the directory of the file:
+ * `baseDirectory` resolves against it, the other paths against `baseDirectory`.
+ */
+export function parseAgentConfig(text: string, configDir: string, source = "agent.toml"): AgentConfig {
+  let raw: unknown;
+  try {
+    raw = parseToml(text);
+  } catch (err) {
+    if (err instanceof TomlError) {
+      // smol-toml's message is "Invalid TOML document: <what>\n\n<code block>"; keep <what>.
+      const what = (err.message.split("\n")[0] ?? "").replace(/^Invalid TOML document:\s*/, "");
+      throw new AgentConfigError(`${source}:${err.line}:${err.column}: invalid TOML: ${what}`);
+    }
+    throw err;
+  }
+
+  const parsed = AgentToml.safeParse(raw);
+  if (!parsed.success) {
+    const given = new Set(Object.keys(raw as object));
+    const problems = parsed.error.issues.flatMap((issue) => describeIssue(source, issue, given));
+    // One wrong value can fail several checks; the person needs to read it once.
+    throw new AgentConfigError([...new Set(problems)]);
+  }
+  const toml = parsed.data;
+
+  const baseDirectory = path.resolve(configDir, toml.baseDirectory ?? ".");
+  const fromBase = (p: string) => path.resolve(baseDirectory, p);
+  return {
+    source,
+    apiBaseUrl: toml.apiBaseUrl.replace(/\/+$/, ""),
+    clusterJoinTokenPath: fromBase(toml.clusterJoinTokenPath),
+    concurrentTasks:
+      toml.concurrentTasks === "auto" ? Math.min(os.availableParallelism(), MAX_CONCURRENT_TASKS) : toml.concurrentTasks,
+    baseDirectory,
+    workDirectory: fromBase(toml.workDirectory ?? "work"),
+    labels: toml.labels,
+    binaryCachesPath: toml.binaryCachesPath === undefined ? undefined : fromBase(toml.binaryCachesPath),
+    secretsJsonPath: toml.secretsJsonPath === undefined ? undefined : fromBase(toml.secretsJsonPath),
+    nixSettings: toml.nixSettings,
+    remotePlatformsWithSameFeatures: toml.remotePlatformsWithSameFeatures,
+    logLevel: HERCULES_LOG_LEVELS[toml.logLevel] ?? (toml.logLevel as LogLevel),
+    systems: toml.systems,
+    systemFeatures: toml.systemFeatures,
+    mandatoryFeatures: toml.mandatoryFeatures,
+    heartbeatIntervalMs: Math.round(toml.heartbeatIntervalSeconds * 1000),
+  };
+}
+
+/** Reads `configPath` and parses it; messages name the file as it was given. */
+export async function loadAgentConfig(configPath: string): Promise<AgentConfig> {
+  let text: string;
+  try {
+    text = await readFile(configPath, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new AgentConfigError(
+      code === "ENOENT"
+        ? `${configPath}: no such file — write an agent.toml (see docs/agent.md)`
+        : `${configPath}: cannot read it (${code ?? String(err)})`,
+    );
+  }
+  return parseAgentConfig(text, path.dirname(path.resolve(configPath)), configPath);
+}
+
+/** `given`: the keys present in the file (zod issues do not carry the input by default). */
+function describeIssue(source: string, issue: z.core.$ZodIssue, given: Set<string>): string[] {
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((key) => `${source}: unknown key "${key}"${unknownKeyHint(key)}`);
+  }
+  const [key, ...rest] = issue.path;
+  const expected = EXPECTED[String(key) as AgentTomlKey];
+  if (expected === undefined) return [`${source}: ${issue.message}`];
+  if (rest.length === 0) {
+    if (!given.has(String(key))) {
+      return [`${source}: missing required key "${String(key)}" (${expected.whole})`];
+    }
+    if (issue.code === "too_big" && issue.origin === "number") {
+      const bound = issue.inclusive ? `at most ${issue.maximum}` : `below ${issue.maximum}`;
+      return [`${source}: "${String(key)}" must be ${bound}`];
+    }
+    return [`${source}: "${String(key)}" must be ${expected.whole}`];
+  }
+  return [`${source}: "${formatPath(issue.path)}" must be ${expected.entry ?? expected.whole}`];
+}
+
+/** `labels.team`, `systems[2]`: how the place reads in the TOML file. */
+function formatPath(parts: readonly PropertyKey[]): string {
+  return parts
+    .map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join("");
+}
+
+function unknownKeyHint(key: string): string {
+  if (HERCULES_ONLY_KEYS.has(key)) return " (a Hercules CI agent setting Nimbus does not support: remove it)";
+  const near = KNOWN_KEYS.find((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
+  return near === undefined ? "" : ` (did you mean "${near}"?)`;
+}
+
+/** Levenshtein distance, for "did you mean" on misspelt keys. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      row.push(Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, substitution));
+    }
+    prev = row;
+  }
+  return prev[b.length] ?? 0;
+}

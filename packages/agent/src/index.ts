@@ -1,0 +1,17 @@
+export { type AgentConfig, loadAgentConfig, parseAgentConfig } from "./config.ts";
+export { readClusterJoinToken } from "./join-token.ts";
+export { type DetectNixOptions, detectNix, NIX_NOT_FOUND_MESSAGE, type NixInfo, parseNixVersion } from "./nix-info.ts";
+export { buildAgentInfo } from "./agent-info.ts";
+export { Backoff, type BackoffOptions } from "./backoff.ts";
+export {
+  type AgentErrorEvent,
+  type AgentEventMap,
+  type AgentExit,
+  type Disconnected,
+  type RunningAgent,
+  type StartAgentOptions,
+  startAgent,
+} from "./agent.ts";
+export { type RunAgentCommandOptions, runAgentCommand } from "./command.ts";
+export { AgentConfigError, AgentFatalError, type FatalCode } from "./errors.ts";
+export { createLogger, LOG_LEVELS, type Logger, type LogLevel, type LogSink, stderrSink } from "./log.ts";

@@ -1,0 +1,243 @@
+/**
+ * One WebSocket connection to the service, from upgrade to close: hello → welcome, then
+ * heartbeats. It never reconnects itself; it ends with why it ended and `agent.ts` decides.
+ */
+import WebSocket from "ws";
+import {
+  type AgentMessage,
+  type ErrorMessage,
+  type Heartbeat,
+  type HeartbeatAck,
+  type Hello,
+  MAX_MESSAGE_BYTES,
+  NIMBUS_VERSION,
+  PROTOCOL_VERSION,
+  type Welcome,
+} from "@nimbus/protocol";
+import { AgentFatalError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { decodeServiceMessage, encodeAgentMessage } from "./wire.ts";
+
+export interface SessionHooks {
+  welcome(welcome: Welcome): void;
+  heartbeat(heartbeat: Heartbeat): void;
+  heartbeatAck(ack: HeartbeatAck): void;
+  serviceError(error: ErrorMessage): void;
+}
+
+export interface SessionOptions {
+  url: string;
+  token: string;
+  /** Named in the message when the token is refused. */
+  tokenPath: string;
+  hello: Hello;
+  /** The agent's own interval; the service's, if smaller, wins. */
+  heartbeatIntervalMs: number;
+  /** Upgrade plus hello → welcome must finish within this. */
+  welcomeTimeoutMs: number;
+  log: Logger;
+  hooks: SessionHooks;
+}
+
+export type SessionEnd =
+  | {
+      kind: "closed";
+      /** WebSocket close code; 1006 when the socket died or never opened. */
+      code: number;
+      reason: string;
+      welcomed: boolean;
+      /** What went wrong, when something did (refused upgrade, heartbeat timeout, socket error). */
+      problem: string | undefined;
+    }
+  | { kind: "fatal"; error: AgentFatalError };
+
+/** After close(), a service that never answers the close frame must not hold up a stop. */
+const CLOSE_GRACE_MS = 2_000;
+
+export class Session {
+  readonly ended: Promise<SessionEnd>;
+  private resolveEnded!: (end: SessionEnd) => void;
+  private readonly ws: WebSocket;
+  private welcomeMessage: Welcome | undefined;
+  private fatal: AgentFatalError | undefined;
+  private problem: string | undefined;
+  private refusedStatus: number | undefined;
+  private welcomeTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private ackDeadline: NodeJS.Timeout | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: SessionOptions) {
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+    this.ws = new WebSocket(options.url, {
+      headers: {
+        Authorization: `Bearer ${options.token}`,
+        "User-Agent": `nimbus-agent/${NIMBUS_VERSION}`,
+      },
+      maxPayload: MAX_MESSAGE_BYTES,
+      handshakeTimeout: options.welcomeTimeoutMs,
+    });
+    this.ws.on("unexpected-response", (_request, response) => {
+      // Handling this event makes aborting ours: record the status, then drop the attempt.
+      this.refusedStatus = response.statusCode;
+      this.problem = `the service refused the connection with HTTP ${response.statusCode}`;
+      response.resume();
+      this.ws.terminate();
+    });
+    this.ws.on("open", () => this.onOpen());
+    this.ws.on("message", (data) => this.onMessage(rawText(data)));
+    this.ws.on("error", (err: NodeJS.ErrnoException) => {
+      this.problem ??= err.code ?? err.message;
+    });
+    this.ws.on("close", (code, reason) => this.onClose(code, reason.toString("utf8")));
+  }
+
+  /** True between the welcome and the close. */
+  get connected(): boolean {
+    return this.welcomeMessage !== undefined && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  get connectionId(): string | undefined {
+    return this.welcomeMessage?.connectionId;
+  }
+
+  /** Ends the session; `ended` settles once the socket is closed. */
+  close(code = 1000, reason = "agent stopping"): void {
+    this.clearTimers();
+    if (this.ws.readyState === WebSocket.CONNECTING) {
+      this.ws.terminate();
+    } else if (this.ws.readyState === WebSocket.OPEN) {
+      this.ws.close(code, reason);
+      this.closeTimer ??= setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+    }
+  }
+
+  private onOpen(): void {
+    this.send(this.options.hello);
+    this.welcomeTimer = setTimeout(() => {
+      this.problem = `no welcome within ${this.options.welcomeTimeoutMs / 1000} s after hello`;
+      this.ws.terminate();
+    }, this.options.welcomeTimeoutMs);
+  }
+
+  private onMessage(text: string): void {
+    const decoded = decodeServiceMessage(text);
+    if (!decoded.ok) {
+      this.options.log("warn", decoded.problem);
+      return;
+    }
+    const message = decoded.message;
+    switch (message.type) {
+      case "welcome":
+        this.onWelcome(message);
+        break;
+      case "heartbeat-ack":
+        clearTimeout(this.ackDeadline);
+        this.ackDeadline = undefined;
+        this.options.hooks.heartbeatAck(message);
+        break;
+      case "error":
+        this.onServiceError(message);
+        break;
+    }
+  }
+
+  private onWelcome(welcome: Welcome): void {
+    if (this.welcomeMessage !== undefined) {
+      this.options.log("warn", "ignored a second welcome on the same connection");
+      return;
+    }
+    clearTimeout(this.welcomeTimer);
+    if (welcome.protocolVersion !== PROTOCOL_VERSION) {
+      this.endFatally(
+        new AgentFatalError(
+          "protocol-version",
+          `the service speaks agent protocol ${welcome.protocolVersion} (Nimbus ${welcome.serviceVersion}), this agent ${PROTOCOL_VERSION} (Nimbus ${NIMBUS_VERSION}) — run an agent of the service's Nimbus version`,
+        ),
+      );
+      return;
+    }
+    this.welcomeMessage = welcome;
+    const intervalMs = Math.min(welcome.heartbeatIntervalMs, this.options.heartbeatIntervalMs);
+    this.heartbeatTimer = setInterval(() => this.sendHeartbeat(intervalMs), intervalMs);
+    this.options.hooks.welcome(welcome);
+  }
+
+  private sendHeartbeat(intervalMs: number): void {
+    const heartbeat: Heartbeat = { type: "heartbeat", sentAt: new Date().toISOString() };
+    this.send(heartbeat);
+    this.options.hooks.heartbeat(heartbeat);
+    // The deadline runs from the oldest unanswered heartbeat; any ack clears it.
+    this.ackDeadline ??= setTimeout(() => {
+      this.problem = `no heartbeat-ack within ${(2 * intervalMs) / 1000} s`;
+      this.options.log("warn", `${this.problem}; dropping connection ${this.connectionId ?? ""}`.trimEnd());
+      this.ws.terminate();
+    }, 2 * intervalMs);
+  }
+
+  private onServiceError(error: ErrorMessage): void {
+    this.options.hooks.serviceError(error);
+    if (!error.fatal) {
+      this.options.log("warn", `the service reported ${error.code}: ${error.message}`);
+      return;
+    }
+    this.endFatally(
+      error.code === "protocol-version"
+        ? new AgentFatalError(
+            "protocol-version",
+            `the service refused this agent's protocol: ${error.message} — run an agent of the service's Nimbus version (this one is ${NIMBUS_VERSION}, protocol ${PROTOCOL_VERSION})`,
+          )
+        : new AgentFatalError(
+            "service-refused",
+            `the service ended the session with a fatal ${error.code} error: ${error.message} — this agent and the service disagree; report it with this message`,
+          ),
+    );
+  }
+
+  private endFatally(error: AgentFatalError): void {
+    this.fatal ??= error;
+    this.close(1000, "fatal error");
+  }
+
+  private send(message: AgentMessage): void {
+    let text: string;
+    try {
+      text = encodeAgentMessage(message);
+    } catch (err) {
+      // Only a bug can get here (hello was checked at start, heartbeats are fixed-size).
+      this.options.log("error", `not sent: ${(err as Error).message}`);
+      return;
+    }
+    // A failed send shows up as a close, handled there.
+    this.ws.send(text, () => {});
+  }
+
+  private onClose(code: number, reason: string): void {
+    this.clearTimers();
+    clearTimeout(this.closeTimer);
+    if (this.refusedStatus === 401 || this.refusedStatus === 403) {
+      this.fatal ??= new AgentFatalError(
+        "token-refused",
+        `cluster join token refused (HTTP ${this.refusedStatus}) — create a new one with \`nimbus token create\` and write it to ${this.options.tokenPath}`,
+      );
+    }
+    this.resolveEnded(
+      this.fatal !== undefined
+        ? { kind: "fatal", error: this.fatal }
+        : { kind: "closed", code, reason, welcomed: this.welcomeMessage !== undefined, problem: this.problem },
+    );
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.welcomeTimer);
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.ackDeadline);
+    this.ackDeadline = undefined;
+  }
+}
+
+function rawText(data: WebSocket.RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString("utf8");
+  return data.toString("utf8");
+}

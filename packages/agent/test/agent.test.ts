@@ -1,0 +1,328 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, afterEach, before, describe, it } from "node:test";
+import { AgentInfo, Heartbeat, NIMBUS_VERSION, PROTOCOL_VERSION } from "@nimbus/protocol";
+import {
+  type AgentExit,
+  type AgentErrorEvent,
+  detectNix,
+  type NixInfo,
+  loadAgentConfig,
+  type RunningAgent,
+  type StartAgentOptions,
+  startAgent,
+} from "../src/index.ts";
+import { FakeService, type FakeServiceOptions, GOOD_TOKEN, memoryLog } from "./fake-service.ts";
+
+let nix: NixInfo;
+let dir: string;
+const running: RunningAgent[] = [];
+const services: FakeService[] = [];
+
+before(async () => {
+  nix = await detectNix();
+  dir = await mkdtemp(path.join(os.tmpdir(), "nimbus-agent-test-"));
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((a) => a.stop()));
+  await Promise.all(services.splice(0).map((s) => s.close()));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A fake service, an agent.toml pointing at it, and the agent started from that file. */
+async function setup(
+  serviceOptions: FakeServiceOptions = {},
+  extraToml = "",
+  agentOptions: StartAgentOptions = {},
+  token = GOOD_TOKEN,
+) {
+  const service = await FakeService.start(serviceOptions);
+  services.push(service);
+  const configDir = await mkdtemp(path.join(dir, "agent-"));
+  await writeFile(path.join(configDir, "token.key"), `${token}\n`);
+  await writeFile(
+    path.join(configDir, "agent.toml"),
+    [
+      `apiBaseUrl = "${service.apiBaseUrl}"`,
+      `clusterJoinTokenPath = "token.key"`,
+      // Short unless the test sets its own.
+      extraToml.includes("heartbeatIntervalSeconds") ? "" : `heartbeatIntervalSeconds = 0.05`,
+      extraToml,
+    ].join("\n"),
+  );
+  const config = await loadAgentConfig(path.join(configDir, "agent.toml"));
+  const memory = memoryLog();
+  const agent = await startAgent(config, {
+    nix,
+    log: memory.log,
+    backoff: { initialMs: 20, maxMs: 200 },
+    ...agentOptions,
+  });
+  running.push(agent);
+  return { service, agent, config, lines: memory.lines, configDir };
+}
+
+function exitWithin(agent: RunningAgent, ms = 5_000): Promise<AgentExit> {
+  return Promise.race([
+    agent.exited,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error("agent did not exit")), ms).unref()),
+  ]);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("hello", () => {
+  it("reports what the real Nix says, with the bearer token, and gets welcomed", async () => {
+    const { service, agent } = await setup({}, `concurrentTasks = 3\nmandatoryFeatures = ["gpu"]\n[labels]\nteam = "infra"\nrack = 4`, {
+      nix: undefined,
+    });
+    await service.until(() => agent.connected(), "the agent to be welcomed");
+    const hello = service.hellos[0]!;
+    assert.equal(hello.protocolVersion, PROTOCOL_VERSION);
+    assert.deepEqual(hello.tasksInProgress, []);
+    assert.ok(hello.agent.systems.includes("x86_64-linux"), `systems: ${hello.agent.systems.join(" ")}`);
+    assert.equal(hello.agent.systems[0], nix.systems[0], "Nix's own system comes first");
+    assert.deepEqual(hello.agent.systems, nix.systems);
+    assert.deepEqual(hello.agent.systemFeatures, nix.systemFeatures);
+    assert.deepEqual(hello.agent.substituters, nix.substituters);
+    assert.match(hello.agent.nixVersion, /^\d+\.\d+/);
+    assert.equal(hello.agent.hostname, os.hostname());
+    assert.equal(hello.agent.agentVersion, NIMBUS_VERSION);
+    assert.equal(hello.agent.concurrentTasks, 3);
+    assert.deepEqual(hello.agent.mandatoryFeatures, ["gpu"]);
+    assert.deepEqual(hello.agent.labels, { team: "infra", rack: 4 });
+    assert.deepEqual(hello.agent.pushCaches, []);
+    AgentInfo.parse(hello.agent);
+    assert.equal(service.connections[0]!.authorization, `Bearer ${GOOD_TOKEN}`);
+    assert.equal(agent.connectionId(), "conn-1");
+    assert.deepEqual(agent.info, hello.agent);
+  });
+
+  it("lets the configuration override systems and features", async () => {
+    const { service } = await setup(
+      {},
+      [
+        `systems = ["aarch64-linux", "x86_64-linux"]`,
+        `remotePlatformsWithSameFeatures = ["x86_64-darwin", "aarch64-linux"]`,
+        `systemFeatures = ["gpu", "big-parallel"]`,
+      ].join("\n"),
+    );
+    await service.until(() => service.hellos.length > 0, "hello");
+    assert.deepEqual(service.hellos[0]!.agent.systems, ["aarch64-linux", "x86_64-linux", "x86_64-darwin"]);
+    assert.deepEqual(service.hellos[0]!.agent.systemFeatures, ["gpu", "big-parallel"]);
+  });
+});
+
+describe("heartbeats", () => {
+  it("sends valid heartbeats at the configured interval when it is smaller than the service's", async () => {
+    const { service, agent } = await setup({ heartbeatIntervalMs: 30_000 });
+    const seen: unknown[] = [];
+    agent.events.on("heartbeat-ack", (ack) => seen.push(ack));
+    await service.until(() => service.heartbeats().length >= 3, "three heartbeats", 2_000);
+    for (const heartbeat of service.heartbeats()) Heartbeat.parse(heartbeat);
+    await service.until(() => seen.length >= 2, "acks observed by the agent");
+    assert.equal(service.connections.length, 1, "acknowledged heartbeats keep the connection");
+  });
+
+  it("follows the welcome's interval when the configured one is longer", async () => {
+    const service = await FakeService.start({ heartbeatIntervalMs: 40 });
+    services.push(service);
+    const configDir = await mkdtemp(path.join(dir, "agent-"));
+    await writeFile(path.join(configDir, "token.key"), GOOD_TOKEN);
+    await writeFile(
+      path.join(configDir, "agent.toml"),
+      `apiBaseUrl = "${service.apiBaseUrl}"\nclusterJoinTokenPath = "token.key"\nheartbeatIntervalSeconds = 300\n`,
+    );
+    const agent = await startAgent(await loadAgentConfig(path.join(configDir, "agent.toml")), { nix, log: () => {} });
+    running.push(agent);
+    await service.until(() => service.heartbeats().length >= 3, "three heartbeats at the service's 40 ms", 1_000);
+  });
+
+  it("drops the connection and reconnects when acks stop coming", async () => {
+    const { service, agent, lines } = await setup({ ackHeartbeats: false });
+    await service.until(() => service.connections.length >= 2, "a second connection", 3_000);
+    const first = await service.connections[0]!.closed;
+    assert.equal(first.code, 1006, "the agent terminated the silent connection");
+    const firstHeartbeats = service.connections[0]!.received.filter((m) => (m as { type: string }).type === "heartbeat");
+    assert.ok(firstHeartbeats.length >= 2, "it waited two intervals, not one");
+    assert.ok(lines.some((l) => l.startsWith("warn no heartbeat-ack within 0.1 s")), lines.join("\n"));
+    await service.until(() => agent.connectionId() === "conn-2", "the new connection to be welcomed");
+  });
+});
+
+describe("reconnecting", () => {
+  it("reconnects promptly and quietly when the gateway closes with 1001", async () => {
+    const { service, agent, lines } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60");
+    const disconnects: number[] = [];
+    agent.events.on("disconnected", (d) => disconnects.push(d.code ?? 0));
+    await service.until(() => agent.connected(), "welcome");
+    service.connections[0]!.ws.close(1001, "Going away");
+    await service.until(() => agent.connectionId() === "conn-2", "a new welcomed connection", 2_000);
+    assert.equal(service.hellos.length, 2, "hello again on the new connection");
+    assert.deepEqual(disconnects, [1001]);
+    assert.ok(service.connections[1]!.openedAt - service.connections[0]!.openedAt < 1_000);
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith("warn") || l.startsWith("error")),
+      [],
+      "a gateway's routine close is not an error",
+    );
+  });
+
+  it("reconnects after the service kills the socket", async () => {
+    const { service, agent, lines } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60");
+    await service.until(() => agent.connected(), "welcome");
+    service.connections[0]!.ws.terminate();
+    await service.until(() => agent.connectionId() === "conn-2", "a new welcomed connection", 2_000);
+    assert.ok(lines.some((l) => l.startsWith("warn connection conn-1 lost")), lines.join("\n"));
+  });
+
+  it("backs off exponentially while the service refuses, and resets after a welcome", async () => {
+    const { service, agent } = await setup(
+      { upgradeStatus: (n) => (n <= 5 ? 503 : 101), heartbeatIntervalMs: 60_000 },
+      "heartbeatIntervalSeconds = 60",
+      { backoff: { initialMs: 20, maxMs: 200, random: () => 0.999 } },
+    );
+    const retries: number[] = [];
+    agent.events.on("disconnected", (d) => retries.push(d.retryInMs));
+    await service.until(() => agent.connected(), "welcome after five refusals", 5_000);
+    assert.deepEqual(retries, [20, 40, 80, 160, 200], "doubling up to the cap");
+    const gaps = service.upgradeTimes.slice(1).map((t, i) => t - service.upgradeTimes[i]!);
+    gaps.forEach((gap, i) => assert.ok(gap >= retries[i]! - 5, `gap ${i} was ${gap} ms, expected ≥ ${retries[i]}`));
+    service.connections[0]!.ws.terminate();
+    await service.until(() => retries.length === 6, "the next disconnect");
+    assert.equal(retries[5], 20, "a welcome resets the back-off");
+  });
+
+  it("retries while service-info is unavailable", async () => {
+    const { service, agent, lines } = await setup({ serviceInfoStatus: (n) => (n <= 2 ? 502 : 200) });
+    await service.until(() => agent.connected(), "welcome once service-info answers");
+    assert.equal(service.serviceInfoRequests, 3);
+    assert.ok(lines.some((l) => l.includes("answered HTTP 502") && l.includes("retrying in")), lines.join("\n"));
+  });
+
+  it("keeps retrying, without a fatal error, when the service is down", async () => {
+    const { service, agent } = await setup();
+    await service.until(() => agent.connected(), "welcome");
+    await service.close();
+    services.splice(services.indexOf(service), 1);
+    const disconnects: string[] = [];
+    agent.events.on("disconnected", (d) => disconnects.push(d.problem ?? ""));
+    await new Promise<void>((resolve) => {
+      const check = () => (disconnects.length >= 3 ? resolve() : setTimeout(check, 20));
+      check();
+    });
+    assert.ok(disconnects.some((p) => p.includes("ECONNREFUSED")), disconnects.join("\n"));
+    assert.equal(agent.connected(), false);
+  });
+});
+
+describe("fatal errors", () => {
+  it("stops for good when the upgrade is refused with 401", async () => {
+    const { service, agent, configDir } = await setup({}, "", {}, "revoked-token");
+    const exit = await exitWithin(agent);
+    assert.equal(exit.reason, "fatal");
+    assert.ok(exit.reason === "fatal");
+    assert.equal(exit.error.code, "token-refused");
+    assert.match(exit.error.message, /cluster join token refused/);
+    assert.match(exit.error.message, /nimbus token create/);
+    assert.ok(exit.error.message.includes(path.join(configDir, "token.key")), exit.error.message);
+    await sleep(150);
+    assert.equal(service.upgradeTimes.length, 1, "no retry after a refused token");
+  });
+
+  it("stops for good on 403 too", async () => {
+    const { agent } = await setup({ upgradeStatus: 403 });
+    const exit = await exitWithin(agent);
+    assert.ok(exit.reason === "fatal");
+    assert.equal(exit.error.code, "token-refused");
+  });
+
+  it("stops for good on a fatal error message, and only logs a non-fatal one", async () => {
+    const errors: AgentErrorEvent[] = [];
+    const { service, agent, lines } = await setup({
+      onHello: (connection) => {
+        connection.welcome();
+        connection.ws.send(JSON.stringify({ type: "error", code: "invalid-message", message: "bad field", fatal: false }));
+        setTimeout(
+          () =>
+            connection.ws.send(
+              JSON.stringify({ type: "error", code: "protocol-version", message: "protocol 1 is not supported", fatal: true }),
+            ),
+          100,
+        );
+      },
+    });
+    agent.events.on("error", (e) => errors.push(e));
+    const exit = await exitWithin(agent);
+    assert.ok(exit.reason === "fatal");
+    assert.equal(exit.error.code, "protocol-version");
+    assert.match(exit.error.message, /protocol 1 is not supported/);
+    assert.deepEqual(
+      errors.map((e) => [e.code, e.fatal]),
+      [
+        ["invalid-message", false],
+        ["protocol-version", true],
+      ],
+    );
+    assert.ok(lines.some((l) => l === "warn the service reported invalid-message: bad field"), lines.join("\n"));
+    assert.equal((await service.connections[0]!.closed).code, 1000);
+    await sleep(150);
+    assert.equal(service.connections.length, 1, "no reconnect after a fatal error");
+  });
+
+  it("refuses a service whose service-info announces another protocol version", async () => {
+    const { service, agent } = await setup({ serviceInfo: { protocolVersion: PROTOCOL_VERSION + 1, serviceVersion: "9.9.9" } });
+    const exit = await exitWithin(agent);
+    assert.ok(exit.reason === "fatal");
+    assert.equal(exit.error.code, "protocol-version");
+    assert.match(exit.error.message, /speaks agent protocol 2 \(Nimbus 9\.9\.9\)/);
+    assert.equal(service.upgradeTimes.length, 0, "never opened the socket");
+  });
+});
+
+describe("incoming messages", () => {
+  it("ignores and logs unknown, invalid and non-JSON frames and stays connected", async () => {
+    const { service, agent, lines } = await setup({
+      heartbeatIntervalMs: 60_000,
+      onHello: (connection) => {
+        connection.welcome();
+        connection.ws.send(JSON.stringify({ type: "build-task", drvPath: "/nix/store/x.drv" }));
+        connection.ws.send(JSON.stringify({ type: "heartbeat-ack", sentAt: "yesterday" }));
+        connection.ws.send("{not json");
+      },
+    }, "heartbeatIntervalSeconds = 60");
+    await service.until(() => lines.filter((l) => l.startsWith("warn ignored")).length === 3, "three ignored frames");
+    assert.ok(lines.includes('warn ignored a message of unknown type "build-task"'), lines.join("\n"));
+    assert.ok(lines.some((l) => l.startsWith('warn ignored an invalid "heartbeat-ack" message')), lines.join("\n"));
+    assert.ok(lines.some((l) => l.startsWith("warn ignored a frame that is not JSON")), lines.join("\n"));
+    assert.equal(agent.connected(), true);
+    assert.equal(service.connections.length, 1);
+  });
+});
+
+describe("stopping", () => {
+  it("closes the socket with 1000 and does not reconnect", async () => {
+    const { service, agent } = await setup();
+    await service.until(() => agent.connected(), "welcome");
+    await agent.stop();
+    assert.deepEqual(await agent.exited, { reason: "stopped" });
+    assert.equal((await service.connections[0]!.closed).code, 1000);
+    assert.equal(agent.connected(), false);
+    assert.equal(agent.connectionId(), undefined);
+    await sleep(100);
+    assert.equal(service.connections.length, 1);
+  });
+
+  it("stops at once while waiting to retry", async () => {
+    const { service, agent } = await setup({ upgradeStatus: 503 }, "", { backoff: { initialMs: 60_000, maxMs: 60_000 } });
+    await service.until(() => service.upgradeTimes.length === 1, "the first attempt");
+    await sleep(20);
+    const started = Date.now();
+    await agent.stop();
+    assert.ok(Date.now() - started < 500, "stop did not wait out the back-off");
+  });
+});

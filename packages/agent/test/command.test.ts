@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, it } from "node:test";
+import { FakeService, GOOD_TOKEN } from "./fake-service.ts";
+
+const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+const fixture = fileURLToPath(new URL("./fixtures/run-agent-command.ts", import.meta.url));
+
+interface Child {
+  exited: Promise<number | null>;
+  stderr(): string;
+  kill(signal: NodeJS.Signals): void;
+}
+
+/** The agent command in its own process, as `nimbus agent --config` runs it. */
+function runCommand(configPath: string): Child {
+  const child = spawn(process.execPath, ["--import", "tsx", fixture, configPath], {
+    cwd: repoRoot,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { exited, stderr: () => stderr, kill: (signal) => child.kill(signal) };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out: ${what}`)), ms).unref()),
+  ]);
+}
+
+describe("runAgentCommand", () => {
+  let dir: string;
+  let service: FakeService;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "nimbus-command-test-"));
+    service = await FakeService.start({ heartbeatIntervalMs: 60_000 });
+  });
+  after(async () => {
+    await service.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function writeConfig(name: string, token: string | undefined): Promise<string> {
+    const configDir = path.join(dir, name);
+    await mkdir(configDir, { recursive: true });
+    if (token !== undefined) await writeFile(path.join(configDir, "token.key"), `${token}\n`);
+    const configPath = path.join(configDir, "agent.toml");
+    await writeFile(configPath, `apiBaseUrl = "${service.apiBaseUrl}"\nclusterJoinTokenPath = "token.key"\n`);
+    return configPath;
+  }
+
+  it("runs until SIGTERM, then closes the socket with 1000 and exits 0", async () => {
+    const child = runCommand(await writeConfig("good", GOOD_TOKEN));
+    const before = service.connections.length;
+    await service.until(() => service.hellos.length > before, `a hello (stderr: ${child.stderr()})`, 10_000);
+    const connection = service.connections.at(-1)!;
+    child.kill("SIGTERM");
+    const code = await withTimeout(child.exited, 5_000, "the agent to exit after SIGTERM");
+    assert.equal(code, 0, child.stderr());
+    assert.equal((await connection.closed).code, 1000);
+    assert.match(child.stderr(), /info received SIGTERM/);
+  });
+
+  it("stops the same way on SIGINT", async () => {
+    const child = runCommand(await writeConfig("good-int", GOOD_TOKEN));
+    const before = service.hellos.length;
+    await service.until(() => service.hellos.length > before, `a hello (stderr: ${child.stderr()})`, 10_000);
+    child.kill("SIGINT");
+    assert.equal(await withTimeout(child.exited, 5_000, "exit after SIGINT"), 0, child.stderr());
+  });
+
+  it("exits 1 with the message alone when the token is refused", async () => {
+    const child = runCommand(await writeConfig("refused", "revoked"));
+    const code = await withTimeout(child.exited, 10_000, "the agent to give up");
+    assert.equal(code, 1);
+    assert.match(child.stderr(), /cluster join token refused \(HTTP 401\) — create a new one with `nimbus token create`/);
+    assert.doesNotMatch(child.stderr(), /^\s+at /m, "no stack trace");
+  });
+
+  it("exits 1 with the message alone on a missing token file or config file", async () => {
+    const configPath = await writeConfig("no-token", undefined);
+    const noToken = runCommand(configPath);
+    assert.equal(await withTimeout(noToken.exited, 10_000, "exit"), 1);
+    assert.match(noToken.stderr(), /^nimbus agent: cluster join token file .* does not exist — create one with `nimbus token create > /m);
+    assert.doesNotMatch(noToken.stderr(), /^\s+at /m);
+
+    const noConfig = runCommand(path.join(dir, "nowhere.toml"));
+    assert.equal(await withTimeout(noConfig.exited, 10_000, "exit"), 1);
+    assert.match(noConfig.stderr(), /nowhere\.toml: no such file/);
+  });
+});

@@ -1,0 +1,56 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { loadAgentConfig, startAgent, type RunningAgent } from "@nimbus/agent";
+import { CreateTokenResponse } from "@nimbus/protocol";
+import { ApiClient } from "./api-client.ts";
+
+const run = promisify(execFile);
+
+async function nixInstalled(): Promise<boolean> {
+  try {
+    await run("nix", ["--version"]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The agent `nimbus dev` runs beside the stack, configured like any other agent: a token made
+ * through the API, and an agent.toml under `<data dir>/agent` (rewritten each start, since the port may change).
+ */
+export async function startEmbeddedAgent(
+  stack: { url: string; adminToken: string; dataDir: string },
+  log: (line: string) => void,
+): Promise<RunningAgent | undefined> {
+  if (!(await nixInstalled())) {
+    log("Nix is not installed: no embedded agent (install it, e.g. `apt-get install -y nix-bin`, or run one elsewhere)");
+    return undefined;
+  }
+  const dir = join(stack.dataDir, "agent");
+  await mkdir(dir, { recursive: true });
+  const tokenPath = join(dir, "cluster-join-token.key");
+  if (!existsSync(tokenPath)) {
+    const api = new ApiClient({ baseUrl: stack.url, token: stack.adminToken, dataDir: stack.dataDir });
+    const { token } = await api.post("/api/tokens", CreateTokenResponse, { name: "embedded-agent" });
+    await writeFile(tokenPath, `${token}\n`, { mode: 0o600 });
+  }
+  const configPath = join(dir, "agent.toml");
+  await writeFile(
+    configPath,
+    [
+      "# Written by `nimbus dev` at every start; run your own agents with a file of your own.",
+      `apiBaseUrl = ${JSON.stringify(stack.url)}`,
+      `clusterJoinTokenPath = "cluster-join-token.key"`,
+      `workDirectory = "work"`,
+      "",
+      "[labels]",
+      "embedded = true",
+      "",
+    ].join("\n"),
+  );
+  return startAgent(await loadAgentConfig(configPath), { log });
+}

@@ -1,0 +1,2 @@
+export { ApiClient } from "./api-client.ts";
+export { resolveTarget, localAdminToken } from "./target.ts";

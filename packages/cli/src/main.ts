@@ -1,0 +1,33 @@
+import { Command, CommanderError } from "commander";
+import { NIMBUS_VERSION } from "@nimbus/protocol";
+import { CliError } from "./cli-error.ts";
+import { registerAgentCommand } from "./commands/agent.ts";
+import { registerAgentsCommand } from "./commands/agents.ts";
+import { registerDevCommand } from "./commands/dev.ts";
+import { registerTokenCommands } from "./commands/token.ts";
+
+const program = new Command("nimbus")
+  .description("Nimbus: serverless CI for Nix")
+  .version(NIMBUS_VERSION)
+  .option("--api <url>", "the HTTP API of a deployed stack (default: the local one on NIMBUS_PORT)")
+  .option("--token <token>", "API token for --api (default: NIMBUS_TOKEN, or the local stack's)")
+  .option("--data-dir <dir>", "the local stack's data directory (default: NIMBUS_DATA_DIR or .nimbus)")
+  .option("--port <port>", "the local stack's port (default: NIMBUS_PORT or 4800)")
+  .exitOverride()
+  .showHelpAfterError();
+
+registerDevCommand(program);
+registerTokenCommands(program);
+registerAgentsCommand(program);
+registerAgentCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  if (error instanceof CliError) {
+    process.stderr.write(`nimbus: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
+  throw error;
+}

@@ -1,0 +1,128 @@
+/**
+ * How the local runtime finds and calls Lambda handlers. SST names a handler
+ * `<path relative to the repository root>.<export>`; locally that file is `<path>.ts`.
+ */
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { Context } from "aws-lambda";
+
+// Handlers are plain async functions of (event, context), exactly as Lambda calls them.
+export type LambdaHandler = (event: any, context: Context) => unknown;
+
+/** Turns a handler spec (`functions/api/agents.handler`) into the function to call. */
+export type HandlerResolver = (spec: string) => Promise<LambdaHandler>;
+
+/** packages/local/src → repository root. */
+export const repoRoot: string = fileURLToPath(new URL("../../../", import.meta.url));
+
+export class HandlerResolutionError extends Error {
+  override name = "HandlerResolutionError";
+  constructor(
+    readonly spec: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot load handler "${spec}": ${message}`, options);
+  }
+}
+
+/** Splits `dir/file.export` at its last dot, as SST does. */
+export function parseHandlerSpec(spec: string): { file: string; exportName: string } {
+  const dot = spec.lastIndexOf(".");
+  const slash = spec.lastIndexOf("/");
+  if (dot <= 0 || dot < slash || dot === spec.length - 1) {
+    throw new HandlerResolutionError(spec, 'expected "<path>.<export>", e.g. "functions/api/agents.handler"');
+  }
+  return { file: spec.slice(0, dot), exportName: spec.slice(dot + 1) };
+}
+
+/** Production resolver: `import()` of `<root>/<path>.ts` (run under tsx). */
+export function importHandlerFrom(root: string = repoRoot): HandlerResolver {
+  return async (spec) => {
+    const { file, exportName } = parseHandlerSpec(spec);
+    const url = pathToFileURL(join(root, `${file}.ts`)).href;
+    let module: Record<string, unknown>;
+    try {
+      module = (await import(url)) as Record<string, unknown>;
+    } catch (error) {
+      throw new HandlerResolutionError(spec, `import of ${url} failed: ${String(error)}`, { cause: error });
+    }
+    const handler = module[exportName];
+    if (typeof handler !== "function") {
+      throw new HandlerResolutionError(spec, `${url} has no exported function "${exportName}"`);
+    }
+    return handler as LambdaHandler;
+  };
+}
+
+/** Default SST function timeout; only feeds `context.getRemainingTimeInMillis()`. */
+const FUNCTION_TIMEOUT_MS = 20_000;
+
+function lambdaContext(spec: string, requestId: string): Context {
+  const functionName = `nimbus-local-${parseHandlerSpec(spec).file.replaceAll("/", "-")}`;
+  const deadline = Date.now() + FUNCTION_TIMEOUT_MS;
+  const unsupported = (): never => {
+    throw new Error("callback-style Lambda completion is not supported; return a promise");
+  };
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`,
+    memoryLimitInMB: "1024",
+    awsRequestId: requestId,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: "local",
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: unsupported,
+    fail: unsupported,
+    succeed: unsupported,
+  };
+}
+
+/** Invokes handlers by spec, resolving each spec once. */
+export class HandlerInvoker {
+  private readonly resolved = new Map<string, Promise<LambdaHandler>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(private readonly resolve: HandlerResolver) {}
+
+  invoke(spec: string, event: unknown): Promise<unknown> {
+    const run = this.run(spec, event);
+    this.inFlight.add(run);
+    const forget = () => this.inFlight.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  /** Waits for running invocations, at most `timeoutMs`; true when all finished. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const settled = Promise.allSettled([...this.inFlight]).then(() => true as const);
+    try {
+      return await Promise.race([settled, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async run(spec: string, event: unknown): Promise<unknown> {
+    let handler = this.resolved.get(spec);
+    if (!handler) {
+      handler = this.resolve(spec);
+      this.resolved.set(spec, handler);
+      // A failed import is retried on the next call (the file may be fixed meanwhile).
+      handler.catch(() => this.resolved.delete(spec));
+    }
+    return (await handler)(event, lambdaContext(spec, randomUUID()));
+  }
+}
+
+/** One log line for a failed invocation: the message, never a stack trace. */
+export function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,59 @@
+/** Local stand-ins for `sst.Secret`s: random values kept in `<dataDir>/secrets.json` (mode 0600). */
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+export class SecretsFileError extends Error {
+  override name = "SecretsFileError";
+}
+
+export function secretsPath(dataDir: string): string {
+  return join(dataDir, "secrets.json");
+}
+
+/** Reads the secrets file, adding a fresh value for any name it lacks; returns every requested secret. */
+export async function loadOrCreateSecrets(
+  dataDir: string,
+  names: readonly string[],
+): Promise<Record<string, string>> {
+  const path = secretsPath(dataDir);
+  let stored: Record<string, unknown> = {};
+  let text: string | undefined;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  if (text !== undefined) {
+    try {
+      stored = JSON.parse(text) as Record<string, unknown>;
+    } catch (error) {
+      throw new SecretsFileError(`${path} is not valid JSON; fix or delete it`, { cause: error });
+    }
+    if (typeof stored !== "object" || stored === null || Array.isArray(stored)) {
+      throw new SecretsFileError(`${path} must hold a JSON object of secret name → string`);
+    }
+  }
+
+  const secrets: Record<string, string> = {};
+  let changed = text === undefined;
+  for (const name of names) {
+    const value = stored[name];
+    if (value === undefined) {
+      secrets[name] = randomBytes(32).toString("base64url");
+      changed = true;
+    } else if (typeof value === "string" && value !== "") {
+      secrets[name] = value;
+    } else {
+      throw new SecretsFileError(`${path}: "${name}" must be a non-empty string`);
+    }
+  }
+
+  if (changed) {
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(path, `${JSON.stringify({ ...stored, ...secrets }, null, 2)}\n`, { mode: 0o600 });
+  }
+  // writeFile's mode applies only on creation; keep the file private whatever created it.
+  await chmod(path, 0o600);
+  return secrets;
+}

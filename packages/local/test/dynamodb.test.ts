@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { TableSpec } from "../../service/src/resources.ts";
+import { ensureTables, startDynamo, TableSchemaError, type DynamoServer } from "../src/dynamodb.ts";
+import { temporaryDirectory } from "./fixtures/handlers.ts";
+
+let dynamo: DynamoServer;
+let client: DynamoDBClient;
+let removeDataDir: () => Promise<void>;
+
+before(async () => {
+  const dir = await temporaryDirectory();
+  removeDataDir = dir.remove;
+  dynamo = await startDynamo({ dataDir: dir.path, host: "127.0.0.1", port: 0 });
+  client = new DynamoDBClient({
+    endpoint: dynamo.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+});
+
+after(async () => {
+  client.destroy();
+  await dynamo.stop();
+  await removeDataDir();
+});
+
+const jobs = {
+  fields: { jobId: "string", createdAt: "number", repo: "string" },
+  primaryIndex: { hashKey: "jobId" },
+  globalIndexes: { ByRepo: { hashKey: "repo", rangeKey: "createdAt" } },
+  ttl: "expiresAt",
+} satisfies TableSpec;
+
+test("creates tables on demand with their GSIs projecting ALL, and is idempotent", async () => {
+  await ensureTables(dynamo.endpoint, { Jobs: jobs }, (name) => `t-${name}`);
+  await ensureTables(dynamo.endpoint, { Jobs: jobs }, (name) => `t-${name}`);
+  const { Table } = await client.send(new DescribeTableCommand({ TableName: "t-Jobs" }));
+  assert.equal(Table?.BillingModeSummary?.BillingMode, "PAY_PER_REQUEST");
+  assert.deepEqual(Table?.KeySchema, [{ AttributeName: "jobId", KeyType: "HASH" }]);
+  const [index] = Table?.GlobalSecondaryIndexes ?? [];
+  assert.equal(index?.IndexName, "ByRepo");
+  assert.deepEqual(index?.KeySchema, [
+    { AttributeName: "repo", KeyType: "HASH" },
+    { AttributeName: "createdAt", KeyType: "RANGE" },
+  ]);
+  assert.equal(index?.Projection?.ProjectionType, "ALL");
+});
+
+test("a table on disk that no longer matches its spec is a clear error", async () => {
+  const withNewIndex = { ...jobs, globalIndexes: { ...jobs.globalIndexes, ByStatus: { hashKey: "repo" } } };
+  await assert.rejects(
+    ensureTables(dynamo.endpoint, { Jobs: withNewIndex }, (name) => `t-${name}`),
+    (error: Error) => error instanceof TableSchemaError && /t-Jobs .*index ByStatus is missing.*delete/.test(error.message),
+  );
+});

@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import { agentSocket, httpApi, schedules } from "../../service/src/resources.ts";
+import { HandlerResolutionError, importHandlerFrom, parseHandlerSpec, repoRoot } from "../src/index.ts";
+
+const fixturesRoot = fileURLToPath(new URL("./fixtures/", import.meta.url));
+
+test("repoRoot is the repository root", () => {
+  assert.ok(existsSync(join(repoRoot, "packages", "service", "src", "resources.ts")));
+});
+
+test("a spec splits at its last dot", () => {
+  assert.deepEqual(parseHandlerSpec("functions/socket/connect.handler"), { file: "functions/socket/connect", exportName: "handler" });
+  assert.throws(() => parseHandlerSpec("functions/socket/connect"), HandlerResolutionError);
+  assert.throws(() => parseHandlerSpec("functions/api.v2/agents"), HandlerResolutionError);
+});
+
+test("every handler named in resources.ts is a valid spec", () => {
+  const specs = [
+    ...Object.values(agentSocket.routes),
+    ...httpApi.routes.map((route) => route.handler),
+    ...Object.values(schedules).map((schedule) => schedule.handler),
+  ];
+  for (const spec of specs) assert.doesNotThrow(() => parseHandlerSpec(spec), spec);
+});
+
+test("the production resolver imports <root>/<path>.ts and takes the named export", async () => {
+  const resolve = importHandlerFrom(fixturesRoot);
+  const handler = await resolve("functions/echo.handler");
+  assert.deepEqual(await handler({ a: 1 }, {} as never), { statusCode: 200, body: '{"a":1}' });
+});
+
+test("a missing file or export is a HandlerResolutionError naming the spec", async () => {
+  const resolve = importHandlerFrom(fixturesRoot);
+  await assert.rejects(resolve("functions/missing.handler"), (error: Error) =>
+    error instanceof HandlerResolutionError && error.message.includes('"functions/missing.handler"'),
+  );
+  await assert.rejects(resolve("functions/echo.notAFunction"), /no exported function "notAFunction"/);
+});

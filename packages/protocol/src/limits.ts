@@ -1,0 +1,10 @@
+/** API Gateway WebSocket limits (REFERENCE.md): every message Nimbus sends fits in one frame. */
+export const MAX_FRAME_BYTES = 32 * 1024;
+/** Messages over this close the connection with 1009, as API Gateway does. */
+export const MAX_MESSAGE_BYTES = 128 * 1024;
+/** API Gateway closes a connection after 2 hours, whatever happens on it. */
+export const CONNECTION_LIFETIME_MS = 2 * 60 * 60 * 1000;
+/** API Gateway closes a connection with no traffic for 10 minutes. */
+export const IDLE_TIMEOUT_MS = 10 * 60 * 1000;
+/** Agents heartbeat well inside the idle timeout. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30 * 1000;

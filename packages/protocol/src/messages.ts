@@ -1,0 +1,72 @@
+import { z } from "zod";
+import { AgentInfo } from "./agent-info.ts";
+import { IDLE_TIMEOUT_MS } from "./limits.ts";
+
+// ---- agent → service -------------------------------------------------------
+
+/** First message on every connection. */
+export const Hello = z.strictObject({
+  type: z.literal("hello"),
+  protocolVersion: z.number().int().min(1),
+  agent: AgentInfo,
+  /** Task ids the agent is still running (used after a reconnect). */
+  tasksInProgress: z.array(z.string().min(1).max(256)).max(1024),
+});
+export type Hello = z.infer<typeof Hello>;
+
+/** Keeps the connection inside API Gateway's idle timeout and refreshes `lastSeen`. */
+export const Heartbeat = z.strictObject({
+  type: z.literal("heartbeat"),
+  sentAt: z.iso.datetime(),
+});
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+export const AgentMessage = z.discriminatedUnion("type", [Hello, Heartbeat]);
+export type AgentMessage = z.infer<typeof AgentMessage>;
+export const AGENT_MESSAGE_TYPES = AgentMessage.options.map((o) => o.shape.type.value);
+
+// ---- service → agent -------------------------------------------------------
+
+/** Answer to a valid `hello`: the agent is registered. */
+export const Welcome = z.strictObject({
+  type: z.literal("welcome"),
+  protocolVersion: z.number().int(),
+  serviceVersion: z.string(),
+  connectionId: z.string(),
+  heartbeatIntervalMs: z.number().int().positive().max(IDLE_TIMEOUT_MS - 1),
+});
+export type Welcome = z.infer<typeof Welcome>;
+
+export const HeartbeatAck = z.strictObject({
+  type: z.literal("heartbeat-ack"),
+  sentAt: z.iso.datetime(),
+});
+export type HeartbeatAck = z.infer<typeof HeartbeatAck>;
+
+export const ErrorCode = z.enum([
+  "malformed-json",
+  "invalid-message",
+  "unknown-type",
+  "hello-required",
+  "duplicate-hello",
+  "protocol-version",
+  "unknown-connection",
+  "internal",
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+/**
+ * The service could not act on a message; nothing changed. `fatal` errors end the connection.
+ * `code` is any string on the wire so an older agent still understands a newer service's errors.
+ */
+export const ErrorMessage = z.strictObject({
+  type: z.literal("error"),
+  code: z.union([ErrorCode, z.string().min(1).max(64)]),
+  message: z.string(),
+  fatal: z.boolean(),
+});
+export type ErrorMessage = z.infer<typeof ErrorMessage>;
+
+export const ServiceMessage = z.discriminatedUnion("type", [Welcome, HeartbeatAck, ErrorMessage]);
+export type ServiceMessage = z.infer<typeof ServiceMessage>;
+export const SERVICE_MESSAGE_TYPES = ServiceMessage.options.map((o) => o.shape.type.value);

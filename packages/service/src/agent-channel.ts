@@ -1,0 +1,58 @@
+import {
+  DeleteConnectionCommand,
+  GetConnectionCommand,
+  PostToConnectionCommand,
+} from "@aws-sdk/client-apigatewaymanagementapi";
+import { MAX_FRAME_BYTES, ServiceMessage } from "@nimbus/protocol";
+import { gatewayManagement } from "./aws-clients.ts";
+import { listConnections, removeConnection } from "./connections.ts";
+
+const isGone = (error: unknown) => error instanceof Error && error.name === "GoneException";
+
+/**
+ * Sends one message to an agent through the gateway's @connections API. A connection the
+ * gateway no longer has (its `$disconnect` may never come) is removed here; returns false then.
+ */
+export async function sendToAgent(connectionId: string, message: ServiceMessage): Promise<boolean> {
+  const data = Buffer.from(JSON.stringify(ServiceMessage.parse(message)));
+  if (data.length > MAX_FRAME_BYTES) {
+    throw new Error(`refusing to send a ${message.type} message of ${data.length} bytes: frames are limited to ${MAX_FRAME_BYTES}`);
+  }
+  try {
+    await gatewayManagement().send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+    return true;
+  } catch (error) {
+    if (!isGone(error)) throw error;
+    await removeConnection(connectionId);
+    return false;
+  }
+}
+
+/** Ends a connection; the row goes too, since `$disconnect` is best-effort. */
+export async function closeAgentConnection(connectionId: string): Promise<void> {
+  try {
+    await gatewayManagement().send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+  } catch (error) {
+    if (!isGone(error)) throw error;
+  }
+  await removeConnection(connectionId);
+}
+
+/** Asks the gateway whether a connection still exists; a gone one is removed. */
+export async function pruneIfGone(connectionId: string): Promise<boolean> {
+  try {
+    await gatewayManagement().send(new GetConnectionCommand({ ConnectionId: connectionId }));
+    return false;
+  } catch (error) {
+    if (!isGone(error)) throw error;
+    await removeConnection(connectionId);
+    return true;
+  }
+}
+
+/** Ends every connection that joined with a token (after it is revoked). */
+export async function disconnectToken(tokenId: string): Promise<number> {
+  const connections = (await listConnections()).filter((c) => c.tokenId === tokenId);
+  await Promise.all(connections.map((c) => closeAgentConnection(c.connectionId)));
+  return connections.length;
+}

@@ -1,0 +1,80 @@
+/// <reference path="./.sst/platform/config.d.ts" />
+import type { TableSpec } from "./packages/service/src/resources.ts";
+
+/**
+ * Every AWS resource Nimbus uses, built from the one declaration in
+ * packages/service/src/resources.ts (the local runtime reads the same file), so AWS and
+ * `nimbus dev` cannot drift apart. Deploy with `npx sst deploy --stage <name>` (docs/deploy.md).
+ */
+export default $config({
+  app(input) {
+    return {
+      name: "nimbus",
+      // Production keeps its DynamoDB tables (its data) even if the stage or a table is removed.
+      removal: input?.stage === "production" ? "retain" : "remove",
+      // `sst remove --stage production` refuses to run: one typo must not delete the service.
+      protect: input?.stage === "production",
+      home: "aws",
+    };
+  },
+  async run() {
+    // SST's convention: project code loads in run(); app() is evaluated alone, before providers exist.
+    const { tables, secrets, agentSocket, httpApi, schedules } = await import(
+      "./packages/service/src/resources.ts"
+    );
+
+    // Applies to every function, including any a later route or schedule adds.
+    $transform(sst.aws.Function, (args) => {
+      args.runtime ??= "nodejs22.x"; // the oldest non-deprecated Node runtime; tests bundle for node22
+      args.architecture ??= "arm64"; // cheaper per GB-second than x86_64, same Node code
+      args.memory ??= "512 MB"; // more memory = more CPU; handlers are I/O bound, 512 keeps cold starts short
+    });
+
+    const tableResources = Object.entries<TableSpec>(tables).map(
+      ([name, spec]) =>
+        new sst.aws.Dynamo(name, {
+          fields: spec.fields,
+          primaryIndex: spec.primaryIndex,
+          globalIndexes: spec.globalIndexes,
+          ttl: spec.ttl,
+        }),
+    );
+
+    const secretResources = secrets.map((name) => new sst.Secret(name));
+
+    // Created before any route so each handler can link to the API it posts to: the link both
+    // sets Resource.AgentSocket.{url,managementEndpoint} and grants execute-api:ManageConnections.
+    const socket = new sst.aws.ApiGatewayWebSocket(agentSocket.name);
+    const api = new sst.aws.ApiGatewayV2(httpApi.name);
+
+    // Every handler sees every resource: handlers are thin, and the local runtime does the same.
+    const link = [...tableResources, ...secretResources, socket, api];
+
+    // API Gateway's integration timeout is 29 s; stop earlier so the handler, not the gateway, answers.
+    const apiTimeout = "25 seconds" as const;
+
+    // $connect checks the join token itself (answers 401), so no authorizer is attached.
+    for (const [route, handler] of Object.entries(agentSocket.routes)) {
+      socket.route(route, { handler, link, timeout: apiTimeout });
+    }
+
+    for (const { route, handler } of httpApi.routes) {
+      api.route(route, { handler, link, timeout: apiTimeout });
+    }
+
+    for (const [name, { handler, rate }] of Object.entries(schedules)) {
+      new sst.aws.CronV2(name, {
+        schedule: rate,
+        // Under the 1-minute period, so one sweep finishes before the next starts.
+        function: { handler, link, timeout: "50 seconds" },
+      });
+    }
+
+    return {
+      // Agents' `apiBaseUrl` and the CLI's `--api`.
+      httpApiUrl: api.url,
+      // What GET /api/service-info hands to agents.
+      agentSocketUrl: socket.url,
+    };
+  },
+});

@@ -1,0 +1,46 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const nimbusBin = join(repoRoot, "packages/cli/bin/nimbus.js");
+
+/** Runs the `nimbus` CLI to completion with the same Node as the tests. */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [nimbusBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+export interface AgentProcess {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+  dir: string;
+}
+
+/** Starts `nimbus agent --config` in its own process with a fresh work directory. */
+export async function startAgentProcess(apiBaseUrl: string, token: string, extraToml = ""): Promise<AgentProcess> {
+  const dir = await mkdtemp(join(tmpdir(), "nimbus-agent-"));
+  await writeFile(join(dir, "token.key"), `${token}\n`, { mode: 0o600 });
+  await writeFile(
+    join(dir, "agent.toml"),
+    [`apiBaseUrl = "${apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `concurrentTasks = 3`, extraToml].join("\n"),
+  );
+  const child = spawn(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d) => (output += d));
+  child.stderr!.on("data", (d) => (output += d));
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  return { child, output: () => output, exited, dir };
+}

@@ -1,0 +1,95 @@
+import WebSocket from "ws";
+import { PROTOCOL_VERSION, ServiceMessage, type AgentInfo } from "@nimbus/protocol";
+
+/** A protocol-level agent for tests: speaks raw frames, no Nix. */
+export class RawAgent {
+  readonly messages: ServiceMessage[] = [];
+  closed?: { code: number; reason: string };
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on("message", (data) => {
+      this.messages.push(ServiceMessage.parse(JSON.parse(data.toString())));
+      this.wake();
+    });
+    socket.on("close", (code, reason) => {
+      this.closed = { code, reason: reason.toString() };
+      this.wake();
+    });
+  }
+
+  private wake() {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+
+  /** Opens a connection; rejects with the HTTP status when the upgrade is refused. */
+  static connect(url: string, token?: string): Promise<RawAgent> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+      socket.once("open", () => resolve(new RawAgent(socket)));
+      socket.once("unexpected-response", (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })));
+      socket.once("error", reject);
+    });
+  }
+
+  send(message: unknown) {
+    this.socket.send(typeof message === "string" ? message : JSON.stringify(message));
+  }
+
+  /** Waits for the next message after the `seen` first ones. */
+  async next(seen = this.messages.length, timeoutMs = 5000): Promise<ServiceMessage> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.messages.length <= seen) {
+      if (this.closed) throw new Error(`connection closed (${this.closed.code}) before a message arrived`);
+      if (Date.now() > deadline) throw new Error("no message arrived");
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 100);
+      });
+    }
+    return this.messages[seen]!;
+  }
+
+  /** Sends and waits for the answer to it. */
+  async request(message: unknown): Promise<ServiceMessage> {
+    const seen = this.messages.length;
+    this.send(message);
+    return this.next(seen);
+  }
+
+  async waitClosed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error("connection did not close");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.closed;
+  }
+
+  close() {
+    this.socket.close(1000);
+  }
+}
+
+export function agentInfo(overrides: Partial<AgentInfo> = {}): AgentInfo {
+  return {
+    hostname: "raw-agent",
+    agentVersion: "test",
+    nixVersion: "2.8.0",
+    systems: ["x86_64-linux"],
+    systemFeatures: ["kvm"],
+    mandatoryFeatures: [],
+    substituters: [],
+    pushCaches: [],
+    concurrentTasks: 2,
+    labels: {},
+    ...overrides,
+  };
+}
+
+export const hello = (overrides: Partial<AgentInfo> = {}) => ({
+  type: "hello",
+  protocolVersion: PROTOCOL_VERSION,
+  agent: agentInfo(overrides),
+  tasksInProgress: [],
+});

@@ -1,0 +1,87 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { CreateTokenResponse } from "@nimbus/protocol";
+import { startLocalStack, type LocalStack } from "@nimbus/local";
+import { localResourceName, type TableName } from "@nimbus/service";
+
+export interface TestStack extends LocalStack {
+  /** Calls the JSON API as the admin (or with `token`); returns status and parsed JSON. */
+  api(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any }>;
+  createToken(name?: string): Promise<CreateTokenResponse>;
+  /** Every item of a table, sorted, for before/after comparisons. */
+  scan(table: TableName): Promise<Record<string, unknown>[]>;
+  /** Overwrites attributes of one item, as a test's way to age or damage state. */
+  setAttributes(table: TableName, key: Record<string, string>, values: Record<string, unknown>): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+export async function startTestStack(options: Partial<Parameters<typeof startLocalStack>[0]> = {}): Promise<TestStack> {
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "nimbus-test-")));
+  const stack = await startLocalStack({ port: 0, log: () => {}, ...options, dataDir });
+  const documents = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: stack.dynamodbEndpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } }),
+  );
+  const api: TestStack["api"] = async (method, path, body, token) => {
+    const headers: Record<string, string> = {};
+    const bearer = token === undefined ? stack.adminToken : token;
+    if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const response = await fetch(`${stack.url}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  };
+  return {
+    ...stack,
+    api,
+    async createToken(name) {
+      const { status, body } = await api("POST", "/api/tokens", name ? { name } : {});
+      if (status !== 201) throw new Error(`token create failed: ${status} ${JSON.stringify(body)}`);
+      return CreateTokenResponse.parse(body);
+    },
+    async scan(table) {
+      const { Items = [] } = await documents.send(
+        new ScanCommand({ TableName: localResourceName("nimbus", "local", table), ConsistentRead: true }),
+      );
+      return Items.map((i) => JSON.parse(JSON.stringify(i))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    },
+    async setAttributes(table, key, values) {
+      const names = Object.keys(values);
+      await documents.send(
+        new UpdateCommand({
+          TableName: localResourceName("nimbus", "local", table),
+          Key: key,
+          UpdateExpression: `SET ${names.map((_, i) => `#a${i} = :v${i}`).join(", ")}`,
+          ExpressionAttributeNames: Object.fromEntries(names.map((n, i) => [`#a${i}`, n])),
+          ExpressionAttributeValues: Object.fromEntries(names.map((n, i) => [`:v${i}`, values[n]])),
+        }),
+      );
+    },
+    async cleanup() {
+      await stack.stop();
+      if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
