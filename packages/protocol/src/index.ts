@@ -4,3 +4,7 @@ export * from "./agent-info.ts";
 export * from "./messages.ts";
 export * from "./api.ts";
 export * from "./decode.ts";
+export * from "./nix-names.ts";
+export * from "./tasks.ts";
+export * from "./jobs-api.ts";
+export * from "./github-webhooks.ts";

@@ -1,6 +1,16 @@
 import { z } from "zod";
 import { AgentInfo } from "./agent-info.ts";
 import { IDLE_TIMEOUT_MS } from "./limits.ts";
+import {
+  BuildLog,
+  BuildResult,
+  BuildTask,
+  EvaluateTask,
+  EvaluationDone,
+  EvaluationEvents,
+  RequestWork,
+  StreamAck,
+} from "./tasks.ts";
 
 // ---- agent → service -------------------------------------------------------
 
@@ -21,7 +31,15 @@ export const Heartbeat = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
-export const AgentMessage = z.discriminatedUnion("type", [Hello, Heartbeat]);
+export const AgentMessage = z.discriminatedUnion("type", [
+  Hello,
+  Heartbeat,
+  RequestWork,
+  EvaluationEvents,
+  EvaluationDone,
+  BuildLog,
+  BuildResult,
+]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 export const AGENT_MESSAGE_TYPES = AgentMessage.options.map((o) => o.shape.type.value);
 
@@ -51,6 +69,7 @@ export const ErrorCode = z.enum([
   "duplicate-hello",
   "protocol-version",
   "unknown-connection",
+  "unknown-task",
   "internal",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -67,6 +86,13 @@ export const ErrorMessage = z.strictObject({
 });
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 
-export const ServiceMessage = z.discriminatedUnion("type", [Welcome, HeartbeatAck, ErrorMessage]);
+export const ServiceMessage = z.discriminatedUnion("type", [
+  Welcome,
+  HeartbeatAck,
+  ErrorMessage,
+  EvaluateTask,
+  BuildTask,
+  StreamAck,
+]);
 export type ServiceMessage = z.infer<typeof ServiceMessage>;
 export const SERVICE_MESSAGE_TYPES = ServiceMessage.options.map((o) => o.shape.type.value);

@@ -21,10 +21,55 @@ export const tables = {
     fields: { tokenId: "string" },
     primaryIndex: { hashKey: "tokenId" },
   },
-  /** Open agent connections: `connectionId` → token, agent info, connectedAt, lastSeen. */
+  /** Open agent connections: `connectionId` → token, agent info, connectedAt, lastSeen, runningTasks. */
   Connections: {
     fields: { connectionId: "string" },
     primaryIndex: { hashKey: "connectionId" },
+  },
+  /** One per push or pull request: repository, commit, status, evaluation. Listed newest first. */
+  Jobs: {
+    fields: { jobId: "string", listKey: "string", createdAt: "string" },
+    primaryIndex: { hashKey: "jobId" },
+    globalIndexes: { byCreated: { hashKey: "listKey", rangeKey: "createdAt" } },
+  },
+  /** `X-GitHub-Delivery` → job, so a redelivered webhook never makes a second job. */
+  Deliveries: {
+    fields: { deliveryId: "string" },
+    primaryIndex: { hashKey: "deliveryId" },
+  },
+  /** Every derivation Nimbus knows, shared by all jobs: status, lease, inputs still pending. */
+  Derivations: {
+    fields: { drvPath: "string" },
+    primaryIndex: { hashKey: "drvPath" },
+  },
+  /** input → dependent, to find what may become ready (or dependency-failed) when an input settles. */
+  Edges: {
+    fields: { inputDrv: "string", dependentDrv: "string" },
+    primaryIndex: { hashKey: "inputDrv", rangeKey: "dependentDrv" },
+  },
+  /** Which derivations a job needs, with their status mirrored for paging by status. */
+  JobDerivations: {
+    fields: { jobId: "string", drvPath: "string", jobStatus: "string" },
+    primaryIndex: { hashKey: "jobId", rangeKey: "drvPath" },
+    globalIndexes: {
+      byJobStatus: { hashKey: "jobStatus", rangeKey: "drvPath" },
+      byDrv: { hashKey: "drvPath", rangeKey: "jobId" },
+    },
+  },
+  /** A job's attributes (path → derivation or evaluation error). */
+  JobAttributes: {
+    fields: { jobId: "string", attribute: "string" },
+    primaryIndex: { hashKey: "jobId", rangeKey: "attribute" },
+  },
+  /** Build logs in numbered chunks per derivation. */
+  BuildLogs: {
+    fields: { drvPath: "string", chunk: "number" },
+    primaryIndex: { hashKey: "drvPath", rangeKey: "chunk" },
+  },
+  /** The build queues created so far, one per (system, sorted required features). */
+  BuildQueues: {
+    fields: { queueKey: "string" },
+    primaryIndex: { hashKey: "queueKey" },
   },
 } as const satisfies Record<string, TableSpec>;
 export type TableName = keyof typeof tables;
@@ -33,6 +78,24 @@ export type TableName = keyof typeof tables;
  * `sst.Secret`s in AWS; generated into `<data dir>/secrets.json` locally.
  * ApiAdminToken: bearer token for the JSON API. GithubWebhookSecret: HMAC key for webhooks.
  */
+export interface QueueSpec {
+  fifo: true;
+  visibilityTimeoutSeconds: number;
+}
+
+/**
+ * Static queues (`Resource.<Name>.url`). Build queues are not here: they are created on first
+ * use, one per (system, features), named by `buildQueueName`.
+ */
+export const queues = {
+  /** Evaluations waiting for an agent with a free slot. */
+  Evaluations: { fifo: true, visibilityTimeoutSeconds: 60 },
+} as const satisfies Record<string, QueueSpec>;
+export type QueueName = keyof typeof queues;
+
+/** Every build queue's name starts with this, so IAM can grant exactly those. */
+export const buildQueuePrefix = (app: string, stage: string) => `${app}-${stage}-build-`;
+
 export const secrets = ["ApiAdminToken", "GithubWebhookSecret"] as const;
 export type SecretName = (typeof secrets)[number];
 
@@ -62,6 +125,13 @@ export const httpApi = {
     { route: "GET /api/tokens", handler: "functions/api/tokens-list.handler" },
     { route: "POST /api/tokens", handler: "functions/api/tokens-create.handler" },
     { route: "DELETE /api/tokens/{id}", handler: "functions/api/tokens-revoke.handler" },
+    { route: "POST /webhooks/github", handler: "functions/webhooks/github.handler" },
+    { route: "GET /api/jobs", handler: "functions/api/jobs-list.handler" },
+    { route: "GET /api/jobs/{id}", handler: "functions/api/jobs-get.handler" },
+    { route: "GET /api/jobs/{id}/derivations", handler: "functions/api/job-derivations.handler" },
+    { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler" },
+    { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler" },
+    { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
   ] satisfies HttpRoute[],
 } as const;
 

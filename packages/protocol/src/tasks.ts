@@ -1,0 +1,122 @@
+import { z } from "zod";
+import { FeatureName, SystemName } from "./agent-info.ts";
+import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
+
+export const TaskId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "a task id");
+
+// ---- service → agent -------------------------------------------------------
+
+/** Evaluate a commit: clone it, evaluate ci.nix (or default.nix, or the flake), report events. */
+export const EvaluateTask = z.strictObject({
+  type: z.literal("evaluate"),
+  taskId: TaskId,
+  jobId: z.string().min(1).max(64),
+  repository: z.string().min(1).max(256),
+  cloneUrl: z.string().min(1).max(2048),
+  commit: z.string().regex(/^[0-9a-f]{40}$/, "a full commit sha"),
+  ref: z.string().max(512).optional(),
+});
+export type EvaluateTask = z.infer<typeof EvaluateTask>;
+
+/** Build one derivation with `nix-store --realise`; its inputs are already built. */
+export const BuildTask = z.strictObject({
+  type: z.literal("build"),
+  taskId: TaskId,
+  drvPath: DrvPath,
+  system: SystemName,
+  requiredFeatures: z.array(FeatureName).max(64),
+});
+export type BuildTask = z.infer<typeof BuildTask>;
+
+/** Acknowledges one numbered batch of a task's stream (evaluation events, log lines). */
+export const StreamAck = z.strictObject({
+  type: z.literal("ack"),
+  taskId: TaskId,
+  seq: z.number().int().min(0),
+});
+export type StreamAck = z.infer<typeof StreamAck>;
+
+// ---- agent → service -------------------------------------------------------
+
+/** The agent has free slots (after a reconnect, say); the service decides how many tasks to send. */
+export const RequestWork = z.strictObject({ type: z.literal("request-work") });
+export type RequestWork = z.infer<typeof RequestWork>;
+
+export const AttributeType = z.enum(["regular", "must-fail", "may-fail", "dependencies-only"]);
+
+/** A top-level (or `recurseForDerivations`) attribute that evaluated to a derivation. */
+export const AttributeEvent = z.strictObject({
+  kind: z.literal("attribute"),
+  path: AttributePath,
+  drvPath: DrvPath,
+  attributeType: AttributeType,
+  /** False when every output is already valid locally or in a substituter: nothing to build. */
+  needsBuild: z.boolean(),
+});
+
+/** An attribute whose evaluation failed; the other attributes are still reported. */
+export const AttributeErrorEvent = z.strictObject({
+  kind: z.literal("attribute-error"),
+  path: AttributePath,
+  message: z.string().min(1).max(8000),
+});
+
+/** A derivation of the closure that needs building; sent inputs before dependents. */
+export const DerivationEvent = z.strictObject({
+  kind: z.literal("derivation"),
+  drvPath: DrvPath,
+  system: SystemName,
+  requiredFeatures: z.array(FeatureName).max(64),
+  /** Only inputs that need building themselves. */
+  inputDrvs: z.array(DrvPath).max(4096),
+  outputs: z.record(z.string().min(1).max(128), StorePath),
+});
+
+export const EvaluationEvent = z.discriminatedUnion("kind", [AttributeEvent, AttributeErrorEvent, DerivationEvent]);
+export type EvaluationEvent = z.infer<typeof EvaluationEvent>;
+
+/** One batch of evaluation events, numbered from 0; answered with `ack`. */
+export const EvaluationEvents = z.strictObject({
+  type: z.literal("evaluation-events"),
+  taskId: TaskId,
+  seq: z.number().int().min(0).max(1_000_000),
+  events: z.array(EvaluationEvent).min(1).max(1000),
+});
+export type EvaluationEvents = z.infer<typeof EvaluationEvents>;
+
+/** The evaluation ended: `batches` is how many `evaluation-events` were sent. */
+export const EvaluationDone = z.strictObject({
+  type: z.literal("evaluation-done"),
+  taskId: TaskId,
+  batches: z.number().int().min(0).max(1_000_001),
+  status: z.enum(["succeeded", "failed"]),
+  /** Why the whole evaluation failed (clone failed, no ci.nix, syntax error…). */
+  error: z.string().max(8000).optional(),
+});
+export type EvaluationDone = z.infer<typeof EvaluationDone>;
+
+/** A batch of build log lines, numbered from 0 per task. */
+export const BuildLog = z.strictObject({
+  type: z.literal("build-log"),
+  taskId: TaskId,
+  seq: z.number().int().min(0),
+  lines: z.array(z.string().max(4096)).min(1).max(1000),
+});
+export type BuildLog = z.infer<typeof BuildLog>;
+
+/**
+ * How a build ended: `succeeded`; `failed` (the builder failed: a cached failure until a
+ * rebuild is asked for); `exceptional` (something else broke: retried on another attempt).
+ */
+export const BuildResult = z.strictObject({
+  type: z.literal("build-result"),
+  taskId: TaskId,
+  drvPath: DrvPath,
+  status: z.enum(["succeeded", "failed", "exceptional"]),
+  outputs: z.record(z.string().min(1).max(128), StorePath).optional(),
+  exitCode: z.number().int().optional(),
+  /** The last lines of the log, for the failure summary. */
+  logTail: z.array(z.string().max(4096)).max(50).optional(),
+  error: z.string().max(8000).optional(),
+});
+export type BuildResult = z.infer<typeof BuildResult>;
