@@ -1,5 +1,5 @@
 /// <reference path="./.sst/platform/config.d.ts" />
-import type { TableSpec } from "./packages/service/src/resources.ts";
+import type { QueueSpec, TableSpec } from "./packages/service/src/resources.ts";
 
 /**
  * Every AWS resource Nimbus uses, built from the one declaration in
@@ -19,7 +19,7 @@ export default $config({
   },
   async run() {
     // SST's convention: project code loads in run(); app() is evaluated alone, before providers exist.
-    const { tables, secrets, agentSocket, httpApi, schedules } = await import(
+    const { tables, queues, secrets, agentSocket, httpApi, schedules, buildQueuePrefix } = await import(
       "./packages/service/src/resources.ts"
     );
 
@@ -28,6 +28,13 @@ export default $config({
       args.runtime ??= "nodejs22.x"; // the oldest non-deprecated Node runtime; tests bundle for node22
       args.architecture ??= "arm64"; // cheaper per GB-second than x86_64, same Node code
       args.memory ??= "512 MB"; // more memory = more CPU; handlers are I/O bound, 512 keeps cold starts short
+      // Build queues are created on first use, one per (system, features): grant exactly those names.
+      args.permissions = [
+        {
+          actions: ["sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+          resources: [`arn:aws:sqs:*:*:${buildQueuePrefix($app.name, $app.stage)}*`],
+        },
+      ];
     });
 
     const tableResources = Object.entries<TableSpec>(tables).map(
@@ -40,6 +47,11 @@ export default $config({
         }),
     );
 
+    const queueResources = Object.entries<QueueSpec>(queues).map(
+      ([name, spec]) =>
+        new sst.aws.Queue(name, { fifo: spec.fifo, visibilityTimeout: `${spec.visibilityTimeoutSeconds} seconds` }),
+    );
+
     const secretResources = secrets.map((name) => new sst.Secret(name));
 
     // Created before any route so each handler can link to the API it posts to: the link both
@@ -48,7 +60,7 @@ export default $config({
     const api = new sst.aws.ApiGatewayV2(httpApi.name);
 
     // Every handler sees every resource: handlers are thin, and the local runtime does the same.
-    const link = [...tableResources, ...secretResources, socket, api];
+    const link = [...tableResources, ...queueResources, ...secretResources, socket, api];
 
     // API Gateway's integration timeout is 29 s; stop earlier so the handler, not the gateway, answers.
     const apiTimeout = "25 seconds" as const;

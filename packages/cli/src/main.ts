@@ -4,7 +4,11 @@ import { CliError } from "./cli-error.ts";
 import { registerAgentCommand } from "./commands/agent.ts";
 import { registerAgentsCommand } from "./commands/agents.ts";
 import { registerDevCommand } from "./commands/dev.ts";
+import { registerJobCommand } from "./commands/job.ts";
+import { registerJobsCommand } from "./commands/jobs.ts";
+import { registerLogsCommand } from "./commands/logs.ts";
 import { registerTokenCommands } from "./commands/token.ts";
+import { registerTriggerCommand } from "./commands/trigger.ts";
 
 const program = new Command("nimbus")
   .description("Nimbus: serverless CI for Nix")
@@ -20,6 +24,10 @@ registerDevCommand(program);
 registerTokenCommands(program);
 registerAgentsCommand(program);
 registerAgentCommand(program);
+registerTriggerCommand(program);
+registerJobCommand(program);
+registerJobsCommand(program);
+registerLogsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

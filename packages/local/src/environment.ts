@@ -24,7 +24,11 @@ export interface LocalEndpoints {
 }
 
 /** Every variable the local stack sets, each resource in SST's link shape (including its `type`). */
-export function localEnvironment(endpoints: LocalEndpoints, secrets: Record<string, string>): Record<string, string> {
+export function localEnvironment(
+  endpoints: LocalEndpoints,
+  secrets: Record<string, string>,
+  queueUrls: Record<string, string> = {},
+): Record<string, string> {
   const resources: Record<string, unknown> = {
     App: { name: LOCAL_APP, stage: LOCAL_STAGE },
     [agentSocket.name]: {
@@ -36,6 +40,9 @@ export function localEnvironment(endpoints: LocalEndpoints, secrets: Record<stri
   };
   for (const name of Object.keys(tables)) {
     resources[name] = { name: localTableName(name), type: "sst.aws.Dynamo" };
+  }
+  for (const [name, url] of Object.entries(queueUrls)) {
+    resources[name] = { type: "sst.aws.Queue", url };
   }
   for (const [name, value] of Object.entries(secrets)) {
     resources[name] = { type: "sst.sst.Secret", value };

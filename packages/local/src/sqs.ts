@@ -1,5 +1,7 @@
 /** SQS locally: fauxqs, in memory (queues are recreated by whoever needs them). */
+import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
+import type { QueueSpec } from "../../service/src/resources.ts";
 
 export interface SqsServer {
   endpoint: string;
@@ -9,7 +11,8 @@ export interface SqsServer {
 
 export async function startSqs(options: { host: string; port: number }): Promise<SqsServer> {
   // buildApp rather than startFauxqs: startFauxqs always binds 0.0.0.0, which would put an
-  // unauthenticated queue service on the network. Queue URLs follow the request's Host header.
+  // unauthenticated queue service on the network. Its queue URLs name the host
+  // `sqs.<region>.localhost`, so SQS clients send to their endpoint, not to the URL's host.
   const app = buildApp({ logger: false, defaultRegion: "us-east-1" });
   const address = await app.listen({ port: options.port, host: options.host });
   const port = Number(new URL(address).port);
@@ -18,4 +21,39 @@ export async function startSqs(options: { host: string; port: number }): Promise
     port,
     stop: () => app.close(),
   };
+}
+
+/**
+ * Creates the static queues of resources.ts (CreateQueue is idempotent) and returns their
+ * URLs by resource name. Build queues are created by the handlers themselves on first use.
+ */
+export async function ensureQueues(
+  endpoint: string,
+  specs: Record<string, QueueSpec>,
+  nameOf: (name: string) => string,
+): Promise<Record<string, string>> {
+  const client = new SQSClient({
+    endpoint,
+    useQueueUrlAsEndpoint: false,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+  try {
+    const urls: Record<string, string> = {};
+    for (const [name, spec] of Object.entries(specs)) {
+      const { QueueUrl } = await client.send(
+        new CreateQueueCommand({
+          QueueName: `${nameOf(name)}${spec.fifo ? ".fifo" : ""}`,
+          Attributes: {
+            ...(spec.fifo ? { FifoQueue: "true" } : {}),
+            VisibilityTimeout: String(spec.visibilityTimeoutSeconds),
+          },
+        }),
+      );
+      urls[name] = QueueUrl!;
+    }
+    return urls;
+  } finally {
+    client.destroy();
+  }
 }

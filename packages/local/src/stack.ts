@@ -4,7 +4,15 @@
  */
 import { mkdir } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
-import { agentSocket, httpApi, schedules, secrets as secretNames, tables, type SecretName } from "../../service/src/resources.ts";
+import {
+  agentSocket,
+  httpApi,
+  queues,
+  schedules,
+  secrets as secretNames,
+  tables,
+  type SecretName,
+} from "../../service/src/resources.ts";
 import { ensureTables, startDynamo, type DynamoServer } from "./dynamodb.ts";
 import { applyEnvironment, localEnvironment, localTableName } from "./environment.ts";
 import { HandlerInvoker, importHandlerFrom, type HandlerResolver } from "./handlers.ts";
@@ -14,7 +22,7 @@ import { createManagementApi } from "./management-api.ts";
 import { startScheduler, type Schedule, type Scheduler } from "./scheduler.ts";
 import { loadOrCreateSecrets, secretsPath } from "./secrets.ts";
 import { SocketGateway } from "./socket-gateway.ts";
-import { startSqs, type SqsServer } from "./sqs.ts";
+import { ensureQueues, startSqs, type SqsServer } from "./sqs.ts";
 
 export const AGENT_SOCKET_PATH = "/agent";
 export const MANAGEMENT_API_PATH = "/_gateway";
@@ -134,6 +142,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const sqs: SqsServer = await startSqs({ host: BACKEND_HOST, port: remembered.sqsPort ?? 0 });
     started.push(() => sqs.stop());
     remembered.sqsPort = sqs.port;
+    const queueUrls = await ensureQueues(sqs.endpoint, queues, localTableName);
 
     const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom());
     const invoke = (spec: string, event: unknown) => invoker.invoke(spec, event);
@@ -165,7 +174,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       socketUrl: `ws://${base}${AGENT_SOCKET_PATH}`,
       managementEndpoint: `http://${base}${MANAGEMENT_API_PATH}`,
     };
-    applyEnvironment(localEnvironment(endpoints, secrets));
+    applyEnvironment(localEnvironment(endpoints, secrets, queueUrls));
     started.push(async () => {
       await gateway.closeAll(1001, "Going away", STOP_GRACE_MS);
       await invoker.drain(STOP_DRAIN_MS);

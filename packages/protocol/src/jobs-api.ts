@@ -112,4 +112,6 @@ export type DerivationLog = z.infer<typeof DerivationLog>;
 
 /** What `POST /webhooks/github` answers. */
 export const WebhookAccepted = z.strictObject({ jobId: z.string(), redelivery: z.boolean() });
+export type WebhookAccepted = z.infer<typeof WebhookAccepted>;
 export const WebhookIgnored = z.strictObject({ ignored: z.string() });
+export type WebhookIgnored = z.infer<typeof WebhookIgnored>;

@@ -72,6 +72,10 @@ export const DerivationEvent = z.strictObject({
   outputs: z.record(z.string().min(1).max(128), StorePath),
 });
 
+export type AttributeEvent = z.infer<typeof AttributeEvent>;
+export type AttributeErrorEvent = z.infer<typeof AttributeErrorEvent>;
+export type DerivationEvent = z.infer<typeof DerivationEvent>;
+
 export const EvaluationEvent = z.discriminatedUnion("kind", [AttributeEvent, AttributeErrorEvent, DerivationEvent]);
 export type EvaluationEvent = z.infer<typeof EvaluationEvent>;
 

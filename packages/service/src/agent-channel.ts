@@ -5,7 +5,8 @@ import {
 } from "@aws-sdk/client-apigatewaymanagementapi";
 import { MAX_FRAME_BYTES, ServiceMessage } from "@nimbus/protocol";
 import { gatewayManagement } from "./aws-clients.ts";
-import { listConnections, removeConnection } from "./connections.ts";
+import { listConnections } from "./connections.ts";
+import { forgetConnection } from "./task-recovery.ts";
 
 const isGone = (error: unknown) => error instanceof Error && error.name === "GoneException";
 
@@ -23,7 +24,7 @@ export async function sendToAgent(connectionId: string, message: ServiceMessage)
     return true;
   } catch (error) {
     if (!isGone(error)) throw error;
-    await removeConnection(connectionId);
+    await forgetConnection(connectionId);
     return false;
   }
 }
@@ -35,7 +36,7 @@ export async function closeAgentConnection(connectionId: string): Promise<void> 
   } catch (error) {
     if (!isGone(error)) throw error;
   }
-  await removeConnection(connectionId);
+  await forgetConnection(connectionId);
 }
 
 /** Asks the gateway whether a connection still exists; a gone one is removed. */
@@ -45,7 +46,7 @@ export async function pruneIfGone(connectionId: string): Promise<boolean> {
     return false;
   } catch (error) {
     if (!isGone(error)) throw error;
-    await removeConnection(connectionId);
+    await forgetConnection(connectionId);
     return true;
   }
 }

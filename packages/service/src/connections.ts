@@ -1,6 +1,7 @@
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { AgentInfo, AgentView } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
+import { isConditionFailure } from "./dynamo-batch.ts";
 import { tableName } from "./resource.ts";
 
 /** One open WebSocket. `agent` is set by the agent's hello; until then it is not listed. */
@@ -12,11 +13,16 @@ export interface ConnectionItem {
   sourceIp?: string;
   helloAt?: string;
   agent?: AgentInfo;
+  /** How many tasks the service gave this connection that have not ended: never above concurrentTasks. */
   runningTasks: number;
+  /** Those tasks by id: what each one is about. */
+  tasks: Record<string, ConnectionTask>;
 }
 
-const isConditionFailure = (error: unknown) =>
-  error instanceof Error && error.name === "ConditionalCheckFailedException";
+export type ConnectionTask =
+  | { kind: "evaluate"; jobId: string; startedAt: string }
+  | { kind: "build"; drvPath: string; attempt: number; startedAt: string };
+
 
 export async function openConnection(input: { connectionId: string; tokenId: string; sourceIp?: string; now: Date }) {
   const at = input.now.toISOString();
@@ -27,6 +33,7 @@ export async function openConnection(input: { connectionId: string; tokenId: str
     lastSeen: at,
     sourceIp: input.sourceIp,
     runningTasks: 0,
+    tasks: {},
   };
   await dynamo().send(
     new PutCommand({
@@ -119,4 +126,47 @@ export async function listAgents(): Promise<AgentView[]> {
       runningTasks: c.runningTasks,
     }))
     .sort((a, b) => a.hostname.localeCompare(b.hostname) || a.connectedAt.localeCompare(b.connectedAt));
+}
+
+/**
+ * Takes one of the agent's slots for a task: fails (false) when the agent is at its
+ * `concurrentTasks`, gone, or already holds that task. This is how invariant 3 is enforced.
+ */
+export async function reserveTask(connectionId: string, taskId: string, task: ConnectionTask, limit: number): Promise<boolean> {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: tableName("Connections"),
+        Key: { connectionId },
+        UpdateExpression: "SET runningTasks = runningTasks + :one, tasks.#task = :task",
+        ConditionExpression: "attribute_exists(helloAt) AND runningTasks < :limit AND attribute_not_exists(tasks.#task)",
+        ExpressionAttributeNames: { "#task": taskId },
+        ExpressionAttributeValues: { ":one": 1, ":task": task, ":limit": limit },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+/** Gives a task's slot back; only the first release of a task counts (false after). */
+export async function releaseTask(connectionId: string, taskId: string): Promise<boolean> {
+  try {
+    await dynamo().send(
+      new UpdateCommand({
+        TableName: tableName("Connections"),
+        Key: { connectionId },
+        UpdateExpression: "SET runningTasks = runningTasks - :one REMOVE tasks.#task",
+        ConditionExpression: "attribute_exists(tasks.#task)",
+        ExpressionAttributeNames: { "#task": taskId },
+        ExpressionAttributeValues: { ":one": 1 },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
 }

@@ -13,3 +13,4 @@ export class NimbusError extends Error {
 export const unauthorized = (message: string) => new NimbusError("unauthorized", message, 401);
 export const badRequest = (message: string) => new NimbusError("bad-request", message, 400);
 export const notFound = (message: string) => new NimbusError("not-found", message, 404);
+export const conflict = (message: string) => new NimbusError("conflict", message, 409);

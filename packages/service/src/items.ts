@@ -64,6 +64,8 @@ export interface DerivationItem {
   };
   createdAt: string;
   updatedAt: string;
+  /** When it last became ready (for the ready-to-dispatched latency). */
+  queuedAt?: string;
   finishedAt?: string;
 }
 
@@ -87,6 +89,8 @@ export interface JobAttributeItem {
   path: AttributePath;
   drvPath?: string;
   attributeType?: string;
+  /** False when the evaluating agent found its outputs already valid. */
+  needsBuild?: boolean;
   error?: string;
 }
 

@@ -1,6 +1,7 @@
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { CreateTokenResponse, TokenView } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
+import { isConditionFailure } from "./dynamo-batch.ts";
 import { notFound } from "./errors.ts";
 import { tableName } from "./resource.ts";
 import { generateToken, hashMatches, hashSecret, parseToken } from "./token-secret.ts";
@@ -60,7 +61,7 @@ export async function revokeToken(id: string, now = new Date()): Promise<TokenVi
     );
     return view(result.Attributes as TokenItem);
   } catch (error) {
-    if (error instanceof Error && error.name === "ConditionalCheckFailedException") {
+    if (isConditionFailure(error)) {
       throw notFound(`no token with id ${id} — list them with \`nimbus token list\``);
     }
     throw error;

@@ -1,0 +1,87 @@
+import { JobView } from "@nimbus/protocol";
+import type { Command } from "commander";
+import { ApiClient } from "../api-client.ts";
+import { CliError } from "../cli-error.ts";
+import { resolveTarget, type TargetOptions } from "../target.ts";
+
+const FINISHED = new Set<JobView["status"]>(["succeeded", "failed", "cancelled"]);
+/** Polling starts quick (a small job is done in seconds) and backs off so a long one costs little. */
+const FIRST_POLL_MS = 500;
+const MAX_POLL_MS = 2_000;
+
+export function registerJobCommand(program: Command) {
+  program
+    .command("job <id>")
+    .description("a job's status, commit, derivation counts and failures")
+    .option("--wait", "wait until the job finishes; exit 0 if it succeeded, 1 if it failed or was cancelled")
+    .option("--json", "print the job as JSON (GET /api/jobs/{id})")
+    .action(async (id: string, options: { wait?: boolean; json?: boolean }, command: Command) => {
+      const api = new ApiClient(resolveTarget(command.optsWithGlobals<TargetOptions>()));
+      const path = `/api/jobs/${encodeURIComponent(id)}`;
+      let job = await api.get(path, JobView);
+      if (options.wait) {
+        let delay = FIRST_POLL_MS;
+        let last = progress(job);
+        if (!FINISHED.has(job.status)) process.stderr.write(`${last}\n`);
+        while (!FINISHED.has(job.status)) {
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(MAX_POLL_MS, delay * 1.5);
+          job = await api.get(path, JobView);
+          if (progress(job) !== last) process.stderr.write(`${(last = progress(job))}\n`);
+        }
+      }
+      process.stdout.write(options.json ? `${JSON.stringify(job, null, 2)}\n` : describeJob(job));
+      if (options.wait && job.status !== "succeeded") throw new CliError(`job ${job.id} ${job.status}`, 1);
+    });
+}
+
+function countsLine(job: JobView): string {
+  const entries = Object.entries(job.counts).filter(([, n]) => n > 0);
+  if (entries.length === 0) return FINISHED.has(job.status) ? "none" : "none yet";
+  return entries.map(([status, n]) => `${n} ${status}`).join(", ");
+}
+
+/** One stderr line while waiting, printed when it changes. */
+function progress(job: JobView): string {
+  return job.status === "evaluating" ? `${job.id}: evaluating (${job.evaluation.status})` : `${job.id}: ${job.status} — ${countsLine(job)}`;
+}
+
+export function describeJob(job: JobView): string {
+  const rows: Array<[string, string | undefined]> = [
+    ["job", job.id],
+    ["status", job.status],
+    ["repository", job.repository],
+    ["ref", job.ref],
+    ["commit", job.commit],
+    ["trigger", [job.trigger.event, job.trigger.sender && `by ${job.trigger.sender}`].filter(Boolean).join(" ")],
+    ["evaluation", [job.evaluation.status, job.evaluation.agent && `on ${job.evaluation.agent}`].filter(Boolean).join(" ")],
+    ["derivations", countsLine(job)],
+    ["created", job.createdAt],
+    ["finished", job.finishedAt],
+  ];
+  const lines = rows.filter(([, v]) => v).map(([k, v]) => `${k.padEnd(12)}${v}`);
+  if (job.evaluation.error) lines.push("", "evaluation failed:", indent(job.evaluation.error, "  "));
+  const attributeErrors = job.attributes.filter((a) => a.status === "error");
+  if (attributeErrors.length > 0) {
+    lines.push("", "attribute errors:");
+    for (const a of attributeErrors) lines.push(`  ${a.path.join(".")}: ${a.error ?? "evaluation failed"}`);
+  }
+  if (job.failures.length > 0) {
+    lines.push("", "failed derivations:");
+    for (const f of job.failures) {
+      const exit = f.exitCode !== undefined ? ` (exit code ${f.exitCode})` : "";
+      lines.push(`  ${f.drvPath}: ${f.status}: ${f.reason}${exit}`);
+      if (f.dependency) lines.push(`    because ${f.dependency} failed`);
+      for (const line of f.logTail ?? []) lines.push(`    | ${line}`);
+    }
+    const failed = (job.counts.failed ?? 0) + (job.counts["dependency-failed"] ?? 0);
+    if (failed > job.failures.length) lines.push(`  … and ${failed - job.failures.length} more (GET /api/jobs/${job.id}/derivations?status=failed)`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+const indent = (text: string, prefix: string) =>
+  text
+    .split("\n")
+    .map((l) => prefix + l)
+    .join("\n");

@@ -1,0 +1,82 @@
+import { createHash } from "node:crypto";
+import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { PutCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { buildQueueName, parseQueueKey } from "@nimbus/core";
+import { dynamo, sqs } from "./aws-clients.ts";
+import { isConditionFailure } from "./dynamo-batch.ts";
+import type { BuildQueueItem, DerivationItem } from "./items.ts";
+import { appStage, tableName } from "./resource.ts";
+import { buildQueuePrefix } from "./resources.ts";
+
+/** Seconds a received build message stays hidden before SQS offers it again. */
+const VISIBILITY_TIMEOUT_SECONDS = 60;
+
+// Queue URLs by key, for the life of the Lambda container (CreateQueue is idempotent anyway).
+const urls = new Map<string, string>();
+
+const digest = (text: string, length: number) => createHash("sha256").update(text).digest("hex").slice(0, length);
+
+/** The FIFO queue of a (system, features) key, created and registered on first use. */
+export async function buildQueueUrl(queueKey: string): Promise<string> {
+  const cached = urls.get(queueKey);
+  if (cached) return cached;
+  const { app, stage } = appStage();
+  const queueName = buildQueueName(buildQueuePrefix(app, stage), queueKey);
+  const { QueueUrl } = await sqs().send(
+    new CreateQueueCommand({
+      QueueName: queueName,
+      Attributes: { FifoQueue: "true", VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS) },
+    }),
+  );
+  const item: BuildQueueItem = { queueKey, queueName, ...featuresOf(queueKey), createdAt: new Date().toISOString() };
+  try {
+    await dynamo().send(
+      new PutCommand({ TableName: tableName("BuildQueues"), Item: item, ConditionExpression: "attribute_not_exists(queueKey)" }),
+    );
+  } catch (error) {
+    if (!isConditionFailure(error)) throw error;
+  }
+  urls.set(queueKey, QueueUrl!);
+  return QueueUrl!;
+}
+
+const featuresOf = (queueKey: string) => {
+  const { system, features } = parseQueueKey(queueKey);
+  return { system, features };
+};
+
+export const isMissingQueue = (error: unknown) =>
+  error instanceof Error && (error.name === "QueueDoesNotExist" || error.name.includes("NonExistentQueue"));
+
+/** Forgets a cached URL (the queue vanished, as on a local restart). */
+export const forgetBuildQueue = (queueKey: string) => urls.delete(queueKey);
+
+export async function listBuildQueues(): Promise<BuildQueueItem[]> {
+  const { Items = [] } = await dynamo().send(new ScanCommand({ TableName: tableName("BuildQueues") }));
+  return Items as BuildQueueItem[];
+}
+
+/**
+ * Puts a queued derivation on its queue. Each derivation is its own message group (so
+ * builds of one queue run in parallel), and the deduplication id names the attempt, so
+ * sending twice within SQS's 5-minute window is harmless.
+ */
+export async function sendToBuildQueue(drv: Pick<DerivationItem, "drvPath" | "queueKey" | "attempt">): Promise<void> {
+  const send = async () =>
+    sqs().send(
+      new SendMessageCommand({
+        QueueUrl: await buildQueueUrl(drv.queueKey),
+        MessageBody: JSON.stringify({ drvPath: drv.drvPath, attempt: drv.attempt }),
+        MessageGroupId: digest(drv.drvPath, 32),
+        MessageDeduplicationId: digest(`${drv.drvPath}#${drv.attempt}`, 64),
+      }),
+    );
+  try {
+    await send();
+  } catch (error) {
+    // A local stack restarts with empty queues: create it again and retry once.
+    if (!isMissingQueue(error)) throw error;
+    forgetBuildQueue(drv.queueKey);
+    await send();
+  }
+}

@@ -1,0 +1,120 @@
+import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import type { DerivationStatus } from "@nimbus/protocol";
+import { dynamo } from "./aws-clients.ts";
+import { batchGet, isConditionFailure } from "./dynamo-batch.ts";
+import type { DerivationItem } from "./items.ts";
+import { tableName } from "./resource.ts";
+
+export async function getDerivation(drvPath: string): Promise<DerivationItem | undefined> {
+  const { Item } = await dynamo().send(
+    new GetCommand({ TableName: tableName("Derivations"), Key: { drvPath }, ConsistentRead: true }),
+  );
+  return Item as DerivationItem | undefined;
+}
+
+export async function getDerivations(drvPaths: readonly string[]): Promise<Map<string, DerivationItem>> {
+  const unique = [...new Set(drvPaths)];
+  const items = await batchGet<DerivationItem>(tableName("Derivations"), unique.map((drvPath) => ({ drvPath })));
+  return new Map(items.map((item) => [item.drvPath, item]));
+}
+
+/** Creates the derivation unless it exists; returns whether this call created it. */
+export async function createDerivation(item: DerivationItem): Promise<boolean> {
+  try {
+    await dynamo().send(
+      new PutCommand({
+        TableName: tableName("Derivations"),
+        Item: item,
+        ConditionExpression: "attribute_not_exists(drvPath)",
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (isConditionFailure(error)) return false;
+    throw error;
+  }
+}
+
+export interface Move {
+  from: readonly DerivationStatus[];
+  to: DerivationStatus;
+  set?: Record<string, unknown>;
+  remove?: string[];
+  /** `attempt = attempt + add` in the same write. */
+  addAttempt?: number;
+  /** An extra condition, with its own placeholders (`#…`/`:…` not starting with `#s`/`:s`). */
+  condition?: { expression: string; names?: Record<string, string>; values?: Record<string, unknown> };
+}
+
+/**
+ * Moves a derivation's status with one conditional write, so two writers (or one message
+ * delivered twice) can never both move it. Returns the item after the move, or undefined if
+ * its status was not one of `from` (or the extra condition failed).
+ */
+export async function moveDerivation(drvPath: string, move: Move, now = new Date()): Promise<DerivationItem | undefined> {
+  const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", ...move.condition?.names };
+  const values: Record<string, unknown> = { ":to": move.to, ":now": now.toISOString(), ...move.condition?.values };
+  const sets = ["#status = :to", "#updatedAt = :now"];
+  for (const [i, [name, value]] of Object.entries(move.set ?? {}).entries()) {
+    names[`#set${i}`] = name;
+    values[`:set${i}`] = value;
+    sets.push(`#set${i} = :set${i}`);
+  }
+  if (move.addAttempt) {
+    names["#attempt"] = "attempt";
+    values[":attemptAdd"] = move.addAttempt;
+    sets.push("#attempt = #attempt + :attemptAdd");
+  }
+  const removes = (move.remove ?? []).map((name, i) => {
+    names[`#rm${i}`] = name;
+    return `#rm${i}`;
+  });
+  const fromList = move.from.map((status, i) => {
+    values[`:from${i}`] = status;
+    return `:from${i}`;
+  });
+  const conditions = [`#status IN (${fromList.join(", ")})`];
+  if (move.condition) conditions.push(`(${move.condition.expression})`);
+  try {
+    const result = await dynamo().send(
+      new UpdateCommand({
+        TableName: tableName("Derivations"),
+        Key: { drvPath },
+        UpdateExpression: `SET ${sets.join(", ")}${removes.length ? ` REMOVE ${removes.join(", ")}` : ""}`,
+        ConditionExpression: conditions.join(" AND "),
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return result.Attributes as DerivationItem;
+  } catch (error) {
+    if (isConditionFailure(error)) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Removes inputs that now have outputs from a waiting derivation's pending set (string-set
+ * DELETE is idempotent). Returns the item after, or undefined if it is not waiting.
+ */
+export async function clearPendingInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
+  if (inputs.length === 0) return getDerivation(drvPath);
+  try {
+    const result = await dynamo().send(
+      new UpdateCommand({
+        TableName: tableName("Derivations"),
+        Key: { drvPath },
+        UpdateExpression: "DELETE pendingInputs :done",
+        ConditionExpression: "#status = :waiting",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":done": new Set(inputs), ":waiting": "waiting" },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return result.Attributes as DerivationItem;
+  } catch (error) {
+    if (isConditionFailure(error)) return undefined;
+    throw error;
+  }
+}

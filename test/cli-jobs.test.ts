@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, realpath, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { JobList, JobView } from "@nimbus/protocol";
+import { jobStatusKey, localResourceName, logChunk, type TableName } from "@nimbus/service";
+import { runCli } from "./support/agent-process.ts";
+import { startTestStack, type TestStack } from "./support/stack.ts";
+
+describe("CLI: trigger, job, jobs, logs", () => {
+  let stack: TestStack;
+  let documents: DynamoDBDocumentClient;
+  let repo: string;
+  let env: Record<string, string>;
+  const commits: string[] = [];
+
+  const git = (...args: string[]) => execFileSync("git", ["-C", repo, ...args], { encoding: "utf8" }).trim();
+  const put = (table: TableName, Item: Record<string, unknown>) =>
+    documents.send(new PutCommand({ TableName: localResourceName("nimbus", "local", table), Item }));
+  const jobItem = async (jobId: string) => (await stack.scan("Jobs")).find((j: any) => j.jobId === jobId) as any;
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    env = { NIMBUS_PORT: String(stack.port), NIMBUS_DATA_DIR: stack.dataDir };
+    documents = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: stack.dynamodbEndpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } }),
+    );
+    repo = await realpath(await mkdtemp(join(tmpdir(), "nimbus-repo-")));
+    git("init", "-q", "-b", "main");
+    git("config", "user.email", "test@example.com");
+    git("config", "user.name", "Test");
+    for (const n of [1, 2]) {
+      await writeFile(join(repo, "ci.nix"), `# ${n}\n{ }\n`);
+      git("add", "ci.nix");
+      git("commit", "-q", "-m", `commit ${n}`);
+      commits.push(git("rev-parse", "HEAD"));
+    }
+    git("branch", "feature", commits[0]!);
+  });
+  after(async () => {
+    documents?.destroy();
+    await stack?.cleanup();
+    if (repo) await rm(repo, { recursive: true, force: true });
+  });
+
+  it("`nimbus trigger <path>` sends a signed push for the current branch and prints the job id alone", async () => {
+    const run = await runCli(["trigger", repo], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^j[0-9a-f]{20}\n$/);
+    const job = await jobItem(run.stdout.trim());
+    assert.equal(job.commit, commits[1]);
+    assert.equal(job.ref, "refs/heads/main");
+    assert.equal(job.cloneUrl, `file://${repo}`);
+    assert.equal(job.repository, basename(repo));
+    assert.equal(job.trigger.event, "push");
+    assert.match(job.trigger.deliveryId, /^[0-9a-f-]{36}$/);
+  });
+
+  it("resolves --ref and a short --rev in a local repository", async () => {
+    const byRef = await runCli(["trigger", repo, "--ref", "feature"], env);
+    assert.equal(byRef.code, 0, byRef.stderr);
+    const refJob = await jobItem(byRef.stdout.trim());
+    assert.deepEqual([refJob.ref, refJob.commit], ["refs/heads/feature", commits[0]]);
+
+    const byRev = await runCli(["trigger", join(repo, "."), "--rev", commits[0]!.slice(0, 8)], env);
+    assert.equal(byRev.code, 0, byRev.stderr);
+    const revJob = await jobItem(byRev.stdout.trim());
+    assert.deepEqual([revJob.ref, revJob.commit], ["refs/heads/main", commits[0]]);
+  });
+
+  it("resolves a URL's ref with git ls-remote", async () => {
+    const run = await runCli(["trigger", `file://${repo}`, "--ref", "feature"], env);
+    assert.equal(run.code, 0, run.stderr);
+    const job = await jobItem(run.stdout.trim());
+    assert.deepEqual([job.commit, job.ref, job.cloneUrl], [commits[0], "refs/heads/feature", `file://${repo}`]);
+  });
+
+  it("says what is wrong when it cannot trigger", async () => {
+    const notRepo = await mkdtemp(join(tmpdir(), "nimbus-not-repo-"));
+    const cases: Array<[string[], Record<string, string>, RegExp]> = [
+      [["trigger", notRepo], {}, /not a git repository/],
+      [["trigger", join(notRepo, "missing")], {}, /neither a directory nor a git URL/],
+      [["trigger", repo, "--rev", "nosuchrev"], {}, /no commit nosuchrev/],
+      [["trigger", `file://${repo}`, "--rev", "abc123"], {}, /full 40-hex/],
+      [["trigger", repo], { NIMBUS_WEBHOOK_SECRET: "wrong" }, /X-Hub-Signature-256 does not match/],
+      [["--api", stack.url, "trigger", repo], {}, /no webhook secret/],
+    ];
+    const jobs = await stack.scan("Jobs");
+    for (const [args, extra, message] of cases) {
+      const run = await runCli(args, { ...env, ...extra });
+      assert.equal(run.code, 1, `${args.join(" ")}: ${run.stderr}`);
+      assert.equal(run.stdout, "");
+      assert.match(run.stderr, message, args.join(" "));
+    }
+    assert.deepEqual(await stack.scan("Jobs"), jobs);
+    await rm(notRepo, { recursive: true, force: true });
+  });
+
+  it("`nimbus job` and `nimbus jobs` show what the API shows", async () => {
+    const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
+    const json = await runCli(["job", jobId, "--json"], env);
+    assert.equal(json.code, 0, json.stderr);
+    const view = JobView.parse(JSON.parse(json.stdout));
+    assert.equal(view.id, jobId);
+    assert.equal(view.status, "evaluating");
+
+    const human = await runCli(["job", jobId], env);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, new RegExp(`status\\s+evaluating`));
+    assert.match(human.stdout, new RegExp(`commit\\s+${commits[1]}`));
+
+    const table = await runCli(["jobs"], env);
+    assert.equal(table.code, 0, table.stderr);
+    const [header, first] = table.stdout.split("\n");
+    assert.match(header!, /^ID\s+STATUS\s+REPOSITORY\s+REF\s+COMMIT\s+CREATED$/);
+    assert.match(first!, new RegExp(`^${jobId}\\s+evaluating\\s+${basename(repo)}\\s+refs/heads/main\\s+${commits[1]!.slice(0, 12)}\\s`));
+    const listed = JobList.parse(JSON.parse((await runCli(["jobs", "--json"], env)).stdout));
+    assert.equal(listed.jobs[0]!.id, jobId);
+
+    const missing = await runCli(["job", "j000000000000ffffffff"], env);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no job with id/);
+  });
+
+  it("`nimbus job --wait` waits for the end and exits 0 on success", async () => {
+    const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
+    const waiting = runCli(["job", jobId, "--wait"], env);
+    await new Promise((r) => setTimeout(r, 1500));
+    await stack.setAttributes("Jobs", { jobId }, { status: "succeeded", finishedAt: new Date().toISOString() });
+    const run = await waiting;
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /status\s+succeeded/);
+    assert.match(run.stderr, /evaluating/);
+  });
+
+  it("`nimbus job --wait` lists failures with their log tail and exits 1", async () => {
+    const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
+    const drvPath = `/nix/store/${"1".repeat(32)}-broken.drv`;
+    const now = new Date().toISOString();
+    await put("Derivations", {
+      drvPath, system: "x86_64-linux", requiredFeatures: [], outputs: { out: drvPath.slice(0, -4) }, inputDrvs: [], status: "failed",
+      queueKey: "x86_64-linux", attempt: 1, createdAt: now, updatedAt: now,
+      failure: { reason: "builder failed with exit code 2", exitCode: 2, logTail: ["cc: error: missing.c"] },
+    });
+    await put("JobDerivations", { jobId, drvPath, status: "failed", jobStatus: jobStatusKey(jobId, "failed") });
+    await put("BuildLogs", { drvPath, chunk: logChunk(1, 0), lines: ["compiling", "cc: error: missing.c"] });
+    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now });
+
+    const run = await runCli(["job", jobId, "--wait"], env);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stdout, /status\s+failed/);
+    assert.match(run.stdout, /1 failed/);
+    assert.ok(run.stdout.includes(`${drvPath}: failed: builder failed with exit code 2 (exit code 2)`), run.stdout);
+    assert.match(run.stdout, /\| cc: error: missing\.c/);
+    assert.match(run.stderr, new RegExp(`job ${jobId} failed`));
+
+    const logs = await runCli(["logs", basename(drvPath)], env);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.equal(logs.stdout, "compiling\ncc: error: missing.c\n");
+  });
+});
