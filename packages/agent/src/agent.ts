@@ -1,6 +1,7 @@
 /**
  * The running agent: finds the socket through service-info, keeps one session open and
- * reconnects with back-off until stopped or until something retrying cannot fix.
+ * reconnects with back-off until stopped or until something retrying cannot fix; runs the
+ * tasks the service pushes, which keep running across reconnects.
  */
 import { EventEmitter } from "node:events";
 import {
@@ -19,15 +20,19 @@ import type { AgentConfig } from "./config.ts";
 import { AgentConfigError, AgentFatalError, type FatalCode } from "./errors.ts";
 import { readClusterJoinToken } from "./join-token.ts";
 import { createLogger, type LogSink } from "./log.ts";
+import { FRAME_BUDGET_BYTES, jsonBytes } from "./message-size.ts";
 import { detectNix, type NixInfo } from "./nix-info.ts";
+import { effectiveNixSettings, type NixEnvironment, nixOptionArgs } from "./nix-options.ts";
+import { Outbox } from "./outbox.ts";
 import { agentSocketUrl, fetchServiceInfo, ServiceInfoUnavailable } from "./service-info.ts";
 import { Session } from "./session.ts";
+import { type TaskFinished, TaskRunner, type TaskStarted } from "./task-runner.ts";
 import { encodeAgentMessage, OutgoingMessageError } from "./wire.ts";
 
 export interface StartAgentOptions {
   /** Where log lines go (stderr by default); only lines at the config's `logLevel` and above. */
   log?: LogSink;
-  /** What Nix reports; `detectNix` runs when absent. */
+  /** What Nix reports; `detectNix` runs when absent (with `effectiveNixSettings`). */
   nix?: NixInfo;
   /** Defaults to `os.hostname()`. */
   hostname?: string;
@@ -35,6 +40,8 @@ export interface StartAgentOptions {
   backoff?: BackoffOptions;
   /** Upgrade plus hello → welcome; default 30 s (a cold Lambda can take a few seconds). */
   welcomeTimeoutMs?: number;
+  /** How long `stop()` waits for killed tasks to end; default 5 s. */
+  taskStopTimeoutMs?: number;
 }
 
 export interface Disconnected {
@@ -64,6 +71,8 @@ export interface AgentEventMap {
   /** Non-fatal service errors and the fatal one; emitted only when someone listens. */
   error: [AgentErrorEvent];
   exit: [AgentExit];
+  "task-started": [TaskStarted];
+  "task-finished": [TaskFinished];
 }
 
 export interface RunningAgent {
@@ -75,7 +84,9 @@ export interface RunningAgent {
   /** Welcomed and the socket open. */
   connected(): boolean;
   connectionId(): string | undefined;
-  /** Closes the socket with 1000 and stops reconnecting. */
+  /** Ids of the tasks running now. */
+  tasksInProgress(): string[];
+  /** Kills running tasks (SIGTERM to their Nix processes), closes the socket with 1000 and stops reconnecting. */
   stop(): Promise<void>;
 }
 
@@ -86,9 +97,36 @@ export interface RunningAgent {
 export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<RunningAgent> {
   const log = createLogger(config.logLevel, options.log);
   const token = await readClusterJoinToken(config.clusterJoinTokenPath);
-  const nix = options.nix ?? (await detectNix({ nixSettings: config.nixSettings }));
+  const nixSettings = effectiveNixSettings(config.nixSettings);
+  const nix = options.nix ?? (await detectNix({ nixSettings }));
   const info = buildAgentInfo(config, nix, options.hostname);
-  const hello = (): Hello => ({ type: "hello", protocolVersion: PROTOCOL_VERSION, agent: info, tasksInProgress: [] });
+  const events = new EventEmitter<AgentEventMap>();
+  const outbox = new Outbox();
+  const nixEnvironment: NixEnvironment = {
+    optionArgs: nixOptionArgs(nixSettings),
+    systems: info.systems,
+    buildFeatures: [...new Set([...info.systemFeatures, ...info.mandatoryFeatures])],
+  };
+  const runner = new TaskRunner({
+    workDirectory: config.workDirectory,
+    nix: nixEnvironment,
+    link: outbox,
+    log,
+    onStarted: (event) => events.emit("task-started", event),
+    onFinished: (event) => events.emit("task-finished", event),
+  });
+  const hello = (): Hello => {
+    const base: Hello = { type: "hello", protocolVersion: PROTOCOL_VERSION, agent: info, tasksInProgress: [] };
+    // As many running task ids as the frame holds (1024 ids of 128 characters would not fit).
+    let room = FRAME_BUDGET_BYTES - jsonBytes(base);
+    const ids: string[] = [];
+    for (const id of runner.inProgress().slice(0, 1024)) {
+      room -= jsonBytes(id) + 1;
+      if (room < 0) break;
+      ids.push(id);
+    }
+    return { ...base, tasksInProgress: ids };
+  };
   try {
     encodeAgentMessage(hello());
   } catch (err) {
@@ -96,7 +134,6 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     throw new AgentConfigError(`${config.source}: ${err.message} — make "labels" smaller`);
   }
 
-  const events = new EventEmitter<AgentEventMap>();
   const backoff = new Backoff(options.backoff);
   const stopController = new AbortController();
   let session: Session | undefined;
@@ -175,6 +212,10 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
               `connected to ${url} as ${welcome.connectionId} (service Nimbus ${welcome.serviceVersion}, heartbeat every ${seconds(intervalMs)})`,
             );
             events.emit("welcome", welcome);
+            // The service decides what to send; then what waited for this connection goes out.
+            current.send({ type: "request-work" });
+            runner.resendUnacked();
+            outbox.flush();
           },
           heartbeat: (heartbeat) => {
             log("debug", "heartbeat sent");
@@ -185,9 +226,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
           serviceError: (error) => {
             if (!error.fatal) emitError({ fatal: false, code: error.code, message: error.message });
           },
+          task: (message) => runner.handle(message),
         },
       });
       session = current;
+      outbox.attach(current);
       const end = await current.ended;
       if (end.kind === "fatal") return giveUp(end.error);
       if (stopController.signal.aborted) break;
@@ -219,7 +262,9 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     .catch((err: unknown) =>
       giveUp(new AgentFatalError("internal", `the agent failed unexpectedly: ${err instanceof Error ? err.message : String(err)}`)),
     )
-    .then((exit) => {
+    .then(async (exit) => {
+      // After a fatal error too: nothing a task does can reach the service any more.
+      await runner.stop(options.taskStopTimeoutMs ?? 5_000);
       session = undefined;
       events.emit("exit", exit);
       return exit;
@@ -231,10 +276,13 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     exited,
     connected: () => session?.connected ?? false,
     connectionId: () => (session?.connected ? session.connectionId : undefined),
+    tasksInProgress: () => runner.inProgress(),
     stop: async () => {
       if (!stopController.signal.aborted) {
         log("info", "stopping");
         stopController.abort();
+        // Still connected: a killed build's "exceptional" result can reach the service.
+        await runner.stop(options.taskStopTimeoutMs ?? 5_000);
         session?.close(1000, "agent stopping");
         wakeFromSleep?.();
       }

@@ -1,17 +1,21 @@
 /**
  * One WebSocket connection to the service, from upgrade to close: hello → welcome, then
- * heartbeats. It never reconnects itself; it ends with why it ended and `agent.ts` decides.
+ * heartbeats, tasks in and task messages out. It never reconnects itself; it ends with why it
+ * ended and `agent.ts` decides.
  */
 import WebSocket from "ws";
 import {
   type AgentMessage,
+  type BuildTask,
   type ErrorMessage,
+  type EvaluateTask,
   type Heartbeat,
   type HeartbeatAck,
   type Hello,
   MAX_MESSAGE_BYTES,
   NIMBUS_VERSION,
   PROTOCOL_VERSION,
+  type StreamAck,
   type Welcome,
 } from "@nimbus/protocol";
 import { AgentFatalError } from "./errors.ts";
@@ -23,6 +27,8 @@ export interface SessionHooks {
   heartbeat(heartbeat: Heartbeat): void;
   heartbeatAck(ack: HeartbeatAck): void;
   serviceError(error: ErrorMessage): void;
+  /** A task, or an ack of one of a task's batches. */
+  task(message: EvaluateTask | BuildTask | StreamAck): void;
 }
 
 export interface SessionOptions {
@@ -139,6 +145,11 @@ export class Session {
       case "error":
         this.onServiceError(message);
         break;
+      case "evaluate":
+      case "build":
+      case "ack":
+        this.options.hooks.task(message);
+        break;
     }
   }
 
@@ -199,17 +210,22 @@ export class Session {
     this.close(1000, "fatal error");
   }
 
-  private send(message: AgentMessage): void {
+  /**
+   * False when the socket is not open (the caller keeps the message for the next connection).
+   * An invalid or oversized message is a bug: logged and dropped, never sent.
+   */
+  send(message: AgentMessage): boolean {
+    if (this.ws.readyState !== WebSocket.OPEN) return false;
     let text: string;
     try {
       text = encodeAgentMessage(message);
     } catch (err) {
-      // Only a bug can get here (hello was checked at start, heartbeats are fixed-size).
       this.options.log("error", `not sent: ${(err as Error).message}`);
-      return;
+      return true;
     }
     // A failed send shows up as a close, handled there.
     this.ws.send(text, () => {});
+    return true;
   }
 
   private onClose(code: number, reason: string): void {

@@ -88,7 +88,7 @@ describe("hello", () => {
     assert.equal(hello.agent.systems[0], nix.systems[0], "Nix's own system comes first");
     assert.deepEqual(hello.agent.systems, nix.systems);
     assert.deepEqual(hello.agent.systemFeatures, nix.systemFeatures);
-    assert.deepEqual(hello.agent.substituters, nix.substituters);
+    assert.deepEqual(hello.agent.substituters, [], "no binary caches unless nixSettings names some");
     assert.match(hello.agent.nixVersion, /^\d+\.\d+/);
     assert.equal(hello.agent.hostname, os.hostname());
     assert.equal(hello.agent.agentVersion, NIMBUS_VERSION);
@@ -100,6 +100,12 @@ describe("hello", () => {
     assert.equal(service.connections[0]!.authorization, `Bearer ${GOOD_TOKEN}`);
     assert.equal(agent.connectionId(), "conn-1");
     assert.deepEqual(agent.info, hello.agent);
+  });
+
+  it("reports the substituters nixSettings gives, which Nix then uses", async () => {
+    const { service } = await setup({}, `[nixSettings]\nsubstituters = "file:///nonexistent/cache"`, { nix: undefined });
+    await service.until(() => service.hellos.length > 0, "hello");
+    assert.deepEqual(service.hellos[0]!.agent.substituters, ["file:///nonexistent/cache"]);
   });
 
   it("lets the configuration override systems and features", async () => {

@@ -1,12 +1,24 @@
 /**
  * A small real service for agent tests: HTTP `GET /api/service-info` and a `ws` server on
- * `/agent` speaking the protocol, with knobs to misbehave (refuse upgrades, skip acks, …).
+ * `/agent` speaking the protocol, with knobs to misbehave (refuse upgrades, skip acks, …);
+ * it pushes tasks and acknowledges evaluation batches.
  */
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
-import { AgentMessage, type Hello, PROTOCOL_VERSION, type ServiceInfo } from "@nimbus/protocol";
+import {
+  AgentMessage,
+  type BuildTask,
+  type EvaluateTask,
+  type EvaluationDone,
+  type EvaluationEvent,
+  type EvaluationEvents,
+  type Hello,
+  PROTOCOL_VERSION,
+  type ServiceInfo,
+  type ServiceMessage,
+} from "@nimbus/protocol";
 
 export const GOOD_TOKEN = "nimbus_test_token_1234";
 
@@ -21,6 +33,8 @@ export interface FakeServiceOptions {
   ackHeartbeats?: boolean;
   /** Replaces the welcome: what the service does on a valid hello. */
   onHello?: (connection: FakeConnection, hello: Hello) => void;
+  /** Answer every `evaluation-events` batch with an `ack` (default true; see `ackBatches`). */
+  ackBatches?: boolean;
 }
 
 export interface FakeConnection {
@@ -29,6 +43,8 @@ export interface FakeConnection {
   authorization: string | undefined;
   /** Everything the agent sent, parsed (invalid frames are recorded as `{ invalid: text }`). */
   received: unknown[];
+  /** The same, as the raw frames (for size checks). */
+  frames: string[];
   openedAt: number;
   /** The close code and reason as the server saw them. */
   closed: Promise<{ code: number; reason: string }>;
@@ -41,11 +57,14 @@ export class FakeService {
   /** Every upgrade request, accepted or not, with its time. */
   readonly upgradeTimes: number[] = [];
   serviceInfoRequests = 0;
+  /** Whether batches are acknowledged as they arrive; switch it on to release held ones with `ackPending()`. */
+  ackBatches: boolean;
   private readonly server: http.Server;
   private readonly wss = new WebSocketServer({ noServer: true });
   private readonly waiters = new Set<() => void>();
 
   private constructor(readonly options: FakeServiceOptions) {
+    this.ackBatches = options.ackBatches ?? true;
     this.server = http.createServer((req, res) => this.onRequest(req, res));
     this.server.on("upgrade", (req, socket, head) => {
       this.upgradeTimes.push(Date.now());
@@ -81,6 +100,51 @@ export class FakeService {
   /** Heartbeats received on every connection so far. */
   heartbeats(): unknown[] {
     return this.connections.flatMap((c) => c.received.filter((m) => (m as { type?: string }).type === "heartbeat"));
+  }
+
+  /** Everything every connection received, in order. */
+  messages(): AgentMessage[] {
+    return this.connections.flatMap((c) => c.received.filter((m): m is AgentMessage => !(m as { invalid?: string }).invalid));
+  }
+
+  /** The agent's messages about one task (every copy of a resent batch included). */
+  taskMessages(taskId: string): AgentMessage[] {
+    return this.messages().filter((m) => "taskId" in m && m.taskId === taskId);
+  }
+
+  /** Sends a task (or anything else) on the newest connection. */
+  send(message: ServiceMessage | EvaluateTask | BuildTask): void {
+    const connection = this.connections.at(-1);
+    if (!connection || connection.ws.readyState !== WebSocket.OPEN) throw new Error("no open connection to send on");
+    connection.ws.send(JSON.stringify(message));
+  }
+
+  /** Acknowledges, on the newest connection, every batch of `taskId` received and not yet acknowledged. */
+  ackPending(taskId: string): void {
+    for (const seq of new Set(this.batches(taskId).map((b) => b.seq))) {
+      if (!this.acked.has(`${taskId}/${seq}`)) this.ack(taskId, seq);
+    }
+  }
+
+  /** Every `evaluation-events` batch of a task as received (duplicates included). */
+  batches(taskId: string): EvaluationEvents[] {
+    return this.taskMessages(taskId).filter((m): m is EvaluationEvents => m.type === "evaluation-events");
+  }
+
+  /** The evaluation as the service assembles it: batches deduplicated by seq, in seq order. */
+  evaluation(taskId: string): { events: EvaluationEvent[]; seqs: number[]; done: EvaluationDone | undefined } {
+    const bySeq = new Map<number, EvaluationEvents>();
+    for (const batch of this.batches(taskId)) bySeq.set(batch.seq, batch);
+    const seqs = [...bySeq.keys()].sort((a, b) => a - b);
+    const done = this.taskMessages(taskId).find((m): m is EvaluationDone => m.type === "evaluation-done");
+    return { events: seqs.flatMap((seq) => bySeq.get(seq)!.events), seqs, done };
+  }
+
+  private readonly acked = new Set<string>();
+
+  private ack(taskId: string, seq: number): void {
+    this.acked.add(`${taskId}/${seq}`);
+    this.send({ type: "ack", taskId, seq });
   }
 
   /** Resolves once `predicate` holds (checked after every event), or fails after `timeoutMs`. */
@@ -146,6 +210,7 @@ export class FakeService {
       ws,
       authorization,
       received: [],
+      frames: [],
       openedAt: Date.now(),
       closed: new Promise((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() }))),
       welcome: () =>
@@ -165,12 +230,16 @@ export class FakeService {
       const text = data.toString();
       const parsed = AgentMessage.safeParse(safeJson(text));
       connection.received.push(parsed.success ? parsed.data : { invalid: text });
+      connection.frames.push(text);
       if (parsed.success && parsed.data.type === "hello") {
         this.hellos.push(parsed.data);
         if (this.options.onHello) this.options.onHello(connection, parsed.data);
         else connection.welcome();
       } else if (parsed.success && parsed.data.type === "heartbeat" && this.options.ackHeartbeats !== false) {
         ws.send(JSON.stringify({ type: "heartbeat-ack", sentAt: parsed.data.sentAt }));
+      } else if (parsed.success && parsed.data.type === "evaluation-events" && this.ackBatches) {
+        this.acked.add(`${parsed.data.taskId}/${parsed.data.seq}`);
+        ws.send(JSON.stringify({ type: "ack", taskId: parsed.data.taskId, seq: parsed.data.seq }));
       }
       this.notify();
     });

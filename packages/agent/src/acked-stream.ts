@@ -1,0 +1,72 @@
+/**
+ * Numbered `evaluation-events` batches with back-pressure: at most `window` batches await the
+ * service's `ack`; unacknowledged ones are sent again after every reconnect (the service
+ * drops duplicates by task id and seq).
+ */
+import type { EvaluationEvent, EvaluationEvents } from "@nimbus/protocol";
+import type { Link } from "./outbox.ts";
+import { encodeAgentMessage } from "./wire.ts";
+
+export const ACK_WINDOW = 4;
+
+export class AckedStream {
+  private readonly unacked = new Map<number, EvaluationEvents>();
+  private nextSeq = 0;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly link: Link,
+    private readonly taskId: string,
+    private readonly signal: AbortSignal,
+    private readonly window = ACK_WINDOW,
+  ) {}
+
+  /** How many batches were sent (numbered 0 … batches − 1). */
+  get batches(): number {
+    return this.nextSeq;
+  }
+
+  /** Waits while the window is full, then sends (now, or at the next welcome). */
+  async send(events: EvaluationEvent[]): Promise<void> {
+    while (this.unacked.size >= this.window) await this.nextAck();
+    const message: EvaluationEvents = { type: "evaluation-events", taskId: this.taskId, seq: this.nextSeq, events };
+    // Throws on a batch the service would refuse, rather than waiting forever for its ack.
+    encodeAgentMessage(message);
+    this.nextSeq++;
+    this.unacked.set(message.seq, message);
+    this.link.sendNow(message);
+  }
+
+  /** Resolves once every batch is acknowledged. */
+  async drain(): Promise<void> {
+    while (this.unacked.size > 0) await this.nextAck();
+  }
+
+  ack(seq: number): void {
+    if (this.unacked.delete(seq)) this.wake?.();
+  }
+
+  /** After a welcome: every unacknowledged batch again, in order. */
+  resend(): void {
+    for (const message of this.unacked.values()) if (!this.link.sendNow(message)) return;
+  }
+
+  private nextAck(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.signal.aborted) {
+        reject(this.signal.reason);
+        return;
+      }
+      const onAbort = () => {
+        this.wake = undefined;
+        reject(this.signal.reason);
+      };
+      this.signal.addEventListener("abort", onAbort, { once: true });
+      this.wake = () => {
+        this.wake = undefined;
+        this.signal.removeEventListener("abort", onAbort);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * A `build` task: `nix-store --realise` of one derivation, its output streamed as `build-log`
+ * batches, then one `build-result`: succeeded (with outputs), failed (the builder failed) or
+ * exceptional (anything else: Nix could not start, the derivation does not fit this agent…).
+ */
+import { mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+import type { BuildResult, BuildTask } from "@nimbus/protocol";
+import { BuildLogStream } from "./build-log.ts";
+import { truncateText } from "./message-size.ts";
+import { type NixCall, NixQueryError, showDerivations } from "./nix-closure.ts";
+import { nixErrorMessage } from "./nix-options.ts";
+import { ProcessStartError, runProcess } from "./process.ts";
+import type { TaskContext, TaskOutcome } from "./task-context.ts";
+
+type Verdict = Pick<BuildResult, "status" | "exitCode" | "error">;
+
+export async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutcome> {
+  const { link, signal } = context;
+  const directory = path.join(context.workDirectory, "build", context.directoryName);
+  const log = new BuildLogStream(link, task.taskId);
+  const finish = (result: Omit<BuildResult, "type" | "taskId" | "drvPath">): TaskOutcome => {
+    log.flush();
+    const error = result.error === undefined ? undefined : truncateText(result.error, 8000, 8 * 1024);
+    link.send({ type: "build-result", taskId: task.taskId, drvPath: task.drvPath, ...result, ...(error === undefined ? {} : { error }) });
+    return { status: result.status, ...(error === undefined ? {} : { error }) };
+  };
+
+  await rm(directory, { recursive: true, force: true });
+  await mkdir(directory, { recursive: true });
+  // Nix puts the build's temporary directory under TMPDIR: keep it in the work directory.
+  const env = { ...process.env, TMPDIR: directory };
+  const interrupted = () => finish({ status: "exceptional", error: "interrupted: the agent is stopping" });
+  try {
+    const args = [
+      "--realise",
+      task.drvPath,
+      ...context.nix.optionArgs,
+      // Features the agent was configured with are accepted even if nix.conf lacks them.
+      ...["--option", "system-features", context.nix.buildFeatures.join(" ")],
+      ...["--option", "max-jobs", "1"],
+      "--no-gc-warning",
+    ];
+    let run;
+    try {
+      run = await runProcess("nix-store", args, { env, signal, onLine: (line) => log.line(line), discardStdout: true });
+    } catch (err) {
+      if (signal.aborted) return interrupted();
+      if (err instanceof ProcessStartError) return finish({ status: "exceptional", error: err.message });
+      throw err;
+    }
+    if (signal.aborted) return interrupted();
+    if (run.code !== 0) {
+      const verdict = classifyFailure(task.drvPath, run.code, run.signal, run.stderr);
+      return finish({ ...verdict, ...(verdict.status === "failed" ? { logTail: log.logTail() } : {}) });
+    }
+    // After the build, not before: the .drv itself may have come from a substituter.
+    try {
+      const call: NixCall = { optionArgs: context.nix.optionArgs, env, signal, message: (stderr) => nixErrorMessage(stderr) };
+      const info = (await showDerivations([task.drvPath], call)).get(task.drvPath);
+      if (info === undefined) return finish({ status: "exceptional", error: `nix show-derivation did not describe ${task.drvPath}` });
+      return finish({ status: "succeeded", outputs: info.outputs });
+    } catch (err) {
+      if (signal.aborted) return interrupted();
+      if (err instanceof NixQueryError || err instanceof ProcessStartError) {
+        return finish({ status: "exceptional", error: `built, but its outputs are unknown: ${err.message}` });
+      }
+      throw err;
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+const BUILDER_FAILED = /^error: builder for '([^']+)' failed with exit code (\d+)/m;
+
+/**
+ * Nix 2.8 exits with 100–111 when builds failed (100 + bits for timeout, hash mismatch…) and
+ * says `error: builder for '<drv>' failed with exit code N`. Only a failure of this very
+ * derivation is `failed` (cached until a rebuild); an input failing here means the agent was
+ * given a derivation whose inputs were not there, and any other error (e.g. "a 'x86_64-linux'
+ * with features {kvm} is required") means it should not have been given it: `exceptional`.
+ */
+export function classifyFailure(drvPath: string, code: number | null, signal: NodeJS.Signals | null, stderr: string): Verdict {
+  const builder = BUILDER_FAILED.exec(stderr);
+  if (builder !== null) {
+    if (builder[1] === drvPath) return { status: "failed", exitCode: Number(builder[2]), error: nixErrorMessage(stderr) };
+    return { status: "exceptional", error: `input ${builder[1]} failed to build on this agent: ${nixErrorMessage(stderr)}` };
+  }
+  if (code !== null && code >= 100 && code <= 111) return { status: "failed", exitCode: code, error: nixErrorMessage(stderr) };
+  if (code === null) return { status: "exceptional", error: `nix-store was killed by ${signal ?? "a signal"}` };
+  return { status: "exceptional", exitCode: code, error: nixErrorMessage(stderr) };
+}

@@ -1,0 +1,65 @@
+/** Getting exactly one commit of a repository onto disk for evaluation. */
+import { mkdir } from "node:fs/promises";
+import { runProcess } from "./process.ts";
+
+export interface CheckoutOptions {
+  /** file://, https://… or a local path. */
+  cloneUrl: string;
+  commit: string;
+  /** Fetched when the commit is not reachable otherwise (e.g. a pull request's ref). */
+  ref: string | undefined;
+  directory: string;
+  signal: AbortSignal;
+}
+
+/** The commit could not be fetched or checked out; the message is safe to show (no credentials). */
+export class CheckoutError extends Error {
+  override readonly name = "CheckoutError";
+}
+
+/** Git must never wait for a password on a terminal nobody watches. */
+const GIT_ENV: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "" };
+
+/**
+ * `git init`, then a shallow fetch of the commit itself (one round trip; GitHub and local
+ * repositories allow it); if the server refuses that, the ref and all branches and tags.
+ * Then `git checkout <commit>` (detached). No submodules.
+ */
+export async function checkoutCommit(options: CheckoutOptions): Promise<void> {
+  const { cloneUrl, commit, directory, signal } = options;
+  await mkdir(directory, { recursive: true });
+  // Every URL and ref goes after "--": a value starting with "-" must not become an option.
+  const git = async (args: string[]) => {
+    const result = await runProcess("git", ["-C", directory, ...args], { env: GIT_ENV, signal });
+    if (signal.aborted) throw signal.reason;
+    return result;
+  };
+  const failed = (what: string, stderr: string) =>
+    new CheckoutError(`${what}: ${redactCredentials(lastLines(stderr)) || "git gave no reason"}`);
+
+  const init = await git(["init", "--quiet"]);
+  if (init.code !== 0) throw failed("git init failed", init.stderr);
+
+  const shallow = await git(["fetch", "--quiet", "--no-tags", "--depth", "1", "--", cloneUrl, commit]);
+  if (shallow.code !== 0) {
+    const full = await git(["fetch", "--quiet", "--", cloneUrl, "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]);
+    if (full.code !== 0) throw failed(`cannot fetch ${redactCredentials(cloneUrl)}`, full.stderr);
+    const present = async () => (await git(["cat-file", "-e", `${commit}^{commit}`])).code === 0;
+    // A pull request's commit is only under its own ref; a ref that is gone is no error yet.
+    if (!(await present()) && options.ref) await git(["fetch", "--quiet", "--", cloneUrl, options.ref]);
+    if (!(await present())) {
+      throw new CheckoutError(`commit ${commit} is not in ${redactCredentials(cloneUrl)} (fetching it by id: ${redactCredentials(lastLines(shallow.stderr))})`);
+    }
+  }
+  const checkout = await git(["-c", "advice.detachedHead=false", "checkout", "--quiet", commit]);
+  if (checkout.code !== 0) throw failed(`cannot check out ${commit}`, checkout.stderr);
+}
+
+/** `https://user:token@host/…` → `https://***@host/…`, wherever it appears. */
+export function redactCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, "$1***@");
+}
+
+function lastLines(stderr: string, count = 3): string {
+  return stderr.trim().split("\n").slice(-count).join("\n").trim();
+}

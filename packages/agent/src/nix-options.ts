@@ -1,0 +1,42 @@
+/** How the agent calls Nix: the same settings for every invocation, and Nix's errors made readable. */
+
+/** What every task's Nix invocations share. */
+export interface NixEnvironment {
+  /** `--option NAME VALUE` pairs, flattened: the effective settings (see `effectiveNixSettings`). */
+  optionArgs: string[];
+  /** This agent's systems, Nix's own first (flake outputs are looked up for each). */
+  systems: string[];
+  /** `system-features` for builds: the agent's features and mandatory features. */
+  buildFeatures: string[];
+}
+
+/**
+ * The config's `nixSettings`, with `substituters` empty unless the config sets it: an agent
+ * uses only the caches it is told about (and offline, Nix would wait on DNS for each call).
+ * The empty value comes first so the config's `extra-substituters` still add to it.
+ */
+export function effectiveNixSettings(nixSettings: Record<string, string>): Record<string, string> {
+  return { substituters: "", ...nixSettings };
+}
+
+export function nixOptionArgs(settings: Record<string, string>): string[] {
+  return Object.entries(settings).flatMap(([name, value]) => ["--option", name, value]);
+}
+
+const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
+const SHOW_TRACE_HINT = /^\(use '--show-trace' to show detailed location information\)$/;
+
+/**
+ * The part of Nix's stderr that explains a failure: from the first `error:` line on, without
+ * colours or the `--show-trace` hint; `replace` turns e.g. the checkout's path into nothing.
+ */
+export function nixErrorMessage(stderr: string, replace: Array<[string, string]> = []): string {
+  const lines = stderr.replace(ANSI, "").split("\n");
+  const first = lines.findIndex((line) => line.startsWith("error:"));
+  let text = (first === -1 ? lines.filter((l) => l.trim() !== "").slice(-20) : lines.slice(first))
+    .filter((line) => !SHOW_TRACE_HINT.test(line))
+    .join("\n")
+    .trimEnd();
+  for (const [from, to] of replace) if (from !== "") text = text.split(from).join(to);
+  return text === "" ? "Nix failed without a message" : text;
+}

@@ -1,0 +1,108 @@
+/**
+ * Shared by the task tests: git repositories made on the spot, Nix expressions that need no
+ * nixpkgs, and an agent connected to a fake service. Every derivation embeds this run's nonce
+ * so the shared /nix/store never makes one run depend on another.
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import type { AgentMessage } from "@nimbus/protocol";
+import { detectNix, loadAgentConfig, type NixInfo, type RunningAgent, type TaskFinished, startAgent } from "../src/index.ts";
+import { FakeService, type FakeServiceOptions, GOOD_TOKEN, memoryLog } from "./fake-service.ts";
+
+const run = promisify(execFile);
+
+export const NONCE = randomBytes(6).toString("hex");
+
+/** `mk "name" "script"`: a derivation built by /bin/sh, unique to this test run. */
+export const PRELUDE = `
+  nonce = "${NONCE}";
+  mk = name: script: derivation { name = "nimbus-test-\${name}"; inherit nonce; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ]; };
+`;
+
+/** A git repository holding `files`, committed; returns its path and the commit. */
+export async function gitRepo(parent: string, files: Record<string, string>): Promise<{ dir: string; commit: string }> {
+  const dir = await mkdtemp(path.join(parent, "repo-"));
+  for (const [name, text] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+    await writeFile(path.join(dir, name), text);
+  }
+  const git = (...args: string[]) => run("git", ["-C", dir, ...args]);
+  await git("init", "--quiet");
+  await git("add", ".");
+  await git("-c", "user.name=Nimbus Test", "-c", "user.email=test@nimbus.invalid", "commit", "--quiet", "-m", "test");
+  const { stdout } = await git("rev-parse", "HEAD");
+  return { dir, commit: stdout.trim() };
+}
+
+/** Evaluates `expr` (with `--read-write-mode`, so drvPath writes the .drv) in `cwd`. */
+export async function nixEval<T>(expr: string, cwd: string): Promise<T> {
+  const { stdout } = await run(
+    "nix-instantiate",
+    ["--eval", "--strict", "--json", "--read-write-mode", "--option", "substituters", "", "-E", expr],
+    { cwd, maxBuffer: 64 * 1024 * 1024 },
+  );
+  return JSON.parse(stdout) as T;
+}
+
+let nixInfo: NixInfo | undefined;
+
+export interface TaskSetup {
+  service: FakeService;
+  agent: RunningAgent;
+  workDirectory: string;
+  lines: string[];
+  finished: TaskFinished[];
+  /** Resolves with the task's `task-finished` event. */
+  finishedTask(taskId: string, timeoutMs?: number): Promise<TaskFinished>;
+  /** The agent's messages about `taskId` of the given type. */
+  of<T extends AgentMessage["type"]>(taskId: string, type: T): Extract<AgentMessage, { type: T }>[];
+  stop(): Promise<void>;
+}
+
+/** A fake service and an agent connected to it, with its own work directory under `parent`. */
+export async function startTaskAgent(parent: string, extraToml = "", serviceOptions: FakeServiceOptions = {}): Promise<TaskSetup> {
+  nixInfo ??= await detectNix({ nixSettings: { substituters: "" } });
+  const service = await FakeService.start(serviceOptions);
+  const base = await mkdtemp(path.join(parent, "agent-"));
+  await writeFile(path.join(base, "token.key"), GOOD_TOKEN);
+  await writeFile(
+    path.join(base, "agent.toml"),
+    [`apiBaseUrl = "${service.apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `workDirectory = "work"`, extraToml].join("\n"),
+  );
+  const memory = memoryLog();
+  const agent = await startAgent(await loadAgentConfig(path.join(base, "agent.toml")), {
+    nix: nixInfo,
+    log: memory.log,
+    backoff: { initialMs: 20, maxMs: 100 },
+  });
+  const finished: TaskFinished[] = [];
+  agent.events.on("task-finished", (event) => finished.push(event));
+  await service.until(() => agent.connected(), "the agent to be welcomed");
+  return {
+    service,
+    agent,
+    workDirectory: path.join(base, "work"),
+    lines: memory.lines,
+    finished,
+    finishedTask: async (taskId, timeoutMs = 20_000) => {
+      await service.until(() => finished.some((f) => f.taskId === taskId), `task ${taskId} to finish`, timeoutMs);
+      return finished.find((f) => f.taskId === taskId)!;
+    },
+    of: (taskId, type) => service.taskMessages(taskId).filter((m) => m.type === type) as never,
+    stop: async () => {
+      await agent.stop();
+      await service.close();
+    },
+  };
+}
+
+/** Names left in a directory (to check that tasks clean up after themselves). */
+export async function entries(dir: string): Promise<string[]> {
+  return readdir(dir).catch(() => []);
+}
+
+export const tmpRoot = () => mkdtemp(path.join(os.tmpdir(), "nimbus-task-test-"));
