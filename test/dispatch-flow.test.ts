@@ -183,3 +183,41 @@ describe("cancel and rerun through the API", () => {
     assert.deepEqual(await stack.scan("Jobs"), before);
   });
 });
+
+describe("a derivation whose inputs come in several parts", () => {
+  let stack: TestStack;
+  let agent: ScriptedAgent;
+  // `wide` is split in two parts, a batch apart; p1 builds while part 1 is still on its way.
+  const wide = derivation("wide", ["p1", "p2"]);
+  const parts: EvaluationEvent[] = [
+    derivation("p1"),
+    { ...wide, inputDrvs: [drv("p1")], part: { index: 0, count: 2 } } as EvaluationEvent,
+    attribute("p1"),
+    derivation("p2"),
+    { ...wide, inputDrvs: [drv("p2")], part: { index: 1, count: 2 } } as EvaluationEvent,
+    attribute("wide"),
+  ];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    const { token } = await stack.createToken("parts");
+    agent = ScriptedAgent.create("parts", { concurrentTasks: 4 }, { evaluate: () => parts, batchDelayMs: 400 });
+    await agent.connect(stack.agentSocketUrl, token);
+  });
+  after(async () => {
+    agent.close();
+    await stack.cleanup();
+  });
+
+  it("is built once, after every part's inputs", async () => {
+    const { body } = await sendPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/wide", commit: "7".repeat(40) });
+    const job = await eventually(async () => {
+      const view = JobView.parse((await stack.api("GET", `/api/jobs/${body.jobId}`)).body);
+      return view.status === "succeeded" || view.status === "failed" ? view : undefined;
+    }, "the job to finish");
+    assert.equal(job.status, "succeeded");
+    const order = agent.builds.map((b) => b.drvPath);
+    assert.deepEqual(order.filter((d) => d === drv("wide")).length, 1);
+    assert.ok(order.indexOf(drv("wide")) > order.indexOf(drv("p2")), `wide after p2: ${order.join(" ")}`);
+  });
+});

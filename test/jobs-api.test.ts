@@ -46,7 +46,6 @@ function derivation(drvPath: string, status: DerivationStatus, overrides: Partia
     system: "x86_64-linux",
     requiredFeatures: [],
     outputs: { out: drvPath.replace(/\.drv$/, "") },
-    inputDrvs: [],
     status,
     queueKey: "x86_64-linux",
     attempt: 1,

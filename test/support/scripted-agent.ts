@@ -35,6 +35,8 @@ export class ScriptedAgent {
       build?: (task: BuildTask) => BuildOutcome;
       /** How long a build "takes". */
       buildMs?: number;
+      /** A pause between evaluation batches (of 3 events). */
+      batchDelayMs?: number;
     },
   ) {}
 
@@ -75,6 +77,7 @@ export class ScriptedAgent {
     let batches = 0;
     for (let i = 0; i < events.length; i += 3) {
       this.send({ type: "evaluation-events", taskId: task.taskId, seq: batches++, events: events.slice(i, i + 3) });
+      if (this.script.batchDelayMs) await new Promise((r) => setTimeout(r, this.script.batchDelayMs));
     }
     await new Promise((r) => setTimeout(r, 20));
     this.track(-1);

@@ -42,17 +42,21 @@ export function evaluationEvents(walk: WalkResult, built: ReadonlySet<string>, i
 
 /**
  * Usually one event. A derivation with so many inputs to build that its event would not fit
- * in a frame becomes several events for the same `drvPath`, each with a share of `inputDrvs`:
- * the service takes the union.
+ * in a frame becomes several events for the same `drvPath`, each with a share of `inputDrvs`
+ * and its `part`: the service takes the union and builds nothing before all parts arrived.
  */
 function derivationEvents(info: DerivationInfo, inputDrvs: string[]): EvaluationEvent[] {
   const base = { kind: "derivation" as const, drvPath: info.drvPath, system: info.system, requiredFeatures: info.requiredFeatures, outputs: info.outputs };
   const whole: EvaluationEvent = { ...base, inputDrvs };
   if (jsonBytes(whole) <= MAX_EVENT_BYTES) return [whole];
-  const room = MAX_EVENT_BYTES - jsonBytes({ ...base, inputDrvs: [] });
+  const room = MAX_EVENT_BYTES - jsonBytes({ ...base, inputDrvs: [], part: { index: 999, count: 1000 } });
   if (room < 1024) throw new EvaluationFailure(`derivation ${info.drvPath} has too many outputs to report`);
   const shares = splitBySize(inputDrvs, inputDrvs.map(jsonBytes), 0, 4096, room);
-  return shares.map((share) => ({ ...base, inputDrvs: share }));
+  return shares.map((share, index) => ({
+    ...base,
+    inputDrvs: share,
+    ...(shares.length > 1 ? { part: { index, count: shares.length } } : {}),
+  }));
 }
 
 function checkRepresentable(info: DerivationInfo): void {

@@ -70,6 +70,14 @@ export const DerivationEvent = z.strictObject({
   /** Only inputs that need building themselves. */
   inputDrvs: z.array(DrvPath).max(4096),
   outputs: z.record(z.string().min(1).max(128), StorePath),
+  /**
+   * A derivation with more inputs than fit in one frame comes as `count` events, each with a
+   * share of `inputDrvs`; it is not built before every part has arrived.
+   */
+  part: z
+    .strictObject({ index: z.number().int().min(0), count: z.number().int().min(2).max(1000) })
+    .refine((p) => p.index < p.count, "part.index must be below part.count")
+    .optional(),
 });
 
 export type AttributeEvent = z.infer<typeof AttributeEvent>;

@@ -2,7 +2,9 @@ import { queueKeyOf, readinessOf, isSuccess } from "@nimbus/core";
 import type { DerivationEvent, DerivationStatus } from "@nimbus/protocol";
 import { sendToBuildQueue } from "./build-queues.ts";
 import { clearPendingInputs, createDerivation, getDerivation, getDerivations, moveDerivation } from "./derivations.ts";
-import { batchPut, queryAll } from "./dynamo-batch.ts";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamo } from "./aws-clients.ts";
+import { batchPut, isConditionFailure, queryAll } from "./dynamo-batch.ts";
 import { noteNewWork } from "./dispatch.ts";
 import type { DerivationItem, EdgeItem } from "./items.ts";
 import { finishJobIfDone } from "./jobs.ts";
@@ -29,23 +31,27 @@ export async function registerDerivation(
     tableName("Edges"),
     inputs.map((inputDrv): EdgeItem => ({ inputDrv, dependentDrv: event.drvPath })),
   );
+  // Until every part of a split event is in, the others' markers keep it from being ready.
+  const pending = [...inputs, ...otherParts(event)];
   const requiredFeatures = [...new Set(event.requiredFeatures)].sort();
   const fresh: DerivationItem = {
     drvPath: event.drvPath,
     system: event.system,
     requiredFeatures,
     outputs: event.outputs,
-    inputDrvs: inputs,
+    ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
     status: "waiting",
-    ...(inputs.length ? { pendingInputs: new Set(inputs) } : {}),
+    ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
     queueKey: queueKeyOf(event.system, requiredFeatures),
     attempt: 0,
     createdAt: at,
     updatedAt: at,
   };
   let current = (await createDerivation(fresh)) ? fresh : await getDerivation(event.drvPath);
-  if (current && (RESTARTABLE.includes(current.status) && (current.status === "cancelled" || options.rebuildFailures))) {
-    current = await restart(current, inputs, now);
+  if (current && RESTARTABLE.includes(current.status) && (current.status === "cancelled" || options.rebuildFailures)) {
+    current = await restart(current, inputs, pending, now);
+  } else if (current !== fresh && current?.status === "waiting" && event.part) {
+    current = await mergePart(event.drvPath, inputs, partMarker(event.part.index));
   }
   await putJobDerivation(jobId, event.drvPath, current?.status ?? "waiting", at);
   if (current?.status === "waiting") await advance(current, now);
@@ -54,15 +60,56 @@ export async function registerDerivation(
   if (latest && latest.status !== current?.status) await mirrorStatus(latest.drvPath, latest.status, latest.updatedAt);
 }
 
+const partMarker = (index: number) => `#part/${index}`;
+
+/** Markers of the parts other than this one, for a split event (none otherwise). */
+const otherParts = (event: DerivationEvent): string[] =>
+  event.part
+    ? Array.from({ length: event.part.count }, (_, i) => i)
+        .filter((i) => i !== event.part!.index)
+        .map(partMarker)
+    : [];
+
+/** Adds one part's inputs to a waiting derivation, then takes away that part's marker (two writes: DynamoDB allows one action per attribute). */
+async function mergePart(drvPath: string, inputs: string[], marker: string): Promise<DerivationItem | undefined> {
+  if (inputs.length) {
+    try {
+      await dynamo().send(
+        new UpdateCommand({
+          TableName: tableName("Derivations"),
+          Key: { drvPath },
+          UpdateExpression: "ADD inputDrvs :inputs, pendingInputs :inputs",
+          ConditionExpression: "#status = :waiting",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: { ":inputs": new Set(inputs), ":waiting": "waiting" },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+  return clearPendingInputs(drvPath, [marker]);
+}
+
 /** Starts a failed, dependency-failed or cancelled derivation over (a rebuild was asked for). */
-async function restart(drv: DerivationItem, inputs: string[], now: Date) {
+async function restart(drv: DerivationItem, inputs: string[], pending: string[], now: Date) {
   const moved = await moveDerivation(
     drv.drvPath,
     {
       from: RESTARTABLE,
       to: "waiting",
-      set: inputs.length ? { pendingInputs: new Set(inputs) } : {},
-      remove: ["failure", "lease", "builtBy", "finishedAt", ...(inputs.length ? [] : ["pendingInputs"])],
+      set: {
+        ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
+        ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
+      },
+      remove: [
+        "failure",
+        "lease",
+        "builtBy",
+        "finishedAt",
+        ...(inputs.length ? [] : ["inputDrvs"]),
+        ...(pending.length ? [] : ["pendingInputs"]),
+      ],
       // A new attempt: a new task id, and a queue message SQS will not take for a duplicate.
       addAttempt: 1,
     },
@@ -74,13 +121,14 @@ async function restart(drv: DerivationItem, inputs: string[], now: Date) {
 
 /** Looks at a waiting derivation's inputs and moves it on: queued, dependency-failed, or still waiting. */
 async function advance(drv: DerivationItem, now: Date): Promise<void> {
-  const statuses = await getDerivations(drv.inputDrvs);
-  const readiness = readinessOf(drv.inputDrvs, (input) => statuses.get(input)?.status);
+  const inputs = [...(drv.inputDrvs ?? [])];
+  const statuses = await getDerivations(inputs);
+  const readiness = readinessOf(inputs, (input) => statuses.get(input)?.status);
   if (readiness.kind === "dependency-failed") {
     await failDependent(drv.drvPath, readiness.dependency, now);
     return;
   }
-  const done = drv.inputDrvs.filter((input) => isSuccess(statuses.get(input)?.status ?? "waiting"));
+  const done = inputs.filter((input) => isSuccess(statuses.get(input)?.status ?? "waiting"));
   const after = await clearPendingInputs(drv.drvPath, done);
   if (after && after.status === "waiting" && !after.pendingInputs?.size) await enqueue(after.drvPath, now);
 }

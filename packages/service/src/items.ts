@@ -46,9 +46,10 @@ export interface DerivationItem {
   /** Sorted. */
   requiredFeatures: string[];
   outputs: Record<string, string>;
-  inputDrvs: string[];
+  /** Input derivations that needed building (a string set; absent when none). */
+  inputDrvs?: Set<string>;
   status: DerivationStatus;
-  /** Inputs not yet succeeded (a string set; absent when empty). */
+  /** Inputs not yet succeeded, and `#part/<i>` for parts of the event not yet received (a string set; absent when empty). */
   pendingInputs?: Set<string>;
   /** Name of the build queue it was sent to. */
   queueKey: string;
