@@ -1,9 +1,8 @@
-import { DEFAULT_HEARTBEAT_INTERVAL_MS } from "@nimbus/protocol";
-import { sweepConnections } from "@nimbus/service";
+import { sweep } from "@nimbus/service";
 
-/** Scheduled every minute (CronV2 in AWS, a timer locally). */
+/** Scheduled every minute (CronV2 in AWS, a timer locally): the safety net of docs/reliability.md. */
 export async function handler() {
-  const report = await sweepConnections(new Date(), 2 * DEFAULT_HEARTBEAT_INTERVAL_MS);
-  if (report.connectionsRemoved > 0) console.log(JSON.stringify({ sweep: report }));
+  const report = await sweep();
+  if (Object.values(report).some((n) => n > 0)) console.log(JSON.stringify({ sweep: report }));
   return report;
 }

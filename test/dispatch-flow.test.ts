@@ -152,7 +152,7 @@ describe("cancel and rerun through the API", () => {
     await stack.cleanup();
   });
 
-  it("cancels a running job: waiting derivations are cancelled, the running build finishes", async () => {
+  it("cancels a running job: its build is stopped on the agent and its waiting derivations cancelled", async () => {
     const { body } = await sendPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/slow", commit: "5".repeat(40) });
     await eventually(async () => (agent.builds.length > 0 ? true : undefined), "the slow build to start");
     const cancelled = await stack.api("POST", `/api/jobs/${body.jobId}/cancel`);
@@ -160,12 +160,15 @@ describe("cancel and rerun through the API", () => {
     assert.equal(cancelled.body.status, "cancelled");
     const job = JobView.parse((await stack.api("GET", `/api/jobs/${body.jobId}`)).body);
     assert.equal(job.status, "cancelled");
-    assert.equal(job.counts.cancelled, 1, "after-slow is cancelled");
+    assert.deepEqual(job.counts, { cancelled: 2 });
+    await eventually(async () => (agent.cancelled.length > 0 ? true : undefined), "the agent to be told");
+    assert.deepEqual(agent.cancelled, [agent.builds[0]!.taskId]);
     const again = await stack.api("POST", `/api/jobs/${body.jobId}/cancel`);
     assert.equal(again.status, 409);
     assert.match(again.body.error.message, /already ended \(cancelled\)/);
-    await eventually(async () => (agent.running === 0 ? true : undefined), "the running build to end");
     assert.deepEqual(agent.builds.map((b) => b.drvPath), [drv("slow")], "the cancelled dependent never built");
+    const [session] = await stack.scan("Sessions");
+    assert.equal(session?.runningTasks, 0, "the cancelled build's slot is free again");
   });
 
   it("answers bad cancel and rerun requests with clear errors and changes nothing", async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import WebSocket from "ws";
 import { PROTOCOL_VERSION, ServiceMessage, type AgentInfo } from "@nimbus/protocol";
 
@@ -87,9 +88,13 @@ export function agentInfo(overrides: Partial<AgentInfo> = {}): AgentInfo {
   };
 }
 
-export const hello = (overrides: Partial<AgentInfo> = {}) => ({
+/** A fresh session credential, as an agent makes on its first start. */
+export const newSession = () => ({ id: randomBytes(16).toString("hex"), secret: randomBytes(32).toString("base64url") });
+
+export const hello = (overrides: Partial<AgentInfo> = {}, session = newSession(), tasksInProgress: string[] = []) => ({
   type: "hello",
   protocolVersion: PROTOCOL_VERSION,
   agent: agentInfo(overrides),
-  tasksInProgress: [],
+  session,
+  tasksInProgress,
 });

@@ -1,13 +1,6 @@
 import WebSocket from "ws";
-import {
-  PROTOCOL_VERSION,
-  ServiceMessage,
-  type AgentInfo,
-  type BuildTask,
-  type EvaluateTask,
-  type EvaluationEvent,
-} from "@nimbus/protocol";
-import { agentInfo } from "./raw-agent.ts";
+import { ServiceMessage, type AgentInfo, type BuildTask, type EvaluateTask, type EvaluationEvent } from "@nimbus/protocol";
+import { agentInfo, hello, newSession } from "./raw-agent.ts";
 
 export interface BuildOutcome {
   status: "succeeded" | "failed" | "exceptional";
@@ -17,15 +10,29 @@ export interface BuildOutcome {
 
 /**
  * A protocol-level agent (no Nix): evaluates by replaying a scripted event list, builds by
- * answering at once with the scripted outcome. It records every task it was given.
+ * answering with the scripted outcome after `buildMs`. It keeps one session across
+ * reconnects, re-sends unacknowledged results, and records every task it was given.
  */
 export class ScriptedAgent {
   readonly builds: BuildTask[] = [];
   readonly evaluations: EvaluateTask[] = [];
+  readonly cancelled: string[] = [];
+  /** Derivations whose build result the service acknowledged (settled by this agent). */
+  readonly settled: string[] = [];
+  /** Messages the service refused as not this agent's (duplicates absorbed). */
+  refused = 0;
   running = 0;
   maxRunning = 0;
   connectionId?: string;
+  session = newSession();
   private socket?: WebSocket;
+  private readonly active = new Set<string>();
+  /** Final messages not yet acknowledged, by task id. */
+  private readonly unacked = new Map<string, unknown>();
+  private readonly drvOfTask = new Map<string, string>();
+  private heartbeat?: NodeJS.Timeout;
+  /** Bumped by kill(): work started before it never reports. */
+  private generation = 0;
 
   constructor(
     readonly name: string,
@@ -37,6 +44,8 @@ export class ScriptedAgent {
       buildMs?: number;
       /** A pause between evaluation batches (of 3 events). */
       batchDelayMs?: number;
+      /** Heartbeat period while connected (none by default). */
+      heartbeatMs?: number;
     },
   ) {}
 
@@ -44,25 +53,52 @@ export class ScriptedAgent {
     return new ScriptedAgent(name, agentInfo({ hostname: name, labels: { name }, ...overrides }), script);
   }
 
+  /** Opens a connection (again) for the same session; resolves on welcome. */
   connect(url: string, token: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
       this.socket = socket;
       socket.once("error", reject);
-      socket.once("open", () => socket.send(JSON.stringify({ type: "hello", protocolVersion: PROTOCOL_VERSION, agent: this.info, tasksInProgress: [] })));
+      socket.once("open", () =>
+        socket.send(JSON.stringify(hello({ ...this.info }, this.session, [...this.active, ...this.unacked.keys()]))),
+      );
       socket.on("message", (data) => {
         const message = ServiceMessage.parse(JSON.parse(data.toString()));
         if (message.type === "welcome") {
           this.connectionId = message.connectionId;
+          for (const final of this.unacked.values()) this.send(final);
+          clearInterval(this.heartbeat);
+          if (this.script.heartbeatMs) {
+            this.heartbeat = setInterval(() => this.send({ type: "heartbeat", sentAt: new Date().toISOString() }), this.script.heartbeatMs);
+          }
           resolve();
         } else if (message.type === "evaluate") void this.evaluate(message);
         else if (message.type === "build") void this.build(message);
+        else if (message.type === "result-ack") {
+          if (this.unacked.delete(message.taskId) && this.drvOfTask.has(message.taskId)) this.settled.push(this.drvOfTask.get(message.taskId)!);
+        }
+        else if (message.type === "cancel") {
+          this.cancelled.push(message.taskId);
+          this.active.delete(message.taskId);
+          this.unacked.delete(message.taskId);
+        } else if (message.type === "error" && message.code === "unknown-task" && message.taskId) {
+          this.refused++;
+          this.active.delete(message.taskId);
+          this.unacked.delete(message.taskId);
+        }
       });
     });
   }
 
   private send(message: unknown) {
-    this.socket?.send(JSON.stringify(message));
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  /** Sends a task's final message and keeps it until the service acknowledges it. */
+  private finish(taskId: string, message: unknown) {
+    if (!this.active.delete(taskId)) return; // cancelled meanwhile
+    this.unacked.set(taskId, message);
+    this.send(message);
   }
 
   private track(delta: number) {
@@ -71,7 +107,9 @@ export class ScriptedAgent {
   }
 
   private async evaluate(task: EvaluateTask) {
+    if (this.active.has(task.taskId)) return;
     this.evaluations.push(task);
+    this.active.add(task.taskId);
     this.track(1);
     const events = this.script.evaluate?.(task) ?? [];
     let batches = 0;
@@ -81,17 +119,22 @@ export class ScriptedAgent {
     }
     await new Promise((r) => setTimeout(r, 20));
     this.track(-1);
-    this.send({ type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded" });
+    this.finish(task.taskId, { type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded" });
   }
 
   private async build(task: BuildTask) {
+    if (this.active.has(task.taskId)) return;
+    const generation = this.generation;
     this.builds.push(task);
+    this.active.add(task.taskId);
+    this.drvOfTask.set(task.taskId, task.drvPath);
     this.track(1);
     const outcome = this.script.build?.(task) ?? { status: "succeeded" };
     this.send({ type: "build-log", taskId: task.taskId, seq: 0, lines: outcome.log ?? [`building ${task.drvPath}`] });
     await new Promise((r) => setTimeout(r, this.script.buildMs ?? 10));
+    if (generation !== this.generation) return;
     this.track(-1);
-    this.send({
+    this.finish(task.taskId, {
       type: "build-result",
       taskId: task.taskId,
       drvPath: task.drvPath,
@@ -102,7 +145,28 @@ export class ScriptedAgent {
     });
   }
 
+  get connected(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** Drops the connection without a goodbye (the session stays; running work goes on). */
+  drop() {
+    clearInterval(this.heartbeat);
+    this.socket?.terminate();
+  }
+
+  /** A crash: the connection and everything in memory are gone. `newSession` also loses the work directory. */
+  kill(options: { newSession?: boolean } = {}) {
+    this.generation++;
+    this.drop();
+    this.active.clear();
+    this.unacked.clear();
+    this.running = 0;
+    if (options.newSession) this.session = newSession();
+  }
+
   close() {
+    clearInterval(this.heartbeat);
     this.socket?.close(1000);
   }
 }

@@ -41,6 +41,11 @@ export interface LocalStackOptions {
   sweepIntervalMs?: number;
   /** How handler specs become functions; default imports `<repo root>/<path>.ts`. */
   resolveHandler?: HandlerResolver;
+  /**
+   * More variables for the handlers, as `environment` in sst.config.ts gives them in AWS —
+   * e.g. the timing knobs of docs/reliability.md (`NIMBUS_SESSION_GRACE_MS`, …).
+   */
+  environment?: Record<string, string>;
   /** One line per event worth telling; default stderr. */
   log?: (line: string) => void;
 }
@@ -174,7 +179,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       socketUrl: `ws://${base}${AGENT_SOCKET_PATH}`,
       managementEndpoint: `http://${base}${MANAGEMENT_API_PATH}`,
     };
-    applyEnvironment(localEnvironment(endpoints, secrets, queueUrls));
+    applyEnvironment({ ...localEnvironment(endpoints, secrets, queueUrls), ...options.environment });
     started.push(async () => {
       await gateway.closeAll(1001, "Going away", STOP_GRACE_MS);
       await invoker.drain(STOP_DRAIN_MS);

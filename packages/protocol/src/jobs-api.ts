@@ -32,6 +32,7 @@ export type Trigger = z.infer<typeof Trigger>;
 
 export const BuilderView = z.strictObject({
   hostname: z.string(),
+  sessionId: z.string().optional(),
   connectionId: z.string(),
   labels: z.record(z.string(), z.json()),
 });

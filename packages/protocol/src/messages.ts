@@ -5,6 +5,8 @@ import {
   BuildLog,
   BuildResult,
   BuildTask,
+  CancelTask,
+  ResultAck,
   EvaluateTask,
   EvaluationDone,
   EvaluationEvents,
@@ -14,12 +16,23 @@ import {
 
 // ---- agent → service -------------------------------------------------------
 
+/**
+ * The agent's session: made by the agent on first start, kept in its work directory, and
+ * presented on every connection. Tasks belong to the session, so they survive reconnects.
+ */
+export const SessionCredential = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{32}$/, "32 hex characters"),
+  secret: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "32 random bytes, base64url"),
+});
+export type SessionCredential = z.infer<typeof SessionCredential>;
+
 /** First message on every connection. */
 export const Hello = z.strictObject({
   type: z.literal("hello"),
   protocolVersion: z.number().int().min(1),
   agent: AgentInfo,
-  /** Task ids the agent is still running (used after a reconnect). */
+  session: SessionCredential,
+  /** Task ids the agent is still running: the service keeps those, and hands back or re-sends the rest. */
   tasksInProgress: z.array(z.string().min(1).max(256)).max(1024),
 });
 export type Hello = z.infer<typeof Hello>;
@@ -31,9 +44,19 @@ export const Heartbeat = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
+/** The agent takes no new work (it is shutting down); running tasks go on. */
+export const Pause = z.strictObject({ type: z.literal("pause") });
+export type Pause = z.infer<typeof Pause>;
+
+/** The agent is leaving: every task its session still holds goes back to the queues at once. */
+export const Goodbye = z.strictObject({ type: z.literal("goodbye") });
+export type Goodbye = z.infer<typeof Goodbye>;
+
 export const AgentMessage = z.discriminatedUnion("type", [
   Hello,
   Heartbeat,
+  Pause,
+  Goodbye,
   RequestWork,
   EvaluationEvents,
   EvaluationDone,
@@ -70,6 +93,7 @@ export const ErrorCode = z.enum([
   "protocol-version",
   "unknown-connection",
   "unknown-task",
+  "session-refused",
   "internal",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -83,6 +107,8 @@ export const ErrorMessage = z.strictObject({
   code: z.union([ErrorCode, z.string().min(1).max(64)]),
   message: z.string(),
   fatal: z.boolean(),
+  /** The task the refused message was about, when there is one. */
+  taskId: z.string().optional(),
 });
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 
@@ -93,6 +119,8 @@ export const ServiceMessage = z.discriminatedUnion("type", [
   EvaluateTask,
   BuildTask,
   StreamAck,
+  ResultAck,
+  CancelTask,
 ]);
 export type ServiceMessage = z.infer<typeof ServiceMessage>;
 export const SERVICE_MESSAGE_TYPES = ServiceMessage.options.map((o) => o.shape.type.value);

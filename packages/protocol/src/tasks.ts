@@ -36,6 +36,24 @@ export const StreamAck = z.strictObject({
 });
 export type StreamAck = z.infer<typeof StreamAck>;
 
+/**
+ * The service recorded a task's final message (`build-result` or `evaluation-done`); until
+ * this arrives the agent keeps that message and sends it again after every reconnect.
+ */
+export const ResultAck = z.strictObject({
+  type: z.literal("result-ack"),
+  taskId: TaskId,
+});
+export type ResultAck = z.infer<typeof ResultAck>;
+
+/** Stop a task: its job was cancelled, or the service gave it to someone else. Nothing more is reported for it. */
+export const CancelTask = z.strictObject({
+  type: z.literal("cancel"),
+  taskId: TaskId,
+  reason: z.string().max(500),
+});
+export type CancelTask = z.infer<typeof CancelTask>;
+
 // ---- agent → service -------------------------------------------------------
 
 /** The agent has free slots (after a reconnect, say); the service decides how many tasks to send. */

@@ -58,17 +58,19 @@ export async function listBuildQueues(): Promise<BuildQueueItem[]> {
 
 /**
  * Puts a queued derivation on its queue. Each derivation is its own message group (so
- * builds of one queue run in parallel), and the deduplication id names the attempt, so
- * sending twice within SQS's 5-minute window is harmless.
+ * builds of one queue run in parallel), and the deduplication id names the attempt (and the
+ * sweeper's re-send), so sending twice within SQS's 5-minute window is harmless.
  */
-export async function sendToBuildQueue(drv: Pick<DerivationItem, "drvPath" | "queueKey" | "attempt">): Promise<void> {
+export async function sendToBuildQueue(
+  drv: Pick<DerivationItem, "drvPath" | "queueKey" | "attempt"> & { resend?: number },
+): Promise<void> {
   const send = async () =>
     sqs().send(
       new SendMessageCommand({
         QueueUrl: await buildQueueUrl(drv.queueKey),
         MessageBody: JSON.stringify({ drvPath: drv.drvPath, attempt: drv.attempt }),
         MessageGroupId: digest(drv.drvPath, 32),
-        MessageDeduplicationId: digest(`${drv.drvPath}#${drv.attempt}`, 64),
+        MessageDeduplicationId: digest(`${drv.drvPath}#${drv.attempt}${drv.resend ? `#${drv.resend}` : ""}`, 64),
       }),
     );
   try {

@@ -55,7 +55,16 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", ...move.condition?.names };
   const values: Record<string, unknown> = { ":to": move.to, ":now": now.toISOString(), ...move.condition?.values };
   const sets = ["#status = :to", "#updatedAt = :now"];
-  for (const [i, [name, value]] of Object.entries(move.set ?? {}).entries()) {
+  // Queued derivations (and only they) are in the sparse indexes the sweeper reads.
+  const set = { ...move.set };
+  const remove = [...(move.remove ?? [])];
+  if (move.to === "queued") {
+    set.queuedShard = "q";
+    set.queuedAt ??= now.toISOString();
+  } else {
+    remove.push("queuedShard", "dueShard", "dueAt");
+  }
+  for (const [i, [name, value]] of Object.entries(set).entries()) {
     names[`#set${i}`] = name;
     values[`:set${i}`] = value;
     sets.push(`#set${i} = :set${i}`);
@@ -65,7 +74,7 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
     values[":attemptAdd"] = move.addAttempt;
     sets.push("#attempt = #attempt + :attemptAdd");
   }
-  const removes = (move.remove ?? []).map((name, i) => {
+  const removes = [...new Set(remove)].map((name, i) => {
     names[`#rm${i}`] = name;
     return `#rm${i}`;
   });

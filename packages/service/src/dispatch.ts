@@ -6,16 +6,16 @@ import type { AgentInfo } from "@nimbus/protocol";
 import { sendToAgent } from "./agent-channel.ts";
 import { dynamo, sqs } from "./aws-clients.ts";
 import { buildQueueUrl, forgetBuildQueue, isMissingQueue, listBuildQueues } from "./build-queues.ts";
-import { getConnection, listConnections, releaseTask, reserveTask, type ConnectionItem } from "./connections.ts";
 import { getDerivation, moveDerivation } from "./derivations.ts";
 import { isConditionFailure } from "./dynamo-batch.ts";
 import { EvaluationMessage } from "./evaluation-queue.ts";
 import { mirrorStatus } from "./job-derivations.ts";
 import { getJob } from "./jobs.ts";
 import { queueUrl, tableName } from "./resource.ts";
+import { getSession, listSessions, releaseTask, reserveTask, type SessionItem } from "./sessions.ts";
 
-type Outcome = "sent" | "stale" | "full" | "gone";
-type Registered = ConnectionItem & { agent: AgentInfo };
+type Outcome = "sent" | "stale" | "full" | "undelivered";
+type Connected = SessionItem & { connectionId: string };
 
 export const capabilities = (agent: AgentInfo): BuilderCapabilities => ({
   systems: agent.systems,
@@ -26,42 +26,49 @@ export const capabilities = (agent: AgentInfo): BuilderCapabilities => ({
 const digest = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
 export const buildTaskId = (drvPath: string, attempt: number) => `b-${digest(drvPath)}-${attempt}`;
 
+const canTakeWork = (s: SessionItem): s is Connected =>
+  s.connectionId !== undefined && !s.draining && s.runningTasks < s.agent.concurrentTasks;
+
 /**
- * Fills an agent's free slots: evaluations first (they make the work), then the build queues
- * it may serve under Nix's rule. Each task is leased with a conditional write before it is
- * sent, so a message received twice, or by two agents, starts one task. Returns tasks sent.
+ * Fills a session's free slots: evaluations first (they make the work), then the build
+ * queues it may serve under Nix's rule. Each task is leased to the session with a
+ * conditional write before it is sent, so a message received twice, or by two agents,
+ * starts one task. Returns the number of tasks given.
  */
-export async function dispatchTo(connectionId: string): Promise<number> {
-  const connection = await getConnection(connectionId);
-  if (!connection?.agent) return 0;
-  const agent = connection as Registered;
-  let free = agent.agent.concurrentTasks - agent.runningTasks;
-  if (free <= 0) return 0;
-  const caps = capabilities(agent.agent);
+export async function dispatchTo(sessionId: string): Promise<number> {
+  const session = await getSession(sessionId);
+  if (!session || !canTakeWork(session)) return 0;
+  let free = session.agent.concurrentTasks - session.runningTasks;
+  const caps = capabilities(session.agent);
   const buildQueues = (await listBuildQueues()).filter((q) => canBuild(caps, { system: q.system, requiredFeatures: q.features }));
   const sources = [
     { url: async () => queueUrl("Evaluations"), start: startEvaluation, forget: () => {} },
     ...buildQueues.map((q) => ({ url: () => buildQueueUrl(q.queueKey), start: startBuild, forget: () => forgetBuildQueue(q.queueKey) })),
   ];
-  let sent = 0;
+  let given = 0;
   for (const source of sources) {
     while (free > 0) {
       const url = await source.url();
       const messages = await receive(url, Math.min(10, free), source.forget);
       if (messages.length === 0) break;
+      let stop = false;
       for (const message of messages) {
-        const outcome: Outcome = free > 0 ? await source.start(agent, message) : "full";
-        if (outcome === "sent" || outcome === "stale") await remove(url, message);
-        else await putBack(url, message);
-        if (outcome === "sent") {
+        // Every received message is deleted or put back: one left in flight would hold up its
+        // FIFO group (and so its derivation) until the visibility timeout.
+        const outcome: Outcome = stop || free <= 0 ? "full" : await source.start(session, message);
+        // An undelivered task is the session's all the same: re-sent when it reconnects.
+        if (outcome === "full") await putBack(url, message);
+        else await remove(url, message);
+        if (outcome === "sent" || outcome === "undelivered") {
           free--;
-          sent++;
+          given++;
         }
-        if (outcome === "gone") return sent;
+        if (outcome === "undelivered" || outcome === "full") stop = true;
       }
+      if (stop) return given;
     }
   }
-  return sent;
+  return given;
 }
 
 async function receive(url: string, max: number, forget: () => void): Promise<Message[]> {
@@ -79,75 +86,73 @@ const remove = (url: string, m: Message) => sqs().send(new DeleteMessageCommand(
 const putBack = (url: string, m: Message) =>
   sqs().send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 }));
 
-async function startBuild(agent: Registered, message: Message): Promise<Outcome> {
+async function startBuild(session: Connected, message: Message): Promise<Outcome> {
   const { drvPath } = JSON.parse(message.Body ?? "{}") as { drvPath?: string };
   const drv = drvPath ? await getDerivation(drvPath) : undefined;
-  if (!drv || drv.status !== "queued") return "stale";
+  if (!drv || drv.status !== "queued" || drv.dueAt) return "stale";
   const taskId = buildTaskId(drv.drvPath, drv.attempt);
   const now = new Date();
   const task = { kind: "build" as const, drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() };
-  if (!(await reserveTask(agent.connectionId, taskId, task, agent.agent.concurrentTasks))) return "full";
-  const lease = { taskId, connectionId: agent.connectionId, leasedAt: now.toISOString() };
+  if (!(await reserveTask(session.sessionId, taskId, task, session.agent.concurrentTasks))) return "full";
+  const lease = { taskId, sessionId: session.sessionId, leasedAt: now.toISOString() };
   const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease } }, now);
   if (!leased) {
-    await releaseTask(agent.connectionId, taskId);
+    await releaseTask(session.sessionId, taskId);
     return "stale";
   }
-  const delivered = await sendToAgent(agent.connectionId, {
-    type: "build",
-    taskId,
-    drvPath: drv.drvPath,
-    system: drv.system,
-    requiredFeatures: drv.requiredFeatures,
-  });
-  // Undelivered: the connection is gone, and forgetting it put the build back on its queue.
-  if (!delivered) return "gone";
   await mirrorStatus(drv.drvPath, "building", leased.updatedAt);
-  return "sent";
+  const delivered = await sendToAgent(session.connectionId, buildTask(taskId, leased));
+  return delivered ? "sent" : "undelivered";
 }
 
-async function startEvaluation(agent: Registered, message: Message): Promise<Outcome> {
+export const buildTask = (taskId: string, drv: { drvPath: string; system: string; requiredFeatures: string[] }) => ({
+  type: "build" as const,
+  taskId,
+  drvPath: drv.drvPath,
+  system: drv.system,
+  requiredFeatures: drv.requiredFeatures,
+});
+
+export const evaluateTask = (job: { jobId: string; repository: string; cloneUrl: string; commit: string; ref?: string; evaluation: { taskId: string } }) => ({
+  type: "evaluate" as const,
+  taskId: job.evaluation.taskId,
+  jobId: job.jobId,
+  repository: job.repository,
+  cloneUrl: job.cloneUrl,
+  commit: job.commit,
+  ...(job.ref ? { ref: job.ref } : {}),
+});
+
+async function startEvaluation(session: Connected, message: Message): Promise<Outcome> {
   const parsed = EvaluationMessage.safeParse(JSON.parse(message.Body ?? "{}"));
   const job = parsed.success ? await getJob(parsed.data.jobId) : undefined;
   if (!job || job.status !== "evaluating" || job.evaluation.status !== "queued") return "stale";
   const { taskId } = job.evaluation;
   const now = new Date().toISOString();
-  if (!(await reserveTask(agent.connectionId, taskId, { kind: "evaluate", jobId: job.jobId, startedAt: now }, agent.agent.concurrentTasks))) {
-    return "full";
-  }
-  if (!(await leaseEvaluation(job.jobId, agent, now))) {
-    await releaseTask(agent.connectionId, taskId);
+  const task = { kind: "evaluate" as const, jobId: job.jobId, startedAt: now };
+  if (!(await reserveTask(session.sessionId, taskId, task, session.agent.concurrentTasks))) return "full";
+  if (!(await leaseEvaluation(job.jobId, session, now))) {
+    await releaseTask(session.sessionId, taskId);
     return "stale";
   }
-  const delivered = await sendToAgent(agent.connectionId, {
-    type: "evaluate",
-    taskId,
-    jobId: job.jobId,
-    repository: job.repository,
-    cloneUrl: job.cloneUrl,
-    commit: job.commit,
-    ...(job.ref ? { ref: job.ref } : {}),
-  });
-  // Undelivered: the connection is gone, and forgetting it returned the evaluation already.
-  if (!delivered) return "gone";
-  return "sent";
+  return (await sendToAgent(session.connectionId, evaluateTask(job))) ? "sent" : "undelivered";
 }
 
-async function leaseEvaluation(jobId: string, agent: Registered, now: string): Promise<boolean> {
+async function leaseEvaluation(jobId: string, session: Connected, now: string): Promise<boolean> {
   try {
     await dynamo().send(
       new UpdateCommand({
         TableName: tableName("Jobs"),
         Key: { jobId },
-        UpdateExpression: "SET evaluation.#st = :running, evaluation.connectionId = :conn, evaluation.#agent = :host, updatedAt = :now",
+        UpdateExpression: "SET evaluation.#st = :running, evaluation.sessionId = :session, evaluation.#agent = :host, updatedAt = :now",
         ConditionExpression: "evaluation.#st = :queued AND #status = :evaluating",
         ExpressionAttributeNames: { "#st": "status", "#status": "status", "#agent": "agent" },
         ExpressionAttributeValues: {
           ":running": "running",
           ":queued": "queued",
           ":evaluating": "evaluating",
-          ":conn": agent.connectionId,
-          ":host": agent.agent.hostname,
+          ":session": session.sessionId,
+          ":host": session.agent.hostname,
           ":now": now,
         },
       }),
@@ -160,20 +165,20 @@ async function leaseEvaluation(jobId: string, agent: Registered, now: string): P
 }
 
 /**
- * Puts a running evaluation back to queued if `connectionId` still holds it. Returns how many
+ * Puts a running evaluation back to queued if `sessionId` still holds it. Returns how many
  * times it has been returned (the retry number for the queue's deduplication), or undefined.
  */
-export async function returnEvaluation(jobId: string, connectionId: string): Promise<number | undefined> {
+export async function returnEvaluation(jobId: string, sessionId: string): Promise<number | undefined> {
   try {
     const { Attributes } = await dynamo().send(
       new UpdateCommand({
         TableName: tableName("Jobs"),
         Key: { jobId },
         UpdateExpression:
-          "SET evaluation.#st = :queued, updatedAt = :now ADD evaluation.retries :one REMOVE evaluation.connectionId, evaluation.#agent, evaluation.batchesSeen, evaluation.batches",
-        ConditionExpression: "evaluation.#st = :running AND evaluation.connectionId = :conn",
+          "SET evaluation.#st = :queued, updatedAt = :now ADD evaluation.retries :one REMOVE evaluation.sessionId, evaluation.#agent, evaluation.batchesSeen, evaluation.batches",
+        ConditionExpression: "evaluation.#st = :running AND evaluation.sessionId = :session",
         ExpressionAttributeNames: { "#st": "status", "#agent": "agent" },
-        ExpressionAttributeValues: { ":queued": "queued", ":running": "running", ":conn": connectionId, ":now": new Date().toISOString(), ":one": 1 },
+        ExpressionAttributeValues: { ":queued": "queued", ":running": "running", ":session": sessionId, ":now": new Date().toISOString(), ":one": 1 },
         ReturnValues: "ALL_NEW",
       }),
     );
@@ -199,20 +204,19 @@ export function noteNewWork(queueKey?: string): void {
  * ask: a handler that queued work calls this before it answers.
  */
 export async function wakeIdleAgents(): Promise<void> {
-  const keys = [...woken];
+  const keys = [...woken].map(parseQueueKey);
   const anyAgent = evaluationsWoken;
   woken.clear();
   evaluationsWoken = false;
   if (keys.length === 0 && !anyAgent) return;
-  const idle = (await listConnections()).filter(
-    (c): c is Registered =>
-      c.agent !== undefined &&
-      c.runningTasks < c.agent.concurrentTasks &&
-      (anyAgent || keys.some((key) => canBuild(capabilities(c.agent!), { system: parseQueueKey(key).system, requiredFeatures: parseQueueKey(key).features }))),
+  const idle = (await listSessions()).filter(
+    (s): s is Connected =>
+      canTakeWork(s) &&
+      (anyAgent || keys.some(({ system, features }) => canBuild(capabilities(s.agent), { system, requiredFeatures: features }))),
   );
-  // Fewest busy first, so work spreads; a bounded number per call keeps the fan-out cheap.
+  // Least busy first, so work spreads; a bounded number per call keeps the fan-out cheap.
   idle.sort((a, b) => a.runningTasks / a.agent.concurrentTasks - b.runningTasks / b.agent.concurrentTasks);
-  await Promise.all(idle.slice(0, 16).map((c) => dispatchTo(c.connectionId)));
+  await Promise.all(idle.slice(0, 16).map((s) => dispatchTo(s.sessionId)));
 }
 
 /** What the webhook calls after queueing an evaluation. */

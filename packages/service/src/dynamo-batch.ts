@@ -1,4 +1,4 @@
-import { BatchGetCommand, BatchWriteCommand, QueryCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, BatchWriteCommand, QueryCommand, ScanCommand, type QueryCommandInput } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "./aws-clients.ts";
 
 const chunks = <T>(items: readonly T[], size: number): T[][] =>
@@ -49,3 +49,15 @@ export async function queryAll<T>(input: QueryCommandInput): Promise<T[]> {
 
 export const isConditionFailure = (error: unknown) =>
   error instanceof Error && error.name === "ConditionalCheckFailedException";
+
+/** Every item of a (small) table, following pages: only for tables bounded by the number of agents or tokens. */
+export async function scanAll<T>(table: string): Promise<T[]> {
+  const items: T[] = [];
+  let ExclusiveStartKey: Record<string, unknown> | undefined;
+  do {
+    const page = await dynamo().send(new ScanCommand({ TableName: table, ExclusiveStartKey, ConsistentRead: true }));
+    items.push(...((page.Items ?? []) as T[]));
+    ExclusiveStartKey = page.LastEvaluatedKey;
+  } while (ExclusiveStartKey);
+  return items;
+}

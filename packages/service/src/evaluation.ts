@@ -1,7 +1,8 @@
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { EvaluationDone, EvaluationEvent, EvaluationEvents, ServiceMessage } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
-import { releaseTask } from "./connections.ts";
+import { unknownTask } from "./builds.ts";
+import { releaseTask, type SessionItem } from "./sessions.ts";
 import { isConditionFailure, queryAll } from "./dynamo-batch.ts";
 import { registerDerivation } from "./graph.ts";
 import { attributeKey, type JobAttributeItem, type JobItem } from "./items.ts";
@@ -9,24 +10,19 @@ import { putJobDerivation } from "./job-derivations.ts";
 import { finishJobIfDone, getJob } from "./jobs.ts";
 import { tableName } from "./resource.ts";
 
-/** The job whose evaluation `taskId` is, if this connection holds it and the job still runs. */
-export async function heldEvaluation(connectionId: string, taskId: string): Promise<JobItem | undefined> {
+/** The job whose evaluation `taskId` is, if this session holds it and the job still runs. */
+export async function heldEvaluation(sessionId: string, taskId: string): Promise<JobItem | undefined> {
   const jobId = taskId.startsWith("eval-") ? taskId.slice("eval-".length) : undefined;
   const job = jobId ? await getJob(jobId) : undefined;
   const held =
     job?.status === "evaluating" &&
     job.evaluation.taskId === taskId &&
     job.evaluation.status === "running" &&
-    job.evaluation.connectionId === connectionId;
+    job.evaluation.sessionId === sessionId;
   return held ? job : undefined;
 }
 
-const unknownTask = (taskId: string): ServiceMessage => ({
-  type: "error",
-  code: "unknown-task",
-  message: `task ${taskId} is not an evaluation this connection holds; nothing changed`,
-  fatal: false,
-});
+const unknownEvaluation = (taskId: string) => unknownTask(taskId, "is not an evaluation this agent holds");
 
 /** Bounded parallelism: events of one batch are independent of their order (see graph.ts). */
 async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
@@ -61,9 +57,9 @@ async function recordEvent(job: JobItem, event: EvaluationEvent, now: Date): Pro
 }
 
 /** One batch of evaluation events: record them, then note the batch (a duplicate is only acknowledged). */
-export async function handleEvaluationEvents(connectionId: string, message: EvaluationEvents): Promise<ServiceMessage> {
-  const job = await heldEvaluation(connectionId, message.taskId);
-  if (!job) return unknownTask(message.taskId);
+export async function handleEvaluationEvents(session: SessionItem, message: EvaluationEvents): Promise<ServiceMessage> {
+  const job = await heldEvaluation(session.sessionId, message.taskId);
+  if (!job) return unknownEvaluation(message.taskId);
   const ack: ServiceMessage = { type: "ack", taskId: message.taskId, seq: message.seq };
   if (job.evaluation.batchesSeen?.has(message.seq)) return ack;
   const now = new Date();
@@ -81,11 +77,12 @@ export async function handleEvaluationEvents(connectionId: string, message: Eval
 }
 
 /** The end of an evaluation; the job moves on once every batch it announces has been recorded. */
-export async function handleEvaluationDone(connectionId: string, message: EvaluationDone): Promise<ServiceMessage | undefined> {
+export async function handleEvaluationDone(session: SessionItem, message: EvaluationDone): Promise<ServiceMessage> {
+  const ack: ServiceMessage = { type: "result-ack", taskId: message.taskId };
+  const job = await heldEvaluation(session.sessionId, message.taskId);
   // The slot is free whatever became of the job (it may have been cancelled meanwhile).
-  const released = await releaseTask(connectionId, message.taskId);
-  const job = await heldEvaluation(connectionId, message.taskId);
-  if (!job) return released ? undefined : unknownTask(message.taskId);
+  const released = await releaseTask(session.sessionId, message.taskId);
+  if (!job) return released ? ack : unknownEvaluation(message.taskId);
   const failed = message.status === "failed";
   await dynamo().send(
     new UpdateCommand({
@@ -102,7 +99,7 @@ export async function handleEvaluationDone(connectionId: string, message: Evalua
   );
   if (failed) await finishJobIfDone(job.jobId);
   else await completeEvaluation(job.jobId);
-  return undefined;
+  return ack;
 }
 
 /** running → succeeded when `batches` is known and all of them are recorded; the job then builds. */

@@ -151,13 +151,6 @@ async function enqueue(drvPath: string, now: Date): Promise<void> {
   noteNewWork(queued.queueKey);
 }
 
-/** Re-queues a derivation whose build must be tried again (exceptional result, agent lost). */
-export async function requeue(drv: DerivationItem): Promise<void> {
-  await sendToBuildQueue(drv);
-  await mirrorStatus(drv.drvPath, drv.status, drv.updatedAt);
-  noteNewWork(drv.queueKey);
-}
-
 async function failDependent(drvPath: string, dependency: string, now: Date): Promise<void> {
   const failed = await moveDerivation(
     drvPath,

@@ -28,3 +28,7 @@ export * from "./task-recovery.ts";
 export * from "./job-cancel.ts";
 export * from "./job-start.ts";
 export * from "./job-rerun.ts";
+export * from "./sessions.ts";
+export * from "./session-resume.ts";
+export * from "./retries.ts";
+export * from "./timing.ts";

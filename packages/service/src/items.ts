@@ -21,8 +21,9 @@ export interface JobItem {
   evaluation: {
     status: z.infer<typeof EvaluationStatus>;
     taskId: string;
-    /** Connection that holds the evaluation lease while `running`. */
-    connectionId?: string;
+    /** Session that holds the evaluation lease while `running`. */
+    sessionId?: string;
+    retries?: number;
     agent?: string;
     error?: string;
     /** From evaluation-done: how many event batches the agent sent. */
@@ -32,6 +33,8 @@ export interface JobItem {
   };
   /** Attribute evaluation errors count as failures of the job. */
   attributeErrors?: number;
+  /** "a" while the job runs: the byActivity index's hash key. */
+  activeShard?: "a";
 }
 
 export interface DeliveryItem {
@@ -55,8 +58,9 @@ export interface DerivationItem {
   queueKey: string;
   /** Bumped on every dispatch and retry; part of the task id and dedup id. */
   attempt: number;
-  lease?: { taskId: string; connectionId: string; leasedAt: string };
-  builtBy?: { hostname: string; connectionId: string; labels: Record<string, unknown> };
+  /** The session holding the build while `building`: only it can settle it. */
+  lease?: { taskId: string; sessionId: string; leasedAt: string };
+  builtBy?: { hostname: string; sessionId?: string; connectionId: string; labels: Record<string, unknown> };
   failure?: {
     reason: string;
     exitCode?: number;
@@ -65,8 +69,13 @@ export interface DerivationItem {
   };
   createdAt: string;
   updatedAt: string;
-  /** When it last became ready (for the ready-to-dispatched latency). */
+  /** When it last became ready, or was last sent to its queue (for latency and the sweeper). */
   queuedAt?: string;
+  /** "q" while queued: the byQueuedAt index's hash key. */
+  queuedShard?: "q";
+  /** A retry waiting out its back-off: sent to its queue at `dueAt` by the sweeper. */
+  dueShard?: "d";
+  dueAt?: string;
   finishedAt?: string;
 }
 

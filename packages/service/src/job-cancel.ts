@@ -1,5 +1,7 @@
 import type { JobStatus } from "@nimbus/protocol";
-import { moveDerivation } from "./derivations.ts";
+import { sendToAgent } from "./agent-channel.ts";
+import { getDerivation, moveDerivation } from "./derivations.ts";
+import { getSession, releaseTask } from "./sessions.ts";
 import { conflict, notFound } from "./errors.ts";
 import { jobDerivationRows, mirrorStatus } from "./job-derivations.ts";
 import { getJob, isActive, setJobStatus } from "./jobs.ts";
@@ -24,8 +26,8 @@ async function neededElsewhere(drvPath: string, jobId: string): Promise<boolean>
 }
 
 /**
- * Cancels a running job: it stops counting, and its waiting and queued derivations are
- * cancelled unless another running job needs them. Builds already running finish.
+ * Cancels a running job: its waiting, queued and building derivations are cancelled unless
+ * another running job needs them; agents building them are told to stop.
  */
 export async function cancelJob(jobId: string): Promise<{ id: string; status: JobStatus }> {
   const job = await getJob(jobId);
@@ -35,10 +37,34 @@ export async function cancelJob(jobId: string): Promise<{ id: string; status: Jo
     throw conflict(`job ${jobId} already ended (${now?.status ?? job.status}); nothing to cancel`);
   }
   for (const row of await jobDerivationRows(jobId)) {
-    if (row.status !== "waiting" && row.status !== "queued") continue;
+    if (row.status !== "waiting" && row.status !== "queued" && row.status !== "building") continue;
     if (await neededElsewhere(row.drvPath, jobId)) continue;
+    if (row.status === "building") {
+      await stopBuild(row.drvPath);
+      continue;
+    }
     const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", remove: ["pendingInputs"] });
     if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
   }
   return { id: jobId, status: "cancelled" };
+}
+
+/** Cancels a running build: the lease goes, the agent is told to stop, its slot is freed. */
+async function stopBuild(drvPath: string): Promise<void> {
+  const drv = await getDerivation(drvPath);
+  const lease = drv?.status === "building" ? drv.lease : undefined;
+  if (!lease) return;
+  const moved = await moveDerivation(drvPath, {
+    from: ["building"],
+    to: "cancelled",
+    remove: ["lease"],
+    condition: { expression: "lease.taskId = :task", values: { ":task": lease.taskId } },
+  });
+  if (!moved) return;
+  await mirrorStatus(drvPath, moved.status, moved.updatedAt);
+  const session = await getSession(lease.sessionId);
+  if (session?.connectionId) {
+    await sendToAgent(session.connectionId, { type: "cancel", taskId: lease.taskId, reason: "its job was cancelled" });
+  }
+  await releaseTask(lease.sessionId, lease.taskId);
 }

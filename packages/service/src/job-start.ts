@@ -21,6 +21,7 @@ export async function startJob(jobId: string, request: JobRequest, createdAt: st
   const job: JobItem = {
     jobId,
     listKey: "job",
+    activeShard: "a",
     ...request,
     status: "evaluating",
     createdAt,

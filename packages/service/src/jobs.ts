@@ -23,7 +23,7 @@ export async function setJobStatus(jobId: string, status: JobStatus, now = new D
       new UpdateCommand({
         TableName: tableName("Jobs"),
         Key: { jobId },
-        UpdateExpression: `SET #status = :status, updatedAt = :now${finished ? ", finishedAt = :now" : ""}`,
+        UpdateExpression: `SET #status = :status, updatedAt = :now${finished ? ", finishedAt = :now REMOVE activeShard" : ""}`,
         ConditionExpression: "#status IN (:evaluating, :building)",
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: { ":status": status, ":now": now.toISOString(), ":evaluating": "evaluating", ":building": "building" },

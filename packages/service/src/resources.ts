@@ -21,16 +21,28 @@ export const tables = {
     fields: { tokenId: "string" },
     primaryIndex: { hashKey: "tokenId" },
   },
-  /** Open agent connections: `connectionId` → token, agent info, connectedAt, lastSeen, runningTasks. */
+  /** Open agent connections: `connectionId` → token, session, agent info, connectedAt, lastSeen. */
   Connections: {
-    fields: { connectionId: "string" },
+    fields: { connectionId: "string", shard: "string", lastSeen: "string" },
     primaryIndex: { hashKey: "connectionId" },
+    // The sweeper reads the quiet ones from here, never the whole table.
+    globalIndexes: { byLastSeen: { hashKey: "shard", rangeKey: "lastSeen" } },
+  },
+  /** Agent sessions, which outlive connections: the tasks (leases) an agent holds and its slots. */
+  Sessions: {
+    fields: { sessionId: "string", shard: "string", lastSeen: "string" },
+    primaryIndex: { hashKey: "sessionId" },
+    globalIndexes: { byLastSeen: { hashKey: "shard", rangeKey: "lastSeen" } },
   },
   /** One per push or pull request: repository, commit, status, evaluation. Listed newest first. */
   Jobs: {
-    fields: { jobId: "string", listKey: "string", createdAt: "string" },
+    fields: { jobId: "string", listKey: "string", createdAt: "string", activeShard: "string", updatedAt: "string" },
     primaryIndex: { hashKey: "jobId" },
-    globalIndexes: { byCreated: { hashKey: "listKey", rangeKey: "createdAt" } },
+    globalIndexes: {
+      byCreated: { hashKey: "listKey", rangeKey: "createdAt" },
+      // Sparse: only running jobs, so the sweeper can finish any that nothing else will.
+      byActivity: { hashKey: "activeShard", rangeKey: "updatedAt" },
+    },
   },
   /** `X-GitHub-Delivery` → job, so a redelivered webhook never makes a second job. */
   Deliveries: {
@@ -39,8 +51,14 @@ export const tables = {
   },
   /** Every derivation Nimbus knows, shared by all jobs: status, lease, inputs still pending. */
   Derivations: {
-    fields: { drvPath: "string" },
+    fields: { drvPath: "string", queuedShard: "string", queuedAt: "string", dueShard: "string", dueAt: "string" },
     primaryIndex: { hashKey: "drvPath" },
+    globalIndexes: {
+      // Sparse: only queued derivations, so the sweeper can re-send those that sat too long.
+      byQueuedAt: { hashKey: "queuedShard", rangeKey: "queuedAt" },
+      // Sparse: only retries waiting out their back-off.
+      byDueAt: { hashKey: "dueShard", rangeKey: "dueAt" },
+    },
   },
   /** input → dependent, to find what may become ready (or dependency-failed) when an input settles. */
   Edges: {

@@ -1,7 +1,7 @@
-import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { CreateTokenResponse, TokenView } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
-import { isConditionFailure } from "./dynamo-batch.ts";
+import { isConditionFailure, scanAll } from "./dynamo-batch.ts";
 import { notFound } from "./errors.ts";
 import { tableName } from "./resource.ts";
 import { generateToken, hashMatches, hashSecret, parseToken } from "./token-secret.ts";
@@ -36,13 +36,7 @@ export async function createToken(name: string | undefined, now = new Date()): P
 }
 
 export async function listTokens(): Promise<TokenView[]> {
-  const items: TokenItem[] = [];
-  let ExclusiveStartKey: Record<string, unknown> | undefined;
-  do {
-    const page = await dynamo().send(new ScanCommand({ TableName: tableName("Tokens"), ExclusiveStartKey }));
-    items.push(...((page.Items ?? []) as TokenItem[]));
-    ExclusiveStartKey = page.LastEvaluatedKey;
-  } while (ExclusiveStartKey);
+  const items = await scanAll<TokenItem>(tableName("Tokens"));
   return items.sort((a, b) => a.createdAt.localeCompare(b.createdAt)).map(view);
 }
 
