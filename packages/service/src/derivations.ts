@@ -35,6 +35,15 @@ export async function createDerivation(item: DerivationItem): Promise<boolean> {
   }
 }
 
+const SETTLING: readonly DerivationStatus[] = ["succeeded", "failed", "dependency-failed"];
+
+/** `settled()` is done with it: out of the sweeper's index. */
+export async function markPropagated(drvPath: string): Promise<void> {
+  await dynamo().send(
+    new UpdateCommand({ TableName: tableName("Derivations"), Key: { drvPath }, UpdateExpression: "REMOVE propagateShard" }),
+  );
+}
+
 export interface Move {
   from: readonly DerivationStatus[];
   to: DerivationStatus;
@@ -64,6 +73,8 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   } else {
     remove.push("queuedShard", "dueShard", "dueAt");
   }
+  // Until `settled()` has told its dependents and jobs, a settled derivation stays in this index.
+  if (SETTLING.includes(move.to)) set.propagateShard = "p";
   for (const [i, [name, value]] of Object.entries(set).entries()) {
     names[`#set${i}`] = name;
     values[`:set${i}`] = value;

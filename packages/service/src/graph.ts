@@ -1,7 +1,7 @@
 import { queueKeyOf, readinessOf, isSuccess } from "@nimbus/core";
 import type { DerivationEvent, DerivationStatus } from "@nimbus/protocol";
 import { sendToBuildQueue } from "./build-queues.ts";
-import { clearPendingInputs, createDerivation, getDerivation, getDerivations, moveDerivation } from "./derivations.ts";
+import { clearPendingInputs, createDerivation, getDerivation, getDerivations, markPropagated, moveDerivation } from "./derivations.ts";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { dynamo } from "./aws-clients.ts";
 import { batchPut, isConditionFailure, queryAll } from "./dynamo-batch.ts";
@@ -186,4 +186,5 @@ export async function settled(drv: DerivationItem, now = new Date()): Promise<vo
     }
   }
   await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId)));
+  await markPropagated(drv.drvPath);
 }

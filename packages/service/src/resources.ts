@@ -51,9 +51,19 @@ export const tables = {
   },
   /** Every derivation Nimbus knows, shared by all jobs: status, lease, inputs still pending. */
   Derivations: {
-    fields: { drvPath: "string", queuedShard: "string", queuedAt: "string", dueShard: "string", dueAt: "string" },
+    fields: {
+      drvPath: "string",
+      queuedShard: "string",
+      queuedAt: "string",
+      dueShard: "string",
+      dueAt: "string",
+      propagateShard: "string",
+      updatedAt: "string",
+    },
     primaryIndex: { hashKey: "drvPath" },
     globalIndexes: {
+      // Sparse: settled derivations whose dependents and jobs were not yet told (a Lambda may die in between).
+      byUnpropagated: { hashKey: "propagateShard", rangeKey: "updatedAt" },
       // Sparse: only queued derivations, so the sweeper can re-send those that sat too long.
       byQueuedAt: { hashKey: "queuedShard", rangeKey: "queuedAt" },
       // Sparse: only retries waiting out their back-off.

@@ -6,6 +6,7 @@ import { quietConnections } from "./connections.ts";
 import { noteNewWork, wakeIdleAgents } from "./dispatch.ts";
 import { isConditionFailure, queryAll } from "./dynamo-batch.ts";
 import type { DerivationItem, JobItem } from "./items.ts";
+import { settled } from "./graph.ts";
 import { finishJobIfDone } from "./jobs.ts";
 import { tableName } from "./resource.ts";
 import { quietSessions } from "./sessions.ts";
@@ -16,6 +17,7 @@ export interface SweepReport {
   connectionsRemoved: number;
   sessionsEnded: number;
   derivationsResent: number;
+  settlesPropagated: number;
   jobsFinished: number;
 }
 
@@ -26,12 +28,13 @@ export interface SweepReport {
  * 2. sessions silent past the grace period: their agent is lost, their tasks go back;
  * 3. queued derivations due after a back-off, or not leased for a long while (their message
  *    was lost, or a local restart emptied the queues): sent to their queue again;
- * 4. running jobs with nothing left to do that nobody finished.
+ * 4. settled derivations whose dependents and jobs were never told (a Lambda died between);
+ * 5. running jobs with nothing left to do that nobody finished.
  */
 export async function sweep(now = new Date()): Promise<SweepReport> {
   const t = timing();
   const ago = (ms: number) => new Date(now.getTime() - ms);
-  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, jobsFinished: 0 };
+  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0 };
 
   for (const connection of await quietConnections(ago(2 * t.heartbeatIntervalMs))) {
     if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
@@ -54,6 +57,17 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
   });
   for (const drv of [...due, ...stale]) {
     if (await resend(drv, now)) report.derivationsResent++;
+  }
+  const unpropagated = await queryAll<DerivationItem>({
+    TableName: tableName("Derivations"),
+    IndexName: "byUnpropagated",
+    KeyConditionExpression: "propagateShard = :p AND updatedAt < :before",
+    ExpressionAttributeValues: { ":p": "p", ":before": ago(t.heartbeatIntervalMs).toISOString() },
+  });
+  // Telling dependents and jobs again is harmless: every step of it is conditional.
+  for (const drv of unpropagated) {
+    await settled(drv, now);
+    report.settlesPropagated++;
   }
   const { Items: quietJobs = [] } = await dynamo().send(
     new QueryCommand({
