@@ -46,6 +46,11 @@ export class AckedStream {
     if (this.unacked.delete(seq)) this.wake?.();
   }
 
+  /** Forgets the unacknowledged batches (the service does not want them any more). */
+  clear(): void {
+    this.unacked.clear();
+  }
+
   /** After a welcome: every unacknowledged batch again, in order. */
   resend(): void {
     for (const message of this.unacked.values()) if (!this.link.sendNow(message)) return;

@@ -1,7 +1,9 @@
 /**
- * The running agent: finds the socket through service-info, keeps one session open and
- * reconnects with back-off until stopped or until something retrying cannot fix; runs the
- * tasks the service pushes, which keep running across reconnects.
+ * The running agent: finds the socket through service-info, keeps one connection open and
+ * reconnects with back-off until it leaves or until something retrying cannot fix; runs the
+ * tasks the service pushes, which keep running across reconnects (the service keeps them for
+ * the agent's session, see `session-credential.ts`). Leaving is a sequence: `pause`, let
+ * tasks finish (or not), `goodbye`, close.
  */
 import { EventEmitter } from "node:events";
 import {
@@ -16,7 +18,8 @@ import {
 } from "@nimbus/protocol";
 import { buildAgentInfo } from "./agent-info.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
-import type { AgentConfig } from "./config.ts";
+import type { AgentConfig, ShutdownMode } from "./config.ts";
+import { Connection } from "./connection.ts";
 import { AgentConfigError, AgentFatalError, type FatalCode } from "./errors.ts";
 import { readClusterJoinToken } from "./join-token.ts";
 import { createLogger, type LogSink } from "./log.ts";
@@ -25,7 +28,7 @@ import { detectNix, type NixInfo } from "./nix-info.ts";
 import { effectiveNixSettings, type NixEnvironment, nixOptionArgs } from "./nix-options.ts";
 import { Outbox } from "./outbox.ts";
 import { agentSocketUrl, fetchServiceInfo, ServiceInfoUnavailable } from "./service-info.ts";
-import { Session } from "./session.ts";
+import { loadSessionCredential } from "./session-credential.ts";
 import { type TaskFinished, TaskRunner, type TaskStarted } from "./task-runner.ts";
 import { encodeAgentMessage, OutgoingMessageError } from "./wire.ts";
 
@@ -40,8 +43,17 @@ export interface StartAgentOptions {
   backoff?: BackoffOptions;
   /** Upgrade plus hello → welcome; default 30 s (a cold Lambda can take a few seconds). */
   welcomeTimeoutMs?: number;
-  /** How long `stop()` waits for killed tasks to end; default 5 s. */
+  /** How long the agent waits for the tasks it kills to end; default 5 s. */
   taskStopTimeoutMs?: number;
+}
+
+export interface StopOptions {
+  /**
+   * `finish` lets running tasks end (and their results be acknowledged) before leaving, for up
+   * to `shutdownTimeoutSeconds`; `hand-back` stops them at once. Default: the config's
+   * `shutdown`. `hand-back` while a `finish` is under way switches to it at once.
+   */
+  mode?: ShutdownMode;
 }
 
 export interface Disconnected {
@@ -62,6 +74,12 @@ export interface AgentErrorEvent {
 
 export type AgentExit = { reason: "stopped" } | { reason: "fatal"; error: AgentFatalError };
 
+/** The steps of leaving, in order (`hand-back` is skipped when nothing is left to stop). */
+export type ShutdownStep =
+  | { step: "pause"; mode: ShutdownMode }
+  | { step: "hand-back"; taskIds: string[]; why: "mode" | "timeout" | "requested" }
+  | { step: "goodbye"; said: boolean };
+
 export interface AgentEventMap {
   connecting: [{ url: string; attempt: number }];
   welcome: [Welcome];
@@ -71,6 +89,7 @@ export interface AgentEventMap {
   /** Non-fatal service errors and the fatal one; emitted only when someone listens. */
   error: [AgentErrorEvent];
   exit: [AgentExit];
+  shutdown: [ShutdownStep];
   "task-started": [TaskStarted];
   "task-finished": [TaskFinished];
 }
@@ -78,6 +97,10 @@ export interface AgentEventMap {
 export interface RunningAgent {
   /** What `hello` tells the service. */
   readonly info: AgentInfo;
+  /** The session id presented in every `hello` (the secret stays in the session file). */
+  readonly sessionId: string;
+  /** `<workDirectory>/session.json`. */
+  readonly sessionPath: string;
   readonly events: EventEmitter<AgentEventMap>;
   /** Settles (never rejects) once the agent is done: after `stop()` or a fatal error. */
   readonly exited: Promise<AgentExit>;
@@ -86,27 +109,57 @@ export interface RunningAgent {
   connectionId(): string | undefined;
   /** Ids of the tasks running now. */
   tasksInProgress(): string[];
-  /** Kills running tasks (SIGTERM to their Nix processes), closes the socket with 1000 and stops reconnecting. */
-  stop(): Promise<void>;
+  /** Ids of the tasks whose final message awaits the service's `result-ack`. */
+  unacknowledgedResults(): string[];
+  /** The shutdown under way, if any. */
+  shuttingDown(): ShutdownMode | undefined;
+  /**
+   * Leaves as on SIGTERM: `pause`, then (`finish`) waits for running tasks and their
+   * acknowledgements or (`hand-back`) stops them, then `goodbye`, close with 1000. Resolves
+   * once the agent has exited; never hangs past the shutdown timeout and a few seconds.
+   */
+  stop(options?: StopOptions): Promise<void>;
 }
 
+/** How long a `goodbye` may take to be written to the socket. */
+const GOODBYE_FLUSH_MS = 2_000;
+/** How long a leaving agent that is disconnected keeps trying to reconnect to say goodbye. */
+const GOODBYE_RECONNECT_MS = 10_000;
+
+type Phase =
+  /** Working normally. */
+  | "running"
+  /** Shutting down: paused, tasks may still run; reconnects go on. */
+  | "pausing"
+  /** Saying goodbye: on the next welcome, nothing but `goodbye`. */
+  | "leaving"
+  /** No more connections. */
+  | "done";
+
 /**
- * Reads the join token and works out the agent info (rejects if either fails), then connects
- * in the background. Errors from then on are retried or end `exited` with a fatal error.
+ * Reads the join token and the session (making it on first start), works out the agent info
+ * (rejects if any of it fails), then connects in the background. Errors from then on are
+ * retried or end `exited` with a fatal error.
  */
 export async function startAgent(config: AgentConfig, options: StartAgentOptions = {}): Promise<RunningAgent> {
   const log = createLogger(config.logLevel, options.log);
   const token = await readClusterJoinToken(config.clusterJoinTokenPath);
+  const session = await loadSessionCredential(config.workDirectory);
   const nixSettings = effectiveNixSettings(config.nixSettings);
   const nix = options.nix ?? (await detectNix({ nixSettings }));
   const info = buildAgentInfo(config, nix, options.hostname);
   const events = new EventEmitter<AgentEventMap>();
   const outbox = new Outbox();
+  const taskStopTimeoutMs = options.taskStopTimeoutMs ?? 5_000;
   const nixEnvironment: NixEnvironment = {
     optionArgs: nixOptionArgs(nixSettings),
     systems: info.systems,
     buildFeatures: [...new Set([...info.systemFeatures, ...info.mandatoryFeatures])],
   };
+  let phase: Phase = "running";
+  /** A function, not `phase === "done"` inline: TypeScript would narrow `phase` across awaits. */
+  const done = (): boolean => phase === "done";
+  let whenIdle: (() => void) | undefined;
   const runner = new TaskRunner({
     workDirectory: config.workDirectory,
     nix: nixEnvironment,
@@ -114,13 +167,22 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     log,
     onStarted: (event) => events.emit("task-started", event),
     onFinished: (event) => events.emit("task-finished", event),
+    onChange: () => {
+      if (whenIdle !== undefined && runner.idle()) whenIdle();
+    },
   });
   const hello = (): Hello => {
-    const base: Hello = { type: "hello", protocolVersion: PROTOCOL_VERSION, agent: info, tasksInProgress: [] };
-    // As many running task ids as the frame holds (1024 ids of 128 characters would not fit).
+    const base: Hello = {
+      type: "hello",
+      protocolVersion: PROTOCOL_VERSION,
+      agent: info,
+      session: session.credential,
+      tasksInProgress: [],
+    };
+    // As many task ids as the frame holds (1024 ids of 128 characters would not fit).
     let room = FRAME_BUDGET_BYTES - jsonBytes(base);
     const ids: string[] = [];
-    for (const id of runner.inProgress().slice(0, 1024)) {
+    for (const id of runner.held().slice(0, 1024)) {
       room -= jsonBytes(id) + 1;
       if (room < 0) break;
       ids.push(id);
@@ -135,9 +197,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   }
 
   const backoff = new Backoff(options.backoff);
-  const stopController = new AbortController();
-  let session: Session | undefined;
+  /** Aborted when the agent makes no more connections (service-info fetches stop with it). */
+  const loopStop = new AbortController();
+  let connection: Connection | undefined;
   let wakeFromSleep: (() => void) | undefined;
+  let wakeOnWelcome: (() => void) | undefined;
 
   const emitError = (event: AgentErrorEvent) => {
     // EventEmitter throws an "error" nobody listens to; the log already has it.
@@ -163,14 +227,16 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       `features ${info.systemFeatures.join(" ") || "(none)"}; mandatory ${info.mandatoryFeatures.join(" ") || "(none)"}; ` +
       `${info.concurrentTasks} concurrent tasks`,
   );
+  log("info", `session ${session.credential.id} (${session.created ? "new, written to" : "from"} ${session.path})`);
+  if (session.warning !== undefined) log("warn", session.warning);
 
   const run = async (): Promise<AgentExit> => {
     let attempt = 0;
-    while (!stopController.signal.aborted) {
+    while (!done()) {
       attempt++;
       let url: string;
       try {
-        const service = await fetchServiceInfo(config.apiBaseUrl, options.fetch, 10_000, stopController.signal);
+        const service = await fetchServiceInfo(config.apiBaseUrl, options.fetch, 10_000, loopStop.signal);
         if (service.protocolVersion !== PROTOCOL_VERSION) {
           return giveUp(
             new AgentFatalError(
@@ -182,7 +248,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         }
         url = agentSocketUrl(service, config.apiBaseUrl);
       } catch (err) {
-        if (stopController.signal.aborted) break;
+        if (done()) break;
         if (!(err instanceof ServiceInfoUnavailable)) throw err;
         const retryInMs = backoff.next();
         log("warn", `${err.message}; retrying in ${seconds(retryInMs)}`);
@@ -190,14 +256,15 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         await sleep(retryInMs);
         continue;
       }
-      if (stopController.signal.aborted) break;
+      if (done()) break;
 
       events.emit("connecting", { url, attempt });
       log("debug", `connecting to ${url} (attempt ${attempt})`);
-      const current = new Session({
+      const current: Connection = new Connection({
         url,
         token,
         tokenPath: config.clusterJoinTokenPath,
+        sessionPath: session.path,
         hello: hello(),
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         welcomeTimeoutMs: options.welcomeTimeoutMs ?? 30_000,
@@ -212,28 +279,53 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
               `connected to ${url} as ${welcome.connectionId} (service Nimbus ${welcome.serviceVersion}, heartbeat every ${seconds(intervalMs)})`,
             );
             events.emit("welcome", welcome);
-            // The service decides what to send; then what waited for this connection goes out.
-            current.send({ type: "request-work" });
-            runner.resendUnacked();
-            outbox.flush();
+            if (phase === "leaving") {
+              // Results the service may still record; then the goodbye hands back the rest.
+              runner.resendResults();
+            } else {
+              // The service decides what to send (nothing once paused); then what waited for
+              // this connection: evaluation batches, queued log lines, final messages last.
+              current.send(phase === "pausing" ? { type: "pause" } : { type: "request-work" });
+              runner.resendUnacked();
+              outbox.flush();
+              runner.resendResults();
+            }
+            wakeOnWelcome?.();
           },
           heartbeat: (heartbeat) => {
             log("debug", "heartbeat sent");
             events.emit("heartbeat", heartbeat);
           },
           heartbeatAck: (ack) => events.emit("heartbeat-ack", ack),
-          // A fatal one ends the session and is reported once, by giveUp.
+          // A fatal one ends the connection and is reported once, by giveUp.
           serviceError: (error) => {
-            if (!error.fatal) emitError({ fatal: false, code: error.code, message: error.message });
+            if (error.fatal) return false;
+            emitError({ fatal: false, code: error.code, message: error.message });
+            if (error.code !== "unknown-task" || error.taskId === undefined) return false;
+            // The service does not hold this task for this agent (another agent has it, or its
+            // job is gone): stop it and forget what is left to send for it.
+            const known = runner.cancel(error.taskId, `the service says it is not this agent's: ${error.message}`);
+            log(
+              known ? "warn" : "info",
+              known
+                ? `task ${error.taskId} dropped: the service says it is not this agent's (${error.message})`
+                : `the service reported unknown-task for ${error.taskId}, which this agent no longer has: ${error.message}`,
+            );
+            return true;
           },
           task: (message) => runner.handle(message),
+          cancel: (message) => {
+            const known = runner.cancel(message.taskId, `cancelled by the service: ${message.reason}`);
+            if (known) log("info", `task ${message.taskId} cancelled by the service: ${message.reason}`);
+            else log("debug", `ignored a cancel of task ${message.taskId}, which this agent does not have (${message.reason})`);
+          },
         },
       });
-      session = current;
+      connection = current;
       outbox.attach(current);
       const end = await current.ended;
       if (end.kind === "fatal") return giveUp(end.error);
-      if (stopController.signal.aborted) break;
+      if (done()) break;
 
       const retryInMs = backoff.next();
       const id = current.connectionId;
@@ -258,36 +350,153 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     return { reason: "stopped" };
   };
 
-  const exited = run()
+  let loopEnded = false;
+  const loop = run()
     .catch((err: unknown) =>
       giveUp(new AgentFatalError("internal", `the agent failed unexpectedly: ${err instanceof Error ? err.message : String(err)}`)),
     )
-    .then(async (exit) => {
-      // After a fatal error too: nothing a task does can reach the service any more.
-      await runner.stop(options.taskStopTimeoutMs ?? 5_000);
-      session = undefined;
-      events.emit("exit", exit);
+    .then((exit) => {
+      loopEnded = true;
+      phase = "done";
       return exit;
     });
+  const exited = loop.then(async (exit) => {
+    // After a fatal error too: nothing a task does can reach the service any more.
+    await runner.stop(taskStopTimeoutMs);
+    connection = undefined;
+    outbox.attach(undefined);
+    events.emit("exit", exit);
+    return exit;
+  });
+
+  // ---- leaving ---------------------------------------------------------------------------
+
+  let mode: ShutdownMode | undefined;
+  let handBackNow: (() => void) | undefined;
+  const handBackRequested = new Promise<"requested">((resolve) => (handBackNow = () => resolve("requested")));
+
+  /** Waits for `promise`, at most until `deadline` (then "timeout"), or for the loop to end. */
+  const raceDeadline = <T>(promise: Promise<T>, deadline: number): Promise<T | "timeout" | "ended"> => {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      promise,
+      new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now())))),
+      loop.then(() => "ended" as const),
+    ]).finally(() => clearTimeout(timer));
+  };
+
+  /** Sends `goodbye` on a welcomed connection, reconnecting for it while time allows. */
+  const sayGoodbye = async (until: number): Promise<boolean> => {
+    phase = "leaving";
+    for (;;) {
+      const current = connection;
+      if (current?.connected) {
+        if (await current.sendFlushed({ type: "goodbye" }, GOODBYE_FLUSH_MS)) {
+          current.close(1000, "agent leaving");
+          return true;
+        }
+      }
+      if (loopEnded || Date.now() >= until) return false;
+      if (!current?.connected) {
+        log("info", `not connected: trying for ${seconds(until - Date.now())} to reconnect and say goodbye`);
+        // Now, not after the rest of a back-off delay.
+        wakeFromSleep?.();
+      }
+      const welcomed = new Promise<void>((resolve) => (wakeOnWelcome = resolve));
+      await raceDeadline(welcomed, until);
+      wakeOnWelcome = undefined;
+    }
+  };
+
+  const shutdown = async (): Promise<void> => {
+    const timeoutMs = config.shutdownTimeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    phase = "pausing";
+    runner.pause();
+    const paused = connection?.connected === true && connection.send({ type: "pause" });
+    log("info", `shutting down (${mode}): ${paused ? "sent pause" : "pause goes out with the next welcome"}; the service sends no new work`);
+    events.emit("shutdown", { step: "pause", mode: mode! });
+
+    let why: "mode" | "timeout" | "requested" = "mode";
+    if (mode === "finish" && !runner.idle()) {
+      const running = runner.inProgress().length;
+      const unacked = runner.results.ids().filter((id) => !runner.inProgress().includes(id)).length;
+      const what = [
+        ...(running > 0 ? [`${running} running task${running === 1 ? "" : "s"}`] : []),
+        ...(unacked > 0 ? [`${unacked} unacknowledged result${unacked === 1 ? "" : "s"}`] : []),
+      ];
+      log("info", `waiting up to ${seconds(timeoutMs)} for ${what.join(" and ")} (signal again to hand them back now)`);
+      const idle = new Promise<"idle">((resolve) => (whenIdle = () => resolve("idle")));
+      const outcome = await raceDeadline(Promise.race([idle, handBackRequested]), deadline);
+      whenIdle = undefined;
+      if (outcome === "ended") return;
+      if (outcome === "idle") log("info", "every task finished and its result was acknowledged");
+      else if (outcome === "timeout") {
+        why = "timeout";
+        log("warn", `shutdown timeout (${seconds(timeoutMs)}) reached: handing back what is left`);
+      } else why = "requested";
+    }
+    if (loopEnded) return;
+
+    const abandoned = runner.abandonAll("handed back: the agent is leaving");
+    const unacked = runner.results.ids();
+    if (abandoned.length > 0) {
+      log(
+        "info",
+        `stopping ${abandoned.length} running task${abandoned.length === 1 ? "" : "s"} (${abandoned.join(", ")}): the goodbye hands ${abandoned.length === 1 ? "it" : "them"} back`,
+      );
+      events.emit("shutdown", { step: "hand-back", taskIds: abandoned, why });
+      await runner.settled(taskStopTimeoutMs);
+    }
+    if (unacked.length > 0) log("warn", `leaving with ${unacked.length} unacknowledged result${unacked.length === 1 ? "" : "s"} (${unacked.join(", ")}): the service hands those tasks back`);
+
+    const said = await sayGoodbye(Date.now() + Math.max(0, Math.min(GOODBYE_RECONNECT_MS, deadline - Date.now())));
+    if (said) log("info", "goodbye sent; closing the connection");
+    else if (!loopEnded) {
+      log("warn", "left without a goodbye (not connected): the service hands this session's tasks back when it gives the session up");
+    }
+    events.emit("shutdown", { step: "goodbye", said });
+    phase = "done";
+    loopStop.abort();
+    wakeFromSleep?.();
+    wakeOnWelcome?.();
+    connection?.close(1000, "agent leaving");
+  };
+
+  let shutdownPromise: Promise<void> | undefined;
+  const stop = async (stopOptions: StopOptions = {}): Promise<void> => {
+    const requested = stopOptions.mode ?? config.shutdown;
+    if (loopEnded) {
+      // A fatal error ended it already.
+    } else if (shutdownPromise === undefined) {
+      mode = requested;
+      shutdownPromise = shutdown().catch((err: unknown) => {
+        log("error", `shutting down failed: ${err instanceof Error ? err.message : String(err)}`);
+        phase = "done";
+        loopStop.abort();
+        wakeFromSleep?.();
+        connection?.close(1000, "agent leaving");
+      });
+    } else if (requested === "hand-back" && mode === "finish" && phase === "pausing") {
+      mode = "hand-back";
+      log("info", "handing back the running tasks now");
+      handBackNow?.();
+    }
+    await exited;
+  };
 
   return {
     info,
+    sessionId: session.credential.id,
+    sessionPath: session.path,
     events,
     exited,
-    connected: () => session?.connected ?? false,
-    connectionId: () => (session?.connected ? session.connectionId : undefined),
+    connected: () => connection?.connected ?? false,
+    connectionId: () => (connection?.connected ? connection.connectionId : undefined),
     tasksInProgress: () => runner.inProgress(),
-    stop: async () => {
-      if (!stopController.signal.aborted) {
-        log("info", "stopping");
-        stopController.abort();
-        // Still connected: a killed build's "exceptional" result can reach the service.
-        await runner.stop(options.taskStopTimeoutMs ?? 5_000);
-        session?.close(1000, "agent stopping");
-        wakeFromSleep?.();
-      }
-      await exited;
-    },
+    unacknowledgedResults: () => runner.results.ids(),
+    shuttingDown: () => mode,
+    stop,
   };
 }
 

@@ -30,7 +30,10 @@ export async function runBuild(task: BuildTask, context: TaskContext): Promise<T
   await mkdir(directory, { recursive: true });
   // Nix puts the build's temporary directory under TMPDIR: keep it in the work directory.
   const env = { ...process.env, TMPDIR: directory };
-  const interrupted = () => finish({ status: "exceptional", error: "interrupted: the agent is stopping" });
+  // Stopped on purpose (cancel, unknown-task, the agent leaving): nothing more is reported.
+  const interrupted = (): never => {
+    throw signal.reason;
+  };
   try {
     const args = [
       "--realise",

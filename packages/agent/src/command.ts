@@ -1,6 +1,6 @@
 /** `nimbus agent --config agent.toml`: the agent as a long-running command. */
 import { startAgent, type RunningAgent } from "./agent.ts";
-import { loadAgentConfig } from "./config.ts";
+import { type AgentConfig, loadAgentConfig } from "./config.ts";
 import { type LogSink, stderrSink } from "./log.ts";
 
 export interface RunAgentCommandOptions {
@@ -9,8 +9,10 @@ export interface RunAgentCommandOptions {
 }
 
 /**
- * Runs until SIGINT/SIGTERM (then closes the socket with 1000: exit code 0) or a fatal error
- * (the message alone, no stack: exit code 1). Sets `process.exitCode` and also returns it.
+ * Runs until SIGINT/SIGTERM or a fatal error (the message alone, no stack: exit code 1). The
+ * first signal leaves as the config's `shutdown` says (pause; finish or hand back the running
+ * tasks; goodbye; close with 1000: exit code 0); a second one during `finish` hands the tasks
+ * back at once; one more exits at once with 130. Sets `process.exitCode` and also returns it.
  */
 export async function runAgentCommand(configPath: string, options: RunAgentCommandOptions = {}): Promise<number> {
   const code = await run(configPath, options);
@@ -20,23 +22,31 @@ export async function runAgentCommand(configPath: string, options: RunAgentComma
 
 async function run(configPath: string, options: RunAgentCommandOptions): Promise<number> {
   let agent: RunningAgent;
+  let config: AgentConfig;
   try {
-    const config = await loadAgentConfig(configPath);
+    config = await loadAgentConfig(configPath);
     agent = await startAgent(config, { log: options.log });
   } catch (err) {
     process.stderr.write(`nimbus agent: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
 
-  let stopping = false;
+  const say = (line: string) => (options.log ?? stderrSink)(line);
+  let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      // A second signal means "now": the user gave up waiting for a clean close.
+    signals++;
+    if (signals === 1) {
+      say(`info received ${signal}: shutting down (${config.shutdown})`);
+      void agent.stop();
+    } else if (signals === 2 && config.shutdown === "finish") {
+      // "Don't wait for the builds": hand them back and leave cleanly.
+      say(`info received ${signal} again: handing back the running tasks`);
+      void agent.stop({ mode: "hand-back" });
+    } else {
+      // The user gave up waiting for a clean exit.
+      say(`info received ${signal} again: exiting now`);
       process.exit(130);
     }
-    stopping = true;
-    (options.log ?? stderrSink)(`info received ${signal}`);
-    void agent.stop();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

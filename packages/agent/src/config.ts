@@ -36,7 +36,14 @@ export interface AgentConfig {
   systemFeatures: string[] | undefined;
   mandatoryFeatures: string[];
   heartbeatIntervalMs: number;
+  /** What SIGINT/SIGTERM (and `stop()`) do with running tasks: wait for them, or hand them back. */
+  shutdown: ShutdownMode;
+  /** How long `finish` waits for running tasks and their acknowledgements. */
+  shutdownTimeoutMs: number;
 }
+
+export const SHUTDOWN_MODES = ["finish", "hand-back"] as const;
+export type ShutdownMode = (typeof SHUTDOWN_MODES)[number];
 
 /** Hercules' katip severities, accepted so a Hercules agent.toml keeps working. */
 const HERCULES_LOG_LEVELS: Record<string, LogLevel> = {
@@ -64,6 +71,8 @@ const MAX_CONCURRENT_TASKS = 1024;
 const MAX_LABEL_NAME = 128;
 /** API Gateway drops a connection idle for 10 minutes. */
 const MAX_HEARTBEAT_SECONDS = 600;
+/** A day: longer is surely a mistake (and beyond what setTimeout holds exactly anyway). */
+const MAX_SHUTDOWN_SECONDS = 86_400;
 
 const filePath = z.string().min(1);
 
@@ -83,6 +92,8 @@ const AgentToml = z.strictObject({
   systemFeatures: z.array(FeatureName).optional(),
   mandatoryFeatures: z.array(FeatureName).default([]),
   heartbeatIntervalSeconds: z.number().positive().lt(MAX_HEARTBEAT_SECONDS).default(30),
+  shutdown: z.enum(SHUTDOWN_MODES).default("finish"),
+  shutdownTimeoutSeconds: z.number().min(0).max(MAX_SHUTDOWN_SECONDS).default(600),
 });
 type AgentTomlKey = keyof typeof AgentToml.shape;
 
@@ -109,6 +120,8 @@ const EXPECTED: Record<AgentTomlKey, { whole: string; entry?: string }> = {
   systemFeatures: { whole: "an array of Nix system features", entry: 'a Nix system feature such as "kvm"' },
   mandatoryFeatures: { whole: "an array of Nix system features", entry: 'a Nix system feature such as "kvm"' },
   heartbeatIntervalSeconds: { whole: `a positive number of seconds below ${MAX_HEARTBEAT_SECONDS}` },
+  shutdown: { whole: `"finish" (let running tasks end) or "hand-back" (stop them and give them back to the service)` },
+  shutdownTimeoutSeconds: { whole: `a number of seconds from 0 to ${MAX_SHUTDOWN_SECONDS}` },
 };
 const KNOWN_KEYS = Object.keys(EXPECTED);
 
@@ -158,6 +171,8 @@ export function parseAgentConfig(text: string, configDir: string, source = "agen
     systemFeatures: toml.systemFeatures,
     mandatoryFeatures: toml.mandatoryFeatures,
     heartbeatIntervalMs: Math.round(toml.heartbeatIntervalSeconds * 1000),
+    shutdown: toml.shutdown,
+    shutdownTimeoutMs: Math.round(toml.shutdownTimeoutSeconds * 1000),
   };
 }
 

@@ -21,6 +21,8 @@ export type FatalCode =
   | "token-refused"
   | "protocol-version"
   | "service-refused"
+  /** The service does not accept the session in `session.json`. */
+  | "session-refused"
   | "nix-not-found"
   | "nix-failed"
   | "invalid-agent-info"

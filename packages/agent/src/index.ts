@@ -1,4 +1,5 @@
-export { type AgentConfig, loadAgentConfig, parseAgentConfig } from "./config.ts";
+export { type AgentConfig, loadAgentConfig, parseAgentConfig, SHUTDOWN_MODES, type ShutdownMode } from "./config.ts";
+export { type LoadedSession, loadSessionCredential, SESSION_FILE_NAME } from "./session-credential.ts";
 export { readClusterJoinToken } from "./join-token.ts";
 export { type DetectNixOptions, detectNix, NIX_NOT_FOUND_MESSAGE, type NixInfo, parseNixVersion } from "./nix-info.ts";
 export { buildAgentInfo } from "./agent-info.ts";
@@ -9,7 +10,9 @@ export {
   type AgentExit,
   type Disconnected,
   type RunningAgent,
+  type ShutdownStep,
   type StartAgentOptions,
+  type StopOptions,
   startAgent,
 } from "./agent.ts";
 export { type RunAgentCommandOptions, runAgentCommand } from "./command.ts";

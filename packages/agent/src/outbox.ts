@@ -1,7 +1,8 @@
 /**
  * How tasks talk to the service without caring about reconnects: messages that cannot go out
- * now wait in memory for the next welcome. (Reliable delivery of what was sent but lost with
- * a connection comes later; acknowledged streams resend on their own, see `AckedStream`.)
+ * now wait in memory for the next welcome. What must not be lost with a connection is kept
+ * until the service acknowledges it and is sent again after every welcome: evaluation batches
+ * (`AckedStream`) and each task's final message (`UnackedResults`).
  */
 import type { AgentMessage } from "@nimbus/protocol";
 
@@ -46,6 +47,13 @@ export class Outbox implements Link {
         return;
       }
     }
+  }
+
+  /** Forgets what waits for a task the service no longer wants to hear about. */
+  drop(taskId: string): number {
+    const before = this.queue.length;
+    this.queue = this.queue.filter((m) => !("taskId" in m) || m.taskId !== taskId);
+    return before - this.queue.length;
   }
 
   get queued(): number {

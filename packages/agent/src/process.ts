@@ -1,6 +1,6 @@
 /**
  * Child processes for tasks (git, nix-instantiate, nix-store): output collected or streamed
- * line by line, killed with SIGTERM when the task's signal aborts.
+ * line by line, killed with SIGTERM when the task's signal aborts (SIGKILL a few seconds later).
  */
 import { spawn } from "node:child_process";
 
@@ -12,6 +12,8 @@ export interface RunOptions {
   onLine?: (line: string, stream: "stdout" | "stderr") => void;
   /** Skip collecting stdout (it is streamed through `onLine` instead). */
   discardStdout?: boolean;
+  /** After an abort's SIGTERM, SIGKILL if the process is still there this much later (default 5 s). */
+  killAfterMs?: number;
 }
 
 export interface RunResult {
@@ -58,7 +60,14 @@ export function runProcess(command: string, args: readonly string[], options: Ru
       if (stderr.length > MAX_STDERR_BYTES) stderr = stderr.slice(-MAX_STDERR_BYTES);
       if (options.onLine) splitters.stderr.push(chunk);
     });
-    const onAbort = () => child.kill("SIGTERM");
+    // SIGTERM lets nix-store kill its builder (it runs as a build user, in its own session);
+    // SIGKILL only if it does not go.
+    let killTimer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      child.kill("SIGTERM");
+      killTimer = setTimeout(() => child.kill("SIGKILL"), options.killAfterMs ?? 5_000);
+      killTimer.unref();
+    };
     options.signal?.addEventListener("abort", onAbort, { once: true });
     let failed: Error | undefined;
     child.on("error", (err: NodeJS.ErrnoException) => {
@@ -66,6 +75,7 @@ export function runProcess(command: string, args: readonly string[], options: Ru
     });
     child.on("close", (code, signal) => {
       options.signal?.removeEventListener("abort", onAbort);
+      clearTimeout(killTimer);
       if (failed) {
         reject(failed);
         return;

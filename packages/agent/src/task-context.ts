@@ -10,7 +10,7 @@ export interface TaskContext {
   nix: NixEnvironment;
   link: Link;
   log: Logger;
-  /** Aborted when the agent stops: the task kills its Nix process and ends. */
+  /** Aborted when the task is stopped (cancel, unknown-task, the agent leaving): it kills its Nix process and ends, reporting nothing. */
   signal: AbortSignal;
 }
 

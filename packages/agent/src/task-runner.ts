@@ -1,8 +1,9 @@
 /**
  * Runs every task the service pushes, all at once (the service enforces `concurrentTasks`),
- * routes `ack`s to evaluation streams, and kills everything when the agent stops.
+ * routes `ack`s to evaluation streams and `result-ack`s to the kept final messages, stops
+ * tasks the service cancels or disowns, and kills everything when the agent leaves.
  */
-import type { BuildTask, EvaluateTask, StreamAck } from "@nimbus/protocol";
+import type { BuildTask, EvaluateTask, ResultAck, StreamAck } from "@nimbus/protocol";
 import { AckedStream } from "./acked-stream.ts";
 import { runBuild } from "./build.ts";
 import { runEvaluation } from "./evaluation.ts";
@@ -10,6 +11,7 @@ import type { Logger } from "./log.ts";
 import type { NixEnvironment } from "./nix-options.ts";
 import type { Link } from "./outbox.ts";
 import type { TaskContext, TaskOutcome } from "./task-context.ts";
+import { isFinalMessage, UnackedResults } from "./unacked-results.ts";
 
 export type TaskKind = "evaluate" | "build";
 
@@ -21,19 +23,30 @@ export interface TaskStarted {
 export interface TaskFinished {
   taskId: string;
   kind: TaskKind;
-  /** `cancelled`: the agent stopped while it ran (for an evaluation, nothing more was sent). */
+  /**
+   * `cancelled`: the task was stopped — cancelled by the service, disowned by it
+   * (`unknown-task`), or handed back when the agent left — and nothing more was sent for it.
+   */
   status: TaskOutcome["status"] | "cancelled";
+  /** Why it failed, or why it was stopped. */
   error?: string;
   durationMs: number;
+}
+
+/** The outbox as the runner needs it: a link that can also forget a task's queued messages. */
+export interface TaskLink extends Link {
+  drop(taskId: string): number;
 }
 
 export interface TaskRunnerOptions {
   workDirectory: string;
   nix: NixEnvironment;
-  link: Link;
+  link: TaskLink;
   log: Logger;
   onStarted?: (event: TaskStarted) => void;
   onFinished?: (event: TaskFinished) => void;
+  /** After any change to the running tasks or the unacknowledged results. */
+  onChange?: () => void;
 }
 
 interface Running {
@@ -41,27 +54,54 @@ interface Running {
   controller: AbortController;
   stream: AckedStream | undefined;
   settled: Promise<void>;
+  /** Set when the task is stopped on purpose: from then on nothing it sends goes out. */
+  stopped: string | undefined;
+}
+
+/** Why a task was stopped, as its abort reason. */
+export class TaskStopped extends Error {
+  override readonly name = "TaskStopped";
 }
 
 export class TaskRunner {
   private readonly running = new Map<string, Running>();
-  private stopping = false;
+  readonly results: UnackedResults;
+  private accepting = true;
 
-  constructor(private readonly options: TaskRunnerOptions) {}
+  constructor(private readonly options: TaskRunnerOptions) {
+    this.results = new UnackedResults(() => this.options.onChange?.());
+  }
 
-  /** Ids of the tasks still running (for `hello`). */
+  /** Ids of the tasks running now. */
   inProgress(): string[] {
     return [...this.running.keys()];
   }
 
-  handle(message: EvaluateTask | BuildTask | StreamAck): void {
+  /**
+   * What `hello` lists: the tasks running, then those whose final message the service has not
+   * acknowledged. The service keeps these for the session and hands back the rest.
+   */
+  held(): string[] {
+    return [...new Set([...this.running.keys(), ...this.results.ids()])];
+  }
+
+  /** Nothing running and every final message acknowledged. */
+  idle(): boolean {
+    return this.running.size === 0 && this.results.size === 0;
+  }
+
+  handle(message: EvaluateTask | BuildTask | StreamAck | ResultAck): void {
+    const { log } = this.options;
     if (message.type === "ack") {
       this.running.get(message.taskId)?.stream?.ack(message.seq);
       return;
     }
-    const { log } = this.options;
-    if (this.stopping) {
-      log("warn", `task ${message.taskId} ignored: the agent is stopping`);
+    if (message.type === "result-ack") {
+      if (this.results.ack(message.taskId)) log("debug", `task ${message.taskId}: result acknowledged`);
+      return;
+    }
+    if (!this.accepting) {
+      log("warn", `task ${message.taskId} not started: the agent is leaving (its goodbye hands the task back)`);
       return;
     }
     if (this.running.has(message.taskId)) {
@@ -69,7 +109,47 @@ export class TaskRunner {
       log("info", `task ${message.taskId} is already running`);
       return;
     }
+    if (this.results.has(message.taskId)) {
+      // It ended here and its result awaits the service's ack: the result again, not the work.
+      log("info", `task ${message.taskId} already ended here; sending its result again`);
+      this.results.resend(this.options.link, message.taskId);
+      return;
+    }
     this.start(message);
+  }
+
+  /**
+   * Stops a task for good: kills it if it runs, and forgets everything not yet sent for it (log
+   * lines, evaluation batches, its final message). False if the agent knew nothing of it.
+   */
+  cancel(taskId: string, why: string): boolean {
+    const task = this.running.get(taskId);
+    const hadResult = this.results.drop(taskId);
+    this.options.link.drop(taskId);
+    if (task !== undefined) this.halt(task, why);
+    return task !== undefined || hadResult;
+  }
+
+  /** No new tasks from now on (the agent is leaving); running ones go on. */
+  pause(): void {
+    this.accepting = false;
+  }
+
+  /** Stops every running task (nothing more is sent for them); returns their ids. */
+  abandonAll(why: string): string[] {
+    this.accepting = false;
+    const ids = this.inProgress();
+    for (const task of this.running.values()) this.halt(task, why);
+    return ids;
+  }
+
+  /** Resolves once no task runs, or after `timeoutMs`. */
+  async settled(timeoutMs: number): Promise<void> {
+    const all = [...this.running.values()].map((t) => t.settled);
+    if (all.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(all), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   /** After a welcome: evaluation batches the service has not acknowledged, again. */
@@ -77,29 +157,45 @@ export class TaskRunner {
     for (const task of this.running.values()) task.stream?.resend();
   }
 
-  /** Kills every task (SIGTERM to its Nix process) and waits for them to end, at most `timeoutMs`. */
+  /** After a welcome (and after the queued log lines): every unacknowledged final message again. */
+  resendResults(): void {
+    this.results.resend(this.options.link);
+  }
+
+  /** Kills every task and waits for them to end, at most `timeoutMs`. */
   async stop(timeoutMs = 5_000): Promise<void> {
-    this.stopping = true;
-    const all = [...this.running.values()];
-    for (const task of all) task.controller.abort(new Error("the agent is stopping"));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(all.map((t) => t.settled)),
-      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-    ]);
-    clearTimeout(timer);
+    this.abandonAll("the agent is stopping");
+    await this.settled(timeoutMs);
+  }
+
+  private halt(task: Running, why: string): void {
+    if (task.stopped !== undefined) return;
+    task.stopped = why;
+    task.stream?.clear();
+    task.controller.abort(new TaskStopped(why));
   }
 
   private start(task: EvaluateTask | BuildTask): void {
     const { log, link } = this.options;
     const kind: TaskKind = task.type;
     const controller = new AbortController();
-    const stream = task.type === "evaluate" ? new AckedStream(link, task.taskId, controller.signal) : undefined;
+    const entry: Running = { kind, controller, stream: undefined, settled: Promise.resolve(), stopped: undefined };
+    // What the task sends, unless it was stopped; its final message is kept until acknowledged.
+    const taskLink: Link = {
+      send: (message) => {
+        if (entry.stopped !== undefined) return;
+        if (isFinalMessage(message)) this.results.send(link, message);
+        else link.send(message);
+      },
+      sendNow: (message) => entry.stopped !== undefined || link.sendNow(message),
+    };
+    const stream = task.type === "evaluate" ? new AckedStream(taskLink, task.taskId, controller.signal) : undefined;
+    entry.stream = stream;
     const context: TaskContext = {
       directoryName: directoryName(task.taskId),
       workDirectory: this.options.workDirectory,
       nix: this.options.nix,
-      link,
+      link: taskLink,
       log,
       signal: controller.signal,
     };
@@ -113,32 +209,36 @@ export class TaskRunner {
     this.options.onStarted?.({ taskId: task.taskId, kind });
 
     const run = task.type === "evaluate" ? runEvaluation(task, context, stream!) : runBuild(task, context);
-    const settled = run
+    entry.settled = run
       .catch((err: unknown): TaskOutcome | "cancelled" => {
         if (controller.signal.aborted) return "cancelled";
         // A bug, not the repository's fault: say so rather than leave the service waiting.
         const error = `internal error in the agent: ${err instanceof Error ? err.message : String(err)}`;
         log("error", `task ${task.taskId}: ${error}`);
         if (task.type === "evaluate") {
-          link.send({ type: "evaluation-done", taskId: task.taskId, batches: stream!.batches, status: "failed", error: error.slice(0, 8000) });
+          taskLink.send({ type: "evaluation-done", taskId: task.taskId, batches: stream!.batches, status: "failed", error: error.slice(0, 8000) });
           return { status: "failed", error };
         }
-        link.send({ type: "build-result", taskId: task.taskId, drvPath: task.drvPath, status: "exceptional", error: error.slice(0, 8000) });
+        taskLink.send({ type: "build-result", taskId: task.taskId, drvPath: task.drvPath, status: "exceptional", error: error.slice(0, 8000) });
         return { status: "exceptional", error };
       })
       .then((outcome) => {
         this.running.delete(task.taskId);
+        const durationMs = Date.now() - started;
         const finished: TaskFinished =
-          outcome === "cancelled"
-            ? { taskId: task.taskId, kind, status: "cancelled", durationMs: Date.now() - started }
-            : { taskId: task.taskId, kind, ...outcome, durationMs: Date.now() - started };
+          outcome === "cancelled" || entry.stopped !== undefined
+            ? { taskId: task.taskId, kind, status: "cancelled", ...(entry.stopped ? { error: entry.stopped } : {}), durationMs }
+            : { taskId: task.taskId, kind, ...outcome, durationMs };
         log(
-          finished.status === "succeeded" || finished.status === "cancelled" ? "info" : "warn",
-          `task ${task.taskId}: ${finished.status} in ${(finished.durationMs / 1000).toFixed(1)} s${finished.error ? ` — ${firstLine(finished.error)}` : ""}`,
+          // A stopped task was logged when it was stopped.
+          finished.status === "cancelled" ? "debug" : finished.status === "succeeded" ? "info" : "warn",
+          `task ${task.taskId}: ${finished.status} in ${(durationMs / 1000).toFixed(1)} s${finished.error ? ` — ${firstLine(finished.error)}` : ""}`,
         );
         this.options.onFinished?.(finished);
+        this.options.onChange?.();
       });
-    this.running.set(task.taskId, { kind, controller, stream, settled });
+    this.running.set(task.taskId, entry);
+    this.options.onChange?.();
   }
 }
 

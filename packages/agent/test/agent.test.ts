@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { AgentInfo, Heartbeat, NIMBUS_VERSION, PROTOCOL_VERSION } from "@nimbus/protocol";
 import {
+  AgentConfigError,
   type AgentExit,
   type AgentErrorEvent,
   detectNix,
@@ -51,6 +52,8 @@ async function setup(
       `clusterJoinTokenPath = "token.key"`,
       // Short unless the test sets its own.
       extraToml.includes("heartbeatIntervalSeconds") ? "" : `heartbeatIntervalSeconds = 0.05`,
+      // No test here runs tasks; leaving while the service is down must not take 10 s.
+      extraToml.includes("shutdownTimeoutSeconds") ? "" : `shutdownTimeoutSeconds = 0.5`,
       extraToml,
     ].join("\n"),
   );
@@ -100,6 +103,7 @@ describe("hello", () => {
     assert.equal(service.connections[0]!.authorization, `Bearer ${GOOD_TOKEN}`);
     assert.equal(agent.connectionId(), "conn-1");
     assert.deepEqual(agent.info, hello.agent);
+    assert.equal(hello.session.id, agent.sessionId);
   });
 
   it("reports the substituters nixSettings gives, which Nix then uses", async () => {
@@ -120,6 +124,66 @@ describe("hello", () => {
     await service.until(() => service.hellos.length > 0, "hello");
     assert.deepEqual(service.hellos[0]!.agent.systems, ["aarch64-linux", "x86_64-linux", "x86_64-darwin"]);
     assert.deepEqual(service.hellos[0]!.agent.systemFeatures, ["gpu", "big-parallel"]);
+  });
+});
+
+describe("session", () => {
+  it("is made on first start (0600, directory created), presented in every hello and kept across restarts", async () => {
+    const { service, agent, config, configDir } = await setup({ heartbeatIntervalMs: 60_000 }, `workDirectory = "state/work"\nheartbeatIntervalSeconds = 60`);
+    await service.until(() => agent.connected(), "welcome");
+    const file = path.join(configDir, "state", "work", "session.json");
+    assert.equal(agent.sessionPath, file);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    const stored = JSON.parse(await readFile(file, "utf8"));
+    assert.deepEqual(service.hellos[0]!.session, stored);
+    assert.match(stored.id, /^[0-9a-f]{32}$/);
+    assert.match(stored.secret, /^[A-Za-z0-9_-]{43}$/);
+
+    // A new connection: the same session.
+    service.connections[0]!.ws.close(1001, "Going away");
+    await service.until(() => agent.connectionId() === "conn-2", "a reconnect");
+    assert.deepEqual(service.hellos[1]!.session, stored);
+
+    // A restart (as after a crash): the same session again.
+    await agent.stop();
+    const again = await startAgent(config, { nix, log: () => {}, backoff: { initialMs: 20, maxMs: 200 } });
+    running.push(again);
+    await service.until(() => service.hellos.length === 3, "the restarted agent's hello");
+    assert.deepEqual(service.hellos[2]!.session, stored);
+    assert.equal(again.sessionId, stored.id);
+  });
+
+  it("refuses a malformed session file, naming it and saying to delete it", async () => {
+    const service = await FakeService.start();
+    services.push(service);
+    const configDir = await mkdtemp(path.join(dir, "agent-"));
+    await writeFile(path.join(configDir, "token.key"), GOOD_TOKEN);
+    await writeFile(path.join(configDir, "agent.toml"), `apiBaseUrl = "${service.apiBaseUrl}"\nclusterJoinTokenPath = "token.key"\n`);
+    const file = path.join(configDir, "work", "session.json");
+    await mkdir(path.dirname(file));
+    const config = await loadAgentConfig(path.join(configDir, "agent.toml"));
+    for (const text of ["", "not json", `{"id":"abc","secret":"x"}`, `{"id":"${"a".repeat(32)}","secret":"${"b".repeat(43)}","extra":1}`]) {
+      await writeFile(file, text);
+      await assert.rejects(startAgent(config, { nix, log: () => {} }), (err: Error) => {
+        assert.ok(err instanceof AgentConfigError, String(err));
+        assert.ok(err.message.includes(file), err.message);
+        assert.match(err.message, /delete it and start the agent again/);
+        return true;
+      });
+    }
+    assert.equal(service.upgradeTimes.length, 0, "never connected");
+  });
+
+  it("stops for good when the service refuses the session, naming the session file", async () => {
+    const { agent } = await setup({
+      onHello: (connection) =>
+        connection.ws.send(JSON.stringify({ type: "error", code: "session-refused", message: "wrong secret for this session", fatal: true })),
+    });
+    const exit = await exitWithin(agent);
+    assert.ok(exit.reason === "fatal");
+    assert.equal(exit.error.code, "session-refused");
+    assert.match(exit.error.message, /wrong secret for this session/);
+    assert.ok(exit.error.message.includes(agent.sessionPath), exit.error.message);
   });
 });
 
@@ -311,24 +375,47 @@ describe("incoming messages", () => {
 });
 
 describe("stopping", () => {
-  it("closes the socket with 1000 and does not reconnect", async () => {
-    const { service, agent } = await setup();
+  it("sends pause, then goodbye, closes the socket with 1000 and does not reconnect", async () => {
+    const { service, agent, lines } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60");
     await service.until(() => agent.connected(), "welcome");
     await agent.stop();
     assert.deepEqual(await agent.exited, { reason: "stopped" });
+    assert.deepEqual(service.types(0), ["hello", "request-work", "pause", "goodbye"]);
     assert.equal((await service.connections[0]!.closed).code, 1000);
     assert.equal(agent.connected(), false);
     assert.equal(agent.connectionId(), undefined);
+    assert.ok(lines.some((l) => l.startsWith("info shutting down (finish): sent pause")), lines.join("\n"));
+    assert.ok(lines.includes("info goodbye sent; closing the connection"), lines.join("\n"));
     await sleep(100);
     assert.equal(service.connections.length, 1);
+    await agent.stop(); // again: nothing more, no hang
   });
 
-  it("stops at once while waiting to retry", async () => {
-    const { service, agent } = await setup({ upgradeStatus: 503 }, "", { backoff: { initialMs: 60_000, maxMs: 60_000 } });
+  it("reconnects at once to say goodbye when the connection was just lost", async () => {
+    const { service, agent } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60\nshutdownTimeoutSeconds = 5", {
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+    });
+    await service.until(() => agent.connected(), "welcome");
+    service.connections[0]!.ws.terminate();
+    await service.until(() => !agent.connected(), "the loss to be noticed");
+    const started = Date.now();
+    await agent.stop();
+    assert.ok(Date.now() - started < 2_000, `stop took ${Date.now() - started} ms`);
+    assert.equal(service.connections.length, 2, "did not wait out the back-off");
+    assert.deepEqual(service.types(1), ["hello", "goodbye"], "a leaving agent asks for nothing on its last connection");
+    assert.equal((await service.connections[1]!.closed).code, 1000);
+  });
+
+  it("gives up saying goodbye within the shutdown timeout when it cannot connect", async () => {
+    const { service, agent, lines } = await setup({ upgradeStatus: 503 }, "", { backoff: { initialMs: 60_000, maxMs: 60_000 } });
     await service.until(() => service.upgradeTimes.length === 1, "the first attempt");
     await sleep(20);
     const started = Date.now();
     await agent.stop();
-    assert.ok(Date.now() - started < 500, "stop did not wait out the back-off");
+    const took = Date.now() - started;
+    assert.ok(took >= 450 && took < 1_500, `stop took ${took} ms with shutdownTimeoutSeconds = 0.5`);
+    assert.equal(service.upgradeTimes.length, 2, "one more attempt at once, not after the 60 s back-off");
+    assert.deepEqual(await agent.exited, { reason: "stopped" });
+    assert.ok(lines.some((l) => l.startsWith("warn left without a goodbye")), lines.join("\n"));
   });
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from "@nimbus/protocol";
 import { Backoff } from "../src/index.ts";
+import { newSessionCredential } from "../src/session-credential.ts";
 import { decodeServiceMessage, encodeAgentMessage, OutgoingMessageError } from "../src/wire.ts";
 
 describe("Backoff", () => {
@@ -53,6 +54,7 @@ describe("wire", () => {
         encodeAgentMessage({
           type: "hello",
           protocolVersion: PROTOCOL_VERSION,
+          session: newSessionCredential(),
           tasksInProgress: [],
           agent: {
             hostname: "h",
@@ -74,7 +76,7 @@ describe("wire", () => {
   it("decodes service messages and explains what it ignores", () => {
     const ack = decodeServiceMessage('{"type":"heartbeat-ack","sentAt":"2025-01-01T00:00:00.000Z"}');
     assert.ok(ack.ok && ack.message.type === "heartbeat-ack");
-    assert.deepEqual(decodeServiceMessage('{"type":"cancel"}'), { ok: false, problem: 'ignored a message of unknown type "cancel"' });
+    assert.deepEqual(decodeServiceMessage('{"type":"launch"}'), { ok: false, problem: 'ignored a message of unknown type "launch"' });
     assert.deepEqual(decodeServiceMessage("[1]"), { ok: false, problem: 'ignored a message without a string "type": [1]' });
     const invalid = decodeServiceMessage('{"type":"welcome"}');
     assert.ok(!invalid.ok && invalid.problem.startsWith('ignored an invalid "welcome" message'));

@@ -1,8 +1,37 @@
 import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { BuildLog, BuildResult, MAX_FRAME_BYTES } from "@nimbus/protocol";
 import { entries, nixEval, NONCE, PRELUDE, startTaskAgent, type TaskSetup, tmpRoot } from "./task-fixtures.ts";
+
+/** Sends a build of a sleeper and resolves with the pid of its `sleep` once it runs. */
+async function startSleeper(target: TaskSetup, name: string): Promise<{ taskId: string; pid: number }> {
+  const taskId = `build-${name}-${NONCE}`;
+  target.service.send({ type: "build", taskId, drvPath: drvs[name]!.drvPath, system: "x86_64-linux", requiredFeatures: [] });
+  let pid: number | undefined;
+  await target.service.until(() => {
+    const line = target.of(taskId, "build-log").flatMap((l) => l.lines).find((l) => l.startsWith("started "));
+    pid = line === undefined ? undefined : Number(line.slice("started ".length));
+    return pid !== undefined;
+  }, `the build of ${name} to start`, 10_000);
+  return { taskId, pid: pid! };
+}
+
+/** Whether a process is still there (the builder runs as a build user; the tests run as root). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid: number, what: string): Promise<void> {
+  for (let i = 0; i < 100 && alive(pid); i++) await sleep(30);
+  assert.equal(alive(pid), false, `${what}: the builder (pid ${pid}) is still running`);
+}
 
 let dir: string;
 let setup: TaskSetup;
@@ -19,15 +48,20 @@ before(async () => {
     `let
       ${PRELUDE}
       d = x: { inherit (x) drvPath; outputs = builtins.listToAttrs (map (o: { name = o; value = x.\${o}.outPath; }) (x.outputs or [ "out" ])); };
+      # Prints the pid of the process that then sleeps (exec), so a test can see it go.
+      sleeper = name: mk "build-sleeper-\${name}" "echo started $$; exec /bin/sleep 30";
     in builtins.mapAttrs (_: d) {
       ok = mk "build-ok" "echo first line; echo second line >&2; echo done > $out";
       multi = derivation { name = "nimbus-test-multi"; inherit nonce; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo > $out; echo > $dev" ]; outputs = [ "out" "dev" ]; };
       fails = mk "build-fails" "echo about to fail; i=0; while [ $i -lt 80 ]; do i=$((i+1)); echo line $i; done; exit 3";
       kvm = ${withFeatures("kvm", `"kvm"`)};
       extra = ${withFeatures("extra", `"nimbus-extra" "big-parallel"`)};
-      slow = mk "build-slow" "echo sleeping; /bin/sleep 30; echo > $out";
       pause = mk "build-pause" "echo pausing; /bin/sleep 0.5; echo resumed; echo > $out";
-    }`,
+      kept = mk "build-kept" "echo > $out";
+      disowned = mk "build-disowned" "echo > $out";
+      finishing = mk "build-finishing" "echo started; /bin/sleep 1; echo > $out";
+      reconnecting = mk "build-reconnecting" "echo started; /bin/sleep 1; echo > $out";
+    } // builtins.listToAttrs (map (name: { inherit name; value = d (sleeper name); }) [ "cancelled" "unknown" "handback" "switch" "lost" ])`,
     dir,
   );
 });
@@ -139,21 +173,199 @@ describe("builds across a reconnect", () => {
   });
 });
 
-describe("stopping with a build running", () => {
-  it("kills the build and reports it exceptional", async () => {
+describe("final messages", () => {
+  it("keeps a result until result-ack, sends it again after every reconnect, and forgets a disowned one", async () => {
+    const other = await startTaskAgent(dir, "", { ackResults: false });
+    try {
+      const kept = `build-kept-${NONCE}`;
+      const disowned = `build-disowned-${NONCE}`;
+      for (const [taskId, name] of [[kept, "kept"], [disowned, "disowned"]] as const) {
+        other.service.send({ type: "build", taskId, drvPath: drvs[name]!.drvPath, system: "x86_64-linux", requiredFeatures: [] });
+      }
+      await other.finishedTask(kept);
+      await other.finishedTask(disowned);
+      assert.equal(other.of(kept, "build-result").length + other.of(disowned, "build-result").length, 2);
+      assert.deepEqual(other.agent.tasksInProgress(), []);
+      assert.deepEqual(other.agent.unacknowledgedResults().sort(), [disowned, kept].sort());
+
+      // The service does not hold this one for us: it is forgotten, with one line.
+      other.service.unknownTask(disowned, "task is held by another session");
+      await other.service.until(() => other.agent.unacknowledgedResults().length === 1, "the disowned result to be dropped");
+      assert.deepEqual(
+        other.lines.filter((l) => l.includes(disowned) && !l.startsWith("debug") && !l.includes("building") && !l.includes("succeeded")),
+        [`warn task ${disowned} dropped: the service says it is not this agent's (task is held by another session)`],
+      );
+
+      other.service.connections[0]!.ws.terminate();
+      await other.service.until(() => other.service.types(1).includes("build-result"), "the result again on the next connection");
+      assert.deepEqual(other.service.hellos[1]!.tasksInProgress, [kept], "hello names the task whose result is unacknowledged");
+      assert.deepEqual(other.service.types(1), ["hello", "request-work", "build-result"]);
+      assert.equal(other.of(disowned, "build-result").length, 1, "the disowned result is not sent again");
+
+      other.service.ackResult(kept);
+      await other.service.until(() => other.agent.unacknowledgedResults().length === 0, "the ack to be taken");
+      other.service.connections[1]!.ws.terminate();
+      await other.service.until(() => other.service.types(2).includes("request-work"), "a third connection");
+      await sleep(200);
+      assert.deepEqual(other.service.hellos[2]!.tasksInProgress, []);
+      assert.deepEqual(other.service.types(2), ["hello", "request-work"], "an acknowledged result is not sent again");
+      assert.equal(other.of(kept, "build-result").length, 2);
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+describe("cancel and unknown-task", () => {
+  it("names a running build in hello after a reconnect; a cancel kills it and nothing more is reported", async () => {
+    const { taskId, pid } = await startSleeper(setup, "cancelled");
+    const hellos = setup.service.hellos.length;
+    setup.service.connections.at(-1)!.ws.terminate();
+    await setup.service.until(() => setup.service.hellos.length === hellos + 1 && setup.agent.connected(), "a reconnect");
+    assert.deepEqual(setup.service.hellos.at(-1)!.tasksInProgress, [taskId]);
+
+    setup.service.cancel(taskId, "job j1 was cancelled");
+    const finished = await setup.finishedTask(taskId, 5_000);
+    assert.equal(finished.status, "cancelled");
+    assert.match(finished.error ?? "", /cancelled by the service: job j1 was cancelled/);
+    await gone(pid, "after cancel");
+    const messages = setup.service.taskMessages(taskId).length;
+    await sleep(400);
+    assert.equal(setup.of(taskId, "build-result").length, 0, "no result for a cancelled task");
+    assert.equal(setup.service.taskMessages(taskId).length, messages, "nothing more about it");
+    assert.deepEqual(setup.agent.unacknowledgedResults(), []);
+    assert.ok(setup.lines.includes(`info task ${taskId} cancelled by the service: job j1 was cancelled`), setup.lines.join("\n"));
+    assert.deepEqual(await entries(`${setup.workDirectory}/build`), []);
+
+    setup.service.cancel("build-never-seen", "whatever");
+    await sleep(50);
+    assert.equal(setup.agent.connected(), true, "a cancel of an unknown task is ignored");
+  });
+
+  it("stops a running build the service says is not this agent's, with one line", async () => {
+    const { taskId, pid } = await startSleeper(setup, "unknown");
+    setup.service.unknownTask(taskId, "task was handed to another agent");
+    const finished = await setup.finishedTask(taskId, 5_000);
+    assert.equal(finished.status, "cancelled");
+    await gone(pid, "after unknown-task");
+    await sleep(300);
+    assert.equal(setup.of(taskId, "build-result").length, 0);
+    assert.deepEqual(
+      setup.lines.filter((l) => l.includes(taskId) && !l.startsWith("debug")),
+      [
+        `info task ${taskId}: building ${drvs["unknown"]!.drvPath}`,
+        `warn task ${taskId} dropped: the service says it is not this agent's (task was handed to another agent)`,
+      ],
+    );
+  });
+});
+
+describe("shutdown with a build running", () => {
+  it("finish: pauses, waits for the build's result and its ack, then says goodbye", async () => {
+    const other = await startTaskAgent(dir, "", { ackResults: false });
+    try {
+      const taskId = `build-finishing-${NONCE}`;
+      other.service.send({ type: "build", taskId, drvPath: drvs["finishing"]!.drvPath, system: "x86_64-linux", requiredFeatures: [] });
+      await other.service.until(() => other.of(taskId, "build-log").some((l) => l.lines.includes("started")), "the build to start", 10_000);
+      const stopping = other.agent.stop({ mode: "finish" });
+      await other.service.until(() => other.service.pauses().length === 1, "pause");
+      assert.equal(other.agent.shuttingDown(), "finish");
+      await other.service.until(() => other.of(taskId, "build-result").length === 1, "the result", 10_000);
+      await sleep(200);
+      assert.equal(other.service.goodbyes().length, 0, "no goodbye before the result is acknowledged");
+      other.service.ackResult(taskId);
+      await stopping;
+      assert.deepEqual(await other.agent.exited, { reason: "stopped" });
+      assert.equal(other.of(taskId, "build-result")[0]!.status, "succeeded");
+      const types = other.service.types(0);
+      assert.deepEqual(types.filter((t) => t !== "build-log"), ["hello", "request-work", "pause", "build-result", "goodbye"]);
+      assert.equal((await other.service.connections[0]!.closed).code, 1000);
+      const steps = other.lines.filter((l) => /shutting down|waiting up to|every task|goodbye/.test(l));
+      assert.deepEqual(steps, [
+        "info shutting down (finish): sent pause; the service sends no new work",
+        "info waiting up to 600 s for 1 running task (signal again to hand them back now)",
+        "info every task finished and its result was acknowledged",
+        "info goodbye sent; closing the connection",
+      ]);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("finish: pauses again on a new connection and delivers the result there", async () => {
     const other = await startTaskAgent(dir, "");
     try {
-      const taskId = `build-slow-${NONCE}`;
-      other.service.send({ type: "build", taskId, drvPath: drvs["slow"]!.drvPath, system: "x86_64-linux", requiredFeatures: [] });
-      await other.service.until(() => other.of(taskId, "build-log").some((l) => l.lines.includes("sleeping")), "the build to start", 10_000);
-      assert.deepEqual(other.agent.tasksInProgress(), [taskId]);
+      const taskId = `build-reconnecting-${NONCE}`;
+      other.service.send({ type: "build", taskId, drvPath: drvs["reconnecting"]!.drvPath, system: "x86_64-linux", requiredFeatures: [] });
+      await other.service.until(() => other.of(taskId, "build-log").some((l) => l.lines.includes("started")), "the build to start", 10_000);
+      const stopping = other.agent.stop();
+      await other.service.until(() => other.service.pauses().length === 1, "pause");
+      other.service.connections[0]!.ws.terminate();
+      await stopping;
+      assert.deepEqual(other.service.hellos[1]!.tasksInProgress, [taskId]);
+      assert.deepEqual(other.service.types(1).filter((t) => t !== "build-log"), ["hello", "pause", "build-result", "goodbye"]);
+      assert.equal(other.of(taskId, "build-result")[0]!.status, "succeeded");
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("hand-back: kills the build at once, sends pause and goodbye, and reports nothing for it", async () => {
+    const other = await startTaskAgent(dir, `shutdown = "hand-back"`);
+    try {
+      const { taskId, pid } = await startSleeper(other, "handback");
       const started = Date.now();
       await other.agent.stop();
-      assert.ok(Date.now() - started < 4_000, `stop took ${Date.now() - started} ms`);
-      assert.equal(other.finished[0]?.status, "exceptional");
-      const [result] = other.of(taskId, "build-result");
-      assert.equal(result?.status, "exceptional");
-      assert.match(result?.error ?? "", /interrupted/);
+      assert.ok(Date.now() - started < 3_000, `stop took ${Date.now() - started} ms`);
+      await gone(pid, "after hand-back");
+      assert.deepEqual(other.service.types(0).filter((t) => t !== "build-log"), ["hello", "request-work", "pause", "goodbye"]);
+      assert.equal(other.finished[0]?.status, "cancelled");
+      assert.equal(other.of(taskId, "build-result").length, 0);
+      assert.ok(other.lines.includes(`info stopping 1 running task (${taskId}): the goodbye hands it back`), other.lines.join("\n"));
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("finish switches to hand-back when asked again", async () => {
+    const other = await startTaskAgent(dir, "");
+    try {
+      const { taskId, pid } = await startSleeper(other, "switch");
+      const first = other.agent.stop();
+      await other.service.until(() => other.service.pauses().length === 1, "pause");
+      await sleep(300);
+      assert.equal(other.service.goodbyes().length, 0, "finish waits for the build");
+      assert.equal(alive(pid), true);
+      const started = Date.now();
+      await other.agent.stop({ mode: "hand-back" });
+      await first;
+      assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
+      await gone(pid, "after switching to hand-back");
+      assert.equal(other.service.goodbyes().length, 1);
+      assert.equal(other.of(taskId, "build-result").length, 0);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("exits cleanly within the timeout when the connection is lost while it waits", async () => {
+    let refusing = false;
+    const other = await startTaskAgent(dir, "shutdownTimeoutSeconds = 1", { upgradeStatus: () => (refusing ? 503 : 101) });
+    try {
+      const { pid } = await startSleeper(other, "lost");
+      const started = Date.now();
+      const stopping = other.agent.stop();
+      await other.service.until(() => other.service.pauses().length === 1, "pause");
+      refusing = true;
+      other.service.connections[0]!.ws.terminate();
+      await stopping;
+      const took = Date.now() - started;
+      assert.ok(took >= 900 && took < 3_000, `stop took ${took} ms with shutdownTimeoutSeconds = 1`);
+      await gone(pid, "after the timeout");
+      assert.deepEqual(await other.agent.exited, { reason: "stopped" });
+      assert.equal(other.service.goodbyes().length, 0);
+      assert.ok(other.lines.some((l) => l.startsWith("warn shutdown timeout (1.0 s) reached")), other.lines.join("\n"));
+      assert.ok(other.lines.some((l) => l.startsWith("warn left without a goodbye")), other.lines.join("\n"));
     } finally {
       await other.stop();
     }

@@ -38,6 +38,8 @@ describe("parseAgentConfig", () => {
       systemFeatures: undefined,
       mandatoryFeatures: [],
       heartbeatIntervalMs: 30_000,
+      shutdown: "finish",
+      shutdownTimeoutMs: 600_000,
     });
   });
 
@@ -57,6 +59,8 @@ systems = ["x86_64-linux", "i686-linux"]
 systemFeatures = ["kvm", "big-parallel"]
 mandatoryFeatures = ["gpu"]
 heartbeatIntervalSeconds = 20
+shutdown = "hand-back"
+shutdownTimeoutSeconds = 90.5
 
 [labels]
 team = "infra"
@@ -89,6 +93,8 @@ cores = "4"
       systemFeatures: ["kvm", "big-parallel"],
       mandatoryFeatures: ["gpu"],
       heartbeatIntervalMs: 20_000,
+      shutdown: "hand-back",
+      shutdownTimeoutMs: 90_500,
     });
   });
 
@@ -156,6 +162,9 @@ cores = "4"
     [`heartbeatIntervalSeconds = 600`, '"heartbeatIntervalSeconds" must be below 600'],
     [`heartbeatIntervalSeconds = 0`, '"heartbeatIntervalSeconds" must be a positive number of seconds below 600'],
     [`heartbeatIntervalSeconds = "30"`, '"heartbeatIntervalSeconds" must be a positive number of seconds below 600'],
+    [`shutdown = "now"`, '"shutdown" must be "finish" (let running tasks end) or "hand-back" (stop them and give them back to the service)'],
+    [`shutdownTimeoutSeconds = -1`, '"shutdownTimeoutSeconds" must be a number of seconds from 0 to 86400'],
+    [`shutdownTimeoutSeconds = 100000`, '"shutdownTimeoutSeconds" must be at most 86400'],
   ];
   for (const [line, expected] of wrong) {
     it(`rejects ${line}`, () => {

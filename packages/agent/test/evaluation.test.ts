@@ -204,7 +204,7 @@ describe("evaluation of a flake", () => {
 });
 
 describe("evaluation batches", () => {
-  it("keeps every batch within a frame, waits for acks (4 at most in flight) and resends after a reconnect", async () => {
+  it("keeps every batch within a frame, waits for acks (4 at most in flight), resends after a reconnect, keeps evaluation-done until acknowledged", async () => {
     const count = 3000;
     const repo = await gitRepo(dir, {
       "ci.nix": `let ${PRELUDE} in builtins.listToAttrs (builtins.genList (i: { name = "drv-with-a-longish-name-\${toString i}"; value = mk "many-\${toString i}" "echo \${toString i} > $out"; }) ${count})`,
@@ -229,14 +229,27 @@ describe("evaluation batches", () => {
     );
 
     service.ackBatches = true;
+    service.ackResults = false;
     service.ackPending(id);
     const finished = await setup.finishedTask(id, 30_000);
     assert.equal(finished.status, "succeeded", finished.error);
+
+    // evaluation-done is kept until result-ack: sent again on the next connection, after nothing else.
+    assert.deepEqual(setup.agent.unacknowledgedResults(), [id]);
+    const connections = service.connections.length;
+    service.connections.at(-1)!.ws.terminate();
+    await service.until(() => service.types(connections).includes("evaluation-done"), "evaluation-done again");
+    assert.deepEqual(service.types(connections), ["hello", "request-work", "evaluation-done"]);
+    assert.deepEqual(service.hellos.at(-1)!.tasksInProgress, [id]);
+    service.ackResults = true;
+    service.ackResult(id);
+    await service.until(() => setup.agent.unacknowledgedResults().length === 0, "the ack to be taken");
     const { events, seqs, done } = service.evaluation(id);
     assert.equal(events.filter((e) => e.kind === "derivation").length, count);
     assert.equal(events.filter((e) => e.kind === "attribute").length, count);
     assert.equal(done?.batches, seqs.length);
     assert.ok(seqs.length > 6000 / 1000, `split by size, not only by count (${seqs.length} batches)`);
+    assert.equal(service.taskMessages(id).filter((m) => m.type === "evaluation-done").length, 2);
     const frames = service.connections.flatMap((c) => c.frames).filter((f) => f.includes(`"evaluation-events"`) && f.includes(id));
     for (const frame of frames) {
       assert.ok(Buffer.byteLength(frame) <= MAX_FRAME_BYTES, `a batch of ${Buffer.byteLength(frame)} bytes`);

@@ -1,7 +1,8 @@
 /**
  * A small real service for agent tests: HTTP `GET /api/service-info` and a `ws` server on
  * `/agent` speaking the protocol, with knobs to misbehave (refuse upgrades, skip acks, …);
- * it pushes tasks and acknowledges evaluation batches.
+ * it pushes tasks, acknowledges evaluation batches and final messages (`result-ack`), cancels
+ * tasks and disowns them (`unknown-task`), and records `pause` and `goodbye`.
  */
 import { once } from "node:events";
 import http from "node:http";
@@ -35,6 +36,8 @@ export interface FakeServiceOptions {
   onHello?: (connection: FakeConnection, hello: Hello) => void;
   /** Answer every `evaluation-events` batch with an `ack` (default true; see `ackBatches`). */
   ackBatches?: boolean;
+  /** Answer every `build-result` and `evaluation-done` with `result-ack` (default true; see `ackResults`). */
+  ackResults?: boolean;
 }
 
 export interface FakeConnection {
@@ -59,12 +62,17 @@ export class FakeService {
   serviceInfoRequests = 0;
   /** Whether batches are acknowledged as they arrive; switch it on to release held ones with `ackPending()`. */
   ackBatches: boolean;
+  /** Whether final messages are acknowledged as they arrive; `ackResult()` acknowledges one by hand. */
+  ackResults: boolean;
+  /** Task ids whose final message was acknowledged, in order (once per `result-ack` sent). */
+  readonly resultAcks: string[] = [];
   private readonly server: http.Server;
   private readonly wss = new WebSocketServer({ noServer: true });
   private readonly waiters = new Set<() => void>();
 
   private constructor(readonly options: FakeServiceOptions) {
     this.ackBatches = options.ackBatches ?? true;
+    this.ackResults = options.ackResults ?? true;
     this.server = http.createServer((req, res) => this.onRequest(req, res));
     this.server.on("upgrade", (req, socket, head) => {
       this.upgradeTimes.push(Date.now());
@@ -117,6 +125,37 @@ export class FakeService {
     const connection = this.connections.at(-1);
     if (!connection || connection.ws.readyState !== WebSocket.OPEN) throw new Error("no open connection to send on");
     connection.ws.send(JSON.stringify(message));
+  }
+
+  /** Sends `result-ack` for a task on the newest connection. */
+  ackResult(taskId: string): void {
+    this.resultAcks.push(taskId);
+    this.send({ type: "result-ack", taskId });
+  }
+
+  /** Tells the agent to stop a task. */
+  cancel(taskId: string, reason = "the job was cancelled"): void {
+    this.send({ type: "cancel", taskId, reason });
+  }
+
+  /** Tells the agent a task is not its own, as the service answers a message about someone else's task. */
+  unknownTask(taskId: string, message = `task ${taskId} is not held by this session`): void {
+    this.send({ type: "error", code: "unknown-task", message, fatal: false, taskId });
+  }
+
+  /** The types of what the agent sent on one connection, in order. */
+  types(connection: number): string[] {
+    return (this.connections[connection]?.received ?? []).map((m) => (m as { type?: string }).type ?? "(invalid)");
+  }
+
+  /** `pause` messages received, on any connection. */
+  pauses(): AgentMessage[] {
+    return this.messages().filter((m) => m.type === "pause");
+  }
+
+  /** `goodbye` messages received, on any connection. */
+  goodbyes(): AgentMessage[] {
+    return this.messages().filter((m) => m.type === "goodbye");
   }
 
   /** Acknowledges, on the newest connection, every batch of `taskId` received and not yet acknowledged. */
@@ -240,6 +279,9 @@ export class FakeService {
       } else if (parsed.success && parsed.data.type === "evaluation-events" && this.ackBatches) {
         this.acked.add(`${parsed.data.taskId}/${parsed.data.seq}`);
         ws.send(JSON.stringify({ type: "ack", taskId: parsed.data.taskId, seq: parsed.data.seq }));
+      } else if (parsed.success && (parsed.data.type === "build-result" || parsed.data.type === "evaluation-done") && this.ackResults) {
+        this.resultAcks.push(parsed.data.taskId);
+        ws.send(JSON.stringify({ type: "result-ack", taskId: parsed.data.taskId }));
       }
       this.notify();
     });

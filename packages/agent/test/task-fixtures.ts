@@ -60,6 +60,7 @@ export interface TaskSetup {
   finishedTask(taskId: string, timeoutMs?: number): Promise<TaskFinished>;
   /** The agent's messages about `taskId` of the given type. */
   of<T extends AgentMessage["type"]>(taskId: string, type: T): Extract<AgentMessage, { type: T }>[];
+  /** Hands back whatever still runs, then closes the service. */
   stop(): Promise<void>;
 }
 
@@ -94,7 +95,7 @@ export async function startTaskAgent(parent: string, extraToml = "", serviceOpti
     },
     of: (taskId, type) => service.taskMessages(taskId).filter((m) => m.type === type) as never,
     stop: async () => {
-      await agent.stop();
+      await agent.stop({ mode: "hand-back" });
       await service.close();
     },
   };

@@ -46,6 +46,8 @@ export async function startEmbeddedAgent(
       `apiBaseUrl = ${JSON.stringify(stack.url)}`,
       `clusterJoinTokenPath = "cluster-join-token.key"`,
       `workDirectory = "work"`,
+      "# Ctrl-C on `nimbus dev` should not wait for builds: hand them back to the queues.",
+      `shutdown = "hand-back"`,
       "",
       "[labels]",
       "embedded = true",

@@ -14,7 +14,8 @@ const agent: AgentInfo = {
   concurrentTasks: 2,
   labels: { rack: "a" },
 };
-const hello = { type: "hello", protocolVersion: PROTOCOL_VERSION, agent, tasksInProgress: [] };
+const session = { id: "0123456789abcdef0123456789abcdef", secret: "A".repeat(43) };
+const hello = { type: "hello", protocolVersion: PROTOCOL_VERSION, agent, session, tasksInProgress: [] };
 
 describe("decodeAgentMessage", () => {
   it("accepts a valid hello and heartbeat", () => {
@@ -34,6 +35,8 @@ describe("decodeAgentMessage", () => {
     ["wrong type", JSON.stringify({ ...hello, agent: { ...agent, concurrentTasks: "two" } }), "invalid-message", /agent\.concurrentTasks/],
     ["unknown field", JSON.stringify({ type: "heartbeat", sentAt: new Date().toISOString(), extra: 1 }), "invalid-message", /extra/],
     ["bad system", JSON.stringify({ ...hello, agent: { ...agent, systems: ["x86 linux"] } }), "invalid-message", /agent\.systems\.0/],
+    ["no session", JSON.stringify({ ...hello, session: undefined }), "invalid-message", /session/],
+    ["a malformed session id", JSON.stringify({ ...hello, session: { ...session, id: "xyz" } }), "invalid-message", /session\.id/],
   ];
   for (const [name, body, code, pattern] of cases) {
     it(`refuses ${name} with ${code}`, () => {

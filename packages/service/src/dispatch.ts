@@ -41,6 +41,11 @@ export async function dispatchTo(sessionId: string): Promise<number> {
   let free = session.agent.concurrentTasks - session.runningTasks;
   const caps = capabilities(session.agent);
   const buildQueues = (await listBuildQueues()).filter((q) => canBuild(caps, { system: q.system, requiredFeatures: q.features }));
+  // A random order, so an agent serving several queues does not drain one and starve the others.
+  for (let i = buildQueues.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [buildQueues[i], buildQueues[j]] = [buildQueues[j]!, buildQueues[i]!];
+  }
   const sources = [
     { url: async () => queueUrl("Evaluations"), start: startEvaluation, forget: () => {} },
     ...buildQueues.map((q) => ({ url: () => buildQueueUrl(q.queueKey), start: startBuild, forget: () => forgetBuildQueue(q.queueKey) })),

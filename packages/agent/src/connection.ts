@@ -1,12 +1,14 @@
 /**
  * One WebSocket connection to the service, from upgrade to close: hello → welcome, then
  * heartbeats, tasks in and task messages out. It never reconnects itself; it ends with why it
- * ended and `agent.ts` decides.
+ * ended and `agent.ts` decides. (The agent's *session*, which outlives connections, is
+ * `session-credential.ts`.)
  */
 import WebSocket from "ws";
 import {
   type AgentMessage,
   type BuildTask,
+  type CancelTask,
   type ErrorMessage,
   type EvaluateTask,
   type Heartbeat,
@@ -15,6 +17,7 @@ import {
   MAX_MESSAGE_BYTES,
   NIMBUS_VERSION,
   PROTOCOL_VERSION,
+  type ResultAck,
   type StreamAck,
   type Welcome,
 } from "@nimbus/protocol";
@@ -22,30 +25,34 @@ import { AgentFatalError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { decodeServiceMessage, encodeAgentMessage } from "./wire.ts";
 
-export interface SessionHooks {
+export interface ConnectionHooks {
   welcome(welcome: Welcome): void;
   heartbeat(heartbeat: Heartbeat): void;
   heartbeatAck(ack: HeartbeatAck): void;
-  serviceError(error: ErrorMessage): void;
-  /** A task, or an ack of one of a task's batches. */
-  task(message: EvaluateTask | BuildTask | StreamAck): void;
+  /** Every error message; returns true when it logged a non-fatal one itself. */
+  serviceError(error: ErrorMessage): boolean;
+  /** A task, or an ack of one of a task's batches or of its final message. */
+  task(message: EvaluateTask | BuildTask | StreamAck | ResultAck): void;
+  cancel(message: CancelTask): void;
 }
 
-export interface SessionOptions {
+export interface ConnectionOptions {
   url: string;
   token: string;
   /** Named in the message when the token is refused. */
   tokenPath: string;
+  /** Named in the message when the service refuses the session. */
+  sessionPath: string;
   hello: Hello;
   /** The agent's own interval; the service's, if smaller, wins. */
   heartbeatIntervalMs: number;
   /** Upgrade plus hello → welcome must finish within this. */
   welcomeTimeoutMs: number;
   log: Logger;
-  hooks: SessionHooks;
+  hooks: ConnectionHooks;
 }
 
-export type SessionEnd =
+export type ConnectionEnd =
   | {
       kind: "closed";
       /** WebSocket close code; 1006 when the socket died or never opened. */
@@ -60,9 +67,9 @@ export type SessionEnd =
 /** After close(), a service that never answers the close frame must not hold up a stop. */
 const CLOSE_GRACE_MS = 2_000;
 
-export class Session {
-  readonly ended: Promise<SessionEnd>;
-  private resolveEnded!: (end: SessionEnd) => void;
+export class Connection {
+  readonly ended: Promise<ConnectionEnd>;
+  private resolveEnded!: (end: ConnectionEnd) => void;
   private readonly ws: WebSocket;
   private welcomeMessage: Welcome | undefined;
   private fatal: AgentFatalError | undefined;
@@ -73,7 +80,7 @@ export class Session {
   private ackDeadline: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: SessionOptions) {
+  constructor(private readonly options: ConnectionOptions) {
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
     this.ws = new WebSocket(options.url, {
       headers: {
@@ -107,7 +114,7 @@ export class Session {
     return this.welcomeMessage?.connectionId;
   }
 
-  /** Ends the session; `ended` settles once the socket is closed. */
+  /** Ends the connection; `ended` settles once the socket is closed. */
   close(code = 1000, reason = "agent stopping"): void {
     this.clearTimers();
     if (this.ws.readyState === WebSocket.CONNECTING) {
@@ -148,7 +155,11 @@ export class Session {
       case "evaluate":
       case "build":
       case "ack":
+      case "result-ack":
         this.options.hooks.task(message);
+        break;
+      case "cancel":
+        this.options.hooks.cancel(message);
         break;
     }
   }
@@ -187,9 +198,9 @@ export class Session {
   }
 
   private onServiceError(error: ErrorMessage): void {
-    this.options.hooks.serviceError(error);
+    const logged = this.options.hooks.serviceError(error);
     if (!error.fatal) {
-      this.options.log("warn", `the service reported ${error.code}: ${error.message}`);
+      if (!logged) this.options.log("warn", `the service reported ${error.code}: ${error.message}`);
       return;
     }
     this.endFatally(
@@ -198,7 +209,12 @@ export class Session {
             "protocol-version",
             `the service refused this agent's protocol: ${error.message} — run an agent of the service's Nimbus version (this one is ${NIMBUS_VERSION}, protocol ${PROTOCOL_VERSION})`,
           )
-        : new AgentFatalError(
+        : error.code === "session-refused"
+          ? new AgentFatalError(
+              "session-refused",
+              `the service refused this agent's session: ${error.message} — if ${this.options.sessionPath} was copied from another agent, or the service lost it, delete that file and start the agent again`,
+            )
+          : new AgentFatalError(
             "service-refused",
             `the service ended the session with a fatal ${error.code} error: ${error.message} — this agent and the service disagree; report it with this message`,
           ),
@@ -226,6 +242,28 @@ export class Session {
     // A failed send shows up as a close, handled there.
     this.ws.send(text, () => {});
     return true;
+  }
+
+  /**
+   * Sends and resolves once the frame is written to the socket (true), or false when it could
+   * not be: the socket is not open, or it was not written within `timeoutMs`.
+   */
+  sendFlushed(message: AgentMessage, timeoutMs: number): Promise<boolean> {
+    if (this.ws.readyState !== WebSocket.OPEN) return Promise.resolve(false);
+    let text: string;
+    try {
+      text = encodeAgentMessage(message);
+    } catch (err) {
+      this.options.log("error", `not sent: ${(err as Error).message}`);
+      return Promise.resolve(false);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.ws.send(text, (err) => {
+        clearTimeout(timer);
+        resolve(err === undefined || err === null);
+      });
+    });
   }
 
   private onClose(code: number, reason: string): void {

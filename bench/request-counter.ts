@@ -1,0 +1,190 @@
+/**
+ * Counts the AWS requests the handlers make, with an SDK middleware on the very clients they
+ * use in-process, and tells who made each one: every handler invocation runs inside an
+ * AsyncLocalStorage scope naming the handler (and, for agent frames, the message type), so
+ * the benchmark's own API calls (polling the job) can be left out exactly.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { HandlerResolver } from "@nimbus/local";
+import { summarize, type Summary } from "./stats.ts";
+
+export const CLIENT_KINDS = ["dynamodb", "sqs", "gateway"] as const;
+export type ClientKind = (typeof CLIENT_KINDS)[number];
+export type Counts = Record<ClientKind, number>;
+
+/** The part of an SDK v3 client's middleware stack this uses. */
+interface CountableClient {
+  middlewareStack: {
+    add(
+      middleware: (next: (args: any) => Promise<any>, context: any) => (args: any) => Promise<any>,
+      options: { step: "initialize"; name: string },
+    ): void;
+  };
+}
+
+const MIDDLEWARE_NAME = "nimbusBenchCounter";
+/** Requests made outside any handler invocation (only the benchmark's own). */
+export const OUTSIDE_HANDLERS = "(outside handlers)";
+
+const zero = (): Counts => ({ dynamodb: 0, sqs: 0, gateway: 0 });
+const bump = (map: Map<string, Counts>, key: string, kind: ClientKind) => {
+  let counts = map.get(key);
+  if (!counts) map.set(key, (counts = zero()));
+  counts[kind]++;
+};
+
+export interface CounterReport {
+  /** Requests by handlers that are part of the workload. */
+  counted: Counts & { total: number };
+  /** Requests left out: the benchmark's own API calls and anything outside handlers. */
+  excluded: Counts & { total: number };
+  /** Counted requests per source (handler, or handler: agent message type), most first. */
+  bySource: Array<{ source: string } & Counts & { total: number }>;
+  /** Counted requests per operation and table or queue, most first. */
+  byOperation: Array<{ client: ClientKind; operation: string; target: string; count: number }>;
+  /** Handler invocations per source (the same window), to read requests per message. */
+  invocations: Record<string, number>;
+  /** Counted requests that failed, by operation, target and error (e.g. ConditionalCheckFailedException), most first. */
+  errors: Array<{ client: ClientKind; operation: string; target: string; error: string; count: number }>;
+  /** Per source, how the requests and refusals of one invocation are spread (a long tail is a retry loop). */
+  perInvocation: Array<{ source: string; invocations: number; requests: Summary; refused: Summary }>;
+}
+
+interface Invocation {
+  source: string;
+  requests: number;
+  refused: number;
+}
+
+export class RequestCounter {
+  private readonly scope = new AsyncLocalStorage<Invocation>();
+  private bySource = new Map<string, Counts>();
+  private byOperation = new Map<string, number>();
+  private invocations = new Map<string, number>();
+  private errors = new Map<string, number>();
+  private perInvocation = new Map<string, Invocation[]>();
+
+  constructor(
+    /** Sources whose requests are not the workload's (e.g. the JSON API the benchmark polls). */
+    private readonly isExcluded: (source: string) => boolean,
+    /** Table and queue names are shown without this prefix. */
+    private readonly namePrefix = "",
+  ) {}
+
+  /** Adds the counting middleware to a client, once (the name is unique: a second add throws). */
+  attach(kind: ClientKind, client: CountableClient): void {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const invocation = this.scope.getStore();
+        const source = invocation?.source ?? OUTSIDE_HANDLERS;
+        if (invocation) invocation.requests++;
+        bump(this.bySource, source, kind);
+        const key = `${kind}\t${String(context?.commandName ?? "?").replace(/Command$/, "")}\t${this.targetOf(args?.input)}`;
+        this.byOperation.set(key, (this.byOperation.get(key) ?? 0) + 1);
+        try {
+          return await next(args);
+        } catch (error) {
+          // Expected refusals (a conditional write that lost, a gone connection) are work too.
+          const name = error instanceof Error ? error.name : "Error";
+          if (invocation) invocation.refused++;
+          if (!this.isExcluded(source)) this.errors.set(`${key}\t${name}`, (this.errors.get(`${key}\t${name}`) ?? 0) + 1);
+          throw error;
+        }
+      },
+      { step: "initialize", name: MIDDLEWARE_NAME },
+    );
+  }
+
+  /** Wraps handler resolution so every invocation runs in a scope naming its source. */
+  wrapResolver(resolve: HandlerResolver): HandlerResolver {
+    return async (spec) => {
+      const handler = await resolve(spec);
+      const name = spec.replace(/^functions\//, "").replace(/\.handler$/, "");
+      return async (event, context) => {
+        const source = name === "socket/default" ? `${name}: ${messageType(event)}` : name;
+        this.invocations.set(source, (this.invocations.get(source) ?? 0) + 1);
+        const invocation: Invocation = { source, requests: 0, refused: 0 };
+        try {
+          return await this.scope.run(invocation, () => handler(event, context));
+        } finally {
+          const list = this.perInvocation.get(source) ?? [];
+          list.push(invocation);
+          this.perInvocation.set(source, list);
+        }
+      };
+    };
+  }
+
+  /** Forgets everything counted so far (e.g. the agents' connections before the job). */
+  reset(): void {
+    this.bySource = new Map();
+    this.byOperation = new Map();
+    this.invocations = new Map();
+    this.errors = new Map();
+    this.perInvocation = new Map();
+  }
+
+  /** All requests so far from one source (e.g. OUTSIDE_HANDLERS, to check the middleware counts once). */
+  countsOf(source: string): Counts {
+    return { ...zero(), ...this.bySource.get(source) };
+  }
+
+  report(): CounterReport {
+    const counted = zero();
+    const excluded = zero();
+    const bySource: CounterReport["bySource"] = [];
+    for (const [source, counts] of this.bySource) {
+      const into = this.isExcluded(source) ? excluded : counted;
+      for (const kind of CLIENT_KINDS) into[kind] += counts[kind];
+      if (!this.isExcluded(source)) bySource.push({ source, ...counts, total: sum(counts) });
+    }
+    bySource.sort((a, b) => b.total - a.total);
+    const byOperation = [...this.byOperation.entries()]
+      .map(([key, count]) => {
+        const [client, operation, target] = key.split("\t") as [ClientKind, string, string];
+        return { client, operation, target, count };
+      })
+      .sort((a, b) => b.count - a.count);
+    // byOperation cannot tell sources apart; it is kept whole and the caller reads it as a shape.
+    return {
+      counted: { ...counted, total: sum(counted) },
+      excluded: { ...excluded, total: sum(excluded) },
+      bySource,
+      byOperation,
+      invocations: Object.fromEntries([...this.invocations.entries()].sort((a, b) => b[1] - a[1])),
+      perInvocation: [...this.perInvocation.entries()]
+        .filter(([source]) => !this.isExcluded(source))
+        .map(([source, list]) => ({
+          source,
+          invocations: list.length,
+          requests: summarize(list.map((i) => i.requests), 1),
+          refused: summarize(list.map((i) => i.refused), 1),
+        })),
+      errors: [...this.errors.entries()]
+        .map(([key, count]) => {
+          const [client, operation, target, error] = key.split("\t") as [ClientKind, string, string, string];
+          return { client, operation, target, error, count };
+        })
+        .sort((a, b) => b.count - a.count),
+    };
+  }
+
+  private targetOf(input: any): string {
+    const strip = (name: string) => (name.startsWith(this.namePrefix) ? name.slice(this.namePrefix.length) : name);
+    if (typeof input?.TableName === "string") return strip(input.TableName) + (input.IndexName ? `/${input.IndexName}` : "");
+    if (input?.RequestItems && typeof input.RequestItems === "object") return Object.keys(input.RequestItems).map(strip).join(",");
+    if (typeof input?.QueueUrl === "string") return strip(input.QueueUrl.split("/").pop() ?? input.QueueUrl);
+    if (typeof input?.QueueName === "string") return strip(input.QueueName);
+    return "-";
+  }
+}
+
+const sum = (counts: Counts) => counts.dynamodb + counts.sqs + counts.gateway;
+
+/** The `type` of an agent frame, read cheaply from the start of its JSON. */
+function messageType(event: any): string {
+  const body: unknown = event?.isBase64Encoded && typeof event.body === "string" ? Buffer.from(event.body, "base64").toString("utf8") : event?.body;
+  if (typeof body !== "string") return "(no body)";
+  const match = /"type"\s*:\s*"([^"]{1,40})"/.exec(body.slice(0, 200));
+  return match?.[1] ?? "(unknown)";
+}

@@ -1,0 +1,144 @@
+/**
+ * The benchmark's synthetic evaluation: a layered graph of derivations over several systems
+ * and feature sets, generated from a seed so that runs are comparable, and cut into
+ * `evaluation-events` batches the way an agent would send them.
+ */
+import { createHash } from "node:crypto";
+import { MAX_FRAME_BYTES, type DerivationEvent, type EvaluationEvent } from "@nimbus/protocol";
+
+export const SYSTEMS = ["x86_64-linux", "aarch64-linux", "x86_64-darwin"] as const;
+export const FEATURE_SETS: readonly (readonly string[])[] = [[], ["big-parallel"]];
+
+export interface WorkloadOptions {
+  derivations: number;
+  layers: number;
+  /** Most inputs a derivation has (from earlier layers of its own system); 0..max, uniform. */
+  maxInputs: number;
+  /** Share of derivations that require `big-parallel`. */
+  bigParallelShare: number;
+  seed: number;
+}
+
+export const DEFAULT_WORKLOAD: WorkloadOptions = {
+  derivations: 2000,
+  layers: 20,
+  maxInputs: 3,
+  bigParallelShare: 0.25,
+  seed: 20261121,
+};
+
+export interface Workload {
+  options: WorkloadOptions;
+  /** Derivation events in topological order (inputs first). */
+  derivations: DerivationEvent[];
+  /** Every event an evaluation reports: the derivations, then one attribute per top-layer derivation. */
+  events: EvaluationEvent[];
+  /** The (system, features) combinations that occur, e.g. `x86_64-linux` or `x86_64-linux+big-parallel`. */
+  queues: string[];
+  edges: number;
+}
+
+/** mulberry32: small, fast, good enough to pick shapes reproducibly. */
+export function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Nix's store-path alphabet (base32 without e, o, u, t). */
+const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
+
+function storeHash(text: string): string {
+  const bytes = createHash("sha256").update(text).digest();
+  let out = "";
+  for (let i = 0; i < 32; i++) out += NIX_BASE32[bytes[i]! % 32];
+  return out;
+}
+
+export const queueLabel = (system: string, features: readonly string[]) => [system, ...features].join("+");
+
+export function generateWorkload(options: WorkloadOptions = DEFAULT_WORKLOAD): Workload {
+  const random = prng(options.seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const perLayer = Math.ceil(options.derivations / options.layers);
+  // Per system, the drv paths of each layer so far: inputs come from earlier layers of the same system.
+  const earlier = new Map<string, string[]>(SYSTEMS.map((s) => [s, []]));
+  const derivations: DerivationEvent[] = [];
+  const topLayer: string[] = [];
+  const queues = new Set<string>();
+  let edges = 0;
+
+  for (let layer = 0; layer < options.layers; layer++) {
+    const layerDrvs: Array<{ system: string; drvPath: string }> = [];
+    const count = Math.min(perLayer, options.derivations - layer * perLayer);
+    for (let i = 0; i < count; i++) {
+      const index = layer * perLayer + i;
+      const system = pick(SYSTEMS);
+      const requiredFeatures = [...(random() < options.bigParallelShare ? FEATURE_SETS[1]! : FEATURE_SETS[0]!)];
+      const pool = earlier.get(system)!;
+      const wanted = layer === 0 ? 0 : Math.floor(random() * (options.maxInputs + 1));
+      const inputs = new Set<string>();
+      for (let tries = 0; inputs.size < Math.min(wanted, pool.length) && tries < 20; tries++) {
+        // Lean towards recent layers, so the graph is deep rather than a flat fan-in from layer 0.
+        const skew = 1 - Math.pow(random(), 2);
+        inputs.add(pool[Math.min(pool.length - 1, Math.floor(skew * pool.length))]!);
+      }
+      const name = `bench-${String(index).padStart(5, "0")}`;
+      const hash = storeHash(`${options.seed}/${name}`);
+      const drvPath = `/nix/store/${hash}-${name}.drv`;
+      derivations.push({
+        kind: "derivation",
+        drvPath,
+        system,
+        requiredFeatures,
+        inputDrvs: [...inputs],
+        outputs: { out: `/nix/store/${storeHash(`${options.seed}/${name}/out`)}-${name}` },
+      });
+      edges += inputs.size;
+      queues.add(queueLabel(system, requiredFeatures));
+      layerDrvs.push({ system, drvPath });
+      if (layer === options.layers - 1) topLayer.push(drvPath);
+    }
+    // Added after the layer, so a derivation never depends on one of its own layer.
+    for (const { system, drvPath } of layerDrvs) earlier.get(system)!.push(drvPath);
+  }
+
+  const attributes: EvaluationEvent[] = topLayer.map((drvPath, i) => ({
+    kind: "attribute",
+    path: ["packages", `top-${i}`],
+    drvPath,
+    attributeType: "regular",
+    needsBuild: true,
+  }));
+  return { options, derivations, events: [...derivations, ...attributes], queues: [...queues].sort(), edges };
+}
+
+/** The events cut into batches of at most `maxEvents` events and `maxBytes` per message (as sent). */
+export function batchEvents(
+  taskId: string,
+  events: readonly EvaluationEvent[],
+  limits: { maxEvents: number; maxBytes: number } = { maxEvents: 1000, maxBytes: MAX_FRAME_BYTES },
+): EvaluationEvent[][] {
+  // The envelope around the events, with room for a large seq number.
+  const envelope = Buffer.byteLength(JSON.stringify({ type: "evaluation-events", taskId, seq: 1_000_000, events: [] }));
+  const batches: EvaluationEvent[][] = [];
+  let current: EvaluationEvent[] = [];
+  let size = envelope;
+  for (const event of events) {
+    const bytes = Buffer.byteLength(JSON.stringify(event)) + 1; // and its comma
+    if (current.length > 0 && (current.length >= limits.maxEvents || size + bytes > limits.maxBytes)) {
+      batches.push(current);
+      current = [];
+      size = envelope;
+    }
+    current.push(event);
+    size += bytes;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}

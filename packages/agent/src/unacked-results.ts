@@ -1,0 +1,60 @@
+/**
+ * Each task's final message (`build-result`, `evaluation-done`) until the service answers
+ * `result-ack`: sent at once when connected, and again after every welcome. The service
+ * records a result once and acknowledges every copy.
+ */
+import type { BuildResult, EvaluationDone } from "@nimbus/protocol";
+import type { Link } from "./outbox.ts";
+
+export type FinalMessage = BuildResult | EvaluationDone;
+
+export function isFinalMessage(message: { type: string }): message is FinalMessage {
+  return message.type === "build-result" || message.type === "evaluation-done";
+}
+
+export class UnackedResults {
+  private readonly pending = new Map<string, FinalMessage>();
+
+  constructor(private readonly onChange: () => void = () => {}) {}
+
+  /** Keeps the message until acknowledged and sends it now if the agent is connected. */
+  send(link: Link, message: FinalMessage): void {
+    this.pending.set(message.taskId, message);
+    link.sendNow(message);
+    this.onChange();
+  }
+
+  /** The service recorded it; false if it was not waiting (a duplicate ack). */
+  ack(taskId: string): boolean {
+    const had = this.pending.delete(taskId);
+    if (had) this.onChange();
+    return had;
+  }
+
+  /** Forgets it unsent (the service does not want it). */
+  drop(taskId: string): boolean {
+    const had = this.pending.delete(taskId);
+    if (had) this.onChange();
+    return had;
+  }
+
+  has(taskId: string): boolean {
+    return this.pending.has(taskId);
+  }
+
+  /** After a welcome: every one (or the one of `taskId`) again, oldest first; stops at the first that cannot go out. */
+  resend(link: Link, taskId?: string): void {
+    for (const message of this.pending.values()) {
+      if (taskId !== undefined && message.taskId !== taskId) continue;
+      if (!link.sendNow(message)) return;
+    }
+  }
+
+  ids(): string[] {
+    return [...this.pending.keys()];
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+}
