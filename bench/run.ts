@@ -22,7 +22,7 @@ import { analyse } from "./analysis.ts";
 import { BenchAgent, type BenchAgentShape } from "./bench-agent.ts";
 import { measureBaseline } from "./baseline.ts";
 import { diagnoseStack, reportProblems } from "./diagnosis.ts";
-import { sendPush } from "./push.ts";
+import { sendSignedPush as sendPush } from "@nimbus/cli";
 import { machineInfo, printReport, writeResults } from "./report.ts";
 import { OUTSIDE_HANDLERS, RequestCounter } from "./request-counter.ts";
 import { StackReads, type JobSnapshot } from "./stack-reads.ts";

@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { JobView, type EvaluationEvent } from "@nimbus/protocol";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
-import { sendPush } from "./support/webhook-client.ts";
+import { sendSignedPush as sendPush } from "@nimbus/cli";
 
 // A bounded chaos run: 300 derivations, 4 protocol-level agents killed and restarted at
 // random (some keep their session, some lose it), connections dropped by the gateway with and

@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { JobView, type EvaluationEvent } from "@nimbus/protocol";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
-import { sendPush } from "./support/webhook-client.ts";
+import { sendSignedPush as sendPush } from "@nimbus/cli";
 
 // Protocol-level agents (no Nix) drive the whole service: webhook → evaluation → dispatch by
 // system and features → results → job verdict, through the real local stack.

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { JobView } from "@nimbus/protocol";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
@@ -48,68 +48,60 @@ async function setUp(stack: TestStack) {
   return { token, trigger, slowDerivation, finished };
 }
 
-describe("a slow real build whose agent is killed", () => {
-  let stack: TestStack;
+/** A fresh stack with the short timing above for one test; every agent started is killed after. */
+async function withStack(test: (stack: TestStack, agents: AgentProcess[]) => Promise<void>) {
+  const stack = await startTestStack({ sweepIntervalMs: 300, environment: TIMING });
   const agents: AgentProcess[] = [];
-  before(async () => {
-    stack = await startTestStack({ sweepIntervalMs: 300, environment: TIMING });
-  });
-  after(async () => {
+  try {
+    await test(stack, agents);
+  } finally {
     for (const a of agents) a.child.kill("SIGKILL");
     await stack.cleanup();
-  });
+  }
+}
 
-  it("is finished by another agent, and the job succeeds", async () => {
-    const { token, trigger, slowDerivation, finished } = await setUp(stack);
-    const doomed = await startAgentProcess(stack.url, token, `[labels]\nname = "doomed"`);
-    agents.push(doomed);
-    const jobId = await trigger((await slowRepo(4)).path);
-    await eventually(async () => ((await slowDerivation())?.status === "building" ? true : undefined), "the slow build to start", 60_000);
-    doomed.child.kill("SIGKILL");
-    await doomed.exited;
+describe("a slow real build", () => {
+  it("whose agent is killed is finished by another agent, and the job succeeds", () =>
+    withStack(async (stack, agents) => {
+      const { token, trigger, slowDerivation, finished } = await setUp(stack);
+      const doomed = await startAgentProcess(stack.url, token, `[labels]\nname = "doomed"`);
+      agents.push(doomed);
+      const jobId = await trigger((await slowRepo(4)).path);
+      await eventually(async () => ((await slowDerivation())?.status === "building" ? true : undefined), "the slow build to start", 60_000);
+      doomed.child.kill("SIGKILL");
+      await doomed.exited;
 
-    const rescuer = await startAgentProcess(stack.url, token, `[labels]\nname = "rescuer"`);
-    agents.push(rescuer);
-    const job = await finished(jobId, agents);
-    assert.equal(job.status, "succeeded");
-    const drv = await slowDerivation();
-    assert.equal(drv?.status, "succeeded");
-    assert.equal((drv?.builtBy as { labels: { name: string } }).labels.name, "rescuer");
-    assert.equal(drv?.attempt, 1, "re-queued once, after the killed agent's session ran out of grace");
-  });
-});
+      const rescuer = await startAgentProcess(stack.url, token, `[labels]\nname = "rescuer"`);
+      agents.push(rescuer);
+      const job = await finished(jobId, agents);
+      assert.equal(job.status, "succeeded");
+      const drv = await slowDerivation();
+      assert.equal(drv?.status, "succeeded");
+      assert.equal((drv?.builtBy as { labels: { name: string } }).labels.name, "rescuer");
+      assert.equal(drv?.attempt, 1, "re-queued once, after the killed agent's session ran out of grace");
+    }));
 
-describe("a slow real build whose connection is cut", () => {
-  let stack: TestStack;
-  const agents: AgentProcess[] = [];
-  before(async () => {
-    stack = await startTestStack({ sweepIntervalMs: 300, environment: TIMING });
-  });
-  after(async () => {
-    for (const a of agents) a.child.kill("SIGKILL");
-    await stack.cleanup();
-  });
+  it("whose connection is cut is finished by the same agent after it reconnects, without starting again", () =>
+    withStack(async (stack, agents) => {
+      const { token, trigger, slowDerivation, finished } = await setUp(stack);
+      const agent = await startAgentProcess(stack.url, token, `[labels]\nname = "steady"`);
+      agents.push(agent);
+      const jobId = await trigger((await slowRepo(4)).path);
+      await eventually(async () => ((await slowDerivation())?.status === "building" ? true : undefined), "the slow build to start", 60_000);
+      const [connectionId] = stack.gateway.connectionIds();
+      // The gateway loses the socket without a $disconnect, as API Gateway may.
+      stack.gateway.dropConnection(connectionId!);
+      await eventually(
+        async () => (stack.gateway.connectionIds().some((id) => id !== connectionId) ? true : undefined),
+        "the agent to reconnect",
+      );
 
-  it("is finished by the same agent after it reconnects, without starting again", async () => {
-    const { token, trigger, slowDerivation, finished } = await setUp(stack);
-    const agent = await startAgentProcess(stack.url, token, `[labels]\nname = "steady"`);
-    agents.push(agent);
-    const jobId = await trigger((await slowRepo(4)).path);
-    await eventually(async () => ((await slowDerivation())?.status === "building" ? true : undefined), "the slow build to start", 60_000);
-    const [connectionId] = stack.gateway.connectionIds();
-    // The gateway loses the socket without a $disconnect, as API Gateway may.
-    stack.gateway.dropConnection(connectionId!);
-    await eventually(
-      async () => (stack.gateway.connectionIds().some((id) => id !== connectionId) ? true : undefined),
-      "the agent to reconnect",
-    );
-
-    const job = await finished(jobId, agents);
-    assert.equal(job.status, "succeeded");
-    const drv = await slowDerivation();
-    assert.equal(drv?.attempt, 0, "never re-queued");
-    assert.equal((drv?.builtBy as { labels: { name: string } }).labels.name, "steady");
-    const starts = agent.output().split("\n").filter((line) => line.includes("building") && line.includes("-slow-"));
-    assert.equal(starts.length, 1, `the build started once:\n${starts.join("\n")}`);
-  });
+      const job = await finished(jobId, agents);
+      assert.equal(job.status, "succeeded");
+      const drv = await slowDerivation();
+      assert.equal(drv?.attempt, 0, "never re-queued");
+      assert.equal((drv?.builtBy as { labels: { name: string } }).labels.name, "steady");
+      const starts = agent.output().split("\n").filter((line) => line.includes("building") && line.includes("-slow-"));
+      assert.equal(starts.length, 1, `the build started once:\n${starts.join("\n")}`);
+    }));
 });

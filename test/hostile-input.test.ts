@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import type { BuildTask, EvaluateTask } from "@nimbus/protocol";
 import { RawAgent, hello } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
-import { sendPush } from "./support/webhook-client.ts";
+import { sendSignedPush as sendPush } from "@nimbus/cli";
 
 // Table-driven: every bad or hostile message gets a clear error (or is ignored) and leaves
 // every table as it was; one agent can never settle another's build.

@@ -1,2 +1,3 @@
 export { ApiClient } from "./api-client.ts";
 export { resolveTarget, localAdminToken } from "./target.ts";
+export { postGithubWebhook, pushPayload, sendSignedPush, type PushDescription } from "./github-push.ts";

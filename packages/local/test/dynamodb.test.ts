@@ -1,30 +1,27 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "../../service/src/resources.ts";
 import { ensureTables, startDynamo, TableSchemaError, type DynamoServer } from "../src/dynamodb.ts";
-import { temporaryDirectory } from "./fixtures/handlers.ts";
+import { useDataDir } from "./fixtures/handlers.ts";
 
 let dynamo: DynamoServer;
 let client: DynamoDBClient;
-let removeDataDir: () => Promise<void>;
 
-before(async () => {
-  const dir = await temporaryDirectory();
-  removeDataDir = dir.remove;
-  dynamo = await startDynamo({ dataDir: dir.path, host: "127.0.0.1", port: 0 });
-  client = new DynamoDBClient({
-    endpoint: dynamo.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
-});
-
-after(async () => {
-  client.destroy();
-  await dynamo.stop();
-  await removeDataDir();
-});
+useDataDir(
+  async (dataDir) => {
+    dynamo = await startDynamo({ dataDir, host: "127.0.0.1", port: 0 });
+    client = new DynamoDBClient({
+      endpoint: dynamo.endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+  },
+  async () => {
+    client.destroy();
+    await dynamo.stop();
+  },
+);
 
 const jobs = {
   fields: { jobId: "string", createdAt: "number", repo: "string" },

@@ -1,38 +1,18 @@
 import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { beforeEach, describe, test } from "node:test";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { httpApi } from "../../service/src/resources.ts";
-import { startLocalStack, type LocalStack } from "../src/index.ts";
 import { HttpRouter } from "../src/http-events.ts";
-import { FixtureHandlers, temporaryDirectory } from "./fixtures/handlers.ts";
+import { useFixtureStack } from "./fixtures/handlers.ts";
 
 const handlerOf = (route: string) => httpApi.routes.find((r) => r.route === route)!.handler;
 const createToken = handlerOf("POST /api/tokens");
 const revokeToken = handlerOf("DELETE /api/tokens/{id}");
 const listAgents = handlerOf("GET /api/agents");
 
-const fixtures = new FixtureHandlers();
-const logs: string[] = [];
-let stack: LocalStack;
-let removeDataDir: () => Promise<void>;
-
-before(async () => {
-  const dir = await temporaryDirectory();
-  removeDataDir = dir.remove;
-  stack = await startLocalStack({
-    port: 0,
-    dataDir: dir.path,
-    sweepIntervalMs: 0,
-    resolveHandler: fixtures.resolve,
-    log: (line) => logs.push(line),
-  });
-});
-
-after(async () => {
-  await stack.stop();
-  await removeDataDir();
-});
+const local = useFixtureStack();
+const { fixtures, logs } = local;
 
 beforeEach(() => {
   fixtures.reset();
@@ -42,7 +22,7 @@ beforeEach(() => {
 describe("HTTP API routes", () => {
   test("a request becomes a payload 2.0 event", async () => {
     fixtures.on(createToken, async () => ({ statusCode: 201, body: "{}" }));
-    const response = await fetch(`${stack.url}/api/tokens?name=ci%20box&x=1&x=2&plus=a+b`, {
+    const response = await fetch(`${local.stack.url}/api/tokens?name=ci%20box&x=1&x=2&plus=a+b`, {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-Custom": "Yes", Cookie: "a=1; b=2" },
       body: '{"name":"ci"}',
@@ -51,7 +31,7 @@ describe("HTTP API routes", () => {
     assert.ok(response.headers.get("apigw-requestid"));
     const [event] = fixtures.events<APIGatewayProxyEventV2>(createToken);
     assert.ok(event);
-    const host = new URL(stack.url).host;
+    const host = new URL(local.stack.url).host;
     assert.equal(event.version, "2.0");
     assert.equal(event.routeKey, "POST /api/tokens");
     assert.equal(event.rawPath, "/api/tokens");
@@ -85,7 +65,7 @@ describe("HTTP API routes", () => {
     fixtures.on(revokeToken, async () => ({ statusCode: 204 }));
     const response = await new Promise<number>((resolve, reject) => {
       // fetch cannot repeat a header; node:http can.
-      const req = httpRequest(`${stack.url}/api/tokens/a%2Fb%20c`, {
+      const req = httpRequest(`${local.stack.url}/api/tokens/a%2Fb%20c`, {
         method: "DELETE",
         headers: { "X-Multi": ["one", "two"] },
       });
@@ -106,7 +86,7 @@ describe("HTTP API routes", () => {
 
   test("a binary body arrives base64-encoded", async () => {
     const bytes = Buffer.from([0, 255, 1, 254]);
-    await fetch(`${stack.url}/api/tokens`, {
+    await fetch(`${local.stack.url}/api/tokens`, {
       method: "POST",
       headers: { "Content-Type": "application/octet-stream" },
       body: bytes,
@@ -118,14 +98,14 @@ describe("HTTP API routes", () => {
 
   test("no route → 404 Not Found; a route's path with another method → 404 too", async () => {
     for (const [method, path] of [["GET", "/nope"], ["PUT", "/api/agents"], ["GET", "/api/tokens/x/y"]] as const) {
-      const response = await fetch(`${stack.url}${path}`, { method });
+      const response = await fetch(`${local.stack.url}${path}`, { method });
       assert.equal(response.status, 404, `${method} ${path}`);
       assert.deepEqual(await response.json(), { message: "Not Found" });
     }
   });
 
   test("a body over 10 MB → 413 without invoking the handler", async () => {
-    const response = await fetch(`${stack.url}/api/tokens`, {
+    const response = await fetch(`${local.stack.url}/api/tokens`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: Buffer.alloc(10 * 1024 * 1024 + 1, 32),
@@ -138,7 +118,7 @@ describe("HTTP API routes", () => {
 describe("handler results", () => {
   async function resultOf(result: unknown): Promise<Response> {
     fixtures.on(listAgents, async () => result);
-    return fetch(`${stack.url}/api/agents`);
+    return fetch(`${local.stack.url}/api/agents`);
   }
 
   test("a structured result sets status, headers, cookies and body", async () => {
@@ -171,7 +151,7 @@ describe("handler results", () => {
     fixtures.on(listAgents, async () => {
       throw new Error("no table");
     });
-    const response = await fetch(`${stack.url}/api/agents`);
+    const response = await fetch(`${local.stack.url}/api/agents`);
     assert.equal(response.status, 500);
     assert.deepEqual(await response.json(), { message: "Internal Server Error" });
     assert.equal(logs.length, 1);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { beforeEach, describe, test } from "node:test";
 import {
   ApiGatewayManagementApiClient,
   DeleteConnectionCommand,
@@ -11,38 +11,24 @@ import WebSocket from "ws";
 import { MAX_MESSAGE_BYTES } from "../../protocol/src/limits.ts";
 import { agentSocket } from "../../service/src/resources.ts";
 import type { SocketEvent } from "../../service/src/socket-events.ts";
-import { startLocalStack, type LocalStack } from "../src/index.ts";
-import { FixtureHandlers, temporaryDirectory } from "./fixtures/handlers.ts";
+import { useFixtureStack } from "./fixtures/handlers.ts";
 
 const { $connect, $disconnect, $default } = agentSocket.routes;
-const fixtures = new FixtureHandlers();
-const logs: string[] = [];
-let stack: LocalStack;
-let removeDataDir: () => Promise<void>;
 let management: ApiGatewayManagementApiClient;
-
-before(async () => {
-  const dir = await temporaryDirectory();
-  removeDataDir = dir.remove;
-  stack = await startLocalStack({
-    port: 0,
-    dataDir: dir.path,
-    sweepIntervalMs: 0,
-    resolveHandler: fixtures.resolve,
-    log: (line) => logs.push(line),
-  });
-  management = new ApiGatewayManagementApiClient({
-    endpoint: stack.managementEndpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
-});
-
-after(async () => {
-  management.destroy();
-  await stack.stop();
-  await removeDataDir();
-});
+const local = useFixtureStack(
+  {},
+  {
+    started: (stack) => {
+      management = new ApiGatewayManagementApiClient({
+        endpoint: stack.managementEndpoint,
+        region: "us-east-1",
+        credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      });
+    },
+    stopping: () => management.destroy(),
+  },
+);
+const { fixtures, logs } = local;
 
 beforeEach(() => {
   fixtures.reset();
@@ -54,7 +40,7 @@ type Refusal = { status: number; body: string };
 /** Opens a client connection, or resolves the HTTP answer that refused it. */
 function connect(path = "", headers: Record<string, string> = {}): Promise<WebSocket | Refusal> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${stack.agentSocketUrl}${path}`, { headers });
+    const ws = new WebSocket(`${local.stack.agentSocketUrl}${path}`, { headers });
     ws.once("open", () => resolve(ws));
     ws.once("unexpected-response", (_request, response: IncomingMessage) => {
       let body = "";
@@ -67,10 +53,10 @@ function connect(path = "", headers: Record<string, string> = {}): Promise<WebSo
 }
 
 async function open(path = "", headers: Record<string, string> = {}): Promise<{ ws: WebSocket; id: string }> {
-  const before = new Set(stack.gateway.connectionIds());
+  const before = new Set(local.stack.gateway.connectionIds());
   const ws = await connect(path, headers);
   assert.ok(ws instanceof WebSocket, `connection refused: ${JSON.stringify(ws)}`);
-  const id = stack.gateway.connectionIds().find((candidate) => !before.has(candidate));
+  const id = local.stack.gateway.connectionIds().find((candidate) => !before.has(candidate));
   assert.ok(id, "the gateway lists the new connection");
   return { ws, id };
 }
@@ -99,7 +85,7 @@ describe("$connect", () => {
     assert.equal(ctx.stage, "local");
     assert.equal(ctx.apiId, "local");
     assert.equal(ctx.messageDirection, "IN");
-    assert.equal(ctx.domainName, new URL(stack.url).host);
+    assert.equal(ctx.domainName, new URL(local.stack.url).host);
     assert.equal(ctx.identity.sourceIp, "127.0.0.1");
     assert.equal(ctx.identity.userAgent, "nimbus-agent/1");
     assert.equal(typeof ctx.requestId, "string");
@@ -122,7 +108,7 @@ describe("$connect", () => {
     const refusal = await connect("?token=bad");
     assert.deepEqual(refusal, { status: 401, body: "bad token" });
     const refused = fixtures.events<SocketEvent>($connect)[0]!.requestContext.connectionId;
-    assert.ok(!stack.gateway.connectionIds().includes(refused));
+    assert.ok(!local.stack.gateway.connectionIds().includes(refused));
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(fixtures.events<SocketEvent>($disconnect).filter(ofConnection(refused)).length, 0);
   });
@@ -134,7 +120,7 @@ describe("$connect", () => {
     const refusal = await connect();
     assert.ok(!(refusal instanceof WebSocket));
     assert.equal(refusal.status, 500);
-    assert.ok(!stack.gateway.connectionIds().includes(fixtures.events<SocketEvent>($connect)[0]!.requestContext.connectionId));
+    assert.ok(!local.stack.gateway.connectionIds().includes(fixtures.events<SocketEvent>($connect)[0]!.requestContext.connectionId));
     assert.deepEqual(
       logs.filter((line) => line.includes("$connect")).map((line) => line.replace(/\$connect \S+/, "$connect ID")),
       ["socket: $connect ID failed: Error: table missing"],
@@ -142,7 +128,7 @@ describe("$connect", () => {
   });
 
   test("upgrades elsewhere than the socket path get 404 without invoking $connect", async () => {
-    const ws = new WebSocket(`${stack.url.replace("http", "ws")}/elsewhere`);
+    const ws = new WebSocket(`${local.stack.url.replace("http", "ws")}/elsewhere`);
     const status = await new Promise<number>((resolve) => {
       ws.once("unexpected-response", (_request, response: IncomingMessage) => resolve(response.statusCode ?? 0));
       ws.once("error", () => resolve(-1));
@@ -153,7 +139,7 @@ describe("$connect", () => {
 
   test("a subprotocol is accepted only when $connect returns it", async () => {
     fixtures.on($connect, async () => ({ statusCode: 200, headers: { "Sec-WebSocket-Protocol": "nimbus.v1" } }));
-    const ws = new WebSocket(stack.agentSocketUrl, ["nimbus.v1", "other"]);
+    const ws = new WebSocket(local.stack.agentSocketUrl, ["nimbus.v1", "other"]);
     await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
     assert.equal(ws.protocol, "nimbus.v1");
     ws.close();
@@ -238,7 +224,7 @@ describe("$disconnect", () => {
     assert.equal(event.requestContext.eventType, "DISCONNECT");
     assert.equal(event.requestContext.disconnectStatusCode, 4000);
     assert.equal(event.requestContext.disconnectReason, "bye");
-    assert.ok(!stack.gateway.connectionIds().includes(id));
+    assert.ok(!local.stack.gateway.connectionIds().includes(id));
   });
 
   test("follows a dead socket with 1006", async () => {
@@ -251,7 +237,7 @@ describe("$disconnect", () => {
   test("closeConnection closes with the code given", async () => {
     const { ws, id } = await open();
     const close = closed(ws);
-    stack.gateway.closeConnection(id, 4001);
+    local.stack.gateway.closeConnection(id, 4001);
     assert.equal((await close).code, 4001);
     const event = await fixtures.waitFor<SocketEvent>($disconnect, ofConnection(id));
     assert.equal(event.requestContext.disconnectStatusCode, 4001);
@@ -260,18 +246,18 @@ describe("$disconnect", () => {
   test("dropConnection kills the socket without $disconnect", async () => {
     const { ws, id } = await open();
     const close = closed(ws);
-    stack.gateway.dropConnection(id);
+    local.stack.gateway.dropConnection(id);
     assert.equal((await close).code, 1006);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(fixtures.events<SocketEvent>($disconnect).filter(ofConnection(id)).length, 0);
-    assert.ok(!stack.gateway.connectionIds().includes(id));
+    assert.ok(!local.stack.gateway.connectionIds().includes(id));
   });
 });
 
 describe("management API through the real SDK client", () => {
   test("a handler replies with PostToConnection at Resource.AgentSocket.managementEndpoint", async () => {
     const { managementEndpoint } = JSON.parse(process.env.SST_RESOURCE_AgentSocket!) as { managementEndpoint: string };
-    assert.equal(managementEndpoint, stack.managementEndpoint);
+    assert.equal(managementEndpoint, local.stack.managementEndpoint);
     const client = new ApiGatewayManagementApiClient({ endpoint: managementEndpoint });
     fixtures.on($default, async (event: SocketEvent) => {
       await client.send(

@@ -1,47 +1,26 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import WebSocket from "ws";
 import { agentSocket } from "../../service/src/resources.ts";
 import type { SocketEvent } from "../../service/src/socket-events.ts";
-import { startLocalStack, type LocalStack } from "../src/index.ts";
-import { FixtureHandlers, sleep, temporaryDirectory } from "./fixtures/handlers.ts";
+import { sleep, useFixtureStack } from "./fixtures/handlers.ts";
 
 // Short limits so API Gateway's 10 min idle and 2 h lifetime rules can be watched in milliseconds.
 const IDLE_MS = 300;
 const LIFETIME_MS = 900;
 
-const fixtures = new FixtureHandlers();
-let stack: LocalStack;
-let removeDataDir: () => Promise<void>;
-
-before(async () => {
-  const dir = await temporaryDirectory();
-  removeDataDir = dir.remove;
-  stack = await startLocalStack({
-    port: 0,
-    dataDir: dir.path,
-    sweepIntervalMs: 0,
-    idleTimeoutMs: IDLE_MS,
-    connectionLifetimeMs: LIFETIME_MS,
-    resolveHandler: fixtures.resolve,
-    log: () => {},
-  });
-});
-
-after(async () => {
-  await stack.stop();
-  await removeDataDir();
-});
+const local = useFixtureStack({ idleTimeoutMs: IDLE_MS, connectionLifetimeMs: LIFETIME_MS, log: () => {} });
+const { fixtures } = local;
 
 async function open(): Promise<{ ws: WebSocket; id: string; closed: Promise<{ code: number; at: number }> }> {
-  const known = new Set(stack.gateway.connectionIds());
-  const ws = new WebSocket(stack.agentSocketUrl);
+  const known = new Set(local.stack.gateway.connectionIds());
+  const ws = new WebSocket(local.stack.agentSocketUrl);
   const closed = new Promise<{ code: number; at: number }>((resolve) =>
     ws.once("close", (code) => resolve({ code, at: Date.now() })),
   );
   await new Promise((resolve, reject) => ws.once("open", resolve).once("error", reject));
-  const id = stack.gateway.connectionIds().find((candidate) => !known.has(candidate));
+  const id = local.stack.gateway.connectionIds().find((candidate) => !known.has(candidate));
   assert.ok(id);
   return { ws, id, closed };
 }
@@ -66,7 +45,7 @@ test("an idle connection is closed with 1001 and $disconnect runs", async () => 
 
 test("messages in either direction keep a connection from going idle", async () => {
   const { ws, id, closed } = await open();
-  const management = new ApiGatewayManagementApiClient({ endpoint: stack.managementEndpoint });
+  const management = new ApiGatewayManagementApiClient({ endpoint: local.stack.managementEndpoint });
   let stillOpen = true;
   void closed.then(() => (stillOpen = false));
   // Alternate client messages and PostToConnection, each well inside the idle timeout.

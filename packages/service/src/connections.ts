@@ -1,7 +1,7 @@
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { AgentInfo, AgentView } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
-import { batchGet, isConditionFailure, queryAll, scanAll } from "./dynamo-batch.ts";
+import { batchGet, isConditionFailure, quietSince, scanAll } from "./dynamo-batch.ts";
 import { tableName } from "./resource.ts";
 import type { SessionItem } from "./sessions.ts";
 
@@ -97,15 +97,7 @@ export async function removeConnection(connectionId: string): Promise<void> {
 export const listConnections = () => scanAll<ConnectionItem>(tableName("Connections"));
 
 /** Connections not heard from since `before` (from the index: the sweeper never scans). */
-export async function quietConnections(before: Date): Promise<ConnectionItem[]> {
-  return queryAll<ConnectionItem>({
-    TableName: tableName("Connections"),
-    IndexName: "byLastSeen",
-    KeyConditionExpression: "#shard = :c AND lastSeen < :before",
-    ExpressionAttributeNames: { "#shard": "shard" },
-    ExpressionAttributeValues: { ":c": "c", ":before": before.toISOString() },
-  });
-}
+export const quietConnections = (before: Date) => quietSince<ConnectionItem>(tableName("Connections"), "c", before);
 
 /** Agents that have said hello, as the API shows them, with their sessions' load. */
 export async function listAgents(): Promise<AgentView[]> {

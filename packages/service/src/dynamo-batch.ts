@@ -61,3 +61,14 @@ export async function scanAll<T>(table: string): Promise<T[]> {
   } while (ExclusiveStartKey);
   return items;
 }
+
+/** Items of a table's `byLastSeen` index (hash `shard`, range `lastSeen`) not seen since `before`. */
+export function quietSince<T>(table: string, shard: string, before: Date): Promise<T[]> {
+  return queryAll<T>({
+    TableName: table,
+    IndexName: "byLastSeen",
+    KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
+    ExpressionAttributeNames: { "#shard": "shard" },
+    ExpressionAttributeValues: { ":shard": shard, ":before": before.toISOString() },
+  });
+}

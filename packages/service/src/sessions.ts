@@ -1,7 +1,7 @@
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { AgentInfo, SessionCredential } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
-import { isConditionFailure, queryAll, scanAll } from "./dynamo-batch.ts";
+import { isConditionFailure, quietSince, scanAll } from "./dynamo-batch.ts";
 import { tableName } from "./resource.ts";
 import { hashMatches, hashSecret } from "./token-secret.ts";
 
@@ -217,12 +217,4 @@ export async function deleteSession(sessionId: string, seenBefore?: string): Pro
 export const listSessions = () => scanAll<SessionItem>(tableName("Sessions"));
 
 /** Sessions not heard from since `before` (from the index). */
-export async function quietSessions(before: Date): Promise<SessionItem[]> {
-  return queryAll<SessionItem>({
-    TableName: tableName("Sessions"),
-    IndexName: "byLastSeen",
-    KeyConditionExpression: "#shard = :s AND lastSeen < :before",
-    ExpressionAttributeNames: { "#shard": "shard" },
-    ExpressionAttributeValues: { ":s": "s", ":before": before.toISOString() },
-  });
-}
+export const quietSessions = (before: Date) => quietSince<SessionItem>(tableName("Sessions"), "s", before);

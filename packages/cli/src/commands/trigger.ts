@@ -1,5 +1,4 @@
 import { execFile } from "node:child_process";
-import { createHmac, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { basename, join, resolve } from "node:path";
@@ -7,12 +6,11 @@ import { promisify } from "node:util";
 import { ApiError, WebhookAccepted, WebhookIgnored } from "@nimbus/protocol";
 import type { Command } from "commander";
 import { CliError } from "../cli-error.ts";
+import { postGithubWebhook, pushPayload } from "../github-push.ts";
 import { resolveTarget, type TargetOptions } from "../target.ts";
 
 const run = promisify(execFile);
 const FULL_SHA = /^[0-9a-f]{40}$/;
-/** What GitHub sends as `before` for a ref it has not seen. Nimbus does not read it. */
-const NULL_SHA = "0".repeat(40);
 
 interface TriggerOptions {
   ref?: string;
@@ -117,29 +115,10 @@ function osUser(): string {
 
 /** Posts what GitHub would post for this push, to the path GitHub posts to; returns the job id. */
 async function sendPush(baseUrl: string, secret: string, push: Push): Promise<string> {
-  const body = JSON.stringify({
-    ref: push.ref,
-    before: NULL_SHA,
-    after: push.commit,
-    created: false,
-    deleted: false,
-    forced: false,
-    repository: { full_name: push.fullName, name: push.fullName.split("/").pop(), clone_url: push.cloneUrl },
-    sender: { login: osUser() },
-    head_commit: { id: push.commit },
-  });
+  const body = pushPayload({ ...push, sender: osUser() });
   let response: Response;
   try {
-    response = await fetch(`${baseUrl}/webhooks/github`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-github-event": "push",
-        "x-github-delivery": randomUUID(),
-        "x-hub-signature-256": `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`,
-      },
-      body,
-    });
+    response = await postGithubWebhook(baseUrl, secret, "push", body);
   } catch {
     throw new CliError(`no Nimbus API at ${baseUrl} — start the local stack with \`npm start\`, or pass --api URL`);
   }
