@@ -30,6 +30,8 @@ export class ScriptedAgent {
   /** Final messages not yet acknowledged, by task id. */
   private readonly unacked = new Map<string, unknown>();
   private readonly drvOfTask = new Map<string, string>();
+  /** Evaluation batches acknowledged, by task: the agent keeps at most 4 unacknowledged, like the real one. */
+  private readonly acked = new Map<string, Set<number>>();
   private heartbeat?: NodeJS.Timeout;
   /** Bumped by kill(): work started before it never reports. */
   private generation = 0;
@@ -42,8 +44,10 @@ export class ScriptedAgent {
       build?: (task: BuildTask) => BuildOutcome;
       /** How long a build "takes". */
       buildMs?: number;
-      /** A pause between evaluation batches (of 3 events). */
+      /** A pause between evaluation batches. */
       batchDelayMs?: number;
+      /** Events per evaluation batch (default 3). */
+      batchSize?: number;
       /** Heartbeat period while connected (none by default). */
       heartbeatMs?: number;
     },
@@ -74,7 +78,10 @@ export class ScriptedAgent {
           resolve();
         } else if (message.type === "evaluate") void this.evaluate(message);
         else if (message.type === "build") void this.build(message);
-        else if (message.type === "result-ack") {
+        else if (message.type === "ack") {
+          if (!this.acked.has(message.taskId)) this.acked.set(message.taskId, new Set());
+          this.acked.get(message.taskId)!.add(message.seq);
+        } else if (message.type === "result-ack") {
           if (this.unacked.delete(message.taskId) && this.drvOfTask.has(message.taskId)) this.settled.push(this.drvOfTask.get(message.taskId)!);
         }
         else if (message.type === "cancel") {
@@ -112,11 +119,15 @@ export class ScriptedAgent {
     this.active.add(task.taskId);
     this.track(1);
     const events = this.script.evaluate?.(task) ?? [];
+    const size = this.script.batchSize ?? 3;
     let batches = 0;
-    for (let i = 0; i < events.length; i += 3) {
-      this.send({ type: "evaluation-events", taskId: task.taskId, seq: batches++, events: events.slice(i, i + 3) });
+    const unacked = () => batches - (this.acked.get(task.taskId)?.size ?? 0);
+    for (let i = 0; i < events.length; i += size) {
+      while (unacked() >= 4) await new Promise((r) => setTimeout(r, 5));
+      this.send({ type: "evaluation-events", taskId: task.taskId, seq: batches++, events: events.slice(i, i + size) });
       if (this.script.batchDelayMs) await new Promise((r) => setTimeout(r, this.script.batchDelayMs));
     }
+    while (unacked() > 0) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 20));
     this.track(-1);
     this.finish(task.taskId, { type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded" });
