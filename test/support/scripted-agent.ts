@@ -32,6 +32,8 @@ export class ScriptedAgent {
   private readonly drvOfTask = new Map<string, string>();
   /** Evaluation batches acknowledged, by task: the agent keeps at most 4 unacknowledged, like the real one. */
   private readonly acked = new Map<string, Set<number>>();
+  /** Evaluation batches sent and not yet acknowledged, re-sent after every welcome. */
+  private readonly pendingBatches = new Map<string, unknown>();
   private heartbeat?: NodeJS.Timeout;
   /** Bumped by kill(): work started before it never reports. */
   private generation = 0;
@@ -70,10 +72,16 @@ export class ScriptedAgent {
         const message = ServiceMessage.parse(JSON.parse(data.toString()));
         if (message.type === "welcome") {
           this.connectionId = message.connectionId;
+          for (const batch of this.pendingBatches.values()) this.send(batch);
           for (const final of this.unacked.values()) this.send(final);
           clearInterval(this.heartbeat);
           if (this.script.heartbeatMs) {
-            this.heartbeat = setInterval(() => this.send({ type: "heartbeat", sentAt: new Date().toISOString() }), this.script.heartbeatMs);
+            // Tied to this socket, and never what keeps a test process alive.
+            const beat = setInterval(() => {
+              if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "heartbeat", sentAt: new Date().toISOString() }));
+            }, this.script.heartbeatMs).unref();
+            socket.once("close", () => clearInterval(beat));
+            this.heartbeat = beat;
           }
           resolve();
         } else if (message.type === "evaluate") void this.evaluate(message);
@@ -81,6 +89,7 @@ export class ScriptedAgent {
         else if (message.type === "ack") {
           if (!this.acked.has(message.taskId)) this.acked.set(message.taskId, new Set());
           this.acked.get(message.taskId)!.add(message.seq);
+          this.pendingBatches.delete(`${message.taskId}#${message.seq}`);
         } else if (message.type === "result-ack") {
           if (this.unacked.delete(message.taskId) && this.drvOfTask.has(message.taskId)) this.settled.push(this.drvOfTask.get(message.taskId)!);
         }
@@ -120,14 +129,23 @@ export class ScriptedAgent {
     this.track(1);
     const events = this.script.evaluate?.(task) ?? [];
     const size = this.script.batchSize ?? 3;
+    const generation = this.generation;
+    // Killed, cancelled or refused: this evaluation is over here.
+    const abandoned = () => generation !== this.generation || !this.active.has(task.taskId);
     let batches = 0;
     const unacked = () => batches - (this.acked.get(task.taskId)?.size ?? 0);
-    for (let i = 0; i < events.length; i += size) {
-      while (unacked() >= 4) await new Promise((r) => setTimeout(r, 5));
-      this.send({ type: "evaluation-events", taskId: task.taskId, seq: batches++, events: events.slice(i, i + size) });
+    const waitForAcks = async (most: number) => {
+      while (unacked() > most && !abandoned()) await new Promise((r) => setTimeout(r, 5));
+    };
+    for (let i = 0; i < events.length && !abandoned(); i += size) {
+      await waitForAcks(3);
+      const batch = { type: "evaluation-events", taskId: task.taskId, seq: batches++, events: events.slice(i, i + size) };
+      this.pendingBatches.set(`${task.taskId}#${batch.seq}`, batch);
+      this.send(batch);
       if (this.script.batchDelayMs) await new Promise((r) => setTimeout(r, this.script.batchDelayMs));
     }
-    while (unacked() > 0) await new Promise((r) => setTimeout(r, 5));
+    await waitForAcks(0);
+    if (abandoned()) return;
     await new Promise((r) => setTimeout(r, 20));
     this.track(-1);
     this.finish(task.taskId, { type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded" });
@@ -172,6 +190,7 @@ export class ScriptedAgent {
     this.drop();
     this.active.clear();
     this.unacked.clear();
+    this.pendingBatches.clear();
     this.running = 0;
     if (options.newSession) this.session = newSession();
   }
