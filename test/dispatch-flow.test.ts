@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { JobView, type EvaluationEvent } from "@nimbus/protocol";
+import { runCli } from "./support/agent-process.ts";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 import { sendSignedPush as sendPush } from "@nimbus/cli";
@@ -144,7 +145,12 @@ describe("cancel and rerun through the API", () => {
   before(async () => {
     stack = await startTestStack({ sweepIntervalMs: 0 });
     const { token } = await stack.createToken("slow");
-    agent = ScriptedAgent.create("slow", { concurrentTasks: 2 }, { evaluate: () => chain, buildMs: 1500 });
+    // acme/riscv's only derivation is for a system no agent here has.
+    const riscv = [{ ...derivation("on-riscv"), system: "riscv64-linux" } as EvaluationEvent, attribute("on-riscv")];
+    agent = ScriptedAgent.create("slow", { concurrentTasks: 2 }, {
+      evaluate: (task) => (task.repository === "acme/riscv" ? riscv : chain),
+      buildMs: 1500,
+    });
     await agent.connect(stack.agentSocketUrl, token);
   });
   after(async () => {
@@ -169,6 +175,17 @@ describe("cancel and rerun through the API", () => {
     assert.deepEqual(agent.builds.map((b) => b.drvPath), [drv("slow")], "the cancelled dependent never built");
     const [session] = await stack.scan("Sessions");
     assert.equal(session?.runningTasks, 0, "the cancelled build's slot is free again");
+  });
+
+  it("shows derivations no connected agent can build as waiting for one", async () => {
+    const { body } = await sendPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/riscv", commit: "9".repeat(40) });
+    await eventually(async () => {
+      const job = JobView.parse((await stack.api("GET", `/api/jobs/${body.jobId}`)).body);
+      return job.counts.queued === 1 ? true : undefined;
+    }, "the riscv derivation to be queued");
+    const shown = await runCli(["job", body.jobId], { NIMBUS_PORT: String(stack.port), NIMBUS_DATA_DIR: stack.dataDir });
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /waiting for an agent that can build them \(none connected\):\n  1 × riscv64-linux\n/);
   });
 
   it("answers bad cancel and rerun requests with clear errors and changes nothing", async () => {

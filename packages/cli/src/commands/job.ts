@@ -1,4 +1,4 @@
-import { JobView } from "@nimbus/protocol";
+import { DerivationPage, JobView } from "@nimbus/protocol";
 import type { Command } from "commander";
 import { ApiClient } from "../api-client.ts";
 import { CliError } from "../cli-error.ts";
@@ -30,7 +30,8 @@ export function registerJobCommand(program: Command) {
           if (progress(job) !== last) process.stderr.write(`${(last = progress(job))}\n`);
         }
       }
-      process.stdout.write(options.json ? `${JSON.stringify(job, null, 2)}\n` : describeJob(job));
+      if (options.json) process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
+      else process.stdout.write(describeJob(job, (job.counts.queued ?? 0) > 0 ? await waitingForAgents(api, job.id) : []));
       if (options.wait && job.status !== "succeeded") throw new CliError(`job ${job.id} ${job.status}`, 1);
     });
 }
@@ -46,7 +47,19 @@ function progress(job: JobView): string {
   return job.status === "evaluating" ? `${job.id}: evaluating (${job.evaluation.status})` : `${job.id}: ${job.status} — ${countsLine(job)}`;
 }
 
-export function describeJob(job: JobView): string {
+/** Queued derivations no connected agent may build, grouped as "2 × x86_64-darwin with {kvm}". */
+async function waitingForAgents(api: ApiClient, jobId: string): Promise<string[]> {
+  const page = await api.get(`/api/jobs/${encodeURIComponent(jobId)}/derivations?status=queued&limit=200`, DerivationPage);
+  const groups = new Map<string, number>();
+  for (const { waitingForAgent: want } of page.derivations) {
+    if (!want) continue;
+    const key = want.features.length ? `${want.system} with {${want.features.join(", ")}}` : want.system;
+    groups.set(key, (groups.get(key) ?? 0) + 1);
+  }
+  return [...groups].map(([key, n]) => `${n} × ${key}`);
+}
+
+export function describeJob(job: JobView, waiting: string[] = []): string {
   const rows: Array<[string, string | undefined]> = [
     ["job", job.id],
     ["status", job.status],
@@ -61,6 +74,10 @@ export function describeJob(job: JobView): string {
   ];
   const lines = rows.filter(([, v]) => v).map(([k, v]) => `${k.padEnd(12)}${v}`);
   if (job.evaluation.error) lines.push("", "evaluation failed:", indent(job.evaluation.error, "  "));
+  if (waiting.length > 0) {
+    lines.push("", "waiting for an agent that can build them (none connected):");
+    for (const group of waiting) lines.push(`  ${group}`);
+  }
   const attributeErrors = job.attributes.filter((a) => a.status === "error");
   if (attributeErrors.length > 0) {
     lines.push("", "attribute errors:");
