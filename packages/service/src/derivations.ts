@@ -1,7 +1,7 @@
 import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { DerivationStatus } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
-import { batchGet, isConditionFailure } from "./dynamo-batch.ts";
+import { batchGet, unlessConditionFails } from "./dynamo-batch.ts";
 import type { DerivationItem } from "./items.ts";
 import { tableName } from "./resource.ts";
 
@@ -20,19 +20,8 @@ export async function getDerivations(drvPaths: readonly string[]): Promise<Map<s
 
 /** Creates the derivation unless it exists; returns whether this call created it. */
 export async function createDerivation(item: DerivationItem): Promise<boolean> {
-  try {
-    await dynamo().send(
-      new PutCommand({
-        TableName: tableName("Derivations"),
-        Item: item,
-        ConditionExpression: "attribute_not_exists(drvPath)",
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
+  const put = new PutCommand({ TableName: tableName("Derivations"), Item: item, ConditionExpression: "attribute_not_exists(drvPath)" });
+  return (await unlessConditionFails(dynamo().send(put))) !== undefined;
 }
 
 const SETTLING: readonly DerivationStatus[] = ["succeeded", "failed", "dependency-failed"];
@@ -95,8 +84,8 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   });
   const conditions = [`#status IN (${fromList.join(", ")})`];
   if (move.condition) conditions.push(`(${move.condition.expression})`);
-  try {
-    const result = await dynamo().send(
+  const result = await unlessConditionFails(
+    dynamo().send(
       new UpdateCommand({
         TableName: tableName("Derivations"),
         Key: { drvPath },
@@ -106,12 +95,9 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
         ExpressionAttributeValues: values,
         ReturnValues: "ALL_NEW",
       }),
-    );
-    return result.Attributes as DerivationItem;
-  } catch (error) {
-    if (isConditionFailure(error)) return undefined;
-    throw error;
-  }
+    ),
+  );
+  return result?.Attributes as DerivationItem | undefined;
 }
 
 /**
@@ -120,21 +106,29 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
  */
 export async function clearPendingInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
   if (inputs.length === 0) return getDerivation(drvPath);
-  try {
-    const result = await dynamo().send(
+  return updateWhileWaiting(drvPath, "DELETE pendingInputs :set", inputs);
+}
+
+/** Adds inputs (from another part of a split event) to a waiting derivation, pending until they succeed. */
+export async function addInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
+  if (inputs.length === 0) return getDerivation(drvPath);
+  return updateWhileWaiting(drvPath, "ADD inputDrvs :set, pendingInputs :set", inputs);
+}
+
+/** An update of string sets (`:set`) that applies only while the derivation waits; the item after, or undefined. */
+async function updateWhileWaiting(drvPath: string, expression: string, set: readonly string[]): Promise<DerivationItem | undefined> {
+  const result = await unlessConditionFails(
+    dynamo().send(
       new UpdateCommand({
         TableName: tableName("Derivations"),
         Key: { drvPath },
-        UpdateExpression: "DELETE pendingInputs :done",
+        UpdateExpression: expression,
         ConditionExpression: "#status = :waiting",
         ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":done": new Set(inputs), ":waiting": "waiting" },
+        ExpressionAttributeValues: { ":set": new Set(set), ":waiting": "waiting" },
         ReturnValues: "ALL_NEW",
       }),
-    );
-    return result.Attributes as DerivationItem;
-  } catch (error) {
-    if (isConditionFailure(error)) return undefined;
-    throw error;
-  }
+    ),
+  );
+  return result?.Attributes as DerivationItem | undefined;
 }

@@ -72,3 +72,13 @@ export function quietSince<T>(table: string, shard: string, before: Date): Promi
     ExpressionAttributeValues: { ":shard": shard, ":before": before.toISOString() },
   });
 }
+
+/** Awaits a conditional write: its condition failing is an answer (undefined), anything else an error. */
+export async function unlessConditionFails<T>(write: Promise<T>): Promise<T | undefined> {
+  try {
+    return await write;
+  } catch (error) {
+    if (isConditionFailure(error)) return undefined;
+    throw error;
+  }
+}

@@ -1,10 +1,16 @@
 import { queueKeyOf, readinessOf, isSuccess } from "@nimbus/core";
 import type { DerivationEvent, DerivationStatus } from "@nimbus/protocol";
 import { sendToBuildQueue } from "./build-queues.ts";
-import { clearPendingInputs, createDerivation, getDerivation, getDerivations, markPropagated, moveDerivation } from "./derivations.ts";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { dynamo } from "./aws-clients.ts";
-import { batchPut, isConditionFailure, queryAll } from "./dynamo-batch.ts";
+import {
+  addInputs,
+  clearPendingInputs,
+  createDerivation,
+  getDerivation,
+  getDerivations,
+  markPropagated,
+  moveDerivation,
+} from "./derivations.ts";
+import { batchPut, queryAll } from "./dynamo-batch.ts";
 import { noteNewWork } from "./dispatch.ts";
 import type { DerivationItem, EdgeItem } from "./items.ts";
 import { finishJobIfDone } from "./jobs.ts";
@@ -72,22 +78,7 @@ const otherParts = (event: DerivationEvent): string[] =>
 
 /** Adds one part's inputs to a waiting derivation, then takes away that part's marker (two writes: DynamoDB allows one action per attribute). */
 async function mergePart(drvPath: string, inputs: string[], marker: string): Promise<DerivationItem | undefined> {
-  if (inputs.length) {
-    try {
-      await dynamo().send(
-        new UpdateCommand({
-          TableName: tableName("Derivations"),
-          Key: { drvPath },
-          UpdateExpression: "ADD inputDrvs :inputs, pendingInputs :inputs",
-          ConditionExpression: "#status = :waiting",
-          ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: { ":inputs": new Set(inputs), ":waiting": "waiting" },
-        }),
-      );
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-    }
-  }
+  await addInputs(drvPath, inputs);
   return clearPendingInputs(drvPath, [marker]);
 }
 

@@ -1,7 +1,7 @@
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import type { AgentInfo, SessionCredential } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
-import { isConditionFailure, quietSince, scanAll } from "./dynamo-batch.ts";
+import { isConditionFailure, quietSince, scanAll, unlessConditionFails } from "./dynamo-batch.ts";
 import { tableName } from "./resource.ts";
 import { hashMatches, hashSecret } from "./token-secret.ts";
 
@@ -108,110 +108,64 @@ export async function attachSession(input: {
   }
 }
 
+/** An update of a session that changes nothing if its condition fails; whether it applied. */
+async function updateSession(sessionId: string, update: Omit<UpdateCommandInput, "TableName" | "Key">): Promise<boolean> {
+  return (await unlessConditionFails(dynamo().send(new UpdateCommand({ ...key(sessionId), ...update })))) !== undefined;
+}
+
 export async function touchSession(sessionId: string, now: Date): Promise<void> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        ...key(sessionId),
-        UpdateExpression: "SET lastSeen = :now",
-        ConditionExpression: "attribute_exists(sessionId)",
-        ExpressionAttributeValues: { ":now": now.toISOString() },
-      }),
-    );
-  } catch (error) {
-    if (!isConditionFailure(error)) throw error;
-  }
+  await updateSession(sessionId, {
+    UpdateExpression: "SET lastSeen = :now",
+    ConditionExpression: "attribute_exists(sessionId)",
+    ExpressionAttributeValues: { ":now": now.toISOString() },
+  });
 }
 
 /** The session's connection is gone; the session (and its tasks) waits for the agent to return. */
 export async function detachSession(sessionId: string, connectionId: string): Promise<void> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        ...key(sessionId),
-        UpdateExpression: "REMOVE connectionId",
-        ConditionExpression: "connectionId = :conn",
-        ExpressionAttributeValues: { ":conn": connectionId },
-      }),
-    );
-  } catch (error) {
-    if (!isConditionFailure(error)) throw error;
-  }
+  await updateSession(sessionId, {
+    UpdateExpression: "REMOVE connectionId",
+    ConditionExpression: "connectionId = :conn",
+    ExpressionAttributeValues: { ":conn": connectionId },
+  });
 }
 
 export async function setDraining(sessionId: string): Promise<void> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        ...key(sessionId),
-        UpdateExpression: "SET draining = :yes",
-        ConditionExpression: "attribute_exists(sessionId)",
-        ExpressionAttributeValues: { ":yes": true },
-      }),
-    );
-  } catch (error) {
-    if (!isConditionFailure(error)) throw error;
-  }
+  await updateSession(sessionId, {
+    UpdateExpression: "SET draining = :yes",
+    ConditionExpression: "attribute_exists(sessionId)",
+    ExpressionAttributeValues: { ":yes": true },
+  });
 }
 
 /**
  * Takes one of the session's slots for a task: false when it is at its `concurrentTasks`,
  * draining, gone, or already holds that task. This is how invariant 3 is enforced.
  */
-export async function reserveTask(sessionId: string, taskId: string, task: SessionTask, limit: number): Promise<boolean> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        ...key(sessionId),
-        UpdateExpression: "SET runningTasks = runningTasks + :one, tasks.#task = :task",
-        ConditionExpression:
-          "attribute_exists(connectionId) AND attribute_not_exists(draining) AND runningTasks < :limit AND attribute_not_exists(tasks.#task)",
-        ExpressionAttributeNames: { "#task": taskId },
-        ExpressionAttributeValues: { ":one": 1, ":task": task, ":limit": limit },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
+export function reserveTask(sessionId: string, taskId: string, task: SessionTask, limit: number): Promise<boolean> {
+  return updateSession(sessionId, {
+    UpdateExpression: "SET runningTasks = runningTasks + :one, tasks.#task = :task",
+    ConditionExpression:
+      "attribute_exists(connectionId) AND attribute_not_exists(draining) AND runningTasks < :limit AND attribute_not_exists(tasks.#task)",
+    ExpressionAttributeNames: { "#task": taskId },
+    ExpressionAttributeValues: { ":one": 1, ":task": task, ":limit": limit },
+  });
 }
 
 /** Gives a task's slot back; only the first release of a task counts (false after). */
-export async function releaseTask(sessionId: string, taskId: string): Promise<boolean> {
-  try {
-    await dynamo().send(
-      new UpdateCommand({
-        ...key(sessionId),
-        UpdateExpression: "SET runningTasks = runningTasks - :one REMOVE tasks.#task",
-        ConditionExpression: "attribute_exists(tasks.#task)",
-        ExpressionAttributeNames: { "#task": taskId },
-        ExpressionAttributeValues: { ":one": 1 },
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
+export function releaseTask(sessionId: string, taskId: string): Promise<boolean> {
+  return updateSession(sessionId, {
+    UpdateExpression: "SET runningTasks = runningTasks - :one REMOVE tasks.#task",
+    ConditionExpression: "attribute_exists(tasks.#task)",
+    ExpressionAttributeNames: { "#task": taskId },
+    ExpressionAttributeValues: { ":one": 1 },
+  });
 }
 
 /** Ends a session, unless it was seen after `seenBefore` (it came back: leave it be). */
 export async function deleteSession(sessionId: string, seenBefore?: string): Promise<boolean> {
-  try {
-    await dynamo().send(
-      new DeleteCommand({
-        ...key(sessionId),
-        ...(seenBefore
-          ? { ConditionExpression: "lastSeen <= :seen", ExpressionAttributeValues: { ":seen": seenBefore } }
-          : {}),
-      }),
-    );
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
+  const condition = seenBefore ? { ConditionExpression: "lastSeen <= :seen", ExpressionAttributeValues: { ":seen": seenBefore } } : {};
+  return (await unlessConditionFails(dynamo().send(new DeleteCommand({ ...key(sessionId), ...condition })))) !== undefined;
 }
 
 export const listSessions = () => scanAll<SessionItem>(tableName("Sessions"));
