@@ -154,7 +154,7 @@ describe("CLI: trigger, job, jobs, logs", () => {
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stdout, /status\s+failed/);
     assert.match(run.stdout, /1 failed/);
-    assert.ok(run.stdout.includes(`${drvPath}: failed: builder failed with exit code 2 (exit code 2)`), run.stdout);
+    assert.ok(run.stdout.includes(`${drvPath}: failed: builder failed with exit code 2\n`), run.stdout);
     assert.match(run.stdout, /\| cc: error: missing\.c/);
     assert.match(run.stderr, new RegExp(`job ${jobId} failed`));
 

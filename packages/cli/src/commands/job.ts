@@ -86,7 +86,7 @@ export function describeJob(job: JobView, waiting: string[] = []): string {
   if (job.failures.length > 0) {
     lines.push("", "failed derivations:");
     for (const f of job.failures) {
-      const exit = f.exitCode !== undefined ? ` (exit code ${f.exitCode})` : "";
+      const exit = f.exitCode !== undefined && !f.reason.includes("exit code") ? ` (exit code ${f.exitCode})` : "";
       lines.push(`  ${f.drvPath}: ${f.status}: ${f.reason}${exit}`);
       if (f.dependency) lines.push(`    because ${f.dependency} failed`);
       for (const line of f.logTail ?? []) lines.push(`    | ${line}`);
