@@ -3,7 +3,7 @@ import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { PutCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { buildQueueName, parseQueueKey } from "@nimbus/core";
 import { dynamo, sqs } from "./aws-clients.ts";
-import { isConditionFailure } from "./dynamo-batch.ts";
+import { unlessConditionFails } from "./dynamo-batch.ts";
 import type { BuildQueueItem, DerivationItem } from "./items.ts";
 import { appStage, tableName } from "./resource.ts";
 import { buildQueuePrefix } from "./resources.ts";
@@ -29,13 +29,9 @@ export async function buildQueueUrl(queueKey: string): Promise<string> {
     }),
   );
   const item: BuildQueueItem = { queueKey, queueName, ...featuresOf(queueKey), createdAt: new Date().toISOString() };
-  try {
-    await dynamo().send(
-      new PutCommand({ TableName: tableName("BuildQueues"), Item: item, ConditionExpression: "attribute_not_exists(queueKey)" }),
-    );
-  } catch (error) {
-    if (!isConditionFailure(error)) throw error;
-  }
+  await unlessConditionFails(
+    dynamo().send(new PutCommand({ TableName: tableName("BuildQueues"), Item: item, ConditionExpression: "attribute_not_exists(queueKey)" })),
+  );
   urls.set(queueKey, QueueUrl!);
   return QueueUrl!;
 }

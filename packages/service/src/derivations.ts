@@ -1,4 +1,5 @@
 import { GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { canMove } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
 import { batchGet, unlessConditionFails } from "./dynamo-batch.ts";
@@ -50,6 +51,9 @@ export interface Move {
  * its status was not one of `from` (or the extra condition failed).
  */
 export async function moveDerivation(drvPath: string, move: Move, now = new Date()): Promise<DerivationItem | undefined> {
+  // The pure rule (packages/core/src/statuses.ts) decides which moves exist; a write outside it is a bug.
+  const illegal = move.from.filter((from) => !canMove(from, move.to));
+  if (illegal.length) throw new Error(`no status move ${illegal.join("/")} → ${move.to} (${drvPath})`);
   const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", ...move.condition?.names };
   const values: Record<string, unknown> = { ":to": move.to, ":now": now.toISOString(), ...move.condition?.values };
   const sets = ["#status = :to", "#updatedAt = :now"];

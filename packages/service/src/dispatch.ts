@@ -7,7 +7,7 @@ import { sendToAgent } from "./agent-channel.ts";
 import { dynamo, sqs } from "./aws-clients.ts";
 import { buildQueueUrl, forgetBuildQueue, isMissingQueue, listBuildQueues } from "./build-queues.ts";
 import { getDerivation, moveDerivation } from "./derivations.ts";
-import { isConditionFailure } from "./dynamo-batch.ts";
+import { unlessConditionFails } from "./dynamo-batch.ts";
 import { EvaluationMessage } from "./evaluation-queue.ts";
 import { mirrorStatus } from "./job-derivations.ts";
 import { getJob } from "./jobs.ts";
@@ -144,8 +144,8 @@ async function startEvaluation(session: Connected, message: Message): Promise<Ou
 }
 
 async function leaseEvaluation(jobId: string, session: Connected, now: string): Promise<boolean> {
-  try {
-    await dynamo().send(
+  const written = await unlessConditionFails(
+    dynamo().send(
       new UpdateCommand({
         TableName: tableName("Jobs"),
         Key: { jobId },
@@ -161,12 +161,9 @@ async function leaseEvaluation(jobId: string, session: Connected, now: string): 
           ":now": now,
         },
       }),
-    );
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
+    ),
+  );
+  return written !== undefined;
 }
 
 /**
@@ -174,8 +171,8 @@ async function leaseEvaluation(jobId: string, session: Connected, now: string): 
  * times it has been returned (the retry number for the queue's deduplication), or undefined.
  */
 export async function returnEvaluation(jobId: string, sessionId: string): Promise<number | undefined> {
-  try {
-    const { Attributes } = await dynamo().send(
+  const returned = await unlessConditionFails(
+    dynamo().send(
       new UpdateCommand({
         TableName: tableName("Jobs"),
         Key: { jobId },
@@ -186,12 +183,9 @@ export async function returnEvaluation(jobId: string, sessionId: string): Promis
         ExpressionAttributeValues: { ":queued": "queued", ":running": "running", ":session": sessionId, ":now": new Date().toISOString(), ":one": 1 },
         ReturnValues: "ALL_NEW",
       }),
-    );
-    return (Attributes as { evaluation: { retries: number } }).evaluation.retries;
-  } catch (error) {
-    if (isConditionFailure(error)) return undefined;
-    throw error;
-  }
+    ),
+  );
+  return (returned?.Attributes as { evaluation: { retries: number } } | undefined)?.evaluation.retries;
 }
 
 // Queues that got new work during this invocation; `wakeIdleAgents` tells agents once at the end.

@@ -3,7 +3,7 @@ import type { EvaluationDone, EvaluationEvent, EvaluationEvents, ServiceMessage 
 import { dynamo } from "./aws-clients.ts";
 import { unknownTask } from "./builds.ts";
 import { releaseTask, type SessionItem } from "./sessions.ts";
-import { isConditionFailure, queryAll } from "./dynamo-batch.ts";
+import { queryAll, unlessConditionFails } from "./dynamo-batch.ts";
 import { registerDerivation } from "./graph.ts";
 import { attributeKey, type JobAttributeItem, type JobItem } from "./items.ts";
 import { putJobDerivation } from "./job-derivations.ts";
@@ -116,8 +116,8 @@ async function completeEvaluation(jobId: string): Promise<void> {
     ProjectionExpression: "#error",
     ExpressionAttributeNames: { "#error": "error" },
   });
-  try {
-    await dynamo().send(
+  const completed = await unlessConditionFails(
+    dynamo().send(
       new UpdateCommand({
         TableName: tableName("Jobs"),
         Key: { jobId },
@@ -133,10 +133,7 @@ async function completeEvaluation(jobId: string): Promise<void> {
           ":now": new Date().toISOString(),
         },
       }),
-    );
-  } catch (error) {
-    if (isConditionFailure(error)) return;
-    throw error;
-  }
-  await finishJobIfDone(jobId);
+    ),
+  );
+  if (completed) await finishJobIfDone(jobId);
 }

@@ -1,7 +1,7 @@
 import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { DerivationStatus } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
-import { isConditionFailure, queryAll } from "./dynamo-batch.ts";
+import { queryAll, unlessConditionFails } from "./dynamo-batch.ts";
 import { jobStatusKey, type JobDerivationItem } from "./items.ts";
 import { tableName } from "./resource.ts";
 
@@ -31,9 +31,9 @@ export async function mirrorStatus(drvPath: string, status: DerivationStatus, at
     ProjectionExpression: "jobId",
   });
   await Promise.all(
-    rows.map(async ({ jobId }) => {
-      try {
-        await dynamo().send(
+    rows.map(({ jobId }) =>
+      unlessConditionFails(
+        dynamo().send(
           new UpdateCommand({
             TableName: tableName("JobDerivations"),
             Key: { jobId, drvPath },
@@ -42,11 +42,9 @@ export async function mirrorStatus(drvPath: string, status: DerivationStatus, at
             ExpressionAttributeNames: { "#status": "status" },
             ExpressionAttributeValues: { ":status": status, ":key": jobStatusKey(jobId, status), ":at": at },
           }),
-        );
-      } catch (error) {
-        if (!isConditionFailure(error)) throw error;
-      }
-    }),
+        ),
+      ),
+    ),
   );
   return rows.map((r) => r.jobId);
 }

@@ -2,7 +2,7 @@ import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import type { Trigger } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
 import { nudgeIdleAgents } from "./dispatch.ts";
-import { isConditionFailure } from "./dynamo-batch.ts";
+import { unlessConditionFails } from "./dynamo-batch.ts";
 import { enqueueEvaluation } from "./evaluation-queue.ts";
 import type { JobItem } from "./items.ts";
 import { tableName } from "./resource.ts";
@@ -28,14 +28,10 @@ export async function startJob(jobId: string, request: JobRequest, createdAt: st
     updatedAt: createdAt,
     evaluation: { status: "queued", taskId: `eval-${jobId}` },
   };
-  try {
-    await dynamo().send(
-      new PutCommand({ TableName: tableName("Jobs"), Item: job, ConditionExpression: "attribute_not_exists(jobId)" }),
-    );
-  } catch (error) {
-    // Made by an earlier attempt: queueing again is harmless (deduplicated by job id).
-    if (!isConditionFailure(error)) throw error;
-  }
+  // Already made by an earlier attempt: queueing again is harmless (deduplicated by job id).
+  await unlessConditionFails(
+    dynamo().send(new PutCommand({ TableName: tableName("Jobs"), Item: job, ConditionExpression: "attribute_not_exists(jobId)" })),
+  );
   await enqueueEvaluation(jobId);
   await nudgeIdleAgents();
 }

@@ -2,7 +2,7 @@ import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { jobOutcome, UNSETTLED } from "@nimbus/core";
 import type { DerivationStatus, JobStatus } from "@nimbus/protocol";
 import { dynamo } from "./aws-clients.ts";
-import { isConditionFailure } from "./dynamo-batch.ts";
+import { unlessConditionFails } from "./dynamo-batch.ts";
 import { jobDerivationRows, jobHasStatus } from "./job-derivations.ts";
 import type { JobItem } from "./items.ts";
 import { tableName } from "./resource.ts";
@@ -18,8 +18,8 @@ export const isActive = (job: Pick<JobItem, "status">) => ACTIVE.includes(job.st
 /** Sets a job's status if it is still active; false if something else finished it first. */
 export async function setJobStatus(jobId: string, status: JobStatus, now = new Date()): Promise<boolean> {
   const finished = status !== "evaluating" && status !== "building";
-  try {
-    await dynamo().send(
+  const written = await unlessConditionFails(
+    dynamo().send(
       new UpdateCommand({
         TableName: tableName("Jobs"),
         Key: { jobId },
@@ -28,12 +28,9 @@ export async function setJobStatus(jobId: string, status: JobStatus, now = new D
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: { ":status": status, ":now": now.toISOString(), ":evaluating": "evaluating", ":building": "building" },
       }),
-    );
-    return true;
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
+    ),
+  );
+  return written !== undefined;
 }
 
 /**

@@ -4,7 +4,7 @@ import { dynamo } from "./aws-clients.ts";
 import { sendToBuildQueue } from "./build-queues.ts";
 import { quietConnections } from "./connections.ts";
 import { noteNewWork, wakeIdleAgents } from "./dispatch.ts";
-import { isConditionFailure, queryAll } from "./dynamo-batch.ts";
+import { queryAll, unlessConditionFails } from "./dynamo-batch.ts";
 import type { DerivationItem, JobItem } from "./items.ts";
 import { settled } from "./graph.ts";
 import { finishJobIfDone } from "./jobs.ts";
@@ -87,8 +87,8 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
 
 /** Sends a queued derivation to its queue again, once per sweep (the write is conditional on what was read). */
 async function resend(drv: DerivationItem, now: Date): Promise<boolean> {
-  try {
-    await dynamo().send(
+  const claimed = await unlessConditionFails(
+    dynamo().send(
       new UpdateCommand({
         TableName: tableName("Derivations"),
         Key: { drvPath: drv.drvPath },
@@ -97,11 +97,9 @@ async function resend(drv: DerivationItem, now: Date): Promise<boolean> {
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: { ":now": now.toISOString(), ":queued": "queued", ":seen": drv.queuedAt, ":attempt": drv.attempt },
       }),
-    );
-  } catch (error) {
-    if (isConditionFailure(error)) return false;
-    throw error;
-  }
+    ),
+  );
+  if (!claimed) return false;
   // A new deduplication id: the earlier message may still sit in SQS's 5-minute window.
   await sendToBuildQueue({ ...drv, resend: now.getTime() });
   noteNewWork(drv.queueKey);
