@@ -13,3 +13,19 @@ export {
   verifyFingerprint,
 } from "./signing.ts";
 export { fingerprintOf, formatNarinfo, Narinfo, NarinfoError, parseNarinfo } from "./narinfo.ts";
+export { CacheConfigError, CachePushError, CacheUnreachableError } from "./errors.ts";
+export { type CheckedStoreUri, checkStoreUri, type StoreScheme } from "./store-uri.ts";
+export {
+  type AtticCacheConfig,
+  type BinaryCaches,
+  CACHE_KINDS,
+  type CacheConfig,
+  type CacheKind,
+  type CachixCacheConfig,
+  loadBinaryCaches,
+  type NixCacheConfig,
+  parseBinaryCaches,
+  type ParseOptions,
+  PublicCacheInfo,
+  publicView,
+} from "./binary-caches.ts";
