@@ -29,3 +29,39 @@ export {
   PublicCacheInfo,
   publicView,
 } from "./binary-caches.ts";
+export { type CachePresence, type MissingResult, type QueryOptions } from "./presence.ts";
+export { filePresence } from "./file-presence.ts";
+export { httpPresence, type HttpPresenceOptions } from "./http-presence.ts";
+export { CACHIX_BULK_LIMIT, cachixPresence, CachixNarinfoBulkRequest, CachixNarinfoBulkResponse } from "./cachix-presence.ts";
+export { AtticGetMissingPathsRequest, AtticGetMissingPathsResponse, atticPresence } from "./attic-presence.ts";
+export {
+  CACHE_MISSING_MAX_PATHS,
+  CacheMissingRequest,
+  CacheMissingResponse,
+  nimbusPresence,
+  type NimbusPresenceOptions,
+} from "./nimbus-cache-api.ts";
+export {
+  CachixCompletedMultipartUpload,
+  CachixCreateMultipartResponse,
+  CachixNarInfoCreate,
+  CachixSigningData,
+  CachixUploadPartResponse,
+} from "./cachix-push.ts";
+export { ATTIC_NAR_INFO, ATTIC_NAR_INFO_PREAMBLE_SIZE, AtticUploadPathNarInfo, AtticUploadPathResult } from "./attic-push.ts";
+export { CACHIX_API_URL, type CacheServices, cachixApiBase, netrcEntriesFor, netrcFor, substituterUrl } from "./cache-endpoints.ts";
+export { formatNetrc, type NetrcEntry, netrcCredentials, parseNetrc, writePrivateNetrc } from "./netrc.ts";
+export { substituterArgs, type SubstituterOptions, substituterSettings } from "./substituters.ts";
+export { dumpNar, type LocalPathInfo, localPathInfos, type NarStream, storeClosure } from "./local-store.ts";
+export { NixCommandError } from "./nix-process.ts";
+export {
+  type BinaryCacheClient,
+  type CacheClientOptions,
+  missingEverywhere,
+  openCache,
+  openCaches,
+  pushClosure,
+  type PushOptions,
+  type PushResult,
+  pushToCaches,
+} from "./cache-client.ts";
