@@ -1,4 +1,7 @@
-/** A file:// cache: one directory listing answers for every path. */
+/**
+ * A file:// cache: one directory listing answers for every path. A directory that does not
+ * exist yet is an empty cache (`nix copy` creates it on the first push).
+ */
 import { readdir } from "node:fs/promises";
 import { CacheUnreachableError } from "./errors.ts";
 import { type CachePresence, type MissingResult, pathsByHash } from "./presence.ts";
@@ -13,7 +16,8 @@ export function filePresence(cache: string, directory: string): CachePresence {
         names = await readdir(directory);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        throw new CacheUnreachableError(cache, `${directory} cannot be listed (${code === "ENOENT" ? "no such directory" : code})`);
+        if (code === "ENOENT") return { missing: new Set(byHash.values()), failed: new Map() };
+        throw new CacheUnreachableError(cache, `${directory} cannot be listed (${code})`);
       }
       const present = new Set(names.filter((n) => n.endsWith(".narinfo")).map((n) => n.slice(0, -".narinfo".length)));
       const missing = new Set<string>();
