@@ -44,9 +44,10 @@ export async function describeStatus(response: Response, method: string, url: st
   const text = (await response.text().catch(() => "")).trim();
   let said = text;
   try {
-    // Attic and Cachix answer errors as JSON.
+    // Attic answers errors as {error, message}; others as {error} or {message}.
     const json = JSON.parse(text) as { message?: unknown; error?: unknown };
     if (typeof json.message === "string") said = typeof json.error === "string" ? `${json.error}: ${json.message}` : json.message;
+    else if (typeof json.error === "string") said = json.error;
   } catch {
     // Plain text.
   }
