@@ -58,7 +58,10 @@ export interface CachixStandin {
   close(): Promise<void>;
 }
 
-export async function startCachixStandin(caches: Record<string, Omit<CachixStandinCache, keyof InMemoryCache>>): Promise<CachixStandin> {
+export async function startCachixStandin(
+  caches: Record<string, Omit<CachixStandinCache, keyof InMemoryCache>>,
+  options: { latencyMs?: number } = {},
+): Promise<CachixStandin> {
   const state = new Map<string, CachixStandinCache>(Object.entries(caches).map(([name, c]) => [name, { ...c, ...newInMemoryCache() }]));
   const uploads = new Map<string, Upload>();
   const counts = new Map<string, number>();
@@ -79,6 +82,7 @@ export async function startCachixStandin(caches: Record<string, Omit<CachixStand
   const error = (res: ServerResponse, status: number, message: string) => sendJson(res, status, { error: message });
 
   const handle = async (req: IncomingMessage, res: ServerResponse, standin: CachixStandin) => {
+    if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
     const url = new URL(req.url ?? "/", origin);
     const presigned = /^\/presigned\/([^/]+)\/(\d+)$/.exec(url.pathname);
     if (presigned && req.method === "PUT") {
