@@ -12,7 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { createZstdCompress } from "node:zlib";
+import * as zlib from "node:zlib";
 import { z } from "zod";
 import type { CachixCacheConfig } from "./binary-caches.ts";
 import { cacheFetch, cacheFetchOk, describeStatus } from "./cache-http.ts";
@@ -69,7 +69,9 @@ export async function cachixPushPath(cache: CachixCacheConfig, info: LocalPathIn
 
   try {
     const nar = dumpNar(info.storePath, options);
-    const compressed = Readable.fromWeb(nar.stream as import("node:stream/web").ReadableStream).pipe(createZstdCompress());
+    // zlib's zstd arrived in Node 22.15.
+    if (typeof zlib.createZstdCompress !== "function") throw new CachePushError(cache.name, `uploads to Cachix need zstd, which Node ${process.version} lacks: use Node 22.15 or newer`);
+    const compressed = Readable.fromWeb(nar.stream as import("node:stream/web").ReadableStream).pipe(zlib.createZstdCompress());
     const fileHash = createHash("sha256");
     let fileSize = 0;
     const parts: Array<{ partNumber: number; eTag: string }> = [];

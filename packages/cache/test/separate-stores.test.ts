@@ -75,6 +75,18 @@ after(async () => {
   await rm(markers, { recursive: true, force: true });
 });
 
+describe("separate stores", () => {
+  it("a long-running process in store B sees B's /nix, and stops by its own pid", async () => {
+    const b = await storeB();
+    const child = b.spawn("sh", ["-c", "ls /nix/store | wc -l; exec sleep 60"], { stdio: ["ignore", "pipe", "inherit"] });
+    const firstLine = await new Promise<string>((resolve) => child.stdout!.once("data", (d) => resolve(String(d).trim())));
+    assert.equal(firstLine, "0", "B's store starts empty, unlike this host's");
+    const exited = new Promise((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
+    child.kill("SIGTERM");
+    assert.equal(await exited, "SIGTERM", "the signal reached the command itself (unshare and sh exec'd it)");
+  });
+});
+
 describe("two machines sharing signed caches", () => {
   let clients: BinaryCacheClient[];
 
