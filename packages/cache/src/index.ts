@@ -65,3 +65,4 @@ export {
   type PushResult,
   pushToCaches,
 } from "./cache-client.ts";
+export { withPrivateFile } from "./private-file.ts";
