@@ -120,7 +120,8 @@ export function summary(report: JobReport, limits: SummaryLimits = DEFAULT_SUMMA
   const job = markdownLink(`job ${report.jobId}`, report.dashboardUrl);
   const head: string[] = [];
   const counts = countsText(report);
-  head.push(counts ? `**${markdownText(headline(report))}** — ${counts}.` : `**${markdownText(headline(report))}**.`);
+  // The headline and counts are Nimbus's own words and numbers: no repository text in them.
+  head.push(counts ? `**${headline(report)}** — ${counts}.` : `**${headline(report)}**.`);
   head.push(`Details, logs and the full list: ${job} on Nimbus.`);
   if (report.status === "held" && report.hold) {
     head.push(
