@@ -2,28 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { checkRunFields, createCheckRunRequest, derivationName, MAX_SUMMARY_CHARS, summary, updateCheckRunRequest } from "../src/check-run.ts";
 import { commitStatusRequest, MAX_STATUS_DESCRIPTION } from "../src/commit-status.ts";
-import { JobReport, type JobReportInput } from "../src/job-report.ts";
+import type { JobReport } from "../src/job-report.ts";
 import { jobUrl, logUrl } from "../src/links.ts";
 import { markdownText } from "../src/markdown-text.ts";
+import { DASHBOARD, drv, report, SHA } from "./report-fixture.ts";
 
-const SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
-const DASHBOARD = jobUrl("https://nimbus.example.org", "j019aa7c3e5f1b24c9d0e");
-const drv = (name: string, i = 0) => `/nix/store/${String(i).padStart(32, "a").slice(-32)}-${name}.drv`;
-
-export function report(overrides: Partial<JobReportInput> = {}): JobReport {
-  return JobReport.parse({
-    jobId: "j019aa7c3e5f1b24c9d0e",
-    repository: "octo/hello",
-    commit: SHA,
-    status: "building",
-    version: 1,
-    createdAt: "2025-01-01T10:00:00.000Z",
-    startedAt: "2025-01-01T10:00:05.000Z",
-    counts: { succeeded: 3, queued: 2 },
-    dashboardUrl: DASHBOARD,
-    ...overrides,
-  });
-}
 
 describe("links", () => {
   it("point at the job page and at each derivation's log on it", () => {
