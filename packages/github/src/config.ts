@@ -95,7 +95,7 @@ export function githubConfigFrom(secrets: GithubSecrets, env: GithubEnvironment,
         ...common,
         appId: /^\d+$/.test(appId) ? Number(appId) : appId,
         // A key pasted into one line of an environment or secret store keeps its newlines as "\n".
-        privateKey: given(secrets.GithubAppPrivateKey)?.replace(/\\n/g, "\n"),
+        privateKey: given(secrets.GithubAppPrivateKey)?.replace(/\\n/g, "\n").trim(),
       }
     : token
       ? { mode: "token", ...common, token }
