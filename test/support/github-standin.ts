@@ -171,6 +171,16 @@ export class GithubStandin {
     this.#failures.push({ remaining: count, failure, ...match });
   }
 
+  /** Forgets every request, token, check run, status and pending failure; ids start again at 1000. */
+  reset(): void {
+    this.requests.length = 0;
+    this.tokens.length = 0;
+    this.checkRuns.clear();
+    this.statuses.length = 0;
+    this.#failures.length = 0;
+    this.#nextId = 1000;
+  }
+
   /** Requests other than the App's own (JWT) ones: what the reporting made. */
   apiRequests(): RecordedRequest[] {
     return this.requests.filter((r) => r.auth.kind !== "app-jwt");

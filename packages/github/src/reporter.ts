@@ -87,10 +87,11 @@ async function findCheckRun(octokit: RestOctokit, owner: string, repo: string, s
 }
 
 function failedRequest(error: unknown, request: FailedRequest["request"]): FailedRequest {
-  if (error instanceof RequestError) {
-    const data = error.response?.data as { message?: unknown } | undefined;
+  // Octokit reports a request that got no answer (refused, reset, timed out) as a 500 without a response.
+  if (error instanceof RequestError && error.response) {
+    const data = error.response.data as { message?: unknown } | undefined;
     const message = typeof data?.message === "string" ? data.message : error.message;
-    return { status: error.status, headers: error.response?.headers ?? {}, message, request };
+    return { status: error.status, headers: error.response.headers, message, request };
   }
   return { message: error instanceof Error ? error.message : String(error), request };
 }
