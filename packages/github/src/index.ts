@@ -89,3 +89,4 @@ export {
   type SendOutcome,
 } from "./report-decision.ts";
 export { createReporter, deliverReport, REPORT_PERMISSIONS, type Delivery, type Reporter } from "./reporter.ts";
+export { jobReportFromView, type ReportOptions } from "./job-report-from-view.ts";
