@@ -73,9 +73,27 @@ export type SendOutcome = { type: "sent"; checkRunId?: number } | { type: "faile
  * at most `max` — a long job makes fewer requests, which keeps many jobs under GitHub's
  * secondary limit on content-creating requests.
  */
-export function updateInterval(report: JobReport, now: Date, settings: ReportSettings): number {
-  const age = now.getTime() - Date.parse(report.createdAt);
+export function updateInterval(job: { createdAt: string }, now: Date, settings: ReportSettings): number {
+  const age = now.getTime() - Date.parse(job.createdAt);
   return Math.min(settings.maxUpdateIntervalMs, Math.max(settings.minUpdateIntervalMs, Math.floor(age / 10)));
+}
+
+/**
+ * The earliest time a report of this job may be sent, from the stored state and two fields of
+ * the job: lets the service skip building the job's full view while nothing could be sent.
+ */
+export function earliestSend(
+  state: ReportState,
+  job: { createdAt: string; final: boolean },
+  now: Date,
+  settings: ReportSettings = DEFAULT_REPORT_SETTINGS,
+): Date {
+  let at = now.getTime();
+  if (state.retryAt) at = Math.max(at, Date.parse(state.retryAt));
+  if (!job.final && state.lastSentAt) {
+    at = Math.max(at, Date.parse(state.lastSentAt) + updateInterval(job, now, settings));
+  }
+  return new Date(at);
 }
 
 /** The request that would bring GitHub up to date, before any throttling. */

@@ -4,6 +4,7 @@
  */
 import type { z } from "zod";
 import { APPROVE_ACTION } from "./check-run.ts";
+import type { GithubConfig } from "./config.ts";
 import {
   CheckRunPayload,
   InstallationPayload,
@@ -33,6 +34,11 @@ export const DEFAULT_WEBHOOK_POLICY: WebhookPolicy = {
   sameRepositoryPullRequests: "ignore",
   approvalLabel: DEFAULT_APPROVAL_LABEL,
 };
+
+/** The policy for a stack: the defaults, with the App's id in App mode (check-run events are only ours then). */
+export function webhookPolicy(config: GithubConfig, overrides: Partial<Omit<WebhookPolicy, "appId">> = {}): WebhookPolicy {
+  return { ...DEFAULT_WEBHOOK_POLICY, ...overrides, ...(config.mode === "app" ? { appId: config.appId } : {}) };
+}
 
 /** Everything the service needs to create a job, and the GitHub client to reach the repository. */
 export interface JobStart {

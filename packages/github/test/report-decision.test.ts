@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { afterSend, decideReport, DEFAULT_REPORT_SETTINGS, INITIAL_REPORT_STATE, reportRequest, updateInterval, type ReportDecision, type ReportMode, type ReportState } from "../src/report-decision.ts";
+import { afterSend, decideReport, earliestSend, DEFAULT_REPORT_SETTINGS, INITIAL_REPORT_STATE, reportRequest, updateInterval, type ReportDecision, type ReportMode, type ReportState } from "../src/report-decision.ts";
 import { classifyFailure, transientBackoffMs, type FailedRequest } from "../src/request-failures.ts";
 import { report } from "./report-fixture.ts";
 
@@ -65,6 +65,28 @@ describe("decideReport", () => {
     assert.equal(updateInterval(r, at(30_000), DEFAULT_REPORT_SETTINGS), 10_000);
     assert.equal(updateInterval(r, at(300_000), DEFAULT_REPORT_SETTINGS), 30_000);
     assert.equal(updateInterval(r, at(3_600_000), DEFAULT_REPORT_SETTINGS), 60_000);
+  });
+});
+
+describe("earliestSend", () => {
+  const job = { createdAt: iso(0), final: false };
+  it("is now when nothing holds a report back", () => {
+    assert.equal(earliestSend(INITIAL_REPORT_STATE, job, at(1_000)).getTime(), T0 + 1_000);
+  });
+  it("is the end of the update interval while the job runs, but not for the verdict", () => {
+    const state: ReportState = { failures: 0, lastSentAt: iso(1_000) };
+    assert.equal(earliestSend(state, job, at(2_000)).getTime(), T0 + 11_000);
+    assert.equal(earliestSend(state, { ...job, final: true }, at(2_000)).getTime(), T0 + 2_000);
+  });
+  it("is never before a rate limit's retry time", () => {
+    const state: ReportState = { failures: 1, lastSentAt: iso(1_000), retryAt: iso(90_000) };
+    assert.equal(earliestSend(state, { ...job, final: true }, at(2_000)).getTime(), T0 + 90_000);
+  });
+  it("agrees with decideReport", () => {
+    const state: ReportState = { failures: 0, checkRunId: 1, lastSentAt: iso(1_000), lastSentDigest: "old" };
+    const r = report({ createdAt: iso(0) });
+    const decision = decideReport("checks", r, state, at(2_000));
+    assert.equal(decision.type === "wait" && decision.until.getTime(), earliestSend(state, job, at(2_000)).getTime());
   });
 });
 

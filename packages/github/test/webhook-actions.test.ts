@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
-import { classifyWebhook, DEFAULT_WEBHOOK_POLICY, WebhookPayloadError, type WebhookAction, type WebhookPolicy } from "../src/webhook-actions.ts";
+import { classifyWebhook, DEFAULT_WEBHOOK_POLICY, WebhookPayloadError, webhookPolicy, type WebhookAction, type WebhookPolicy } from "../src/webhook-actions.ts";
 
 /** GitHub's own example payloads: api.github.com and each GitHub Enterprise Server version the package ships. */
 const require = createRequire(import.meta.url);
@@ -246,6 +246,12 @@ describe("classifyWebhook, in detail", () => {
       account: "octocat",
       repositories: ["octocat/Hello-World"],
     });
+  });
+
+  it("the stack's policy takes the App's id in App mode only", () => {
+    const app = webhookPolicy({ mode: "app", appId: 5, privateKey: "k", webhookSecret: "s", apiBaseUrl: "https://api.github.com", publicUrl: "https://n" }, { tags: "ignore" });
+    assert.deepEqual(app, { ...DEFAULT_WEBHOOK_POLICY, tags: "ignore", appId: 5 });
+    assert.equal(webhookPolicy({ mode: "off", webhookSecret: "s" }).appId, undefined);
   });
 
   it("ping and unknown events are ignored with a reason", () => {
