@@ -27,6 +27,8 @@ export const ReportState = z.strictObject({
   /** Hash of the last body GitHub accepted: an unchanged report is not sent again. */
   lastSentDigest: z.string().optional(),
   lastSentAt: z.iso.datetime().optional(),
+  /** The check run GitHub shows is completed (a verdict, or a held fork's "action required"). */
+  lastSentCompleted: z.boolean().optional(),
   /** Failed attempts in a row (for back-off). */
   failures: z.int().nonnegative().default(0),
   /** Nothing is sent before this (a rate limit or a back-off). */
@@ -103,8 +105,10 @@ export function reportRequest(mode: ReportMode, report: JobReport, state: Report
     return { send: { type: "commit-status", request }, digest: digest(request.body) };
   }
   const fields = checkRunFields(report, settings.summaryLimits);
+  // A completed run is not reopened: an approved fork's job runs under a new check run.
+  const reopening = state.lastSentCompleted === true && fields.status !== "completed";
   const send: ReportRequest =
-    state.checkRunId === undefined
+    state.checkRunId === undefined || reopening
       ? { type: "create-check-run", request: createCheckRunRequest(report, settings.summaryLimits) }
       : { type: "update-check-run", request: updateCheckRunRequest(report, state.checkRunId, settings.summaryLimits) };
   return { send, digest: digest(fields) };
@@ -124,7 +128,7 @@ export function decideReport(
     return { type: "skip", reason: `gave up on version ${state.gaveUp.version}: ${state.gaveUp.reason}` };
   }
   const { send, digest: bodyDigest } = reportRequest(mode, report, state, settings);
-  const known = mode === "statuses" || state.checkRunId !== undefined;
+  const known = send.type !== "create-check-run";
   if (known && bodyDigest === state.lastSentDigest) return { type: "skip", reason: "GitHub already shows this report" };
 
   if (state.retryAt && Date.parse(state.retryAt) > now.getTime()) {
@@ -157,6 +161,7 @@ export function afterSend(
         lastSentVersion: report.version,
         lastSentDigest: sent.digest,
         lastSentAt: now.toISOString(),
+        ...(sent.send.type !== "commit-status" ? { lastSentCompleted: sent.send.request.body.status === "completed" } : {}),
         failures: 0,
       },
       note: `sent ${sent.send.type} for version ${report.version}`,

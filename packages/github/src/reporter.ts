@@ -67,7 +67,8 @@ async function perform(octokit: RestOctokit, send: ReportRequest): Promise<{ che
     }
     case "create-check-run": {
       const { owner, repo, body } = send.request;
-      // An earlier attempt may have created it and died before its id was stored: adopt that run.
+      // An earlier attempt may have created it and died before its id was stored: adopt that run
+      // (unless it is completed: a held fork's run is replaced, not reopened, once approved).
       const existing = await findCheckRun(octokit, owner, repo, body.head_sha, body.name, body.external_id);
       if (existing !== undefined) {
         const { head_sha: _sha, ...fields } = body;
@@ -82,7 +83,7 @@ async function perform(octokit: RestOctokit, send: ReportRequest): Promise<{ che
 
 async function findCheckRun(octokit: RestOctokit, owner: string, repo: string, sha: string, name: string, externalId: string): Promise<number | undefined> {
   const { data } = await octokit.rest.checks.listForRef({ owner, repo, ref: sha, check_name: name, filter: "all", per_page: 100 });
-  const run = data.check_runs.find((r) => r.external_id === externalId);
+  const run = data.check_runs.find((r) => r.external_id === externalId && r.status !== "completed");
   return run ? Number(run.id) : undefined;
 }
 

@@ -47,6 +47,14 @@ describe("decideReport", () => {
       now: 5_000,
       want: "send:create-check-run",
     },
+    {
+      name: "a completed run (a held fork) is not reopened: a new run is created",
+      r: report({ status: "queued", version: 6 }),
+      state: { ...sentBuilding, lastSentCompleted: true },
+      now: 60_000,
+      want: "send:create-check-run",
+    },
+    { name: "a verdict after a verdict updates the same run", r: finished, state: { ...sentBuilding, lastSentCompleted: true }, now: 60_000, want: "send:update-check-run" },
     { name: "gave up on this version: skip", r: building, state: { failures: 1, gaveUp: { version: 5, reason: "not installed" } }, now: 0, want: /^skip:gave up on version 5/ },
     { name: "gave up on an older version: a newer report tries again", r: progressed, state: { failures: 1, gaveUp: { version: 5, reason: "not installed" } }, now: 0, want: "send:create-check-run" },
   ];
@@ -106,7 +114,7 @@ describe("afterSend", () => {
   it("success stores the check run id, version, digest and time, and clears failures", () => {
     const { state, next } = afterSend({ failures: 3, retryAt: iso(-1), lastError: "x" }, r, send(), { type: "sent", checkRunId: 99 }, at(1_000));
     assert.equal(next, undefined);
-    assert.deepEqual(state, { failures: 0, checkRunId: 99, lastSentVersion: 3, lastSentDigest: send().digest, lastSentAt: iso(1_000) });
+    assert.deepEqual(state, { failures: 0, checkRunId: 99, lastSentVersion: 3, lastSentDigest: send().digest, lastSentAt: iso(1_000), lastSentCompleted: false });
   });
 
   it("a rate limit waits exactly as long as GitHub said, then tries again", () => {

@@ -135,7 +135,7 @@ describe("reporting a job as a check run (App mode)", () => {
     const run = standin.checkRuns.get(1000)!;
     assert.equal(run.status, "completed");
     assert.equal(run.conclusion, "failure");
-    assert.deepEqual(state, { failures: 0, checkRunId: 1000, lastSentVersion: 4, lastSentDigest: state.lastSentDigest, lastSentAt: iso(12 * SECOND) });
+    assert.deepEqual(state, { failures: 0, checkRunId: 1000, lastSentVersion: 4, lastSentDigest: state.lastSentDigest, lastSentAt: iso(12 * SECOND), lastSentCompleted: true });
 
     // Delivering the same verdict again sends nothing.
     const again = await deliver(reporter, failing(), state);
@@ -269,6 +269,24 @@ describe("reporting a job as a check run (App mode)", () => {
     const run = standin.checkRuns.get(1000)!;
     assert.equal(run.conclusion, "action_required");
     assert.deepEqual(run.actions, [{ label: "Approve and run", description: "Build it: no secrets, no effects", identifier: "approve" }]);
+  });
+
+  it("once approved, the held job runs under a new check run; the held one is not reopened", async () => {
+    const reporter = appReporter();
+    const hold = { reason: "Pull request #3 comes from mallory/hello.", approvalLabel: "nimbus-approved" };
+    let { state } = await deliver(reporter, report({ status: "held", version: 1, hold }), INITIAL_REPORT_STATE);
+    clock = T0 + 60 * SECOND;
+    ({ state } = await deliver(reporter, report({ status: "queued", version: 2, startedAt: undefined }), state));
+    clock = T0 + 61 * SECOND;
+    ({ state } = await deliver(reporter, failing({ version: 3 }), state));
+    assert.deepEqual(
+      [...standin.checkRuns.values()].map((r) => [r.id, r.status, r.conclusion, r.external_id]),
+      [
+        [1000, "completed", "action_required", JOB_ID],
+        [1001, "completed", "failure", JOB_ID],
+      ],
+    );
+    assert.equal(state.checkRunId, 1001);
   });
 });
 
