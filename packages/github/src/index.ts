@@ -48,6 +48,7 @@ export { commitState, commitStatusRequest, MAX_STATUS_DESCRIPTION, type CommitSt
 export { headline } from "./report-text.ts";
 export {
   CheckRunPayload,
+  CloneUrl,
   InstallationPayload,
   PullRequestPayload,
   PushPayload,

@@ -5,6 +5,7 @@
 import type { z } from "zod";
 import { APPROVE_ACTION } from "./check-run.ts";
 import type { GithubConfig } from "./config.ts";
+import { RepositoryName } from "./job-report.ts";
 import {
   CheckRunPayload,
   InstallationPayload,
@@ -52,6 +53,11 @@ export interface JobStart {
   commit: string;
   /** A private repository needs a clone credential (clone-credential.ts). */
   private: boolean;
+  /**
+   * The repository is `owner/name`, so reports can go to GitHub; false for what `nimbus
+   * trigger` sends about a local repository.
+   */
+  onGithub: boolean;
   trigger: "push" | "pull_request";
   pullRequest?: number;
   /** The commit comes from a fork: evaluated only once approved, and never with secrets or effects. */
@@ -150,12 +156,14 @@ function classifyPush(push: PushPayload, policy: WebhookPolicy): WebhookAction {
 }
 
 function where(repository: WebhookRepository) {
+  const [owner = "", name = ""] = repository.full_name.split("/");
   return {
     repository: repository.full_name,
-    owner: repository.owner.login,
-    name: repository.name,
+    owner: repository.owner?.login ?? owner,
+    name: repository.name ?? name,
     cloneUrl: repository.clone_url,
     private: repository.private,
+    onGithub: RepositoryName.safeParse(repository.full_name).success,
   };
 }
 

@@ -8,12 +8,26 @@ import { CommitSha } from "./job-report.ts";
 
 const Login = z.object({ login: z.string().min(1).max(256) });
 
+/**
+ * Where the agent fetches from: GitHub sends https; `nimbus trigger` sends `file://` or a
+ * repository's own remote. Never `ext::` or anything git could read as an option.
+ */
+export const CloneUrl = z
+  .string()
+  .min(1)
+  .max(2048)
+  .refine(
+    (url) => /^(https?|ssh|git|file):\/\/[^\s]+$/.test(url) || /^[\w.-]+@[\w.-]+:[^\s]+$/.test(url) || /^\/[^\s]*$/.test(url),
+    "an http(s), ssh, git or file URL, user@host:path, or an absolute path",
+  );
+
 export const WebhookRepository = z.object({
-  full_name: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, "owner/name"),
-  name: z.string().min(1).max(256),
-  owner: Login,
-  clone_url: z.url({ protocol: /^https?$/ }).max(2048),
-  private: z.boolean(),
+  /** `owner/name` on GitHub; `nimbus trigger` may send a bare name for a local repository. */
+  full_name: z.string().min(1).max(256),
+  name: z.string().min(1).max(256).optional(),
+  owner: Login.optional(),
+  clone_url: CloneUrl,
+  private: z.boolean().default(false),
 });
 export type WebhookRepository = z.infer<typeof WebhookRepository>;
 

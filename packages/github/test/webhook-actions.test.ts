@@ -83,6 +83,7 @@ describe("classifyWebhook, in detail", () => {
         name: "Hello-World",
         cloneUrl: "https://github.com/Codertocat/Hello-World.git",
         private: false,
+        onGithub: true,
         ref: "refs/heads/master",
         commit: "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
         trigger: "push",
@@ -91,6 +92,25 @@ describe("classifyWebhook, in detail", () => {
         installationId: 957387,
       },
     });
+  });
+
+  it("what `nimbus trigger` sends about a local repository starts a job that is not reported to GitHub", () => {
+    const local = {
+      ref: "refs/heads/main",
+      after: "a".repeat(40),
+      deleted: false,
+      repository: { full_name: "widgets", name: "widgets", clone_url: "file:///home/me/widgets" },
+      sender: { login: "nimbus" },
+    };
+    const action = classifyWebhook("push", local, policy);
+    assert.equal(action.type, "start-job");
+    if (action.type !== "start-job") return;
+    assert.equal(action.job.onGithub, false);
+    assert.equal(action.job.cloneUrl, "file:///home/me/widgets");
+    assert.equal(action.job.private, false);
+    for (const cloneUrl of ["git@github.com:acme/widgets.git", "/srv/git/widgets", "ssh://git@host/widgets.git"]) {
+      assert.equal(classifyWebhook("push", { ...local, repository: { ...local.repository, clone_url: cloneUrl } }, policy).type, "start-job", cloneUrl);
+    }
   });
 
   it("a push that deletes a branch is ignored", () => {
@@ -272,7 +292,9 @@ describe("classifyWebhook, in detail", () => {
     assert.throws(() => classifyWebhook("pull_request", pr, policy), /invalid pull_request payload: number/);
     assert.throws(() => classifyWebhook("push", "[]", policy), WebhookPayloadError);
     const cloneUrl = first("push", (p) => p.ref === "refs/heads/master");
-    (cloneUrl.repository as Record<string, unknown>).clone_url = "ext::sh -c evil";
-    assert.throws(() => classifyWebhook("push", cloneUrl, policy), /repository\.clone_url/);
+    for (const evil of ["ext::sh -c evil", "--upload-pack=evil", "https://host/a b", ""]) {
+      (cloneUrl.repository as Record<string, unknown>).clone_url = evil;
+      assert.throws(() => classifyWebhook("push", clone(cloneUrl), policy), /repository\.clone_url/, evil);
+    }
   });
 });
