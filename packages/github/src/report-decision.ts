@@ -81,8 +81,10 @@ export function updateInterval(job: { createdAt: string }, now: Date, settings: 
 }
 
 /**
- * The earliest time a report of this job may be sent, from the stored state and two fields of
- * the job: lets the service skip building the job's full view while nothing could be sent.
+ * When a report of this job may next be sent, from the stored state and two fields of the job:
+ * lets the service skip building the job's full view while nothing could be sent. It matches
+ * decideReport's wait, except after a check run was lost, when it may be up to one update
+ * interval later than needed.
  */
 export function earliestSend(
   state: ReportState,
