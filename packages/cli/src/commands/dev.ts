@@ -12,6 +12,12 @@ export function registerDevCommand(program: Command) {
     .option("--no-agent", "do not start the embedded agent")
     .action(async (options: { agent: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<TargetOptions>();
+      // Listening before anything is printed: a Ctrl-C right after the banner stops cleanly, and
+      // one during startup stops once the stack is up. A second one is Node's default: exit at once.
+      const stopRequested = new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+      });
       const stack = await startLocalStack({ port: defaultPort(globals.port), dataDir: defaultDataDir(globals.dataDir), log });
       const agent = options.agent ? await startEmbeddedAgent(stack, log) : undefined;
       log(
@@ -30,10 +36,7 @@ export function registerDevCommand(program: Command) {
           "",
         ].join("\n"),
       );
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", resolve);
-        process.once("SIGTERM", resolve);
-      });
+      await stopRequested;
       log("stopping…");
       await agent?.stop();
       await stack.stop();
