@@ -7,10 +7,8 @@
 import WebSocket from "ws";
 import {
   type AgentMessage,
-  type BuildTask,
   type CancelTask,
   type ErrorMessage,
-  type EvaluateTask,
   type Heartbeat,
   type HeartbeatAck,
   type Hello,
@@ -23,6 +21,7 @@ import {
 } from "@nimbus/protocol";
 import { AgentFatalError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import type { TaskMessage } from "./tasks/task-kind.ts";
 import { decodeServiceMessage, encodeAgentMessage } from "./wire.ts";
 
 export interface ConnectionHooks {
@@ -31,8 +30,8 @@ export interface ConnectionHooks {
   heartbeatAck(ack: HeartbeatAck): void;
   /** Every error message; returns true when it logged a non-fatal one itself. */
   serviceError(error: ErrorMessage): boolean;
-  /** A task, or an ack of one of a task's batches or of its final message. */
-  task(message: EvaluateTask | BuildTask | StreamAck | ResultAck): void;
+  /** A task, or an ack of one of a task's batches or of its result message. */
+  task(message: TaskMessage | StreamAck | ResultAck): void;
   cancel(message: CancelTask): void;
 }
 
@@ -152,15 +151,12 @@ export class Connection {
       case "error":
         this.onServiceError(message);
         break;
-      case "evaluate":
-      case "build":
-      case "ack":
-      case "result-ack":
-        this.options.hooks.task(message);
-        break;
       case "cancel":
         this.options.hooks.cancel(message);
         break;
+      default:
+        // A task of any kind, or an ack of one (the runner knows the kinds).
+        this.options.hooks.task(message);
     }
   }
 
