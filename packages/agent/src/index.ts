@@ -15,6 +15,7 @@ export {
   type StopOptions,
   startAgent,
 } from "./agent.ts";
+export { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 export { type RunAgentCommandOptions, runAgentCommand } from "./command.ts";
 export { type TaskFinished, type TaskStarted } from "./task-runner.ts";
 export { type TaskKindName } from "./tasks/registry.ts";

@@ -5,6 +5,7 @@
  */
 import type { ResultAck, StreamAck } from "@nimbus/protocol";
 import { AckedStream } from "./acked-stream.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
 import type { Logger } from "./log.ts";
 import type { NixEnvironment } from "./nix-options.ts";
 import type { Link } from "./outbox.ts";
@@ -40,6 +41,7 @@ export interface TaskRunnerOptions {
   nix: NixEnvironment;
   link: TaskLink;
   log: Logger;
+  clock: Clock;
   onStarted?: (event: TaskStarted) => void;
   onFinished?: (event: TaskFinished) => void;
   /** After any change to the running tasks or the unacknowledged results. */
@@ -143,9 +145,10 @@ export class TaskRunner {
   async settled(timeoutMs: number): Promise<void> {
     const all = [...this.running.values()].map((t) => t.settled);
     if (all.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(all), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
+    const { clock } = this.options;
+    let timer: TimerHandle | undefined;
+    await Promise.race([Promise.all(all), new Promise((resolve) => (timer = clock.setTimeout(() => resolve(undefined), timeoutMs)))]);
+    clock.clearTimeout(timer);
   }
 
   /** After a welcome: evaluation batches the service has not acknowledged, again. */
@@ -194,7 +197,7 @@ export class TaskRunner {
       log,
       signal: controller.signal,
     };
-    const started = Date.now();
+    const started = this.options.clock.now();
     log("info", `task ${task.taskId}: ${kind.describe(task)}`);
     this.options.onStarted?.({ taskId: task.taskId, kind: task.type });
 
@@ -211,7 +214,7 @@ export class TaskRunner {
       })
       .then((outcome) => {
         this.running.delete(task.taskId);
-        const durationMs = Date.now() - started;
+        const durationMs = this.options.clock.now() - started;
         const finished: TaskFinished =
           outcome === "cancelled" || entry.stopped !== undefined
             ? { taskId: task.taskId, kind: task.type, status: "cancelled", ...(entry.stopped ? { error: entry.stopped } : {}), durationMs }
