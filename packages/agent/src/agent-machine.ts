@@ -70,8 +70,8 @@ export interface MachineSettings {
 
 export type TimerName = "retry" | "shutdown-deadline" | "goodbye-deadline";
 
-/** What happened; `at` is the clock's time when it did. */
-export type AgentEvent = { at: number } & (
+/** What happened, as the shell reports it. */
+export type AgentInput =
   | { type: "start" }
   | { type: "service-found"; url: string }
   /** service-info could not be had (or named no usable socket): retry after `retryInMs`. */
@@ -90,8 +90,10 @@ export type AgentEvent = { at: number } & (
   /** Whether the `goodbye` was written to the socket in time. */
   | { type: "goodbye-written"; ok: boolean }
   /** The shell itself failed: a bug. */
-  | { type: "crashed"; error: AgentFatalError }
-);
+  | { type: "crashed"; error: AgentFatalError };
+
+/** What happened, and `at` what time of the agent's clock. */
+export type AgentEvent = AgentInput & { at: number };
 
 /** What the shell is to do, in order. */
 export type AgentEffect =

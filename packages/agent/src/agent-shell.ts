@@ -4,9 +4,9 @@
  * effects the machine returns, with the real socket, timers and task runner.
  */
 import type { EventEmitter } from "node:events";
-import { NIMBUS_VERSION, PROTOCOL_VERSION } from "@nimbus/protocol";
+import { type Hello, NIMBUS_VERSION, PROTOCOL_VERSION } from "@nimbus/protocol";
 import type { AgentEventMap, AgentExit, AgentNotice } from "./agent-events.ts";
-import { type AgentEffect, type AgentEvent, type AgentState, initialAgentState, type MachineSettings, step, type TimerName } from "./agent-machine.ts";
+import { type AgentEffect, type AgentEvent, type AgentInput, type AgentState, initialAgentState, type MachineSettings, step, type TimerName } from "./agent-machine.ts";
 import type { Backoff } from "./backoff.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import type { ShutdownMode } from "./config.ts";
@@ -16,7 +16,6 @@ import type { Logger } from "./log.ts";
 import type { Outbox } from "./outbox.ts";
 import { agentSocketUrl, fetchServiceInfo, ServiceInfoUnavailable } from "./service-info.ts";
 import type { TaskRunner } from "./task-runner.ts";
-import type { Hello } from "@nimbus/protocol";
 
 /** How long a `goodbye` may take to be written to the socket. */
 const GOODBYE_FLUSH_MS = 2_000;
@@ -39,9 +38,6 @@ export interface AgentShellParts {
   /** How long to wait for killed tasks to end. */
   taskStopTimeoutMs: number;
 }
-
-/** Events as the shell reports them; it stamps each with the clock's time. */
-type Happening = AgentEvent extends infer E ? (E extends AgentEvent ? Omit<E, "at"> : never) : never;
 
 export class AgentShell {
   readonly exited: Promise<AgentExit>;
@@ -84,8 +80,8 @@ export class AgentShell {
   }
 
   /** Runs events one at a time, in order: an effect that causes an event queues it. */
-  private dispatch(happening: Happening): void {
-    this.queue.push({ ...happening, at: this.parts.clock.now() } as AgentEvent);
+  private dispatch(input: AgentInput): void {
+    this.queue.push({ ...input, at: this.parts.clock.now() });
     if (this.dispatching) return;
     this.dispatching = true;
     try {

@@ -8,6 +8,7 @@ import { PROTOCOL_VERSION, type Welcome } from "@nimbus/protocol";
 import {
   type AgentEffect,
   type AgentEvent,
+  type AgentInput,
   type AgentState,
   initialAgentState,
   type Link,
@@ -66,7 +67,7 @@ const CANCEL_ALL = ["cancel-timer retry", "cancel-timer shutdown-deadline", "can
 interface Row {
   name: string;
   given: AgentState;
-  event: Omit<AgentEvent, "at"> & { at?: number };
+  event: AgentInput & { at?: number };
   /** The fields of the next state that matter to the row. */
   then: Partial<AgentState>;
   effects: string[];
