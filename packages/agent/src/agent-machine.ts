@@ -371,8 +371,21 @@ function goodbyeWritten(state: AgentState, ok: boolean): Step {
     ]);
   }
   if (state.goodbye.expired) return leaveWithoutGoodbye(next);
-  // A socket that cannot take one frame in time is no use: drop it and say goodbye on the next one.
-  return { state: next, effects: state.link.name === "connected" ? [{ type: "close-connection" }] : [] };
+  switch (next.link.name) {
+    case "connected":
+      // A socket that cannot take one frame in time is no use: drop it and say goodbye on the next one.
+      return { state: next, effects: [{ type: "close-connection" }] };
+    case "backing-off": {
+      // The connection died under the goodbye: the next one now, not after a back-off delay.
+      const retry = findService(next);
+      return {
+        state: retry.state,
+        effects: [log("info", "not connected: reconnecting at once to say goodbye"), { type: "cancel-timer", timer: "retry" }, ...retry.effects],
+      };
+    }
+    default:
+      return { state: next, effects: [] };
+  }
 }
 
 function leaveWithoutGoodbye(state: AgentState, effects: AgentEffect[] = []): Step {

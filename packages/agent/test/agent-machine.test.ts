@@ -391,6 +391,13 @@ const rows: Row[] = [
     effects: ["close-connection"],
   },
   {
+    name: "the connection died under the goodbye: reconnect at once, not after the back-off",
+    given: leaving({ phase: "saying-goodbye", link: links.backingOff, attempt: 1, goodbye: { writing: true, expired: false } }),
+    event: { type: "goodbye-written", ok: false },
+    then: { phase: "saying-goodbye", link: links.finding, attempt: 2, goodbye: { writing: false, expired: false } },
+    effects: ["log info not connected: reconnecting at once to say goodbye", "cancel-timer retry", "find-service"],
+  },
+  {
     name: "the goodbye window ends while one is being written: wait for the write",
     given: leaving({ phase: "saying-goodbye", link: links.connected, goodbye: { writing: true, expired: false } }),
     event: { type: "timer", timer: "goodbye-deadline" },
