@@ -5,9 +5,9 @@
  * effects. The behaviour is docs/agent.md's "Connecting, heartbeats, reconnecting" and
  * "Shutting down"; docs/architecture-agent.md draws the states.
  *
- * Two parts move together: the *link* (finding the service, connecting, connected, backing off)
+ * Two parts move together: the *connection* (finding the service, connecting, connected, backing off)
  * reconnects for as long as the agent lives; the *phase* (working, then the steps of leaving)
- * decides what a welcome is used for and when the link is closed for good.
+ * decides what a welcome is used for and when the connection is closed for good.
  */
 import type { Pause, RequestWork, Welcome } from "@nimbus/protocol";
 import type { AgentExit, AgentNotice, ShutdownStep } from "./agent-events.ts";
@@ -33,7 +33,7 @@ export type Phase =
   /** Done; `exit` says why. */
   | "stopped";
 
-export type Link =
+export type ConnectionState =
   /** `GET /api/service-info` under way. */
   | { name: "finding-service" }
   /** The socket is opening, or open and `hello` awaits its `welcome`. */
@@ -46,7 +46,7 @@ export type Link =
 
 export interface AgentState {
   phase: Phase;
-  link: Link;
+  connection: ConnectionState;
   /** Attempts since the last welcome (the `connecting` event's `attempt`). */
   attempt: number;
   /** Set by the first stop; a `finish` may switch to `hand-back`. */
@@ -126,7 +126,7 @@ type Step = { state: AgentState; effects: AgentEffect[] };
 export function initialAgentState(): AgentState {
   return {
     phase: "working",
-    link: { name: "down" },
+    connection: { name: "down" },
     attempt: 0,
     mode: undefined,
     deadline: undefined,
@@ -141,14 +141,14 @@ export function step(state: AgentState, event: AgentEvent, settings: MachineSett
   if (state.phase === "stopped") return { state, effects: [] };
   switch (event.type) {
     case "start":
-      return state.link.name === "down" ? findService(state) : { state, effects: [] };
+      return state.connection.name === "down" ? findService(state) : { state, effects: [] };
     case "service-found":
       return serviceFound(state, event.url);
     case "service-unavailable":
       return serviceUnavailable(state, event.problem, event.retryInMs);
     case "service-incompatible":
     case "crashed":
-      return fail({ ...state, link: event.type === "crashed" ? state.link : { name: "down" } }, event.error);
+      return fail({ ...state, connection: event.type === "crashed" ? state.connection : { name: "down" } }, event.error);
     case "welcomed":
       return welcomed(state, event.welcome, settings);
     case "connection-ended":
@@ -166,16 +166,16 @@ export function step(state: AgentState, event: AgentEvent, settings: MachineSett
   }
 }
 
-// ---- the link ------------------------------------------------------------------------------
+// ---- the connection ------------------------------------------------------------------------
 
 function findService(state: AgentState): Step {
-  return { state: { ...state, link: { name: "finding-service" }, attempt: state.attempt + 1 }, effects: [{ type: "find-service" }] };
+  return { state: { ...state, connection: { name: "finding-service" }, attempt: state.attempt + 1 }, effects: [{ type: "find-service" }] };
 }
 
 function serviceFound(state: AgentState, url: string): Step {
-  if (state.link.name !== "finding-service" || state.phase === "closing") return { state, effects: [] };
+  if (state.connection.name !== "finding-service" || state.phase === "closing") return { state, effects: [] };
   return {
-    state: { ...state, link: { name: "connecting", url } },
+    state: { ...state, connection: { name: "connecting", url } },
     effects: [
       { type: "emit", notice: { name: "connecting", value: { url, attempt: state.attempt } } },
       log("debug", `connecting to ${url} (attempt ${state.attempt})`),
@@ -185,7 +185,7 @@ function serviceFound(state: AgentState, url: string): Step {
 }
 
 function serviceUnavailable(state: AgentState, problem: string, retryInMs: number): Step {
-  if (state.link.name !== "finding-service" || state.phase === "closing") return { state, effects: [] };
+  if (state.connection.name !== "finding-service" || state.phase === "closing") return { state, effects: [] };
   return backOff(state, retryInMs, [
     log("warn", `${problem}; retrying in ${seconds(retryInMs)}`),
     { type: "emit", notice: { name: "disconnected", value: { code: undefined, reason: "", welcomed: false, problem, retryInMs } } },
@@ -193,18 +193,18 @@ function serviceUnavailable(state: AgentState, problem: string, retryInMs: numbe
 }
 
 function welcomed(state: AgentState, welcome: Welcome, settings: MachineSettings): Step {
-  if (state.link.name !== "connecting") return { state, effects: [] };
-  const link: Link = { name: "connected", url: state.link.url, connectionId: welcome.connectionId };
+  if (state.connection.name !== "connecting") return { state, effects: [] };
+  const connection: ConnectionState = { name: "connected", url: state.connection.url, connectionId: welcome.connectionId };
   const intervalMs = Math.min(welcome.heartbeatIntervalMs, settings.heartbeatIntervalMs);
   const effects: AgentEffect[] = [
     { type: "reset-backoff" },
     log(
       "info",
-      `connected to ${link.url} as ${welcome.connectionId} (service Nimbus ${welcome.serviceVersion}, heartbeat every ${seconds(intervalMs)})`,
+      `connected to ${connection.url} as ${welcome.connectionId} (service Nimbus ${welcome.serviceVersion}, heartbeat every ${seconds(intervalMs)})`,
     ),
     { type: "emit", notice: { name: "welcome", value: welcome } },
   ];
-  const next: AgentState = { ...state, link, attempt: 0 };
+  const next: AgentState = { ...state, connection, attempt: 0 };
   switch (state.phase) {
     case "working":
       // The service decides what to send; then what waited for this connection.
@@ -223,21 +223,21 @@ function welcomed(state: AgentState, welcome: Welcome, settings: MachineSettings
 }
 
 function connectionEnded(state: AgentState, end: ConnectionEnd, retryInMs: number): Step {
-  const link = state.link;
-  if (link.name !== "connecting" && link.name !== "connected") return { state, effects: [] };
-  const down: AgentState = { ...state, link: { name: "down" } };
+  const connection = state.connection;
+  if (connection.name !== "connecting" && connection.name !== "connected") return { state, effects: [] };
+  const down: AgentState = { ...state, connection: { name: "down" } };
   if (end.kind === "fatal") return fail(down, end.error);
   if (state.phase === "closing") return stopped(down);
 
   const why = end.problem ?? `closed with ${end.code}${end.reason ? ` "${end.reason}"` : ""}`;
   let line: AgentEffect;
-  if (link.name === "connecting") {
-    line = log("warn", `cannot connect to ${link.url}: ${why}; retrying in ${seconds(retryInMs)}`);
+  if (connection.name === "connecting") {
+    line = log("warn", `cannot connect to ${connection.url}: ${why}; retrying in ${seconds(retryInMs)}`);
   } else if (end.problem === undefined && (end.code === 1000 || end.code === 1001)) {
     // API Gateway ends every connection after 2 h (and idle ones after 10 min) with 1001: routine.
-    line = log("info", `connection ${link.connectionId} ${why} by the service; reconnecting in ${seconds(retryInMs)}`);
+    line = log("info", `connection ${connection.connectionId} ${why} by the service; reconnecting in ${seconds(retryInMs)}`);
   } else {
-    line = log("warn", `connection ${link.connectionId} lost: ${why}; reconnecting in ${seconds(retryInMs)}`);
+    line = log("warn", `connection ${connection.connectionId} lost: ${why}; reconnecting in ${seconds(retryInMs)}`);
   }
   const disconnected: AgentEffect = {
     type: "emit",
@@ -248,7 +248,7 @@ function connectionEnded(state: AgentState, end: ConnectionEnd, retryInMs: numbe
 
 function backOff(state: AgentState, retryInMs: number, effects: AgentEffect[]): Step {
   return {
-    state: { ...state, link: { name: "backing-off" } },
+    state: { ...state, connection: { name: "backing-off" } },
     effects: [...effects, { type: "start-timer", timer: "retry", ms: retryInMs }],
   };
 }
@@ -256,7 +256,7 @@ function backOff(state: AgentState, retryInMs: number, effects: AgentEffect[]): 
 function timerFired(state: AgentState, timer: TimerName, at: number, settings: MachineSettings): Step {
   switch (timer) {
     case "retry":
-      return state.link.name === "backing-off" && state.phase !== "closing" ? findService(state) : { state, effects: [] };
+      return state.connection.name === "backing-off" && state.phase !== "closing" ? findService(state) : { state, effects: [] };
     case "shutdown-deadline":
       if (state.phase !== "draining") return { state, effects: [] };
       return handBack(state, "timeout", at, [
@@ -277,7 +277,7 @@ function stopRequested(state: AgentState, mode: ShutdownMode, at: number, settin
   }
   if (state.phase !== "working") return { state, effects: [] };
 
-  const connected = state.link.name === "connected";
+  const connected = state.connection.name === "connected";
   const timeoutMs = settings.shutdownTimeoutMs;
   const next: AgentState = { ...state, mode, deadline: at + timeoutMs };
   const effects: AgentEffect[] = [
@@ -344,11 +344,11 @@ function sayGoodbye(state: AgentState, at: number, effects: AgentEffect[] = []):
   const windowMs = Math.max(0, Math.min(GOODBYE_RECONNECT_MS, (state.deadline ?? at) - at));
   const next: AgentState = { ...state, phase: "saying-goodbye", goodbye: { writing: false, expired: false } };
   before.push({ type: "start-timer", timer: "goodbye-deadline", ms: windowMs });
-  if (state.link.name === "connected") return writeGoodbye(next, before);
+  if (state.connection.name === "connected") return writeGoodbye(next, before);
   if (windowMs === 0) return leaveWithoutGoodbye(next, before);
 
   before.push(log("info", `not connected: trying for ${seconds(windowMs)} to reconnect and say goodbye`));
-  if (state.link.name !== "backing-off") return { state: next, effects: before };
+  if (state.connection.name !== "backing-off") return { state: next, effects: before };
   // Now, not after the rest of a back-off delay.
   const retry = findService(next);
   return { state: retry.state, effects: [...before, { type: "cancel-timer", timer: "retry" }, ...retry.effects] };
@@ -371,7 +371,7 @@ function goodbyeWritten(state: AgentState, ok: boolean): Step {
     ]);
   }
   if (state.goodbye.expired) return leaveWithoutGoodbye(next);
-  switch (next.link.name) {
+  switch (next.connection.name) {
     case "connected":
       // A socket that cannot take one frame in time is no use: drop it and say goodbye on the next one.
       return { state: next, effects: [{ type: "close-connection" }] };
@@ -413,17 +413,17 @@ function close(state: AgentState, exit: AgentExit, effects: AgentEffect[]): Step
     { type: "cancel-timer", timer: "shutdown-deadline" },
     { type: "cancel-timer", timer: "goodbye-deadline" },
   ];
-  switch (state.link.name) {
+  switch (state.connection.name) {
     case "connecting":
     case "connected":
       return { state: next, effects: [...all, { type: "close-connection" }] };
     case "finding-service": {
-      const done = stopped({ ...next, link: { name: "down" } });
+      const done = stopped({ ...next, connection: { name: "down" } });
       return { state: done.state, effects: [...all, { type: "stop-finding-service" }, ...done.effects] };
     }
     case "backing-off":
     case "down": {
-      const done = stopped({ ...next, link: { name: "down" } });
+      const done = stopped({ ...next, connection: { name: "down" } });
       return { state: done.state, effects: [...all, ...done.effects] };
     }
   }

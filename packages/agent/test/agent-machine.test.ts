@@ -11,7 +11,7 @@ import {
   type AgentInput,
   type AgentState,
   initialAgentState,
-  type Link,
+  type ConnectionState,
   type MachineSettings,
   step,
 } from "../src/agent-machine.ts";
@@ -21,13 +21,13 @@ const settings: MachineSettings = { heartbeatIntervalMs: 30_000, shutdownTimeout
 const URL = "ws://127.0.0.1:4800/agent";
 const AT = 1_000_000;
 
-const links = {
+const connections = {
   down: { name: "down" },
   finding: { name: "finding-service" },
   connecting: { name: "connecting", url: URL },
   connected: { name: "connected", url: URL, connectionId: "c1" },
   backingOff: { name: "backing-off" },
-} satisfies Record<string, Link>;
+} satisfies Record<string, ConnectionState>;
 
 function state(fields: Partial<AgentState> = {}): AgentState {
   return { ...initialAgentState(), ...fields };
@@ -77,33 +77,33 @@ const closedEnd = (code: number, reason: string, welcomed: boolean, problem?: st
   ({ kind: "closed", code, reason, welcomed, problem }) as const;
 
 const rows: Row[] = [
-  // ---- the link ----
+  // ---- the connection ----
   {
     name: "start: ask service-info for the socket",
     given: state(),
     event: { type: "start" },
-    then: { phase: "working", link: links.finding, attempt: 1 },
+    then: { phase: "working", connection: connections.finding, attempt: 1 },
     effects: ["find-service"],
   },
   {
     name: "start twice: nothing more",
-    given: state({ link: links.finding, attempt: 1 }),
+    given: state({ connection: connections.finding, attempt: 1 }),
     event: { type: "start" },
-    then: { link: links.finding, attempt: 1 },
+    then: { connection: connections.finding, attempt: 1 },
     effects: [],
   },
   {
     name: "service found: open the socket",
-    given: state({ link: links.finding, attempt: 2 }),
+    given: state({ connection: connections.finding, attempt: 2 }),
     event: { type: "service-found", url: URL },
-    then: { link: links.connecting, attempt: 2 },
+    then: { connection: connections.connecting, attempt: 2 },
     effects: [`emit connecting {"url":"${URL}","attempt":2}`, `log debug connecting to ${URL} (attempt 2)`, `connect ${URL}`],
   },
   {
     name: "service-info unavailable: back off",
-    given: state({ link: links.finding, attempt: 1 }),
+    given: state({ connection: connections.finding, attempt: 1 }),
     event: { type: "service-unavailable", problem: "cannot reach http://x/api/service-info: ECONNREFUSED", retryInMs: 500 },
-    then: { link: links.backingOff },
+    then: { connection: connections.backingOff },
     effects: [
       "log warn cannot reach http://x/api/service-info: ECONNREFUSED; retrying in 0.5 s",
       'emit disconnected {"reason":"","welcomed":false,"problem":"cannot reach http://x/api/service-info: ECONNREFUSED","retryInMs":500}',
@@ -112,9 +112,9 @@ const rows: Row[] = [
   },
   {
     name: "service speaks another protocol: fatal, stopped at once",
-    given: state({ link: links.finding, attempt: 1 }),
+    given: state({ connection: connections.finding, attempt: 1 }),
     event: { type: "service-incompatible", error: new AgentFatalError("protocol-version", "speaks agent protocol 2") },
-    then: { phase: "stopped", link: links.down },
+    then: { phase: "stopped", connection: connections.down },
     effects: [
       "log error speaks agent protocol 2",
       'emit error {"fatal":true,"code":"protocol-version","message":"speaks agent protocol 2"}',
@@ -124,9 +124,9 @@ const rows: Row[] = [
   },
   {
     name: "welcome while working: reset the back-off, ask for work, send what waited",
-    given: state({ link: links.connecting, attempt: 3 }),
+    given: state({ connection: connections.connecting, attempt: 3 }),
     event: { type: "welcomed", welcome },
-    then: { link: links.connected, attempt: 0 },
+    then: { connection: connections.connected, attempt: 0 },
     effects: [
       "reset-backoff",
       `log info connected to ${URL} as c1 (service Nimbus 0.1.0, heartbeat every 30 s)`,
@@ -137,23 +137,23 @@ const rows: Row[] = [
   },
   {
     name: "welcome while draining: pause again on the new connection",
-    given: leaving({ phase: "draining", link: links.connecting, running: ["t1"] }),
+    given: leaving({ phase: "draining", connection: connections.connecting, running: ["t1"] }),
     event: { type: "welcomed", welcome },
-    then: { phase: "draining", link: links.connected },
+    then: { phase: "draining", connection: connections.connected },
     effects: ["reset-backoff", `log info connected to ${URL} as c1 (service Nimbus 0.1.0, heartbeat every 30 s)`, `emit welcome ${JSON.stringify(welcome)}`, "send pause", "send-backlog"],
   },
   {
     name: "welcome while saying goodbye: results again, then goodbye and nothing else",
-    given: leaving({ phase: "saying-goodbye", link: links.connecting }),
+    given: leaving({ phase: "saying-goodbye", connection: connections.connecting }),
     event: { type: "welcomed", welcome },
-    then: { phase: "saying-goodbye", link: links.connected, goodbye: { writing: true, expired: false } },
+    then: { phase: "saying-goodbye", connection: connections.connected, goodbye: { writing: true, expired: false } },
     effects: ["reset-backoff", `log info connected to ${URL} as c1 (service Nimbus 0.1.0, heartbeat every 30 s)`, `emit welcome ${JSON.stringify(welcome)}`, "resend-results", "write-goodbye"],
   },
   {
     name: "refused before the welcome: warn and back off",
-    given: state({ link: links.connecting, attempt: 1 }),
+    given: state({ connection: connections.connecting, attempt: 1 }),
     event: { type: "connection-ended", end: closedEnd(1006, "", false, "the service refused the connection with HTTP 503"), retryInMs: 40 },
-    then: { link: links.backingOff },
+    then: { connection: connections.backingOff },
     effects: [
       `log warn cannot connect to ${URL}: the service refused the connection with HTTP 503; retrying in 0.0 s`,
       'emit disconnected {"code":1006,"reason":"","welcomed":false,"problem":"the service refused the connection with HTTP 503","retryInMs":40}',
@@ -162,9 +162,9 @@ const rows: Row[] = [
   },
   {
     name: "the gateway's routine 1001: info, not a warning",
-    given: state({ link: links.connected }),
+    given: state({ connection: connections.connected }),
     event: { type: "connection-ended", end: closedEnd(1001, "Going away", true), retryInMs: 500 },
-    then: { link: links.backingOff },
+    then: { connection: connections.backingOff },
     effects: [
       'log info connection c1 closed with 1001 "Going away" by the service; reconnecting in 0.5 s',
       'emit disconnected {"code":1001,"reason":"Going away","welcomed":true,"retryInMs":500}',
@@ -173,9 +173,9 @@ const rows: Row[] = [
   },
   {
     name: "a lost connection: warn with the reason",
-    given: state({ link: links.connected }),
+    given: state({ connection: connections.connected }),
     event: { type: "connection-ended", end: closedEnd(1006, "", true, "no heartbeat-ack within 60 s"), retryInMs: 1_000 },
-    then: { link: links.backingOff },
+    then: { connection: connections.backingOff },
     effects: [
       "log warn connection c1 lost: no heartbeat-ack within 60 s; reconnecting in 1.0 s",
       'emit disconnected {"code":1006,"reason":"","welcomed":true,"problem":"no heartbeat-ack within 60 s","retryInMs":1000}',
@@ -184,9 +184,9 @@ const rows: Row[] = [
   },
   {
     name: "a connection that ends fatally (token refused): stopped, no retry",
-    given: state({ link: links.connecting }),
+    given: state({ connection: connections.connecting }),
     event: { type: "connection-ended", end: { kind: "fatal", error: new AgentFatalError("token-refused", "cluster join token refused (HTTP 401)") }, retryInMs: 0 },
-    then: { phase: "stopped", link: links.down },
+    then: { phase: "stopped", connection: connections.down },
     effects: [
       "log error cluster join token refused (HTTP 401)",
       'emit error {"fatal":true,"code":"token-refused","message":"cluster join token refused (HTTP 401)"}',
@@ -196,21 +196,21 @@ const rows: Row[] = [
   },
   {
     name: "the back-off is over: find the service again",
-    given: state({ link: links.backingOff, attempt: 2 }),
+    given: state({ connection: connections.backingOff, attempt: 2 }),
     event: { type: "timer", timer: "retry" },
-    then: { link: links.finding, attempt: 3 },
+    then: { connection: connections.finding, attempt: 3 },
     effects: ["find-service"],
   },
   {
     name: "a retry timer that fires while connected: ignored",
-    given: state({ link: links.connected }),
+    given: state({ connection: connections.connected }),
     event: { type: "timer", timer: "retry" },
-    then: { link: links.connected },
+    then: { connection: connections.connected },
     effects: [],
   },
   {
     name: "task changes while working: only noted",
-    given: state({ link: links.connected }),
+    given: state({ connection: connections.connected }),
     event: { type: "tasks-changed", running: ["t1"], unacked: [] },
     then: { phase: "working", running: ["t1"] },
     effects: [],
@@ -218,7 +218,7 @@ const rows: Row[] = [
   // ---- leaving ----
   {
     name: "stop (finish) with nothing running: pause, then goodbye at once",
-    given: state({ link: links.connected }),
+    given: state({ connection: connections.connected }),
     event: { type: "stop", mode: "finish", at: AT },
     then: { phase: "saying-goodbye", mode: "finish", deadline: AT + 600_000, goodbye: { writing: true, expired: false } },
     effects: [
@@ -233,7 +233,7 @@ const rows: Row[] = [
   },
   {
     name: "stop (finish) with a task running: drain, up to the shutdown timeout",
-    given: state({ link: links.connected, running: ["t1"], unacked: ["t0"] }),
+    given: state({ connection: connections.connected, running: ["t1"], unacked: ["t0"] }),
     event: { type: "stop", mode: "finish", at: AT },
     then: { phase: "draining", mode: "finish" },
     effects: [
@@ -247,9 +247,9 @@ const rows: Row[] = [
   },
   {
     name: "stop while disconnected: the pause waits for the next welcome",
-    given: state({ link: links.backingOff, running: ["t1", "t2"] }),
+    given: state({ connection: connections.backingOff, running: ["t1", "t2"] }),
     event: { type: "stop", mode: "finish", at: AT },
-    then: { phase: "draining", link: links.backingOff },
+    then: { phase: "draining", connection: connections.backingOff },
     effects: [
       "pause-tasks",
       "log info shutting down (finish): pause goes out with the next welcome; the service sends no new work",
@@ -260,7 +260,7 @@ const rows: Row[] = [
   },
   {
     name: "stop (hand-back) with a task running: stop it, the goodbye hands it back",
-    given: state({ link: links.connected, running: ["t1"] }),
+    given: state({ connection: connections.connected, running: ["t1"] }),
     event: { type: "stop", mode: "hand-back", at: AT },
     then: { phase: "handing-back", mode: "hand-back" },
     effects: [
@@ -276,7 +276,7 @@ const rows: Row[] = [
   },
   {
     name: "stop (hand-back) during a finish: switch at once",
-    given: leaving({ phase: "draining", link: links.connected, running: ["t1", "t2"] }),
+    given: leaving({ phase: "draining", connection: connections.connected, running: ["t1", "t2"] }),
     event: { type: "stop", mode: "hand-back", at: AT + 5_000 },
     then: { phase: "handing-back", mode: "hand-back" },
     effects: [
@@ -289,28 +289,28 @@ const rows: Row[] = [
   },
   {
     name: "stop (finish) again during a finish: nothing",
-    given: leaving({ phase: "draining", link: links.connected, running: ["t1"] }),
+    given: leaving({ phase: "draining", connection: connections.connected, running: ["t1"] }),
     event: { type: "stop", mode: "finish", at: AT + 5_000 },
     then: { phase: "draining", mode: "finish" },
     effects: [],
   },
   {
     name: "stop while saying goodbye: nothing",
-    given: leaving({ phase: "saying-goodbye", link: links.connected, goodbye: { writing: true, expired: false } }),
+    given: leaving({ phase: "saying-goodbye", connection: connections.connected, goodbye: { writing: true, expired: false } }),
     event: { type: "stop", mode: "hand-back", at: AT + 5_000 },
     then: { phase: "saying-goodbye", mode: "finish" },
     effects: [],
   },
   {
     name: "draining: a task ends but its result is not acknowledged yet: keep waiting",
-    given: leaving({ phase: "draining", link: links.connected, running: ["t1"] }),
+    given: leaving({ phase: "draining", connection: connections.connected, running: ["t1"] }),
     event: { type: "tasks-changed", running: [], unacked: ["t1"] },
     then: { phase: "draining", running: [], unacked: ["t1"] },
     effects: [],
   },
   {
     name: "draining: the last result acknowledged: goodbye",
-    given: leaving({ phase: "draining", link: links.connected, unacked: ["t1"] }),
+    given: leaving({ phase: "draining", connection: connections.connected, unacked: ["t1"] }),
     event: { type: "tasks-changed", running: [], unacked: [], at: AT + 7_000 },
     then: { phase: "saying-goodbye", unacked: [], goodbye: { writing: true, expired: false } },
     effects: [
@@ -322,7 +322,7 @@ const rows: Row[] = [
   },
   {
     name: "draining: the shutdown timeout: hand back what is left",
-    given: leaving({ phase: "draining", link: links.connected, running: ["t1"] }),
+    given: leaving({ phase: "draining", connection: connections.connected, running: ["t1"] }),
     event: { type: "timer", timer: "shutdown-deadline", at: AT + 600_000 },
     then: { phase: "handing-back" },
     effects: [
@@ -335,7 +335,7 @@ const rows: Row[] = [
   },
   {
     name: "handed back: goodbye, warning of results never acknowledged",
-    given: leaving({ phase: "handing-back", mode: "hand-back", link: links.connected, unacked: ["t0"] }),
+    given: leaving({ phase: "handing-back", mode: "hand-back", connection: connections.connected, unacked: ["t0"] }),
     event: { type: "tasks-stopped", at: AT + 1_000 },
     then: { phase: "saying-goodbye", goodbye: { writing: true, expired: false } },
     effects: [
@@ -346,9 +346,9 @@ const rows: Row[] = [
   },
   {
     name: "goodbye while backing off: reconnect now, for what is left of the timeout",
-    given: leaving({ phase: "handing-back", link: links.backingOff, attempt: 4, deadline: AT + 3_000 }),
+    given: leaving({ phase: "handing-back", connection: connections.backingOff, attempt: 4, deadline: AT + 3_000 }),
     event: { type: "tasks-stopped", at: AT + 1_000 },
-    then: { phase: "saying-goodbye", link: links.finding, attempt: 5, goodbye: { writing: false, expired: false } },
+    then: { phase: "saying-goodbye", connection: connections.finding, attempt: 5, goodbye: { writing: false, expired: false } },
     effects: [
       "start-timer goodbye-deadline 2000",
       "log info not connected: trying for 2.0 s to reconnect and say goodbye",
@@ -358,16 +358,16 @@ const rows: Row[] = [
   },
   {
     name: "goodbye while connecting: wait for the welcome",
-    given: leaving({ phase: "handing-back", link: links.connecting }),
+    given: leaving({ phase: "handing-back", connection: connections.connecting }),
     event: { type: "tasks-stopped", at: AT + 1_000 },
-    then: { phase: "saying-goodbye", link: links.connecting },
+    then: { phase: "saying-goodbye", connection: connections.connecting },
     effects: ["start-timer goodbye-deadline 10000", "log info not connected: trying for 10 s to reconnect and say goodbye"],
   },
   {
     name: "goodbye with no time left and no connection: leave without one",
-    given: leaving({ phase: "handing-back", link: links.backingOff, deadline: AT }),
+    given: leaving({ phase: "handing-back", connection: connections.backingOff, deadline: AT }),
     event: { type: "tasks-stopped", at: AT + 1_000 },
-    then: { phase: "stopped", link: links.down, exit: { reason: "stopped" } },
+    then: { phase: "stopped", connection: connections.down, exit: { reason: "stopped" } },
     effects: [
       "start-timer goodbye-deadline 0",
       "log warn left without a goodbye (not connected): the service hands this session's tasks back when it gives the session up",
@@ -378,35 +378,35 @@ const rows: Row[] = [
   },
   {
     name: "goodbye written: close the connection",
-    given: leaving({ phase: "saying-goodbye", link: links.connected, goodbye: { writing: true, expired: false } }),
+    given: leaving({ phase: "saying-goodbye", connection: connections.connected, goodbye: { writing: true, expired: false } }),
     event: { type: "goodbye-written", ok: true },
     then: { phase: "closing", exit: { reason: "stopped" } },
     effects: ["log info goodbye sent; closing the connection", 'emit shutdown {"step":"goodbye","said":true}', ...CANCEL_ALL, "close-connection"],
   },
   {
     name: "goodbye not written in time: drop that socket, say it on the next",
-    given: leaving({ phase: "saying-goodbye", link: links.connected, goodbye: { writing: true, expired: false } }),
+    given: leaving({ phase: "saying-goodbye", connection: connections.connected, goodbye: { writing: true, expired: false } }),
     event: { type: "goodbye-written", ok: false },
     then: { phase: "saying-goodbye", goodbye: { writing: false, expired: false } },
     effects: ["close-connection"],
   },
   {
     name: "the connection died under the goodbye: reconnect at once, not after the back-off",
-    given: leaving({ phase: "saying-goodbye", link: links.backingOff, attempt: 1, goodbye: { writing: true, expired: false } }),
+    given: leaving({ phase: "saying-goodbye", connection: connections.backingOff, attempt: 1, goodbye: { writing: true, expired: false } }),
     event: { type: "goodbye-written", ok: false },
-    then: { phase: "saying-goodbye", link: links.finding, attempt: 2, goodbye: { writing: false, expired: false } },
+    then: { phase: "saying-goodbye", connection: connections.finding, attempt: 2, goodbye: { writing: false, expired: false } },
     effects: ["log info not connected: reconnecting at once to say goodbye", "cancel-timer retry", "find-service"],
   },
   {
     name: "the goodbye window ends while one is being written: wait for the write",
-    given: leaving({ phase: "saying-goodbye", link: links.connected, goodbye: { writing: true, expired: false } }),
+    given: leaving({ phase: "saying-goodbye", connection: connections.connected, goodbye: { writing: true, expired: false } }),
     event: { type: "timer", timer: "goodbye-deadline" },
     then: { phase: "saying-goodbye", goodbye: { writing: true, expired: true } },
     effects: [],
   },
   {
     name: "the write fails after the window: leave without a goodbye",
-    given: leaving({ phase: "saying-goodbye", link: links.connected, goodbye: { writing: true, expired: true } }),
+    given: leaving({ phase: "saying-goodbye", connection: connections.connected, goodbye: { writing: true, expired: true } }),
     event: { type: "goodbye-written", ok: false },
     then: { phase: "closing", exit: { reason: "stopped" } },
     effects: [
@@ -418,9 +418,9 @@ const rows: Row[] = [
   },
   {
     name: "the goodbye window ends while connecting: give up, close the attempt",
-    given: leaving({ phase: "saying-goodbye", link: links.connecting }),
+    given: leaving({ phase: "saying-goodbye", connection: connections.connecting }),
     event: { type: "timer", timer: "goodbye-deadline" },
-    then: { phase: "closing", link: links.connecting },
+    then: { phase: "closing", connection: connections.connecting },
     effects: [
       "log warn left without a goodbye (not connected): the service hands this session's tasks back when it gives the session up",
       'emit shutdown {"step":"goodbye","said":false}',
@@ -430,23 +430,23 @@ const rows: Row[] = [
   },
   {
     name: "closing: the socket has closed: stopped",
-    given: leaving({ phase: "closing", link: links.connected, exit: { reason: "stopped" } }),
+    given: leaving({ phase: "closing", connection: connections.connected, exit: { reason: "stopped" } }),
     event: { type: "connection-ended", end: closedEnd(1000, "agent leaving", true), retryInMs: 500 },
-    then: { phase: "stopped", link: links.down },
+    then: { phase: "stopped", connection: connections.down },
     effects: ["exit stopped"],
   },
   {
     name: "a fatal error while leaving ends it at once",
-    given: leaving({ phase: "draining", link: links.connected, running: ["t1"] }),
+    given: leaving({ phase: "draining", connection: connections.connected, running: ["t1"] }),
     event: { type: "connection-ended", end: { kind: "fatal", error: new AgentFatalError("session-refused", "session refused") }, retryInMs: 0 },
-    then: { phase: "stopped", link: links.down },
+    then: { phase: "stopped", connection: connections.down },
     effects: ["log error session refused", 'emit error {"fatal":true,"code":"session-refused","message":"session refused"}', ...CANCEL_ALL, "exit fatal session-refused"],
   },
   {
     name: "the shell crashed: fatal, close the connection first",
-    given: state({ link: links.connected }),
+    given: state({ connection: connections.connected }),
     event: { type: "crashed", error: new AgentFatalError("internal", "the agent failed unexpectedly: boom") },
-    then: { phase: "closing", link: links.connected },
+    then: { phase: "closing", connection: connections.connected },
     effects: [
       "log error the agent failed unexpectedly: boom",
       'emit error {"fatal":true,"code":"internal","message":"the agent failed unexpectedly: boom"}',
@@ -478,7 +478,7 @@ describe("agent state machine", () => {
   }
 
   it("a stop while finding the service stops at once and abandons the request", () => {
-    const given = state({ link: links.finding, attempt: 1 });
+    const given = state({ connection: connections.finding, attempt: 1 });
     const next = step(given, { type: "stop", mode: "hand-back", at: AT }, { ...settings, shutdownTimeoutMs: 0 });
     assert.equal(next.state.phase, "stopped");
     assert.ok(next.effects.map(show).includes("stop-finding-service"));
