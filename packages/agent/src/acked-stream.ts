@@ -1,16 +1,19 @@
 /**
- * Numbered `evaluation-events` batches with back-pressure: at most `window` batches await the
- * service's `ack`; unacknowledged ones are sent again after every reconnect (the service
- * drops duplicates by task id and seq).
+ * A task's numbered batches (an evaluation's `evaluation-events`) with back-pressure: at most
+ * `window` batches await the service's `ack`; unacknowledged ones are sent again after every
+ * reconnect (the service drops duplicates by task id and seq).
  */
-import type { EvaluationEvent, EvaluationEvents } from "@nimbus/protocol";
+import type { AgentMessage } from "@nimbus/protocol";
 import type { Link } from "./outbox.ts";
 import { encodeAgentMessage } from "./wire.ts";
 
 export const ACK_WINDOW = 4;
 
+/** A message numbered within its task. */
+export type SequencedMessage = Extract<AgentMessage, { taskId: string; seq: number }>;
+
 export class AckedStream {
-  private readonly unacked = new Map<number, EvaluationEvents>();
+  private readonly unacked = new Map<number, SequencedMessage>();
   private nextSeq = 0;
   private wake: (() => void) | undefined;
 
@@ -21,15 +24,18 @@ export class AckedStream {
     private readonly window = ACK_WINDOW,
   ) {}
 
-  /** How many batches were sent (numbered 0 … batches − 1). */
-  get batches(): number {
+  /** How many batches were sent (numbered 0 … sent − 1). */
+  get sent(): number {
     return this.nextSeq;
   }
 
-  /** Waits while the window is full, then sends (now, or at the next welcome). */
-  async send(events: EvaluationEvent[]): Promise<void> {
+  /** Waits while the window is full, then sends the batch `make` numbers (now, or at the next welcome). */
+  async send(make: (seq: number) => SequencedMessage): Promise<void> {
     while (this.unacked.size >= this.window) await this.nextAck();
-    const message: EvaluationEvents = { type: "evaluation-events", taskId: this.taskId, seq: this.nextSeq, events };
+    const message = make(this.nextSeq);
+    if (message.taskId !== this.taskId || message.seq !== this.nextSeq) {
+      throw new Error(`a batch of task ${this.taskId} must carry its own task id and seq ${this.nextSeq}`);
+    }
     // Throws on a batch the service would refuse, rather than waiting forever for its ack.
     encodeAgentMessage(message);
     this.nextSeq++;

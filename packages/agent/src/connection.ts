@@ -1,16 +1,14 @@
 /**
  * One WebSocket connection to the service, from upgrade to close: hello → welcome, then
  * heartbeats, tasks in and task messages out. It never reconnects itself; it ends with why it
- * ended and `agent.ts` decides. (The agent's *session*, which outlives connections, is
+ * ended and the agent's lifecycle (`agent-machine.ts`) decides. (The agent's *session*, which outlives connections, is
  * `session-credential.ts`.)
  */
 import WebSocket from "ws";
 import {
   type AgentMessage,
-  type BuildTask,
   type CancelTask,
   type ErrorMessage,
-  type EvaluateTask,
   type Heartbeat,
   type HeartbeatAck,
   type Hello,
@@ -21,8 +19,10 @@ import {
   type StreamAck,
   type Welcome,
 } from "@nimbus/protocol";
+import type { Clock, TimerHandle } from "./clock.ts";
 import { AgentFatalError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import type { TaskMessage } from "./tasks/task-kind.ts";
 import { decodeServiceMessage, encodeAgentMessage } from "./wire.ts";
 
 export interface ConnectionHooks {
@@ -31,8 +31,8 @@ export interface ConnectionHooks {
   heartbeatAck(ack: HeartbeatAck): void;
   /** Every error message; returns true when it logged a non-fatal one itself. */
   serviceError(error: ErrorMessage): boolean;
-  /** A task, or an ack of one of a task's batches or of its final message. */
-  task(message: EvaluateTask | BuildTask | StreamAck | ResultAck): void;
+  /** A task, or an ack of one of a task's batches or of its result message. */
+  task(message: TaskMessage | StreamAck | ResultAck): void;
   cancel(message: CancelTask): void;
 }
 
@@ -49,6 +49,7 @@ export interface ConnectionOptions {
   /** Upgrade plus hello → welcome must finish within this. */
   welcomeTimeoutMs: number;
   log: Logger;
+  clock: Clock;
   hooks: ConnectionHooks;
 }
 
@@ -75,10 +76,10 @@ export class Connection {
   private fatal: AgentFatalError | undefined;
   private problem: string | undefined;
   private refusedStatus: number | undefined;
-  private welcomeTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private ackDeadline: NodeJS.Timeout | undefined;
-  private closeTimer: NodeJS.Timeout | undefined;
+  private welcomeTimer: TimerHandle | undefined;
+  private heartbeatTimer: TimerHandle | undefined;
+  private ackDeadline: TimerHandle | undefined;
+  private closeTimer: TimerHandle | undefined;
 
   constructor(private readonly options: ConnectionOptions) {
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
@@ -121,13 +122,13 @@ export class Connection {
       this.ws.terminate();
     } else if (this.ws.readyState === WebSocket.OPEN) {
       this.ws.close(code, reason);
-      this.closeTimer ??= setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+      this.closeTimer ??= this.options.clock.setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
     }
   }
 
   private onOpen(): void {
     this.send(this.options.hello);
-    this.welcomeTimer = setTimeout(() => {
+    this.welcomeTimer = this.options.clock.setTimeout(() => {
       this.problem = `no welcome within ${this.options.welcomeTimeoutMs / 1000} s after hello`;
       this.ws.terminate();
     }, this.options.welcomeTimeoutMs);
@@ -145,22 +146,19 @@ export class Connection {
         this.onWelcome(message);
         break;
       case "heartbeat-ack":
-        clearTimeout(this.ackDeadline);
+        this.options.clock.clearTimeout(this.ackDeadline);
         this.ackDeadline = undefined;
         this.options.hooks.heartbeatAck(message);
         break;
       case "error":
         this.onServiceError(message);
         break;
-      case "evaluate":
-      case "build":
-      case "ack":
-      case "result-ack":
-        this.options.hooks.task(message);
-        break;
       case "cancel":
         this.options.hooks.cancel(message);
         break;
+      default:
+        // A task of any kind, or an ack of one (the runner knows the kinds).
+        this.options.hooks.task(message);
     }
   }
 
@@ -169,7 +167,7 @@ export class Connection {
       this.options.log("warn", "ignored a second welcome on the same connection");
       return;
     }
-    clearTimeout(this.welcomeTimer);
+    this.options.clock.clearTimeout(this.welcomeTimer);
     if (welcome.protocolVersion !== PROTOCOL_VERSION) {
       this.endFatally(
         new AgentFatalError(
@@ -181,8 +179,15 @@ export class Connection {
     }
     this.welcomeMessage = welcome;
     const intervalMs = Math.min(welcome.heartbeatIntervalMs, this.options.heartbeatIntervalMs);
-    this.heartbeatTimer = setInterval(() => this.sendHeartbeat(intervalMs), intervalMs);
+    this.scheduleHeartbeat(intervalMs);
     this.options.hooks.welcome(welcome);
+  }
+
+  private scheduleHeartbeat(intervalMs: number): void {
+    this.heartbeatTimer = this.options.clock.setTimeout(() => {
+      this.sendHeartbeat(intervalMs);
+      this.scheduleHeartbeat(intervalMs);
+    }, intervalMs);
   }
 
   private sendHeartbeat(intervalMs: number): void {
@@ -190,7 +195,7 @@ export class Connection {
     this.send(heartbeat);
     this.options.hooks.heartbeat(heartbeat);
     // The deadline runs from the oldest unanswered heartbeat; any ack clears it.
-    this.ackDeadline ??= setTimeout(() => {
+    this.ackDeadline ??= this.options.clock.setTimeout(() => {
       this.problem = `no heartbeat-ack within ${(2 * intervalMs) / 1000} s`;
       this.options.log("warn", `${this.problem}; dropping connection ${this.connectionId ?? ""}`.trimEnd());
       this.ws.terminate();
@@ -258,9 +263,9 @@ export class Connection {
       return Promise.resolve(false);
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs);
+      const timer = this.options.clock.setTimeout(() => resolve(false), timeoutMs);
       this.ws.send(text, (err) => {
-        clearTimeout(timer);
+        this.options.clock.clearTimeout(timer);
         resolve(err === undefined || err === null);
       });
     });
@@ -268,7 +273,7 @@ export class Connection {
 
   private onClose(code: number, reason: string): void {
     this.clearTimers();
-    clearTimeout(this.closeTimer);
+    this.options.clock.clearTimeout(this.closeTimer);
     if (this.refusedStatus === 401 || this.refusedStatus === 403) {
       this.fatal ??= new AgentFatalError(
         "token-refused",
@@ -283,9 +288,11 @@ export class Connection {
   }
 
   private clearTimers(): void {
-    clearTimeout(this.welcomeTimer);
-    clearInterval(this.heartbeatTimer);
-    clearTimeout(this.ackDeadline);
+    const { clock } = this.options;
+    clock.clearTimeout(this.welcomeTimer);
+    clock.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    clock.clearTimeout(this.ackDeadline);
     this.ackDeadline = undefined;
   }
 }

@@ -15,8 +15,10 @@ export {
   type StopOptions,
   startAgent,
 } from "./agent.ts";
+export { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 export { type RunAgentCommandOptions, runAgentCommand } from "./command.ts";
-export { type TaskFinished, type TaskKind, type TaskStarted } from "./task-runner.ts";
+export { type TaskFinished, type TaskStarted } from "./task-runner.ts";
+export { type TaskKindName } from "./tasks/registry.ts";
 export { effectiveNixSettings } from "./nix-options.ts";
 export { AgentConfigError, AgentFatalError, type FatalCode } from "./errors.ts";
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel, type LogSink, stderrSink } from "./log.ts";

@@ -3,26 +3,24 @@
  * routes `ack`s to evaluation streams and `result-ack`s to the kept final messages, stops
  * tasks the service cancels or disowns, and kills everything when the agent leaves.
  */
-import type { BuildTask, EvaluateTask, ResultAck, StreamAck } from "@nimbus/protocol";
+import type { ResultAck, StreamAck } from "@nimbus/protocol";
 import { AckedStream } from "./acked-stream.ts";
-import { runBuild } from "./build.ts";
-import { runEvaluation } from "./evaluation.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
 import type { Logger } from "./log.ts";
 import type { NixEnvironment } from "./nix-options.ts";
 import type { Link } from "./outbox.ts";
-import type { TaskContext, TaskOutcome } from "./task-context.ts";
-import { isFinalMessage, UnackedResults } from "./unacked-results.ts";
-
-export type TaskKind = "evaluate" | "build";
+import { kindOf, type TaskKindName } from "./tasks/registry.ts";
+import { directoryName, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
+import { UnackedResults } from "./unacked-results.ts";
 
 export interface TaskStarted {
   taskId: string;
-  kind: TaskKind;
+  kind: TaskKindName;
 }
 
 export interface TaskFinished {
   taskId: string;
-  kind: TaskKind;
+  kind: TaskKindName;
   /**
    * `cancelled`: the task was stopped — cancelled by the service, disowned by it
    * (`unknown-task`), or handed back when the agent left — and nothing more was sent for it.
@@ -43,6 +41,7 @@ export interface TaskRunnerOptions {
   nix: NixEnvironment;
   link: TaskLink;
   log: Logger;
+  clock: Clock;
   onStarted?: (event: TaskStarted) => void;
   onFinished?: (event: TaskFinished) => void;
   /** After any change to the running tasks or the unacknowledged results. */
@@ -50,9 +49,8 @@ export interface TaskRunnerOptions {
 }
 
 interface Running {
-  kind: TaskKind;
   controller: AbortController;
-  stream: AckedStream | undefined;
+  stream: AckedStream;
   settled: Promise<void>;
   /** Set when the task is stopped on purpose: from then on nothing it sends goes out. */
   stopped: string | undefined;
@@ -90,10 +88,10 @@ export class TaskRunner {
     return this.running.size === 0 && this.results.size === 0;
   }
 
-  handle(message: EvaluateTask | BuildTask | StreamAck | ResultAck): void {
+  handle(message: TaskMessage | StreamAck | ResultAck): void {
     const { log } = this.options;
     if (message.type === "ack") {
-      this.running.get(message.taskId)?.stream?.ack(message.seq);
+      this.running.get(message.taskId)?.stream.ack(message.seq);
       return;
     }
     if (message.type === "result-ack") {
@@ -147,14 +145,15 @@ export class TaskRunner {
   async settled(timeoutMs: number): Promise<void> {
     const all = [...this.running.values()].map((t) => t.settled);
     if (all.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(all), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
+    const { clock } = this.options;
+    let timer: TimerHandle | undefined;
+    await Promise.race([Promise.all(all), new Promise((resolve) => (timer = clock.setTimeout(() => resolve(undefined), timeoutMs)))]);
+    clock.clearTimeout(timer);
   }
 
   /** After a welcome: evaluation batches the service has not acknowledged, again. */
   resendUnacked(): void {
-    for (const task of this.running.values()) task.stream?.resend();
+    for (const task of this.running.values()) task.stream.resend();
   }
 
   /** After a welcome (and after the queued log lines): every unacknowledged final message again. */
@@ -171,64 +170,55 @@ export class TaskRunner {
   private halt(task: Running, why: string): void {
     if (task.stopped !== undefined) return;
     task.stopped = why;
-    task.stream?.clear();
+    task.stream.clear();
     task.controller.abort(new TaskStopped(why));
   }
 
-  private start(task: EvaluateTask | BuildTask): void {
+  private start(task: TaskMessage): void {
     const { log, link } = this.options;
-    const kind: TaskKind = task.type;
+    const kind = kindOf(task);
     const controller = new AbortController();
-    const entry: Running = { kind, controller, stream: undefined, settled: Promise.resolve(), stopped: undefined };
-    // What the task sends, unless it was stopped; its final message is kept until acknowledged.
+    // What the task sends, unless it was stopped; its result message is kept until acknowledged.
     const taskLink: Link = {
       send: (message) => {
         if (entry.stopped !== undefined) return;
-        if (isFinalMessage(message)) this.results.send(link, message);
+        if (message.type === kind.resultType && "taskId" in message) this.results.send(link, message);
         else link.send(message);
       },
       sendNow: (message) => entry.stopped !== undefined || link.sendNow(message),
     };
-    const stream = task.type === "evaluate" ? new AckedStream(taskLink, task.taskId, controller.signal) : undefined;
-    entry.stream = stream;
+    const entry: Running = { controller, stream: new AckedStream(taskLink, task.taskId, controller.signal), settled: Promise.resolve(), stopped: undefined };
     const context: TaskContext = {
       directoryName: directoryName(task.taskId),
       workDirectory: this.options.workDirectory,
       nix: this.options.nix,
       link: taskLink,
+      acked: entry.stream,
       log,
       signal: controller.signal,
     };
-    const started = Date.now();
-    log(
-      "info",
-      task.type === "evaluate"
-        ? `task ${task.taskId}: evaluating ${task.repository} at ${task.commit}`
-        : `task ${task.taskId}: building ${task.drvPath}`,
-    );
-    this.options.onStarted?.({ taskId: task.taskId, kind });
+    const started = this.options.clock.now();
+    log("info", `task ${task.taskId}: ${kind.describe(task)}`);
+    this.options.onStarted?.({ taskId: task.taskId, kind: task.type });
 
-    const run = task.type === "evaluate" ? runEvaluation(task, context, stream!) : runBuild(task, context);
-    entry.settled = run
+    entry.settled = kind
+      .run(task, context)
       .catch((err: unknown): TaskOutcome | "cancelled" => {
         if (controller.signal.aborted) return "cancelled";
         // A bug, not the repository's fault: say so rather than leave the service waiting.
         const error = `internal error in the agent: ${err instanceof Error ? err.message : String(err)}`;
         log("error", `task ${task.taskId}: ${error}`);
-        if (task.type === "evaluate") {
-          taskLink.send({ type: "evaluation-done", taskId: task.taskId, batches: stream!.batches, status: "failed", error: error.slice(0, 8000) });
-          return { status: "failed", error };
-        }
-        taskLink.send({ type: "build-result", taskId: task.taskId, drvPath: task.drvPath, status: "exceptional", error: error.slice(0, 8000) });
-        return { status: "exceptional", error };
+        const { result, outcome } = kind.internalError(task, error, context);
+        taskLink.send(result);
+        return outcome;
       })
       .then((outcome) => {
         this.running.delete(task.taskId);
-        const durationMs = Date.now() - started;
+        const durationMs = this.options.clock.now() - started;
         const finished: TaskFinished =
           outcome === "cancelled" || entry.stopped !== undefined
-            ? { taskId: task.taskId, kind, status: "cancelled", ...(entry.stopped ? { error: entry.stopped } : {}), durationMs }
-            : { taskId: task.taskId, kind, ...outcome, durationMs };
+            ? { taskId: task.taskId, kind: task.type, status: "cancelled", ...(entry.stopped ? { error: entry.stopped } : {}), durationMs }
+            : { taskId: task.taskId, kind: task.type, ...outcome, durationMs };
         log(
           // A stopped task was logged when it was stopped.
           finished.status === "cancelled" ? "debug" : finished.status === "succeeded" ? "info" : "warn",
@@ -240,11 +230,6 @@ export class TaskRunner {
     this.running.set(task.taskId, entry);
     this.options.onChange?.();
   }
-}
-
-/** Task ids may be "." or ".."; they must not name the parent directory. */
-export function directoryName(taskId: string): string {
-  return /^\.+$/.test(taskId) ? `_${taskId}` : taskId;
 }
 
 function firstLine(text: string): string {

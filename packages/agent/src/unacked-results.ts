@@ -1,24 +1,18 @@
 /**
- * Each task's final message (`build-result`, `evaluation-done`) until the service answers
- * `result-ack`: sent at once when connected, and again after every welcome. The service
- * records a result once and acknowledges every copy.
+ * Each task's result message (its kind's `resultType`: `build-result`, `evaluation-done`) until
+ * the service answers `result-ack`: sent at once when connected, and again after every welcome.
+ * The service records a result once and acknowledges every copy.
  */
-import type { BuildResult, EvaluationDone } from "@nimbus/protocol";
 import type { Link } from "./outbox.ts";
-
-export type FinalMessage = BuildResult | EvaluationDone;
-
-export function isFinalMessage(message: { type: string }): message is FinalMessage {
-  return message.type === "build-result" || message.type === "evaluation-done";
-}
+import type { TaskReport } from "./tasks/task-kind.ts";
 
 export class UnackedResults {
-  private readonly pending = new Map<string, FinalMessage>();
+  private readonly pending = new Map<string, TaskReport>();
 
   constructor(private readonly onChange: () => void = () => {}) {}
 
   /** Keeps the message until acknowledged and sends it now if the agent is connected. */
-  send(link: Link, message: FinalMessage): void {
+  send(link: Link, message: TaskReport): void {
     this.pending.set(message.taskId, message);
     link.sendNow(message);
     this.onChange();

@@ -16,10 +16,12 @@ import {
   startAgent,
 } from "../src/index.ts";
 import { FakeService, type FakeServiceOptions, GOOD_TOKEN, memoryLog } from "./fake-service.ts";
+import { ManualClock } from "./manual-clock.ts";
 
 let nix: NixInfo;
 let dir: string;
-const running: RunningAgent[] = [];
+/** Agents to stop after each test, with the manual clock they run on, if any. */
+const running: { agent: RunningAgent; clock?: ManualClock }[] = [];
 const services: FakeService[] = [];
 
 before(async () => {
@@ -27,12 +29,24 @@ before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "nimbus-agent-test-"));
 });
 afterEach(async () => {
-  await Promise.all(running.splice(0).map((a) => a.stop()));
+  await Promise.all(running.splice(0).map(({ agent, clock }) => stopAgent(agent, clock)));
   await Promise.all(services.splice(0).map((s) => s.close()));
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Stops an agent; one on a manual clock gets its time moved on until it has left. */
+async function stopAgent(agent: RunningAgent, clock: ManualClock | undefined): Promise<void> {
+  const stopping = agent.stop();
+  if (clock !== undefined) {
+    while (!(await settled(stopping))) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      clock.advance(1_000);
+    }
+  }
+  await stopping;
+}
 
 /** A fake service, an agent.toml pointing at it, and the agent started from that file. */
 async function setup(
@@ -65,7 +79,7 @@ async function setup(
     backoff: { initialMs: 20, maxMs: 200 },
     ...agentOptions,
   });
-  running.push(agent);
+  running.push({ agent, clock: agentOptions.clock instanceof ManualClock ? agentOptions.clock : undefined });
   return { service, agent, config, lines: memory.lines, configDir };
 }
 
@@ -76,7 +90,21 @@ function exitWithin(agent: RunningAgent, ms = 5_000): Promise<AgentExit> {
   ]);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Real time, as a guard only: what a test waits for happens without the agent's clock moving. */
+function withinRealSeconds<T>(promise: Promise<T>, what: string, seconds = 10): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${seconds} s`)), seconds * 1000).unref()),
+  ]);
+}
+
+/** Whether `promise` has settled (after letting pending callbacks run). */
+async function settled(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void promise.then(() => (done = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  return done;
+}
 
 describe("hello", () => {
   it("reports what the real Nix says, with the bearer token, and gets welcomed", async () => {
@@ -147,7 +175,7 @@ describe("session", () => {
     // A restart (as after a crash): the same session again.
     await agent.stop();
     const again = await startAgent(config, { nix, log: () => {}, backoff: { initialMs: 20, maxMs: 200 } });
-    running.push(again);
+    running.push({ agent: again });
     await service.until(() => service.hellos.length === 3, "the restarted agent's hello");
     assert.deepEqual(service.hellos[2]!.session, stored);
     assert.equal(again.sessionId, stored.id);
@@ -189,12 +217,23 @@ describe("session", () => {
 
 describe("heartbeats", () => {
   it("sends valid heartbeats at the configured interval when it is smaller than the service's", async () => {
-    const { service, agent } = await setup({ heartbeatIntervalMs: 30_000 });
+    const clock = new ManualClock();
+    const { service, agent } = await setup({ heartbeatIntervalMs: 30_000 }, "", { clock });
+    const sent: unknown[] = [];
     const seen: unknown[] = [];
+    agent.events.on("heartbeat", (heartbeat) => sent.push(heartbeat));
     agent.events.on("heartbeat-ack", (ack) => seen.push(ack));
-    await service.until(() => service.heartbeats().length >= 3, "three heartbeats", 2_000);
+    await service.until(() => agent.connected(), "welcome");
+    for (let n = 1; n <= 3; n++) {
+      assert.equal(clock.nextIn(), 50, "the configured 0.05 s, not the service's 30 s");
+      clock.advance(49);
+      assert.equal(sent.length, n - 1, "not before the interval");
+      clock.advance(1);
+      assert.equal(sent.length, n);
+      await service.until(() => seen.length === n, `ack ${n} observed by the agent`);
+    }
+    assert.equal(service.heartbeats().length, 3);
     for (const heartbeat of service.heartbeats()) Heartbeat.parse(heartbeat);
-    await service.until(() => seen.length >= 2, "acks observed by the agent");
     assert.equal(service.connections.length, 1, "acknowledged heartbeats keep the connection");
   });
 
@@ -207,18 +246,38 @@ describe("heartbeats", () => {
       path.join(configDir, "agent.toml"),
       `apiBaseUrl = "${service.apiBaseUrl}"\nclusterJoinTokenPath = "token.key"\nheartbeatIntervalSeconds = 300\n`,
     );
-    const agent = await startAgent(await loadAgentConfig(path.join(configDir, "agent.toml")), { nix, log: () => {} });
-    running.push(agent);
-    await service.until(() => service.heartbeats().length >= 3, "three heartbeats at the service's 40 ms", 1_000);
+    const clock = new ManualClock();
+    const agent = await startAgent(await loadAgentConfig(path.join(configDir, "agent.toml")), { nix, log: () => {}, clock });
+    running.push({ agent, clock });
+    const acks: unknown[] = [];
+    agent.events.on("heartbeat-ack", (ack) => acks.push(ack));
+    await service.until(() => agent.connected(), "welcome");
+    for (let n = 1; n <= 3; n++) {
+      assert.equal(clock.nextIn(), 40, "the service's 40 ms, not the configured 300 s");
+      clock.advance(40);
+      await service.until(() => acks.length === n, `heartbeat ${n} and its ack`);
+    }
+    assert.equal(service.heartbeats().length, 3);
   });
 
   it("drops the connection and reconnects when acks stop coming", async () => {
-    const { service, agent, lines } = await setup({ ackHeartbeats: false });
-    await service.until(() => service.connections.length >= 2, "a second connection", 3_000);
+    const clock = new ManualClock();
+    const { service, agent, lines } = await setup({ ackHeartbeats: false }, "", { clock });
+    const disconnects: unknown[] = [];
+    agent.events.on("disconnected", (d) => disconnects.push(d));
+    await service.until(() => agent.connected(), "welcome");
+    clock.advance(50); // the first heartbeat: its ack is due within two intervals
+    clock.advance(50); // the second, unanswered too
+    clock.advance(49);
+    assert.equal(agent.connected(), true, "two intervals after the first heartbeat, not sooner");
+    clock.advance(1);
+    await service.until(() => disconnects.length === 1, "the silent connection to be dropped");
+    clock.advance(200); // the back-off's longest delay here
+    await service.until(() => service.connections.length >= 2, "a second connection");
     const first = await service.connections[0]!.closed;
     assert.equal(first.code, 1006, "the agent terminated the silent connection");
     const firstHeartbeats = service.connections[0]!.received.filter((m) => (m as { type: string }).type === "heartbeat");
-    assert.ok(firstHeartbeats.length >= 2, "it waited two intervals, not one");
+    assert.equal(firstHeartbeats.length, 2, "it waited two intervals, not one");
     assert.ok(lines.some((l) => l.startsWith("warn no heartbeat-ack within 0.1 s")), lines.join("\n"));
     await service.until(() => agent.connectionId() === "conn-2", "the new connection to be welcomed");
   });
@@ -226,15 +285,19 @@ describe("heartbeats", () => {
 
 describe("reconnecting", () => {
   it("reconnects promptly and quietly when the gateway closes with 1001", async () => {
-    const { service, agent, lines } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60");
-    const disconnects: number[] = [];
-    agent.events.on("disconnected", (d) => disconnects.push(d.code ?? 0));
+    const clock = new ManualClock();
+    const { service, agent, lines } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60", { clock });
+    const disconnects: { code: number | undefined; retryInMs: number }[] = [];
+    agent.events.on("disconnected", (d) => disconnects.push({ code: d.code, retryInMs: d.retryInMs }));
     await service.until(() => agent.connected(), "welcome");
     service.connections[0]!.ws.close(1001, "Going away");
-    await service.until(() => agent.connectionId() === "conn-2", "a new welcomed connection", 2_000);
+    await service.until(() => disconnects.length === 1, "the close to be noticed");
+    assert.equal(disconnects[0]!.code, 1001);
+    assert.ok(disconnects[0]!.retryInMs <= 20, `the back-off's first step (at most initialMs), not ${disconnects[0]!.retryInMs} ms`);
+    assert.equal(clock.nextIn(), disconnects[0]!.retryInMs);
+    clock.advance(disconnects[0]!.retryInMs);
+    await service.until(() => agent.connectionId() === "conn-2", "a new welcomed connection");
     assert.equal(service.hellos.length, 2, "hello again on the new connection");
-    assert.deepEqual(disconnects, [1001]);
-    assert.ok(service.connections[1]!.openedAt - service.connections[0]!.openedAt < 1_000);
     assert.deepEqual(
       lines.filter((l) => l.startsWith("warn") || l.startsWith("error")),
       [],
@@ -246,25 +309,48 @@ describe("reconnecting", () => {
     const { service, agent, lines } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60");
     await service.until(() => agent.connected(), "welcome");
     service.connections[0]!.ws.terminate();
-    await service.until(() => agent.connectionId() === "conn-2", "a new welcomed connection", 2_000);
+    await service.until(() => agent.connectionId() === "conn-2", "a new welcomed connection");
     assert.ok(lines.some((l) => l.startsWith("warn connection conn-1 lost")), lines.join("\n"));
   });
 
   it("backs off exponentially while the service refuses, and resets after a welcome", async () => {
+    const clock = new ManualClock();
     const { service, agent } = await setup(
       { upgradeStatus: (n) => (n <= 5 ? 503 : 101), heartbeatIntervalMs: 60_000 },
       "heartbeatIntervalSeconds = 60",
-      { backoff: { initialMs: 20, maxMs: 200, random: () => 0.999 } },
+      { backoff: { initialMs: 20, maxMs: 200, random: () => 0.999 }, clock },
     );
     const retries: number[] = [];
     agent.events.on("disconnected", (d) => retries.push(d.retryInMs));
-    await service.until(() => agent.connected(), "welcome after five refusals", 5_000);
-    assert.deepEqual(retries, [20, 40, 80, 160, 200], "doubling up to the cap");
-    const gaps = service.upgradeTimes.slice(1).map((t, i) => t - service.upgradeTimes[i]!);
-    gaps.forEach((gap, i) => assert.ok(gap >= retries[i]! - 5, `gap ${i} was ${gap} ms, expected ≥ ${retries[i]}`));
+    for (const [i, delay] of [20, 40, 80, 160, 200].entries()) {
+      await service.until(() => retries.length === i + 1, `refusal ${i + 1}`);
+      assert.equal(retries[i], delay, "doubling up to the cap");
+      assert.equal(clock.nextIn(), delay, "the next attempt waits for the back-off");
+      clock.advance(delay - 1);
+      assert.equal(service.upgradeTimes.length, i + 1, "no attempt before the delay is over");
+      clock.advance(1);
+      await service.until(() => service.upgradeTimes.length === i + 2, `attempt ${i + 2}`);
+    }
+    await service.until(() => agent.connected(), "welcome after five refusals");
     service.connections[0]!.ws.terminate();
     await service.until(() => retries.length === 6, "the next disconnect");
     assert.equal(retries[5], 20, "a welcome resets the back-off");
+  });
+
+  it("gives up on a connection whose welcome does not come within the welcome timeout", async () => {
+    const clock = new ManualClock();
+    const { service, agent } = await setup({ onHello: () => {} }, "", { clock, welcomeTimeoutMs: 5_000 });
+    const disconnects: { problem: string | undefined; welcomed: boolean }[] = [];
+    agent.events.on("disconnected", (d) => disconnects.push({ problem: d.problem, welcomed: d.welcomed }));
+    await service.until(() => service.hellos.length === 1, "hello");
+    assert.equal(clock.nextIn(), 5_000);
+    clock.advance(4_999);
+    await service.until(() => true, "pending frames");
+    assert.deepEqual(disconnects, [], "still waiting just before the timeout");
+    clock.advance(1);
+    await service.until(() => disconnects.length === 1, "the attempt to be given up");
+    assert.deepEqual(disconnects, [{ problem: "no welcome within 5 s after hello", welcomed: false }]);
+    assert.equal((await service.connections[0]!.closed).code, 1006, "the socket was dropped");
   });
 
   it("retries while service-info is unavailable", async () => {
@@ -292,7 +378,8 @@ describe("reconnecting", () => {
 
 describe("fatal errors", () => {
   it("stops for good when the upgrade is refused with 401", async () => {
-    const { service, agent, configDir } = await setup({}, "", {}, "revoked-token");
+    const clock = new ManualClock();
+    const { service, agent, configDir } = await setup({}, "", { clock }, "revoked-token");
     const exit = await exitWithin(agent);
     assert.equal(exit.reason, "fatal");
     assert.ok(exit.reason === "fatal");
@@ -300,8 +387,8 @@ describe("fatal errors", () => {
     assert.match(exit.error.message, /cluster join token refused/);
     assert.match(exit.error.message, /nimbus token create/);
     assert.ok(exit.error.message.includes(path.join(configDir, "token.key")), exit.error.message);
-    await sleep(150);
-    assert.equal(service.upgradeTimes.length, 1, "no retry after a refused token");
+    assert.equal(clock.pending, 0, "no retry after a refused token: no timer left");
+    assert.equal(service.upgradeTimes.length, 1);
   });
 
   it("stops for good on 403 too", async () => {
@@ -313,6 +400,7 @@ describe("fatal errors", () => {
 
   it("stops for good on a fatal error message, and only logs a non-fatal one", async () => {
     const errors: AgentErrorEvent[] = [];
+    const clock = new ManualClock();
     const { service, agent, lines } = await setup({
       onHello: (connection) => {
         connection.welcome();
@@ -325,7 +413,7 @@ describe("fatal errors", () => {
           100,
         );
       },
-    });
+    }, "", { clock });
     agent.events.on("error", (e) => errors.push(e));
     const exit = await exitWithin(agent);
     assert.ok(exit.reason === "fatal");
@@ -340,8 +428,8 @@ describe("fatal errors", () => {
     );
     assert.ok(lines.some((l) => l === "warn the service reported invalid-message: bad field"), lines.join("\n"));
     assert.equal((await service.connections[0]!.closed).code, 1000);
-    await sleep(150);
-    assert.equal(service.connections.length, 1, "no reconnect after a fatal error");
+    assert.equal(clock.pending, 0, "no reconnect after a fatal error: no timer left");
+    assert.equal(service.connections.length, 1);
   });
 
   it("refuses a service whose service-info announces another protocol version", async () => {
@@ -376,7 +464,8 @@ describe("incoming messages", () => {
 
 describe("stopping", () => {
   it("sends pause, then goodbye, closes the socket with 1000 and does not reconnect", async () => {
-    const { service, agent, lines } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60");
+    const clock = new ManualClock();
+    const { service, agent, lines } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60", { clock });
     await service.until(() => agent.connected(), "welcome");
     await agent.stop();
     assert.deepEqual(await agent.exited, { reason: "stopped" });
@@ -386,35 +475,45 @@ describe("stopping", () => {
     assert.equal(agent.connectionId(), undefined);
     assert.ok(lines.some((l) => l.startsWith("info shutting down (finish): sent pause")), lines.join("\n"));
     assert.ok(lines.includes("info goodbye sent; closing the connection"), lines.join("\n"));
-    await sleep(100);
+    assert.equal(clock.pending, 0, "no timer left: nothing can reconnect");
     assert.equal(service.connections.length, 1);
     await agent.stop(); // again: nothing more, no hang
   });
 
   it("reconnects at once to say goodbye when the connection was just lost", async () => {
+    const clock = new ManualClock();
     const { service, agent } = await setup({ heartbeatIntervalMs: 60_000 }, "heartbeatIntervalSeconds = 60\nshutdownTimeoutSeconds = 5", {
       backoff: { initialMs: 60_000, maxMs: 60_000 },
+      clock,
     });
+    const disconnects: number[] = [];
+    agent.events.on("disconnected", (d) => disconnects.push(d.retryInMs));
     await service.until(() => agent.connected(), "welcome");
     service.connections[0]!.ws.terminate();
-    await service.until(() => !agent.connected(), "the loss to be noticed");
-    const started = Date.now();
-    await agent.stop();
-    assert.ok(Date.now() - started < 2_000, `stop took ${Date.now() - started} ms`);
+    await service.until(() => disconnects.length === 1, "the loss to be noticed");
+    assert.ok(disconnects[0]! >= 30_000, "a back-off of 30–60 s before the next attempt");
+    const at = clock.now();
+    // The clock never moves: the stop does not wait out the back-off.
+    await withinRealSeconds(agent.stop(), "the stop");
+    assert.equal(clock.now(), at);
     assert.equal(service.connections.length, 2, "did not wait out the back-off");
     assert.deepEqual(service.types(1), ["hello", "goodbye"], "a leaving agent asks for nothing on its last connection");
     assert.equal((await service.connections[1]!.closed).code, 1000);
   });
 
   it("gives up saying goodbye within the shutdown timeout when it cannot connect", async () => {
-    const { service, agent, lines } = await setup({ upgradeStatus: 503 }, "", { backoff: { initialMs: 60_000, maxMs: 60_000 } });
-    await service.until(() => service.upgradeTimes.length === 1, "the first attempt");
-    await sleep(20);
-    const started = Date.now();
-    await agent.stop();
-    const took = Date.now() - started;
-    assert.ok(took >= 450 && took < 1_500, `stop took ${took} ms with shutdownTimeoutSeconds = 0.5`);
-    assert.equal(service.upgradeTimes.length, 2, "one more attempt at once, not after the 60 s back-off");
+    const clock = new ManualClock();
+    const { service, agent, lines } = await setup({ upgradeStatus: 503 }, "", { backoff: { initialMs: 60_000, maxMs: 60_000 }, clock });
+    const disconnects: unknown[] = [];
+    agent.events.on("disconnected", (d) => disconnects.push(d));
+    await service.until(() => disconnects.length === 1, "the first attempt to be refused");
+    const stopping = agent.stop();
+    await service.until(() => disconnects.length === 2, "one more attempt at once, not after the 60 s back-off");
+    assert.equal(service.upgradeTimes.length, 2);
+    clock.advance(499);
+    assert.equal(await settled(stopping), false, "still trying within shutdownTimeoutSeconds = 0.5");
+    clock.advance(1);
+    await withinRealSeconds(stopping, "the stop once the 0.5 s are over");
     assert.deepEqual(await agent.exited, { reason: "stopped" });
     assert.ok(lines.some((l) => l.startsWith("warn left without a goodbye")), lines.join("\n"));
   });

@@ -10,8 +10,9 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { AgentMessage } from "@nimbus/protocol";
-import { detectNix, loadAgentConfig, type NixInfo, type RunningAgent, type TaskFinished, startAgent } from "../src/index.ts";
+import { detectNix, loadAgentConfig, type NixInfo, type RunningAgent, type StartAgentOptions, type TaskFinished, startAgent } from "../src/index.ts";
 import { FakeService, type FakeServiceOptions, GOOD_TOKEN, memoryLog } from "./fake-service.ts";
+import { ManualClock } from "./manual-clock.ts";
 
 const run = promisify(execFile);
 
@@ -65,7 +66,12 @@ export interface TaskSetup {
 }
 
 /** A fake service and an agent connected to it, with its own work directory under `parent`. */
-export async function startTaskAgent(parent: string, extraToml = "", serviceOptions: FakeServiceOptions = {}): Promise<TaskSetup> {
+export async function startTaskAgent(
+  parent: string,
+  extraToml = "",
+  serviceOptions: FakeServiceOptions = {},
+  agentOptions: StartAgentOptions = {},
+): Promise<TaskSetup> {
   nixInfo ??= await detectNix({ nixSettings: { substituters: "" } });
   const service = await FakeService.start(serviceOptions);
   const base = await mkdtemp(path.join(parent, "agent-"));
@@ -79,6 +85,7 @@ export async function startTaskAgent(parent: string, extraToml = "", serviceOpti
     nix: nixInfo,
     log: memory.log,
     backoff: { initialMs: 20, maxMs: 100 },
+    ...agentOptions,
   });
   const finished: TaskFinished[] = [];
   agent.events.on("task-finished", (event) => finished.push(event));
@@ -95,7 +102,18 @@ export async function startTaskAgent(parent: string, extraToml = "", serviceOpti
     },
     of: (taskId, type) => service.taskMessages(taskId).filter((m) => m.type === type) as never,
     stop: async () => {
-      await agent.stop({ mode: "hand-back" });
+      const stopping = agent.stop({ mode: "hand-back" });
+      // On a manual clock, time moves on until the agent has left (a goodbye it cannot say times out).
+      const clock = agentOptions.clock;
+      if (clock instanceof ManualClock) {
+        for (let done = false; !done; ) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          void stopping.then(() => (done = true));
+          await new Promise((resolve) => setImmediate(resolve));
+          if (!done) clock.advance(1_000);
+        }
+      }
+      await stopping;
       await service.close();
     },
   };

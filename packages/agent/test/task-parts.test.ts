@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { classifyFailure } from "../src/build.ts";
+import { AGENT_MESSAGE_TYPES, AgentMessage, SERVICE_MESSAGE_TYPES, ServiceMessage } from "@nimbus/protocol";
+import { classifyFailure } from "../src/tasks/build.ts";
 import { redactCredentials } from "../src/git-checkout.ts";
 import { jsonBytes, splitBySize, truncateText } from "../src/message-size.ts";
 import { type DerivationInfo, parseWillBeBuilt, topologicalOrder } from "../src/nix-closure.ts";
 import { nixErrorMessage } from "../src/nix-options.ts";
 import { chunkArguments } from "../src/process.ts";
-import { directoryName } from "../src/task-runner.ts";
+import { kindOf } from "../src/tasks/registry.ts";
+import { directoryName, type TaskContext, type TaskMessage } from "../src/tasks/task-kind.ts";
 
 const drv = (name: string) => `/nix/store/${name.padEnd(32, "0")}-${name}.drv`;
 
@@ -106,5 +108,35 @@ describe("small helpers", () => {
   it("never names the parent directory", () => {
     assert.equal(directoryName(".."), "_..");
     assert.equal(directoryName("task-1.a"), "task-1.a");
+  });
+});
+
+describe("task kinds", () => {
+  const examples: TaskMessage[] = [
+    { type: "evaluate", taskId: "t-eval", jobId: "j1", repository: "acme/app", cloneUrl: "https://example.com/acme/app.git", commit: "a".repeat(40) },
+    { type: "build", taskId: "t-build", drvPath: drv("x"), system: "x86_64-linux", requiredFeatures: [] },
+  ];
+
+  it("every task message of the protocol has a kind, and the examples cover them all", () => {
+    const control = new Set(["welcome", "heartbeat-ack", "error", "cancel", "ack", "result-ack"]);
+    const taskTypes = SERVICE_MESSAGE_TYPES.filter((type) => !control.has(type)).sort();
+    assert.deepEqual(examples.map((task) => task.type).sort(), taskTypes);
+    for (const task of examples) {
+      ServiceMessage.parse(task);
+      assert.equal(kindOf(task).type, task.type);
+      assert.ok(AGENT_MESSAGE_TYPES.includes(kindOf(task).resultType), `${task.type}: result ${kindOf(task).resultType}`);
+    }
+  });
+
+  it("an internal error becomes a valid result message of the kind's result type", () => {
+    const context = { acked: { sent: 3 } } as unknown as TaskContext;
+    for (const task of examples) {
+      const { result, outcome } = kindOf(task).internalError(task, `internal error in the agent: ${"x".repeat(9000)}`, context);
+      AgentMessage.parse(result);
+      assert.equal(result.type, kindOf(task).resultType);
+      assert.equal(result.taskId, task.taskId);
+      assert.notEqual(outcome.status, "succeeded");
+      assert.ok(((result as { error?: string }).error ?? "").length <= 8000);
+    }
   });
 });

@@ -88,6 +88,18 @@ export class HandlerInvoker {
 
   constructor(private readonly resolve: HandlerResolver) {}
 
+  /**
+   * Resolves every spec now, as Lambda's cold start would, so that no handler is first loaded
+   * while the process stops: Ctrl-C reaches the whole process group, and the TypeScript
+   * loader's esbuild child dies with it, failing any later import (docs/local.md). A spec that
+   * fails is logged and resolved again on its first call.
+   */
+  async preload(specs: Iterable<string>, log: (line: string) => void): Promise<void> {
+    await Promise.all(
+      [...new Set(specs)].map((spec) => this.resolveOnce(spec).catch((error: unknown) => log(`handler ${spec} not loaded: ${describeError(error)}`))),
+    );
+  }
+
   invoke(spec: string, event: unknown): Promise<unknown> {
     const run = this.run(spec, event);
     this.inFlight.add(run);
@@ -110,7 +122,7 @@ export class HandlerInvoker {
     }
   }
 
-  private async run(spec: string, event: unknown): Promise<unknown> {
+  private resolveOnce(spec: string): Promise<LambdaHandler> {
     let handler = this.resolved.get(spec);
     if (!handler) {
       handler = this.resolve(spec);
@@ -118,7 +130,11 @@ export class HandlerInvoker {
       // A failed import is retried on the next call (the file may be fixed meanwhile).
       handler.catch(() => this.resolved.delete(spec));
     }
-    return (await handler)(event, lambdaContext(spec, randomUUID()));
+    return handler;
+  }
+
+  private async run(spec: string, event: unknown): Promise<unknown> {
+    return (await this.resolveOnce(spec))(event, lambdaContext(spec, randomUUID()));
   }
 }
 

@@ -150,6 +150,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const queueUrls = await ensureQueues(sqs.endpoint, queues, localTableName);
 
     const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom());
+    const sweepIntervalMs = options.sweepIntervalMs ?? schedules.Sweeper.intervalMs;
     const invoke = (spec: string, event: unknown) => invoker.invoke(spec, event);
     const gateway = new SocketGateway({
       routes: agentSocket.routes,
@@ -185,8 +186,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       await invoker.drain(STOP_DRAIN_MS);
       await http.stop();
     });
+    // After the environment: handlers may read it as they load.
+    await invoker.preload(
+      [
+        ...Object.values(agentSocket.routes),
+        ...httpApi.routes.map((route) => route.handler),
+        ...(sweepIntervalMs > 0 ? [schedules.Sweeper.handler] : []),
+      ],
+      log,
+    );
 
-    const sweepIntervalMs = options.sweepIntervalMs ?? schedules.Sweeper.intervalMs;
     const jobs: Schedule[] = [];
     if (sweepIntervalMs > 0) jobs.push({ name: "Sweeper", handler: schedules.Sweeper.handler, intervalMs: sweepIntervalMs });
     const scheduler: Scheduler = startScheduler({ schedules: jobs, invoke, log });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { agentSocket, httpApi, schedules } from "../../service/src/resources.ts";
+import { HandlerInvoker } from "../src/handlers.ts";
 import { HandlerResolutionError, importHandlerFrom, parseHandlerSpec, repoRoot } from "../src/index.ts";
 
 const fixturesRoot = fileURLToPath(new URL("./fixtures/", import.meta.url));
@@ -39,4 +40,22 @@ test("a missing file or export is a HandlerResolutionError naming the spec", asy
     error instanceof HandlerResolutionError && error.message.includes('"functions/missing.handler"'),
   );
   await assert.rejects(resolve("functions/echo.notAFunction"), /no exported function "notAFunction"/);
+});
+
+test("preload resolves each spec once up front; one that fails is logged and resolved again when called", async () => {
+  const resolved: string[] = [];
+  let broken = true;
+  const invoker = new HandlerInvoker(async (spec) => {
+    resolved.push(spec);
+    if (spec === "functions/broken.handler" && broken) throw new Error("syntax error");
+    return async () => spec;
+  });
+  const lines: string[] = [];
+  await invoker.preload(["functions/a.handler", "functions/broken.handler", "functions/a.handler"], (line) => lines.push(line));
+  assert.deepEqual(resolved, ["functions/a.handler", "functions/broken.handler"]);
+  assert.deepEqual(lines, ["handler functions/broken.handler not loaded: Error: syntax error"]);
+  assert.equal(await invoker.invoke("functions/a.handler", {}), "functions/a.handler");
+  broken = false;
+  assert.equal(await invoker.invoke("functions/broken.handler", {}), "functions/broken.handler");
+  assert.deepEqual(resolved, ["functions/a.handler", "functions/broken.handler", "functions/broken.handler"], "a loaded handler is not resolved again");
 });

@@ -1,9 +1,27 @@
-import { startLocalStack } from "@nimbus/local";
 import type { Command } from "commander";
+import { CliError } from "../cli-error.ts";
 import { startEmbeddedAgent } from "../embedded-agent.ts";
 import { defaultDataDir, defaultPort, type TargetOptions } from "../target.ts";
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/**
+ * The local stack (dynalite, fauxqs, LevelDB and the service's handlers) is loaded only here:
+ * a checkout of the repository has it, the packed package for build machines does not.
+ */
+async function loadLocalStack(): Promise<typeof import("@nimbus/local")> {
+  try {
+    return await import("@nimbus/local");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const absent = (code === "ERR_MODULE_NOT_FOUND" && String(error).includes("@nimbus/local")) || code === "ERR_UNKNOWN_FILE_EXTENSION";
+    if (!absent) throw error;
+    throw new CliError(
+      "`nimbus dev` runs the whole Nimbus stack and needs a checkout of the repository (git clone it, then `npm ci` and `npm start`); " +
+        "this installation has only the agent and the CLI",
+    );
+  }
+}
 
 export function registerDevCommand(program: Command) {
   program
@@ -12,6 +30,13 @@ export function registerDevCommand(program: Command) {
     .option("--no-agent", "do not start the embedded agent")
     .action(async (options: { agent: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<TargetOptions>();
+      const { startLocalStack } = await loadLocalStack();
+      // Listening before anything is printed: a Ctrl-C right after the banner stops cleanly, and
+      // one during startup stops once the stack is up. A second one is Node's default: exit at once.
+      const stopRequested = new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+      });
       const stack = await startLocalStack({ port: defaultPort(globals.port), dataDir: defaultDataDir(globals.dataDir), log });
       const agent = options.agent ? await startEmbeddedAgent(stack, log) : undefined;
       log(
@@ -30,10 +55,7 @@ export function registerDevCommand(program: Command) {
           "",
         ].join("\n"),
       );
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", resolve);
-        process.once("SIGTERM", resolve);
-      });
+      await stopRequested;
       log("stopping…");
       await agent?.stop();
       await stack.stop();

@@ -6,16 +6,27 @@
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { BuildResult, BuildTask } from "@nimbus/protocol";
-import { BuildLogStream } from "./build-log.ts";
-import { truncateText } from "./message-size.ts";
-import { type NixCall, NixQueryError, showDerivations } from "./nix-closure.ts";
-import { nixErrorMessage } from "./nix-options.ts";
-import { ProcessStartError, runProcess } from "./process.ts";
-import type { TaskContext, TaskOutcome } from "./task-context.ts";
+import { BuildLogStream } from "../build-log.ts";
+import { truncateText } from "../message-size.ts";
+import { type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
+import { nixErrorMessage } from "../nix-options.ts";
+import { ProcessStartError, runProcess } from "../process.ts";
+import type { TaskContext, TaskKind, TaskOutcome } from "./task-kind.ts";
 
 type Verdict = Pick<BuildResult, "status" | "exitCode" | "error">;
 
-export async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutcome> {
+export const buildTask: TaskKind<BuildTask> = {
+  type: "build",
+  resultType: "build-result",
+  describe: (task) => `building ${task.drvPath}`,
+  run: runBuild,
+  internalError: (task, error) => ({
+    result: { type: "build-result", taskId: task.taskId, drvPath: task.drvPath, status: "exceptional", error: truncateText(error, 8000) },
+    outcome: { status: "exceptional", error },
+  }),
+};
+
+async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutcome> {
   const { link, signal } = context;
   const directory = path.join(context.workDirectory, "build", context.directoryName);
   const log = new BuildLogStream(link, task.taskId);

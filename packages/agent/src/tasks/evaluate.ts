@@ -7,28 +7,38 @@ import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { EvaluateTask, EvaluationDone } from "@nimbus/protocol";
-import { AckedStream } from "./acked-stream.ts";
-import { batchEvents, evaluationEvents } from "./evaluation-events.ts";
-import { CheckoutError, checkoutCommit, redactCredentials } from "./git-checkout.ts";
-import { truncateText } from "./message-size.ts";
-import { derivationsToBuild, type NixCall, NixQueryError, showDerivations } from "./nix-closure.ts";
-import { nixErrorMessage } from "./nix-options.ts";
-import { EvaluationFailure, type WalkSource, walkAttributes } from "./nix-walk.ts";
-import { ProcessStartError } from "./process.ts";
-import type { TaskContext, TaskOutcome } from "./task-context.ts";
+import { batchEvents, evaluationEvents } from "../evaluation-events.ts";
+import { CheckoutError, checkoutCommit, redactCredentials } from "../git-checkout.ts";
+import { truncateText } from "../message-size.ts";
+import { derivationsToBuild, type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
+import { nixErrorMessage } from "../nix-options.ts";
+import { EvaluationFailure, type WalkSource, walkAttributes } from "../nix-walk.ts";
+import { ProcessStartError } from "../process.ts";
+import type { TaskContext, TaskKind, TaskOutcome } from "./task-kind.ts";
 
 /** Hercules' order: a flake wins, then ci.nix, nix/ci.nix, default.nix. */
 const NIX_FILES = ["ci.nix", "nix/ci.nix", "default.nix"];
 
-export async function runEvaluation(task: EvaluateTask, context: TaskContext, stream: AckedStream): Promise<TaskOutcome> {
-  const { log, signal } = context;
+export const evaluateTask: TaskKind<EvaluateTask> = {
+  type: "evaluate",
+  resultType: "evaluation-done",
+  describe: (task) => `evaluating ${task.repository} at ${task.commit}`,
+  run: runEvaluation,
+  internalError: (task, error, context) => ({
+    result: { type: "evaluation-done", taskId: task.taskId, batches: context.acked.sent, status: "failed", error: truncateText(error, 8000) },
+    outcome: { status: "failed", error },
+  }),
+};
+
+async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<TaskOutcome> {
+  const { log, signal, acked } = context;
   const directory = path.join(context.workDirectory, "eval", context.directoryName);
   const repo = path.join(directory, "repo");
   const done = (status: EvaluationDone["status"], error?: string): TaskOutcome => {
     context.link.send({
       type: "evaluation-done",
       taskId: task.taskId,
-      batches: stream.batches,
+      batches: acked.sent,
       status,
       ...(error === undefined ? {} : { error: truncateText(error, 8000) }),
     });
@@ -90,10 +100,12 @@ export async function runEvaluation(task: EvaluateTask, context: TaskContext, st
       }
       throw err;
     }
-    for (const batch of batchEvents(task.taskId, events)) await stream.send(batch);
+    for (const batch of batchEvents(task.taskId, events)) {
+      await acked.send((seq) => ({ type: "evaluation-events", taskId: task.taskId, seq, events: batch }));
+    }
     // Done only once the service holds every batch: it may count on having them all.
-    await stream.drain();
-    phase(`sent ${events.length} events in ${stream.batches} batches`);
+    await acked.drain();
+    phase(`sent ${events.length} events in ${acked.sent} batches`);
     return done("succeeded");
   } finally {
     await rm(directory, { recursive: true, force: true });

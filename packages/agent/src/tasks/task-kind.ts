@@ -1,0 +1,55 @@
+/**
+ * What a kind of task is to the agent (docs/agent.md, "Tasks"): how to run one, which message
+ * ends it, and what to report when running it broke. The runner knows kinds only through this.
+ */
+import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
+import type { AckedStream } from "../acked-stream.ts";
+import type { Logger } from "../log.ts";
+import type { NixEnvironment } from "../nix-options.ts";
+import type { Link } from "../outbox.ts";
+
+/** A message that starts a task: every service message that is not about the connection or a task already running. */
+export type TaskMessage = Exclude<ServiceMessage, { type: "welcome" | "heartbeat-ack" | "error" | "cancel" | "ack" | "result-ack" }>;
+
+/** What the agent sends about a task. */
+export type TaskReport = Extract<AgentMessage, { taskId: string }>;
+
+export interface TaskContext {
+  /** The task's directory name under `<workDirectory>/<kind's directory>` (see `directoryName`). */
+  directoryName: string;
+  workDirectory: string;
+  nix: NixEnvironment;
+  /** Sends now, or after the next welcome; the kind's result message is kept until `result-ack`. */
+  link: Link;
+  /** Batches the service acknowledges one by one (`ack`), sent again after each welcome until it does. */
+  acked: AckedStream;
+  log: Logger;
+  /** Aborted when the task is stopped (cancel, unknown-task, the agent leaving): it kills its Nix process and ends, reporting nothing. */
+  signal: AbortSignal;
+}
+
+export interface TaskOutcome {
+  status: "succeeded" | "failed" | "exceptional";
+  error?: string;
+}
+
+export interface TaskKind<T extends TaskMessage = TaskMessage> {
+  /** The `type` of the service message that starts it. */
+  readonly type: T["type"];
+  /** The message that ends it, kept until the service answers `result-ack`. */
+  readonly resultType: TaskReport["type"];
+  /** The start line of the log, after `task <id>: `. */
+  describe(task: T): string;
+  /**
+   * Runs it to its result message, sent through `context.link`. When stopped (`context.signal`)
+   * it rejects with the signal's reason and reports nothing more.
+   */
+  run(task: T, context: TaskContext): Promise<TaskOutcome>;
+  /** The result to send when `run` threw: a bug in the agent, said rather than leaving the service waiting. */
+  internalError(task: T, error: string, context: TaskContext): { result: TaskReport; outcome: TaskOutcome };
+}
+
+/** Task ids may be "." or ".."; they must not name the parent directory. */
+export function directoryName(taskId: string): string {
+  return /^\.+$/.test(taskId) ? `_${taskId}` : taskId;
+}
