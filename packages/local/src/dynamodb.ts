@@ -15,7 +15,7 @@ import {
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
-import type { TableSpec } from "../../service/src/resources.ts";
+import type { TableSpec } from "@nimbus/service/resource-specs";
 
 export interface DynamoServer {
   endpoint: string;

@@ -1,7 +1,7 @@
 /** SQS locally: fauxqs, in memory (queues are recreated by whoever needs them). */
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
-import type { QueueSpec } from "../../service/src/resources.ts";
+import type { QueueSpec } from "@nimbus/service/resource-specs";
 
 export interface SqsServer {
   endpoint: string;

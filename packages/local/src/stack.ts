@@ -12,7 +12,7 @@ import {
   secrets as secretNames,
   tables,
   type SecretName,
-} from "../../service/src/resources.ts";
+} from "@nimbus/service/resource-specs";
 import { ensureTables, startDynamo, type DynamoServer } from "./dynamodb.ts";
 import { applyEnvironment, localEnvironment, localTableName } from "./environment.ts";
 import { HandlerInvoker, importHandlerFrom, type HandlerResolver } from "./handlers.ts";

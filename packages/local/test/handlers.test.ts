@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { agentSocket, httpApi, schedules } from "../../service/src/resources.ts";
+import { agentSocket, httpApi, schedules } from "@nimbus/service/resource-specs";
 import { HandlerResolutionError, importHandlerFrom, parseHandlerSpec, repoRoot } from "../src/index.ts";
 
 const fixturesRoot = fileURLToPath(new URL("./fixtures/", import.meta.url));
