@@ -9,7 +9,7 @@ import { HandlerResolutionError, importHandlerFrom, parseHandlerSpec, repoRoot }
 const fixturesRoot = fileURLToPath(new URL("./fixtures/", import.meta.url));
 
 test("repoRoot is the repository root", () => {
-  assert.ok(existsSync(join(repoRoot, "packages", "service", "src", "resources.ts")));
+  assert.ok(existsSync(join(repoRoot, "packages", "service", "src", "platform", "resource-specs.ts")));
 });
 
 test("a spec splits at its last dot", () => {
