@@ -24,7 +24,7 @@ export async function startSqs(options: { host: string; port: number }): Promise
 }
 
 /**
- * Creates the static queues of resources.ts (CreateQueue is idempotent) and returns their
+ * Creates the static queues of resource-specs.ts (CreateQueue is idempotent) and returns their
  * URLs by resource name. Build queues are created by the handlers themselves on first use.
  */
 export async function ensureQueues(

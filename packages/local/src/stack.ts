@@ -37,7 +37,7 @@ export interface LocalStackOptions {
   dataDir: string;
   connectionLifetimeMs?: number;
   idleTimeoutMs?: number;
-  /** Sweeper period (default from resources.ts); 0 disables the sweeper. */
+  /** Sweeper period (default from resource-specs.ts); 0 disables the sweeper. */
   sweepIntervalMs?: number;
   /** How handler specs become functions; default imports `<repo root>/<path>.ts`. */
   resolveHandler?: HandlerResolver;

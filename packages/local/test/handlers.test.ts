@@ -18,7 +18,7 @@ test("a spec splits at its last dot", () => {
   assert.throws(() => parseHandlerSpec("functions/api.v2/agents"), HandlerResolutionError);
 });
 
-test("every handler named in resources.ts is a valid spec", () => {
+test("every handler named in resource-specs.ts is a valid spec", () => {
   const specs = [
     ...Object.values(agentSocket.routes),
     ...httpApi.routes.map((route) => route.handler),
