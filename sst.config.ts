@@ -1,10 +1,10 @@
 /// <reference path="./.sst/platform/config.d.ts" />
-import type { QueueSpec, TableSpec } from "./packages/service/src/resources.ts";
+import type { QueueSpec, TableSpec } from "./packages/service/src/platform/resource-specs.ts";
 
 /**
  * Every AWS resource Nimbus uses, built from the one declaration in
- * packages/service/src/resources.ts (the local runtime reads the same file), so AWS and
- * `nimbus dev` cannot drift apart. Deploy with `npx sst deploy --stage <name>` (docs/deploy.md).
+ * packages/service/src/platform/resource-specs.ts (the local runtime reads the same file), so
+ * AWS and `nimbus dev` cannot drift apart. Deploy with `npx sst deploy --stage <name>` (docs/deploy.md).
  */
 export default $config({
   app(input) {
@@ -20,7 +20,7 @@ export default $config({
   async run() {
     // SST's convention: project code loads in run(); app() is evaluated alone, before providers exist.
     const { tables, queues, secrets, agentSocket, httpApi, schedules, buildQueuePrefix } = await import(
-      "./packages/service/src/resources.ts"
+      "./packages/service/src/platform/resource-specs.ts"
     );
 
     // Applies to every function, including any a later route or schedule adds.

@@ -15,9 +15,9 @@ import { join } from "node:path";
 import { ListQueuesCommand } from "@aws-sdk/client-sqs";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { importHandlerFrom, localTableName, startLocalStack, type LocalStack } from "@nimbus/local";
-// The handlers' own SDK clients (module singletons). @nimbus/service does not re-export them,
-// so they are imported from the file itself: the same module (same real path) the handlers load.
-import { dynamo, gatewayManagement, sqs } from "../packages/service/src/aws-clients.ts";
+// The handlers' own SDK clients (module singletons), a subpath export of @nimbus/service: the
+// same module (same real path) the handlers load.
+import { dynamo, gatewayManagement, sqs } from "@nimbus/service/aws-clients";
 import { analyse } from "./analysis.ts";
 import { BenchAgent, type BenchAgentShape } from "./bench-agent.ts";
 import { measureBaseline } from "./baseline.ts";

@@ -1,8 +1,8 @@
 /**
  * Offline checks of what `sst deploy` would ship, without an AWS account:
- *  - every handler named in packages/service/src/resources.ts bundles the way SST bundles it
+ *  - every handler named in packages/service/src/platform/resource-specs.ts bundles the way SST bundles it
  *    for Lambda and the bundle exports the named function;
- *  - resources.ts stays plain data (sst.config.ts imports it at deploy time);
+ *  - resource-specs.ts stays plain data (sst.config.ts imports it at deploy time);
  *  - sst.config.ts type-checks against the platform types `sst install` generates.
  */
 import { test } from "node:test";
@@ -15,10 +15,10 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BuildOptions, Metafile } from "esbuild";
-import { agentSocket, httpApi, schedules, secrets, tables } from "../packages/service/src/resources.ts";
+import { agentSocket, httpApi, schedules, secrets, tables } from "../packages/service/src/platform/resource-specs.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const resourcesFile = join(root, "packages/service/src/resources.ts");
+const resourcesFile = join(root, "packages/service/src/platform/resource-specs.ts");
 
 /** The banner SST puts on ESM Lambda bundles, so CommonJS dependencies can still `require`. */
 const sstEsmBanner = [
@@ -29,7 +29,7 @@ const sstEsmBanner = [
   `const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))`,
 ].join("\n");
 
-/** Every `file.export` handler string resources.ts names, each once, with where it is used. */
+/** Every `file.export` handler string resource-specs.ts names, each once, with where it is used. */
 function declaredHandlers(): { handler: string; usedBy: string }[] {
   const all = [
     ...Object.entries(agentSocket.routes).map(([route, handler]) => ({ handler, usedBy: `${agentSocket.name} ${route}` })),
@@ -98,7 +98,7 @@ function run(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; t
 
 const output = (r: Run) => `${r.stdout}\n${r.stderr}`.trim().split("\n").slice(-40).join("\n");
 
-test("resources.ts stays plain data: bundling it pulls in no other module", async () => {
+test("resource-specs.ts stays plain data: bundling it pulls in no other module", async () => {
   const { build } = await loadEsbuild();
   const result = await build({
     entryPoints: [resourcesFile],
@@ -111,15 +111,15 @@ test("resources.ts stays plain data: bundling it pulls in no other module", asyn
     absWorkingDir: root,
   });
   const inputs = Object.keys(result.metafile.inputs);
-  assert.deepEqual(inputs, ["packages/service/src/resources.ts"], `sst.config.ts imports resources.ts, so it must import nothing (found ${inputs.join(", ")})`);
+  assert.deepEqual(inputs, ["packages/service/src/platform/resource-specs.ts"], `sst.config.ts imports resource-specs.ts, so it must import nothing (found ${inputs.join(", ")})`);
 });
 
-test("every handler named in resources.ts bundles for Lambda (node22, ESM) and exports its function", async (t) => {
+test("every handler named in resource-specs.ts bundles for Lambda (node22, ESM) and exports its function", async (t) => {
   const { build } = await loadEsbuild();
   const outRoot = await mkdtemp(join(tmpdir(), "nimbus-lambda-"));
   t.after(() => rm(outRoot, { recursive: true, force: true }));
   const handlers = declaredHandlers();
-  assert.ok(handlers.length > 0, "resources.ts names no handler");
+  assert.ok(handlers.length > 0, "resource-specs.ts names no handler");
 
   for (const { handler, usedBy } of handlers) {
     await t.test(`${handler} (${usedBy})`, async () => {

@@ -242,7 +242,7 @@ describe("job read API over seeded tables", () => {
     });
     const now = new Date().toISOString();
     await stack.setAttributes("Connections", { connectionId: "conn-x86" }, {
-      tokenId: "t", connectedAt: now, lastSeen: now, sessionId: "session-x86", helloAt: now, agent: agentInfo({ systems: ["x86_64-linux"] }),
+      tokenId: "t", shard: "c", connectedAt: now, lastSeen: now, sessionId: "session-x86", helloAt: now, agent: agentInfo({ systems: ["x86_64-linux"] }),
     });
     assert.deepEqual(await queued(), {
       [drv("x86", 1)]: undefined,

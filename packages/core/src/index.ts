@@ -1,5 +1,55 @@
-export * from "./matching.ts";
-export * from "./queue-key.ts";
-export * from "./statuses.ts";
-export * from "./readiness.ts";
-export * from "./job-outcome.ts";
+export {
+  canBuild,
+  capabilitiesOf,
+  systemSupported,
+  allRequiredFeaturesSupported,
+  mandatoryFeaturesMet,
+  type BuilderCapabilities,
+  type BuildRequirements,
+} from "./matching.ts";
+export { queueKeyOf, parseQueueKey, buildQueueName } from "./queue-key.ts";
+export {
+  SETTLED,
+  UNSETTLED,
+  FAILURES,
+  PROPAGATING,
+  RESTARTABLE,
+  ACTIVE_JOB_STATUSES,
+  isSettled,
+  isSuccess,
+  isFailure,
+  isActiveJob,
+  shouldRestart,
+  canMove,
+  movesInto,
+} from "./statuses.ts";
+export { readinessOf, type Readiness } from "./readiness.ts";
+export { jobOutcome, jobCheck, isFinalOutcome, type JobProgress, type JobCheck, type EvaluationState } from "./job-outcome.ts";
+export {
+  dependentMoves,
+  isReadyToQueue,
+  advanceWaiting,
+  registrationStep,
+  type DependentMove,
+  type WaitingStep,
+  type RegistrationStep,
+} from "./settle.ts";
+export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
+export { reconcileSession, NO_LONGER_HELD, type Reconciliation } from "./session-reconcile.ts";
+export {
+  MAX_RECEIVE,
+  MAX_WOKEN,
+  canTakeWork,
+  freeSlots,
+  planDispatch,
+  startDispatch,
+  receiveCount,
+  mayStart,
+  afterStart,
+  planWake,
+  type SessionLoad,
+  type QueueSource,
+  type StartOutcome,
+  type DispatchState,
+  type NewWork,
+} from "./dispatch-plan.ts";

@@ -1,7 +1,10 @@
 import type { DerivationStatus, JobStatus } from "@nimbus/protocol";
+import { isActiveJob } from "./statuses.ts";
+
+export type EvaluationState = "queued" | "running" | "succeeded" | "failed";
 
 export interface JobProgress {
-  evaluation: "queued" | "running" | "succeeded" | "failed";
+  evaluation: EvaluationState;
   attributeErrors: number;
   /** How many of the job's derivations are in each status (only presence matters). */
   counts: Partial<Record<DerivationStatus, number>>;
@@ -21,3 +24,21 @@ export function jobOutcome(progress: JobProgress): JobStatus {
   if (has("cancelled")) return "cancelled";
   return "succeeded";
 }
+
+/**
+ * How much reading finishing a job takes: nothing while it is over or still evaluating; after
+ * a failed evaluation the counts decide at once; after a successful one a cheap look for
+ * unsettled derivations comes first (most settles leave work behind), the full count only if
+ * there is none.
+ */
+export type JobCheck = "leave" | "look-for-unsettled" | "count";
+
+export function jobCheck(job: { status: JobStatus; evaluation: EvaluationState } | undefined): JobCheck {
+  if (!job || !isActiveJob(job.status)) return "leave";
+  if (job.evaluation === "failed") return "count";
+  if (job.evaluation === "succeeded") return "look-for-unsettled";
+  return "leave";
+}
+
+/** A job outcome that ends the job (the others mean it still runs). */
+export const isFinalOutcome = (outcome: JobStatus): boolean => !isActiveJob(outcome);

@@ -1,6 +1,8 @@
+import type { AgentInfo } from "@nimbus/protocol";
+
 /**
  * Nix's rule for whether a machine may build a derivation (`machines.cc`: `systemSupported`,
- * `allSupported`, `mandatoryMet`), kept exactly: invariant 2 of ARCHITECTURE.md.
+ * `allSupported`, `mandatoryMet`), kept exactly (docs/architecture.md, "Where the rules live").
  */
 export interface BuilderCapabilities {
   systems: readonly string[];
@@ -29,3 +31,10 @@ export const canBuild = (builder: BuilderCapabilities, drv: BuildRequirements): 
   systemSupported(builder, drv.system) &&
   allRequiredFeaturesSupported(builder, drv.requiredFeatures) &&
   mandatoryFeaturesMet(builder, drv.requiredFeatures);
+
+/** What an agent's hello says it can build, in the rule's terms. */
+export const capabilitiesOf = (agent: Pick<AgentInfo, "systems" | "systemFeatures" | "mandatoryFeatures">): BuilderCapabilities => ({
+  systems: agent.systems,
+  supportedFeatures: agent.systemFeatures,
+  mandatoryFeatures: agent.mandatoryFeatures,
+});

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DerivationStatus } from "@nimbus/protocol";
-import { buildQueueName, canMove, jobOutcome, movesInto, parseQueueKey, queueKeyOf, readinessOf } from "../src/index.ts";
+import { buildQueueName, canMove, jobCheck, jobOutcome, movesInto, parseQueueKey, queueKeyOf, readinessOf, type JobCheck } from "../src/index.ts";
 
 describe("status transitions", () => {
   const allowed: Array<[DerivationStatus, DerivationStatus]> = [
@@ -75,4 +75,17 @@ describe("queue keys", () => {
     assert.match(name, /^[A-Za-z0-9_-]{1,75}\.fifo$/);
     assert.notEqual(name, buildQueueName("nimbus-prod-build-", "aarch64-darwin|"));
   });
+});
+
+describe("job check: how much reading finishing a job takes", () => {
+  const cases: Array<[string, Parameters<typeof jobCheck>[0], JobCheck]> = [
+    ["a job that is gone", undefined, "leave"],
+    ["a finished job", { status: "succeeded", evaluation: "succeeded" }, "leave"],
+    ["a cancelled job", { status: "cancelled", evaluation: "running" }, "leave"],
+    ["still evaluating", { status: "evaluating", evaluation: "running" }, "leave"],
+    ["evaluation queued", { status: "evaluating", evaluation: "queued" }, "leave"],
+    ["evaluation failed: count at once", { status: "evaluating", evaluation: "failed" }, "count"],
+    ["building: look for unsettled derivations first", { status: "building", evaluation: "succeeded" }, "look-for-unsettled"],
+  ];
+  for (const [name, job, expected] of cases) it(name, () => assert.equal(jobCheck(job), expected));
 });

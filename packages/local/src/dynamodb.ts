@@ -15,7 +15,7 @@ import {
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
-import type { TableSpec } from "../../service/src/resources.ts";
+import type { TableSpec } from "@nimbus/service/resource-specs";
 
 export interface DynamoServer {
   endpoint: string;
@@ -69,7 +69,7 @@ function keySchema(index: { hashKey: string; rangeKey?: string }): KeySchemaElem
   return keys;
 }
 
-/** A table on disk no longer matches resources.ts, and dynalite cannot add or change indexes. */
+/** A table on disk no longer matches resource-specs.ts, and dynalite cannot add or change indexes. */
 export class TableSchemaError extends Error {
   override name = "TableSchemaError";
 }

@@ -2,7 +2,7 @@
  * The environment handlers see: the `SST_RESOURCE_<Name>` variables SST itself sets (read by
  * `Resource` from "sst") and the SDK's endpoint overrides, so handlers reach the local services.
  */
-import { agentSocket, httpApi, localResourceName, tables } from "../../service/src/resources.ts";
+import { agentSocket, httpApi, localResourceName, tables } from "@nimbus/service/resource-specs";
 
 export const LOCAL_APP = "nimbus";
 export const LOCAL_STAGE = "local";

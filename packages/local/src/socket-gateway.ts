@@ -7,7 +7,7 @@ import { STATUS_CODES, type IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { CONNECTION_LIFETIME_MS, IDLE_TIMEOUT_MS, MAX_MESSAGE_BYTES } from "../../protocol/src/limits.ts";
-import type { SocketEvent, SocketRequestContext, SocketResult } from "../../service/src/socket-events.ts";
+import type { SocketEvent, SocketRequestContext, SocketResult } from "@nimbus/service/socket-events";
 import { gatewayId, requestTime, sourceIp } from "./api-gateway-format.ts";
 import { describeError } from "./handlers.ts";
 

@@ -1,7 +1,7 @@
 /** SQS locally: fauxqs, in memory (queues are recreated by whoever needs them). */
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
-import type { QueueSpec } from "../../service/src/resources.ts";
+import type { QueueSpec } from "@nimbus/service/resource-specs";
 
 export interface SqsServer {
   endpoint: string;
@@ -24,7 +24,7 @@ export async function startSqs(options: { host: string; port: number }): Promise
 }
 
 /**
- * Creates the static queues of resources.ts (CreateQueue is idempotent) and returns their
+ * Creates the static queues of resource-specs.ts (CreateQueue is idempotent) and returns their
  * URLs by resource name. Build queues are created by the handlers themselves on first use.
  */
 export async function ensureQueues(

@@ -12,7 +12,7 @@ import {
   secrets as secretNames,
   tables,
   type SecretName,
-} from "../../service/src/resources.ts";
+} from "@nimbus/service/resource-specs";
 import { ensureTables, startDynamo, type DynamoServer } from "./dynamodb.ts";
 import { applyEnvironment, localEnvironment, localTableName } from "./environment.ts";
 import { HandlerInvoker, importHandlerFrom, type HandlerResolver } from "./handlers.ts";
@@ -37,7 +37,7 @@ export interface LocalStackOptions {
   dataDir: string;
   connectionLifetimeMs?: number;
   idleTimeoutMs?: number;
-  /** Sweeper period (default from resources.ts); 0 disables the sweeper. */
+  /** Sweeper period (default from resource-specs.ts); 0 disables the sweeper. */
   sweepIntervalMs?: number;
   /** How handler specs become functions; default imports `<repo root>/<path>.ts`. */
   resolveHandler?: HandlerResolver;

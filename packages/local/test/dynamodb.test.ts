@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { TableSpec } from "../../service/src/resources.ts";
+import type { TableSpec } from "@nimbus/service/resource-specs";
 import { ensureTables, startDynamo, TableSchemaError, type DynamoServer } from "../src/dynamodb.ts";
 import { useDataDir } from "./fixtures/handlers.ts";
 

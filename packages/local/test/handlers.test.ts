@@ -3,14 +3,14 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { agentSocket, httpApi, schedules } from "../../service/src/resources.ts";
+import { agentSocket, httpApi, schedules } from "@nimbus/service/resource-specs";
 import { HandlerInvoker } from "../src/handlers.ts";
 import { HandlerResolutionError, importHandlerFrom, parseHandlerSpec, repoRoot } from "../src/index.ts";
 
 const fixturesRoot = fileURLToPath(new URL("./fixtures/", import.meta.url));
 
 test("repoRoot is the repository root", () => {
-  assert.ok(existsSync(join(repoRoot, "packages", "service", "src", "resources.ts")));
+  assert.ok(existsSync(join(repoRoot, "packages", "service", "src", "platform", "resource-specs.ts")));
 });
 
 test("a spec splits at its last dot", () => {
@@ -19,7 +19,7 @@ test("a spec splits at its last dot", () => {
   assert.throws(() => parseHandlerSpec("functions/api.v2/agents"), HandlerResolutionError);
 });
 
-test("every handler named in resources.ts is a valid spec", () => {
+test("every handler named in resource-specs.ts is a valid spec", () => {
   const specs = [
     ...Object.values(agentSocket.routes),
     ...httpApi.routes.map((route) => route.handler),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { beforeEach, describe, test } from "node:test";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
-import { httpApi } from "../../service/src/resources.ts";
+import { httpApi } from "@nimbus/service/resource-specs";
 import { HttpRouter } from "../src/http-events.ts";
 import { useFixtureStack } from "./fixtures/handlers.ts";
 

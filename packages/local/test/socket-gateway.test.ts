@@ -9,8 +9,8 @@ import {
 } from "@aws-sdk/client-apigatewaymanagementapi";
 import WebSocket from "ws";
 import { MAX_MESSAGE_BYTES } from "../../protocol/src/limits.ts";
-import { agentSocket } from "../../service/src/resources.ts";
-import type { SocketEvent } from "../../service/src/socket-events.ts";
+import { agentSocket } from "@nimbus/service/resource-specs";
+import type { SocketEvent } from "@nimbus/service/socket-events";
 import { useFixtureStack } from "./fixtures/handlers.ts";
 
 const { $connect, $disconnect, $default } = agentSocket.routes;

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import WebSocket from "ws";
-import { agentSocket } from "../../service/src/resources.ts";
-import type { SocketEvent } from "../../service/src/socket-events.ts";
+import { agentSocket } from "@nimbus/service/resource-specs";
+import type { SocketEvent } from "@nimbus/service/socket-events";
 import { sleep, useFixtureStack } from "./fixtures/handlers.ts";
 
 // Short limits so API Gateway's 10 min idle and 2 h lifetime rules can be watched in milliseconds.

@@ -6,7 +6,7 @@ import { DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand } fro
 import { ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { ScheduledEvent } from "aws-lambda";
 import { Resource } from "sst";
-import { schedules, secrets, tables } from "../../service/src/resources.ts";
+import { schedules, secrets, tables } from "@nimbus/service/resource-specs";
 import { LocalStackError, localTableName, startLocalStack, type LocalStack, type LocalStackOptions } from "../src/index.ts";
 import { FixtureHandlers, sleep, temporaryDirectory } from "./fixtures/handlers.ts";
 

@@ -1,4 +1,4 @@
-/** API Gateway WebSocket limits (REFERENCE.md): every message Nimbus sends fits in one frame. */
+/** API Gateway WebSocket limits (docs/protocol.md, "Limits"): every message Nimbus sends fits in one frame. */
 export const MAX_FRAME_BYTES = 32 * 1024;
 /** Messages over this close the connection with 1009, as API Gateway does. */
 export const MAX_MESSAGE_BYTES = 128 * 1024;

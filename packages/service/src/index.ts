@@ -1,34 +1,50 @@
-export * from "./resources.ts";
-export * from "./resource.ts";
-export * from "./socket-events.ts";
-export * from "./errors.ts";
-export * from "./http.ts";
-export * from "./token-secret.ts";
-export * from "./tokens.ts";
-export * from "./connections.ts";
-export * from "./agent-channel.ts";
-export * from "./agent-messages.ts";
-export * from "./sweeper.ts";
-export * from "./job-ids.ts";
-export * from "./evaluation-queue.ts";
-export * from "./webhook.ts";
-export * from "./paging.ts";
-export * from "./job-views.ts";
-export * from "./derivation-views.ts";
-export * from "./items.ts";
-export * from "./jobs.ts";
-export * from "./job-derivations.ts";
-export * from "./derivations.ts";
-export * from "./build-queues.ts";
-export * from "./graph.ts";
-export * from "./dispatch.ts";
-export * from "./evaluation.ts";
-export * from "./builds.ts";
-export * from "./task-recovery.ts";
-export * from "./job-cancel.ts";
-export * from "./job-start.ts";
-export * from "./job-rerun.ts";
-export * from "./sessions.ts";
-export * from "./session-resume.ts";
-export * from "./retries.ts";
-export * from "./timing.ts";
+/**
+ * What the Lambda handlers (functions/), the tests and the local runtime use of the service.
+ * The layers behind it are described in docs/architecture.md: platform/ (resources, clients,
+ * knobs), storage/ (tables, item schemas, queues, the agents' socket), flow/ (jobs, dispatch,
+ * settling, sessions, the sweeper; the task kinds in flow/tasks/) and edges/ (the webhook,
+ * agent frames, the JSON API). Plain data and types for the local runtime and sst.config.ts
+ * are also subpath exports (`@nimbus/service/resource-specs`, `…/socket-events`).
+ */
+
+// ---- edges: what handlers call ----------------------------------------------------------
+export { handleAgentFrame } from "./edges/agent-messages.ts";
+export { receiveGithubWebhook, MAX_WEBHOOK_BYTES } from "./edges/webhook.ts";
+export { apiHandler, json, parseBody, requireAdmin, type HttpEvent, type HttpResult } from "./edges/http.ts";
+export { parseLimit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./edges/paging.ts";
+export { listJobs, getJobView, MAX_VIEW_ATTRIBUTES, MAX_VIEW_FAILURES } from "./edges/job-views.ts";
+export { listJobDerivations, derivationLog, parseDerivationStatus, parseDrvParameter, MAX_LOG_LINES, MAX_LOG_CHARS } from "./edges/derivation-views.ts";
+export { cancelJob, rerunJob } from "./edges/job-commands.ts";
+export { listAgents } from "./edges/agent-views.ts";
+export { createToken, listTokens, revokeToken, verifyToken, type TokenCheck } from "./edges/tokens.ts";
+
+// ---- flow ----------------------------------------------------------------------------
+export { sweep, type SweepReport } from "./flow/sweeper.ts";
+export { newJobId, JOB_ID_PATTERN } from "./flow/job-ids.ts";
+
+// ---- storage -------------------------------------------------------------------------
+export { openConnection, forgetConnection } from "./storage/connections.ts";
+export { sendToAgent, disconnectToken } from "./storage/agent-socket.ts";
+export { attributeKey, jobStatusKey, logChunk, SHARD } from "./storage/keys.ts";
+export { StoredItemError } from "./storage/table.ts";
+export type {
+  BuildLogItem,
+  BuildQueueItem,
+  ConnectionItem,
+  DeliveryItem,
+  DerivationItem,
+  EdgeItem,
+  JobAttributeItem,
+  JobDerivationItem,
+  JobItem,
+  TokenItem,
+} from "./storage/items.ts";
+export type { SessionItem } from "./flow/sessions.ts";
+
+// ---- platform ------------------------------------------------------------------------
+export { agentSocketUrl } from "./platform/linked-resources.ts";
+export { localResourceName, type TableName } from "./platform/resource-specs.ts";
+export { NimbusError, badRequest, notFound, conflict, unauthorized } from "./platform/errors.ts";
+export { bearerToken } from "./platform/token-secret.ts";
+export { timing, TIMING_ENV, type Timing } from "./platform/timing.ts";
+export type { SocketEvent, SocketResult, SocketHandler, SocketRequestContext } from "./platform/socket-events.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { bearerToken, generateToken, hashMatches, hashSecret, parseToken, secretsEqual } from "../src/token-secret.ts";
+import { bearerToken, generateToken, hashMatches, hashSecret, parseToken, secretsEqual } from "../src/platform/token-secret.ts";
 
 describe("token secrets", () => {
   it("generates tokens that parse back to their id and secret", () => {

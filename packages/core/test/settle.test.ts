@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { DerivationStatus } from "@nimbus/protocol";
+import { advanceWaiting, dependentMoves, isReadyToQueue, registrationStep, type RegistrationStep } from "../src/settle.ts";
+
+describe("dependentMoves: what a settled derivation does to its dependents", () => {
+  const cases: Array<[DerivationStatus, string]> = [
+    ["succeeded", "clear-input"],
+    ["failed", "fail-dependent"],
+    ["dependency-failed", "fail-dependent"],
+  ];
+  for (const [status, type] of cases) {
+    it(`${status} → ${type} for each dependent`, () => {
+      const moves = dependentMoves({ drvPath: "a", status }, ["b", "c"]);
+      assert.deepEqual(
+        moves,
+        ["b", "c"].map((dependent) =>
+          type === "clear-input" ? { type, dependent, input: "a" } : { type, dependent, dependency: "a" },
+        ),
+      );
+    });
+  }
+  it("nothing to do without dependents", () => assert.deepEqual(dependentMoves({ drvPath: "a", status: "succeeded" }, []), []));
+});
+
+describe("isReadyToQueue", () => {
+  const cases: Array<[string, DerivationStatus, string[] | undefined, boolean]> = [
+    ["waiting, nothing pending", "waiting", undefined, true],
+    ["waiting, an empty pending set", "waiting", [], true],
+    ["waiting for an input", "waiting", ["a"], false],
+    ["waiting for a part", "waiting", ["#part/1"], false],
+    ["already queued", "queued", undefined, false],
+    ["cancelled", "cancelled", undefined, false],
+  ];
+  for (const [name, status, pending, expected] of cases) {
+    it(`${name}: ${expected}`, () =>
+      assert.equal(isReadyToQueue({ status, ...(pending ? { pendingInputs: new Set(pending) } : {}) }), expected));
+  }
+});
+
+describe("advanceWaiting: what a waiting derivation's inputs say", () => {
+  const statuses: Record<string, DerivationStatus> = { ok: "succeeded", hit: "cached", busy: "building", bad: "failed" };
+  const of = (drv: string) => statuses[drv];
+  const cases: Array<[string, string[], ReturnType<typeof advanceWaiting>]> = [
+    ["no inputs: nothing to clear", [], { type: "clear", inputs: [] }],
+    ["clears the inputs with outputs", ["ok", "busy", "hit", "unknown"], { type: "clear", inputs: ["ok", "hit"] }],
+    ["a failed input fails it", ["ok", "bad", "busy"], { type: "fail", dependency: "bad" }],
+  ];
+  for (const [name, inputs, expected] of cases) it(name, () => assert.deepEqual(advanceWaiting(inputs, of), expected));
+});
+
+describe("registrationStep: a derivation found again", () => {
+  const cases: Array<[string, Parameters<typeof registrationStep>[0], RegistrationStep]> = [
+    ["a new item stays as it is", { created: true, status: "waiting", rebuildFailures: false, part: false }, "keep"],
+    ["a new part of a new item stays too", { created: true, status: "waiting", rebuildFailures: false, part: true }, "keep"],
+    ["another part of a waiting item merges", { created: false, status: "waiting", rebuildFailures: false, part: true }, "merge-part"],
+    ["a whole event for a waiting item keeps it", { created: false, status: "waiting", rebuildFailures: false, part: false }, "keep"],
+    ["a cancellation restarts", { created: false, status: "cancelled", rebuildFailures: false, part: false }, "restart"],
+    ["a failure stays failed", { created: false, status: "failed", rebuildFailures: false, part: false }, "keep"],
+    ["a failure restarts on a rebuild", { created: false, status: "failed", rebuildFailures: true, part: false }, "restart"],
+    ["a dependency failure restarts on a rebuild", { created: false, status: "dependency-failed", rebuildFailures: true, part: true }, "restart"],
+    ["a success stays, even on a rebuild", { created: false, status: "succeeded", rebuildFailures: true, part: false }, "keep"],
+    ["a build in progress stays", { created: false, status: "building", rebuildFailures: true, part: true }, "keep"],
+    ["an item gone meanwhile is left alone", { created: false, status: undefined, rebuildFailures: false, part: true }, "keep"],
+  ];
+  for (const [name, input, expected] of cases) it(name, () => assert.equal(registrationStep(input), expected));
+});

@@ -1,0 +1,124 @@
+/**
+ * `$default`: every frame an agent sends. A hello attaches the agent's session; heartbeats keep
+ * it; reports about tasks go to the task kind that declared them (flow/tasks/registry.ts).
+ * Each frame is answered, then followed up (more work for this agent), then idle agents are
+ * woken for whatever work the frame queued.
+ */
+import { decodeAgentMessage, NIMBUS_VERSION, PROTOCOL_VERSION, type AgentMessage, type ErrorCode, type Hello, type ServiceMessage } from "@nimbus/protocol";
+import { timing } from "../platform/timing.ts";
+import { closeAgentConnection, sendToAgent } from "../storage/agent-socket.ts";
+import { getConnection, recordHello, touchConnection } from "../storage/connections.ts";
+import { setDraining, touchSession } from "../storage/sessions.ts";
+import { dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
+import { WorkNotes } from "../flow/new-work.ts";
+import { endSession } from "../flow/session-end.ts";
+import { resumeTasks } from "../flow/session-resume.ts";
+import { attachSession, getSession, type SessionItem } from "../flow/sessions.ts";
+import { reportHandler } from "../flow/tasks/registry.ts";
+import type { TaskReport } from "../flow/tasks/task-kind.ts";
+
+const error = (code: ErrorCode, message: string, fatal = false): ServiceMessage => ({ type: "error", code, message, fatal });
+
+const UNKNOWN_CONNECTION = error("unknown-connection", "this connection is not registered (it may have been cleaned up): reconnect");
+const HELLO_REQUIRED = error("hello-required", "send hello before anything else");
+
+type Answer = { replies: ServiceMessage[]; followUp?: () => Promise<unknown> };
+const reply = (...replies: ServiceMessage[]): Answer => ({ replies });
+
+/** A hello: attach the agent's session to this connection, welcome it, and put its tasks straight. */
+async function hello(connectionId: string, message: Hello, now: Date): Promise<Answer> {
+  const connection = await getConnection(connectionId);
+  if (!connection) return reply(UNKNOWN_CONNECTION);
+  if (connection.helloAt) return reply(error("duplicate-hello", "this connection already said hello; nothing changed"));
+  const attached = await attachSession({ credential: message.session, tokenId: connection.tokenId, connectionId, agent: message.agent, now });
+  if (!attached.ok) {
+    return reply(error("session-refused", `session ${message.session.id} refused: ${attached.reason} — delete the agent's session.json to start a new one`, true));
+  }
+  const outcome = await recordHello(connectionId, message.agent, message.session.id, now);
+  if (outcome === "duplicate") return reply(error("duplicate-hello", "this connection already said hello; nothing changed"));
+  if (outcome === "unknown-connection") return reply(UNKNOWN_CONNECTION);
+  // A session speaks on one connection: an older one still open is closed (its tasks stay).
+  if (attached.previousConnectionId) await closeAgentConnection(attached.previousConnectionId);
+  const welcome: ServiceMessage = {
+    type: "welcome",
+    protocolVersion: PROTOCOL_VERSION,
+    serviceVersion: NIMBUS_VERSION,
+    connectionId,
+    heartbeatIntervalMs: timing().heartbeatIntervalMs,
+  };
+  const resume = await resumeTasks(attached.session, message.tasksInProgress);
+  return { replies: [welcome, ...resume], followUp: () => dispatchToSession(message.session.id) };
+}
+
+/** What to answer one valid message with, and what to do after answering. */
+async function handle(connectionId: string, message: AgentMessage, now: Date, work: WorkNotes): Promise<Answer> {
+  if (message.type === "hello") return hello(connectionId, message, now);
+  if (message.type === "heartbeat") {
+    const touched = await touchConnection(connectionId, now);
+    if (!touched.ok) return reply(touched.reason === "hello-required" ? HELLO_REQUIRED : UNKNOWN_CONNECTION);
+    await touchSession(touched.sessionId, now);
+    return reply({ type: "heartbeat-ack", sentAt: now.toISOString() });
+  }
+  // Everything else speaks for the agent's session.
+  const connection = await getConnection(connectionId);
+  if (!connection) return reply(UNKNOWN_CONNECTION);
+  if (!connection.sessionId) return reply(HELLO_REQUIRED);
+  const session = await getSession(connection.sessionId);
+  if (!session || session.connectionId !== connectionId) return reply(UNKNOWN_CONNECTION);
+  return sessionMessage(session, message, now, work);
+}
+
+async function sessionMessage(
+  session: SessionItem,
+  message: Exclude<AgentMessage, { type: "hello" | "heartbeat" }>,
+  now: Date,
+  work: WorkNotes,
+): Promise<Answer> {
+  const more = () => dispatchToSession(session.sessionId);
+  switch (message.type) {
+    case "request-work":
+      return { replies: [], followUp: more };
+    case "pause":
+      await setDraining(session.sessionId);
+      return reply();
+    case "goodbye":
+      await endSession(session, "its agent shut down", work);
+      return reply();
+    default:
+      return report(session, message, now, work, more);
+  }
+}
+
+/** A report about a task goes to the kind that declared it, with the session's record of the task if it is of that kind. */
+async function report(session: SessionItem, message: TaskReport, now: Date, work: WorkNotes, more: () => Promise<unknown>): Promise<Answer> {
+  const route = reportHandler(message.type);
+  if (!route) throw new Error(`no task kind handles ${message.type} reports`);
+  const record = session.tasks[message.taskId];
+  const held = record?.kind === route.kind ? record : undefined;
+  const answer = await route.handle({ session, message, held, now, work });
+  return { replies: answer.replies, ...(answer.more ? { followUp: more } : {}) };
+}
+
+/**
+ * Handles one frame from an agent: answer it, end the connection after a fatal error, follow
+ * up, then wake idle agents for the work it queued (even when the answer could not be given).
+ */
+export async function handleAgentFrame(connectionId: string, body: string | undefined, now = new Date()): Promise<void> {
+  const work = new WorkNotes();
+  const decoded = decodeAgentMessage(body);
+  const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
+  if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
+  await wakeIdleAgents(work);
+}
+
+/** Sends the replies in order; false when the connection is gone or was ended by a fatal error. */
+async function deliver(connectionId: string, replies: ServiceMessage[]): Promise<boolean> {
+  for (const message of replies) {
+    if (!(await sendToAgent(connectionId, message))) return false;
+    if (message.type === "error" && (message.fatal || message.code === "unknown-connection")) {
+      await closeAgentConnection(connectionId);
+      return false;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,86 @@
+/**
+ * The dispatch runner (docs/architecture.md, "ready → dispatched"): it carries out what core's
+ * dispatch plan decides — which queues to receive from, what becomes of each message, which
+ * idle agents to wake. Each task is leased to the session with conditional writes before it
+ * is sent, so a message received twice, or by two agents, starts one task.
+ */
+import type { Message } from "@aws-sdk/client-sqs";
+import { afterStart, mayStart, planDispatch, planWake, receiveCount, startDispatch, type QueueSource, type StartOutcome } from "@nimbus/core";
+import { sendToAgent } from "../storage/agent-socket.ts";
+import type { SessionFields } from "../storage/items.ts";
+import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
+import { getSessionLoad, listSessionLoads, releaseTask, reserveTask } from "../storage/sessions.ts";
+import type { WorkNotes } from "./new-work.ts";
+import { taskKind, taskSources } from "./tasks/registry.ts";
+
+/**
+ * Fills a session's free slots from the queues core `planDispatch` names, in its order.
+ * Returns the number of tasks given. `sources` may be passed when several sessions are filled
+ * at once (one read of the queues for all).
+ */
+export async function dispatchTo(session: SessionFields | undefined, sources?: readonly QueueSource[]): Promise<number> {
+  const connectionId = session?.connectionId;
+  if (!session || !connectionId) return 0;
+  let state = startDispatch(session);
+  if (state.free === 0) return 0;
+  const plan = planDispatch(session, sources ?? (await taskSources()));
+  for (const source of plan) {
+    const kind = taskKind(source.kind);
+    while (receiveCount(state) > 0) {
+      const url = await kind.queueUrl(source.queue);
+      const messages = await receiveMessages(url, receiveCount(state), () => kind.forgetQueue(source.queue));
+      if (messages.length === 0) break;
+      for (const message of messages) {
+        const outcome: StartOutcome = mayStart(state) ? await start(session, connectionId, source.kind, message) : "full";
+        const next = afterStart(state, outcome);
+        state = next.state;
+        if (next.message === "put-back") await putMessageBack(url, message);
+        else await deleteMessage(url, message);
+      }
+    }
+    if (state.stop) break;
+  }
+  return state.given;
+}
+
+/** Fills the free slots of a session by id, read afresh (after a message that may have freed one). */
+export async function dispatchToSession(sessionId: string): Promise<number> {
+  return dispatchTo(await getSessionLoad(sessionId));
+}
+
+/** Claims, reserves a slot for, leases and sends one received task. */
+async function start(session: SessionFields, connectionId: string, kindName: string, message: Message): Promise<StartOutcome> {
+  const kind = taskKind(kindName);
+  const now = new Date();
+  let claim;
+  try {
+    claim = await kind.claim(message, now);
+  } catch (error) {
+    // A body nothing can be done with would come back forever and hold up its FIFO group: drop it.
+    if (!(error instanceof MalformedMessageError)) throw error;
+    console.error(error.message);
+    return "stale";
+  }
+  if (!claim) return "stale";
+  if (!(await reserveTask(session.sessionId, claim.taskId, claim.record, session.agent.concurrentTasks))) return "full";
+  const task = await claim.lease(session, now);
+  if (!task) {
+    await releaseTask(session.sessionId, claim.taskId);
+    return "stale";
+  }
+  // An undelivered task is the session's all the same: re-sent when it reconnects.
+  return (await sendToAgent(connectionId, task)) ? "sent" : "undelivered";
+}
+
+/**
+ * Gives the work an invocation queued to idle agents that can take it at once, instead of
+ * waiting for them to ask (core `planWake` chooses them): every handler that may queue work
+ * calls this before it answers.
+ */
+export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
+  if (work.queueKeys.size === 0 && !work.evaluations) return;
+  const idle = planWake(await listSessionLoads(), work);
+  if (idle.length === 0) return;
+  const sources = await taskSources();
+  await Promise.all(idle.map((session) => dispatchTo(session, sources)));
+}

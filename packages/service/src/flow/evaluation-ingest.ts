@@ -1,0 +1,53 @@
+/**
+ * Evaluation events into the job and the shared graph (docs/architecture.md, "push → job"):
+ * derivations are registered, attributes and their errors recorded, and the evaluation is
+ * complete once every batch the agent announced is in.
+ */
+import { countAttributeErrors, putJobAttribute } from "../storage/job-attributes.ts";
+import { putJobDerivation } from "../storage/job-derivations.ts";
+import { completeEvaluation, getJob } from "../storage/jobs.ts";
+import { attributeKey } from "../storage/keys.ts";
+import type { JobItem } from "../storage/items.ts";
+import type { EvaluationEvent } from "@nimbus/protocol";
+import pMap from "p-map";
+import { finishJobIfDone } from "./job-finish.ts";
+import type { WorkNotes } from "./new-work.ts";
+import { registerDerivation } from "./register-derivation.ts";
+
+/** Events of one batch at once, at most this many: they do not depend on their order (flow/register-derivation.ts). */
+const EVENTS_AT_ONCE = 8;
+
+export async function recordEvents(job: JobItem, events: readonly EvaluationEvent[], work: WorkNotes, now: Date): Promise<void> {
+  await pMap(events, (event) => recordEvent(job, event, work, now), { concurrency: EVENTS_AT_ONCE });
+}
+
+async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes, now: Date): Promise<void> {
+  switch (event.kind) {
+    case "derivation":
+      return registerDerivation(job.jobId, event, { rebuildFailures: job.trigger.rebuildFailures ?? false }, work, now);
+    case "attribute":
+    case "attribute-error": {
+      await putJobAttribute({
+        jobId: job.jobId,
+        attribute: attributeKey(event.path),
+        path: event.path,
+        ...(event.kind === "attribute"
+          ? { drvPath: event.drvPath, attributeType: event.attributeType, needsBuild: event.needsBuild }
+          : { error: event.message }),
+      });
+      // Outputs already valid: the job shows it, and there is nothing to build.
+      if (event.kind === "attribute" && !event.needsBuild) {
+        await putJobDerivation(job.jobId, event.drvPath, "cached", now.toISOString());
+      }
+    }
+  }
+}
+
+/** running → succeeded when `batches` is known and all of them are recorded; the job then builds. */
+export async function completeEvaluationIfAllIn(jobId: string, now: Date): Promise<void> {
+  const job = await getJob(jobId);
+  const evaluation = job?.evaluation;
+  if (!job || evaluation?.status !== "running" || evaluation.batches === undefined) return;
+  if ((evaluation.batchesSeen?.size ?? 0) < evaluation.batches) return;
+  if (await completeEvaluation(jobId, await countAttributeErrors(jobId), now)) await finishJobIfDone(jobId);
+}

@@ -1,0 +1,29 @@
+import type { WebhookAccepted } from "@nimbus/protocol";
+import { notFound } from "../platform/errors.ts";
+import { getJob } from "../storage/jobs.ts";
+import { newJobId } from "./job-ids.ts";
+import { startJob } from "./job-start.ts";
+import type { WorkNotes } from "./new-work.ts";
+
+/**
+ * Runs a job's commit again as a new job. Cached failures stay failed unless
+ * `rebuildFailures`, which starts them (and their dependents) over.
+ */
+export async function startRerun(jobId: string, rebuildFailures: boolean, work: WorkNotes, now = new Date()): Promise<WebhookAccepted> {
+  const job = await getJob(jobId);
+  if (!job) throw notFound(`no job ${jobId} — list jobs with \`nimbus jobs\``);
+  const id = newJobId(now);
+  await startJob(
+    id,
+    {
+      repository: job.repository,
+      ...(job.ref ? { ref: job.ref } : {}),
+      commit: job.commit,
+      cloneUrl: job.cloneUrl,
+      trigger: { event: "rerun", rerunOf: jobId, rebuildFailures },
+    },
+    now.toISOString(),
+    work,
+  );
+  return { jobId: id, redelivery: false };
+}

@@ -1,0 +1,105 @@
+import { advanceWaiting, isReadyToQueue, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
+import type { DerivationEvent } from "@nimbus/protocol";
+import { putEdges } from "../storage/derivation-edges.ts";
+import { addInputs, clearPendingInputs, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
+import type { DerivationItem } from "../storage/items.ts";
+import { mirrorStatus, putJobDerivation } from "../storage/job-derivations.ts";
+import type { WorkNotes } from "./new-work.ts";
+import { enqueue, failDependent } from "./settle.ts";
+
+/**
+ * Adds one derivation an evaluation found to the shared graph and to the job. Order of
+ * writes matters: edges first, then the item, then a fresh look at the inputs — so an input
+ * that settles at any moment either sees this derivation through its edge or is seen here.
+ */
+export async function registerDerivation(
+  jobId: string,
+  event: DerivationEvent,
+  options: { rebuildFailures: boolean },
+  work: WorkNotes,
+  now = new Date(),
+): Promise<void> {
+  const at = now.toISOString();
+  const inputs = [...new Set(event.inputDrvs)];
+  await putEdges(event.drvPath, inputs);
+  // Until every part of a split event is in, the others' markers keep it from being ready.
+  const pending = [...inputs, ...otherParts(event)];
+  const requiredFeatures = [...new Set(event.requiredFeatures)].sort();
+  const fresh: DerivationItem = {
+    drvPath: event.drvPath,
+    system: event.system,
+    requiredFeatures,
+    outputs: event.outputs,
+    ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
+    status: "waiting",
+    ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
+    queueKey: queueKeyOf(event.system, requiredFeatures),
+    attempt: 0,
+    createdAt: at,
+    updatedAt: at,
+  };
+  const created = await createDerivation(fresh);
+  let current = created ? fresh : await getDerivation(event.drvPath);
+  const step = registrationStep({ created, status: current?.status, rebuildFailures: options.rebuildFailures, part: event.part !== undefined });
+  if (current && step === "restart") current = await restart(current, inputs, pending, now);
+  else if (step === "merge-part") current = await mergePart(event.drvPath, inputs, partMarker(event.part!.index));
+  await putJobDerivation(jobId, event.drvPath, current?.status ?? "waiting", at);
+  if (current?.status === "waiting") await advance(current, work, now);
+  // The job row may have been written after a move's mirror: re-read and mirror once more.
+  const latest = await getDerivation(event.drvPath);
+  if (latest && latest.status !== current?.status) await mirrorStatus(latest.drvPath, latest.status, latest.updatedAt);
+}
+
+const partMarker = (index: number) => `#part/${index}`;
+
+/** Markers of the parts other than this one, for a split event (none otherwise). */
+const otherParts = (event: DerivationEvent): string[] =>
+  event.part
+    ? Array.from({ length: event.part.count }, (_, i) => i)
+        .filter((i) => i !== event.part!.index)
+        .map(partMarker)
+    : [];
+
+/** Adds one part's inputs to a waiting derivation, then takes away that part's marker (two writes: DynamoDB allows one action per attribute). */
+async function mergePart(drvPath: string, inputs: string[], marker: string): Promise<DerivationItem | undefined> {
+  await addInputs(drvPath, inputs);
+  return clearPendingInputs(drvPath, [marker]);
+}
+
+/** Starts a failed, dependency-failed or cancelled derivation over (core `registrationStep` said so). */
+async function restart(drv: DerivationItem, inputs: string[], pending: string[], now: Date): Promise<DerivationItem | undefined> {
+  const moved = await moveDerivation(
+    drv.drvPath,
+    {
+      from: RESTARTABLE,
+      to: "waiting",
+      set: {
+        ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
+        ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
+      },
+      remove: [
+        "failure",
+        "lease",
+        "builtBy",
+        "finishedAt",
+        ...(inputs.length ? [] : ["inputDrvs"]),
+        ...(pending.length ? [] : ["pendingInputs"]),
+      ],
+      // A new attempt: a new task id, and a queue message SQS will not take for a duplicate.
+      addAttempt: 1,
+    },
+    now,
+  );
+  if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
+  return moved ?? (await getDerivation(drv.drvPath));
+}
+
+/** Looks at a waiting derivation's inputs (core `advanceWaiting`) and moves it on: queued, dependency-failed, or still waiting. */
+async function advance(drv: DerivationItem, work: WorkNotes, now: Date): Promise<void> {
+  const inputs = [...(drv.inputDrvs ?? [])];
+  const statuses = await getDerivations(inputs);
+  const step = advanceWaiting(inputs, (input) => statuses.get(input)?.status);
+  if (step.type === "fail") return failDependent(drv.drvPath, step.dependency, work, now);
+  const after = await clearPendingInputs(drv.drvPath, step.inputs);
+  if (after && isReadyToQueue(after)) await enqueue(after.drvPath, work, now);
+}

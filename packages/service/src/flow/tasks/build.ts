@@ -1,0 +1,108 @@
+/**
+ * The build task: an agent realises one derivation whose inputs are built (docs/protocol.md,
+ * `build`). Its work waits in the build queue of its (system, features); its lease is the
+ * derivation's `lease`, and only the session holding it can settle the derivation.
+ */
+import { createHash } from "node:crypto";
+import { BuildTask, type BuildLog, type BuildResult } from "@nimbus/protocol";
+import { z } from "zod";
+import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
+import { putLogChunk } from "../../storage/build-logs.ts";
+import { getDerivation, moveDerivation } from "../../storage/derivations.ts";
+import type { DerivationItem } from "../../storage/items.ts";
+import { mirrorStatus } from "../../storage/job-derivations.ts";
+import { logChunk } from "../../storage/keys.ts";
+import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts";
+import { releaseTask } from "../../storage/sessions.ts";
+import { retryBuild } from "../retries.ts";
+import { settle } from "../settle.ts";
+import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskKind } from "./task-kind.ts";
+
+/** What a session records of a build it holds. */
+export const BuildRecord = z.strictObject({ kind: z.literal("build"), drvPath: z.string(), attempt: z.number(), startedAt: z.string() });
+export type BuildRecord = z.infer<typeof BuildRecord>;
+
+const digest = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
+/** A build's task id: its derivation and attempt, so a retry is a new task. */
+export const buildTaskId = (drvPath: string, attempt: number) => `b-${digest(drvPath)}-${attempt}`;
+
+export const buildTaskMessage = (taskId: string, drv: Pick<DerivationItem, "drvPath" | "system" | "requiredFeatures">): BuildTask => ({
+  type: "build",
+  taskId,
+  drvPath: drv.drvPath,
+  system: drv.system,
+  requiredFeatures: drv.requiredFeatures,
+});
+
+const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this agent holds");
+const leaseHeld = (taskId: string) => ({ expression: "lease.taskId = :task", values: { ":task": taskId } });
+
+/** Stores a batch of log lines (idempotent: the chunk number is the attempt and the batch number). */
+async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): Promise<TaskAnswer> {
+  if (!held) return answer(false, notHeld(message.taskId));
+  await putLogChunk({ drvPath: held.drvPath, chunk: logChunk(held.attempt, message.seq), lines: message.lines });
+  return answer(false);
+}
+
+/**
+ * Records how a build ended — only from the session holding its lease, only once — moves the
+ * graph on, frees the slot and acknowledges, so the agent stops re-sending it.
+ */
+async function buildResult({ session, message, held, now, work }: ReportInput<BuildResult, BuildRecord>): Promise<TaskAnswer> {
+  if (!held) return answer(true, notHeld(message.taskId));
+  if (held.drvPath !== message.drvPath) return answer(true, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
+  const builtBy = { hostname: session.agent.hostname, sessionId: session.sessionId, connectionId: session.connectionId ?? "", labels: session.agent.labels };
+  const settleAs = (to: "succeeded" | "failed", set: Record<string, unknown>) =>
+    moveDerivation(message.drvPath, { from: ["building"], to, set, remove: ["lease"], condition: leaseHeld(message.taskId) }, now);
+  let moved: DerivationItem | undefined;
+  if (message.status === "succeeded") {
+    moved = await settleAs("succeeded", { builtBy, finishedAt: now.toISOString(), ...(message.outputs ? { outputs: message.outputs } : {}) });
+  } else if (message.status === "failed") {
+    const reason = `builder failed${message.exitCode === undefined ? "" : ` with exit code ${message.exitCode}`}`;
+    const failure = { reason, ...(message.exitCode === undefined ? {} : { exitCode: message.exitCode }), logTail: message.logTail ?? [] };
+    moved = await settleAs("failed", { builtBy, failure, finishedAt: now.toISOString() });
+  } else {
+    await retryBuild(message.drvPath, message.taskId, held.attempt, `agent error: ${message.error ?? "exceptional result"}`, work, now);
+  }
+  if (moved) await settle(moved, work, now);
+  await releaseTask(session.sessionId, message.taskId);
+  return answer(true, { type: "result-ack", taskId: message.taskId });
+}
+
+export const buildKind = {
+  kind: "build",
+  message: BuildTask,
+  record: BuildRecord,
+  // Rank 1: after evaluations; one source per build queue, kept only where the agent may build.
+  sources: async () =>
+    (await listBuildQueues()).map((q) => ({ kind: "build", queue: q.queueKey, rank: 1, requires: { system: q.system, requiredFeatures: q.features } })),
+  queueUrl: buildQueueUrl,
+  forgetQueue: (queueKey) => {
+    forgetBuildQueue(queueKey);
+  },
+  async claim(message, now) {
+    const { drvPath } = parseMessageBody("a build queue", message, BuildMessage);
+    const drv = await getDerivation(drvPath);
+    // A retry waiting out its back-off is not for now: the sweeper sends it again when due.
+    if (!drv || drv.status !== "queued" || drv.dueAt) return undefined;
+    const taskId = buildTaskId(drv.drvPath, drv.attempt);
+    return {
+      taskId,
+      record: { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() },
+      async lease(holder) {
+        const lease = { taskId, sessionId: holder.sessionId, leasedAt: now.toISOString() };
+        const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease } }, now);
+        if (!leased) return undefined;
+        await mirrorStatus(drv.drvPath, "building", leased.updatedAt);
+        return buildTaskMessage(taskId, leased);
+      },
+    };
+  },
+  async resume(taskId, record) {
+    const drv = await getDerivation(record.drvPath);
+    return drv?.status === "building" && drv.lease?.taskId === taskId ? buildTaskMessage(taskId, drv) : undefined;
+  },
+  // The agent, not the build, failed: a retry.
+  handBack: (taskId, record, _holder, reason, work) => retryBuild(record.drvPath, taskId, record.attempt, reason, work),
+  reports: { "build-log": buildLog, "build-result": buildResult },
+} satisfies TaskKind<"build", BuildRecord, BuildTask>;

@@ -1,0 +1,111 @@
+/**
+ * The evaluate task: an agent clones a job's commit, evaluates it and streams the derivations
+ * it found (docs/protocol.md, `evaluate`). Its work waits in the Evaluations queue; its lease
+ * is the job's `evaluation.sessionId`.
+ */
+import { EvaluateTask, type EvaluationDone, type EvaluationEvents } from "@nimbus/protocol";
+import { z } from "zod";
+import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
+import type { JobItem } from "../../storage/items.ts";
+import { endEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation } from "../../storage/jobs.ts";
+import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
+import { releaseTask } from "../../storage/sessions.ts";
+import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
+import { finishJobIfDone } from "../job-finish.ts";
+import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskKind } from "./task-kind.ts";
+
+/** What a session records of an evaluation it holds. */
+export const EvaluateRecord = z.strictObject({ kind: z.literal("evaluate"), jobId: z.string(), startedAt: z.string() });
+export type EvaluateRecord = z.infer<typeof EvaluateRecord>;
+
+/** An evaluation's task id names its job. */
+export const evaluationTaskId = (jobId: string) => `eval-${jobId}`;
+const jobOfTask = (taskId: string) => (taskId.startsWith("eval-") ? taskId.slice("eval-".length) : undefined);
+
+export const evaluateTaskMessage = (job: Pick<JobItem, "jobId" | "repository" | "cloneUrl" | "commit" | "ref" | "evaluation">): EvaluateTask => ({
+  type: "evaluate",
+  taskId: job.evaluation.taskId,
+  jobId: job.jobId,
+  repository: job.repository,
+  cloneUrl: job.cloneUrl,
+  commit: job.commit,
+  ...(job.ref ? { ref: job.ref } : {}),
+});
+
+/** The job whose evaluation `taskId` is, if this session holds it and the job still runs. */
+async function heldEvaluation(sessionId: string, taskId: string): Promise<JobItem | undefined> {
+  const jobId = jobOfTask(taskId);
+  const job = jobId ? await getJob(jobId) : undefined;
+  const held =
+    job?.status === "evaluating" &&
+    job.evaluation.taskId === taskId &&
+    job.evaluation.status === "running" &&
+    job.evaluation.sessionId === sessionId;
+  return held ? job : undefined;
+}
+
+const unknownEvaluation = (taskId: string) => unknownTask(taskId, "is not an evaluation this agent holds");
+
+/** One batch of evaluation events: record them, then note the batch (a duplicate is only acknowledged). */
+async function evaluationEvents({ session, message, now, work }: ReportInput<EvaluationEvents, EvaluateRecord>): Promise<TaskAnswer> {
+  const job = await heldEvaluation(session.sessionId, message.taskId);
+  if (!job) return answer(false, unknownEvaluation(message.taskId));
+  const ack = { type: "ack", taskId: message.taskId, seq: message.seq } as const;
+  if (job.evaluation.batchesSeen?.has(message.seq)) return answer(false, ack);
+  await recordEvents(job, message.events, work, now);
+  await noteEvaluationBatch(job.jobId, message.seq);
+  await completeEvaluationIfAllIn(job.jobId, now);
+  return answer(false, ack);
+}
+
+/** The end of an evaluation; the job moves on once every batch it announces has been recorded. */
+async function evaluationDone({ session, message, now }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
+  const ack = { type: "result-ack", taskId: message.taskId } as const;
+  const job = await heldEvaluation(session.sessionId, message.taskId);
+  // The slot is free whatever became of the job (it may have been cancelled meanwhile).
+  const released = await releaseTask(session.sessionId, message.taskId);
+  if (!job) return answer(true, released ? ack : unknownEvaluation(message.taskId));
+  if (message.status === "failed") {
+    await endEvaluation(job.jobId, { error: message.error ?? "evaluation failed" }, now);
+    await finishJobIfDone(job.jobId);
+  } else {
+    await endEvaluation(job.jobId, { batches: message.batches }, now);
+    await completeEvaluationIfAllIn(job.jobId, now);
+  }
+  return answer(true, ack);
+}
+
+export const evaluateKind = {
+  kind: "evaluate",
+  message: EvaluateTask,
+  record: EvaluateRecord,
+  // Rank 0: evaluations come before builds, since they make the work.
+  sources: async () => [{ kind: "evaluate", queue: EVALUATION_QUEUE, rank: 0 }],
+  queueUrl: async () => evaluationQueueUrl(),
+  forgetQueue: () => {},
+  async claim(message, now) {
+    const { jobId } = parseMessageBody(EVALUATION_QUEUE, message, EvaluationMessage);
+    const job = await getJob(jobId);
+    if (!job || job.status !== "evaluating" || job.evaluation.status !== "queued") return undefined;
+    const startedAt = now.toISOString();
+    return {
+      taskId: job.evaluation.taskId,
+      record: { kind: "evaluate", jobId: job.jobId, startedAt },
+      lease: async (holder) =>
+        (await leaseEvaluation(job.jobId, { sessionId: holder.sessionId, hostname: holder.agent.hostname }, startedAt))
+          ? evaluateTaskMessage(job)
+          : undefined,
+    };
+  },
+  async resume(taskId, record, holder) {
+    const job = await getJob(record.jobId);
+    return job?.evaluation.taskId === taskId && job.evaluation.sessionId === holder.sessionId ? evaluateTaskMessage(job) : undefined;
+  },
+  async handBack(_taskId, record, holder, _reason, work) {
+    const retry = await returnEvaluation(record.jobId, holder.sessionId);
+    if (retry === undefined) return;
+    await enqueueEvaluation(record.jobId, retry);
+    work.addEvaluation();
+  },
+  reports: { "evaluation-events": evaluationEvents, "evaluation-done": evaluationDone },
+} satisfies TaskKind<"evaluate", EvaluateRecord, EvaluateTask>;

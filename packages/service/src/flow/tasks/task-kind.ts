@@ -1,0 +1,75 @@
+/**
+ * What the service must know of one kind of task (evaluate, build; effects later), declared
+ * once per kind in flow/tasks/<kind>.ts and listed in flow/tasks/registry.ts. The dispatch
+ * runner, the session's hand-back and resume, and the agent-message edge work only through
+ * these declarations, so a new kind is one new file and a line in the registry.
+ */
+import type { Message } from "@aws-sdk/client-sqs";
+import type { QueueSource } from "@nimbus/core";
+import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
+import type { z } from "zod";
+import type { SessionFields } from "../../storage/items.ts";
+import type { WorkNotes } from "../new-work.ts";
+
+/** The session a task is given to, as a task kind sees it. */
+export type TaskHolder = SessionFields;
+
+/** A message from an agent about one of its tasks (events, logs, results). */
+export type TaskReport = Extract<AgentMessage, { taskId: string }>;
+export type TaskReportType = TaskReport["type"];
+
+/** What to answer a report with, and whether to give the session more work after answering. */
+export interface TaskAnswer {
+  replies: ServiceMessage[];
+  more: boolean;
+}
+
+export interface ReportInput<M extends TaskReport, R> {
+  session: TaskHolder;
+  message: M;
+  /** The session's record of `message.taskId` when it is a task of this kind. */
+  held: R | undefined;
+  now: Date;
+  work: WorkNotes;
+}
+
+/** A received queue message read: the task it stands for, ready to lease. */
+export interface Claim<R, M> {
+  taskId: string;
+  /** What the session records once it holds the task. */
+  record: R;
+  /** Takes the target's lease for the holder (whose slot is reserved already): the message to send, or undefined if the target moved on meanwhile. */
+  lease(holder: TaskHolder, now: Date): Promise<M | undefined>;
+}
+
+export interface TaskKind<K extends string, R extends { kind: K; startedAt: string }, M extends ServiceMessage> {
+  kind: K;
+  /** The task message the agent receives (docs/protocol.md). */
+  message: z.ZodType<M>;
+  /** What the session stores while it holds a task of this kind. */
+  record: z.ZodType<R>;
+  /** The queues its work waits in; core `planDispatch` orders them and keeps those the agent may serve. */
+  sources(): Promise<QueueSource[]>;
+  queueUrl(queue: string): Promise<string>;
+  /** The queue vanished (a local restart empties them): forget what was cached of it. */
+  forgetQueue(queue: string): void;
+  /** Reads a received message: the task to lease, or undefined when its target no longer waits for an agent. */
+  claim(message: Message, now: Date): Promise<Claim<R, M> | undefined>;
+  /** After a reconnect: the task message again, if the holder still holds the task's lease. */
+  resume(taskId: string, record: R, holder: TaskHolder): Promise<M | undefined>;
+  /** The holder's session ends (goodbye, or its agent was lost): the task goes back for another agent. */
+  handBack(taskId: string, record: R, holder: TaskHolder, reason: string, work: WorkNotes): Promise<void>;
+  /** How each report about a task of this kind is handled. */
+  reports: { [T in TaskReportType]?: (input: ReportInput<Extract<TaskReport, { type: T }>, R>) => Promise<TaskAnswer> };
+}
+
+/** The answer to a report about a task the agent does not hold (nothing changed). */
+export const unknownTask = (taskId: string, why: string): ServiceMessage => ({
+  type: "error",
+  code: "unknown-task",
+  message: `task ${taskId} ${why}; nothing changed`,
+  fatal: false,
+  taskId,
+});
+
+export const answer = (more: boolean, ...replies: ServiceMessage[]): TaskAnswer => ({ replies, more });

@@ -1,0 +1,54 @@
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, IDLE_TIMEOUT_MS } from "@nimbus/protocol";
+
+/**
+ * The timing knobs of docs/reliability.md ("Timing knobs"); the retry ones are the policy the
+ * core's retry decision applies. Handlers read them from the environment (set by
+ * sst.config.ts in AWS, by the local runtime's options locally), with these defaults.
+ */
+export interface Timing {
+  /** How often agents heartbeat (told in `welcome`). */
+  heartbeatIntervalMs: number;
+  /** A session silent this long has lost its agent: its tasks go back to the queues. */
+  sessionGraceMs: number;
+  /** A queued derivation not leased for this long is sent to its queue again. */
+  requeueAfterMs: number;
+  /** Back-off before retry n ≥ 2 is base × 3^(n−2), at most `retryMaxMs`; the first retry is at once. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Attempts (first build included) before a transient failure becomes a failure. */
+  maxAttempts: number;
+}
+
+const DEFAULTS: Timing = {
+  heartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS,
+  sessionGraceMs: 3 * 60_000,
+  requeueAfterMs: 2 * 60_000,
+  retryBaseMs: 30_000,
+  retryMaxMs: 30 * 60_000,
+  maxAttempts: 5,
+};
+
+const ENV: Record<keyof Timing, string> = {
+  heartbeatIntervalMs: "NIMBUS_HEARTBEAT_INTERVAL_MS",
+  sessionGraceMs: "NIMBUS_SESSION_GRACE_MS",
+  requeueAfterMs: "NIMBUS_REQUEUE_AFTER_MS",
+  retryBaseMs: "NIMBUS_RETRY_BASE_MS",
+  retryMaxMs: "NIMBUS_RETRY_MAX_MS",
+  maxAttempts: "NIMBUS_MAX_ATTEMPTS",
+};
+
+/** The environment variable of each knob, for whoever sets them (sst.config.ts, the local runtime). */
+export const TIMING_ENV = ENV;
+
+export function timing(): Timing {
+  const read = (key: keyof Timing) => {
+    const raw = process.env[ENV[key]];
+    const value = raw === undefined || raw === "" ? NaN : Number(raw);
+    return Number.isFinite(value) && value >= 0 ? value : DEFAULTS[key];
+  };
+  const t = Object.fromEntries((Object.keys(DEFAULTS) as (keyof Timing)[]).map((k) => [k, read(k)])) as unknown as Timing;
+  // Heartbeats must keep the connection inside API Gateway's idle timeout.
+  t.heartbeatIntervalMs = Math.min(Math.max(t.heartbeatIntervalMs, 100), IDLE_TIMEOUT_MS - 1);
+  t.maxAttempts = Math.max(1, Math.floor(t.maxAttempts));
+  return t;
+}

@@ -1,0 +1,69 @@
+import { createHash } from "node:crypto";
+import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { buildQueueName, parseQueueKey } from "@nimbus/core";
+import { sqs } from "../platform/aws-clients.ts";
+import { appStage } from "../platform/linked-resources.ts";
+import { buildQueuePrefix } from "../platform/resource-specs.ts";
+import type { BuildQueueItem, DerivationItem } from "./items.ts";
+import { isMissingQueue, type BuildMessage } from "./queue-messages.ts";
+import { BuildQueues } from "./tables.ts";
+
+/** Seconds a received build message stays hidden before SQS offers it again. */
+const VISIBILITY_TIMEOUT_SECONDS = 60;
+
+// Queue URLs by key, for the life of the Lambda container (CreateQueue is idempotent anyway).
+const urls = new Map<string, string>();
+
+const digest = (text: string, length: number) => createHash("sha256").update(text).digest("hex").slice(0, length);
+
+/** The FIFO queue of a (system, features) key, created and registered on first use. */
+export async function buildQueueUrl(queueKey: string): Promise<string> {
+  const cached = urls.get(queueKey);
+  if (cached) return cached;
+  const { app, stage } = appStage();
+  const queueName = buildQueueName(buildQueuePrefix(app, stage), queueKey);
+  const { QueueUrl } = await sqs().send(
+    new CreateQueueCommand({
+      QueueName: queueName,
+      Attributes: { FifoQueue: "true", VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS) },
+    }),
+  );
+  if (!QueueUrl) throw new Error(`SQS created build queue ${queueName} without a URL`);
+  const { system, features } = parseQueueKey(queueKey);
+  const item: BuildQueueItem = { queueKey, queueName, system, features, createdAt: new Date().toISOString() };
+  await BuildQueues.put(item, { expression: "attribute_not_exists(queueKey)" });
+  urls.set(queueKey, QueueUrl);
+  return QueueUrl;
+}
+
+/** Forgets a cached URL (the queue vanished, as on a local restart). */
+export const forgetBuildQueue = (queueKey: string) => urls.delete(queueKey);
+
+/** The build queues created so far (a small table: one item per (system, features)). */
+export const listBuildQueues = (): Promise<BuildQueueItem[]> => BuildQueues.scan();
+
+/**
+ * Puts a queued derivation on its queue. Each derivation is its own message group (so
+ * builds of one queue run in parallel), and the deduplication id names the attempt (and the
+ * sweeper's re-send), so sending twice within SQS's 5-minute window is harmless.
+ */
+export async function sendToBuildQueue(drv: Pick<DerivationItem, "drvPath" | "queueKey" | "attempt"> & { resend?: number }): Promise<void> {
+  const body: BuildMessage = { drvPath: drv.drvPath, attempt: drv.attempt };
+  const send = async () =>
+    sqs().send(
+      new SendMessageCommand({
+        QueueUrl: await buildQueueUrl(drv.queueKey),
+        MessageBody: JSON.stringify(body),
+        MessageGroupId: digest(drv.drvPath, 32),
+        MessageDeduplicationId: digest(`${drv.drvPath}#${drv.attempt}${drv.resend ? `#${drv.resend}` : ""}`, 64),
+      }),
+    );
+  try {
+    await send();
+  } catch (error) {
+    // A local stack restarts with empty queues: create it again and retry once.
+    if (!isMissingQueue(error)) throw error;
+    forgetBuildQueue(drv.queueKey);
+    await send();
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The shape of every item Nimbus keeps in DynamoDB, one zod schema each (the type is its
+ * z.infer). Reads parse through these (storage/table.ts), so a malformed item fails where it is
+ * read, naming its table and key; writes are built from the types. Keys and indexes are in
+ * platform/resource-specs.ts, the constant key values in storage/keys.ts.
+ */
+import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobStatus, Trigger } from "@nimbus/protocol";
+import { z } from "zod";
+import { SHARD } from "./keys.ts";
+
+/**
+ * A DynamoDB string (or number) set: the document client reads one as a `Set`. A list written
+ * by hand (a test, an older writer) is taken too, so readers always get a `Set`.
+ */
+const StringSet = z.union([z.set(z.string()), z.array(z.string())]).transform((v) => new Set(v));
+const NumberSet = z.union([z.set(z.number()), z.array(z.number())]).transform((v) => new Set(v));
+const Timestamp = z.string();
+
+export const JobItem = z.object({
+  jobId: z.string(),
+  listKey: z.literal(SHARD.jobList),
+  repository: z.string(),
+  ref: z.string().optional(),
+  commit: z.string(),
+  cloneUrl: z.string(),
+  trigger: Trigger,
+  status: JobStatus,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  finishedAt: Timestamp.optional(),
+  evaluation: z.object({
+    status: EvaluationStatus,
+    taskId: z.string(),
+    /** Session that holds the evaluation lease while `running`. */
+    sessionId: z.string().optional(),
+    retries: z.number().optional(),
+    agent: z.string().optional(),
+    error: z.string().optional(),
+    /** From evaluation-done: how many event batches the agent sent. */
+    batches: z.number().optional(),
+    /** Batch numbers processed so far (a number set: adding twice is harmless). */
+    batchesSeen: NumberSet.optional(),
+  }),
+  /** Attribute evaluation errors count as failures of the job. */
+  attributeErrors: z.number().optional(),
+  /** Present while the job runs: the byActivity index's hash key. */
+  activeShard: z.literal(SHARD.activeJob).optional(),
+});
+export type JobItem = z.infer<typeof JobItem>;
+
+/** `X-GitHub-Delivery` → job. */
+export const DeliveryItem = z.object({
+  deliveryId: z.string(),
+  jobId: z.string(),
+  createdAt: Timestamp,
+});
+export type DeliveryItem = z.infer<typeof DeliveryItem>;
+
+export const DerivationItem = z.object({
+  drvPath: z.string(),
+  system: z.string(),
+  /** Sorted. */
+  requiredFeatures: z.array(z.string()),
+  outputs: z.record(z.string(), z.string()),
+  /** Input derivations that needed building (a string set; absent when none). */
+  inputDrvs: StringSet.optional(),
+  status: DerivationStatus,
+  /** Inputs not yet succeeded, and `#part/<i>` for parts of the event not yet received (a string set; absent when empty). */
+  pendingInputs: StringSet.optional(),
+  /** Name of the build queue it was sent to. */
+  queueKey: z.string(),
+  /** Bumped on every dispatch and retry; part of the task id and dedup id. */
+  attempt: z.number(),
+  /** The session holding the build while `building`: only it can settle it. */
+  lease: z.object({ taskId: z.string(), sessionId: z.string(), leasedAt: Timestamp }).optional(),
+  builtBy: z
+    .object({ hostname: z.string(), sessionId: z.string().optional(), connectionId: z.string(), labels: z.record(z.string(), z.unknown()) })
+    .optional(),
+  failure: z
+    .object({
+      reason: z.string(),
+      exitCode: z.number().optional(),
+      logTail: z.array(z.string()).optional(),
+      dependency: z.string().optional(),
+    })
+    .optional(),
+  /** Why the last attempt was retried. */
+  lastError: z.string().optional(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  /** When it last became ready, or was last sent to its queue (for latency and the sweeper). */
+  queuedAt: Timestamp.optional(),
+  /** Present while queued: the byQueuedAt index's hash key. */
+  queuedShard: z.literal(SHARD.queued).optional(),
+  /** A retry waiting out its back-off: sent to its queue at `dueAt` by the sweeper. */
+  dueShard: z.literal(SHARD.due).optional(),
+  dueAt: Timestamp.optional(),
+  /** Present from settling until dependents and jobs were told: the byUnpropagated index's hash key. */
+  propagateShard: z.literal(SHARD.unpropagated).optional(),
+  finishedAt: Timestamp.optional(),
+});
+export type DerivationItem = z.infer<typeof DerivationItem>;
+
+/** input → dependent. */
+export const EdgeItem = z.object({
+  inputDrv: z.string(),
+  dependentDrv: z.string(),
+});
+export type EdgeItem = z.infer<typeof EdgeItem>;
+
+export const JobDerivationItem = z.object({
+  jobId: z.string(),
+  drvPath: z.string(),
+  /** The derivation's status, mirrored (storage/keys.ts `jobStatusKey`). */
+  status: DerivationStatus,
+  jobStatus: z.string(),
+  /** When the mirrored status was current: a mirror older than the row's is dropped. */
+  updatedAt: Timestamp.optional(),
+});
+export type JobDerivationItem = z.infer<typeof JobDerivationItem>;
+
+export const JobAttributeItem = z.object({
+  jobId: z.string(),
+  /** JSON of the path (storage/keys.ts `attributeKey`). */
+  attribute: z.string(),
+  path: AttributePath,
+  drvPath: z.string().optional(),
+  attributeType: z.string().optional(),
+  /** False when the evaluating agent found its outputs already valid. */
+  needsBuild: z.boolean().optional(),
+  error: z.string().optional(),
+});
+export type JobAttributeItem = z.infer<typeof JobAttributeItem>;
+
+export const BuildLogItem = z.object({
+  drvPath: z.string(),
+  /** storage/keys.ts `logChunk`: the latest attempt's chunks sort last. */
+  chunk: z.number(),
+  lines: z.array(z.string()),
+});
+export type BuildLogItem = z.infer<typeof BuildLogItem>;
+
+export const BuildQueueItem = z.object({
+  queueKey: z.string(),
+  queueName: z.string(),
+  system: z.string(),
+  features: z.array(z.string()),
+  createdAt: Timestamp,
+});
+export type BuildQueueItem = z.infer<typeof BuildQueueItem>;
+
+/** A cluster join token; only the secret's hash is stored. */
+export const TokenItem = z.object({
+  tokenId: z.string(),
+  secretHash: z.string(),
+  name: z.string(),
+  createdAt: Timestamp,
+  revokedAt: Timestamp.optional(),
+});
+export type TokenItem = z.infer<typeof TokenItem>;
+
+/** One open WebSocket. `agent` and `sessionId` are set by the agent's hello; until then it is not listed. */
+export const ConnectionItem = z.object({
+  connectionId: z.string(),
+  tokenId: z.string(),
+  shard: z.literal(SHARD.connection),
+  connectedAt: Timestamp,
+  lastSeen: Timestamp,
+  sourceIp: z.string().optional(),
+  helloAt: Timestamp.optional(),
+  agent: AgentInfo.optional(),
+  sessionId: z.string().optional(),
+});
+export type ConnectionItem = z.infer<typeof ConnectionItem>;
+
+/**
+ * An agent's session, but for the tasks it holds: it outlives connections (reconnects, the
+ * 2-hour cap) and carries the agent's slots. Only its secret's hash is stored. The whole item,
+ * tasks included, is flow/sessions.ts `SessionItem`: task records are declared by the task
+ * kinds (flow/tasks/registry.ts).
+ */
+export const SessionFields = z.object({
+  sessionId: z.string(),
+  secretHash: z.string(),
+  tokenId: z.string(),
+  shard: z.literal(SHARD.session),
+  /** The connection it speaks on now; absent while the agent is away. */
+  connectionId: z.string().optional(),
+  agent: AgentInfo,
+  /** Tasks given and not yet ended: never above agent.concurrentTasks. */
+  runningTasks: z.number(),
+  /** The agent asked for no new work (it is shutting down). */
+  draining: z.boolean().optional(),
+  createdAt: Timestamp,
+  lastSeen: Timestamp,
+});
+export type SessionFields = z.infer<typeof SessionFields>;

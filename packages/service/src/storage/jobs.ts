@@ -1,0 +1,116 @@
+import type { JobStatus } from "@nimbus/protocol";
+import type { JobItem } from "./items.ts";
+import { SHARD } from "./keys.ts";
+import { Jobs } from "./tables.ts";
+
+export const getJob = (jobId: string): Promise<JobItem | undefined> => Jobs.get({ jobId });
+
+/** Creates the job unless it exists; whether this call created it. */
+export const createJob = (job: JobItem): Promise<boolean> => Jobs.put(job, { expression: "attribute_not_exists(jobId)" });
+
+/** Sets a job's status if it is still active; false if something else finished it first. */
+export function setJobStatus(jobId: string, status: JobStatus, now = new Date()): Promise<boolean> {
+  const finished = status !== "evaluating" && status !== "building";
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: `SET #status = :status, updatedAt = :now${finished ? ", finishedAt = :now REMOVE activeShard" : ""}`,
+      ConditionExpression: "#status IN (:evaluating, :building)",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":status": status, ":now": now.toISOString(), ":evaluating": "evaluating", ":building": "building" },
+    },
+  );
+}
+
+/** queued → running for `sessionId`, while the job still evaluates; whether this call leased it. */
+export function leaseEvaluation(jobId: string, holder: { sessionId: string; hostname: string }, now: string): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET evaluation.#st = :running, evaluation.sessionId = :session, evaluation.#agent = :host, updatedAt = :now",
+      ConditionExpression: "evaluation.#st = :queued AND #status = :evaluating",
+      ExpressionAttributeNames: { "#st": "status", "#status": "status", "#agent": "agent" },
+      ExpressionAttributeValues: {
+        ":running": "running",
+        ":queued": "queued",
+        ":evaluating": "evaluating",
+        ":session": holder.sessionId,
+        ":host": holder.hostname,
+        ":now": now,
+      },
+    },
+  );
+}
+
+/**
+ * Puts a running evaluation back to queued if `sessionId` still holds it. Returns how many
+ * times it has been returned (the retry number for the queue's deduplication), or undefined.
+ */
+export async function returnEvaluation(jobId: string, sessionId: string, now = new Date()): Promise<number | undefined> {
+  const job = await Jobs.updateReturning(
+    { jobId },
+    {
+      UpdateExpression:
+        "SET evaluation.#st = :queued, updatedAt = :now ADD evaluation.retries :one REMOVE evaluation.sessionId, evaluation.#agent, evaluation.batchesSeen, evaluation.batches",
+      ConditionExpression: "evaluation.#st = :running AND evaluation.sessionId = :session",
+      ExpressionAttributeNames: { "#st": "status", "#agent": "agent" },
+      ExpressionAttributeValues: { ":queued": "queued", ":running": "running", ":session": sessionId, ":now": now.toISOString(), ":one": 1 },
+    },
+    "ALL_NEW",
+  );
+  return job?.evaluation.retries;
+}
+
+/** Notes one batch of evaluation events as recorded (a number set: noting twice is harmless). */
+export async function noteEvaluationBatch(jobId: string, seq: number): Promise<void> {
+  await Jobs.update(
+    { jobId },
+    { UpdateExpression: "ADD evaluation.batchesSeen :seq", ExpressionAttributeValues: { ":seq": new Set([seq]) } },
+  );
+}
+
+/** The evaluating agent's last word: how many batches it sent, or why the evaluation failed. */
+export async function endEvaluation(jobId: string, end: { batches: number } | { error: string }, now: Date): Promise<void> {
+  await Jobs.update(
+    { jobId },
+    "error" in end
+      ? {
+          UpdateExpression: "SET evaluation.#st = :failed, evaluation.#error = :error, updatedAt = :now",
+          ExpressionAttributeNames: { "#st": "status", "#error": "error" },
+          ExpressionAttributeValues: { ":failed": "failed", ":error": end.error, ":now": now.toISOString() },
+        }
+      : {
+          UpdateExpression: "SET evaluation.batches = :batches, updatedAt = :now",
+          ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString() },
+        },
+  );
+}
+
+/** running → succeeded, and the job on to building, once; whether this call did it. */
+export function completeEvaluation(jobId: string, attributeErrors: number, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET evaluation.#st = :succeeded, attributeErrors = :errors, #status = :building, updatedAt = :now",
+      ConditionExpression: "evaluation.#st = :running AND #status = :evaluating",
+      ExpressionAttributeNames: { "#st": "status", "#status": "status" },
+      ExpressionAttributeValues: {
+        ":succeeded": "succeeded",
+        ":running": "running",
+        ":building": "building",
+        ":evaluating": "evaluating",
+        ":errors": attributeErrors,
+        ":now": now.toISOString(),
+      },
+    },
+  );
+}
+
+/** Up to 100 running jobs not updated since `before` (the byActivity index). */
+export const quietJobs = (before: Date): Promise<JobItem[]> =>
+  Jobs.firstPage({
+    IndexName: "byActivity",
+    KeyConditionExpression: "activeShard = :a AND updatedAt < :before",
+    ExpressionAttributeValues: { ":a": SHARD.activeJob, ":before": before.toISOString() },
+    Limit: 100,
+  });

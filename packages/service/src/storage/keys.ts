@@ -1,0 +1,35 @@
+/**
+ * The constant values Nimbus writes into key attributes, declared once. The sparse indexes
+ * (docs/reliability.md, "The sweeper") hold an item exactly while it carries its shard
+ * attribute, so these letters are how an item enters and leaves an index. Index names are
+ * declared with the tables in platform/resource-specs.ts and checked against it by the types.
+ */
+import type { AttributePath, DerivationStatus } from "@nimbus/protocol";
+
+export const SHARD = {
+  /** Jobs.listKey, always: the byCreated index lists every job, newest first. */
+  jobList: "job",
+  /** Jobs.activeShard while the job runs: byActivity. */
+  activeJob: "a",
+  /** Derivations.queuedShard while queued: byQueuedAt. */
+  queued: "q",
+  /** Derivations.dueShard while a retry waits out its back-off: byDueAt. */
+  due: "d",
+  /** Derivations.propagateShard from settling until dependents and jobs were told: byUnpropagated. */
+  unpropagated: "p",
+  /** Connections.shard, always: byLastSeen. */
+  connection: "c",
+  /** Sessions.shard, always: byLastSeen. */
+  session: "s",
+} as const;
+
+/** JobDerivations.jobStatus: the byJobStatus index pages one status of one job. */
+export const jobStatusKey = (jobId: string, status: DerivationStatus) => `${jobId}#${status}`;
+/** JobAttributes.attribute: JSON of the path, unique and sorting like the path. */
+export const attributeKey = (path: AttributePath) => JSON.stringify(path);
+
+/** BuildLogs.chunk: attempt × 1,000,000 + batch number, so the latest attempt's chunks sort last. */
+export const LOG_CHUNKS_PER_ATTEMPT = 1_000_000;
+export const logChunk = (attempt: number, seq: number) => attempt * LOG_CHUNKS_PER_ATTEMPT + seq;
+export const logAttemptOf = (chunk: number) => Math.floor(chunk / LOG_CHUNKS_PER_ATTEMPT);
+

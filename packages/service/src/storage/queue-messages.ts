@@ -1,0 +1,60 @@
+/**
+ * The bodies of the messages Nimbus puts on SQS, one zod schema each, and how the dispatch
+ * runner takes them off: receive, delete, put back. SQS only carries work (DynamoDB is the
+ * source of truth), so a body names what to look up, nothing more.
+ */
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand, ReceiveMessageCommand, type Message } from "@aws-sdk/client-sqs";
+import { z } from "zod";
+import { sqs } from "../platform/aws-clients.ts";
+
+/** An Evaluations queue message: the job whose commit waits to be evaluated. */
+export const EvaluationMessage = z.strictObject({ jobId: z.string().min(1).max(64) });
+export type EvaluationMessage = z.infer<typeof EvaluationMessage>;
+
+/** A build queue message: the derivation that waits for an agent, and which attempt. */
+export const BuildMessage = z.strictObject({ drvPath: z.string().min(1), attempt: z.number().int().min(0) });
+export type BuildMessage = z.infer<typeof BuildMessage>;
+
+/** A message whose body is not its queue's shape: nothing can be done with it. */
+export class MalformedMessageError extends Error {
+  override name = "MalformedMessageError";
+  constructor(queue: string, messageId: string | undefined, issues: string) {
+    super(`message ${messageId ?? "(no id)"} on ${queue} is malformed: ${issues}`);
+  }
+}
+
+export function parseMessageBody<S extends z.ZodType>(queue: string, message: Message, schema: S): z.infer<S> {
+  let body: unknown;
+  try {
+    body = JSON.parse(message.Body ?? "");
+  } catch {
+    throw new MalformedMessageError(queue, message.MessageId, "the body is not JSON");
+  }
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  throw new MalformedMessageError(queue, message.MessageId, parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; "));
+}
+
+export const isMissingQueue = (error: unknown) =>
+  error instanceof Error && (error.name === "QueueDoesNotExist" || error.name.includes("NonExistentQueue"));
+
+/** Up to `max` messages, at once (no long polling); [] and `onMissing()` if the queue is gone. */
+export async function receiveMessages(url: string, max: number, onMissing: () => void): Promise<Message[]> {
+  try {
+    const { Messages = [] } = await sqs().send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: max, WaitTimeSeconds: 0 }));
+    return Messages;
+  } catch (error) {
+    if (!isMissingQueue(error)) throw error;
+    onMissing();
+    return [];
+  }
+}
+
+export async function deleteMessage(url: string, message: Message): Promise<void> {
+  await sqs().send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: message.ReceiptHandle }));
+}
+
+/** Makes a received message visible again at once, for another receiver. */
+export async function putMessageBack(url: string, message: Message): Promise<void> {
+  await sqs().send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: message.ReceiptHandle, VisibilityTimeout: 0 }));
+}

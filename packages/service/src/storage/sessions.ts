@@ -1,0 +1,87 @@
+/**
+ * Writes to the Sessions table, and reads of a session's load (its tasks left out). What a
+ * session holds is read whole by flow/sessions.ts, whose schema knows the task kinds.
+ */
+import type { SessionFields } from "./items.ts";
+import { SHARD } from "./keys.ts";
+import type { Update } from "./table.ts";
+import { SessionLoads } from "./tables.ts";
+
+/** What a session records of a task it holds: its kind and when it started, and what that kind adds. */
+export interface HeldTaskRecord {
+  kind: string;
+  startedAt: string;
+}
+
+const updateSession = (sessionId: string, update: Update) => SessionLoads.update({ sessionId }, update);
+
+export const getSessionLoad = (sessionId: string): Promise<SessionFields | undefined> => SessionLoads.get({ sessionId });
+
+/** Every session's load: a small table, bounded by the number of agents. */
+export const listSessionLoads = (): Promise<SessionFields[]> => SessionLoads.scan();
+
+export async function touchSession(sessionId: string, now: Date): Promise<void> {
+  await updateSession(sessionId, {
+    UpdateExpression: "SET lastSeen = :now",
+    ConditionExpression: "attribute_exists(sessionId)",
+    ExpressionAttributeValues: { ":now": now.toISOString() },
+  });
+}
+
+/** The session's connection is gone; the session (and its tasks) waits for the agent to return. */
+export async function detachSession(sessionId: string, connectionId: string): Promise<void> {
+  await updateSession(sessionId, {
+    UpdateExpression: "REMOVE connectionId",
+    ConditionExpression: "connectionId = :conn",
+    ExpressionAttributeValues: { ":conn": connectionId },
+  });
+}
+
+export async function setDraining(sessionId: string): Promise<void> {
+  await updateSession(sessionId, {
+    UpdateExpression: "SET draining = :yes",
+    ConditionExpression: "attribute_exists(sessionId)",
+    ExpressionAttributeValues: { ":yes": true },
+  });
+}
+
+/**
+ * Takes one of the session's slots for a task: false when it is at its `concurrentTasks`,
+ * draining, gone, or already holds that task. This is how each agent's `concurrentTasks` is
+ * enforced.
+ */
+export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRecord, limit: number): Promise<boolean> {
+  return updateSession(sessionId, {
+    UpdateExpression: "SET runningTasks = runningTasks + :one, tasks.#task = :task",
+    ConditionExpression:
+      "attribute_exists(connectionId) AND attribute_not_exists(draining) AND runningTasks < :limit AND attribute_not_exists(tasks.#task)",
+    ExpressionAttributeNames: { "#task": taskId },
+    ExpressionAttributeValues: { ":one": 1, ":task": task, ":limit": limit },
+  });
+}
+
+/** Gives a task's slot back; only the first release of a task counts (false after). */
+export function releaseTask(sessionId: string, taskId: string): Promise<boolean> {
+  return updateSession(sessionId, {
+    UpdateExpression: "SET runningTasks = runningTasks - :one REMOVE tasks.#task",
+    ConditionExpression: "attribute_exists(tasks.#task)",
+    ExpressionAttributeNames: { "#task": taskId },
+    ExpressionAttributeValues: { ":one": 1 },
+  });
+}
+
+/** Ends a session, unless it was seen after `seenBefore` (it came back: leave it be). */
+export function deleteSession(sessionId: string, seenBefore?: string): Promise<boolean> {
+  return SessionLoads.delete(
+    { sessionId },
+    seenBefore ? { expression: "lastSeen <= :seen", values: { ":seen": seenBefore } } : undefined,
+  );
+}
+
+/** The byLastSeen index's hash key and the query of sessions not heard from since `before`. */
+export const quietSessionsQuery = (before: Date) => ({
+  IndexName: "byLastSeen" as const,
+  KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
+  ExpressionAttributeNames: { "#shard": "shard" },
+  ExpressionAttributeValues: { ":shard": SHARD.session, ":before": before.toISOString() },
+});

@@ -1,0 +1,28 @@
+/** Each table with the schema of its items: every read of a table goes through one of these. */
+import { defineTable } from "./table.ts";
+import {
+  BuildLogItem,
+  BuildQueueItem,
+  ConnectionItem,
+  DeliveryItem,
+  DerivationItem,
+  EdgeItem,
+  JobAttributeItem,
+  JobDerivationItem,
+  JobItem,
+  SessionFields,
+  TokenItem,
+} from "./items.ts";
+
+export const Jobs = defineTable("Jobs", JobItem);
+export const Deliveries = defineTable("Deliveries", DeliveryItem);
+export const Derivations = defineTable("Derivations", DerivationItem);
+export const Edges = defineTable("Edges", EdgeItem);
+export const JobDerivations = defineTable("JobDerivations", JobDerivationItem);
+export const JobAttributes = defineTable("JobAttributes", JobAttributeItem);
+export const BuildLogs = defineTable("BuildLogs", BuildLogItem);
+export const BuildQueues = defineTable("BuildQueues", BuildQueueItem);
+export const Tokens = defineTable("Tokens", TokenItem);
+export const Connections = defineTable("Connections", ConnectionItem);
+/** Sessions without their tasks (flow/sessions.ts reads the whole item, tasks included). */
+export const SessionLoads = defineTable("Sessions", SessionFields);
