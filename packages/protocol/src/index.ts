@@ -8,3 +8,4 @@ export * from "./nix-names.ts";
 export * from "./tasks.ts";
 export * from "./jobs-api.ts";
 export * from "./github-webhooks.ts";
+export * from "./sources.ts";

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
+import { Source } from "./sources.ts";
 
 /** Where a derivation stands; shared by every job that needs it. */
 export const DerivationStatus = z.enum([
@@ -72,6 +73,8 @@ export const JobView = z.strictObject({
     status: EvaluationStatus,
     error: z.string().optional(),
     agent: z.string().optional(),
+    /** Caches the evaluating agent could not ask or push the `.drv` files to (one line each). */
+    cacheProblems: z.array(z.string()).optional(),
   }),
   counts: z.partialRecord(DerivationStatus, z.number().int()),
   attributes: z.array(AttributeView),
@@ -95,6 +98,12 @@ export const JobDerivationView = z.strictObject({
   failure: FailureView.optional(),
   /** For queued derivations no connected agent can build. */
   waitingForAgent: z.strictObject({ system: z.string(), features: z.array(z.string()) }).optional(),
+  /** For queued derivations that agents could build but none can obtain its inputs: why (e.g. "inputs only on agent builder-1; no shared cache"). */
+  waitingForInputs: z.strictObject({ reason: z.string() }).optional(),
+  /** Where its outputs are, once built: the builder's store and the caches they were pushed to. */
+  sources: z.array(Source).optional(),
+  /** Pushes of its outputs that failed (one line each). */
+  cacheProblems: z.array(z.string()).optional(),
 });
 export type JobDerivationView = z.infer<typeof JobDerivationView>;
 
