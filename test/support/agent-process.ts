@@ -33,7 +33,14 @@ export async function startAgentProcess(apiBaseUrl: string, token: string, extra
   await writeFile(join(dir, "token.key"), `${token}\n`, { mode: 0o600 });
   await writeFile(
     join(dir, "agent.toml"),
-    [`apiBaseUrl = "${apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `concurrentTasks = 3`, extraToml].join("\n"),
+    [
+      `apiBaseUrl = "${apiBaseUrl}"`,
+      `clusterJoinTokenPath = "token.key"`,
+      `concurrentTasks = 3`,
+      // Offline: Nix reads only the configured caches, never cache.nixos.org.
+      extraToml.includes("machineSubstituters") ? "" : "machineSubstituters = false",
+      extraToml,
+    ].join("\n"),
   );
   const child = spawn(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
     stdio: ["ignore", "pipe", "pipe"],

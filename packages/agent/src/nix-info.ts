@@ -11,6 +11,8 @@ export interface NixInfo {
   systems: string[];
   systemFeatures: string[];
   substituters: string[];
+  /** Nix's `netrc-file` (credentials for HTTP substituters), when it reports one. */
+  netrcFile?: string;
 }
 
 export interface DetectNixOptions {
@@ -61,6 +63,7 @@ export async function detectNix(options: DetectNixOptions = {}): Promise<NixInfo
     systems: [...new Set([system, ...stringList(settings["extra-platforms"])])],
     systemFeatures: stringList(settings["system-features"]),
     substituters: stringList(settings["substituters"]),
+    ...(typeof settings["netrc-file"]?.value === "string" && settings["netrc-file"].value !== "" ? { netrcFile: settings["netrc-file"].value } : {}),
   };
 }
 

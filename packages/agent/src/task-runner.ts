@@ -10,7 +10,7 @@ import type { Logger } from "./log.ts";
 import type { NixEnvironment } from "./nix-options.ts";
 import type { Link } from "./outbox.ts";
 import { kindOf, type TaskKindName } from "./tasks/registry.ts";
-import { directoryName, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
+import { directoryName, type TaskCaches, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
 import { UnackedResults } from "./unacked-results.ts";
 
 export interface TaskStarted {
@@ -38,7 +38,9 @@ export interface TaskLink extends Link {
 
 export interface TaskRunnerOptions {
   workDirectory: string;
-  nix: NixEnvironment;
+  /** Read as each task starts: a reload (SIGHUP) changes them for the tasks that start after it. */
+  nix: () => NixEnvironment;
+  caches: () => TaskCaches;
   link: TaskLink;
   log: Logger;
   clock: Clock;
@@ -191,7 +193,8 @@ export class TaskRunner {
     const context: TaskContext = {
       directoryName: directoryName(task.taskId),
       workDirectory: this.options.workDirectory,
-      nix: this.options.nix,
+      nix: this.options.nix(),
+      caches: this.options.caches(),
       link: taskLink,
       acked: entry.stream,
       log,

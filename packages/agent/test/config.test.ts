@@ -32,6 +32,7 @@ describe("parseAgentConfig", () => {
       binaryCachesPath: undefined,
       secretsJsonPath: undefined,
       nixSettings: {},
+      machineSubstituters: true,
       remotePlatformsWithSameFeatures: [],
       logLevel: "info",
       systems: undefined,
@@ -61,6 +62,7 @@ mandatoryFeatures = ["gpu"]
 heartbeatIntervalSeconds = 20
 shutdown = "hand-back"
 shutdownTimeoutSeconds = 90.5
+machineSubstituters = false
 
 [labels]
 team = "infra"
@@ -87,6 +89,7 @@ cores = "4"
       binaryCachesPath: "/var/lib/nimbus-agent/secrets/binary-caches.json",
       secretsJsonPath: "/run/secrets/secrets.json",
       nixSettings: { "extra-system-features": "gpu", cores: "4" },
+      machineSubstituters: false,
       remotePlatformsWithSameFeatures: ["aarch64-linux"],
       logLevel: "debug",
       systems: ["x86_64-linux", "i686-linux"],

@@ -78,7 +78,14 @@ export async function startTaskAgent(
   await writeFile(path.join(base, "token.key"), GOOD_TOKEN);
   await writeFile(
     path.join(base, "agent.toml"),
-    [`apiBaseUrl = "${service.apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `workDirectory = "work"`, extraToml].join("\n"),
+    [
+      `apiBaseUrl = "${service.apiBaseUrl}"`,
+      `clusterJoinTokenPath = "token.key"`,
+      `workDirectory = "work"`,
+      // Offline: Nix reads only the configured caches.
+      extraToml.includes("machineSubstituters") ? "" : "machineSubstituters = false",
+      extraToml,
+    ].join("\n"),
   );
   const memory = memoryLog();
   const agent = await startAgent(await loadAgentConfig(path.join(base, "agent.toml")), {

@@ -7,10 +7,12 @@ import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { EvaluateTask, EvaluationDone } from "@nimbus/protocol";
+import { type CacheReport, cacheProblem } from "@nimbus/protocol";
+import { planWithCaches } from "../evaluation-caches.ts";
 import { batchEvents, evaluationEvents } from "../evaluation-events.ts";
 import { CheckoutError, checkoutCommit, redactCredentials } from "../git-checkout.ts";
 import { truncateText } from "../message-size.ts";
-import { derivationsToBuild, type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
+import { type NixCall, NixQueryError } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
 import { EvaluationFailure, type WalkSource, walkAttributes } from "../nix-walk.ts";
 import { ProcessStartError } from "../process.ts";
@@ -34,6 +36,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
   const { log, signal, acked } = context;
   const directory = path.join(context.workDirectory, "eval", context.directoryName);
   const repo = path.join(directory, "repo");
+  let caches: CacheReport[] = [];
   const done = (status: EvaluationDone["status"], error?: string): TaskOutcome => {
     context.link.send({
       type: "evaluation-done",
@@ -41,6 +44,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       batches: acked.sent,
       status,
       ...(error === undefined ? {} : { error: truncateText(error, 8000) }),
+      ...(caches.length > 0 ? { caches } : {}),
     });
     return { status, ...(error === undefined ? {} : { error }) };
   };
@@ -73,21 +77,24 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
         source,
         directory,
         cwd: repo,
-        systems: context.nix.systems,
+        systems: task.systems ?? context.nix.systems,
         optionArgs: context.nix.optionArgs,
         env,
         signal,
         message,
       });
       phase(`evaluated ${walk.attributes.length + walk.errors.length} attributes`);
-      const built = await derivationsToBuild(
+      // Which need building (this store, then every cache in bulk), their .drv closure pushed for builders elsewhere.
+      const plan = await planWithCaches(
         walk.attributes.map((a) => a.drvPath),
         call,
+        context.caches,
       );
-      phase("asked which derivations need building (nix-store --realise --dry-run)");
-      const infos = await showDerivations([...built], call);
-      phase("read those derivations (nix show-derivation)");
-      events = evaluationEvents(walk, built, infos);
+      caches = plan.reports;
+      for (const report of caches) if (report.status !== "pushed") log("warn", `task ${task.taskId}: ${cacheProblem(report)}`);
+      phase("asked the store and the caches which derivations need building, pushed their .drv closure");
+      const built = plan.toBuild;
+      events = evaluationEvents(walk, built, plan.infos, plan.sources);
       log(
         "info",
         `task ${task.taskId}: ${walk.attributes.length} attributes, ${walk.errors.length} failed, ${built.size} derivations to build`,
