@@ -47,6 +47,7 @@ export function jobSummary(job: JobItem): JobSummary {
       status: evaluation.status,
       ...(evaluation.error !== undefined ? { error: evaluation.error } : {}),
       ...(evaluation.agent !== undefined ? { agent: evaluation.agent } : {}),
+      ...(evaluation.cacheProblems?.length ? { cacheProblems: evaluation.cacheProblems } : {}),
     },
   };
 }

@@ -40,6 +40,8 @@ export const JobItem = z.object({
     batches: z.number().optional(),
     /** Batch numbers processed so far (a number set: adding twice is harmless). */
     batchesSeen: NumberSet.optional(),
+    /** Caches the evaluating agent could not ask or push the `.drv` closure to, one line each. */
+    cacheProblems: z.array(z.string()).optional(),
   }),
   /** Attribute evaluation errors count as failures of the job. */
   attributeErrors: z.number().optional(),
@@ -86,6 +88,16 @@ export const DerivationItem = z.object({
     .optional(),
   /** Why the last attempt was retried. */
   lastError: z.string().optional(),
+  /**
+   * Where a builder gets its `.drv` closure and inputs that needed no building, as the evaluation
+   * reported it: each need lists places, one of which the builder must reach (core obtaining.ts).
+   * Absent when the evaluating agent did not say.
+   */
+  needs: z.array(z.array(z.string())).optional(),
+  /** Where its outputs are once built: `store:<builder's store>`, `cache:<name>` for each push (a string set). */
+  sources: StringSet.optional(),
+  /** Pushes of its outputs that failed, one line each. */
+  cacheProblems: z.array(z.string()).optional(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
   /** When it last became ready, or was last sent to its queue (for latency and the sweeper). */
@@ -191,6 +203,8 @@ export const SessionFields = z.object({
   runningTasks: z.number(),
   /** The agent asked for no new work (it is shutting down). */
   draining: z.boolean().optional(),
+  /** The last problem with each cache this agent reported (a failed push, a cache it could not ask), until a push to it succeeds. */
+  cacheProblems: z.record(z.string(), z.object({ problem: z.string(), at: Timestamp })).optional(),
   createdAt: Timestamp,
   lastSeen: Timestamp,
 });

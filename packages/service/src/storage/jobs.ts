@@ -69,19 +69,29 @@ export async function noteEvaluationBatch(jobId: string, seq: number): Promise<v
   );
 }
 
-/** The evaluating agent's last word: how many batches it sent, or why the evaluation failed. */
-export async function endEvaluation(jobId: string, end: { batches: number } | { error: string }, now: Date): Promise<void> {
+/**
+ * The evaluating agent's last word: how many batches it sent, or why the evaluation failed,
+ * and the caches it could not ask or push to.
+ */
+export async function endEvaluation(
+  jobId: string,
+  end: ({ batches: number } | { error: string }) & { cacheProblems?: string[] },
+  now: Date,
+): Promise<void> {
+  const problems = end.cacheProblems?.length ? end.cacheProblems : undefined;
+  const setProblems = problems ? ", evaluation.cacheProblems = :problems" : "";
+  const problemValues = problems ? { ":problems": problems } : {};
   await Jobs.update(
     { jobId },
     "error" in end
       ? {
-          UpdateExpression: "SET evaluation.#st = :failed, evaluation.#error = :error, updatedAt = :now",
+          UpdateExpression: `SET evaluation.#st = :failed, evaluation.#error = :error, updatedAt = :now${setProblems}`,
           ExpressionAttributeNames: { "#st": "status", "#error": "error" },
-          ExpressionAttributeValues: { ":failed": "failed", ":error": end.error, ":now": now.toISOString() },
+          ExpressionAttributeValues: { ":failed": "failed", ":error": end.error, ":now": now.toISOString(), ...problemValues },
         }
       : {
-          UpdateExpression: "SET evaluation.batches = :batches, updatedAt = :now",
-          ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString() },
+          UpdateExpression: `SET evaluation.batches = :batches, updatedAt = :now${setProblems}`,
+          ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString(), ...problemValues },
         },
   );
 }
