@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -27,10 +27,18 @@ export interface AgentProcess {
   dir: string;
 }
 
+export interface AgentProcessOptions {
+  /** More files in the agent's directory (e.g. binary-caches.json), written 0600. */
+  files?: Record<string, string>;
+  /** How to start the process: another machine's store runs it in its mount namespace (separate-store.ts). */
+  spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+}
+
 /** Starts `nimbus agent --config` in its own process with a fresh work directory. */
-export async function startAgentProcess(apiBaseUrl: string, token: string, extraToml = ""): Promise<AgentProcess> {
+export async function startAgentProcess(apiBaseUrl: string, token: string, extraToml = "", options: AgentProcessOptions = {}): Promise<AgentProcess> {
   const dir = await mkdtemp(join(tmpdir(), "nimbus-agent-"));
   await writeFile(join(dir, "token.key"), `${token}\n`, { mode: 0o600 });
+  for (const [name, text] of Object.entries(options.files ?? {})) await writeFile(join(dir, name), text, { mode: 0o600 });
   await writeFile(
     join(dir, "agent.toml"),
     [
@@ -42,7 +50,7 @@ export async function startAgentProcess(apiBaseUrl: string, token: string, extra
       extraToml,
     ].join("\n"),
   );
-  const child = spawn(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
+  const child = (options.spawn ?? spawn)(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
