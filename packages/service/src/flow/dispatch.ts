@@ -21,7 +21,7 @@ import { sendToAgent } from "../storage/agent-socket.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
 import { getSessionLoad, listSessionLoads, releaseTask, reserveTask } from "../storage/sessions.ts";
-import type { WorkNotes } from "./new-work.ts";
+import { WorkNotes } from "./new-work.ts";
 import { taskKind, taskSources } from "./tasks/registry.ts";
 
 /**
@@ -114,5 +114,10 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   const idle = planWake(await listSessionLoads(), work);
   if (idle.length === 0) return;
   const sources = await taskSources();
-  await Promise.all(idle.map((session) => dispatchTo(session, sources)));
+  const left = new WorkNotes();
+  await Promise.all(idle.map((session) => dispatchTo(session, sources, left)));
+  if (left.queueKeys.size === 0) return;
+  // Work one agent left for another was in flight while that one looked: offer it once more,
+  // one agent after the other, so each sees what the one before put back.
+  for (const session of planWake(await listSessionLoads(), left)) await dispatchTo(session, sources);
 }
