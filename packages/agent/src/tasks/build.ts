@@ -64,7 +64,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       }
       if (signal.aborted) return interrupted();
       if (fetched.code !== 0) {
-        return finish({ status: "exceptional", error: `could not fetch its inputs from the caches: ${nixErrorMessage(fetched.stderr)}` });
+        return finish({ status: "exceptional", error: `could not fetch its inputs from the caches: ${fetchFailure(fetched.stderr)}` });
       }
     }
     const args = [
@@ -132,6 +132,15 @@ async function pushOutputs(taskId: string, outputs: string[], context: TaskConte
     }
     return report;
   });
+}
+
+/**
+ * Why Nix could not substitute: its `error:` says only "build of … failed"; the reason is in
+ * the warnings before it ("… is not signed by any of the keys in 'trusted-public-keys'").
+ */
+function fetchFailure(stderr: string): string {
+  const warnings = stderr.replace(/\u001b\[[0-9;]*[A-Za-z]/g, "").split("\n").filter((l) => l.startsWith("warning:") && /substitut/.test(l));
+  return [...new Set(warnings), nixErrorMessage(stderr)].join("\n");
 }
 
 const BUILDER_FAILED = /^error: builder for '([^']+)' failed with exit code (\d+)/m;
