@@ -30,10 +30,12 @@ export async function planWithCaches(roots: readonly string[], call: NixCall, ca
   // What this store lacks: the dry run with no substituter at all (the caches are asked below, in bulk).
   const missing = await derivationsToBuild(roots, { ...call, optionArgs: [...call.optionArgs, "--option", "substituters", ""] });
   const infos = await showDerivations([...missing], call);
-  // Inputs of those that are valid here: a builder elsewhere may need their outputs too.
+  // Inputs of those that are valid here: a builder elsewhere may need their outputs too. With
+  // no cache to ask or push to, only this store has them: nothing more to learn of them.
+  const anyCache = caches.clients.length > 0 || caches.machine.length > 0;
   const frontier = new Set<string>();
   for (const drv of missing) for (const input of infos.get(drv)?.inputDrvs ?? []) if (!missing.has(input)) frontier.add(input);
-  if (frontier.size > 0) for (const [drv, info] of await showDerivations([...frontier], call)) infos.set(drv, info);
+  if (frontier.size > 0 && anyCache) for (const [drv, info] of await showDerivations([...frontier], call)) infos.set(drv, info);
 
   const outputsOf = (drv: string, names?: readonly string[]) => {
     const outputs = infos.get(drv)?.outputs ?? {};
@@ -83,9 +85,13 @@ export async function planWithCaches(roots: readonly string[], call: NixCall, ca
     const needs: string[][] = [drvNeed];
     for (const input of info.inputDrvs) {
       if (toBuild.has(input)) continue;
-      for (const p of outputsOf(input, info.inputOutputs[input])) {
+      const outputs = outputsOf(input, info.inputOutputs[input]);
+      // Outputs not looked up (no cache to ask): this store has them, and only it is known to.
+      if (outputs.length === 0) needs.push([self]);
+      for (const p of outputs) {
         const here = frontier.has(input) ? [self, ...(localOnly.has(p) ? outputsPushedTo : [])] : [];
-        needs.push([...(holders.get(p) ?? []), ...here]);
+        const need = [...(holders.get(p) ?? []), ...here];
+        needs.push(need.length > 0 ? need : [self]);
       }
     }
     const minimal = minimalNeeds(needs);
