@@ -97,6 +97,25 @@ describe("what the service learns", () => {
   });
 });
 
+describe("a hostile build", () => {
+  it("cannot read the caches' tokens: the builder runs as another user, the netrc is the agent's alone", async () => {
+    const netrc = path.join(setup.workDirectory, "private", "netrc");
+    const { spy } = await nixEval<{ spy: { drvPath: string; out: string } }>(
+      // The builder has no coreutils: the shell reads the file itself.
+      `let ${PRELUDE} d = mk "spy-netrc" "(while read -r l; do echo \\"$l\\"; done < ${netrc}) > $out 2>&1 || echo refused >> $out"; in { spy = { inherit (d) drvPath; out = d.outPath; }; }`,
+      dir,
+    );
+    const taskId = `build-spy-${NONCE}-${++counter}`;
+    setup.service.send({ type: "build", taskId, drvPath: spy.drvPath, system: "x86_64-linux", requiredFeatures: [] });
+    assert.equal((await setup.finishedTask(taskId, 60_000)).status, "succeeded");
+    const stolen = await readFile(spy.out, "utf8");
+    assert.match(stolen, /Permission denied/);
+    for (const secret of SECRETS) assert.ok(!stolen.includes(secret), "the builder saw no token");
+    const pushed = [...cachix.caches.get("mycache")!.narinfos.keys()];
+    assert.ok(pushed.includes(storePathHash(spy.out)), "its output was pushed like any other — without a secret in it");
+  });
+});
+
 describe("an evaluation with caches", () => {
   let drvs: Record<string, { drvPath: string; out: string }>;
 
