@@ -18,7 +18,7 @@ import { AgentShell } from "./agent-shell.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { AgentConfig, ShutdownMode } from "./config.ts";
-import { AgentConfigError } from "./errors.ts";
+import { AgentConfigError, AgentFatalError } from "./errors.ts";
 import { buildHello } from "./hello.ts";
 import { readClusterJoinToken } from "./join-token.ts";
 import { createLogger, type Logger, type LogSink } from "./log.ts";
@@ -146,7 +146,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     encodeAgentMessage(hello());
   } catch (err) {
     if (!(err instanceof OutgoingMessageError)) throw err;
-    throw new AgentConfigError(`${config.source}: ${err.message} — make "labels" smaller`);
+    throw new AgentConfigError(`${config.source}: ${err.message} — make "labels" smaller, or list fewer caches or keys in binary-caches.json`);
   }
 
   const shell: AgentShell = new AgentShell({
@@ -207,9 +207,18 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
         log("error", `binary caches not reloaded, the ones loaded before stay in use: ${err instanceof Error ? err.message : String(err)}`);
         return false;
       }
+      let nextInfo: AgentInfo;
+      try {
+        nextInfo = buildAgentInfo(config, nix, hostname, { caches: next, storeId });
+        encodeAgentMessage({ type: "agent-info", agent: nextInfo });
+      } catch (err) {
+        if (!(err instanceof OutgoingMessageError || err instanceof AgentFatalError)) throw err;
+        log("error", `binary caches not reloaded, the ones loaded before stay in use: ${err.message} — list fewer caches or keys`);
+        return false;
+      }
       caches = next;
       const before = JSON.stringify(info);
-      info = buildAgentInfo(config, nix, hostname, { caches, storeId });
+      info = nextInfo;
       logCaches(log, caches, info, storeId);
       // Not connected: the next hello carries it.
       if (JSON.stringify(info) !== before && outbox.sendNow({ type: "agent-info", agent: info })) log("info", "sent the changed agent info to the service");
