@@ -33,7 +33,8 @@ export async function startAgentProcess(apiBaseUrl: string, token: string, extra
   await writeFile(join(dir, "token.key"), `${token}\n`, { mode: 0o600 });
   await writeFile(
     join(dir, "agent.toml"),
-    [`apiBaseUrl = "${apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `concurrentTasks = 3`, extraToml].join("\n"),
+    // `nimbus trigger` sends local repositories: only the local stack's agents may fetch those.
+    [`apiBaseUrl = "${apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `concurrentTasks = 3`, `allowLocalRepositories = true`, extraToml].join("\n"),
   );
   const child = spawn(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
     stdio: ["ignore", "pipe", "pipe"],

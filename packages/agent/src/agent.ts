@@ -7,6 +7,8 @@
  * `goodbye`, close (docs/agent.md, "Shutting down").
  */
 import { EventEmitter } from "node:events";
+import { mkdir, rm } from "node:fs/promises";
+import path from "node:path";
 import { type AgentInfo, NIMBUS_VERSION } from "@nimbus/protocol";
 import type { AgentEventMap, AgentExit } from "./agent-events.ts";
 import { buildAgentInfo } from "./agent-info.ts";
@@ -14,11 +16,12 @@ import { AgentShell } from "./agent-shell.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { AgentConfig, ShutdownMode } from "./config.ts";
-import { AgentConfigError } from "./errors.ts";
+import { AgentConfigError, AgentFatalError } from "./errors.ts";
+import { checkIsolation, type EvaluationPolicy, planIsolation, resolveExecutable } from "./evaluation-isolation.ts";
 import { buildHello } from "./hello.ts";
 import { readClusterJoinToken } from "./join-token.ts";
-import { createLogger, type LogSink } from "./log.ts";
-import { detectNix, type NixInfo } from "./nix-info.ts";
+import { createLogger, type Logger, type LogSink } from "./log.ts";
+import { detectNix, NIX_NOT_FOUND_MESSAGE, type NixInfo } from "./nix-info.ts";
 import { effectiveNixSettings, type NixEnvironment, nixOptionArgs } from "./nix-options.ts";
 import { Outbox } from "./outbox.ts";
 import { loadSessionCredential } from "./session-credential.ts";
@@ -93,6 +96,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const nixSettings = effectiveNixSettings(config.nixSettings);
   const nix = options.nix ?? (await detectNix({ nixSettings }));
   const info = buildAgentInfo(config, nix, options.hostname);
+  const evaluation = await prepareEvaluation(config, nix, log);
   const events = new EventEmitter<AgentEventMap>();
   const outbox = new Outbox();
   const nixEnvironment: NixEnvironment = {
@@ -103,6 +107,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const runner: TaskRunner = new TaskRunner({
     workDirectory: config.workDirectory,
     nix: nixEnvironment,
+    evaluation,
     link: outbox,
     log,
     clock,
@@ -164,5 +169,47 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       shell.stop(stopOptions.mode ?? config.shutdown);
       await shell.exited;
     },
+  };
+}
+
+/**
+ * How this agent's evaluations are confined (docs/security.md): the paths to hide, worked out
+ * once, and a check that an evaluator can run that way here. Also says what leaves builds less
+ * confined than they could be.
+ */
+async function prepareEvaluation(config: AgentConfig, nix: NixInfo, log: Logger): Promise<EvaluationPolicy> {
+  const nixInstantiate = resolveExecutable("nix-instantiate");
+  if (nixInstantiate === undefined) throw new AgentFatalError("nix-not-found", `${NIX_NOT_FOUND_MESSAGE} (nix-instantiate is not on PATH)`);
+  const nixSecretFiles = [
+    ...(nix.credentialFiles ?? []),
+    ...(config.nixSettings["netrc-file"] ? [config.nixSettings["netrc-file"]] : []),
+    ...(config.nixSettings["secret-key-files"]?.split(/\s+/).filter((f) => f !== "") ?? []),
+  ];
+  const plan = planIsolation(config, { nixSecretFiles, evaluatorBinary: nixInstantiate });
+  const scratch = path.join(config.workDirectory, "eval", ".isolation-check");
+  await mkdir(scratch, { recursive: true });
+  try {
+    await checkIsolation(plan, nixInstantiate, scratch);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  if (plan.mode === "none") {
+    log("warn", 'evaluationIsolation = "none": evaluated code is held only by Nix\'s restricted mode, which cannot keep this agent\'s files from it (docs/security.md)');
+  } else {
+    log("debug", `evaluations run in their own namespaces${plan.network ? "" : " without network"}; hidden from them: ${plan.hidden.map((h) => h.path).join(" ")}`);
+  }
+  if (nix.sandbox === false) {
+    log("info", "Nix's sandbox is off (sandbox = false in nix.conf): builders run as Nix's build users and can read what those users may read; enable the sandbox where the machine supports it (docs/security.md)");
+  }
+  if (process.getuid?.() === 0 && nix.buildUsersGroup === "") {
+    log("warn", "Nix has no build-users-group: builders run as root and can read this agent's token and session; set build-users-group = nixbld in nix.conf (docs/security.md)");
+  }
+  return {
+    plan,
+    nixInstantiate,
+    allowedUris: config.evaluation.allowedUris,
+    timeoutMs: config.evaluation.timeoutMs,
+    maxAttributes: config.evaluation.maxAttributes,
+    allowLocalRepositories: config.allowLocalRepositories,
   };
 }

@@ -10,6 +10,8 @@ export interface CheckoutOptions {
   ref: string | undefined;
   directory: string;
   signal: AbortSignal;
+  /** Whether `file://` URLs and local paths may be fetched (only the local stack's agents). */
+  allowLocal: boolean;
 }
 
 /** The commit could not be fetched or checked out; the message is safe to show (no credentials). */
@@ -20,6 +22,17 @@ export class CheckoutError extends Error {
 /** Git must never wait for a password on a terminal nobody watches. */
 const GIT_ENV: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "" };
 
+/** The transports git may use: a repository elsewhere, never the agent's own disk (unless allowed). */
+const REMOTE_PROTOCOLS = ["https", "ssh"];
+
+/** `https`, `ssh` (also for scp-like `git@host:path`), `file` (also for a local path), … */
+export function cloneUrlProtocol(cloneUrl: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(cloneUrl)?.[1]?.toLowerCase();
+  if (scheme !== undefined) return scheme === "git+ssh" || scheme === "ssh+git" ? "ssh" : scheme;
+  // Git's rule: a colon before the first slash makes it scp-like ssh; anything else is a path.
+  return /^[^/]*:/.test(cloneUrl) ? "ssh" : "file";
+}
+
 /**
  * `git init`, then a shallow fetch of the commit itself (one round trip; GitHub and local
  * repositories allow it); if the server refuses that, the ref and all branches and tags.
@@ -27,10 +40,21 @@ const GIT_ENV: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: "0", G
  */
 export async function checkoutCommit(options: CheckoutOptions): Promise<void> {
   const { cloneUrl, commit, directory, signal } = options;
+  const allowed = options.allowLocal ? [...REMOTE_PROTOCOLS, "file"] : REMOTE_PROTOCOLS;
+  const protocol = cloneUrlProtocol(cloneUrl);
+  if (!allowed.includes(protocol)) {
+    throw new CheckoutError(
+      protocol === "file"
+        ? `${redactCredentials(cloneUrl)} is a repository on the agent's own disk: this agent fetches only https:// and ssh repositories (allowLocalRepositories is off)`
+        : `${redactCredentials(cloneUrl)}: git over ${protocol} is not allowed (only ${allowed.join(", ")})`,
+    );
+  }
   await mkdir(directory, { recursive: true });
+  // Git itself holds to the same list (redirects, alternates and the like included).
+  const env = { ...GIT_ENV, GIT_ALLOW_PROTOCOL: allowed.join(":") };
   // Every URL and ref goes after "--": a value starting with "-" must not become an option.
   const git = async (args: string[]) => {
-    const result = await runProcess("git", ["-C", directory, ...args], { env: GIT_ENV, signal });
+    const result = await runProcess("git", ["-C", directory, ...args], { env, signal });
     if (signal.aborted) throw signal.reason;
     return result;
   };

@@ -6,6 +6,7 @@
 import type { ResultAck, StreamAck } from "@nimbus/protocol";
 import { AckedStream } from "./acked-stream.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import type { EvaluationPolicy } from "./evaluation-isolation.ts";
 import type { Logger } from "./log.ts";
 import type { NixEnvironment } from "./nix-options.ts";
 import type { Link } from "./outbox.ts";
@@ -39,6 +40,7 @@ export interface TaskLink extends Link {
 export interface TaskRunnerOptions {
   workDirectory: string;
   nix: NixEnvironment;
+  evaluation: EvaluationPolicy;
   link: TaskLink;
   log: Logger;
   clock: Clock;
@@ -192,6 +194,8 @@ export class TaskRunner {
       directoryName: directoryName(task.taskId),
       workDirectory: this.options.workDirectory,
       nix: this.options.nix,
+      evaluation: this.options.evaluation,
+      clock: this.options.clock,
       link: taskLink,
       acked: entry.stream,
       log,

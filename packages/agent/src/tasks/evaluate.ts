@@ -7,13 +7,15 @@ import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import type { EvaluateTask, EvaluationDone } from "@nimbus/protocol";
+import { evaluationHints } from "../evaluation-hints.ts";
+import { evaluatorEnvironment, isolatedCommand } from "../evaluation-isolation.ts";
 import { batchEvents, evaluationEvents } from "../evaluation-events.ts";
 import { CheckoutError, checkoutCommit, redactCredentials } from "../git-checkout.ts";
 import { truncateText } from "../message-size.ts";
 import { derivationsToBuild, type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
-import { EvaluationFailure, type WalkSource, walkAttributes } from "../nix-walk.ts";
-import { ProcessStartError } from "../process.ts";
+import { EvaluationFailure, type Evaluator, MAX_WALK_OUTPUT_BYTES, type WalkSource, walkAttributes } from "../nix-walk.ts";
+import { ProcessStartError, runProcess } from "../process.ts";
 import type { TaskContext, TaskKind, TaskOutcome } from "./task-kind.ts";
 
 /** Hercules' order: a flake wins, then ci.nix, nix/ci.nix, default.nix. */
@@ -31,9 +33,10 @@ export const evaluateTask: TaskKind<EvaluateTask> = {
 };
 
 async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<TaskOutcome> {
-  const { log, signal, acked } = context;
+  const { log, acked, clock, evaluation: policy } = context;
   const directory = path.join(context.workDirectory, "eval", context.directoryName);
   const repo = path.join(directory, "repo");
+  const scratch = path.join(directory, "tmp");
   const done = (status: EvaluationDone["status"], error?: string): TaskOutcome => {
     context.link.send({
       type: "evaluation-done",
@@ -45,8 +48,17 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
     return { status, ...(error === undefined ? {} : { error }) };
   };
 
+  // The evaluation's wall time: past it, every process it runs is stopped (their process groups).
+  const deadline = new AbortController();
+  const timer = clock.setTimeout(() => {
+    const minutes = policy.timeoutMs / 60_000;
+    const limit = minutes >= 1 ? `${Number(minutes.toFixed(1))} min` : `${policy.timeoutMs / 1000} s`;
+    deadline.abort(new EvaluationFailure(`the evaluation took longer than ${limit} (evaluationTimeoutSeconds) and was stopped`));
+  }, policy.timeoutMs);
+  const signal = AbortSignal.any([context.signal, deadline.signal]);
+
   await rm(directory, { recursive: true, force: true });
-  await mkdir(path.join(directory, "tmp"), { recursive: true });
+  await mkdir(scratch, { recursive: true });
   try {
     let events;
     let phaseStarted = Date.now();
@@ -55,31 +67,38 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       phaseStarted = Date.now();
     };
     try {
-      await checkoutCommit({ cloneUrl: task.cloneUrl, commit: task.commit, ref: task.ref, directory: repo, signal });
+      await checkoutCommit({ cloneUrl: task.cloneUrl, commit: task.commit, ref: task.ref, directory: repo, signal, allowLocal: policy.allowLocalRepositories });
       phase("checked out");
       const source = findSource(task, repo);
       if (source === undefined) {
         return done("failed", `${task.repository} at ${task.commit} has no flake.nix, ${NIX_FILES.join(", ")}`);
       }
-      const env = { ...process.env, TMPDIR: path.join(directory, "tmp") };
       // Paths inside the checkout read as the repository's own: "at ci.nix:3:5".
       const message = (stderr: string) =>
         nixErrorMessage(stderr, [
           [`${repo}/`, ""],
-          [path.join(directory, "nimbus-walk.nix"), "«nimbus walker»"],
+          ["«stdin»", "«nimbus walker»"],
         ]);
-      const call: NixCall = { optionArgs: context.nix.optionArgs, env, signal, cwd: repo, message };
+      // The repository's code runs only here: confined, limited, with nothing of the agent's.
+      const evaluate: Evaluator = (args, stdin, limits) => {
+        const { command, args: wrapped } = isolatedCommand(policy.plan, directory, repo, policy.nixInstantiate, args);
+        return runProcess(command, wrapped, { env: evaluatorEnvironment(policy.plan, scratch), signal, stdin, processGroup: true, ...limits });
+      };
       const walk = await walkAttributes({
         source,
-        directory,
-        cwd: repo,
+        repo,
         systems: context.nix.systems,
         optionArgs: context.nix.optionArgs,
-        env,
+        allowedUris: policy.allowedUris,
+        evaluate,
         signal,
-        message,
+        message: (stderr) => evaluationHints(message(stderr), policy),
+        maxAttributes: policy.maxAttributes,
+        maxOutputBytes: MAX_WALK_OUTPUT_BYTES,
       });
       phase(`evaluated ${walk.attributes.length + walk.errors.length} attributes`);
+      // The agent's own questions about the .drv files it found: no repository code runs here.
+      const call: NixCall = { optionArgs: context.nix.optionArgs, env: { ...process.env, TMPDIR: scratch }, signal, cwd: repo, message };
       const built = await derivationsToBuild(
         walk.attributes.map((a) => a.drvPath),
         call,
@@ -93,12 +112,15 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
         `task ${task.taskId}: ${walk.attributes.length} attributes, ${walk.errors.length} failed, ${built.size} derivations to build`,
       );
     } catch (err) {
-      if (signal.aborted) throw err;
+      if (context.signal.aborted) throw err;
+      const reason = deadline.signal.aborted ? deadline.signal.reason : err;
       const expected = [CheckoutError, EvaluationFailure, NixQueryError, ProcessStartError];
-      if (expected.some((kind) => err instanceof kind)) {
-        return done("failed", (err as Error).message);
+      if (expected.some((kind) => reason instanceof kind)) {
+        return done("failed", (reason as Error).message);
       }
       throw err;
+    } finally {
+      clock.clearTimeout(timer);
     }
     for (const batch of batchEvents(task.taskId, events)) {
       await acked.send((seq) => ({ type: "evaluation-events", taskId: task.taskId, seq, events: batch }));
@@ -108,6 +130,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
     phase(`sent ${events.length} events in ${acked.sent} batches`);
     return done("succeeded");
   } finally {
+    clock.clearTimeout(timer);
     await rm(directory, { recursive: true, force: true });
   }
 }
