@@ -114,6 +114,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     onStarted: (event) => events.emit("task-started", event),
     onFinished: (event) => events.emit("task-finished", event),
     onChange: () => shell.tasksChanged(),
+    onAcks: (progressed) => shell.acksChanged(progressed),
   });
   const hello = () => buildHello(info, session.credential, runner.held());
   try {
@@ -125,7 +126,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
 
   const shell: AgentShell = new AgentShell({
     apiBaseUrl: config.apiBaseUrl,
-    settings: { heartbeatIntervalMs: config.heartbeatIntervalMs, shutdownTimeoutMs: config.shutdownTimeoutMs },
+    settings: { heartbeatIntervalMs: config.heartbeatIntervalMs, shutdownTimeoutMs: config.shutdownTimeoutMs, ackTimeoutMs: config.ackTimeoutMs },
     connection: {
       token,
       tokenPath: config.clusterJoinTokenPath,

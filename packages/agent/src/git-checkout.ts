@@ -27,6 +27,9 @@ const REMOTE_PROTOCOLS = ["https", "ssh"];
 
 /** `https`, `ssh` (also for scp-like `git@host:path`), `file` (also for a local path), … */
 export function cloneUrlProtocol(cloneUrl: string): string {
+  // `<transport>::<address>` names a remote helper (`ext::` runs a command).
+  const helper = /^([a-z][a-z0-9+.-]*)::/i.exec(cloneUrl)?.[1]?.toLowerCase();
+  if (helper !== undefined) return helper;
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(cloneUrl)?.[1]?.toLowerCase();
   if (scheme !== undefined) return scheme === "git+ssh" || scheme === "ssh+git" ? "ssh" : scheme;
   // Git's rule: a colon before the first slash makes it scp-like ssh; anything else is a path.

@@ -48,6 +48,8 @@ export interface TaskRunnerOptions {
   onFinished?: (event: TaskFinished) => void;
   /** After any change to the running tasks or the unacknowledged results. */
   onChange?: () => void;
+  /** After a batch or result was sent (`progressed` false), acknowledged (true) or forgotten (false). */
+  onAcks?: (progressed: boolean) => void;
 }
 
 interface Running {
@@ -69,7 +71,17 @@ export class TaskRunner {
   private accepting = true;
 
   constructor(private readonly options: TaskRunnerOptions) {
-    this.results = new UnackedResults(() => this.options.onChange?.());
+    this.results = new UnackedResults((acknowledged) => {
+      this.options.onChange?.();
+      this.options.onAcks?.(acknowledged);
+    });
+  }
+
+  /** Batches and final messages sent and not yet acknowledged. */
+  outstanding(): number {
+    let batches = 0;
+    for (const task of this.running.values()) batches += task.stream.waiting;
+    return batches + this.results.size;
   }
 
   /** Ids of the tasks running now. */
@@ -189,7 +201,8 @@ export class TaskRunner {
       },
       sendNow: (message) => entry.stopped !== undefined || link.sendNow(message),
     };
-    const entry: Running = { controller, stream: new AckedStream(taskLink, task.taskId, controller.signal), settled: Promise.resolve(), stopped: undefined };
+    const stream = new AckedStream(taskLink, task.taskId, controller.signal, undefined, (progressed) => this.options.onAcks?.(progressed));
+    const entry: Running = { controller, stream, settled: Promise.resolve(), stopped: undefined };
     const context: TaskContext = {
       directoryName: directoryName(task.taskId),
       workDirectory: this.options.workDirectory,
@@ -218,6 +231,8 @@ export class TaskRunner {
       })
       .then((outcome) => {
         this.running.delete(task.taskId);
+        // Batches still unacknowledged go with the task (it threw): they are not waited for any more.
+        if (entry.stream.waiting > 0) this.options.onAcks?.(false);
         const durationMs = this.options.clock.now() - started;
         const finished: TaskFinished =
           outcome === "cancelled" || entry.stopped !== undefined

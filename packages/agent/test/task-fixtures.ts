@@ -82,7 +82,13 @@ export async function startTaskAgent(
   await writeFile(
     path.join(base, "agent.toml"),
     // The test repositories are local: only agents of the local stack (and tests) may fetch those.
-    [`apiBaseUrl = "${service.apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `workDirectory = "work"`, `allowLocalRepositories = true`, extraToml].join("\n"),
+    [
+      `apiBaseUrl = "${service.apiBaseUrl}"`,
+      `clusterJoinTokenPath = "token.key"`,
+      `workDirectory = "work"`,
+      ...(extraToml.includes("allowLocalRepositories") ? [] : ["allowLocalRepositories = true"]),
+      extraToml,
+    ].join("\n"),
   );
   const memory = memoryLog();
   const agent = await startAgent(await loadAgentConfig(path.join(base, "agent.toml")), {
