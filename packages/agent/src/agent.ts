@@ -23,7 +23,7 @@ import { readClusterJoinToken } from "./join-token.ts";
 import { createLogger, type Logger, type LogSink } from "./log.ts";
 import { detectNix, NIX_NOT_FOUND_MESSAGE, type NixInfo } from "./nix-info.ts";
 import { effectiveNixSettings, type NixEnvironment, nixOptionArgs } from "./nix-options.ts";
-import { Outbox } from "./outbox.ts";
+import { Outbox, OUTBOX_LIMIT_BYTES } from "./outbox.ts";
 import { loadSessionCredential } from "./session-credential.ts";
 import { TaskRunner } from "./task-runner.ts";
 import { encodeAgentMessage, OutgoingMessageError } from "./wire.ts";
@@ -98,7 +98,9 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const info = buildAgentInfo(config, nix, options.hostname);
   const evaluation = await prepareEvaluation(config, nix, log);
   const events = new EventEmitter<AgentEventMap>();
-  const outbox = new Outbox();
+  const outbox = new Outbox(undefined, (lines, tasks) =>
+    log("warn", `dropped ${lines} build log lines of ${tasks} task${tasks === 1 ? "" : "s"} while disconnected: the outbox holds at most ${OUTBOX_LIMIT_BYTES / (1024 * 1024)} MiB`),
+  );
   const nixEnvironment: NixEnvironment = {
     optionArgs: nixOptionArgs(nixSettings),
     systems: info.systems,
