@@ -34,7 +34,8 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
   if (error instanceof CliError) {
-    process.stderr.write(`nimbus: ${error.message}\n`);
+    // Messages may quote what agents and repositories sent: shown as text only.
+    process.stderr.write(`nimbus: ${printableLines(error.message)}\n`);
     process.exit(error.exitCode);
   }
   throw error;
