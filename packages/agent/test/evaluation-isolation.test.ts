@@ -6,7 +6,7 @@
  * evaluation that runs too long, takes too much memory or reports too much fails cleanly.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -21,7 +21,7 @@ import { evaluatorEnvironment, type IsolationPlan, isolatedCommand, outermost, p
 import { AgentConfigError } from "../src/errors.ts";
 import { ManualClock } from "./manual-clock.ts";
 import { FLAKE_PRELUDE, gitRepo, nixEval, NONCE, PRELUDE, startTaskAgent, type TaskSetup, tmpRoot } from "./task-fixtures.ts";
-import { GOOD_TOKEN } from "./fake-service.ts";
+import { FakeService, GOOD_TOKEN } from "./fake-service.ts";
 
 const run = promisify(execFile);
 let dir: string;
@@ -286,6 +286,62 @@ describe("limits", () => {
       assert.equal(next.finished.status, "succeeded", next.finished.error);
     } finally {
       await capped.stop();
+    }
+  });
+});
+
+describe("when the evaluator cannot be isolated", () => {
+  const fixture = new URL("./fixtures/run-agent-command.ts", import.meta.url).pathname;
+  /** `nimbus agent` in a process whose PATH has an `unshare` that fails as a kernel without namespaces would. */
+  async function runWithoutNamespaces(service: FakeService, extraToml: string) {
+    const base = await mkdtemp(path.join(dir, "no-ns-"));
+    const bin = path.join(base, "bin");
+    await mkdir(bin);
+    await writeFile(path.join(bin, "unshare"), "#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n", { mode: 0o755 });
+    await writeFile(path.join(base, "token.key"), GOOD_TOKEN, { mode: 0o600 });
+    await writeFile(path.join(base, "agent.toml"), `apiBaseUrl = "${service.apiBaseUrl}"\nclusterJoinTokenPath = "token.key"\n${extraToml}\n`);
+    const child = spawn(process.execPath, ["--import", "tsx", fixture, path.join(base, "agent.toml")], {
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    return { child, exited, stderr: () => stderr };
+  }
+
+  it("refuses to start, saying why and what to do, unless evaluationIsolation = \"none\"", async () => {
+    const service = await FakeService.start({ heartbeatIntervalMs: 60_000 });
+    try {
+      const refused = await runWithoutNamespaces(service, "");
+      assert.equal(await refused.exited, 1, refused.stderr());
+      assert.match(refused.stderr(), /cannot isolate evaluations \(unshare: unshare failed: Operation not permitted\)/);
+      assert.match(refused.stderr(), /set evaluationIsolation = "none"/);
+      assert.equal(service.hellos.length, 0, "it never connected");
+
+      const trusting = await runWithoutNamespaces(service, 'evaluationIsolation = "none"');
+      await service.until(() => service.hellos.length === 1, `the agent to connect (stderr: ${trusting.stderr()})`, 20_000);
+      assert.match(trusting.stderr(), /warn evaluationIsolation = "none": evaluated code is held only by Nix's restricted mode/);
+      trusting.child.kill("SIGTERM");
+      assert.equal(await trusting.exited, 0, trusting.stderr());
+    } finally {
+      await service.close();
+    }
+  });
+
+  it("with evaluationIsolation = \"none\", still evaluates in restricted mode", async () => {
+    const plain = await startTaskAgent(dir, 'evaluationIsolation = "none"');
+    try {
+      const token = path.join(path.dirname(plain.workDirectory), "token.key");
+      const { finished, events } = await evaluate(plain, {
+        "ci.nix": `let ${PRELUDE} in { token = mk "t" (builtins.readFile "${token}"); session = mk "s" (builtins.readFile ../../../session.json); }`,
+      });
+      assert.equal(finished.status, "succeeded", finished.error);
+      const errors = errorsByName(events);
+      assert.match(errors.token ?? "", RESTRICTED);
+      assert.match(errors.session ?? "", RESTRICTED);
+    } finally {
+      await plain.stop();
     }
   });
 });
