@@ -135,7 +135,7 @@ describe("CLI: trigger, job, jobs, logs", () => {
     const run = await waiting;
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /status\s+succeeded/);
-    assert.match(run.stderr, /evaluating/);
+    assert.match(run.stderr, /evaluating/, `stdout: ${run.stdout}`);
   });
 
   it("`nimbus job --wait` lists failures with their log tail and exits 1", async () => {

@@ -196,7 +196,7 @@ export async function walkAttributes(options: WalkOptions): Promise<WalkResult> 
     if (options.signal.aborted) throw options.signal.reason;
     if (result.stopped !== undefined) {
       const why = result.stopped.startsWith("it printed more than")
-        ? `its attributes take more than ${options.maxOutputBytes / (1024 * 1024)} MiB to list`
+        ? `its attributes take more than ${sizeText(options.maxOutputBytes)} to list`
         : result.stopped;
       throw new EvaluationFailure(`the evaluation was stopped: ${why}`);
     }
@@ -253,6 +253,11 @@ export async function walkAttributes(options: WalkOptions): Promise<WalkResult> 
   attributes.sort((a, b) => comparePaths(a.path, b.path));
   errors.sort((a, b) => comparePaths(a.path, b.path));
   return { attributes, errors };
+}
+
+function sizeText(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB` : `${bytes} bytes`;
 }
 
 /** A Nix string literal holding `text`: every `\\`, `"` and `$` escaped. */

@@ -19,6 +19,8 @@ import type { EvaluationEvent } from "@nimbus/protocol";
 import { parseAgentConfig } from "../src/config.ts";
 import { evaluatorEnvironment, type IsolationPlan, isolatedCommand, outermost, planIsolation } from "../src/evaluation-isolation.ts";
 import { AgentConfigError } from "../src/errors.ts";
+import { EvaluationFailure, nixString, TopLevelEntryCounter, walkAttributes } from "../src/nix-walk.ts";
+import { runProcess } from "../src/process.ts";
 import { ManualClock } from "./manual-clock.ts";
 import { FLAKE_PRELUDE, gitRepo, nixEval, NONCE, PRELUDE, startTaskAgent, type TaskSetup, tmpRoot } from "./task-fixtures.ts";
 import { FakeService, GOOD_TOKEN } from "./fake-service.ts";
@@ -290,6 +292,46 @@ describe("limits", () => {
   });
 });
 
+describe("the walker's output limits", () => {
+  it("counts the walker's entries as they stream, whatever the strings hold and wherever the chunks split", () => {
+    const text = JSON.stringify([
+      { path: ["a{b", "c\"}{"], drvPath: "/nix/store/x-a.drv" },
+      { path: ["[nested]"], failed: true },
+      { path: ["\\"], drvPath: "/nix/store/x-{}.drv" },
+    ]);
+    for (const size of [1, 2, 3, 7, text.length]) {
+      const counter = new TopLevelEntryCounter();
+      for (let i = 0; i < text.length; i += size) counter.push(Buffer.from(text.slice(i, i + size)));
+      assert.equal(counter.count, 3, `chunks of ${size}`);
+    }
+  });
+
+  it("writes any text as a Nix string", async () => {
+    const text = 'a "quoted" \\ back ${notInterpolated} $plain \n line';
+    const { stdout } = await run("nix-instantiate", ["--eval", "--json", "--expr", nixString(text)]);
+    assert.equal(JSON.parse(stdout.trim()), text);
+  });
+
+  it("stops a walk whose output passes its byte limit, with a clear failure", async () => {
+    const repo = await gitRepo(dir, {
+      "ci.nix": `let ${PRELUDE} in builtins.listToAttrs (builtins.genList (i: { name = "attribute-\${toString i}"; value = mk "bytes-\${toString i}" "echo > $out"; }) 300)`,
+    });
+    const walk = walkAttributes({
+      source: { kind: "file", file: path.join(repo.dir, "ci.nix") },
+      repo: repo.dir,
+      systems: ["x86_64-linux"],
+      optionArgs: ["--option", "substituters", ""],
+      allowedUris: [],
+      evaluate: (args, stdin, limits) => runProcess("nix-instantiate", args, { stdin, processGroup: true, ...limits }),
+      signal: new AbortController().signal,
+      message: (stderr) => stderr,
+      maxAttributes: 100_000,
+      maxOutputBytes: 10_000,
+    });
+    await assert.rejects(walk, (err: unknown) => err instanceof EvaluationFailure && /its attributes take more than 10000 bytes to list/.test(err.message));
+  });
+});
+
 describe("when the evaluator cannot be isolated", () => {
   const fixture = new URL("./fixtures/run-agent-command.ts", import.meta.url).pathname;
   /** `nimbus agent` in a process whose PATH has an `unshare` that fails as a kernel without namespaces would. */
@@ -427,10 +469,25 @@ describe("the isolation plan", () => {
       for (const p of [secretDir, path.join(secretDir, "work"), path.join(secretDir, "work", "eval"), task]) await chmod(p, 0o755);
       await chmod(path.join(secretDir, "token.key"), 0o644);
       await chmod(path.join(task, "mine"), 0o644);
-      const plan: IsolationPlan = { mode: "namespaces", hidden: [{ path: secretDir, kind: "directory" }], network: false, userNamespace: true, memoryBytes: 1 << 30 };
-      const { command, args } = isolatedCommand(plan, task, task, "/bin/sh", ["-c", `cat ${secretDir}/token.key 2>&1; cat mine; echo; ls -A ${secretDir}`]);
+      const secretFile = `${secretDir}-file`;
+      await writeFile(secretFile, "unprivileged-file-secret", { mode: 0o644 });
+      const plan: IsolationPlan = {
+        mode: "namespaces",
+        hidden: [
+          { path: secretDir, kind: "directory" },
+          { path: secretFile, kind: "file" },
+        ],
+        network: false,
+        userNamespace: true,
+        memoryBytes: 1 << 30,
+      };
+      const script = `cat ${secretDir}/token.key 2>&1; cat ${secretFile}; echo "[file read]"; cat mine; echo; ls -A ${secretDir}`;
+      const { command, args } = isolatedCommand(plan, task, task, "/bin/sh", ["-c", script]);
       const { stdout } = await run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", command, ...args], { env: { PATH: process.env.PATH } });
+      await rm(secretFile, { force: true });
       assert.ok(!stdout.includes("unprivileged-secret"), stdout);
+      assert.ok(!stdout.includes("unprivileged-file-secret"), stdout);
+      assert.match(stdout, /^\[file read\]$/m, "the file reads as empty");
       assert.match(stdout, /No such file or directory/);
       assert.match(stdout, /visible/);
       assert.match(stdout, /^work$/m, "only the way to the task's directory is there");

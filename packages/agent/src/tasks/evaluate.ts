@@ -48,6 +48,8 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
     return { status, ...(error === undefined ? {} : { error }) };
   };
 
+  await rm(directory, { recursive: true, force: true });
+  await mkdir(scratch, { recursive: true });
   // The evaluation's wall time: past it, every process it runs is stopped (their process groups).
   const deadline = new AbortController();
   const timer = clock.setTimeout(() => {
@@ -56,9 +58,6 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
     deadline.abort(new EvaluationFailure(`the evaluation took longer than ${limit} (evaluationTimeoutSeconds) and was stopped`));
   }, policy.timeoutMs);
   const signal = AbortSignal.any([context.signal, deadline.signal]);
-
-  await rm(directory, { recursive: true, force: true });
-  await mkdir(scratch, { recursive: true });
   try {
     let events;
     let phaseStarted = Date.now();
