@@ -45,7 +45,7 @@ export async function launchBrowser(options: { colorScheme?: "light" | "dark"; v
   const problems: string[] = [];
   const watch = (page: Page) => {
     page.on("console", (message) => {
-      if (message.type() === "error") problems.push(`console: ${message.text()}`);
+      if (message.type() === "error") problems.push(`console: ${message.text()} (${message.location().url})`);
     });
     page.on("pageerror", (error) => problems.push(`exception: ${error.message}`));
   };

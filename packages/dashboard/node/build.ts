@@ -79,6 +79,7 @@ function indexHtml(script: string, css: string | undefined): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>Nimbus</title>
+<link rel="icon" href="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='7' fill='%230b57d0'/%3E%3C/svg%3E">
 ${css ? `<link rel="stylesheet" href="/${css}">\n` : ""}<script type="module" src="/${script}"></script>
 </head>
 <body>

@@ -145,6 +145,8 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
       <div
         ref={element}
         class="vlist"
+        // As tall as its rows, up to the stylesheet's --list-height.
+        style={{ height: `min(${Math.max(count, 2) * rowHeight + 2}px, var(--list-height))` }}
         role="listbox"
         tabIndex={0}
         aria-label={props.label}
