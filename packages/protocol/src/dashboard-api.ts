@@ -5,7 +5,7 @@
  */
 import * as z from "zod";
 import { AgentView } from "./api.ts";
-import { AttributeView, BuilderView, DerivationLog, DerivationStatus, JobDerivationView } from "./jobs-api.ts";
+import { AttributeView, BuilderView, DerivationLog, DerivationStatus, JobDerivationView, JobView } from "./jobs-api.ts";
 import { DrvPath } from "./nix-names.ts";
 
 /**
@@ -15,6 +15,13 @@ import { DrvPath } from "./nix-names.ts";
  */
 export const HashPrefix = z.string().regex(/^[0-9a-df-np-sv-z]{1,32}$/, "a prefix of a Nix store hash (0-9, a-z but e o t u)");
 export type HashPrefix = z.infer<typeof HashPrefix>;
+
+/**
+ * `GET /api/jobs/{id}/summary`: what the job page polls every two seconds — the job and its
+ * counts per status, without the attribute and failure lists (which have their own pages).
+ */
+export const JobStatusView = JobView.omit({ attributes: true, failures: true });
+export type JobStatusView = z.infer<typeof JobStatusView>;
 
 /** `GET /api/jobs/{id}/attributes?prefix=&errors=only&cursor=&limit=`: in attribute path order. */
 export const AttributePage = z.strictObject({

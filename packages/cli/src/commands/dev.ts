@@ -18,6 +18,7 @@ export function registerDevCommand(program: Command) {
         [
           "",
           `Nimbus is running (data in ${stack.dataDir})`,
+          `  dashboard  ${stack.url}/`,
           `  HTTP API   ${stack.url}/api`,
           `  webhooks   ${stack.url}/webhooks/github`,
           `  agents     ${stack.agentSocketUrl}`,

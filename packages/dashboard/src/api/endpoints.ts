@@ -8,13 +8,14 @@ import {
   DerivationDetail,
   DerivationPage,
   JobList,
+  JobStatusView,
   JobView,
   LogPage,
   type DerivationStatus,
   type JobSummary,
 } from "@nimbus/protocol";
 import * as z from "zod";
-import { apiGet, apiSend, isMissingEndpoint, type Cached } from "./http.ts";
+import { ApiRequestError, apiGet, apiSend, isMissingEndpoint, type Cached } from "./http.ts";
 import type { HashRange } from "../list/hash-ranges.ts";
 
 const PAGE = 200;
@@ -48,6 +49,22 @@ export async function listJobs(filter: JobFilter, cursor: string | undefined, si
 
 export const getJob = (jobId: string, signal?: AbortSignal, cached?: Cached<JobView>) => apiGet(job(jobId), JobView, { signal, cached });
 
+/** Set once the API said it has no summary endpoint: the full view is asked for instead. */
+let summaryMissing = false;
+
+/** The job and its counts, for polling: the summary endpoint, or the full view from an API without it. */
+export async function getJobStatus(jobId: string, signal?: AbortSignal, cached?: Cached<JobStatusView>): Promise<Cached<JobStatusView>> {
+  if (!summaryMissing) {
+    try {
+      return await apiGet(`${job(jobId)}/summary`, JobStatusView, { signal, cached });
+    } catch (error) {
+      if (!isMissingEndpoint(error)) throw error;
+      summaryMissing = true;
+    }
+  }
+  return getJob(jobId, signal);
+}
+
 export async function listJobDerivations(
   jobId: string,
   query: { status?: DerivationStatus; range?: HashRange; cursor?: string; limit?: number },
@@ -67,6 +84,8 @@ export async function listJobDerivations(
   return { items: value.derivations, cursor: value.cursor };
 }
 
+let attributesMissing = false;
+
 /**
  * A page of a job's attributes under a path prefix. A server without the attributes endpoint
  * gets the job view's first 1000, filtered here.
@@ -77,6 +96,7 @@ export async function listJobAttributes(
   signal?: AbortSignal,
 ) {
   try {
+    if (attributesMissing) throw new ApiRequestError("no attributes endpoint", 404, "no-route");
     const { value } = await apiGet(
       path(`${job(jobId)}/attributes`, {
         prefix: query.prefix,
@@ -90,6 +110,7 @@ export async function listJobAttributes(
     return { items: value.attributes, cursor: value.cursor };
   } catch (error) {
     if (!isMissingEndpoint(error)) throw error;
+    attributesMissing = true;
     const { value } = await getJob(jobId, signal);
     const prefix = query.prefix ?? "";
     const items = value.attributes.filter((a) => a.path.join(".").startsWith(prefix) && (!query.errorsOnly || a.status === "error"));

@@ -3,9 +3,9 @@
  * status, what waits for an agent none can be, evaluation errors, and the derivations or the
  * attribute tree as lists of any length, filtered by the server (status, attribute prefix).
  */
-import type { AttributeView, DerivationStatus, JobDerivationView, JobView } from "@nimbus/protocol";
+import type { AttributeView, DerivationStatus, JobDerivationView, JobStatusView } from "@nimbus/protocol";
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { cancelJob, getJob, listJobAttributes, listJobDerivations, rerunJob } from "../api/endpoints.ts";
+import { cancelJob, getJobStatus, listJobAttributes, listJobDerivations, rerunJob } from "../api/endpoints.ts";
 import { ErrorNote } from "../components/error-note.tsx";
 import { StatusBadge } from "../components/status.tsx";
 import { Ago, useNow } from "../components/time.tsx";
@@ -21,7 +21,7 @@ type JobRoute = Extract<Route, { page: "job" }>;
 
 const POLL_MS = 2_000;
 const ROW_HEIGHT = 32;
-const FINISHED = new Set<JobView["status"]>(["succeeded", "failed", "cancelled"]);
+const FINISHED = new Set<JobStatusView["status"]>(["succeeded", "failed", "cancelled"]);
 /** Lists up to this long follow a running job's every change; longer ones offer a refresh. */
 const LIVE_LIST_LIMIT = 200;
 /** The order statuses are offered as filters: what needs attention first. */
@@ -29,7 +29,7 @@ const STATUS_ORDER: DerivationStatus[] = ["failed", "dependency-failed", "queued
 
 export function JobPage({ route }: { route: JobRoute }) {
   const now = useNow();
-  const job = usePoll<JobView>((signal, cached) => getJob(route.jobId, signal, cached), [route.jobId], {
+  const job = usePoll<JobStatusView>((signal, cached) => getJobStatus(route.jobId, signal, cached), [route.jobId], {
     intervalMs: POLL_MS,
     live: (view) => !FINISHED.has(view.status),
   });
@@ -73,7 +73,7 @@ export function JobPage({ route }: { route: JobRoute }) {
   );
 }
 
-function JobFacts({ job, now }: { job: JobView; now: number }) {
+function JobFacts({ job, now }: { job: JobStatusView; now: number }) {
   const { trigger, evaluation } = job;
   return (
     <dl class="facts">
@@ -119,7 +119,7 @@ function JobFacts({ job, now }: { job: JobView; now: number }) {
   );
 }
 
-function JobActions({ job, refresh }: { job: JobView; refresh: () => void }) {
+function JobActions({ job, refresh }: { job: JobStatusView; refresh: () => void }) {
   const [message, setMessage] = useState<{ text: string; error?: boolean }>();
   const [busy, setBusy] = useState(false);
   const running = !FINISHED.has(job.status);
@@ -173,7 +173,7 @@ function JobActions({ job, refresh }: { job: JobView; refresh: () => void }) {
 }
 
 /** Queued derivations no connected agent may build, grouped by what they need. */
-function WaitingForAgents({ job }: { job: JobView }) {
+function WaitingForAgents({ job }: { job: JobStatusView }) {
   const queued = job.counts.queued ?? 0;
   const waiting = usePoll(
     async (signal) => ({ value: queued > 0 ? await listJobDerivations(job.id, { status: "queued", limit: 200 }, signal) : { items: [] } }),
@@ -202,7 +202,7 @@ function WaitingForAgents({ job }: { job: JobView }) {
   );
 }
 
-function AttributeErrors({ job }: { job: JobView }) {
+function AttributeErrors({ job }: { job: JobStatusView }) {
   const errors = usePoll(
     async (signal) => ({ value: await listJobAttributes(job.id, { errorsOnly: true, limit: 100 }, signal) }),
     [job.id, job.status],
@@ -226,7 +226,7 @@ function AttributeErrors({ job }: { job: JobView }) {
   );
 }
 
-function Derivations({ job, route }: { job: JobView; route: JobRoute }) {
+function Derivations({ job, route }: { job: JobStatusView; route: JobRoute }) {
   const total = route.status ? (job.counts[route.status] ?? 0) : Object.values(job.counts).reduce((sum, n) => sum + (n ?? 0), 0);
   const finished = FINISHED.has(job.status);
   // A small list follows every change; a long one keeps its rows (and scroll) until asked.
@@ -271,7 +271,7 @@ function Derivations({ job, route }: { job: JobView; route: JobRoute }) {
   );
 }
 
-function StatusFilter({ job, route }: { job: JobView; route: JobRoute }) {
+function StatusFilter({ job, route }: { job: JobStatusView; route: JobRoute }) {
   const all = Object.values(job.counts).reduce((sum, n) => sum + (n ?? 0), 0);
   const link = (status: DerivationStatus | undefined, label: string, n: number) => (
     <a
@@ -309,7 +309,7 @@ function DerivationRow({ row }: { row: JobDerivationView }) {
   );
 }
 
-function Attributes({ job, route }: { job: JobView; route: JobRoute }) {
+function Attributes({ job, route }: { job: JobStatusView; route: JobRoute }) {
   const finished = FINISHED.has(job.status);
   const source: RowSource<AttributeView> = useMemo(
     () =>
