@@ -94,7 +94,7 @@ async function main() {
     new DynamoDBClient({ endpoint: stack.dynamodbEndpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } }),
     { marshallOptions: { removeUndefinedValues: true } },
   );
-  const browser = await launchBrowser({ viewport: { width: 1280, height: 900 } });
+  const browser = await launchBrowser({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
   try {
     const seedStart = performance.now();
     const failedDrv = await seed(documents);

@@ -29,7 +29,14 @@ export interface TestBrowser {
 }
 
 /** Launches headless Chromium with a fresh profile; fails saying what to install if it is missing. */
-export async function launchBrowser(options: { colorScheme?: "light" | "dark"; viewport?: { width: number; height: number } } = {}): Promise<TestBrowser> {
+export async function launchBrowser(
+  options: {
+    colorScheme?: "light" | "dark";
+    viewport?: { width: number; height: number };
+    /** Lets probes given as source text run despite the page's CSP (the bench's timers). */
+    bypassCSP?: boolean;
+  } = {},
+): Promise<TestBrowser> {
   if (!existsSync(CHROMIUM_PATH)) {
     throw new Error(`no Chromium at ${CHROMIUM_PATH} — install chromium: apt-get install -y chromium (or set NIMBUS_CHROMIUM)`);
   }
@@ -41,6 +48,7 @@ export async function launchBrowser(options: { colorScheme?: "light" | "dark"; v
     viewport: options.viewport ?? { width: 1280, height: 860 },
     colorScheme: options.colorScheme ?? "light",
     reducedMotion: "reduce",
+    bypassCSP: options.bypassCSP ?? false,
   });
   const problems: string[] = [];
   const watch = (page: Page) => {

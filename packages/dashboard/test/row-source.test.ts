@@ -62,6 +62,25 @@ describe("HashRangeSource", () => {
     for (const i of [0, 1234, 2999]) assert.equal(source.indexOfKey(source.keyAt(i)!), i);
   });
 
+  it("reads a bucket longer than one page until the rows in view are all there", async () => {
+    const all = rows(2_000);
+    const api = fakeApi(all, { limit: 30 });
+    const source = new HashRangeSource(all.length, api.fetch, (h) => h, 100);
+    source.want(1_000, 1_040);
+    await settle();
+    assert.ok(Array.from({ length: 40 }, (_, i) => source.row(1_000 + i)).every((h) => h !== undefined));
+    assert.ok(api.calls.length < 15, `${api.calls.length} requests`);
+  });
+
+  it("keeps reading an API that ignores hash ranges until the rows asked for once are there", async () => {
+    const all = rows(2_000);
+    const api = fakeApi(all, { ignoreRange: true, limit: 200 });
+    const source = new HashRangeSource(all.length, api.fetch, (h) => h, 100);
+    source.want(1_000, 1_040);
+    for (let i = 0; i < 5; i++) await settle();
+    assert.deepEqual(Array.from({ length: 40 }, (_, i) => source.row(1_000 + i)), all.slice(1_000, 1_040));
+  });
+
   it("reads in order from an API that ignores hash ranges, never showing a row twice", async () => {
     const all = rows(1_000);
     const api = fakeApi(all, { ignoreRange: true });

@@ -138,6 +138,8 @@ export class HashRangeSource<T> extends Notifier implements RowSource<T> {
   /** offsets[b] is the index of bucket b's first row; offsets[n] the count. Rebuilt on change. */
   private offsets: number[] = [];
   private wanted: number[] = [];
+  /** The rows the list last asked for: loads go on until they are all there. */
+  private view = { start: 0, end: 0 };
   private inFlight = 0;
 
   constructor(
@@ -173,6 +175,7 @@ export class HashRangeSource<T> extends Notifier implements RowSource<T> {
   }
 
   want(start: number, end: number): void {
+    this.view = { start, end };
     const first = this.bucketAt(Math.max(0, start));
     const last = this.bucketAt(Math.min(this.count() - 1, Math.max(start, end - 1)));
     if (first === undefined || last === undefined) return;
@@ -231,7 +234,8 @@ export class HashRangeSource<T> extends Notifier implements RowSource<T> {
     if (this.controller.signal.aborted) return;
     this.layout();
     this.notify();
-    this.pump();
+    // A bucket longer than a page, or the whole list read in order, needs more pages for the same view.
+    this.want(this.view.start, this.view.end);
   }
 
   /** Row offsets: loaded buckets count what they hold, the others share the remaining rows. */
