@@ -55,9 +55,23 @@ const BROKEN_LOG = [
 const NOT_YET_SERVED = [/\/api\/jobs\/[^/]+\/(attributes\?|summary\))/, /\/api\/derivations\/[^/?]+\)$/];
 const unexpected = (problems: string[]) => problems.filter((p) => !(p.includes("404 (Not Found)") && NOT_YET_SERVED.some((r) => r.test(p))));
 
-const EVALUATE = (task: { repository: string }) => (task.repository === "acme/slow" ? [derivation(SLOW, [], "aarch64-linux"), attribute("slow", SLOW)] : SAMPLE);
+/** What a malicious pull request controls: attribute names, derivation names, log lines, error messages. */
+const HOSTILE_MARKUP = `<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>`;
+const HOSTILE = drv("4h", "hostile");
+const HOSTILE_EVENTS: EvaluationEvent[] = [
+  derivation(HOSTILE),
+  attribute(HOSTILE_MARKUP, HOSTILE),
+  { kind: "attribute-error", path: ["checks", HOSTILE_MARKUP], message: `error: ${HOSTILE_MARKUP}` },
+];
+
+function EVALUATE(task: { repository: string }): EvaluationEvent[] {
+  if (task.repository === "acme/slow") return [derivation(SLOW, [], "aarch64-linux"), attribute("slow", SLOW)];
+  if (task.repository === "mallory/evil") return HOSTILE_EVENTS;
+  return SAMPLE;
+}
 
 function build(task: BuildTask) {
+  if (task.drvPath === HOSTILE) return { status: "failed" as const, exitCode: 1, log: [HOSTILE_MARKUP, "\x1b[31mred\x1b[0m"] };
   if (task.drvPath === BROKEN) return { status: "failed" as const, exitCode: 1, log: BROKEN_LOG };
   return { status: "succeeded" as const, log: [`building ${task.drvPath}`, "done"] };
 }
@@ -169,6 +183,24 @@ describe("dashboard in a browser", () => {
     assert.equal(job.body.status, "cancelled");
     assert.equal(await page.getByRole("button", { name: "Cancel job" }).count(), 0);
     await eventually(async () => (slowAgent.cancelled.length === 1 ? true : undefined), "the agent to be told to stop the build");
+    assert.deepEqual(unexpected(browser.problems), []);
+  });
+
+  it("shows what a hostile repository evaluates and prints as text, running none of it", async () => {
+    const jobId = await push("mallory/evil", "6".repeat(40));
+    await page.goto(`${stack.url}/jobs/${jobId}`);
+    const errors = page.getByRole("region", { name: "Evaluation errors" });
+    await errors.getByText(`error: ${HOSTILE_MARKUP}`).waitFor({ timeout: 20_000 });
+    assert.match(await errors.innerText(), /checks\.<img src=x onerror="window\.pwned=1"><script>/);
+
+    await page.getByRole("link", { name: "Attributes" }).click();
+    await page.getByRole("listbox", { name: "attributes" }).getByRole("option", { name: /onerror/ }).first().waitFor();
+    await page.goto(`${stack.url}/derivations/${HOSTILE.slice("/nix/store/".length)}`);
+    const log = page.getByRole("listbox", { name: "log lines" });
+    await log.getByRole("option").nth(1).waitFor({ timeout: 20_000 });
+    assert.deepEqual(await log.getByRole("option").allInnerTexts(), [HOSTILE_MARKUP, "red"]);
+    assert.equal(await page.evaluate("window.pwned"), undefined);
+    assert.equal(await page.locator("main img, main script").count(), 0);
     assert.deepEqual(unexpected(browser.problems), []);
   });
 
