@@ -9,27 +9,13 @@
  * Knobs: NIMBUS_BENCH_DASHBOARD_ROWS (100000), NIMBUS_BENCH_DASHBOARD_LOG_MB (20),
  * NIMBUS_BENCH_DASHBOARD_TIMEOUT_S (120, per measurement).
  */
-import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { startLocalStack } from "@nimbus/local";
-import {
-  attributeKey,
-  jobStatusKey,
-  localResourceName,
-  logChunk,
-  type BuildLogItem,
-  type DerivationItem,
-  type JobAttributeItem,
-  type JobDerivationItem,
-  type JobItem,
-  type TableName,
-} from "@nimbus/service";
 import { launchBrowser, signIn } from "../test/support/browser.ts";
+import { seedFailedJob } from "../test/support/seed-job.ts";
 import { machineInfo } from "./report.ts";
 
 const env = (name: string, fallback: number) => {
@@ -44,9 +30,6 @@ const TIMEOUT_MS = env("NIMBUS_BENCH_DASHBOARD_TIMEOUT_S", 120) * 1000;
 const RESULTS = fileURLToPath(new URL("./results/dashboard.json", import.meta.url));
 
 const JOB = "j000000000001dashbench";
-const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
-const randomHash = () => Array.from(randomBytes(32), (b) => NIX_BASE32[b % 32]).join("");
-const at = new Date(Date.UTC(2026, 0, 1)).toISOString();
 
 // In-page probes, as source text: they run in the browser, which this file's types do not describe.
 const FIRST_ROW = `(() => {
@@ -90,14 +73,10 @@ const FLING = `new Promise((resolve) => {
 async function main() {
   const dataDir = await mkdtemp(join(tmpdir(), "nimbus-bench-dashboard-"));
   const stack = await startLocalStack({ port: 0, dataDir, sweepIntervalMs: 0, log: () => {} });
-  const documents = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: stack.dynamodbEndpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } }),
-    { marshallOptions: { removeUndefinedValues: true } },
-  );
   const browser = await launchBrowser({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
   try {
     const seedStart = performance.now();
-    const failedDrv = await seed(documents);
+    const { loggedDrv: failedDrv } = await seedFailedJob(stack.dynamodbEndpoint, { jobId: JOB, rows: ROWS, logMegabytes: LOG_MB });
     const seedSeconds = Math.round((performance.now() - seedStart) / 100) / 10;
     console.log(`seeded ${ROWS.toLocaleString("en")} failed derivations and a ${LOG_MB} MB log in ${seedSeconds} s`);
 
@@ -154,88 +133,8 @@ async function main() {
     console.log(`\nresults: ${RESULTS}`);
   } finally {
     await browser.close();
-    documents.destroy();
     await stack.stop();
     await rm(dataDir, { recursive: true, force: true });
-  }
-}
-
-/** A finished job whose ROWS derivations all failed, each an attribute, and one long log. */
-async function seed(documents: DynamoDBDocumentClient): Promise<string> {
-  const job: JobItem = {
-    jobId: JOB,
-    listKey: "job",
-    repository: "acme/monorepo",
-    ref: "refs/heads/main",
-    commit: "b".repeat(40),
-    cloneUrl: "https://github.com/acme/monorepo.git",
-    trigger: { event: "push", sender: "bench" },
-    status: "failed",
-    createdAt: at,
-    updatedAt: at,
-    finishedAt: at,
-    evaluation: { status: "succeeded", taskId: `eval-${JOB}`, agent: "bench" },
-  };
-  await put(documents, "Jobs", [job]);
-  const paths = Array.from({ length: ROWS }, (_, i) => `/nix/store/${randomHash()}-pkg-${i}.drv`);
-  for (let i = 0; i < ROWS; i += 5_000) {
-    const slice = paths.slice(i, i + 5_000);
-    await put(
-      documents,
-      "Derivations",
-      slice.map(
-        (drvPath, j): DerivationItem => ({
-          drvPath,
-          system: "x86_64-linux",
-          requiredFeatures: [],
-          outputs: { out: drvPath.replace(/\.drv$/, "") },
-          status: "failed",
-          queueKey: "x86_64-linux",
-          attempt: 1,
-          builtBy: { hostname: `builder-${(i + j) % 8}`, connectionId: "c", labels: {} },
-          failure: { reason: "builder failed with exit code 2", exitCode: 2 },
-          createdAt: at,
-          updatedAt: at,
-          finishedAt: at,
-        }),
-      ),
-    );
-    await put(documents, "JobDerivations", slice.map((drvPath): JobDerivationItem => ({ jobId: JOB, drvPath, status: "failed", jobStatus: jobStatusKey(JOB, "failed") })));
-    await put(
-      documents,
-      "JobAttributes",
-      slice.map((drvPath, j): JobAttributeItem => {
-        const path = ["packages", "x86_64-linux", `pkg-${i + j}`];
-        return { jobId: JOB, attribute: attributeKey(path), path, drvPath };
-      }),
-    );
-  }
-  // LOG_MB of build output in 32 KB chunks, as agents send it.
-  const line = "cc -O2 -Wall -c src/module.c -o build/module.o # " + "x".repeat(50);
-  const perChunk = Math.floor(32_000 / (line.length + 1));
-  const chunks = Math.ceil((LOG_MB * 1024 * 1024) / (perChunk * (line.length + 1)));
-  const logs: BuildLogItem[] = Array.from({ length: chunks }, (_, seq) => ({
-    drvPath: paths[0]!,
-    chunk: logChunk(1, seq),
-    lines: Array.from({ length: perChunk }, (_, n) => `${line} ${seq * perChunk + n}`),
-  }));
-  await put(documents, "BuildLogs", logs);
-  return paths[0]!;
-}
-
-async function put(documents: DynamoDBDocumentClient, table: TableName, items: object[]): Promise<void> {
-  const batches = Array.from({ length: Math.ceil(items.length / 25) }, (_, i) => items.slice(i * 25, i * 25 + 25));
-  for (let i = 0; i < batches.length; i += 8) {
-    await Promise.all(
-      batches.slice(i, i + 8).map(async (batch) => {
-        let request: Record<string, any> | undefined = {
-          [localResourceName("nimbus", "local", table)]: batch.map((Item) => ({ PutRequest: { Item } })),
-        };
-        while (request && Object.keys(request).length > 0) {
-          request = (await documents.send(new BatchWriteCommand({ RequestItems: request }))).UnprocessedItems;
-        }
-      }),
-    );
   }
 }
 

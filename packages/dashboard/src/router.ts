@@ -14,8 +14,20 @@ export interface Place {
 
 const here = (): Place => ({ pathname: location.pathname, search: location.search });
 
+const leaving = new Set<() => void>();
+
+/**
+ * Calls `save` just before this page's history entry is left for a new one (not on back or
+ * forward), so a component can keep its state there, e.g. a list's scroll position.
+ */
+export function beforeLeaving(save: () => void): () => void {
+  leaving.add(save);
+  return () => leaving.delete(save);
+}
+
 /** Goes to `href` (this site): a new history entry, or `replace` the current one (a filter typed in). */
 export function navigate(href: string, options: { replace?: boolean } = {}): void {
+  if (!options.replace) for (const save of leaving) save();
   if (options.replace) history.replaceState(null, "", href);
   else history.pushState(null, "", href);
   dispatchEvent(new CustomEvent(NAVIGATED, { detail: { replace: options.replace ?? false } }));

@@ -6,7 +6,7 @@
  */
 import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { navigate } from "../router.ts";
+import { beforeLeaving, navigate } from "../router.ts";
 import type { RowSource } from "./row-source.ts";
 import { keyMove, rowWindow, scrollToShow } from "./window.ts";
 
@@ -49,6 +49,25 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
   const view = rowWindow(scrollTop, viewport, rowHeight, count);
 
   useEffect(() => source.subscribe(rowsChanged), [source]);
+
+  // Back to this page: the list scrolls to where it was (kept in the history entry when left).
+  const stateKey = `nimbus:scroll:${props.id}`;
+  const restore = useRef<number | undefined>((history.state as Record<string, number> | null)?.[stateKey]);
+  useEffect(
+    () =>
+      beforeLeaving(() => {
+        const el = element.current;
+        if (el) history.replaceState({ ...(history.state as object | null), [stateKey]: el.scrollTop }, "");
+      }),
+    [stateKey],
+  );
+  useLayoutEffect(() => {
+    const el = element.current;
+    if (!el || restore.current === undefined || count <= 1) return;
+    el.scrollTop = restore.current;
+    restore.current = undefined;
+    setScrollTop(el.scrollTop);
+  }, [count]);
 
   useLayoutEffect(() => {
     const el = element.current;
