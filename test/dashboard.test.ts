@@ -204,6 +204,37 @@ describe("dashboard in a browser", () => {
     assert.deepEqual(unexpected(browser.problems), []);
   });
 
+  it("filters jobs by repository and branch, in the URL", async () => {
+    await page.goto(`${stack.url}/`);
+    await page.locator("tr[data-job]").nth(2).waitFor();
+    await page.getByLabel("Repository").fill("acme/slow");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.waitForURL(`${stack.url}/?repository=acme%2Fslow`);
+    await page.locator("tr[data-job]", { hasText: "acme/slow" }).waitFor();
+    assert.deepEqual(await page.locator("tr[data-job] td:nth-child(3)").allInnerTexts(), ["acme/slow"]);
+    await page.getByLabel("Branch").fill("nope");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.getByText("No job matches this filter.").waitFor();
+    await page.goBack();
+    await page.goBack();
+    await page.waitForURL(`${stack.url}/`);
+    await page.locator("tr[data-job]").nth(2).waitFor();
+  });
+
+  it("narrows a job's attributes by path prefix, in the URL", async () => {
+    const jobId = await page.locator("tr[data-job]", { hasText: "acme/widgets" }).getAttribute("data-job");
+    await page.goto(`${stack.url}/jobs/${jobId}?tab=attributes`);
+    const attributes = page.getByRole("listbox", { name: "attributes" });
+    await attributes.getByRole("option", { name: /shout/ }).waitFor();
+    assert.equal(await attributes.getByRole("option").count(), 3);
+    await page.getByLabel("Attribute path starts with").fill("gre");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.waitForURL(`${stack.url}/jobs/${jobId}?tab=attributes&prefix=gre`);
+    await attributes.getByRole("option", { name: /greeting/ }).waitFor();
+    assert.equal(await attributes.getByRole("option").count(), 1);
+    assert.deepEqual(unexpected(browser.problems), []);
+  });
+
   it("lists the connected agent", async () => {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Agents" }).click();
     const row = page.getByRole("row", { name: /builder-1/ });
