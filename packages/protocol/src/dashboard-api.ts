@@ -5,7 +5,7 @@
  */
 import * as z from "zod";
 import { AgentView } from "./api.ts";
-import { AttributeView, BuilderView, DerivationLog, DerivationStatus, JobDerivationView, JobView } from "./jobs-api.ts";
+import { AttributeView, DerivationLog, DerivationStatus, JobDerivationView, JobView } from "./jobs-api.ts";
 import { DrvPath } from "./nix-names.ts";
 
 /**
@@ -45,7 +45,8 @@ export type StatusMove = z.infer<typeof StatusMove>;
 /** One build attempt: who, when, how it ended. */
 export const AttemptView = z.strictObject({
   attempt: z.number().int().min(1),
-  agent: BuilderView.optional(),
+  /** The hostname of the agent that built it. */
+  agent: z.string().optional(),
   startedAt: z.iso.datetime().optional(),
   finishedAt: z.iso.datetime().optional(),
   /** Absent while it builds. */

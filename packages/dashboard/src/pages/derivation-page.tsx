@@ -116,7 +116,7 @@ function Details({ d, now, route }: { d: DerivationDetail; now: number; route: E
               {d.attempts.map((a) => (
                 <tr key={a.attempt}>
                   <td>{a.attempt}</td>
-                  <td>{a.agent?.hostname ?? ""}</td>
+                  <td>{a.agent ?? ""}</td>
                   <td>{a.startedAt ? <Ago at={a.startedAt} now={now} /> : ""}</td>
                   <td>{a.startedAt ? between(a.startedAt, a.finishedAt, now) : ""}</td>
                   <td>
