@@ -231,18 +231,21 @@ function Derivations({ job, route }: { job: JobStatusView; route: JobRoute }) {
   const finished = FINISHED.has(job.status);
   // A small list follows every change; a long one keeps its rows (and scroll) until asked.
   const [generation, setGeneration] = useState(0);
-  const liveKey = total <= LIVE_LIST_LIMIT ? JSON.stringify(job.counts) : "";
-  const source = useMemo(
-    () =>
-      new HashRangeSource<JobDerivationView>(
+  const counts = JSON.stringify(job.counts);
+  const liveKey = total <= LIVE_LIST_LIMIT ? counts : "";
+  const { source, loadedCounts } = useMemo(
+    () => ({
+      source: new HashRangeSource<JobDerivationView>(
         total,
         (range, cursor, signal) => listJobDerivations(job.id, { status: route.status, range, cursor }, signal),
         (row) => storeHash(row.drvPath),
       ),
+      loadedCounts: counts,
+    }),
     [job.id, route.status, finished, generation, liveKey],
   );
   useEffect(() => () => source.dispose(), [source]);
-  const stale = total > LIVE_LIST_LIMIT && source.count() !== total && !finished;
+  const stale = !finished && counts !== loadedCounts;
 
   return (
     <section aria-labelledby="derivations-heading">
@@ -252,7 +255,7 @@ function Derivations({ job, route }: { job: JobStatusView; route: JobRoute }) {
       <StatusFilter job={job} route={route} />
       {stale ? (
         <p class="note">
-          The job has moved on since this list was loaded.{" "}
+          Statuses have changed since this list was loaded.{" "}
           <button type="button" onClick={() => setGeneration((g) => g + 1)}>
             Refresh the list
           </button>
