@@ -35,14 +35,16 @@ export async function launchBrowser(
     viewport?: { width: number; height: number };
     /** Lets probes given as source text run despite the page's CSP (the bench's timers). */
     bypassCSP?: boolean;
+    executablePath?: string;
   } = {},
 ): Promise<TestBrowser> {
-  if (!existsSync(CHROMIUM_PATH)) {
-    throw new Error(`no Chromium at ${CHROMIUM_PATH} — install chromium: apt-get install -y chromium (or set NIMBUS_CHROMIUM)`);
+  const executablePath = options.executablePath ?? CHROMIUM_PATH;
+  if (!existsSync(executablePath)) {
+    throw new Error(`no Chromium at ${executablePath} — install chromium: apt-get install -y chromium (or set NIMBUS_CHROMIUM)`);
   }
   const profile = await mkdtemp(join(tmpdir(), "nimbus-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM_PATH,
+    executablePath,
     headless: true,
     args: CHROMIUM_FLAGS,
     viewport: options.viewport ?? { width: 1280, height: 860 },
