@@ -189,7 +189,7 @@ function WaitingForAgents({ job }: { job: JobStatusView }) {
   if (groups.size === 0) return null;
   return (
     <section class="warning" aria-labelledby="waiting">
-      <h2 id="waiting">Waiting for an agent that none connected can be</h2>
+      <h2 id="waiting">Waiting for an agent that can build them</h2>
       <ul>
         {[...groups].map(([need, n]) => (
           <li key={need}>
