@@ -7,7 +7,7 @@
 import { readdir, rename, rm, stat, writeFile, mkdir } from "node:fs/promises";
 import { basename, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build, type Metafile } from "esbuild";
+import type { Metafile } from "esbuild";
 
 export const dashboardRoot = fileURLToPath(new URL("..", import.meta.url));
 export const defaultDistDir = join(dashboardRoot, "dist");
@@ -30,6 +30,8 @@ export class DashboardBuildError extends Error {
 
 export async function buildDashboard(outDir: string = defaultDistDir): Promise<BuildSummary> {
   await mkdir(join(outDir, "assets"), { recursive: true });
+  // Loaded here, not at import: the CLI imports the local stack (and so this file) for every command.
+  const { build } = await import("esbuild");
   let metafile: Metafile;
   try {
     ({ metafile } = await build({
