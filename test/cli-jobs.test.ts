@@ -129,8 +129,11 @@ describe("CLI: trigger, job, jobs, logs", () => {
 
   it("`nimbus job --wait` waits for the end and exits 0 on success", async () => {
     const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
-    const waiting = runCli(["job", jobId, "--wait"], env);
-    await new Promise((r) => setTimeout(r, 1500));
+    // The job ends only once the command has shown it running (a slow machine starts it late).
+    let shownRunning!: () => void;
+    const running = new Promise<void>((resolve) => (shownRunning = resolve));
+    const waiting = runCli(["job", jobId, "--wait"], env, (stderr) => stderr.includes("evaluating") && shownRunning());
+    await running;
     await stack.setAttributes("Jobs", { jobId }, { status: "succeeded", finishedAt: new Date().toISOString() });
     const run = await waiting;
     assert.equal(run.code, 0, run.stderr);

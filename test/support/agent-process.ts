@@ -8,13 +8,21 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../.."
 export const nimbusBin = join(repoRoot, "packages/cli/bin/nimbus.js");
 
 /** Runs the `nimbus` CLI to completion with the same Node as the tests. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  /** Told the stderr written so far, each time more arrives (to act while the command runs). */
+  onStderr?: (stderr: string) => void,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [nimbusBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    child.stderr.on("data", (d) => {
+      stderr += d;
+      onStderr?.(stderr);
+    });
     child.on("error", reject);
     child.on("close", (code) => resolvePromise({ code, stdout, stderr }));
   });

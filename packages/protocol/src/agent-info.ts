@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** A Nix system double such as `x86_64-linux`, or `builtin`. */
 export const SystemName = z.string().regex(/^[A-Za-z0-9_.+-]{1,64}$/, "a Nix system such as x86_64-linux");

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 // GitHub sends far more fields than these; unknown ones are dropped (z.object strips them).
 const Repository = z.object({

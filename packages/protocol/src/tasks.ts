@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
 
