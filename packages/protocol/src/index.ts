@@ -7,4 +7,3 @@ export * from "./decode.ts";
 export * from "./nix-names.ts";
 export * from "./tasks.ts";
 export * from "./jobs-api.ts";
-export * from "./github-webhooks.ts";
