@@ -5,7 +5,7 @@
  * approved, approvals, cancels of closed pull requests, re-runs, installation changes.
  */
 import { verify } from "@octokit/webhooks-methods";
-import { classifyWebhook, WebhookPayloadError, type JobStart, type WebhookAction } from "@nimbus/github";
+import { classifyWebhook, GithubConfigError, WebhookPayloadError, type JobStart, type WebhookAction } from "@nimbus/github";
 import type { WebhookAccepted, WebhookActed, WebhookIgnored } from "@nimbus/protocol";
 import { wakeIdleAgents } from "../flow/dispatch.ts";
 import { newJobId } from "../flow/job-ids.ts";
@@ -43,6 +43,8 @@ export async function receiveGithubWebhook(event: HttpEvent, now: Date = new Dat
     action = classifyWebhook(name, body, github().policy);
   } catch (error) {
     if (error instanceof WebhookPayloadError) throw badRequest(error.message);
+    // Shown in GitHub's "Recent deliveries": it names the setting, never a secret's value.
+    if (error instanceof GithubConfigError) throw new NimbusError("misconfigured", error.message, 500);
     throw error;
   }
   const work = new WorkNotes();
