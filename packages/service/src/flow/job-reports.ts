@@ -22,13 +22,18 @@ const MAX_ROUNDS = 3;
 export const DUE_REPORTS_PER_SWEEP = 20;
 const SWEEP_BUDGET_MS = 25_000;
 
+/** The last settings problem logged: said once per container, not on every frame. */
+let loggedProblem: string | undefined;
+
 /** GitHub's side of the stack, or undefined when nothing is reported (off, or settings that are wrong: logged). */
 function reporting(): (Github & { reporting: NonNullable<Github["reporting"]> }) | undefined {
   let settings: Github;
   try {
     settings = github();
   } catch (error) {
-    console.error(`GitHub reports are off: ${error instanceof Error ? error.message : String(error)}`);
+    const problem = error instanceof Error ? error.message : String(error);
+    if (problem !== loggedProblem) console.error(`GitHub reports are off: ${problem}`);
+    loggedProblem = problem;
     return undefined;
   }
   return settings.reporting ? (settings as Github & { reporting: NonNullable<Github["reporting"]> }) : undefined;
