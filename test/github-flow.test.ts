@@ -40,6 +40,7 @@ const COMMITS: Record<string, EvaluationEvent[]> = {
   [sha("d")]: [derivation("okd"), attribute("fine", "okd")],
   [sha("e")]: [derivation("slowe", "aarch64-linux"), attribute("slow", "slowe")],
   [sha("f")]: [derivation("okf"), attribute("fine", "okf")],
+  [sha("7")]: [derivation("ok7"), attribute("fine", "ok7")],
 };
 const buildOutcome = (task: BuildTask): BuildOutcome =>
   task.drvPath.includes("broken") ? { status: "failed", exitCode: 2, log: ["running the tests", "FAIL: widgets are round"] } : { status: "succeeded" };
@@ -295,6 +296,43 @@ describe("GitHub App mode: check runs, against the stand-in", () => {
     const newRun = await completedRun(rerun);
     assert.equal(newRun.head_sha, sha("a"));
     assert.equal(newRun.conclusion, "failure");
+  });
+
+  it("refuses what a fork's author could try: their own approval, another App's check run, a malformed event — changing nothing", async () => {
+    const opened = await deliver(stack, "pull_request", pullRequestPayload("opened", { number: 14, commit: sha("7"), author: "outsider" }));
+    const jobId = opened.body.jobId as string;
+    assert.equal(await jobStatus(stack, jobId), "held");
+    const [held] = runsOf(jobId);
+    const button = (sender: string, appId = APP_ID) => ({
+      action: "requested_action",
+      requested_action: { identifier: "approve" },
+      check_run: { id: held!.id, name: "nimbus/onPush", head_sha: sha("7"), external_id: jobId, app: { id: appId }, pull_requests: [] },
+      repository: { full_name: REPO, clone_url: CLONE_URL, private: false },
+      installation: { id: INSTALLATION },
+      sender: { login: sender },
+    });
+    const tables = async () => [await stack.scan("Jobs"), await stack.scan("Deliveries")];
+    const before = await tables();
+    const own = await deliver(stack, "check_run", button("outsider"));
+    assert.equal(own.status, 200);
+    assert.deepEqual(own.body.jobIds, []);
+    assert.match(own.body.note, /outsider has read access/);
+    const otherApp = await deliver(stack, "check_run", button("maintainer", APP_ID + 1));
+    assert.equal(otherApp.status, 202);
+    assert.match(otherApp.body.ignored, /belongs to app/);
+    const malformed = await deliver(stack, "check_run", { ...button("maintainer"), check_run: { id: 1 } });
+    assert.equal(malformed.status, 400);
+    assert.match(malformed.body.error.message, /invalid check_run payload/);
+    const rerunHeld = await deliver(stack, "check_run", { ...button("maintainer"), action: "rerequested" });
+    assert.equal(rerunHeld.status, 202);
+    assert.match(rerunHeld.body.ignored, /waits for approval/);
+    assert.deepEqual(await tables(), before, "nothing changed");
+    assert.equal(evaluations().some((t) => t.jobId === jobId), false);
+
+    // The button, pressed by someone with write access, approves exactly that commit.
+    const approved = await deliver(stack, "check_run", button("maintainer"));
+    assert.deepEqual(approved.body, { action: "approve-fork", jobIds: [jobId] });
+    await eventually(async () => (evaluations().some((t) => t.jobId === jobId) ? true : undefined), "the approved job's evaluation");
   });
 
   it("stores no token: no table holds one the stand-in issued", async () => {
