@@ -36,7 +36,7 @@ export interface AgentProcess {
 }
 
 /** Starts `nimbus agent --config` in its own process with a fresh work directory. */
-export async function startAgentProcess(apiBaseUrl: string, token: string, extraToml = ""): Promise<AgentProcess> {
+export async function startAgentProcess(apiBaseUrl: string, token: string, extraToml = "", env: Record<string, string> = {}): Promise<AgentProcess> {
   const dir = await mkdtemp(join(tmpdir(), "nimbus-agent-"));
   await writeFile(join(dir, "token.key"), `${token}\n`, { mode: 0o600 });
   await writeFile(
@@ -46,6 +46,7 @@ export async function startAgentProcess(apiBaseUrl: string, token: string, extra
   );
   const child = spawn(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
   });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));

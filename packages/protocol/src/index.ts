@@ -12,5 +12,4 @@ export * from "./decode.ts";
 export * from "./nix-names.ts";
 export * from "./tasks.ts";
 export * from "./jobs-api.ts";
-export * from "./github-webhooks.ts";
 export * from "./dashboard-api.ts";

@@ -6,6 +6,14 @@ export const TaskId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "a task id");
 
 // ---- service → agent -------------------------------------------------------
 
+/** HTTPS basic-auth credentials for one fetch; `expiresAt` says how long git may use them. */
+export const CloneCredential = z.strictObject({
+  username: z.string().min(1).max(128),
+  token: z.string().min(1).max(1024),
+  expiresAt: z.iso.datetime(),
+});
+export type CloneCredential = z.infer<typeof CloneCredential>;
+
 /** Evaluate a commit: clone it, evaluate ci.nix (or default.nix, or the flake), report events. */
 export const EvaluateTask = z.strictObject({
   type: z.literal("evaluate"),
@@ -15,6 +23,14 @@ export const EvaluateTask = z.strictObject({
   cloneUrl: z.string().min(1).max(2048),
   commit: z.string().regex(/^[0-9a-f]{40}$/, "a full commit sha"),
   ref: z.string().max(512).optional(),
+  /**
+   * A private repository's fetch credential (GitHub App mode): an installation token for this
+   * one repository, read-only, minted when the task is sent and never stored. The agent hands
+   * it to git outside the URL and the command line, and never to the evaluated code.
+   */
+  cloneCredential: CloneCredential.optional(),
+  /** A fork's commit: evaluated and built without secrets, and it runs no effects (docs/github.md). */
+  untrusted: z.literal(true).optional(),
 });
 export type EvaluateTask = z.infer<typeof EvaluateTask>;
 

@@ -24,7 +24,8 @@ const NIX_FILES = ["ci.nix", "nix/ci.nix", "default.nix"];
 export const evaluateTask: TaskKind<EvaluateTask> = {
   type: "evaluate",
   resultType: "evaluation-done",
-  describe: (task) => `evaluating ${task.repository} at ${task.commit}`,
+  describe: (task) =>
+    `evaluating ${task.repository} at ${task.commit}${task.untrusted ? " (a fork's commit: untrusted, no secrets, no effects)" : ""}${task.cloneCredential ? " with a clone token" : ""}`,
   run: runEvaluation,
   internalError: (task, error, context) => ({
     result: { type: "evaluation-done", taskId: task.taskId, batches: context.acked.sent, status: "failed", error: truncateText(error, 8000) },
@@ -66,7 +67,18 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       phaseStarted = Date.now();
     };
     try {
-      await checkoutCommit({ cloneUrl: task.cloneUrl, commit: task.commit, ref: task.ref, directory: repo, signal, allowLocal: policy.allowLocalRepositories });
+      await checkoutCommit({
+        cloneUrl: task.cloneUrl,
+        commit: task.commit,
+        ref: task.ref,
+        directory: repo,
+        signal,
+        allowLocal: policy.allowLocalRepositories,
+        // Outside the task's directory, the only part of the work directory the evaluator sees; gone after the fetch.
+        ...(task.cloneCredential
+          ? { credential: { ...task.cloneCredential, directory: path.join(context.workDirectory, "credentials", context.directoryName) } }
+          : {}),
+      });
       phase("checked out");
       const source = findSource(task, repo);
       if (source === undefined) {
