@@ -64,7 +64,12 @@ async function machine(name: string, features: string[], storeURI: string): Prom
     stack.url,
     token,
     [`systemFeatures = ${JSON.stringify(features)}`, `binaryCachesPath = "binary-caches.json"`, "[labels]", `name = "${name}"`].join("\n"),
-    { files: { "binary-caches.json": binaryCaches(storeURI) }, spawn: (command, args, options) => store.spawn(command, args, options) },
+    {},
+    {
+      files: { "binary-caches.json": binaryCaches(storeURI) },
+      // The agent's Nix keeps its lookups in that machine's own XDG cache.
+      spawn: (command, args, options) => store.spawn(command, args, { ...options, env: { ...options.env, XDG_CACHE_HOME: store.env["XDG_CACHE_HOME"] } }),
+    },
   );
   agents.push(agent);
   return { agent, store };

@@ -7,7 +7,7 @@
  * `goodbye`, close (docs/agent.md, "Shutting down").
  */
 import { EventEmitter } from "node:events";
-import { chmod, mkdir } from "node:fs/promises";
+import { chmod, mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { type AgentInfo, NIMBUS_VERSION } from "@nimbus/protocol";
@@ -19,12 +19,13 @@ import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { AgentConfig, ShutdownMode } from "./config.ts";
 import { AgentConfigError, AgentFatalError } from "./errors.ts";
+import { checkIsolation, type EvaluationPolicy, planIsolation, resolveExecutable } from "./evaluation-isolation.ts";
 import { buildHello } from "./hello.ts";
 import { readClusterJoinToken } from "./join-token.ts";
 import { createLogger, type Logger, type LogSink } from "./log.ts";
-import { detectNix, type NixInfo } from "./nix-info.ts";
+import { detectNix, NIX_NOT_FOUND_MESSAGE, type NixInfo } from "./nix-info.ts";
 import { effectiveNixSettings, type NixEnvironment, nixOptionArgs } from "./nix-options.ts";
-import { Outbox } from "./outbox.ts";
+import { Outbox, OUTBOX_LIMIT_BYTES } from "./outbox.ts";
 import { loadSessionCredential } from "./session-credential.ts";
 import { storeIdOf } from "./store-id.ts";
 import { TaskRunner } from "./task-runner.ts";
@@ -122,8 +123,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     });
   let caches: AgentCaches = await loadCaches();
   let info = buildAgentInfo(config, nix, hostname, { caches, storeId });
+  const evaluation = await prepareEvaluation(config, nix, log);
   const events = new EventEmitter<AgentEventMap>();
-  const outbox = new Outbox();
+  const outbox = new Outbox(undefined, (lines, tasks) =>
+    log("warn", `dropped ${lines} build log lines of ${tasks} task${tasks === 1 ? "" : "s"} while disconnected: the outbox holds at most ${OUTBOX_LIMIT_BYTES / (1024 * 1024)} MiB`),
+  );
   const nixEnvironment = (): NixEnvironment => ({
     optionArgs: [...nixOptionArgs(nixSettings), ...caches.optionArgs],
     credentialArgs: caches.credentialArgs,
@@ -134,12 +138,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     workDirectory: config.workDirectory,
     nix: nixEnvironment,
     caches: () => ({ ...caches, storeId }),
+    evaluation,
     link: outbox,
     log,
     clock,
     onStarted: (event) => events.emit("task-started", event),
     onFinished: (event) => events.emit("task-finished", event),
     onChange: () => shell.tasksChanged(),
+    onAcks: (progressed) => shell.acksChanged(progressed),
   });
   const hello = () => buildHello(info, session.credential, runner.held());
   try {
@@ -151,7 +157,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
 
   const shell: AgentShell = new AgentShell({
     apiBaseUrl: config.apiBaseUrl,
-    settings: { heartbeatIntervalMs: config.heartbeatIntervalMs, shutdownTimeoutMs: config.shutdownTimeoutMs },
+    settings: { heartbeatIntervalMs: config.heartbeatIntervalMs, shutdownTimeoutMs: config.shutdownTimeoutMs, ackTimeoutMs: config.ackTimeoutMs },
     connection: {
       token,
       tokenPath: config.clusterJoinTokenPath,
@@ -177,8 +183,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       `${info.concurrentTasks} concurrent tasks`,
   );
   log("info", `session ${session.credential.id} (${session.created ? "new, written to" : "from"} ${session.path})`);
-  logCaches(log, caches, info, storeId);
   if (session.warning !== undefined) log("warn", session.warning);
+  logCaches(log, caches, info, storeId);
   shell.start();
 
   return {
@@ -201,19 +207,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     },
     reload: async () => {
       let next: AgentCaches;
-      try {
-        next = await loadCaches();
-      } catch (err) {
-        log("error", `binary caches not reloaded, the ones loaded before stay in use: ${err instanceof Error ? err.message : String(err)}`);
-        return false;
-      }
       let nextInfo: AgentInfo;
       try {
+        next = await loadCaches();
         nextInfo = buildAgentInfo(config, nix, hostname, { caches: next, storeId });
         encodeAgentMessage({ type: "agent-info", agent: nextInfo });
       } catch (err) {
-        if (!(err instanceof OutgoingMessageError || err instanceof AgentFatalError)) throw err;
-        log("error", `binary caches not reloaded, the ones loaded before stay in use: ${err.message} — list fewer caches or keys`);
+        if (!(err instanceof AgentConfigError || err instanceof OutgoingMessageError || err instanceof AgentFatalError)) throw err;
+        log("error", `binary caches not reloaded, the ones loaded before stay in use: ${err.message}`);
         return false;
       }
       caches = next;
@@ -231,4 +232,46 @@ function logCaches(log: Logger, caches: AgentCaches, info: AgentInfo, storeId: s
   for (const warning of caches.warnings) log("warn", warning);
   const configured = caches.info.map((c) => `${c.name} (${c.kind}${c.push ? ", push" : ""})`).join(", ");
   log("info", `binary caches: ${configured || "none configured"}; substituters: ${info.substituters.join(" ") || "none"}; store ${storeId}`);
+}
+
+/**
+ * How this agent's evaluations are confined (docs/security.md): the paths to hide, worked out
+ * once, and a check that an evaluator can run that way here. Also says what leaves builds less
+ * confined than they could be.
+ */
+async function prepareEvaluation(config: AgentConfig, nix: NixInfo, log: Logger): Promise<EvaluationPolicy> {
+  const nixInstantiate = resolveExecutable("nix-instantiate");
+  if (nixInstantiate === undefined) throw new AgentFatalError("nix-not-found", `${NIX_NOT_FOUND_MESSAGE} (nix-instantiate is not on PATH)`);
+  const nixSecretFiles = [
+    ...(nix.credentialFiles ?? []),
+    ...(config.nixSettings["netrc-file"] ? [config.nixSettings["netrc-file"]] : []),
+    ...(config.nixSettings["secret-key-files"]?.split(/\s+/).filter((f) => f !== "") ?? []),
+  ];
+  const plan = planIsolation(config, { nixSecretFiles, evaluatorBinary: nixInstantiate });
+  const scratch = path.join(config.workDirectory, "eval", ".isolation-check");
+  await mkdir(scratch, { recursive: true });
+  try {
+    await checkIsolation(plan, nixInstantiate, scratch);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  if (plan.mode === "none") {
+    log("warn", 'evaluationIsolation = "none": evaluated code is held only by Nix\'s restricted mode, which cannot keep this agent\'s files from it (docs/security.md)');
+  } else {
+    log("debug", `evaluations run in their own namespaces${plan.network ? "" : " without network"}; hidden from them: ${plan.hidden.map((h) => h.path).join(" ")}`);
+  }
+  if (nix.sandbox === false) {
+    log("info", "Nix's sandbox is off (sandbox = false in nix.conf): builders run as Nix's build users and can read what those users may read; enable the sandbox where the machine supports it (docs/security.md)");
+  }
+  if (process.getuid?.() === 0 && nix.buildUsersGroup === "") {
+    log("warn", "Nix has no build-users-group: builders run as root and can read this agent's token and session; set build-users-group = nixbld in nix.conf (docs/security.md)");
+  }
+  return {
+    plan,
+    nixInstantiate,
+    allowedUris: config.evaluation.allowedUris,
+    timeoutMs: config.evaluation.timeoutMs,
+    maxAttributes: config.evaluation.maxAttributes,
+    allowLocalRepositories: config.allowLocalRepositories,
+  };
 }

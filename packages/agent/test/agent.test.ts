@@ -17,6 +17,7 @@ import {
 } from "../src/index.ts";
 import { FakeService, type FakeServiceOptions, GOOD_TOKEN, memoryLog } from "./fake-service.ts";
 import { ManualClock } from "./manual-clock.ts";
+import { gitRepo } from "./task-fixtures.ts";
 
 let nix: NixInfo;
 let dir: string;
@@ -383,6 +384,45 @@ describe("reconnecting", () => {
     });
     assert.ok(disconnects.some((p) => p.includes("ECONNREFUSED")), disconnects.join("\n"));
     assert.equal(agent.connected(), false);
+  });
+});
+
+describe("unacknowledged messages", () => {
+  it("reconnects after ackTimeoutSeconds without an ack, sends them again, and stays once they are acknowledged", async () => {
+    const clock = new ManualClock();
+    const { service, agent, lines } = await setup(
+      { ackResults: false, heartbeatIntervalMs: 300_000 },
+      "heartbeatIntervalSeconds = 300\nallowLocalRepositories = true\nackTimeoutSeconds = 90",
+      { clock },
+    );
+    await service.until(() => agent.connected(), "welcome");
+    const disconnects: unknown[] = [];
+    agent.events.on("disconnected", (d) => disconnects.push(d));
+    const repo = await gitRepo(dir, { "ci.nix": "{ }" });
+    const taskId = "ack-timeout-1";
+    service.send({ type: "evaluate", taskId, jobId: "job-ack", repository: "test/acks", cloneUrl: repo.dir, commit: repo.commit });
+    await service.until(() => service.types(0).includes("evaluation-done"), "the evaluation's result", 30_000);
+    // The service "lost" it (a throttled handler): no result-ack comes.
+    clock.advance(89_999);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(agent.connectionId(), "conn-1", "not before the ack timeout");
+    clock.advance(1);
+    await service.until(() => disconnects.length === 1, "the connection to be dropped");
+    assert.ok(
+      lines.some((l) => l === "warn no acknowledgement from the service for 90 s with 1 message waiting for one; dropping connection conn-1"),
+      lines.join("\n"),
+    );
+    clock.advance(200); // the back-off's longest delay here
+    await service.until(() => agent.connectionId() === "conn-2", "a new connection");
+    await service.until(() => service.types(1).includes("evaluation-done"), "the result sent again");
+    assert.deepEqual(service.types(1), ["hello", "request-work", "evaluation-done"]);
+
+    service.ackResult(taskId);
+    await service.until(() => agent.unacknowledgedResults().length === 0, "the ack to be taken");
+    clock.advance(300_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(agent.connectionId(), "conn-2", "nothing outstanding: the connection stays");
+    assert.equal(service.connections.length, 2);
   });
 });
 

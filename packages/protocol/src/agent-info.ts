@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { CacheName, StoreId } from "./sources.ts";
 
 /** A Nix system double such as `x86_64-linux`, or `builtin`. */

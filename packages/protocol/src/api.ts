@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { AgentInfo } from "./agent-info.ts";
 
 /** `GET /api/service-info` (no auth): how agents find the WebSocket. */

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { AgentInfo } from "./agent-info.ts";
 import { IDLE_TIMEOUT_MS } from "./limits.ts";
 import {

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * Where something a build needs can be had (docs/agent.md, "Binary caches"): a cache from an

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
 import { CacheName, CacheReport, Need } from "./sources.ts";
@@ -6,6 +6,14 @@ import { CacheName, CacheReport, Need } from "./sources.ts";
 export const TaskId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "a task id");
 
 // ---- service → agent -------------------------------------------------------
+
+/** HTTPS basic-auth credentials for one fetch; `expiresAt` says how long git may use them. */
+export const CloneCredential = z.strictObject({
+  username: z.string().min(1).max(128),
+  token: z.string().min(1).max(1024),
+  expiresAt: z.iso.datetime(),
+});
+export type CloneCredential = z.infer<typeof CloneCredential>;
 
 /** Evaluate a commit: clone it, evaluate ci.nix (or default.nix, or the flake), report events. */
 export const EvaluateTask = z.strictObject({
@@ -22,6 +30,14 @@ export const EvaluateTask = z.strictObject({
    * evaluated it. Absent: the evaluating agent's own systems.
    */
   systems: z.array(SystemName).min(1).max(64).optional(),
+  /**
+   * A private repository's fetch credential (GitHub App mode): an installation token for this
+   * one repository, read-only, minted when the task is sent and never stored. The agent hands
+   * it to git outside the URL and the command line, and never to the evaluated code.
+   */
+  cloneCredential: CloneCredential.optional(),
+  /** A fork's commit: evaluated and built without secrets, and it runs no effects (docs/github.md). */
+  untrusted: z.literal(true).optional(),
 });
 export type EvaluateTask = z.infer<typeof EvaluateTask>;
 

@@ -5,6 +5,8 @@
 import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
 import type { AckedStream } from "../acked-stream.ts";
 import type { AgentCaches } from "../agent-caches.ts";
+import type { Clock } from "../clock.ts";
+import type { EvaluationPolicy } from "../evaluation-isolation.ts";
 import type { Logger } from "../log.ts";
 import type { NixEnvironment } from "../nix-options.ts";
 import type { Link } from "../outbox.ts";
@@ -27,6 +29,10 @@ export interface TaskContext {
   workDirectory: string;
   nix: NixEnvironment;
   caches: TaskCaches;
+  /** How evaluations are confined and limited (docs/security.md). */
+  evaluation: EvaluationPolicy;
+  /** The agent's clock: task deadlines run on it. */
+  clock: Clock;
   /** Sends now, or after the next welcome; the kind's result message is kept until `result-ack`. */
   link: Link;
   /** Batches the service acknowledges one by one (`ack`), sent again after each welcome until it does. */

@@ -1,3 +1,4 @@
+import { printable, printableLines } from "@nimbus/agent";
 import { DerivationPage, JobView } from "@nimbus/protocol";
 import type { Command } from "commander";
 import { ApiClient } from "../api-client.ts";
@@ -44,7 +45,7 @@ function countsLine(job: JobView): string {
 
 /** One stderr line while waiting, printed when it changes. */
 function progress(job: JobView): string {
-  return job.status === "evaluating" ? `${job.id}: evaluating (${job.evaluation.status})` : `${job.id}: ${job.status} — ${countsLine(job)}`;
+  return printable(job.status === "evaluating" ? `${job.id}: evaluating (${job.evaluation.status})` : `${job.id}: ${job.status} — ${countsLine(job)}`);
 }
 
 /**
@@ -80,15 +81,16 @@ export function describeJob(job: JobView, waiting: string[] = [], waitingForInpu
     ["created", job.createdAt],
     ["finished", job.finishedAt],
   ];
-  const lines = rows.filter(([, v]) => v).map(([k, v]) => `${k.padEnd(12)}${v}`);
-  if (job.evaluation.error) lines.push("", "evaluation failed:", indent(job.evaluation.error, "  "));
+  // Repository names, refs, errors and logs come from repositories and agents: shown as text only.
+  const lines = rows.filter(([, v]) => v).map(([k, v]) => `${k.padEnd(12)}${printable(v!)}`);
+  if (job.evaluation.error) lines.push("", "evaluation failed:", indent(printableLines(job.evaluation.error), "  "));
   if (job.evaluation.cacheProblems?.length) {
     lines.push("", "cache problems during the evaluation:");
-    for (const problem of job.evaluation.cacheProblems) lines.push(`  ${problem}`);
+    for (const problem of job.evaluation.cacheProblems) lines.push(`  ${printable(problem)}`);
   }
   if (waiting.length > 0) {
     lines.push("", "waiting for an agent that can build them (none connected):");
-    for (const group of waiting) lines.push(`  ${group}`);
+    for (const group of waiting) lines.push(`  ${printable(group)}`);
   }
   if (waitingForInputs.length > 0) {
     lines.push("", "waiting for an agent that can obtain their inputs:");
@@ -97,15 +99,15 @@ export function describeJob(job: JobView, waiting: string[] = [], waitingForInpu
   const attributeErrors = job.attributes.filter((a) => a.status === "error");
   if (attributeErrors.length > 0) {
     lines.push("", "attribute errors:");
-    for (const a of attributeErrors) lines.push(`  ${a.path.join(".")}: ${a.error ?? "evaluation failed"}`);
+    for (const a of attributeErrors) lines.push(`  ${printable(a.path.join("."))}: ${indent(printableLines(a.error ?? "evaluation failed"), "    ").trimStart()}`);
   }
   if (job.failures.length > 0) {
     lines.push("", "failed derivations:");
     for (const f of job.failures) {
       const exit = f.exitCode !== undefined && !f.reason.includes("exit code") ? ` (exit code ${f.exitCode})` : "";
-      lines.push(`  ${f.drvPath}: ${f.status}: ${f.reason}${exit}`);
+      lines.push(`  ${f.drvPath}: ${f.status}: ${printable(f.reason)}${exit}`);
       if (f.dependency) lines.push(`    because ${f.dependency} failed`);
-      for (const line of f.logTail ?? []) lines.push(`    | ${line}`);
+      for (const line of f.logTail ?? []) lines.push(`    | ${printable(line)}`);
     }
     const failed = (job.counts.failed ?? 0) + (job.counts["dependency-failed"] ?? 0);
     if (failed > job.failures.length) lines.push(`  … and ${failed - job.failures.length} more (GET /api/jobs/${job.id}/derivations?status=failed)`);

@@ -10,6 +10,7 @@ import { closeAgentConnection, sendToAgent } from "../storage/agent-socket.ts";
 import { getConnection, recordHello, touchConnection, updateConnectionAgent } from "../storage/connections.ts";
 import { setDraining, touchSession, updateSessionAgent } from "../storage/sessions.ts";
 import { dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
+import { reportChangedJobs } from "../flow/job-reports.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 import { endSession } from "../flow/session-end.ts";
 import { resumeTasks } from "../flow/session-resume.ts";
@@ -114,6 +115,7 @@ export async function handleAgentFrame(connectionId: string, body: string | unde
   const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
   if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
   await wakeIdleAgents(work);
+  await reportChangedJobs(work, now);
 }
 
 /** Sends the replies in order; false when the connection is gone or was ended by a fatal error. */

@@ -4,6 +4,7 @@
  * read, naming its table and key; writes are built from the types. Keys and indexes are in
  * platform/resource-specs.ts, the constant key values in storage/keys.ts.
  */
+import { ReportState } from "@nimbus/github";
 import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobStatus, Trigger } from "@nimbus/protocol";
 import { z } from "zod";
 import { SHARD } from "./keys.ts";
@@ -47,8 +48,36 @@ export const JobItem = z.object({
   attributeErrors: z.number().optional(),
   /** Present while the job runs: the byActivity index's hash key. */
   activeShard: z.literal(SHARD.activeJob).optional(),
+  /** `owner/name` on GitHub: its reports go there (docs/github.md); false for `nimbus trigger` of a local repository. */
+  onGithub: z.boolean().optional(),
+  /** Fetching needs a clone credential, minted when the evaluation is sent. */
+  private: z.boolean().optional(),
+  /** A fork's commit: no secrets and no effects, told to the agent with every evaluation. */
+  untrusted: z.boolean().optional(),
+  /** The GitHub App installation that sent the webhook (saves a lookup when minting tokens). */
+  installationId: z.number().optional(),
+  /** While `held`: repository#commit, the byHeldCommit index's hash key. */
+  heldKey: z.string().optional(),
+  /** While `held`: why, as the report says it. */
+  holdReason: z.string().optional(),
+  /** A pull request's job: repository#number, the byPullRequest index's hash key. */
+  pullRequestKey: z.string().optional(),
 });
 export type JobItem = z.infer<typeof JobItem>;
+
+/** What GitHub was last told of a job (flow/job-reports.ts); only for jobs on GitHub while reporting is on. */
+export const ReportItem = z.object({
+  jobId: z.string(),
+  state: ReportState,
+  /** Send again at this time (the sweeper does): a throttle, a rate limit or a back-off. */
+  dueAt: Timestamp.optional(),
+  /** Present with `dueAt`: the byDue index's hash key. */
+  dueShard: z.literal(SHARD.reportDue).optional(),
+  /** Someone is sending until then; others leave a due time instead of sending too. */
+  leaseUntil: Timestamp.optional(),
+  leaseToken: z.string().optional(),
+});
+export type ReportItem = z.infer<typeof ReportItem>;
 
 /** `X-GitHub-Delivery` → job. */
 export const DeliveryItem = z.object({

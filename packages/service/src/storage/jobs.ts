@@ -1,6 +1,6 @@
 import type { JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
-import { SHARD } from "./keys.ts";
+import { heldKey, pullRequestKey, SHARD } from "./keys.ts";
 import { Jobs } from "./tables.ts";
 
 export const getJob = (jobId: string): Promise<JobItem | undefined> => Jobs.get({ jobId });
@@ -124,3 +124,45 @@ export const quietJobs = (before: Date): Promise<JobItem[]> =>
     ExpressionAttributeValues: { ":a": SHARD.activeJob, ":before": before.toISOString() },
     Limit: 100,
   });
+
+/** The held jobs of one commit of one repository (the byHeldCommit index). */
+export const heldJobsOf = (repository: string, commit: string): Promise<JobItem[]> =>
+  Jobs.query({
+    IndexName: "byHeldCommit",
+    KeyConditionExpression: "heldKey = :key",
+    ExpressionAttributeValues: { ":key": heldKey(repository, commit) },
+  });
+
+/** Every job of one pull request (the byPullRequest index). */
+export const pullRequestJobs = (repository: string, pullRequest: number): Promise<JobItem[]> =>
+  Jobs.query({
+    IndexName: "byPullRequest",
+    KeyConditionExpression: "pullRequestKey = :key",
+    ExpressionAttributeValues: { ":key": pullRequestKey(repository, pullRequest) },
+  });
+
+/** held → evaluating, once: the approved job runs (still untrusted); whether this call released it. */
+export function releaseHeldJob(jobId: string, approvedBy: string, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET #status = :evaluating, activeShard = :active, updatedAt = :now, #trigger.approvedBy = :by REMOVE heldKey, holdReason",
+      ConditionExpression: "#status = :held",
+      ExpressionAttributeNames: { "#status": "status", "#trigger": "trigger" },
+      ExpressionAttributeValues: { ":evaluating": "evaluating", ":held": "held", ":active": SHARD.activeJob, ":now": now.toISOString(), ":by": approvedBy },
+    },
+  );
+}
+
+/** held → cancelled, once (its pull request was closed, or someone cancelled it); whether this call did it. */
+export function cancelHeldJob(jobId: string, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET #status = :cancelled, updatedAt = :now, finishedAt = :now REMOVE heldKey",
+      ConditionExpression: "#status = :held",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":cancelled": "cancelled", ":held": "held", ":now": now.toISOString() },
+    },
+  );
+}

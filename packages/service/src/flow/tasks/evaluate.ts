@@ -3,7 +3,7 @@
  * it found (docs/protocol.md, `evaluate`). Its work waits in the Evaluations queue; its lease
  * is the job's `evaluation.sessionId`.
  */
-import { cacheProblem, EvaluateTask, type EvaluationDone, type EvaluationEvents } from "@nimbus/protocol";
+import { cacheProblem, EvaluateTask, type CloneCredential, type EvaluationDone, type EvaluationEvents } from "@nimbus/protocol";
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
@@ -11,7 +11,9 @@ import { endEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEval
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { listSessionLoads, noteCacheReports, releaseTask } from "../../storage/sessions.ts";
 import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
+import { cloneCredentialFor } from "../clone-credentials.ts";
 import { finishJobIfDone } from "../job-finish.ts";
+import { reportJob } from "../job-reports.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** What a session records of an evaluation it holds. */
@@ -23,7 +25,8 @@ export const evaluationTaskId = (jobId: string) => `eval-${jobId}`;
 const jobOfTask = (taskId: string) => (taskId.startsWith("eval-") ? taskId.slice("eval-".length) : undefined);
 
 export const evaluateTaskMessage = (
-  job: Pick<JobItem, "jobId" | "repository" | "cloneUrl" | "commit" | "ref" | "evaluation">,
+  job: Pick<JobItem, "jobId" | "repository" | "cloneUrl" | "commit" | "ref" | "evaluation" | "untrusted">,
+  cloneCredential?: CloneCredential,
   systems: readonly string[] = [],
 ): EvaluateTask => ({
   type: "evaluate",
@@ -33,6 +36,8 @@ export const evaluateTaskMessage = (
   cloneUrl: job.cloneUrl,
   commit: job.commit,
   ...(job.ref ? { ref: job.ref } : {}),
+  ...(cloneCredential ? { cloneCredential } : {}),
+  ...(job.untrusted ? { untrusted: true } : {}),
   ...(systems.length > 0 ? { systems: [...systems] } : {}),
 });
 
@@ -46,6 +51,23 @@ async function clusterSystems(holder: TaskHolder): Promise<string[]> {
   const systems = new Set([...holder.agent.systems, ...sessions.flatMap((s) => s.agent.systems)]);
   systems.delete("builtin");
   return [...systems].sort().slice(0, 64);
+}
+
+/**
+ * The task message as it is sent (a lease, or a resume after a reconnect): a private
+ * repository's gets a clone credential minted now, never stored. When none can be had the
+ * evaluation fails, saying why, rather than failing later in git with less to say.
+ */
+async function sendableTask(job: JobItem, holder: TaskHolder, now: Date): Promise<EvaluateTask | undefined> {
+  try {
+    return evaluateTaskMessage(job, await cloneCredentialFor(job), await clusterSystems(holder));
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    await endEvaluation(job.jobId, { error: `cannot fetch ${job.repository}, a private repository: no clone token from GitHub (${why})` }, now);
+    await finishJobIfDone(job.jobId, now);
+    await reportJob(job.jobId, now);
+    return undefined;
+  }
 }
 
 /** The job whose evaluation `taskId` is, if this session holds it and the job still runs. */
@@ -66,6 +88,7 @@ const unknownEvaluation = (taskId: string) => unknownTask(taskId, "is not an eva
 async function evaluationEvents({ session, message, now, work }: ReportInput<EvaluationEvents, EvaluateRecord>): Promise<TaskAnswer> {
   const job = await heldEvaluation(session.sessionId, message.taskId);
   if (!job) return answer(false, unknownEvaluation(message.taskId));
+  work.addChangedJob(job.jobId);
   const ack = { type: "ack", taskId: message.taskId, seq: message.seq } as const;
   if (job.evaluation.batchesSeen?.has(message.seq)) return answer(false, ack);
   await recordEvents(job, message.events, work, now);
@@ -75,12 +98,13 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
 }
 
 /** The end of an evaluation; the job moves on once every batch it announces has been recorded. */
-async function evaluationDone({ session, message, now }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
+async function evaluationDone({ session, message, now, work }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
   const ack = { type: "result-ack", taskId: message.taskId } as const;
   const job = await heldEvaluation(session.sessionId, message.taskId);
   // The slot is free whatever became of the job (it may have been cancelled meanwhile).
   const released = await releaseTask(session.sessionId, message.taskId);
   if (!job) return answer(true, released ? ack : unknownEvaluation(message.taskId));
+  work.addChangedJob(job.jobId);
   const reports = message.caches ?? [];
   await noteCacheReports(session.sessionId, reports, now);
   const cacheProblems = reports.flatMap((r) => cacheProblem(r) ?? []);
@@ -112,15 +136,13 @@ export const evaluateKind = {
       record: { kind: "evaluate", jobId: job.jobId, startedAt },
       lease: async (holder) =>
         (await leaseEvaluation(job.jobId, { sessionId: holder.sessionId, hostname: holder.agent.hostname }, startedAt))
-          ? evaluateTaskMessage(job, await clusterSystems(holder))
+          ? sendableTask(job, holder, now)
           : undefined,
     };
   },
   async resume(taskId, record, holder) {
     const job = await getJob(record.jobId);
-    return job?.evaluation.taskId === taskId && job.evaluation.sessionId === holder.sessionId
-      ? evaluateTaskMessage(job, await clusterSystems(holder))
-      : undefined;
+    return job?.evaluation.taskId === taskId && job.evaluation.sessionId === holder.sessionId ? sendableTask(job, holder, new Date()) : undefined;
   },
   async handBack(_taskId, record, holder, _reason, work) {
     const retry = await returnEvaluation(record.jobId, holder.sessionId);
