@@ -3,7 +3,7 @@
  * read, the HTTP + WebSocket port and the scheduler, running the very same Lambda handlers.
  */
 import { mkdir } from "node:fs/promises";
-import { resolve as resolvePath } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { dashboardSite } from "@nimbus/dashboard";
 import {
   agentSocket,
@@ -15,7 +15,8 @@ import {
   type SecretName,
 } from "@nimbus/service/resource-specs";
 import { ensureTables, startDynamo, type DynamoServer } from "./dynamodb.ts";
-import { applyEnvironment, localEnvironment, localTableName } from "./environment.ts";
+import { applyEnvironment, localBucketName, localEnvironment, localTableName } from "./environment.ts";
+import { ensureBucket, startS3, type S3Server } from "./s3.ts";
 import { HandlerInvoker, importHandlerFrom, type HandlerResolver } from "./handlers.ts";
 import { HttpRouter } from "./http-events.ts";
 import { startHttpServer, type HttpServer } from "./http-server.ts";
@@ -75,6 +76,8 @@ export interface LocalStack {
   secretsPath: string;
   dynamodbEndpoint: string;
   sqsEndpoint: string;
+  /** The S3 emulator holding the built-in cache's bucket. */
+  s3Endpoint: string;
   gateway: LocalGatewayControl;
   stop(): Promise<void>;
 }
@@ -88,7 +91,7 @@ export class LocalStackError extends Error {
  * clients, so a restart must come back on the same addresses. These remember them.
  */
 let state: "idle" | "starting" | "running" | "stopping" = "idle";
-const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number } = {};
+const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number; s3Port?: number } = {};
 
 /** Sockets get this long to finish their close handshake on stop before being cut. */
 const STOP_GRACE_MS = 1_000;
@@ -150,6 +153,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     remembered.sqsPort = sqs.port;
     const queueUrls = await ensureQueues(sqs.endpoint, queues, localTableName);
 
+    // The built-in cache's bucket, its objects as files under the data directory.
+    const s3: S3Server = await startS3({ host: BACKEND_HOST, port: remembered.s3Port ?? 0, storageDir: join(dataDir, "s3") });
+    started.push(() => s3.stop());
+    remembered.s3Port = s3.port;
+    await ensureBucket(s3.endpoint, localBucketName());
+
     const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom());
     const sweepIntervalMs = options.sweepIntervalMs ?? schedules.Sweeper.intervalMs;
     const invoke = (spec: string, event: unknown) => invoker.invoke(spec, event);
@@ -178,6 +187,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const endpoints = {
       dynamodbEndpoint: dynamo.endpoint,
       sqsEndpoint: sqs.endpoint,
+      s3Endpoint: s3.endpoint,
       httpUrl: `http://${base}`,
       socketUrl: `ws://${base}${AGENT_SOCKET_PATH}`,
       managementEndpoint: `http://${base}${MANAGEMENT_API_PATH}`,
@@ -215,6 +225,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       secretsPath: secretsPath(dataDir),
       dynamodbEndpoint: dynamo.endpoint,
       sqsEndpoint: sqs.endpoint,
+      s3Endpoint: s3.endpoint,
       gateway: {
         connectionIds: () => gateway.connectionIds(),
         dropConnection: (id) => gateway.drop(id),

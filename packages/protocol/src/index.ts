@@ -13,4 +13,5 @@ export * from "./nix-names.ts";
 export * from "./tasks.ts";
 export * from "./jobs-api.ts";
 export * from "./sources.ts";
+export * from "./builtin-cache.ts";
 export * from "./dashboard-api.ts";

@@ -17,9 +17,12 @@ export { listJobDerivations, derivationLog, parseDerivationStatus, parseDrvParam
 export { cancelJob, rerunJob } from "./edges/job-commands.ts";
 export { listAgents } from "./edges/agent-views.ts";
 export { createToken, listTokens, revokeToken, verifyToken, type TokenCheck } from "./edges/tokens.ts";
+export { cacheHandler, serveMissing, serveNar, serveNarinfo, serveNixCacheInfo } from "./edges/cache-http.ts";
+export { builtinCacheUrl, cacheInfo, createCacheToken, listCacheTokenViews, revokeCacheTokenById } from "./edges/cache-api.ts";
 
 // ---- flow ----------------------------------------------------------------------------
 export { sweep, type SweepReport } from "./flow/sweeper.ts";
+export { collectCache, type CollectReport } from "./flow/cache-collect.ts";
 export { newJobId, JOB_ID_PATTERN } from "./flow/job-ids.ts";
 
 // ---- storage -------------------------------------------------------------------------
@@ -47,4 +50,5 @@ export { localResourceName, type TableName } from "./platform/resource-specs.ts"
 export { NimbusError, badRequest, notFound, conflict, unauthorized } from "./platform/errors.ts";
 export { bearerToken } from "./platform/token-secret.ts";
 export { timing, TIMING_ENV, type Timing } from "./platform/timing.ts";
+export { CACHE_ENV, cacheSettings, type CacheSettings } from "./platform/cache-settings.ts";
 export type { SocketEvent, SocketResult, SocketHandler, SocketRequestContext } from "./platform/socket-events.ts";

@@ -17,6 +17,8 @@ import { resumeTasks } from "../flow/session-resume.ts";
 import { attachSession, getSession, type SessionItem } from "../flow/sessions.ts";
 import { reportHandler } from "../flow/tasks/registry.ts";
 import type { TaskReport } from "../flow/tasks/task-kind.ts";
+import { secretValue } from "../platform/linked-resources.ts";
+import { cacheUploadResult, cacheUploadUrls } from "./agent-cache-messages.ts";
 
 const error = (code: ErrorCode, message: string, fatal = false): ServiceMessage => ({ type: "error", code, message, fatal });
 
@@ -46,6 +48,7 @@ async function hello(connectionId: string, message: Hello, now: Date, work: Work
     serviceVersion: NIMBUS_VERSION,
     connectionId,
     heartbeatIntervalMs: timing().heartbeatIntervalMs,
+    cache: { publicKey: secretValue("CachePublicKey") },
   };
   const resume = await resumeTasks(attached.session, message.tasksInProgress);
   return { replies: [welcome, ...resume], followUp: () => dispatchToSession(message.session.id, work) };
@@ -90,6 +93,10 @@ async function sessionMessage(
     case "goodbye":
       await endSession(session, "its agent shut down", work);
       return reply();
+    case "cache-upload-request":
+      return reply(await cacheUploadUrls(message, now));
+    case "cache-upload-complete":
+      return reply(await cacheUploadResult(message, now));
     default:
       return report(session, message, now, work, more);
   }

@@ -121,6 +121,32 @@ export const tables = {
     fields: { queueKey: "string" },
     primaryIndex: { hashKey: "queueKey" },
   },
+  /** The built-in cache's index (docs/cache.md): store path hash → its narinfo fields and NAR file. */
+  CachePaths: {
+    fields: { storeHash: "string", useShard: "string", lastUsedAt: "string", fileKey: "string" },
+    primaryIndex: { hashKey: "storeHash" },
+    globalIndexes: {
+      // Every path, least recently used first: where retention looks for what to remove.
+      byLastUsed: { hashKey: "useShard", rangeKey: "lastUsedAt" },
+      // Which paths use a NAR file (files are named by their hash and may be shared).
+      byFile: { hashKey: "fileKey", rangeKey: "storeHash" },
+    },
+  },
+  /** reference → referrer between cached paths: a path something refers to is never removed. */
+  CacheRefs: {
+    fields: { reference: "string", referrer: "string" },
+    primaryIndex: { hashKey: "reference", rangeKey: "referrer" },
+  },
+  /** Tokens scoped to the built-in cache (read or write), stored hashed. */
+  CacheTokens: {
+    fields: { tokenId: "string" },
+    primaryIndex: { hashKey: "tokenId" },
+  },
+  /** One item: the cache's path count, bytes, and its last collection. */
+  CacheStats: {
+    fields: { statsKey: "string" },
+    primaryIndex: { hashKey: "statsKey" },
+  },
 } as const satisfies Record<string, TableSpec>;
 export type TableName = keyof typeof tables;
 /** The global secondary indexes a table declares: the only index names a query may use. */
@@ -148,7 +174,15 @@ export type QueueName = keyof typeof queues;
 /** Every build queue's name starts with this, so IAM can grant exactly those. */
 export const buildQueuePrefix = (app: string, stage: string) => `${app}-${stage}-build-`;
 
-export const secrets = ["ApiAdminToken", "GithubWebhookSecret", "GithubAppId", "GithubAppPrivateKey", "GithubToken"] as const;
+export const secrets = [
+  "ApiAdminToken",
+  "GithubWebhookSecret",
+  "GithubAppId",
+  "GithubAppPrivateKey",
+  "GithubToken",
+  "CacheSigningKey",
+  "CachePublicKey",
+] as const;
 export type SecretName = (typeof secrets)[number];
 
 /**
@@ -173,11 +207,26 @@ export const githubHandlers: readonly string[] = [
 /** The handlers that answer without the admin token (signed webhooks, the agents' discovery). */
 const publicHandlers: readonly string[] = ["functions/webhooks/github.handler", "functions/api/service-info.handler"];
 
+/**
+ * The built-in cache's key pair (docs/cache.md): only the handler that serves narinfos signs
+ * with the secret half; those that tell agents and users which key to trust read the public one.
+ */
+export const cacheSigningHandlers: readonly string[] = ["functions/cache/narinfo.handler"];
+export const cachePublicKeyHandlers: readonly string[] = ["functions/socket/default.handler", "functions/api/cache-info.handler"];
+
 /** The secrets one handler is linked to in AWS: only those it reads (docs/security.md). */
 export function handlerSecrets(handler: string): SecretName[] {
   const admin: SecretName[] = handler.startsWith("functions/api/") && !publicHandlers.includes(handler) ? ["ApiAdminToken"] : [];
-  return [...admin, ...(githubHandlers.includes(handler) ? githubSecrets : [])];
+  return [
+    ...admin,
+    ...(githubHandlers.includes(handler) ? githubSecrets : []),
+    ...(cacheSigningHandlers.includes(handler) ? (["CacheSigningKey"] as const) : []),
+    ...(cachePublicKeyHandlers.includes(handler) ? (["CachePublicKey"] as const) : []),
+  ];
 }
+
+/** The built-in cache's bucket (`Resource.CacheBucket.name`): NAR files under `nar/`. Never public. */
+export const cacheBucket = { name: "CacheBucket" } as const;
 
 /** The agents' WebSocket API; handlers get `Resource.AgentSocket.{url,managementEndpoint}`. */
 export const agentSocket = {
@@ -212,6 +261,15 @@ export const httpApi = {
     { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler" },
     { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler" },
     { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
+    // The built-in cache (docs/cache.md): Nix's HTTP binary cache protocol, plus the bulk query.
+    { route: "GET /cache/nix-cache-info", handler: "functions/cache/nix-cache-info.handler" },
+    { route: "POST /cache/missing", handler: "functions/cache/missing.handler" },
+    { route: "ANY /cache/{file}", handler: "functions/cache/narinfo.handler" },
+    { route: "ANY /cache/nar/{file}", handler: "functions/cache/nar.handler" },
+    { route: "GET /api/cache", handler: "functions/api/cache-info.handler" },
+    { route: "GET /api/cache/tokens", handler: "functions/api/cache-tokens-list.handler" },
+    { route: "POST /api/cache/tokens", handler: "functions/api/cache-tokens-create.handler" },
+    { route: "DELETE /api/cache/tokens/{id}", handler: "functions/api/cache-tokens-revoke.handler" },
   ] satisfies HttpRoute[],
 } as const;
 
