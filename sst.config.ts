@@ -19,12 +19,20 @@ export default $config({
   },
   async run() {
     // SST's convention: project code loads in run(); app() is evaluated alone, before providers exist.
-    const { tables, queues, secrets, githubSecrets, handlerSecrets, agentSocket, httpApi, schedules, buildQueuePrefix } = await import(
+    const { tables, queues, secrets, githubSecrets, handlerSecrets, agentSocket, httpApi, schedules, buildQueuePrefix, cacheBucket } = await import(
       "./packages/service/src/platform/resource-specs.ts"
     );
-    // Set at deploy time (docs/github.md): where reports link to, and another GitHub API (Enterprise Server).
+    // Set at deploy time (docs/github.md): where reports link to, and another GitHub API (Enterprise Server);
+    // the built-in cache's retention and limits (docs/cache.md).
     const githubEnvironment = Object.fromEntries(
-      (["NIMBUS_PUBLIC_URL", "NIMBUS_GITHUB_API_URL"] as const).flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
+      ([
+        "NIMBUS_PUBLIC_URL",
+        "NIMBUS_GITHUB_API_URL",
+        "NIMBUS_CACHE_RETENTION_DAYS",
+        "NIMBUS_CACHE_COLLECT_BATCH",
+        "NIMBUS_CACHE_VERIFY_READ_BYTES",
+        "NIMBUS_CACHE_URL_SECONDS",
+      ] as const).flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
     );
 
     // Applies to every function, including any a later route or schedule adds.
@@ -63,6 +71,10 @@ export default $config({
       secrets.map((name) => [name, new sst.Secret(name, (githubSecrets as readonly string[]).includes(name) && name !== "GithubWebhookSecret" ? "none" : undefined)]),
     );
 
+    // The built-in cache's NAR files (docs/cache.md). Private: readers get presigned URLs from
+    // the handlers, which the link grants read and write access to it.
+    const bucket = new sst.aws.Bucket(cacheBucket.name);
+
     // Created before any route so each handler can link to the API it posts to: the link both
     // sets Resource.AgentSocket.{url,managementEndpoint} and grants execute-api:ManageConnections.
     const socket = new sst.aws.ApiGatewayWebSocket(agentSocket.name);
@@ -70,7 +82,7 @@ export default $config({
 
     // Every handler sees every table, queue and API (handlers are thin, and the local runtime does
     // the same), but only the secrets it reads (docs/security.md).
-    const shared = [...tableResources, ...queueResources, socket, api];
+    const shared = [...tableResources, ...queueResources, socket, api, bucket];
     const link = (handler: string) => [...shared, ...handlerSecrets(handler).map((name) => secretResources[name]!)];
 
     // API Gateway's integration timeout is 29 s; stop earlier so the handler, not the gateway, answers.
@@ -98,6 +110,8 @@ export default $config({
       httpApiUrl: api.url,
       // What GET /api/service-info hands to agents.
       agentSocketUrl: socket.url,
+      // Where the built-in cache's NAR files are.
+      cacheBucket: bucket.name,
     };
   },
 });
