@@ -23,6 +23,7 @@ export { builtinCacheUrl, cacheInfo, createCacheToken, listCacheTokenViews, revo
 // ---- flow ----------------------------------------------------------------------------
 export { sweep, type SweepReport } from "./flow/sweeper.ts";
 export { collectCache, type CollectReport } from "./flow/cache-collect.ts";
+export { cacheCaller, type CacheCaller } from "./flow/cache-access.ts";
 export { newJobId, JOB_ID_PATTERN } from "./flow/job-ids.ts";
 
 // ---- storage -------------------------------------------------------------------------

@@ -124,7 +124,12 @@ export async function deleteReferences(referrer: string, references: readonly st
 
 /** Up to `limit` paths recorded as referring to `reference`. */
 export const referrersOf = (reference: string, limit: number) =>
-  CacheRefs.firstPage({ KeyConditionExpression: "reference = :ref", ExpressionAttributeValues: { ":ref": reference }, Limit: limit });
+  CacheRefs.firstPage({
+    KeyConditionExpression: "#ref = :ref",
+    ExpressionAttributeNames: { "#ref": "reference" },
+    ExpressionAttributeValues: { ":ref": reference },
+    Limit: limit,
+  });
 
 async function writeBatches(requests: readonly object[]): Promise<void> {
   const table = tableName("CacheRefs");
