@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { parseSecretKey } from "@nimbus/cache";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -94,7 +95,7 @@ test("DynamoDB data and secrets survive a restart, on the same ports", async () 
   }
 });
 
-test("secrets.json holds one random value per secret of the stack's own and `none` for the GitHub ones the user brings, mode 0600", async () => {
+test("secrets.json holds one random value per secret of the stack's own, `none` for the GitHub ones the user brings, and the built-in cache's Nix key pair, mode 0600", async () => {
   const stack = await start();
   await stack.stop();
   const path = join(dataDir, "secrets.json");
@@ -105,8 +106,10 @@ test("secrets.json holds one random value per secret of the stack's own and `non
   const userSecrets = ["GithubAppId", "GithubAppPrivateKey", "GithubToken"];
   for (const [name, value] of Object.entries(stored)) {
     if (userSecrets.includes(name)) assert.equal(value, "none", name);
+    else if (name === "CacheSigningKey" || name === "CachePublicKey") assert.match(value, /^nimbus-local-1:[A-Za-z0-9+/]+={0,2}$/, name);
     else assert.match(value, /^[A-Za-z0-9_-]{43}$/, name);
   }
+  assert.equal(parseSecretKey(stored.CacheSigningKey!).publicKey.text, stored.CachePublicKey, "the public key is the signing key's");
   assert.equal(stored.ApiAdminToken, stack.adminToken);
   assert.notEqual(stored.ApiAdminToken, stored.GithubWebhookSecret);
 });
