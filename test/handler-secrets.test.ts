@@ -10,13 +10,23 @@ const declared = [...Object.values(agentSocket.routes), ...httpApi.routes.map((r
 
 test("the webhook gets the GitHub secrets and not the admin token; the agents' socket only what reporting needs", () => {
   assert.deepEqual(handlerSecrets("functions/webhooks/github.handler").sort(), [...githubSecrets].sort());
-  assert.deepEqual(handlerSecrets("functions/socket/default.handler").sort(), [...githubSecrets].sort());
+  assert.deepEqual(handlerSecrets("functions/socket/default.handler").sort(), [...githubSecrets, "CachePublicKey"].sort());
   assert.deepEqual(handlerSecrets("functions/socket/connect.handler"), []);
   assert.deepEqual(handlerSecrets("functions/socket/disconnect.handler"), []);
   assert.deepEqual(handlerSecrets("functions/api/service-info.handler"), []);
   assert.deepEqual(handlerSecrets("functions/api/tokens-create.handler"), ["ApiAdminToken"]);
   assert.deepEqual(handlerSecrets("functions/api/jobs-rerun.handler").sort(), ["ApiAdminToken", ...githubSecrets].sort());
   assert.deepEqual(handlerSecrets("functions/sweeper.handler").sort(), [...githubSecrets].sort());
+});
+
+test("only the handler that serves narinfos holds the built-in cache's signing key; cache routes hold no admin token", () => {
+  assert.deepEqual(handlerSecrets("functions/cache/narinfo.handler"), ["CacheSigningKey"]);
+  for (const handler of ["functions/cache/nar.handler", "functions/cache/missing.handler", "functions/cache/nix-cache-info.handler"]) {
+    assert.deepEqual(handlerSecrets(handler), [], handler);
+  }
+  assert.deepEqual(handlerSecrets("functions/api/cache-info.handler").sort(), ["ApiAdminToken", "CachePublicKey"]);
+  const signers = declared.filter((handler) => handlerSecrets(handler).includes("CacheSigningKey"));
+  assert.deepEqual(signers, ["functions/cache/narinfo.handler"]);
 });
 
 test("every handler that talks to GitHub is a declared one, and every secret a handler gets is declared", () => {

@@ -114,7 +114,7 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
 
 describe("hello", () => {
   it("with the built-in cache (the default) names it, reads it at {apiBaseUrl}/cache, and keeps only the session's read key in the private netrc", async () => {
-    const { service, agent } = await setup({}, "builtinCache = true");
+    const { service, agent } = await setup({}, "builtinCache = true", { nix: undefined });
     await service.until(() => agent.connected(), "the agent to be welcomed");
     const hello = service.hellos[0]!;
     assert.deepEqual(hello.agent.caches, [{ name: "nimbus", kind: "NimbusCache", publicKeys: [], push: true, pull: true }]);
@@ -132,7 +132,7 @@ describe("hello", () => {
     const caches = JSON.stringify({ nimbus: { kind: "NixCache", storeURI: "file:///tmp/x", publicKeys: ["k-1:LbQJGV7WTPsyg5uoWndRPGFS0wpckGTGhO1rvTGsfQw="] } });
     await writeFile(path.join(configDir, "binary-caches.json"), caches, { mode: 0o600 });
     await writeFile(path.join(configDir, "token.key"), `${GOOD_TOKEN}\n`);
-    const toml = (extra: string) => `apiBaseUrl = "http://127.0.0.1:9"\nclusterJoinTokenPath = "token.key"\nmachineSubstituters = false\nbinaryCachesPath = "binary-caches.json"\n${extra}`;
+    const toml = (extra: string) => `apiBaseUrl = "http://127.0.0.1:9"\nclusterJoinTokenPath = "token.key"\nmachineSubstituters = false\nshutdownTimeoutSeconds = 0.5\nbinaryCachesPath = "binary-caches.json"\n${extra}`;
     await writeFile(path.join(configDir, "agent.toml"), toml(""));
     await assert.rejects(startAgent(await loadAgentConfig(path.join(configDir, "agent.toml")), { nix, log: () => {} }), /cache "nimbus": this name is the built-in cache's/);
     await writeFile(path.join(configDir, "agent.toml"), toml("builtinCache = false"));
