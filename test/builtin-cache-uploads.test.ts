@@ -126,7 +126,7 @@ describe("uploads over the agent protocol", () => {
     const wrongBytes = payload(storePath("wrong-hash"));
     const [s1] = await slotsFor(wrongBytes.claim);
     const other = Buffer.from(wrongBytes.file);
-    other[other.length - 1] ^= 0xff;
+    other[other.length - 1] = other[other.length - 1]! ^ 0xff;
     await put(s1!, other);
     const wrongSize = payload(storePath("wrong-size"));
     const [s2] = await slotsFor(wrongSize.claim);
