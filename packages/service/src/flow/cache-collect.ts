@@ -44,7 +44,8 @@ export async function collectCache(now = new Date()): Promise<CollectReport> {
   }
   const last = items.at(-1);
   // A full page: go on after it next time; the end of the old paths: start over.
-  await setCollectCursor(more && last ? { lastUsedAt: last.lastUsedAt, storeHash: last.storeHash } : undefined);
+  const cursor = more && last ? { lastUsedAt: last.lastUsedAt, storeHash: last.storeHash } : undefined;
+  if (cursor !== undefined || collectCursor !== undefined) await setCollectCursor(cursor);
   if (items.length > 0) await recordCollection({ at: now.toISOString(), removedPaths: report.cachePathsRemoved, removedBytes: report.cacheBytesRemoved });
   return report;
 }
