@@ -79,6 +79,7 @@ async function restart(drv: DerivationItem, inputs: string[], pending: string[],
       },
       remove: [
         "failure",
+        "retries",
         "lease",
         "builtBy",
         "finishedAt",

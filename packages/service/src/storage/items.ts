@@ -69,8 +69,13 @@ export const DerivationItem = z.object({
   pendingInputs: StringSet.optional(),
   /** Name of the build queue it was sent to. */
   queueKey: z.string(),
-  /** Bumped on every dispatch and retry; part of the task id and dedup id. */
+  /** Bumped on every retry and restart; part of the task id and dedup id. */
   attempt: z.number(),
+  /**
+   * Transient failures (a lost agent, an exceptional result) since it last started: what the
+   * retry budget counts. A restart (rerun, rebuild) starts it over; `attempt` counts restarts too.
+   */
+  retries: z.number().optional(),
   /** The session holding the build while `building`: only it can settle it. */
   lease: z.object({ taskId: z.string(), sessionId: z.string(), leasedAt: Timestamp }).optional(),
   builtBy: z

@@ -62,7 +62,7 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
     const failure = { reason, ...(message.exitCode === undefined ? {} : { exitCode: message.exitCode }), logTail: message.logTail ?? [] };
     moved = await settleAs("failed", { builtBy, failure, finishedAt: now.toISOString() });
   } else {
-    await retryBuild(message.drvPath, message.taskId, held.attempt, `agent error: ${message.error ?? "exceptional result"}`, work, now);
+    await retryBuild(message.drvPath, message.taskId, `agent error: ${message.error ?? "exceptional result"}`, work, now);
   }
   if (moved) await settle(moved, work, now);
   await releaseTask(session.sessionId, message.taskId);
@@ -103,6 +103,6 @@ export const buildKind = {
     return drv?.status === "building" && drv.lease?.taskId === taskId ? buildTaskMessage(taskId, drv) : undefined;
   },
   // The agent, not the build, failed: a retry.
-  handBack: (taskId, record, _holder, reason, work) => retryBuild(record.drvPath, taskId, record.attempt, reason, work),
+  handBack: (taskId, record, _holder, reason, work) => retryBuild(record.drvPath, taskId, reason, work),
   reports: { "build-log": buildLog, "build-result": buildResult },
 } satisfies TaskKind<"build", BuildRecord, BuildTask>;
