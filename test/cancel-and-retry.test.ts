@@ -42,6 +42,7 @@ describe("cancel and rerun cycles", () => {
     // The first agent that builds it breaks (an exceptional result): that is its first retry.
     let builds = 0;
     const builder = ScriptedAgent.create("builder", { concurrentTasks: 1 }, {
+      evaluate: () => [derivation("cycled"), attribute("cycled")],
       build: () => (builds++ === 0 ? { status: "exceptional" } : { status: "succeeded" }),
     });
     agents.push(builder);

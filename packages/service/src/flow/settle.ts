@@ -25,7 +25,7 @@ export async function settle(drv: DerivationItem, work: WorkNotes, now = new Dat
     }
   }
   await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId)));
-  await markPropagated(drv.drvPath);
+  await markPropagated(drv);
 }
 
 /** waiting → queued, then onto its build queue, noted as new work for idle agents that can build it. */

@@ -2,7 +2,8 @@ import { timing } from "../platform/timing.ts";
 import { pruneIfGone } from "../storage/agent-socket.ts";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { quietConnections } from "../storage/connections.ts";
-import { claimResend, dueRetries, staleQueued, unpropagated } from "../storage/derivations.ts";
+import { PROPAGATING } from "@nimbus/core";
+import { claimResend, dueRetries, getDerivation, staleQueued, unpropagated } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
@@ -49,8 +50,11 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
   for (const drv of [...due, ...stale]) {
     if (await resend(drv, work, now)) report.derivationsResent++;
   }
-  // Telling dependents and jobs again is harmless: every step of it is conditional.
-  for (const drv of await unpropagated(ago(t.heartbeatIntervalMs))) {
+  // Telling dependents and jobs again is harmless: every step of it is conditional. The index
+  // may lag: what is told is the derivation as it is now, and only while it is still settled.
+  for (const indexed of await unpropagated(ago(t.heartbeatIntervalMs))) {
+    const drv = await getDerivation(indexed.drvPath);
+    if (!drv?.propagateShard || !PROPAGATING.includes(drv.status)) continue;
     await settle(drv, work, now);
     report.settlesPropagated++;
   }

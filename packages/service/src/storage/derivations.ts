@@ -17,9 +17,20 @@ export async function getDerivations(drvPaths: readonly string[]): Promise<Map<s
 export const createDerivation = (item: DerivationItem): Promise<boolean> =>
   Derivations.put(item, { expression: "attribute_not_exists(drvPath)" });
 
-/** The settle flow is done with it: out of the sweeper's byUnpropagated index. */
-export async function markPropagated(drvPath: string): Promise<void> {
-  await Derivations.update({ drvPath }, { UpdateExpression: "REMOVE propagateShard" });
+/**
+ * The settle flow is done with it: out of the sweeper's byUnpropagated index — unless it moved
+ * on meanwhile (a rebuild that settled again needs its own propagation).
+ */
+export async function markPropagated(drv: Pick<DerivationItem, "drvPath" | "status">): Promise<void> {
+  await Derivations.update(
+    { drvPath: drv.drvPath },
+    {
+      UpdateExpression: "REMOVE propagateShard",
+      ConditionExpression: "#status = :status",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":status": drv.status },
+    },
+  );
 }
 
 export interface Move {
@@ -54,8 +65,10 @@ export function moveDerivation(drvPath: string, move: Move, now = new Date()): P
   } else {
     remove.push("queuedShard", "dueShard", "dueAt");
   }
-  // Until the settle flow has told its dependents and jobs, a settled derivation stays in this index.
+  // Until the settle flow has told its dependents and jobs, a settled derivation stays in this
+  // index; one that moves on (a rebuild) has nothing left to tell.
   if (PROPAGATING.includes(move.to)) set.propagateShard = SHARD.unpropagated;
+  else remove.push("propagateShard");
   for (const [i, [name, value]] of Object.entries(set).entries()) {
     names[`#set${i}`] = name;
     values[`:set${i}`] = value;
