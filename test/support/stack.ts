@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CreateTokenResponse } from "@nimbus/protocol";
 import { startLocalStack, type LocalStack } from "@nimbus/local";
 import { localResourceName, type TableName } from "@nimbus/service";
@@ -13,6 +13,8 @@ export interface TestStack extends LocalStack {
   createToken(name?: string): Promise<CreateTokenResponse>;
   /** Every item of a table, sorted, for before/after comparisons. */
   scan(table: TableName): Promise<Record<string, unknown>[]>;
+  /** Writes items as they are (batches of 25), as a test's way to stand for earlier history. */
+  putItems(table: TableName, items: Record<string, unknown>[]): Promise<void>;
   /** Overwrites attributes of one item, as a test's way to age or damage state. */
   setAttributes(table: TableName, key: Record<string, string>, values: Record<string, unknown>): Promise<void>;
   cleanup(): Promise<void>;
@@ -50,6 +52,15 @@ export async function startTestStack(options: Partial<Parameters<typeof startLoc
         new ScanCommand({ TableName: localResourceName("nimbus", "local", table), ConsistentRead: true }),
       );
       return Items.map((i) => JSON.parse(JSON.stringify(i))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    },
+    async putItems(table, items) {
+      const TableName = localResourceName("nimbus", "local", table);
+      for (let i = 0; i < items.length; i += 25) {
+        let request: Record<string, any> | undefined = { [TableName]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) };
+        while (request && Object.keys(request).length > 0) {
+          request = (await documents.send(new BatchWriteCommand({ RequestItems: request }))).UnprocessedItems;
+        }
+      }
     },
     async setAttributes(table, key, values) {
       const names = Object.keys(values);

@@ -28,9 +28,11 @@ export { jobOutcome, jobCheck, isFinalOutcome, type JobProgress, type JobCheck, 
 export {
   dependentMoves,
   isReadyToQueue,
+  mayBeReady,
   advanceWaiting,
   registrationStep,
   type DependentMove,
+  type WaitingState,
   type WaitingStep,
   type RegistrationStep,
 } from "./settle.ts";

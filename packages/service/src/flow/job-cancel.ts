@@ -35,7 +35,7 @@ export async function cancelJob(jobId: string): Promise<{ id: string; status: Jo
       await stopBuild(row.drvPath);
       continue;
     }
-    const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", remove: ["pendingInputs"] });
+    const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", remove: ["pendingParts"] });
     if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
   }
   return { id: jobId, status: "cancelled" };

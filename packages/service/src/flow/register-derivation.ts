@@ -1,16 +1,21 @@
-import { advanceWaiting, isReadyToQueue, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
+import { advanceWaiting, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import { putEdges } from "../storage/derivation-edges.ts";
-import { addInputs, clearPendingInputs, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
+import { clearPart, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, putJobDerivation } from "../storage/job-derivations.ts";
+import { clearPendingInputs, putPendingInputs } from "../storage/pending-inputs.ts";
 import type { WorkNotes } from "./new-work.ts";
-import { enqueue, failDependent } from "./settle.ts";
+import { failDependent, queueIfReady } from "./settle.ts";
+
+/** A registration that lost a race decides again on what it finds, at most this many times. */
+const REGISTRATION_TRIES = 3;
 
 /**
  * Adds one derivation an evaluation found to the shared graph and to the job. Order of
- * writes matters: edges first, then the item, then a fresh look at the inputs — so an input
- * that settles at any moment either sees this derivation through its edge or is seen here.
+ * writes matters: edges first, then the inputs it waits for, then the item, then a fresh look
+ * at the inputs — so an input that settles at any moment either sees this derivation through
+ * its edge or is seen here, and a derivation waiting with every part in has all its input rows.
  */
 export async function registerDerivation(
   jobId: string,
@@ -22,32 +27,48 @@ export async function registerDerivation(
   const at = now.toISOString();
   const inputs = [...new Set(event.inputDrvs)];
   await putEdges(event.drvPath, inputs);
+  await putPendingInputs(event.drvPath, inputs);
   // Until every part of a split event is in, the others' markers keep it from being ready.
-  const pending = [...inputs, ...otherParts(event)];
+  const markers = otherParts(event);
   const requiredFeatures = [...new Set(event.requiredFeatures)].sort();
   const fresh: DerivationItem = {
     drvPath: event.drvPath,
     system: event.system,
     requiredFeatures,
     outputs: event.outputs,
-    ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
     status: "waiting",
-    ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
+    version: 0,
+    ...(markers.length ? { pendingParts: new Set(markers) } : {}),
     queueKey: queueKeyOf(event.system, requiredFeatures),
     attempt: 0,
     createdAt: at,
     updatedAt: at,
   };
   const created = await createDerivation(fresh);
-  let current = created ? fresh : await getDerivation(event.drvPath);
-  const step = registrationStep({ created, status: current?.status, rebuildFailures: options.rebuildFailures, part: event.part !== undefined });
-  if (current && step === "restart") current = await restart(current, inputs, pending, now);
-  else if (step === "merge-part") current = await mergePart(event.drvPath, inputs, partMarker(event.part!.index));
+  const current = created ? fresh : await takeIn(event, markers, options.rebuildFailures, now);
   await putJobDerivation(jobId, event.drvPath, current?.status ?? "waiting", at);
-  if (current?.status === "waiting") await advance(current, work, now);
+  if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now);
   // The job row may have been written after a move's mirror: re-read and mirror once more.
   const latest = await getDerivation(event.drvPath);
   if (latest && latest.status !== current?.status) await mirrorStatus(latest.drvPath, latest.status, latest.updatedAt);
+}
+
+/**
+ * What registering does to a derivation that exists (core `registrationStep`): restart it,
+ * merge this part into it, or keep it. A restart another registration made first (two parts of
+ * one event at once) is followed by deciding again on what it made: this part merges.
+ */
+async function takeIn(event: DerivationEvent, markers: string[], rebuildFailures: boolean, now: Date): Promise<DerivationItem | undefined> {
+  let current = await getDerivation(event.drvPath);
+  for (let tries = 0; current && tries < REGISTRATION_TRIES; tries++) {
+    const step = registrationStep({ created: false, status: current.status, rebuildFailures, part: event.part !== undefined });
+    if (step === "keep") return current;
+    if (step === "merge-part") return (await clearPart(event.drvPath, partMarker(event.part!.index))) ?? (await getDerivation(event.drvPath));
+    const restarted = await restart(current, markers, now);
+    if (restarted) return restarted;
+    current = await getDerivation(event.drvPath);
+  }
+  return current;
 }
 
 const partMarker = (index: number) => `#part/${index}`;
@@ -60,47 +81,37 @@ const otherParts = (event: DerivationEvent): string[] =>
         .map(partMarker)
     : [];
 
-/** Adds one part's inputs to a waiting derivation, then takes away that part's marker (two writes: DynamoDB allows one action per attribute). */
-async function mergePart(drvPath: string, inputs: string[], marker: string): Promise<DerivationItem | undefined> {
-  await addInputs(drvPath, inputs);
-  return clearPendingInputs(drvPath, [marker]);
-}
-
-/** Starts a failed, dependency-failed or cancelled derivation over (core `registrationStep` said so). */
-async function restart(drv: DerivationItem, inputs: string[], pending: string[], now: Date): Promise<DerivationItem | undefined> {
+/**
+ * Starts a failed, dependency-failed or cancelled derivation over; undefined if it was no
+ * longer one of those. Its input rows are in already; the other parts' markers hold it until
+ * they arrive.
+ */
+async function restart(drv: DerivationItem, markers: string[], now: Date): Promise<DerivationItem | undefined> {
   const moved = await moveDerivation(
     drv.drvPath,
     {
       from: RESTARTABLE,
       to: "waiting",
-      set: {
-        ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
-        ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
-      },
-      remove: [
-        "failure",
-        "retries",
-        "lease",
-        "builtBy",
-        "finishedAt",
-        ...(inputs.length ? [] : ["inputDrvs"]),
-        ...(pending.length ? [] : ["pendingInputs"]),
-      ],
+      set: markers.length ? { pendingParts: new Set(markers) } : {},
+      remove: ["failure", "retries", "lease", "builtBy", "finishedAt", ...(markers.length ? [] : ["pendingParts"])],
       // A new attempt: a new task id, and a queue message SQS will not take for a duplicate.
       addAttempt: 1,
     },
     now,
   );
   if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
-  return moved ?? (await getDerivation(drv.drvPath));
+  return moved;
 }
 
-/** Looks at a waiting derivation's inputs (core `advanceWaiting`) and moves it on: queued, dependency-failed, or still waiting. */
-async function advance(drv: DerivationItem, work: WorkNotes, now: Date): Promise<void> {
-  const inputs = [...(drv.inputDrvs ?? [])];
+/**
+ * Looks at the inputs this event brought (core `advanceWaiting`) and moves the derivation on:
+ * dependency-failed, or those with outputs cleared and queued if nothing else is pending.
+ * Every input row comes with some event of the derivation, which advances its own.
+ */
+async function advance(drvPath: string, inputs: string[], work: WorkNotes, now: Date): Promise<void> {
   const statuses = await getDerivations(inputs);
   const step = advanceWaiting(inputs, (input) => statuses.get(input)?.status);
-  if (step.type === "fail") return failDependent(drv.drvPath, step.dependency, work, now);
-  const after = await clearPendingInputs(drv.drvPath, step.inputs);
-  if (after && isReadyToQueue(after)) await enqueue(after.drvPath, work, now);
+  if (step.type === "fail") return failDependent(drvPath, step.dependency, work, now);
+  await clearPendingInputs(drvPath, step.inputs);
+  await queueIfReady(drvPath, work, now);
 }

@@ -1,8 +1,8 @@
+import { PROPAGATING } from "@nimbus/core";
 import { timing } from "../platform/timing.ts";
 import { pruneIfGone } from "../storage/agent-socket.ts";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { quietConnections } from "../storage/connections.ts";
-import { PROPAGATING } from "@nimbus/core";
 import { claimResend, dueRetries, getDerivation, staleQueued, unpropagated } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { quietJobs } from "../storage/jobs.ts";

@@ -70,6 +70,14 @@ export const tables = {
       byDueAt: { hashKey: "dueShard", rangeKey: "dueAt" },
     },
   },
+  /**
+   * What a waiting derivation still waits for: one row per input not yet built, deleted when it
+   * is. Rows, not a set on the derivation, so no item grows with the number of inputs.
+   */
+  PendingInputs: {
+    fields: { drvPath: "string", inputDrv: "string" },
+    primaryIndex: { hashKey: "drvPath", rangeKey: "inputDrv" },
+  },
   /** input → dependent, to find what may become ready (or dependency-failed) when an input settles. */
   Edges: {
     fields: { inputDrv: "string", dependentDrv: "string" },

@@ -62,11 +62,17 @@ export const DerivationItem = z.object({
   /** Sorted. */
   requiredFeatures: z.array(z.string()),
   outputs: z.record(z.string(), z.string()),
-  /** Input derivations that needed building (a string set; absent when none). */
-  inputDrvs: StringSet.optional(),
   status: DerivationStatus,
-  /** Inputs not yet succeeded, and `#part/<i>` for parts of the event not yet received (a string set; absent when empty). */
-  pendingInputs: StringSet.optional(),
+  /**
+   * Counts every status move (and only those): what the per-job mirrors are ordered by, and
+   * what a write that acts on a status it read is conditional on. Absent on items written before.
+   */
+  version: z.number().optional(),
+  /**
+   * `#part/<i>` for each part of a split event not yet received (a small string set; absent
+   * when none). The inputs it waits for are rows in PendingInputs.
+   */
+  pendingParts: StringSet.optional(),
   /** Name of the build queue it was sent to. */
   queueKey: z.string(),
   /** Bumped on every retry and restart; part of the task id and dedup id. */
@@ -105,6 +111,13 @@ export const DerivationItem = z.object({
   finishedAt: Timestamp.optional(),
 });
 export type DerivationItem = z.infer<typeof DerivationItem>;
+
+/** A derivation still waits for this input (a row while it is not built). */
+export const PendingInputItem = z.object({
+  drvPath: z.string(),
+  inputDrv: z.string(),
+});
+export type PendingInputItem = z.infer<typeof PendingInputItem>;
 
 /** input → dependent. */
 export const EdgeItem = z.object({

@@ -19,7 +19,7 @@ import type { z } from "zod";
 import { dynamo } from "../platform/aws-clients.ts";
 import { tableName } from "../platform/linked-resources.ts";
 import { tables, type IndexName, type TableName } from "../platform/resource-specs.ts";
-import { batchGet, batchPut, unlessConditionFails } from "./dynamo-batch.ts";
+import { batchDelete, batchGet, batchPut, unlessConditionFails } from "./dynamo-batch.ts";
 
 /** A stored item that does not have its table's shape: found where it is read, not deep in a flow. */
 export class StoredItemError extends Error {
@@ -80,6 +80,8 @@ export interface Table<T extends TableName, S extends z.ZodType<Record<string, u
   batchGet(keys: Record<string, unknown>[]): Promise<z.infer<S>[]>;
   /** Puts in pages of 25 (puts are idempotent here). */
   batchPut(items: readonly z.input<S>[]): Promise<void>;
+  /** Deletes by key in pages of 25 (deleting twice is harmless). */
+  batchDelete(keys: readonly Record<string, unknown>[]): Promise<void>;
 }
 
 const conditionInput = (condition?: Condition) =>
@@ -166,6 +168,9 @@ export function defineTable<T extends TableName, S extends z.ZodType<Record<stri
     },
     async batchPut(items) {
       await batchPut(name(), items as readonly unknown[] as readonly object[]);
+    },
+    async batchDelete(keys) {
+      await batchDelete(name(), keys);
     },
   };
 }

@@ -10,6 +10,7 @@ import {
   JobAttributeItem,
   JobDerivationItem,
   JobItem,
+  PendingInputItem,
   SessionFields,
   TokenItem,
 } from "./items.ts";
@@ -18,6 +19,7 @@ export const Jobs = defineTable("Jobs", JobItem);
 export const Deliveries = defineTable("Deliveries", DeliveryItem);
 export const Derivations = defineTable("Derivations", DerivationItem);
 export const Edges = defineTable("Edges", EdgeItem);
+export const PendingInputs = defineTable("PendingInputs", PendingInputItem);
 export const JobDerivations = defineTable("JobDerivations", JobDerivationItem);
 export const JobAttributes = defineTable("JobAttributes", JobAttributeItem);
 export const BuildLogs = defineTable("BuildLogs", BuildLogItem);
