@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { EvaluateTask } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
 import { attribute, derivation, derivationItem, drv, finished, jobWhere, push } from "./support/graph-events.ts";
@@ -162,5 +163,57 @@ describe("a derivation with thousands of inputs to build", () => {
     const order = agent.builds.map((b) => b.drvPath);
     assert.deepEqual(order.slice(0, -1).sort(), inputs.slice(-BUILT_HERE).map(drv).sort());
     assert.equal(order.at(-1), drv("wide"), "built last, after its inputs");
+  });
+});
+
+describe("a job's copy of a derivation's status", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+  // Every agent here evaluates any job: each repository has one derivation named after it.
+  const byRepository = (task: EvaluateTask) => {
+    const name = task.repository.split("/")[1]!;
+    return [derivation(name), attribute(name)];
+  };
+  const row = async (jobId: string, name: string) =>
+    (await stack.scan("JobDerivations")).find((r) => r.jobId === jobId && r.drvPath === drv(name));
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("mirrors")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  });
+
+  it("follows a settle made by a handler whose clock is behind the one that wrote the row", async () => {
+    const agent = ScriptedAgent.create("slow-builder", { concurrentTasks: 1 }, { evaluate: byRepository, buildMs: 1500 });
+    agents.push(agent);
+    await agent.connect(stack.agentSocketUrl, token);
+    const jobId = await push(stack, "acme/skewed");
+    await jobWhere(stack, jobId, (job) => job.counts.building === 1, "the build to start");
+    // The row was last written by a handler whose clock runs two minutes ahead of the one
+    // that will settle the build (Lambdas do not share a clock).
+    await stack.setAttributes("JobDerivations", { jobId, drvPath: drv("skewed") }, { updatedAt: later(2 * 60_000).toISOString() });
+    const job = await finished(stack, jobId, 15_000);
+    assert.equal(job.status, "succeeded");
+    assert.equal((await row(jobId, "skewed"))?.status, "succeeded");
+  });
+
+  it("is put right by the sweeper when a job's copy was left behind, and the job finishes", async () => {
+    const agent = ScriptedAgent.create("builder", { concurrentTasks: 2 }, { evaluate: byRepository });
+    agents.push(agent);
+    await agent.connect(stack.agentSocketUrl, token);
+    const jobId = await push(stack, "acme/mirrored");
+    assert.equal((await finished(stack, jobId)).status, "succeeded");
+    // The mirror of the settle never reached this job's row (the index it is found through
+    // lagged), so nobody finished the job: as it would stand then.
+    await stack.setAttributes("JobDerivations", { jobId, drvPath: drv("mirrored") }, { status: "building", jobStatus: `${jobId}#building`, version: 2 });
+    await stack.setAttributes("Jobs", { jobId }, { status: "building", activeShard: "a" });
+    await sweep(later(5 * 60_000));
+    const job = await finished(stack, jobId, 5_000);
+    assert.equal(job.status, "succeeded");
+    assert.equal((await row(jobId, "mirrored"))?.status, "succeeded");
   });
 });

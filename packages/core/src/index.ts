@@ -36,6 +36,7 @@ export {
   type WaitingStep,
   type RegistrationStep,
 } from "./settle.ts";
+export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
 export { reconcileSession, NO_LONGER_HELD, type Reconciliation } from "./session-reconcile.ts";
 export {

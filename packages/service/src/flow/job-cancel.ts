@@ -36,7 +36,7 @@ export async function cancelJob(jobId: string): Promise<{ id: string; status: Jo
       continue;
     }
     const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", remove: ["pendingParts"] });
-    if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
+    if (moved) await mirrorStatus(moved);
   }
   return { id: jobId, status: "cancelled" };
 }
@@ -53,7 +53,7 @@ async function stopBuild(drvPath: string): Promise<void> {
     condition: { expression: "lease.taskId = :task", values: { ":task": lease.taskId } },
   });
   if (!moved) return;
-  await mirrorStatus(drvPath, moved.status, moved.updatedAt);
+  await mirrorStatus(moved);
   const session = await getSessionLoad(lease.sessionId);
   if (session?.connectionId) {
     await sendToAgent(session.connectionId, { type: "cancel", taskId: lease.taskId, reason: "its job was cancelled" });

@@ -46,11 +46,12 @@ export async function registerDerivation(
   };
   const created = await createDerivation(fresh);
   const current = created ? fresh : await takeIn(event, markers, options.rebuildFailures, now);
-  await putJobDerivation(jobId, event.drvPath, current?.status ?? "waiting", at);
+  if (current) await putJobDerivation(jobId, current);
   if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now);
-  // The job row may have been written after a move's mirror: re-read and mirror once more.
+  // A move made meanwhile may have been mirrored before the index showed this job's row: the
+  // row is written once more by key, with the derivation as it is now.
   const latest = await getDerivation(event.drvPath);
-  if (latest && latest.status !== current?.status) await mirrorStatus(latest.drvPath, latest.status, latest.updatedAt);
+  if (latest && latest.version !== current?.version) await putJobDerivation(jobId, latest);
 }
 
 /**
@@ -99,7 +100,7 @@ async function restart(drv: DerivationItem, markers: string[], now: Date): Promi
     },
     now,
   );
-  if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
+  if (moved) await mirrorStatus(moved);
   return moved;
 }
 

@@ -38,7 +38,7 @@ export async function retryBuild(drvPath: string, taskId: string, reason: string
     now,
   );
   if (!queued) return;
-  await mirrorStatus(drvPath, "queued", queued.updatedAt);
+  await mirrorStatus(queued);
   if (decision.type === "retry-later") return;
   await sendToBuildQueue(queued);
   work.addBuildQueue(queued.queueKey);

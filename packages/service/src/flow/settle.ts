@@ -16,7 +16,7 @@ import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 
 export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date()): Promise<void> {
-  const jobIds = await mirrorStatus(drv.drvPath, drv.status, drv.updatedAt);
+  const jobIds = await mirrorStatus(drv);
   for (const move of dependentMoves(drv, await dependentsOf(drv.drvPath))) {
     if (move.type === "clear-input") {
       await clearPendingInputs(move.dependent, [move.input]);
@@ -45,7 +45,7 @@ export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date):
   );
   if (!queued) return;
   await sendToBuildQueue(queued);
-  await mirrorStatus(drvPath, "queued", queued.updatedAt);
+  await mirrorStatus(queued);
   work.addBuildQueue(queued.queueKey);
 }
 

@@ -8,6 +8,7 @@ import type { DerivationItem } from "../storage/items.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
 import { finishJobIfDone } from "./job-finish.ts";
+import { repairJobRows } from "./job-repair.ts";
 import { WorkNotes } from "./new-work.ts";
 import { endSession } from "./session-end.ts";
 import { quietSessions } from "./sessions.ts";
@@ -19,6 +20,7 @@ export interface SweepReport {
   derivationsResent: number;
   settlesPropagated: number;
   jobsFinished: number;
+  jobRowsRepaired: number;
 }
 
 /**
@@ -30,14 +32,15 @@ export interface SweepReport {
  * 3. queued derivations due after a back-off, or not leased for a long while (their message
  *    was lost, or a local restart emptied the queues): sent to their queue again;
  * 4. settled derivations whose dependents and jobs were never told (a Lambda died between);
- * 5. running jobs with nothing left to do that nobody finished.
+ * 5. running jobs: their copies of derivation statuses put right where a mirror missed them,
+ *    and those with nothing left to do that nobody finished finished.
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
 export async function sweep(now = new Date()): Promise<SweepReport> {
   const t = timing();
   const ago = (ms: number) => new Date(now.getTime() - ms);
   const work = new WorkNotes();
-  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0 };
+  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, jobRowsRepaired: 0 };
 
   for (const connection of await quietConnections(ago(2 * t.heartbeatIntervalMs))) {
     if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
@@ -59,6 +62,7 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
     report.settlesPropagated++;
   }
   for (const job of await quietJobs(ago(t.heartbeatIntervalMs))) {
+    report.jobRowsRepaired += await repairJobRows(job.jobId);
     if (await finishJobIfDone(job.jobId)) report.jobsFinished++;
   }
   await wakeIdleAgents(work);

@@ -21,14 +21,15 @@ export const createDerivation = (item: DerivationItem): Promise<boolean> =>
  * The settle flow is done with it: out of the sweeper's byUnpropagated index — unless it moved
  * on meanwhile (a rebuild that settled again needs its own propagation).
  */
-export async function markPropagated(drv: Pick<DerivationItem, "drvPath" | "status">): Promise<void> {
+export async function markPropagated(drv: Pick<DerivationItem, "drvPath" | "version">): Promise<void> {
+  const unmoved = versionIs(drv);
   await Derivations.update(
     { drvPath: drv.drvPath },
     {
       UpdateExpression: "REMOVE propagateShard",
-      ConditionExpression: "#status = :status",
-      ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: { ":status": drv.status },
+      ConditionExpression: unmoved.expression,
+      ...(unmoved.names ? { ExpressionAttributeNames: unmoved.names } : {}),
+      ...(unmoved.values ? { ExpressionAttributeValues: unmoved.values } : {}),
     },
   );
 }

@@ -132,8 +132,8 @@ export const JobDerivationItem = z.object({
   /** The derivation's status, mirrored (storage/keys.ts `jobStatusKey`). */
   status: DerivationStatus,
   jobStatus: z.string(),
-  /** When the mirrored status was current: a mirror older than the row's is dropped. */
-  updatedAt: Timestamp.optional(),
+  /** The derivation's `version` the copy was taken at: an older copy never replaces a newer (core `isNewerThan`). */
+  version: z.number().optional(),
 });
 export type JobDerivationItem = z.infer<typeof JobDerivationItem>;
 

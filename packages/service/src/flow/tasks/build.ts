@@ -93,7 +93,7 @@ export const buildKind = {
         const lease = { taskId, sessionId: holder.sessionId, leasedAt: now.toISOString() };
         const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease } }, now);
         if (!leased) return undefined;
-        await mirrorStatus(drv.drvPath, "building", leased.updatedAt);
+        await mirrorStatus(leased);
         return buildTaskMessage(taskId, leased);
       },
     };
