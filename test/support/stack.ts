@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CreateTokenResponse } from "@nimbus/protocol";
 import { startLocalStack, type LocalStack } from "@nimbus/local";
 import { localResourceName, type TableName } from "@nimbus/service";
@@ -15,6 +15,8 @@ export interface TestStack extends LocalStack {
   scan(table: TableName): Promise<Record<string, unknown>[]>;
   /** Writes items as they are (batches of 25), as a test's way to stand for earlier history. */
   putItems(table: TableName, items: Record<string, unknown>[]): Promise<void>;
+  /** Deletes one item, as a test's way to stand for a write whose follow-up never happened. */
+  deleteItem(table: TableName, key: Record<string, string>): Promise<void>;
   /** Overwrites attributes of one item, as a test's way to age or damage state. */
   setAttributes(table: TableName, key: Record<string, string>, values: Record<string, unknown>): Promise<void>;
   cleanup(): Promise<void>;
@@ -61,6 +63,9 @@ export async function startTestStack(options: Partial<Parameters<typeof startLoc
           request = (await documents.send(new BatchWriteCommand({ RequestItems: request }))).UnprocessedItems;
         }
       }
+    },
+    async deleteItem(table, key) {
+      await documents.send(new DeleteCommand({ TableName: localResourceName("nimbus", "local", table), Key: key }));
     },
     async setAttributes(table, key, values) {
       const names = Object.keys(values);

@@ -38,7 +38,7 @@ export {
 } from "./settle.ts";
 export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
-export { reconcileSession, NO_LONGER_HELD, type Reconciliation } from "./session-reconcile.ts";
+export { reconcileSession, isAbandonedSlot, isOrphanedLease, NO_LONGER_HELD, type Reconciliation } from "./session-reconcile.ts";
 export {
   MAX_RECEIVE,
   MAX_WOKEN,

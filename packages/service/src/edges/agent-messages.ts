@@ -46,7 +46,7 @@ async function hello(connectionId: string, message: Hello, now: Date): Promise<A
     connectionId,
     heartbeatIntervalMs: timing().heartbeatIntervalMs,
   };
-  const resume = await resumeTasks(attached.session, message.tasksInProgress);
+  const resume = await resumeTasks(attached.session, message.tasksInProgress, now);
   return { replies: [welcome, ...resume], followUp: () => dispatchToSession(message.session.id) };
 }
 
@@ -82,7 +82,7 @@ async function sessionMessage(
       await setDraining(session.sessionId);
       return reply();
     case "goodbye":
-      await endSession(session, "its agent shut down", work);
+      await endSession(session.sessionId, "its agent shut down", work);
       return reply();
     default:
       return report(session, message, now, work, more);

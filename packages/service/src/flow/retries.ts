@@ -14,9 +14,9 @@ import { settle } from "./settle.ts";
  * out. Only the holder of the lease `taskId` moves it. The budget counts the derivation's
  * `retries`, not its attempt number: cancelling and restarting it costs no retry.
  */
-export async function retryBuild(drvPath: string, taskId: string, reason: string, work: WorkNotes, now = new Date()): Promise<void> {
+export async function retryBuild(drvPath: string, taskId: string, reason: string, work: WorkNotes, now = new Date()): Promise<boolean> {
   const drv = await getDerivation(drvPath);
-  if (drv?.status !== "building" || drv.lease?.taskId !== taskId) return;
+  if (drv?.status !== "building" || drv.lease?.taskId !== taskId) return false;
   const retries = drv.retries ?? 0;
   // The lease condition also pins `retries`: only the lease holder's retry moves it.
   const leaseHeld = { expression: "lease.taskId = :task", values: { ":task": taskId } };
@@ -29,7 +29,7 @@ export async function retryBuild(drvPath: string, taskId: string, reason: string
       now,
     );
     if (failed) await settle(failed, work, now);
-    return;
+    return failed !== undefined;
   }
   const due = decision.type === "retry-later" ? { dueShard: SHARD.due, dueAt: decision.dueAt.toISOString() } : {};
   const queued = await moveDerivation(
@@ -37,9 +37,10 @@ export async function retryBuild(drvPath: string, taskId: string, reason: string
     { from: ["building"], to: "queued", set: { lastError: reason, retries: retries + 1, ...due }, remove: ["lease"], addAttempt: 1, condition: leaseHeld },
     now,
   );
-  if (!queued) return;
+  if (!queued) return false;
   await mirrorStatus(queued);
-  if (decision.type === "retry-later") return;
+  if (decision.type === "retry-later") return true;
   await sendToBuildQueue(queued);
   work.addBuildQueue(queued.queueKey);
+  return true;
 }

@@ -22,8 +22,22 @@ const Sessions = defineTable("Sessions", SessionItem);
 
 export const getSession = (sessionId: string): Promise<SessionItem | undefined> => Sessions.get({ sessionId });
 
+/** Every session, tasks included: a table bounded by the number of agents. */
+export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();
+
 /** Sessions not heard from since `before` (from the index). */
 export const quietSessions = (before: Date): Promise<SessionItem[]> => Sessions.query(quietSessionsQuery(before));
+
+/**
+ * Deletes a session and returns it as it was — the tasks it held at that moment, which no
+ * later write can add to (a reservation needs the item) — unless it was seen after
+ * `seenBefore` (it came back: leave it be); undefined then, or if it was gone already.
+ */
+export const deleteSession = (sessionId: string, seenBefore?: string): Promise<SessionItem | undefined> =>
+  Sessions.deleteReturning(
+    { sessionId },
+    seenBefore ? { expression: "lastSeen <= :seen", values: { ":seen": seenBefore } } : { expression: "attribute_exists(sessionId)" },
+  );
 
 /** The tasks a session holds, each with its record. */
 export const heldTasks = (session: SessionItem): [string, SessionTask][] => Object.entries(session.tasks);

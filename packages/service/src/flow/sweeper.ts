@@ -9,6 +9,7 @@ import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import { repairJobRows } from "./job-repair.ts";
+import { handBackOrphanedBuilds, handBackOrphanedEvaluation, releaseAbandonedSlots } from "./lease-repair.ts";
 import { WorkNotes } from "./new-work.ts";
 import { endSession } from "./session-end.ts";
 import { quietSessions } from "./sessions.ts";
@@ -21,6 +22,8 @@ export interface SweepReport {
   settlesPropagated: number;
   jobsFinished: number;
   jobRowsRepaired: number;
+  leasesHandedBack: number;
+  slotsReleased: number;
 }
 
 /**
@@ -28,7 +31,9 @@ export interface SweepReport {
  * index of what might need help — never a whole table — and acts with conditional writes, so
  * two sweeps at once change nothing twice:
  * 1. connections silent for two heartbeats that the gateway no longer has ($disconnect is best-effort);
- * 2. sessions silent past the grace period: their agent is lost, their tasks go back;
+ * 2. sessions silent past the grace period: their agent is lost, their tasks go back; leases
+ *    whose session no longer holds the task (a handler died while ending it) go back too, and
+ *    slots reserved for a task never leased to the session (a handler died in between) are freed;
  * 3. queued derivations due after a back-off, or not leased for a long while (their message
  *    was lost, or a local restart emptied the queues): sent to their queue again;
  * 4. settled derivations whose dependents and jobs were never told (a Lambda died between);
@@ -40,14 +45,16 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
   const t = timing();
   const ago = (ms: number) => new Date(now.getTime() - ms);
   const work = new WorkNotes();
-  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, jobRowsRepaired: 0 };
+  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, jobRowsRepaired: 0, leasesHandedBack: 0, slotsReleased: 0 };
 
   for (const connection of await quietConnections(ago(2 * t.heartbeatIntervalMs))) {
     if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
   }
   for (const session of await quietSessions(ago(t.sessionGraceMs))) {
-    if (await endSession(session, "its agent was lost", work, session.lastSeen)) report.sessionsEnded++;
+    if (await endSession(session.sessionId, "its agent was lost", work, session.lastSeen)) report.sessionsEnded++;
   }
+  report.leasesHandedBack += await handBackOrphanedBuilds(ago(t.heartbeatIntervalMs), work, now);
+  report.slotsReleased += await releaseAbandonedSlots(now, t.heartbeatIntervalMs);
   const due = await dueRetries(now);
   const stale = await staleQueued(ago(t.requeueAfterMs));
   for (const drv of [...due, ...stale]) {
@@ -62,6 +69,7 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
     report.settlesPropagated++;
   }
   for (const job of await quietJobs(ago(t.heartbeatIntervalMs))) {
+    if (await handBackOrphanedEvaluation(job, work)) report.leasesHandedBack++;
     report.jobRowsRepaired += await repairJobRows(job.jobId);
     if (await finishJobIfDone(job.jobId)) report.jobsFinished++;
   }

@@ -58,6 +58,7 @@ export const tables = {
       dueShard: "string",
       dueAt: "string",
       propagateShard: "string",
+      buildingShard: "string",
       updatedAt: "string",
     },
     primaryIndex: { hashKey: "drvPath" },
@@ -68,6 +69,8 @@ export const tables = {
       byQueuedAt: { hashKey: "queuedShard", rangeKey: "queuedAt" },
       // Sparse: only retries waiting out their back-off.
       byDueAt: { hashKey: "dueShard", rangeKey: "dueAt" },
+      // Sparse: only builds leased to a session, so the sweeper can find leases whose session is gone.
+      byBuilding: { hashKey: "buildingShard", rangeKey: "updatedAt" },
     },
   },
   /**

@@ -66,6 +66,9 @@ export function moveDerivation(drvPath: string, move: Move, now = new Date()): P
   } else {
     remove.push("queuedShard", "dueShard", "dueAt");
   }
+  // Leased builds (and only they) are in the byBuilding index.
+  if (move.to === "building") set.buildingShard = SHARD.building;
+  else remove.push("buildingShard");
   // Until the settle flow has told its dependents and jobs, a settled derivation stays in this
   // index; one that moves on (a rebuild) has nothing left to tell.
   if (PROPAGATING.includes(move.to)) set.propagateShard = SHARD.unpropagated;
@@ -141,6 +144,14 @@ export const staleQueued = (before: Date): Promise<DerivationItem[]> =>
     KeyConditionExpression: "queuedShard = :q AND queuedAt < :before",
     FilterExpression: "attribute_not_exists(dueShard)",
     ExpressionAttributeValues: { ":q": SHARD.queued, ":before": before.toISOString() },
+  });
+
+/** Builds leased since before `before` (the byBuilding index): bounded by the agents' slots. */
+export const leasedBuilds = (before: Date): Promise<DerivationItem[]> =>
+  Derivations.query({
+    IndexName: "byBuilding",
+    KeyConditionExpression: "buildingShard = :b AND updatedAt < :before",
+    ExpressionAttributeValues: { ":b": SHARD.building, ":before": before.toISOString() },
   });
 
 /** Settled before `before` and dependents not yet told (the byUnpropagated index). */

@@ -106,6 +106,8 @@ export const DerivationItem = z.object({
   /** A retry waiting out its back-off: sent to its queue at `dueAt` by the sweeper. */
   dueShard: z.literal(SHARD.due).optional(),
   dueAt: Timestamp.optional(),
+  /** Present while building: the byBuilding index's hash key. */
+  buildingShard: z.literal(SHARD.building).optional(),
   /** Present from settling until dependents and jobs were told: the byUnpropagated index's hash key. */
   propagateShard: z.literal(SHARD.unpropagated).optional(),
   finishedAt: Timestamp.optional(),

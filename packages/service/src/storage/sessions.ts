@@ -70,14 +70,6 @@ export function releaseTask(sessionId: string, taskId: string): Promise<boolean>
   });
 }
 
-/** Ends a session, unless it was seen after `seenBefore` (it came back: leave it be). */
-export function deleteSession(sessionId: string, seenBefore?: string): Promise<boolean> {
-  return SessionLoads.delete(
-    { sessionId },
-    seenBefore ? { expression: "lastSeen <= :seen", values: { ":seen": seenBefore } } : undefined,
-  );
-}
-
 /** The byLastSeen index's hash key and the query of sessions not heard from since `before`. */
 export const quietSessionsQuery = (before: Date) => ({
   IndexName: "byLastSeen" as const,

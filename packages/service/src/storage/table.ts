@@ -66,6 +66,8 @@ export interface Table<T extends TableName, S extends z.ZodType<Record<string, u
   updateReturning(key: Record<string, unknown>, update: Update, returning: "ALL_NEW" | "ALL_OLD"): Promise<z.infer<S> | undefined>;
   /** Deletes an item; false if `condition` failed. */
   delete(key: Record<string, unknown>, condition?: Condition): Promise<boolean>;
+  /** Deletes an item and returns it as it was; undefined if `condition` failed (or there was none). */
+  deleteReturning(key: Record<string, unknown>, condition?: Condition): Promise<z.infer<S> | undefined>;
   /** Every item a query matches, page after page (`shape` for projections). */
   query<P extends z.ZodType = S>(input: Query<T>, shape?: P): Promise<z.infer<P>[]>;
   /** The query's pages as they come, for readers that stop early; `more` when another page follows. */
@@ -140,6 +142,12 @@ export function defineTable<T extends TableName, S extends z.ZodType<Record<stri
     async delete(key, condition) {
       const deleted = dynamo().send(new DeleteCommand({ TableName: name(), Key: key, ...conditionInput(condition) }));
       return (await unlessConditionFails(deleted)) !== undefined;
+    },
+    async deleteReturning(key, condition) {
+      const deleted = await unlessConditionFails(
+        dynamo().send(new DeleteCommand({ TableName: name(), Key: key, ReturnValues: "ALL_OLD", ...conditionInput(condition) })),
+      );
+      return deleted?.Attributes ? parse(deleted.Attributes) : undefined;
     },
     async query(input, shape) {
       const items = [];

@@ -98,11 +98,14 @@ export const buildKind = {
       },
     };
   },
-  async resume(taskId, record) {
+  async resume(taskId, record, holder) {
     const drv = await getDerivation(record.drvPath);
-    return drv?.status === "building" && drv.lease?.taskId === taskId ? buildTaskMessage(taskId, drv) : undefined;
+    const leased = drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId;
+    return leased ? buildTaskMessage(taskId, drv) : undefined;
   },
   // The agent, not the build, failed: a retry.
-  handBack: (taskId, record, _holder, reason, work) => retryBuild(record.drvPath, taskId, reason, work),
+  handBack: async (taskId, record, _holder, reason, work) => {
+    await retryBuild(record.drvPath, taskId, reason, work);
+  },
   reports: { "build-log": buildLog, "build-result": buildResult },
 } satisfies TaskKind<"build", BuildRecord, BuildTask>;

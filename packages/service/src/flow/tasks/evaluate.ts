@@ -7,11 +7,12 @@ import { EvaluateTask, type EvaluationDone, type EvaluationEvents } from "@nimbu
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
-import { endEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation } from "../../storage/jobs.ts";
+import { endEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation } from "../../storage/jobs.ts";
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { releaseTask } from "../../storage/sessions.ts";
 import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
 import { finishJobIfDone } from "../job-finish.ts";
+import type { WorkNotes } from "../new-work.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskKind } from "./task-kind.ts";
 
 /** What a session records of an evaluation it holds. */
@@ -58,21 +59,33 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
   return answer(false, ack);
 }
 
-/** The end of an evaluation; the job moves on once every batch it announces has been recorded. */
+/**
+ * The end of an evaluation; the job moves on once every batch it announces has been recorded.
+ * The slot is given back last: while the evaluation runs, its session holds it (the sweeper
+ * queues again a running evaluation whose session does not).
+ */
 async function evaluationDone({ session, message, now }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
   const ack = { type: "result-ack", taskId: message.taskId } as const;
   const job = await heldEvaluation(session.sessionId, message.taskId);
-  // The slot is free whatever became of the job (it may have been cancelled meanwhile).
-  const released = await releaseTask(session.sessionId, message.taskId);
-  if (!job) return answer(true, released ? ack : unknownEvaluation(message.taskId));
-  if (message.status === "failed") {
+  if (job && message.status === "failed") {
     await endEvaluation(job.jobId, { error: message.error ?? "evaluation failed" }, now);
     await finishJobIfDone(job.jobId);
-  } else {
+  } else if (job) {
     await endEvaluation(job.jobId, { batches: message.batches }, now);
     await completeEvaluationIfAllIn(job.jobId, now);
   }
-  return answer(true, ack);
+  // The slot is free whatever became of the job (it may have been cancelled meanwhile).
+  const released = await releaseTask(session.sessionId, message.taskId);
+  return answer(true, job || released ? ack : unknownEvaluation(message.taskId));
+}
+
+/** Puts a running evaluation back on the queue if `sessionId` still holds its lease; whether it did. */
+export async function returnEvaluation(jobId: string, sessionId: string, work: WorkNotes): Promise<boolean> {
+  const retry = await requeueEvaluation(jobId, sessionId);
+  if (retry === undefined) return false;
+  await enqueueEvaluation(jobId, retry);
+  work.addEvaluation();
+  return true;
 }
 
 export const evaluateKind = {
@@ -102,10 +115,7 @@ export const evaluateKind = {
     return job?.evaluation.taskId === taskId && job.evaluation.sessionId === holder.sessionId ? evaluateTaskMessage(job) : undefined;
   },
   async handBack(_taskId, record, holder, _reason, work) {
-    const retry = await returnEvaluation(record.jobId, holder.sessionId);
-    if (retry === undefined) return;
-    await enqueueEvaluation(record.jobId, retry);
-    work.addEvaluation();
+    await returnEvaluation(record.jobId, holder.sessionId, work);
   },
   reports: { "evaluation-events": evaluationEvents, "evaluation-done": evaluationDone },
 } satisfies TaskKind<"evaluate", EvaluateRecord, EvaluateTask>;

@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { sweep } from "@nimbus/service";
+import { ScriptedAgent } from "./support/scripted-agent.ts";
+import { attribute, derivation, derivationItem, drv, finished, jobWhere, push } from "./support/graph-events.ts";
+import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+
+// Builds that must not be lost when sessions end, Lambdas die between two writes or agents
+// vanish: protocol-level agents over real sockets against the real local stack. The sweeper
+// runs only when a test calls `sweep(now)`, on the clock it is given.
+const later = (ms: number) => new Date(Date.now() + ms);
+const sessionOf = async (stack: TestStack, agent: ScriptedAgent) =>
+  (await stack.scan("Sessions")).find((s) => s.sessionId === agent.session.id);
+
+describe("a session ended by a handler that died before handing its tasks back", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("orphans")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  });
+
+  it("has its build found by the sweeper and finished by another agent", async () => {
+    const script = { evaluate: () => [derivation("orphaned"), attribute("orphaned")], buildMs: 60_000 };
+    const doomed = ScriptedAgent.create("doomed", { concurrentTasks: 1 }, script);
+    agents.push(doomed);
+    await doomed.connect(stack.agentSocketUrl, token);
+    const jobId = await push(stack, "acme/orphaned");
+    await jobWhere(stack, jobId, (job) => job.counts.building === 1, "the build to start");
+    // The agent vanished; the handler that ended its session deleted it, then died before
+    // handing the build back.
+    doomed.kill();
+    await stack.deleteItem("Sessions", { sessionId: doomed.session.id });
+    const rescuer = ScriptedAgent.create("rescuer", { concurrentTasks: 1 }, { ...script, buildMs: 10 });
+    agents.push(rescuer);
+    await rescuer.connect(stack.agentSocketUrl, token);
+
+    await sweep(later(60_000));
+    const job = await finished(stack, jobId, 10_000);
+    assert.equal(job.status, "succeeded");
+    assert.deepEqual(rescuer.builds.map((b) => b.drvPath), [drv("orphaned")]);
+    const item = await derivationItem(stack, "orphaned");
+    assert.equal(item?.builtBy?.hostname, "rescuer");
+    assert.equal(item?.retries, 1, "handed back as a retry: the agent, not the build, failed");
+  });
+});
+
+describe("a slot reserved for a build that was never leased (a crash between the two writes)", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("slots")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  });
+
+  it("is given back by the sweeper, and the derivation is built on that agent", async () => {
+    const evaluator = ScriptedAgent.create("evaluator", { systems: ["riscv64-linux"], concurrentTasks: 1 }, {
+      evaluate: () => [derivation("reserved"), attribute("reserved")],
+    });
+    // The only agent that can build it; away while the job starts.
+    const builder = ScriptedAgent.create("builder", { concurrentTasks: 2 }, {});
+    agents.push(evaluator, builder);
+    await builder.connect(stack.agentSocketUrl, token);
+    builder.close();
+    await eventually(async () => ((await sessionOf(stack, builder))?.connectionId ? undefined : true), "the builder to be away");
+    await evaluator.connect(stack.agentSocketUrl, token);
+    const jobId = await push(stack, "acme/reserved");
+    await jobWhere(stack, jobId, (job) => job.counts.queued === 1, "the derivation to be queued");
+
+    // A handler reserved one of the builder's slots for the build's task (the first write),
+    // then died before leasing the derivation (the second).
+    const taskId = `b-${createHash("sha256").update(drv("reserved")).digest("hex").slice(0, 16)}-0`;
+    await stack.setAttributes("Sessions", { sessionId: builder.session.id }, {
+      runningTasks: 1,
+      tasks: { [taskId]: { kind: "build", drvPath: drv("reserved"), attempt: 0, startedAt: new Date().toISOString() } },
+    });
+    // Back, with a slot free: it is offered the derivation, whose task its session "already holds".
+    await builder.connect(stack.agentSocketUrl, token);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await derivationItem(stack, "reserved"))?.status, "queued");
+    assert.equal(builder.builds.length, 0);
+
+    // A minute on: longer than any reservation takes to be leased, shorter than the session grace.
+    assert.equal((await sweep(later(60_000))).slotsReleased, 1);
+    const job = await finished(stack, jobId, 10_000);
+    assert.equal(job.status, "succeeded");
+    assert.deepEqual(builder.builds.map((b) => b.drvPath), [drv("reserved")]);
+    await eventually(async () => ((await sessionOf(stack, builder))?.runningTasks === 0 ? true : undefined), "the slot to be free");
+  });
+});
