@@ -28,6 +28,7 @@ export async function cancelJob(jobId: string): Promise<{ id: string; status: Jo
     const now = await getJob(jobId);
     throw conflict(`job ${jobId} already ended (${now?.status ?? job.status}); nothing to cancel`);
   }
+  if (job.evaluation.status === "running" && job.evaluation.sessionId) await stopTask(job.evaluation.sessionId, job.evaluation.taskId);
   for (const row of await jobDerivationRows(jobId)) {
     if (row.status !== "waiting" && row.status !== "queued" && row.status !== "building") continue;
     if (await neededElsewhere(row.drvPath, jobId)) continue;
@@ -54,9 +55,12 @@ async function stopBuild(drvPath: string): Promise<void> {
   });
   if (!moved) return;
   await mirrorStatus(moved);
-  const session = await getSessionLoad(lease.sessionId);
-  if (session?.connectionId) {
-    await sendToAgent(session.connectionId, { type: "cancel", taskId: lease.taskId, reason: "its job was cancelled" });
-  }
-  await releaseTask(lease.sessionId, lease.taskId);
+  await stopTask(lease.sessionId, lease.taskId);
+}
+
+/** Tells the agent holding a task of a cancelled job to stop it, and frees its slot. */
+async function stopTask(sessionId: string, taskId: string): Promise<void> {
+  const session = await getSessionLoad(sessionId);
+  if (session?.connectionId) await sendToAgent(session.connectionId, { type: "cancel", taskId, reason: "its job was cancelled" });
+  await releaseTask(sessionId, taskId);
 }

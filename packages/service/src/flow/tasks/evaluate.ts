@@ -111,8 +111,8 @@ export const evaluateKind = {
     };
   },
   async resume(taskId, record, holder) {
-    const job = await getJob(record.jobId);
-    return job?.evaluation.taskId === taskId && job.evaluation.sessionId === holder.sessionId ? evaluateTaskMessage(job) : undefined;
+    const job = await heldEvaluation(holder.sessionId, taskId);
+    return job?.jobId === record.jobId ? evaluateTaskMessage(job) : undefined;
   },
   async handBack(_taskId, record, holder, _reason, work) {
     await returnEvaluation(record.jobId, holder.sessionId, work);
