@@ -22,6 +22,8 @@ export {
   shouldRestart,
   canMove,
   movesInto,
+  cancelStep,
+  type CancelStep,
 } from "./statuses.ts";
 export { readinessOf, type Readiness } from "./readiness.ts";
 export { jobOutcome, jobCheck, isFinalOutcome, type JobProgress, type JobCheck, type EvaluationState } from "./job-outcome.ts";

@@ -4,7 +4,7 @@ import { wakeIdleAgents } from "../flow/dispatch.ts";
 import { startRerun } from "../flow/job-rerun.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 
-export { cancelJob } from "../flow/job-cancel.ts";
+export { cancelJob, CANCEL_ROWS_PER_CALL } from "../flow/job-cancel.ts";
 
 /** `POST /api/jobs/{id}/rerun`: the same commit again as a new job, and idle agents told of its evaluation. */
 export async function rerunJob(jobId: string, rebuildFailures: boolean): Promise<WebhookAccepted> {

@@ -4,7 +4,8 @@ import { putEdges } from "../storage/derivation-edges.ts";
 import { clearPart, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, putJobDerivation } from "../storage/job-derivations.ts";
-import { clearPendingInputs, putPendingInputs } from "../storage/pending-inputs.ts";
+import { getJob } from "../storage/jobs.ts";
+import { clearPendingInputs, pendingInputsOf, putPendingInputs } from "../storage/pending-inputs.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { failDependent, queueIfReady } from "./settle.ts";
 
@@ -49,9 +50,31 @@ export async function registerDerivation(
   if (current) await putJobDerivation(jobId, current);
   if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now);
   // A move made meanwhile may have been mirrored before the index showed this job's row: the
-  // row is written once more by key, with the derivation as it is now.
-  const latest = await getDerivation(event.drvPath);
+  // row is written once more by key, with the derivation as it is now. A cancel meanwhile came
+  // from a job that did not see this one needs it (the index lagged): it starts again.
+  let latest = await getDerivation(event.drvPath);
+  if (latest?.status === "cancelled" && (await isEvaluating(jobId)) && (await restartCancelled(event.drvPath, work, now))) {
+    latest = await getDerivation(event.drvPath);
+  }
   if (latest && latest.version !== current?.version) await putJobDerivation(jobId, latest);
+}
+
+const isEvaluating = async (jobId: string) => (await getJob(jobId))?.status === "evaluating";
+
+/**
+ * Starts a cancelled derivation that a running job needs after all over, as it was: its part
+ * markers and input rows are as the cancel left them, and are looked at again. Whether it did.
+ */
+export async function restartCancelled(drvPath: string, work: WorkNotes, now: Date): Promise<boolean> {
+  const moved = await moveDerivation(
+    drvPath,
+    { from: ["cancelled"], to: "waiting", remove: ["failure", "retries", "lease", "builtBy", "finishedAt"], addAttempt: 1 },
+    now,
+  );
+  if (!moved) return false;
+  await mirrorStatus(moved);
+  await advance(drvPath, await pendingInputsOf(drvPath), work, now);
+  return true;
 }
 
 /**

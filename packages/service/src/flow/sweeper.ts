@@ -7,6 +7,7 @@ import { claimResend, dueRetries, getDerivation, staleQueued, unpropagated } fro
 import type { DerivationItem } from "../storage/items.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
+import { continueCancel } from "./job-cancel.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import { repairJobRows } from "./job-repair.ts";
 import { handBackOrphanedBuilds, handBackOrphanedEvaluation, releaseAbandonedSlots } from "./lease-repair.ts";
@@ -24,7 +25,11 @@ export interface SweepReport {
   jobRowsRepaired: number;
   leasesHandedBack: number;
   slotsReleased: number;
+  cancelsCompleted: number;
 }
+
+/** Time the sweeper gives one unfinished cancellation per sweep. */
+const CANCEL_STEP_MS = 5_000;
 
 /**
  * The scheduled safety net (docs/reliability.md, "The sweeper"). Each step reads a (sparse)
@@ -38,14 +43,16 @@ export interface SweepReport {
  *    was lost, or a local restart emptied the queues): sent to their queue again;
  * 4. settled derivations whose dependents and jobs were never told (a Lambda died between);
  * 5. running jobs: their copies of derivation statuses put right where a mirror missed them,
- *    and those with nothing left to do that nobody finished finished.
+ *    derivations another job's cancel took from them started again, and those with nothing
+ *    left to do that nobody finished finished; cancelled jobs whose cancellation was cut short
+ *    go on with it.
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
 export async function sweep(now = new Date()): Promise<SweepReport> {
   const t = timing();
   const ago = (ms: number) => new Date(now.getTime() - ms);
   const work = new WorkNotes();
-  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, jobRowsRepaired: 0, leasesHandedBack: 0, slotsReleased: 0 };
+  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, jobRowsRepaired: 0, leasesHandedBack: 0, slotsReleased: 0, cancelsCompleted: 0 };
 
   for (const connection of await quietConnections(ago(2 * t.heartbeatIntervalMs))) {
     if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
@@ -69,8 +76,12 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
     report.settlesPropagated++;
   }
   for (const job of await quietJobs(ago(t.heartbeatIntervalMs))) {
+    if (job.status === "cancelled") {
+      if (job.cancelling && (await continueCancel(job, Date.now() + CANCEL_STEP_MS, now))) report.cancelsCompleted++;
+      continue;
+    }
     if (await handBackOrphanedEvaluation(job, work)) report.leasesHandedBack++;
-    report.jobRowsRepaired += await repairJobRows(job.jobId);
+    report.jobRowsRepaired += await repairJobRows(job, work, now);
     if (await finishJobIfDone(job.jobId)) report.jobsFinished++;
   }
   await wakeIdleAgents(work);

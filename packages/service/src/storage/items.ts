@@ -43,8 +43,12 @@ export const JobItem = z.object({
   }),
   /** Attribute evaluation errors count as failures of the job. */
   attributeErrors: z.number().optional(),
-  /** Present while the job runs: the byActivity index's hash key. */
+  /** Present while the job runs, and while its cancellation is under way: the byActivity index's hash key. */
   activeShard: z.literal(SHARD.activeJob).optional(),
+  /** The job was cancelled and its derivations are still being cancelled (a bounded part per call). */
+  cancelling: z.literal(true).optional(),
+  /** Where the cancellation goes on: after this derivation of the job's rows. */
+  cancelFrom: z.string().optional(),
 });
 export type JobItem = z.infer<typeof JobItem>;
 

@@ -91,6 +91,14 @@ export async function jobHasStatus(jobId: string, status: DerivationStatus): Pro
   return items.length > 0;
 }
 
+/** A job's rows, read consistently from the table, page by page from after `after` on. */
+export const jobRowPages = (jobId: string, after?: string) =>
+  JobDerivations.pages(
+    { KeyConditionExpression: "jobId = :job", ExpressionAttributeValues: { ":job": jobId }, ConsistentRead: true },
+    JobDerivationItem,
+    after ? { startKey: { jobId, drvPath: after } } : {},
+  );
+
 /** Every derivation row of a job read consistently from the table (not the index). */
 export function jobDerivationRows(jobId: string): Promise<JobDerivationItem[]> {
   return JobDerivations.query({

@@ -29,7 +29,7 @@ export async function hasPendingInputs(drvPath: string): Promise<boolean> {
   return rows.length > 0;
 }
 
-/** Every input `drvPath` still waits for (for diagnosis; the flows never need the whole list). */
+/** Every input `drvPath` still waits for (a derivation started again without its event reads them). */
 export async function pendingInputsOf(drvPath: string): Promise<string[]> {
   const rows = await PendingInputs.query(
     { KeyConditionExpression: "drvPath = :drv", ExpressionAttributeValues: { ":drv": drvPath }, ConsistentRead: true },
