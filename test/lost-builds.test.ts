@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { NO_LONGER_HELD } from "@nimbus/core";
 import { sweep } from "@nimbus/service";
+import { dynamo } from "@nimbus/service/aws-clients";
+import { RawAgent, hello, newSession } from "./support/raw-agent.ts";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
 import { attribute, derivation, derivationItem, drv, finished, jobWhere, push } from "./support/graph-events.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
@@ -100,4 +103,64 @@ describe("a slot reserved for a build that was never leased (a crash between the
     assert.deepEqual(builder.builds.map((b) => b.drvPath), [drv("reserved")]);
     await eventually(async () => ((await sessionOf(stack, builder))?.runningTasks === 0 ? true : undefined), "the slot to be free");
   });
+});
+
+describe("a session ended by the sweeper while its agent says hello", () => {
+  let stack: TestStack;
+  let token: string;
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("attach")).token;
+  });
+  after(() => stack.cleanup());
+
+  /**
+   * Runs `hello` with the session deleted at one step of attaching it, as a sweep ending it
+   * at that moment would: the first `command` on the session's item is preceded by its delete.
+   */
+  async function helloWhileEnded(command: "GetItemCommand" | "UpdateItemCommand") {
+    const session = newSession();
+    const first = await RawAgent.connect(stack.agentSocketUrl, token);
+    assert.equal((await first.request(hello({ hostname: "returning" }, session))).type, "welcome");
+    first.close();
+    await first.waitClosed();
+    await eventually(async () => ((await stack.scan("Sessions")).find((s) => s.sessionId === session.id)?.connectionId ? undefined : true), "the session to be detached");
+
+    let struck = false;
+    const client = dynamo();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string; Key?: { sessionId?: unknown } };
+        if (!struck && context.commandName === command && input.TableName?.endsWith("-Sessions") && input.Key?.sessionId === session.id) {
+          struck = true;
+          await stack.deleteItem("Sessions", { sessionId: session.id });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "endSessionMidAttach" },
+    );
+    try {
+      const again = await RawAgent.connect(stack.agentSocketUrl, token);
+      const answer = await again.request(hello({ hostname: "returning" }, session, ["b-gone-task-0"]));
+      const following = answer.type === "welcome" ? await again.next(1) : undefined;
+      again.close();
+      return { struck, answer, following };
+    } finally {
+      client.middlewareStack.remove("endSessionMidAttach");
+    }
+  }
+
+  for (const [step, command] of [["between the failed create and the read", "GetItemCommand"], ["between the read and the resume", "UpdateItemCommand"]] as const) {
+    it(`${step}: the agent is welcomed on a fresh session and told to drop what it ran`, async () => {
+      const { struck, answer, following } = await helloWhileEnded(command);
+      assert.ok(struck, "the session was ended at that step");
+      assert.equal(answer.type, "welcome", JSON.stringify(answer));
+      assert.deepEqual(following, { type: "cancel", taskId: "b-gone-task-0", reason: NO_LONGER_HELD });
+      await eventually(async () => {
+        const session = (await stack.scan("Sessions")).find((s) => s.agent && (s.agent as { hostname: string }).hostname === "returning");
+        return session && session.runningTasks === 0 ? true : undefined;
+      }, "a fresh session");
+    });
+  }
 });

@@ -31,6 +31,7 @@ async function hello(connectionId: string, message: Hello, now: Date): Promise<A
   if (!connection) return reply(UNKNOWN_CONNECTION);
   if (connection.helloAt) return reply(error("duplicate-hello", "this connection already said hello; nothing changed"));
   const attached = await attachSession({ credential: message.session, tokenId: connection.tokenId, connectionId, agent: message.agent, now });
+  if (!attached.ok && attached.retry) return reply(error("try-again", `session ${message.session.id} not attached: ${attached.reason}; connect again`));
   if (!attached.ok) {
     return reply(error("session-refused", `session ${message.session.id} refused: ${attached.reason} — delete the agent's session.json to start a new one`, true));
   }
@@ -115,7 +116,7 @@ export async function handleAgentFrame(connectionId: string, body: string | unde
 async function deliver(connectionId: string, replies: ServiceMessage[]): Promise<boolean> {
   for (const message of replies) {
     if (!(await sendToAgent(connectionId, message))) return false;
-    if (message.type === "error" && (message.fatal || message.code === "unknown-connection")) {
+    if (message.type === "error" && (message.fatal || message.code === "unknown-connection" || message.code === "try-again")) {
       await closeAgentConnection(connectionId);
       return false;
     }
