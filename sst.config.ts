@@ -28,13 +28,13 @@ export default $config({
       args.runtime ??= "nodejs22.x"; // the oldest non-deprecated Node runtime; tests bundle for node22
       args.architecture ??= "arm64"; // cheaper per GB-second than x86_64, same Node code
       args.memory ??= "512 MB"; // more memory = more CPU; handlers are I/O bound, 512 keeps cold starts short
-      // Build queues are created on first use, one per (system, features): grant exactly those names.
-      args.permissions = [
-        {
-          actions: ["sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
-          resources: [`arn:aws:sqs:*:*:${buildQueuePrefix($app.name, $app.stage)}*`],
-        },
-      ];
+      // Build queues are created on first use, one per (system, features): grant exactly those
+      // names — added to what the function has (a queue subscriber's receive and delete).
+      const buildQueues = {
+        actions: ["sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+        resources: [`arn:aws:sqs:*:*:${buildQueuePrefix($app.name, $app.stage)}*`],
+      };
+      args.permissions = $util.output(args.permissions ?? []).apply((granted) => [...granted, buildQueues]);
     });
 
     const tableResources = Object.entries<TableSpec>(tables).map(
@@ -47,10 +47,10 @@ export default $config({
         }),
     );
 
-    const queueResources = Object.entries<QueueSpec>(queues).map(
-      ([name, spec]) =>
-        new sst.aws.Queue(name, { fifo: spec.fifo, visibilityTimeout: `${spec.visibilityTimeoutSeconds} seconds` }),
-    );
+    const queueResources = Object.entries<QueueSpec>(queues).map(([name, spec]) => ({
+      spec,
+      queue: new sst.aws.Queue(name, { fifo: spec.fifo, visibilityTimeout: `${spec.visibilityTimeoutSeconds} seconds` }),
+    }));
 
     const secretResources = secrets.map((name) => new sst.Secret(name));
 
@@ -60,7 +60,7 @@ export default $config({
     const api = new sst.aws.ApiGatewayV2(httpApi.name);
 
     // Every handler sees every resource: handlers are thin, and the local runtime does the same.
-    const link = [...tableResources, ...queueResources, ...secretResources, socket, api];
+    const link = [...tableResources, ...queueResources.map((q) => q.queue), ...secretResources, socket, api];
 
     // API Gateway's integration timeout is 29 s; stop earlier so the handler, not the gateway, answers.
     const apiTimeout = "25 seconds" as const;
@@ -72,6 +72,17 @@ export default $config({
 
     for (const { route, handler } of httpApi.routes) {
       api.route(route, { handler, link, timeout: apiTimeout });
+    }
+
+    // Queues with a consumer: an event source mapping delivers their messages, and the handler
+    // answers with the ones that failed (partial batch responses), so only those come back.
+    for (const { spec, queue } of queueResources) {
+      if (!spec.consumer) continue;
+      queue.subscribe(
+        // Well under the queue's visibility timeout, as Lambda requires of an SQS event source.
+        { handler: spec.consumer.handler, link, timeout: "30 seconds" },
+        { batch: { size: spec.consumer.batchSize, partialResponses: true } },
+      );
     }
 
     for (const [name, { handler, rate }] of Object.entries(schedules)) {

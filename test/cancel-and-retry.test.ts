@@ -153,7 +153,7 @@ describe("cancelling a big job", () => {
     const jobId = await push(stack, "acme/swept", "c".repeat(40));
     await jobWhere(stack, jobId, (job) => job.counts.queued === COUNT, "every derivation to be queued", 60_000);
     assert.equal((await stack.api("POST", `/api/jobs/${jobId}/cancel`)).body.complete, false);
-    await sweep(new Date(Date.now() + 60_000));
+    await sweep(new Date(Date.now() + 45_000));
     assert.deepEqual(await statuses("swept"), { cancelled: COUNT });
   });
 });
@@ -193,7 +193,7 @@ describe("cancelling a job whose derivation another running job needs", () => {
     const builder = ScriptedAgent.create("builder", { concurrentTasks: 1 }, { evaluate: events });
     agents.push(builder);
     await builder.connect(stack.agentSocketUrl, token);
-    await sweep(new Date(Date.now() + 60_000));
+    await sweep(new Date(Date.now() + 45_000));
     const job = await finished(stack, other, 10_000);
     assert.equal(job.status, "succeeded", JSON.stringify(job.counts));
     assert.deepEqual(builder.builds.map((b) => b.drvPath), [drv("shared")]);

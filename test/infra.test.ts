@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BuildOptions, Metafile } from "esbuild";
-import { agentSocket, httpApi, schedules, secrets, tables } from "../packages/service/src/platform/resource-specs.ts";
+import { agentSocket, httpApi, queues, schedules, secrets, tables, type QueueSpec } from "../packages/service/src/platform/resource-specs.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const resourcesFile = join(root, "packages/service/src/platform/resource-specs.ts");
@@ -35,6 +35,7 @@ function declaredHandlers(): { handler: string; usedBy: string }[] {
     ...Object.entries(agentSocket.routes).map(([route, handler]) => ({ handler, usedBy: `${agentSocket.name} ${route}` })),
     ...httpApi.routes.map(({ route, handler }) => ({ handler, usedBy: `${httpApi.name} ${route}` })),
     ...Object.entries(schedules).map(([name, { handler }]) => ({ handler, usedBy: `schedule ${name}` })),
+    ...Object.entries<QueueSpec>(queues).flatMap(([name, { consumer }]) => (consumer ? [{ handler: consumer.handler, usedBy: `queue ${name}` }] : [])),
   ];
   return [...new Map(all.map((h) => [h.handler, h])).values()];
 }
@@ -73,6 +74,7 @@ function fakeResourceEnv(): Record<string, string> {
   };
   for (const name of Object.keys(tables)) env[`SST_RESOURCE_${name}`] = JSON.stringify({ name: `nimbus-ci-${name}` });
   for (const name of secrets) env[`SST_RESOURCE_${name}`] = JSON.stringify({ value: "offline-test-secret" });
+  for (const name of Object.keys(queues)) env[`SST_RESOURCE_${name}`] = JSON.stringify({ url: `https://sqs.example.invalid/${name}` });
   return env;
 }
 

@@ -45,7 +45,7 @@ describe("a session ended by a handler that died before handing its tasks back",
     agents.push(rescuer);
     await rescuer.connect(stack.agentSocketUrl, token);
 
-    await sweep(later(60_000));
+    await sweep(later(45_000));
     const job = await finished(stack, jobId, 10_000);
     assert.equal(job.status, "succeeded");
     assert.deepEqual(rescuer.builds.map((b) => b.drvPath), [drv("orphaned")]);
@@ -96,8 +96,9 @@ describe("a slot reserved for a build that was never leased (a crash between the
     assert.equal((await derivationItem(stack, "reserved"))?.status, "queued");
     assert.equal(builder.builds.length, 0);
 
-    // A minute on: longer than any reservation takes to be leased, shorter than the session grace.
-    assert.equal((await sweep(later(60_000))).slotsReleased, 1);
+    // 45 s on: longer than a heartbeat (any reservation is leased by then), shorter than two
+    // (when a silent connection is closed).
+    assert.equal((await sweep(later(45_000))).slotsReleased, 1);
     const job = await finished(stack, jobId, 10_000);
     assert.equal(job.status, "succeeded");
     assert.deepEqual(builder.builds.map((b) => b.drvPath), [drv("reserved")]);
@@ -163,4 +164,103 @@ describe("a session ended by the sweeper while its agent says hello", () => {
       }, "a fresh session");
     });
   }
+});
+
+describe("an agent whose connection closes", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+  // Any agent here may evaluate any job: each repository has one derivation named after it.
+  const script = (buildMs: number) => ({
+    evaluate: (task: { repository: string }) => [derivation(task.repository.split("/")[1]!), attribute(task.repository.split("/")[1]!)],
+    buildMs,
+  });
+
+  before(async () => {
+    // No sweeper: whatever moves here is moved by the disconnect checks alone.
+    stack = await startTestStack({ sweepIntervalMs: 0, environment: { NIMBUS_DISCONNECT_GRACE_MS: "1000" } });
+    token = (await stack.createToken("disconnects")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  });
+
+  it("and does not come back has its build moved to another agent once the disconnect grace is over", async () => {
+    const doomed = ScriptedAgent.create("doomed", { concurrentTasks: 1 }, script(60_000));
+    agents.push(doomed);
+    await doomed.connect(stack.agentSocketUrl, token);
+    const jobId = await push(stack, "acme/vanishing");
+    await jobWhere(stack, jobId, (job) => job.counts.building === 1, "the build to start");
+    const rescuer = ScriptedAgent.create("rescuer", { concurrentTasks: 1 }, script(10));
+    agents.push(rescuer);
+    await rescuer.connect(stack.agentSocketUrl, token);
+    doomed.kill();
+
+    const job = await finished(stack, jobId, 15_000);
+    assert.equal(job.status, "succeeded");
+    const item = await derivationItem(stack, "vanishing");
+    assert.equal(item?.builtBy?.hostname, "rescuer");
+    assert.equal(item?.retries, 1);
+    assert.equal(await sessionOf(stack, doomed), undefined, "its session ended");
+  });
+
+  it("and comes back within the grace keeps its build, which is never restarted", async () => {
+    const steady = ScriptedAgent.create("steady", { concurrentTasks: 1 }, script(2_500));
+    agents.push(steady);
+    await steady.connect(stack.agentSocketUrl, token);
+    const jobId = await push(stack, "acme/blip", "b".repeat(40));
+    await jobWhere(stack, jobId, (job) => job.counts.building === 1, "the build to start");
+    const bystander = ScriptedAgent.create("bystander", { concurrentTasks: 1 }, script(10));
+    agents.push(bystander);
+    await bystander.connect(stack.agentSocketUrl, token);
+    // The network blinks: the socket closes, the agent (and its build) goes on and reconnects.
+    steady.drop();
+    await steady.connect(stack.agentSocketUrl, token);
+
+    const job = await finished(stack, jobId, 15_000);
+    assert.equal(job.status, "succeeded");
+    const item = await derivationItem(stack, "blip");
+    assert.equal(item?.builtBy?.hostname, "steady");
+    assert.equal(item?.attempt, 0, "never re-queued");
+    assert.deepEqual(bystander.builds, []);
+    assert.deepEqual(steady.builds.map((b) => b.drvPath), [drv("blip")], "started once");
+  });
+});
+
+describe("an agent that dies without its connection closing", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+
+  before(async () => {
+    stack = await startTestStack({
+      sweepIntervalMs: 300,
+      environment: { NIMBUS_HEARTBEAT_INTERVAL_MS: "500", NIMBUS_DISCONNECT_GRACE_MS: "1000" },
+    });
+    token = (await stack.createToken("silent")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  });
+
+  it("is noticed after two silent heartbeat intervals, and its build moves on after the grace", async () => {
+    const script = (buildMs: number) => ({ evaluate: () => [derivation("silent"), attribute("silent")], buildMs, heartbeatMs: 200 });
+    const doomed = ScriptedAgent.create("doomed", { concurrentTasks: 1 }, script(60_000));
+    agents.push(doomed);
+    await doomed.connect(stack.agentSocketUrl, token);
+    const jobId = await push(stack, "acme/silent");
+    await jobWhere(stack, jobId, (job) => job.counts.building === 1, "the build to start");
+    const rescuer = ScriptedAgent.create("rescuer", { concurrentTasks: 1 }, script(10));
+    agents.push(rescuer);
+    await rescuer.connect(stack.agentSocketUrl, token);
+    // The machine is gone: no more heartbeats, and the gateway never hears the socket close.
+    stack.gateway.dropConnection(doomed.connectionId!);
+    doomed.kill();
+
+    const job = await finished(stack, jobId, 15_000);
+    assert.equal(job.status, "succeeded");
+    assert.equal((await derivationItem(stack, "silent"))?.builtBy?.hostname, "rescuer");
+  });
 });

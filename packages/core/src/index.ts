@@ -40,7 +40,15 @@ export {
 } from "./settle.ts";
 export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
-export { reconcileSession, isAbandonedSlot, isOrphanedLease, NO_LONGER_HELD, type Reconciliation } from "./session-reconcile.ts";
+export {
+  reconcileSession,
+  isAbandonedSlot,
+  isOrphanedLease,
+  disconnectCheck,
+  NO_LONGER_HELD,
+  type Reconciliation,
+  type SessionPresence,
+} from "./session-reconcile.ts";
 export {
   MAX_RECEIVE,
   MAX_WOKEN,

@@ -38,3 +38,20 @@ export const isAbandonedSlot = (record: { startedAt: string }, leased: boolean, 
  */
 export const isOrphanedLease = (lease: { taskId: string }, session: { tasks: Record<string, unknown> } | undefined): boolean =>
   !session || !Object.hasOwn(session.tasks, lease.taskId);
+
+/** What a session looks like when the check made at its disconnect comes due. */
+export interface SessionPresence {
+  connectionId?: string;
+  lastSeen: string;
+}
+
+/**
+ * A session whose connection closed is checked once the disconnect grace is over: it ends
+ * (its tasks go to other agents) unless its agent came back — it is on a connection again, or
+ * was seen after the disconnect. A session already gone has nothing left to end.
+ */
+export function disconnectCheck(session: SessionPresence | undefined, detachedAt: string): "end" | "keep" | "gone" {
+  if (!session) return "gone";
+  if (session.connectionId !== undefined || Date.parse(session.lastSeen) > Date.parse(detachedAt)) return "keep";
+  return "end";
+}

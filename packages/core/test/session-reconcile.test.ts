@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isAbandonedSlot, isOrphanedLease, reconcileSession, type Reconciliation } from "../src/session-reconcile.ts";
+import { disconnectCheck, isAbandonedSlot, isOrphanedLease, reconcileSession, type Reconciliation, type SessionPresence } from "../src/session-reconcile.ts";
 
 describe("reconcileSession: a hello's tasksInProgress against what the session holds", () => {
   const cases: Array<[string, string[], string[], Reconciliation]> = [
@@ -35,4 +35,17 @@ describe("isOrphanedLease: a lease whose session does not hold the task", () => 
   for (const [name, session, expected] of cases) {
     it(name, () => assert.equal(isOrphanedLease({ taskId: name.includes("property") ? "constructor" : "t1" }, session), expected));
   }
+});
+
+describe("disconnectCheck: a session checked when its disconnect grace is over", () => {
+  const detachedAt = "2026-01-01T00:00:10.000Z";
+  const cases: Array<[string, SessionPresence | undefined, ReturnType<typeof disconnectCheck>]> = [
+    ["away since the disconnect: its tasks go to other agents", { lastSeen: "2026-01-01T00:00:05.000Z" }, "end"],
+    ["last seen at the very moment it left: still away", { lastSeen: detachedAt }, "end"],
+    ["back on a new connection", { connectionId: "c2", lastSeen: "2026-01-01T00:00:12.000Z" }, "keep"],
+    ["seen after the disconnect, away again since (a later check decides)", { lastSeen: "2026-01-01T00:00:15.000Z" }, "keep"],
+    ["on a connection (say, an older one still open)", { connectionId: "c1", lastSeen: "2026-01-01T00:00:05.000Z" }, "keep"],
+    ["ended already", undefined, "gone"],
+  ];
+  for (const [name, session, expected] of cases) it(name, () => assert.equal(disconnectCheck(session, detachedAt), expected));
 });

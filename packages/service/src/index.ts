@@ -9,6 +9,7 @@
 
 // ---- edges: what handlers call ----------------------------------------------------------
 export { handleAgentFrame } from "./edges/agent-messages.ts";
+export { handleDisconnectChecks } from "./edges/queue-consumers.ts";
 export { receiveGithubWebhook, MAX_WEBHOOK_BYTES } from "./edges/webhook.ts";
 export { apiHandler, json, parseBody, requireAdmin, type HttpEvent, type HttpResult } from "./edges/http.ts";
 export { parseLimit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./edges/paging.ts";

@@ -1,6 +1,6 @@
 import { closeAgentConnection } from "../storage/agent-socket.ts";
 import type { WorkNotes } from "./new-work.ts";
-import { deleteSession, heldTasks, type SessionItem } from "./sessions.ts";
+import { deleteSession, heldTasks, type EndCondition, type SessionItem } from "./sessions.ts";
 import { taskKind } from "./tasks/registry.ts";
 
 /**
@@ -12,9 +12,9 @@ import { taskKind } from "./tasks/registry.ts";
  * sweeper's orphaned-leases step hands those back. The work this queues is noted for the
  * caller to wake agents with. Returns the session ended, or undefined if it was not.
  */
-export async function endSession(sessionId: string, reason: string, work: WorkNotes, seenBefore?: string): Promise<SessionItem | undefined> {
+export async function endSession(sessionId: string, reason: string, work: WorkNotes, unless: EndCondition = {}): Promise<SessionItem | undefined> {
   // Deleted first and conditionally: if the agent came back meanwhile, nothing is taken from it.
-  const ended = await deleteSession(sessionId, seenBefore);
+  const ended = await deleteSession(sessionId, unless);
   if (!ended) return undefined;
   for (const [taskId, record] of heldTasks(ended)) {
     await taskKind(record.kind).handBack(taskId, record, ended, reason, work);

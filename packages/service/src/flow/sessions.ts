@@ -28,16 +28,26 @@ export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();
 /** Sessions not heard from since `before` (from the index). */
 export const quietSessions = (before: Date): Promise<SessionItem[]> => Sessions.query(quietSessionsQuery(before));
 
+/** When a session may be ended: not if it was seen after `seenBefore`, nor (`detachedOnly`) while on a connection. */
+export interface EndCondition {
+  seenBefore?: string;
+  detachedOnly?: boolean;
+}
+
 /**
  * Deletes a session and returns it as it was — the tasks it held at that moment, which no
- * later write can add to (a reservation needs the item) — unless it was seen after
- * `seenBefore` (it came back: leave it be); undefined then, or if it was gone already.
+ * later write can add to (a reservation needs the item) — unless `unless` says its agent came
+ * back (leave it be); undefined then, or if it was gone already.
  */
-export const deleteSession = (sessionId: string, seenBefore?: string): Promise<SessionItem | undefined> =>
-  Sessions.deleteReturning(
+export function deleteSession(sessionId: string, unless: EndCondition = {}): Promise<SessionItem | undefined> {
+  const conditions = ["attribute_exists(sessionId)"];
+  if (unless.seenBefore) conditions.push("lastSeen <= :seen");
+  if (unless.detachedOnly) conditions.push("attribute_not_exists(connectionId)");
+  return Sessions.deleteReturning(
     { sessionId },
-    seenBefore ? { expression: "lastSeen <= :seen", values: { ":seen": seenBefore } } : { expression: "attribute_exists(sessionId)" },
+    { expression: conditions.join(" AND "), ...(unless.seenBefore ? { values: { ":seen": unless.seenBefore } } : {}) },
   );
+}
 
 /** The tasks a session holds, each with its record. */
 export const heldTasks = (session: SessionItem): [string, SessionTask][] => Object.entries(session.tasks);

@@ -1,6 +1,6 @@
 import { PROPAGATING } from "@nimbus/core";
 import { timing } from "../platform/timing.ts";
-import { pruneIfGone } from "../storage/agent-socket.ts";
+import { closeAgentConnection } from "../storage/agent-socket.ts";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { quietConnections } from "../storage/connections.ts";
 import { claimResend, dueRetries, getDerivation, staleQueued, unpropagated } from "../storage/derivations.ts";
@@ -35,7 +35,8 @@ const CANCEL_STEP_MS = 5_000;
  * The scheduled safety net (docs/reliability.md, "The sweeper"). Each step reads a (sparse)
  * index of what might need help — never a whole table — and acts with conditional writes, so
  * two sweeps at once change nothing twice:
- * 1. connections silent for two heartbeats that the gateway no longer has ($disconnect is best-effort);
+ * 1. connections silent for two heartbeats: closed ($disconnect is best-effort, and a silent
+ *    death may leave the gateway a half-open socket), so their session's disconnect grace runs;
  * 2. sessions silent past the grace period: their agent is lost, their tasks go back; leases
  *    whose session no longer holds the task (a handler died while ending it) go back too, and
  *    slots reserved for a task never leased to the session (a handler died in between) are freed;
@@ -54,11 +55,15 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
   const work = new WorkNotes();
   const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, jobRowsRepaired: 0, leasesHandedBack: 0, slotsReleased: 0, cancelsCompleted: 0 };
 
+  // Two heartbeats without a word: the agent is dead or cut off (a half-open socket can look
+  // alive to the gateway for minutes). Closing it detaches its session, which then has the
+  // disconnect grace to come back in.
   for (const connection of await quietConnections(ago(2 * t.heartbeatIntervalMs))) {
-    if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
+    await closeAgentConnection(connection.connectionId, now);
+    report.connectionsRemoved++;
   }
   for (const session of await quietSessions(ago(t.sessionGraceMs))) {
-    if (await endSession(session.sessionId, "its agent was lost", work, session.lastSeen)) report.sessionsEnded++;
+    if (await endSession(session.sessionId, "its agent was lost", work, { seenBefore: session.lastSeen })) report.sessionsEnded++;
   }
   report.leasesHandedBack += await handBackOrphanedBuilds(ago(t.heartbeatIntervalMs), work, now);
   report.slotsReleased += await releaseAbandonedSlots(now, t.heartbeatIntervalMs);

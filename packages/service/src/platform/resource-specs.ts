@@ -120,8 +120,14 @@ export type IndexName<T extends TableName> = (typeof tables)[T] extends { global
  * ApiAdminToken: bearer token for the JSON API. GithubWebhookSecret: HMAC key for webhooks.
  */
 export interface QueueSpec {
-  fifo: true;
+  fifo: boolean;
   visibilityTimeoutSeconds: number;
+  /**
+   * The handler its messages are delivered to, in batches of at most `batchSize` (a Lambda
+   * event source in AWS, a poller in the local runtime); it answers with the messages that
+   * failed (`batchItemFailures`), which come back after the visibility timeout.
+   */
+  consumer?: { handler: string; batchSize: number };
 }
 
 /**
@@ -129,8 +135,18 @@ export interface QueueSpec {
  * use, one per (system, features), named by `buildQueueName`.
  */
 export const queues = {
-  /** Evaluations waiting for an agent with a free slot. */
+  /** Evaluations waiting for an agent with a free slot (dispatch receives from it). */
   Evaluations: { fifo: true, visibilityTimeoutSeconds: 60 },
+  /**
+   * One check per session whose connection closed, delayed by the disconnect grace
+   * (per-message DelaySeconds: a standard queue); the consumer ends the session if its agent
+   * did not come back (docs/reliability.md, "Fast re-queue").
+   */
+  DisconnectChecks: {
+    fifo: false,
+    visibilityTimeoutSeconds: 60,
+    consumer: { handler: "functions/queues/disconnect-checks.handler", batchSize: 10 },
+  },
 } as const satisfies Record<string, QueueSpec>;
 export type QueueName = keyof typeof queues;
 

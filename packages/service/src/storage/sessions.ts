@@ -28,9 +28,9 @@ export async function touchSession(sessionId: string, now: Date): Promise<void> 
   });
 }
 
-/** The session's connection is gone; the session (and its tasks) waits for the agent to return. */
-export async function detachSession(sessionId: string, connectionId: string): Promise<void> {
-  await updateSession(sessionId, {
+/** The session's connection is gone; the session (and its tasks) waits for the agent to return. Whether this call detached it. */
+export function detachSession(sessionId: string, connectionId: string): Promise<boolean> {
+  return updateSession(sessionId, {
     UpdateExpression: "REMOVE connectionId",
     ConditionExpression: "connectionId = :conn",
     ExpressionAttributeValues: { ":conn": connectionId },
