@@ -8,8 +8,8 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { JobList, JobView } from "@nimbus/protocol";
 import { jobStatusKey, localResourceName, logChunk, type TableName } from "@nimbus/service";
-import { runCli } from "./support/agent-process.ts";
-import { startTestStack, type TestStack } from "./support/stack.ts";
+import { runCli, startCli } from "./support/agent-process.ts";
+import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 describe("CLI: trigger, job, jobs, logs", () => {
   let stack: TestStack;
@@ -128,10 +128,11 @@ describe("CLI: trigger, job, jobs, logs", () => {
 
   it("`nimbus job --wait` waits for the end and exits 0 on success", async () => {
     const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
-    const waiting = runCli(["job", jobId, "--wait"], env);
-    await new Promise((r) => setTimeout(r, 1500));
+    const waiting = startCli(["job", jobId, "--wait"], env);
+    // It has read the job at least once (and said so) before the job ends.
+    await eventually(async () => (waiting.stderr().includes("evaluating") ? true : undefined), "the CLI to report the job evaluating");
     await stack.setAttributes("Jobs", { jobId }, { status: "succeeded", finishedAt: new Date().toISOString() });
-    const run = await waiting;
+    const run = await waiting.done;
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /status\s+succeeded/);
     assert.match(run.stderr, /evaluating/);

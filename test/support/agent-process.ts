@@ -8,17 +8,30 @@ import { fileURLToPath } from "node:url";
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const nimbusBin = join(repoRoot, "packages/cli/bin/nimbus.js");
 
-/** Runs the `nimbus` CLI to completion with the same Node as the tests. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [nimbusBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+export interface CliRun {
+  /** What it wrote to stderr so far. */
+  stderr(): string;
+  /** Its exit code and whole output. */
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** Starts the `nimbus` CLI with the same Node as the tests, for a test that acts while it runs. */
+export function startCli(args: string[], env: Record<string, string> = {}): CliRun {
+  const child = spawn(process.execPath, [nimbusBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolvePromise, reject) => {
     child.on("error", reject);
     child.on("close", (code) => resolvePromise({ code, stdout, stderr }));
   });
+  return { stderr: () => stderr, done };
+}
+
+/** Runs the `nimbus` CLI to completion with the same Node as the tests. */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return startCli(args, env).done;
 }
 
 export interface AgentProcess {
