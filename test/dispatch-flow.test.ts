@@ -168,7 +168,8 @@ describe("cancel and rerun through the API", () => {
     assert.equal(job.status, "cancelled");
     assert.deepEqual(job.counts, { cancelled: 2 });
     await eventually(async () => (agent.cancelled.length > 0 ? true : undefined), "the agent to be told");
-    assert.deepEqual(agent.cancelled, [agent.builds[0]!.taskId]);
+    // (Its evaluation may still count as running, its last batch on the way: it is stopped too.)
+    assert.deepEqual(agent.cancelled.filter((id) => !id.startsWith("eval-")), [agent.builds[0]!.taskId]);
     const again = await stack.api("POST", `/api/jobs/${body.jobId}/cancel`);
     assert.deepEqual([again.status, again.body], [200, { id: body.jobId, status: "cancelled", complete: true }], "cancelling again is harmless");
     assert.deepEqual(agent.builds.map((b) => b.drvPath), [drv("slow")], "the cancelled dependent never built");

@@ -203,6 +203,7 @@ describe("an agent whose connection closes", () => {
     assert.equal(item?.builtBy?.hostname, "rescuer");
     assert.equal(item?.retries, 1);
     assert.equal(await sessionOf(stack, doomed), undefined, "its session ended");
+    rescuer.close();
   });
 
   it("and comes back within the grace keeps its build, which is never restarted", async () => {

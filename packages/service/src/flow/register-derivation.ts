@@ -14,9 +14,11 @@ const REGISTRATION_TRIES = 3;
 
 /**
  * Adds one derivation an evaluation found to the shared graph and to the job. Order of
- * writes matters: edges first, then the inputs it waits for, then the item, then a fresh look
- * at the inputs — so an input that settles at any moment either sees this derivation through
- * its edge or is seen here, and a derivation waiting with every part in has all its input rows.
+ * writes matters: edges first, then the inputs it waits for (only when this registration
+ * creates, restarts or adds a part to it: a derivation found settled or waiting already has
+ * its rows), then the item, then a fresh look at the inputs — so an input that settles at any
+ * moment either sees this derivation through its edge or is seen here, and a derivation
+ * waiting with every part in has all its input rows.
  */
 export async function registerDerivation(
   jobId: string,
@@ -28,7 +30,7 @@ export async function registerDerivation(
   const at = now.toISOString();
   const inputs = [...new Set(event.inputDrvs)];
   await putEdges(event.drvPath, inputs);
-  await putPendingInputs(event.drvPath, inputs);
+  const rows = onceOnly(() => putPendingInputs(event.drvPath, inputs));
   // Until every part of a split event is in, the others' markers keep it from being ready.
   const markers = otherParts(event);
   const requiredFeatures = [...new Set(event.requiredFeatures)].sort();
@@ -45,8 +47,13 @@ export async function registerDerivation(
     createdAt: at,
     updatedAt: at,
   };
-  const created = await createDerivation(fresh);
-  const current = created ? fresh : await takeIn(event, markers, options.rebuildFailures, now);
+  const existing = await getDerivation(event.drvPath);
+  let created = false;
+  if (!existing) {
+    await rows();
+    created = await createDerivation(fresh);
+  }
+  const current = created ? fresh : await takeIn(existing ?? (await getDerivation(event.drvPath)), event, markers, rows, options.rebuildFailures, now);
   if (current) await putJobDerivation(jobId, current);
   if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now);
   // A move made meanwhile may have been mirrored before the index showed this job's row: the
@@ -79,14 +86,23 @@ export async function restartCancelled(drvPath: string, work: WorkNotes, now: Da
 
 /**
  * What registering does to a derivation that exists (core `registrationStep`): restart it,
- * merge this part into it, or keep it. A restart another registration made first (two parts of
- * one event at once) is followed by deciding again on what it made: this part merges.
+ * merge this part into it (its input rows first), or keep it. A restart another registration
+ * made first (two parts of one event at once) is followed by deciding again on what it made:
+ * this part merges.
  */
-async function takeIn(event: DerivationEvent, markers: string[], rebuildFailures: boolean, now: Date): Promise<DerivationItem | undefined> {
-  let current = await getDerivation(event.drvPath);
+async function takeIn(
+  found: DerivationItem | undefined,
+  event: DerivationEvent,
+  markers: string[],
+  rows: () => Promise<void>,
+  rebuildFailures: boolean,
+  now: Date,
+): Promise<DerivationItem | undefined> {
+  let current = found;
   for (let tries = 0; current && tries < REGISTRATION_TRIES; tries++) {
     const step = registrationStep({ created: false, status: current.status, rebuildFailures, part: event.part !== undefined });
     if (step === "keep") return current;
+    await rows();
     if (step === "merge-part") return (await clearPart(event.drvPath, partMarker(event.part!.index))) ?? (await getDerivation(event.drvPath));
     const restarted = await restart(current, markers, now);
     if (restarted) return restarted;
@@ -96,6 +112,12 @@ async function takeIn(event: DerivationEvent, markers: string[], rebuildFailures
 }
 
 const partMarker = (index: number) => `#part/${index}`;
+
+/** Runs `write` the first time it is called; later calls wait for that one. */
+function onceOnly(write: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= write());
+}
 
 /** Markers of the parts other than this one, for a split event (none otherwise). */
 const otherParts = (event: DerivationEvent): string[] =>
