@@ -17,7 +17,19 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BuildOptions, Metafile } from "esbuild";
-import { agentSocket, buildQueuePrefix, httpApi, queues, schedules, secrets, tables, type QueueSpec } from "../packages/service/src/platform/resource-specs.ts";
+import {
+  agentSocket,
+  buildQueuePrefix,
+  deployEnvironmentNames,
+  handlerSecrets,
+  httpApi,
+  queues,
+  schedules,
+  secrets,
+  tables,
+  type QueueSpec,
+} from "../packages/service/src/platform/resource-specs.ts";
+import { TIMING_ENV } from "../packages/service/src/platform/timing.ts";
 import { declaredInAws, resolved, type Declaration } from "./support/sst-recorder.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -273,7 +285,7 @@ test("sst.config.ts declares each queue of resource-specs.ts; a queue with a con
   }
 });
 
-test("every function sst.config.ts declares is linked to every table and queue, and keeps a subscriber's own SQS grant", async () => {
+test("every function sst.config.ts declares is linked to every table and queue and only its own secrets, and keeps a subscriber's own SQS grant", async () => {
   const declared = await declaredInAws(root);
   assert.deepEqual(
     declared.functions.map((f) => f.handler).sort(),
@@ -286,6 +298,8 @@ test("every function sst.config.ts declares is linked to every table and queue, 
     for (const resource of shared) {
       assert.ok(fn.link.includes(declared.instanceOf(resource)), `${fn.usedBy} (${fn.handler}) is not linked to ${resource.kind} ${resource.name}`);
     }
+    const linkedSecrets = declared.resources.filter((r) => r.kind === "Secret" && fn.link.includes(declared.instanceOf(r))).map((r) => r.name);
+    assert.deepEqual(linkedSecrets.sort(), handlerSecrets(fn.handler).sort(), `${fn.usedBy} (${fn.handler}): linked secrets`);
   }
 
   // SST gives a queue's subscriber its receive/delete grant through `permissions`; the global
@@ -297,4 +311,22 @@ test("every function sst.config.ts declares is linked to every table and queue, 
     permissions.some((p) => p.resources.includes(`arn:aws:sqs:*:*:${buildQueuePrefix("nimbus", "ci")}*`)),
     "the $transform for sst.aws.Function must grant the build queues",
   );
+});
+
+test("the timing knobs set in the shell that deploys reach every function", async (t) => {
+  // Every knob platform/timing.ts reads can be set for a deployed stack (docs/reliability.md).
+  for (const name of Object.values(TIMING_ENV)) {
+    assert.ok((deployEnvironmentNames as readonly string[]).includes(name), `${name} is not passed by sst.config.ts (deployEnvironmentNames)`);
+  }
+  const saved = process.env.NIMBUS_DISCONNECT_GRACE_MS;
+  t.after(() => {
+    if (saved === undefined) delete process.env.NIMBUS_DISCONNECT_GRACE_MS;
+    else process.env.NIMBUS_DISCONNECT_GRACE_MS = saved;
+  });
+  process.env.NIMBUS_DISCONNECT_GRACE_MS = "25000";
+  const declared = await declaredInAws(root);
+  const environment = declared.transformFunction({ handler: "x.handler", environment: { OWN: "1" } }).environment as Record<string, string>;
+  assert.equal(environment.NIMBUS_DISCONNECT_GRACE_MS, "25000");
+  assert.equal(environment.OWN, "1", "a function's own environment is kept");
+  assert.ok(!("NIMBUS_SESSION_GRACE_MS" in environment) || process.env.NIMBUS_SESSION_GRACE_MS !== undefined, "a knob not set is not passed");
 });

@@ -4,6 +4,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
+import { dashboardSite } from "@nimbus/dashboard";
 import {
   agentSocket,
   httpApi,
@@ -173,6 +174,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       socketPath: AGENT_SOCKET_PATH,
       gateway,
       managementApi: createManagementApi(gateway, MANAGEMENT_API_PATH, log),
+      site: await dashboardSite(log),
       log,
     });
     // No await between listening and here: the environment is in place before any request is handled.

@@ -7,6 +7,7 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { wakeIdleAgents } from "../flow/dispatch.ts";
 import { checkDisconnectedSession } from "../flow/disconnect-check.ts";
+import { reportChangedJobs } from "../flow/job-reports.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 import { DisconnectCheckMessage, MalformedMessageError, parseMessageBody } from "../storage/queue-messages.ts";
 
@@ -26,6 +27,8 @@ export async function handleDisconnectChecks(event: SQSEvent): Promise<SQSBatchR
     }
   }
   await wakeIdleAgents(work);
+  // A build whose retries ran out with its agent fails, and its job may with it.
+  await reportChangedJobs(work);
   return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
 }
 

@@ -5,6 +5,7 @@ import { clearPart, createDerivation, getDerivation, getDerivations, moveDerivat
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, putJobDerivation } from "../storage/job-derivations.ts";
 import { getJob } from "../storage/jobs.ts";
+import { putDerivationInputs } from "../storage/derivation-inputs.ts";
 import { clearPendingInputs, pendingInputsOf, putPendingInputs } from "../storage/pending-inputs.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { failDependent, queueIfReady } from "./settle.ts";
@@ -14,11 +15,11 @@ const REGISTRATION_TRIES = 3;
 
 /**
  * Adds one derivation an evaluation found to the shared graph and to the job. Order of
- * writes matters: edges first, then the inputs it waits for (only when this registration
- * creates, restarts or adds a part to it: a derivation found settled or waiting already has
- * its rows), then the item, then a fresh look at the inputs — so an input that settles at any
- * moment either sees this derivation through its edge or is seen here, and a derivation
- * waiting with every part in has all its input rows.
+ * writes matters: edges first, then the inputs it waits for and the record of its inputs to
+ * build (only when this registration creates, restarts or adds a part to it: a derivation
+ * found settled or waiting already has its rows), then the item, then a fresh look at the
+ * inputs — so an input that settles at any moment either sees this derivation through its
+ * edge or is seen here, and a derivation waiting with every part in has all its input rows.
  */
 export async function registerDerivation(
   jobId: string,
@@ -30,7 +31,9 @@ export async function registerDerivation(
   const at = now.toISOString();
   const inputs = [...new Set(event.inputDrvs)];
   await putEdges(event.drvPath, inputs);
-  const rows = onceOnly(() => putPendingInputs(event.drvPath, inputs));
+  const rows = onceOnly(async () => {
+    await Promise.all([putPendingInputs(event.drvPath, inputs), putDerivationInputs(event.drvPath, inputs)]);
+  });
   // Until every part of a split event is in, the others' markers keep it from being ready.
   const markers = otherParts(event);
   const requiredFeatures = [...new Set(event.requiredFeatures)].sort();
@@ -39,6 +42,7 @@ export async function registerDerivation(
     system: event.system,
     requiredFeatures,
     outputs: event.outputs,
+    ...(event.sources ? { needs: event.sources } : {}),
     status: "waiting",
     version: 0,
     ...(markers.length ? { pendingParts: new Set(markers) } : {}),
@@ -104,7 +108,7 @@ async function takeIn(
     if (step === "keep") return current;
     await rows();
     if (step === "merge-part") return (await clearPart(event.drvPath, partMarker(event.part!.index))) ?? (await getDerivation(event.drvPath));
-    const restarted = await restart(current, markers, now);
+    const restarted = await restart(current, markers, event.sources, now);
     if (restarted) return restarted;
     current = await getDerivation(event.drvPath);
   }
@@ -130,16 +134,35 @@ const otherParts = (event: DerivationEvent): string[] =>
 /**
  * Starts a failed, dependency-failed or cancelled derivation over; undefined if it was no
  * longer one of those. Its input rows are in already; the other parts' markers hold it until
- * they arrive.
+ * they arrive. This evaluation's view of where its .drv and inputs are (`needs`) replaces the
+ * old one; where its outputs were goes with them.
  */
-async function restart(drv: DerivationItem, markers: string[], now: Date): Promise<DerivationItem | undefined> {
+async function restart(
+  drv: DerivationItem,
+  markers: string[],
+  needs: DerivationEvent["sources"],
+  now: Date,
+): Promise<DerivationItem | undefined> {
   const moved = await moveDerivation(
     drv.drvPath,
     {
       from: RESTARTABLE,
       to: "waiting",
-      set: markers.length ? { pendingParts: new Set(markers) } : {},
-      remove: ["failure", "retries", "lease", "builtBy", "finishedAt", ...(markers.length ? [] : ["pendingParts"])],
+      set: {
+        ...(markers.length ? { pendingParts: new Set(markers) } : {}),
+        ...(needs ? { needs } : {}),
+      },
+      remove: [
+        "failure",
+        "retries",
+        "lease",
+        "builtBy",
+        "finishedAt",
+        "sources",
+        "cacheProblems",
+        ...(markers.length ? [] : ["pendingParts"]),
+        ...(needs ? [] : ["needs"]),
+      ],
       // A new attempt: a new task id, and a queue message SQS will not take for a duplicate.
       addAttempt: 1,
     },

@@ -10,6 +10,7 @@ import { wakeIdleAgents } from "./dispatch.ts";
 import { continueCancel } from "./job-cancel.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import { repairJobRows } from "./job-repair.ts";
+import { reportChangedJobs, reportDueJobs } from "./job-reports.ts";
 import { handBackOrphanedBuilds, handBackOrphanedEvaluation, releaseAbandonedSlots } from "./lease-repair.ts";
 import { WorkNotes } from "./new-work.ts";
 import { endSession } from "./session-end.ts";
@@ -26,6 +27,7 @@ export interface SweepReport {
   leasesHandedBack: number;
   slotsReleased: number;
   cancelsCompleted: number;
+  reportsSent: number;
 }
 
 /** Time the sweeper gives one unfinished cancellation per sweep. */
@@ -46,14 +48,27 @@ const CANCEL_STEP_MS = 5_000;
  * 5. running jobs: their copies of derivation statuses put right where a mirror missed them,
  *    derivations another job's cancel took from them started again, and those with nothing
  *    left to do that nobody finished finished; cancelled jobs whose cancellation was cut short
- *    go on with it.
+ *    go on with it;
+ * 6. GitHub reports whose due time came (a throttle, a rate limit or a back-off ended), and
+ *    the reports of the jobs this sweep changed.
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
 export async function sweep(now = new Date()): Promise<SweepReport> {
   const t = timing();
   const ago = (ms: number) => new Date(now.getTime() - ms);
   const work = new WorkNotes();
-  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, jobRowsRepaired: 0, leasesHandedBack: 0, slotsReleased: 0, cancelsCompleted: 0 };
+  const report: SweepReport = {
+    connectionsRemoved: 0,
+    sessionsEnded: 0,
+    derivationsResent: 0,
+    settlesPropagated: 0,
+    jobsFinished: 0,
+    jobRowsRepaired: 0,
+    leasesHandedBack: 0,
+    slotsReleased: 0,
+    cancelsCompleted: 0,
+    reportsSent: 0,
+  };
 
   // Two heartbeats without a word: the agent is dead or cut off (a half-open socket can look
   // alive to the gateway for minutes). Closing it detaches its session, which then has the
@@ -86,10 +101,17 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
       continue;
     }
     if (await handBackOrphanedEvaluation(job, work)) report.leasesHandedBack++;
-    report.jobRowsRepaired += await repairJobRows(job, work, now);
-    if (await finishJobIfDone(job.jobId)) report.jobsFinished++;
+    const repaired = await repairJobRows(job, work, now);
+    report.jobRowsRepaired += repaired;
+    if (repaired > 0) work.addChangedJob(job.jobId);
+    if (await finishJobIfDone(job.jobId)) {
+      report.jobsFinished++;
+      work.addChangedJob(job.jobId);
+    }
   }
   await wakeIdleAgents(work);
+  report.reportsSent = await reportDueJobs(now);
+  await reportChangedJobs(work, now);
   return report;
 }
 

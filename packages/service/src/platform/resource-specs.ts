@@ -36,20 +36,42 @@ export const tables = {
   },
   /** One per push or pull request: repository, commit, status, evaluation. Listed newest first. */
   Jobs: {
-    fields: { jobId: "string", listKey: "string", createdAt: "string", activeShard: "string", updatedAt: "string" },
+    fields: {
+      jobId: "string",
+      listKey: "string",
+      createdAt: "string",
+      activeShard: "string",
+      updatedAt: "string",
+      heldKey: "string",
+      pullRequestKey: "string",
+    },
     primaryIndex: { hashKey: "jobId" },
     globalIndexes: {
       byCreated: { hashKey: "listKey", rangeKey: "createdAt" },
       // Sparse: only running jobs, so the sweeper can finish any that nothing else will.
       byActivity: { hashKey: "activeShard", rangeKey: "updatedAt" },
+      // Sparse: only forks' jobs waiting for approval, by repository and commit (what an approval names).
+      byHeldCommit: { hashKey: "heldKey", rangeKey: "jobId" },
+      // Sparse: only pull requests' jobs, by repository and number (what closing one cancels).
+      byPullRequest: { hashKey: "pullRequestKey", rangeKey: "createdAt" },
     },
+  },
+  /**
+   * What GitHub was last told of each job (docs/github.md): the reporter's state, when to try
+   * again, and a short lease so that one invocation at a time sends. No token, no report body.
+   */
+  Reports: {
+    fields: { jobId: "string", dueShard: "string", dueAt: "string" },
+    primaryIndex: { hashKey: "jobId" },
+    // Sparse: only reports waiting out a throttle, a rate limit or a back-off; the sweeper sends them.
+    globalIndexes: { byDue: { hashKey: "dueShard", rangeKey: "dueAt" } },
   },
   /** `X-GitHub-Delivery` → job, so a redelivered webhook never makes a second job. */
   Deliveries: {
     fields: { deliveryId: "string" },
     primaryIndex: { hashKey: "deliveryId" },
   },
-  /** Every derivation Nimbus knows, shared by all jobs: status, lease, inputs still pending. */
+  /** Every derivation Nimbus knows, shared by all jobs: status, lease, where its inputs and outputs are. */
   Derivations: {
     fields: {
       drvPath: "string",
@@ -78,6 +100,15 @@ export const tables = {
    * is. Rows, not a set on the derivation, so no item grows with the number of inputs.
    */
   PendingInputs: {
+    fields: { drvPath: "string", inputDrv: "string" },
+    primaryIndex: { hashKey: "drvPath", rangeKey: "inputDrv" },
+  },
+  /**
+   * dependent → input: every input a derivation was registered as waiting for (built by
+   * Nimbus), kept after it is built, so dispatch finds where each one's outputs are. Rows, not a
+   * set on the derivation, for the same reason as PendingInputs.
+   */
+  DerivationInputs: {
     fields: { drvPath: "string", inputDrv: "string" },
     primaryIndex: { hashKey: "drvPath", rangeKey: "inputDrv" },
   },
@@ -153,8 +184,55 @@ export type QueueName = keyof typeof queues;
 /** Every build queue's name starts with this, so IAM can grant exactly those. */
 export const buildQueuePrefix = (app: string, stage: string) => `${app}-${stage}-build-`;
 
-export const secrets = ["ApiAdminToken", "GithubWebhookSecret"] as const;
+export const secrets = ["ApiAdminToken", "GithubWebhookSecret", "GithubAppId", "GithubAppPrivateKey", "GithubToken"] as const;
 export type SecretName = (typeof secrets)[number];
+
+/**
+ * What talks to GitHub reads: the App's id and key or a personal token, and the webhook secret
+ * (packages/github checks them as one setting; docs/github.md). Unset ones hold `none`.
+ */
+export const githubSecrets = ["GithubWebhookSecret", "GithubAppId", "GithubAppPrivateKey", "GithubToken"] as const satisfies readonly SecretName[];
+
+/**
+ * The handlers that talk to GitHub: they take its webhooks, report jobs that change (the agents'
+ * frames settle them, the sweeper retries reports, cancel and rerun change them, a lost agent's
+ * builds that used up their retries fail them) or hand out evaluations of private repositories
+ * (with a clone token minted then).
+ */
+export const githubHandlers: readonly string[] = [
+  "functions/webhooks/github.handler",
+  "functions/socket/default.handler",
+  "functions/sweeper.handler",
+  "functions/queues/disconnect-checks.handler",
+  "functions/api/jobs-cancel.handler",
+  "functions/api/jobs-rerun.handler",
+];
+
+/** The handlers that answer without the admin token (signed webhooks, the agents' discovery). */
+const publicHandlers: readonly string[] = ["functions/webhooks/github.handler", "functions/api/service-info.handler"];
+
+/** The secrets one handler is linked to in AWS: only those it reads (docs/security.md). */
+export function handlerSecrets(handler: string): SecretName[] {
+  const admin: SecretName[] = handler.startsWith("functions/api/") && !publicHandlers.includes(handler) ? ["ApiAdminToken"] : [];
+  return [...admin, ...(githubHandlers.includes(handler) ? githubSecrets : [])];
+}
+
+/**
+ * Variables `sst deploy` hands from its own environment to every function, when set there:
+ * where GitHub reports link to and another GitHub API (docs/github.md), and the timing knobs
+ * (docs/reliability.md, "Timing knobs"; platform/timing.ts reads them).
+ */
+export const deployEnvironmentNames = [
+  "NIMBUS_PUBLIC_URL",
+  "NIMBUS_GITHUB_API_URL",
+  "NIMBUS_HEARTBEAT_INTERVAL_MS",
+  "NIMBUS_DISCONNECT_GRACE_MS",
+  "NIMBUS_SESSION_GRACE_MS",
+  "NIMBUS_REQUEUE_AFTER_MS",
+  "NIMBUS_RETRY_BASE_MS",
+  "NIMBUS_RETRY_MAX_MS",
+  "NIMBUS_MAX_ATTEMPTS",
+] as const;
 
 /** The agents' WebSocket API; handlers get `Resource.AgentSocket.{url,managementEndpoint}`. */
 export const agentSocket = {

@@ -85,3 +85,16 @@ export async function forgetConnection(connectionId: string, now = new Date()): 
   if (!sessionId || !(await detachSession(sessionId, connectionId))) return;
   await scheduleDisconnectCheck({ sessionId, connectionId, detachedAt: now.toISOString() }, timing().disconnectGraceMs);
 }
+
+/** The agent's info changed (`agent-info`): what `GET /api/agents` shows from now on. */
+export async function updateConnectionAgent(connectionId: string, agent: AgentInfo): Promise<void> {
+  await Connections.update(
+    { connectionId },
+    {
+      UpdateExpression: "SET #agent = :agent",
+      ConditionExpression: "attribute_exists(helloAt)",
+      ExpressionAttributeNames: { "#agent": "agent" },
+      ExpressionAttributeValues: { ":agent": agent },
+    },
+  );
+}
