@@ -58,6 +58,7 @@ export {
   minimalNeeds,
   canTake,
   placeBuild,
+  takersOf,
   waitingReason,
   type Reach,
   type ReachInfo,
