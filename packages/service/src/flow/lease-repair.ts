@@ -57,7 +57,7 @@ export async function releaseAbandonedSlots(now: Date, graceMs: number): Promise
   for (const session of await listSessions()) {
     let freed = false;
     for (const [taskId, record] of heldTasks(session)) {
-      const leased = (await taskKind(record.kind).resume(taskId, record, session)) !== undefined;
+      const leased = await taskKind(record.kind).holds(taskId, record, session);
       if (isAbandonedSlot(record, leased, now, graceMs) && (await releaseTask(session.sessionId, taskId))) {
         released++;
         freed = true;

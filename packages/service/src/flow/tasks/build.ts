@@ -70,6 +70,12 @@ export const needsOf = (drv: DerivationItem, inputs: readonly DerivationItem[]):
   needs: buildNeeds(drv.needs, inputs),
 });
 
+/** The derivation, if this build task's lease is the holder's. */
+async function leasedTo(taskId: string, record: BuildRecord, holder: { sessionId: string }): Promise<DerivationItem | undefined> {
+  const drv = await getDerivation(record.drvPath);
+  return drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId ? drv : undefined;
+}
+
 const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this agent holds");
 const leaseHeld = (taskId: string) => ({ expression: "lease.taskId = :task", values: { ":task": taskId } });
 
@@ -150,10 +156,10 @@ export const buildKind = {
       },
     };
   },
+  holds: async (taskId, record, holder) => (await leasedTo(taskId, record, holder)) !== undefined,
   async resume(taskId, record, holder) {
-    const drv = await getDerivation(record.drvPath);
-    const leased = drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId;
-    return leased ? buildTaskMessage(taskId, drv, await builtInputs(drv)) : undefined;
+    const drv = await leasedTo(taskId, record, holder);
+    return drv ? buildTaskMessage(taskId, drv, await builtInputs(drv)) : undefined;
   },
   // The agent, not the build, failed: a retry.
   handBack: async (taskId, record, _holder, reason, work) => {

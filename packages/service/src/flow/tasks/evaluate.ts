@@ -155,6 +155,7 @@ export const evaluateKind = {
           : undefined,
     };
   },
+  holds: async (taskId, record, holder) => (await heldEvaluation(holder.sessionId, taskId))?.jobId === record.jobId,
   async resume(taskId, record, holder) {
     // Only while the job still evaluates: a cancelled job's evaluation is not sent again.
     const job = await heldEvaluation(holder.sessionId, taskId);
