@@ -12,6 +12,7 @@ import {
   schedules,
   secrets as secretNames,
   tables,
+  type QueueSpec,
   type SecretName,
 } from "@nimbus/service/resource-specs";
 import { ensureTables, startDynamo, type DynamoServer } from "./dynamodb.ts";
@@ -21,6 +22,7 @@ import { HandlerInvoker, importHandlerFrom, type HandlerResolver } from "./handl
 import { HttpRouter } from "./http-events.ts";
 import { startHttpServer, type HttpServer } from "./http-server.ts";
 import { createManagementApi } from "./management-api.ts";
+import { startQueueConsumers, type QueueConsumer } from "./queue-consumers.ts";
 import { startScheduler, type Schedule, type Scheduler } from "./scheduler.ts";
 import { loadOrCreateSecrets, secretsPath } from "./secrets.ts";
 import { SocketGateway } from "./socket-gateway.ts";
@@ -152,6 +154,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     started.push(() => sqs.stop());
     remembered.sqsPort = sqs.port;
     const queueUrls = await ensureQueues(sqs.endpoint, queues, localTableName);
+    // The queues SQS delivers to a handler (an event source mapping in AWS).
+    const consumers: QueueConsumer[] = Object.entries<QueueSpec>(queues).flatMap(([name, spec]) =>
+      spec.consumer ? [{ name, url: queueUrls[name]!, handler: spec.consumer.handler, batchSize: spec.consumer.batchSize }] : [],
+    );
 
     // The built-in cache's bucket, its objects as files under the data directory.
     const s3: S3Server = await startS3({ host: BACKEND_HOST, port: remembered.s3Port ?? 0, storageDir: join(dataDir, "s3") });
@@ -204,6 +210,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ...Object.values(agentSocket.routes),
         ...httpApi.routes.map((route) => route.handler),
         ...(sweepIntervalMs > 0 ? [schedules.Sweeper.handler] : []),
+        ...consumers.map((consumer) => consumer.handler),
       ],
       log,
     );
@@ -212,6 +219,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (sweepIntervalMs > 0) jobs.push({ name: "Sweeper", handler: schedules.Sweeper.handler, intervalMs: sweepIntervalMs });
     const scheduler: Scheduler = startScheduler({ schedules: jobs, invoke, log });
     started.push(async () => scheduler.stop());
+    const polling = startQueueConsumers({ consumers, endpoint: sqs.endpoint, invoke, log });
+    started.push(() => polling.stop());
 
     let stopping: Promise<void> | undefined;
     const stack: LocalStack = {

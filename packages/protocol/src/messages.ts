@@ -104,6 +104,7 @@ export const ErrorCode = z.enum([
   "unknown-connection",
   "unknown-task",
   "session-refused",
+  "try-again",
   "internal",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;

@@ -9,12 +9,13 @@
 
 // ---- edges: what handlers call ----------------------------------------------------------
 export { handleAgentFrame } from "./edges/agent-messages.ts";
+export { handleDisconnectChecks } from "./edges/queue-consumers.ts";
 export { receiveGithubWebhook, MAX_WEBHOOK_BYTES } from "./edges/webhook.ts";
 export { apiHandler, json, parseBody, requireAdmin, type HttpEvent, type HttpResult } from "./edges/http.ts";
 export { parseLimit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./edges/paging.ts";
 export { listJobs, getJobView, MAX_VIEW_ATTRIBUTES, MAX_VIEW_FAILURES } from "./edges/job-views.ts";
 export { listJobDerivations, derivationLog, parseDerivationStatus, parseDrvParameter, MAX_LOG_LINES, MAX_LOG_CHARS } from "./edges/derivation-views.ts";
-export { cancelJob, rerunJob } from "./edges/job-commands.ts";
+export { cancelJob, rerunJob, CANCEL_ROWS_PER_CALL } from "./edges/job-commands.ts";
 export { listAgents } from "./edges/agent-views.ts";
 export { createToken, listTokens, revokeToken, verifyToken, type TokenCheck } from "./edges/tokens.ts";
 export { cacheHandler, serveMissing, serveNar, serveNarinfo, serveNixCacheInfo } from "./edges/cache-http.ts";
