@@ -292,8 +292,9 @@ test("every function sst.config.ts declares is linked to every table and queue a
     declaredHandlers().map((h) => h.handler).sort(),
     "sst.config.ts declares one function per handler resource-specs.ts names",
   );
-  // Any handler may find a connection gone and schedule its disconnect check, or queue work.
-  const shared = declared.resources.filter((r) => r.kind === "aws.Dynamo" || r.kind === "aws.Queue");
+  // Any handler may find a connection gone and schedule its disconnect check, or queue work;
+  // the built-in cache's handlers presign its bucket.
+  const shared = declared.resources.filter((r) => r.kind === "aws.Dynamo" || r.kind === "aws.Queue" || r.kind === "aws.Bucket");
   for (const fn of declared.functions) {
     for (const resource of shared) {
       assert.ok(fn.link.includes(declared.instanceOf(resource)), `${fn.usedBy} (${fn.handler}) is not linked to ${resource.kind} ${resource.name}`);

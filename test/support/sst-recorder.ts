@@ -104,6 +104,7 @@ export async function declaredInAws(root: string): Promise<Declaration> {
       CronV2,
       Dynamo: resourceClass("aws.Dynamo"),
       Queue: resourceClass("aws.Queue"),
+      Bucket: resourceClass("aws.Bucket"),
       ApiGatewayWebSocket: resourceClass("aws.ApiGatewayWebSocket"),
       ApiGatewayV2: resourceClass("aws.ApiGatewayV2"),
     },
