@@ -69,6 +69,8 @@ export class ScriptedAgent {
       const socket = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
       this.socket = socket;
       socket.once("error", reject);
+      // Closed before a welcome (a `try-again`, the sweeper or the gateway closing it): not connected.
+      socket.once("close", () => reject(new Error(`${this.name}: the connection closed before welcome`)));
       socket.once("open", () =>
         socket.send(JSON.stringify(hello({ ...this.info }, this.session, [...this.active, ...this.unacked.keys()]))),
       );
