@@ -136,6 +136,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   });
   const runner: TaskRunner = new TaskRunner({
     workDirectory: config.workDirectory,
+    apiBaseUrl: config.apiBaseUrl,
     nix: nixEnvironment,
     caches: () => ({ ...caches, storeId }),
     evaluation,

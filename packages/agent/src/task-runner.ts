@@ -39,6 +39,8 @@ export interface TaskLink extends Link {
 
 export interface TaskRunnerOptions {
   workDirectory: string;
+  /** The agent's `apiBaseUrl`: `herculesCI.apiBaseUrl` for the evaluated code. */
+  apiBaseUrl: string;
   /** Read as each task starts: a reload (SIGHUP) changes them for the tasks that start after it. */
   nix: () => NixEnvironment;
   caches: () => TaskCaches;
@@ -208,6 +210,7 @@ export class TaskRunner {
     const context: TaskContext = {
       directoryName: directoryName(task.taskId),
       workDirectory: this.options.workDirectory,
+      apiBaseUrl: this.options.apiBaseUrl,
       nix: this.options.nix(),
       caches: this.options.caches(),
       evaluation: this.options.evaluation,

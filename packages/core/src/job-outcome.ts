@@ -8,11 +8,17 @@ export interface JobProgress {
   attributeErrors: number;
   /** How many of the job's derivations are in each status (only presence matters). */
   counts: Partial<Record<DerivationStatus, number>>;
+  /**
+   * From attribute-verdict.ts `rowVerdict`: the failures that fail the job and the must-fail
+   * derivations that did not fail. Absent: every failed or dependency-failed derivation counts.
+   */
+  verdict?: { failures: number; unmetMustFail: number };
 }
 
 /**
  * The job's status from its evaluation and derivations: still running while anything is
- * unsettled; failed if evaluation, an attribute or a derivation failed; else succeeded.
+ * unsettled; failed if evaluation, an attribute or a derivation failed (one not excused by
+ * may-fail or must-fail), or a must-fail derivation did not fail; else succeeded.
  */
 export function jobOutcome(progress: JobProgress): JobStatus {
   const { evaluation, counts } = progress;
@@ -20,7 +26,10 @@ export function jobOutcome(progress: JobProgress): JobStatus {
   if (evaluation !== "succeeded") return "evaluating";
   const has = (s: DerivationStatus) => (counts[s] ?? 0) > 0;
   if (has("waiting") || has("queued") || has("building")) return "building";
-  if (progress.attributeErrors > 0 || has("failed") || has("dependency-failed")) return "failed";
+  const failed = progress.verdict
+    ? progress.verdict.failures > 0 || progress.verdict.unmetMustFail > 0
+    : has("failed") || has("dependency-failed");
+  if (progress.attributeErrors > 0 || failed) return "failed";
   if (has("cancelled")) return "cancelled";
   return "succeeded";
 }

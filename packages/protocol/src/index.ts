@@ -10,6 +10,7 @@ export * from "./messages.ts";
 export * from "./api.ts";
 export * from "./decode.ts";
 export * from "./nix-names.ts";
+export * from "./hercules-ci.ts";
 export * from "./tasks.ts";
 export * from "./jobs-api.ts";
 export * from "./sources.ts";

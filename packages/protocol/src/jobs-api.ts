@@ -1,6 +1,8 @@
 import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
+import { AttributeType } from "./tasks.ts";
+import { JobHandler } from "./hercules-ci.ts";
 import { Source } from "./sources.ts";
 
 /** Where a derivation stands; shared by every job that needs it. */
@@ -50,14 +52,21 @@ export const FailureView = z.strictObject({
   logTail: z.array(z.string()).optional(),
   /** For dependency-failed: the failed input that caused it. */
   dependency: DrvPath.optional(),
+  /** Only may-fail attributes need it, or it is a must-fail attribute's (which must fail): it does not fail the job. */
+  excused: z.enum(["may-fail", "must-fail"]).optional(),
 });
 export type FailureView = z.infer<typeof FailureView>;
 
 export const AttributeView = z.strictObject({
   path: AttributePath,
   drvPath: DrvPath.optional(),
-  status: z.union([DerivationStatus, z.literal("error")]),
+  /** `not-built`: an effect's or a dependencies-only attribute's own derivation, which is never built (its inputs are). */
+  status: z.union([DerivationStatus, z.literal("error"), z.literal("not-built")]),
   error: z.string().optional(),
+  /** Its Hercules type, when not `regular` (docs/effects.md). */
+  type: AttributeType.exclude(["regular"]).optional(),
+  /** Why it fails the job although its derivation did not fail: a must-fail attribute that built. */
+  problem: z.string().optional(),
 });
 export type AttributeView = z.infer<typeof AttributeView>;
 
@@ -71,6 +80,8 @@ export const JobView = z.strictObject({
   status: JobStatus,
   /** A fork's commit: no secrets, no effects (docs/github.md). */
   untrusted: z.boolean().optional(),
+  /** The `herculesCI` handler it evaluates (docs/effects.md); absent until the push's first job has been evaluated, or without `herculesCI`. */
+  handler: JobHandler.optional(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
   finishedAt: z.iso.datetime().optional(),

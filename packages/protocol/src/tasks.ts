@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
+import { JobConfig, JobHandler } from "./hercules-ci.ts";
 import { CacheName, CacheReport, Need } from "./sources.ts";
 
 export const TaskId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "a task id");
@@ -38,6 +39,12 @@ export const EvaluateTask = z.strictObject({
   cloneCredential: CloneCredential.optional(),
   /** A fork's commit: evaluated and built without secrets, and it runs no effects (docs/github.md). */
   untrusted: z.literal(true).optional(),
+  /**
+   * The `herculesCI` handler whose outputs the job holds (docs/effects.md). Absent: the push's
+   * first job, which reports every handler in `evaluation-done.config` and walks `onPush.default`
+   * (else the first `onPush` name), or the whole file when it has no `herculesCI`.
+   */
+  handler: JobHandler.optional(),
 });
 export type EvaluateTask = z.infer<typeof EvaluateTask>;
 
@@ -87,7 +94,14 @@ export type CancelTask = z.infer<typeof CancelTask>;
 export const RequestWork = z.strictObject({ type: z.literal("request-work") });
 export type RequestWork = z.infer<typeof RequestWork>;
 
-export const AttributeType = z.enum(["regular", "must-fail", "may-fail", "dependencies-only"]);
+/**
+ * Hercules' attribute types, from the derivation's attributes: `requireFailure` (must-fail: a
+ * success is the failure), `ignoreFailure` (may-fail), `buildDependenciesOnly` or
+ * `phases = ["nobuildPhase"]` (dependencies-only: its inputs are built, it is not), `isEffect`
+ * (effect: run after the job's builds, docs/effects.md).
+ */
+export const AttributeType = z.enum(["regular", "must-fail", "may-fail", "dependencies-only", "effect"]);
+export type AttributeType = z.infer<typeof AttributeType>;
 
 /** A top-level (or `recurseForDerivations`) attribute that evaluated to a derivation. */
 export const AttributeEvent = z.strictObject({
@@ -95,7 +109,10 @@ export const AttributeEvent = z.strictObject({
   path: AttributePath,
   drvPath: DrvPath,
   attributeType: AttributeType,
-  /** False when every output is already valid locally or in a substituter: nothing to build. */
+  /**
+   * False when every output is already valid locally or in a substituter: nothing to build.
+   * For `dependencies-only` and `effect` (never built themselves): whether an input needs building.
+   */
   needsBuild: z.boolean(),
 });
 
@@ -129,6 +146,12 @@ export const DerivationEvent = z.strictObject({
    * places it can be had (any one will do). Absent: nothing is known, any agent may try.
    */
   sources: z.array(Need).max(256).optional(),
+  /**
+   * Only `may-fail` attributes of this evaluation need it (`may-fail`), or it is a `must-fail`
+   * attribute's own derivation (`must-fail`): its failure alone does not fail the job. Absent:
+   * a failure fails the job.
+   */
+  excused: z.enum(["may-fail", "must-fail"]).optional(),
 });
 
 export type AttributeEvent = z.infer<typeof AttributeEvent>;
@@ -157,6 +180,8 @@ export const EvaluationDone = z.strictObject({
   error: z.string().max(8000).optional(),
   /** What became of each cache: the `.drv` closure pushed (or not), caches that could not be asked. */
   caches: z.array(CacheReport).max(128).optional(),
+  /** The repository's `herculesCI` handlers, from a task without `handler` (absent: it has no `herculesCI`). */
+  config: JobConfig.optional(),
 });
 export type EvaluationDone = z.infer<typeof EvaluationDone>;
 

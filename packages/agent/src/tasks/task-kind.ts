@@ -27,6 +27,8 @@ export interface TaskContext {
   /** The task's directory name under `<workDirectory>/<kind's directory>` (see `directoryName`). */
   directoryName: string;
   workDirectory: string;
+  /** The agent's `apiBaseUrl`. */
+  apiBaseUrl: string;
   nix: NixEnvironment;
   caches: TaskCaches;
   /** How evaluations are confined and limited (docs/security.md). */

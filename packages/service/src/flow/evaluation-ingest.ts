@@ -8,7 +8,7 @@ import { putJobDerivation } from "../storage/job-derivations.ts";
 import { completeEvaluation, getJob } from "../storage/jobs.ts";
 import { attributeKey } from "../storage/keys.ts";
 import type { JobItem } from "../storage/items.ts";
-import type { EvaluationEvent } from "@nimbus/protocol";
+import type { AttributeType, EvaluationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
@@ -35,13 +35,18 @@ async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes
           ? { drvPath: event.drvPath, attributeType: event.attributeType, needsBuild: event.needsBuild }
           : { error: event.message }),
       });
-      // Outputs already valid: the job shows it, and there is nothing to build.
-      if (event.kind === "attribute" && !event.needsBuild) {
-        await putJobDerivation(job.jobId, event.drvPath, "cached", now.toISOString());
+      // Outputs already valid: the job shows it, and there is nothing to build. Effects and
+      // dependencies-only attributes are never built themselves (docs/effects.md).
+      if (event.kind === "attribute" && !event.needsBuild && isBuilt(event.attributeType)) {
+        const excused = event.attributeType === "must-fail" || event.attributeType === "may-fail" ? event.attributeType : undefined;
+        await putJobDerivation(job.jobId, event.drvPath, "cached", now.toISOString(), excused);
       }
     }
   }
 }
+
+/** Whether an attribute of this type has its own derivation built (effects and dependencies-only attributes do not). */
+export const isBuilt = (type: AttributeType): boolean => type !== "effect" && type !== "dependencies-only";
 
 /** running → succeeded when `batches` is known and all of them are recorded; the job then builds. */
 export async function completeEvaluationIfAllIn(jobId: string, now: Date): Promise<void> {

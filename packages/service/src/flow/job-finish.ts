@@ -1,5 +1,5 @@
-import { isFinalOutcome, jobCheck, jobOutcome, UNSETTLED } from "@nimbus/core";
-import type { DerivationStatus, JobStatus } from "@nimbus/protocol";
+import { isFinalOutcome, jobCheck, jobOutcome, rowVerdict, UNSETTLED } from "@nimbus/core";
+import type { JobStatus } from "@nimbus/protocol";
 import { jobDerivationRows, jobHasStatus } from "../storage/job-derivations.ts";
 import { getJob, setJobStatus } from "../storage/jobs.ts";
 
@@ -15,9 +15,9 @@ export async function finishJobIfDone(jobId: string, now = new Date()): Promise<
   if (check === "look-for-unsettled") {
     for (const status of UNSETTLED) if (await jobHasStatus(jobId, status)) return undefined;
   }
-  const counts: Partial<Record<DerivationStatus, number>> = {};
-  for (const row of await jobDerivationRows(jobId)) counts[row.status] = (counts[row.status] ?? 0) + 1;
-  const outcome = jobOutcome({ evaluation: job.evaluation.status, attributeErrors: job.attributeErrors ?? 0, counts });
+  // Failures of may-fail and must-fail attributes are excused; a must-fail one that built is not (core attribute-verdict.ts).
+  const { counts, failures, unmetMustFail } = rowVerdict(await jobDerivationRows(jobId));
+  const outcome = jobOutcome({ evaluation: job.evaluation.status, attributeErrors: job.attributeErrors ?? 0, counts, verdict: { failures, unmetMustFail } });
   if (!isFinalOutcome(outcome)) return undefined;
   return (await setJobStatus(jobId, outcome, now)) ? outcome : undefined;
 }

@@ -44,7 +44,7 @@ export async function registerDerivation(
   const step = registrationStep({ created, status: current?.status, rebuildFailures: options.rebuildFailures, part: event.part !== undefined });
   if (current && step === "restart") current = await restart(current, inputs, pending, event.sources, now);
   else if (step === "merge-part") current = await mergePart(event.drvPath, inputs, partMarker(event.part!.index));
-  await putJobDerivation(jobId, event.drvPath, current?.status ?? "waiting", at);
+  await putJobDerivation(jobId, event.drvPath, current?.status ?? "waiting", at, event.excused);
   if (current?.status === "waiting") await advance(current, work, now);
   // The job row may have been written after a move's mirror: re-read and mirror once more.
   const latest = await getDerivation(event.drvPath);

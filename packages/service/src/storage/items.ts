@@ -5,7 +5,7 @@
  * platform/resource-specs.ts, the constant key values in storage/keys.ts.
  */
 import { ReportState } from "@nimbus/github";
-import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobStatus, Trigger } from "@nimbus/protocol";
+import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobHandler, JobStatus, Trigger } from "@nimbus/protocol";
 import { z } from "zod";
 import { SHARD } from "./keys.ts";
 
@@ -62,6 +62,13 @@ export const JobItem = z.object({
   holdReason: z.string().optional(),
   /** A pull request's job: repository#number, the byPullRequest index's hash key. */
   pullRequestKey: z.string().optional(),
+  /**
+   * The `herculesCI` handler whose outputs it holds (docs/effects.md): set when created for a
+   * named handler, or when the push's first job's evaluation says which one it walked.
+   */
+  handler: JobHandler.optional(),
+  /** The push's first job, for the jobs made for its other `onPush` handlers. */
+  pushJobId: z.string().optional(),
 });
 export type JobItem = z.infer<typeof JobItem>;
 
@@ -157,6 +164,8 @@ export const JobDerivationItem = z.object({
   jobStatus: z.string(),
   /** When the mirrored status was current: a mirror older than the row's is dropped. */
   updatedAt: Timestamp.optional(),
+  /** Its failure alone does not fail the job: only may-fail attributes need it, or it is a must-fail attribute's own (core attribute-verdict.ts). */
+  excused: z.enum(["may-fail", "must-fail"]).optional(),
 });
 export type JobDerivationItem = z.infer<typeof JobDerivationItem>;
 

@@ -3,9 +3,15 @@ import { JobDerivationItem } from "./items.ts";
 import { jobStatusKey } from "./keys.ts";
 import { JobDerivations } from "./tables.ts";
 
-/** Records that a job needs a derivation, with the derivation's status as of `at`. */
-export async function putJobDerivation(jobId: string, drvPath: string, status: DerivationStatus, at: string): Promise<void> {
-  const item: JobDerivationItem = { jobId, drvPath, status, jobStatus: jobStatusKey(jobId, status), updatedAt: at };
+/** Records that a job needs a derivation, with the derivation's status as of `at` (and whether its failure is excused). */
+export async function putJobDerivation(
+  jobId: string,
+  drvPath: string,
+  status: DerivationStatus,
+  at: string,
+  excused?: JobDerivationItem["excused"],
+): Promise<void> {
+  const item: JobDerivationItem = { jobId, drvPath, status, jobStatus: jobStatusKey(jobId, status), updatedAt: at, ...(excused ? { excused } : {}) };
   await JobDerivations.put(item);
 }
 
