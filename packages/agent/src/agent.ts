@@ -143,6 +143,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     nix: nixEnvironment,
     caches: () => ({ ...caches, storeId }),
     evaluation,
+    effects: { ...config.effects, secretsJsonPath: config.secretsJsonPath, bwrap: "bwrap" },
     link: outbox,
     log,
     clock,

@@ -82,6 +82,7 @@ export function evaluationEvents(
     drvPath: a.drvPath,
     attributeType: a.type,
     needsBuild: a.type === "effect" || a.type === "dependencies-only" ? inputsToBuild(a.drvPath).length > 0 : built.has(a.drvPath),
+    ...(a.type === "effect" && infos.get(a.drvPath) ? { system: infos.get(a.drvPath)!.system } : {}),
   }));
   const errors: EvaluationEvent[] = walk.errors.map((e) => ({
     kind: "attribute-error",

@@ -11,7 +11,7 @@ import type { Logger } from "./log.ts";
 import type { NixEnvironment } from "./nix-options.ts";
 import type { Link } from "./outbox.ts";
 import { kindOf, type TaskKindName } from "./tasks/registry.ts";
-import { directoryName, type TaskCaches, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
+import { directoryName, type EffectPolicy, type TaskCaches, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
 import { UnackedResults } from "./unacked-results.ts";
 
 export interface TaskStarted {
@@ -45,6 +45,7 @@ export interface TaskRunnerOptions {
   nix: () => NixEnvironment;
   caches: () => TaskCaches;
   evaluation: EvaluationPolicy;
+  effects: EffectPolicy;
   link: TaskLink;
   log: Logger;
   clock: Clock;
@@ -214,6 +215,7 @@ export class TaskRunner {
       nix: this.options.nix(),
       caches: this.options.caches(),
       evaluation: this.options.evaluation,
+      effects: this.options.effects,
       clock: this.options.clock,
       link: taskLink,
       acked: entry.stream,

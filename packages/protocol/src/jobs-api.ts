@@ -70,6 +70,26 @@ export const AttributeView = z.strictObject({
 });
 export type AttributeView = z.infer<typeof AttributeView>;
 
+/** One effect of a job (docs/effects.md). */
+export const EffectView = z.strictObject({
+  path: AttributePath,
+  drvPath: DrvPath,
+  /**
+   * `pending` (the builds run), `waiting` (for earlier jobs' effects on the branch), `queued`
+   * (for an agent), `running`, `succeeded`, `failed`, `cancelled`, `skipped` (the builds failed,
+   * or a fork's job runs no effects).
+   */
+  status: z.enum(["pending", "waiting", "queued", "running", "succeeded", "failed", "cancelled", "skipped"]),
+  agent: z.string().optional(),
+  startedAt: z.iso.datetime().optional(),
+  finishedAt: z.iso.datetime().optional(),
+  exitCode: z.number().int().optional(),
+  /** Why it failed or was skipped. */
+  error: z.string().optional(),
+  logTail: z.array(z.string()).optional(),
+});
+export type EffectView = z.infer<typeof EffectView>;
+
 export const JobView = z.strictObject({
   id: z.string(),
   repository: z.string(),
@@ -96,10 +116,12 @@ export const JobView = z.strictObject({
   attributes: z.array(AttributeView),
   /** Failed and dependency-failed derivations (the first 100), and attribute errors. */
   failures: z.array(FailureView),
+  /** Its effects, when it has any. */
+  effects: z.array(EffectView).optional(),
 });
 export type JobView = z.infer<typeof JobView>;
 
-export const JobSummary = JobView.omit({ attributes: true, failures: true, counts: true });
+export const JobSummary = JobView.omit({ attributes: true, failures: true, counts: true, effects: true });
 export type JobSummary = z.infer<typeof JobSummary>;
 export const JobList = z.strictObject({ jobs: z.array(JobSummary), cursor: z.string().optional() });
 export type JobList = z.infer<typeof JobList>;

@@ -6,6 +6,9 @@ import {
   BuildResult,
   BuildTask,
   CancelTask,
+  EffectLog,
+  EffectResult,
+  EffectTask,
   ResultAck,
   EvaluateTask,
   EvaluationDone,
@@ -67,6 +70,8 @@ export const AgentMessage = z.discriminatedUnion("type", [
   EvaluationDone,
   BuildLog,
   BuildResult,
+  EffectLog,
+  EffectResult,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 export const AGENT_MESSAGE_TYPES = AgentMessage.options.map((o) => o.shape.type.value);
@@ -123,6 +128,7 @@ export const ServiceMessage = z.discriminatedUnion("type", [
   ErrorMessage,
   EvaluateTask,
   BuildTask,
+  EffectTask,
   StreamAck,
   ResultAck,
   CancelTask,

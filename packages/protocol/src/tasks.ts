@@ -62,6 +62,28 @@ export const BuildTask = z.strictObject({
 });
 export type BuildTask = z.infer<typeof BuildTask>;
 
+/**
+ * Run an effect (docs/effects.md): the effect derivation's builder, after its inputs are
+ * realised, in a sandbox with the network, given exactly the secrets it asks for whose condition
+ * holds for the job (decided on the agent: the service never sees a secret).
+ */
+export const EffectTask = z.strictObject({
+  type: z.literal("effect"),
+  taskId: TaskId,
+  jobId: z.string().min(1).max(64),
+  /** The effect's attribute, e.g. ["effects", "deploy"]. */
+  attribute: AttributePath,
+  drvPath: DrvPath,
+  /** `owner/name`, the job's ref and whether it is the default branch: what secrets' conditions are about. */
+  repository: z.string().min(1).max(256),
+  ref: z.string().max(512),
+  isDefaultBranch: z.boolean(),
+  /** Output paths of its input derivations that Nimbus built, and the caches holding them (as a build's). */
+  inputs: z.array(StorePath).max(2000).optional(),
+  inputCaches: z.array(CacheName).max(64).optional(),
+});
+export type EffectTask = z.infer<typeof EffectTask>;
+
 /** Acknowledges one numbered batch of a task's stream (evaluation events, log lines). */
 export const StreamAck = z.strictObject({
   type: z.literal("ack"),
@@ -114,6 +136,8 @@ export const AttributeEvent = z.strictObject({
    * For `dependencies-only` and `effect` (never built themselves): whether an input needs building.
    */
   needsBuild: z.boolean(),
+  /** For an effect: its derivation's system (it runs on an agent of that system). */
+  system: SystemName.optional(),
 });
 
 /** An attribute whose evaluation failed; the other attributes are still reported. */
@@ -212,3 +236,27 @@ export const BuildResult = z.strictObject({
   caches: z.array(CacheReport).max(64).optional(),
 });
 export type BuildResult = z.infer<typeof BuildResult>;
+
+/** A batch of an effect's log lines, numbered from 0 per task (as `build-log`). */
+export const EffectLog = z.strictObject({
+  type: z.literal("effect-log"),
+  taskId: TaskId,
+  seq: z.number().int().min(0),
+  lines: z.array(z.string().max(4096)).min(1).max(1000),
+});
+export type EffectLog = z.infer<typeof EffectLog>;
+
+/**
+ * How an effect ended: `succeeded` (its builder exited 0), `failed` (it exited otherwise, timed
+ * out, or was refused a secret or a mount: `error` says which), `exceptional` (something else
+ * broke, such as its inputs could not be had: tried again).
+ */
+export const EffectResult = z.strictObject({
+  type: z.literal("effect-result"),
+  taskId: TaskId,
+  status: z.enum(["succeeded", "failed", "exceptional"]),
+  exitCode: z.number().int().optional(),
+  logTail: z.array(z.string().max(4096)).max(50).optional(),
+  error: z.string().max(8000).optional(),
+});
+export type EffectResult = z.infer<typeof EffectResult>;

@@ -102,6 +102,14 @@ export function describeJob(job: JobView, waiting: string[] = [], waitingForInpu
     lines.push("", "attribute errors:");
     for (const a of attributeErrors) lines.push(`  ${printable(a.path.join("."))}: ${indent(printableLines(a.error ?? a.problem ?? "evaluation failed"), "    ").trimStart()}`);
   }
+  if (job.effects?.length) {
+    lines.push("", "effects:");
+    for (const e of job.effects) {
+      const where = e.agent ? ` on ${printable(e.agent)}` : "";
+      lines.push(`  ${printable(e.path.join("."))}: ${e.status}${where}${e.error ? ` — ${printable(e.error)}` : ""}`);
+      if (e.status === "failed") for (const line of e.logTail ?? []) lines.push(`    | ${printable(line)}`);
+    }
+  }
   if (job.failures.length > 0) {
     lines.push("", "failed derivations:");
     for (const f of job.failures) {

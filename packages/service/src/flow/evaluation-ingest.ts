@@ -10,6 +10,7 @@ import { attributeKey } from "../storage/keys.ts";
 import type { JobItem } from "../storage/items.ts";
 import type { AttributeType, EvaluationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
+import { recordEffect } from "./effects.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { registerDerivation } from "./register-derivation.ts";
@@ -35,6 +36,7 @@ async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes
           ? { drvPath: event.drvPath, attributeType: event.attributeType, needsBuild: event.needsBuild }
           : { error: event.message }),
       });
+      if (event.kind === "attribute" && event.attributeType === "effect") await recordEffect(job, event, now);
       // Outputs already valid: the job shows it, and there is nothing to build. Effects and
       // dependencies-only attributes are never built themselves (docs/effects.md).
       if (event.kind === "attribute" && !event.needsBuild && isBuilt(event.attributeType)) {
@@ -49,10 +51,10 @@ async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes
 export const isBuilt = (type: AttributeType): boolean => type !== "effect" && type !== "dependencies-only";
 
 /** running → succeeded when `batches` is known and all of them are recorded; the job then builds. */
-export async function completeEvaluationIfAllIn(jobId: string, now: Date): Promise<void> {
+export async function completeEvaluationIfAllIn(jobId: string, now: Date, work?: WorkNotes): Promise<void> {
   const job = await getJob(jobId);
   const evaluation = job?.evaluation;
   if (!job || evaluation?.status !== "running" || evaluation.batches === undefined) return;
   if ((evaluation.batchesSeen?.size ?? 0) < evaluation.batches) return;
-  if (await completeEvaluation(jobId, await countAttributeErrors(jobId), now)) await finishJobIfDone(jobId);
+  if (await completeEvaluation(jobId, await countAttributeErrors(jobId), now)) await finishJobIfDone(jobId, now, work);
 }

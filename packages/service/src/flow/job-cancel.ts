@@ -6,6 +6,7 @@ import { getDerivation, moveDerivation } from "../storage/derivations.ts";
 import { jobDerivationRows, jobsNeeding, mirrorStatus } from "../storage/job-derivations.ts";
 import { getJob, setJobStatus } from "../storage/jobs.ts";
 import { getSessionLoad, releaseTask } from "../storage/sessions.ts";
+import { cancelJobEffects } from "./effects.ts";
 
 /** Whether another job that is still running needs this derivation. */
 async function neededElsewhere(drvPath: string, jobId: string): Promise<boolean> {
@@ -37,6 +38,15 @@ export async function cancelJob(jobId: string): Promise<{ id: string; status: Jo
     }
     const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", remove: ["pendingInputs"] });
     if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
+  }
+  // Its effects too (docs/effects.md): an effect running is stopped on its agent.
+  if (job.effectCount) {
+    for (const effect of await cancelJobEffects(jobId, new Date())) {
+      if (!effect.taskId || !effect.sessionId) continue;
+      const session = await getSessionLoad(effect.sessionId);
+      if (session?.connectionId) await sendToAgent(session.connectionId, { type: "cancel", taskId: effect.taskId, reason: "its job was cancelled" });
+      await releaseTask(effect.sessionId, effect.taskId);
+    }
   }
   return { id: jobId, status: "cancelled" };
 }

@@ -36,5 +36,6 @@ function sameCommit(job: JobItem): JobRequest {
     trigger: job.trigger,
     github: { onGithub: job.onGithub ?? false, private: job.private ?? false, ...(job.installationId !== undefined ? { installationId: job.installationId } : {}) },
     ...(job.untrusted ? { untrusted: true } : {}),
+    ...(job.defaultBranch ? { defaultBranch: job.defaultBranch } : {}),
   };
 }

@@ -38,6 +38,7 @@ export async function startRerun(
       ...(job.untrusted ? { untrusted: true } : {}),
       // The same herculesCI handler: a rerun of one job re-runs that job, not its push's others.
       ...(job.handler ? { handler: job.handler } : {}),
+      ...(job.defaultBranch ? { defaultBranch: job.defaultBranch } : {}),
     },
     now.toISOString(),
     work,

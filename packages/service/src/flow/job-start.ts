@@ -23,6 +23,8 @@ export interface JobRequest {
   handler?: JobHandler;
   /** For a handler's job made beside a push's first job: that job. */
   pushJobId?: string;
+  /** The repository's default branch, as the event said it (docs/effects.md). */
+  defaultBranch?: string;
 }
 
 /**

@@ -3,10 +3,11 @@
  * reports are made of it (flow/job-reports.ts): one view, built from the same reads.
  */
 import { mustFailProblem } from "@nimbus/core";
-import { AttributeType, DerivationStatus, type AttributeView, type FailureView, type JobSummary, type JobView } from "@nimbus/protocol";
+import { AttributeType, DerivationStatus, type AttributeView, type EffectView, type FailureView, type JobSummary, type JobView } from "@nimbus/protocol";
 import type { z } from "zod";
 import type { TableName } from "../platform/resource-specs.ts";
 import { getDerivations } from "../storage/derivations.ts";
+import { jobEffects } from "../storage/effects.ts";
 import type { DerivationItem, JobDerivationItem, JobItem } from "../storage/items.ts";
 import { jobStatusKey } from "../storage/keys.ts";
 import type { Query, Table } from "../storage/table.ts";
@@ -41,8 +42,27 @@ export function jobSummary(job: JobItem): JobSummary {
 }
 
 export async function jobView(job: JobItem): Promise<JobView> {
-  const [counts, attributes, failures] = await Promise.all([countByStatus(job.jobId), attributeViews(job.jobId), failureViews(job.jobId)]);
-  return { ...jobSummary(job), counts, attributes, failures };
+  const [counts, attributes, failures, effects] = await Promise.all([
+    countByStatus(job.jobId),
+    attributeViews(job.jobId),
+    failureViews(job.jobId),
+    job.effectCount ? effectViews(job.jobId) : undefined,
+  ]);
+  return { ...jobSummary(job), counts, attributes, failures, ...(effects ? { effects } : {}) };
+}
+
+async function effectViews(jobId: string): Promise<EffectView[]> {
+  return (await jobEffects(jobId)).map((e) => ({
+    path: e.path,
+    drvPath: e.drvPath,
+    status: e.status,
+    ...(e.agent !== undefined ? { agent: e.agent } : {}),
+    ...(e.startedAt !== undefined ? { startedAt: e.startedAt } : {}),
+    ...(e.finishedAt !== undefined ? { finishedAt: e.finishedAt } : {}),
+    ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {}),
+    ...(e.error !== undefined ? { error: e.error } : {}),
+    ...(e.logTail !== undefined ? { logTail: e.logTail } : {}),
+  }));
 }
 
 /** The first `limit` items of a query (DynamoDB may stop a page early at 1 MB: read on until full). */

@@ -6,6 +6,7 @@ import { claimResend, dueRetries, staleQueued, unpropagated } from "../storage/d
 import type { DerivationItem } from "../storage/items.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
+import { startReadyEffects } from "./effects.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import { reportChangedJobs, reportDueJobs } from "./job-reports.ts";
 import { WorkNotes } from "./new-work.ts";
@@ -64,6 +65,8 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
       work.addChangedJob(job.jobId);
     }
   }
+  // Effects whose turn may have come (a line freed, an earlier job evaluated), and lost effect messages.
+  await startReadyEffects(now, work);
   await wakeIdleAgents(work);
   report.reportsSent = await reportDueJobs(now);
   await reportChangedJobs(work, now);

@@ -116,6 +116,26 @@ export const tables = {
     fields: { drvPath: "string", chunk: "number" },
     primaryIndex: { hashKey: "drvPath", rangeKey: "chunk" },
   },
+  /**
+   * A job's effects (docs/effects.md): one per effect attribute, with its status and run. Each
+   * belongs to a line — repository, ref and attribute — on which effects run one at a time, in
+   * job order.
+   */
+  Effects: {
+    fields: { jobId: "string", attribute: "string", activeLine: "string", order: "string", readyShard: "string" },
+    primaryIndex: { hashKey: "jobId", rangeKey: "attribute" },
+    globalIndexes: {
+      // Sparse: effects not yet finished, by line and job order (who is before whom).
+      byLine: { hashKey: "activeLine", rangeKey: "order" },
+      // Sparse: effects whose builds are done and that wait for their turn or an agent; the sweeper looks at them.
+      byReady: { hashKey: "readyShard", rangeKey: "order" },
+    },
+  },
+  /** One per line while an effect runs on it: the lock that keeps its effects one at a time. */
+  EffectLines: {
+    fields: { lineKey: "string" },
+    primaryIndex: { hashKey: "lineKey" },
+  },
   /** The build queues created so far, one per (system, sorted required features). */
   BuildQueues: {
     fields: { queueKey: "string" },
@@ -142,6 +162,8 @@ export interface QueueSpec {
 export const queues = {
   /** Evaluations waiting for an agent with a free slot. */
   Evaluations: { fifo: true, visibilityTimeoutSeconds: 60 },
+  /** Effects whose turn has come, waiting for an agent of their system (not `Effects`: that is the table's name). */
+  EffectQueue: { fifo: true, visibilityTimeoutSeconds: 60 },
 } as const satisfies Record<string, QueueSpec>;
 export type QueueName = keyof typeof queues;
 

@@ -69,6 +69,10 @@ export const JobItem = z.object({
   handler: JobHandler.optional(),
   /** The push's first job, for the jobs made for its other `onPush` handlers. */
   pushJobId: z.string().optional(),
+  /** The repository's default branch, as the push said it: secrets' `isDefaultBranch` (docs/effects.md). */
+  defaultBranch: z.string().optional(),
+  /** How many effects its evaluation found (the Effects table holds them); absent: none. */
+  effectCount: z.number().optional(),
 });
 export type JobItem = z.infer<typeof JobItem>;
 
@@ -181,6 +185,55 @@ export const JobAttributeItem = z.object({
   error: z.string().optional(),
 });
 export type JobAttributeItem = z.infer<typeof JobAttributeItem>;
+
+export const EffectStatus = z.enum(["pending", "waiting", "queued", "running", "succeeded", "failed", "cancelled", "skipped"]);
+export type EffectStatus = z.infer<typeof EffectStatus>;
+
+/**
+ * One effect of a job (docs/effects.md): `pending` until the job's builds succeed, `waiting`
+ * for its turn on its line, `queued` for an agent, `running` on one, then `succeeded`, `failed`,
+ * `cancelled` (its job was) or `skipped` (the builds failed, or a fork's job runs no effects).
+ */
+export const EffectItem = z.object({
+  jobId: z.string(),
+  /** storage/keys.ts `attributeKey` of its path. */
+  attribute: z.string(),
+  path: AttributePath,
+  drvPath: z.string(),
+  /** The derivation's system: an agent of it runs the effect (absent: any agent). */
+  system: z.string().optional(),
+  status: EffectStatus,
+  /** repository#ref#attribute: effects of one line run one at a time, in job order. */
+  lineKey: z.string(),
+  /** The job's createdAt#jobId: the order on the line. */
+  order: z.string(),
+  /** Present while not finished: the byLine index's hash key. */
+  activeLine: z.string().optional(),
+  /** Present while waiting or queued: the byReady index's hash key. */
+  readyShard: z.literal(SHARD.effectReady).optional(),
+  attempt: z.number(),
+  taskId: z.string().optional(),
+  sessionId: z.string().optional(),
+  agent: z.string().optional(),
+  queuedAt: Timestamp.optional(),
+  startedAt: Timestamp.optional(),
+  finishedAt: Timestamp.optional(),
+  exitCode: z.number().optional(),
+  error: z.string().optional(),
+  logTail: z.array(z.string()).optional(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type EffectItem = z.infer<typeof EffectItem>;
+
+/** The lock of a line while one of its effects is queued or runs. */
+export const EffectLineItem = z.object({
+  lineKey: z.string(),
+  /** jobId#attribute of the effect that holds it. */
+  holder: z.string(),
+  since: Timestamp,
+});
+export type EffectLineItem = z.infer<typeof EffectLineItem>;
 
 export const BuildLogItem = z.object({
   drvPath: z.string(),

@@ -168,3 +168,8 @@ export function cancelHeldJob(jobId: string, now: Date): Promise<boolean> {
     },
   );
 }
+
+/** Counts one more effect of the job (docs/effects.md): its verdict then waits for its effects. */
+export async function addJobEffect(jobId: string): Promise<void> {
+  await Jobs.update({ jobId }, { UpdateExpression: "ADD effectCount :one", ExpressionAttributeValues: { ":one": 1 } });
+}

@@ -15,6 +15,10 @@ export type EvaluationMessage = z.infer<typeof EvaluationMessage>;
 export const BuildMessage = z.strictObject({ drvPath: z.string().min(1), attempt: z.number().int().min(0) });
 export type BuildMessage = z.infer<typeof BuildMessage>;
 
+/** An Effects queue message: the effect whose turn has come, and which attempt. */
+export const EffectMessage = z.strictObject({ jobId: z.string().min(1).max(64), attribute: z.string().min(1), attempt: z.number().int().min(0) });
+export type EffectMessage = z.infer<typeof EffectMessage>;
+
 /** A message whose body is not its queue's shape: nothing can be done with it. */
 export class MalformedMessageError extends Error {
   override name = "MalformedMessageError";

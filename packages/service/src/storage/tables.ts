@@ -7,6 +7,8 @@ import {
   DeliveryItem,
   DerivationItem,
   EdgeItem,
+  EffectItem,
+  EffectLineItem,
   JobAttributeItem,
   JobDerivationItem,
   JobItem,
@@ -23,6 +25,8 @@ export const Edges = defineTable("Edges", EdgeItem);
 export const JobDerivations = defineTable("JobDerivations", JobDerivationItem);
 export const JobAttributes = defineTable("JobAttributes", JobAttributeItem);
 export const BuildLogs = defineTable("BuildLogs", BuildLogItem);
+export const Effects = defineTable("Effects", EffectItem);
+export const EffectLines = defineTable("EffectLines", EffectLineItem);
 export const BuildQueues = defineTable("BuildQueues", BuildQueueItem);
 export const Tokens = defineTable("Tokens", TokenItem);
 export const Connections = defineTable("Connections", ConnectionItem);

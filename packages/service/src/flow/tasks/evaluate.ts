@@ -93,7 +93,7 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
   if (job.evaluation.batchesSeen?.has(message.seq)) return answer(false, ack);
   await recordEvents(job, message.events, work, now);
   await noteEvaluationBatch(job.jobId, message.seq);
-  await completeEvaluationIfAllIn(job.jobId, now);
+  await completeEvaluationIfAllIn(job.jobId, now, work);
   return answer(false, ack);
 }
 
@@ -117,7 +117,7 @@ async function evaluationDone({ session, message, now, work }: ReportInput<Evalu
     const handler = !job.handler && walked !== undefined ? { kind: "onPush" as const, name: walked } : undefined;
     if (message.config) for (const id of await startHandlerJobs(job, message.config, work, now)) work.addChangedJob(id);
     await endEvaluation(job.jobId, { batches: message.batches, cacheProblems, ...(handler ? { handler } : {}) }, now);
-    await completeEvaluationIfAllIn(job.jobId, now);
+    await completeEvaluationIfAllIn(job.jobId, now, work);
   }
   return answer(true, ack);
 }
