@@ -30,6 +30,7 @@ function ciNix(agentDir: string) {
     "echo effect ran on $BRANCH",
     "sleep 1",
     "echo end >> /deploy/order-$BRANCH.log",
+    "if [ \"$BRANCH\" = slow ]; then echo started > /deploy/slow-started.txt; sleep 60; echo late > /deploy/slow-late.txt; fi",
   ].join("\n");
   return `
 {
@@ -85,6 +86,7 @@ describe("effects through the local stack", () => {
     await eventually(async () => ((await stack.api("GET", "/api/agents")).body.agents.length === 1 ? true : undefined), "the agent");
     repo = await makeGitRepo("fx", { "ci.nix": ciNix(agent.dir) });
     execFileSync("git", ["-C", repo.path, "branch", "feature"]);
+    execFileSync("git", ["-C", repo.path, "branch", "slow"]);
   });
   after(async () => {
     agent?.child.kill("SIGKILL");
@@ -147,6 +149,30 @@ describe("effects through the local stack", () => {
     assert.ok(ea.finishedAt! <= eb.startedAt!, `the later job's effect started after the earlier one's ended: ${JSON.stringify([ea, eb])}`);
     const order = (await readFile(join(target, "order-main.log"), "utf8")).trim().split("\n").map((l) => l.split(" ")[0]);
     assert.deepEqual(order, ["start", "end", "start", "end", "start", "end"], "never two at once");
+  });
+
+  it("runs no effect for a fork's job", async () => {
+    const before = await readFile(join(target, "order-main.log"), "utf8");
+    const jobId = await trigger("--ref", "main");
+    // What an approved fork's job is (docs/github.md): marked before its evaluation reports.
+    await stack.setAttributes("Jobs", { jobId }, { untrusted: true });
+    const job = await finished(jobId);
+    assert.equal(job.status, "succeeded");
+    assert.deepEqual([job.effects?.[0]?.status, job.effects?.[0]?.error], ["skipped", "a fork's commit runs no effects"]);
+    assert.equal(await readFile(join(target, "order-main.log"), "utf8"), before, "the effect never ran");
+  });
+
+  it("stops a running effect when its job is cancelled", async () => {
+    const jobId = await trigger("--ref", "slow", "--default-branch", "slow");
+    await eventually(async () => ((await readdir(target)).includes("slow-started.txt") ? true : undefined), "the slow effect to start", 60_000);
+    const cancelled = await stack.api("POST", `/api/jobs/${jobId}/cancel`);
+    assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+    const job = await finished(jobId);
+    assert.equal(job.status, "cancelled");
+    assert.equal(job.effects?.[0]?.status, "cancelled");
+    await eventually(async () => (/task fx-\S+ cancelled by the service/.test(agent.output()) ? true : undefined), "the agent to stop it");
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(!(await readdir(target)).includes("slow-late.txt"), "its process was killed");
   });
 
   it("keeps every secret out of the service: no table, API answer or log holds one", async () => {

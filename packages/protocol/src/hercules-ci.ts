@@ -40,3 +40,20 @@ export const JobConfig = z.strictObject({
   onSchedule: z.array(z.strictObject({ name: HandlerName, when: TimeConstraints })).max(64),
 });
 export type JobConfig = z.infer<typeof JobConfig>;
+
+/** One `onSchedule` handler of a repository's default branch, as `GET /api/schedules` shows it. */
+export const ScheduleView = z.strictObject({
+  repository: z.string(),
+  name: HandlerName,
+  when: TimeConstraints,
+  /** The default branch and the latest commit of it that was evaluated: what its jobs run. */
+  ref: z.string(),
+  commit: z.string(),
+  /** The next time a job starts (UTC); absent when `when` names no time. */
+  nextRunAt: z.iso.datetime().optional(),
+  lastRunAt: z.iso.datetime().optional(),
+  lastJobId: z.string().optional(),
+});
+export type ScheduleView = z.infer<typeof ScheduleView>;
+export const ScheduleList = z.strictObject({ schedules: z.array(ScheduleView) });
+export type ScheduleList = z.infer<typeof ScheduleList>;

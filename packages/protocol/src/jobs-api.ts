@@ -25,7 +25,7 @@ export type JobStatus = z.infer<typeof JobStatus>;
 export const EvaluationStatus = z.enum(["queued", "running", "succeeded", "failed"]);
 
 export const Trigger = z.strictObject({
-  event: z.enum(["push", "pull_request", "rerun"]),
+  event: z.enum(["push", "pull_request", "rerun", "schedule"]),
   deliveryId: z.string().optional(),
   sender: z.string().optional(),
   pullRequest: z.number().int().optional(),

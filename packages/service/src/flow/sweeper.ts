@@ -7,6 +7,7 @@ import type { DerivationItem } from "../storage/items.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
 import { startReadyEffects } from "./effects.ts";
+import { runDueSchedules } from "./schedules.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import { reportChangedJobs, reportDueJobs } from "./job-reports.ts";
 import { WorkNotes } from "./new-work.ts";
@@ -21,6 +22,8 @@ export interface SweepReport {
   settlesPropagated: number;
   jobsFinished: number;
   reportsSent: number;
+  /** Jobs started for `onSchedule` handlers whose time came. */
+  schedulesRun: number;
 }
 
 /**
@@ -33,7 +36,9 @@ export interface SweepReport {
  *    was lost, or a local restart emptied the queues): sent to their queue again;
  * 4. settled derivations whose dependents and jobs were never told (a Lambda died between);
  * 5. running jobs with nothing left to do that nobody finished;
- * 6. GitHub reports whose due time came (a throttle, a rate limit or a back-off ended), and
+ * 6. `onSchedule` handlers whose time came (a job each, once however many times were missed),
+ *    and effects whose turn came or whose message may be lost (docs/effects.md);
+ * 7. GitHub reports whose due time came (a throttle, a rate limit or a back-off ended), and
  *    the reports of the jobs this sweep changed.
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
@@ -41,7 +46,7 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
   const t = timing();
   const ago = (ms: number) => new Date(now.getTime() - ms);
   const work = new WorkNotes();
-  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, reportsSent: 0 };
+  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, reportsSent: 0, schedulesRun: 0 };
 
   for (const connection of await quietConnections(ago(2 * t.heartbeatIntervalMs))) {
     if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
@@ -65,6 +70,8 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
       work.addChangedJob(job.jobId);
     }
   }
+  // Schedules whose time came: only the due ones are read (docs/effects.md, "Schedules").
+  report.schedulesRun = await runDueSchedules(now, work);
   // Effects whose turn may have come (a line freed, an earlier job evaluated), and lost effect messages.
   await startReadyEffects(now, work);
   await wakeIdleAgents(work);

@@ -131,6 +131,16 @@ export const tables = {
       byReady: { hashKey: "readyShard", rangeKey: "order" },
     },
   },
+  /**
+   * `herculesCI.onSchedule` handlers of each repository's default branch (docs/effects.md,
+   * "Schedules"): when each runs next, and the commit it runs.
+   */
+  Schedules: {
+    fields: { repository: "string", name: "string", dueShard: "string", nextRunAt: "string" },
+    primaryIndex: { hashKey: "repository", rangeKey: "name" },
+    // The sweeper reads only the schedules whose time has come: nothing when none is due.
+    globalIndexes: { byNextRun: { hashKey: "dueShard", rangeKey: "nextRunAt" } },
+  },
   /** One per line while an effect runs on it: the lock that keeps its effects one at a time. */
   EffectLines: {
     fields: { lineKey: "string" },
@@ -234,6 +244,7 @@ export const httpApi = {
     { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler" },
     { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler" },
     { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
+    { route: "GET /api/schedules", handler: "functions/api/schedules-list.handler" },
   ] satisfies HttpRoute[],
 } as const;
 

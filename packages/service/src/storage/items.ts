@@ -5,7 +5,7 @@
  * platform/resource-specs.ts, the constant key values in storage/keys.ts.
  */
 import { ReportState } from "@nimbus/github";
-import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobHandler, JobStatus, Trigger } from "@nimbus/protocol";
+import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobHandler, JobStatus, TimeConstraints, Trigger } from "@nimbus/protocol";
 import { z } from "zod";
 import { SHARD } from "./keys.ts";
 
@@ -225,6 +225,34 @@ export const EffectItem = z.object({
   updatedAt: Timestamp,
 });
 export type EffectItem = z.infer<typeof EffectItem>;
+
+/**
+ * One `onSchedule` handler of a repository's default branch (docs/effects.md, "Schedules"), as
+ * the latest evaluation of that branch's push said it.
+ */
+export const ScheduleItem = z.object({
+  repository: z.string(),
+  name: z.string(),
+  when: TimeConstraints,
+  /** What its jobs evaluate: the default branch's latest evaluated commit. */
+  ref: z.string(),
+  commit: z.string(),
+  cloneUrl: z.string(),
+  defaultBranch: z.string(),
+  onGithub: z.boolean().optional(),
+  private: z.boolean().optional(),
+  installationId: z.number().optional(),
+  /** The job whose evaluation said so, and when it was made: an older one changes nothing. */
+  sourceJobId: z.string(),
+  sourceCreatedAt: Timestamp,
+  /** Present while it has a next run: the byNextRun index's hash key. */
+  dueShard: z.literal(SHARD.schedule).optional(),
+  nextRunAt: Timestamp.optional(),
+  lastRunAt: Timestamp.optional(),
+  lastJobId: z.string().optional(),
+  updatedAt: Timestamp,
+});
+export type ScheduleItem = z.infer<typeof ScheduleItem>;
 
 /** The lock of a line while one of its effects is queued or runs. */
 export const EffectLineItem = z.object({

@@ -13,6 +13,7 @@ import {
   JobDerivationItem,
   JobItem,
   ReportItem,
+  ScheduleItem,
   SessionFields,
   TokenItem,
 } from "./items.ts";
@@ -27,6 +28,7 @@ export const JobAttributes = defineTable("JobAttributes", JobAttributeItem);
 export const BuildLogs = defineTable("BuildLogs", BuildLogItem);
 export const Effects = defineTable("Effects", EffectItem);
 export const EffectLines = defineTable("EffectLines", EffectLineItem);
+export const Schedules = defineTable("Schedules", ScheduleItem);
 export const BuildQueues = defineTable("BuildQueues", BuildQueueItem);
 export const Tokens = defineTable("Tokens", TokenItem);
 export const Connections = defineTable("Connections", ConnectionItem);

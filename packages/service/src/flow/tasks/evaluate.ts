@@ -14,6 +14,7 @@ import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts
 import { cloneCredentialFor } from "../clone-credentials.ts";
 import { finishJobIfDone } from "../job-finish.ts";
 import { startHandlerJobs } from "../job-handlers.ts";
+import { recordSchedules } from "../schedules.ts";
 import { reportJob } from "../job-reports.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
@@ -115,7 +116,10 @@ async function evaluationDone({ session, message, now, work }: ReportInput<Evalu
     // The push's first job learns which handler it walked; the push's other handlers get jobs of their own.
     const walked = message.config?.walked;
     const handler = !job.handler && walked !== undefined ? { kind: "onPush" as const, name: walked } : undefined;
-    if (message.config) for (const id of await startHandlerJobs(job, message.config, work, now)) work.addChangedJob(id);
+    if (message.config) {
+      for (const id of await startHandlerJobs(job, message.config, work, now)) work.addChangedJob(id);
+      await recordSchedules(job, message.config, now);
+    }
     await endEvaluation(job.jobId, { batches: message.batches, cacheProblems, ...(handler ? { handler } : {}) }, now);
     await completeEvaluationIfAllIn(job.jobId, now, work);
   }
