@@ -127,6 +127,11 @@ describe("effects through the local stack", () => {
     assert.doesNotMatch(probe, /"secret"|nimbus1\./, "neither the session nor the join token");
     assert.deepEqual((await readdir(target)).sort(), ["order-main.log", "probe-main.txt", "secrets-main.json", "tool-main.txt"], "it wrote only into its mount");
     assert.match(agent.output(), /running effect effects\.deploy/);
+    const log = await stack.api("GET", `/api/jobs/${job.id}/effects/effects.deploy/log`);
+    assert.equal(log.status, 200, JSON.stringify(log.body));
+    assert.deepEqual([log.body.attribute, log.body.status], [["effects", "deploy"], "succeeded"]);
+    assert.ok(log.body.lines.includes("effect ran on main"), JSON.stringify(log.body.lines));
+    assert.equal((await stack.api("GET", `/api/jobs/${job.id}/effects/effects.nope/log`)).status, 404);
   });
 
   it("refuses the default branch's secret to a feature branch's effect, naming the secret and its condition, and fails the job", async () => {
@@ -180,7 +185,10 @@ describe("effects through the local stack", () => {
       const items = JSON.stringify(await stack.scan(table));
       assert.ok(!items.includes(SECRET), `table ${table} holds a secret`);
     }
-    const answers = JSON.stringify([(await stack.api("GET", "/api/jobs")).body, (await stack.api("GET", "/api/agents")).body]);
+    const jobs = (await stack.api("GET", "/api/jobs")).body.jobs as { id: string }[];
+    const views = await Promise.all(jobs.map(async (j) => (await stack.api("GET", `/api/jobs/${j.id}`)).body));
+    const logs = await Promise.all(jobs.map(async (j) => (await stack.api("GET", `/api/jobs/${j.id}/effects/effects.deploy/log`)).body));
+    const answers = JSON.stringify([jobs, views, logs, (await stack.api("GET", "/api/agents")).body]);
     assert.ok(!answers.includes(SECRET));
     assert.ok(!agent.output().includes(SECRET), "the agent's log");
   });

@@ -90,6 +90,15 @@ export const EffectView = z.strictObject({
 });
 export type EffectView = z.infer<typeof EffectView>;
 
+/** `GET /api/jobs/{id}/effects/{attribute}/log`: an effect's latest run's log (its last 10,000 lines). */
+export const EffectLogView = z.strictObject({
+  attribute: AttributePath,
+  status: EffectView.shape.status,
+  lines: z.array(z.string()),
+  truncated: z.boolean(),
+});
+export type EffectLogView = z.infer<typeof EffectLogView>;
+
 export const JobView = z.strictObject({
   id: z.string(),
   repository: z.string(),

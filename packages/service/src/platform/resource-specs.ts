@@ -245,6 +245,7 @@ export const httpApi = {
     { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler" },
     { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
     { route: "GET /api/schedules", handler: "functions/api/schedules-list.handler" },
+    { route: "GET /api/jobs/{id}/effects/{attribute}/log", handler: "functions/api/effect-log.handler" },
   ] satisfies HttpRoute[],
 } as const;
 
