@@ -10,6 +10,7 @@ import { registerJobsCommand } from "./commands/jobs.ts";
 import { registerSchedulesCommand } from "./commands/schedules.ts";
 import { registerLogsCommand } from "./commands/logs.ts";
 import { registerTokenCommands } from "./commands/token.ts";
+import { registerCacheCommands } from "./commands/cache.ts";
 import { registerTriggerCommand } from "./commands/trigger.ts";
 
 const program = new Command("nimbus")
@@ -24,6 +25,7 @@ const program = new Command("nimbus")
 
 registerDevCommand(program);
 registerTokenCommands(program);
+registerCacheCommands(program);
 registerAgentsCommand(program);
 registerAgentCommand(program);
 registerTriggerCommand(program);

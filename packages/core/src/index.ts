@@ -22,6 +22,8 @@ export {
   shouldRestart,
   canMove,
   movesInto,
+  cancelStep,
+  type CancelStep,
 } from "./statuses.ts";
 export { readinessOf, type Readiness } from "./readiness.ts";
 export { nextRun, resolveSchedule, scheduleStep } from "./schedule.ts";
@@ -30,14 +32,25 @@ export { jobOutcome, jobCheck, isFinalOutcome, type JobProgress, type JobCheck, 
 export {
   dependentMoves,
   isReadyToQueue,
+  mayBeReady,
   advanceWaiting,
   registrationStep,
   type DependentMove,
+  type WaitingState,
   type WaitingStep,
   type RegistrationStep,
 } from "./settle.ts";
+export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
-export { reconcileSession, NO_LONGER_HELD, type Reconciliation } from "./session-reconcile.ts";
+export {
+  reconcileSession,
+  isAbandonedSlot,
+  isOrphanedLease,
+  disconnectCheck,
+  NO_LONGER_HELD,
+  type Reconciliation,
+  type SessionPresence,
+} from "./session-reconcile.ts";
 export {
   reachOf,
   reaches,
@@ -47,6 +60,7 @@ export {
   minimalNeeds,
   canTake,
   placeBuild,
+  takersOf,
   waitingReason,
   type Reach,
   type ReachInfo,

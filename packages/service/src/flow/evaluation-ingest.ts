@@ -4,7 +4,7 @@
  * complete once every batch the agent announced is in.
  */
 import { countAttributeErrors, putJobAttribute } from "../storage/job-attributes.ts";
-import { putJobDerivation } from "../storage/job-derivations.ts";
+import { putCachedJobDerivation } from "../storage/job-derivations.ts";
 import { completeEvaluation, getJob } from "../storage/jobs.ts";
 import { attributeKey } from "../storage/keys.ts";
 import type { JobItem } from "../storage/items.ts";
@@ -41,7 +41,7 @@ async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes
       // dependencies-only attributes are never built themselves (docs/effects.md).
       if (event.kind === "attribute" && !event.needsBuild && isBuilt(event.attributeType)) {
         const excused = event.attributeType === "must-fail" || event.attributeType === "may-fail" ? event.attributeType : undefined;
-        await putJobDerivation(job.jobId, event.drvPath, "cached", now.toISOString(), excused);
+        await putCachedJobDerivation(job.jobId, event.drvPath, excused);
       }
     }
   }

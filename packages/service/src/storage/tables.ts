@@ -5,6 +5,7 @@ import {
   BuildQueueItem,
   ConnectionItem,
   DeliveryItem,
+  DerivationInputItem,
   DerivationItem,
   EdgeItem,
   EffectItem,
@@ -12,6 +13,7 @@ import {
   JobAttributeItem,
   JobDerivationItem,
   JobItem,
+  PendingInputItem,
   ReportItem,
   ScheduleItem,
   SessionFields,
@@ -23,6 +25,8 @@ export const Reports = defineTable("Reports", ReportItem);
 export const Deliveries = defineTable("Deliveries", DeliveryItem);
 export const Derivations = defineTable("Derivations", DerivationItem);
 export const Edges = defineTable("Edges", EdgeItem);
+export const PendingInputs = defineTable("PendingInputs", PendingInputItem);
+export const DerivationInputs = defineTable("DerivationInputs", DerivationInputItem);
 export const JobDerivations = defineTable("JobDerivations", JobDerivationItem);
 export const JobAttributes = defineTable("JobAttributes", JobAttributeItem);
 export const BuildLogs = defineTable("BuildLogs", BuildLogItem);

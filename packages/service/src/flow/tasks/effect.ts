@@ -63,11 +63,18 @@ async function effectLog({ message, held, session }: ReportInput<EffectLog, Effe
   return answer(false);
 }
 
-/** How an effect ended: recorded once, from the session running it; the line is freed and the job may finish. */
+/**
+ * How an effect ended: recorded once, from the session running it; the line is freed and the
+ * job may finish. The slot is given back after the effect moved, as an evaluation's is: a
+ * handler that dies in between leaves a slot the sweeper frees (`holds` says no), never a
+ * running effect its session no longer holds.
+ */
 async function effectResult({ session, message, held, now, work }: ReportInput<EffectResult, EffectRecord>): Promise<TaskAnswer> {
   const effect = await heldEffect(held, message.taskId, session.sessionId);
-  const released = await releaseTask(session.sessionId, message.taskId);
-  if (!effect) return answer(true, released && held ? { type: "result-ack", taskId: message.taskId } : notHeld(message.taskId));
+  if (!effect) {
+    const released = await releaseTask(session.sessionId, message.taskId);
+    return answer(true, released && held ? { type: "result-ack", taskId: message.taskId } : notHeld(message.taskId));
+  }
   const running = { expression: "taskId = :task", values: { ":task": message.taskId } };
   const at = now.toISOString();
   let ended: EffectItem | undefined;
@@ -96,6 +103,7 @@ async function effectResult({ session, message, held, now, work }: ReportInput<E
       now,
     );
   }
+  await releaseTask(session.sessionId, message.taskId);
   if (ended) {
     await effectEnded(ended, now, work);
     await finishJobIfDone(ended.jobId, now, work);
@@ -134,6 +142,7 @@ export const effectKind = {
       },
     };
   },
+  holds: async (taskId, record, holder) => (await heldEffect(record, taskId, holder.sessionId)) !== undefined,
   async resume(taskId, record, holder) {
     const effect = await heldEffect(record, taskId, holder.sessionId);
     const job = effect ? await getJob(effect.jobId) : undefined;
