@@ -4,7 +4,8 @@
  *    for Lambda and the bundle exports the named function;
  *  - resource-specs.ts stays plain data (sst.config.ts imports it at deploy time);
  *  - sst.config.ts declares what resource-specs.ts says (its run() against recording SST globals):
- *    each queue with its kind and consumer, every function linked to the tables and queues;
+ *    each table with its keys and indexes, each queue with its kind and consumer, every function
+ *    linked to the tables and queues;
  *  - sst.config.ts type-checks against the platform types `sst install` generates.
  */
 import { test } from "node:test";
@@ -28,6 +29,7 @@ import {
   secrets,
   tables,
   type QueueSpec,
+  type TableSpec,
 } from "../packages/service/src/platform/resource-specs.ts";
 import { TIMING_ENV } from "../packages/service/src/platform/timing.ts";
 import { declaredInAws, resolved, type Declaration } from "./support/sst-recorder.ts";
@@ -257,6 +259,8 @@ test("sst.config.ts declares each queue of resource-specs.ts; a queue with a con
   // The disconnect check waits out the grace as a per-message DelaySeconds, which SQS allows
   // only on a standard queue (a FIFO queue refuses the send).
   assert.equal(queues.DisconnectChecks.fifo, false, "DisconnectChecks must be a standard queue: its messages carry their own delay");
+  // Effects of one line run in job order: one message group per line, which only FIFO keeps (docs/effects.md).
+  assert.equal(queues.EffectQueue.fifo, true, "EffectQueue must be a FIFO queue: a line's effects keep their order");
 
   for (const [name, spec] of Object.entries<QueueSpec>(queues)) {
     const queue = declaredQueue(declared, name);
@@ -282,6 +286,23 @@ test("sst.config.ts declares each queue of resource-specs.ts; a queue with a con
     // Lambda refuses an SQS event source whose queue hides messages for less than the function may run.
     assert.ok(seconds(fn.timeout) < spec.visibilityTimeoutSeconds, `${name}: consumer timeout ${fn.timeout} must be under the visibility timeout`);
     assert.ok(fn.link.includes(declared.instanceOf(queue)), `${name}: the consumer is linked to its queue`);
+  }
+});
+
+test("sst.config.ts declares each table of resource-specs.ts with its keys, indexes and expiry", async () => {
+  const declared = await declaredInAws(root);
+  const dynamos = declared.resources.filter((r) => r.kind === "aws.Dynamo");
+  assert.deepEqual(dynamos.map((r) => r.name).sort(), Object.keys(tables).sort(), "the tables sst.config.ts declares are exactly those of resource-specs.ts");
+  // The tables each branch added, named so that losing one in a merge fails here, not in AWS.
+  for (const name of ["DerivationInputs", "PendingInputs", "Effects", "EffectLines", "Schedules", "CachePaths"]) {
+    assert.ok(dynamos.some((r) => r.name === name), `sst.config.ts declares no table ${name}`);
+  }
+  for (const [name, spec] of Object.entries<TableSpec>(tables)) {
+    const args = dynamos.find((r) => r.name === name)!.args;
+    assert.deepEqual(args?.fields, spec.fields, `${name}: fields`);
+    assert.deepEqual(args?.primaryIndex, spec.primaryIndex, `${name}: primary index`);
+    assert.deepEqual(args?.globalIndexes, spec.globalIndexes, `${name}: global indexes (the sweeper's sparse ones among them)`);
+    assert.equal(args?.ttl, spec.ttl, `${name}: ttl`);
   }
 });
 

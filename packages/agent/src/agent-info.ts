@@ -21,6 +21,16 @@ export function buildAgentInfo(config: AgentConfig, nix: NixInfo, hostname: stri
     systems: [...new Set([...(config.systems ?? nix.systems), ...config.remotePlatformsWithSameFeatures])],
     systemFeatures: [...new Set(config.systemFeatures ?? nix.systemFeatures)],
     mandatoryFeatures: [...new Set(config.mandatoryFeatures)],
+    // Each remote builder as a machine of its own (Nix's rule is per machine); not its address.
+    ...(nix.remoteMachines?.length
+      ? {
+          remoteBuilders: nix.remoteMachines.slice(0, 64).map((m) => ({
+            systems: m.systems,
+            supportedFeatures: m.supportedFeatures,
+            mandatoryFeatures: m.mandatoryFeatures,
+          })),
+        }
+      : {}),
     // What Nix substitutes from: the machine's own (unless turned off), then every configured cache.
     substituters: withoutDuplicates([...nix.substituters, ...(facts?.caches.urls ?? [])]),
     pushCaches: (facts?.caches.info ?? []).filter((c) => c.push).map((c) => c.name),

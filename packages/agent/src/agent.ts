@@ -20,6 +20,7 @@ import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { AgentConfig, ShutdownMode } from "./config.ts";
 import { AgentConfigError, AgentFatalError } from "./errors.ts";
+import { loadSecretsJson, SecretsConfigError } from "./secrets-json.ts";
 import { checkIsolation, type EvaluationPolicy, planIsolation, resolveExecutable } from "./evaluation-isolation.ts";
 import { buildHello } from "./hello.ts";
 import { readClusterJoinToken } from "./join-token.ts";
@@ -137,6 +138,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       ...(builtin === undefined ? {} : { builtin }),
     });
   let caches: AgentCaches = await loadCaches();
+  // Checked at start, read again by each effect (docs/effects.md, "Secrets"): a fix needs no restart.
+  if (config.secretsJsonPath !== undefined) await checkSecretsJson(config.secretsJsonPath, log);
   let info = buildAgentInfo(config, nix, hostname, { caches, storeId });
   const evaluation = await prepareEvaluation(config, nix, log);
   const events = new EventEmitter<AgentEventMap>();
@@ -148,9 +151,11 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   });
   const runner: TaskRunner = new TaskRunner({
     workDirectory: config.workDirectory,
+    apiBaseUrl: config.apiBaseUrl,
     nix: nixEnvironment,
     caches: () => ({ ...caches, storeId }),
     evaluation,
+    effects: { ...config.effects, secretsJsonPath: config.secretsJsonPath, bwrap: "bwrap" },
     link: outbox,
     log,
     clock,
@@ -287,4 +292,18 @@ async function prepareEvaluation(config: AgentConfig, nix: NixInfo, log: Logger)
     maxAttributes: config.evaluation.maxAttributes,
     allowLocalRepositories: config.allowLocalRepositories,
   };
+}
+
+/**
+ * A `secrets.json` that cannot be used is logged at start, naming the secret and the key; each
+ * effect reads it again, so effects that ask for secrets fail (saying why) until it is fixed.
+ */
+async function checkSecretsJson(filePath: string, log: Logger): Promise<void> {
+  try {
+    const secrets = await loadSecretsJson(filePath);
+    log("info", `secrets.json: ${secrets.size} secret${secrets.size === 1 ? "" : "s"} for effects (${filePath})`);
+  } catch (err) {
+    if (!(err instanceof SecretsConfigError)) throw err;
+    for (const line of err.message.split("\n")) log("warn", `${line} — effects that ask for secrets fail until it is fixed`);
+  }
 }

@@ -2,7 +2,7 @@
  * A build's output as numbered `build-log` batches: sent every 250 ms, or sooner when a batch
  * is full (1000 lines or one frame); the last lines are kept for the result's `logTail`.
  */
-import type { BuildLog } from "@nimbus/protocol";
+import type { BuildLog, EffectLog } from "@nimbus/protocol";
 import { FRAME_BUDGET_BYTES, jsonBytes, truncateText } from "./message-size.ts";
 import type { Link } from "./outbox.ts";
 
@@ -24,8 +24,10 @@ export class BuildLogStream {
     private readonly link: Link,
     private readonly taskId: string,
     private readonly flushMs = 250,
+    /** An effect's log goes as `effect-log` batches, the same way. */
+    private readonly type: "build-log" | "effect-log" = "build-log",
   ) {
-    this.envelopeBytes = jsonBytes({ type: "build-log", taskId, seq: Number.MAX_SAFE_INTEGER, lines: [] });
+    this.envelopeBytes = jsonBytes({ type, taskId, seq: Number.MAX_SAFE_INTEGER, lines: [] });
     this.pendingBytes = this.envelopeBytes;
   }
 
@@ -45,7 +47,7 @@ export class BuildLogStream {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pending.length === 0) return;
-    const message: BuildLog = { type: "build-log", taskId: this.taskId, seq: this.seq++, lines: this.pending };
+    const message: BuildLog | EffectLog = { type: this.type, taskId: this.taskId, seq: this.seq++, lines: this.pending };
     this.pending = [];
     this.pendingBytes = this.envelopeBytes;
     this.link.send(message);

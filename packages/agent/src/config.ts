@@ -10,6 +10,7 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import { z } from "zod";
 import { type AgentInfo, FeatureName, SystemName } from "@nimbus/protocol";
 import { AgentConfigError } from "./errors.ts";
+import { type Condition, parseCondition } from "./secrets-json.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 /** The configuration after defaults and path resolution; every path is absolute. */
@@ -50,6 +51,21 @@ export interface AgentConfig {
   evaluation: EvaluationSettings;
   /** Whether evaluate tasks may fetch `file://` URLs and local paths (only the local stack's agents). */
   allowLocalRepositories: boolean;
+  /** How effects run (docs/effects.md). */
+  effects: EffectSettings;
+}
+
+/** A directory of the machine an effect may mount, under a condition (Hercules' `effectMountables`). */
+export interface EffectMountable {
+  source: string;
+  readOnly: boolean;
+  condition: Condition;
+}
+
+export interface EffectSettings {
+  /** The longest an effect may run. */
+  timeoutMs: number;
+  mountables: Record<string, EffectMountable>;
 }
 
 /** What confines an evaluation (docs/security.md). */
@@ -91,7 +107,6 @@ const HERCULES_ONLY_KEYS = new Set([
   "nixUserIsTrusted",
   "nixVerbosity",
   "allowInsecureBuiltinFetchers",
-  "effectMountables",
 ]);
 
 /** The protocol's AgentInfo caps these; checking here names the key instead of failing later. */
@@ -158,6 +173,16 @@ const AgentToml = z.strictObject({
   evaluationMemoryMiB: z.number().int().min(MIN_EVALUATION_MIB).default(8192),
   evaluationMaxAttributes: z.number().int().min(1).max(MAX_EVALUATION_ATTRIBUTES).default(100_000),
   allowLocalRepositories: z.boolean().default(false),
+  effectTimeoutSeconds: z.number().positive().max(MAX_EVALUATION_SECONDS).default(3600),
+  effectMountables: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), z.strictObject({ source: filePath, readOnly: z.boolean(), condition: z.unknown() }))
+    .default({})
+    .check((ctx) => {
+      for (const [name, mountable] of Object.entries(ctx.value)) {
+        const parsed = parseCondition(mountable.condition, "condition");
+        if (typeof parsed === "string") ctx.issues.push({ code: "custom", input: ctx.value, path: [name, "condition"], message: `mountable-condition:${parsed}` });
+      }
+    }),
 });
 type AgentTomlKey = keyof typeof AgentToml.shape;
 
@@ -196,6 +221,11 @@ const EXPECTED: Record<AgentTomlKey, { whole: string; entry?: string }> = {
   evaluationMemoryMiB: { whole: `a whole number of MiB, at least ${MIN_EVALUATION_MIB}` },
   evaluationMaxAttributes: { whole: `a whole number from 1 to ${MAX_EVALUATION_ATTRIBUTES}` },
   allowLocalRepositories: { whole: "true or false" },
+  effectTimeoutSeconds: { whole: `a positive number of seconds, at most ${MAX_EVALUATION_SECONDS}` },
+  effectMountables: {
+    whole: "a table of mountables",
+    entry: 'a mountable: a name (letters, digits, _ . -) with { source = "/a/directory", readOnly = true or false, condition = … } (docs/effects.md)',
+  },
 };
 const KNOWN_KEYS = Object.keys(EXPECTED);
 
@@ -259,6 +289,15 @@ export function parseAgentConfig(text: string, configDir: string, source = "agen
       maxAttributes: toml.evaluationMaxAttributes,
     },
     allowLocalRepositories: toml.allowLocalRepositories,
+    effects: {
+      timeoutMs: Math.round(toml.effectTimeoutSeconds * 1000),
+      mountables: Object.fromEntries(
+        Object.entries(toml.effectMountables).map(([name, m]) => [
+          name,
+          { source: fromBase(m.source), readOnly: m.readOnly, condition: (parseCondition(m.condition, "condition") as { condition: Condition }).condition },
+        ]),
+      ),
+    },
   };
 }
 
@@ -295,6 +334,9 @@ function describeIssue(source: string, issue: z.core.$ZodIssue, given: Set<strin
       return [`${source}: "${String(key)}" must be ${bound}`];
     }
     return [`${source}: "${String(key)}" must be ${expected.whole}`];
+  }
+  if (issue.message.startsWith("mountable-condition:")) {
+    return [`${source}: "effectMountables.${String(rest[0])}": ${issue.message.slice("mountable-condition:".length)}`];
   }
   if (issue.message === "evaluation-setting") {
     const name = String(rest[0]);

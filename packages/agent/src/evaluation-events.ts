@@ -14,6 +14,49 @@ const MAX_EVENT_BYTES = 24 * 1024;
 const MAX_MESSAGE_CHARS = 8000;
 const MAX_FEATURES = 64;
 
+/**
+ * What is built of each attribute (docs/effects.md, "Attribute types"): its derivation, except
+ * for effects and dependencies-only attributes, whose inputs are built instead. A derivation only
+ * may-fail attributes need, or a must-fail attribute's own, is `excused`: its failure alone does
+ * not fail the job.
+ */
+export function buildRoots(walk: Pick<WalkResult, "attributes">, built: ReadonlySet<string>, infos: ReadonlyMap<string, DerivationInfo>) {
+  const inputsToBuild = (drv: string) => (infos.get(drv)?.inputDrvs ?? []).filter((input) => built.has(input));
+  const roots: string[] = [];
+  const strictRoots: string[] = [];
+  const mustFail = new Set<string>();
+  for (const a of walk.attributes) {
+    if (a.type === "effect" || a.type === "dependencies-only") {
+      roots.push(...inputsToBuild(a.drvPath));
+      strictRoots.push(...inputsToBuild(a.drvPath));
+      continue;
+    }
+    if (!built.has(a.drvPath)) continue;
+    roots.push(a.drvPath);
+    if (a.type === "may-fail") continue;
+    if (a.type === "must-fail") {
+      mustFail.add(a.drvPath);
+      strictRoots.push(...inputsToBuild(a.drvPath));
+    } else strictRoots.push(a.drvPath);
+  }
+  const strict = closure(strictRoots, built, infos);
+  const excused = (drv: string): "may-fail" | "must-fail" | undefined => (strict.has(drv) ? undefined : mustFail.has(drv) ? "must-fail" : "may-fail");
+  return { roots, reachable: closure(roots, built, infos), excused, inputsToBuild };
+}
+
+/** Every derivation to build that `roots` need, themselves included. */
+function closure(roots: readonly string[], built: ReadonlySet<string>, infos: ReadonlyMap<string, DerivationInfo>): Set<string> {
+  const seen = new Set<string>();
+  const stack = [...roots];
+  while (stack.length > 0) {
+    const drv = stack.pop()!;
+    if (seen.has(drv) || !built.has(drv)) continue;
+    seen.add(drv);
+    for (const input of infos.get(drv)?.inputDrvs ?? []) stack.push(input);
+  }
+  return seen;
+}
+
 /** `sources`: for each derivation to build, where a builder gets what it needs besides the inputs it lists (evaluation-caches.ts). */
 export function evaluationEvents(
   walk: WalkResult,
@@ -22,21 +65,24 @@ export function evaluationEvents(
   sources?: ReadonlyMap<string, string[][]>,
 ): EvaluationEvent[] {
   const events: EvaluationEvent[] = [];
-  const roots = walk.attributes.map((a) => a.drvPath).filter((drv) => built.has(drv));
-  // Only those to build: `infos` may also describe inputs that were looked at.
-  const toBuild = new Map([...infos].filter(([drv]) => built.has(drv)));
+  const { roots, reachable, excused, inputsToBuild } = buildRoots(walk, built, infos);
+  // Only those to build that an attribute needs: `infos` may also describe inputs that were looked at.
+  const toBuild = new Map([...infos].filter(([drv]) => reachable.has(drv)));
   for (const drvPath of topologicalOrder(roots, toBuild)) {
     const info = infos.get(drvPath)!;
     checkRepresentable(info);
-    events.push(...derivationEvents(info, info.inputDrvs.filter((input) => built.has(input)), sources?.get(drvPath)));
+    const why = excused(drvPath);
+    const parts = derivationEvents(info, info.inputDrvs.filter((input) => built.has(input)), sources?.get(drvPath));
+    events.push(...(why ? parts.map((e) => ({ ...e, excused: why })) : parts));
   }
 
   const attributes: EvaluationEvent[] = walk.attributes.map((a) => ({
     kind: "attribute",
     path: a.path,
     drvPath: a.drvPath,
-    attributeType: "regular",
-    needsBuild: built.has(a.drvPath),
+    attributeType: a.type,
+    needsBuild: a.type === "effect" || a.type === "dependencies-only" ? inputsToBuild(a.drvPath).length > 0 : built.has(a.drvPath),
+    ...(a.type === "effect" && infos.get(a.drvPath) ? { system: infos.get(a.drvPath)!.system } : {}),
   }));
   const errors: EvaluationEvent[] = walk.errors.map((e) => ({
     kind: "attribute-error",

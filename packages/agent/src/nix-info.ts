@@ -2,6 +2,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { AgentFatalError } from "./errors.ts";
+import { readMachines, type RemoteMachine } from "./nix-machines.ts";
 
 const run = promisify(execFile);
 
@@ -19,6 +20,8 @@ export interface NixInfo {
   buildUsersGroup?: string;
   /** Files Nix reads credentials from (`netrc-file`, `secret-key-files`): hidden from evaluation. */
   credentialFiles?: string[];
+  /** Nix's remote builders (its `builders` setting, machines files read). */
+  remoteMachines?: RemoteMachine[];
 }
 
 export interface DetectNixOptions {
@@ -64,8 +67,11 @@ export async function detectNix(options: DetectNixOptions = {}): Promise<NixInfo
   if (typeof system !== "string" || system === "") {
     throw new AgentFatalError("nix-failed", `\`${nix} show-config --json\` reports no "system"`);
   }
+  const builders = typeof settings["builders"]?.value === "string" ? (settings["builders"].value as string) : "";
+  const remoteMachines = builders.trim() === "" ? [] : await readMachines(builders, system);
   return {
     nixVersion: parseNixVersion(version.stdout),
+    ...(remoteMachines.length > 0 ? { remoteMachines } : {}),
     systems: [...new Set([system, ...stringList(settings["extra-platforms"])])],
     systemFeatures: stringList(settings["system-features"]),
     substituters: stringList(settings["substituters"]),

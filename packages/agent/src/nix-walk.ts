@@ -5,18 +5,11 @@
  * `tryEval` cannot catch). Every run is the repository's code: it goes through `evaluate`
  * (the isolated evaluator, docs/security.md) in Nix's restricted mode, pure mode for flakes.
  */
-import type { AttributePath } from "@nimbus/protocol";
+import { type AttributePath, type AttributeType, HandlerName, type JobConfig, type JobHandler, TimeConstraints } from "@nimbus/protocol";
 import { mapConcurrently, type RunResult } from "./process.ts";
 
 /** Where the attributes come from. */
-export type WalkSource =
-  | { kind: "file"; file: string }
-  | {
-      kind: "flake";
-      flakeRef: string;
-      /** Passed to `herculesCI` when the flake defines it as a function. */
-      herculesCIArgs: unknown;
-    };
+export type WalkSource = { kind: "file"; file: string } | { kind: "flake"; flakeRef: string };
 
 /** What one evaluator run may print before it is stopped. */
 export interface OutputLimits {
@@ -32,6 +25,10 @@ export interface WalkOptions {
   /** The checkout: in restricted mode, the only files the evaluation may read. */
   repo: string;
   systems: string[];
+  /** What `herculesCI` is called with when it is a function (Hercules' arguments, herculesCIArgs.ts). */
+  herculesCIArgs: unknown;
+  /** The handler to walk; absent: the push's first job (`onPush.default`, else the first name), and the config is read too. */
+  handler?: JobHandler;
   /** The agent's settings (`--option NAME VALUE`…). */
   optionArgs: string[];
   /** Nix's `allowed-uris`. */
@@ -49,6 +46,7 @@ export interface WalkOptions {
 export interface FoundAttribute {
   path: AttributePath;
   drvPath: string;
+  type: AttributeType;
 }
 
 export interface AttributeFailure {
@@ -60,6 +58,8 @@ export interface WalkResult {
   /** In attribute order: names sorted at each level, depth first. */
   attributes: FoundAttribute[];
   errors: AttributeFailure[];
+  /** The `herculesCI` handlers, read when no handler was asked for and the repository has `herculesCI` (or is a flake). */
+  config?: JobConfig;
 }
 
 /** The file (or flake) cannot be evaluated at all: the evaluation fails with Nix's message. */
@@ -74,37 +74,84 @@ const MAX_NAME = 256;
 const EXPLAIN_CONCURRENCY = 4;
 
 /**
- * Walks like nix-build/Hercules: derivations are attributes; a nested set is followed when it
- * has `recurseForDerivations = true` (every set, for flakes, as Hercules does for
- * `herculesCI…outputs`). `catch = "0"` re-runs without `tryEval` so Nix prints the real error.
+ * Walks like nix-build/Hercules (docs/effects.md): without `herculesCI` (a ci.nix), derivations
+ * are attributes and a nested set is followed when it has `recurseForDerivations = true`; with
+ * it (or a flake, which gets Hercules' default `onPush.default`), the walked handler's outputs
+ * are followed into every set that does not say `recurseForDerivations = false` or carry
+ * `_type`. Each derivation's type comes from its attributes, as Hercules reads them.
+ * `mode = "config"` lists the handlers instead; `catch = false` re-runs without `tryEval` so Nix
+ * prints the real error.
  */
-const WALKER = `# Written by the Nimbus agent: lists the derivations to build (see docs/agent.md).
+const WALKER = `# Written by the Nimbus agent: lists the derivations to build (see docs/agent.md, docs/effects.md).
 argsJson:
 let
-  inherit (builtins.fromJSON argsJson) source file flakeRef systems herculesCIArgs roots catch mode;
+  inherit (builtins.fromJSON argsJson) source file repo flakeRef systems herculesCIArgs handler roots catch mode;
   try = if catch then builtins.tryEval else (e: { success = builtins.seq e true; value = e; });
-  recurseAll = source == "flake";
 
-  fromFile = let loaded = import file; in if builtins.isFunction loaded then loaded { } else loaded;
+  loaded =
+    if source == "flake" then builtins.getFlake flakeRef
+    else let l = import file; in if builtins.isFunction l then l { } else l;
+  args = herculesCIArgs // {
+    primaryRepo = herculesCIArgs.primaryRepo // { outPath = if source == "flake" then loaded.outPath else /. + repo; };
+  };
+  declared = if builtins.isAttrs loaded then loaded.herculesCI or null else null;
+  hci = if declared == null then null else if builtins.isFunction declared then declared args else declared;
+  ciSystems = if hci != null && hci ? ciSystems then hci.ciSystems else null;
 
-  fromFlake =
-    let
-      flake = builtins.getFlake flakeRef;
-      declared = flake.herculesCI or null;
-      herculesCI = if builtins.isFunction declared then declared herculesCIArgs else declared;
-      perSystem = name: builtins.listToAttrs (builtins.concatMap
-        (system: if flake ? \${name} && flake.\${name} ? \${system} then [ { name = system; value = flake.\${name}.\${system}; } ] else [ ])
-        systems);
-    in
-    if herculesCI != null && herculesCI ? onPush
-    then herculesCI.onPush.default.outputs
-    else { checks = perSystem "checks"; packages = perSystem "packages"; };
+  # A flake without herculesCI.onPush: Hercules' default job, for the ciSystems (else every system Nimbus builds).
+  outputSystems = if ciSystems != null then ciSystems else systems;
+  forSystems = name: f: builtins.listToAttrs (builtins.concatMap
+    (system: if loaded ? \${name} && loaded.\${name} ? \${system} then [ { name = system; value = f loaded.\${name}.\${system}; } ] else [ ])
+    outputSystems);
+  shell = drv: drv // { buildDependenciesOnly = true; };
+  flakeDefaults = {
+    checks = forSystems "checks" (x: x);
+    packages = forSystems "packages" (x: x);
+    devShells = forSystems "devShells" (builtins.mapAttrs (name: shell));
+    devShell = forSystems "devShell" shell;
+    formatter = forSystems "formatter" (x: x);
+  } // (if loaded ? effects then { effects = if builtins.isFunction loaded.effects then loaded.effects args else loaded.effects; } else { });
 
-  top = if source == "flake" then fromFlake else fromFile;
+  onPush =
+    if hci != null && hci ? onPush then hci.onPush
+    else if source == "flake" then { default.outputs = flakeDefaults; }
+    else { };
+  # A ci.nix without herculesCI: walked as nix-build would (Hercules' legacy evaluation).
+  legacy = source != "flake" && hci == null;
+  onSchedule = if hci != null then hci.onSchedule or { } else { };
+  enabled = set: builtins.filter (n: (set.\${n}.enable or true) == true) (builtins.attrNames set);
+  pushNames = if legacy then [ ] else enabled onPush;
+  walked =
+    if handler != null then handler.name
+    else if legacy then null
+    else if builtins.elem "default" pushNames then "default"
+    else if pushNames == [ ] then null
+    else builtins.head pushNames;
+  handlerKind = if handler != null then handler.kind else "onPush";
+  handlers = if handlerKind == "onSchedule" then onSchedule else onPush;
+  outputsOf = h: let o = h.outputs or { }; in if builtins.isFunction o then o { } else o;
+  top =
+    if legacy then loaded
+    else if walked == null then { }
+    else if !(handlers ? \${walked}) then throw "herculesCI.\${handlerKind} has no handler named \${walked} (it has: \${builtins.concatStringsSep ", " (builtins.attrNames handlers)})"
+    else outputsOf handlers.\${walked};
+
   at = path: builtins.foldl' (value: name: value.\${name}) top path;
   usable = name: name != "" && builtins.stringLength name <= ${MAX_NAME};
-  follows = path: x: path == [ ] || recurseAll || (x.recurseForDerivations or false) == true;
+  follows = path: x:
+    path == [ ]
+    || (if legacy then (x.recurseForDerivations or false) == true
+        else (x.recurseForDerivations or true) != false && !(x ? _type));
   failed = path: [ { inherit path; failed = true; } ];
+  flag = x: name: (x.\${name} or false) == true;
+  attributeType = path: x:
+    if flag x "isEffect" then
+      (if legacy || builtins.head path == "effects" then "effect"
+       else throw "\${builtins.concatStringsSep "." path} is marked as an effect (isEffect = true), but effects are only allowed below the effects attribute")
+    else if flag x "buildDependenciesOnly" || (x.phases or null) == [ "nobuildPhase" ] then "dependencies-only"
+    else if flag x "ignoreFailure" then "may-fail"
+    else if flag x "requireFailure" then "must-fail"
+    else "regular";
 
   walk = path: value:
     let r = try value; x = r.value; in
@@ -117,8 +164,8 @@ let
       let isDrv = try ((x.type or null) == "derivation"); in
       if !isDrv.success then failed path
       else if isDrv.value then
-        let d = try x.drvPath; in
-        if d.success then [ { inherit path; drvPath = d.value; } ] else failed path
+        let d = try x.drvPath; t = try (attributeType path x); in
+        if d.success && t.success then [ { inherit path; drvPath = d.value; type = t.value; } ] else failed path
       else
         let follow = try (follows path x); in
         if !follow.success then failed path
@@ -130,12 +177,20 @@ let
     if builtins.isAttrs x && (x.type or null) != "derivation" && follows path x && builtins.length path < ${MAX_DEPTH}
     then { set = true; names = builtins.filter usable (builtins.attrNames x); }
     else { set = false; names = [ ]; };
+
+  config = {
+    inherit legacy walked;
+    onPush = pushNames;
+    onSchedule = map (name: { inherit name; when = onSchedule.\${name}.when or { }; }) (enabled onSchedule);
+  };
 in
-if mode == "expand" then expand (builtins.head roots)
+if mode == "config" then config
+else if mode == "expand" then expand (builtins.head roots)
 else builtins.concatMap (path: walk path (at path)) roots
 `;
 
-type WalkEntry = { path: string[]; drvPath: string } | { path: string[]; failed: true };
+type WalkEntry = { path: string[]; drvPath: string; type: AttributeType } | { path: string[]; failed: true };
+type RawConfig = { legacy: boolean; walked: string | null; onPush: string[]; onSchedule: { name: string; when: unknown }[] };
 type Run<T> = { ok: true; value: T } | { ok: false; message: string };
 
 /** Walker output past this many bytes is not read (the whole evaluation fails). */
@@ -157,12 +212,14 @@ export async function walkAttributes(options: WalkOptions): Promise<WalkResult> 
   let bytesLeft = options.maxOutputBytes;
   let entriesFound = 0;
 
-  const run = async <T>(roots: string[][], mode: "walk" | "expand", catching: boolean): Promise<Run<T>> => {
+  const run = async <T>(roots: string[][], mode: "walk" | "expand" | "config", catching: boolean): Promise<Run<T>> => {
     const args = {
       source: source.kind,
       file: source.kind === "file" ? source.file : "",
+      repo: options.repo,
       flakeRef: source.kind === "flake" ? source.flakeRef : "",
-      herculesCIArgs: source.kind === "flake" ? source.herculesCIArgs : {},
+      herculesCIArgs: options.herculesCIArgs,
+      handler: options.handler ?? null,
       systems: options.systems,
       // Inline, not a file or an argument: a bisection step can name tens of thousands of paths.
       roots,
@@ -209,12 +266,19 @@ export async function walkAttributes(options: WalkOptions): Promise<WalkResult> 
   const errors: AttributeFailure[] = [];
   const toExplain: string[][] = [];
 
+  let config: JobConfig | undefined;
+  if (options.handler === undefined) {
+    const read = await run<RawConfig>([], "config", false);
+    if (!read.ok) throw new EvaluationFailure(read.message);
+    if (!read.value.legacy) config = jobConfig(read.value);
+  }
+
   // Bisects on a run that failed as a whole (abort, type errors: what tryEval lets through).
   const explore = async (roots: string[][]): Promise<void> => {
     const walked = await run<WalkEntry[]>(roots, "walk", true);
     if (walked.ok) {
       for (const entry of walked.value) {
-        if ("drvPath" in entry) attributes.push({ path: entry.path, drvPath: entry.drvPath });
+        if ("drvPath" in entry) attributes.push({ path: entry.path, drvPath: entry.drvPath, type: entry.type });
         else toExplain.push(entry.path);
       }
       entriesFound += walked.value.length;
@@ -252,7 +316,45 @@ export async function walkAttributes(options: WalkOptions): Promise<WalkResult> 
 
   attributes.sort((a, b) => comparePaths(a.path, b.path));
   errors.sort((a, b) => comparePaths(a.path, b.path));
-  return { attributes, errors };
+  return { attributes, errors, ...(config ? { config } : {}) };
+}
+
+/**
+ * The handlers as the protocol carries them, checked as Hercules checks them: a name or a
+ * `when` it cannot take fails the evaluation, naming the handler and the field.
+ */
+export function jobConfig(raw: RawConfig): JobConfig {
+  const name = (kind: string, value: string) => {
+    if (!HandlerName.safeParse(value).success) {
+      throw new EvaluationFailure(`herculesCI.${kind}.${JSON.stringify(value)}: a handler name must be 1–64 letters, digits, _ ' + . - (Nimbus names jobs after it)`);
+    }
+    return value;
+  };
+  if (raw.onPush.length > 64 || raw.onSchedule.length > 64) {
+    throw new EvaluationFailure(`herculesCI has ${raw.onPush.length} onPush and ${raw.onSchedule.length} onSchedule handlers; Nimbus takes at most 64 of each`);
+  }
+  return {
+    ...(raw.walked !== null ? { walked: name("onPush", raw.walked) } : {}),
+    onPush: raw.onPush.map((n) => name("onPush", n)),
+    onSchedule: raw.onSchedule.map((s) => ({ name: name("onSchedule", s.name), when: timeConstraints(s.name, s.when) })),
+  };
+}
+
+/** `onSchedule.<name>.when`: `hour` may be one number or a list (Hercules); day names in any case. */
+function timeConstraints(handler: string, when: unknown): TimeConstraints {
+  const given = typeof when === "object" && when !== null && !Array.isArray(when) ? { ...(when as Record<string, unknown>) } : when;
+  if (typeof given === "object" && given !== null && !Array.isArray(given)) {
+    const fields = given as Record<string, unknown>;
+    if (typeof fields.hour === "number") fields.hour = [fields.hour];
+    if (Array.isArray(fields.dayOfWeek)) {
+      fields.dayOfWeek = fields.dayOfWeek.map((d) => (typeof d === "string" ? d.slice(0, 1).toUpperCase() + d.slice(1).toLowerCase() : d));
+    }
+  }
+  const parsed = TimeConstraints.safeParse(given);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const field = ["onSchedule", handler, "when", ...issue.path.map(String)].join(".");
+  throw new EvaluationFailure(`herculesCI.${field}: ${issue.message} (minute 0–59, hour 0–23 or a list, dayOfWeek "Mon"…"Sun", dayOfMonth 1–31)`);
 }
 
 function sizeText(bytes: number): string {

@@ -11,7 +11,7 @@ import type { Logger } from "./log.ts";
 import type { NixEnvironment } from "./nix-options.ts";
 import type { Link } from "./outbox.ts";
 import { kindOf, type TaskKindName } from "./tasks/registry.ts";
-import { directoryName, type TaskCaches, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
+import { directoryName, type EffectPolicy, type TaskCaches, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
 import { UnackedResults } from "./unacked-results.ts";
 
 export interface TaskStarted {
@@ -39,10 +39,13 @@ export interface TaskLink extends Link {
 
 export interface TaskRunnerOptions {
   workDirectory: string;
+  /** The agent's `apiBaseUrl`: `herculesCI.apiBaseUrl` for the evaluated code. */
+  apiBaseUrl: string;
   /** Read as each task starts: a reload (SIGHUP) changes them for the tasks that start after it. */
   nix: () => NixEnvironment;
   caches: () => TaskCaches;
   evaluation: EvaluationPolicy;
+  effects: EffectPolicy;
   link: TaskLink;
   log: Logger;
   clock: Clock;
@@ -208,9 +211,11 @@ export class TaskRunner {
     const context: TaskContext = {
       directoryName: directoryName(task.taskId),
       workDirectory: this.options.workDirectory,
+      apiBaseUrl: this.options.apiBaseUrl,
       nix: this.options.nix(),
       caches: this.options.caches(),
       evaluation: this.options.evaluation,
+      effects: this.options.effects,
       clock: this.options.clock,
       link: taskLink,
       acked: entry.stream,

@@ -52,6 +52,7 @@ describe("parseAgentConfig", () => {
         maxAttributes: 100_000,
       },
       allowLocalRepositories: false,
+      effects: { timeoutMs: 3_600_000, mountables: {} },
     });
   });
 
@@ -82,6 +83,12 @@ evaluationTimeoutSeconds = 600
 evaluationMemoryMiB = 4096
 evaluationMaxAttributes = 50000
 allowLocalRepositories = true
+effectTimeoutSeconds = 300
+
+[effectMountables.deploy]
+source = "deploy-target"
+readOnly = false
+condition = { and = [ { isOwner = "acme" }, "isDefaultBranch" ] }
 
 [labels]
 team = "infra"
@@ -128,6 +135,10 @@ cores = "4"
         maxAttributes: 50_000,
       },
       allowLocalRepositories: true,
+      effects: {
+        timeoutMs: 300_000,
+        mountables: { deploy: { source: "/var/lib/nimbus-agent/deploy-target", readOnly: false, condition: { and: [{ isOwner: "acme" }, "isDefaultBranch"] } } },
+      },
     });
   });
 
@@ -184,6 +195,9 @@ cores = "4"
     [`labels = { built = 1979-05-27T07:32:00Z }`, '"labels.built" must be a label'],
     [`binaryCachesPath = []`, '"binaryCachesPath" must be a file path'],
     [`secretsJsonPath = 1`, '"secretsJsonPath" must be a file path'],
+    [`effectTimeoutSeconds = 0`, '"effectTimeoutSeconds" must be a positive number of seconds'],
+    [`effectMountables = { x = { source = "/a", readOnly = true, condition = "isMain" } }`, '"effectMountables.x": "condition": unknown condition "isMain"'],
+    [`effectMountables = { x = { source = "/a", condition = true } }`, '"effectMountables.x.readOnly" must be a mountable'],
     [`nixSettings = { sandbox = false }`, '"nixSettings.sandbox" must be a Nix setting name'],
     [`nixSettings = []`, '"nixSettings" must be a table of Nix settings'],
     [`remotePlatformsWithSameFeatures = "aarch64-linux"`, '"remotePlatformsWithSameFeatures" must be an array of Nix systems'],

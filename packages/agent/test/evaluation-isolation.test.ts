@@ -320,6 +320,7 @@ describe("the walker's output limits", () => {
       source: { kind: "file", file: path.join(repo.dir, "ci.nix") },
       repo: repo.dir,
       systems: ["x86_64-linux"],
+      herculesCIArgs: {},
       optionArgs: ["--option", "substituters", ""],
       allowedUris: [],
       evaluate: (args, stdin, limits) => runProcess("nix-instantiate", args, { stdin, processGroup: true, ...limits }),

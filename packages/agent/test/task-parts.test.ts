@@ -115,6 +115,7 @@ describe("task kinds", () => {
   const examples: TaskMessage[] = [
     { type: "evaluate", taskId: "t-eval", jobId: "j1", repository: "acme/app", cloneUrl: "https://example.com/acme/app.git", commit: "a".repeat(40) },
     { type: "build", taskId: "t-build", drvPath: drv("x"), system: "x86_64-linux", requiredFeatures: [] },
+    { type: "effect", taskId: "t-effect", jobId: "j1", attribute: ["effects", "deploy"], drvPath: drv("e"), repository: "acme/app", ref: "refs/heads/main", isDefaultBranch: true },
   ];
 
   it("every task message of the protocol has a kind, and the examples cover them all", () => {

@@ -8,6 +8,8 @@ export interface PushDescription {
   fullName: string;
   cloneUrl: string;
   sender: string;
+  /** The repository's default branch (GitHub's `repository.default_branch`); absent: not sent. */
+  defaultBranch?: string;
 }
 
 /** The body of a GitHub `push` event for that commit (the fields Nimbus reads, and a few more GitHub always sends). */
@@ -20,7 +22,12 @@ export function pushPayload(push: PushDescription): string {
     created: false,
     deleted: false,
     forced: false,
-    repository: { full_name: push.fullName, name: push.fullName.split("/").pop(), clone_url: push.cloneUrl },
+    repository: {
+      full_name: push.fullName,
+      name: push.fullName.split("/").pop(),
+      clone_url: push.cloneUrl,
+      ...(push.defaultBranch ? { default_branch: push.defaultBranch } : {}),
+    },
     sender: { login: push.sender },
     head_commit: { id: push.commit },
   });
@@ -47,7 +54,7 @@ export function postGithubWebhook(baseUrl: string, secret: string, event: string
 export async function sendSignedPush(
   baseUrl: string,
   secret: string,
-  push: { repository: string; commit: string; ref?: string; cloneUrl?: string; sender?: string },
+  push: { repository: string; commit: string; ref?: string; cloneUrl?: string; sender?: string; defaultBranch?: string },
   deliveryId?: string,
 ): Promise<{ status: number; body: any }> {
   const body = pushPayload({
@@ -56,6 +63,7 @@ export async function sendSignedPush(
     fullName: push.repository,
     cloneUrl: push.cloneUrl ?? `file:///repos/${push.repository}`,
     sender: push.sender ?? "nimbus",
+    defaultBranch: push.defaultBranch ?? "main",
   });
   const response = await postGithubWebhook(baseUrl, secret, "push", body, deliveryId);
   const text = await response.text();

@@ -7,6 +7,7 @@ import { registerAgentsCommand } from "./commands/agents.ts";
 import { registerDevCommand } from "./commands/dev.ts";
 import { registerJobCommand } from "./commands/job.ts";
 import { registerJobsCommand } from "./commands/jobs.ts";
+import { registerSchedulesCommand } from "./commands/schedules.ts";
 import { registerLogsCommand } from "./commands/logs.ts";
 import { registerTokenCommands } from "./commands/token.ts";
 import { registerCacheCommands } from "./commands/cache.ts";
@@ -30,6 +31,7 @@ registerAgentCommand(program);
 registerTriggerCommand(program);
 registerJobCommand(program);
 registerJobsCommand(program);
+registerSchedulesCommand(program);
 registerLogsCommand(program);
 
 try {

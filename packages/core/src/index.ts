@@ -26,6 +26,8 @@ export {
   type CancelStep,
 } from "./statuses.ts";
 export { readinessOf, type Readiness } from "./readiness.ts";
+export { nextRun, resolveSchedule, scheduleStep } from "./schedule.ts";
+export { rowVerdict, mustFailProblem, type VerdictRow, type RowVerdict } from "./attribute-verdict.ts";
 export { jobOutcome, jobCheck, isFinalOutcome, type JobProgress, type JobCheck, type EvaluationState } from "./job-outcome.ts";
 export {
   dependentMoves,

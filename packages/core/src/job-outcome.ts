@@ -8,11 +8,17 @@ export interface JobProgress {
   attributeErrors: number;
   /** How many of the job's derivations are in each status (only presence matters). */
   counts: Partial<Record<DerivationStatus, number>>;
+  /**
+   * From attribute-verdict.ts `rowVerdict`: the failures that fail the job and the must-fail
+   * derivations that did not fail. Absent: every failed or dependency-failed derivation counts.
+   */
+  verdict?: { failures: number; unmetMustFail: number };
 }
 
 /**
  * The job's status from its evaluation and derivations: still running while anything is
- * unsettled; failed if evaluation, an attribute or a derivation failed; else succeeded.
+ * unsettled; failed if evaluation, an attribute or a derivation failed (one not excused by
+ * may-fail or must-fail), or a must-fail derivation did not fail; else succeeded.
  * A cancelled derivation holds a running job up too: its own cancel ends a job directly, so
  * this is another job's cancel that did not see it needed the derivation (docs/reliability.md,
  * "Cancelling a job"), and the derivation is started again for it.
@@ -23,7 +29,10 @@ export function jobOutcome(progress: JobProgress): JobStatus {
   if (evaluation !== "succeeded") return "evaluating";
   const has = (s: DerivationStatus) => (counts[s] ?? 0) > 0;
   if (has("waiting") || has("queued") || has("building") || has("cancelled")) return "building";
-  if (progress.attributeErrors > 0 || has("failed") || has("dependency-failed")) return "failed";
+  const failed = progress.verdict
+    ? progress.verdict.failures > 0 || progress.verdict.unmetMustFail > 0
+    : has("failed") || has("dependency-failed");
+  if (progress.attributeErrors > 0 || failed) return "failed";
   return "succeeded";
 }
 

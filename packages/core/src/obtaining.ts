@@ -89,7 +89,7 @@ export function minimalNeeds(needs: readonly (readonly string[])[]): string[][] 
 export interface Candidate {
   sessionId: string;
   draining?: boolean;
-  agent: Pick<AgentInfo, "systems" | "systemFeatures" | "mandatoryFeatures" | "substituters" | "caches" | "storeId">;
+  agent: Pick<AgentInfo, "systems" | "systemFeatures" | "mandatoryFeatures" | "remoteBuilders" | "substituters" | "caches" | "storeId">;
 }
 
 export interface BuildNeeds extends BuildRequirements {

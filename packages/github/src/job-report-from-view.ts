@@ -16,10 +16,11 @@ export interface ReportOptions {
 
 export function jobReportFromView(view: JobView, options: ReportOptions): JobReport {
   const attributeOf = new Map(view.attributes.filter((a) => a.drvPath).map((a) => [a.drvPath!, a.path]));
+  // A must-fail attribute that built fails the job as an attribute does; excused failures do not (docs/effects.md).
   const attributeErrors = view.attributes
-    .filter((a) => a.status === "error")
-    .map((a) => ({ attribute: a.path, message: a.error ?? "evaluation error" }));
-  const failures: ReportedFailure[] = view.failures.map((f) => {
+    .filter((a) => a.status === "error" || a.problem !== undefined)
+    .map((a) => ({ attribute: a.path, message: a.error ?? a.problem ?? "evaluation error" }));
+  const failures: ReportedFailure[] = view.failures.filter((f) => f.excused === undefined).map((f) => {
     const attribute = attributeOf.get(f.drvPath);
     return { ...(attribute ? { attribute } : {}), drvPath: f.drvPath, status: f.status, reason: f.reason, logTail: f.logTail ?? [] };
   });

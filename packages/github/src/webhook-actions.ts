@@ -66,6 +66,8 @@ export interface JobStart {
   sender?: string;
   /** The App installation that delivered the event (absent in token mode). */
   installationId?: number;
+  /** The repository's default branch, when the event says it. */
+  defaultBranch?: string;
 }
 
 export type InstallationChange = "created" | "deleted" | "suspend" | "unsuspend" | "new_permissions_accepted";
@@ -163,6 +165,7 @@ function where(repository: WebhookRepository) {
     name: repository.name ?? name,
     cloneUrl: repository.clone_url,
     private: repository.private,
+    ...(repository.default_branch ? { defaultBranch: repository.default_branch } : {}),
     onGithub: RepositoryName.safeParse(repository.full_name).success,
   };
 }

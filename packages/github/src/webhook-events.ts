@@ -28,6 +28,8 @@ export const WebhookRepository = z.object({
   owner: Login.optional(),
   clone_url: CloneUrl,
   private: z.boolean().default(false),
+  /** GitHub sends it with every push: secrets' `isDefaultBranch` and schedules go by it (docs/effects.md). */
+  default_branch: z.string().min(1).max(256).optional(),
 });
 export type WebhookRepository = z.infer<typeof WebhookRepository>;
 

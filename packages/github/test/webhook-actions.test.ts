@@ -84,6 +84,8 @@ describe("classifyWebhook, in detail", () => {
         cloneUrl: "https://github.com/Codertocat/Hello-World.git",
         private: false,
         onGithub: true,
+        // GitHub's own example payload: what secrets' isDefaultBranch and schedules go by.
+        defaultBranch: "master",
         ref: "refs/heads/master",
         commit: "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
         trigger: "push",

@@ -28,6 +28,21 @@ export const AgentInfo = z.strictObject({
   systemFeatures: z.array(FeatureName).max(128),
   /** Features a derivation must require to be built here (Nix's mandatory features). */
   mandatoryFeatures: z.array(FeatureName).max(128),
+  /**
+   * The remote builders its Nix has (nix.conf `builders`, a machines file), one entry per machine
+   * (docs/agent.md, "Remote builders"): the service matches each by Nix's rule on its own.
+   * Their addresses are not sent.
+   */
+  remoteBuilders: z
+    .array(
+      z.strictObject({
+        systems: z.array(SystemName).min(1).max(64),
+        supportedFeatures: z.array(FeatureName).max(128),
+        mandatoryFeatures: z.array(FeatureName).max(128),
+      }),
+    )
+    .max(64)
+    .optional(),
   /** Every substituter its Nix uses: the machine's own (unless turned off) and every configured cache's URL. */
   substituters: z.array(z.string().min(1).max(1024)).max(64),
   /** Names of the caches it pushes to (Hercules' pushCaches). */

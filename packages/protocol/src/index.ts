@@ -43,6 +43,16 @@ export { decodeAgentMessage } from "./decode.ts";
 export type { Decoded } from "./decode.ts";
 export { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
 export {
+  DAYS_OF_WEEK,
+  DayOfWeek,
+  HandlerName,
+  JobConfig,
+  JobHandler,
+  ScheduleList,
+  ScheduleView,
+  TimeConstraints,
+} from "./hercules-ci.ts";
+export {
   AttributeErrorEvent,
   AttributeEvent,
   AttributeType,
@@ -52,6 +62,9 @@ export {
   CancelTask,
   CloneCredential,
   DerivationEvent,
+  EffectLog,
+  EffectResult,
+  EffectTask,
   EvaluateTask,
   EvaluationDone,
   EvaluationEvent,
@@ -67,6 +80,8 @@ export {
   DerivationLog,
   DerivationPage,
   DerivationStatus,
+  EffectLogView,
+  EffectView,
   EvaluationStatus,
   FailureView,
   JobDerivationView,

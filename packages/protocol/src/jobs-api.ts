@@ -1,6 +1,8 @@
 import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
+import { AttributeType } from "./tasks.ts";
+import { JobHandler } from "./hercules-ci.ts";
 import { Source } from "./sources.ts";
 
 /** Where a derivation stands; shared by every job that needs it. */
@@ -23,7 +25,7 @@ export type JobStatus = z.infer<typeof JobStatus>;
 export const EvaluationStatus = z.enum(["queued", "running", "succeeded", "failed"]);
 
 export const Trigger = z.strictObject({
-  event: z.enum(["push", "pull_request", "rerun"]),
+  event: z.enum(["push", "pull_request", "rerun", "schedule"]),
   deliveryId: z.string().optional(),
   sender: z.string().optional(),
   pullRequest: z.number().int().optional(),
@@ -50,16 +52,52 @@ export const FailureView = z.strictObject({
   logTail: z.array(z.string()).optional(),
   /** For dependency-failed: the failed input that caused it. */
   dependency: DrvPath.optional(),
+  /** Only may-fail attributes need it, or it is a must-fail attribute's (which must fail): it does not fail the job. */
+  excused: z.enum(["may-fail", "must-fail"]).optional(),
 });
 export type FailureView = z.infer<typeof FailureView>;
 
 export const AttributeView = z.strictObject({
   path: AttributePath,
   drvPath: DrvPath.optional(),
-  status: z.union([DerivationStatus, z.literal("error")]),
+  /** `not-built`: an effect's or a dependencies-only attribute's own derivation, which is never built (its inputs are). */
+  status: z.union([DerivationStatus, z.literal("error"), z.literal("not-built")]),
   error: z.string().optional(),
+  /** Its Hercules type, when not `regular` (docs/effects.md). */
+  type: AttributeType.exclude(["regular"]).optional(),
+  /** Why it fails the job although its derivation did not fail: a must-fail attribute that built. */
+  problem: z.string().optional(),
 });
 export type AttributeView = z.infer<typeof AttributeView>;
+
+/** One effect of a job (docs/effects.md). */
+export const EffectView = z.strictObject({
+  path: AttributePath,
+  drvPath: DrvPath,
+  /**
+   * `pending` (the builds run), `waiting` (for earlier jobs' effects on the branch), `queued`
+   * (for an agent), `running`, `succeeded`, `failed`, `cancelled`, `skipped` (the builds failed,
+   * or a fork's job runs no effects).
+   */
+  status: z.enum(["pending", "waiting", "queued", "running", "succeeded", "failed", "cancelled", "skipped"]),
+  agent: z.string().optional(),
+  startedAt: z.iso.datetime().optional(),
+  finishedAt: z.iso.datetime().optional(),
+  exitCode: z.number().int().optional(),
+  /** Why it failed or was skipped. */
+  error: z.string().optional(),
+  logTail: z.array(z.string()).optional(),
+});
+export type EffectView = z.infer<typeof EffectView>;
+
+/** `GET /api/jobs/{id}/effects/{attribute}/log`: an effect's latest run's log (its last 10,000 lines). */
+export const EffectLogView = z.strictObject({
+  attribute: AttributePath,
+  status: EffectView.shape.status,
+  lines: z.array(z.string()),
+  truncated: z.boolean(),
+});
+export type EffectLogView = z.infer<typeof EffectLogView>;
 
 export const JobView = z.strictObject({
   id: z.string(),
@@ -71,6 +109,8 @@ export const JobView = z.strictObject({
   status: JobStatus,
   /** A fork's commit: no secrets, no effects (docs/github.md). */
   untrusted: z.boolean().optional(),
+  /** The `herculesCI` handler it evaluates (docs/effects.md); absent until the push's first job has been evaluated, or without `herculesCI`. */
+  handler: JobHandler.optional(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
   finishedAt: z.iso.datetime().optional(),
@@ -85,10 +125,12 @@ export const JobView = z.strictObject({
   attributes: z.array(AttributeView),
   /** Failed and dependency-failed derivations (the first 100), and attribute errors. */
   failures: z.array(FailureView),
+  /** Its effects, when it has any. */
+  effects: z.array(EffectView).optional(),
 });
 export type JobView = z.infer<typeof JobView>;
 
-export const JobSummary = JobView.omit({ attributes: true, failures: true, counts: true });
+export const JobSummary = JobView.omit({ attributes: true, failures: true, counts: true, effects: true });
 export type JobSummary = z.infer<typeof JobSummary>;
 export const JobList = z.strictObject({ jobs: z.array(JobSummary), cursor: z.string().optional() });
 export type JobList = z.infer<typeof JobList>;

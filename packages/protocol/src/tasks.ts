@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
+import { JobConfig, JobHandler } from "./hercules-ci.ts";
 import { CacheName, CacheReport, Need } from "./sources.ts";
 
 export const TaskId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "a task id");
@@ -38,6 +39,12 @@ export const EvaluateTask = z.strictObject({
   cloneCredential: CloneCredential.optional(),
   /** A fork's commit: evaluated and built without secrets, and it runs no effects (docs/github.md). */
   untrusted: z.literal(true).optional(),
+  /**
+   * The `herculesCI` handler whose outputs the job holds (docs/effects.md). Absent: the push's
+   * first job, which reports every handler in `evaluation-done.config` and walks `onPush.default`
+   * (else the first `onPush` name), or the whole file when it has no `herculesCI`.
+   */
+  handler: JobHandler.optional(),
 });
 export type EvaluateTask = z.infer<typeof EvaluateTask>;
 
@@ -54,6 +61,28 @@ export const BuildTask = z.strictObject({
   inputCaches: z.array(CacheName).max(64).optional(),
 });
 export type BuildTask = z.infer<typeof BuildTask>;
+
+/**
+ * Run an effect (docs/effects.md): the effect derivation's builder, after its inputs are
+ * realised, in a sandbox with the network, given exactly the secrets it asks for whose condition
+ * holds for the job (decided on the agent: the service never sees a secret).
+ */
+export const EffectTask = z.strictObject({
+  type: z.literal("effect"),
+  taskId: TaskId,
+  jobId: z.string().min(1).max(64),
+  /** The effect's attribute, e.g. ["effects", "deploy"]. */
+  attribute: AttributePath,
+  drvPath: DrvPath,
+  /** `owner/name`, the job's ref and whether it is the default branch: what secrets' conditions are about. */
+  repository: z.string().min(1).max(256),
+  ref: z.string().max(512),
+  isDefaultBranch: z.boolean(),
+  /** Output paths of its input derivations that Nimbus built, and the caches holding them (as a build's). */
+  inputs: z.array(StorePath).max(2000).optional(),
+  inputCaches: z.array(CacheName).max(64).optional(),
+});
+export type EffectTask = z.infer<typeof EffectTask>;
 
 /** Acknowledges one numbered batch of a task's stream (evaluation events, log lines). */
 export const StreamAck = z.strictObject({
@@ -87,7 +116,14 @@ export type CancelTask = z.infer<typeof CancelTask>;
 export const RequestWork = z.strictObject({ type: z.literal("request-work") });
 export type RequestWork = z.infer<typeof RequestWork>;
 
-export const AttributeType = z.enum(["regular", "must-fail", "may-fail", "dependencies-only"]);
+/**
+ * Hercules' attribute types, from the derivation's attributes: `requireFailure` (must-fail: a
+ * success is the failure), `ignoreFailure` (may-fail), `buildDependenciesOnly` or
+ * `phases = ["nobuildPhase"]` (dependencies-only: its inputs are built, it is not), `isEffect`
+ * (effect: run after the job's builds, docs/effects.md).
+ */
+export const AttributeType = z.enum(["regular", "must-fail", "may-fail", "dependencies-only", "effect"]);
+export type AttributeType = z.infer<typeof AttributeType>;
 
 /** A top-level (or `recurseForDerivations`) attribute that evaluated to a derivation. */
 export const AttributeEvent = z.strictObject({
@@ -95,8 +131,13 @@ export const AttributeEvent = z.strictObject({
   path: AttributePath,
   drvPath: DrvPath,
   attributeType: AttributeType,
-  /** False when every output is already valid locally or in a substituter: nothing to build. */
+  /**
+   * False when every output is already valid locally or in a substituter: nothing to build.
+   * For `dependencies-only` and `effect` (never built themselves): whether an input needs building.
+   */
   needsBuild: z.boolean(),
+  /** For an effect: its derivation's system (it runs on an agent of that system). */
+  system: SystemName.optional(),
 });
 
 /** An attribute whose evaluation failed; the other attributes are still reported. */
@@ -129,6 +170,12 @@ export const DerivationEvent = z.strictObject({
    * places it can be had (any one will do). Absent: nothing is known, any agent may try.
    */
   sources: z.array(Need).max(256).optional(),
+  /**
+   * Only `may-fail` attributes of this evaluation need it (`may-fail`), or it is a `must-fail`
+   * attribute's own derivation (`must-fail`): its failure alone does not fail the job. Absent:
+   * a failure fails the job.
+   */
+  excused: z.enum(["may-fail", "must-fail"]).optional(),
 });
 
 export type AttributeEvent = z.infer<typeof AttributeEvent>;
@@ -157,6 +204,8 @@ export const EvaluationDone = z.strictObject({
   error: z.string().max(8000).optional(),
   /** What became of each cache: the `.drv` closure pushed (or not), caches that could not be asked. */
   caches: z.array(CacheReport).max(128).optional(),
+  /** The repository's `herculesCI` handlers, from a task without `handler` (absent: it has no `herculesCI`). */
+  config: JobConfig.optional(),
 });
 export type EvaluationDone = z.infer<typeof EvaluationDone>;
 
@@ -187,3 +236,27 @@ export const BuildResult = z.strictObject({
   caches: z.array(CacheReport).max(64).optional(),
 });
 export type BuildResult = z.infer<typeof BuildResult>;
+
+/** A batch of an effect's log lines, numbered from 0 per task (as `build-log`). */
+export const EffectLog = z.strictObject({
+  type: z.literal("effect-log"),
+  taskId: TaskId,
+  seq: z.number().int().min(0),
+  lines: z.array(z.string().max(4096)).min(1).max(1000),
+});
+export type EffectLog = z.infer<typeof EffectLog>;
+
+/**
+ * How an effect ended: `succeeded` (its builder exited 0), `failed` (it exited otherwise, timed
+ * out, or was refused a secret or a mount: `error` says which), `exceptional` (something else
+ * broke, such as its inputs could not be had: tried again).
+ */
+export const EffectResult = z.strictObject({
+  type: z.literal("effect-result"),
+  taskId: TaskId,
+  status: z.enum(["succeeded", "failed", "exceptional"]),
+  exitCode: z.number().int().optional(),
+  logTail: z.array(z.string().max(4096)).max(50).optional(),
+  error: z.string().max(8000).optional(),
+});
+export type EffectResult = z.infer<typeof EffectResult>;

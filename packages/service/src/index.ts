@@ -14,6 +14,8 @@ export { receiveGithubWebhook, MAX_WEBHOOK_BYTES } from "./edges/webhook.ts";
 export { apiHandler, json, parseBody, requireAdmin, type HttpEvent, type HttpResult } from "./edges/http.ts";
 export { parseLimit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./edges/paging.ts";
 export { listJobs, getJobView, MAX_VIEW_ATTRIBUTES, MAX_VIEW_FAILURES } from "./edges/job-views.ts";
+export { scheduleList } from "./edges/schedule-views.ts";
+export { effectLog } from "./edges/effect-log.ts";
 export { listJobDerivations, derivationLog, parseDerivationStatus, parseDrvParameter, MAX_LOG_LINES, MAX_LOG_CHARS } from "./edges/derivation-views.ts";
 export { cancelJob, rerunJob, CANCEL_ROWS_PER_CALL } from "./edges/job-commands.ts";
 export { listAgents } from "./edges/agent-views.ts";

@@ -6,12 +6,13 @@
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { type CacheReport, cacheProblem, type EvaluateTask, type EvaluationDone } from "@nimbus/protocol";
+import { type CacheReport, cacheProblem, type EvaluateTask, type EvaluationDone, type JobConfig } from "@nimbus/protocol";
 import { planWithCaches } from "../evaluation-caches.ts";
 import { evaluationHints } from "../evaluation-hints.ts";
 import { evaluatorEnvironment, isolatedCommand } from "../evaluation-isolation.ts";
 import { batchEvents, evaluationEvents } from "../evaluation-events.ts";
-import { CheckoutError, checkoutCommit, redactCredentials } from "../git-checkout.ts";
+import { CheckoutError, checkoutCommit } from "../git-checkout.ts";
+import { herculesCIArgs } from "../hercules-ci-args.ts";
 import { truncateText } from "../message-size.ts";
 import { type NixCall, NixQueryError } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
@@ -26,7 +27,7 @@ export const evaluateTask: TaskKind<EvaluateTask> = {
   type: "evaluate",
   resultType: "evaluation-done",
   describe: (task) =>
-    `evaluating ${task.repository} at ${task.commit}${task.untrusted ? " (a fork's commit: untrusted, no secrets, no effects)" : ""}${task.cloneCredential ? " with a clone token" : ""}`,
+    `evaluating ${task.repository} at ${task.commit}${task.handler ? ` (${task.handler.kind}.${task.handler.name})` : ""}${task.untrusted ? " (a fork's commit: untrusted, no secrets, no effects)" : ""}${task.cloneCredential ? " with a clone token" : ""}`,
   run: runEvaluation,
   internalError: (task, error, context) => ({
     result: { type: "evaluation-done", taskId: task.taskId, batches: context.acked.sent, status: "failed", error: truncateText(error, 8000) },
@@ -40,6 +41,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
   const repo = path.join(directory, "repo");
   const scratch = path.join(directory, "tmp");
   let caches: CacheReport[] = [];
+  let config: JobConfig | undefined;
   const done = (status: EvaluationDone["status"], error?: string): TaskOutcome => {
     context.link.send({
       type: "evaluation-done",
@@ -48,6 +50,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       status,
       ...(error === undefined ? {} : { error: truncateText(error, 8000) }),
       ...(caches.length > 0 ? { caches } : {}),
+      ...(config && status === "succeeded" ? { config } : {}),
     });
     return { status, ...(error === undefined ? {} : { error }) };
   };
@@ -102,6 +105,8 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
         source,
         repo,
         systems: task.systems ?? context.nix.systems,
+        herculesCIArgs: herculesCIArgs(task, context.apiBaseUrl),
+        ...(task.handler ? { handler: task.handler } : {}),
         optionArgs: context.nix.optionArgs,
         allowedUris: policy.allowedUris,
         evaluate,
@@ -111,9 +116,11 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
         maxOutputBytes: MAX_WALK_OUTPUT_BYTES,
       });
       phase(`evaluated ${walk.attributes.length + walk.errors.length} attributes`);
+      config = walk.config;
       // The agent's own questions about the .drv files it found: no repository code runs here.
       const call: NixCall = { optionArgs: context.nix.optionArgs, env: { ...process.env, TMPDIR: scratch }, signal, cwd: repo, message };
       // Which need building (this store, then every cache in bulk), their .drv closure pushed for builders elsewhere.
+      // Effects and dependencies-only attributes are never built themselves; their inputs are (evaluation-events.ts).
       const plan = await planWithCaches(
         walk.attributes.map((a) => a.drvPath),
         call,
@@ -158,26 +165,8 @@ function findSource(task: EvaluateTask, repo: string): WalkSource | undefined {
       kind: "flake",
       // shallow=1: the checkout is usually a depth-1 fetch, which Nix otherwise refuses.
       flakeRef: `git+file://${repo.split("/").map(encodeURIComponent).join("/")}?rev=${task.commit}&shallow=1`,
-      herculesCIArgs: herculesCIArgs(task),
     };
   }
   const file = NIX_FILES.find((name) => existsSync(path.join(repo, name)));
   return file === undefined ? undefined : { kind: "file", file: path.join(repo, file) };
-}
-
-/** What a flake's `herculesCI` function is called with: a small subset of Hercules' arguments. */
-function herculesCIArgs(task: EvaluateTask): unknown {
-  const ref = task.ref ?? null;
-  const remote = /^https?:\/\//.test(task.cloneUrl) ? redactCredentials(task.cloneUrl).replace("***@", "") : null;
-  return {
-    primaryRepo: {
-      ref,
-      branch: ref?.startsWith("refs/heads/") ? ref.slice("refs/heads/".length) : null,
-      tag: ref?.startsWith("refs/tags/") ? ref.slice("refs/tags/".length) : null,
-      rev: task.commit,
-      shortRev: task.commit.slice(0, 7),
-      remoteHttpUrl: remote,
-    },
-    herculesCI: { ciSystems: null },
-  };
 }

@@ -3,6 +3,7 @@
  * here; the mapped type makes a task message the protocol adds without a kind a compile error.
  */
 import { buildTask } from "./build.ts";
+import { effectTask } from "./effect.ts";
 import { evaluateTask } from "./evaluate.ts";
 import type { TaskKind, TaskMessage } from "./task-kind.ts";
 
@@ -11,6 +12,7 @@ export type TaskKindName = TaskMessage["type"];
 const TASK_KINDS: { readonly [K in TaskKindName]: TaskKind<Extract<TaskMessage, { type: K }>> } = {
   evaluate: evaluateTask,
   build: buildTask,
+  effect: effectTask,
 };
 
 /** The kind that runs `task`. */

@@ -6,6 +6,7 @@ import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
 import type { AckedStream } from "../acked-stream.ts";
 import type { AgentCaches } from "../agent-caches.ts";
 import type { Clock } from "../clock.ts";
+import type { EffectSettings } from "../config.ts";
 import type { EvaluationPolicy } from "../evaluation-isolation.ts";
 import type { Logger } from "../log.ts";
 import type { NixEnvironment } from "../nix-options.ts";
@@ -26,14 +27,26 @@ export interface TaskCaches extends AgentCaches {
   storeId: string;
 }
 
+/** What an effect needs of the agent's configuration. */
+export interface EffectPolicy extends EffectSettings {
+  /** `secretsJsonPath`, read afresh by each effect that asks for a secret. */
+  secretsJsonPath: string | undefined;
+  /** The bubblewrap executable (`bwrap` from PATH). */
+  bwrap: string;
+}
+
 export interface TaskContext {
   /** The task's directory name under `<workDirectory>/<kind's directory>` (see `directoryName`). */
   directoryName: string;
   workDirectory: string;
+  /** The agent's `apiBaseUrl`. */
+  apiBaseUrl: string;
   nix: NixEnvironment;
   caches: TaskCaches;
   /** How evaluations are confined and limited (docs/security.md). */
   evaluation: EvaluationPolicy;
+  /** How effects run (docs/effects.md). */
+  effects: EffectPolicy;
   /** The agent's clock: task deadlines run on it. */
   clock: Clock;
   /** Sends now, or after the next welcome; the kind's result message is kept until `result-ack`. */

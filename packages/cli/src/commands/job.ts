@@ -74,6 +74,7 @@ export function describeJob(job: JobView, waiting: string[] = [], waitingForInpu
     ["status", job.status],
     ["repository", job.repository],
     ["ref", job.ref],
+    ["handler", job.handler && `${job.handler.kind}.${job.handler.name}`],
     ["commit", job.commit],
     ["trigger", [job.trigger.event, job.trigger.sender && `by ${job.trigger.sender}`].filter(Boolean).join(" ")],
     ["evaluation", [job.evaluation.status, job.evaluation.agent && `on ${job.evaluation.agent}`].filter(Boolean).join(" ")],
@@ -96,16 +97,25 @@ export function describeJob(job: JobView, waiting: string[] = [], waitingForInpu
     lines.push("", "waiting for an agent that can obtain their inputs:");
     for (const group of waitingForInputs) lines.push(`  ${group}`);
   }
-  const attributeErrors = job.attributes.filter((a) => a.status === "error");
+  const attributeErrors = job.attributes.filter((a) => a.status === "error" || a.problem !== undefined);
   if (attributeErrors.length > 0) {
     lines.push("", "attribute errors:");
-    for (const a of attributeErrors) lines.push(`  ${printable(a.path.join("."))}: ${indent(printableLines(a.error ?? "evaluation failed"), "    ").trimStart()}`);
+    for (const a of attributeErrors) lines.push(`  ${printable(a.path.join("."))}: ${indent(printableLines(a.error ?? a.problem ?? "evaluation failed"), "    ").trimStart()}`);
+  }
+  if (job.effects?.length) {
+    lines.push("", "effects:");
+    for (const e of job.effects) {
+      const where = e.agent ? ` on ${printable(e.agent)}` : "";
+      lines.push(`  ${printable(e.path.join("."))}: ${e.status}${where}${e.error ? ` — ${printable(e.error)}` : ""}`);
+      if (e.status === "failed") for (const line of e.logTail ?? []) lines.push(`    | ${printable(line)}`);
+    }
   }
   if (job.failures.length > 0) {
     lines.push("", "failed derivations:");
     for (const f of job.failures) {
       const exit = f.exitCode !== undefined && !f.reason.includes("exit code") ? ` (exit code ${f.exitCode})` : "";
-      lines.push(`  ${f.drvPath}: ${f.status}: ${printable(f.reason)}${exit}`);
+      const excused = f.excused ? ` (${f.excused}: does not fail the job)` : "";
+      lines.push(`  ${f.drvPath}: ${f.status}: ${printable(f.reason)}${exit}${excused}`);
       if (f.dependency) lines.push(`    because ${f.dependency} failed`);
       for (const line of f.logTail ?? []) lines.push(`    | ${printable(line)}`);
     }

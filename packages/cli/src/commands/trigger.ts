@@ -15,6 +15,7 @@ const FULL_SHA = /^[0-9a-f]{40}$/;
 interface TriggerOptions {
   ref?: string;
   rev?: string;
+  defaultBranch: string;
   webhookSecret?: string;
 }
 
@@ -32,6 +33,7 @@ export function registerTriggerCommand(program: Command) {
     .description("send a signed GitHub push webhook for a commit of a git repository (path or URL); prints the job id")
     .option("--ref <ref>", "the branch or ref pushed (default: a path's current branch, else refs/heads/main)")
     .option("--rev <sha>", "the commit (default: the ref's head)")
+    .option("--default-branch <branch>", "the repository's default branch, as GitHub would say it (secrets' isDefaultBranch, schedules)", "main")
     .option("--webhook-secret <secret>", "the stack's GithubWebhookSecret, for --api (default: NIMBUS_WEBHOOK_SECRET)")
     .action(async (repository: string, options: TriggerOptions, command: Command) => {
       const globals = command.optsWithGlobals<TargetOptions>();
@@ -41,7 +43,7 @@ export function registerTriggerCommand(program: Command) {
         throw new CliError(`no webhook secret: pass --webhook-secret or set NIMBUS_WEBHOOK_SECRET (locally it is GithubWebhookSecret in ${target.dataDir}/secrets.json)`);
       }
       const push = isLocalPath(repository) ? await localPush(repository, options) : await remotePush(repository, options);
-      const jobId = await sendPush(target.baseUrl, secret, push);
+      const jobId = await sendPush(target.baseUrl, secret, { ...push, defaultBranch: options.defaultBranch });
       process.stdout.write(`${jobId}\n`);
     });
 }
@@ -114,7 +116,7 @@ function osUser(): string {
 }
 
 /** Posts what GitHub would post for this push, to the path GitHub posts to; returns the job id. */
-async function sendPush(baseUrl: string, secret: string, push: Push): Promise<string> {
+async function sendPush(baseUrl: string, secret: string, push: Push & { defaultBranch: string }): Promise<string> {
   const body = pushPayload({ ...push, sender: osUser() });
   let response: Response;
   try {

@@ -1,6 +1,6 @@
 import type { DerivationStatus, JobStatus } from "@nimbus/protocol";
 
-type Status = JobStatus | DerivationStatus | "error" | "queued" | "running";
+type Status = JobStatus | DerivationStatus | "error" | "queued" | "running" | "not-built";
 
 /** Words and colours per status; the word is always shown, so colour is never the only sign. */
 const TONE: Record<string, "good" | "bad" | "busy" | "idle" | "warn"> = {

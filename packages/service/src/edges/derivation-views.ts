@@ -133,14 +133,18 @@ export function parseDrvParameter(raw: string | undefined): string {
 /** The latest attempt's log: its last MAX_LOG_LINES lines, read newest chunk first. */
 export async function derivationLog(drvPath: string): Promise<DerivationLog> {
   if (!(await getDerivation(drvPath))) throw notFound(`no derivation ${drvPath} — \`nimbus job <id>\` names a job's derivations`);
+  return { drvPath, ...(await latestLog(drvPath)) };
+}
 
+/** The latest attempt's lines of a log kept under `drvPath` in BuildLogs (a build's, or an effect's key). */
+export async function latestLog(drvPath: string): Promise<{ lines: string[]; truncated: boolean }> {
   const [newest] = await BuildLogs.firstPage({
     KeyConditionExpression: "drvPath = :drv",
     ExpressionAttributeValues: { ":drv": drvPath },
     ScanIndexForward: false,
     Limit: 1,
   });
-  if (newest === undefined) return { drvPath, lines: [], truncated: false };
+  if (newest === undefined) return { lines: [], truncated: false };
   const attempt = logAttemptOf(newest.chunk);
 
   const chunks: string[][] = [];
@@ -170,7 +174,7 @@ export async function derivationLog(drvPath: string): Promise<DerivationLog> {
 
   const all = chunks.reverse().flat();
   const kept = lastLinesWithin(all);
-  return { drvPath, lines: kept, truncated: more || kept.length < all.length };
+  return { lines: kept, truncated: more || kept.length < all.length };
 }
 
 /** The longest tail of `lines` within MAX_LOG_LINES lines and MAX_LOG_CHARS characters. */

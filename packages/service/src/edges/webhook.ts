@@ -121,6 +121,7 @@ function jobRequest(job: JobStart, deliveryId: string): JobRequest {
     },
     github: { onGithub: job.onGithub, private: job.private, ...(job.installationId !== undefined ? { installationId: job.installationId } : {}) },
     ...(job.fork ? { untrusted: true } : {}),
+    ...(job.defaultBranch ? { defaultBranch: job.defaultBranch } : {}),
   };
 }
 

@@ -8,8 +8,9 @@ import { putCachedJobDerivation } from "../storage/job-derivations.ts";
 import { completeEvaluation, getJob } from "../storage/jobs.ts";
 import { attributeKey } from "../storage/keys.ts";
 import type { JobItem } from "../storage/items.ts";
-import type { EvaluationEvent } from "@nimbus/protocol";
+import type { AttributeType, EvaluationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
+import { recordEffect } from "./effects.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { registerDerivation } from "./register-derivation.ts";
@@ -35,19 +36,25 @@ async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes
           ? { drvPath: event.drvPath, attributeType: event.attributeType, needsBuild: event.needsBuild }
           : { error: event.message }),
       });
-      // Outputs already valid: the job shows it, and there is nothing to build.
-      if (event.kind === "attribute" && !event.needsBuild) {
-        await putCachedJobDerivation(job.jobId, event.drvPath);
+      if (event.kind === "attribute" && event.attributeType === "effect") await recordEffect(job, event, now);
+      // Outputs already valid: the job shows it, and there is nothing to build. Effects and
+      // dependencies-only attributes are never built themselves (docs/effects.md).
+      if (event.kind === "attribute" && !event.needsBuild && isBuilt(event.attributeType)) {
+        const excused = event.attributeType === "must-fail" || event.attributeType === "may-fail" ? event.attributeType : undefined;
+        await putCachedJobDerivation(job.jobId, event.drvPath, excused);
       }
     }
   }
 }
 
+/** Whether an attribute of this type has its own derivation built (effects and dependencies-only attributes do not). */
+export const isBuilt = (type: AttributeType): boolean => type !== "effect" && type !== "dependencies-only";
+
 /** running → succeeded when `batches` is known and all of them are recorded; the job then builds. */
-export async function completeEvaluationIfAllIn(jobId: string, now: Date): Promise<void> {
+export async function completeEvaluationIfAllIn(jobId: string, now: Date, work?: WorkNotes): Promise<void> {
   const job = await getJob(jobId);
   const evaluation = job?.evaluation;
   if (!job || evaluation?.status !== "running" || evaluation.batches === undefined) return;
   if ((evaluation.batchesSeen?.size ?? 0) < evaluation.batches) return;
-  if (await completeEvaluation(jobId, await countAttributeErrors(jobId), now)) await finishJobIfDone(jobId);
+  if (await completeEvaluation(jobId, await countAttributeErrors(jobId), now)) await finishJobIfDone(jobId, now, work);
 }

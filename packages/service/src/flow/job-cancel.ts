@@ -6,6 +6,7 @@ import type { DerivationItem, JobDerivationItem, JobItem } from "../storage/item
 import { jobRowPages, jobsNeeding, mirrorStatus } from "../storage/job-derivations.ts";
 import { beginCancel, endCancel, getJob, saveCancelProgress } from "../storage/jobs.ts";
 import { getSessionLoad, releaseTask } from "../storage/sessions.ts";
+import { cancelJobEffects } from "./effects.ts";
 
 /** Derivations one cancel call acts on at most; the rest waits for the next call or the sweeper. */
 export const CANCEL_ROWS_PER_CALL = 100;
@@ -51,6 +52,12 @@ export async function continueCancel(job: JobItem, deadline: number, now = new D
         acted++;
       }
       last = row.drvPath;
+    }
+  }
+  // Its effects too (docs/effects.md): an effect running is stopped on its agent.
+  if (job.effectCount) {
+    for (const effect of await cancelJobEffects(job.jobId, now)) {
+      if (effect.taskId && effect.sessionId) await stopTask(effect.sessionId, effect.taskId);
     }
   }
   await endCancel(job.jobId);

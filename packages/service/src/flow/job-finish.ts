@@ -1,23 +1,28 @@
-import { isFinalOutcome, jobCheck, jobOutcome, UNSETTLED } from "@nimbus/core";
-import type { DerivationStatus, JobStatus } from "@nimbus/protocol";
+import { isFinalOutcome, jobCheck, jobOutcome, rowVerdict, UNSETTLED } from "@nimbus/core";
+import type { JobStatus } from "@nimbus/protocol";
 import { jobDerivationRows, jobHasStatus } from "../storage/job-derivations.ts";
 import { getJob, setJobStatus } from "../storage/jobs.ts";
+import { effectsOutcome } from "./effects.ts";
+import type { WorkNotes } from "./new-work.ts";
 
 /**
  * Finishes the job if nothing in it can still change (core `jobCheck`, `jobOutcome`). The
  * cheap index look runs on every settle; the consistent full count only when the index says
  * nothing is left (indexes may lag).
  */
-export async function finishJobIfDone(jobId: string, now = new Date()): Promise<JobStatus | undefined> {
+export async function finishJobIfDone(jobId: string, now = new Date(), work?: WorkNotes): Promise<JobStatus | undefined> {
   const job = await getJob(jobId);
   const check = jobCheck(job && { status: job.status, evaluation: job.evaluation.status });
   if (!job || check === "leave") return undefined;
   if (check === "look-for-unsettled") {
     for (const status of UNSETTLED) if (await jobHasStatus(jobId, status)) return undefined;
   }
-  const counts: Partial<Record<DerivationStatus, number>> = {};
-  for (const row of await jobDerivationRows(jobId)) counts[row.status] = (counts[row.status] ?? 0) + 1;
-  const outcome = jobOutcome({ evaluation: job.evaluation.status, attributeErrors: job.attributeErrors ?? 0, counts });
+  // Failures of may-fail and must-fail attributes are excused; a must-fail one that built is not (core attribute-verdict.ts).
+  const { counts, failures, unmetMustFail } = rowVerdict(await jobDerivationRows(jobId));
+  const outcome = jobOutcome({ evaluation: job.evaluation.status, attributeErrors: job.attributeErrors ?? 0, counts, verdict: { failures, unmetMustFail } });
   if (!isFinalOutcome(outcome)) return undefined;
-  return (await setJobStatus(jobId, outcome, now)) ? outcome : undefined;
+  // A job with effects ends when they do (docs/effects.md); `work` wakes agents for those it starts.
+  const final = await effectsOutcome(job, outcome, now, work);
+  if (final === undefined) return undefined;
+  return (await setJobStatus(jobId, final, now)) ? final : undefined;
 }

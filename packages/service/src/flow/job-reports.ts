@@ -98,6 +98,7 @@ async function reportOnce(settings: Github & { reporting: NonNullable<Github["re
   try {
     const report = jobReportFromView(await jobView(job), {
       publicUrl: settings.reporting.publicUrl,
+      ...(reportName(job) ? { name: reportName(job) } : {}),
       ...(job.status === "held" ? { hold: { reason: job.holdReason ?? "waiting for approval", approvalLabel: settings.policy.approvalLabel } } : {}),
     });
     delivery = await deliverReport(settings.reporting.reporter, report, leased.state, {
@@ -115,6 +116,17 @@ async function reportOnce(settings: Github & { reporting: NonNullable<Github["re
   // A change that came in meanwhile left a due time for now: go round again.
   const after = await getReport(jobId);
   return after?.dueAt !== undefined && after.leaseUntil === undefined && Date.parse(after.dueAt) <= Math.max(now.getTime(), Date.now());
+}
+
+/**
+ * The check's name (`nimbus/<name>`): `onPush` for a push's job as before (its `default`
+ * handler, or a repository without herculesCI), `onPush.<name>` / `onSchedule.<name>` for the
+ * others (docs/effects.md). A first job learns its handler once evaluated, and its check is renamed then.
+ */
+export function reportName(job: Pick<JobItem, "handler">): string | undefined {
+  const handler = job.handler;
+  if (!handler || (handler.kind === "onPush" && handler.name === "default")) return undefined;
+  return `${handler.kind}.${handler.name.replace(/[^A-Za-z0-9_.:-]/g, "_")}`;
 }
 
 /** A verdict (or a hold) goes out at once; progress is throttled. */

@@ -36,6 +36,9 @@ export async function startRerun(
       // The same commit, so the same standing: a fork's stays untrusted, a private one's is fetched with a token.
       github: { onGithub: job.onGithub ?? false, private: job.private ?? false, ...(job.installationId !== undefined ? { installationId: job.installationId } : {}) },
       ...(job.untrusted ? { untrusted: true } : {}),
+      // The same herculesCI handler: a rerun of one job re-runs that job, not its push's others.
+      ...(job.handler ? { handler: job.handler } : {}),
+      ...(job.defaultBranch ? { defaultBranch: job.defaultBranch } : {}),
     },
     now.toISOString(),
     work,

@@ -1,10 +1,10 @@
-import type { Trigger } from "@nimbus/protocol";
+import type { JobHandler, Trigger } from "@nimbus/protocol";
 import { enqueueEvaluation } from "../storage/evaluation-queue.ts";
 import type { JobItem } from "../storage/items.ts";
 import { createJob } from "../storage/jobs.ts";
 import { heldKey, pullRequestKey, SHARD } from "../storage/keys.ts";
 import type { WorkNotes } from "./new-work.ts";
-import { evaluationTaskId } from "./tasks/evaluate.ts";
+import { evaluationTaskId } from "./tasks/task-ids.ts";
 
 /** What a webhook or a rerun asks for: the job's fields that come from the event. */
 export interface JobRequest {
@@ -19,6 +19,12 @@ export interface JobRequest {
   untrusted?: boolean;
   /** A fork's job waiting for approval: created `held`, and not evaluated until approved. */
   hold?: { reason: string };
+  /** The `herculesCI` handler it evaluates (flow/job-handlers.ts); absent for a push's first job. */
+  handler?: JobHandler;
+  /** For a handler's job made beside a push's first job: that job. */
+  pushJobId?: string;
+  /** The repository's default branch, as the event said it (docs/effects.md). */
+  defaultBranch?: string;
 }
 
 /**

@@ -2,10 +2,12 @@
  * A job as the JSON API shows it (`GET /api/jobs/{id}`, edges/job-views.ts) and as GitHub's
  * reports are made of it (flow/job-reports.ts): one view, built from the same reads.
  */
-import { DerivationStatus, type AttributeView, type FailureView, type JobSummary, type JobView } from "@nimbus/protocol";
+import { mustFailProblem } from "@nimbus/core";
+import { AttributeType, DerivationStatus, type AttributeView, type EffectView, type FailureView, type JobSummary, type JobView } from "@nimbus/protocol";
 import type { z } from "zod";
 import type { TableName } from "../platform/resource-specs.ts";
 import { getDerivations } from "../storage/derivations.ts";
+import { jobEffects } from "../storage/effects.ts";
 import type { DerivationItem, JobDerivationItem, JobItem } from "../storage/items.ts";
 import { jobStatusKey } from "../storage/keys.ts";
 import type { Query, Table } from "../storage/table.ts";
@@ -26,6 +28,7 @@ export function jobSummary(job: JobItem): JobSummary {
     trigger: job.trigger,
     status: job.status,
     ...(job.untrusted ? { untrusted: true } : {}),
+    ...(job.handler ? { handler: job.handler } : {}),
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
     ...(job.finishedAt !== undefined ? { finishedAt: job.finishedAt } : {}),
@@ -39,8 +42,27 @@ export function jobSummary(job: JobItem): JobSummary {
 }
 
 export async function jobView(job: JobItem): Promise<JobView> {
-  const [counts, attributes, failures] = await Promise.all([countByStatus(job.jobId), attributeViews(job.jobId), failureViews(job.jobId)]);
-  return { ...jobSummary(job), counts, attributes, failures };
+  const [counts, attributes, failures, effects] = await Promise.all([
+    countByStatus(job.jobId),
+    attributeViews(job.jobId),
+    failureViews(job.jobId),
+    job.effectCount ? effectViews(job.jobId) : undefined,
+  ]);
+  return { ...jobSummary(job), counts, attributes, failures, ...(effects ? { effects } : {}) };
+}
+
+async function effectViews(jobId: string): Promise<EffectView[]> {
+  return (await jobEffects(jobId)).map((e) => ({
+    path: e.path,
+    drvPath: e.drvPath,
+    status: e.status,
+    ...(e.agent !== undefined ? { agent: e.agent } : {}),
+    ...(e.startedAt !== undefined ? { startedAt: e.startedAt } : {}),
+    ...(e.finishedAt !== undefined ? { finishedAt: e.finishedAt } : {}),
+    ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {}),
+    ...(e.error !== undefined ? { error: e.error } : {}),
+    ...(e.logTail !== undefined ? { logTail: e.logTail } : {}),
+  }));
 }
 
 /** The first `limit` items of a query (DynamoDB may stop a page early at 1 MB: read on until full). */
@@ -71,12 +93,15 @@ async function countByStatus(jobId: string): Promise<JobView["counts"]> {
 async function attributeViews(jobId: string): Promise<AttributeView[]> {
   const items = await firstItems(JobAttributes, { KeyConditionExpression: "jobId = :job", ExpressionAttributeValues: { ":job": jobId } }, MAX_VIEW_ATTRIBUTES);
   const derivations = await getDerivations(items.flatMap((a) => (a.drvPath ? [a.drvPath] : [])));
-  return items.map((a) => {
-    const base = { path: a.path, ...(a.drvPath ? { drvPath: a.drvPath } : {}) };
+  return items.map((a): AttributeView => {
+    const type = AttributeType.exclude(["regular"]).safeParse(a.attributeType);
+    const base = { path: a.path, ...(a.drvPath ? { drvPath: a.drvPath } : {}), ...(type.success ? { type: type.data } : {}) };
     if (a.error !== undefined) return { ...base, status: "error", error: a.error };
+    if (type.data === "effect" || type.data === "dependencies-only") return { ...base, status: "not-built" };
     // Only derivations that need building get an item: none means the outputs were already valid.
     const status = (a.drvPath && derivations.get(a.drvPath)?.status) || (a.needsBuild ? "waiting" : "cached");
-    return { ...base, status };
+    const problem = type.data === "must-fail" ? mustFailProblem(status) : undefined;
+    return { ...base, status, ...(problem ? { problem } : {}) };
   });
 }
 
@@ -97,7 +122,10 @@ async function failureViews(jobId: string): Promise<FailureView[]> {
     found.push(...items);
   }
   const derivations = await getDerivations(found.map((d) => d.drvPath));
-  return found.map((d) => failureView(d.drvPath, d.status as FailureView["status"], derivations.get(d.drvPath)));
+  return found.map((d) => ({
+    ...failureView(d.drvPath, d.status as FailureView["status"], derivations.get(d.drvPath)),
+    ...(d.excused ? { excused: d.excused } : {}),
+  }));
 }
 
 export function failureView(drvPath: string, status: FailureView["status"], drv: DerivationItem | undefined): FailureView {

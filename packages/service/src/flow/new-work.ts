@@ -32,6 +32,11 @@ export class WorkNotes implements NewWork {
     this.evaluations = true;
   }
 
+  /** An effect was queued: any idle agent is woken, as for an evaluation (the claim checks its system). */
+  addEffect(): void {
+    this.evaluations = true;
+  }
+
   /** A job was created or changed. */
   addChangedJob(jobId: string): void {
     this.changedJobs.add(jobId);

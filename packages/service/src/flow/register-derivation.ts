@@ -58,7 +58,7 @@ export async function registerDerivation(
     created = await createDerivation(fresh);
   }
   const current = created ? fresh : await takeIn(existing ?? (await getDerivation(event.drvPath)), event, markers, rows, options.rebuildFailures, now);
-  if (current) await putJobDerivation(jobId, current);
+  if (current) await putJobDerivation(jobId, current, event.excused);
   if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now);
   // A move made meanwhile may have been mirrored before the index showed this job's row: the
   // row is written once more by key, with the derivation as it is now. A cancel meanwhile came
@@ -67,7 +67,7 @@ export async function registerDerivation(
   if (latest?.status === "cancelled" && (await isEvaluating(jobId)) && (await restartCancelled(event.drvPath, work, now))) {
     latest = await getDerivation(event.drvPath);
   }
-  if (latest && latest.version !== current?.version) await putJobDerivation(jobId, latest);
+  if (latest && latest.version !== current?.version) await putJobDerivation(jobId, latest, event.excused);
 }
 
 const isEvaluating = async (jobId: string) => (await getJob(jobId))?.status === "evaluating";

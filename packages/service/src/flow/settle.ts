@@ -26,7 +26,7 @@ export async function settle(drv: DerivationItem, work: WorkNotes, now = new Dat
       await failDependent(move.dependent, move.dependency, work, now);
     }
   }
-  await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId)));
+  await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId, now, work)));
   await markPropagated(drv);
 }
 

@@ -7,6 +7,8 @@ import { claimResend, dueRetries, getDerivation, staleQueued, unpropagated } fro
 import type { DerivationItem } from "../storage/items.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
+import { startReadyEffects } from "./effects.ts";
+import { runDueSchedules } from "./schedules.ts";
 import { continueCancel } from "./job-cancel.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import { repairJobRows } from "./job-repair.ts";
@@ -28,6 +30,8 @@ export interface SweepReport {
   slotsReleased: number;
   cancelsCompleted: number;
   reportsSent: number;
+  /** Jobs started for `onSchedule` handlers whose time came. */
+  schedulesRun: number;
 }
 
 /** Time the sweeper gives one unfinished cancellation per sweep. */
@@ -49,7 +53,9 @@ const CANCEL_STEP_MS = 5_000;
  *    derivations another job's cancel took from them started again, and those with nothing
  *    left to do that nobody finished finished; cancelled jobs whose cancellation was cut short
  *    go on with it;
- * 6. GitHub reports whose due time came (a throttle, a rate limit or a back-off ended), and
+ * 6. `onSchedule` handlers whose time came (a job each, once however many times were missed),
+ *    and effects whose turn came or whose message may be lost (docs/effects.md);
+ * 7. GitHub reports whose due time came (a throttle, a rate limit or a back-off ended), and
  *    the reports of the jobs this sweep changed.
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
@@ -68,6 +74,7 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
     slotsReleased: 0,
     cancelsCompleted: 0,
     reportsSent: 0,
+    schedulesRun: 0,
   };
 
   // Two heartbeats without a word: the agent is dead or cut off (a half-open socket can look
@@ -109,6 +116,10 @@ export async function sweep(now = new Date()): Promise<SweepReport> {
       work.addChangedJob(job.jobId);
     }
   }
+  // Schedules whose time came: only the due ones are read (docs/effects.md, "Schedules").
+  report.schedulesRun = await runDueSchedules(now, work);
+  // Effects whose turn may have come (a line freed, an earlier job evaluated), and lost effect messages.
+  await startReadyEffects(now, work);
   await wakeIdleAgents(work);
   report.reportsSent = await reportDueJobs(now);
   await reportChangedJobs(work, now);

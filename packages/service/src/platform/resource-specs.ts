@@ -136,6 +136,36 @@ export const tables = {
     fields: { drvPath: "string", chunk: "number" },
     primaryIndex: { hashKey: "drvPath", rangeKey: "chunk" },
   },
+  /**
+   * A job's effects (docs/effects.md): one per effect attribute, with its status and run. Each
+   * belongs to a line — repository, ref and attribute — on which effects run one at a time, in
+   * job order.
+   */
+  Effects: {
+    fields: { jobId: "string", attribute: "string", activeLine: "string", order: "string", readyShard: "string" },
+    primaryIndex: { hashKey: "jobId", rangeKey: "attribute" },
+    globalIndexes: {
+      // Sparse: effects not yet finished, by line and job order (who is before whom).
+      byLine: { hashKey: "activeLine", rangeKey: "order" },
+      // Sparse: effects whose builds are done and that wait for their turn or an agent; the sweeper looks at them.
+      byReady: { hashKey: "readyShard", rangeKey: "order" },
+    },
+  },
+  /**
+   * `herculesCI.onSchedule` handlers of each repository's default branch (docs/effects.md,
+   * "Schedules"): when each runs next, and the commit it runs.
+   */
+  Schedules: {
+    fields: { repository: "string", name: "string", dueShard: "string", nextRunAt: "string" },
+    primaryIndex: { hashKey: "repository", rangeKey: "name" },
+    // The sweeper reads only the schedules whose time has come: nothing when none is due.
+    globalIndexes: { byNextRun: { hashKey: "dueShard", rangeKey: "nextRunAt" } },
+  },
+  /** One per line while an effect runs on it: the lock that keeps its effects one at a time. */
+  EffectLines: {
+    fields: { lineKey: "string" },
+    primaryIndex: { hashKey: "lineKey" },
+  },
   /** The build queues created so far, one per (system, sorted required features). */
   BuildQueues: {
     fields: { queueKey: "string" },
@@ -194,6 +224,8 @@ export interface QueueSpec {
 export const queues = {
   /** Evaluations waiting for an agent with a free slot (dispatch receives from it). */
   Evaluations: { fifo: true, visibilityTimeoutSeconds: 60 },
+  /** Effects whose turn has come, waiting for an agent of their system (not `Effects`: that is the table's name). */
+  EffectQueue: { fifo: true, visibilityTimeoutSeconds: 60 },
   /**
    * One check per session whose connection closed, delayed by the disconnect grace
    * (per-message DelaySeconds: a standard queue); the consumer ends the session if its agent
@@ -321,6 +353,8 @@ export const httpApi = {
     { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler" },
     { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler" },
     { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
+    { route: "GET /api/schedules", handler: "functions/api/schedules-list.handler" },
+    { route: "GET /api/jobs/{id}/effects/{attribute}/log", handler: "functions/api/effect-log.handler" },
     // The built-in cache (docs/cache.md): Nix's HTTP binary cache protocol, plus the bulk query.
     { route: "GET /cache/nix-cache-info", handler: "functions/cache/nix-cache-info.handler" },
     { route: "POST /cache/missing", handler: "functions/cache/missing.handler" },

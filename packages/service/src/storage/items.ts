@@ -5,7 +5,7 @@
  * platform/resource-specs.ts, the constant key values in storage/keys.ts.
  */
 import { ReportState } from "@nimbus/github";
-import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobStatus, Trigger } from "@nimbus/protocol";
+import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobHandler, JobStatus, TimeConstraints, Trigger } from "@nimbus/protocol";
 import { z } from "zod";
 import { SHARD } from "./keys.ts";
 
@@ -66,6 +66,17 @@ export const JobItem = z.object({
   holdReason: z.string().optional(),
   /** A pull request's job: repository#number, the byPullRequest index's hash key. */
   pullRequestKey: z.string().optional(),
+  /**
+   * The `herculesCI` handler whose outputs it holds (docs/effects.md): set when created for a
+   * named handler, or when the push's first job's evaluation says which one it walked.
+   */
+  handler: JobHandler.optional(),
+  /** The push's first job, for the jobs made for its other `onPush` handlers. */
+  pushJobId: z.string().optional(),
+  /** The repository's default branch, as the push said it: secrets' `isDefaultBranch` (docs/effects.md). */
+  defaultBranch: z.string().optional(),
+  /** How many effects its evaluation found (the Effects table holds them); absent: none. */
+  effectCount: z.number().optional(),
 });
 export type JobItem = z.infer<typeof JobItem>;
 
@@ -188,6 +199,8 @@ export const JobDerivationItem = z.object({
   jobStatus: z.string(),
   /** The derivation's `version` the copy was taken at: an older copy never replaces a newer (core `isNewerThan`). */
   version: z.number().optional(),
+  /** Its failure alone does not fail the job: only may-fail attributes need it, or it is a must-fail attribute's own (core attribute-verdict.ts). */
+  excused: z.enum(["may-fail", "must-fail"]).optional(),
 });
 export type JobDerivationItem = z.infer<typeof JobDerivationItem>;
 
@@ -203,6 +216,83 @@ export const JobAttributeItem = z.object({
   error: z.string().optional(),
 });
 export type JobAttributeItem = z.infer<typeof JobAttributeItem>;
+
+export const EffectStatus = z.enum(["pending", "waiting", "queued", "running", "succeeded", "failed", "cancelled", "skipped"]);
+export type EffectStatus = z.infer<typeof EffectStatus>;
+
+/**
+ * One effect of a job (docs/effects.md): `pending` until the job's builds succeed, `waiting`
+ * for its turn on its line, `queued` for an agent, `running` on one, then `succeeded`, `failed`,
+ * `cancelled` (its job was) or `skipped` (the builds failed, or a fork's job runs no effects).
+ */
+export const EffectItem = z.object({
+  jobId: z.string(),
+  /** storage/keys.ts `attributeKey` of its path. */
+  attribute: z.string(),
+  path: AttributePath,
+  drvPath: z.string(),
+  /** The derivation's system: an agent of it runs the effect (absent: any agent). */
+  system: z.string().optional(),
+  status: EffectStatus,
+  /** repository#ref#attribute: effects of one line run one at a time, in job order. */
+  lineKey: z.string(),
+  /** The job's createdAt#jobId: the order on the line. */
+  order: z.string(),
+  /** Present while not finished: the byLine index's hash key. */
+  activeLine: z.string().optional(),
+  /** Present while waiting or queued: the byReady index's hash key. */
+  readyShard: z.literal(SHARD.effectReady).optional(),
+  attempt: z.number(),
+  taskId: z.string().optional(),
+  sessionId: z.string().optional(),
+  agent: z.string().optional(),
+  queuedAt: Timestamp.optional(),
+  startedAt: Timestamp.optional(),
+  finishedAt: Timestamp.optional(),
+  exitCode: z.number().optional(),
+  error: z.string().optional(),
+  logTail: z.array(z.string()).optional(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type EffectItem = z.infer<typeof EffectItem>;
+
+/**
+ * One `onSchedule` handler of a repository's default branch (docs/effects.md, "Schedules"), as
+ * the latest evaluation of that branch's push said it.
+ */
+export const ScheduleItem = z.object({
+  repository: z.string(),
+  name: z.string(),
+  when: TimeConstraints,
+  /** What its jobs evaluate: the default branch's latest evaluated commit. */
+  ref: z.string(),
+  commit: z.string(),
+  cloneUrl: z.string(),
+  defaultBranch: z.string(),
+  onGithub: z.boolean().optional(),
+  private: z.boolean().optional(),
+  installationId: z.number().optional(),
+  /** The job whose evaluation said so, and when it was made: an older one changes nothing. */
+  sourceJobId: z.string(),
+  sourceCreatedAt: Timestamp,
+  /** Present while it has a next run: the byNextRun index's hash key. */
+  dueShard: z.literal(SHARD.schedule).optional(),
+  nextRunAt: Timestamp.optional(),
+  lastRunAt: Timestamp.optional(),
+  lastJobId: z.string().optional(),
+  updatedAt: Timestamp,
+});
+export type ScheduleItem = z.infer<typeof ScheduleItem>;
+
+/** The lock of a line while one of its effects is queued or runs. */
+export const EffectLineItem = z.object({
+  lineKey: z.string(),
+  /** jobId#attribute of the effect that holds it. */
+  holder: z.string(),
+  since: Timestamp,
+});
+export type EffectLineItem = z.infer<typeof EffectLineItem>;
 
 export const BuildLogItem = z.object({
   drvPath: z.string(),

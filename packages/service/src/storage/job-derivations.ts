@@ -6,26 +6,37 @@ import { JobDerivations } from "./tables.ts";
 
 /** A derivation's status as a job copies it: the status and the version it was taken at. */
 export type DerivationCopy = Pick<DerivationItem, "drvPath" | "status" | "version">;
+/** Whether a job's evaluation excused the derivation's failure (core attribute-verdict.ts). */
+type Excused = JobDerivationItem["excused"];
 
-/** The update that writes a status copy into one job's row, unless the row holds a newer one. */
-const copyUpdate = (jobId: string, copy: DerivationCopy, mustExist: boolean) => ({
-  UpdateExpression: "SET #status = :status, jobStatus = :key, version = :v",
+/**
+ * The update that writes a status copy into one job's row, unless the row holds a newer one;
+ * with `excused` when registration knows it (a mirror leaves it as it is).
+ */
+const copyUpdate = (jobId: string, copy: DerivationCopy, mustExist: boolean, excused?: Excused) => ({
+  UpdateExpression: `SET #status = :status, jobStatus = :key, version = :v${excused ? ", excused = :excused" : ""}`,
   ConditionExpression: `${mustExist ? "attribute_exists(jobId) AND " : ""}(attribute_not_exists(version) OR version < :v)`,
   ExpressionAttributeNames: { "#status": "status" },
-  ExpressionAttributeValues: { ":status": copy.status, ":key": jobStatusKey(jobId, copy.status), ":v": copy.version ?? 0 },
+  ExpressionAttributeValues: {
+    ":status": copy.status,
+    ":key": jobStatusKey(jobId, copy.status),
+    ":v": copy.version ?? 0,
+    ...(excused ? { ":excused": excused } : {}),
+  },
 });
 
 /**
  * Records that a job needs a derivation, with the derivation's status as read — by key, so
- * no index stands between a registration and its own row. A newer copy already there stays.
+ * no index stands between a registration and its own row. A newer copy already there stays
+ * (it was written by this job's registration too, with the same `excused`).
  */
-export async function putJobDerivation(jobId: string, copy: DerivationCopy): Promise<void> {
-  await JobDerivations.update({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, false));
+export async function putJobDerivation(jobId: string, copy: DerivationCopy, excused?: Excused): Promise<void> {
+  await JobDerivations.update({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, false, excused));
 }
 
 /** A job needs a derivation whose outputs the evaluating agent found valid: nothing to build. */
-export async function putCachedJobDerivation(jobId: string, drvPath: string): Promise<void> {
-  const item: JobDerivationItem = { jobId, drvPath, status: "cached", jobStatus: jobStatusKey(jobId, "cached") };
+export async function putCachedJobDerivation(jobId: string, drvPath: string, excused?: Excused): Promise<void> {
+  const item: JobDerivationItem = { jobId, drvPath, status: "cached", jobStatus: jobStatusKey(jobId, "cached"), ...(excused ? { excused } : {}) };
   await JobDerivations.put(item);
 }
 

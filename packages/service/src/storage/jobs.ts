@@ -1,4 +1,4 @@
-import type { JobStatus } from "@nimbus/protocol";
+import type { JobHandler, JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
 import { heldKey, pullRequestKey, SHARD } from "./keys.ts";
 import { Jobs } from "./tables.ts";
@@ -110,12 +110,13 @@ export async function noteEvaluationBatch(jobId: string, seq: number): Promise<v
  */
 export async function endEvaluation(
   jobId: string,
-  end: ({ batches: number } | { error: string }) & { cacheProblems?: string[] },
+  end: ({ batches: number } | { error: string }) & { cacheProblems?: string[]; handler?: JobHandler },
   now: Date,
 ): Promise<void> {
   const problems = end.cacheProblems?.length ? end.cacheProblems : undefined;
-  const setProblems = problems ? ", evaluation.cacheProblems = :problems" : "";
-  const problemValues = problems ? { ":problems": problems } : {};
+  // HANDLER is one of DynamoDB's reserved words: always through a name placeholder.
+  const setProblems = (problems ? ", evaluation.cacheProblems = :problems" : "") + (end.handler ? ", #handler = :handler" : "");
+  const problemValues = { ...(problems ? { ":problems": problems } : {}), ...(end.handler ? { ":handler": end.handler } : {}) };
   await Jobs.update(
     { jobId },
     "error" in end
@@ -126,6 +127,7 @@ export async function endEvaluation(
         }
       : {
           UpdateExpression: `SET evaluation.batches = :batches, updatedAt = :now${setProblems}`,
+          ...(end.handler ? { ExpressionAttributeNames: { "#handler": "handler" } } : {}),
           ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString(), ...problemValues },
         },
   );
@@ -200,4 +202,9 @@ export function cancelHeldJob(jobId: string, now: Date): Promise<boolean> {
       ExpressionAttributeValues: { ":cancelled": "cancelled", ":held": "held", ":now": now.toISOString() },
     },
   );
+}
+
+/** Counts one more effect of the job (docs/effects.md): its verdict then waits for its effects. */
+export async function addJobEffect(jobId: string): Promise<void> {
+  await Jobs.update({ jobId }, { UpdateExpression: "ADD effectCount :one", ExpressionAttributeValues: { ":one": 1 } });
 }

@@ -25,6 +25,10 @@ export const SHARD = {
   session: "s",
   /** Reports.dueShard while a report waits to be sent: byDue. */
   reportDue: "r",
+  /** Effects.readyShard while its builds are done and it waits for its turn or an agent: byReady. */
+  effectReady: "e",
+  /** Schedules.dueShard while it has a next run: byNextRun. */
+  schedule: "s",
 } as const;
 
 /** Jobs.heldKey while a fork's job waits for approval: byHeldCommit. */

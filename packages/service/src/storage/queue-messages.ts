@@ -15,6 +15,10 @@ export type EvaluationMessage = z.infer<typeof EvaluationMessage>;
 export const BuildMessage = z.strictObject({ drvPath: z.string().min(1), attempt: z.number().int().min(0) });
 export type BuildMessage = z.infer<typeof BuildMessage>;
 
+/** An Effects queue message: the effect whose turn has come, and which attempt. */
+export const EffectMessage = z.strictObject({ jobId: z.string().min(1).max(64), attribute: z.string().min(1), attempt: z.number().int().min(0) });
+export type EffectMessage = z.infer<typeof EffectMessage>;
+
 /** A DisconnectChecks queue message: the session whose connection closed, which one, and when. */
 export const DisconnectCheckMessage = z.strictObject({
   sessionId: z.string().min(1).max(64),

@@ -8,11 +8,14 @@ import {
   DerivationInputItem,
   DerivationItem,
   EdgeItem,
+  EffectItem,
+  EffectLineItem,
   JobAttributeItem,
   JobDerivationItem,
   JobItem,
   PendingInputItem,
   ReportItem,
+  ScheduleItem,
   SessionFields,
   TokenItem,
 } from "./items.ts";
@@ -27,6 +30,9 @@ export const DerivationInputs = defineTable("DerivationInputs", DerivationInputI
 export const JobDerivations = defineTable("JobDerivations", JobDerivationItem);
 export const JobAttributes = defineTable("JobAttributes", JobAttributeItem);
 export const BuildLogs = defineTable("BuildLogs", BuildLogItem);
+export const Effects = defineTable("Effects", EffectItem);
+export const EffectLines = defineTable("EffectLines", EffectLineItem);
+export const Schedules = defineTable("Schedules", ScheduleItem);
 export const BuildQueues = defineTable("BuildQueues", BuildQueueItem);
 export const Tokens = defineTable("Tokens", TokenItem);
 export const Connections = defineTable("Connections", ConnectionItem);

@@ -13,6 +13,8 @@ import { listSessionLoads, noteCacheReports, releaseTask } from "../../storage/s
 import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
 import { cloneCredentialFor } from "../clone-credentials.ts";
 import { finishJobIfDone } from "../job-finish.ts";
+import { startHandlerJobs } from "../job-handlers.ts";
+import { recordSchedules } from "../schedules.ts";
 import { reportJob } from "../job-reports.ts";
 import type { WorkNotes } from "../new-work.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
@@ -21,12 +23,10 @@ import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder
 export const EvaluateRecord = z.strictObject({ kind: z.literal("evaluate"), jobId: z.string(), startedAt: z.string() });
 export type EvaluateRecord = z.infer<typeof EvaluateRecord>;
 
-/** An evaluation's task id names its job. */
-export const evaluationTaskId = (jobId: string) => `eval-${jobId}`;
 const jobOfTask = (taskId: string) => (taskId.startsWith("eval-") ? taskId.slice("eval-".length) : undefined);
 
 export const evaluateTaskMessage = (
-  job: Pick<JobItem, "jobId" | "repository" | "cloneUrl" | "commit" | "ref" | "evaluation" | "untrusted">,
+  job: Pick<JobItem, "jobId" | "repository" | "cloneUrl" | "commit" | "ref" | "evaluation" | "untrusted" | "handler">,
   cloneCredential?: CloneCredential,
   systems: readonly string[] = [],
 ): EvaluateTask => ({
@@ -39,6 +39,7 @@ export const evaluateTaskMessage = (
   ...(job.ref ? { ref: job.ref } : {}),
   ...(cloneCredential ? { cloneCredential } : {}),
   ...(job.untrusted ? { untrusted: true } : {}),
+  ...(job.handler ? { handler: job.handler } : {}),
   ...(systems.length > 0 ? { systems: [...systems] } : {}),
 });
 
@@ -94,7 +95,7 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
   if (job.evaluation.batchesSeen?.has(message.seq)) return answer(false, ack);
   await recordEvents(job, message.events, work, now);
   await noteEvaluationBatch(job.jobId, message.seq);
-  await completeEvaluationIfAllIn(job.jobId, now);
+  await completeEvaluationIfAllIn(job.jobId, now, work);
   return answer(false, ack);
 }
 
@@ -115,8 +116,15 @@ async function evaluationDone({ session, message, now, work }: ReportInput<Evalu
       await endEvaluation(job.jobId, { error: message.error ?? "evaluation failed", cacheProblems }, now);
       await finishJobIfDone(job.jobId);
     } else {
-      await endEvaluation(job.jobId, { batches: message.batches, cacheProblems }, now);
-      await completeEvaluationIfAllIn(job.jobId, now);
+      // The push's first job learns which handler it walked; the push's other handlers get jobs of their own.
+      const walked = message.config?.walked;
+      const handler = !job.handler && walked !== undefined ? { kind: "onPush" as const, name: walked } : undefined;
+      if (message.config) {
+        for (const id of await startHandlerJobs(job, message.config, work, now)) work.addChangedJob(id);
+        await recordSchedules(job, message.config, now);
+      }
+      await endEvaluation(job.jobId, { batches: message.batches, cacheProblems, ...(handler ? { handler } : {}) }, now);
+      await completeEvaluationIfAllIn(job.jobId, now, work);
     }
   }
   // The slot is free whatever became of the job (it may have been cancelled meanwhile).

@@ -7,10 +7,11 @@ import type { QueueSource } from "@nimbus/core";
 import type { ServiceMessage } from "@nimbus/protocol";
 import { z } from "zod";
 import { buildKind } from "./build.ts";
+import { effectKind } from "./effect.ts";
 import { evaluateKind } from "./evaluate.ts";
 import type { ReportInput, TaskAnswer, TaskKind, TaskReport, TaskReportType } from "./task-kind.ts";
 
-export const TASK_KINDS = [evaluateKind, buildKind] as const;
+export const TASK_KINDS = [evaluateKind, buildKind, effectKind] as const;
 
 type Records<T extends readonly { record: unknown }[]> = { -readonly [I in keyof T]: T[I]["record"] };
 
