@@ -8,6 +8,7 @@ import { decodeAgentMessage, NIMBUS_VERSION, PROTOCOL_VERSION, type AgentMessage
 import { timing } from "../platform/timing.ts";
 import { closeAgentConnection, sendToAgent } from "../storage/agent-socket.ts";
 import { getConnection, recordHello, touchConnection } from "../storage/connections.ts";
+import { countingMoves } from "../storage/job-counts.ts";
 import { setDraining, touchSession } from "../storage/sessions.ts";
 import { dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
 import { WorkNotes } from "../flow/new-work.ts";
@@ -103,12 +104,15 @@ async function report(session: SessionItem, message: TaskReport, now: Date, work
  * Handles one frame from an agent: answer it, end the connection after a fatal error, follow
  * up, then wake idle agents for the work it queued (even when the answer could not be given).
  */
-export async function handleAgentFrame(connectionId: string, body: string | undefined, now = new Date()): Promise<void> {
-  const work = new WorkNotes();
-  const decoded = decodeAgentMessage(body);
-  const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
-  if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
-  await wakeIdleAgents(work);
+export function handleAgentFrame(connectionId: string, body: string | undefined, now = new Date()): Promise<void> {
+  // The job counts the frame's moves change are written once per job, after all of it.
+  return countingMoves(async () => {
+    const work = new WorkNotes();
+    const decoded = decodeAgentMessage(body);
+    const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
+    if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
+    await wakeIdleAgents(work);
+  });
 }
 
 /** Sends the replies in order; false when the connection is gone or was ended by a fatal error. */

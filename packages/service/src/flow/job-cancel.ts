@@ -4,6 +4,7 @@ import { conflict, notFound } from "../platform/errors.ts";
 import { sendToAgent } from "../storage/agent-socket.ts";
 import { getDerivation, moveDerivation } from "../storage/derivations.ts";
 import { jobDerivationRows, jobsNeeding, mirrorStatus } from "../storage/job-derivations.ts";
+import { setExactCounts, type StatusCounts } from "../storage/job-counts.ts";
 import { getJob, setJobStatus } from "../storage/jobs.ts";
 import { getSessionLoad, releaseTask } from "../storage/sessions.ts";
 
@@ -35,10 +36,18 @@ export async function cancelJob(jobId: string): Promise<{ id: string; status: Jo
       await stopBuild(row.drvPath);
       continue;
     }
-    const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", remove: ["pendingInputs"] });
+    const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", remove: ["pendingInputs"], note: { reason: `its job ${jobId} was cancelled` } });
     if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
   }
+  await recount(jobId);
   return { id: jobId, status: "cancelled" };
+}
+
+/** The job ended before its cancellations: its counts are those of a consistent read after them. */
+async function recount(jobId: string): Promise<void> {
+  const counts: StatusCounts = {};
+  for (const row of await jobDerivationRows(jobId)) counts[row.status] = (counts[row.status] ?? 0) + 1;
+  await setExactCounts(jobId, counts);
 }
 
 /** Cancels a running build: the lease goes, the agent is told to stop, its slot is freed. */
@@ -50,6 +59,7 @@ async function stopBuild(drvPath: string): Promise<void> {
     from: ["building"],
     to: "cancelled",
     remove: ["lease"],
+    note: { reason: "its job was cancelled" },
     condition: { expression: "lease.taskId = :task", values: { ":task": lease.taskId } },
   });
   if (!moved) return;

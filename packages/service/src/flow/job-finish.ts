@@ -19,5 +19,6 @@ export async function finishJobIfDone(jobId: string, now = new Date()): Promise<
   for (const row of await jobDerivationRows(jobId)) counts[row.status] = (counts[row.status] ?? 0) + 1;
   const outcome = jobOutcome({ evaluation: job.evaluation.status, attributeErrors: job.attributeErrors ?? 0, counts });
   if (!isFinalOutcome(outcome)) return undefined;
-  return (await setJobStatus(jobId, outcome, now)) ? outcome : undefined;
+  // The consistent count just made is exact: it replaces the counts kept while the job ran.
+  return (await setJobStatus(jobId, outcome, now, counts)) ? outcome : undefined;
 }

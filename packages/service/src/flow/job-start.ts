@@ -2,7 +2,7 @@ import type { Trigger } from "@nimbus/protocol";
 import { enqueueEvaluation } from "../storage/evaluation-queue.ts";
 import type { JobItem } from "../storage/items.ts";
 import { createJob } from "../storage/jobs.ts";
-import { SHARD } from "../storage/keys.ts";
+import { repositoryRefKey, SHARD } from "../storage/keys.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { evaluationTaskId } from "./tasks/evaluate.ts";
 
@@ -22,6 +22,8 @@ export async function startJob(jobId: string, request: JobRequest, createdAt: st
     listKey: SHARD.jobList,
     activeShard: SHARD.activeJob,
     ...request,
+    ...(request.ref !== undefined ? { repositoryRef: repositoryRefKey(request.repository, request.ref) } : {}),
+    countsKept: true,
     status: "evaluating",
     createdAt,
     updatedAt: createdAt,

@@ -4,6 +4,7 @@ import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { quietConnections } from "../storage/connections.ts";
 import { claimResend, dueRetries, staleQueued, unpropagated } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
+import { countingMoves } from "../storage/job-counts.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
 import { finishJobIfDone } from "./job-finish.ts";
@@ -32,7 +33,12 @@ export interface SweepReport {
  * 5. running jobs with nothing left to do that nobody finished.
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
-export async function sweep(now = new Date()): Promise<SweepReport> {
+export function sweep(now = new Date()): Promise<SweepReport> {
+  // The job counts its moves change are written once per job, at the end of the sweep.
+  return countingMoves(() => sweepOnce(now));
+}
+
+async function sweepOnce(now: Date): Promise<SweepReport> {
   const t = timing();
   const ago = (ms: number) => new Date(now.getTime() - ms);
   const work = new WorkNotes();

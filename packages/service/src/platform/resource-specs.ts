@@ -36,12 +36,23 @@ export const tables = {
   },
   /** One per push or pull request: repository, commit, status, evaluation. Listed newest first. */
   Jobs: {
-    fields: { jobId: "string", listKey: "string", createdAt: "string", activeShard: "string", updatedAt: "string" },
+    fields: {
+      jobId: "string",
+      listKey: "string",
+      createdAt: "string",
+      activeShard: "string",
+      updatedAt: "string",
+      repository: "string",
+      repositoryRef: "string",
+    },
     primaryIndex: { hashKey: "jobId" },
     globalIndexes: {
       byCreated: { hashKey: "listKey", rangeKey: "createdAt" },
       // Sparse: only running jobs, so the sweeper can finish any that nothing else will.
       byActivity: { hashKey: "activeShard", rangeKey: "updatedAt" },
+      // The jobs of one repository, and of one branch of it (repositoryRef = repository + "\n" + ref), newest first.
+      byRepository: { hashKey: "repository", rangeKey: "createdAt" },
+      byRepositoryRef: { hashKey: "repositoryRef", rangeKey: "createdAt" },
     },
   },
   /** `X-GitHub-Delivery` → job, so a redelivered webhook never makes a second job. */
@@ -86,13 +97,24 @@ export const tables = {
   },
   /** A job's attributes (path → derivation or evaluation error). */
   JobAttributes: {
-    fields: { jobId: "string", attribute: "string" },
+    fields: { jobId: "string", attribute: "string", errorJobId: "string" },
     primaryIndex: { hashKey: "jobId", rangeKey: "attribute" },
+    // Sparse: only attributes that did not evaluate (errorJobId = jobId is set on those alone).
+    globalIndexes: { byJobError: { hashKey: "errorJobId", rangeKey: "attribute" } },
   },
   /** Build logs in numbered chunks per derivation. */
   BuildLogs: {
     fields: { drvPath: "string", chunk: "number" },
     primaryIndex: { hashKey: "drvPath", rangeKey: "chunk" },
+  },
+  /**
+   * Dashboard sign-in: one-time codes (`code#<sha256>`) and browser sessions
+   * (`session#<sha256 of the cookie>`), stored hashed, each with its expiry.
+   */
+  DashboardSessions: {
+    fields: { id: "string" },
+    primaryIndex: { hashKey: "id" },
+    ttl: "expiresAtEpoch",
   },
   /** The build queues created so far, one per (system, sorted required features). */
   BuildQueues: {
@@ -162,6 +184,13 @@ export const httpApi = {
     { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler" },
     { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler" },
     { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
+    { route: "GET /api/jobs/{id}/summary", handler: "functions/api/jobs-summary.handler" },
+    { route: "GET /api/jobs/{id}/attributes", handler: "functions/api/job-attributes.handler" },
+    { route: "GET /api/derivations/{drv}", handler: "functions/api/derivation-get.handler" },
+    { route: "POST /api/dashboard/codes", handler: "functions/api/dashboard-codes.handler" },
+    { route: "POST /api/dashboard/sign-in", handler: "functions/api/dashboard-sign-in.handler" },
+    { route: "GET /api/dashboard/session", handler: "functions/api/dashboard-session.handler" },
+    { route: "POST /api/dashboard/sign-out", handler: "functions/api/dashboard-sign-out.handler" },
   ] satisfies HttpRoute[],
 } as const;
 

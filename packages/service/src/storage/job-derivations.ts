@@ -1,13 +1,18 @@
 import type { DerivationStatus } from "@nimbus/protocol";
 import { JobDerivationItem } from "./items.ts";
+import { noteCountMove } from "./job-counts.ts";
 import { jobStatusKey } from "./keys.ts";
 import { JobDerivations } from "./tables.ts";
 
 /** Records that a job needs a derivation, with the derivation's status as of `at`. */
 export async function putJobDerivation(jobId: string, drvPath: string, status: DerivationStatus, at: string): Promise<void> {
   const item: JobDerivationItem = { jobId, drvPath, status, jobStatus: jobStatusKey(jobId, status), updatedAt: at };
-  await JobDerivations.put(item);
+  const replaced = await JobDerivations.putReplacing(item, OldStatus);
+  await noteCountMove(jobId, replaced?.status, status);
 }
+
+/** What a write of a row tells of the status it replaced. */
+const OldStatus = JobDerivationItem.pick({ status: true }).partial();
 
 /** The ids of every job that needs a derivation (the byDrv index). */
 export async function jobsNeeding(drvPath: string): Promise<string[]> {
@@ -31,8 +36,8 @@ export async function jobsNeeding(drvPath: string): Promise<string[]> {
 export async function mirrorStatus(drvPath: string, status: DerivationStatus, at: string): Promise<string[]> {
   const jobIds = await jobsNeeding(drvPath);
   await Promise.all(
-    jobIds.map((jobId) =>
-      JobDerivations.update(
+    jobIds.map(async (jobId) => {
+      const old = await JobDerivations.updateReturning(
         { jobId, drvPath },
         {
           UpdateExpression: "SET #status = :status, jobStatus = :key, updatedAt = :at",
@@ -40,8 +45,12 @@ export async function mirrorStatus(drvPath: string, status: DerivationStatus, at
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: { ":status": status, ":key": jobStatusKey(jobId, status), ":at": at },
         },
-      ),
-    ),
+        "UPDATED_OLD",
+        OldStatus,
+      );
+      // The same write says which status it left: the job's counts move with it (storage/job-counts.ts).
+      if (old?.status) await noteCountMove(jobId, old.status, status);
+    }),
   );
   return jobIds;
 }

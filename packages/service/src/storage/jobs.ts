@@ -1,5 +1,6 @@
 import type { JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
+import { exactCountFields, type StatusCounts } from "./job-counts.ts";
 import { SHARD } from "./keys.ts";
 import { Jobs } from "./tables.ts";
 
@@ -8,16 +9,27 @@ export const getJob = (jobId: string): Promise<JobItem | undefined> => Jobs.get(
 /** Creates the job unless it exists; whether this call created it. */
 export const createJob = (job: JobItem): Promise<boolean> => Jobs.put(job, { expression: "attribute_not_exists(jobId)" });
 
-/** Sets a job's status if it is still active; false if something else finished it first. */
-export function setJobStatus(jobId: string, status: JobStatus, now = new Date()): Promise<boolean> {
+/**
+ * Sets a job's status if it is still active; false if something else finished it first.
+ * `counts`, counted when it ends, replace the counts kept while it ran (storage/job-counts.ts).
+ */
+export function setJobStatus(jobId: string, status: JobStatus, now = new Date(), counts?: StatusCounts): Promise<boolean> {
   const finished = status !== "evaluating" && status !== "building";
+  const countFields = Object.entries(counts ? exactCountFields(counts) : {});
+  const setCounts = countFields.map((_, i) => `, #c${i} = :c${i}`).join("");
   return Jobs.update(
     { jobId },
     {
-      UpdateExpression: `SET #status = :status, updatedAt = :now${finished ? ", finishedAt = :now REMOVE activeShard" : ""}`,
+      UpdateExpression: `SET #status = :status, updatedAt = :now${setCounts}${finished ? ", finishedAt = :now REMOVE activeShard" : ""}`,
       ConditionExpression: "#status IN (:evaluating, :building)",
-      ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: { ":status": status, ":now": now.toISOString(), ":evaluating": "evaluating", ":building": "building" },
+      ExpressionAttributeNames: { "#status": "status", ...Object.fromEntries(countFields.map(([name], i) => [`#c${i}`, name])) },
+      ExpressionAttributeValues: {
+        ":status": status,
+        ":now": now.toISOString(),
+        ":evaluating": "evaluating",
+        ":building": "building",
+        ...Object.fromEntries(countFields.map(([, n], i) => [`:c${i}`, n])),
+      },
     },
   );
 }

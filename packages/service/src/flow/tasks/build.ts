@@ -91,7 +91,7 @@ export const buildKind = {
       record: { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() },
       async lease(holder) {
         const lease = { taskId, sessionId: holder.sessionId, leasedAt: now.toISOString() };
-        const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease } }, now);
+        const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease }, note: { agent: holder.agent.hostname } }, now);
         if (!leased) return undefined;
         await mirrorStatus(drv.drvPath, "building", leased.updatedAt);
         return buildTaskMessage(taskId, leased);
