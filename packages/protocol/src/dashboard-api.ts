@@ -129,6 +129,10 @@ export const DashboardSession = z.strictObject({
 });
 export type DashboardSession = z.infer<typeof DashboardSession>;
 
+/** `GET /api/dashboard/session`: the cookie's session, or null when the browser has none (not an error: a page asks before it knows). */
+export const SessionStatus = z.strictObject({ session: DashboardSession.nullable() });
+export type SessionStatus = z.infer<typeof SessionStatus>;
+
 /** `POST /api/dashboard/codes` (bearer only): what `nimbus dashboard` prints as a link. */
 export const SignInCode = z.strictObject({
   code: z.string(),

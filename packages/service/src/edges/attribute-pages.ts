@@ -49,8 +49,8 @@ export async function listJobAttributes(jobId: string, query: AttributeQuery): P
     JobAttributes,
     {
       ...(query.errorsOnly ? { IndexName: "byJobError" as const } : {}),
-      KeyConditionExpression: `#hash = :job${keyPrefix === undefined ? "" : " AND begins_with(attribute, :prefix)"}`,
-      ExpressionAttributeNames: { "#hash": hashKey },
+      KeyConditionExpression: `#hash = :job${keyPrefix === undefined ? "" : " AND begins_with(#attribute, :prefix)"}`,
+      ExpressionAttributeNames: { "#hash": hashKey, ...(keyPrefix === undefined ? {} : { "#attribute": "attribute" }) },
       ExpressionAttributeValues: { ":job": jobId, ...(keyPrefix === undefined ? {} : { ":prefix": keyPrefix }) },
     },
     keys,
