@@ -6,6 +6,8 @@ export interface BuildOutcome {
   status: "succeeded" | "failed" | "exceptional";
   exitCode?: number;
   log?: string[];
+  /** Lines printed while it builds, one `build-log` batch each, `everyMs` apart, after `log`. */
+  stream?: { lines: string[]; everyMs: number };
 }
 
 /**
@@ -160,6 +162,11 @@ export class ScriptedAgent {
     this.track(1);
     const outcome = this.script.build?.(task) ?? { status: "succeeded" };
     this.send({ type: "build-log", taskId: task.taskId, seq: 0, lines: outcome.log ?? [`building ${task.drvPath}`] });
+    for (const [i, line] of (outcome.stream?.lines ?? []).entries()) {
+      await new Promise((r) => setTimeout(r, outcome.stream!.everyMs));
+      if (generation !== this.generation || !this.active.has(task.taskId)) return;
+      this.send({ type: "build-log", taskId: task.taskId, seq: i + 1, lines: [line] });
+    }
     await new Promise((r) => setTimeout(r, this.script.buildMs ?? 10));
     if (generation !== this.generation) return;
     this.track(-1);
@@ -169,7 +176,7 @@ export class ScriptedAgent {
       drvPath: task.drvPath,
       status: outcome.status,
       ...(outcome.exitCode === undefined ? {} : { exitCode: outcome.exitCode }),
-      logTail: outcome.log ?? [],
+      logTail: [...(outcome.log ?? []), ...(outcome.stream?.lines ?? [])].slice(-20),
       ...(outcome.status === "succeeded" ? { outputs: { out: task.drvPath.replace(/\.drv$/, "-out") } } : {}),
     });
   }

@@ -37,6 +37,8 @@ export async function registerDerivation(
     attempt: 0,
     createdAt: at,
     updatedAt: at,
+    // The first entry of its status history (storage/derivations.ts appends the moves).
+    history: [{ at, status: "waiting" }],
   };
   const created = await createDerivation(fresh);
   let current = created ? fresh : await getDerivation(event.drvPath);
