@@ -9,6 +9,8 @@ import { ApiError, DashboardSession, SessionStatus, type SignInRequest } from "@
 
 let current: DashboardSession | undefined;
 let known = false;
+/** Bumped by every sign-in and sign-out: an answer to an older question must not undo them. */
+let generation = 0;
 const listeners = new Set<() => void>();
 const changed = () => listeners.forEach((listener) => listener());
 
@@ -24,13 +26,17 @@ export function onSessionChange(listener: () => void): () => void {
 
 /** Asks the API whether the browser's cookie is a session, and learns its CSRF token. */
 export async function loadSession(): Promise<void> {
+  const asked = generation;
+  let session: DashboardSession | undefined;
   try {
     const response = await fetch("/api/dashboard/session", { credentials: "same-origin", cache: "no-store", headers: { accept: "application/json" } });
     const parsed = response.ok ? SessionStatus.safeParse(await response.json()) : undefined;
-    current = parsed?.success ? (parsed.data.session ?? undefined) : undefined;
+    session = parsed?.success ? (parsed.data.session ?? undefined) : undefined;
   } catch {
-    current = undefined;
+    session = undefined;
   }
+  if (asked !== generation) return;
+  current = session;
   known = true;
   changed();
 }
@@ -50,6 +56,7 @@ export async function signIn(request: SignInRequest): Promise<void> {
     throw new Error(error.success ? error.data.error.message : `sign-in failed: HTTP ${response.status}`);
   }
   current = DashboardSession.parse(body);
+  generation++;
   known = true;
   changed();
 }
@@ -58,6 +65,7 @@ export async function signIn(request: SignInRequest): Promise<void> {
 export async function signOut(): Promise<void> {
   const csrf = current?.csrfToken;
   current = undefined;
+  generation++;
   known = true;
   changed();
   if (csrf) {
@@ -69,6 +77,7 @@ export async function signOut(): Promise<void> {
 export function sessionEnded(): void {
   if (current === undefined && known) return;
   current = undefined;
+  generation++;
   known = true;
   changed();
 }
