@@ -152,7 +152,8 @@ describe("CLI: trigger, job, jobs, logs", () => {
     });
     await put("JobDerivations", { jobId, drvPath, status: "failed", jobStatus: jobStatusKey(jobId, "failed") });
     await put("BuildLogs", { drvPath, chunk: logChunk(1, 0), lines: ["compiling", "cc: error: missing.c"] });
-    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now });
+    // Finished as the service finishes a job: with its counts (storage/job-counts.ts).
+    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now, count_failed: 1 });
 
     const run = await runCli(["job", jobId, "--wait"], env);
     assert.equal(run.code, 1, run.stderr);
@@ -182,7 +183,7 @@ describe("CLI: trigger, job, jobs, logs", () => {
     await put("JobDerivations", { jobId, drvPath, status: "failed", jobStatus: jobStatusKey(jobId, "failed") });
     await put("BuildLogs", { drvPath, chunk: logChunk(1, 0), lines: ["plain", hostile] });
     const job = await jobItem(jobId);
-    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now, evaluation: { ...job.evaluation, error: `error: ${hostile}\nsecond line` } });
+    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now, count_failed: 1, evaluation: { ...job.evaluation, error: `error: ${hostile}\nsecond line` } });
     const agent = await RawAgent.connect(stack.agentSocketUrl, (await stack.createToken("hostile-host")).token);
     assert.equal((await agent.request(hello({ hostname: `host ${hostile}` }))).type, "welcome");
 
@@ -199,5 +200,18 @@ describe("CLI: trigger, job, jobs, logs", () => {
     }
     assert.match(outputs.job.stdout, /evaluation failed:\n  error: .*\n  second line\n/, "an error's own lines stay lines");
     assert.equal(outputs.logs.stdout, `plain\n${visible}\n`);
+  });
+
+  it("nimbus dashboard prints a one-time sign-in link alone on stdout", async () => {
+    const run = await runCli(["dashboard"], env);
+    assert.equal(run.code, 0, run.stderr);
+    const link = run.stdout.trim();
+    assert.match(link, new RegExp(`^http://127\\.0\\.0\\.1:${stack.port}/sign-in\\?code=[\\w-]{43}$`));
+    assert.match(run.stderr, /within 5 minutes: it signs in once/);
+    const code = new URL(link).searchParams.get("code")!;
+    const signIn = () =>
+      fetch(`${stack.url}/api/dashboard/sign-in`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ code }) });
+    assert.equal((await signIn()).status, 200);
+    assert.equal((await signIn()).status, 401);
   });
 });
