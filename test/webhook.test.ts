@@ -20,12 +20,14 @@ function pushPayload(overrides: Record<string, unknown> = {}) {
   };
 }
 
-function pullRequestPayload(action: string) {
+/** A pull request as GitHub sends it: from a fork unless `head` says otherwise. */
+function pullRequestPayload(action: string, head = "fork/widgets") {
   return {
     action,
     number: 7,
     pull_request: {
-      head: { sha: sha("b"), ref: "feature", repo: { full_name: "fork/widgets", clone_url: "https://github.com/fork/widgets.git" } },
+      head: { sha: sha("b"), ref: "feature", repo: { full_name: head, clone_url: `https://github.com/${head}.git` } },
+      user: { login: "contributor" },
     },
     repository: { full_name: "acme/widgets", clone_url: "https://github.com/acme/widgets.git" },
     sender: { login: "contributor" },
@@ -125,17 +127,39 @@ describe("POST /webhooks/github", () => {
     assert.deepEqual((await receiveAll()).map((m) => JSON.parse(m.Body!)), [{ jobId }]);
   });
 
-  it("starts a job for an opened pull request from the head repository", async () => {
+  it("holds an opened pull request from a fork: a held job, nothing queued, fetched from the base repository", async () => {
     const answer = await deliver("pull_request", pullRequestPayload("opened"));
     assert.equal(answer.status, 201, JSON.stringify(answer.body));
     const job: any = (await stack.scan("Jobs")).find((j: any) => j.jobId === answer.body.jobId);
+    assert.equal(job.status, "held");
     assert.equal(job.ref, "refs/pull/7/head");
     assert.equal(job.commit, sha("b"));
-    assert.equal(job.cloneUrl, "https://github.com/fork/widgets.git");
+    // GitHub keeps a pull request's commits under refs/pull/7/head of the base repository.
+    assert.equal(job.cloneUrl, "https://github.com/acme/widgets.git");
     assert.equal(job.repository, "acme/widgets");
     assert.equal(job.trigger.pullRequest, 7);
     assert.equal(job.trigger.event, "pull_request");
-    await receiveAll();
+    assert.equal(job.untrusted, true);
+    assert.equal(job.heldKey, `acme/widgets#${sha("b")}`);
+    assert.equal(job.activeShard, undefined, "a held job is not running: the sweeper leaves it alone");
+    assert.deepEqual(await receiveAll(), [], "nothing is evaluated before an approval");
+    const view = await stack.api("GET", `/api/jobs/${job.jobId}`);
+    assert.equal(view.body.status, "held");
+    assert.equal(view.body.untrusted, true);
+
+    // With GitHub reporting off nobody's permission can be looked up: a label approves nothing.
+    const label = { ...pullRequestPayload("labeled"), label: { name: "nimbus-approved" }, sender: { login: "maintainer" } };
+    const approval = await deliver("pull_request", label);
+    assert.equal(approval.status, 200, JSON.stringify(approval.body));
+    assert.deepEqual(approval.body.jobIds, []);
+    assert.match(approval.body.note, /cannot look up maintainer's permission/);
+    assert.equal((await stack.api("GET", `/api/jobs/${job.jobId}`)).body.status, "held");
+
+    // Closing the pull request cancels the held job.
+    const closed = await deliver("pull_request", pullRequestPayload("closed"));
+    assert.deepEqual(closed, { status: 200, body: { action: "cancel-pull-request", jobIds: [job.jobId] } });
+    assert.equal((await stack.api("GET", `/api/jobs/${job.jobId}`)).body.status, "cancelled");
+    assert.deepEqual(await receiveAll(), []);
   });
 
   it("verifies the signature over the bytes received, also when the gateway base64-encodes them", async () => {
@@ -160,6 +184,8 @@ describe("POST /webhooks/github", () => {
       ["short sha", await deliver("push", pushPayload({ after: "abc123" })), 400, /after: a full commit sha/],
       ["no repository", await deliver("push", pushPayload({ repository: undefined })), 400, /repository/],
       ["pull request without head", await deliver("pull_request", { ...pullRequestPayload("opened"), pull_request: {} }), 400, /pull_request\.head/],
+      ["pull request without its author", await deliver("pull_request", { ...pullRequestPayload("opened"), pull_request: { head: pullRequestPayload("opened").pull_request.head } }), 400, /pull_request\.user/],
+      ["an ext:: clone URL", await deliver("push", pushPayload({ repository: { full_name: "acme/widgets", clone_url: "ext::sh -c touch% /tmp/pwned" } })), 400, /clone_url/],
       ["oversize", await deliver("push", JSON.stringify({ ...pushPayload(), padding: "x".repeat(1024 * 1024) })), 413, /at most 1048576/],
     ];
     for (const [what, answer, status, message] of cases) {
@@ -174,10 +200,12 @@ describe("POST /webhooks/github", () => {
     const tables = async () => [await stack.scan("Deliveries"), await stack.scan("Jobs")];
     const before = await tables();
     const cases: Array<[string, unknown, RegExp]> = [
-      ["ping", { zen: "Keep it logically awesome.", hook_id: 1 }, /event "ping"/],
+      ["ping", { zen: "Keep it logically awesome.", hook_id: 1 }, /ping: the webhook is set up/],
       ["issues", { action: "opened" }, /event "issues"/],
-      ["pull_request", pullRequestPayload("closed"), /action "closed"/],
-      ["pull_request", { action: "labeled" }, /action "labeled"/],
+      ["pull_request", pullRequestPayload("edited"), /action "edited"/],
+      ["pull_request", pullRequestPayload("opened", "acme/widgets"), /its push builds the commit/],
+      ["pull_request", { ...pullRequestPayload("labeled"), label: { name: "bug" } }, /label "bug" means nothing/],
+      ["check_run", { action: "rerequested" }, /only in App mode/],
       ["push", pushPayload({ deleted: true, after: sha("0") }), /deletes refs\/heads\/main/],
       ["push", pushPayload({ after: sha("0") }), /deletes/],
     ];

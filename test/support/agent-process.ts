@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -35,17 +35,40 @@ export interface AgentProcess {
   dir: string;
 }
 
+export interface AgentProcessOptions {
+  /** More files in the agent's directory (e.g. binary-caches.json), written 0600. */
+  files?: Record<string, string>;
+  /** How to start the process: another machine's store runs it in its mount namespace (separate-store.ts). */
+  spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+}
+
 /** Starts `nimbus agent --config` in its own process with a fresh work directory. */
-export async function startAgentProcess(apiBaseUrl: string, token: string, extraToml = ""): Promise<AgentProcess> {
+export async function startAgentProcess(
+  apiBaseUrl: string,
+  token: string,
+  extraToml = "",
+  env: Record<string, string> = {},
+  options: AgentProcessOptions = {},
+): Promise<AgentProcess> {
   const dir = await mkdtemp(join(tmpdir(), "nimbus-agent-"));
   await writeFile(join(dir, "token.key"), `${token}\n`, { mode: 0o600 });
+  for (const [name, text] of Object.entries(options.files ?? {})) await writeFile(join(dir, name), text, { mode: 0o600 });
   await writeFile(
     join(dir, "agent.toml"),
-    // `nimbus trigger` sends local repositories: only the local stack's agents may fetch those.
-    [`apiBaseUrl = "${apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `concurrentTasks = 3`, `allowLocalRepositories = true`, extraToml].join("\n"),
+    [
+      `apiBaseUrl = "${apiBaseUrl}"`,
+      `clusterJoinTokenPath = "token.key"`,
+      `concurrentTasks = 3`,
+      // `nimbus trigger` sends local repositories: only the local stack's agents may fetch those.
+      `allowLocalRepositories = true`,
+      // Offline: Nix reads only the configured caches, never cache.nixos.org.
+      extraToml.includes("machineSubstituters") ? "" : "machineSubstituters = false",
+      extraToml,
+    ].join("\n"),
   );
-  const child = spawn(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
+  const child = (options.spawn ?? spawn)(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
   });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));

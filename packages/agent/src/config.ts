@@ -28,6 +28,8 @@ export interface AgentConfig {
   secretsJsonPath: string | undefined;
   /** Passed to every Nix invocation as `--option NAME VALUE`. */
   nixSettings: Record<string, string>;
+  /** Whether Nix keeps the machine's own substituters (nix.conf) besides the configured caches. */
+  machineSubstituters: boolean;
   remotePlatformsWithSameFeatures: string[];
   logLevel: LogLevel;
   /** Replaces what Nix reports when set. */
@@ -136,6 +138,7 @@ const AgentToml = z.strictObject({
         if (name in EVALUATION_NIX_SETTINGS) ctx.issues.push({ code: "custom", input: ctx.value, path: [name], message: "evaluation-setting" });
       }
     }),
+  machineSubstituters: z.boolean().default(true),
   remotePlatformsWithSameFeatures: z.array(SystemName).default([]),
   logLevel: z.enum([...LOG_LEVELS, ...Object.keys(HERCULES_LOG_LEVELS)]).default("info"),
   systems: z.array(SystemName).min(1).optional(),
@@ -172,6 +175,7 @@ const EXPECTED: Record<AgentTomlKey, { whole: string; entry?: string }> = {
     whole: "a table of Nix settings",
     entry: 'a Nix setting name (letters, digits, -) with a string value as nix.conf has it, e.g. "true" or "a b"',
   },
+  machineSubstituters: { whole: "true (use nix.conf's substituters besides the configured caches) or false (only the configured caches)" },
   remotePlatformsWithSameFeatures: { whole: "an array of Nix systems", entry: 'a Nix system such as "aarch64-linux"' },
   logLevel: { whole: `one of ${LOG_LEVELS.map((l) => `"${l}"`).join(", ")} (or a Hercules level such as "InfoS")` },
   systems: { whole: "a non-empty array of Nix systems", entry: 'a Nix system such as "x86_64-linux"' },
@@ -231,6 +235,7 @@ export function parseAgentConfig(text: string, configDir: string, source = "agen
     binaryCachesPath: toml.binaryCachesPath === undefined ? undefined : fromBase(toml.binaryCachesPath),
     secretsJsonPath: toml.secretsJsonPath === undefined ? undefined : fromBase(toml.secretsJsonPath),
     nixSettings: toml.nixSettings,
+    machineSubstituters: toml.machineSubstituters,
     remotePlatformsWithSameFeatures: toml.remotePlatformsWithSameFeatures,
     logLevel: HERCULES_LOG_LEVELS[toml.logLevel] ?? (toml.logLevel as LogLevel),
     systems: toml.systems,

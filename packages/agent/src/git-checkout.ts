@@ -1,6 +1,19 @@
 /** Getting exactly one commit of a repository onto disk for evaluation. */
-import { mkdir } from "node:fs/promises";
+import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { runProcess } from "./process.ts";
+
+/** HTTPS credentials for one fetch (a private repository's installation token: docs/github.md). */
+export interface FetchCredential {
+  username: string;
+  token: string;
+  /**
+   * A directory of its own, outside anything the evaluator sees (the evaluator gets the task's
+   * directory only): the credential is written there for git's askpass helper, mode 0600 in
+   * 0700, and the directory is removed as soon as the fetch is over.
+   */
+  directory: string;
+}
 
 export interface CheckoutOptions {
   /** file://, https://… or a local path. */
@@ -12,6 +25,8 @@ export interface CheckoutOptions {
   signal: AbortSignal;
   /** Whether `file://` URLs and local paths may be fetched (only the local stack's agents). */
   allowLocal: boolean;
+  /** Given to git by an askpass helper, never in the URL, the command line or the environment. */
+  credential?: FetchCredential;
 }
 
 /** The commit could not be fetched or checked out; the message is safe to show (no credentials). */
@@ -42,7 +57,7 @@ export function cloneUrlProtocol(cloneUrl: string): string {
  * Then `git checkout <commit>` (detached). No submodules.
  */
 export async function checkoutCommit(options: CheckoutOptions): Promise<void> {
-  const { cloneUrl, commit, directory, signal } = options;
+  const { cloneUrl, directory } = options;
   const allowed = options.allowLocal ? [...REMOTE_PROTOCOLS, "file"] : REMOTE_PROTOCOLS;
   const protocol = cloneUrlProtocol(cloneUrl);
   if (!allowed.includes(protocol)) {
@@ -53,16 +68,48 @@ export async function checkoutCommit(options: CheckoutOptions): Promise<void> {
     );
   }
   await mkdir(directory, { recursive: true });
+  const { credential } = options;
+  const askpass = credential ? await writeAskpass(credential) : undefined;
+  try {
+    await fetchAndCheckout(options, allowed, askpass, (text) => redactCredentials(credential ? text.split(credential.token).join("***") : text));
+  } finally {
+    if (credential) await rm(credential.directory, { recursive: true, force: true });
+  }
+}
+
+/**
+ * An askpass helper for git: it prints the user name or the token from files beside it. Git
+ * runs it when the server asks for credentials; the token is in no URL, argument or variable.
+ */
+async function writeAskpass(credential: FetchCredential): Promise<string> {
+  const dir = credential.directory;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  const quote = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
+  await writeFile(path.join(dir, "username"), credential.username, { mode: 0o600 });
+  await writeFile(path.join(dir, "password"), credential.token, { mode: 0o600 });
+  const script = path.join(dir, "askpass");
+  await writeFile(
+    script,
+    `#!/bin/sh\ncase "$1" in\n  [Uu]sername*) exec cat ${quote(path.join(dir, "username"))} ;;\n  *) exec cat ${quote(path.join(dir, "password"))} ;;\nesac\n`,
+    { mode: 0o700 },
+  );
+  return script;
+}
+
+async function fetchAndCheckout(options: CheckoutOptions, allowed: string[], askpass: string | undefined, redact: (text: string) => string): Promise<void> {
+  const { cloneUrl, commit, directory, signal } = options;
   // Git itself holds to the same list (redirects, alternates and the like included).
-  const env = { ...GIT_ENV, GIT_ALLOW_PROTOCOL: allowed.join(":") };
+  const env = { ...GIT_ENV, GIT_ALLOW_PROTOCOL: allowed.join(":"), ...(askpass ? { GIT_ASKPASS: askpass } : {}) };
+  // No credential helper of the machine's: one could store the token (credential.helper=store).
+  const config = askpass ? ["-c", "credential.helper="] : [];
   // Every URL and ref goes after "--": a value starting with "-" must not become an option.
   const git = async (args: string[]) => {
-    const result = await runProcess("git", ["-C", directory, ...args], { env, signal });
+    const result = await runProcess("git", [...config, "-C", directory, ...args], { env, signal });
     if (signal.aborted) throw signal.reason;
     return result;
   };
-  const failed = (what: string, stderr: string) =>
-    new CheckoutError(`${what}: ${redactCredentials(lastLines(stderr)) || "git gave no reason"}`);
+  const failed = (what: string, stderr: string) => new CheckoutError(`${what}: ${redact(lastLines(stderr)) || "git gave no reason"}`);
 
   const init = await git(["init", "--quiet"]);
   if (init.code !== 0) throw failed("git init failed", init.stderr);
@@ -75,7 +122,7 @@ export async function checkoutCommit(options: CheckoutOptions): Promise<void> {
     // A pull request's commit is only under its own ref; a ref that is gone is no error yet.
     if (!(await present()) && options.ref) await git(["fetch", "--quiet", "--", cloneUrl, options.ref]);
     if (!(await present())) {
-      throw new CheckoutError(`commit ${commit} is not in ${redactCredentials(cloneUrl)} (fetching it by id: ${redactCredentials(lastLines(shallow.stderr))})`);
+      throw new CheckoutError(`commit ${commit} is not in ${redactCredentials(cloneUrl)} (fetching it by id: ${redact(lastLines(shallow.stderr))})`);
     }
   }
   const checkout = await git(["-c", "advice.detachedHead=false", "checkout", "--quiet", commit]);

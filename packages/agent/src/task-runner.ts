@@ -11,7 +11,7 @@ import type { Logger } from "./log.ts";
 import type { NixEnvironment } from "./nix-options.ts";
 import type { Link } from "./outbox.ts";
 import { kindOf, type TaskKindName } from "./tasks/registry.ts";
-import { directoryName, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
+import { directoryName, type TaskCaches, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
 import { UnackedResults } from "./unacked-results.ts";
 
 export interface TaskStarted {
@@ -39,7 +39,9 @@ export interface TaskLink extends Link {
 
 export interface TaskRunnerOptions {
   workDirectory: string;
-  nix: NixEnvironment;
+  /** Read as each task starts: a reload (SIGHUP) changes them for the tasks that start after it. */
+  nix: () => NixEnvironment;
+  caches: () => TaskCaches;
   evaluation: EvaluationPolicy;
   link: TaskLink;
   log: Logger;
@@ -206,7 +208,8 @@ export class TaskRunner {
     const context: TaskContext = {
       directoryName: directoryName(task.taskId),
       workDirectory: this.options.workDirectory,
-      nix: this.options.nix,
+      nix: this.options.nix(),
+      caches: this.options.caches(),
       evaluation: this.options.evaluation,
       clock: this.options.clock,
       link: taskLink,

@@ -69,6 +69,8 @@ async function setup(
       extraToml.includes("heartbeatIntervalSeconds") ? "" : `heartbeatIntervalSeconds = 0.05`,
       // No test here runs tasks; leaving while the service is down must not take 10 s.
       extraToml.includes("shutdownTimeoutSeconds") ? "" : `shutdownTimeoutSeconds = 0.5`,
+      // Offline: only the configured caches, unless a test is about the machine's substituters.
+      extraToml.includes("machineSubstituters") ? "" : `machineSubstituters = false`,
       extraToml,
     ].join("\n"),
   );
@@ -120,7 +122,7 @@ describe("hello", () => {
     assert.equal(hello.agent.systems[0], nix.systems[0], "Nix's own system comes first");
     assert.deepEqual(hello.agent.systems, nix.systems);
     assert.deepEqual(hello.agent.systemFeatures, nix.systemFeatures);
-    assert.deepEqual(hello.agent.substituters, [], "no binary caches unless nixSettings names some");
+    assert.deepEqual(hello.agent.substituters, [], "machineSubstituters = false and no binary caches: none");
     assert.match(hello.agent.nixVersion, /^\d+\.\d+/);
     assert.equal(hello.agent.hostname, os.hostname());
     assert.equal(hello.agent.agentVersion, NIMBUS_VERSION);
@@ -133,6 +135,14 @@ describe("hello", () => {
     assert.equal(agent.connectionId(), "conn-1");
     assert.deepEqual(agent.info, hello.agent);
     assert.equal(hello.session.id, agent.sessionId);
+  });
+
+  it("uses the machine's substituters by default, as nix.conf has them", async () => {
+    const { service, agent } = await setup({}, `machineSubstituters = true`, { nix: undefined });
+    await service.until(() => service.hellos.length > 0, "hello");
+    assert.deepEqual(service.hellos[0]!.agent.substituters, nix.substituters, "what `nix show-config` reports with no settings");
+    assert.equal(agent.info.storeId?.startsWith(`${os.hostname()}/`), true, `store id ${agent.info.storeId}`);
+    assert.deepEqual(agent.info.caches, []);
   });
 
   it("reports the substituters nixSettings gives, which Nix then uses", async () => {
@@ -477,7 +487,7 @@ describe("fatal errors", () => {
     const exit = await exitWithin(agent);
     assert.ok(exit.reason === "fatal");
     assert.equal(exit.error.code, "protocol-version");
-    assert.match(exit.error.message, /speaks agent protocol 2 \(Nimbus 9\.9\.9\)/);
+    assert.match(exit.error.message, new RegExp(`speaks agent protocol ${PROTOCOL_VERSION + 1} \\(Nimbus 9\\.9\\.9\\)`));
     assert.equal(service.upgradeTimes.length, 0, "never opened the socket");
   });
 });

@@ -32,6 +32,7 @@ describe("parseAgentConfig", () => {
       binaryCachesPath: undefined,
       secretsJsonPath: undefined,
       nixSettings: {},
+      machineSubstituters: true,
       remotePlatformsWithSameFeatures: [],
       logLevel: "info",
       systems: undefined,
@@ -71,6 +72,7 @@ mandatoryFeatures = ["gpu"]
 heartbeatIntervalSeconds = 20
 shutdown = "hand-back"
 shutdownTimeoutSeconds = 90.5
+machineSubstituters = false
 ackTimeoutSeconds = 45
 evaluationIsolation = "none"
 allowedUris = ["https://github.com/", "https://api.github.com/"]
@@ -105,6 +107,7 @@ cores = "4"
       binaryCachesPath: "/var/lib/nimbus-agent/secrets/binary-caches.json",
       secretsJsonPath: "/run/secrets/secrets.json",
       nixSettings: { "extra-system-features": "gpu", cores: "4" },
+      machineSubstituters: false,
       remotePlatformsWithSameFeatures: ["aarch64-linux"],
       logLevel: "debug",
       systems: ["x86_64-linux", "i686-linux"],

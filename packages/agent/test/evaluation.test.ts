@@ -70,6 +70,8 @@ describe("evaluation of ci.nix", () => {
       requiredFeatures: features,
       inputDrvs: inputs.map((i) => drvs[i]!.drvPath),
       outputs: { out: drvs[name]!.out },
+      // No cache configured: the .drv is only in this agent's store.
+      sources: [[`store:${setup.agent.info.storeId}`]],
     });
     const attribute = (path: string[], name: string): EvaluationEvent => ({
       kind: "attribute",

@@ -86,6 +86,8 @@ export async function startTaskAgent(
       `apiBaseUrl = "${service.apiBaseUrl}"`,
       `clusterJoinTokenPath = "token.key"`,
       `workDirectory = "work"`,
+      // Offline: Nix reads only the configured caches.
+      extraToml.includes("machineSubstituters") ? "" : "machineSubstituters = false",
       ...(extraToml.includes("allowLocalRepositories") ? [] : ["allowLocalRepositories = true"]),
       extraToml,
     ].join("\n"),

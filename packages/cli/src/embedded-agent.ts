@@ -48,6 +48,8 @@ export async function startEmbeddedAgent(
       `workDirectory = "work"`,
       "# Ctrl-C on `nimbus dev` should not wait for builds: hand them back to the queues.",
       `shutdown = "hand-back"`,
+      "# Works offline: Nix substitutes from no cache (nix.conf's cache.nixos.org would cost a DNS wait per build).",
+      "machineSubstituters = false",
       "# `nimbus trigger` sends repositories on this machine's disk.",
       "allowLocalRepositories = true",
       "# The stack's own data (its admin token, webhook secret, tables) is no business of evaluated code.",

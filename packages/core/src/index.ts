@@ -37,8 +37,25 @@ export {
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
 export { reconcileSession, NO_LONGER_HELD, type Reconciliation } from "./session-reconcile.ts";
 export {
+  reachOf,
+  reaches,
+  unmetNeeds,
+  canObtain,
+  buildNeeds,
+  minimalNeeds,
+  canTake,
+  placeBuild,
+  waitingReason,
+  type Reach,
+  type ReachInfo,
+  type Candidate,
+  type BuildNeeds,
+} from "./obtaining.ts";
+export {
   MAX_RECEIVE,
   MAX_WOKEN,
+  MAX_SKIPPED,
+  nextQueue,
   canTakeWork,
   freeSlots,
   planDispatch,

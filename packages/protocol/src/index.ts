@@ -12,5 +12,5 @@ export * from "./decode.ts";
 export * from "./nix-names.ts";
 export * from "./tasks.ts";
 export * from "./jobs-api.ts";
-export * from "./github-webhooks.ts";
+export * from "./sources.ts";
 export * from "./dashboard-api.ts";

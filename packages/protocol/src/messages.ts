@@ -44,6 +44,10 @@ export const Heartbeat = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
+/** The agent's info changed (it reloaded binary-caches.json on SIGHUP): the service uses it from now on. */
+export const AgentInfoChanged = z.strictObject({ type: z.literal("agent-info"), agent: AgentInfo });
+export type AgentInfoChanged = z.infer<typeof AgentInfoChanged>;
+
 /** The agent takes no new work (it is shutting down); running tasks go on. */
 export const Pause = z.strictObject({ type: z.literal("pause") });
 export type Pause = z.infer<typeof Pause>;
@@ -55,6 +59,7 @@ export type Goodbye = z.infer<typeof Goodbye>;
 export const AgentMessage = z.discriminatedUnion("type", [
   Hello,
   Heartbeat,
+  AgentInfoChanged,
   Pause,
   Goodbye,
   RequestWork,

@@ -6,13 +6,14 @@
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import type { EvaluateTask, EvaluationDone } from "@nimbus/protocol";
+import { type CacheReport, cacheProblem, type EvaluateTask, type EvaluationDone } from "@nimbus/protocol";
+import { planWithCaches } from "../evaluation-caches.ts";
 import { evaluationHints } from "../evaluation-hints.ts";
 import { evaluatorEnvironment, isolatedCommand } from "../evaluation-isolation.ts";
 import { batchEvents, evaluationEvents } from "../evaluation-events.ts";
 import { CheckoutError, checkoutCommit, redactCredentials } from "../git-checkout.ts";
 import { truncateText } from "../message-size.ts";
-import { derivationsToBuild, type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
+import { type NixCall, NixQueryError } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
 import { EvaluationFailure, type Evaluator, MAX_WALK_OUTPUT_BYTES, type WalkSource, walkAttributes } from "../nix-walk.ts";
 import { ProcessStartError, runProcess } from "../process.ts";
@@ -24,7 +25,8 @@ const NIX_FILES = ["ci.nix", "nix/ci.nix", "default.nix"];
 export const evaluateTask: TaskKind<EvaluateTask> = {
   type: "evaluate",
   resultType: "evaluation-done",
-  describe: (task) => `evaluating ${task.repository} at ${task.commit}`,
+  describe: (task) =>
+    `evaluating ${task.repository} at ${task.commit}${task.untrusted ? " (a fork's commit: untrusted, no secrets, no effects)" : ""}${task.cloneCredential ? " with a clone token" : ""}`,
   run: runEvaluation,
   internalError: (task, error, context) => ({
     result: { type: "evaluation-done", taskId: task.taskId, batches: context.acked.sent, status: "failed", error: truncateText(error, 8000) },
@@ -37,6 +39,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
   const directory = path.join(context.workDirectory, "eval", context.directoryName);
   const repo = path.join(directory, "repo");
   const scratch = path.join(directory, "tmp");
+  let caches: CacheReport[] = [];
   const done = (status: EvaluationDone["status"], error?: string): TaskOutcome => {
     context.link.send({
       type: "evaluation-done",
@@ -44,6 +47,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       batches: acked.sent,
       status,
       ...(error === undefined ? {} : { error: truncateText(error, 8000) }),
+      ...(caches.length > 0 ? { caches } : {}),
     });
     return { status, ...(error === undefined ? {} : { error }) };
   };
@@ -66,7 +70,18 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       phaseStarted = Date.now();
     };
     try {
-      await checkoutCommit({ cloneUrl: task.cloneUrl, commit: task.commit, ref: task.ref, directory: repo, signal, allowLocal: policy.allowLocalRepositories });
+      await checkoutCommit({
+        cloneUrl: task.cloneUrl,
+        commit: task.commit,
+        ref: task.ref,
+        directory: repo,
+        signal,
+        allowLocal: policy.allowLocalRepositories,
+        // Outside the task's directory, the only part of the work directory the evaluator sees; gone after the fetch.
+        ...(task.cloneCredential
+          ? { credential: { ...task.cloneCredential, directory: path.join(context.workDirectory, "credentials", context.directoryName) } }
+          : {}),
+      });
       phase("checked out");
       const source = findSource(task, repo);
       if (source === undefined) {
@@ -86,7 +101,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       const walk = await walkAttributes({
         source,
         repo,
-        systems: context.nix.systems,
+        systems: task.systems ?? context.nix.systems,
         optionArgs: context.nix.optionArgs,
         allowedUris: policy.allowedUris,
         evaluate,
@@ -98,14 +113,17 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       phase(`evaluated ${walk.attributes.length + walk.errors.length} attributes`);
       // The agent's own questions about the .drv files it found: no repository code runs here.
       const call: NixCall = { optionArgs: context.nix.optionArgs, env: { ...process.env, TMPDIR: scratch }, signal, cwd: repo, message };
-      const built = await derivationsToBuild(
+      // Which need building (this store, then every cache in bulk), their .drv closure pushed for builders elsewhere.
+      const plan = await planWithCaches(
         walk.attributes.map((a) => a.drvPath),
         call,
+        context.caches,
       );
-      phase("asked which derivations need building (nix-store --realise --dry-run)");
-      const infos = await showDerivations([...built], call);
-      phase("read those derivations (nix show-derivation)");
-      events = evaluationEvents(walk, built, infos);
+      caches = plan.reports;
+      for (const report of caches) if (report.status !== "pushed") log("warn", `task ${task.taskId}: ${cacheProblem(report)}`);
+      phase("asked the store and the caches which derivations need building, pushed their .drv closure");
+      const built = plan.toBuild;
+      events = evaluationEvents(walk, built, plan.infos, plan.sources);
       log(
         "info",
         `task ${task.taskId}: ${walk.attributes.length} attributes, ${walk.errors.length} failed, ${built.size} derivations to build`,

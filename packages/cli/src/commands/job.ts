@@ -32,7 +32,7 @@ export function registerJobCommand(program: Command) {
         }
       }
       if (options.json) process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
-      else process.stdout.write(describeJob(job, (job.counts.queued ?? 0) > 0 ? await waitingForAgents(api, job.id) : []));
+      else process.stdout.write(describeJob(job, ...((job.counts.queued ?? 0) > 0 ? await whyQueued(api, job.id) : [[], []])));
       if (options.wait && job.status !== "succeeded") throw new CliError(`job ${job.id} ${job.status}`, 1);
     });
 }
@@ -48,19 +48,27 @@ function progress(job: JobView): string {
   return printable(job.status === "evaluating" ? `${job.id}: evaluating (${job.evaluation.status})` : `${job.id}: ${job.status} — ${countsLine(job)}`);
 }
 
-/** Queued derivations no connected agent may build, grouped as "2 × x86_64-darwin with {kvm}". */
-async function waitingForAgents(api: ApiClient, jobId: string): Promise<string[]> {
+/**
+ * Why queued derivations wait: those no connected agent may build, grouped as
+ * "2 × x86_64-darwin with {kvm}"; and those whose inputs no agent that may build them can
+ * obtain, grouped by reason ("1 × inputs only on agent builder-1; no shared cache").
+ */
+async function whyQueued(api: ApiClient, jobId: string): Promise<[string[], string[]]> {
   const page = await api.get(`/api/jobs/${encodeURIComponent(jobId)}/derivations?status=queued&limit=200`, DerivationPage);
-  const groups = new Map<string, number>();
-  for (const { waitingForAgent: want } of page.derivations) {
-    if (!want) continue;
-    const key = want.features.length ? `${want.system} with {${want.features.join(", ")}}` : want.system;
-    groups.set(key, (groups.get(key) ?? 0) + 1);
+  const agents = new Map<string, number>();
+  const inputs = new Map<string, number>();
+  for (const { waitingForAgent: want, waitingForInputs: blocked } of page.derivations) {
+    if (want) {
+      const key = want.features.length ? `${want.system} with {${want.features.join(", ")}}` : want.system;
+      agents.set(key, (agents.get(key) ?? 0) + 1);
+    }
+    if (blocked) inputs.set(blocked.reason, (inputs.get(blocked.reason) ?? 0) + 1);
   }
-  return [...groups].map(([key, n]) => `${n} × ${key}`);
+  const lines = (groups: Map<string, number>) => [...groups].map(([key, n]) => `${n} × ${key}`);
+  return [lines(agents), lines(inputs)];
 }
 
-export function describeJob(job: JobView, waiting: string[] = []): string {
+export function describeJob(job: JobView, waiting: string[] = [], waitingForInputs: string[] = []): string {
   const rows: Array<[string, string | undefined]> = [
     ["job", job.id],
     ["status", job.status],
@@ -76,9 +84,17 @@ export function describeJob(job: JobView, waiting: string[] = []): string {
   // Repository names, refs, errors and logs come from repositories and agents: shown as text only.
   const lines = rows.filter(([, v]) => v).map(([k, v]) => `${k.padEnd(12)}${printable(v!)}`);
   if (job.evaluation.error) lines.push("", "evaluation failed:", indent(printableLines(job.evaluation.error), "  "));
+  if (job.evaluation.cacheProblems?.length) {
+    lines.push("", "cache problems during the evaluation:");
+    for (const problem of job.evaluation.cacheProblems) lines.push(`  ${printable(problem)}`);
+  }
   if (waiting.length > 0) {
     lines.push("", "waiting for an agent that can build them (none connected):");
     for (const group of waiting) lines.push(`  ${printable(group)}`);
+  }
+  if (waitingForInputs.length > 0) {
+    lines.push("", "waiting for an agent that can obtain their inputs:");
+    for (const group of waitingForInputs) lines.push(`  ${group}`);
   }
   const attributeErrors = job.attributes.filter((a) => a.status === "error");
   if (attributeErrors.length > 0) {

@@ -1,11 +1,11 @@
 /**
  * `GET /api/agents`: agents that have said hello, as the API shows them, with their sessions'
- * load and the tasks they run (read from the same Sessions items: no request more).
+ * load, cache problems and the tasks they run (read from the same Sessions items: no request more).
  */
-import type { AgentInfo, AgentWithTasks, RunningTask } from "@nimbus/protocol";
+import type { AgentInfo, AgentView, AgentWithTasks, RunningTask } from "@nimbus/protocol";
 import { getSessions, heldTasks, type SessionItem } from "../flow/sessions.ts";
 import { listConnections } from "../storage/connections.ts";
-import type { ConnectionItem } from "../storage/items.ts";
+import type { ConnectionItem, SessionFields } from "../storage/items.ts";
 
 export async function listAgents(): Promise<AgentWithTasks[]> {
   const connections = (await listConnections()).filter(
@@ -25,6 +25,7 @@ export async function listAgents(): Promise<AgentWithTasks[]> {
         sessionId: c.sessionId,
         ...(session?.draining ? { draining: true } : {}),
         tasks: session ? runningTasks(session) : [],
+        ...cacheProblemsOf(session),
       };
     })
     .sort((a, b) => a.hostname.localeCompare(b.hostname) || a.connectedAt.localeCompare(b.connectedAt));
@@ -38,4 +39,10 @@ function runningTasks(session: SessionItem): RunningTask[] {
       return { taskId, kind: "evaluate", jobId: record.jobId, startedAt: record.startedAt };
     })
     .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+}
+
+/** The agent's cache condition, as the list shows it: one entry per cache with a problem. */
+function cacheProblemsOf(session: SessionFields | undefined): Pick<AgentView, "cacheProblems"> {
+  const problems = Object.entries(session?.cacheProblems ?? {}).map(([cache, p]) => ({ cache, problem: p.problem, at: p.at }));
+  return problems.length > 0 ? { cacheProblems: problems.sort((a, b) => a.cache.localeCompare(b.cache)) } : {};
 }

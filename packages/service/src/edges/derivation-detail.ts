@@ -1,12 +1,12 @@
 /**
  * `GET /api/derivations/{drv}`: one derivation — its item, its status history and build
  * attempts (core `statusHistory`, `buildAttempts`) and the jobs that need it, newest first.
- * Reads: the item, one Query of byDrv, and the agents only while it is queued.
+ * Reads: the item, one Query of byDrv, and the agents and its inputs' items only while it is queued.
  */
 import { buildAttempts, statusHistory } from "@nimbus/core";
 import type { DerivationDetail } from "@nimbus/protocol";
 import { notFound } from "../platform/errors.ts";
-import { getDerivation } from "../storage/derivations.ts";
+import { getDerivation, getDerivations } from "../storage/derivations.ts";
 import { JobDerivationItem } from "../storage/items.ts";
 import { JobDerivations } from "../storage/tables.ts";
 import { listAgents } from "./agent-views.ts";
@@ -32,8 +32,10 @@ export async function derivationDetail(drvPath: string): Promise<DerivationDetai
     ),
   ]);
   if (!drv) throw notFound(`no derivation ${drvPath} — \`nimbus job <id>\` names a job's derivations`);
-  const agents = drv.status === "queued" ? await listAgents() : [];
-  const view = derivationView({ jobId: "", drvPath, status: drv.status, jobStatus: "" }, drv, agents);
+  const queued = drv.status === "queued";
+  // Whether an agent can build it, and obtain its inputs, matters only while it waits for one.
+  const [agents, inputs] = queued ? await Promise.all([listAgents(), getDerivations([...(drv.inputDrvs ?? [])])]) : [[], new Map()];
+  const view = derivationView({ jobId: "", drvPath, status: drv.status, jobStatus: "" }, drv, agents, inputs);
   // Stored attempts count from 0 (the first build); the API counts from 1.
   const attempt = drv.attempt + 1;
   const moves = drv.history ?? [];

@@ -31,6 +31,7 @@ export async function registerDerivation(
     requiredFeatures,
     outputs: event.outputs,
     ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
+    ...(event.sources ? { needs: event.sources } : {}),
     status: "waiting",
     ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
     queueKey: queueKeyOf(event.system, requiredFeatures),
@@ -43,7 +44,7 @@ export async function registerDerivation(
   const created = await createDerivation(fresh);
   let current = created ? fresh : await getDerivation(event.drvPath);
   const step = registrationStep({ created, status: current?.status, rebuildFailures: options.rebuildFailures, part: event.part !== undefined });
-  if (current && step === "restart") current = await restart(current, inputs, pending, now);
+  if (current && step === "restart") current = await restart(current, inputs, pending, event.sources, now);
   else if (step === "merge-part") current = await mergePart(event.drvPath, inputs, partMarker(event.part!.index));
   await putJobDerivation(jobId, event.drvPath, current?.status ?? "waiting", at);
   if (current?.status === "waiting") await advance(current, work, now);
@@ -69,7 +70,13 @@ async function mergePart(drvPath: string, inputs: string[], marker: string): Pro
 }
 
 /** Starts a failed, dependency-failed or cancelled derivation over (core `registrationStep` said so). */
-async function restart(drv: DerivationItem, inputs: string[], pending: string[], now: Date): Promise<DerivationItem | undefined> {
+async function restart(
+  drv: DerivationItem,
+  inputs: string[],
+  pending: string[],
+  needs: DerivationEvent["sources"],
+  now: Date,
+): Promise<DerivationItem | undefined> {
   const moved = await moveDerivation(
     drv.drvPath,
     {
@@ -78,14 +85,19 @@ async function restart(drv: DerivationItem, inputs: string[], pending: string[],
       set: {
         ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
         ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
+        // This evaluation's view of where its .drv and inputs are replaces the old one.
+        ...(needs ? { needs } : {}),
       },
       remove: [
         "failure",
         "lease",
         "builtBy",
         "finishedAt",
+        "sources",
+        "cacheProblems",
         ...(inputs.length ? [] : ["inputDrvs"]),
         ...(pending.length ? [] : ["pendingInputs"]),
+        ...(needs ? [] : ["needs"]),
       ],
       // A new attempt: a new task id, and a queue message SQS will not take for a duplicate.
       addAttempt: 1,

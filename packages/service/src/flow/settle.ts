@@ -16,6 +16,7 @@ import type { WorkNotes } from "./new-work.ts";
 
 export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date()): Promise<void> {
   const jobIds = await mirrorStatus(drv.drvPath, drv.status, drv.updatedAt);
+  for (const jobId of jobIds) work.addChangedJob(jobId);
   for (const move of dependentMoves(drv, await dependentsOf(drv.drvPath))) {
     if (move.type === "clear-input") {
       const after = await clearPendingInputs(move.dependent, [move.input]);

@@ -8,6 +8,7 @@ import { countingMoves } from "../storage/job-counts.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
 import { finishJobIfDone } from "./job-finish.ts";
+import { reportChangedJobs, reportDueJobs } from "./job-reports.ts";
 import { WorkNotes } from "./new-work.ts";
 import { endSession } from "./session-end.ts";
 import { quietSessions } from "./sessions.ts";
@@ -19,6 +20,7 @@ export interface SweepReport {
   derivationsResent: number;
   settlesPropagated: number;
   jobsFinished: number;
+  reportsSent: number;
 }
 
 /**
@@ -30,7 +32,9 @@ export interface SweepReport {
  * 3. queued derivations due after a back-off, or not leased for a long while (their message
  *    was lost, or a local restart emptied the queues): sent to their queue again;
  * 4. settled derivations whose dependents and jobs were never told (a Lambda died between);
- * 5. running jobs with nothing left to do that nobody finished.
+ * 5. running jobs with nothing left to do that nobody finished;
+ * 6. GitHub reports whose due time came (a throttle, a rate limit or a back-off ended), and
+ *    the reports of the jobs this sweep changed.
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
 export function sweep(now = new Date()): Promise<SweepReport> {
@@ -42,7 +46,7 @@ async function sweepOnce(now: Date): Promise<SweepReport> {
   const t = timing();
   const ago = (ms: number) => new Date(now.getTime() - ms);
   const work = new WorkNotes();
-  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0 };
+  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0, reportsSent: 0 };
 
   for (const connection of await quietConnections(ago(2 * t.heartbeatIntervalMs))) {
     if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
@@ -61,9 +65,14 @@ async function sweepOnce(now: Date): Promise<SweepReport> {
     report.settlesPropagated++;
   }
   for (const job of await quietJobs(ago(t.heartbeatIntervalMs))) {
-    if (await finishJobIfDone(job.jobId)) report.jobsFinished++;
+    if (await finishJobIfDone(job.jobId)) {
+      report.jobsFinished++;
+      work.addChangedJob(job.jobId);
+    }
   }
   await wakeIdleAgents(work);
+  report.reportsSent = await reportDueJobs(now);
+  await reportChangedJobs(work, now);
   return report;
 }
 

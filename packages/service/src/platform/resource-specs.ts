@@ -44,6 +44,8 @@ export const tables = {
       updatedAt: "string",
       repository: "string",
       repositoryRef: "string",
+      heldKey: "string",
+      pullRequestKey: "string",
     },
     primaryIndex: { hashKey: "jobId" },
     globalIndexes: {
@@ -53,7 +55,21 @@ export const tables = {
       // The jobs of one repository, and of one branch of it (repositoryRef = repository + "\n" + ref), newest first.
       byRepository: { hashKey: "repository", rangeKey: "createdAt" },
       byRepositoryRef: { hashKey: "repositoryRef", rangeKey: "createdAt" },
+      // Sparse: only forks' jobs waiting for approval, by repository and commit (what an approval names).
+      byHeldCommit: { hashKey: "heldKey", rangeKey: "jobId" },
+      // Sparse: only pull requests' jobs, by repository and number (what closing one cancels).
+      byPullRequest: { hashKey: "pullRequestKey", rangeKey: "createdAt" },
     },
+  },
+  /**
+   * What GitHub was last told of each job (docs/github.md): the reporter's state, when to try
+   * again, and a short lease so that one invocation at a time sends. No token, no report body.
+   */
+  Reports: {
+    fields: { jobId: "string", dueShard: "string", dueAt: "string" },
+    primaryIndex: { hashKey: "jobId" },
+    // Sparse: only reports waiting out a throttle, a rate limit or a back-off; the sweeper sends them.
+    globalIndexes: { byDue: { hashKey: "dueShard", rangeKey: "dueAt" } },
   },
   /** `X-GitHub-Delivery` → job, so a redelivered webhook never makes a second job. */
   Deliveries: {
@@ -148,8 +164,36 @@ export type QueueName = keyof typeof queues;
 /** Every build queue's name starts with this, so IAM can grant exactly those. */
 export const buildQueuePrefix = (app: string, stage: string) => `${app}-${stage}-build-`;
 
-export const secrets = ["ApiAdminToken", "GithubWebhookSecret"] as const;
+export const secrets = ["ApiAdminToken", "GithubWebhookSecret", "GithubAppId", "GithubAppPrivateKey", "GithubToken"] as const;
 export type SecretName = (typeof secrets)[number];
+
+/**
+ * What talks to GitHub reads: the App's id and key or a personal token, and the webhook secret
+ * (packages/github checks them as one setting; docs/github.md). Unset ones hold `none`.
+ */
+export const githubSecrets = ["GithubWebhookSecret", "GithubAppId", "GithubAppPrivateKey", "GithubToken"] as const satisfies readonly SecretName[];
+
+/**
+ * The handlers that talk to GitHub: they take its webhooks, report jobs that change (the agents'
+ * frames settle them, the sweeper retries reports, cancel and rerun change them) or hand out
+ * evaluations of private repositories (with a clone token minted then).
+ */
+export const githubHandlers: readonly string[] = [
+  "functions/webhooks/github.handler",
+  "functions/socket/default.handler",
+  "functions/sweeper.handler",
+  "functions/api/jobs-cancel.handler",
+  "functions/api/jobs-rerun.handler",
+];
+
+/** The handlers that answer without the admin token (signed webhooks, the agents' discovery). */
+const publicHandlers: readonly string[] = ["functions/webhooks/github.handler", "functions/api/service-info.handler"];
+
+/** The secrets one handler is linked to in AWS: only those it reads (docs/security.md). */
+export function handlerSecrets(handler: string): SecretName[] {
+  const admin: SecretName[] = handler.startsWith("functions/api/") && !publicHandlers.includes(handler) ? ["ApiAdminToken"] : [];
+  return [...admin, ...(githubHandlers.includes(handler) ? githubSecrets : [])];
+}
 
 /** The agents' WebSocket API; handlers get `Resource.AgentSocket.{url,managementEndpoint}`. */
 export const agentSocket = {

@@ -48,6 +48,19 @@ export async function countingMoves<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Writes the moves collected so far in this scope now, not at its end: for a reader in the same
+ * invocation that must see them (a GitHub report of the job's counts, flow/job-reports.ts).
+ */
+export async function writeCountMovesNow(): Promise<void> {
+  const moves = scope.getStore();
+  if (!moves || moves.byJob.size === 0) return;
+  const pending = new CountMoves();
+  for (const [jobId, changes] of moves.byJob) pending.byJob.set(jobId, changes);
+  moves.byJob.clear();
+  await writeMoves(pending);
+}
+
 /** A JobDerivations row went from `from` (absent: it is new) to `to`. */
 export async function noteCountMove(jobId: string, from: DerivationStatus | undefined, to: DerivationStatus): Promise<void> {
   if (from === to) return;

@@ -1,7 +1,7 @@
 import type { JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
 import { exactCountFields, type StatusCounts } from "./job-counts.ts";
-import { SHARD } from "./keys.ts";
+import { heldKey, pullRequestKey, SHARD } from "./keys.ts";
 import { Jobs } from "./tables.ts";
 
 export const getJob = (jobId: string): Promise<JobItem | undefined> => Jobs.get({ jobId });
@@ -81,19 +81,29 @@ export async function noteEvaluationBatch(jobId: string, seq: number): Promise<v
   );
 }
 
-/** The evaluating agent's last word: how many batches it sent, or why the evaluation failed. */
-export async function endEvaluation(jobId: string, end: { batches: number } | { error: string }, now: Date): Promise<void> {
+/**
+ * The evaluating agent's last word: how many batches it sent, or why the evaluation failed,
+ * and the caches it could not ask or push to.
+ */
+export async function endEvaluation(
+  jobId: string,
+  end: ({ batches: number } | { error: string }) & { cacheProblems?: string[] },
+  now: Date,
+): Promise<void> {
+  const problems = end.cacheProblems?.length ? end.cacheProblems : undefined;
+  const setProblems = problems ? ", evaluation.cacheProblems = :problems" : "";
+  const problemValues = problems ? { ":problems": problems } : {};
   await Jobs.update(
     { jobId },
     "error" in end
       ? {
-          UpdateExpression: "SET evaluation.#st = :failed, evaluation.#error = :error, updatedAt = :now",
+          UpdateExpression: `SET evaluation.#st = :failed, evaluation.#error = :error, updatedAt = :now${setProblems}`,
           ExpressionAttributeNames: { "#st": "status", "#error": "error" },
-          ExpressionAttributeValues: { ":failed": "failed", ":error": end.error, ":now": now.toISOString() },
+          ExpressionAttributeValues: { ":failed": "failed", ":error": end.error, ":now": now.toISOString(), ...problemValues },
         }
       : {
-          UpdateExpression: "SET evaluation.batches = :batches, updatedAt = :now",
-          ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString() },
+          UpdateExpression: `SET evaluation.batches = :batches, updatedAt = :now${setProblems}`,
+          ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString(), ...problemValues },
         },
   );
 }
@@ -126,3 +136,45 @@ export const quietJobs = (before: Date): Promise<JobItem[]> =>
     ExpressionAttributeValues: { ":a": SHARD.activeJob, ":before": before.toISOString() },
     Limit: 100,
   });
+
+/** The held jobs of one commit of one repository (the byHeldCommit index). */
+export const heldJobsOf = (repository: string, commit: string): Promise<JobItem[]> =>
+  Jobs.query({
+    IndexName: "byHeldCommit",
+    KeyConditionExpression: "heldKey = :key",
+    ExpressionAttributeValues: { ":key": heldKey(repository, commit) },
+  });
+
+/** Every job of one pull request (the byPullRequest index). */
+export const pullRequestJobs = (repository: string, pullRequest: number): Promise<JobItem[]> =>
+  Jobs.query({
+    IndexName: "byPullRequest",
+    KeyConditionExpression: "pullRequestKey = :key",
+    ExpressionAttributeValues: { ":key": pullRequestKey(repository, pullRequest) },
+  });
+
+/** held → evaluating, once: the approved job runs (still untrusted); whether this call released it. */
+export function releaseHeldJob(jobId: string, approvedBy: string, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET #status = :evaluating, activeShard = :active, updatedAt = :now, #trigger.approvedBy = :by REMOVE heldKey, holdReason",
+      ConditionExpression: "#status = :held",
+      ExpressionAttributeNames: { "#status": "status", "#trigger": "trigger" },
+      ExpressionAttributeValues: { ":evaluating": "evaluating", ":held": "held", ":active": SHARD.activeJob, ":now": now.toISOString(), ":by": approvedBy },
+    },
+  );
+}
+
+/** held → cancelled, once (its pull request was closed, or someone cancelled it); whether this call did it. */
+export function cancelHeldJob(jobId: string, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET #status = :cancelled, updatedAt = :now, finishedAt = :now REMOVE heldKey",
+      ConditionExpression: "#status = :held",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":cancelled": "cancelled", ":held": "held", ":now": now.toISOString() },
+    },
+  );
+}

@@ -11,11 +11,13 @@ import {
   JobAttributeItem,
   JobDerivationItem,
   JobItem,
+  ReportItem,
   SessionFields,
   TokenItem,
 } from "./items.ts";
 
 export const Jobs = defineTable("Jobs", JobItem);
+export const Reports = defineTable("Reports", ReportItem);
 export const Deliveries = defineTable("Deliveries", DeliveryItem);
 export const Derivations = defineTable("Derivations", DerivationItem);
 export const Edges = defineTable("Edges", EdgeItem);

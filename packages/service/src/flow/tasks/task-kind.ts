@@ -5,7 +5,7 @@
  * these declarations, so a new kind is one new file and a line in the registry.
  */
 import type { Message } from "@aws-sdk/client-sqs";
-import type { QueueSource } from "@nimbus/core";
+import type { BuildNeeds, QueueSource } from "@nimbus/core";
 import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
 import type { z } from "zod";
 import type { SessionFields } from "../../storage/items.ts";
@@ -38,6 +38,8 @@ export interface Claim<R, M> {
   taskId: string;
   /** What the session records once it holds the task. */
   record: R;
+  /** What an agent must be able to do to take it (a build: Nix's rule and reaching its inputs); none means any agent that serves the queue. */
+  needs?: BuildNeeds;
   /** Takes the target's lease for the holder (whose slot is reserved already): the message to send, or undefined if the target moved on meanwhile. */
   lease(holder: TaskHolder, now: Date): Promise<M | undefined>;
 }
