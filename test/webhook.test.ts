@@ -146,6 +146,7 @@ describe("POST /webhooks/github", () => {
     const view = await stack.api("GET", `/api/jobs/${job.jobId}`);
     assert.equal(view.body.status, "held");
     assert.equal(view.body.untrusted, true);
+    assert.equal(view.body.holdReason, "Pull request #7 comes from fork/widgets: its code runs only once someone with write access approves this commit.");
 
     // With GitHub reporting off nobody's permission can be looked up: a label approves nothing.
     const label = { ...pullRequestPayload("labeled"), label: { name: "nimbus-approved" }, sender: { login: "maintainer" } };
@@ -158,7 +159,9 @@ describe("POST /webhooks/github", () => {
     // Closing the pull request cancels the held job.
     const closed = await deliver("pull_request", pullRequestPayload("closed"));
     assert.deepEqual(closed, { status: 200, body: { action: "cancel-pull-request", jobIds: [job.jobId] } });
-    assert.equal((await stack.api("GET", `/api/jobs/${job.jobId}`)).body.status, "cancelled");
+    const cancelled = (await stack.api("GET", `/api/jobs/${job.jobId}`)).body;
+    assert.equal(cancelled.status, "cancelled");
+    assert.equal(cancelled.holdReason, undefined, "shown only while held");
     assert.deepEqual(await receiveAll(), []);
   });
 

@@ -47,6 +47,8 @@ export class ScriptedAgent {
     public info: AgentInfo,
     private readonly script: {
       evaluate?: (task: EvaluateTask) => EvaluationEvent[];
+      /** What became of each cache during an evaluation (`evaluation-done.caches`). */
+      evaluationCaches?: (task: EvaluateTask) => CacheReport[] | undefined;
       build?: (task: BuildTask) => BuildOutcome;
       /** How long a build "takes". */
       buildMs?: number;
@@ -152,7 +154,8 @@ export class ScriptedAgent {
     if (abandoned()) return;
     await new Promise((r) => setTimeout(r, 20));
     this.track(-1);
-    this.finish(task.taskId, { type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded" });
+    const caches = this.script.evaluationCaches?.(task);
+    this.finish(task.taskId, { type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded", ...(caches ? { caches } : {}) });
   }
 
   private async build(task: BuildTask) {

@@ -71,6 +71,8 @@ export const JobView = z.strictObject({
   status: JobStatus,
   /** A fork's commit: no secrets, no effects (docs/github.md). */
   untrusted: z.boolean().optional(),
+  /** While `held`: why it waits for approval, as GitHub is told (docs/github.md). */
+  holdReason: z.string().optional(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
   finishedAt: z.iso.datetime().optional(),

@@ -181,9 +181,10 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
         class="vlist"
         // As tall as its rows, up to the stylesheet's --list-height.
         style={{ height: `min(${Math.max(count, 2) * rowHeight + 2}px, var(--list-height))` }}
-        role="listbox"
-        tabIndex={0}
-        aria-label={props.label}
+        // An empty list is its note alone: a listbox without options is not one (ARIA).
+        role={count > 0 ? "listbox" : undefined}
+        tabIndex={count > 0 ? 0 : undefined}
+        aria-label={count > 0 ? props.label : undefined}
         aria-activedescendant={active !== undefined && active >= view.start && active < view.end ? `${props.id}-${active}` : undefined}
         onScroll={onScroll}
         onKeyDown={onKeyDown}

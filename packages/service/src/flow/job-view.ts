@@ -27,6 +27,7 @@ export function jobSummary(job: JobItem): JobSummary {
     trigger: job.trigger,
     status: job.status,
     ...(job.untrusted ? { untrusted: true } : {}),
+    ...(job.status === "held" && job.holdReason !== undefined ? { holdReason: job.holdReason } : {}),
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
     ...(job.finishedAt !== undefined ? { finishedAt: job.finishedAt } : {}),
