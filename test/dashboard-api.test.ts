@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { sendSignedPush } from "@nimbus/cli";
 import {
-  AgentsWithTasks,
+  AgentList,
   AttributePage,
   DashboardSession,
   DerivationDetail,
@@ -288,7 +288,7 @@ describe("dashboard API", () => {
         return page.building && page.lines.length > 1 ? page : undefined;
       }, "the slow build to print");
       assert.equal(first.attempt, 2);
-      const { agents } = await getJson("/api/agents", AgentsWithTasks);
+      const { agents } = await getJson("/api/agents", AgentList);
       assert.equal(agents.length, 1);
       assert.ok(agents[0]!.sessionId);
       assert.deepEqual(

@@ -1,8 +1,8 @@
-import type { AgentsWithTasks } from "@nimbus/protocol";
+import type { AgentList } from "@nimbus/protocol";
 import { apiHandler, json, listAgents } from "@nimbus/service";
 
 /** `GET /api/agents`: connected agents with what they can build, how busy they are and what they run. */
 export const handler = apiHandler(async () => {
-  const body: AgentsWithTasks = { agents: await listAgents() };
+  const body: AgentList = { agents: await listAgents() };
   return json(200, body);
 });

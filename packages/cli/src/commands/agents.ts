@@ -1,4 +1,4 @@
-import { AgentsWithTasks } from "@nimbus/protocol";
+import { AgentList } from "@nimbus/protocol";
 import type { Command } from "commander";
 import { ApiClient } from "../api-client.ts";
 import { formatTable } from "../table.ts";
@@ -11,7 +11,7 @@ export function registerAgentsCommand(program: Command) {
     .option("--json", "print JSON")
     .action(async (options: { json?: boolean }, command: Command) => {
       const api = new ApiClient(resolveTarget(command.optsWithGlobals<TargetOptions>()));
-      const { agents } = await api.get("/api/agents", AgentsWithTasks);
+      const { agents } = await api.get("/api/agents", AgentList);
       if (options.json) return void process.stdout.write(`${JSON.stringify({ agents }, null, 2)}\n`);
       const rows = agents.map((a) => [
         a.hostname,

@@ -1,5 +1,5 @@
 /** `/agents`: connected agents — what they can build, their caches and store, how busy they are, what they run. */
-import type { AgentsWithTasks, AgentWithTasks } from "@nimbus/protocol";
+import type { AgentList, AgentView } from "@nimbus/protocol";
 import { listAgents } from "../api/endpoints.ts";
 import { ErrorNote } from "../components/error-note.tsx";
 import { Ago, useNow } from "../components/time.tsx";
@@ -11,7 +11,7 @@ const POLL_MS = 5_000;
 
 export function AgentsPage() {
   const now = useNow();
-  const agents = usePoll<AgentsWithTasks>((signal, cached) => listAgents(signal, cached), [], { intervalMs: POLL_MS });
+  const agents = usePoll<AgentList>((signal, cached) => listAgents(signal, cached), [], { intervalMs: POLL_MS });
   const list = agents.value?.agents;
   return (
     <section>
@@ -84,7 +84,7 @@ export function AgentsPage() {
 }
 
 /** Its binary caches (name, kind, whether it reads and pushes), each with the last problem it had, if any. */
-function Caches({ agent, now }: { agent: AgentWithTasks; now: number }) {
+function Caches({ agent, now }: { agent: AgentView; now: number }) {
   const caches = agent.caches ?? [];
   const problems = new Map((agent.cacheProblems ?? []).map((p) => [p.cache, p]));
   // Problems of caches it no longer lists (a reload), or of a machine substituter named by URL.
@@ -119,7 +119,7 @@ function Caches({ agent, now }: { agent: AgentWithTasks; now: number }) {
 const cacheUse = (cache: { push: boolean; pull: boolean }) =>
   cache.push && cache.pull ? "reads, pushes" : cache.push ? "pushes only" : cache.pull ? "reads" : "neither reads nor pushes";
 
-function Tasks({ agent, now }: { agent: AgentWithTasks; now: number }) {
+function Tasks({ agent, now }: { agent: AgentView; now: number }) {
   if (agent.tasks === undefined) return <span class="note">{agent.runningTasks > 0 ? `${agent.runningTasks} task(s)` : "idle"}</span>;
   if (agent.tasks.length === 0) return <span class="note">idle</span>;
   return (

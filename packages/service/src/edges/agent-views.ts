@@ -2,12 +2,12 @@
  * `GET /api/agents`: agents that have said hello, as the API shows them, with their sessions'
  * load, cache problems and the tasks they run (read from the same Sessions items: no request more).
  */
-import type { AgentInfo, AgentView, AgentWithTasks, RunningTask } from "@nimbus/protocol";
+import type { AgentInfo, AgentView, RunningTask } from "@nimbus/protocol";
 import { getSessions, heldTasks, type SessionItem } from "../flow/sessions.ts";
 import { listConnections } from "../storage/connections.ts";
 import type { ConnectionItem, SessionFields } from "../storage/items.ts";
 
-export async function listAgents(): Promise<AgentWithTasks[]> {
+export async function listAgents(): Promise<AgentView[]> {
   const connections = (await listConnections()).filter(
     (c): c is ConnectionItem & { agent: AgentInfo; sessionId: string } => c.agent !== undefined && c.sessionId !== undefined,
   );
