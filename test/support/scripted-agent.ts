@@ -65,12 +65,17 @@ export class ScriptedAgent {
     return new ScriptedAgent(name, agentInfo({ hostname: name, labels: { name }, ...overrides }), script);
   }
 
-  /** Opens a connection (again) for the same session; resolves on welcome. */
+  /**
+   * Opens a connection (again) for the same session; resolves on welcome, rejects if the
+   * connection fails or closes first (a gateway or service that ends it before the welcome),
+   * so a caller that reconnects in a loop never waits on it forever.
+   */
   connect(url: string, token: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
       this.socket = socket;
       socket.once("error", reject);
+      socket.once("close", (code, reason) => reject(new Error(`${this.name}: connection closed before the welcome (${code} ${reason.toString()})`)));
       socket.once("open", () =>
         socket.send(JSON.stringify(hello({ ...this.info }, this.session, [...this.active, ...this.unacked.keys()]))),
       );
