@@ -24,6 +24,8 @@ const readShared: CacheInfo = { ...shared, push: false };
 const other: CacheInfo = { name: "other", kind: "AtticCache", publicKeys: ["other-1:AAAA"], push: false, pull: true };
 const PUSH_FAILED = "push to shared failed: HTTP 403: read-only";
 const REASON = "inputs only on agent x; no shared cache";
+/** A cache's answer quoted in a problem can carry what a repository named its paths: shown as text. */
+const HOSTILE_ANSWER = `HTTP 400: bad path /nix/store/<img src=x onerror="window.pwned=1">`;
 
 const derivation = (name: string, inputs: string[], features: string[]): EvaluationEvent => ({
   kind: "derivation",
@@ -62,7 +64,7 @@ describe("dashboard: binary caches and where inputs are", () => {
       { storeId: STORE_X, caches: [shared], pushCaches: ["shared"], systemFeatures: ["fx"], concurrentTasks: 2 },
       {
         evaluate: () => EVENTS,
-        evaluationCaches: () => [{ cache: "shared", status: "failed", reason: "HTTP 403: read-only" }],
+        evaluationCaches: () => [{ cache: "shared", status: "failed", reason: HOSTILE_ANSWER }],
         build: () => ({ status: "succeeded", caches: [{ cache: "shared", status: "failed", reason: "HTTP 403: read-only" }] }),
         buildMs: 20,
       },
@@ -90,7 +92,10 @@ describe("dashboard: binary caches and where inputs are", () => {
     await page.goto(`${stack.url}/jobs/${jobId}`);
     const evaluation = page.getByRole("region", { name: "Cache problems while evaluating" });
     await evaluation.waitFor();
-    assert.match(await evaluation.innerText(), /could not push the \.drv files[\s\S]*push to shared failed: HTTP 403: read-only/);
+    assert.match(await evaluation.innerText(), /could not push the \.drv files/);
+    assert.equal(await evaluation.locator("li").innerText(), `push to shared failed: ${HOSTILE_ANSWER}`);
+    assert.equal(await page.locator("main img").count(), 0);
+    assert.equal(await page.evaluate("window.pwned"), undefined);
 
     const row = derivationRow("p");
     await row.locator(".status", { hasText: "succeeded" }).waitFor();
