@@ -40,8 +40,10 @@ const attribute = (name: string): EvaluationEvent => ({ kind: "attribute", path:
 // p is built by X alone (feature fx) and its push fails: it stays in X's store. r needs p and
 // feature fr, which only Z (another machine, reading the shared cache) has.
 const EVENTS: EvaluationEvent[] = [derivation("p", [], ["fx"]), derivation("r", ["p"], ["fr"]), attribute("p"), attribute("r")];
-/** Past the sweeper's re-send window (2 min by default), inside its session grace period (3 min). */
-const resendTime = () => new Date(Date.now() + 2 * 60_000 + 10_000);
+/** The sweeper's re-send window here, shorter than two heartbeats (60 s), after which it closes a connection as silent. */
+const REQUEUE_AFTER_MS = 10_000;
+/** Past the re-send window, within two heartbeats of every agent's last word: queued work is offered again, nobody is given up. */
+const resendTime = () => new Date(Date.now() + REQUEUE_AFTER_MS + 5_000);
 
 describe("dashboard: binary caches and where inputs are", () => {
   let stack: TestStack;
@@ -57,7 +59,7 @@ describe("dashboard: binary caches and where inputs are", () => {
     page.getByRole("listbox", { name: "derivations" }).getByRole("option").filter({ has: page.locator(".name", { hasText: new RegExp(`^${name}$`) }) });
 
   before(async () => {
-    stack = await startTestStack({ sweepIntervalMs: 0 });
+    stack = await startTestStack({ sweepIntervalMs: 0, environment: { NIMBUS_REQUEUE_AFTER_MS: String(REQUEUE_AFTER_MS) } });
     token = (await stack.createToken("dashboard-caches")).token;
     x = ScriptedAgent.create(
       "x",

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CreateTokenResponse } from "@nimbus/protocol";
 import { startLocalStack, type LocalStack } from "@nimbus/local";
 import { localResourceName, type TableName } from "@nimbus/service";
@@ -13,6 +13,10 @@ export interface TestStack extends LocalStack {
   createToken(name?: string): Promise<CreateTokenResponse>;
   /** Every item of a table, sorted, for before/after comparisons. */
   scan(table: TableName): Promise<Record<string, unknown>[]>;
+  /** Writes items as they are (batches of 25), as a test's way to stand for earlier history. */
+  putItems(table: TableName, items: Record<string, unknown>[]): Promise<void>;
+  /** Deletes one item, as a test's way to stand for a write whose follow-up never happened. */
+  deleteItem(table: TableName, key: Record<string, string>): Promise<void>;
   /** Overwrites attributes of one item, as a test's way to age or damage state. */
   setAttributes(table: TableName, key: Record<string, string>, values: Record<string, unknown>): Promise<void>;
   cleanup(): Promise<void>;
@@ -57,6 +61,18 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         new ScanCommand({ TableName: localResourceName("nimbus", "local", table), ConsistentRead: true }),
       );
       return Items.map((i) => JSON.parse(JSON.stringify(i))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    },
+    async putItems(table, items) {
+      const TableName = localResourceName("nimbus", "local", table);
+      for (let i = 0; i < items.length; i += 25) {
+        let request: Record<string, any> | undefined = { [TableName]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) };
+        while (request && Object.keys(request).length > 0) {
+          request = (await documents.send(new BatchWriteCommand({ RequestItems: request }))).UnprocessedItems;
+        }
+      }
+    },
+    async deleteItem(table, key) {
+      await documents.send(new DeleteCommand({ TableName: localResourceName("nimbus", "local", table), Key: key }));
     },
     async setAttributes(table, key, values) {
       const names = Object.keys(values);

@@ -22,20 +22,33 @@ export {
   shouldRestart,
   canMove,
   movesInto,
+  cancelStep,
+  type CancelStep,
 } from "./statuses.ts";
 export { readinessOf, type Readiness } from "./readiness.ts";
 export { jobOutcome, jobCheck, isFinalOutcome, type JobProgress, type JobCheck, type EvaluationState } from "./job-outcome.ts";
 export {
   dependentMoves,
   isReadyToQueue,
+  mayBeReady,
   advanceWaiting,
   registrationStep,
   type DependentMove,
+  type WaitingState,
   type WaitingStep,
   type RegistrationStep,
 } from "./settle.ts";
+export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
-export { reconcileSession, NO_LONGER_HELD, type Reconciliation } from "./session-reconcile.ts";
+export {
+  reconcileSession,
+  isAbandonedSlot,
+  isOrphanedLease,
+  disconnectCheck,
+  NO_LONGER_HELD,
+  type Reconciliation,
+  type SessionPresence,
+} from "./session-reconcile.ts";
 export {
   reachOf,
   reaches,
@@ -45,6 +58,7 @@ export {
   minimalNeeds,
   canTake,
   placeBuild,
+  takersOf,
   waitingReason,
   type Reach,
   type ReachInfo,

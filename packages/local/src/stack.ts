@@ -3,7 +3,7 @@
  * read, the HTTP + WebSocket port and the scheduler, running the very same Lambda handlers.
  */
 import { mkdir } from "node:fs/promises";
-import { resolve as resolvePath } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { dashboardSite } from "@nimbus/dashboard";
 import {
   agentSocket,
@@ -12,14 +12,17 @@ import {
   schedules,
   secrets as secretNames,
   tables,
+  type QueueSpec,
   type SecretName,
 } from "@nimbus/service/resource-specs";
 import { ensureTables, startDynamo, type DynamoServer } from "./dynamodb.ts";
-import { applyEnvironment, localEnvironment, localTableName } from "./environment.ts";
+import { applyEnvironment, localBucketName, localEnvironment, localTableName } from "./environment.ts";
+import { ensureBucket, startS3, type S3Server } from "./s3.ts";
 import { HandlerInvoker, importHandlerFrom, type HandlerResolver } from "./handlers.ts";
 import { HttpRouter } from "./http-events.ts";
 import { startHttpServer, type HttpServer } from "./http-server.ts";
 import { createManagementApi } from "./management-api.ts";
+import { startQueueConsumers, type QueueConsumer } from "./queue-consumers.ts";
 import { startScheduler, type Schedule, type Scheduler } from "./scheduler.ts";
 import { loadOrCreateSecrets, secretsPath } from "./secrets.ts";
 import { SocketGateway } from "./socket-gateway.ts";
@@ -75,6 +78,8 @@ export interface LocalStack {
   secretsPath: string;
   dynamodbEndpoint: string;
   sqsEndpoint: string;
+  /** The S3 emulator holding the built-in cache's bucket. */
+  s3Endpoint: string;
   gateway: LocalGatewayControl;
   stop(): Promise<void>;
 }
@@ -88,7 +93,7 @@ export class LocalStackError extends Error {
  * clients, so a restart must come back on the same addresses. These remember them.
  */
 let state: "idle" | "starting" | "running" | "stopping" = "idle";
-const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number } = {};
+const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number; s3Port?: number } = {};
 
 /** Sockets get this long to finish their close handshake on stop before being cut. */
 const STOP_GRACE_MS = 1_000;
@@ -149,6 +154,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     started.push(() => sqs.stop());
     remembered.sqsPort = sqs.port;
     const queueUrls = await ensureQueues(sqs.endpoint, queues, localTableName);
+    // The queues SQS delivers to a handler (an event source mapping in AWS).
+    const consumers: QueueConsumer[] = Object.entries<QueueSpec>(queues).flatMap(([name, spec]) =>
+      spec.consumer ? [{ name, url: queueUrls[name]!, handler: spec.consumer.handler, batchSize: spec.consumer.batchSize }] : [],
+    );
+
+    // The built-in cache's bucket, its objects as files under the data directory.
+    const s3: S3Server = await startS3({ host: BACKEND_HOST, port: remembered.s3Port ?? 0, storageDir: join(dataDir, "s3") });
+    started.push(() => s3.stop());
+    remembered.s3Port = s3.port;
+    await ensureBucket(s3.endpoint, localBucketName());
 
     const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom());
     const sweepIntervalMs = options.sweepIntervalMs ?? schedules.Sweeper.intervalMs;
@@ -178,6 +193,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const endpoints = {
       dynamodbEndpoint: dynamo.endpoint,
       sqsEndpoint: sqs.endpoint,
+      s3Endpoint: s3.endpoint,
       httpUrl: `http://${base}`,
       socketUrl: `ws://${base}${AGENT_SOCKET_PATH}`,
       managementEndpoint: `http://${base}${MANAGEMENT_API_PATH}`,
@@ -194,6 +210,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ...Object.values(agentSocket.routes),
         ...httpApi.routes.map((route) => route.handler),
         ...(sweepIntervalMs > 0 ? [schedules.Sweeper.handler] : []),
+        ...consumers.map((consumer) => consumer.handler),
       ],
       log,
     );
@@ -202,6 +219,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (sweepIntervalMs > 0) jobs.push({ name: "Sweeper", handler: schedules.Sweeper.handler, intervalMs: sweepIntervalMs });
     const scheduler: Scheduler = startScheduler({ schedules: jobs, invoke, log });
     started.push(async () => scheduler.stop());
+    const polling = startQueueConsumers({ consumers, endpoint: sqs.endpoint, invoke, log });
+    started.push(() => polling.stop());
 
     let stopping: Promise<void> | undefined;
     const stack: LocalStack = {
@@ -215,6 +234,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       secretsPath: secretsPath(dataDir),
       dynamodbEndpoint: dynamo.endpoint,
       sqsEndpoint: sqs.endpoint,
+      s3Endpoint: s3.endpoint,
       gateway: {
         connectionIds: () => gateway.connectionIds(),
         dropConnection: (id) => gateway.drop(id),

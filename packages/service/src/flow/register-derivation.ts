@@ -1,16 +1,25 @@
-import { advanceWaiting, isReadyToQueue, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
+import { advanceWaiting, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import { putEdges } from "../storage/derivation-edges.ts";
-import { addInputs, clearPendingInputs, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
+import { clearPart, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, putJobDerivation } from "../storage/job-derivations.ts";
+import { getJob } from "../storage/jobs.ts";
+import { putDerivationInputs } from "../storage/derivation-inputs.ts";
+import { clearPendingInputs, pendingInputsOf, putPendingInputs } from "../storage/pending-inputs.ts";
 import type { WorkNotes } from "./new-work.ts";
-import { enqueue, failDependent } from "./settle.ts";
+import { failDependent, queueIfReady } from "./settle.ts";
+
+/** A registration that lost a race decides again on what it finds, at most this many times. */
+const REGISTRATION_TRIES = 3;
 
 /**
  * Adds one derivation an evaluation found to the shared graph and to the job. Order of
- * writes matters: edges first, then the item, then a fresh look at the inputs — so an input
- * that settles at any moment either sees this derivation through its edge or is seen here.
+ * writes matters: edges first, then the inputs it waits for and the record of its inputs to
+ * build (only when this registration creates, restarts or adds a part to it: a derivation
+ * found settled or waiting already has its rows), then the item, then a fresh look at the
+ * inputs — so an input that settles at any moment either sees this derivation through its
+ * edge or is seen here, and a derivation waiting with every part in has all its input rows.
  */
 export async function registerDerivation(
   jobId: string,
@@ -22,18 +31,21 @@ export async function registerDerivation(
   const at = now.toISOString();
   const inputs = [...new Set(event.inputDrvs)];
   await putEdges(event.drvPath, inputs);
+  const rows = onceOnly(async () => {
+    await Promise.all([putPendingInputs(event.drvPath, inputs), putDerivationInputs(event.drvPath, inputs)]);
+  });
   // Until every part of a split event is in, the others' markers keep it from being ready.
-  const pending = [...inputs, ...otherParts(event)];
+  const markers = otherParts(event);
   const requiredFeatures = [...new Set(event.requiredFeatures)].sort();
   const fresh: DerivationItem = {
     drvPath: event.drvPath,
     system: event.system,
     requiredFeatures,
     outputs: event.outputs,
-    ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
     ...(event.sources ? { needs: event.sources } : {}),
     status: "waiting",
-    ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
+    version: 0,
+    ...(markers.length ? { pendingParts: new Set(markers) } : {}),
     queueKey: queueKeyOf(event.system, requiredFeatures),
     attempt: 0,
     createdAt: at,
@@ -41,19 +53,77 @@ export async function registerDerivation(
     // The first entry of its status history (storage/derivations.ts appends the moves).
     history: [{ at, status: "waiting" }],
   };
-  const created = await createDerivation(fresh);
-  let current = created ? fresh : await getDerivation(event.drvPath);
-  const step = registrationStep({ created, status: current?.status, rebuildFailures: options.rebuildFailures, part: event.part !== undefined });
-  if (current && step === "restart") current = await restart(current, inputs, pending, event.sources, now);
-  else if (step === "merge-part") current = await mergePart(event.drvPath, inputs, partMarker(event.part!.index));
-  await putJobDerivation(jobId, event.drvPath, current?.status ?? "waiting", at);
-  if (current?.status === "waiting") await advance(current, work, now);
-  // The job row may have been written after a move's mirror: re-read and mirror once more.
-  const latest = await getDerivation(event.drvPath);
-  if (latest && latest.status !== current?.status) await mirrorStatus(latest.drvPath, latest.status, latest.updatedAt);
+  const existing = await getDerivation(event.drvPath);
+  let created = false;
+  if (!existing) {
+    await rows();
+    created = await createDerivation(fresh);
+  }
+  const current = created ? fresh : await takeIn(existing ?? (await getDerivation(event.drvPath)), event, markers, rows, options.rebuildFailures, now);
+  if (current) await putJobDerivation(jobId, current);
+  if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now);
+  // A move made meanwhile may have been mirrored before the index showed this job's row: the
+  // row is written once more by key, with the derivation as it is now. A cancel meanwhile came
+  // from a job that did not see this one needs it (the index lagged): it starts again.
+  let latest = await getDerivation(event.drvPath);
+  if (latest?.status === "cancelled" && (await isEvaluating(jobId)) && (await restartCancelled(event.drvPath, work, now))) {
+    latest = await getDerivation(event.drvPath);
+  }
+  if (latest && latest.version !== current?.version) await putJobDerivation(jobId, latest);
+}
+
+const isEvaluating = async (jobId: string) => (await getJob(jobId))?.status === "evaluating";
+
+/**
+ * Starts a cancelled derivation that a running job needs after all over, as it was: its part
+ * markers and input rows are as the cancel left them, and are looked at again. Whether it did.
+ */
+export async function restartCancelled(drvPath: string, work: WorkNotes, now: Date): Promise<boolean> {
+  const moved = await moveDerivation(
+    drvPath,
+    { from: ["cancelled"], to: "waiting", remove: ["failure", "retries", "lease", "builtBy", "finishedAt"], addAttempt: 1 },
+    now,
+  );
+  if (!moved) return false;
+  await mirrorStatus(moved);
+  await advance(drvPath, await pendingInputsOf(drvPath), work, now);
+  return true;
+}
+
+/**
+ * What registering does to a derivation that exists (core `registrationStep`): restart it,
+ * merge this part into it (its input rows first), or keep it. A restart another registration
+ * made first (two parts of one event at once) is followed by deciding again on what it made:
+ * this part merges.
+ */
+async function takeIn(
+  found: DerivationItem | undefined,
+  event: DerivationEvent,
+  markers: string[],
+  rows: () => Promise<void>,
+  rebuildFailures: boolean,
+  now: Date,
+): Promise<DerivationItem | undefined> {
+  let current = found;
+  for (let tries = 0; current && tries < REGISTRATION_TRIES; tries++) {
+    const step = registrationStep({ created: false, status: current.status, rebuildFailures, part: event.part !== undefined });
+    if (step === "keep") return current;
+    await rows();
+    if (step === "merge-part") return (await clearPart(event.drvPath, partMarker(event.part!.index))) ?? (await getDerivation(event.drvPath));
+    const restarted = await restart(current, markers, event.sources, now);
+    if (restarted) return restarted;
+    current = await getDerivation(event.drvPath);
+  }
+  return current;
 }
 
 const partMarker = (index: number) => `#part/${index}`;
+
+/** Runs `write` the first time it is called; later calls wait for that one. */
+function onceOnly(write: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= write());
+}
 
 /** Markers of the parts other than this one, for a split event (none otherwise). */
 const otherParts = (event: DerivationEvent): string[] =>
@@ -63,17 +133,15 @@ const otherParts = (event: DerivationEvent): string[] =>
         .map(partMarker)
     : [];
 
-/** Adds one part's inputs to a waiting derivation, then takes away that part's marker (two writes: DynamoDB allows one action per attribute). */
-async function mergePart(drvPath: string, inputs: string[], marker: string): Promise<DerivationItem | undefined> {
-  await addInputs(drvPath, inputs);
-  return clearPendingInputs(drvPath, [marker]);
-}
-
-/** Starts a failed, dependency-failed or cancelled derivation over (core `registrationStep` said so). */
+/**
+ * Starts a failed, dependency-failed or cancelled derivation over; undefined if it was no
+ * longer one of those. Its input rows are in already; the other parts' markers hold it until
+ * they arrive. This evaluation's view of where its .drv and inputs are (`needs`) replaces the
+ * old one; where its outputs were goes with them.
+ */
 async function restart(
   drv: DerivationItem,
-  inputs: string[],
-  pending: string[],
+  markers: string[],
   needs: DerivationEvent["sources"],
   now: Date,
 ): Promise<DerivationItem | undefined> {
@@ -83,20 +151,18 @@ async function restart(
       from: RESTARTABLE,
       to: "waiting",
       set: {
-        ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
-        ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
-        // This evaluation's view of where its .drv and inputs are replaces the old one.
+        ...(markers.length ? { pendingParts: new Set(markers) } : {}),
         ...(needs ? { needs } : {}),
       },
       remove: [
         "failure",
+        "retries",
         "lease",
         "builtBy",
         "finishedAt",
         "sources",
         "cacheProblems",
-        ...(inputs.length ? [] : ["inputDrvs"]),
-        ...(pending.length ? [] : ["pendingInputs"]),
+        ...(markers.length ? [] : ["pendingParts"]),
         ...(needs ? [] : ["needs"]),
       ],
       // A new attempt: a new task id, and a queue message SQS will not take for a duplicate.
@@ -104,16 +170,19 @@ async function restart(
     },
     now,
   );
-  if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
-  return moved ?? (await getDerivation(drv.drvPath));
+  if (moved) await mirrorStatus(moved);
+  return moved;
 }
 
-/** Looks at a waiting derivation's inputs (core `advanceWaiting`) and moves it on: queued, dependency-failed, or still waiting. */
-async function advance(drv: DerivationItem, work: WorkNotes, now: Date): Promise<void> {
-  const inputs = [...(drv.inputDrvs ?? [])];
+/**
+ * Looks at the inputs this event brought (core `advanceWaiting`) and moves the derivation on:
+ * dependency-failed, or those with outputs cleared and queued if nothing else is pending.
+ * Every input row comes with some event of the derivation, which advances its own.
+ */
+async function advance(drvPath: string, inputs: string[], work: WorkNotes, now: Date): Promise<void> {
   const statuses = await getDerivations(inputs);
   const step = advanceWaiting(inputs, (input) => statuses.get(input)?.status);
-  if (step.type === "fail") return failDependent(drv.drvPath, step.dependency, work, now);
-  const after = await clearPendingInputs(drv.drvPath, step.inputs);
-  if (after && isReadyToQueue(after)) await enqueue(after.drvPath, work, now);
+  if (step.type === "fail") return failDependent(drvPath, step.dependency, work, now);
+  await clearPendingInputs(drvPath, step.inputs);
+  await queueIfReady(drvPath, work, now);
 }

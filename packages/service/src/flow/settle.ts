@@ -5,40 +5,48 @@
  * left finish. Every write is conditional, so running it twice (the sweeper does, after a
  * Lambda died half-way) changes nothing twice.
  */
-import { dependentMoves, isReadyToQueue } from "@nimbus/core";
+import { dependentMoves, isReadyToQueue, mayBeReady } from "@nimbus/core";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { dependentsOf } from "../storage/derivation-edges.ts";
-import { clearPendingInputs, markPropagated, moveDerivation } from "../storage/derivations.ts";
+import { getDerivation, markPropagated, moveDerivation, versionIs } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
+import { clearPendingInputs, hasPendingInputs } from "../storage/pending-inputs.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 
 export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date()): Promise<void> {
-  const jobIds = await mirrorStatus(drv.drvPath, drv.status, drv.updatedAt);
+  const jobIds = await mirrorStatus(drv);
   for (const jobId of jobIds) work.addChangedJob(jobId);
   for (const move of dependentMoves(drv, await dependentsOf(drv.drvPath))) {
     if (move.type === "clear-input") {
-      const after = await clearPendingInputs(move.dependent, [move.input]);
-      if (after && isReadyToQueue(after)) await enqueue(move.dependent, work, now);
+      await clearPendingInputs(move.dependent, [move.input]);
+      await queueIfReady(move.dependent, work, now);
     } else {
       await failDependent(move.dependent, move.dependency, work, now);
     }
   }
   await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId)));
-  await markPropagated(drv.drvPath);
+  await markPropagated(drv);
 }
 
-/** waiting → queued, then onto its build queue, noted as new work for idle agents that can build it. */
-export async function enqueue(drvPath: string, work: WorkNotes, now: Date): Promise<void> {
+/**
+ * waiting → queued once nothing is pending (core `isReadyToQueue`), then onto its build queue,
+ * noted as new work for idle agents that can build it. The move is conditional on the version
+ * read: a restart in between (whose input rows this look may have missed) makes it a no-op.
+ */
+export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date): Promise<void> {
+  const drv = await getDerivation(drvPath);
+  if (!drv || !mayBeReady(drv)) return;
+  if (!isReadyToQueue(drv, await hasPendingInputs(drvPath))) return;
   const queued = await moveDerivation(
     drvPath,
-    { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, condition: { expression: "attribute_not_exists(pendingInputs)" } },
+    { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, condition: versionIs(drv) },
     now,
   );
   if (!queued) return;
   await sendToBuildQueue(queued);
-  await mirrorStatus(drvPath, "queued", queued.updatedAt);
+  await mirrorStatus(queued);
   work.addBuildQueue(queued.queueKey);
 }
 
@@ -50,7 +58,7 @@ export async function failDependent(drvPath: string, dependency: string, work: W
       from: ["waiting"],
       to: "dependency-failed",
       set: { failure: { reason: `input ${dependency} failed`, dependency }, finishedAt: now.toISOString() },
-      remove: ["pendingInputs"],
+      remove: ["pendingParts"],
     },
     now,
   );

@@ -6,10 +6,13 @@ export async function putEdges(dependent: string, inputs: readonly string[]): Pr
   await Edges.batchPut(inputs.map((inputDrv): EdgeItem => ({ inputDrv, dependentDrv: dependent })));
 }
 
-/** The derivations that need `drvPath`. */
+/**
+ * The derivations that need `drvPath`, read consistently: an edge put just before its
+ * dependent looked at this input must be seen here (flow/register-derivation.ts).
+ */
 export async function dependentsOf(drvPath: string): Promise<string[]> {
   const edges = await Edges.query(
-    { KeyConditionExpression: "inputDrv = :drv", ExpressionAttributeValues: { ":drv": drvPath } },
+    { KeyConditionExpression: "inputDrv = :drv", ExpressionAttributeValues: { ":drv": drvPath }, ConsistentRead: true },
     EdgeItem.pick({ dependentDrv: true }),
   );
   return edges.map((e) => e.dependentDrv);

@@ -17,9 +17,21 @@ export async function getDerivations(drvPaths: readonly string[]): Promise<Map<s
 export const createDerivation = (item: DerivationItem): Promise<boolean> =>
   Derivations.put(item, { expression: "attribute_not_exists(drvPath)" });
 
-/** The settle flow is done with it: out of the sweeper's byUnpropagated index. */
-export async function markPropagated(drvPath: string): Promise<void> {
-  await Derivations.update({ drvPath }, { UpdateExpression: "REMOVE propagateShard" });
+/**
+ * The settle flow is done with it: out of the sweeper's byUnpropagated index — unless it moved
+ * on meanwhile (a rebuild that settled again needs its own propagation).
+ */
+export async function markPropagated(drv: Pick<DerivationItem, "drvPath" | "version">): Promise<void> {
+  const unmoved = versionIs(drv);
+  await Derivations.update(
+    { drvPath: drv.drvPath },
+    {
+      UpdateExpression: "REMOVE propagateShard",
+      ConditionExpression: unmoved.expression,
+      ...(unmoved.names ? { ExpressionAttributeNames: unmoved.names } : {}),
+      ...(unmoved.values ? { ExpressionAttributeValues: unmoved.values } : {}),
+    },
+  );
 }
 
 export interface Move {
@@ -29,7 +41,10 @@ export interface Move {
   remove?: string[];
   /** `attempt = attempt + add` in the same write. */
   addAttempt?: number;
-  /** An extra condition, with its own placeholders (`#…`/`:…` not starting with `#s`/`:s`). */
+  /**
+   * An extra condition, with placeholders of its own (not the move's: `#status`, `#v`, `#history`,
+   * `#set<i>`, `#rm<i>`, `:to`, `:now`, `:v0`, `:v1`, `:historyMove`, `:historyNone`, `:set<i>`, `:from<i>`).
+   */
   condition?: Condition;
   /**
    * What the status history records of the move besides its time and status (`agent`, `reason`,
@@ -61,23 +76,30 @@ function historyEntry(move: Move, now: Date): HistoryEntry {
 
 /**
  * Moves a derivation's status with one conditional write, so two writers (or one message
- * delivered twice) can never both move it. Returns the item after the move, or undefined if
- * its status was not one of `from` (or the extra condition failed).
+ * delivered twice) can never both move it, and counts the move in `version`. Returns the item
+ * after the move, or undefined if its status was not one of `from` (or the extra condition failed).
  */
 export async function moveDerivation(drvPath: string, move: Move, now = new Date()): Promise<DerivationItem | undefined> {
   // The pure rule (packages/core/src/statuses.ts) decides which moves exist; a write outside it is a bug.
   const illegal = move.from.filter((from) => !canMove(from, move.to));
   if (illegal.length) throw new Error(`no status move ${illegal.join("/")} → ${move.to} (${drvPath})`);
-  const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", "#history": "history", ...move.condition?.names };
+  const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", "#v": "version", "#history": "history", ...move.condition?.names };
   const values: Record<string, unknown> = {
     ":to": move.to,
     ":now": now.toISOString(),
+    ":v0": 0,
+    ":v1": 1,
     ":historyMove": [historyEntry(move, now)],
     ":historyNone": [],
     ...move.condition?.values,
   };
   // The status history grows in the same write that moves the status: no request of its own.
-  const sets = ["#status = :to", "#updatedAt = :now", "#history = list_append(if_not_exists(#history, :historyNone), :historyMove)"];
+  const sets = [
+    "#status = :to",
+    "#updatedAt = :now",
+    "#v = if_not_exists(#v, :v0) + :v1",
+    "#history = list_append(if_not_exists(#history, :historyNone), :historyMove)",
+  ];
   // Queued derivations (and only they) are in the sparse indexes the sweeper reads.
   const set = { ...move.set };
   const remove = [...(move.remove ?? [])];
@@ -87,8 +109,13 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   } else {
     remove.push("queuedShard", "dueShard", "dueAt");
   }
-  // Until the settle flow has told its dependents and jobs, a settled derivation stays in this index.
+  // Leased builds (and only they) are in the byBuilding index.
+  if (move.to === "building") set.buildingShard = SHARD.building;
+  else remove.push("buildingShard");
+  // Until the settle flow has told its dependents and jobs, a settled derivation stays in this
+  // index; one that moves on (a rebuild) has nothing left to tell.
   if (PROPAGATING.includes(move.to)) set.propagateShard = SHARD.unpropagated;
+  else remove.push("propagateShard");
   for (const [i, [name, value]] of Object.entries(set).entries()) {
     names[`#set${i}`] = name;
     values[`:set${i}`] = value;
@@ -141,32 +168,27 @@ async function trimHistory(drvPath: string, length: number): Promise<void> {
 }
 
 /**
- * Removes inputs that now have outputs from a waiting derivation's pending set (string-set
- * DELETE is idempotent). Returns the item after, or undefined if it is not waiting.
+ * A part of a split event has arrived (its inputs' rows are in): takes its marker off a waiting
+ * derivation. Returns the item after, or undefined if it is not waiting.
  */
-export function clearPendingInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
-  if (inputs.length === 0) return getDerivation(drvPath);
-  return updateWhileWaiting(drvPath, "DELETE pendingInputs :set", inputs);
-}
-
-/** Adds inputs (from another part of a split event) to a waiting derivation, pending until they succeed. */
-export function addInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
-  if (inputs.length === 0) return getDerivation(drvPath);
-  return updateWhileWaiting(drvPath, "ADD inputDrvs :set, pendingInputs :set", inputs);
-}
-
-/** An update of string sets (`:set`) that applies only while the derivation waits; the item after, or undefined. */
-function updateWhileWaiting(drvPath: string, expression: string, set: readonly string[]): Promise<DerivationItem | undefined> {
+export function clearPart(drvPath: string, marker: string): Promise<DerivationItem | undefined> {
   return Derivations.updateReturning(
     { drvPath },
     {
-      UpdateExpression: expression,
+      UpdateExpression: "DELETE pendingParts :marker",
       ConditionExpression: "#status = :waiting",
       ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: { ":set": new Set(set), ":waiting": "waiting" },
+      ExpressionAttributeValues: { ":marker": new Set([marker]), ":waiting": "waiting" },
     },
     "ALL_NEW",
   );
+}
+
+/** A condition that the derivation is still at the version read (no status move since). */
+export function versionIs(drv: Pick<DerivationItem, "version">): Condition {
+  return drv.version === undefined
+    ? { expression: "attribute_not_exists(#version)", names: { "#version": "version" } }
+    : { expression: "#version = :version", names: { "#version": "version" }, values: { ":version": drv.version } };
 }
 
 /** Retries whose back-off is over (the byDueAt index). */
@@ -184,6 +206,14 @@ export const staleQueued = (before: Date): Promise<DerivationItem[]> =>
     KeyConditionExpression: "queuedShard = :q AND queuedAt < :before",
     FilterExpression: "attribute_not_exists(dueShard)",
     ExpressionAttributeValues: { ":q": SHARD.queued, ":before": before.toISOString() },
+  });
+
+/** Builds leased since before `before` (the byBuilding index): bounded by the agents' slots. */
+export const leasedBuilds = (before: Date): Promise<DerivationItem[]> =>
+  Derivations.query({
+    IndexName: "byBuilding",
+    KeyConditionExpression: "buildingShard = :b AND updatedAt < :before",
+    ExpressionAttributeValues: { ":b": SHARD.building, ":before": before.toISOString() },
   });
 
 /** Settled before `before` and dependents not yet told (the byUnpropagated index). */

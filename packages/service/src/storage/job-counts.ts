@@ -6,8 +6,8 @@
  * each one is a move between two statuses. Moves are collected per handler invocation (the
  * edges open a `countingMoves` scope) and written as one `ADD` per job at its end, not one
  * write per move; outside a scope a move is written at once. A Lambda that dies before its
- * flush leaves a count off while the job runs: when the job ends, `setExactCounts` stores the
- * count of a consistent read, and later flushes leave a finished job alone.
+ * flush leaves a count off while the job runs: when the job ends (or its cancellation does), the
+ * count of a consistent read is stored, and later flushes leave a finished job alone.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { DerivationStatus } from "@nimbus/protocol";
@@ -78,12 +78,13 @@ async function writeMoves(moves: CountMoves): Promise<void> {
       if (nonZero.length === 0) return;
       const names = Object.fromEntries(nonZero.map(([status], i) => [`#c${i}`, countField(status)]));
       const values = Object.fromEntries(nonZero.map(([, n], i) => [`:c${i}`, n]));
-      // A finished job's counts were set exactly when it ended: later moves leave them alone.
+      // A finished job's counts were set exactly when it ended: later moves leave them alone. A
+      // job being cancelled (flow/job-cancel.ts) is finished but still moving: counted until it ends.
       return Jobs.update(
         { jobId },
         {
           UpdateExpression: `ADD ${nonZero.map((_, i) => `#c${i} :c${i}`).join(", ")}`,
-          ConditionExpression: "attribute_exists(jobId) AND countsKept = :kept AND attribute_not_exists(finishedAt)",
+          ConditionExpression: "attribute_exists(jobId) AND countsKept = :kept AND (attribute_not_exists(finishedAt) OR attribute_exists(cancelling))",
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: { ...values, ":kept": true },
         },
@@ -106,18 +107,4 @@ export function keptCounts(job: JobItem): StatusCounts | undefined {
 /** The fields that set a job's counts to exactly these, for the write that ends the job. */
 export function exactCountFields(counts: StatusCounts): Partial<Record<CountField, number>> {
   return Object.fromEntries(DerivationStatus.options.map((status) => [countField(status), counts[status] ?? 0]));
-}
-
-/** Stores a job's counts as counted (when it ends and nothing else wrote them). */
-export async function setExactCounts(jobId: string, counts: StatusCounts): Promise<void> {
-  const fields = Object.entries(exactCountFields(counts));
-  await Jobs.update(
-    { jobId },
-    {
-      UpdateExpression: `SET ${fields.map((_, i) => `#c${i} = :c${i}`).join(", ")}`,
-      ConditionExpression: "attribute_exists(jobId) AND countsKept = :kept",
-      ExpressionAttributeNames: Object.fromEntries(fields.map(([name], i) => [`#c${i}`, name])),
-      ExpressionAttributeValues: { ...Object.fromEntries(fields.map(([, n], i) => [`:c${i}`, n])), ":kept": true },
-    },
-  );
 }

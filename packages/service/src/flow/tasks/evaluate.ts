@@ -7,13 +7,14 @@ import { cacheProblem, EvaluateTask, type CloneCredential, type EvaluationDone, 
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
-import { endEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation } from "../../storage/jobs.ts";
+import { endEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation } from "../../storage/jobs.ts";
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { listSessionLoads, noteCacheReports, releaseTask } from "../../storage/sessions.ts";
 import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
 import { cloneCredentialFor } from "../clone-credentials.ts";
 import { finishJobIfDone } from "../job-finish.ts";
 import { reportJob } from "../job-reports.ts";
+import type { WorkNotes } from "../new-work.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** What a session records of an evaluation it holds. */
@@ -97,25 +98,39 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
   return answer(false, ack);
 }
 
-/** The end of an evaluation; the job moves on once every batch it announces has been recorded. */
+/**
+ * The end of an evaluation; the job moves on once every batch it announces has been recorded.
+ * The slot is given back last: while the evaluation runs, its session holds it (the sweeper
+ * queues again a running evaluation whose session does not).
+ */
 async function evaluationDone({ session, message, now, work }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
   const ack = { type: "result-ack", taskId: message.taskId } as const;
   const job = await heldEvaluation(session.sessionId, message.taskId);
+  if (job) {
+    work.addChangedJob(job.jobId);
+    const reports = message.caches ?? [];
+    await noteCacheReports(session.sessionId, reports, now);
+    const cacheProblems = reports.flatMap((r) => cacheProblem(r) ?? []);
+    if (message.status === "failed") {
+      await endEvaluation(job.jobId, { error: message.error ?? "evaluation failed", cacheProblems }, now);
+      await finishJobIfDone(job.jobId);
+    } else {
+      await endEvaluation(job.jobId, { batches: message.batches, cacheProblems }, now);
+      await completeEvaluationIfAllIn(job.jobId, now);
+    }
+  }
   // The slot is free whatever became of the job (it may have been cancelled meanwhile).
   const released = await releaseTask(session.sessionId, message.taskId);
-  if (!job) return answer(true, released ? ack : unknownEvaluation(message.taskId));
-  work.addChangedJob(job.jobId);
-  const reports = message.caches ?? [];
-  await noteCacheReports(session.sessionId, reports, now);
-  const cacheProblems = reports.flatMap((r) => cacheProblem(r) ?? []);
-  if (message.status === "failed") {
-    await endEvaluation(job.jobId, { error: message.error ?? "evaluation failed", cacheProblems }, now);
-    await finishJobIfDone(job.jobId);
-  } else {
-    await endEvaluation(job.jobId, { batches: message.batches, cacheProblems }, now);
-    await completeEvaluationIfAllIn(job.jobId, now);
-  }
-  return answer(true, ack);
+  return answer(true, job || released ? ack : unknownEvaluation(message.taskId));
+}
+
+/** Puts a running evaluation back on the queue if `sessionId` still holds its lease; whether it did. */
+export async function returnEvaluation(jobId: string, sessionId: string, work: WorkNotes): Promise<boolean> {
+  const retry = await requeueEvaluation(jobId, sessionId);
+  if (retry === undefined) return false;
+  await enqueueEvaluation(jobId, retry);
+  work.addEvaluation();
+  return true;
 }
 
 export const evaluateKind = {
@@ -140,15 +155,14 @@ export const evaluateKind = {
           : undefined,
     };
   },
+  holds: async (taskId, record, holder) => (await heldEvaluation(holder.sessionId, taskId))?.jobId === record.jobId,
   async resume(taskId, record, holder) {
-    const job = await getJob(record.jobId);
-    return job?.evaluation.taskId === taskId && job.evaluation.sessionId === holder.sessionId ? sendableTask(job, holder, new Date()) : undefined;
+    // Only while the job still evaluates: a cancelled job's evaluation is not sent again.
+    const job = await heldEvaluation(holder.sessionId, taskId);
+    return job?.jobId === record.jobId ? sendableTask(job, holder, new Date()) : undefined;
   },
   async handBack(_taskId, record, holder, _reason, work) {
-    const retry = await returnEvaluation(record.jobId, holder.sessionId);
-    if (retry === undefined) return;
-    await enqueueEvaluation(record.jobId, retry);
-    work.addEvaluation();
+    await returnEvaluation(record.jobId, holder.sessionId, work);
   },
   reports: { "evaluation-events": evaluationEvents, "evaluation-done": evaluationDone },
 } satisfies TaskKind<"evaluate", EvaluateRecord, EvaluateTask>;
