@@ -110,7 +110,11 @@ describe("dashboard: a fork's pull request held for approval", () => {
     await heading(jobId).locator(".status", { hasText: "held" }).waitFor();
     const held = page.getByRole("region", { name: "Waiting for approval" });
     assert.match(await held.innerText(), /Pull request #12 comes from outsider\/widgets: its code runs only once someone with write access approves this commit\./);
-    assert.match(await held.innerText(), /write access to acme\/widgets approves commit dddddddddddd on GitHub: Approve and run[\s\S]*nimbus-approved/);
+    assert.match(await held.innerText(), /write access to acme\/widgets approves commit dddddddddddd on GitHub: Approve and run[\s\S]*the label nimbus-approved on the pull request/);
+    // The label is the one the job's view names (the webhook policy's), not one the page knows.
+    await stack.setAttributes("Jobs", { jobId }, { approvalLabel: "ship-it" });
+    await held.getByText("ship-it", { exact: true }).waitFor();
+    assert.doesNotMatch(await held.innerText(), /nimbus-approved/);
     assert.equal(await fact("Trust").innerText(), "untrusted: a fork's commit, given no secrets and running no effects");
     assert.equal(await fact("Evaluation").innerText(), "not started: held for approval");
     assert.match(await fact("Held for").innerText(), /\d/);

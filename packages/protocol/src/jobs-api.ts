@@ -73,6 +73,8 @@ export const JobView = z.strictObject({
   untrusted: z.boolean().optional(),
   /** While `held`: why it waits for approval, as GitHub is told (docs/github.md). */
   holdReason: z.string().optional(),
+  /** While `held`: the pull request label that approves its commit (the service's webhook policy, docs/github.md). */
+  approvalLabel: z.string().optional(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
   finishedAt: z.iso.datetime().optional(),

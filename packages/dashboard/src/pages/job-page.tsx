@@ -157,7 +157,8 @@ function Held({ job }: { job: JobStatusView }) {
       <p>
         Nothing is evaluated or built until someone with write access to <strong>{job.repository}</strong> approves commit{" "}
         <code title={job.commit}>{shortCommit(job.commit)}</code> on GitHub: <em>Approve and run</em> on its <code>nimbus/onPush</code> check
-        run, or the label <code>nimbus-approved</code> on the pull request. Review the diff first: an approved commit runs on your agents.
+        run{job.approvalLabel !== undefined ? <>, or the label <code>{job.approvalLabel}</code> on the pull request</> : null}. Review the diff first: an
+        approved commit runs on your agents.
       </p>
     </section>
   );

@@ -119,7 +119,7 @@ async function reportOnce(settings: Github & { reporting: NonNullable<Github["re
   try {
     const report = jobReportFromView(await jobView(job), {
       publicUrl: settings.reporting.publicUrl,
-      ...(job.status === "held" ? { hold: { reason: job.holdReason ?? "waiting for approval", approvalLabel: settings.policy.approvalLabel } } : {}),
+      ...(job.status === "held" ? { hold: { reason: job.holdReason ?? "waiting for approval", approvalLabel: job.approvalLabel ?? settings.policy.approvalLabel } } : {}),
     });
     delivery = await deliverReport(settings.reporting.reporter, report, leased.state, {
       now,

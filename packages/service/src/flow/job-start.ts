@@ -18,7 +18,7 @@ export interface JobRequest {
   /** A fork's commit: no secrets, no effects. */
   untrusted?: boolean;
   /** A fork's job waiting for approval: created `held`, and not evaluated until approved. */
-  hold?: { reason: string };
+  hold?: { reason: string; approvalLabel?: string };
 }
 
 /**
@@ -30,7 +30,7 @@ export async function startJob(jobId: string, request: JobRequest, createdAt: st
   const job: JobItem = {
     jobId,
     listKey: SHARD.jobList,
-    ...(hold ? { heldKey: heldKey(request.repository, request.commit), holdReason: hold.reason } : { activeShard: SHARD.activeJob }),
+    ...(hold ? { heldKey: heldKey(request.repository, request.commit), holdReason: hold.reason, ...(hold.approvalLabel ? { approvalLabel: hold.approvalLabel } : {}) } : { activeShard: SHARD.activeJob }),
     ...fields,
     ...(request.ref !== undefined ? { repositoryRef: repositoryRefKey(request.repository, request.ref) } : {}),
     countsKept: true,

@@ -28,6 +28,7 @@ export function jobSummary(job: JobItem): JobSummary {
     status: job.status,
     ...(job.untrusted ? { untrusted: true } : {}),
     ...(job.status === "held" && job.holdReason !== undefined ? { holdReason: job.holdReason } : {}),
+    ...(job.status === "held" && job.approvalLabel !== undefined ? { approvalLabel: job.approvalLabel } : {}),
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
     ...(job.finishedAt !== undefined ? { finishedAt: job.finishedAt } : {}),

@@ -79,6 +79,8 @@ export const JobItem = z.object({
   heldKey: z.string().optional(),
   /** While `held`: why, as the report says it. */
   holdReason: z.string().optional(),
+  /** While `held`: the pull request label that approves it, as the webhook policy named it (docs/github.md). */
+  approvalLabel: z.string().optional(),
   /** A pull request's job: repository#number, the byPullRequest index's hash key. */
   pullRequestKey: z.string().optional(),
 });

@@ -205,7 +205,7 @@ export function releaseHeldJob(jobId: string, approvedBy: string, now: Date): Pr
   return Jobs.update(
     { jobId },
     {
-      UpdateExpression: "SET #status = :evaluating, activeShard = :active, updatedAt = :now, #trigger.approvedBy = :by REMOVE heldKey, holdReason",
+      UpdateExpression: "SET #status = :evaluating, activeShard = :active, updatedAt = :now, #trigger.approvedBy = :by REMOVE heldKey, holdReason, approvalLabel",
       ConditionExpression: "#status = :held",
       ExpressionAttributeNames: { "#status": "status", "#trigger": "trigger" },
       ExpressionAttributeValues: { ":evaluating": "evaluating", ":held": "held", ":active": SHARD.activeJob, ":now": now.toISOString(), ":by": approvedBy },
