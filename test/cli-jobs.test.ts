@@ -127,6 +127,28 @@ describe("CLI: trigger, job, jobs, logs", () => {
     assert.match(missing.stderr, /no job with id/);
   });
 
+  it("`nimbus job` on a held fork's job prints why it waits and the approval the service names", async () => {
+    const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
+    const reason = "Pull request #7 comes from outsider/widgets: its code runs only once someone with write access approves this commit.";
+    // Held as the webhook holds a fork's job (edges/webhook.ts), with a label other than the
+    // default: what is printed is what the service gives, not a name the CLI knows.
+    await stack.setAttributes("Jobs", { jobId }, { status: "held", holdReason: reason, approvalLabel: "ship-it" });
+    const held = await runCli(["job", jobId], env);
+    assert.equal(held.code, 0, held.stderr);
+    assert.match(held.stdout, /status\s+held\n/);
+    assert.ok(
+      held.stdout.includes(`\nheld for approval:\n  ${reason}\n  approve it on GitHub: Approve and run on its check run, or the label ship-it on the pull request\n`),
+      held.stdout,
+    );
+    assert.equal(JobView.parse(JSON.parse((await runCli(["job", jobId, "--json"], env)).stdout)).approvalLabel, "ship-it");
+
+    // No longer held (cancelled): neither is printed.
+    await stack.setAttributes("Jobs", { jobId }, { status: "cancelled", finishedAt: new Date().toISOString() });
+    const cancelled = await runCli(["job", jobId], env);
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.doesNotMatch(cancelled.stdout, /held for approval|ship-it|outsider/);
+  });
+
   it("`nimbus job --wait` waits for the end and exits 0 on success", async () => {
     const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
     // The job ends only once the command has shown it running (a slow machine starts it late).
