@@ -21,6 +21,7 @@ export default $config({
     // SST's convention: project code loads in run(); app() is evaluated alone, before providers exist.
     const { tables, queues, secrets, githubSecrets, handlerSecrets, agentSocket, httpApi, schedules, buildQueuePrefix, deployEnvironmentNames, cacheBucket } =
       await import("./packages/service/src/platform/resource-specs.ts");
+    const { SECURITY_HEADERS } = await import("./packages/dashboard/node/page-headers.ts");
     // Set in the shell that deploys: where reports link to, another GitHub API (docs/github.md),
     // the timing knobs (docs/reliability.md), the built-in cache's retention (docs/cache.md).
     const deployEnvironment = Object.fromEntries(deployEnvironmentNames.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])));
@@ -106,8 +107,27 @@ export default $config({
       });
     }
 
+    // One origin for the dashboard and the API, which its SameSite=Strict session cookie needs
+    // (docs/deploy.md): CloudFront sends /api and /webhooks to the HTTP API (uncached, with the
+    // X-Forwarded-Host it adds, which the API's Origin check reads) and everything else to the site.
+    const router = new sst.aws.Router("Web");
+    router.route("/api", api.url);
+    router.route("/webhooks", api.url);
+    const headers = Object.entries(SECURITY_HEADERS)
+      .map(([name, value]) => `event.response.headers[${JSON.stringify(name)}] = { value: ${JSON.stringify(value)} };`)
+      .join("\n");
+    new sst.aws.StaticSite("Dashboard", {
+      path: "packages/dashboard",
+      build: { command: "npm run build", output: "dist" },
+      // No errorPage: a path with no file gets index.html, and the app routes in the browser.
+      router: { instance: router },
+      edge: { viewerResponse: { injection: headers } },
+    });
+
     return {
-      // Agents' `apiBaseUrl` and the CLI's `--api`.
+      // The dashboard, and from now on the URL for agents' `apiBaseUrl` and the CLI's `--api`.
+      dashboardUrl: router.url,
+      // The API Gateway URL itself (agents and the CLI may use it too; the dashboard's cookie needs dashboardUrl).
       httpApiUrl: api.url,
       // What GET /api/service-info hands to agents.
       agentSocketUrl: socket.url,

@@ -93,6 +93,8 @@ async function main() {
       firstPage: await api(`/api/jobs/${JOB}/derivations?status=failed&limit=200`),
       middleRange: await api(`/api/jobs/${JOB}/derivations?status=failed&from=h000&to=h0g0&limit=200`),
       logTail: await api(`/api/derivations/${encodeURIComponent(failedDrv)}/log?limit=2000`),
+      derivation: await api(`/api/derivations/${encodeURIComponent(failedDrv)}`),
+      attributes: await api(`/api/jobs/${JOB}/attributes?prefix=packages.x86_64-linux.pkg-5&limit=200`),
     };
 
     const page = await browser.newPage();
@@ -125,7 +127,7 @@ async function main() {
         logMegabytes: LOG_MB,
         logOpenMs,
       },
-      problems: browser.problems.filter((p) => !p.includes("404 (Not Found)")),
+      problems: browser.problems,
     };
     print(result);
     await mkdir(join(RESULTS, ".."), { recursive: true });

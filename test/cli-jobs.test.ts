@@ -127,6 +127,28 @@ describe("CLI: trigger, job, jobs, logs", () => {
     assert.match(missing.stderr, /no job with id/);
   });
 
+  it("`nimbus job` on a held fork's job prints why it waits and the approval the service names", async () => {
+    const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
+    const reason = "Pull request #7 comes from outsider/widgets: its code runs only once someone with write access approves this commit.";
+    // Held as the webhook holds a fork's job (edges/webhook.ts), with a label other than the
+    // default: what is printed is what the service gives, not a name the CLI knows.
+    await stack.setAttributes("Jobs", { jobId }, { status: "held", holdReason: reason, approvalLabel: "ship-it" });
+    const held = await runCli(["job", jobId], env);
+    assert.equal(held.code, 0, held.stderr);
+    assert.match(held.stdout, /status\s+held\n/);
+    assert.ok(
+      held.stdout.includes(`\nheld for approval:\n  ${reason}\n  approve it on GitHub: Approve and run on its check run, or the label ship-it on the pull request\n`),
+      held.stdout,
+    );
+    assert.equal(JobView.parse(JSON.parse((await runCli(["job", jobId, "--json"], env)).stdout)).approvalLabel, "ship-it");
+
+    // No longer held (cancelled): neither is printed.
+    await stack.setAttributes("Jobs", { jobId }, { status: "cancelled", finishedAt: new Date().toISOString() });
+    const cancelled = await runCli(["job", jobId], env);
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.doesNotMatch(cancelled.stdout, /held for approval|ship-it|outsider/);
+  });
+
   it("`nimbus job --wait` waits for the end and exits 0 on success", async () => {
     const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
     // The job ends only once the command has shown it running (a slow machine starts it late).
@@ -152,7 +174,8 @@ describe("CLI: trigger, job, jobs, logs", () => {
     });
     await put("JobDerivations", { jobId, drvPath, status: "failed", jobStatus: jobStatusKey(jobId, "failed") });
     await put("BuildLogs", { drvPath, chunk: logChunk(1, 0), lines: ["compiling", "cc: error: missing.c"] });
-    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now });
+    // Finished as the service finishes a job: with its counts (storage/job-counts.ts).
+    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now, count_failed: 1 });
 
     const run = await runCli(["job", jobId, "--wait"], env);
     assert.equal(run.code, 1, run.stderr);
@@ -182,7 +205,7 @@ describe("CLI: trigger, job, jobs, logs", () => {
     await put("JobDerivations", { jobId, drvPath, status: "failed", jobStatus: jobStatusKey(jobId, "failed") });
     await put("BuildLogs", { drvPath, chunk: logChunk(1, 0), lines: ["plain", hostile] });
     const job = await jobItem(jobId);
-    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now, evaluation: { ...job.evaluation, error: `error: ${hostile}\nsecond line` } });
+    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now, count_failed: 1, evaluation: { ...job.evaluation, error: `error: ${hostile}\nsecond line` } });
     const agent = await RawAgent.connect(stack.agentSocketUrl, (await stack.createToken("hostile-host")).token);
     assert.equal((await agent.request(hello({ hostname: `host ${hostile}` }))).type, "welcome");
 
@@ -199,5 +222,18 @@ describe("CLI: trigger, job, jobs, logs", () => {
     }
     assert.match(outputs.job.stdout, /evaluation failed:\n  error: .*\n  second line\n/, "an error's own lines stay lines");
     assert.equal(outputs.logs.stdout, `plain\n${visible}\n`);
+  });
+
+  it("nimbus dashboard prints a one-time sign-in link alone on stdout", async () => {
+    const run = await runCli(["dashboard"], env);
+    assert.equal(run.code, 0, run.stderr);
+    const link = run.stdout.trim();
+    assert.match(link, new RegExp(`^http://127\\.0\\.0\\.1:${stack.port}/sign-in\\?code=[\\w-]{43}$`));
+    assert.match(run.stderr, /within 5 minutes: it signs in once/);
+    const code = new URL(link).searchParams.get("code")!;
+    const signIn = () =>
+      fetch(`${stack.url}/api/dashboard/sign-in`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ code }) });
+    assert.equal((await signIn()).status, 200);
+    assert.equal((await signIn()).status, 401);
   });
 });

@@ -5,8 +5,8 @@ import { after, before, describe, it } from "node:test";
 import type { Page } from "playwright-core";
 import { sendSignedPush } from "@nimbus/cli";
 import type { BuildTask, EvaluationEvent } from "@nimbus/protocol";
-import { launchBrowser, signIn, type TestBrowser } from "./support/browser.ts";
-import { ScriptedAgent } from "./support/scripted-agent.ts";
+import { launchBrowser, signIn, signInCode, type TestBrowser } from "./support/browser.ts";
+import { ScriptedAgent, type BuildOutcome } from "./support/scripted-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 // The dashboard in headless Chromium against a real local stack, a protocol-level agent
@@ -16,6 +16,9 @@ const GREETING = drv("0g", "greeting");
 const SHOUT = drv("1s", "shout");
 const BROKEN = drv("2b", "broken");
 const SLOW = drv("3w", "slow");
+const LIVE = drv("5l", "live");
+const FLAKY = drv("6f", "flaky");
+const LIVE_LINES = Array.from({ length: 16 }, (_, i) => `compiling part ${i + 1} of 16`);
 const derivation = (drvPath: string, inputs: string[] = [], system = "x86_64-linux"): EvaluationEvent => ({
   kind: "derivation",
   drvPath,
@@ -48,12 +51,8 @@ const BROKEN_LOG = [
   "error: builder for '/nix/store/2b…-broken.drv' failed with exit code 1",
 ];
 
-/**
- * PHASE ONE: endpoints docs/dashboard-api.md adds are not served yet; the pages fall back
- * without them, but the browser still logs their 404s. Drop this when they exist.
- */
-const NOT_YET_SERVED = [/\/api\/jobs\/[^/]+\/(attributes\?|summary\))/, /\/api\/derivations\/[^/?]+\)$/];
-const unexpected = (problems: string[]) => problems.filter((p) => !(p.includes("404 (Not Found)") && NOT_YET_SERVED.some((r) => r.test(p))));
+/** Every request the pages make is served: any console error (a failed request included) is a failure. */
+const unexpected = (problems: string[]) => problems;
 
 /** What a malicious pull request controls: attribute names, derivation names, log lines, error messages. */
 const HOSTILE_MARKUP = `<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>`;
@@ -67,10 +66,15 @@ const HOSTILE_EVENTS: EvaluationEvent[] = [
 function EVALUATE(task: { repository: string }): EvaluationEvent[] {
   if (task.repository === "acme/slow") return [derivation(SLOW, [], "aarch64-linux"), attribute("slow", SLOW)];
   if (task.repository === "mallory/evil") return HOSTILE_EVENTS;
+  if (task.repository === "acme/live") return [derivation(LIVE), derivation(FLAKY), attribute("live", LIVE), attribute("flaky", FLAKY)];
   return SAMPLE;
 }
 
-function build(task: BuildTask) {
+let flakyBuilds = 0;
+
+function build(task: BuildTask): BuildOutcome {
+  if (task.drvPath === LIVE) return { status: "succeeded", log: ["starting"], stream: { lines: LIVE_LINES, everyMs: 400 } };
+  if (task.drvPath === FLAKY) return flakyBuilds++ === 0 ? { status: "exceptional" } : { status: "succeeded", log: ["fine this time"] };
   if (task.drvPath === HOSTILE) return { status: "failed" as const, exitCode: 1, log: [HOSTILE_MARKUP, "\x1b[31mred\x1b[0m"] };
   if (task.drvPath === BROKEN) return { status: "failed" as const, exitCode: 1, log: BROKEN_LOG };
   return { status: "succeeded" as const, log: [`building ${task.drvPath}`, "done"] };
@@ -186,6 +190,47 @@ describe("dashboard in a browser", () => {
     assert.deepEqual(unexpected(browser.problems), []);
   });
 
+  it("follows a build's log live, shows the agent running it, then its attempts and history", async () => {
+    const jobId = await push("acme/live", "7".repeat(40));
+    const live = `/derivations/${LIVE.slice("/nix/store/".length)}`;
+    await page.goto(`${stack.url}/jobs/${jobId}`);
+    const row = page.getByRole("listbox", { name: "derivations" }).getByRole("option").filter({ hasText: "live" });
+    await row.locator(".status", { hasText: "building" }).waitFor({ timeout: 15_000 });
+
+    // The agents page lists the build it runs, linked to the derivation.
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Agents" }).click();
+    await page.getByRole("row", { name: /builder-1/ }).getByRole("link", { name: "build live" }).click();
+    await page.waitForURL((url) => url.pathname === live);
+
+    // Lines appear while it builds, well before the last is printed.
+    const log = page.getByRole("listbox", { name: "log lines" });
+    await log.getByText("compiling part 3 of 16", { exact: true }).waitFor({ timeout: 10_000 });
+    assert.equal(await log.getByText(LIVE_LINES.at(-1)!, { exact: true }).count(), 0, "the last line is not printed yet");
+    await page.getByText("building, following new lines").waitFor();
+    await log.getByText(LIVE_LINES.at(-1)!, { exact: true }).waitFor({ timeout: 15_000 });
+    assert.deepEqual(await log.getByRole("option").allInnerTexts(), ["starting", ...LIVE_LINES]);
+    await page.getByRole("heading", { level: 1 }).locator(".status", { hasText: "succeeded" }).waitFor({ timeout: 10_000 });
+
+    // The flaky one: an exceptional result, retried on the same agent, then a success.
+    await page.goto(`${stack.url}/derivations/${FLAKY.slice("/nix/store/".length)}?job=${jobId}`);
+    const attempts = page.getByRole("region", { name: "Attempts" }).getByRole("row");
+    await attempts.filter({ hasText: "succeeded" }).waitFor({ timeout: 15_000 });
+    const rows = await attempts.allInnerTexts();
+    assert.equal(rows.length, 3, rows.join(" | "));
+    assert.match(rows[1]!, /^1\s+builder-1[\s\S]*exceptional: agent error/);
+    assert.match(rows[2]!, /^2\s+builder-1[\s\S]*succeeded/);
+    await page.getByText(/Status history \(\d+\)/).click();
+    const history = await page.locator("ol.history li").allInnerTexts();
+    assert.deepEqual(
+      history.map((line) => line.replace(/^.*?ago\s+|^just now\s+/, "").replace(/ —.*$/, "")),
+      ["waiting attempt 1", "queued attempt 1", "building attempt 1 on builder-1", "queued attempt 2", "building attempt 2 on builder-1", "succeeded attempt 2 on builder-1"],
+    );
+    // Attempt 1's log, by its link.
+    await page.getByRole("link", { name: "attempt 1" }).click();
+    await page.getByRole("heading", { name: "Log of attempt 1" }).waitFor();
+    assert.deepEqual(unexpected(browser.problems), []);
+  });
+
   it("shows what a hostile repository evaluates and prints as text, running none of it", async () => {
     const jobId = await push("mallory/evil", "6".repeat(40));
     await page.goto(`${stack.url}/jobs/${jobId}`);
@@ -241,5 +286,45 @@ describe("dashboard in a browser", () => {
     await row.waitFor();
     assert.match(await row.innerText(), /x86_64-linux[\s\S]*rack=r1/);
     assert.deepEqual(unexpected(browser.problems), []);
+  });
+
+  it("signs in by a link that works once, into an HttpOnly cookie the page cannot read, and refuses a POST without its CSRF token", async () => {
+    const code = await signInCode(stack.url, stack.adminToken);
+    await browser.context.clearCookies();
+    const other = await browser.newPage();
+    try {
+      await other.goto(`${stack.url}/sign-in?code=${code}&next=/agents`);
+      await other.waitForURL(`${stack.url}/agents`);
+      await other.getByRole("heading", { name: "Agents" }).waitFor();
+      const [cookie] = await browser.context.cookies();
+      assert.equal(cookie?.name, "nimbus_session");
+      assert.equal(cookie?.httpOnly, true);
+      assert.equal(cookie?.sameSite, "Strict");
+      assert.equal(cookie?.path, "/api");
+      assert.equal(await other.evaluate("document.cookie"), "");
+      const stored = (await other.evaluate("JSON.stringify([Object.entries(sessionStorage), Object.entries(localStorage)])")) as string;
+      assert.ok(!stored.includes(cookie!.value) && !stored.includes(stack.adminToken), "no credential in the page's storage");
+      assert.ok(!(await other.content()).includes(cookie!.value));
+
+      // A POST without the CSRF header, as a script of the page could try: refused.
+      const jobId = await other.evaluate(async () => ((await (await fetch("/api/jobs?limit=1")).json()) as { jobs: { id: string }[] }).jobs[0]!.id);
+      const status = await other.evaluate(async (id) => (await fetch(`/api/jobs/${id}/rerun`, { method: "POST" })).status, jobId);
+      assert.equal(status, 403);
+
+      // The same link again: refused, with what to do.
+      await other.goto(`${stack.url}/sign-in?code=${code}`);
+      await other.getByRole("alert").filter({ hasText: "used already or has expired" }).waitFor();
+      await other.getByText("npx nimbus dashboard").first().waitFor();
+
+      // Signing out ends the session: the page asks to sign in again.
+      await other.goto(`${stack.url}/agents`);
+      await other.getByRole("button", { name: "Sign out" }).click();
+      await other.getByRole("heading", { name: "Sign in to Nimbus" }).waitFor();
+      await other.goto(`${stack.url}/agents`);
+      await other.getByRole("heading", { name: "Sign in to Nimbus" }).waitFor();
+    } finally {
+      await other.close();
+    }
+    assert.deepEqual(unexpected(browser.problems).filter((p) => !p.includes("403") && !p.includes("401")), []);
   });
 });

@@ -77,6 +77,8 @@ describe("Ctrl-C on nimbus dev", () => {
     assert.equal(run.code, 0, run.output);
     assert.match(run.output, /^stopped$/m, run.output);
     assert.deepEqual(alarmingLines(run.output), [], run.output);
+    // The banner's sign-in link: the newcomer's way into the dashboard.
+    assert.match(run.output, /^ {2}http:\/\/127\.0\.0\.1:\d+\/sign-in\?code=[\w-]{43}$/m, run.output);
   });
 
   it("stops the embedded agent first (goodbye), then the stack: exit 0, no error line", async () => {

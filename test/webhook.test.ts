@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHmac, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { DEFAULT_APPROVAL_LABEL } from "@nimbus/github";
 import { WebhookAccepted, WebhookIgnored } from "@nimbus/protocol";
 import { startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -146,6 +147,8 @@ describe("POST /webhooks/github", () => {
     const view = await stack.api("GET", `/api/jobs/${job.jobId}`);
     assert.equal(view.body.status, "held");
     assert.equal(view.body.untrusted, true);
+    assert.equal(view.body.holdReason, "Pull request #7 comes from fork/widgets: its code runs only once someone with write access approves this commit.");
+    assert.equal(view.body.approvalLabel, DEFAULT_APPROVAL_LABEL, "the label the webhook policy approves with");
 
     // With GitHub reporting off nobody's permission can be looked up: a label approves nothing.
     const label = { ...pullRequestPayload("labeled"), label: { name: "nimbus-approved" }, sender: { login: "maintainer" } };
@@ -158,7 +161,10 @@ describe("POST /webhooks/github", () => {
     // Closing the pull request cancels the held job.
     const closed = await deliver("pull_request", pullRequestPayload("closed"));
     assert.deepEqual(closed, { status: 200, body: { action: "cancel-pull-request", jobIds: [job.jobId] } });
-    assert.equal((await stack.api("GET", `/api/jobs/${job.jobId}`)).body.status, "cancelled");
+    const cancelled = (await stack.api("GET", `/api/jobs/${job.jobId}`)).body;
+    assert.equal(cancelled.status, "cancelled");
+    assert.equal(cancelled.holdReason, undefined, "shown only while held");
+    assert.equal(cancelled.approvalLabel, undefined, "shown only while held");
     assert.deepEqual(await receiveAll(), []);
   });
 

@@ -1,4 +1,9 @@
-import { apiHandler, derivationLog, json, parseDrvParameter } from "@nimbus/service";
+import { apiHandler, json, logPage, parseDrvParameter, parseLogQuery } from "@nimbus/service";
 
-/** `GET /api/derivations/{drv}/log`: the latest build attempt's log (its last 10,000 lines). */
-export const handler = apiHandler(async (event) => json(200, await derivationLog(parseDrvParameter(event.pathParameters?.drv))));
+/**
+ * `GET /api/derivations/{drv}/log?attempt=&before=&after=&limit=`: a window of one attempt's log;
+ * without parameters the latest attempt's last 10,000 lines.
+ */
+export const handler = apiHandler(async (event) =>
+  json(200, await logPage(parseDrvParameter(event.pathParameters?.drv), parseLogQuery(event.queryStringParameters ?? {}))),
+);

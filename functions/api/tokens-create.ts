@@ -5,4 +5,4 @@ import { apiHandler, createToken, json, parseBody } from "@nimbus/service";
 export const handler = apiHandler(async (event) => {
   const { name } = parseBody(event, CreateTokenRequest);
   return json(201, await createToken(name));
-});
+}, { bearerOnly: true });

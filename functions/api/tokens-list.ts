@@ -5,4 +5,4 @@ import { apiHandler, json, listTokens } from "@nimbus/service";
 export const handler = apiHandler(async () => {
   const body: TokenList = { tokens: await listTokens() };
   return json(200, body);
-});
+}, { bearerOnly: true });

@@ -7,4 +7,4 @@ export const handler = apiHandler(async (event) => {
   const token = await revokeToken(id);
   await disconnectToken(id);
   return json(200, token);
-});
+}, { bearerOnly: true });

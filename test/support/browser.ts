@@ -74,13 +74,17 @@ export async function launchBrowser(
   };
 }
 
-/**
- * PHASE ONE STAND-IN for sign-in: types the stack's admin token into the sign-in form. Replaced
- * by the one-time link of `nimbus dashboard` when POST /api/dashboard/sign-in exists.
- */
-export async function signIn(page: Page, baseUrl: string, token: string): Promise<void> {
-  await page.goto(`${baseUrl}/sign-in`);
-  await page.getByLabel("API token").fill(token);
-  await page.getByRole("button", { name: "Sign in" }).click();
+/** A one-time sign-in code, as `nimbus dashboard` gets it (the API token, bearer only). */
+export async function signInCode(baseUrl: string, token: string): Promise<string> {
+  const response = await fetch(`${baseUrl}/api/dashboard/codes`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+  const body = (await response.json()) as { code?: string };
+  if (response.status !== 201 || !body.code) throw new Error(`POST /api/dashboard/codes: HTTP ${response.status} ${JSON.stringify(body)}`);
+  return body.code;
+}
+
+/** Signs the page in as a person would: the link `nimbus dashboard` prints, opened in the browser. */
+export async function signIn(page: Page, baseUrl: string, token: string, next = "/"): Promise<void> {
+  const code = await signInCode(baseUrl, token);
+  await page.goto(`${baseUrl}/sign-in?code=${encodeURIComponent(code)}&next=${encodeURIComponent(next)}`);
   await page.waitForURL((url) => url.pathname !== "/sign-in");
 }

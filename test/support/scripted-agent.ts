@@ -6,6 +6,8 @@ export interface BuildOutcome {
   status: "succeeded" | "failed" | "exceptional";
   exitCode?: number;
   log?: string[];
+  /** Lines printed while it builds, one `build-log` batch each, `everyMs` apart, after `log`. */
+  stream?: { lines: string[]; everyMs: number };
   /** What became of each push cache (`build-result.caches`). */
   caches?: CacheReport[];
 }
@@ -45,6 +47,8 @@ export class ScriptedAgent {
     public info: AgentInfo,
     private readonly script: {
       evaluate?: (task: EvaluateTask) => EvaluationEvent[];
+      /** What became of each cache during an evaluation (`evaluation-done.caches`). */
+      evaluationCaches?: (task: EvaluateTask) => CacheReport[] | undefined;
       build?: (task: BuildTask) => BuildOutcome;
       /** How long a build "takes". */
       buildMs?: number;
@@ -63,14 +67,18 @@ export class ScriptedAgent {
     return new ScriptedAgent(name, agentInfo({ hostname: name, labels: { name }, ...overrides }), script);
   }
 
-  /** Opens a connection (again) for the same session; resolves on welcome. */
+  /**
+   * Opens a connection (again) for the same session; resolves on welcome, rejects if the
+   * connection fails or closes first (a gateway or service that ends it before the welcome),
+   * so a caller that reconnects in a loop never waits on it forever.
+   */
   connect(url: string, token: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
       this.socket = socket;
       socket.once("error", reject);
       // Closed before a welcome (a `try-again`, the sweeper or the gateway closing it): not connected.
-      socket.once("close", () => reject(new Error(`${this.name}: the connection closed before welcome`)));
+      socket.once("close", (code, reason) => reject(new Error(`${this.name}: connection closed before the welcome (${code} ${reason.toString()})`)));
       socket.once("open", () =>
         socket.send(JSON.stringify(hello({ ...this.info }, this.session, [...this.active, ...this.unacked.keys()]))),
       );
@@ -154,7 +162,8 @@ export class ScriptedAgent {
     if (abandoned()) return;
     await new Promise((r) => setTimeout(r, 20));
     this.track(-1);
-    this.finish(task.taskId, { type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded" });
+    const caches = this.script.evaluationCaches?.(task);
+    this.finish(task.taskId, { type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded", ...(caches ? { caches } : {}) });
   }
 
   /** The script's events in batches: at most `batchSize` events, and at most `batchBytes` of JSON when set. */
@@ -187,6 +196,11 @@ export class ScriptedAgent {
     this.track(1);
     const outcome = this.script.build?.(task) ?? { status: "succeeded" };
     this.send({ type: "build-log", taskId: task.taskId, seq: 0, lines: outcome.log ?? [`building ${task.drvPath}`] });
+    for (const [i, line] of (outcome.stream?.lines ?? []).entries()) {
+      await new Promise((r) => setTimeout(r, outcome.stream!.everyMs));
+      if (generation !== this.generation || !this.active.has(task.taskId)) return;
+      this.send({ type: "build-log", taskId: task.taskId, seq: i + 1, lines: [line] });
+    }
     await new Promise((r) => setTimeout(r, this.script.buildMs ?? 10));
     if (generation !== this.generation) return;
     this.track(-1);
@@ -196,7 +210,7 @@ export class ScriptedAgent {
       drvPath: task.drvPath,
       status: outcome.status,
       ...(outcome.exitCode === undefined ? {} : { exitCode: outcome.exitCode }),
-      logTail: outcome.log ?? [],
+      logTail: [...(outcome.log ?? []), ...(outcome.stream?.lines ?? [])].slice(-20),
       ...(outcome.status === "succeeded" ? { outputs: { out: task.drvPath.replace(/\.drv$/, "-out") } } : {}),
       ...(outcome.caches ? { caches: outcome.caches } : {}),
     });

@@ -5,7 +5,9 @@ import {
   attributeKey,
   jobStatusKey,
   localResourceName,
+  exactCountFields,
   logChunk,
+  repositoryRefKey,
   type BuildLogItem,
   type DerivationItem,
   type JobAttributeItem,
@@ -23,6 +25,8 @@ export interface SeededJob {
   drvPaths: string[];
   /** The derivation that has the long log. */
   loggedDrv: string;
+  /** Its log, every line in order. */
+  logLines: string[];
 }
 
 /**
@@ -54,6 +58,10 @@ export async function seedFailedJob(
       updatedAt: at,
       finishedAt: at,
       evaluation: { status: "succeeded", taskId: `eval-${jobId}`, agent: "seed" },
+      repositoryRef: repositoryRefKey("acme/monorepo", "refs/heads/main"),
+      // As a finished job keeps them (storage/job-counts.ts).
+      countsKept: true,
+      ...exactCountFields({ failed: rows }),
     };
     await put(documents, "Jobs", [job]);
     const drvPaths = Array.from({ length: rows }, (_, i) => `/nix/store/${randomHash()}-pkg-${i}.drv`);
@@ -70,7 +78,7 @@ export async function seedFailedJob(
             outputs: { out: drvPath.replace(/\.drv$/, "") },
             status: "failed",
             queueKey: "x86_64-linux",
-            attempt: 1,
+            attempt: 0,
             builtBy: { hostname: `builder-${(i + j) % 8}`, connectionId: "c", labels: {} },
             failure: { reason: "builder failed with exit code 2", exitCode: 2 },
             createdAt: at,
@@ -95,11 +103,11 @@ export async function seedFailedJob(
     const chunks = Math.ceil(((options.logMegabytes ?? 0) * 1024 * 1024) / (perChunk * (line.length + 1)));
     const logs: BuildLogItem[] = Array.from({ length: chunks }, (_, seq) => ({
       drvPath: drvPaths[0]!,
-      chunk: logChunk(1, seq),
+      chunk: logChunk(0, seq),
       lines: Array.from({ length: perChunk }, (_, n) => `${line} ${seq * perChunk + n}`),
     }));
     await put(documents, "BuildLogs", logs);
-    return { jobId, drvPaths: [...drvPaths].sort(), loggedDrv: drvPaths[0]! };
+    return { jobId, drvPaths: [...drvPaths].sort(), loggedDrv: drvPaths[0]!, logLines: logs.flatMap((l) => l.lines) };
   } finally {
     documents.destroy();
   }

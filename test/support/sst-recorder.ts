@@ -91,6 +91,13 @@ export async function declaredInAws(root: string): Promise<Declaration> {
     };
 
   const Function = resourceClass("aws.Function");
+  // A Router's routes send a path prefix to a URL (no function of their own).
+  const Router = class extends resourceClass("aws.Router") {
+    readonly routes: { path: string; target: unknown }[] = [];
+    override route(path: string, target: unknown) {
+      this.routes.push({ path, target: resolved(target) });
+    }
+  };
   const CronV2 = class extends resourceClass("aws.CronV2") {
     constructor(name: string, args: Record<string, unknown>) {
       super(name, args);
@@ -105,6 +112,8 @@ export async function declaredInAws(root: string): Promise<Declaration> {
       Dynamo: resourceClass("aws.Dynamo"),
       Queue: resourceClass("aws.Queue"),
       Bucket: resourceClass("aws.Bucket"),
+      Router,
+      StaticSite: resourceClass("aws.StaticSite"),
       ApiGatewayWebSocket: resourceClass("aws.ApiGatewayWebSocket"),
       ApiGatewayV2: resourceClass("aws.ApiGatewayV2"),
     },

@@ -4,6 +4,7 @@ import { NIMBUS_VERSION } from "@nimbus/protocol";
 import { CliError } from "./cli-error.ts";
 import { registerAgentCommand } from "./commands/agent.ts";
 import { registerAgentsCommand } from "./commands/agents.ts";
+import { registerDashboardCommand } from "./commands/dashboard.ts";
 import { registerDevCommand } from "./commands/dev.ts";
 import { registerJobCommand } from "./commands/job.ts";
 import { registerJobsCommand } from "./commands/jobs.ts";
@@ -33,6 +34,7 @@ registerJobCommand(program);
 registerJobsCommand(program);
 registerSchedulesCommand(program);
 registerLogsCommand(program);
+registerDashboardCommand(program);
 
 try {
   await program.parseAsync(process.argv);

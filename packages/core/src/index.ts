@@ -86,3 +86,4 @@ export {
   type DispatchState,
   type NewWork,
 } from "./dispatch-plan.ts";
+export { statusHistory, buildAttempts, type RecordedMove } from "./history.ts";

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isPagePath } from "../src/routes.ts";
 import { defaultDistDir, ensureDashboardBuilt } from "./build.ts";
+import { SECURITY_HEADERS } from "./page-headers.ts";
 
 export interface StaticAnswer {
   statusCode: number;
@@ -28,19 +29,8 @@ const TYPES: Record<string, string> = {
   woff2: "font/woff2",
 };
 
-/**
- * Headers of every page: scripts and styles from this origin only, no framing, and no
- * Referer (a sign-in link's one-time code must not leak to another site).
- */
-export const PAGE_HEADERS: Record<string, string> = {
-  "content-type": "text/html; charset=utf-8",
-  "cache-control": "no-cache",
-  "content-security-policy":
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-};
+/** Headers of every page (node/page-headers.ts: the CloudFront router sets the same in AWS). */
+export const PAGE_HEADERS: Record<string, string> = { "content-type": "text/html; charset=utf-8", "cache-control": "no-cache", ...SECURITY_HEADERS };
 
 /**
  * The site the local stack serves: built first if its sources changed. A failed build is told

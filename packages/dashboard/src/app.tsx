@@ -1,7 +1,7 @@
 /** The page frame (header, navigation, main) and which page a URL shows. */
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { SIGNED_OUT } from "./api/http.ts";
-import { signedIn, signOut } from "./api/session.ts";
+import { loadSession, onSessionChange, sessionEnded, signedIn, signOut } from "./api/session.ts";
 import { AgentsPage } from "./pages/agents-page.tsx";
 import { DerivationPage } from "./pages/derivation-page.tsx";
 import { JobPage } from "./pages/job-page.tsx";
@@ -12,8 +12,15 @@ import { parseRoute, routeHref, type Route } from "./routes.ts";
 
 export function App() {
   const place = usePlace();
+  const [, setSessionVersion] = useState(0);
+  useEffect(() => {
+    const off = onSessionChange(() => setSessionVersion((n) => n + 1));
+    void loadSession();
+    return off;
+  }, []);
+  const session = signedIn();
   let route = parseRoute(place.pathname, place.search);
-  if (route.page !== "sign-in" && !signedIn()) route = { page: "sign-in", next: place.pathname + place.search };
+  if (route.page !== "sign-in" && session === false) route = { page: "sign-in", next: place.pathname + place.search };
   const main = useRef<HTMLElement>(null);
 
   // A new page: start at its top and move focus to it, as a page load would (screen readers announce it).
@@ -28,7 +35,7 @@ export function App() {
 
   useEffect(() => {
     const signedOut = () => {
-      signOut();
+      sessionEnded();
       if (location.pathname !== "/sign-in") navigate(routeHref({ page: "sign-in", next: location.pathname + location.search }), { replace: true });
     };
     addEventListener(SIGNED_OUT, signedOut);
@@ -64,7 +71,7 @@ export function App() {
             type="button"
             class="link-button"
             onClick={() => {
-              signOut();
+              void signOut();
               navigate("/sign-in");
             }}
           >
@@ -73,7 +80,7 @@ export function App() {
         ) : null}
       </header>
       <main id="main" ref={main} tabIndex={-1}>
-        <Page route={route} />
+        {session === undefined && route.page !== "sign-in" ? <p class="note">Loading…</p> : <Page route={route} />}
       </main>
     </>
   );

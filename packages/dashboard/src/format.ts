@@ -40,3 +40,17 @@ export function ago(iso: string, now: number): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n.toLocaleString("en")} ${n === 1 ? one : many}`;
 }
+
+/**
+ * A place outputs or inputs can be had (`Source` in the protocol), for people:
+ * `store:x/3fa9c2d14b7e` → "agent x's store (x/3fa9c2d14b7e)", `cache:shared` → "cache shared".
+ */
+export function sourceLabel(source: string): string {
+  if (source.startsWith("store:")) {
+    const store = source.slice("store:".length);
+    return `agent ${store.slice(0, store.lastIndexOf("/"))}'s store (${store})`;
+  }
+  if (source.startsWith("cache:")) return `cache ${source.slice("cache:".length)}`;
+  if (source.startsWith("substituter:")) return source.slice("substituter:".length);
+  return source;
+}

@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { AgentInfo } from "./agent-info.ts";
+import { DrvPath } from "./nix-names.ts";
 
 /** `GET /api/service-info` (no auth): how agents find the WebSocket. */
 export const ServiceInfo = z.strictObject({
@@ -36,6 +37,18 @@ export type CreateTokenResponse = z.infer<typeof CreateTokenResponse>;
 export const TokenList = z.strictObject({ tokens: z.array(TokenView) });
 export type TokenList = z.infer<typeof TokenList>;
 
+/** A task an agent is running, for `GET /api/agents`. */
+export const RunningTask = z.strictObject({
+  taskId: z.string(),
+  kind: z.enum(["build", "evaluate"]),
+  drvPath: DrvPath.optional(),
+  /** Counted from 1. */
+  attempt: z.number().int().min(1).optional(),
+  jobId: z.string().optional(),
+  startedAt: z.iso.datetime(),
+});
+export type RunningTask = z.infer<typeof RunningTask>;
+
 /** A connected agent as `GET /api/agents` shows it. */
 export const AgentView = AgentInfo.extend({
   connectionId: z.string(),
@@ -45,6 +58,11 @@ export const AgentView = AgentInfo.extend({
   runningTasks: z.number().int().min(0),
   /** Caches this agent last failed to push to or ask, with why and when (cleared by its next successful push). */
   cacheProblems: z.array(z.strictObject({ cache: z.string(), problem: z.string(), at: z.iso.datetime() })).optional(),
+  sessionId: z.string().optional(),
+  /** It is stopping: it finishes what it runs and takes nothing new. */
+  draining: z.boolean().optional(),
+  /** What it is running, oldest first (docs/dashboard-api.md); absent from an older server. */
+  tasks: z.array(RunningTask).optional(),
 });
 export type AgentView = z.infer<typeof AgentView>;
 

@@ -4,7 +4,6 @@
  * the new fields are optional, so the dashboard reads a server of either release.
  */
 import * as z from "zod";
-import { AgentView } from "./api.ts";
 import { AttributeView, DerivationLog, DerivationStatus, JobDerivationView, JobView } from "./jobs-api.ts";
 import { DrvPath } from "./nix-names.ts";
 
@@ -93,27 +92,6 @@ export const LogPage = DerivationLog.extend({
 });
 export type LogPage = z.infer<typeof LogPage>;
 
-/** A task an agent is running, for `GET /api/agents`. */
-export const RunningTask = z.strictObject({
-  taskId: z.string(),
-  kind: z.enum(["build", "evaluate"]),
-  drvPath: DrvPath.optional(),
-  attempt: z.number().int().min(1).optional(),
-  jobId: z.string().optional(),
-  startedAt: z.iso.datetime(),
-});
-export type RunningTask = z.infer<typeof RunningTask>;
-
-/** `GET /api/agents` as the dashboard reads it: each agent with what it is running. */
-export const AgentWithTasks = AgentView.extend({
-  sessionId: z.string().optional(),
-  draining: z.boolean().optional(),
-  tasks: z.array(RunningTask).optional(),
-});
-export type AgentWithTasks = z.infer<typeof AgentWithTasks>;
-export const AgentsWithTasks = z.strictObject({ agents: z.array(AgentWithTasks) });
-export type AgentsWithTasks = z.infer<typeof AgentsWithTasks>;
-
 /** `POST /api/dashboard/sign-in`: a one-time code from `nimbus dashboard`, or an API token. */
 export const SignInRequest = z.union([
   z.strictObject({ code: z.string().min(16).max(128) }),
@@ -128,6 +106,10 @@ export const DashboardSession = z.strictObject({
   expiresAt: z.iso.datetime(),
 });
 export type DashboardSession = z.infer<typeof DashboardSession>;
+
+/** `GET /api/dashboard/session`: the cookie's session, or null when the browser has none (not an error: a page asks before it knows). */
+export const SessionStatus = z.strictObject({ session: DashboardSession.nullable() });
+export type SessionStatus = z.infer<typeof SessionStatus>;
 
 /** `POST /api/dashboard/codes` (bearer only): what `nimbus dashboard` prints as a link. */
 export const SignInCode = z.strictObject({

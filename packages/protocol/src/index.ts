@@ -34,6 +34,7 @@ export {
   ApiError,
   CreateTokenRequest,
   CreateTokenResponse,
+  RunningTask,
   ServiceInfo,
   TokenList,
   TokenName,
@@ -129,8 +130,6 @@ export {
   WelcomeCache,
 } from "./builtin-cache.ts";
 export {
-  AgentWithTasks,
-  AgentsWithTasks,
   AttemptView,
   AttributePage,
   DashboardSession,
@@ -138,7 +137,7 @@ export {
   HashPrefix,
   JobStatusView,
   LogPage,
-  RunningTask,
+  SessionStatus,
   SignInCode,
   SignInRequest,
   StatusMove,

@@ -111,6 +111,10 @@ export const JobView = z.strictObject({
   untrusted: z.boolean().optional(),
   /** The `herculesCI` handler it evaluates (docs/effects.md); absent until the push's first job has been evaluated, or without `herculesCI`. */
   handler: JobHandler.optional(),
+  /** While `held`: why it waits for approval, as GitHub is told (docs/github.md). */
+  holdReason: z.string().optional(),
+  /** While `held`: the pull request label that approves its commit (the service's webhook policy, docs/github.md). */
+  approvalLabel: z.string().optional(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
   finishedAt: z.iso.datetime().optional(),

@@ -11,12 +11,29 @@
 export { handleAgentFrame } from "./edges/agent-messages.ts";
 export { handleDisconnectChecks } from "./edges/queue-consumers.ts";
 export { receiveGithubWebhook, MAX_WEBHOOK_BYTES } from "./edges/webhook.ts";
-export { apiHandler, json, parseBody, requireAdmin, type HttpEvent, type HttpResult } from "./edges/http.ts";
+export { apiHandler, json, parseBody, requireAdmin, requireCaller, requireJsonBody, type HttpEvent, type HttpResult } from "./edges/http.ts";
 export { parseLimit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./edges/paging.ts";
-export { listJobs, getJobView, MAX_VIEW_ATTRIBUTES, MAX_VIEW_FAILURES } from "./edges/job-views.ts";
+export { listJobs, getJobView, getJobSummary, parseJobFilter, MAX_VIEW_ATTRIBUTES, MAX_VIEW_FAILURES, type JobFilter } from "./edges/job-views.ts";
 export { scheduleList } from "./edges/schedule-views.ts";
 export { effectLog } from "./edges/effect-log.ts";
-export { listJobDerivations, derivationLog, parseDerivationStatus, parseDrvParameter, MAX_LOG_LINES, MAX_LOG_CHARS } from "./edges/derivation-views.ts";
+export { listJobDerivations, parseDerivationStatus, parseDrvParameter, parseHashPrefix } from "./edges/derivation-views.ts";
+export { logPage, parseLogQuery, MAX_LOG_LINES, MAX_LOG_CHARS, type LogQuery } from "./edges/log-pages.ts";
+export { derivationDetail, MAX_DETAIL_JOBS } from "./edges/derivation-detail.ts";
+export { listJobAttributes, parseAttributeQuery, attributeKeyPrefix } from "./edges/attribute-pages.ts";
+export {
+  createSignInCode,
+  signIn,
+  signOut,
+  sessionOf,
+  sessionView,
+  checkOrigin,
+  checkCsrf,
+  overHttps,
+  SESSION_COOKIE,
+  CSRF_HEADER,
+  CODE_TTL_MS,
+  SESSION_TTL_MS,
+} from "./edges/dashboard-sessions.ts";
 export { cancelJob, rerunJob, CANCEL_ROWS_PER_CALL } from "./edges/job-commands.ts";
 export { listAgents } from "./edges/agent-views.ts";
 export { createToken, listTokens, revokeToken, verifyToken, type TokenCheck } from "./edges/tokens.ts";
@@ -32,12 +49,14 @@ export { newJobId, JOB_ID_PATTERN } from "./flow/job-ids.ts";
 // ---- storage -------------------------------------------------------------------------
 export { openConnection, forgetConnection } from "./storage/connections.ts";
 export { sendToAgent, disconnectToken } from "./storage/agent-socket.ts";
-export { attributeKey, jobStatusKey, logChunk, SHARD } from "./storage/keys.ts";
+export { attributeKey, jobStatusKey, logChunk, repositoryRefKey, SHARD } from "./storage/keys.ts";
+export { countingMoves, exactCountFields } from "./storage/job-counts.ts";
 export { StoredItemError } from "./storage/table.ts";
 export type {
   BuildLogItem,
   BuildQueueItem,
   ConnectionItem,
+  DashboardSessionItem,
   DeliveryItem,
   DerivationItem,
   EdgeItem,

@@ -1,7 +1,9 @@
 import type { Command } from "commander";
 import { CliError } from "../cli-error.ts";
 import { startEmbeddedAgent } from "../embedded-agent.ts";
-import { defaultDataDir, defaultPort, type TargetOptions } from "../target.ts";
+import { SignInCode } from "@nimbus/protocol";
+import { ApiClient } from "../api-client.ts";
+import { defaultDataDir, defaultPort, type Target, type TargetOptions } from "../target.ts";
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -39,6 +41,7 @@ export function registerDevCommand(program: Command) {
       });
       const stack = await startLocalStack({ port: defaultPort(globals.port), dataDir: defaultDataDir(globals.dataDir), log });
       const agent = options.agent ? await startEmbeddedAgent(stack, log) : undefined;
+      const signIn = await signInLink({ baseUrl: stack.url, token: stack.adminToken, dataDir: stack.dataDir });
       log(
         [
           "",
@@ -50,7 +53,8 @@ export function registerDevCommand(program: Command) {
           `  cache      ${stack.url}/cache   (npx nimbus cache info)`,
           agent ? "  one embedded agent is connecting (see `npx nimbus agents`)" : "  no embedded agent",
           "",
-          `Open the dashboard and sign in with the API token: jq -r .ApiAdminToken ${stack.secretsPath}`,
+          `Open the dashboard (this link signs in once, within 5 minutes; \`npx nimbus dashboard\` prints another):`,
+          `  ${signIn}`,
           "",
           "Next, in another terminal:",
           "  npx nimbus token create > cluster-join-token.key   # a token for an agent of your own",
@@ -65,4 +69,10 @@ export function registerDevCommand(program: Command) {
       await stack.stop();
       log("stopped");
     });
+}
+
+/** A one-time sign-in link, as `nimbus dashboard` prints it. */
+async function signInLink(target: Target): Promise<string> {
+  const { code } = await new ApiClient(target).post("/api/dashboard/codes", SignInCode);
+  return `${target.baseUrl}/sign-in?code=${encodeURIComponent(code)}`;
 }

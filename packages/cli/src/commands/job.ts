@@ -84,6 +84,12 @@ export function describeJob(job: JobView, waiting: string[] = [], waitingForInpu
   ];
   // Repository names, refs, errors and logs come from repositories and agents: shown as text only.
   const lines = rows.filter(([, v]) => v).map(([k, v]) => `${k.padEnd(12)}${printable(v!)}`);
+  if (job.status === "held") {
+    // A fork's job runs nothing until someone with write access approves its commit (docs/github.md).
+    lines.push("", "held for approval:", `  ${printable(job.holdReason ?? "it runs once someone with write access approves its commit")}`);
+    const label = job.approvalLabel !== undefined ? `, or the label ${printable(job.approvalLabel)} on the pull request` : "";
+    lines.push(`  approve it on GitHub: Approve and run on its check run${label}`);
+  }
   if (job.evaluation.error) lines.push("", "evaluation failed:", indent(printableLines(job.evaluation.error), "  "));
   if (job.evaluation.cacheProblems?.length) {
     lines.push("", "cache problems during the evaluation:");

@@ -3,7 +3,7 @@
  * docs/dashboard-api.md for the ones the dashboard added).
  */
 import {
-  AgentsWithTasks,
+  AgentList,
   AttributePage,
   DerivationDetail,
   DerivationPage,
@@ -131,4 +131,4 @@ export async function getLog(drv: string, query: { attempt?: number; before?: st
   return value;
 }
 
-export const listAgents = (signal?: AbortSignal, cached?: Cached<AgentsWithTasks>) => apiGet("/api/agents", AgentsWithTasks, { signal, cached });
+export const listAgents = (signal?: AbortSignal, cached?: Cached<AgentList>) => apiGet("/api/agents", AgentList, { signal, cached });

@@ -1,28 +1,88 @@
 /**
- * How the page proves who it is to the API.
- *
- * PHASE ONE STAND-IN (replaced when POST /api/dashboard/sign-in exists, docs/dashboard-api.md):
- * the sign-in page keeps the API token in sessionStorage and every request carries it as a
- * bearer token. The finished design keeps no token in the page at all: sign-in trades a one-time
- * code or the token for an HttpOnly SameSite=Strict session cookie, and POST/DELETE requests
- * carry the session's CSRF token in `X-Nimbus-CSRF`.
+ * How the page proves who it is to the API (docs/dashboard-api.md, "Sign-in and sessions"): an
+ * HttpOnly, SameSite=Strict session cookie the page never sees, set when a one-time code from
+ * `nimbus dashboard` (or the API token) is traded at sign-in. The page holds only the session's
+ * CSRF token, in memory, and sends it as X-Nimbus-CSRF on every request that changes something;
+ * after a reload it asks the API for it again.
  */
-const TOKEN_KEY = "nimbus.phase-one-token";
+import { ApiError, DashboardSession, SessionStatus, type SignInRequest } from "@nimbus/protocol";
 
-export function signedIn(): boolean {
-  return sessionStorage.getItem(TOKEN_KEY) !== null;
+let current: DashboardSession | undefined;
+let known = false;
+/** Bumped by every sign-in and sign-out: an answer to an older question must not undo them. */
+let generation = 0;
+const listeners = new Set<() => void>();
+const changed = () => listeners.forEach((listener) => listener());
+
+/** Whether the page has a session (undefined until `loadSession` has asked). */
+export function signedIn(): boolean | undefined {
+  return known ? current !== undefined : undefined;
 }
 
-export function rememberToken(token: string): void {
-  sessionStorage.setItem(TOKEN_KEY, token);
+export function onSessionChange(listener: () => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
 }
 
-export function signOut(): void {
-  sessionStorage.removeItem(TOKEN_KEY);
+/** Asks the API whether the browser's cookie is a session, and learns its CSRF token. */
+export async function loadSession(): Promise<void> {
+  const asked = generation;
+  let session: DashboardSession | undefined;
+  try {
+    const response = await fetch("/api/dashboard/session", { credentials: "same-origin", cache: "no-store", headers: { accept: "application/json" } });
+    const parsed = response.ok ? SessionStatus.safeParse(await response.json()) : undefined;
+    session = parsed?.success ? (parsed.data.session ?? undefined) : undefined;
+  } catch {
+    session = undefined;
+  }
+  if (asked !== generation) return;
+  current = session;
+  known = true;
+  changed();
 }
 
-/** Headers that authenticate a request of this method. */
-export function requestCredentials(_method: string): Record<string, string> {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  return token ? { authorization: `Bearer ${token}` } : {};
+/** Trades a one-time code or the API token for a session cookie; throws with the API's message. */
+export async function signIn(request: SignInRequest): Promise<void> {
+  const response = await fetch("/api/dashboard/sign-in", {
+    method: "POST",
+    credentials: "same-origin",
+    cache: "no-store",
+    headers: { "content-type": "application/json", accept: "application/json" },
+    body: JSON.stringify(request),
+  });
+  const body: unknown = await response.json().catch(() => undefined);
+  if (!response.ok) {
+    const error = ApiError.safeParse(body);
+    throw new Error(error.success ? error.data.error.message : `sign-in failed: HTTP ${response.status}`);
+  }
+  current = DashboardSession.parse(body);
+  generation++;
+  known = true;
+  changed();
+}
+
+/** Ends the session on the server (the cookie is cleared) and here. */
+export async function signOut(): Promise<void> {
+  const csrf = current?.csrfToken;
+  current = undefined;
+  generation++;
+  known = true;
+  changed();
+  if (csrf) {
+    await fetch("/api/dashboard/sign-out", { method: "POST", credentials: "same-origin", headers: { "x-nimbus-csrf": csrf } }).catch(() => undefined);
+  }
+}
+
+/** The API answered 401: the session is gone (expired, or signed out elsewhere). */
+export function sessionEnded(): void {
+  if (current === undefined && known) return;
+  current = undefined;
+  generation++;
+  known = true;
+  changed();
+}
+
+/** Headers that a request of this method needs besides the cookie. */
+export function requestCredentials(method: string): Record<string, string> {
+  return method === "GET" || !current ? {} : { "x-nimbus-csrf": current.csrfToken };
 }

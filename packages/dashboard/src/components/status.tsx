@@ -13,6 +13,7 @@ const TONE: Record<string, "good" | "bad" | "busy" | "idle" | "warn"> = {
   evaluating: "busy",
   running: "busy",
   queued: "warn",
+  held: "warn",
   waiting: "idle",
   cancelled: "idle",
 };

@@ -33,38 +33,51 @@ export interface VirtualListProps<T> {
   empty?: ComponentChildren;
 }
 
+/** Where a list was when its page was left: kept in the history entry. */
+function savedPlace(state: unknown, key: string): { top: number; key?: string } | undefined {
+  const saved = (state as Record<string, unknown> | null)?.[key] as { top?: unknown; key?: unknown } | undefined;
+  if (typeof saved?.top !== "number") return undefined;
+  return { top: saved.top, ...(typeof saved.key === "string" ? { key: saved.key } : {}) };
+}
+
 export function VirtualList<T>(props: VirtualListProps<T>) {
   const { source, rowHeight } = props;
   const element = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(0);
   const [active, setActive] = useState<number | undefined>(undefined);
-  const [, setRowsVersion] = useState(0);
+  const [rowsVersion, setRowsVersion] = useState(0);
   const rowsChanged = () => setRowsVersion((n) => n + 1);
   /** The first visible row and its key, to keep it in place when rows above it change. */
   const anchor = useRef<{ index: number; key: string | undefined }>({ index: 0, key: undefined });
   const atEnd = useRef(true);
 
+  const sourceRef = useRef(source);
+  sourceRef.current = source;
   const count = source.count();
   const view = rowWindow(scrollTop, viewport, rowHeight, count);
 
   useEffect(() => source.subscribe(rowsChanged), [source]);
 
-  // Back to this page: the list scrolls to where it was (kept in the history entry when left).
+  // Back to this page: the list scrolls to where it was, and the row that was first in view is
+  // kept first once it is loaded again (a long list's estimated positions may differ by a few).
   const stateKey = `nimbus:scroll:${props.id}`;
-  const restore = useRef<number | undefined>((history.state as Record<string, number> | null)?.[stateKey]);
+  const restore = useRef<{ top: number; key?: string } | undefined>(savedPlace(history.state, stateKey));
   useEffect(
     () =>
       beforeLeaving(() => {
         const el = element.current;
-        if (el) history.replaceState({ ...(history.state as object | null), [stateKey]: el.scrollTop }, "");
+        if (!el) return;
+        const key = sourceRef.current.keyAt(Math.floor(el.scrollTop / rowHeight));
+        history.replaceState({ ...(history.state as object | null), [stateKey]: { top: el.scrollTop, key } }, "");
       }),
     [stateKey],
   );
   useLayoutEffect(() => {
     const el = element.current;
     if (!el || restore.current === undefined || count <= 1) return;
-    el.scrollTop = restore.current;
+    el.scrollTop = restore.current.top;
+    anchor.current = { index: Math.floor(el.scrollTop / rowHeight), key: restore.current.key };
     restore.current = undefined;
     setScrollTop(el.scrollTop);
   }, [count]);
@@ -92,7 +105,7 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
       }
     }
     setScrollTop(el.scrollTop);
-  }, [count, source]);
+  }, [count, source, rowsVersion]);
 
   useEffect(() => {
     source.want(view.start, view.end);
@@ -111,7 +124,9 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
     setScrollTop(el.scrollTop);
     atEnd.current = el.scrollTop + el.clientHeight >= el.scrollHeight - rowHeight / 2;
     const first = Math.floor(el.scrollTop / rowHeight);
-    anchor.current = { index: first, key: source.keyAt(first) };
+    // A scroll we made to the anchor (not yet loaded) keeps it; any other names a new one.
+    const key = source.keyAt(first);
+    if (key !== undefined || first !== anchor.current.index) anchor.current = { index: first, key };
   };
 
   const moveTo = (index: number) => {
@@ -166,9 +181,10 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
         class="vlist"
         // As tall as its rows, up to the stylesheet's --list-height.
         style={{ height: `min(${Math.max(count, 2) * rowHeight + 2}px, var(--list-height))` }}
-        role="listbox"
-        tabIndex={0}
-        aria-label={props.label}
+        // An empty list is its note alone: a listbox without options is not one (ARIA).
+        role={count > 0 ? "listbox" : undefined}
+        tabIndex={count > 0 ? 0 : undefined}
+        aria-label={count > 0 ? props.label : undefined}
         aria-activedescendant={active !== undefined && active >= view.start && active < view.end ? `${props.id}-${active}` : undefined}
         onScroll={onScroll}
         onKeyDown={onKeyDown}

@@ -1,5 +1,5 @@
-/** `/agents`: connected agents — what they can build, how busy they are, what they run. */
-import type { AgentsWithTasks, AgentWithTasks } from "@nimbus/protocol";
+/** `/agents`: connected agents — what they can build, their caches and store, how busy they are, what they run. */
+import type { AgentList, AgentView } from "@nimbus/protocol";
 import { listAgents } from "../api/endpoints.ts";
 import { ErrorNote } from "../components/error-note.tsx";
 import { Ago, useNow } from "../components/time.tsx";
@@ -11,7 +11,7 @@ const POLL_MS = 5_000;
 
 export function AgentsPage() {
   const now = useNow();
-  const agents = usePoll<AgentsWithTasks>((signal, cached) => listAgents(signal, cached), [], { intervalMs: POLL_MS });
+  const agents = usePoll<AgentList>((signal, cached) => listAgents(signal, cached), [], { intervalMs: POLL_MS });
   const list = agents.value?.agents;
   return (
     <section>
@@ -33,6 +33,7 @@ export function AgentsPage() {
               <th scope="col">Features</th>
               <th scope="col">Mandatory</th>
               <th scope="col">Labels</th>
+              <th scope="col">Caches</th>
               <th scope="col">Load</th>
               <th scope="col">Last heartbeat</th>
               <th scope="col">Running</th>
@@ -44,6 +45,11 @@ export function AgentsPage() {
                 <th scope="row">
                   {agent.hostname}
                   {agent.draining ? <span class="note"> (stopping)</span> : null}
+                  {agent.storeId ? (
+                    <div class="note" title="agents with the same store id share one Nix store">
+                      store <code>{agent.storeId}</code>
+                    </div>
+                  ) : null}
                 </th>
                 <td>{agent.systems.join(", ")}</td>
                 <td>{agent.systemFeatures.join(", ") || "—"}</td>
@@ -54,6 +60,9 @@ export function AgentsPage() {
                       {k}={typeof v === "string" ? v : JSON.stringify(v)}
                     </span>
                   ))}
+                </td>
+                <td>
+                  <Caches agent={agent} now={now} />
                 </td>
                 <td>
                   <meter min={0} max={agent.concurrentTasks} value={agent.runningTasks} aria-label={`${agent.runningTasks} of ${agent.concurrentTasks} task slots in use`} />{" "}
@@ -74,7 +83,43 @@ export function AgentsPage() {
   );
 }
 
-function Tasks({ agent, now }: { agent: AgentWithTasks; now: number }) {
+/** Its binary caches (name, kind, whether it reads and pushes), each with the last problem it had, if any. */
+function Caches({ agent, now }: { agent: AgentView; now: number }) {
+  const caches = agent.caches ?? [];
+  const problems = new Map((agent.cacheProblems ?? []).map((p) => [p.cache, p]));
+  // Problems of caches it no longer lists (a reload), or of a machine substituter named by URL.
+  const others = [...problems.values()].filter((p) => !caches.some((c) => c.name === p.cache));
+  if (caches.length === 0 && others.length === 0) return <span class="note">—</span>;
+  const problemOf = (cache: string) => {
+    const problem = problems.get(cache);
+    return problem ? (
+      <span class="error">
+        {problem.problem} (<Ago at={problem.at} now={now} />)
+      </span>
+    ) : null;
+  };
+  return (
+    <ul class="caches">
+      {caches.map((cache) => (
+        <li key={cache.name}>
+          <strong>{cache.name}</strong> <span class="note">{cacheUse(cache)} · {cache.kind}</span>
+          {problemOf(cache.name)}
+        </li>
+      ))}
+      {others.map((p) => (
+        <li key={p.cache}>
+          {p.cache}
+          {problemOf(p.cache)}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+const cacheUse = (cache: { push: boolean; pull: boolean }) =>
+  cache.push && cache.pull ? "reads, pushes" : cache.push ? "pushes only" : cache.pull ? "reads" : "neither reads nor pushes";
+
+function Tasks({ agent, now }: { agent: AgentView; now: number }) {
   if (agent.tasks === undefined) return <span class="note">{agent.runningTasks > 0 ? `${agent.runningTasks} task(s)` : "idle"}</span>;
   if (agent.tasks.length === 0) return <span class="note">idle</span>;
   return (

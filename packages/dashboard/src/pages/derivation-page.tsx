@@ -1,13 +1,14 @@
 /**
- * `/derivations/{basename}`: one derivation — status, what it needs, its history and attempts
- * (which agent, how long) and its log, followed live while it builds.
+ * `/derivations/{basename}`: one derivation — status, what it needs or waits for, where its
+ * outputs are and which pushes of them failed, its history and attempts (which agent, how
+ * long) and its log, followed live while it builds.
  */
 import type { DerivationDetail } from "@nimbus/protocol";
 import { getDerivation } from "../api/endpoints.ts";
 import { ErrorNote } from "../components/error-note.tsx";
 import { StatusBadge } from "../components/status.tsx";
 import { Ago, useNow } from "../components/time.tsx";
-import { between, drvName } from "../format.ts";
+import { between, drvName, sourceLabel } from "../format.ts";
 import { usePoll } from "../live/use-poll.ts";
 import { LogViewer } from "../log/log-viewer.tsx";
 import { drvBasename, routeHref, type Route } from "../routes.ts";
@@ -89,6 +90,12 @@ function Details({ d, now, route }: { d: DerivationDetail; now: number; route: E
             <dd>an agent for {d.waitingForAgent.system}{d.waitingForAgent.features.length ? ` with ${d.waitingForAgent.features.join(", ")}` : ""}: none connected can build it</dd>
           </>
         ) : null}
+        {d.waitingForInputs ? (
+          <>
+            <dt>Waiting for</dt>
+            <dd>an agent that can obtain its inputs: {d.waitingForInputs.reason}</dd>
+          </>
+        ) : null}
         <dt>Outputs</dt>
         <dd>
           {Object.entries(d.outputs).map(([name, path]) => (
@@ -97,7 +104,30 @@ function Details({ d, now, route }: { d: DerivationDetail; now: number; route: E
             </div>
           ))}
         </dd>
+        {d.sources?.length ? (
+          <>
+            <dt>Outputs are in</dt>
+            <dd>
+              {d.sources.map((source) => (
+                <div key={source} title={source}>
+                  {sourceLabel(source)}
+                </div>
+              ))}
+            </dd>
+          </>
+        ) : null}
       </dl>
+      {d.cacheProblems?.length ? (
+        <section class="warning" aria-labelledby="cache-problems">
+          <h2 id="cache-problems">Cache problems</h2>
+          <p>Pushes of its outputs that failed: builds that need them go only where they can still be had.</p>
+          <ul>
+            {d.cacheProblems.map((problem, i) => (
+              <li key={i}>{problem}</li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
       {d.attempts.length > 0 ? (
         <section aria-labelledby="attempts">
           <h2 id="attempts">Attempts</h2>

@@ -1,7 +1,8 @@
 /**
  * `/jobs/{id}`: what the job built and how it went — commit, trigger, evaluation, counts by
- * status, what waits for an agent none can be, evaluation errors, and the derivations or the
- * attribute tree as lists of any length, filtered by the server (status, attribute prefix).
+ * status, a fork's job held for approval, what waits for an agent none can be or for inputs
+ * none can obtain, cache problems, evaluation errors, and the derivations or the attribute tree
+ * as lists of any length, filtered by the server (status, attribute prefix).
  */
 import type { AttributeView, DerivationStatus, JobDerivationView, JobStatusView } from "@nimbus/protocol";
 import { useEffect, useMemo, useState } from "preact/hooks";
@@ -9,7 +10,7 @@ import { cancelJob, getJobStatus, listJobAttributes, listJobDerivations, rerunJo
 import { ErrorNote } from "../components/error-note.tsx";
 import { StatusBadge } from "../components/status.tsx";
 import { Ago, useNow } from "../components/time.tsx";
-import { between, drvName, plural, refLabel } from "../format.ts";
+import { between, drvName, plural, refLabel, shortCommit } from "../format.ts";
 import { storeHash } from "../list/hash-ranges.ts";
 import { CursorSource, HashRangeSource, type RowSource } from "../list/row-source.ts";
 import { VirtualList } from "../list/virtual-list.tsx";
@@ -51,11 +52,26 @@ export function JobPage({ route }: { route: JobRoute }) {
       </h1>
       <ErrorNote error={job.error} what="the latest state of this job" />
       <JobFacts job={view} now={now} />
+      {view.status === "held" ? <Held job={view} /> : null}
       <JobActions job={view} refresh={job.refresh} />
       {view.evaluation.error ? (
         <section aria-labelledby="evaluation-error">
           <h2 id="evaluation-error">Evaluation failed</h2>
           <pre class="message">{view.evaluation.error}</pre>
+        </section>
+      ) : null}
+      {view.evaluation.cacheProblems?.length ? (
+        <section class="warning" aria-labelledby="evaluation-caches">
+          <h2 id="evaluation-caches">Cache problems while evaluating</h2>
+          <p>
+            The evaluating agent could not push the <code>.drv</code> files to, or ask, these caches: agents that do not share its store
+            may not get them from there.
+          </p>
+          <ul>
+            {view.evaluation.cacheProblems.map((problem, i) => (
+              <li key={i}>{problem}</li>
+            ))}
+          </ul>
         </section>
       ) : null}
       <WaitingForAgents job={view} />
@@ -96,6 +112,7 @@ function JobFacts({ job, now }: { job: JobStatusView; now: number }) {
         {trigger.event}
         {trigger.pullRequest !== undefined ? ` #${trigger.pullRequest}` : ""}
         {trigger.sender ? ` by ${trigger.sender}` : ""}
+        {trigger.approvedBy ? `, approved by ${trigger.approvedBy}` : ""}
         {trigger.rerunOf ? (
           <>
             {" "}
@@ -104,18 +121,46 @@ function JobFacts({ job, now }: { job: JobStatusView; now: number }) {
           </>
         ) : null}
       </dd>
+      {job.untrusted ? (
+        <>
+          <dt>Trust</dt>
+          <dd>untrusted: a fork's commit, given no secrets and running no effects</dd>
+        </>
+      ) : null}
       <dt>Evaluation</dt>
       <dd>
-        <StatusBadge status={evaluation.status} />
-        {evaluation.agent ? ` on ${evaluation.agent}` : ""}
+        {job.status === "held" ? (
+          "not started: held for approval"
+        ) : (
+          <>
+            <StatusBadge status={evaluation.status} />
+            {evaluation.agent ? ` on ${evaluation.agent}` : ""}
+          </>
+        )}
       </dd>
       <dt>Created</dt>
       <dd>
         <Ago at={job.createdAt} now={now} />
       </dd>
-      <dt>{job.finishedAt ? "Took" : "Running for"}</dt>
+      <dt>{job.finishedAt ? "Took" : job.status === "held" ? "Held for" : "Running for"}</dt>
       <dd>{between(job.createdAt, job.finishedAt, now)}</dd>
     </dl>
+  );
+}
+
+/** A fork's job that runs nothing until someone with write access approves its commit (docs/github.md). */
+function Held({ job }: { job: JobStatusView }) {
+  return (
+    <section class="warning" aria-labelledby="held">
+      <h2 id="held">Waiting for approval</h2>
+      <p>{job.holdReason ?? "This job runs once someone with write access approves its commit."}</p>
+      <p>
+        Nothing is evaluated or built until someone with write access to <strong>{job.repository}</strong> approves commit{" "}
+        <code title={job.commit}>{shortCommit(job.commit)}</code> on GitHub: <em>Approve and run</em> on its <code>nimbus/onPush</code> check
+        run{job.approvalLabel !== undefined ? <>, or the label <code>{job.approvalLabel}</code> on the pull request</> : null}. Review the diff first: an
+        approved commit runs on your agents.
+      </p>
+    </section>
   );
 }
 
@@ -123,6 +168,7 @@ function JobActions({ job, refresh }: { job: JobStatusView; refresh: () => void 
   const [message, setMessage] = useState<{ text: string; error?: boolean }>();
   const [busy, setBusy] = useState(false);
   const running = !FINISHED.has(job.status);
+  const held = job.status === "held";
   const failures = (job.counts.failed ?? 0) + (job.counts["dependency-failed"] ?? 0);
 
   const act = async (what: string, action: () => Promise<void>) => {
@@ -137,12 +183,19 @@ function JobActions({ job, refresh }: { job: JobStatusView; refresh: () => void 
     }
   };
   const cancel = () => {
-    if (!confirm(`Cancel job ${job.id}? Its waiting and queued derivations are cancelled unless another running job needs them; running builds finish.`)) return;
+    const what = held
+      ? `Cancel job ${job.id}? It is never run; a new push to the pull request makes a new job.`
+      : `Cancel job ${job.id}? Its waiting and queued derivations are cancelled unless another running job needs them; running builds finish.`;
+    if (!confirm(what)) return;
     void act("Cancelling", async () => {
       await cancelJob(job.id);
       setMessage({ text: "Cancelled." });
       refresh();
     });
+  };
+  const runHeld = () => {
+    if (!confirm(`Run commit ${shortCommit(job.commit)} of this fork without approval, as a new job? It runs on your agents (untrusted: no secrets, no effects). Review the diff first.`)) return;
+    void rerun(false);
   };
   const rerun = (rebuildFailures: boolean) =>
     act(rebuildFailures ? "Rebuilding failures" : "Rerunning", async () => {
@@ -157,9 +210,15 @@ function JobActions({ job, refresh }: { job: JobStatusView; refresh: () => void 
           Cancel job
         </button>
       ) : null}
-      <button type="button" disabled={busy} onClick={() => rerun(false)}>
-        Rerun
-      </button>
+      {held ? (
+        <button type="button" disabled={busy} onClick={runHeld}>
+          Run without approval
+        </button>
+      ) : (
+        <button type="button" disabled={busy} onClick={() => rerun(false)}>
+          Rerun
+        </button>
+      )}
       {failures > 0 ? (
         <button type="button" disabled={busy} onClick={() => rerun(true)}>
           Rebuild failures
@@ -172,7 +231,10 @@ function JobActions({ job, refresh }: { job: JobStatusView; refresh: () => void 
   );
 }
 
-/** Queued derivations no connected agent may build, grouped by what they need. */
+/**
+ * Queued derivations no connected agent may build, grouped by what they need, and those agents
+ * could build but none can obtain the inputs of, grouped by why (docs/agent.md, "Binary caches").
+ */
 function WaitingForAgents({ job }: { job: JobStatusView }) {
   const queued = job.counts.queued ?? 0;
   const waiting = usePoll(
@@ -181,24 +243,44 @@ function WaitingForAgents({ job }: { job: JobStatusView }) {
     { intervalMs: POLL_MS * 5 },
   );
   const groups = new Map<string, number>();
-  for (const { waitingForAgent: want } of waiting.value?.items ?? []) {
-    if (!want) continue;
-    const key = want.features.length ? `${want.system} with ${want.features.join(", ")}` : want.system;
-    groups.set(key, (groups.get(key) ?? 0) + 1);
+  const reasons = new Map<string, number>();
+  const add = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
+  for (const { waitingForAgent: want, waitingForInputs: blocked } of waiting.value?.items ?? []) {
+    if (want) add(groups, want.features.length ? `${want.system} with ${want.features.join(", ")}` : want.system);
+    if (blocked) add(reasons, blocked.reason);
   }
-  if (groups.size === 0) return null;
   return (
-    <section class="warning" aria-labelledby="waiting">
-      <h2 id="waiting">Waiting for an agent that can build them</h2>
-      <ul>
-        {[...groups].map(([need, n]) => (
-          <li key={need}>
-            {plural(n, "derivation")} need{n === 1 ? "s" : ""} <strong>{need}</strong>: no connected agent has that system and those
-            features (or it requires mandatory features they lack). Connect one — see <a href="/agents">Agents</a>.
-          </li>
-        ))}
-      </ul>
-    </section>
+    <>
+      {groups.size > 0 ? (
+        <section class="warning" aria-labelledby="waiting">
+          <h2 id="waiting">Waiting for an agent that can build them</h2>
+          <ul>
+            {[...groups].map(([need, n]) => (
+              <li key={need}>
+                {plural(n, "derivation")} need{n === 1 ? "s" : ""} <strong>{need}</strong>: no connected agent has that system and those
+                features (or it requires mandatory features they lack). Connect one — see <a href="/agents">Agents</a>.
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
+      {reasons.size > 0 ? (
+        <section class="warning" aria-labelledby="waiting-inputs">
+          <h2 id="waiting-inputs">Waiting for an agent that can obtain their inputs</h2>
+          <ul>
+            {[...reasons].map(([reason, n]) => (
+              <li key={reason}>
+                {plural(n, "derivation")}: <strong>{reason}</strong>
+              </li>
+            ))}
+          </ul>
+          <p>
+            Agents could build them, but none reaches a store or cache that holds their inputs. A cache every builder reads (and an agent that
+            can push to it), or an agent on the machine that has them, lets them go on — see <a href="/agents">Agents</a>.
+          </p>
+        </section>
+      ) : null}
+    </>
   );
 }
 
@@ -268,7 +350,15 @@ function Derivations({ job, route }: { job: JobStatusView; route: JobRoute }) {
         label={route.status ? `${route.status} derivations` : "derivations"}
         renderRow={(row) => <DerivationRow row={row} />}
         rowHref={(row) => routeHref({ page: "derivation", drv: drvBasename(row.drvPath), job: job.id })}
-        empty={route.status ? `No ${route.status} derivations.` : job.status === "evaluating" ? "Evaluating…" : "No derivations."}
+        empty={
+          route.status
+            ? `No ${route.status} derivations.`
+            : job.status === "held"
+              ? "Nothing is evaluated until the commit is approved."
+              : job.status === "evaluating"
+                ? "Evaluating…"
+                : "No derivations."
+        }
       />
     </section>
   );
@@ -294,8 +384,19 @@ function StatusFilter({ job, route }: { job: JobStatusView; route: JobRoute }) {
   );
 }
 
+/** One line of why: a failure, what it waits for, or a push of its outputs that failed. */
+function rowDetail(row: JobDerivationView): string {
+  if (row.failure) return row.failure.reason;
+  if (row.waitingForAgent) {
+    const { system, features } = row.waitingForAgent;
+    return `no agent can build ${system}${features.length ? ` with ${features.join(", ")}` : ""}`;
+  }
+  if (row.waitingForInputs) return `waiting: ${row.waitingForInputs.reason}`;
+  return row.cacheProblems?.join("; ") ?? "";
+}
+
 function DerivationRow({ row }: { row: JobDerivationView }) {
-  const detail = row.failure?.reason ?? (row.waitingForAgent ? `no agent can build ${row.waitingForAgent.system}${row.waitingForAgent.features.length ? ` with ${row.waitingForAgent.features.join(", ")}` : ""}` : "");
+  const detail = rowDetail(row);
   return (
     <>
       <StatusBadge status={row.status} />
@@ -307,7 +408,7 @@ function DerivationRow({ row }: { row: JobDerivationView }) {
         {row.requiredFeatures.length ? ` · ${row.requiredFeatures.join(", ")}` : ""}
       </span>
       <span class="agent">{row.builtBy?.hostname ?? ""}</span>
-      <span class="detail">{detail}</span>
+      <span class={row.cacheProblems?.length && !row.failure ? "detail error" : "detail"}>{detail}</span>
     </>
   );
 }

@@ -91,7 +91,7 @@ export function JobsPage({ route }: { route: Extract<Route, { page: "jobs" }> })
                 <td>
                   <Ago at={job.createdAt} now={now} />
                 </td>
-                <td>{between(job.createdAt, job.finishedAt, now)}</td>
+                <td>{job.status === "held" ? <span class="note">awaiting approval</span> : between(job.createdAt, job.finishedAt, now)}</td>
               </tr>
             ))}
           </tbody>

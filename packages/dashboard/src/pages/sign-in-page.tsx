@@ -1,54 +1,68 @@
 /**
- * `/sign-in`: the finished design signs in with the one-time link `nimbus dashboard` prints
- * (local stack) or with the API token (a deployed stack) — docs/dashboard-api.md, "Sign-in".
- * PHASE ONE STAND-IN: only the token form exists, and it keeps the token in sessionStorage.
+ * `/sign-in`: with `?code=` (the link `nimbus dashboard` prints) it signs in at once; otherwise it
+ * takes the API token (a deployed stack's way in). Either way the browser gets a session cookie
+ * and the page keeps no credential (docs/dashboard-api.md, "Sign-in").
  */
-import { useState } from "preact/hooks";
-import { JobList } from "@nimbus/protocol";
-import { apiGet } from "../api/http.ts";
-import { rememberToken, signOut } from "../api/session.ts";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { signIn } from "../api/session.ts";
 import { navigate } from "../router.ts";
 import type { Route } from "../routes.ts";
 
 export function SignInPage({ route }: { route: Extract<Route, { page: "sign-in" }> }) {
   const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
-  const onSubmit = async (event: Event) => {
-    event.preventDefault();
-    const token = String(new FormData(event.currentTarget as HTMLFormElement).get("token") ?? "").trim();
-    if (!token) return setError("Enter the API token.");
+  const [busy, setBusy] = useState(route.code !== undefined);
+  const tried = useRef<string | undefined>(undefined);
+
+  const attempt = async (request: { code: string } | { token: string }) => {
     setBusy(true);
-    rememberToken(token);
+    setError(undefined);
     try {
-      // Proves the token before going on: one cheap read.
-      await apiGet("/api/jobs?limit=1", JobList);
+      await signIn(request);
+      // The code is spent: off the URL and out of history.
       navigate(route.next ?? "/", { replace: true });
     } catch (failure) {
-      signOut();
       setError(failure instanceof Error ? failure.message : String(failure));
     } finally {
       setBusy(false);
     }
   };
+
+  useEffect(() => {
+    if (route.code === undefined || tried.current === route.code) return;
+    tried.current = route.code;
+    void attempt({ code: route.code });
+  }, [route.code]);
+
+  const onSubmit = (event: Event) => {
+    event.preventDefault();
+    const token = String(new FormData(event.currentTarget as HTMLFormElement).get("token") ?? "").trim();
+    if (!token) return setError("Enter the API token.");
+    void attempt({ token });
+  };
   return (
     <section class="sign-in">
       <h1>Sign in to Nimbus</h1>
+      {route.code !== undefined && busy ? <p class="note">Signing in…</p> : null}
+      {error ? (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      ) : null}
+      <p>
+        On the machine running the local stack, <code>npx nimbus dashboard</code> prints a link that signs you in (once, within five
+        minutes).
+      </p>
       <form onSubmit={onSubmit}>
         <label>
           API token
           <input name="token" type="password" autoComplete="current-password" required aria-describedby="token-help" />
         </label>
         <p id="token-help" class="note">
-          The stack's <code>ApiAdminToken</code>: for the local stack, <code>jq -r .ApiAdminToken .nimbus/secrets.json</code>.
+          For a deployed stack: its <code>ApiAdminToken</code>. The browser keeps a session cookie, not the token.
         </p>
         <button type="submit" disabled={busy}>
           Sign in
         </button>
-        {error ? (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        ) : null}
       </form>
     </section>
   );

@@ -8,6 +8,7 @@ import { decodeAgentMessage, NIMBUS_VERSION, PROTOCOL_VERSION, type AgentMessage
 import { timing } from "../platform/timing.ts";
 import { closeAgentConnection, sendToAgent } from "../storage/agent-socket.ts";
 import { getConnection, recordHello, touchConnection, updateConnectionAgent } from "../storage/connections.ts";
+import { countingMoves } from "../storage/job-counts.ts";
 import { setDraining, touchSession, updateSessionAgent } from "../storage/sessions.ts";
 import { dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
 import { reportChangedJobs } from "../flow/job-reports.ts";
@@ -118,11 +119,15 @@ async function report(session: SessionItem, message: TaskReport, now: Date, work
  * up, then wake idle agents for the work it queued (even when the answer could not be given).
  */
 export async function handleAgentFrame(connectionId: string, body: string | undefined, now = new Date()): Promise<void> {
+  // The job counts the frame's moves change are written once per job, after all of it.
   const work = new WorkNotes();
-  const decoded = decodeAgentMessage(body);
-  const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
-  if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
-  await wakeIdleAgents(work);
+  await countingMoves(async () => {
+    const decoded = decodeAgentMessage(body);
+    const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
+    if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
+    await wakeIdleAgents(work);
+  });
+  // Reported once the counts are written, so the report reads them as they are.
   await reportChangedJobs(work, now);
 }
 

@@ -1,28 +1,24 @@
-/** `GET /api/jobs/{id}/derivations` and `GET /api/derivations/{drv}/log`. */
+/** `GET /api/jobs/{id}/derivations`, and the `{drv}` of `/api/derivations/{drv}…`. */
 import { buildNeeds, canBuild, capabilitiesOf, waitingReason } from "@nimbus/core";
 import {
   DerivationStatus,
   DrvPath,
+  HashPrefix,
   type AgentView,
-  type DerivationLog,
   type DerivationPage,
   type FailureView,
   type JobDerivationView,
 } from "@nimbus/protocol";
-import { badRequest, notFound } from "../platform/errors.ts";
+import { badRequest } from "../platform/errors.ts";
 import { derivationInputsOf } from "../storage/derivation-inputs.ts";
-import { getDerivation, getDerivations } from "../storage/derivations.ts";
+import { getDerivations } from "../storage/derivations.ts";
 import type { DerivationItem, JobDerivationItem } from "../storage/items.ts";
-import { jobStatusKey, LOG_CHUNKS_PER_ATTEMPT, logAttemptOf } from "../storage/keys.ts";
-import { BuildLogs, JobDerivations } from "../storage/tables.ts";
+import { jobStatusKey } from "../storage/keys.ts";
+import { JobDerivations } from "../storage/tables.ts";
 import { listAgents } from "./agent-views.ts";
 import { failureView, requireJob } from "./job-views.ts";
 import { decodeCursor, queryPage } from "./paging.ts";
 
-/** A log answer keeps the last this many lines… */
-export const MAX_LOG_LINES = 10_000;
-/** …and at most this much text, well inside Lambda's 6 MB response limit. */
-export const MAX_LOG_CHARS = 4 * 1024 * 1024;
 const STORE_DIR = "/nix/store/";
 
 export function parseDerivationStatus(raw: string | undefined): DerivationStatus | undefined {
@@ -32,34 +28,67 @@ export function parseDerivationStatus(raw: string | undefined): DerivationStatus
   return parsed.data;
 }
 
+/** `from` or `to` of the query: a store hash prefix, or absent. */
+export function parseHashPrefix(name: "from" | "to", raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  if (!HashPrefix.safeParse(raw).success) throw badRequest(`${name} must be 1–32 characters of a Nix store hash (0-9 and a-z but e, o, t, u)`);
+  return raw;
+}
+
+/**
+ * `drvPath` within the hash range [from, to): a key condition, since both the table and
+ * byJobStatus sort by it. No store path equals a bare prefix, and every path whose hash starts
+ * with `to` sorts after `/nix/store/<to>`, so the bounds are exact (docs/dashboard-api.md).
+ */
+function rangeCondition(range: { from?: string; to?: string }): { expression: string; values: Record<string, string> } {
+  const from = range.from === undefined ? undefined : `${STORE_DIR}${range.from}`;
+  const to = range.to === undefined ? undefined : `${STORE_DIR}${range.to}`;
+  if (from !== undefined && to !== undefined) return { expression: " AND drvPath BETWEEN :from AND :to", values: { ":from": from, ":to": to } };
+  if (from !== undefined) return { expression: " AND drvPath >= :from", values: { ":from": from } };
+  if (to !== undefined) return { expression: " AND drvPath < :to", values: { ":to": to } };
+  return { expression: "", values: {} };
+}
+
 /**
  * One page of a job's derivations: with `status`, from the byJobStatus index (one status of one
- * job, however many others there are); without, in drv path order from the base table.
+ * job, however many others there are); without, in drv path order from the base table. `from`
+ * and `to` narrow it to a range of store hashes (any part of a long list in one request).
  */
 export async function listJobDerivations(
   jobId: string,
-  options: { status?: DerivationStatus; cursor?: string; limit: number },
+  options: { status?: DerivationStatus; from?: string; to?: string; cursor?: string; limit: number },
 ): Promise<DerivationPage> {
   await requireJob(jobId);
   const { status } = options;
+  if (options.from !== undefined && options.to !== undefined && options.from >= options.to) {
+    throw badRequest("from must sort before to (the range is [from, to))");
+  }
+  const range = rangeCondition(options);
+  const start = status
+    ? decodeCursor(options.cursor, ["jobId", "drvPath", "jobStatus"], { jobStatus: jobStatusKey(jobId, status) })
+    : decodeCursor(options.cursor, ["jobId", "drvPath"], { jobId });
+  const cursorPath = start?.drvPath as string | undefined;
+  if (cursorPath !== undefined && !inHashRange(cursorPath, options)) {
+    throw badRequest("cursor is outside the from/to range it was given with — send the same from and to again, or drop the cursor");
+  }
   const page = status
     ? await queryPage(
         JobDerivations,
         {
           IndexName: "byJobStatus",
-          KeyConditionExpression: "jobStatus = :key",
-          ExpressionAttributeValues: { ":key": jobStatusKey(jobId, status) },
+          KeyConditionExpression: `jobStatus = :key${range.expression}`,
+          ExpressionAttributeValues: { ":key": jobStatusKey(jobId, status), ...range.values },
         },
         ["jobId", "drvPath", "jobStatus"],
         options.limit,
-        decodeCursor(options.cursor, ["jobId", "drvPath", "jobStatus"], { jobStatus: jobStatusKey(jobId, status) }),
+        start,
       )
     : await queryPage(
         JobDerivations,
-        { KeyConditionExpression: "jobId = :job", ExpressionAttributeValues: { ":job": jobId } },
+        { KeyConditionExpression: `jobId = :job${range.expression}`, ExpressionAttributeValues: { ":job": jobId, ...range.values } },
         ["jobId", "drvPath"],
         options.limit,
-        decodeCursor(options.cursor, ["jobId", "drvPath"], { jobId }),
+        start,
       );
 
   const derivations = await getDerivations(page.items.map((d) => d.drvPath));
@@ -78,8 +107,13 @@ export async function listJobDerivations(
   return { derivations: views, ...(page.cursor ? { cursor: page.cursor } : {}) };
 }
 
+function inHashRange(drvPath: string, range: { from?: string; to?: string }): boolean {
+  const hash = drvPath.slice(STORE_DIR.length);
+  return (range.from === undefined || hash >= range.from) && (range.to === undefined || hash < range.to);
+}
+
 /** Status is the job's mirror (what `?status=` pages by); the rest comes from the shared item. */
-function derivationView(
+export function derivationView(
   entry: JobDerivationItem,
   drv: DerivationItem,
   agents: AgentView[],
@@ -128,62 +162,4 @@ export function parseDrvParameter(raw: string | undefined): string {
     throw badRequest("derivation must be a .drv store path (URL-encoded) or its basename, e.g. abc…-hello.drv");
   }
   return drvPath;
-}
-
-/** The latest attempt's log: its last MAX_LOG_LINES lines, read newest chunk first. */
-export async function derivationLog(drvPath: string): Promise<DerivationLog> {
-  if (!(await getDerivation(drvPath))) throw notFound(`no derivation ${drvPath} — \`nimbus job <id>\` names a job's derivations`);
-  return { drvPath, ...(await latestLog(drvPath)) };
-}
-
-/** The latest attempt's lines of a log kept under `drvPath` in BuildLogs (a build's, or an effect's key). */
-export async function latestLog(drvPath: string): Promise<{ lines: string[]; truncated: boolean }> {
-  const [newest] = await BuildLogs.firstPage({
-    KeyConditionExpression: "drvPath = :drv",
-    ExpressionAttributeValues: { ":drv": drvPath },
-    ScanIndexForward: false,
-    Limit: 1,
-  });
-  if (newest === undefined) return { lines: [], truncated: false };
-  const attempt = logAttemptOf(newest.chunk);
-
-  const chunks: string[][] = [];
-  let lines = 0;
-  let chars = 0;
-  let more = false;
-  const latestAttempt = {
-    KeyConditionExpression: "drvPath = :drv AND chunk BETWEEN :first AND :last",
-    ExpressionAttributeValues: {
-      ":drv": drvPath,
-      ":first": attempt * LOG_CHUNKS_PER_ATTEMPT,
-      ":last": (attempt + 1) * LOG_CHUNKS_PER_ATTEMPT - 1,
-    },
-    ScanIndexForward: false,
-  };
-  pages: for await (const page of BuildLogs.pages(latestAttempt)) {
-    for (const [i, item] of page.items.entries()) {
-      chunks.push(item.lines);
-      lines += item.lines.length;
-      chars += item.lines.reduce((n, l) => n + l.length, 0);
-      if (lines >= MAX_LOG_LINES || chars >= MAX_LOG_CHARS) {
-        more = i < page.items.length - 1 || page.more;
-        break pages;
-      }
-    }
-  }
-
-  const all = chunks.reverse().flat();
-  const kept = lastLinesWithin(all);
-  return { lines: kept, truncated: more || kept.length < all.length };
-}
-
-/** The longest tail of `lines` within MAX_LOG_LINES lines and MAX_LOG_CHARS characters. */
-function lastLinesWithin(lines: string[]): string[] {
-  let chars = 0;
-  let start = lines.length;
-  while (start > 0 && lines.length - start < MAX_LOG_LINES && chars + lines[start - 1]!.length <= MAX_LOG_CHARS) {
-    start--;
-    chars += lines[start]!.length;
-  }
-  return lines.slice(start);
 }

@@ -3,7 +3,7 @@ import type { EffectLogView } from "@nimbus/protocol";
 import { effectLogKey } from "../flow/tasks/effect.ts";
 import { badRequest, notFound } from "../platform/errors.ts";
 import { jobEffects } from "../storage/effects.ts";
-import { latestLog } from "./derivation-views.ts";
+import { latestLog } from "./log-pages.ts";
 
 /** `attribute` is the effect's path joined with dots, e.g. `effects.deploy`. */
 export async function effectLog(jobId: string, attribute: string): Promise<EffectLogView> {

@@ -9,24 +9,28 @@ import { wakeIdleAgents } from "../flow/dispatch.ts";
 import { checkDisconnectedSession } from "../flow/disconnect-check.ts";
 import { reportChangedJobs } from "../flow/job-reports.ts";
 import { WorkNotes } from "../flow/new-work.ts";
+import { countingMoves } from "../storage/job-counts.ts";
 import { DisconnectCheckMessage, MalformedMessageError, parseMessageBody } from "../storage/queue-messages.ts";
 
 /** `DisconnectChecks`: sessions whose disconnect grace is over. */
 export async function handleDisconnectChecks(event: SQSEvent): Promise<SQSBatchResponse> {
   const work = new WorkNotes();
   const failed: string[] = [];
-  for (const record of event.Records) {
-    try {
-      await checkDisconnectedSession(parseRecord(record), work);
-    } catch (error) {
-      if (error instanceof MalformedMessageError) console.error(error.message);
-      else {
-        console.error(`disconnect check ${record.messageId} failed:`, error);
-        failed.push(record.messageId);
+  // The job counts the batch's moves change are written once per job, after all of it.
+  await countingMoves(async () => {
+    for (const record of event.Records) {
+      try {
+        await checkDisconnectedSession(parseRecord(record), work);
+      } catch (error) {
+        if (error instanceof MalformedMessageError) console.error(error.message);
+        else {
+          console.error(`disconnect check ${record.messageId} failed:`, error);
+          failed.push(record.messageId);
+        }
       }
     }
-  }
-  await wakeIdleAgents(work);
+    await wakeIdleAgents(work);
+  });
   // A build whose retries ran out with its agent fails, and its job may with it.
   await reportChangedJobs(work);
   return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };

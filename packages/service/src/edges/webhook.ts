@@ -64,7 +64,7 @@ async function carryOut(action: WebhookAction, deliveryId: string, now: Date, wo
       return oncePerDelivery(deliveryId, now, work, async (id, createdAt) => {
         // Its author could push to the repository anyway: it starts now, still as a fork.
         const start = await authorMayStart(action.job.repository, action.author, action.job.installationId);
-        await startJob(id, { ...jobRequest(action.job, deliveryId), ...(start ? {} : { hold: { reason: action.reason } }) }, createdAt, work);
+        await startJob(id, { ...jobRequest(action.job, deliveryId), ...(start ? {} : { hold: { reason: action.reason, approvalLabel: github().policy.approvalLabel } }) }, createdAt, work);
       });
     case "approve-fork": {
       const { jobIds, note } = await approveHeldJobs(

@@ -106,8 +106,19 @@ async function start(
     await releaseTask(session.sessionId, claim.taskId);
     return "stale";
   }
-  // An undelivered task is the session's all the same: re-sent when it reconnects.
-  return (await sendToAgent(connectionId, task)) ? "sent" : "undelivered";
+  if (await sendToAgent(connectionId, task)) return "sent";
+  return (await sendToReconnected(session.sessionId, connectionId, task)) ? "sent" : "undelivered";
+}
+
+/**
+ * A task sent to a connection that is gone may have missed the agent by a moment: if its hello
+ * on a new connection came after `session` was read, that hello could not list this task (it
+ * was not yet reserved), so no reconnect would bring it again. The session read afresh names
+ * the new connection. Otherwise the task waits for the agent's next hello, which re-sends it.
+ */
+async function sendToReconnected(sessionId: string, triedConnectionId: string, task: Parameters<typeof sendToAgent>[1]): Promise<boolean> {
+  const now = (await getSessionLoad(sessionId))?.connectionId;
+  return now !== undefined && now !== triedConnectionId && (await sendToAgent(now, task));
 }
 
 /**

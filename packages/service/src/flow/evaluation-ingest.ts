@@ -34,7 +34,7 @@ async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes
         path: event.path,
         ...(event.kind === "attribute"
           ? { drvPath: event.drvPath, attributeType: event.attributeType, needsBuild: event.needsBuild }
-          : { error: event.message }),
+          : { error: event.message, errorJobId: job.jobId }),
       });
       if (event.kind === "attribute" && event.attributeType === "effect") await recordEffect(job, event, now);
       // Outputs already valid: the job shows it, and there is nothing to build. Effects and

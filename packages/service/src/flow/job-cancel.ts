@@ -3,7 +3,8 @@ import { conflict, notFound } from "../platform/errors.ts";
 import { sendToAgent } from "../storage/agent-socket.ts";
 import { getDerivation, moveDerivation } from "../storage/derivations.ts";
 import type { DerivationItem, JobDerivationItem, JobItem } from "../storage/items.ts";
-import { jobRowPages, jobsNeeding, mirrorStatus } from "../storage/job-derivations.ts";
+import type { StatusCounts } from "../storage/job-counts.ts";
+import { jobDerivationRows, jobRowPages, jobsNeeding, mirrorStatus } from "../storage/job-derivations.ts";
 import { beginCancel, endCancel, getJob, saveCancelProgress } from "../storage/jobs.ts";
 import { getSessionLoad, releaseTask } from "../storage/sessions.ts";
 import { cancelJobEffects } from "./effects.ts";
@@ -60,7 +61,7 @@ export async function continueCancel(job: JobItem, deadline: number, now = new D
       if (effect.taskId && effect.sessionId) await stopTask(effect.sessionId, effect.taskId);
     }
   }
-  await endCancel(job.jobId);
+  await endCancel(job.jobId, await countRows(job.jobId));
   return true;
 }
 
@@ -71,7 +72,7 @@ async function cancelDerivation(row: JobDerivationItem, jobId: string): Promise<
   if (!drv || step === "leave") return;
   if (step === "stop-build") return stopBuild(drv);
   // Its parts' markers stay: if another job needs it after all, it is started again as it was.
-  const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled" });
+  const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", note: { reason: `its job ${jobId} was cancelled` } });
   if (moved) await mirrorStatus(moved);
 }
 
@@ -89,6 +90,13 @@ async function neededElsewhere(drvPath: string, jobId: string): Promise<boolean>
   return false;
 }
 
+/** A job's counts by a consistent read of its rows: stored as exact when its cancellation ends. */
+async function countRows(jobId: string): Promise<StatusCounts> {
+  const counts: StatusCounts = {};
+  for (const row of await jobDerivationRows(jobId)) counts[row.status] = (counts[row.status] ?? 0) + 1;
+  return counts;
+}
+
 /** Cancels a running build: the lease goes, the agent is told to stop, its slot is freed. */
 async function stopBuild(drv: DerivationItem): Promise<void> {
   const lease = drv.lease;
@@ -97,6 +105,7 @@ async function stopBuild(drv: DerivationItem): Promise<void> {
     from: ["building"],
     to: "cancelled",
     remove: ["lease"],
+    note: { reason: "its job was cancelled" },
     condition: { expression: "lease.taskId = :task", values: { ":task": lease.taskId } },
   });
   if (!moved) return;

@@ -24,5 +24,6 @@ export async function finishJobIfDone(jobId: string, now = new Date(), work?: Wo
   // A job with effects ends when they do (docs/effects.md); `work` wakes agents for those it starts.
   const final = await effectsOutcome(job, outcome, now, work);
   if (final === undefined) return undefined;
-  return (await setJobStatus(jobId, final, now)) ? final : undefined;
+  // The consistent count just made is exact: it replaces the counts kept while the job ran.
+  return (await setJobStatus(jobId, final, now, counts)) ? final : undefined;
 }

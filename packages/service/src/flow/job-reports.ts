@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { deliverReport, earliestSend, INITIAL_REPORT_STATE, jobReportFromView, type Delivery } from "@nimbus/github";
 import { github, type Github } from "../platform/github.ts";
 import type { JobItem } from "../storage/items.ts";
+import { writeCountMovesNow } from "../storage/job-counts.ts";
 import { getJob } from "../storage/jobs.ts";
 import { dueReports, getReport, leaseReport, releaseReport, scheduleReport } from "../storage/reports.ts";
 import { jobView } from "./job-view.ts";
@@ -42,17 +43,19 @@ function reporting(): (Github & { reporting: NonNullable<Github["reporting"]> })
 /** Reports every job the invocation changed. With reporting off this reads nothing at all. */
 export async function reportChangedJobs(work: WorkNotes, now = new Date()): Promise<void> {
   if (work.changedJobs.size === 0 || !reporting()) return;
-  await Promise.all([...work.changedJobs].map((jobId) => reportJob(jobId, now)));
+  await countsWritten();
+  await Promise.all([...work.changedJobs].map((jobId) => sendReport(jobId, now)));
 }
 
 /** The sweeper's part: reports whose due time has come (a throttle, a rate limit or a back-off ended). */
 export async function reportDueJobs(now: Date): Promise<number> {
   if (!reporting()) return 0;
+  await countsWritten();
   const started = Date.now();
   let sent = 0;
   for (const item of await dueReports(now, DUE_REPORTS_PER_SWEEP)) {
     if (Date.now() - started > SWEEP_BUDGET_MS) break;
-    await reportJob(item.jobId, now);
+    await sendReport(item.jobId, now);
     sent++;
   }
   return sent;
@@ -63,6 +66,24 @@ export async function reportDueJobs(now: Date): Promise<number> {
  * due for the sweeper. Skipped when reporting is off or the repository is not on GitHub.
  */
 export async function reportJob(jobId: string, now = new Date()): Promise<void> {
+  if (!reporting()) return;
+  await countsWritten();
+  await sendReport(jobId, now);
+}
+
+/**
+ * Reports show the jobs' kept counts (storage/job-counts.ts): this invocation's moves go in
+ * first. A failed write leaves a count off until the job ends and is counted exactly.
+ */
+async function countsWritten(): Promise<void> {
+  try {
+    await writeCountMovesNow();
+  } catch (error) {
+    console.error(`job counts not written before a report: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+async function sendReport(jobId: string, now: Date): Promise<void> {
   const settings = reporting();
   if (!settings) return;
   try {
@@ -99,7 +120,7 @@ async function reportOnce(settings: Github & { reporting: NonNullable<Github["re
     const report = jobReportFromView(await jobView(job), {
       publicUrl: settings.reporting.publicUrl,
       ...(reportName(job) ? { name: reportName(job) } : {}),
-      ...(job.status === "held" ? { hold: { reason: job.holdReason ?? "waiting for approval", approvalLabel: settings.policy.approvalLabel } } : {}),
+      ...(job.status === "held" ? { hold: { reason: job.holdReason ?? "waiting for approval", approvalLabel: job.approvalLabel ?? settings.policy.approvalLabel } } : {}),
     });
     delivery = await deliverReport(settings.reporting.reporter, report, leased.state, {
       now,

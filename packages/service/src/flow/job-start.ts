@@ -2,7 +2,7 @@ import type { JobHandler, Trigger } from "@nimbus/protocol";
 import { enqueueEvaluation } from "../storage/evaluation-queue.ts";
 import type { JobItem } from "../storage/items.ts";
 import { createJob } from "../storage/jobs.ts";
-import { heldKey, pullRequestKey, SHARD } from "../storage/keys.ts";
+import { heldKey, pullRequestKey, repositoryRefKey, SHARD } from "../storage/keys.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { evaluationTaskId } from "./tasks/task-ids.ts";
 
@@ -18,7 +18,7 @@ export interface JobRequest {
   /** A fork's commit: no secrets, no effects. */
   untrusted?: boolean;
   /** A fork's job waiting for approval: created `held`, and not evaluated until approved. */
-  hold?: { reason: string };
+  hold?: { reason: string; approvalLabel?: string };
   /** The `herculesCI` handler it evaluates (flow/job-handlers.ts); absent for a push's first job. */
   handler?: JobHandler;
   /** For a handler's job made beside a push's first job: that job. */
@@ -36,8 +36,10 @@ export async function startJob(jobId: string, request: JobRequest, createdAt: st
   const job: JobItem = {
     jobId,
     listKey: SHARD.jobList,
-    ...(hold ? { heldKey: heldKey(request.repository, request.commit), holdReason: hold.reason } : { activeShard: SHARD.activeJob }),
+    ...(hold ? { heldKey: heldKey(request.repository, request.commit), holdReason: hold.reason, ...(hold.approvalLabel ? { approvalLabel: hold.approvalLabel } : {}) } : { activeShard: SHARD.activeJob }),
     ...fields,
+    ...(request.ref !== undefined ? { repositoryRef: repositoryRefKey(request.repository, request.ref) } : {}),
+    countsKept: true,
     ...(github?.onGithub ? { onGithub: true } : {}),
     ...(github?.private ? { private: true } : {}),
     ...(github?.installationId !== undefined ? { installationId: github.installationId } : {}),

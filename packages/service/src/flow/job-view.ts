@@ -8,7 +8,8 @@ import type { z } from "zod";
 import type { TableName } from "../platform/resource-specs.ts";
 import { getDerivations } from "../storage/derivations.ts";
 import { jobEffects } from "../storage/effects.ts";
-import type { DerivationItem, JobDerivationItem, JobItem } from "../storage/items.ts";
+import type { DerivationItem, JobAttributeItem, JobDerivationItem, JobItem } from "../storage/items.ts";
+import { keptCounts } from "../storage/job-counts.ts";
 import { jobStatusKey } from "../storage/keys.ts";
 import type { Query, Table } from "../storage/table.ts";
 import { JobAttributes, JobDerivations } from "../storage/tables.ts";
@@ -29,6 +30,8 @@ export function jobSummary(job: JobItem): JobSummary {
     status: job.status,
     ...(job.untrusted ? { untrusted: true } : {}),
     ...(job.handler ? { handler: job.handler } : {}),
+    ...(job.status === "held" && job.holdReason !== undefined ? { holdReason: job.holdReason } : {}),
+    ...(job.status === "held" && job.approvalLabel !== undefined ? { approvalLabel: job.approvalLabel } : {}),
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
     ...(job.finishedAt !== undefined ? { finishedAt: job.finishedAt } : {}),
@@ -43,7 +46,7 @@ export function jobSummary(job: JobItem): JobSummary {
 
 export async function jobView(job: JobItem): Promise<JobView> {
   const [counts, attributes, failures, effects] = await Promise.all([
-    countByStatus(job.jobId),
+    jobCounts(job),
     attributeViews(job.jobId),
     failureViews(job.jobId),
     job.effectCount ? effectViews(job.jobId) : undefined,
@@ -64,6 +67,9 @@ async function effectViews(jobId: string): Promise<EffectView[]> {
     ...(e.logTail !== undefined ? { logTail: e.logTail } : {}),
   }));
 }
+
+/** The counts the job keeps (storage/job-counts.ts); a job made before it kept them is counted from the index. */
+export const jobCounts = async (job: JobItem): Promise<JobView["counts"]> => keptCounts(job) ?? countByStatus(job.jobId);
 
 /** The first `limit` items of a query (DynamoDB may stop a page early at 1 MB: read on until full). */
 async function firstItems<T extends TableName, S extends z.ZodType<Record<string, unknown>>>(table: Table<T, S>, input: Query<T>, limit: number): Promise<z.infer<S>[]> {
@@ -92,6 +98,11 @@ async function countByStatus(jobId: string): Promise<JobView["counts"]> {
 
 async function attributeViews(jobId: string): Promise<AttributeView[]> {
   const items = await firstItems(JobAttributes, { KeyConditionExpression: "jobId = :job", ExpressionAttributeValues: { ":job": jobId } }, MAX_VIEW_ATTRIBUTES);
+  return toAttributeViews(items);
+}
+
+/** Attributes as the API shows them, their statuses read in one batch from Derivations. */
+export async function toAttributeViews(items: readonly JobAttributeItem[]): Promise<AttributeView[]> {
   const derivations = await getDerivations(items.flatMap((a) => (a.drvPath ? [a.drvPath] : [])));
   return items.map((a): AttributeView => {
     const type = AttributeType.exclude(["regular"]).safeParse(a.attributeType);

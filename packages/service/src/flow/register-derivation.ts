@@ -50,6 +50,8 @@ export async function registerDerivation(
     attempt: 0,
     createdAt: at,
     updatedAt: at,
+    // The first entry of its status history (storage/derivations.ts appends the moves).
+    history: [{ at, status: "waiting" }],
   };
   const existing = await getDerivation(event.drvPath);
   let created = false;

@@ -34,7 +34,16 @@ export async function retryBuild(drvPath: string, taskId: string, reason: string
   const due = decision.type === "retry-later" ? { dueShard: SHARD.due, dueAt: decision.dueAt.toISOString() } : {};
   const queued = await moveDerivation(
     drvPath,
-    { from: ["building"], to: "queued", set: { lastError: reason, retries: retries + 1, ...due }, remove: ["lease"], addAttempt: 1, condition: leaseHeld },
+    {
+      from: ["building"],
+      to: "queued",
+      set: { lastError: reason, retries: retries + 1, ...due },
+      remove: ["lease"],
+      addAttempt: 1,
+      condition: leaseHeld,
+      // For the status history: an agent's own error report, or the agent went away (build.ts passes "agent error: …").
+      note: { ended: reason.startsWith("agent error") ? "exceptional" : "lost" },
+    },
     now,
   );
   if (!queued) return false;

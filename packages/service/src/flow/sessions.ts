@@ -22,6 +22,9 @@ const Sessions = defineTable("Sessions", SessionItem);
 
 export const getSession = (sessionId: string): Promise<SessionItem | undefined> => Sessions.get({ sessionId });
 
+/** Sessions by id, tasks included (missing ones left out). */
+export const getSessions = (sessionIds: readonly string[]): Promise<SessionItem[]> => Sessions.batchGet(sessionIds.map((sessionId) => ({ sessionId })));
+
 /** Every session, tasks included: a table bounded by the number of agents. */
 export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();
 

@@ -5,6 +5,7 @@ import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { quietConnections } from "../storage/connections.ts";
 import { claimResend, dueRetries, getDerivation, staleQueued, unpropagated } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
+import { countingMoves } from "../storage/job-counts.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
 import { startReadyEffects } from "./effects.ts";
@@ -59,7 +60,12 @@ const CANCEL_STEP_MS = 5_000;
  *    the reports of the jobs this sweep changed.
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
-export async function sweep(now = new Date()): Promise<SweepReport> {
+export function sweep(now = new Date()): Promise<SweepReport> {
+  // The job counts its moves change are written once per job, at the end of the sweep.
+  return countingMoves(() => sweepOnce(now));
+}
+
+async function sweepOnce(now: Date): Promise<SweepReport> {
   const t = timing();
   const ago = (ms: number) => new Date(now.getTime() - ms);
   const work = new WorkNotes();

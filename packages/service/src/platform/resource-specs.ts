@@ -42,6 +42,8 @@ export const tables = {
       createdAt: "string",
       activeShard: "string",
       updatedAt: "string",
+      repository: "string",
+      repositoryRef: "string",
       heldKey: "string",
       pullRequestKey: "string",
     },
@@ -50,6 +52,9 @@ export const tables = {
       byCreated: { hashKey: "listKey", rangeKey: "createdAt" },
       // Sparse: only running jobs, so the sweeper can finish any that nothing else will.
       byActivity: { hashKey: "activeShard", rangeKey: "updatedAt" },
+      // The jobs of one repository, and of one branch of it (repositoryRef = repository + "\n" + ref), newest first.
+      byRepository: { hashKey: "repository", rangeKey: "createdAt" },
+      byRepositoryRef: { hashKey: "repositoryRef", rangeKey: "createdAt" },
       // Sparse: only forks' jobs waiting for approval, by repository and commit (what an approval names).
       byHeldCommit: { hashKey: "heldKey", rangeKey: "jobId" },
       // Sparse: only pull requests' jobs, by repository and number (what closing one cancels).
@@ -128,8 +133,10 @@ export const tables = {
   },
   /** A job's attributes (path → derivation or evaluation error). */
   JobAttributes: {
-    fields: { jobId: "string", attribute: "string" },
+    fields: { jobId: "string", attribute: "string", errorJobId: "string" },
     primaryIndex: { hashKey: "jobId", rangeKey: "attribute" },
+    // Sparse: only attributes that did not evaluate (errorJobId = jobId is set on those alone).
+    globalIndexes: { byJobError: { hashKey: "errorJobId", rangeKey: "attribute" } },
   },
   /** Build logs in numbered chunks per derivation. */
   BuildLogs: {
@@ -165,6 +172,15 @@ export const tables = {
   EffectLines: {
     fields: { lineKey: "string" },
     primaryIndex: { hashKey: "lineKey" },
+  },
+  /**
+   * Dashboard sign-in: one-time codes (`code#<sha256>`) and browser sessions
+   * (`session#<sha256 of the cookie>`), stored hashed, each with its expiry.
+   */
+  DashboardSessions: {
+    fields: { id: "string" },
+    primaryIndex: { hashKey: "id" },
+    ttl: "expiresAtEpoch",
   },
   /** The build queues created so far, one per (system, sorted required features). */
   BuildQueues: {
@@ -355,6 +371,13 @@ export const httpApi = {
     { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
     { route: "GET /api/schedules", handler: "functions/api/schedules-list.handler" },
     { route: "GET /api/jobs/{id}/effects/{attribute}/log", handler: "functions/api/effect-log.handler" },
+    { route: "GET /api/jobs/{id}/summary", handler: "functions/api/jobs-summary.handler" },
+    { route: "GET /api/jobs/{id}/attributes", handler: "functions/api/job-attributes.handler" },
+    { route: "GET /api/derivations/{drv}", handler: "functions/api/derivation-get.handler" },
+    { route: "POST /api/dashboard/codes", handler: "functions/api/dashboard-codes.handler" },
+    { route: "POST /api/dashboard/sign-in", handler: "functions/api/dashboard-sign-in.handler" },
+    { route: "GET /api/dashboard/session", handler: "functions/api/dashboard-session.handler" },
+    { route: "POST /api/dashboard/sign-out", handler: "functions/api/dashboard-sign-out.handler" },
     // The built-in cache (docs/cache.md): Nix's HTTP binary cache protocol, plus the bulk query.
     { route: "GET /cache/nix-cache-info", handler: "functions/cache/nix-cache-info.handler" },
     { route: "POST /cache/missing", handler: "functions/cache/missing.handler" },

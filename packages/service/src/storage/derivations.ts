@@ -1,6 +1,6 @@
 import { canMove, PROPAGATING } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
-import type { DerivationItem } from "./items.ts";
+import type { DerivationItem, HistoryEntry } from "./items.ts";
 import { SHARD } from "./keys.ts";
 import type { Condition } from "./table.ts";
 import { Derivations } from "./tables.ts";
@@ -41,8 +41,37 @@ export interface Move {
   remove?: string[];
   /** `attempt = attempt + add` in the same write. */
   addAttempt?: number;
-  /** An extra condition, with placeholders of its own (not the move's: `#status`, `#v`, `#set<i>`, `#rm<i>`, `:to`, `:now`, `:v0`, `:v1`, `:set<i>`, `:from<i>`). */
+  /**
+   * An extra condition, with placeholders of its own (not the move's: `#status`, `#v`, `#history`,
+   * `#set<i>`, `#rm<i>`, `:to`, `:now`, `:v0`, `:v1`, `:historyMove`, `:historyNone`, `:set<i>`, `:from<i>`).
+   */
   condition?: Condition;
+  /**
+   * What the status history records of the move besides its time and status (`agent`, `reason`,
+   * …); a failure's reason, the builder and a retry's `lastError` in `set` are taken by themselves.
+   */
+  note?: Pick<HistoryEntry, "agent" | "reason" | "exitCode" | "ended">;
+}
+
+/** The history keeps at most this many moves; past it a writer cuts it to the last HISTORY_KEPT. */
+export const HISTORY_LIMIT = 100;
+export const HISTORY_KEPT = 50;
+
+/** The history entry a move appends. */
+function historyEntry(move: Move, now: Date): HistoryEntry {
+  const set = move.set as { failure?: { reason?: string; exitCode?: number }; builtBy?: { hostname?: string }; lastError?: string } | undefined;
+  const agent = move.note?.agent ?? set?.builtBy?.hostname;
+  const reason = move.note?.reason ?? set?.failure?.reason ?? set?.lastError;
+  const exitCode = move.note?.exitCode ?? set?.failure?.exitCode;
+  return {
+    at: now.toISOString(),
+    status: move.to,
+    ...(move.addAttempt ? { bump: true as const } : {}),
+    ...(agent !== undefined ? { agent } : {}),
+    ...(reason !== undefined ? { reason } : {}),
+    ...(exitCode !== undefined ? { exitCode } : {}),
+    ...(move.note?.ended ? { ended: move.note.ended } : {}),
+  };
 }
 
 /**
@@ -50,13 +79,27 @@ export interface Move {
  * delivered twice) can never both move it, and counts the move in `version`. Returns the item
  * after the move, or undefined if its status was not one of `from` (or the extra condition failed).
  */
-export function moveDerivation(drvPath: string, move: Move, now = new Date()): Promise<DerivationItem | undefined> {
+export async function moveDerivation(drvPath: string, move: Move, now = new Date()): Promise<DerivationItem | undefined> {
   // The pure rule (packages/core/src/statuses.ts) decides which moves exist; a write outside it is a bug.
   const illegal = move.from.filter((from) => !canMove(from, move.to));
   if (illegal.length) throw new Error(`no status move ${illegal.join("/")} → ${move.to} (${drvPath})`);
-  const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", "#v": "version", ...move.condition?.names };
-  const values: Record<string, unknown> = { ":to": move.to, ":now": now.toISOString(), ":v0": 0, ":v1": 1, ...move.condition?.values };
-  const sets = ["#status = :to", "#updatedAt = :now", "#v = if_not_exists(#v, :v0) + :v1"];
+  const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", "#v": "version", "#history": "history", ...move.condition?.names };
+  const values: Record<string, unknown> = {
+    ":to": move.to,
+    ":now": now.toISOString(),
+    ":v0": 0,
+    ":v1": 1,
+    ":historyMove": [historyEntry(move, now)],
+    ":historyNone": [],
+    ...move.condition?.values,
+  };
+  // The status history grows in the same write that moves the status: no request of its own.
+  const sets = [
+    "#status = :to",
+    "#updatedAt = :now",
+    "#v = if_not_exists(#v, :v0) + :v1",
+    "#history = list_append(if_not_exists(#history, :historyNone), :historyMove)",
+  ];
   // Queued derivations (and only they) are in the sparse indexes the sweeper reads.
   const set = { ...move.set };
   const remove = [...(move.remove ?? [])];
@@ -93,7 +136,7 @@ export function moveDerivation(drvPath: string, move: Move, now = new Date()): P
   });
   const conditions = [`#status IN (${fromList.join(", ")})`];
   if (move.condition) conditions.push(`(${move.condition.expression})`);
-  return Derivations.updateReturning(
+  const moved = await Derivations.updateReturning(
     { drvPath },
     {
       UpdateExpression: `SET ${sets.join(", ")}${removes.length ? ` REMOVE ${removes.join(", ")}` : ""}`,
@@ -102,6 +145,25 @@ export function moveDerivation(drvPath: string, move: Move, now = new Date()): P
       ExpressionAttributeValues: values,
     },
     "ALL_NEW",
+  );
+  if (moved?.history && moved.history.length > HISTORY_LIMIT) await trimHistory(drvPath, moved.history.length);
+  return moved;
+}
+
+/**
+ * Cuts the history to its last HISTORY_KEPT moves, once every HISTORY_LIMIT − HISTORY_KEPT moves,
+ * so the item cannot grow without bound. Conditional on the length seen: two writers never both cut.
+ */
+async function trimHistory(drvPath: string, length: number): Promise<void> {
+  const cut = length - HISTORY_KEPT;
+  await Derivations.update(
+    { drvPath },
+    {
+      UpdateExpression: `REMOVE ${Array.from({ length: cut }, (_, i) => `#history[${i}]`).join(", ")}`,
+      ConditionExpression: "size(#history) = :length",
+      ExpressionAttributeNames: { "#history": "history" },
+      ExpressionAttributeValues: { ":length": length },
+    },
   );
 }
 

@@ -48,6 +48,21 @@ export const JobItem = z.object({
   attributeErrors: z.number().optional(),
   /** Present while the job runs, and while its cancellation is under way: the byActivity index's hash key. */
   activeShard: z.literal(SHARD.activeJob).optional(),
+  /** `repository` + "\n" + `ref`: the byRepositoryRef index's hash key (storage/keys.ts `repositoryRefKey`). */
+  repositoryRef: z.string().optional(),
+  /**
+   * The job keeps its derivations' counts per status (storage/job-counts.ts) in `count_<status>`;
+   * jobs made before that are counted from the byJobStatus index instead.
+   */
+  countsKept: z.literal(true).optional(),
+  count_waiting: z.number().optional(),
+  count_queued: z.number().optional(),
+  count_building: z.number().optional(),
+  count_succeeded: z.number().optional(),
+  count_failed: z.number().optional(),
+  "count_dependency-failed": z.number().optional(),
+  count_cancelled: z.number().optional(),
+  count_cached: z.number().optional(),
   /** The job was cancelled and its derivations are still being cancelled (a bounded part per call). */
   cancelling: z.literal(true).optional(),
   /** Where the cancellation goes on: after this derivation of the job's rows. */
@@ -64,6 +79,8 @@ export const JobItem = z.object({
   heldKey: z.string().optional(),
   /** While `held`: why, as the report says it. */
   holdReason: z.string().optional(),
+  /** While `held`: the pull request label that approves it, as the webhook policy named it (docs/github.md). */
+  approvalLabel: z.string().optional(),
   /** A pull request's job: repository#number, the byPullRequest index's hash key. */
   pullRequestKey: z.string().optional(),
   /**
@@ -101,6 +118,23 @@ export const DeliveryItem = z.object({
   createdAt: Timestamp,
 });
 export type DeliveryItem = z.infer<typeof DeliveryItem>;
+
+/**
+ * One status move as stored on the Derivations item. Attempt numbers are not stored: core
+ * `statusHistory` counts them back from the item's `attempt`, one for each `bump`.
+ */
+export const HistoryEntry = z.object({
+  at: Timestamp,
+  status: DerivationStatus,
+  /** This move added one to `attempt` (a retry or a restart). */
+  bump: z.literal(true).optional(),
+  agent: z.string().optional(),
+  reason: z.string().optional(),
+  exitCode: z.number().optional(),
+  /** How the attempt before this move ended, when the move back to queued does not say (a retry). */
+  ended: z.enum(["exceptional", "lost"]).optional(),
+});
+export type HistoryEntry = z.infer<typeof HistoryEntry>;
 
 export const DerivationItem = z.object({
   drvPath: z.string(),
@@ -143,6 +177,8 @@ export const DerivationItem = z.object({
     .optional(),
   /** Why the last attempt was retried. */
   lastError: z.string().optional(),
+  /** Its status moves, oldest first, the last 50–100 (storage/derivations.ts `moveDerivation` appends). */
+  history: z.array(HistoryEntry).optional(),
   /**
    * Where a builder gets its `.drv` closure and inputs that needed no building, as the evaluation
    * reported it: each need lists places, one of which the builder must reach (core obtaining.ts).
@@ -214,6 +250,8 @@ export const JobAttributeItem = z.object({
   /** False when the evaluating agent found its outputs already valid. */
   needsBuild: z.boolean().optional(),
   error: z.string().optional(),
+  /** Set (to jobId) only with `error`: the sparse byJobError index's hash key. */
+  errorJobId: z.string().optional(),
 });
 export type JobAttributeItem = z.infer<typeof JobAttributeItem>;
 
@@ -320,6 +358,25 @@ export const TokenItem = z.object({
   revokedAt: Timestamp.optional(),
 });
 export type TokenItem = z.infer<typeof TokenItem>;
+
+/**
+ * Dashboard sign-in (edges/dashboard-sessions.ts): a one-time code or a browser session, keyed
+ * by the SHA-256 of its secret; the secrets themselves are never stored.
+ */
+export const DashboardSessionItem = z.object({
+  /** `code#<sha256 hex>` or `session#<sha256 hex>`. */
+  id: z.string(),
+  kind: z.enum(["code", "session"]),
+  createdAt: Timestamp,
+  expiresAt: Timestamp,
+  /** The same instant in epoch seconds: DynamoDB's TTL deletes the item some time after (cleanup only). */
+  expiresAtEpoch: z.number(),
+  /** Sessions: what the page sends back as X-Nimbus-CSRF. */
+  csrfToken: z.string().optional(),
+  /** How the session was signed in: a one-time code or the API token. */
+  via: z.enum(["code", "token"]).optional(),
+});
+export type DashboardSessionItem = z.infer<typeof DashboardSessionItem>;
 
 /** One open WebSocket. `agent` and `sessionId` are set by the agent's hello; until then it is not listed. */
 export const ConnectionItem = z.object({

@@ -1,6 +1,7 @@
 import type { DerivationStatus } from "@nimbus/protocol";
 import type { DerivationItem } from "./items.ts";
 import { JobDerivationItem } from "./items.ts";
+import { noteCountMove } from "./job-counts.ts";
 import { jobStatusKey } from "./keys.ts";
 import { JobDerivations } from "./tables.ts";
 
@@ -8,6 +9,9 @@ import { JobDerivations } from "./tables.ts";
 export type DerivationCopy = Pick<DerivationItem, "drvPath" | "status" | "version">;
 /** Whether a job's evaluation excused the derivation's failure (core attribute-verdict.ts). */
 type Excused = JobDerivationItem["excused"];
+
+/** What a write of a row tells of the status it replaced. */
+const OldStatus = JobDerivationItem.pick({ status: true }).partial();
 
 /**
  * The update that writes a status copy into one job's row, unless the row holds a newer one;
@@ -26,18 +30,29 @@ const copyUpdate = (jobId: string, copy: DerivationCopy, mustExist: boolean, exc
 });
 
 /**
+ * Writes a status copy into one job's row (unless it holds a newer one); the same write says
+ * which status it left (none: the row is new), and the job's counts move with it
+ * (storage/job-counts.ts).
+ */
+async function writeCopy(jobId: string, copy: DerivationCopy, mustExist: boolean, excused?: Excused): Promise<void> {
+  const old = await JobDerivations.updateReturning({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, mustExist, excused), "UPDATED_OLD", OldStatus);
+  if (old) await noteCountMove(jobId, old.status, copy.status);
+}
+
+/**
  * Records that a job needs a derivation, with the derivation's status as read — by key, so
  * no index stands between a registration and its own row. A newer copy already there stays
  * (it was written by this job's registration too, with the same `excused`).
  */
 export async function putJobDerivation(jobId: string, copy: DerivationCopy, excused?: Excused): Promise<void> {
-  await JobDerivations.update({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, false, excused));
+  await writeCopy(jobId, copy, false, excused);
 }
 
 /** A job needs a derivation whose outputs the evaluating agent found valid: nothing to build. */
 export async function putCachedJobDerivation(jobId: string, drvPath: string, excused?: Excused): Promise<void> {
   const item: JobDerivationItem = { jobId, drvPath, status: "cached", jobStatus: jobStatusKey(jobId, "cached"), ...(excused ? { excused } : {}) };
-  await JobDerivations.put(item);
+  const replaced = await JobDerivations.putReplacing(item, OldStatus);
+  await noteCountMove(jobId, replaced?.status, "cached");
 }
 
 /** The ids of every job that needs a derivation (the byDrv index). */
@@ -62,13 +77,13 @@ export async function jobsNeeding(drvPath: string): Promise<string[]> {
  */
 export async function mirrorStatus(copy: DerivationCopy): Promise<string[]> {
   const jobIds = await jobsNeeding(copy.drvPath);
-  await Promise.all(jobIds.map((jobId) => JobDerivations.update({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, true))));
+  await Promise.all(jobIds.map((jobId) => writeCopy(jobId, copy, true)));
   return jobIds;
 }
 
 /** Writes status copies into one job's rows (the sweeper's repair), each unless the row holds a newer one. */
 export async function rewriteJobRows(jobId: string, copies: readonly DerivationCopy[]): Promise<void> {
-  await Promise.all(copies.map((copy) => JobDerivations.update({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, true))));
+  await Promise.all(copies.map((copy) => writeCopy(jobId, copy, true)));
 }
 
 /**

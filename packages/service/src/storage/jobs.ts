@@ -1,5 +1,6 @@
 import type { JobHandler, JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
+import { exactCountFields, type StatusCounts } from "./job-counts.ts";
 import { heldKey, pullRequestKey, SHARD } from "./keys.ts";
 import { Jobs } from "./tables.ts";
 
@@ -8,16 +9,27 @@ export const getJob = (jobId: string): Promise<JobItem | undefined> => Jobs.get(
 /** Creates the job unless it exists; whether this call created it. */
 export const createJob = (job: JobItem): Promise<boolean> => Jobs.put(job, { expression: "attribute_not_exists(jobId)" });
 
-/** Sets a job's status if it is still active; false if something else finished it first. */
-export function setJobStatus(jobId: string, status: JobStatus, now = new Date()): Promise<boolean> {
+/**
+ * Sets a job's status if it is still active; false if something else finished it first.
+ * `counts`, counted when it ends, replace the counts kept while it ran (storage/job-counts.ts).
+ */
+export function setJobStatus(jobId: string, status: JobStatus, now = new Date(), counts?: StatusCounts): Promise<boolean> {
   const finished = status !== "evaluating" && status !== "building";
+  const countFields = Object.entries(counts ? exactCountFields(counts) : {});
+  const setCounts = countFields.map((_, i) => `, #c${i} = :c${i}`).join("");
   return Jobs.update(
     { jobId },
     {
-      UpdateExpression: `SET #status = :status, updatedAt = :now${finished ? ", finishedAt = :now REMOVE activeShard" : ""}`,
+      UpdateExpression: `SET #status = :status, updatedAt = :now${setCounts}${finished ? ", finishedAt = :now REMOVE activeShard" : ""}`,
       ConditionExpression: "#status IN (:evaluating, :building)",
-      ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: { ":status": status, ":now": now.toISOString(), ":evaluating": "evaluating", ":building": "building" },
+      ExpressionAttributeNames: { "#status": "status", ...Object.fromEntries(countFields.map(([name], i) => [`#c${i}`, name])) },
+      ExpressionAttributeValues: {
+        ":status": status,
+        ":now": now.toISOString(),
+        ":evaluating": "evaluating",
+        ":building": "building",
+        ...Object.fromEntries(countFields.map(([, n], i) => [`:c${i}`, n])),
+      },
     },
   );
 }
@@ -52,9 +64,21 @@ export async function saveCancelProgress(jobId: string, after: string | undefine
   );
 }
 
-/** Every derivation of a cancelled job was looked at: out of the byActivity index. */
-export async function endCancel(jobId: string): Promise<void> {
-  await Jobs.update({ jobId }, { UpdateExpression: "REMOVE cancelling, cancelFrom, activeShard", ConditionExpression: "attribute_exists(cancelling)" });
+/**
+ * Every derivation of a cancelled job was looked at: out of the byActivity index, with `counts`
+ * (counted after it) replacing those kept while it was cancelled (storage/job-counts.ts).
+ */
+export async function endCancel(jobId: string, counts: StatusCounts): Promise<void> {
+  const countFields = Object.entries(exactCountFields(counts));
+  await Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: `SET ${countFields.map((_, i) => `#c${i} = :c${i}`).join(", ")} REMOVE cancelling, cancelFrom, activeShard`,
+      ConditionExpression: "attribute_exists(cancelling)",
+      ExpressionAttributeNames: Object.fromEntries(countFields.map(([name], i) => [`#c${i}`, name])),
+      ExpressionAttributeValues: Object.fromEntries(countFields.map(([, n], i) => [`:c${i}`, n])),
+    },
+  );
 }
 
 /** queued → running for `sessionId`, while the job still evaluates; whether this call leased it. */
@@ -183,7 +207,7 @@ export function releaseHeldJob(jobId: string, approvedBy: string, now: Date): Pr
   return Jobs.update(
     { jobId },
     {
-      UpdateExpression: "SET #status = :evaluating, activeShard = :active, updatedAt = :now, #trigger.approvedBy = :by REMOVE heldKey, holdReason",
+      UpdateExpression: "SET #status = :evaluating, activeShard = :active, updatedAt = :now, #trigger.approvedBy = :by REMOVE heldKey, holdReason, approvalLabel",
       ConditionExpression: "#status = :held",
       ExpressionAttributeNames: { "#status": "status", "#trigger": "trigger" },
       ExpressionAttributeValues: { ":evaluating": "evaluating", ":held": "held", ":active": SHARD.activeJob, ":now": now.toISOString(), ":by": approvedBy },

@@ -38,6 +38,8 @@ export const pullRequestKey = (repository: string, pullRequest: number) => `${re
 
 /** JobDerivations.jobStatus: the byJobStatus index pages one status of one job. */
 export const jobStatusKey = (jobId: string, status: DerivationStatus) => `${jobId}#${status}`;
+/** Jobs.repositoryRef: the byRepositoryRef index lists one branch of one repository. */
+export const repositoryRefKey = (repository: string, ref: string) => `${repository}\n${ref}`;
 /** JobAttributes.attribute: JSON of the path, unique and sorting like the path. */
 export const attributeKey = (path: AttributePath) => JSON.stringify(path);
 

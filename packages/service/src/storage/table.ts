@@ -62,8 +62,18 @@ export interface Table<T extends TableName, S extends z.ZodType<Record<string, u
   put(item: z.input<S>, condition?: Condition): Promise<boolean>;
   /** Applies an update; false if its condition failed (nothing changed). */
   update(key: Record<string, unknown>, update: Update): Promise<boolean>;
-  /** Applies an update and returns the item before or after it; undefined if its condition failed. */
-  updateReturning(key: Record<string, unknown>, update: Update, returning: "ALL_NEW" | "ALL_OLD"): Promise<z.infer<S> | undefined>;
+  /**
+   * Applies an update and returns the item before or after it (or, with `UPDATED_OLD`, the
+   * updated attributes as they were: pass their `shape`); undefined if its condition failed.
+   */
+  updateReturning<P extends z.ZodType = S>(
+    key: Record<string, unknown>,
+    update: Update,
+    returning: "ALL_NEW" | "ALL_OLD" | "UPDATED_OLD",
+    shape?: P,
+  ): Promise<z.infer<P> | undefined>;
+  /** Writes an item, replacing any with its key; returns the one replaced (`shape` for a part of it). */
+  putReplacing<P extends z.ZodType = S>(item: z.input<S>, shape?: P): Promise<z.infer<P> | undefined>;
   /** Deletes an item; false if `condition` failed. */
   delete(key: Record<string, unknown>, condition?: Condition): Promise<boolean>;
   /** Deletes an item and returns it as it was; undefined if `condition` failed (or there was none). */
@@ -133,11 +143,18 @@ export function defineTable<T extends TableName, S extends z.ZodType<Record<stri
     async update(key, update) {
       return (await unlessConditionFails(dynamo().send(new UpdateCommand({ ...update, TableName: name(), Key: key })))) !== undefined;
     },
-    async updateReturning(key, update, returning) {
+    async updateReturning(key, update, returning, shape) {
       const result = await unlessConditionFails(
         dynamo().send(new UpdateCommand({ ...update, TableName: name(), Key: key, ReturnValues: returning })),
       );
-      return result?.Attributes ? parse(result.Attributes) : undefined;
+      if (!result) return undefined;
+      // UPDATED_OLD of attributes that did not exist yet returns no Attributes at all.
+      if (!result.Attributes) return returning === "UPDATED_OLD" ? parse({}, shape) : undefined;
+      return parse(result.Attributes, shape);
+    },
+    async putReplacing(item, shape) {
+      const { Attributes } = await dynamo().send(new PutCommand({ TableName: name(), Item: item as Record<string, unknown>, ReturnValues: "ALL_OLD" }));
+      return Attributes ? parse(Attributes, shape) : undefined;
     },
     async delete(key, condition) {
       const deleted = dynamo().send(new DeleteCommand({ TableName: name(), Key: key, ...conditionInput(condition) }));

@@ -4,6 +4,7 @@ import {
   BuildLogItem,
   BuildQueueItem,
   ConnectionItem,
+  DashboardSessionItem,
   DeliveryItem,
   DerivationInputItem,
   DerivationItem,
@@ -38,3 +39,4 @@ export const Tokens = defineTable("Tokens", TokenItem);
 export const Connections = defineTable("Connections", ConnectionItem);
 /** Sessions without their tasks (flow/sessions.ts reads the whole item, tasks included). */
 export const SessionLoads = defineTable("Sessions", SessionFields);
+export const DashboardSessions = defineTable("DashboardSessions", DashboardSessionItem);

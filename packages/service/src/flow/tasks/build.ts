@@ -149,7 +149,7 @@ export const buildKind = {
       needs: needsOf(drv, inputs),
       async lease(holder) {
         const lease = { taskId, sessionId: holder.sessionId, leasedAt: now.toISOString() };
-        const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease } }, now);
+        const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease }, note: { agent: holder.agent.hostname } }, now);
         if (!leased) return undefined;
         await mirrorStatus(leased);
         return buildTaskMessage(taskId, leased, inputs);

@@ -1,0 +1,110 @@
+/**
+ * A job's derivations counted per status, kept on the Jobs item (`count_<status>`) so the job
+ * page's poll is one GetItem, not a count over 100,000 index rows (docs/dashboard-api.md).
+ *
+ * Every write of a JobDerivations row says what it replaced (storage/job-derivations.ts), so
+ * each one is a move between two statuses. Moves are collected per handler invocation (the
+ * edges open a `countingMoves` scope) and written as one `ADD` per job at its end, not one
+ * write per move; outside a scope a move is written at once. A Lambda that dies before its
+ * flush leaves a count off while the job runs: when the job ends (or its cancellation does), the
+ * count of a consistent read is stored, and later flushes leave a finished job alone.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { DerivationStatus } from "@nimbus/protocol";
+import type { JobItem } from "./items.ts";
+import { Jobs } from "./tables.ts";
+
+export type StatusCounts = Partial<Record<DerivationStatus, number>>;
+type CountField = `count_${DerivationStatus}`;
+
+const countField = (status: DerivationStatus): CountField => `count_${status}`;
+
+/** Moves not yet written: job → status → change. */
+class CountMoves {
+  readonly byJob = new Map<string, Map<DerivationStatus, number>>();
+
+  add(jobId: string, from: DerivationStatus | undefined, to: DerivationStatus | undefined): void {
+    if (from === to) return;
+    const counts = this.byJob.get(jobId) ?? new Map<DerivationStatus, number>();
+    this.byJob.set(jobId, counts);
+    if (from) counts.set(from, (counts.get(from) ?? 0) - 1);
+    if (to) counts.set(to, (counts.get(to) ?? 0) + 1);
+  }
+}
+
+const scope = new AsyncLocalStorage<CountMoves>();
+
+/**
+ * Runs `fn` collecting the count moves it makes, then writes them: one update per job. Nested
+ * scopes join the outer one.
+ */
+export async function countingMoves<T>(fn: () => Promise<T>): Promise<T> {
+  if (scope.getStore()) return fn();
+  const moves = new CountMoves();
+  try {
+    return await scope.run(moves, fn);
+  } finally {
+    await writeMoves(moves);
+  }
+}
+
+/**
+ * Writes the moves collected so far in this scope now, not at its end: for a reader in the same
+ * invocation that must see them (a GitHub report of the job's counts, flow/job-reports.ts).
+ */
+export async function writeCountMovesNow(): Promise<void> {
+  const moves = scope.getStore();
+  if (!moves || moves.byJob.size === 0) return;
+  const pending = new CountMoves();
+  for (const [jobId, changes] of moves.byJob) pending.byJob.set(jobId, changes);
+  moves.byJob.clear();
+  await writeMoves(pending);
+}
+
+/** A JobDerivations row went from `from` (absent: it is new) to `to`. */
+export async function noteCountMove(jobId: string, from: DerivationStatus | undefined, to: DerivationStatus): Promise<void> {
+  if (from === to) return;
+  const moves = scope.getStore();
+  if (moves) return moves.add(jobId, from, to);
+  const once = new CountMoves();
+  once.add(jobId, from, to);
+  await writeMoves(once);
+}
+
+async function writeMoves(moves: CountMoves): Promise<void> {
+  await Promise.all(
+    [...moves.byJob].map(([jobId, changes]) => {
+      const nonZero = [...changes].filter(([, n]) => n !== 0);
+      if (nonZero.length === 0) return;
+      const names = Object.fromEntries(nonZero.map(([status], i) => [`#c${i}`, countField(status)]));
+      const values = Object.fromEntries(nonZero.map(([, n], i) => [`:c${i}`, n]));
+      // A finished job's counts were set exactly when it ended: later moves leave them alone. A
+      // job being cancelled (flow/job-cancel.ts) is finished but still moving: counted until it ends.
+      return Jobs.update(
+        { jobId },
+        {
+          UpdateExpression: `ADD ${nonZero.map((_, i) => `#c${i} :c${i}`).join(", ")}`,
+          ConditionExpression: "attribute_exists(jobId) AND countsKept = :kept AND (attribute_not_exists(finishedAt) OR attribute_exists(cancelling))",
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: { ...values, ":kept": true },
+        },
+      );
+    }),
+  );
+}
+
+/** The counts a job keeps (statuses with none left out), or undefined for a job made before it kept them. */
+export function keptCounts(job: JobItem): StatusCounts | undefined {
+  if (!job.countsKept) return undefined;
+  const counts: StatusCounts = {};
+  for (const status of DerivationStatus.options) {
+    const n = job[countField(status)] ?? 0;
+    if (n > 0) counts[status] = n;
+  }
+  return counts;
+}
+
+/** The fields that set a job's counts to exactly these, for the write that ends the job. */
+export function exactCountFields(counts: StatusCounts): Partial<Record<CountField, number>> {
+  return Object.fromEntries(DerivationStatus.options.map((status) => [countField(status), counts[status] ?? 0]));
+}
