@@ -33,8 +33,8 @@ export interface Usage {
   gatewayMessagesIn: number;
   gatewayConnectionMinutes: number;
   lambdaInvocations: number;
-  /** Mean billed duration of one invocation, ms. */
-  lambdaMeanMs: number;
+  /** Billed duration of all those invocations together, ms. */
+  lambdaBilledMs: number;
   lambdaMemoryMb: number;
 }
 
@@ -61,7 +61,7 @@ export function costPer(per: number, usage: Usage, prices: Prices = AWS_PRICES):
   }
   const scale = per / usage.builds;
   const million = (count: number, price: number) => (count * scale * price) / 1e6;
-  const gbSeconds = usage.lambdaInvocations * (usage.lambdaMeanMs / 1000) * (usage.lambdaMemoryMb / 1024);
+  const gbSeconds = (usage.lambdaBilledMs / 1000) * (usage.lambdaMemoryMb / 1024);
   const cost = {
     dynamodbReads: million(usage.dynamodbReadUnits, prices.dynamodbReadRequestUnitPerMillion),
     dynamodbWrites: million(usage.dynamodbWriteUnits, prices.dynamodbWriteRequestUnitPerMillion),

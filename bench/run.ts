@@ -24,7 +24,7 @@ import type { JobScenarioResult } from "./scenario-job.ts";
 import type { RealNixResult } from "./scenario-real-nix.ts";
 import { round } from "./stats.ts";
 import { summaryRows, summaryTable, type Headline } from "./summary-table.ts";
-import { LAMBDA_MEMORY_MB, usageOf } from "./usage.ts";
+import { ASSUMED_AWS_CALL_MS, ASSUMED_LAMBDA_OVERHEAD_MS, LAMBDA_MEMORY_MB, usageOf } from "./usage.ts";
 
 const SCENARIO_SCRIPT = fileURLToPath(new URL("./scenario.ts", import.meta.url));
 
@@ -55,13 +55,15 @@ function costFrom(run: JobScenarioResult | undefined, label: string) {
   return {
     from: `the ${label} scenario`,
     ...roundCost(costPer(1000, usage)),
-    usagePerBuild: Object.fromEntries(Object.entries(usage).map(([k, v]) => [k, k === "builds" ? v : round(k.startsWith("lambdaM") ? v : v / usage.builds, 3)])),
+    usagePerBuild: Object.fromEntries(Object.entries(usage).map(([k, v]) => [k, k === "builds" || k === "lambdaMemoryMb" ? v : round(v / usage.builds, 3)])),
+    /** For comparison only: the handlers' mean wall time here (emulators on a shared machine). */
+    localHandlerMeanMs: run.requests.handlerMs.mean,
     prices: AWS_PRICES,
     assumptions: [
       "DynamoDB units are what the emulator reported per request (ReturnConsumedCapacity TOTAL); AWS also bills each global secondary index write, which the emulator leaves out, so writes are a lower bound.",
       "Each SQS request is one billed FIFO request (messages are far below 64 KB).",
       "Gateway messages: one per PostToConnection the handlers made plus one per agent frame; all far below the 32 KB metering step.",
-      `Lambda: every counted handler invocation (not the JSON API the bench polls), arm64 at ${LAMBDA_MEMORY_MB} MB, each billed for the mean wall time the handlers took here (local emulators, a shared machine: an assumption, not AWS's duration).`,
+      `Lambda: every counted handler invocation (not the JSON API the bench polls), arm64 at ${LAMBDA_MEMORY_MB} MB; duration assumed, not measured: ${ASSUMED_LAMBDA_OVERHEAD_MS} ms per invocation plus ${ASSUMED_AWS_CALL_MS} ms per AWS request it makes (local wall time is the emulators', on a shared machine).`,
       "Connection minutes: the run's agents × its duration; a real fleet's connection minutes depend on how long agents stay connected, not on builds (docs/scale.md).",
       "Free tiers, storage, data transfer, CloudWatch logs and the sweeper's schedule are left out.",
     ],
