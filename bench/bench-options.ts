@@ -74,8 +74,8 @@ export function parseBenchOptions(args: readonly string[], env: Env): BenchOptio
       length: integer(env, "NIMBUS_BENCH_IDLE_LENGTH", 20, 1),
       buildMs: integer(env, "NIMBUS_BENCH_IDLE_BUILD_MS", 100, 0),
     },
-    ingest: { derivations: integer(env, "NIMBUS_BENCH_INGEST_DERIVATIONS", 5000, 50) },
+    ingest: { derivations: integer(env, "NIMBUS_BENCH_INGEST_DERIVATIONS", 1000, 50) },
     agents: { sizes: sizes(env, "NIMBUS_BENCH_AGENT_COUNTS", [10, 1000]) },
-    realNix: { n: integer(env, "NIMBUS_BENCH_REALNIX_N", 300, 1) },
+    realNix: { n: integer(env, "NIMBUS_BENCH_REALNIX_N", 100, 1) },
   };
 }

@@ -157,6 +157,11 @@ export class RequestCounter {
     return (this.perInvocation.get(source) ?? []).map((i) => i.requests);
   }
 
+  /** DynamoDB capacity units of one source's requests so far. */
+  capacityOf(source: string): CapacityUnits {
+    return { read: 0, write: 0, ...this.capacityBySource.get(source) };
+  }
+
   private addCapacity(source: string, commandName: string, consumed: unknown): void {
     const list = Array.isArray(consumed) ? consumed : consumed ? [consumed] : [];
     const units = list.reduce((sum: number, c: { CapacityUnits?: number }) => sum + (typeof c?.CapacityUnits === "number" ? c.CapacityUnits : 0), 0);

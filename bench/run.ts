@@ -87,6 +87,7 @@ function headlineOf(c: Collected, sizes: number[]): Headline {
           sizes,
           dispatchRequests: Object.fromEntries(c.agents.map((a) => [String(a.agents), a.dispatchRequests])),
           wakeRequests: Object.fromEntries(c.agents.map((a) => [String(a.agents), a.wakeRequests])),
+          wakeReadUnits: Object.fromEntries(c.agents.map((a) => [String(a.agents), a.wakeReadUnits])),
         }
       : null,
     realNix: c.realNix ? { n: c.realNix.n, wallSeconds: c.realNix.wallSeconds, floorSeconds: c.realNix.floorSeconds } : null,
@@ -134,7 +135,10 @@ async function main(): Promise<number> {
           for (const size of options.agents.sizes) {
             const a = await runChild<AgentsAtSize>(dir, name, size);
             bySize.push(a);
-            console.log(`  ${size} agents: connected in ${a.connectSeconds} s; dispatch ${a.dispatchRequests}, wake ${a.wakeRequests}, ready → dispatched ${a.readyToDispatchedRequests} requests`);
+            console.log(
+              `  ${size} agents: connected in ${a.connectSeconds} s; requests (DynamoDB read units): dispatch ${a.dispatchRequests} (${a.dispatchReadUnits}), ` +
+                `wake ${a.wakeRequests} (${a.wakeReadUnits}), ready → dispatched ${a.readyToDispatchedRequests} (${a.readyToDispatchedReadUnits})`,
+            );
           }
           collected.agents = bySize;
         } else if (name === "realnix") {

@@ -36,6 +36,10 @@ export interface AgentsAtSize {
   dispatchRequests: number;
   wakeRequests: number;
   readyToDispatchedRequests: number;
+  /** DynamoDB read units of the same three (a Scan's one request reads every item it passes). */
+  dispatchReadUnits: number;
+  wakeReadUnits: number;
+  readyToDispatchedReadUnits: number;
   /** DynamoDB read units of the whole one-derivation job (a Scan's requests stay flat while its units grow). */
   jobReadCapacityUnits: number;
   jobRequests: number;
@@ -102,6 +106,9 @@ export async function runAgentsAtSize(size: number, options: { timeoutMs: number
       dispatchRequests: dispatchRequests!,
       wakeRequests: wakeRequests!,
       readyToDispatchedRequests: readyToDispatchedRequests!,
+      dispatchReadUnits: round(counter.capacityOf(REQUEST_WORK).read, 1),
+      wakeReadUnits: round(counter.capacityOf(WEBHOOK).read, 1),
+      readyToDispatchedReadUnits: round(counter.capacityOf(EVENTS).read, 1),
       jobReadCapacityUnits: round(report.capacity.read, 1),
       jobRequests: report.counted.total,
       byOperation: report.byOperation,

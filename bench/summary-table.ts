@@ -9,7 +9,13 @@ export interface Headline {
   dispatchLatencyMs: { p50: number; p95: number } | null;
   idleDispatchLatencyMs: { p50: number; p95: number } | null;
   ingest: { derivations: number; seconds: number; eventsPerSecond: number; floorEventsPerSecond: number } | null;
-  agents1000: { sizes: number[]; dispatchRequests: Record<string, number>; wakeRequests: Record<string, number> } | null;
+  agents1000: {
+    sizes: number[];
+    dispatchRequests: Record<string, number>;
+    wakeRequests: Record<string, number>;
+    /** DynamoDB read units of one wake: flat requests can hide a Scan whose units grow with the fleet. */
+    wakeReadUnits?: Record<string, number>;
+  } | null;
   realNix: { n: number; wallSeconds: number; floorSeconds: number } | null;
   costPer1000BuildsUsd: { total: number } | null;
 }
@@ -75,6 +81,15 @@ export function summaryRows(h: Headline): SummaryRow[] {
     target: "flat",
     met: a ? isFlat(a.wakeRequests, a.sizes) : null,
   });
+  if (a?.wakeReadUnits) {
+    rows.push({
+      scenario: "agents1000",
+      measure: "DynamoDB read units for one wake",
+      value: series(a.wakeReadUnits, a.sizes),
+      target: "flat (no Scan)",
+      met: isFlat(a.wakeReadUnits, a.sizes),
+    });
+  }
   const n = h.realNix;
   const ratio = n ? n.wallSeconds / n.floorSeconds : null;
   rows.push({

@@ -80,3 +80,12 @@ describe("bench summary table", () => {
     assert.ok(!summaryTable(nothing).includes("NO"));
   });
 });
+
+describe("bench summary of agent scale", () => {
+  it("judges a wake's read units too, so a Scan that grows with the fleet shows", () => {
+    const rows = summaryRows({ ...measured, agents1000: { ...measured.agents1000!, wakeReadUnits: { "10": 3, "1000": 250 } } });
+    const units = rows.find((r) => r.measure === "DynamoDB read units for one wake");
+    assert.equal(units?.value, "3 @10 → 250 @1000");
+    assert.equal(units?.met, false);
+  });
+});
