@@ -82,6 +82,10 @@ async function selfCheck(counter: RequestCounter): Promise<void> {
   if (seen.dynamodb !== 1 || seen.sqs !== 1) {
     throw new BenchError(`the request counter is miscounting: one request each gave ${JSON.stringify(seen)}`);
   }
+  // The cost model bills capacity units: an emulator that reports none would make DynamoDB look free.
+  if (!(counter.capacityOf(OUTSIDE_HANDLERS).read > 0)) {
+    throw new BenchError("DynamoDB reported no consumed capacity for a GetItem asked with ReturnConsumedCapacity TOTAL: the cost would be wrong");
+  }
 }
 
 /** Resolves once `count` invocations of `source` have finished (a frame sent is handled asynchronously). */

@@ -49,9 +49,9 @@ interface Collected {
   realNix?: RealNixResult;
 }
 
-function costFrom(run: JobScenarioResult | undefined, label: string) {
-  if (!run || run.result.builds === 0) return null;
-  const usage = usageOf({ builds: run.result.builds, requests: run.requests, connectionSeconds: run.connectionSeconds });
+function costFrom(run: { builds: number; requests: JobScenarioResult["requests"]; connectionSeconds: number } | undefined, label: string) {
+  if (!run || run.builds === 0) return null;
+  const usage = usageOf(run);
   return {
     from: `the ${label} scenario`,
     ...roundCost(costPer(1000, usage)),
@@ -70,10 +70,17 @@ function costFrom(run: JobScenarioResult | undefined, label: string) {
   };
 }
 
+const jobRun = (run: JobScenarioResult | undefined) =>
+  run && { builds: run.result.builds, requests: run.requests, connectionSeconds: run.connectionSeconds };
+
+/** Real agents send more frames per build (logs, progress) than the protocol-level ones: the same model on the realnix run. */
+const realNixRun = (run: RealNixResult | undefined) =>
+  run && { builds: run.n, requests: run.requests, connectionSeconds: run.agents * run.wallSeconds };
+
 function headlineOf(c: Collected, sizes: number[]): Headline {
   const s = c.saturated?.result;
   const idle = c.idle?.result;
-  const cost = costFrom(c.saturated, "saturated") ?? costFrom(c.idle, "idle");
+  const cost = costFrom(jobRun(c.saturated), "saturated") ?? costFrom(jobRun(c.idle), "idle");
   return {
     buildsPerSecond: s ? s.buildsPerSecond : null,
     requestsPerBuild: s ? s.requestsPerBuild : null,
@@ -165,7 +172,7 @@ async function main(): Promise<number> {
     ...headline,
     ingest: collected.ingest ? { ...headline.ingest, ...collected.ingest, requests: undefined } : null,
     agents1000: collected.agents ? { ...headline.agents1000, bySize: collected.agents } : null,
-    realNix: collected.realNix ? { ...collected.realNix, requests: undefined } : null,
+    realNix: collected.realNix ? { ...collected.realNix, requests: undefined, costPer1000BuildsUsd: costFrom(realNixRun(collected.realNix), "realnix") } : null,
     targets: summaryRows(headline),
     saturated: collected.saturated?.result ?? null,
     idle: collected.idle?.result ?? null,
