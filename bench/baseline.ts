@@ -4,7 +4,7 @@
  * (not the handlers' clients, so these requests are never counted as the service's).
  */
 import { randomUUID } from "node:crypto";
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, CreateTableCommand, DescribeTableCommand, DynamoDBClient, PutItemCommand, type WriteRequest } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { summarize, type Summary } from "./stats.ts";
 
@@ -58,24 +58,28 @@ export async function measureSqs(endpoint: string, repetitions: number): Promise
   }
 }
 
+async function createTable(dynamo: DynamoDBClient): Promise<string> {
+  const TableName = `nimbus-bench-baseline-${randomUUID().slice(0, 8)}`;
+  await dynamo.send(
+    new CreateTableCommand({
+      TableName,
+      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      BillingMode: "PAY_PER_REQUEST",
+    }),
+  );
+  for (let tries = 0; ; tries++) {
+    const { Table } = await dynamo.send(new DescribeTableCommand({ TableName }));
+    if (Table?.TableStatus === "ACTIVE") return TableName;
+    if (tries > 100) throw new Error(`baseline: table ${TableName} never became ACTIVE`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export async function measureDynamo(endpoint: string, repetitions: number): Promise<Summary> {
   const dynamo = new DynamoDBClient({ endpoint, region: REGION, credentials: CREDENTIALS });
   try {
-    const TableName = `nimbus-bench-baseline-${randomUUID().slice(0, 8)}`;
-    await dynamo.send(
-      new CreateTableCommand({
-        TableName,
-        AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-        KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-        BillingMode: "PAY_PER_REQUEST",
-      }),
-    );
-    for (let tries = 0; ; tries++) {
-      const { Table } = await dynamo.send(new DescribeTableCommand({ TableName }));
-      if (Table?.TableStatus === "ACTIVE") break;
-      if (tries > 100) throw new Error(`baseline: table ${TableName} never became ACTIVE`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const TableName = await createTable(dynamo);
     const run = randomUUID();
     const samples = await timed(repetitions, async (i) => {
       await dynamo.send(
@@ -98,4 +102,29 @@ export async function measureBaseline(endpoints: { sqs: string; dynamodb: string
     sqsSendReceiveDeleteMs: await measureSqs(endpoints.sqs, repetitions),
     dynamodbConditionalPutMs: await measureDynamo(endpoints.dynamodb, repetitions),
   };
+}
+
+/**
+ * The ingest floor: a bare loop of BatchWriteItem (25 items each, one after the other, the
+ * unprocessed ones sent again) writing one item per event — the event's JSON under its key —
+ * to a fresh table of the same emulator. Returns items per second.
+ */
+export async function measureBatchWriteFloor(endpoint: string, items: ReadonlyArray<{ key: string; body: string }>): Promise<{ items: number; seconds: number; itemsPerSecond: number }> {
+  const dynamo = new DynamoDBClient({ endpoint, region: REGION, credentials: CREDENTIALS });
+  try {
+    const TableName = await createTable(dynamo);
+    const start = performance.now();
+    for (let i = 0; i < items.length; i += 25) {
+      let requests: WriteRequest[] = items.slice(i, i + 25).map((item) => ({ PutRequest: { Item: { pk: { S: item.key }, body: { S: item.body } } } }));
+      for (let tries = 0; requests.length > 0; tries++) {
+        if (tries > 100) throw new Error("floor: BatchWriteItem kept leaving items unprocessed");
+        const { UnprocessedItems } = await dynamo.send(new BatchWriteItemCommand({ RequestItems: { [TableName]: requests } }));
+        requests = UnprocessedItems?.[TableName] ?? [];
+      }
+    }
+    const seconds = (performance.now() - start) / 1000;
+    return { items: items.length, seconds, itemsPerSecond: items.length / seconds };
+  } finally {
+    dynamo.destroy();
+  }
 }

@@ -26,6 +26,8 @@ export interface EvaluationTiming {
   events: number;
   /** When the `evaluate` task arrived, the last batch's ack arrived, and `evaluation-done` went out. */
   receivedAt: number;
+  /** Batches acknowledged so far (ingest progress). */
+  acked: number;
   lastAckAt?: number;
   doneAt?: number;
 }
@@ -57,6 +59,8 @@ export class BenchAgent {
     readonly shape: BenchAgentShape,
     /** What this agent reports when asked to evaluate (every agent may be the one asked). */
     private readonly evaluationEvents: readonly EvaluationEvent[],
+    /** How long each "build" takes before its success is sent (0: at once, a saturating agent). */
+    private readonly buildMs = 0,
   ) {
     this.info = {
       hostname: shape.name,
@@ -152,20 +156,28 @@ export class BenchAgent {
 
   private build(task: BuildTask, receivedAt: number): void {
     this.builds.push({ drvPath: task.drvPath, taskId: task.taskId, agent: this.name, receivedAt });
-    this.send({
-      type: "build-result",
-      taskId: task.taskId,
-      drvPath: task.drvPath,
-      status: "succeeded",
-      outputs: { out: task.drvPath.replace(/\.drv$/, "") },
-      logTail: [],
-    });
+    const answer = () =>
+      this.send({
+        type: "build-result",
+        taskId: task.taskId,
+        drvPath: task.drvPath,
+        status: "succeeded",
+        outputs: { out: task.drvPath.replace(/\.drv$/, "") },
+        logTail: [],
+      });
+    if (this.buildMs > 0) setTimeout(answer, this.buildMs);
+    else answer();
+  }
+
+  /** Asks for work (`request-work`), as an idle agent does after a while. */
+  requestWork(): void {
+    this.send({ type: "request-work" });
   }
 
   /** Sends every batch, never more than MAX_UNACKED_BATCHES unacknowledged, then `evaluation-done`. */
   private async evaluate(task: EvaluateTask, receivedAt: number): Promise<void> {
     const batches = batchEvents(task.taskId, this.evaluationEvents);
-    const timing: EvaluationTiming = { agent: this.name, jobId: task.jobId, batches: batches.length, events: this.evaluationEvents.length, receivedAt };
+    const timing: EvaluationTiming = { agent: this.name, jobId: task.jobId, batches: batches.length, events: this.evaluationEvents.length, receivedAt, acked: 0 };
     this.evaluations.push(timing);
     const unacked = new Set<Promise<void>>();
     for (const [seq, events] of batches.entries()) {
@@ -174,6 +186,7 @@ export class BenchAgent {
         this.ackWaiters.delete(`${task.taskId}#${seq}`);
         unacked.delete(acked);
         timing.lastAckAt = Date.now();
+        timing.acked++;
       });
       unacked.add(acked);
       this.send({ type: "evaluation-events", taskId: task.taskId, seq, events });

@@ -33,7 +33,20 @@ const bump = (map: Map<string, Counts>, key: string, kind: ClientKind) => {
   counts[kind]++;
 };
 
+/** DynamoDB capacity units the emulator reported (ReturnConsumedCapacity TOTAL, asked for by the counter). */
+export interface CapacityUnits {
+  read: number;
+  write: number;
+}
+
+/** Operations DynamoDB bills as reads; every other data-plane call is a write. */
+const DYNAMODB_READS = new Set(["Get", "GetItem", "BatchGet", "BatchGetItem", "Query", "Scan", "TransactGet", "TransactGetItems"]);
+
 export interface CounterReport {
+  /** DynamoDB read and write capacity units of the counted requests, as the emulator computed them. */
+  capacity: CapacityUnits;
+  /** Wall time of the counted handler invocations, ms (a Lambda's billed duration, locally). */
+  handlerMs: Summary & { total: number };
   /** Requests by handlers that are part of the workload. */
   counted: Counts & { total: number };
   /** Requests left out: the benchmark's own API calls and anything outside handlers. */
@@ -54,6 +67,7 @@ interface Invocation {
   source: string;
   requests: number;
   refused: number;
+  ms: number;
 }
 
 export class RequestCounter {
@@ -63,6 +77,7 @@ export class RequestCounter {
   private invocations = new Map<string, number>();
   private errors = new Map<string, number>();
   private perInvocation = new Map<string, Invocation[]>();
+  private capacityBySource = new Map<string, CapacityUnits>();
 
   constructor(
     /** Sources whose requests are not the workload's (e.g. the JSON API the benchmark polls). */
@@ -81,8 +96,13 @@ export class RequestCounter {
         bump(this.bySource, source, kind);
         const key = `${kind}\t${String(context?.commandName ?? "?").replace(/Command$/, "")}\t${this.targetOf(args?.input)}`;
         this.byOperation.set(key, (this.byOperation.get(key) ?? 0) + 1);
+        // Ask DynamoDB what each request cost in capacity units: the bill is in units, not requests.
+        const asksCapacity = kind === "dynamodb" && args?.input && typeof args.input === "object" && args.input.ReturnConsumedCapacity === undefined;
+        const sent = asksCapacity ? { ...args, input: { ...args.input, ReturnConsumedCapacity: "TOTAL" } } : args;
         try {
-          return await next(args);
+          const result = await next(sent);
+          if (kind === "dynamodb") this.addCapacity(source, String(context?.commandName ?? ""), result?.output?.ConsumedCapacity);
+          return result;
         } catch (error) {
           // Expected refusals (a conditional write that lost, a gone connection) are work too.
           const name = error instanceof Error ? error.name : "Error";
@@ -103,10 +123,12 @@ export class RequestCounter {
       return async (event, context) => {
         const source = name === "socket/default" ? `${name}: ${messageType(event)}` : name;
         this.invocations.set(source, (this.invocations.get(source) ?? 0) + 1);
-        const invocation: Invocation = { source, requests: 0, refused: 0 };
+        const invocation: Invocation = { source, requests: 0, refused: 0, ms: 0 };
+        const start = performance.now();
         try {
           return await this.scope.run(invocation, () => handler(event, context));
         } finally {
+          invocation.ms = performance.now() - start;
           const list = this.perInvocation.get(source) ?? [];
           list.push(invocation);
           this.perInvocation.set(source, list);
@@ -122,6 +144,31 @@ export class RequestCounter {
     this.invocations = new Map();
     this.errors = new Map();
     this.perInvocation = new Map();
+    this.capacityBySource = new Map();
+  }
+
+  /** Handler invocations of one source so far (e.g. to wait until a frame sent has been handled). */
+  invocationsOf(source: string): number {
+    return this.invocations.get(source) ?? 0;
+  }
+
+  /** The requests each finished invocation of `source` made, in order. */
+  requestsPerInvocationOf(source: string): number[] {
+    return (this.perInvocation.get(source) ?? []).map((i) => i.requests);
+  }
+
+  /** DynamoDB capacity units of one source's requests so far. */
+  capacityOf(source: string): CapacityUnits {
+    return { read: 0, write: 0, ...this.capacityBySource.get(source) };
+  }
+
+  private addCapacity(source: string, commandName: string, consumed: unknown): void {
+    const list = Array.isArray(consumed) ? consumed : consumed ? [consumed] : [];
+    const units = list.reduce((sum: number, c: { CapacityUnits?: number }) => sum + (typeof c?.CapacityUnits === "number" ? c.CapacityUnits : 0), 0);
+    const entry = this.capacityBySource.get(source) ?? { read: 0, write: 0 };
+    if (DYNAMODB_READS.has(commandName.replace(/Command$/, ""))) entry.read += units;
+    else entry.write += units;
+    this.capacityBySource.set(source, entry);
   }
 
   /** All requests so far from one source (e.g. OUTSIDE_HANDLERS, to check the middleware counts once). */
@@ -145,8 +192,17 @@ export class RequestCounter {
         return { client, operation, target, count };
       })
       .sort((a, b) => b.count - a.count);
+    const capacity = { read: 0, write: 0 };
+    for (const [source, units] of this.capacityBySource) {
+      if (this.isExcluded(source)) continue;
+      capacity.read += units.read;
+      capacity.write += units.write;
+    }
+    const durations = [...this.perInvocation.entries()].filter(([source]) => !this.isExcluded(source)).flatMap(([, list]) => list.map((i) => i.ms));
     // byOperation cannot tell sources apart; it is kept whole and the caller reads it as a shape.
     return {
+      capacity,
+      handlerMs: { ...summarize(durations, 2), total: Math.round(durations.reduce((a, b) => a + b, 0)) },
       counted: { ...counted, total: sum(counted) },
       excluded: { ...excluded, total: sum(excluded) },
       bySource,

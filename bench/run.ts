@@ -1,241 +1,190 @@
 /**
- * `npm run bench`: a synthetic job through the whole local stack — a seeded, layered graph
- * of derivations over 3 systems and 2 feature sets, evaluated and built by protocol-level
- * agents that answer at once — measuring builds per second, ready-to-dispatched latency and
- * the AWS requests the handlers make per build, next to what the emulators cost on their own.
- * It prints numbers and writes bench/results/latest.json; it never asserts speed, but it
- * reports loudly what looks wrong (a derivation not built exactly once, handler errors).
+ * `npm run bench [scenario…]`: the scenarios of docs/scale.md, each in a process of its own
+ * (bench/scenario.ts) against a fresh local stack — `saturated` (a 2,000-derivation job built
+ * by 8 protocol-level agents that answer at once), `idle` (a trickle of ready work with free
+ * slots), `ingest` (a nixpkgs-like evaluation vs a bare BatchWriteItem loop), `agents1000`
+ * (requests for one dispatch and one wake at 10 and 1,000 agents) and `realnix` (real Nix
+ * builds by 4 agents vs `xargs -P4 nix-store --realise`). It prints a table beside issue #11's
+ * targets and writes bench/results/latest.json; it never asserts speed.
  *
- * Knobs (environment): NIMBUS_BENCH_DERIVATIONS (2000), NIMBUS_BENCH_LAYERS (20),
- * NIMBUS_BENCH_SEED, NIMBUS_BENCH_TIMEOUT_S (600), NIMBUS_BENCH_BASELINE_REPS (200).
+ * Scenarios: names as arguments or NIMBUS_BENCH_SCENARIOS (default: all). Sizes: the
+ * NIMBUS_BENCH_* variables of bench/bench-options.ts (README.md, docs/scale.md).
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
-import { ListQueuesCommand } from "@aws-sdk/client-sqs";
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { importHandlerFrom, localTableName, startLocalStack, type LocalStack } from "@nimbus/local";
-// The handlers' own SDK clients (module singletons), a subpath export of @nimbus/service: the
-// same module (same real path) the handlers load.
-import { dynamo, gatewayManagement, sqs } from "@nimbus/service/aws-clients";
-import { analyse } from "./analysis.ts";
-import { BenchAgent, type BenchAgentShape } from "./bench-agent.ts";
-import { measureBaseline } from "./baseline.ts";
-import { diagnoseStack, reportProblems } from "./diagnosis.ts";
-import { sendSignedPush as sendPush } from "@nimbus/cli";
+import { fileURLToPath } from "node:url";
+import { BenchOptionsError, parseBenchOptions, type BenchOptions, type ScenarioName } from "./bench-options.ts";
+import { AWS_PRICES, costPer, roundCost } from "./cost-model.ts";
 import { machineInfo, printReport, writeResults } from "./report.ts";
-import { OUTSIDE_HANDLERS, RequestCounter } from "./request-counter.ts";
-import { StackReads, type JobSnapshot } from "./stack-reads.ts";
+import type { AgentsAtSize } from "./scenario-agents.ts";
+import type { IngestResult } from "./scenario-ingest.ts";
+import type { JobScenarioResult } from "./scenario-job.ts";
+import type { RealNixResult } from "./scenario-real-nix.ts";
 import { round } from "./stats.ts";
-import { batchEvents, DEFAULT_WORKLOAD, FEATURE_SETS, generateWorkload, SYSTEMS, type Workload } from "./workload.ts";
+import { summaryRows, summaryTable, type Headline } from "./summary-table.ts";
+import { ASSUMED_AWS_CALL_MS, ASSUMED_LAMBDA_OVERHEAD_MS, LAMBDA_MEMORY_MB, usageOf } from "./usage.ts";
 
-const env = (name: string, fallback: number) => {
-  const raw = process.env[name];
-  const value = raw === undefined || raw === "" ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, not ${JSON.stringify(raw)}`);
-  return value;
-};
+const SCENARIO_SCRIPT = fileURLToPath(new URL("./scenario.ts", import.meta.url));
 
-const config = {
-  derivations: env("NIMBUS_BENCH_DERIVATIONS", DEFAULT_WORKLOAD.derivations),
-  layers: env("NIMBUS_BENCH_LAYERS", DEFAULT_WORKLOAD.layers),
-  seed: env("NIMBUS_BENCH_SEED", DEFAULT_WORKLOAD.seed),
-  timeoutMs: env("NIMBUS_BENCH_TIMEOUT_S", 600) * 1000,
-  baselineRepetitions: env("NIMBUS_BENCH_BASELINE_REPS", 200),
-  pollIntervalMs: 1000,
-  progressIntervalMs: 5000,
-};
+/** Runs `scenario.ts name [size]` in a child process; its output goes straight to ours. */
+async function runChild<T>(dir: string, name: ScenarioName, size?: number): Promise<T> {
+  const resultFile = join(dir, `${name}${size === undefined ? "" : `-${size}`}.json`);
+  const args = ["--disable-warning=ExperimentalWarning", "--import", "tsx", SCENARIO_SCRIPT, name, ...(size === undefined ? [] : [String(size)])];
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: "inherit", env: { ...process.env, NIMBUS_BENCH_RESULT_FILE: resultFile } });
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+  if (code !== 0) throw new Error(`scenario ${name}${size === undefined ? "" : ` (${size} agents)`} exited ${code} (its output is above)`);
+  return JSON.parse(await readFile(resultFile, "utf8")) as T;
+}
 
-/** 8 agents: every (system, features) queue has at least one; big-parallel ones serve both of their system's. */
-const AGENTS: BenchAgentShape[] = [
-  { name: "x86-linux-1", systems: ["x86_64-linux"], systemFeatures: ["big-parallel", "kvm"], concurrentTasks: 4 },
-  { name: "x86-linux-2", systems: ["x86_64-linux"], systemFeatures: ["big-parallel"], concurrentTasks: 4 },
-  { name: "x86-linux-3", systems: ["x86_64-linux"], systemFeatures: [], concurrentTasks: 4 },
-  { name: "arm-linux-1", systems: ["aarch64-linux"], systemFeatures: ["big-parallel"], concurrentTasks: 4 },
-  { name: "arm-linux-2", systems: ["aarch64-linux"], systemFeatures: ["big-parallel"], concurrentTasks: 4 },
-  { name: "arm-linux-3", systems: ["aarch64-linux"], systemFeatures: [], concurrentTasks: 4 },
-  { name: "x86-darwin-1", systems: ["x86_64-darwin"], systemFeatures: ["big-parallel"], concurrentTasks: 4 },
-  { name: "x86-darwin-2", systems: ["x86_64-darwin"], systemFeatures: [], concurrentTasks: 4 },
-];
+interface Collected {
+  saturated?: JobScenarioResult;
+  idle?: JobScenarioResult;
+  ingest?: IngestResult;
+  agents?: AgentsAtSize[];
+  realNix?: RealNixResult;
+}
 
-const FINISHED = ["succeeded", "failed", "cancelled"];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function costFrom(run: { builds: number; requests: JobScenarioResult["requests"]; connectionSeconds: number } | undefined, label: string) {
+  if (!run || run.builds === 0) return null;
+  const usage = usageOf(run);
+  return {
+    from: `the ${label} scenario`,
+    ...roundCost(costPer(1000, usage)),
+    usagePerBuild: Object.fromEntries(Object.entries(usage).map(([k, v]) => [k, k === "builds" || k === "lambdaMemoryMb" ? v : round(v / usage.builds, 3)])),
+    /** For comparison only: the handlers' mean wall time here (emulators on a shared machine). */
+    localHandlerMeanMs: run.requests.handlerMs.mean,
+    prices: AWS_PRICES,
+    assumptions: [
+      "DynamoDB units are what the emulator reported per request (ReturnConsumedCapacity TOTAL); AWS also bills each global secondary index write, which the emulator leaves out, so writes are a lower bound.",
+      "Each SQS request is one billed FIFO request (messages are far below 64 KB).",
+      "Gateway messages: one per PostToConnection the handlers made plus one per agent frame; all far below the 32 KB metering step.",
+      `Lambda: every counted handler invocation (not the JSON API the bench polls), arm64 at ${LAMBDA_MEMORY_MB} MB; duration assumed, not measured: ${ASSUMED_LAMBDA_OVERHEAD_MS} ms per invocation plus ${ASSUMED_AWS_CALL_MS} ms per AWS request it makes (local wall time is the emulators', on a shared machine).`,
+      "Connection minutes: the run's agents × its duration; a real fleet's connection minutes depend on how long agents stay connected, not on builds (docs/scale.md).",
+      "Free tiers, storage, data transfer, CloudWatch logs and the sweeper's schedule are left out.",
+    ],
+  };
+}
 
-class BenchError extends Error {
-  override name = "BenchError";
+const jobRun = (run: JobScenarioResult | undefined) =>
+  run && { builds: run.result.builds, requests: run.requests, connectionSeconds: run.connectionSeconds };
+
+/** Real agents send more frames per build (logs, progress) than the protocol-level ones: the same model on the realnix run. */
+const realNixRun = (run: RealNixResult | undefined) =>
+  run && { builds: run.n, requests: run.requests, connectionSeconds: run.agents * run.wallSeconds };
+
+function headlineOf(c: Collected, sizes: number[]): Headline {
+  const s = c.saturated?.result;
+  const idle = c.idle?.result;
+  const cost = costFrom(jobRun(c.saturated), "saturated") ?? costFrom(jobRun(c.idle), "idle");
+  return {
+    buildsPerSecond: s ? s.buildsPerSecond : null,
+    requestsPerBuild: s ? s.requestsPerBuild : null,
+    dispatchLatencyMs: s ? { p50: s.dispatchLatencyMs.p50, p95: s.dispatchLatencyMs.p95 } : null,
+    idleDispatchLatencyMs: idle ? { p50: idle.dispatchLatencyMs.p50, p95: idle.dispatchLatencyMs.p95 } : null,
+    ingest: c.ingest
+      ? { derivations: c.ingest.derivations, seconds: c.ingest.seconds, eventsPerSecond: c.ingest.eventsPerSecond, floorEventsPerSecond: c.ingest.floorEventsPerSecond }
+      : null,
+    agents1000: c.agents
+      ? {
+          sizes,
+          dispatchRequests: Object.fromEntries(c.agents.map((a) => [String(a.agents), a.dispatchRequests])),
+          wakeRequests: Object.fromEntries(c.agents.map((a) => [String(a.agents), a.wakeRequests])),
+          wakeReadUnits: Object.fromEntries(c.agents.map((a) => [String(a.agents), a.wakeReadUnits])),
+        }
+      : null,
+    realNix: c.realNix ? { n: c.realNix.n, wallSeconds: c.realNix.wallSeconds, floorSeconds: c.realNix.floorSeconds } : null,
+    costPer1000BuildsUsd: cost,
+  };
 }
 
 async function main(): Promise<number> {
-  const wallStart = Date.now();
-  const workload = generateWorkload({ ...DEFAULT_WORKLOAD, derivations: config.derivations, layers: config.layers, seed: config.seed });
-  console.log(
-    `Nimbus benchmark: ${workload.derivations.length} derivations (${workload.edges} edges, ${config.layers} layers, ` +
-      `${workload.queues.length} queues: ${workload.queues.join(", ")}), ${AGENTS.length} agents, seed ${config.seed}`,
-  );
-  const batches = batchEvents("eval-j000000000000aaaaaaaa", workload.events).length;
-  console.log(`  evaluation: ${workload.events.length} events in ${batches} batches (≤ 1000 events, ≤ 32 KB each)`);
-
-  const logLines: Array<{ at: number; line: string }> = [];
-  // Left out: the JSON API (only the bench calls it) and requests made outside any handler.
-  const counter = new RequestCounter((source) => source.startsWith("api/") || source === OUTSIDE_HANDLERS, localTableName(""));
-  const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  process.once("SIGINT", onSigint);
-
-  const dataDir = await mkdtemp(join(os.tmpdir(), "nimbus-bench-"));
-  let stack: LocalStack | undefined;
-  let reads: StackReads | undefined;
-  const agents: BenchAgent[] = [];
-  const partial: Record<string, unknown> = { timestamp: new Date().toISOString(), completed: false };
+  let options: BenchOptions;
   try {
-    stack = await startLocalStack({
-      port: 0,
-      dataDir,
-      sweepIntervalMs: 0,
-      log: (line) => logLines.push({ at: Date.now(), line }),
-      resolveHandler: counter.wrapResolver(importHandlerFrom()),
-    });
-    reads = new StackReads(stack);
-
-    // Baseline first, on idle emulators, with clients of its own.
-    process.stdout.write(`  baseline: ${config.baselineRepetitions} repetitions each… `);
-    const baseline = await measureBaseline({ sqs: stack.sqsEndpoint, dynamodb: stack.dynamodbEndpoint }, config.baselineRepetitions);
-    console.log("done");
-    partial.baseline = baseline;
-
-    // Count on the handlers' clients (created here if no handler has run yet: the same config).
-    counter.attach("dynamodb", dynamo());
-    counter.attach("sqs", sqs());
-    counter.attach("gateway", gatewayManagement());
-    await selfCheck(counter);
-
-    const token = await reads.createToken("bench");
-    for (const shape of AGENTS) {
-      const agent = new BenchAgent(shape, workload.events);
-      agents.push(agent);
-      await agent.connect(stack.agentSocketUrl, token);
-    }
-    await sleep(500); // the hellos' follow-ups finish: they are not the job's work
-    counter.reset();
-    const logsBeforeJob = logLines.length;
-
-    const webhookAt = Date.now();
-    const push = await sendPush(stack.url, stack.secrets.GithubWebhookSecret, {
-      repository: "nimbus/bench",
-      commit: (config.seed.toString(16) + "b".repeat(40)).slice(0, 40),
-    });
-    if (push.status !== 201) throw new BenchError(`the push webhook was answered ${push.status}: ${JSON.stringify(push.body)}`);
-    const jobId = String(push.body.jobId);
-    console.log(`  job ${jobId} started by a signed push webhook`);
-
-    const job = await waitForJob(reads, jobId, webhookAt, agents, abort.signal);
-    const pollDoneAt = Date.now();
-    await sleep(1000); // the last handlers' follow-ups (freed slots asking for work) are the job's too
-    const requests = counter.report();
-
-    const result = analyse({
-      workload,
-      agents,
-      job,
-      jobId,
-      items: await reads.derivations(),
-      requests,
-      queueLabels: await reads.buildQueueLabels(),
-      baseline,
-      webhookAt,
-      pollDoneAt,
-      logLines: logLines.slice(logsBeforeJob),
-    });
-    const output = {
-      timestamp: new Date().toISOString(),
-      completed: true,
-      ...result,
-      wallSeconds: round((Date.now() - wallStart) / 1000),
-      machine: machineInfo(),
-      config: configInfo(workload),
-    };
-    printReport(output, requests);
-    await writeResults(output);
-    return 0; // a benchmark reports: anomalies are printed and written, not fatal
+    options = parseBenchOptions(process.argv.slice(2), process.env);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    console.error(`\nbenchmark failed: ${message}`);
-    if (reads) partial.diagnosis = await diagnoseStack(reads, workload, agents, console.error);
-    reportProblems(logLines, agents, console.error);
-    Object.assign(partial, {
-      error: message,
-      requests: counter.report(),
-      handlerLogLines: logLines.slice(0, 50).map((l) => l.line),
-      agentProblems: agents.flatMap((a) => a.problems).slice(0, 50),
-      machine: machineInfo(),
-      config: configInfo(workload),
-    });
-    await writeResults(partial).catch(() => {});
-    return 1;
+    if (error instanceof BenchOptionsError) {
+      console.error(error.message);
+      return 2;
+    }
+    throw error;
+  }
+  const started = Date.now();
+  console.log(`Nimbus benchmark: ${options.scenarios.join(", ")} (seed ${options.seed}; load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")})\n`);
+  const dir = await mkdtemp(join(os.tmpdir(), "nimbus-bench-results-"));
+  const collected: Collected = {};
+  const failures: Record<string, string> = {};
+  const seconds: Record<string, number> = {};
+  try {
+    for (const name of options.scenarios) {
+      const at = Date.now();
+      try {
+        if (name === "saturated") {
+          collected.saturated = await runChild<JobScenarioResult>(dir, name);
+          printReport({ ...collected.saturated.result, wallSeconds: round((Date.now() - at) / 1000) }, collected.saturated.requests);
+        } else if (name === "idle") {
+          collected.idle = await runChild<JobScenarioResult>(dir, name);
+          const r = collected.idle.result;
+          console.log(
+            `  idle: ${r.builds} builds; ready → dispatched p50 ${r.dispatchLatencyMs.p50} ms, p95 ${r.dispatchLatencyMs.p95} ms; ` +
+              `${r.requestsPerBuild.total} requests per build${r.checks.anomalies.length ? `; WARNING: ${r.checks.anomalies.join("; ")}` : ""}`,
+          );
+        } else if (name === "ingest") {
+          collected.ingest = await runChild<IngestResult>(dir, name);
+          const g = collected.ingest;
+          console.log(`  ingest: ${g.events} events in ${g.seconds} s → ${g.eventsPerSecond}/s; floor ${g.floorEventsPerSecond}/s; ${g.requestsPerEvent.total} requests per event`);
+        } else if (name === "agents1000") {
+          const bySize: AgentsAtSize[] = [];
+          for (const size of options.agents.sizes) {
+            const a = await runChild<AgentsAtSize>(dir, name, size);
+            bySize.push(a);
+            console.log(
+              `  ${size} agents: connected in ${a.connectSeconds} s; requests (DynamoDB read units): dispatch ${a.dispatchRequests} (${a.dispatchReadUnits}), ` +
+                `wake ${a.wakeRequests} (${a.wakeReadUnits}), ready → dispatched ${a.readyToDispatchedRequests} (${a.readyToDispatchedReadUnits})`,
+            );
+          }
+          collected.agents = bySize;
+        } else if (name === "realnix") {
+          collected.realNix = await runChild<RealNixResult>(dir, name);
+        }
+      } catch (error) {
+        failures[name] = error instanceof Error ? error.message : String(error);
+        console.error(`  ${name} failed: ${failures[name]}`);
+      }
+      seconds[name] = round((Date.now() - at) / 1000, 1);
+      console.log("");
+    }
   } finally {
-    process.removeListener("SIGINT", onSigint);
-    for (const agent of agents) agent.close();
-    reads?.close();
-    if (stack) {
-      const stopped = await Promise.race([stack.stop().then(() => true), sleep(30_000).then(() => false)]).catch((error: unknown) => {
-        console.error(`stopping the stack failed: ${String(error)}`);
-        return true;
-      });
-      if (!stopped) console.error("the stack did not stop within 30 s");
-    }
-    await rm(dataDir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
   }
-}
 
-/** One request through each counted client, outside handlers, must count exactly once. */
-async function selfCheck(counter: RequestCounter): Promise<void> {
-  await dynamo().send(new GetCommand({ TableName: localTableName("Jobs"), Key: { jobId: "bench-self-check" } }));
-  await sqs().send(new ListQueuesCommand({ MaxResults: 1 }));
-  const seen = counter.countsOf(OUTSIDE_HANDLERS);
-  if (seen.dynamodb !== 1 || seen.sqs !== 1) {
-    throw new BenchError(`the request counter is miscounting: one request each gave ${JSON.stringify(seen)}`);
-  }
-}
-
-/** Polls `GET /api/jobs/{id}` until the job ends; a clear error after the timeout or on Ctrl-C. */
-async function waitForJob(reads: StackReads, jobId: string, since: number, agents: BenchAgent[], signal: AbortSignal): Promise<JobSnapshot> {
-  const deadline = since + config.timeoutMs;
-  let lastProgress = Date.now();
-  for (;;) {
-    const job = await reads.job(jobId);
-    if (FINISHED.includes(job.status)) return job;
-    if (signal.aborted) throw new BenchError("interrupted (SIGINT)");
-    if (Date.now() > deadline) {
-      throw new BenchError(
-        `job ${jobId} did not finish within ${config.timeoutMs / 1000} s (NIMBUS_BENCH_TIMEOUT_S): status ${job.status}, ` +
-          `evaluation ${job.evaluation?.status}, counts ${JSON.stringify(job.counts ?? {})}`,
-      );
-    }
-    if (Date.now() - lastProgress >= config.progressIntervalMs) {
-      lastProgress = Date.now();
-      const built = agents.reduce((n, a) => n + a.builds.length, 0);
-      console.log(
-        `  … ${((Date.now() - since) / 1000).toFixed(0)} s: job ${job.status}, evaluation ${job.evaluation?.status}, ` +
-          `${built} builds answered, counts ${JSON.stringify(job.counts ?? {})}`,
-      );
-    }
-    await sleep(config.pollIntervalMs);
-  }
-}
-
-function configInfo(workload: Workload) {
-  return {
-    seed: config.seed,
-    layers: config.layers,
-    systems: SYSTEMS,
-    featureSets: FEATURE_SETS,
-    queues: workload.queues,
-    edges: workload.edges,
-    events: workload.events.length,
-    agents: AGENTS,
-    timeoutSeconds: config.timeoutMs / 1000,
-    baselineRepetitions: config.baselineRepetitions,
+  const headline = headlineOf(collected, options.agents.sizes);
+  console.log(summaryTable(headline));
+  const output = {
+    timestamp: new Date().toISOString(),
+    completed: Object.keys(failures).length === 0,
+    scenarios: options.scenarios,
+    failures,
+    ...headline,
+    ingest: collected.ingest ? { ...headline.ingest, ...collected.ingest, requests: undefined } : null,
+    agents1000: collected.agents ? { ...headline.agents1000, bySize: collected.agents } : null,
+    realNix: collected.realNix ? { ...collected.realNix, requests: undefined, costPer1000BuildsUsd: costFrom(realNixRun(collected.realNix), "realnix") } : null,
+    targets: summaryRows(headline),
+    saturated: collected.saturated?.result ?? null,
+    idle: collected.idle?.result ?? null,
+    ingestRequests: collected.ingest?.requests ?? null,
+    realNixRequests: collected.realNix?.requests ?? null,
+    scenarioSeconds: seconds,
+    wallSeconds: round((Date.now() - started) / 1000),
+    machine: { ...machineInfo(), loadAverage: os.loadavg().map((l) => round(l, 2)) },
+    options,
   };
+  await writeResults(output);
+  return 0; // a benchmark reports: failures are printed and written, not fatal
 }
 
 main().then(

@@ -53,6 +53,9 @@ export function prng(seed: number): () => number {
 /** Nix's store-path alphabet (base32 without e, o, u, t). */
 const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
 
+/** A store-path hash (32 characters of Nix's base32) for a name, so generated paths look like Nix's. */
+export const storeHashOf = (text: string) => storeHash(text);
+
 function storeHash(text: string): string {
   const bytes = createHash("sha256").update(text).digest();
   let out = "";
@@ -141,4 +144,47 @@ export function batchEvents(
   }
   if (current.length > 0) batches.push(current);
   return batches;
+}
+
+/**
+ * Independent chains, each of one (system, features) queue: at most `chainsPerQueue`
+ * derivations of a queue are ready at once, so agents with more free slots than that per
+ * queue always have spare capacity — the "idle" dispatch scenario (a trickle of ready work).
+ */
+export function generateChains(options: { chainsPerQueue: number; length: number; seed: number }): Workload {
+  const derivations: DerivationEvent[] = [];
+  const attributes: EvaluationEvent[] = [];
+  const queues = new Set<string>();
+  let edges = 0;
+  let chain = 0;
+  for (const system of SYSTEMS) {
+    for (const features of FEATURE_SETS) {
+      queues.add(queueLabel(system, features));
+      for (let c = 0; c < options.chainsPerQueue; c++, chain++) {
+        let previous: string | undefined;
+        for (let link = 0; link < options.length; link++) {
+          const name = `chain-${String(chain).padStart(3, "0")}-${String(link).padStart(4, "0")}`;
+          const drvPath = `/nix/store/${storeHash(`${options.seed}/${name}`)}-${name}.drv`;
+          derivations.push({
+            kind: "derivation",
+            drvPath,
+            system,
+            requiredFeatures: [...features],
+            inputDrvs: previous ? [previous] : [],
+            outputs: { out: `/nix/store/${storeHash(`${options.seed}/${name}/out`)}-${name}` },
+          });
+          if (previous) edges++;
+          previous = drvPath;
+        }
+        attributes.push({ kind: "attribute", path: ["chains", `chain-${chain}`], drvPath: previous!, attributeType: "regular", needsBuild: true });
+      }
+    }
+  }
+  return {
+    options: { derivations: derivations.length, layers: options.length, maxInputs: 1, bigParallelShare: 0.5, seed: options.seed },
+    derivations,
+    events: [...derivations, ...attributes],
+    queues: [...queues].sort(),
+    edges,
+  };
 }

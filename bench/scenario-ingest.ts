@@ -1,0 +1,120 @@
+/**
+ * The `ingest` scenario: a nixpkgs-like evaluation (bench/nixpkgs-graph.ts) sent by one
+ * protocol-level agent through the real evaluation-event path (`evaluation-events` frames, at
+ * most 4 unacknowledged), timed from the `evaluate` task to the last batch's ack; then the
+ * floor, a bare BatchWriteItem loop writing as many items to the same emulator in the same run.
+ * The evaluating agent builds nothing (its system is no derivation's), so ingest is measured
+ * alone: derivations that become ready are queued and wait.
+ */
+import { sendSignedPush as sendPush } from "@nimbus/cli";
+import { measureBatchWriteFloor } from "./baseline.ts";
+import { BenchAgent } from "./bench-agent.ts";
+import { BenchError, openBenchStack, sleep } from "./bench-stack.ts";
+import { reportProblems } from "./diagnosis.ts";
+import { DEFAULT_NIXPKGS_SHAPE, generateNixpkgsGraph, longestChain } from "./nixpkgs-graph.ts";
+import type { CounterReport } from "./request-counter.ts";
+import { round } from "./stats.ts";
+import { batchEvents } from "./workload.ts";
+
+export interface IngestResult {
+  derivations: number;
+  events: number;
+  batches: number;
+  seconds: number;
+  eventsPerSecond: number;
+  floorEventsPerSecond: number;
+  floorSeconds: number;
+  /** eventsPerSecond / floorEventsPerSecond (#11 asks for at least 0.5). */
+  ofFloor: number;
+  shape: { depth: number; edges: number; largestHubDependents: number[]; systems: Record<string, number>; features: Record<string, number> };
+  requestsPerEvent: { dynamodb: number; sqs: number; gateway: number; total: number };
+  requests: CounterReport;
+  problems: string[];
+}
+
+export async function runIngestScenario(options: { derivations: number; seed: number; timeoutMs: number }): Promise<IngestResult> {
+  const graph = generateNixpkgsGraph({ ...DEFAULT_NIXPKGS_SHAPE, derivations: options.derivations, seed: options.seed });
+  const systems: Record<string, number> = {};
+  const features: Record<string, number> = {};
+  for (const d of graph.derivations) {
+    systems[d.system] = (systems[d.system] ?? 0) + 1;
+    const key = d.requiredFeatures.join("+") || "(none)";
+    features[key] = (features[key] ?? 0) + 1;
+  }
+  const shape = {
+    depth: longestChain(graph.derivations),
+    edges: graph.edges,
+    largestHubDependents: [...graph.hubDependents.values()].sort((a, b) => b - a).slice(0, 5),
+    systems,
+    features,
+  };
+  const batches = batchEvents("eval-j000000000000aaaaaaaa", graph.events).length;
+  console.log(
+    `ingest: a nixpkgs-like evaluation of ${graph.derivations.length} derivations and ${graph.events.length - graph.derivations.length} attributes ` +
+      `(${graph.edges} edges, ${shape.depth} deep, largest hubs ${shape.largestHubDependents.join(", ")} dependents) in ${batches} batches`,
+  );
+
+  const bench = await openBenchStack();
+  const agent = new BenchAgent({ name: "evaluator", systems: ["bench-evaluates-only"], systemFeatures: [], concurrentTasks: 1 }, graph.events);
+  try {
+    const { stack, counter, logLines } = bench;
+    await agent.connect(stack.agentSocketUrl, bench.token);
+    await sleep(500);
+    counter.reset();
+    const logsBefore = logLines.length;
+    const push = await sendPush(stack.url, stack.secrets.GithubWebhookSecret, {
+      repository: "nimbus/bench-ingest",
+      commit: (options.seed.toString(16) + "c".repeat(40)).slice(0, 40),
+    });
+    if (push.status !== 201) throw new BenchError(`the push webhook was answered ${push.status}: ${JSON.stringify(push.body)}`);
+    const started = Date.now();
+    let lastProgress = started;
+    for (;;) {
+      const timing = agent.evaluations[0];
+      if (timing?.doneAt !== undefined) break;
+      if (Date.now() - started > options.timeoutMs) {
+        throw new BenchError(`ingest did not finish within ${options.timeoutMs / 1000} s (NIMBUS_BENCH_TIMEOUT_S): ${timing?.acked ?? 0} of ${batches} batches acknowledged`);
+      }
+      if (Date.now() - lastProgress >= 5000) {
+        lastProgress = Date.now();
+        console.log(`  … ${((Date.now() - started) / 1000).toFixed(0)} s: ${timing?.acked ?? 0} of ${batches} batches acknowledged`);
+      }
+      await sleep(100);
+    }
+    const timing = agent.evaluations[0]!;
+    const seconds = (timing.lastAckAt! - timing.receivedAt) / 1000;
+    await sleep(1000); // evaluation-done and its follow-ups
+    const requests = counter.report();
+    process.stdout.write(`  ingested in ${round(seconds)} s; floor (bare BatchWriteItem loop, ${graph.events.length} items)… `);
+    const floor = await measureBatchWriteFloor(
+      stack.dynamodbEndpoint,
+      graph.events.map((event, i) => ({ key: `${i}-${"drvPath" in event ? event.drvPath : event.kind}`, body: JSON.stringify(event) })),
+    );
+    console.log(`${round(floor.seconds)} s`);
+    const eventsPerSecond = graph.events.length / seconds;
+    const perEvent = (n: number) => round(n / graph.events.length, 2);
+    reportProblems(logLines.slice(logsBefore), [agent], console.error);
+    return {
+      derivations: graph.derivations.length,
+      events: graph.events.length,
+      batches,
+      seconds: round(seconds),
+      eventsPerSecond: round(eventsPerSecond, 1),
+      floorEventsPerSecond: round(floor.itemsPerSecond, 1),
+      floorSeconds: round(floor.seconds),
+      ofFloor: round(eventsPerSecond / floor.itemsPerSecond, 3),
+      shape,
+      requestsPerEvent: {
+        dynamodb: perEvent(requests.counted.dynamodb),
+        sqs: perEvent(requests.counted.sqs),
+        gateway: perEvent(requests.counted.gateway),
+        total: perEvent(requests.counted.total),
+      },
+      requests,
+      problems: [...logLines.slice(logsBefore).map((l) => l.line), ...agent.problems.map((p) => p.what)].slice(0, 20),
+    };
+  } finally {
+    agent.close();
+    await bench.close();
+  }
+}
