@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { DerivationPage, JobView } from "@nimbus/protocol";
+import { DerivationPage } from "@nimbus/protocol";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import { jobFinished, triggerJob } from "./support/jobs.ts";
 
 // Real Nix end to end: a repository made here, triggered by the signed webhook, evaluated and
 // built by three `nimbus agent` processes whose features differ.
@@ -56,20 +57,8 @@ describe("end to end with real Nix", () => {
     await stack.cleanup();
   });
 
-  const trigger = async (path: string) => {
-    const result = await runCli(["trigger", path], env());
-    assert.equal(result.code, 0, result.stderr);
-    return result.stdout.trim();
-  };
-  const finished = (jobId: string) =>
-    eventually(
-      async () => {
-        const job = JobView.parse((await stack.api("GET", `/api/jobs/${jobId}`)).body);
-        return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : undefined;
-      },
-      `job ${jobId} to finish (agents said: ${agents.map((a) => a.output().slice(-2000)).join("\n---\n")})`,
-      120_000,
-    );
+  const trigger = (path: string) => triggerJob(env(), path);
+  const finished = (jobId: string) => jobFinished(stack, jobId, () => agents.map((a) => a.output().slice(-2000)).join("\n---\n"));
   const derivations = async (jobId: string) =>
     DerivationPage.parse((await stack.api("GET", `/api/jobs/${jobId}/derivations?limit=200`)).body).derivations;
   const nameOf = (drvPath: string) => drvPath.replace(/^.*?-(\w+)-[0-9a-f]{12}\.drv$/, "$1");

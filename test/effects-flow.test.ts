@@ -5,11 +5,11 @@ import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { JobView } from "@nimbus/protocol";
 import { tables, type TableName } from "@nimbus/service/resource-specs";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import { jobFinished, triggerJob } from "./support/jobs.ts";
 
 // Effects through the local stack with real Nix and a real sandbox (docs/effects.md): run after
 // the builds, with exactly the secrets whose condition holds, writing outside only where an
@@ -94,20 +94,8 @@ describe("effects through the local stack", () => {
     if (target) await rm(target, { recursive: true, force: true });
   });
 
-  const trigger = async (...args: string[]) => {
-    const result = await runCli(["trigger", repo.path, ...args], env());
-    assert.equal(result.code, 0, result.stderr);
-    return result.stdout.trim();
-  };
-  const finished = (jobId: string) =>
-    eventually(
-      async () => {
-        const job = JobView.parse((await stack.api("GET", `/api/jobs/${jobId}`)).body);
-        return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : undefined;
-      },
-      `job ${jobId} to finish (agent said: ${agent.output().slice(-3000)})`,
-      120_000,
-    );
+  const trigger = (...args: string[]) => triggerJob(env(), repo.path, ...args);
+  const finished = (jobId: string) => jobFinished(stack, jobId, () => agent.output().slice(-3000));
 
   it("runs the effect after the builds on the default branch, with its secret, writing only through its mount", async () => {
     const job = await finished(await trigger("--ref", "main"));

@@ -13,11 +13,11 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sessionCacheKeyFromSecret } from "@nimbus/cache";
-import { JobView } from "@nimbus/protocol";
 import { tables, type TableName } from "@nimbus/service/resource-specs";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import { jobFinished, triggerJob } from "./support/jobs.ts";
 
 const nonce = randomBytes(6).toString("hex");
 const RESTRICTED = /forbidden in restricted mode/;
@@ -51,20 +51,8 @@ describe("a repository's code cannot reach the agent's secrets (real stack, real
     await stack?.cleanup();
   });
 
-  const trigger = async (path: string) => {
-    const result = await runCli(["trigger", path], env());
-    assert.equal(result.code, 0, result.stderr);
-    return result.stdout.trim();
-  };
-  const finished = (jobId: string) =>
-    eventually(
-      async () => {
-        const job = JobView.parse((await stack.api("GET", `/api/jobs/${jobId}`)).body);
-        return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : undefined;
-      },
-      `job ${jobId} to finish (the agent said: ${agent.output().slice(-3000)})`,
-      120_000,
-    );
+  const trigger = (path: string) => triggerJob(env(), path);
+  const finished = (jobId: string) => jobFinished(stack, jobId, () => agent.output().slice(-3000));
 
   it("gives each read an evaluation error naming the restriction, and a builder cannot read them", async () => {
     const tokenFile = join(agent.dir, "token.key");

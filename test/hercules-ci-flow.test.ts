@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { JobView } from "@nimbus/protocol";
+import type { JobView } from "@nimbus/protocol";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import { jobFinished, triggerJob } from "./support/jobs.ts";
 
 // herculesCI through the local stack with real Nix (docs/effects.md): one job per onPush handler,
 // each reported on its own, and the verdict under Hercules' attribute types.
@@ -44,22 +45,8 @@ describe("herculesCI jobs through the local stack", () => {
     await stack?.cleanup();
   });
 
-  const trigger = async (path: string) => {
-    const result = await runCli(["trigger", path], env());
-    assert.equal(result.code, 0, result.stderr);
-    return result.stdout.trim();
-  };
-  const finished = (jobId: string) =>
-    eventually(
-      async () => {
-        const { status, body } = await stack.api("GET", `/api/jobs/${jobId}`);
-        if (status !== 200) return undefined;
-        const job = JobView.parse(body);
-        return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : undefined;
-      },
-      `job ${jobId} to finish (agent said: ${agent.output().slice(-3000)})`,
-      120_000,
-    );
+  const trigger = (path: string) => triggerJob(env(), path);
+  const finished = (jobId: string) => jobFinished(stack, jobId, () => agent.output().slice(-3000));
   const byPath = (job: JobView) => Object.fromEntries(job.attributes.map((a) => [a.path.join("."), a]));
 
   it("makes one job per onPush handler and judges each attribute by its type", async () => {

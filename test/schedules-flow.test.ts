@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { JobView, ScheduleList } from "@nimbus/protocol";
+import { ScheduleList } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import { jobFinished, triggerJob } from "./support/jobs.ts";
 
 // onSchedule through the local stack (docs/effects.md, "Schedules"): the default branch's
 // evaluation makes the schedule; the sweeper, on an injected clock, starts its job once.
@@ -38,22 +39,8 @@ describe("schedules through the local stack", () => {
     await stack?.cleanup();
   });
 
-  const trigger = async (...args: string[]) => {
-    const result = await runCli(["trigger", repo.path, ...args], env());
-    assert.equal(result.code, 0, result.stderr);
-    return result.stdout.trim();
-  };
-  const finished = (jobId: string) =>
-    eventually(
-      async () => {
-        const { status, body } = await stack.api("GET", `/api/jobs/${jobId}`);
-        if (status !== 200) return undefined;
-        const job = JobView.parse(body);
-        return ["succeeded", "failed", "cancelled"].includes(job.status) ? job : undefined;
-      },
-      `job ${jobId} to finish (agent said: ${agent.output().slice(-2000)})`,
-      120_000,
-    );
+  const trigger = (...args: string[]) => triggerJob(env(), repo.path, ...args);
+  const finished = (jobId: string) => jobFinished(stack, jobId, () => agent.output().slice(-2000));
   const schedules = async () => ScheduleList.parse((await stack.api("GET", "/api/schedules")).body).schedules;
 
   it("makes the schedule from the default branch's push, with its next run in the API and the CLI", async () => {

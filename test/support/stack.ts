@@ -93,8 +93,11 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   };
 }
 
-/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
+/**
+ * Polls until `check` returns a value other than undefined, or fails after `timeoutMs`; `what`
+ * may be a function, read only when it fails (say, what an agent printed by then).
+ */
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string | (() => string), timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -106,5 +109,5 @@ export async function eventually<T>(check: () => Promise<T | undefined>, what: s
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+  throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}${last ? `: ${String(last)}` : ""}`);
 }
