@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Context } from "aws-lambda";
+import type { FaultInjector } from "./faults.ts";
 
 // Handlers are plain async functions of (event, context), exactly as Lambda calls them.
 export type LambdaHandler = (event: any, context: Context) => unknown;
@@ -86,7 +87,11 @@ export class HandlerInvoker {
   private readonly resolved = new Map<string, Promise<LambdaHandler>>();
   private readonly inFlight = new Set<Promise<unknown>>();
 
-  constructor(private readonly resolve: HandlerResolver) {}
+  /** `faults`: a chaos run's fault injector, which may end an invocation early (packages/local/src/faults.ts). */
+  constructor(
+    private readonly resolve: HandlerResolver,
+    private readonly faults?: FaultInjector,
+  ) {}
 
   /**
    * Resolves every spec now, as Lambda's cold start would, so that no handler is first loaded
@@ -134,7 +139,9 @@ export class HandlerInvoker {
   }
 
   private async run(spec: string, event: unknown): Promise<unknown> {
-    return (await this.resolveOnce(spec))(event, lambdaContext(spec, randomUUID()));
+    const handler = await this.resolveOnce(spec);
+    const call = async () => handler(event, lambdaContext(spec, randomUUID()));
+    return this.faults ? this.faults.run(spec, call) : call();
   }
 }
 

@@ -14,6 +14,7 @@ import {
   type SecretName,
 } from "@nimbus/service/resource-specs";
 import { ensureTables, startDynamo, type DynamoServer } from "./dynamodb.ts";
+import { FaultInjector, type FaultCounts, type FaultPlan } from "./faults.ts";
 import { applyEnvironment, localEnvironment, localTableName } from "./environment.ts";
 import { HandlerInvoker, importHandlerFrom, type HandlerResolver } from "./handlers.ts";
 import { HttpRouter } from "./http-events.ts";
@@ -48,6 +49,11 @@ export interface LocalStackOptions {
   environment?: Record<string, string>;
   /** One line per event worth telling; default stderr. */
   log?: (line: string) => void;
+  /**
+   * Faults to inject, for chaos runs only (packages/local/src/faults.ts): handler invocations
+   * that die at an AWS request, frames and queue messages delivered twice. Default: none.
+   */
+  faults?: FaultPlan;
 }
 
 export interface LocalGatewayControl {
@@ -75,6 +81,8 @@ export interface LocalStack {
   dynamodbEndpoint: string;
   sqsEndpoint: string;
   gateway: LocalGatewayControl;
+  /** How many faults of each kind were injected so far (all 0 without a fault plan). */
+  faultCounts(): FaultCounts;
   stop(): Promise<void>;
 }
 
@@ -144,12 +152,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     remembered.dynamodbPort = dynamo.port;
     await ensureTables(dynamo.endpoint, tables, localTableName);
 
-    const sqs: SqsServer = await startSqs({ host: BACKEND_HOST, port: remembered.sqsPort ?? 0 });
+    const faults = options.faults ? new FaultInjector(options.faults) : undefined;
+    if (faults) started.push(async () => faults.close());
+    const sqs: SqsServer = await startSqs({ host: BACKEND_HOST, port: remembered.sqsPort ?? 0, faults });
     started.push(() => sqs.stop());
     remembered.sqsPort = sqs.port;
     const queueUrls = await ensureQueues(sqs.endpoint, queues, localTableName);
 
-    const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom());
+    const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom(), faults);
     const sweepIntervalMs = options.sweepIntervalMs ?? schedules.Sweeper.intervalMs;
     const invoke = (spec: string, event: unknown) => invoker.invoke(spec, event);
     const gateway = new SocketGateway({
@@ -158,6 +168,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       log,
       connectionLifetimeMs: options.connectionLifetimeMs,
       idleTimeoutMs: options.idleTimeoutMs,
+      faults,
     });
     const http: HttpServer = await startHttpServer({
       host,
@@ -218,6 +229,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         dropConnection: (id) => gateway.drop(id),
         closeConnection: (id, code) => gateway.close(id, code),
       },
+      faultCounts: () => ({ ...(faults?.counts ?? { handlerDeaths: 0, requestsRefused: 0, duplicateFrames: 0, duplicateMessages: 0 }) }),
       stop: () => (stopping ??= stopAll(started, log)),
     };
     state = "running";
