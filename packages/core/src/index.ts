@@ -35,7 +35,16 @@ export {
   type RegistrationStep,
 } from "./settle.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
-export { reconcileSession, NO_LONGER_HELD, type Reconciliation } from "./session-reconcile.ts";
+export {
+  reconcileSession,
+  reconcileHeartbeat,
+  unlistedTaskAction,
+  NO_LONGER_HELD,
+  RESERVATION_TIMEOUT_MS,
+  type Reconciliation,
+  type HeldTask,
+  type TaskStanding,
+} from "./session-reconcile.ts";
 export {
   MAX_RECEIVE,
   MAX_WOKEN,

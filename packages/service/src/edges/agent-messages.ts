@@ -12,6 +12,7 @@ import { setDraining, touchSession } from "../storage/sessions.ts";
 import { dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 import { endSession } from "../flow/session-end.ts";
+import { reconcileListedTasks } from "../flow/session-heartbeat.ts";
 import { resumeTasks } from "../flow/session-resume.ts";
 import { attachSession, getSession, type SessionItem } from "../flow/sessions.ts";
 import { reportHandler } from "../flow/tasks/registry.ts";
@@ -57,7 +58,10 @@ async function handle(connectionId: string, message: AgentMessage, now: Date, wo
     const touched = await touchConnection(connectionId, now);
     if (!touched.ok) return reply(touched.reason === "hello-required" ? HELLO_REQUIRED : UNKNOWN_CONNECTION);
     await touchSession(touched.sessionId, now);
-    return reply({ type: "heartbeat-ack", sentAt: now.toISOString() });
+    const ack: ServiceMessage = { type: "heartbeat-ack", sentAt: now.toISOString() };
+    if (!message.tasksInProgress) return reply(ack);
+    const { messages, freed } = await reconcileListedTasks(touched.sessionId, message.tasksInProgress, now);
+    return { replies: [ack, ...messages], ...(freed ? { followUp: () => dispatchToSession(touched.sessionId) } : {}) };
   }
   // Everything else speaks for the agent's session.
   const connection = await getConnection(connectionId);

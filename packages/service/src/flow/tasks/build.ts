@@ -4,6 +4,7 @@
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
 import { createHash } from "node:crypto";
+import type { TaskStanding } from "@nimbus/core";
 import { BuildTask, type BuildLog, type BuildResult } from "@nimbus/protocol";
 import { z } from "zod";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
@@ -16,7 +17,7 @@ import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts"
 import { releaseTask } from "../../storage/sessions.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
-import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskKind } from "./task-kind.ts";
+import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** What a session records of a build it holds. */
 export const BuildRecord = z.strictObject({ kind: z.literal("build"), drvPath: z.string(), attempt: z.number(), startedAt: z.string() });
@@ -69,6 +70,16 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   return answer(true, { type: "result-ack", taskId: message.taskId });
 }
 
+/** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
+async function standing(taskId: string, record: BuildRecord, holder: TaskHolder): Promise<{ standing: TaskStanding; message?: BuildTask }> {
+  const drv = await getDerivation(record.drvPath);
+  if (drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId) {
+    return { standing: "leased", message: buildTaskMessage(taskId, drv) };
+  }
+  if (drv?.status === "queued" && buildTaskId(drv.drvPath, drv.attempt) === taskId) return { standing: "pending" };
+  return { standing: "gone" };
+}
+
 export const buildKind = {
   kind: "build",
   message: BuildTask,
@@ -98,10 +109,10 @@ export const buildKind = {
       },
     };
   },
-  async resume(taskId, record) {
-    const drv = await getDerivation(record.drvPath);
-    return drv?.status === "building" && drv.lease?.taskId === taskId ? buildTaskMessage(taskId, drv) : undefined;
+  async resume(taskId, record, holder) {
+    return (await standing(taskId, record, holder)).message;
   },
+  standing,
   // The agent, not the build, failed: a retry.
   handBack: (taskId, record, _holder, reason, work) => retryBuild(record.drvPath, taskId, record.attempt, reason, work),
   reports: { "build-log": buildLog, "build-result": buildResult },

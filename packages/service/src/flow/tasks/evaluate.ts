@@ -3,6 +3,7 @@
  * it found (docs/protocol.md, `evaluate`). Its work waits in the Evaluations queue; its lease
  * is the job's `evaluation.sessionId`.
  */
+import type { TaskStanding } from "@nimbus/core";
 import { EvaluateTask, type EvaluationDone, type EvaluationEvents } from "@nimbus/protocol";
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
@@ -12,7 +13,7 @@ import { EvaluationMessage, parseMessageBody } from "../../storage/queue-message
 import { releaseTask } from "../../storage/sessions.ts";
 import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
 import { finishJobIfDone } from "../job-finish.ts";
-import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskKind } from "./task-kind.ts";
+import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** What a session records of an evaluation it holds. */
 export const EvaluateRecord = z.strictObject({ kind: z.literal("evaluate"), jobId: z.string(), startedAt: z.string() });
@@ -75,6 +76,15 @@ async function evaluationDone({ session, message, now }: ReportInput<EvaluationD
   return answer(true, ack);
 }
 
+/** Running for the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
+async function standing(taskId: string, record: EvaluateRecord, holder: TaskHolder): Promise<{ standing: TaskStanding; message?: EvaluateTask }> {
+  const job = await getJob(record.jobId);
+  const evaluation = job?.evaluation;
+  if (!job || job.status !== "evaluating" || evaluation?.taskId !== taskId) return { standing: "gone" };
+  if (evaluation.status === "running" && evaluation.sessionId === holder.sessionId) return { standing: "leased", message: evaluateTaskMessage(job) };
+  return { standing: evaluation.status === "queued" ? "pending" : "gone" };
+}
+
 export const evaluateKind = {
   kind: "evaluate",
   message: EvaluateTask,
@@ -98,9 +108,9 @@ export const evaluateKind = {
     };
   },
   async resume(taskId, record, holder) {
-    const job = await getJob(record.jobId);
-    return job?.evaluation.taskId === taskId && job.evaluation.sessionId === holder.sessionId ? evaluateTaskMessage(job) : undefined;
+    return (await standing(taskId, record, holder)).message;
   },
+  standing,
   async handBack(_taskId, record, holder, _reason, work) {
     const retry = await returnEvaluation(record.jobId, holder.sessionId);
     if (retry === undefined) return;

@@ -5,7 +5,7 @@
  * these declarations, so a new kind is one new file and a line in the registry.
  */
 import type { Message } from "@aws-sdk/client-sqs";
-import type { QueueSource } from "@nimbus/core";
+import type { QueueSource, TaskStanding } from "@nimbus/core";
 import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
 import type { z } from "zod";
 import type { SessionFields } from "../../storage/items.ts";
@@ -57,6 +57,11 @@ export interface TaskKind<K extends string, R extends { kind: K; startedAt: stri
   claim(message: Message, now: Date): Promise<Claim<R, M> | undefined>;
   /** After a reconnect: the task message again, if the holder still holds the task's lease. */
   resume(taskId: string, record: R, holder: TaskHolder): Promise<M | undefined>;
+  /**
+   * Where a held task stands (core `TaskStanding`), read from its target: with the task
+   * message when its lease is the holder's.
+   */
+  standing(taskId: string, record: R, holder: TaskHolder): Promise<{ standing: TaskStanding; message?: M }>;
   /** The holder's session ends (goodbye, or its agent was lost): the task goes back for another agent. */
   handBack(taskId: string, record: R, holder: TaskHolder, reason: string, work: WorkNotes): Promise<void>;
   /** How each report about a task of this kind is handled. */

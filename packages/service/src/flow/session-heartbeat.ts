@@ -1,0 +1,37 @@
+import { NO_LONGER_HELD, reconcileHeartbeat, unlistedTaskAction } from "@nimbus/core";
+import type { ServiceMessage } from "@nimbus/protocol";
+import { timing } from "../platform/timing.ts";
+import { releaseTask } from "../storage/sessions.ts";
+import { getSession, heldTasks } from "./sessions.ts";
+import { taskKind } from "./tasks/registry.ts";
+
+/**
+ * A heartbeat that lists the agent's tasks (docs/reliability.md, "A task message lost on the
+ * way"): a task its session has held for a heartbeat interval that the agent does not list is
+ * sent again while the session holds its lease, and its slot freed once it can no longer be
+ * the session's (core `unlistedTaskAction`); a listed task the session does not hold is
+ * cancelled. Returns the messages for the agent, and whether a slot was freed.
+ */
+export async function reconcileListedTasks(sessionId: string, listed: readonly string[], now: Date): Promise<{ messages: ServiceMessage[]; freed: boolean }> {
+  const session = await getSession(sessionId);
+  if (!session) return { messages: [], freed: false };
+  const held = heldTasks(session);
+  const plan = reconcileHeartbeat(
+    held.map(([taskId, record]) => ({ taskId, startedAt: record.startedAt })),
+    listed,
+    now,
+    timing().heartbeatIntervalMs,
+  );
+  const messages: ServiceMessage[] = [];
+  let freed = false;
+  for (const taskId of plan.check) {
+    const record = session.tasks[taskId]!;
+    const { standing, message } = await taskKind(record.kind).standing(taskId, record, session);
+    const action = unlistedTaskAction(standing, now.getTime() - Date.parse(record.startedAt));
+    if (action === "resend" && message) messages.push(message);
+    // Only this reservation: a later one of the same task is another dispatch's.
+    else if (action === "release" && (await releaseTask(sessionId, taskId, record.startedAt))) freed = true;
+  }
+  for (const taskId of plan.cancel) messages.push({ type: "cancel", taskId, reason: NO_LONGER_HELD });
+  return { messages, freed };
+}
