@@ -2,6 +2,14 @@ import WebSocket from "ws";
 import { ServiceMessage, type AgentInfo, type BuildTask, type EvaluateTask, type EvaluationEvent } from "@nimbus/protocol";
 import { agentInfo, hello, newSession } from "./raw-agent.ts";
 
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+
 export interface BuildOutcome {
   status: "succeeded" | "failed" | "exceptional";
   exitCode?: number;
@@ -17,10 +25,12 @@ export class ScriptedAgent {
   readonly builds: BuildTask[] = [];
   readonly evaluations: EvaluateTask[] = [];
   readonly cancelled: string[] = [];
-  /** Derivations whose build result the service acknowledged (settled by this agent). */
+  /** Derivations whose (succeeded or failed) build result the service acknowledged: settled by this agent. */
   readonly settled: string[] = [];
   /** Messages the service refused as not this agent's (duplicates absorbed). */
   refused = 0;
+  /** Frames that were not protocol messages: the gateway's answer when a handler failed. */
+  gatewayErrors = 0;
   running = 0;
   maxRunning = 0;
   connectionId?: string;
@@ -29,12 +39,14 @@ export class ScriptedAgent {
   private readonly active = new Set<string>();
   /** Final messages not yet acknowledged, by task id. */
   private readonly unacked = new Map<string, unknown>();
-  private readonly drvOfTask = new Map<string, string>();
+  /** The derivation a build task's result settles (none for an exceptional result: it is retried). */
+  private readonly settles = new Map<string, string>();
   /** Evaluation batches acknowledged, by task: the agent keeps at most 4 unacknowledged, like the real one. */
   private readonly acked = new Map<string, Set<number>>();
   /** Evaluation batches sent and not yet acknowledged, re-sent after every welcome. */
   private readonly pendingBatches = new Map<string, unknown>();
   private heartbeat?: NodeJS.Timeout;
+  private resender?: NodeJS.Timeout;
   /** Bumped by kill(): work started before it never reports. */
   private generation = 0;
 
@@ -52,6 +64,8 @@ export class ScriptedAgent {
       batchSize?: number;
       /** Heartbeat period while connected (none by default). */
       heartbeatMs?: number;
+      /** Sends unacknowledged batches and results again this often while connected (never by default). */
+      resendMs?: number;
     },
   ) {}
 
@@ -59,41 +73,72 @@ export class ScriptedAgent {
     return new ScriptedAgent(name, agentInfo({ hostname: name, labels: { name }, ...overrides }), script);
   }
 
-  /** Opens a connection (again) for the same session; resolves on welcome. */
-  connect(url: string, token: string): Promise<void> {
+  /**
+   * Opens a connection (again) for the same session; resolves on welcome. Rejects, saying
+   * why, when the upgrade fails, the connection closes or the service refuses before the
+   * welcome, or no welcome comes within `timeoutMs` (a `hello` whose handler died is never
+   * answered: the real agent's welcome timeout).
+   */
+  connect(url: string, token: string, timeoutMs = 10_000): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
       this.socket = socket;
-      socket.once("error", reject);
+      let settled = false;
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.terminate();
+        reject(new Error(`${this.name}: no welcome: ${why}`));
+      };
+      const timer = setTimeout(() => fail(`none within ${timeoutMs} ms`), timeoutMs);
+      socket.once("error", (error) => fail(`connection error: ${error.message}`));
+      socket.once("unexpected-response", (_request, response) => fail(`upgrade refused with HTTP ${response.statusCode}`));
+      socket.once("close", (code) => fail(`closed with ${code} before the welcome`));
       socket.once("open", () =>
         socket.send(JSON.stringify(hello({ ...this.info }, this.session, [...this.active, ...this.unacked.keys()]))),
       );
       socket.on("message", (data) => {
-        const message = ServiceMessage.parse(JSON.parse(data.toString()));
+        const parsed = ServiceMessage.safeParse(parseJson(data.toString()));
+        // API Gateway's own "Internal server error" (a handler died): the real agent logs and ignores it.
+        if (!parsed.success) return void this.gatewayErrors++;
+        const message = parsed.data;
         if (message.type === "welcome") {
+          settled = true;
+          clearTimeout(timer);
           this.connectionId = message.connectionId;
-          for (const batch of this.pendingBatches.values()) this.send(batch);
-          for (const final of this.unacked.values()) this.send(final);
+          this.resendUnacknowledged();
           clearInterval(this.heartbeat);
+          clearInterval(this.resender);
           if (this.script.heartbeatMs) {
             // Tied to this socket, and never what keeps a test process alive.
             const beat = setInterval(() => {
-              if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "heartbeat", sentAt: new Date().toISOString() }));
+              if (socket.readyState === WebSocket.OPEN) {
+                const tasksInProgress = [...this.active, ...this.unacked.keys()];
+                socket.send(JSON.stringify({ type: "heartbeat", sentAt: new Date().toISOString(), tasksInProgress }));
+              }
             }, this.script.heartbeatMs).unref();
             socket.once("close", () => clearInterval(beat));
             this.heartbeat = beat;
           }
+          if (this.script.resendMs) {
+            // Unacknowledged batches and results go again, as the real agent's resend timer sends them.
+            const resend = setInterval(() => this.resendUnacknowledged(), this.script.resendMs).unref();
+            socket.once("close", () => clearInterval(resend));
+            this.resender = resend;
+          }
           resolve();
-        } else if (message.type === "evaluate") void this.evaluate(message);
+        } else if (message.type === "error" && message.fatal && !settled) fail(`refused: ${message.code}: ${message.message}`);
+        else if (message.type === "evaluate") void this.evaluate(message);
         else if (message.type === "build") void this.build(message);
         else if (message.type === "ack") {
           if (!this.acked.has(message.taskId)) this.acked.set(message.taskId, new Set());
           this.acked.get(message.taskId)!.add(message.seq);
           this.pendingBatches.delete(`${message.taskId}#${message.seq}`);
         } else if (message.type === "result-ack") {
-          if (this.unacked.delete(message.taskId) && this.drvOfTask.has(message.taskId)) this.settled.push(this.drvOfTask.get(message.taskId)!);
-        }
-        else if (message.type === "cancel") {
+          const settledDrv = this.settles.get(message.taskId);
+          if (this.unacked.delete(message.taskId) && settledDrv) this.settled.push(settledDrv);
+        } else if (message.type === "cancel") {
           this.cancelled.push(message.taskId);
           this.active.delete(message.taskId);
           this.unacked.delete(message.taskId);
@@ -104,6 +149,12 @@ export class ScriptedAgent {
         }
       });
     });
+  }
+
+  /** Sends every unacknowledged evaluation batch and final message again (the service applies each once). */
+  private resendUnacknowledged() {
+    for (const batch of this.pendingBatches.values()) this.send(batch);
+    for (const final of this.unacked.values()) this.send(final);
   }
 
   private send(message: unknown) {
@@ -156,9 +207,9 @@ export class ScriptedAgent {
     const generation = this.generation;
     this.builds.push(task);
     this.active.add(task.taskId);
-    this.drvOfTask.set(task.taskId, task.drvPath);
     this.track(1);
     const outcome = this.script.build?.(task) ?? { status: "succeeded" };
+    if (outcome.status !== "exceptional") this.settles.set(task.taskId, task.drvPath);
     this.send({ type: "build-log", taskId: task.taskId, seq: 0, lines: outcome.log ?? [`building ${task.drvPath}`] });
     await new Promise((r) => setTimeout(r, this.script.buildMs ?? 10));
     if (generation !== this.generation) return;
@@ -181,6 +232,7 @@ export class ScriptedAgent {
   /** Drops the connection without a goodbye (the session stays; running work goes on). */
   drop() {
     clearInterval(this.heartbeat);
+    clearInterval(this.resender);
     this.socket?.terminate();
   }
 
@@ -197,6 +249,7 @@ export class ScriptedAgent {
 
   close() {
     clearInterval(this.heartbeat);
+    clearInterval(this.resender);
     this.socket?.close(1000);
   }
 }

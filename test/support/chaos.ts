@@ -1,0 +1,319 @@
+/**
+ * A chaos run through the whole local stack (docs/reliability.md, "What chaos proves"):
+ * several jobs over one shared derivation graph, protocol-level agents that are killed,
+ * restarted (with or without their session) and cut off, while the local runtime kills
+ * handler invocations at random AWS requests and delivers frames and queue messages twice,
+ * and the sweeper runs every few hundred milliseconds. Then everyone comes back, and every
+ * job must finish by itself with exactly the outcome its graph implies, every derivation
+ * settled exactly once, and no task left held.
+ *
+ * Used by test/chaos.test.ts (300 derivations, in `npm test`) and test/chaos-run.ts
+ * (`npm run chaos`, 10,000 derivations). Every wait has a deadline and says what it waited for.
+ */
+import { sendSignedPush } from "@nimbus/cli";
+import type { FaultCounts, FaultPlan } from "@nimbus/local";
+import { JobView } from "@nimbus/protocol";
+import { chaosGraph, prng, type ChaosGraph, type GraphShape } from "./chaos-graph.ts";
+import { ScriptedAgent } from "./scripted-agent.ts";
+import { startTestStack, type TestStack } from "./stack.ts";
+
+export interface ChaosAgentShape {
+  name: string;
+  systems: string[];
+  systemFeatures: string[];
+  concurrentTasks: number;
+  buildMs: number;
+}
+
+export interface ChaosConfig {
+  graph: GraphShape;
+  agents: ChaosAgentShape[];
+  /** Share of build attempts that end `exceptional` (an agent-side error: retried). */
+  exceptionalShare: number;
+  /** Injected by the local runtime: handler deaths, duplicate frames and queue messages. */
+  faults: FaultPlan;
+  /** One agent action (drop, close, kill, come back) this often while the storm lasts. */
+  actionEveryMs: number;
+  /** The storm ends after this long, or once this share of derivations has settled. */
+  stormMs: number;
+  stormUntilSettled: number;
+  /** After the storm, how long the jobs get to finish on their own. */
+  finishWithinMs: number;
+  sweepIntervalMs: number;
+  /** Timing knobs for the handlers (docs/reliability.md). */
+  environment: Record<string, string>;
+  evaluationBatchSize: number;
+  heartbeatMs: number;
+  resendMs: number;
+  seed: number;
+  /** Progress lines (none by default). */
+  progress?: (line: string) => void;
+  progressEveryMs?: number;
+}
+
+export interface ChaosReport {
+  derivations: number;
+  jobs: number;
+  durationMs: number;
+  /** Faults injected, by kind. */
+  faults: FaultCounts & {
+    agentCrashes: number;
+    sessionLosses: number;
+    connectionDrops: number;
+    gatewayCloses: number;
+    exceptionalResults: number;
+  };
+  buildTasks: number;
+  retries: number;
+  refusedDeliveries: number;
+  gatewayErrors: number;
+  /** What went wrong; empty when the run is clean. */
+  problems: string[];
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
+  const started = Date.now();
+  const graph = chaosGraph(config.graph);
+  const random = prng(config.seed);
+  const logs: string[] = [];
+  const stack = await startTestStack({
+    log: (line) => {
+      if (logs.length < 5000) logs.push(line);
+    },
+    sweepIntervalMs: config.sweepIntervalMs,
+    environment: config.environment,
+    faults: config.faults,
+  });
+  const counts = { agentCrashes: 0, sessionLosses: 0, connectionDrops: 0, gatewayCloses: 0, exceptionalResults: 0 };
+  const agents = config.agents.map((shape) => chaosAgent(shape, graph, config, random, counts));
+  try {
+    const token = await retried("a join token", () => stack.createToken("chaos"), 30_000);
+    await Promise.all(agents.map((agent) => retried(`${agent.name}'s first welcome`, () => agent.connect(stack.agentSocketUrl, token.token, 5_000), 60_000)));
+    const jobIds: string[] = [];
+    for (const job of graph.jobs) {
+      // A push whose handler died is delivered again, with the same delivery id, as GitHub does.
+      const deliveryId = `chaos-${config.seed}-${job.repository}`;
+      const accepted = await retried(`the push of ${job.repository}`, async () => {
+        const answer = await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: job.repository, commit: job.commit }, deliveryId);
+        if (answer.status !== 200 && answer.status !== 201) throw new Error(`webhook answered ${answer.status}`);
+        return answer.body as { jobId: string };
+      }, 60_000);
+      jobIds.push(accepted.jobId);
+    }
+
+    const views = new Map<string, JobView>();
+    const poll = async () => {
+      for (const id of jobIds) {
+        const { status, body } = await stack.api("GET", `/api/jobs/${id}`).catch(() => ({ status: 0, body: undefined }));
+        if (status === 200) views.set(id, JobView.parse(body));
+      }
+    };
+    const running = () => jobIds.some((id) => !views.has(id) || ["evaluating", "building"].includes(views.get(id)!.status));
+    const settledShare = () => {
+      let settled = 0;
+      for (const view of views.values()) {
+        for (const [status, n] of Object.entries(view.counts)) if (!["waiting", "queued", "building"].includes(status)) settled += n;
+      }
+      const total = graph.jobs.reduce((n, job) => n + job.derivations.length, 0);
+      return settled / total;
+    };
+    let lastProgress = Date.now();
+    const report = (phase: string) => {
+      if (!config.progress || Date.now() - lastProgress < (config.progressEveryMs ?? 10_000)) return;
+      lastProgress = Date.now();
+      const jobs = jobIds.map((id) => `${views.get(id)?.status ?? "?"} ${JSON.stringify(views.get(id)?.counts ?? {})}`).join("; ");
+      config.progress(`… ${Math.round((Date.now() - started) / 1000)} s ${phase}: ${jobs}; faults ${JSON.stringify(stack.faultCounts())} ${JSON.stringify(counts)}`);
+    };
+
+    // The storm: agents go down and come back, connections are cut, while the runtime injects its faults.
+    const down = new Set<ScriptedAgent>();
+    const stormEnds = Date.now() + config.stormMs;
+    let lastPoll = 0;
+    while (Date.now() < stormEnds) {
+      if (Date.now() - lastPoll > 1_000) {
+        await poll();
+        lastPoll = Date.now();
+        if (!running() || settledShare() >= config.stormUntilSettled) break;
+        report("storm");
+      }
+      const agent = agents[Math.floor(random() * agents.length)]!;
+      const roll = random();
+      if (!down.has(agent)) {
+        const live = agent.connected && agent.connectionId !== undefined && stack.gateway.connectionIds().includes(agent.connectionId);
+        if (roll < 0.25 && live) {
+          stack.gateway.dropConnection(agent.connectionId!); // no $disconnect, as API Gateway may do
+          counts.connectionDrops++;
+        } else if (roll < 0.45 && live) {
+          stack.gateway.closeConnection(agent.connectionId!, 1001);
+          counts.gatewayCloses++;
+        } else if (roll < 0.6) {
+          agent.kill();
+          down.add(agent);
+          counts.agentCrashes++;
+        } else if (roll < 0.68) {
+          agent.kill({ newSession: true });
+          down.add(agent);
+          counts.sessionLosses++;
+        }
+      } else if (roll < 0.5) {
+        down.delete(agent);
+      }
+      reconnect(agents.filter((a) => !down.has(a)), stack, token.token);
+      await sleep(config.actionEveryMs);
+    }
+
+    // Calm: everyone comes back; the jobs must finish by themselves.
+    down.clear();
+    const finishBy = Date.now() + config.finishWithinMs;
+    while (running() && Date.now() < finishBy) {
+      reconnect(agents, stack, token.token);
+      await sleep(500);
+      await poll();
+      report("calm");
+    }
+    const problems: string[] = [];
+    if (running()) {
+      problems.push(...(await hungJobs(stack, jobIds, views, config.finishWithinMs)));
+    } else {
+      problems.push(...checkOutcomes(graph, jobIds, views));
+      problems.push(...(await checkDerivations(stack, graph)));
+      problems.push(...checkSettledOnce(agents));
+      problems.push(...(await checkNoTaskHeld(stack, agents)));
+    }
+    if (problems.length) problems.push(`first log lines:\n${logs.slice(0, 12).join("\n")}`);
+    const derivationItems = await stack.scan("Derivations");
+    return {
+      derivations: graph.derivations.length,
+      jobs: graph.jobs.length,
+      durationMs: Date.now() - started,
+      faults: { ...stack.faultCounts(), ...counts },
+      buildTasks: agents.reduce((n, a) => n + a.builds.length, 0),
+      retries: derivationItems.reduce((n, d) => n + Number(d.attempt ?? 0), 0),
+      refusedDeliveries: agents.reduce((n, a) => n + a.refused, 0),
+      gatewayErrors: agents.reduce((n, a) => n + a.gatewayErrors, 0),
+      problems,
+    };
+  } finally {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  }
+}
+
+function chaosAgent(
+  shape: ChaosAgentShape,
+  graph: ChaosGraph,
+  config: ChaosConfig,
+  random: () => number,
+  counts: { exceptionalResults: number },
+): ScriptedAgent {
+  const jobByCommit = new Map(graph.jobs.map((job) => [job.commit, job]));
+  return ScriptedAgent.create(
+    shape.name,
+    { systems: shape.systems, systemFeatures: shape.systemFeatures, concurrentTasks: shape.concurrentTasks },
+    {
+      evaluate: (task) => jobByCommit.get(task.commit)?.events ?? [],
+      build: (task) => {
+        if (graph.failing.has(task.drvPath)) return { status: "failed", exitCode: 1, log: ["chaos: this builder fails"] };
+        if (random() < config.exceptionalShare) {
+          counts.exceptionalResults++;
+          return { status: "exceptional" };
+        }
+        return { status: "succeeded" };
+      },
+      batchSize: config.evaluationBatchSize,
+      buildMs: shape.buildMs,
+      heartbeatMs: config.heartbeatMs,
+      resendMs: config.resendMs,
+    },
+  );
+}
+
+/** Agents that are up reconnect by themselves (the real agent's back-off loop), without holding up the storm. */
+const connecting = new WeakSet<ScriptedAgent>();
+function reconnect(agents: ScriptedAgent[], stack: TestStack, token: string): void {
+  for (const agent of agents) {
+    if (agent.connected || connecting.has(agent)) continue;
+    connecting.add(agent);
+    agent
+      .connect(stack.agentSocketUrl, token, 5_000)
+      .catch(() => {})
+      .finally(() => connecting.delete(agent));
+  }
+}
+
+/** Calls `attempt` until it succeeds, at most `withinMs`; the error names what was waited for. */
+async function retried<T>(what: string, attempt: () => Promise<T>, withinMs: number): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      return await attempt();
+    } catch (error) {
+      last = error;
+      await sleep(200);
+    }
+  }
+  throw new Error(`chaos: gave up waiting for ${what} after ${withinMs} ms: ${String(last)}`);
+}
+
+async function hungJobs(stack: TestStack, jobIds: string[], views: Map<string, JobView>, withinMs: number): Promise<string[]> {
+  const problems = jobIds
+    .filter((id) => !views.has(id) || ["evaluating", "building"].includes(views.get(id)!.status))
+    .map((id) => `job ${id} hung: still ${views.get(id)?.status ?? "unknown"} ${withinMs} ms after the storm, counts ${JSON.stringify(views.get(id)?.counts ?? {})}`);
+  const derivations = await stack.scan("Derivations");
+  const stuck = derivations.filter((d) => ["waiting", "queued", "building"].includes(String(d.status)));
+  problems.push(`${stuck.length} derivations unsettled; the first: ${JSON.stringify(stuck.slice(0, 4), null, 1)}`);
+  const jobs = (await stack.scan("Jobs")).filter((j) => jobIds.includes(String(j.jobId)));
+  problems.push(`jobs: ${JSON.stringify(jobs.map((j) => ({ id: j.jobId, status: j.status, evaluation: j.evaluation })))}`);
+  const sessions = await stack.scan("Sessions");
+  problems.push(`sessions: ${JSON.stringify(sessions.map((s) => ({ id: s.sessionId, connection: s.connectionId, running: s.runningTasks, tasks: s.tasks })))}`);
+  return problems;
+}
+
+function checkOutcomes(graph: ChaosGraph, jobIds: string[], views: Map<string, JobView>): string[] {
+  const problems: string[] = [];
+  graph.jobs.forEach((job, i) => {
+    const view = views.get(jobIds[i]!)!;
+    if (view.status !== job.expected.status) problems.push(`job ${view.id} (${job.repository}) ended ${view.status}, expected ${job.expected.status}`);
+    if (JSON.stringify(sorted(view.counts)) !== JSON.stringify(sorted(job.expected.counts))) {
+      problems.push(`job ${view.id} (${job.repository}) counts ${JSON.stringify(sorted(view.counts))}, expected ${JSON.stringify(sorted(job.expected.counts))}`);
+    }
+  });
+  return problems;
+}
+
+const sorted = (counts: Partial<Record<string, number>>) => Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
+
+async function checkDerivations(stack: TestStack, graph: ChaosGraph): Promise<string[]> {
+  const items = new Map((await stack.scan("Derivations")).map((d) => [String(d.drvPath), d]));
+  const problems: string[] = [];
+  for (const [drvPath, status] of graph.expected) {
+    const item = items.get(drvPath);
+    if (!item) problems.push(`${drvPath} was never registered`);
+    else if (item.status !== status) problems.push(`${drvPath} ended ${String(item.status)}, expected ${status}`);
+    else if ((status === "succeeded" || status === "failed") && !item.builtBy) problems.push(`${drvPath} is ${status} with no builder recorded`);
+  }
+  return problems.slice(0, 20);
+}
+
+/** Counted across agents: a derivation whose result two agents had acknowledged was settled twice. */
+function checkSettledOnce(agents: ScriptedAgent[]): string[] {
+  const times = new Map<string, number>();
+  for (const drv of agents.flatMap((a) => a.settled)) times.set(drv, (times.get(drv) ?? 0) + 1);
+  return [...times].filter(([, n]) => n > 1).map(([drv, n]) => `${drv} was settled ${n} times`);
+}
+
+/** Once every job is over, no session may still hold a task (its slot would be lost for good). */
+async function checkNoTaskHeld(stack: TestStack, agents: ScriptedAgent[]): Promise<string[]> {
+  const deadline = Date.now() + 15_000;
+  let held: Record<string, unknown>[] = [];
+  while (Date.now() < deadline) {
+    held = (await stack.scan("Sessions")).filter((s) => Number(s.runningTasks) !== 0 || Object.keys((s.tasks as object) ?? {}).length > 0);
+    if (held.length === 0) return [];
+    await sleep(500);
+  }
+  const names = new Map(agents.map((a) => [a.session.id, a.name]));
+  return held.map((s) => `session ${String(s.sessionId)} (${names.get(String(s.sessionId)) ?? "an earlier session"}) still holds ${String(s.runningTasks)} slots: ${JSON.stringify(s.tasks)}`);
+}
