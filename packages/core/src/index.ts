@@ -62,3 +62,17 @@ export {
   type DispatchState,
   type NewWork,
 } from "./dispatch-plan.ts";
+export {
+  planResends,
+  quietJobAction,
+  evaluationHandBack,
+  MAX_RESENDS_PER_SWEEP,
+  SWEEP_STEPS,
+  SWEEP_SHARES,
+  sweepDeadlines,
+  type SweepStep,
+  type StaleWork,
+  type QuietJob,
+  type QuietJobAction,
+  type EvaluationHandBack,
+} from "./sweep-plan.ts";
