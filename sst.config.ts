@@ -31,7 +31,15 @@ export default $config({
       // Build queues are created on first use, one per (system, features): grant exactly those names.
       args.permissions = [
         {
-          actions: ["sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+          actions: [
+            "sqs:CreateQueue",
+            "sqs:GetQueueUrl",
+            "sqs:GetQueueAttributes",
+            "sqs:SendMessage",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+          ],
           resources: [`arn:aws:sqs:*:*:${buildQueuePrefix($app.name, $app.stage)}*`],
         },
       ];

@@ -2,7 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { DynamoDBDocumentClient, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CreateTokenResponse } from "@nimbus/protocol";
 import { startLocalStack, type LocalStack } from "@nimbus/local";
 import { localResourceName, type TableName } from "@nimbus/service";
@@ -13,10 +14,14 @@ export interface TestStack extends LocalStack {
   createToken(name?: string): Promise<CreateTokenResponse>;
   /** Every item of a table, sorted, for before/after comparisons. */
   scan(table: TableName): Promise<Record<string, unknown>[]>;
+  /** Writes whole items, as a test's way to set up state the flows would take long to make. */
+  put(table: TableName, items: Record<string, unknown>[]): Promise<void>;
   /** Overwrites attributes of one item, as a test's way to age or damage state. */
   setAttributes(table: TableName, key: Record<string, string>, values: Record<string, unknown>): Promise<void>;
   cleanup(): Promise<void>;
 }
+
+const API_TIMEOUT_MS = 60_000;
 
 export async function startTestStack(options: Partial<Parameters<typeof startLocalStack>[0]> = {}): Promise<TestStack> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "nimbus-test-")));
@@ -29,10 +34,14 @@ export async function startTestStack(options: Partial<Parameters<typeof startLoc
     const bearer = token === undefined ? stack.adminToken : token;
     if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
     if (body !== undefined) headers["content-type"] = "application/json";
+    // No call waits for ever: a stack too busy to answer within a minute fails the test, saying which call.
     const response = await fetch(`${stack.url}${path}`, {
       method,
       headers,
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    }).catch((error: unknown) => {
+      throw new Error(`${method} ${path}: no answer within ${API_TIMEOUT_MS / 1000} s (${String(error)})`);
     });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined };
@@ -50,6 +59,9 @@ export async function startTestStack(options: Partial<Parameters<typeof startLoc
         new ScanCommand({ TableName: localResourceName("nimbus", "local", table), ConsistentRead: true }),
       );
       return Items.map((i) => JSON.parse(JSON.stringify(i))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    },
+    async put(table, items) {
+      for (const item of items) await documents.send(new PutCommand({ TableName: localResourceName("nimbus", "local", table), Item: item }));
     },
     async setAttributes(table, key, values) {
       const names = Object.keys(values);
@@ -84,4 +96,23 @@ export async function eventually<T>(check: () => Promise<T | undefined>, what: s
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+/** Takes every message off the build queue of `queueKey` (as agents reading them would); how many there were. */
+export async function drainQueue(stack: TestStack, queueKey: string): Promise<number> {
+  const queue = (await stack.scan("BuildQueues")).find((q) => q.queueKey === queueKey);
+  if (!queue) return 0;
+  const sqs = new SQSClient({ endpoint: stack.sqsEndpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" }, useQueueUrlAsEndpoint: false });
+  try {
+    const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: String(queue.queueName) }));
+    let count = 0;
+    for (;;) {
+      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10 }));
+      if (Messages.length === 0) return count;
+      for (const m of Messages) await sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: m.ReceiptHandle }));
+      count += Messages.length;
+    }
+  } finally {
+    sqs.destroy();
+  }
 }

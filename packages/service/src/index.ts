@@ -19,7 +19,7 @@ export { listAgents } from "./edges/agent-views.ts";
 export { createToken, listTokens, revokeToken, verifyToken, type TokenCheck } from "./edges/tokens.ts";
 
 // ---- flow ----------------------------------------------------------------------------
-export { sweep, type SweepReport } from "./flow/sweeper.ts";
+export { sweep, type SweepReport, type SweepOptions } from "./flow/sweeper.ts";
 export { newJobId, JOB_ID_PATTERN } from "./flow/job-ids.ts";
 
 // ---- storage -------------------------------------------------------------------------

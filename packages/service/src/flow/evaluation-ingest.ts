@@ -49,5 +49,5 @@ export async function completeEvaluationIfAllIn(jobId: string, now: Date): Promi
   const evaluation = job?.evaluation;
   if (!job || evaluation?.status !== "running" || evaluation.batches === undefined) return;
   if ((evaluation.batchesSeen?.size ?? 0) < evaluation.batches) return;
-  if (await completeEvaluation(jobId, await countAttributeErrors(jobId), now)) await finishJobIfDone(jobId);
+  if (await completeEvaluation(jobId, evaluation.taskId, await countAttributeErrors(jobId), now)) await finishJobIfDone(jobId);
 }

@@ -7,7 +7,7 @@ import { taskKind } from "./tasks/registry.ts";
 
 /**
  * A heartbeat that lists the agent's tasks (docs/reliability.md, "A task message lost on the
- * way"): a task its session has held for a heartbeat interval that the agent does not list is
+ * way"): a task its session has held for two heartbeat intervals that the agent does not list is
  * sent again while the session holds its lease, and its slot freed once it can no longer be
  * the session's (core `unlistedTaskAction`); a listed task the session does not hold is
  * cancelled. Returns the messages for the agent, and whether a slot was freed.
@@ -20,7 +20,8 @@ export async function reconcileListedTasks(sessionId: string, listed: readonly s
     held.map(([taskId, record]) => ({ taskId, startedAt: record.startedAt })),
     listed,
     now,
-    timing().heartbeatIntervalMs,
+    // Two intervals: a heartbeat sent before the task's message arrived may be read after it.
+    2 * timing().heartbeatIntervalMs,
   );
   const messages: ServiceMessage[] = [];
   let freed = false;

@@ -7,25 +7,37 @@
  */
 import { dependentMoves, isReadyToQueue } from "@nimbus/core";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
-import { dependentsOf } from "../storage/derivation-edges.ts";
-import { clearPendingInputs, markPropagated, moveDerivation } from "../storage/derivations.ts";
+import { DEPENDENTS_PER_PAGE, dependentPages } from "../storage/derivation-edges.ts";
+import { clearPendingInputs, markPropagated, moveDerivation, notePropagatedThrough } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 
-export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date()): Promise<void> {
+/**
+ * Tells dependents in pages, noting after each page where it got to, so a settle of a
+ * derivation with many dependents that runs out of time (`outOfTime`, between pages) or dies
+ * is carried on by the next one (the sweeper's) instead of starting over. Returns whether it
+ * got through; if not, the derivation stays in the byUnpropagated index.
+ */
+export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date(), outOfTime: () => boolean = () => false): Promise<boolean> {
   const jobIds = await mirrorStatus(drv.drvPath, drv.status, drv.updatedAt);
-  for (const move of dependentMoves(drv, await dependentsOf(drv.drvPath))) {
-    if (move.type === "clear-input") {
-      const after = await clearPendingInputs(move.dependent, [move.input]);
-      if (after && isReadyToQueue(after)) await enqueue(move.dependent, work, now);
-    } else {
-      await failDependent(move.dependent, move.dependency, work, now);
+  for await (const dependents of dependentPages(drv.drvPath, drv.propagatedThrough)) {
+    for (const move of dependentMoves(drv, dependents)) {
+      if (move.type === "clear-input") {
+        const after = await clearPendingInputs(move.dependent, [move.input]);
+        if (after && isReadyToQueue(after)) await enqueue(move.dependent, work, now);
+      } else {
+        await failDependent(move.dependent, move.dependency, work, now);
+      }
     }
+    if (dependents.length < DEPENDENTS_PER_PAGE) break;
+    await notePropagatedThrough(drv, dependents[dependents.length - 1]!);
+    if (outOfTime()) return false;
   }
   await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId)));
   await markPropagated(drv.drvPath);
+  return true;
 }
 
 /** waiting → queued, then onto its build queue, noted as new work for idle agents that can build it. */

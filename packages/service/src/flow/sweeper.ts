@@ -1,11 +1,16 @@
+import { planResends, quietJobAction, sweepDeadlines, type StaleWork, type SweepStep } from "@nimbus/core";
 import { timing } from "../platform/timing.ts";
 import { pruneIfGone } from "../storage/agent-socket.ts";
-import { sendToBuildQueue } from "../storage/build-queues.ts";
+import { buildQueueUrl, sendToBuildQueue } from "../storage/build-queues.ts";
 import { quietConnections } from "../storage/connections.ts";
 import { claimResend, dueRetries, staleQueued, unpropagated } from "../storage/derivations.ts";
-import type { DerivationItem } from "../storage/items.ts";
+import type { Position, Walked } from "../storage/index-walk.ts";
+import type { DerivationItem, JobItem } from "../storage/items.ts";
 import { quietJobs } from "../storage/jobs.ts";
+import { queueDepth } from "../storage/queue-messages.ts";
+import { loadCursor, saveCursor } from "../storage/sweeper-cursors.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
+import { resendLostEvaluations, timeOutEvaluation } from "./evaluation-watch.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import { WorkNotes } from "./new-work.ts";
 import { endSession } from "./session-end.ts";
@@ -18,47 +23,188 @@ export interface SweepReport {
   derivationsResent: number;
   settlesPropagated: number;
   jobsFinished: number;
+  evaluationsResent: number;
+  evaluationsTimedOut: number;
+  /** Steps that ran out of their time: the next sweep goes on where each stopped. */
+  unfinished: SweepStep[];
 }
+
+export interface SweepOptions {
+  /** Milliseconds on a steady clock, for the steps' time budgets (tests pass one that jumps). */
+  clock?: () => number;
+}
+
+/** Stale queued derivations read per sweep at most, to weigh against their queues' depths. */
+const STALE_READ_LIMIT = 1_000;
 
 /**
  * The scheduled safety net (docs/reliability.md, "The sweeper"). Each step reads a (sparse)
  * index of what might need help — never a whole table — and acts with conditional writes, so
- * two sweeps at once change nothing twice:
+ * two sweeps at once change nothing twice. Each step has a share of the sweep's time
+ * (`NIMBUS_SWEEP_BUDGET_MS`, core `sweepDeadlines`); a step that walks items it leaves in its
+ * index (quiet connections, stale queued derivations, quiet jobs) saves where it stopped, and
+ * the next sweep goes on from there.
  * 1. connections silent for two heartbeats that the gateway no longer has ($disconnect is best-effort);
  * 2. sessions silent past the grace period: their agent is lost, their tasks go back;
- * 3. queued derivations due after a back-off, or not leased for a long while (their message
- *    was lost, or a local restart emptied the queues): sent to their queue again;
- * 4. settled derivations whose dependents and jobs were never told (a Lambda died between);
- * 5. running jobs with nothing left to do that nobody finished.
+ * 3. retries whose back-off is over: sent to their queue;
+ * 4. queued derivations waiting past the re-send window whose messages look lost (core
+ *    `planResends` against the queues' depths, capped): sent again;
+ * 5. settled derivations whose dependents and jobs were never told (a Lambda died between),
+ *    a settle with many dependents going on where the last one stopped;
+ * 6. running jobs: a lost evaluation message sent again, an evaluation past its timeout failed,
+ *    a job with nothing left to do finished.
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
-export async function sweep(now = new Date()): Promise<SweepReport> {
+export async function sweep(now = new Date(), options: SweepOptions = {}): Promise<SweepReport> {
   const t = timing();
+  const clock = options.clock ?? (() => performance.now());
+  const deadlines = sweepDeadlines(clock(), t.sweepBudgetMs);
+  const outOfTime = (step: SweepStep) => () => clock() >= deadlines[step];
   const ago = (ms: number) => new Date(now.getTime() - ms);
   const work = new WorkNotes();
-  const report: SweepReport = { connectionsRemoved: 0, sessionsEnded: 0, derivationsResent: 0, settlesPropagated: 0, jobsFinished: 0 };
+  const report: SweepReport = {
+    connectionsRemoved: 0,
+    sessionsEnded: 0,
+    derivationsResent: 0,
+    settlesPropagated: 0,
+    jobsFinished: 0,
+    evaluationsResent: 0,
+    evaluationsTimedOut: 0,
+    unfinished: [],
+  };
+  const ran = (step: SweepStep, finished: boolean) => {
+    if (!finished) report.unfinished.push(step);
+  };
 
-  for (const connection of await quietConnections(ago(2 * t.heartbeatIntervalMs))) {
-    if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
-  }
+  ran(
+    "quiet-connections",
+    await walkFromCursor("quiet-connections", now, (start) => quietConnections(ago(2 * t.heartbeatIntervalMs), start), outOfTime("quiet-connections"), async (connection) => {
+      if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
+    }),
+  );
+
+  const lostSessionsLate = outOfTime("lost-sessions");
+  let sessionsDone = true;
   for (const session of await quietSessions(ago(t.sessionGraceMs))) {
+    if (lostSessionsLate()) {
+      sessionsDone = false;
+      break;
+    }
     if (await endSession(session, "its agent was lost", work, session.lastSeen)) report.sessionsEnded++;
   }
-  const due = await dueRetries(now);
-  const stale = await staleQueued(ago(t.requeueAfterMs));
-  for (const drv of [...due, ...stale]) {
-    if (await resend(drv, work, now)) report.derivationsResent++;
-  }
+  ran("lost-sessions", sessionsDone);
+
+  ran(
+    "due-retries",
+    await walkAll(dueRetries(now), outOfTime("due-retries"), async (drv) => {
+      if (await resend(drv, work, now)) report.derivationsResent++;
+    }),
+  );
+
+  ran("stale-queued", await resendLost(ago(t.requeueAfterMs), now, work, outOfTime("stale-queued"), report));
+
   // Telling dependents and jobs again is harmless: every step of it is conditional.
-  for (const drv of await unpropagated(ago(t.heartbeatIntervalMs))) {
-    await settle(drv, work, now);
-    report.settlesPropagated++;
-  }
-  for (const job of await quietJobs(ago(t.heartbeatIntervalMs))) {
-    if (await finishJobIfDone(job.jobId)) report.jobsFinished++;
-  }
+  const settlesLate = outOfTime("unpropagated-settles");
+  ran(
+    "unpropagated-settles",
+    await walkAll(unpropagated(ago(t.heartbeatIntervalMs)), settlesLate, async (drv) => {
+      report.settlesPropagated++;
+      return settle(drv, work, now, settlesLate);
+    }),
+  );
+
+  const waiting: JobItem[] = [];
+  const jobsLate = outOfTime("quiet-jobs");
+  ran(
+    "quiet-jobs",
+    await walkFromCursor("quiet-jobs", now, (start) => quietJobs(ago(t.heartbeatIntervalMs), start), jobsLate, async (job) => {
+      const action = quietJobAction(job, now, t);
+      if (action.type === "evaluation-waiting") waiting.push(job);
+      else if (action.type === "evaluation-timed-out") {
+        if (await timeOutEvaluation(job, action.afterMs, now)) report.evaluationsTimedOut++;
+      } else if (await finishJobIfDone(job.jobId)) report.jobsFinished++;
+    }),
+  );
+  if (waiting.length) report.evaluationsResent = await resendLostEvaluations(waiting, now, work);
+
   await wakeIdleAgents(work);
   return report;
+}
+
+/** Acts on a query's items until it ends or time is up (or `act` says it could not finish); whether it got through. */
+async function walkAll<T>(items: AsyncGenerator<Walked<T>>, outOfTime: () => boolean, act: (item: T) => Promise<unknown>): Promise<boolean> {
+  for await (const { item } of items) {
+    if (outOfTime()) return false;
+    if ((await act(item)) === false) return false;
+  }
+  return true;
+}
+
+/**
+ * Acts on an index's items from where this step stopped last time, until the index ends (the
+ * next sweep starts over) or time is up (it saves where it stopped). Whether it got through.
+ */
+async function walkFromCursor<T>(
+  step: SweepStep,
+  now: Date,
+  walk: (start?: Position) => AsyncGenerator<Walked<T>>,
+  outOfTime: () => boolean,
+  act: (item: T) => Promise<void>,
+): Promise<boolean> {
+  const start = await loadCursor(step);
+  let position = start;
+  for await (const walked of walkOrRestart(walk, start)) {
+    if (outOfTime()) {
+      await saveCursor(step, position, now);
+      return false;
+    }
+    await act(walked.item);
+    position = walked.position;
+  }
+  if (start) await saveCursor(step, undefined, now);
+  return true;
+}
+
+/** A saved position the query no longer takes (its range moved past it) starts the walk over. */
+async function* walkOrRestart<T>(walk: (start?: Position) => AsyncGenerator<Walked<T>>, start: Position | undefined): AsyncGenerator<Walked<T>> {
+  if (!start) return yield* walk();
+  try {
+    yield* walk(start);
+  } catch (error) {
+    if (!(error instanceof Error && error.name === "ValidationException")) throw error;
+    yield* walk();
+  }
+}
+
+/**
+ * Step 4: reads the stale queued derivations (from where it stopped, at most
+ * `STALE_READ_LIMIT`), weighs each queue's share against the queue's depth (core
+ * `planResends`), and sends again what looks lost.
+ */
+async function resendLost(before: Date, now: Date, work: WorkNotes, outOfTime: () => boolean, report: SweepReport): Promise<boolean> {
+  const step = "stale-queued";
+  const start = await loadCursor(step);
+  const stale: DerivationItem[] = [];
+  let position = start;
+  let reachedEnd = true;
+  for await (const walked of walkOrRestart((from) => staleQueued(before, from), start)) {
+    if (stale.length >= STALE_READ_LIMIT || outOfTime()) {
+      reachedEnd = false;
+      break;
+    }
+    stale.push(walked.item);
+    position = walked.position;
+  }
+  if (!reachedEnd || start) await saveCursor(step, reachedEnd ? undefined : position, now);
+  const depths = new Map<string, number>();
+  for (const queueKey of new Set(stale.map((drv) => drv.queueKey))) depths.set(queueKey, await queueDepth(await buildQueueUrl(queueKey)));
+  const candidates: StaleWork[] = stale.map((drv) => ({ id: drv.drvPath, queue: drv.queueKey, since: drv.queuedAt ?? drv.updatedAt }));
+  const byPath = new Map(stale.map((drv) => [drv.drvPath, drv]));
+  for (const drvPath of planResends(candidates, depths)) {
+    if (outOfTime()) return false;
+    if (await resend(byPath.get(drvPath)!, work, now)) report.derivationsResent++;
+  }
+  return reachedEnd;
 }
 
 /** Sends a queued derivation to its queue again, once per sweep (the write is conditional on what was read). */

@@ -94,6 +94,11 @@ export const tables = {
     fields: { drvPath: "string", chunk: "number" },
     primaryIndex: { hashKey: "drvPath", rangeKey: "chunk" },
   },
+  /** Where each sweeper step that walks an index stopped, so the next sweep goes on from there (docs/reliability.md). */
+  SweeperCursors: {
+    fields: { step: "string" },
+    primaryIndex: { hashKey: "step" },
+  },
   /** The build queues created so far, one per (system, sorted required features). */
   BuildQueues: {
     fields: { queueKey: "string" },

@@ -3,6 +3,7 @@ import type { DerivationStatus } from "@nimbus/protocol";
 import type { DerivationItem } from "./items.ts";
 import { SHARD } from "./keys.ts";
 import type { Condition } from "./table.ts";
+import { walkQuery, type Position, type Walked } from "./index-walk.ts";
 import { Derivations } from "./tables.ts";
 
 export const getDerivation = (drvPath: string): Promise<DerivationItem | undefined> => Derivations.get({ drvPath });
@@ -19,7 +20,7 @@ export const createDerivation = (item: DerivationItem): Promise<boolean> =>
 
 /** The settle flow is done with it: out of the sweeper's byUnpropagated index. */
 export async function markPropagated(drvPath: string): Promise<void> {
-  await Derivations.update({ drvPath }, { UpdateExpression: "REMOVE propagateShard" });
+  await Derivations.update({ drvPath }, { UpdateExpression: "REMOVE propagateShard, propagatedThrough" });
 }
 
 export interface Move {
@@ -54,8 +55,10 @@ export function moveDerivation(drvPath: string, move: Move, now = new Date()): P
   } else {
     remove.push("queuedShard", "dueShard", "dueAt");
   }
-  // Until the settle flow has told its dependents and jobs, a settled derivation stays in this index.
+  // Until the settle flow has told its dependents and jobs, a settled derivation stays in this index;
+  // a new status is told from its first dependent on.
   if (PROPAGATING.includes(move.to)) set.propagateShard = SHARD.unpropagated;
+  remove.push("propagatedThrough");
   for (const [i, [name, value]] of Object.entries(set).entries()) {
     names[`#set${i}`] = name;
     values[`:set${i}`] = value;
@@ -117,30 +120,51 @@ function updateWhileWaiting(drvPath: string, expression: string, set: readonly s
   );
 }
 
-/** Retries whose back-off is over (the byDueAt index). */
-export const dueRetries = (now: Date): Promise<DerivationItem[]> =>
-  Derivations.query({
+/** Retries whose back-off is over, longest due first (the byDueAt index). */
+export const dueRetries = (now: Date): AsyncGenerator<Walked<DerivationItem>> =>
+  walkQuery(Derivations, {
     IndexName: "byDueAt",
     KeyConditionExpression: "dueShard = :d AND dueAt <= :now",
     ExpressionAttributeValues: { ":d": SHARD.due, ":now": now.toISOString() },
   });
 
-/** Queued derivations not sent since `before`, retries waiting out a back-off left out (the byQueuedAt index). */
-export const staleQueued = (before: Date): Promise<DerivationItem[]> =>
-  Derivations.query({
-    IndexName: "byQueuedAt",
-    KeyConditionExpression: "queuedShard = :q AND queuedAt < :before",
-    FilterExpression: "attribute_not_exists(dueShard)",
-    ExpressionAttributeValues: { ":q": SHARD.queued, ":before": before.toISOString() },
-  });
+/** Queued derivations not sent since `before`, oldest first, from `startKey` on; retries waiting out a back-off left out (the byQueuedAt index). */
+export const staleQueued = (before: Date, startKey?: Position): AsyncGenerator<Walked<DerivationItem>> =>
+  walkQuery(
+    Derivations,
+    {
+      IndexName: "byQueuedAt",
+      KeyConditionExpression: "queuedShard = :q AND queuedAt < :before",
+      FilterExpression: "attribute_not_exists(dueShard)",
+      ExpressionAttributeValues: { ":q": SHARD.queued, ":before": before.toISOString() },
+    },
+    startKey,
+  );
 
-/** Settled before `before` and dependents not yet told (the byUnpropagated index). */
-export const unpropagated = (before: Date): Promise<DerivationItem[]> =>
-  Derivations.query({
+/** Settled before `before` and dependents not yet told, oldest first (the byUnpropagated index). */
+export const unpropagated = (before: Date): AsyncGenerator<Walked<DerivationItem>> =>
+  walkQuery(Derivations, {
     IndexName: "byUnpropagated",
     KeyConditionExpression: "propagateShard = :p AND updatedAt < :before",
     ExpressionAttributeValues: { ":p": SHARD.unpropagated, ":before": before.toISOString() },
   });
+
+/**
+ * A settle that must stop half-way (out of time, or its Lambda died) notes the last dependent
+ * it told, so the next one goes on after it — only while the derivation is still in that
+ * settled status and not yet propagated.
+ */
+export async function notePropagatedThrough(drv: Pick<DerivationItem, "drvPath" | "status">, dependent: string): Promise<void> {
+  await Derivations.update(
+    { drvPath: drv.drvPath },
+    {
+      UpdateExpression: "SET propagatedThrough = :after",
+      ConditionExpression: "#status = :status AND attribute_exists(propagateShard)",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":after": dependent, ":status": drv.status },
+    },
+  );
+}
 
 /** Claims one re-send of a queued derivation as read (same send time, same attempt); whether this call did. */
 export function claimResend(drv: Pick<DerivationItem, "drvPath" | "queuedAt" | "attempt">, now: Date): Promise<boolean> {

@@ -30,9 +30,13 @@ export const JobItem = z.object({
   finishedAt: Timestamp.optional(),
   evaluation: z.object({
     status: EvaluationStatus,
+    /** The current attempt's task id (a hand-back makes a new one: the earlier holder's messages are refused). */
     taskId: z.string(),
     /** Session that holds the evaluation lease while `running`. */
     sessionId: z.string().optional(),
+    /** When the current holder leased it (the evaluation timeout runs from here). */
+    leasedAt: Timestamp.optional(),
+    /** How many times it was handed back (its agent left or was lost). */
     retries: z.number().optional(),
     agent: z.string().optional(),
     error: z.string().optional(),
@@ -97,6 +101,8 @@ export const DerivationItem = z.object({
   dueAt: Timestamp.optional(),
   /** Present from settling until dependents and jobs were told: the byUnpropagated index's hash key. */
   propagateShard: z.literal(SHARD.unpropagated).optional(),
+  /** The last dependent a settle that stopped half-way told; the next settle goes on after it. */
+  propagatedThrough: z.string().optional(),
   finishedAt: Timestamp.optional(),
 });
 export type DerivationItem = z.infer<typeof DerivationItem>;
@@ -139,6 +145,14 @@ export const BuildLogItem = z.object({
   lines: z.array(z.string()),
 });
 export type BuildLogItem = z.infer<typeof BuildLogItem>;
+
+/** Where a sweeper step stopped in its index: the key to go on after (the query's ExclusiveStartKey). */
+export const SweeperCursorItem = z.object({
+  step: z.string(),
+  startKey: z.record(z.string(), z.union([z.string(), z.number()])),
+  savedAt: Timestamp,
+});
+export type SweeperCursorItem = z.infer<typeof SweeperCursorItem>;
 
 export const BuildQueueItem = z.object({
   queueKey: z.string(),

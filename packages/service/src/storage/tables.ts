@@ -11,6 +11,7 @@ import {
   JobDerivationItem,
   JobItem,
   SessionFields,
+  SweeperCursorItem,
   TokenItem,
 } from "./items.ts";
 
@@ -22,6 +23,7 @@ export const JobDerivations = defineTable("JobDerivations", JobDerivationItem);
 export const JobAttributes = defineTable("JobAttributes", JobAttributeItem);
 export const BuildLogs = defineTable("BuildLogs", BuildLogItem);
 export const BuildQueues = defineTable("BuildQueues", BuildQueueItem);
+export const SweeperCursors = defineTable("SweeperCursors", SweeperCursorItem);
 export const Tokens = defineTable("Tokens", TokenItem);
 export const Connections = defineTable("Connections", ConnectionItem);
 /** Sessions without their tasks (flow/sessions.ts reads the whole item, tasks included). */

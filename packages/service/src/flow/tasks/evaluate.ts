@@ -3,25 +3,30 @@
  * it found (docs/protocol.md, `evaluate`). Its work waits in the Evaluations queue; its lease
  * is the job's `evaluation.sessionId`.
  */
-import type { TaskStanding } from "@nimbus/core";
+import { evaluationHandBack, type TaskStanding } from "@nimbus/core";
 import { EvaluateTask, type EvaluationDone, type EvaluationEvents } from "@nimbus/protocol";
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
-import { endEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation } from "../../storage/jobs.ts";
+import { endEvaluation, failEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation } from "../../storage/jobs.ts";
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { releaseTask } from "../../storage/sessions.ts";
+import { timing } from "../../platform/timing.ts";
 import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
 import { finishJobIfDone } from "../job-finish.ts";
+import type { WorkNotes } from "../new-work.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** What a session records of an evaluation it holds. */
 export const EvaluateRecord = z.strictObject({ kind: z.literal("evaluate"), jobId: z.string(), startedAt: z.string() });
 export type EvaluateRecord = z.infer<typeof EvaluateRecord>;
 
-/** An evaluation's task id names its job. */
-export const evaluationTaskId = (jobId: string) => `eval-${jobId}`;
-const jobOfTask = (taskId: string) => (taskId.startsWith("eval-") ? taskId.slice("eval-".length) : undefined);
+/**
+ * An evaluation's task id names its job and its attempt (`eval-<job>` first, `eval-<job>.<n>`
+ * after n hand-backs), so what an earlier holder still sends never counts for a later attempt.
+ */
+export const evaluationTaskId = (jobId: string, retries = 0) => `eval-${jobId}${retries ? `.${retries}` : ""}`;
+const jobOfTask = (taskId: string) => (taskId.startsWith("eval-") ? taskId.slice("eval-".length).split(".")[0] : undefined);
 
 export const evaluateTaskMessage = (job: Pick<JobItem, "jobId" | "repository" | "cloneUrl" | "commit" | "ref" | "evaluation">): EvaluateTask => ({
   type: "evaluate",
@@ -47,32 +52,35 @@ async function heldEvaluation(sessionId: string, taskId: string): Promise<JobIte
 
 const unknownEvaluation = (taskId: string) => unknownTask(taskId, "is not an evaluation this agent holds");
 
-/** One batch of evaluation events: record them, then note the batch (a duplicate is only acknowledged). */
+/**
+ * One batch of evaluation events: record them, then note the batch under the lease it came
+ * with (a duplicate is only acknowledged; a batch of an attempt handed elsewhere meanwhile is
+ * refused, and counts for nothing).
+ */
 async function evaluationEvents({ session, message, now, work }: ReportInput<EvaluationEvents, EvaluateRecord>): Promise<TaskAnswer> {
   const job = await heldEvaluation(session.sessionId, message.taskId);
   if (!job) return answer(false, unknownEvaluation(message.taskId));
+  const lease = { taskId: message.taskId, sessionId: session.sessionId };
   const ack = { type: "ack", taskId: message.taskId, seq: message.seq } as const;
   if (job.evaluation.batchesSeen?.has(message.seq)) return answer(false, ack);
   await recordEvents(job, message.events, work, now);
-  await noteEvaluationBatch(job.jobId, message.seq);
+  if (!(await noteEvaluationBatch(job.jobId, lease, message.seq))) return answer(false, unknownEvaluation(message.taskId));
   await completeEvaluationIfAllIn(job.jobId, now);
   return answer(false, ack);
 }
 
-/** The end of an evaluation; the job moves on once every batch it announces has been recorded. */
+/** The end of an evaluation, under its lease; the job moves on once every batch it announces has been recorded. */
 async function evaluationDone({ session, message, now }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
   const ack = { type: "result-ack", taskId: message.taskId } as const;
   const job = await heldEvaluation(session.sessionId, message.taskId);
   // The slot is free whatever became of the job (it may have been cancelled meanwhile).
   const released = await releaseTask(session.sessionId, message.taskId);
   if (!job) return answer(true, released ? ack : unknownEvaluation(message.taskId));
-  if (message.status === "failed") {
-    await endEvaluation(job.jobId, { error: message.error ?? "evaluation failed" }, now);
-    await finishJobIfDone(job.jobId);
-  } else {
-    await endEvaluation(job.jobId, { batches: message.batches }, now);
-    await completeEvaluationIfAllIn(job.jobId, now);
-  }
+  const lease = { taskId: message.taskId, sessionId: session.sessionId };
+  const end = message.status === "failed" ? { error: message.error ?? "evaluation failed" } : { batches: message.batches };
+  if (!(await endEvaluation(job.jobId, lease, end, now))) return answer(true, released ? ack : unknownEvaluation(message.taskId));
+  if (message.status === "failed") await finishJobIfDone(job.jobId);
+  else await completeEvaluationIfAllIn(job.jobId, now);
   return answer(true, ack);
 }
 
@@ -83,6 +91,25 @@ async function standing(taskId: string, record: EvaluateRecord, holder: TaskHold
   if (!job || job.status !== "evaluating" || evaluation?.taskId !== taskId) return { standing: "gone" };
   if (evaluation.status === "running" && evaluation.sessionId === holder.sessionId) return { standing: "leased", message: evaluateTaskMessage(job) };
   return { standing: evaluation.status === "queued" ? "pending" : "gone" };
+}
+
+/**
+ * The holder left or was lost: the evaluation goes back on its queue under a new task id, or
+ * fails once it has been handed back too often (core `evaluationHandBack`).
+ */
+async function handBack(taskId: string, record: EvaluateRecord, holder: TaskHolder, reason: string, work: WorkNotes): Promise<void> {
+  const job = await getJob(record.jobId);
+  const evaluation = job?.evaluation;
+  if (!job || evaluation?.taskId !== taskId || evaluation.status !== "running" || evaluation.sessionId !== holder.sessionId) return;
+  const decision = evaluationHandBack(evaluation.retries ?? 0, timing().maxEvaluationAttempts, `its agent ${holder.agent.hostname} ${reason.replace(/^its agent /, "")}`);
+  if (decision.type === "give-up") {
+    if (await failEvaluation(job.jobId, taskId, decision.reason, new Date())) await finishJobIfDone(job.jobId);
+    return;
+  }
+  const lease = { taskId, sessionId: holder.sessionId };
+  if (!(await returnEvaluation(job.jobId, lease, evaluationTaskId(job.jobId, decision.retries), decision.retries))) return;
+  await enqueueEvaluation(job.jobId, decision.retries);
+  work.addEvaluation();
 }
 
 export const evaluateKind = {
@@ -98,11 +125,12 @@ export const evaluateKind = {
     const job = await getJob(jobId);
     if (!job || job.status !== "evaluating" || job.evaluation.status !== "queued") return undefined;
     const startedAt = now.toISOString();
+    const taskId = job.evaluation.taskId;
     return {
-      taskId: job.evaluation.taskId,
+      taskId,
       record: { kind: "evaluate", jobId: job.jobId, startedAt },
       lease: async (holder) =>
-        (await leaseEvaluation(job.jobId, { sessionId: holder.sessionId, hostname: holder.agent.hostname }, startedAt))
+        (await leaseEvaluation(job.jobId, taskId, { sessionId: holder.sessionId, hostname: holder.agent.hostname }, startedAt))
           ? evaluateTaskMessage(job)
           : undefined,
     };
@@ -111,11 +139,6 @@ export const evaluateKind = {
     return (await standing(taskId, record, holder)).message;
   },
   standing,
-  async handBack(_taskId, record, holder, _reason, work) {
-    const retry = await returnEvaluation(record.jobId, holder.sessionId);
-    if (retry === undefined) return;
-    await enqueueEvaluation(record.jobId, retry);
-    work.addEvaluation();
-  },
+  handBack,
   reports: { "evaluation-events": evaluationEvents, "evaluation-done": evaluationDone },
 } satisfies TaskKind<"evaluate", EvaluateRecord, EvaluateTask>;
