@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { DynamoDBDocumentClient, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CreateTokenResponse } from "@nimbus/protocol";
 import { startLocalStack, type LocalStack } from "@nimbus/local";
 import { localResourceName, type TableName } from "@nimbus/service";
@@ -14,6 +14,8 @@ export interface TestStack extends LocalStack {
   createToken(name?: string): Promise<CreateTokenResponse>;
   /** Every item of a table, sorted, for before/after comparisons. */
   scan(table: TableName): Promise<Record<string, unknown>[]>;
+  /** One item as stored (string sets stay Sets), read consistently. */
+  getItem(table: TableName, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
   /** Writes whole items, as a test's way to set up state the flows would take long to make. */
   put(table: TableName, items: Record<string, unknown>[]): Promise<void>;
   /** Overwrites attributes of one item, as a test's way to age or damage state. */
@@ -59,6 +61,9 @@ export async function startTestStack(options: Partial<Parameters<typeof startLoc
         new ScanCommand({ TableName: localResourceName("nimbus", "local", table), ConsistentRead: true }),
       );
       return Items.map((i) => JSON.parse(JSON.stringify(i))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    },
+    async getItem(table, key) {
+      return (await documents.send(new GetCommand({ TableName: localResourceName("nimbus", "local", table), Key: key, ConsistentRead: true }))).Item;
     },
     async put(table, items) {
       for (const item of items) await documents.send(new PutCommand({ TableName: localResourceName("nimbus", "local", table), Item: item }));

@@ -100,6 +100,7 @@ export const ErrorCode = z.enum([
   "unknown-connection",
   "unknown-task",
   "session-refused",
+  "retry-later",
   "internal",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;

@@ -53,7 +53,10 @@ export async function enqueue(drvPath: string, work: WorkNotes, now: Date): Prom
   work.addBuildQueue(queued.queueKey);
 }
 
-/** waiting → dependency-failed, then settled in turn (its own dependents fail too). */
+/**
+ * waiting → dependency-failed, then settled in turn (its own dependents fail too) — only while
+ * `dependency` is still one of its inputs (an edge outlives a registration taken over since).
+ */
 export async function failDependent(drvPath: string, dependency: string, work: WorkNotes, now: Date): Promise<void> {
   const failed = await moveDerivation(
     drvPath,
@@ -62,6 +65,7 @@ export async function failDependent(drvPath: string, dependency: string, work: W
       to: "dependency-failed",
       set: { failure: { reason: `input ${dependency} failed`, dependency }, finishedAt: now.toISOString() },
       remove: ["pendingInputs"],
+      condition: { expression: "contains(inputDrvs, :dependency)", values: { ":dependency": dependency } },
     },
     now,
   );

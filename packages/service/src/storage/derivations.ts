@@ -100,6 +100,36 @@ export function clearPendingInputs(drvPath: string, inputs: readonly string[]): 
   return updateWhileWaiting(drvPath, "DELETE pendingInputs :set", inputs);
 }
 
+/**
+ * A split derivation whose registrar's evaluation ended with parts missing is taken over by
+ * `jobId`: its inputs and part markers become this registration's. Only while it waits and
+ * `previous` still registers it; the item after, or undefined.
+ */
+export function adoptParts(drvPath: string, previous: string | undefined, jobId: string, inputs: readonly string[], pending: readonly string[]): Promise<DerivationItem | undefined> {
+  const sets = [
+    "registeredBy = :job",
+    ...(inputs.length ? ["inputDrvs = :inputs"] : []),
+    ...(pending.length ? ["pendingInputs = :pending"] : []),
+  ];
+  const removes = [...(inputs.length ? [] : ["inputDrvs"]), ...(pending.length ? [] : ["pendingInputs"])];
+  return Derivations.updateReturning(
+    { drvPath },
+    {
+      UpdateExpression: `SET ${sets.join(", ")}${removes.length ? ` REMOVE ${removes.join(", ")}` : ""}`,
+      ConditionExpression: `#status = :waiting AND ${previous ? "registeredBy = :previous" : "attribute_not_exists(registeredBy)"}`,
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: {
+        ":job": jobId,
+        ":waiting": "waiting",
+        ...(previous ? { ":previous": previous } : {}),
+        ...(inputs.length ? { ":inputs": new Set(inputs) } : {}),
+        ...(pending.length ? { ":pending": new Set(pending) } : {}),
+      },
+    },
+    "ALL_NEW",
+  );
+}
+
 /** Adds inputs (from another part of a split event) to a waiting derivation, pending until they succeed. */
 export function addInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
   if (inputs.length === 0) return getDerivation(drvPath);

@@ -73,6 +73,8 @@ export const DerivationItem = z.object({
   pendingInputs: StringSet.optional(),
   /** Name of the build queue it was sent to. */
   queueKey: z.string(),
+  /** The job whose evaluation registered it (or started it over): only that job's evaluation may add parts to it. */
+  registeredBy: z.string().optional(),
   /** Bumped on every dispatch and retry; part of the task id and dedup id. */
   attempt: z.number(),
   /** The session holding the build while `building`: only it can settle it. */

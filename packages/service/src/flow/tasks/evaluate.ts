@@ -4,7 +4,7 @@
  * is the job's `evaluation.sessionId`.
  */
 import { evaluationHandBack, type TaskStanding } from "@nimbus/core";
-import { EvaluateTask, type EvaluationDone, type EvaluationEvents } from "@nimbus/protocol";
+import { EvaluateTask, type EvaluationDone, type EvaluationEvents, type ServiceMessage } from "@nimbus/protocol";
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
@@ -52,6 +52,15 @@ async function heldEvaluation(sessionId: string, taskId: string): Promise<JobIte
 
 const unknownEvaluation = (taskId: string) => unknownTask(taskId, "is not an evaluation this agent holds");
 
+/** The batch holds a part another job's running evaluation is still registering: not acknowledged, so the agent sends it again. */
+const PART_LATER = (taskId: string, seq: number): ServiceMessage => ({
+  type: "error",
+  code: "retry-later",
+  message: `batch ${seq}: a derivation in it is being registered by another job's evaluation, which reports its own parts; the batch is not acknowledged — send it again later`,
+  fatal: false,
+  taskId,
+});
+
 /**
  * One batch of evaluation events: record them, then note the batch under the lease it came
  * with (a duplicate is only acknowledged; a batch of an attempt handed elsewhere meanwhile is
@@ -63,7 +72,7 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
   const lease = { taskId: message.taskId, sessionId: session.sessionId };
   const ack = { type: "ack", taskId: message.taskId, seq: message.seq } as const;
   if (job.evaluation.batchesSeen?.has(message.seq)) return answer(false, ack);
-  await recordEvents(job, message.events, work, now);
+  if (!(await recordEvents(job, message.events, work, now))) return answer(false, PART_LATER(message.taskId, message.seq));
   if (!(await noteEvaluationBatch(job.jobId, lease, message.seq))) return answer(false, unknownEvaluation(message.taskId));
   await completeEvaluationIfAllIn(job.jobId, now);
   return answer(false, ack);
