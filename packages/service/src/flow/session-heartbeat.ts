@@ -2,7 +2,7 @@ import { NO_LONGER_HELD, reconcileHeartbeat, unlistedTaskAction } from "@nimbus/
 import type { ServiceMessage } from "@nimbus/protocol";
 import { timing } from "../platform/timing.ts";
 import { releaseTask } from "../storage/sessions.ts";
-import { getSession, heldTasks } from "./sessions.ts";
+import { heldTasks, type SessionItem } from "./sessions.ts";
 import { taskKind } from "./tasks/registry.ts";
 
 /**
@@ -12,9 +12,8 @@ import { taskKind } from "./tasks/registry.ts";
  * the session's (core `unlistedTaskAction`); a listed task the session does not hold is
  * cancelled. Returns the messages for the agent, and whether a slot was freed.
  */
-export async function reconcileListedTasks(sessionId: string, listed: readonly string[], now: Date): Promise<{ messages: ServiceMessage[]; freed: boolean }> {
-  const session = await getSession(sessionId);
-  if (!session) return { messages: [], freed: false };
+export async function reconcileListedTasks(session: SessionItem, listed: readonly string[], now: Date): Promise<{ messages: ServiceMessage[]; freed: boolean }> {
+  const sessionId = session.sessionId;
   const held = heldTasks(session);
   const plan = reconcileHeartbeat(
     held.map(([taskId, record]) => ({ taskId, startedAt: record.startedAt })),

@@ -22,6 +22,14 @@ const Sessions = defineTable("Sessions", SessionItem);
 
 export const getSession = (sessionId: string): Promise<SessionItem | undefined> => Sessions.get({ sessionId });
 
+/** Refreshes a session's `lastSeen` (a heartbeat) and returns it whole, tasks included; undefined if it is gone. */
+export const touchSessionReturning = (sessionId: string, now: Date): Promise<SessionItem | undefined> =>
+  Sessions.updateReturning(
+    { sessionId },
+    { UpdateExpression: "SET lastSeen = :now", ConditionExpression: "attribute_exists(sessionId)", ExpressionAttributeValues: { ":now": now.toISOString() } },
+    "ALL_NEW",
+  );
+
 /** Sessions not heard from since `before` (from the index). */
 export const quietSessions = (before: Date): Promise<SessionItem[]> => Sessions.query(quietSessionsQuery(before));
 

@@ -34,8 +34,8 @@ export interface SweepOptions {
   clock?: () => number;
 }
 
-/** Stale queued derivations read per sweep at most, to weigh against their queues' depths. */
-const STALE_READ_LIMIT = 1_000;
+/** Stale queued derivations read per sweep at most, to weigh against their queues' depths (the next sweep reads on). */
+const STALE_READ_LIMIT = 250;
 
 /**
  * The scheduled safety net (docs/reliability.md, "The sweeper"). Each step reads a (sparse)
