@@ -2,6 +2,7 @@
  * The whole local stack in one process: dynalite, fauxqs, secrets, the environment handlers
  * read, the HTTP + WebSocket port and the scheduler, running the very same Lambda handlers.
  */
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import {
@@ -70,7 +71,7 @@ export interface LocalStack {
   url: string;
   /** e.g. `ws://127.0.0.1:4800/agent`. */
   agentSocketUrl: string;
-  /** `@connections` endpoint, e.g. `http://127.0.0.1:4800/_gateway`. */
+  /** `@connections` endpoint, e.g. `http://127.0.0.1:4800/_gateway/<secret>`: the path holds this process's secret. */
   managementEndpoint: string;
   port: number;
   /** Absolute. */
@@ -95,7 +96,7 @@ export class LocalStackError extends Error {
  * clients, so a restart must come back on the same addresses. These remember them.
  */
 let state: "idle" | "starting" | "running" | "stopping" = "idle";
-const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number } = {};
+const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number; gatewaySecret?: string } = {};
 
 /** Sockets get this long to finish their close handshake on stop before being cut. */
 const STOP_GRACE_MS = 1_000;
@@ -160,6 +161,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const queueUrls = await ensureQueues(sqs.endpoint, queues, localTableName);
 
     const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom(), faults);
+    // Kept across restarts in this process: handlers keep the endpoint in their SDK client.
+    const gatewaySecret = (remembered.gatewaySecret ??= randomBytes(24).toString("base64url"));
     const sweepIntervalMs = options.sweepIntervalMs ?? schedules.Sweeper.intervalMs;
     const invoke = (spec: string, event: unknown) => invoker.invoke(spec, event);
     const gateway = new SocketGateway({
@@ -177,7 +180,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       invoke,
       socketPath: AGENT_SOCKET_PATH,
       gateway,
-      managementApi: createManagementApi(gateway, MANAGEMENT_API_PATH, log),
+      // The management API shares the public port, so its path holds a secret only this process
+      // knows: nobody who can reach the port can post to agents or close their connections.
+      managementApi: createManagementApi(gateway, MANAGEMENT_API_PATH, gatewaySecret, log),
       log,
     });
     // No await between listening and here: the environment is in place before any request is handled.
@@ -189,7 +194,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       sqsEndpoint: sqs.endpoint,
       httpUrl: `http://${base}`,
       socketUrl: `ws://${base}${AGENT_SOCKET_PATH}`,
-      managementEndpoint: `http://${base}${MANAGEMENT_API_PATH}`,
+      managementEndpoint: `http://${base}${MANAGEMENT_API_PATH}/${gatewaySecret}`,
     };
     applyEnvironment({ ...localEnvironment(endpoints, secrets, queueUrls), ...options.environment });
     started.push(async () => {

@@ -49,7 +49,8 @@ test("creates every table and sets the environment handlers read through SST's R
     assert.equal(resource.Connections?.name, "nimbus-local-Connections");
     assert.equal(resource.ApiAdminToken?.value, stack.adminToken);
     assert.equal(resource.AgentSocket?.url, stack.agentSocketUrl);
-    assert.equal(resource.AgentSocket?.managementEndpoint, `${stack.url}/_gateway`);
+    assert.equal(resource.AgentSocket?.managementEndpoint, stack.managementEndpoint);
+    assert.match(stack.managementEndpoint, new RegExp(`^${stack.url}/_gateway/[A-Za-z0-9_-]{32}$`), "a secret in the path");
     assert.equal(resource.HttpApi?.url, stack.url);
     assert.equal(stack.agentSocketUrl, `ws://127.0.0.1:${stack.port}/agent`);
 
