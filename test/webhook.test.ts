@@ -114,6 +114,23 @@ describe("POST /webhooks/github", () => {
     for (const m of await receiveAll()) assert.deepEqual(JSON.parse(m.Body!), { jobId: first.body.jobId });
   });
 
+  it("answers a signed body replayed under a new delivery id with the job it made first", async () => {
+    const payload = JSON.stringify(pushPayload({ after: sha("9") }));
+    const first = await deliver("push", payload);
+    assert.equal(first.status, 201);
+    const jobs = await stack.scan("Jobs");
+    const replayed = await deliver("push", payload, { "x-github-delivery": randomUUID() });
+    assert.deepEqual(replayed, { status: 200, body: { jobId: first.body.jobId, redelivery: true } });
+    assert.deepEqual(await stack.scan("Jobs"), jobs, "no second Job item");
+    // Another commit, ref or repository is another event.
+    const another = await deliver("push", pushPayload({ after: sha("8") }));
+    assert.equal(another.status, 201);
+    assert.notEqual(another.body.jobId, first.body.jobId);
+    const otherRef = await deliver("push", { ...JSON.parse(payload), ref: "refs/heads/release" });
+    assert.equal(otherRef.status, 201);
+    await receiveAll();
+  });
+
   it("finishes, on redelivery, a job whose first delivery died after claiming it", async () => {
     // What a crash between the Deliveries put and the Jobs put leaves behind.
     const jobId = "j0000000000010123abcd";

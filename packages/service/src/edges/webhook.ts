@@ -2,6 +2,7 @@
  * `POST /webhooks/github`: verifies GitHub's signature on the exact bytes received, turns a
  * push or pull_request into a job exactly once per delivery, and queues its evaluation.
  */
+import { createHash } from "node:crypto";
 import { verify } from "@octokit/webhooks-methods";
 import {
   PULL_REQUEST_ACTIONS,
@@ -43,7 +44,7 @@ export async function receiveGithubWebhook(event: HttpEvent, now: Date = new Dat
   const request = interpret(name, deliveryId, body);
   if ("ignored" in request) return json(202, request satisfies WebhookIgnored);
   const work = new WorkNotes();
-  const accepted: WebhookAccepted = await startJob(deliveryId, request, now, work);
+  const accepted: WebhookAccepted = await startJob(deliveryId, name, request, now, work);
   await wakeIdleAgents(work);
   return json(accepted.redelivery ? 200 : 201, accepted);
 }
@@ -116,20 +117,38 @@ function interpret(name: string, deliveryId: string, body: unknown): JobRequest 
 }
 
 /**
- * The delivery is claimed first (a conditional put), so two concurrent or repeated deliveries
- * make one job. A redelivery finishes what a crashed first attempt left undone.
+ * The event's content (event, repository, ref, commit) is claimed first, then the delivery,
+ * each with a conditional put, so two concurrent or repeated deliveries make one job — and so
+ * does a signed body replayed under a new delivery id (the signature covers only the body):
+ * it is answered with the job its content made first. A redelivery finishes what a crashed
+ * first attempt left undone.
  */
-async function startJob(deliveryId: string, request: JobRequest, now: Date, work: WorkNotes): Promise<WebhookAccepted> {
-  const claim: DeliveryItem = { deliveryId, jobId: newJobId(now), createdAt: now.toISOString() };
-  if (await claimDelivery(claim)) {
-    await createJob(claim, request, work);
-    return { jobId: claim.jobId, redelivery: false };
+async function startJob(deliveryId: string, event: string, request: JobRequest, now: Date, work: WorkNotes): Promise<WebhookAccepted> {
+  const first: DeliveryItem = { deliveryId: contentKey(event, request), jobId: newJobId(now), createdAt: now.toISOString() };
+  const firstOfItsContent = await claimDelivery(first);
+  const forContent = firstOfItsContent ? first : await stored(first.deliveryId);
+  if (!(await claimDelivery({ ...forContent, deliveryId }))) {
+    const delivery = await stored(deliveryId);
+    await resumeJob(delivery, request, work);
+    return { jobId: delivery.jobId, redelivery: true };
   }
+  if (!firstOfItsContent) {
+    await resumeJob(forContent, request, work);
+    return { jobId: forContent.jobId, redelivery: true };
+  }
+  await createJob(forContent, request, work);
+  return { jobId: forContent.jobId, redelivery: false };
+}
+
+async function stored(deliveryId: string): Promise<DeliveryItem> {
   const delivery = await getDelivery(deliveryId);
   if (!delivery) throw new Error(`delivery ${deliveryId} was claimed, yet it is not stored`);
-  await resumeJob(delivery, request, work);
-  return { jobId: delivery.jobId, redelivery: true };
+  return delivery;
 }
+
+/** What makes two deliveries the same event, as a Deliveries key no GitHub delivery id (a UUID) can be. */
+const contentKey = (event: string, request: JobRequest) =>
+  `content:${createHash("sha256").update(JSON.stringify([event, request.repository, request.ref ?? "", request.commit])).digest("hex")}`;
 
 const createJob = (delivery: DeliveryItem, request: JobRequest, work: WorkNotes) => createJobFor(delivery.jobId, request, delivery.createdAt, work);
 
