@@ -5,10 +5,10 @@
  */
 import { createHash } from "node:crypto";
 import type { TaskStanding } from "@nimbus/core";
-import { BuildTask, type BuildLog, type BuildResult } from "@nimbus/protocol";
+import { BuildTask, LOG_BATCHES_KEPT, type BuildLog, type BuildResult } from "@nimbus/protocol";
 import { z } from "zod";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
-import { putLogChunk } from "../../storage/build-logs.ts";
+import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
 import { getDerivation, moveDerivation } from "../../storage/derivations.ts";
 import type { DerivationItem } from "../../storage/items.ts";
 import { mirrorStatus } from "../../storage/job-derivations.ts";
@@ -38,10 +38,15 @@ export const buildTaskMessage = (taskId: string, drv: Pick<DerivationItem, "drvP
 const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this agent holds");
 const leaseHeld = (taskId: string) => ({ expression: "lease.taskId = :task", values: { ":task": taskId } });
 
-/** Stores a batch of log lines (idempotent: the chunk number is the attempt and the batch number). */
+/**
+ * Stores a batch of log lines (idempotent: the chunk number is the attempt and the batch
+ * number) and drops the one that falls out of the kept tail (the last LOG_BATCHES_KEPT
+ * batches), so a build's stored log is bounded however long it runs.
+ */
 async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): Promise<TaskAnswer> {
   if (!held) return answer(false, notHeld(message.taskId));
   await putLogChunk({ drvPath: held.drvPath, chunk: logChunk(held.attempt, message.seq), lines: message.lines });
+  if (message.seq >= LOG_BATCHES_KEPT) await deleteLogChunk(held.drvPath, logChunk(held.attempt, message.seq - LOG_BATCHES_KEPT));
   return answer(false);
 }
 
