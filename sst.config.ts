@@ -1,5 +1,5 @@
 /// <reference path="./.sst/platform/config.d.ts" />
-import type { QueueSpec, TableSpec } from "./packages/service/src/platform/resource-specs.ts";
+import type { QueueSpec, SecretName, TableSpec } from "./packages/service/src/platform/resource-specs.ts";
 
 /**
  * Every AWS resource Nimbus uses, built from the one declaration in
@@ -60,15 +60,17 @@ export default $config({
         new sst.aws.Queue(name, { fifo: spec.fifo, visibilityTimeout: `${spec.visibilityTimeoutSeconds} seconds` }),
     );
 
-    const secretResources = secrets.map((name) => new sst.Secret(name));
+    const secretResources = Object.fromEntries(secrets.map((name) => [name, new sst.Secret(name)])) as Record<SecretName, sst.Secret>;
 
     // Created before any route so each handler can link to the API it posts to: the link both
     // sets Resource.AgentSocket.{url,managementEndpoint} and grants execute-api:ManageConnections.
     const socket = new sst.aws.ApiGatewayWebSocket(agentSocket.name);
     const api = new sst.aws.ApiGatewayV2(httpApi.name);
 
-    // Every handler sees every resource: handlers are thin, and the local runtime does the same.
-    const link = [...tableResources, ...queueResources, ...secretResources, socket, api];
+    // Every handler sees the tables, queues and APIs; a secret only the handlers that read it
+    // (resource-specs.ts names them per route), so a flaw in one cannot leak the others'.
+    const link = [...tableResources, ...queueResources, socket, api];
+    const linkWith = (names: readonly SecretName[]) => [...link, ...names.map((name) => secretResources[name])];
 
     // API Gateway's integration timeout is 29 s; stop earlier so the handler, not the gateway, answers.
     const apiTimeout = "25 seconds" as const;
@@ -78,8 +80,8 @@ export default $config({
       socket.route(route, { handler, link, timeout: apiTimeout });
     }
 
-    for (const { route, handler } of httpApi.routes) {
-      api.route(route, { handler, link, timeout: apiTimeout });
+    for (const { route, handler, secrets: needed } of httpApi.routes) {
+      api.route(route, { handler, link: linkWith(needed), timeout: apiTimeout });
     }
 
     for (const [name, { handler, rate }] of Object.entries(schedules)) {

@@ -61,8 +61,8 @@ async function loadEsbuild(): Promise<typeof import("esbuild")> {
 /** Imports a path the bundle still imports at run time must resolve inside the Lambda runtime. */
 const isNodeBuiltin = (path: string) => path.startsWith("node:") || builtinModules.includes(path.split("/")[0]!);
 
-/** Fake linked resources, shaped like the `SST_RESOURCE_<Name>` variables SST sets in Lambda. */
-function fakeResourceEnv(): Record<string, string> {
+/** Fake linked resources, shaped like the `SST_RESOURCE_<Name>` variables SST sets in Lambda: every table and API, and `linkedSecrets`. */
+function fakeResourceEnv(linkedSecrets: readonly string[] = secrets): Record<string, string> {
   const env: Record<string, string> = {
     SST_RESOURCE_App: JSON.stringify({ name: "nimbus", stage: "ci" }),
     [`SST_RESOURCE_${agentSocket.name}`]: JSON.stringify({
@@ -72,7 +72,7 @@ function fakeResourceEnv(): Record<string, string> {
     [`SST_RESOURCE_${httpApi.name}`]: JSON.stringify({ url: "https://example.invalid" }),
   };
   for (const name of Object.keys(tables)) env[`SST_RESOURCE_${name}`] = JSON.stringify({ name: `nimbus-ci-${name}` });
-  for (const name of secrets) env[`SST_RESOURCE_${name}`] = JSON.stringify({ value: "offline-test-secret" });
+  for (const name of linkedSecrets) env[`SST_RESOURCE_${name}`] = JSON.stringify({ value: "offline-test-secret" });
   return env;
 }
 
@@ -175,6 +175,28 @@ test("every handler named in resource-specs.ts bundles for Lambda (node22, ESM) 
       const loaded = await run(process.execPath, ["--input-type=module", "-e", probe], { env, timeoutMs: 30_000 });
       assert.equal(loaded.code, 0, `importing the ${handler} bundle failed:\n${output(loaded)}`);
       assert.equal(loaded.stdout, "function", `${handler}: "${exportName}" is a ${loaded.stdout}, not a function`);
+
+      // An HTTP route's handler, given only the secrets its route links (sst.config.ts links no
+      // others), still checks a request's credentials: a wrong token or signature gets 401, not
+      // a 500 from reading a secret it was not linked to.
+      const route = httpApi.routes.find((r) => r.handler === handler);
+      if (!route) return;
+      const request = {
+        version: "2.0",
+        routeKey: route.route,
+        rawPath: "/probe",
+        rawQueryString: "",
+        headers: { authorization: "Bearer not-the-token", "x-github-event": "push", "x-github-delivery": "probe", "x-hub-signature-256": `sha256=${"0".repeat(64)}` },
+        body: "{}",
+        isBase64Encoded: false,
+        requestContext: { requestId: "probe", routeKey: route.route, http: { method: route.route.split(" ")[0], path: "/probe" } },
+      };
+      const call = `const m = await import(${JSON.stringify(pathToFileURL(bundle).href)}); const r = await m[${JSON.stringify(exportName)}](${JSON.stringify(request)}); process.stdout.write(String(r.statusCode));`;
+      const unlinked = new Set(secrets.filter((name) => !(route.secrets as readonly string[]).includes(name)).map((name) => `SST_RESOURCE_${name}`));
+      const linkedOnly = Object.fromEntries(Object.entries(env).filter(([name]) => !unlinked.has(name)));
+      const answered = await run(process.execPath, ["--input-type=module", "-e", call], { env: linkedOnly, timeoutMs: 30_000 });
+      const expected = route.secrets.length ? "401" : "200";
+      assert.equal(answered.stdout, expected, `${handler} with only ${JSON.stringify(route.secrets)} linked answered ${answered.stdout || "nothing"}:\n${output(answered)}`);
     });
   }
 });

@@ -134,7 +134,7 @@ export const buildQueuePrefix = (app: string, stage: string) => `${app}-${stage}
 export const secrets = ["ApiAdminToken", "GithubWebhookSecret"] as const;
 export type SecretName = (typeof secrets)[number];
 
-/** The agents' WebSocket API; handlers get `Resource.AgentSocket.{url,managementEndpoint}`. */
+/** The agents' WebSocket API; handlers get `Resource.AgentSocket.{url,managementEndpoint}` (and no secret: agents present join tokens, checked against the Tokens table). */
 export const agentSocket = {
   name: "AgentSocket",
   routes: {
@@ -149,28 +149,33 @@ export interface HttpRoute {
   route: string;
   /** `file.export` relative to the repository root, as SST takes it. */
   handler: string;
+  /** The secrets its handler reads, and the only ones sst.config.ts links to it. */
+  secrets: readonly SecretName[];
 }
+
+/** The JSON API's routes check the bearer token against ApiAdminToken. */
+const admin = ["ApiAdminToken"] as const;
 
 /** The HTTP API (`Resource.HttpApi.url`): JSON API and webhooks. */
 export const httpApi = {
   name: "HttpApi",
   routes: [
-    { route: "GET /api/service-info", handler: "functions/api/service-info.handler" },
-    { route: "GET /api/agents", handler: "functions/api/agents.handler" },
-    { route: "GET /api/tokens", handler: "functions/api/tokens-list.handler" },
-    { route: "POST /api/tokens", handler: "functions/api/tokens-create.handler" },
-    { route: "DELETE /api/tokens/{id}", handler: "functions/api/tokens-revoke.handler" },
-    { route: "POST /webhooks/github", handler: "functions/webhooks/github.handler" },
-    { route: "GET /api/jobs", handler: "functions/api/jobs-list.handler" },
-    { route: "GET /api/jobs/{id}", handler: "functions/api/jobs-get.handler" },
-    { route: "GET /api/jobs/{id}/derivations", handler: "functions/api/job-derivations.handler" },
-    { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler" },
-    { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler" },
-    { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
+    { route: "GET /api/service-info", handler: "functions/api/service-info.handler", secrets: [] },
+    { route: "GET /api/agents", handler: "functions/api/agents.handler", secrets: admin },
+    { route: "GET /api/tokens", handler: "functions/api/tokens-list.handler", secrets: admin },
+    { route: "POST /api/tokens", handler: "functions/api/tokens-create.handler", secrets: admin },
+    { route: "DELETE /api/tokens/{id}", handler: "functions/api/tokens-revoke.handler", secrets: admin },
+    { route: "POST /webhooks/github", handler: "functions/webhooks/github.handler", secrets: ["GithubWebhookSecret"] },
+    { route: "GET /api/jobs", handler: "functions/api/jobs-list.handler", secrets: admin },
+    { route: "GET /api/jobs/{id}", handler: "functions/api/jobs-get.handler", secrets: admin },
+    { route: "GET /api/jobs/{id}/derivations", handler: "functions/api/job-derivations.handler", secrets: admin },
+    { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler", secrets: admin },
+    { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler", secrets: admin },
+    { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler", secrets: admin },
   ] satisfies HttpRoute[],
 } as const;
 
-/** Scheduled handlers: EventBridge Scheduler in AWS, a timer locally. */
+/** Scheduled handlers: EventBridge Scheduler in AWS, a timer locally. They read no secret. */
 export const schedules = {
   Sweeper: { handler: "functions/sweeper.handler", rate: "rate(1 minute)", intervalMs: 60_000 },
 } as const;
