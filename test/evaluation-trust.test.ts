@@ -86,6 +86,29 @@ describe("what an evaluation may assert about another job's derivation", () => {
     assert.equal(view.attributes.filter((a: { error?: string }) => a.error).length, 1);
   });
 
+  it("takes a built derivation's outputs from its builder, and does not hold them against a later evaluation", async () => {
+    const built = path("built");
+    assert.equal((await batch(first, firstTask, 4, [derivation(built)])).type, "ack");
+    // Built meanwhile: the builder reported the outputs it made (a content-addressed derivation's are only known then).
+    await stack.setAttributes("Derivations", { drvPath: built }, { status: "succeeded", outputs: { out: "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-built" } });
+    const { body } = await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/fourth", commit: "4".repeat(40) });
+    const [taker, fourth] = await eventually(async () => {
+      for (const agent of [first, second]) {
+        const task = agent.messages.find((m): m is EvaluateTask => m.type === "evaluate" && m.jobId === body.jobId);
+        if (task) return [agent, task] as const;
+      }
+      return undefined;
+    }, "the fourth evaluation");
+    assert.equal((await batch(taker, fourth, 0, [derivation(built), { kind: "attribute", path: ["built"], drvPath: built, attributeType: "regular", needsBuild: true }])).type, "ack");
+    assert.equal((await taker.request({ type: "evaluation-done", taskId: fourth.taskId, batches: 1, status: "succeeded" })).type, "result-ack");
+    const view = await eventually(async () => {
+      const job = (await stack.api("GET", `/api/jobs/${body.jobId}`)).body;
+      return job.status === "succeeded" || job.status === "failed" ? job : undefined;
+    }, "the fourth job to end");
+    assert.equal(view.status, "succeeded", JSON.stringify(view.attributes));
+    assert.deepEqual(view.counts, { succeeded: 1 });
+  });
+
   it("lets another job take over a split derivation whose registrar's evaluation ended with parts missing", async () => {
     const orphan = path("orphan");
     assert.equal((await batch(first, firstTask, 3, [derivation(orphan, [INPUT], { part: { index: 0, count: 3 } })])).type, "ack");

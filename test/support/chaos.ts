@@ -96,7 +96,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
       // A push whose handler died is delivered again, with the same delivery id, as GitHub does.
       const deliveryId = `chaos-${config.seed}-${job.repository}`;
       const accepted = await retried(`the push of ${job.repository}`, async () => {
-        const answer = await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: job.repository, commit: job.commit }, deliveryId);
+        const answer = await within(30_000, `the webhook for ${job.repository}`, sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: job.repository, commit: job.commit }, deliveryId));
         if (answer.status !== 200 && answer.status !== 201) throw new Error(`webhook answered ${answer.status}`);
         return answer.body as { jobId: string };
       }, 60_000);
@@ -120,11 +120,17 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
       return settled / total;
     };
     let lastProgress = Date.now();
-    const report = (phase: string) => {
+    const report = async (phase: string) => {
       if (!config.progress || Date.now() - lastProgress < (config.progressEveryMs ?? 10_000)) return;
       lastProgress = Date.now();
       const jobs = jobIds.map((id) => `${views.get(id)?.status ?? "?"} ${JSON.stringify(views.get(id)?.counts ?? {})}`).join("; ");
-      config.progress(`… ${Math.round((Date.now() - started) / 1000)} s ${phase}: ${jobs}; faults ${JSON.stringify(stack.faultCounts())} ${JSON.stringify(counts)}`);
+      const sessions = await stack.scan("Sessions");
+      const slots = sessions.reduce((n, s) => n + Number(s.runningTasks), 0);
+      const connected = agents.filter((a) => a.connected).length;
+      config.progress(
+        `… ${Math.round((Date.now() - started) / 1000)} s ${phase}: ${jobs}; agents ${connected}/${agents.length} connected, ${slots} slots held in ${sessions.length} sessions; ` +
+          `faults ${JSON.stringify(stack.faultCounts())} ${JSON.stringify(counts)}`,
+      );
     };
 
     // The storm: agents go down and come back, connections are cut, while the runtime injects its faults.
@@ -136,7 +142,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
         await poll();
         lastPoll = Date.now();
         if (!running() || settledShare() >= config.stormUntilSettled) break;
-        report("storm");
+        await report("storm");
       }
       const agent = agents[Math.floor(random() * agents.length)]!;
       const roll = random();
@@ -171,13 +177,14 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
       reconnect(agents, stack, token.token);
       await sleep(500);
       await poll();
-      report("calm");
+      await report("calm");
     }
     const problems: string[] = [];
     if (running()) {
       problems.push(...(await hungJobs(stack, jobIds, views, config.finishWithinMs)));
     } else {
       problems.push(...checkOutcomes(graph, jobIds, views));
+      if (problems.length) problems.push(...(await explainCounts(stack, graph, jobIds)));
       problems.push(...(await checkDerivations(stack, graph)));
       problems.push(...checkSettledOnce(agents));
       problems.push(...(await checkNoTaskHeld(stack, agents)));
@@ -195,6 +202,8 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
       gatewayErrors: agents.reduce((n, a) => n + a.gatewayErrors, 0),
       problems,
     };
+  } catch (error) {
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\nlast log lines:\n${logs.slice(-20).join("\n")}`, { cause: error });
   } finally {
     for (const agent of agents) agent.close();
     await stack.cleanup();
@@ -237,9 +246,22 @@ function reconnect(agents: ScriptedAgent[], stack: TestStack, token: string): vo
     if (agent.connected || connecting.has(agent)) continue;
     connecting.add(agent);
     agent
-      .connect(stack.agentSocketUrl, token, 5_000)
+      .connect(stack.agentSocketUrl, token, 20_000)
       .catch(() => {})
       .finally(() => connecting.delete(agent));
+  }
+}
+
+/** `promise`, or an error naming what was waited for after `ms`. */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from ${what} within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -284,6 +306,26 @@ function checkOutcomes(graph: ChaosGraph, jobIds: string[], views: Map<string, J
   return problems;
 }
 
+/** For jobs whose counts are off: which of their derivations they have no row for, and what their evaluation says. */
+async function explainCounts(stack: TestStack, graph: ChaosGraph, jobIds: string[]): Promise<string[]> {
+  const rows = await stack.scan("JobDerivations");
+  const jobs = await stack.scan("Jobs");
+  const attributes = await stack.scan("JobAttributes");
+  const items = new Map((await stack.scan("Derivations")).map((d) => [String(d.drvPath), d]));
+  return graph.jobs.flatMap((job, i) => {
+    const id = jobIds[i]!;
+    const have = new Set(rows.filter((r) => r.jobId === id).map((r) => String(r.drvPath)));
+    const missing = job.derivations.filter((d) => !have.has(d));
+    if (missing.length === 0) return [];
+    const record = jobs.find((j) => j.jobId === id);
+    const errors = attributes.filter((a) => a.jobId === id && a.error).map((a) => a.error);
+    return [
+      `job ${id}: no row for ${missing.length} of its derivations, e.g. ${JSON.stringify(missing.slice(0, 3).map((d) => ({ drvPath: d, item: items.get(d) })))}; ` +
+        `evaluation ${JSON.stringify(record?.evaluation)}; attribute errors ${JSON.stringify(errors.slice(0, 3))}`,
+    ];
+  });
+}
+
 const sorted = (counts: Partial<Record<string, number>>) => Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
 
 async function checkDerivations(stack: TestStack, graph: ChaosGraph): Promise<string[]> {
@@ -298,11 +340,23 @@ async function checkDerivations(stack: TestStack, graph: ChaosGraph): Promise<st
   return problems.slice(0, 20);
 }
 
-/** Counted across agents: a derivation whose result two agents had acknowledged was settled twice. */
+/**
+ * Counted across agents: a derivation whose results for two different tasks (attempts) were
+ * acknowledged was settled twice. (One task's result acknowledged twice is one settle: only
+ * its lease holder can apply it, once, and a repeat is acknowledged so the agent stops sending it.)
+ */
 function checkSettledOnce(agents: ScriptedAgent[]): string[] {
-  const times = new Map<string, number>();
-  for (const drv of agents.flatMap((a) => a.settled)) times.set(drv, (times.get(drv) ?? 0) + 1);
-  return [...times].filter(([, n]) => n > 1).map(([drv, n]) => `${drv} was settled ${n} times`);
+  const by = new Map<string, Map<string, string>>();
+  for (const agent of agents) {
+    agent.settled.forEach((drv, i) => {
+      const tasks = by.get(drv) ?? new Map<string, string>();
+      tasks.set(agent.settledTasks[i]!, agent.name);
+      by.set(drv, tasks);
+    });
+  }
+  return [...by]
+    .filter(([, tasks]) => tasks.size > 1)
+    .map(([drv, tasks]) => `${drv} was settled ${tasks.size} times: ${[...tasks].map(([task, agent]) => `task ${task} by ${agent}`).join(", ")}`);
 }
 
 /** Once every job is over, no session may still hold a task (its slot would be lost for good). */

@@ -87,9 +87,11 @@ export interface IntrinsicFields {
 /**
  * How a registration's intrinsic fields differ from those stored (undefined when they agree).
  * The .drv path is a hash of the derivation's content, so two evaluations can only disagree if
- * one of them lied; the stored registration is kept and the disagreement reported.
+ * one of them lied; the stored registration is kept and the disagreement reported. Once a build
+ * succeeded, its outputs are what the builder reported (a content-addressed derivation's are
+ * only known then): they are no longer compared.
  */
-export function intrinsicConflict(stored: IntrinsicFields, claimed: IntrinsicFields): string | undefined {
+export function intrinsicConflict(stored: IntrinsicFields & { status: DerivationStatus }, claimed: IntrinsicFields): string | undefined {
   const differences: string[] = [];
   if (stored.system !== claimed.system) differences.push(`system ${claimed.system} (registered: ${stored.system})`);
   const features = (f: readonly string[]) => [...new Set(f)].sort().join(",");
@@ -97,6 +99,6 @@ export function intrinsicConflict(stored: IntrinsicFields, claimed: IntrinsicFie
     differences.push(`required features [${features(claimed.requiredFeatures)}] (registered: [${features(stored.requiredFeatures)}])`);
   }
   const outputs = (o: Readonly<Record<string, string>>) => JSON.stringify(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
-  if (outputs(stored.outputs) !== outputs(claimed.outputs)) differences.push(`outputs ${outputs(claimed.outputs)} (registered: ${outputs(stored.outputs)})`);
+  if (!isSuccess(stored.status) && outputs(stored.outputs) !== outputs(claimed.outputs)) differences.push(`outputs ${outputs(claimed.outputs)} (registered: ${outputs(stored.outputs)})`);
   return differences.length ? differences.join("; ") : undefined;
 }

@@ -80,7 +80,7 @@ describe("partRegistration: a part of a derivation another registration started"
 });
 
 describe("intrinsicConflict: what two evaluations must agree on", () => {
-  const stored = { system: "x86_64-linux", requiredFeatures: ["kvm", "big-parallel"], outputs: { out: "/nix/store/a-out", dev: "/nix/store/a-dev" } };
+  const stored = { system: "x86_64-linux", requiredFeatures: ["kvm", "big-parallel"], outputs: { out: "/nix/store/a-out", dev: "/nix/store/a-dev" }, status: "waiting" as const };
   const cases: Array<[string, Partial<typeof stored>, string | undefined]> = [
     ["the same fields, features and outputs in another order", { requiredFeatures: ["big-parallel", "kvm"], outputs: { dev: "/nix/store/a-dev", out: "/nix/store/a-out" } }, undefined],
     ["another system", { system: "aarch64-linux" }, "system aarch64-linux (registered: x86_64-linux)"],
@@ -89,4 +89,8 @@ describe("intrinsicConflict: what two evaluations must agree on", () => {
   ];
   for (const [name, claimed, expected] of cases) it(name, () => assert.equal(intrinsicConflict(stored, { ...stored, ...claimed }), expected));
   it("names every difference", () => assert.match(intrinsicConflict(stored, { system: "s", requiredFeatures: [], outputs: {} })!, /^system s .*; required features .*; outputs /));
+  it("compares outputs no more once a build reported them", () => {
+    assert.equal(intrinsicConflict({ ...stored, status: "succeeded", outputs: { out: "/nix/store/built-out" } }, stored), undefined);
+    assert.match(intrinsicConflict({ ...stored, status: "succeeded" }, { ...stored, system: "s" })!, /^system s/);
+  });
 });
