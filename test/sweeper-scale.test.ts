@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { MAX_RESENDS_PER_SWEEP } from "@nimbus/core";
 import { sweep, SHARD } from "@nimbus/service";
-import { drainQueue, startTestStack, type TestStack } from "./support/stack.ts";
+import { GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { RawAgent, hello } from "./support/raw-agent.ts";
+import { drainQueue, eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 // The sweeper at scale (issue #8, finding 3): it sends again only what its queue's depth says
 // was lost (and at most MAX_RESENDS_PER_SWEEP), gives each step a share of its time and goes on
@@ -56,6 +58,37 @@ describe("the sweeper at scale, on an injected clock", () => {
       assert.equal((await sweep(at(21 * MINUTE))).derivationsResent, 0);
       assert.equal(await drain(), 150);
     });
+  });
+
+  it("wakes an idle agent for a queued derivation whose message is on its queue again", async () => {
+    // What a dispatch that received the message and died leaves: the message comes back after
+    // its visibility timeout, and nothing else will tell the idle agent about it.
+    const name = "visible-again";
+    await stack.setAttributes("Derivations", { drvPath: drvPath(name) }, {
+      system: "x86_64-linux", requiredFeatures: [], outputs: { out: `/nix/store/${name}` }, status: "queued", queueKey: "x86_64-linux|",
+      attempt: 0, createdAt: at(0).toISOString(), updatedAt: at(0).toISOString(), queuedShard: SHARD.queued, queuedAt: at(0).toISOString(),
+    });
+    assert.equal((await sweep(at(3 * MINUTE))).derivationsResent, 1, "its message, lost once, is sent");
+    const sqs = new SQSClient({ endpoint: stack.sqsEndpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" }, useQueueUrlAsEndpoint: false });
+    try {
+      const queueName = (await stack.scan("BuildQueues")).find((q) => q.queueKey === "x86_64-linux|")!.queueName;
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: String(queueName) }));
+      const taken = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 1, VisibilityTimeout: 1 }));
+      assert.equal(taken.Messages?.length, 1, "a receiver holds it (and will die)");
+      const { token } = await stack.createToken("idle");
+      const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+      try {
+        assert.equal((await agent.request(hello({ hostname: "idle", concurrentTasks: 1 }))).type, "welcome");
+        await new Promise((r) => setTimeout(r, 1_500)); // visible again; the agent asked at hello and got nothing
+        assert.equal(agent.messages.some((m) => m.type === "build"), false);
+        assert.equal((await sweep(at(6 * MINUTE))).derivationsResent, 0, "its message is on the queue: not sent again");
+        await eventually(async () => agent.messages.find((m) => m.type === "build"), "the woken agent's build task");
+      } finally {
+        agent.close();
+      }
+    } finally {
+      sqs.destroy();
+    }
   });
 
   describe("quiet jobs", () => {

@@ -15,6 +15,8 @@ import type { WorkNotes } from "./new-work.ts";
 
 /** Sends again the evaluations of `waiting` (queued past the re-send window) that the queue's depth says were lost. */
 export async function resendLostEvaluations(waiting: readonly JobItem[], now: Date, work: WorkNotes): Promise<number> {
+  // Their messages may be there, visible again after a receiver died: idle agents are woken for them.
+  work.addEvaluation();
   const depth = await queueDepth(evaluationQueueUrl());
   const byId = new Map(waiting.map((job) => [job.jobId, job]));
   const stale = waiting.map((job) => ({ id: job.jobId, queue: EVALUATION_QUEUE, since: job.updatedAt }));
@@ -23,7 +25,6 @@ export async function resendLostEvaluations(waiting: readonly JobItem[], now: Da
     const job = byId.get(jobId)!;
     if (!(await claimEvaluationResend(job, now))) continue;
     await enqueueEvaluation(jobId, job.evaluation.retries ?? 0, now.getTime());
-    work.addEvaluation();
     sent++;
   }
   return sent;
