@@ -8,7 +8,7 @@ import { runChaos, type ChaosConfig } from "./support/chaos.ts";
 // $disconnect, handler invocations killed at random AWS requests, frames and queue messages
 // delivered twice, the sweeper running. Every job must end as its graph says, every
 // derivation settled exactly once, no slot left held.
-export const SMALL_CHAOS: ChaosConfig = {
+const SMALL_CHAOS: ChaosConfig = {
   graph: { derivations: 300, layers: 10, jobs: 2, failShare: 0.01, seed: 42 },
   agents: [
     { name: "x86-kvm", systems: ["x86_64-linux"], systemFeatures: ["kvm"], concurrentTasks: 3, buildMs: 30 },
@@ -17,29 +17,32 @@ export const SMALL_CHAOS: ChaosConfig = {
     { name: "both", systems: ["aarch64-linux", "x86_64-linux"], systemFeatures: [], concurrentTasks: 2, buildMs: 40 },
   ],
   exceptionalShare: 0.02,
-  faults: { handlerDeath: 0.002, duplicateFrame: 0.02, duplicateMessage: 0.02, seed: 7 },
+  faults: { handlerDeath: 0.0005, duplicateFrame: 0.02, duplicateMessage: 0.02, seed: 7 },
   actionEveryMs: 150,
-  stormMs: 60_000,
+  stormMs: 45_000,
   stormUntilSettled: 0.8,
-  finishWithinMs: 90_000,
-  sweepIntervalMs: 250,
+  finishWithinMs: 180_000,
+  sweepIntervalMs: 300,
   environment: {
-    NIMBUS_HEARTBEAT_INTERVAL_MS: "400",
-    NIMBUS_SESSION_GRACE_MS: "1500",
+    NIMBUS_HEARTBEAT_INTERVAL_MS: "1000",
+    NIMBUS_SESSION_GRACE_MS: "4000",
     NIMBUS_REQUEUE_AFTER_MS: "3000",
     NIMBUS_RETRY_BASE_MS: "100",
     NIMBUS_RETRY_MAX_MS: "500",
     NIMBUS_MAX_ATTEMPTS: "100",
+    NIMBUS_MAX_EVALUATION_ATTEMPTS: "100",
   },
-  evaluationBatchSize: 50,
-  heartbeatMs: 200,
-  resendMs: 1_000,
+  evaluationBatchSize: 25,
+  heartbeatMs: 1_000,
+  resendMs: 15_000,
   seed: 7,
 };
 
+const progress = process.env.NIMBUS_CHAOS_PROGRESS ? { progress: (line: string) => console.log(line), progressEveryMs: 5_000 } : {};
+
 describe("chaos: agents killed, connections dropped, handlers dying, deliveries doubled, the sweeper running", () => {
-  it("ends every job as its graph says, settles every derivation exactly once and leaves no slot held", { timeout: 240_000 }, async () => {
-    const report = await runChaos(SMALL_CHAOS);
+  it("ends every job as its graph says, settles every derivation exactly once and leaves no slot held", { timeout: 480_000 }, async () => {
+    const report = await runChaos({ ...SMALL_CHAOS, ...progress });
     console.log(`chaos: ${JSON.stringify({ ...report, problems: report.problems.length })}`);
     assert.deepEqual(report.problems, []);
     const { faults } = report;

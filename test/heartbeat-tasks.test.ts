@@ -58,7 +58,7 @@ describe("a heartbeat listing the agent's tasks", () => {
   };
 
   it("changes nothing while the agent lists what its session holds", async () => {
-    await sleep(HEARTBEAT_MS);
+    await sleep(2 * HEARTBEAT_MS);
     const replies = await beat([build.taskId]);
     assert.deepEqual(replies.map((m) => m.type), ["heartbeat-ack"]);
   });

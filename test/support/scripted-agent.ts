@@ -27,6 +27,8 @@ export class ScriptedAgent {
   readonly cancelled: string[] = [];
   /** Derivations whose (succeeded or failed) build result the service acknowledged: settled by this agent. */
   readonly settled: string[] = [];
+  /** The task ids of `settled`, in the same order. */
+  readonly settledTasks: string[] = [];
   /** Messages the service refused as not this agent's (duplicates absorbed). */
   refused = 0;
   /** Frames that were not protocol messages: the gateway's answer when a handler failed. */
@@ -45,6 +47,8 @@ export class ScriptedAgent {
   private readonly acked = new Map<string, Set<number>>();
   /** Evaluation batches sent and not yet acknowledged, re-sent after every welcome. */
   private readonly pendingBatches = new Map<string, unknown>();
+  /** When each unacknowledged message was last sent. */
+  private readonly lastSent = new WeakMap<object, number>();
   private heartbeat?: NodeJS.Timeout;
   private resender?: NodeJS.Timeout;
   /** Bumped by kill(): work started before it never reports. */
@@ -64,7 +68,7 @@ export class ScriptedAgent {
       batchSize?: number;
       /** Heartbeat period while connected (none by default). */
       heartbeatMs?: number;
-      /** Sends unacknowledged batches and results again this often while connected (never by default). */
+      /** Sends a batch or result again when unacknowledged this long while connected (never by default). */
       resendMs?: number;
     },
   ) {}
@@ -123,12 +127,15 @@ export class ScriptedAgent {
           }
           if (this.script.resendMs) {
             // Unacknowledged batches and results go again, as the real agent's resend timer sends them.
-            const resend = setInterval(() => this.resendUnacknowledged(), this.script.resendMs).unref();
+            const every = this.script.resendMs;
+            const resend = setInterval(() => this.resendUnacknowledged(every), every / 2).unref();
             socket.once("close", () => clearInterval(resend));
             this.resender = resend;
           }
           resolve();
         } else if (message.type === "error" && message.fatal && !settled) fail(`refused: ${message.code}: ${message.message}`);
+        // A task whose result awaits its ack gets that result again, as the real agent does.
+        else if ((message.type === "evaluate" || message.type === "build") && this.unacked.has(message.taskId)) this.send(this.unacked.get(message.taskId));
         else if (message.type === "evaluate") void this.evaluate(message);
         else if (message.type === "build") void this.build(message);
         else if (message.type === "ack") {
@@ -137,7 +144,10 @@ export class ScriptedAgent {
           this.pendingBatches.delete(`${message.taskId}#${message.seq}`);
         } else if (message.type === "result-ack") {
           const settledDrv = this.settles.get(message.taskId);
-          if (this.unacked.delete(message.taskId) && settledDrv) this.settled.push(settledDrv);
+          if (this.unacked.delete(message.taskId) && settledDrv) {
+            this.settled.push(settledDrv);
+            this.settledTasks.push(message.taskId);
+          }
         } else if (message.type === "cancel") {
           this.cancelled.push(message.taskId);
           this.active.delete(message.taskId);
@@ -152,13 +162,17 @@ export class ScriptedAgent {
   }
 
   /** Sends every unacknowledged evaluation batch and final message again (the service applies each once). */
-  private resendUnacknowledged() {
-    for (const batch of this.pendingBatches.values()) this.send(batch);
-    for (const final of this.unacked.values()) this.send(final);
+  private resendUnacknowledged(sentBeforeMs = 0) {
+    const before = Date.now() - sentBeforeMs;
+    for (const message of [...this.pendingBatches.values(), ...this.unacked.values()]) {
+      if ((this.lastSent.get(message as object) ?? 0) <= before) this.send(message);
+    }
   }
 
   private send(message: unknown) {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    this.socket.send(JSON.stringify(message));
+    this.lastSent.set(message as object, Date.now());
   }
 
   /** Sends a task's final message and keeps it until the service acknowledges it. */
