@@ -8,7 +8,8 @@
  *
  * Knobs (environment): NIMBUS_CHAOS_DERIVATIONS (10000), NIMBUS_CHAOS_JOBS (4),
  * NIMBUS_CHAOS_SEED (1), NIMBUS_CHAOS_HANDLER_DEATH (per AWS request, 0.0005),
- * NIMBUS_CHAOS_DUPLICATES (frames and messages, 0.02), NIMBUS_CHAOS_MINUTES (storm at most, 15).
+ * NIMBUS_CHAOS_DUPLICATES (frames and messages, 0.02), NIMBUS_CHAOS_MINUTES (storm at most, 15),
+ * NIMBUS_CHAOS_FINISH_MINUTES (to settle once the storm is over, 10).
  */
 import { runChaos, type ChaosConfig } from "./support/chaos.ts";
 
@@ -38,7 +39,7 @@ const config: ChaosConfig = {
   actionEveryMs: 400,
   stormMs: number("NIMBUS_CHAOS_MINUTES", 15) * 60_000,
   stormUntilSettled: 0.97,
-  finishWithinMs: 10 * 60_000,
+  finishWithinMs: number("NIMBUS_CHAOS_FINISH_MINUTES", 10) * 60_000,
   sweepIntervalMs: 500,
   environment: {
     NIMBUS_HEARTBEAT_INTERVAL_MS: "1000",

@@ -285,8 +285,16 @@ async function hungJobs(stack: TestStack, jobIds: string[], views: Map<string, J
     .filter((id) => !views.has(id) || ["evaluating", "building"].includes(views.get(id)!.status))
     .map((id) => `job ${id} hung: still ${views.get(id)?.status ?? "unknown"} ${withinMs} ms after the storm, counts ${JSON.stringify(views.get(id)?.counts ?? {})}`);
   const derivations = await stack.scan("Derivations");
+  const statusOf = new Map(derivations.map((d) => [String(d.drvPath), String(d.status)]));
   const stuck = derivations.filter((d) => ["waiting", "queued", "building"].includes(String(d.status)));
-  problems.push(`${stuck.length} derivations unsettled; the first: ${JSON.stringify(stuck.slice(0, 4), null, 1)}`);
+  const described = await Promise.all(
+    stuck.slice(0, 6).map(async (d) => {
+      const item = (await stack.getItem("Derivations", { drvPath: d.drvPath }))!;
+      const sets = (value: unknown) => [...((value as Set<string> | undefined) ?? [])].map((input) => `${input.slice(44)} (${statusOf.get(input) ?? "?"})`);
+      return { ...item, inputDrvs: sets(item.inputDrvs), pendingInputs: sets(item.pendingInputs) };
+    }),
+  );
+  problems.push(`${stuck.length} derivations unsettled; the first: ${JSON.stringify(described, null, 1)}`);
   const jobs = (await stack.scan("Jobs")).filter((j) => jobIds.includes(String(j.jobId)));
   problems.push(`jobs: ${JSON.stringify(jobs.map((j) => ({ id: j.jobId, status: j.status, evaluation: j.evaluation })))}`);
   const sessions = await stack.scan("Sessions");
