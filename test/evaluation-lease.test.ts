@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { sendSignedPush } from "@nimbus/cli";
 import { localTableName } from "@nimbus/local";
 import type { EvaluateTask, ServiceMessage } from "@nimbus/protocol";
@@ -115,6 +115,32 @@ describe("the evaluation lease", () => {
     // Done with it, so the next tests' agents get their own jobs' evaluations.
     assert.equal((await agent.request({ type: "evaluation-done", taskId: task.taskId, batches: 0, status: "failed", error: "done" })).type, "result-ack");
     await goodbye(agent);
+  });
+
+  it("wakes an idle agent for a queued evaluation whose message is on its queue again, without sending it twice", async () => {
+    // What an agent's invocation that received the message and died leaves: the message comes
+    // back after its visibility timeout, and nothing but the sweeper will tell an idle agent.
+    const jobId = await push();
+    const sqs = new SQSClient({ endpoint: stack.sqsEndpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" }, useQueueUrlAsEndpoint: false });
+    try {
+      const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: `${localTableName("Evaluations")}.fifo` }));
+      const held = await eventually(
+        async () => (await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 1, VisibilityTimeout: 600 }))).Messages?.[0],
+        "the evaluation message",
+      );
+      assert.equal(JSON.parse(held.Body!).jobId, jobId, "a receiver holds it (and dies)");
+      const agent = await connect(newSession(), "idle");
+      assert.ok(await stack.handlersIdle(10_000), "the hello's follow-up (a look at the queues) ended");
+      assert.equal(agent.messages.some((m) => m.type === "evaluate"), false, "at hello the message was out of sight");
+      // Its visibility timeout runs out (made to, rather than waited for).
+      await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl, ReceiptHandle: held.ReceiptHandle, VisibilityTimeout: 0 }));
+      assert.equal((await sweep(new Date(Date.now() + REQUEUE_AFTER_MS + 60_000))).evaluationsResent, 0, "its message is on the queue: not sent again");
+      const task = await evaluateTask(agent, jobId);
+      assert.equal((await agent.request({ type: "evaluation-done", taskId: task.taskId, batches: 0, status: "failed", error: "done" })).type, "result-ack");
+      await goodbye(agent);
+    } finally {
+      sqs.destroy();
+    }
   });
 
   it(`fails the job's evaluation once it was handed back ${MAX_EVALUATION_ATTEMPTS} times`, async () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { MAX_RESENDS_PER_SWEEP } from "@nimbus/core";
 import { sweep, SHARD } from "@nimbus/service";
-import { GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { RawAgent, hello } from "./support/raw-agent.ts";
 import { drainQueue, eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -73,14 +73,16 @@ describe("the sweeper at scale, on an injected clock", () => {
     try {
       const queueName = (await stack.scan("BuildQueues")).find((q) => q.queueKey === "x86_64-linux|")!.queueName;
       const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: String(queueName) }));
-      const taken = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 1, VisibilityTimeout: 1 }));
-      assert.equal(taken.Messages?.length, 1, "a receiver holds it (and will die)");
+      const taken = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 1, VisibilityTimeout: 600 }));
+      assert.equal(taken.Messages?.length, 1, "a receiver holds it (and dies)");
       const { token } = await stack.createToken("idle");
       const agent = await RawAgent.connect(stack.agentSocketUrl, token);
       try {
         assert.equal((await agent.request(hello({ hostname: "idle", concurrentTasks: 1 }))).type, "welcome");
-        await new Promise((r) => setTimeout(r, 1_500)); // visible again; the agent asked at hello and got nothing
-        assert.equal(agent.messages.some((m) => m.type === "build"), false);
+        assert.ok(await stack.handlersIdle(10_000), "the hello's follow-up (a look at the queues) ended");
+        assert.equal(agent.messages.some((m) => m.type === "build"), false, "at hello the message was out of sight");
+        // Its visibility timeout runs out (made to, rather than waited for).
+        await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl, ReceiptHandle: taken.Messages![0]!.ReceiptHandle, VisibilityTimeout: 0 }));
         assert.equal((await sweep(at(6 * MINUTE))).derivationsResent, 0, "its message is on the queue: not sent again");
         await eventually(async () => agent.messages.find((m) => m.type === "build"), "the woken agent's build task");
       } finally {

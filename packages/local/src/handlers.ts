@@ -113,15 +113,22 @@ export class HandlerInvoker {
     return run;
   }
 
-  /** Waits for running invocations, at most `timeoutMs`; true when all finished. */
+  /**
+   * Waits, at most `timeoutMs`, until no invocation runs — also those started while it waits
+   * (a handler's follow-up may start another); true when none is left.
+   */
   async drain(timeoutMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
+    let expired = false;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        expired = true;
+        resolve();
+      }, timeoutMs);
     });
-    const settled = Promise.allSettled([...this.inFlight]).then(() => true as const);
     try {
-      return await Promise.race([settled, timedOut]);
+      while (this.inFlight.size > 0 && !expired) await Promise.race([Promise.allSettled([...this.inFlight]), timedOut]);
+      return this.inFlight.size === 0;
     } finally {
       clearTimeout(timer);
     }

@@ -84,6 +84,11 @@ export interface LocalStack {
   gateway: LocalGatewayControl;
   /** How many faults of each kind were injected so far (all 0 without a fault plan). */
   faultCounts(): FaultCounts;
+  /**
+   * Waits, at most `timeoutMs`, until no handler invocation runs (a frame's answer reaches the
+   * agent before its follow-up ends; tests wait for that); true when none is left.
+   */
+  handlersIdle(timeoutMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -234,6 +239,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         dropConnection: (id) => gateway.drop(id),
         closeConnection: (id, code) => gateway.close(id, code),
       },
+      handlersIdle: (timeoutMs) => invoker.drain(timeoutMs),
       faultCounts: () => ({ ...(faults?.counts ?? { handlerDeaths: 0, requestsRefused: 0, duplicateFrames: 0, duplicateMessages: 0 }) }),
       stop: () => (stopping ??= stopAll(started, log)),
     };
