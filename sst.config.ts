@@ -1,5 +1,5 @@
 /// <reference path="./.sst/platform/config.d.ts" />
-import type { QueueSpec, SecretName, TableSpec } from "./packages/service/src/platform/resource-specs.ts";
+import type { QueueSpec, TableSpec } from "./packages/service/src/platform/resource-specs.ts";
 
 /**
  * Every AWS resource Nimbus uses, built from the one declaration in
@@ -19,8 +19,12 @@ export default $config({
   },
   async run() {
     // SST's convention: project code loads in run(); app() is evaluated alone, before providers exist.
-    const { tables, queues, secrets, agentSocket, httpApi, schedules, buildQueuePrefix } = await import(
+    const { tables, queues, secrets, githubSecrets, handlerSecrets, agentSocket, httpApi, schedules, buildQueuePrefix } = await import(
       "./packages/service/src/platform/resource-specs.ts"
+    );
+    // Set at deploy time (docs/github.md): where reports link to, and another GitHub API (Enterprise Server).
+    const githubEnvironment = Object.fromEntries(
+      (["NIMBUS_PUBLIC_URL", "NIMBUS_GITHUB_API_URL"] as const).flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
     );
 
     // Applies to every function, including any a later route or schedule adds.
@@ -28,6 +32,7 @@ export default $config({
       args.runtime ??= "nodejs22.x"; // the oldest non-deprecated Node runtime; tests bundle for node22
       args.architecture ??= "arm64"; // cheaper per GB-second than x86_64, same Node code
       args.memory ??= "512 MB"; // more memory = more CPU; handlers are I/O bound, 512 keeps cold starts short
+      args.environment = { ...githubEnvironment, ...args.environment };
       // Build queues are created on first use, one per (system, features): grant exactly those names.
       args.permissions = [
         {
@@ -60,35 +65,39 @@ export default $config({
         new sst.aws.Queue(name, { fifo: spec.fifo, visibilityTimeout: `${spec.visibilityTimeoutSeconds} seconds` }),
     );
 
-    const secretResources = Object.fromEntries(secrets.map((name) => [name, new sst.Secret(name)])) as Record<SecretName, sst.Secret>;
+    // The GitHub ones the user may leave unset (token mode, or no reporting): `none` means unset,
+    // so `sst deploy` need not stop for them; the webhook secret and admin token must be set.
+    const secretResources = Object.fromEntries(
+      secrets.map((name) => [name, new sst.Secret(name, (githubSecrets as readonly string[]).includes(name) && name !== "GithubWebhookSecret" ? "none" : undefined)]),
+    );
 
     // Created before any route so each handler can link to the API it posts to: the link both
     // sets Resource.AgentSocket.{url,managementEndpoint} and grants execute-api:ManageConnections.
     const socket = new sst.aws.ApiGatewayWebSocket(agentSocket.name);
     const api = new sst.aws.ApiGatewayV2(httpApi.name);
 
-    // Every handler sees the tables, queues and APIs; a secret only the handlers that read it
-    // (resource-specs.ts names them per route), so a flaw in one cannot leak the others'.
-    const link = [...tableResources, ...queueResources, socket, api];
-    const linkWith = (names: readonly SecretName[]) => [...link, ...names.map((name) => secretResources[name])];
+    // Every handler sees every table, queue and API (handlers are thin, and the local runtime does
+    // the same), but only the secrets it reads (docs/security.md).
+    const shared = [...tableResources, ...queueResources, socket, api];
+    const link = (handler: string) => [...shared, ...handlerSecrets(handler).map((name) => secretResources[name]!)];
 
     // API Gateway's integration timeout is 29 s; stop earlier so the handler, not the gateway, answers.
     const apiTimeout = "25 seconds" as const;
 
     // $connect checks the join token itself (answers 401), so no authorizer is attached.
     for (const [route, handler] of Object.entries(agentSocket.routes)) {
-      socket.route(route, { handler, link, timeout: apiTimeout });
+      socket.route(route, { handler, link: link(handler), timeout: apiTimeout });
     }
 
-    for (const { route, handler, secrets: needed } of httpApi.routes) {
-      api.route(route, { handler, link: linkWith(needed), timeout: apiTimeout });
+    for (const { route, handler } of httpApi.routes) {
+      api.route(route, { handler, link: link(handler), timeout: apiTimeout });
     }
 
     for (const [name, { handler, rate }] of Object.entries(schedules)) {
       new sst.aws.CronV2(name, {
         schedule: rate,
         // Under the 1-minute period, so one sweep finishes before the next starts.
-        function: { handler, link, timeout: "50 seconds" },
+        function: { handler, link: link(handler), timeout: "50 seconds" },
       });
     }
 

@@ -9,6 +9,7 @@ import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { JobList, JobView } from "@nimbus/protocol";
 import { jobStatusKey, localResourceName, logChunk, type TableName } from "@nimbus/service";
 import { runCli } from "./support/agent-process.ts";
+import { hello, RawAgent } from "./support/raw-agent.ts";
 import { startTestStack, type TestStack } from "./support/stack.ts";
 
 describe("CLI: trigger, job, jobs, logs", () => {
@@ -128,13 +129,16 @@ describe("CLI: trigger, job, jobs, logs", () => {
 
   it("`nimbus job --wait` waits for the end and exits 0 on success", async () => {
     const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
-    const waiting = runCli(["job", jobId, "--wait"], env);
-    await new Promise((r) => setTimeout(r, 1500));
+    // The job ends only once the command has shown it running (a slow machine starts it late).
+    let shownRunning!: () => void;
+    const running = new Promise<void>((resolve) => (shownRunning = resolve));
+    const waiting = runCli(["job", jobId, "--wait"], env, (stderr) => stderr.includes("evaluating") && shownRunning());
+    await running;
     await stack.setAttributes("Jobs", { jobId }, { status: "succeeded", finishedAt: new Date().toISOString() });
     const run = await waiting;
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /status\s+succeeded/);
-    assert.match(run.stderr, /evaluating/);
+    assert.match(run.stderr, /evaluating/, `stdout: ${run.stdout}`);
   });
 
   it("`nimbus job --wait` lists failures with their log tail and exits 1", async () => {
@@ -161,5 +165,39 @@ describe("CLI: trigger, job, jobs, logs", () => {
     const logs = await runCli(["logs", basename(drvPath)], env);
     assert.equal(logs.code, 0, logs.stderr);
     assert.equal(logs.stdout, "compiling\ncc: error: missing.c\n");
+  });
+
+  it("prints what agents and repositories sent as text: no terminal control sequences", async () => {
+    // A window title, a cursor move, a colour, an 8-bit CSI, a bidi override.
+    const hostile = "\u001b]0;pwned\u0007 \u001b[2A\u001b[31mred \u009b6n \u202eevil";
+    const visible = "\\x1b]0;pwned\\x07 \\x1b[2Ared \\x9b6n \\u202eevil";
+    const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
+    const drvPath = `/nix/store/${"2".repeat(32)}-hostile.drv`;
+    const now = new Date().toISOString();
+    await put("Derivations", {
+      drvPath, system: "x86_64-linux", requiredFeatures: [], outputs: { out: drvPath.slice(0, -4) }, inputDrvs: [], status: "failed",
+      queueKey: "x86_64-linux", attempt: 1, createdAt: now, updatedAt: now,
+      failure: { reason: `failed: ${hostile}`, exitCode: 2, logTail: [hostile] },
+    });
+    await put("JobDerivations", { jobId, drvPath, status: "failed", jobStatus: jobStatusKey(jobId, "failed") });
+    await put("BuildLogs", { drvPath, chunk: logChunk(1, 0), lines: ["plain", hostile] });
+    const job = await jobItem(jobId);
+    await stack.setAttributes("Jobs", { jobId }, { status: "failed", finishedAt: now, evaluation: { ...job.evaluation, error: `error: ${hostile}\nsecond line` } });
+    const agent = await RawAgent.connect(stack.agentSocketUrl, (await stack.createToken("hostile-host")).token);
+    assert.equal((await agent.request(hello({ hostname: `host ${hostile}` }))).type, "welcome");
+
+    const outputs = {
+      job: await runCli(["job", jobId], env),
+      logs: await runCli(["logs", basename(drvPath)], env),
+      agents: await runCli(["agents"], env),
+    };
+    agent.close();
+    for (const [command, run] of Object.entries(outputs)) {
+      assert.equal(run.code, 0, `${command}: ${run.stderr}`);
+      assert.doesNotMatch(run.stdout + run.stderr, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/, `${command} printed a control character`);
+      assert.ok(run.stdout.includes(visible), `${command} shows the text escaped:\n${run.stdout}`);
+    }
+    assert.match(outputs.job.stdout, /evaluation failed:\n  error: .*\n  second line\n/, "an error's own lines stay lines");
+    assert.equal(outputs.logs.stdout, `plain\n${visible}\n`);
   });
 });

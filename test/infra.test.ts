@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BuildOptions, Metafile } from "esbuild";
-import { agentSocket, httpApi, schedules, secrets, tables } from "../packages/service/src/platform/resource-specs.ts";
+import { agentSocket, handlerSecrets, httpApi, schedules, secrets, tables } from "../packages/service/src/platform/resource-specs.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const resourcesFile = join(root, "packages/service/src/platform/resource-specs.ts");
@@ -192,11 +192,12 @@ test("every handler named in resource-specs.ts bundles for Lambda (node22, ESM) 
         requestContext: { requestId: "probe", routeKey: route.route, http: { method: route.route.split(" ")[0], path: "/probe" } },
       };
       const call = `const m = await import(${JSON.stringify(pathToFileURL(bundle).href)}); const r = await m[${JSON.stringify(exportName)}](${JSON.stringify(request)}); process.stdout.write(String(r.statusCode));`;
-      const unlinked = new Set(secrets.filter((name) => !(route.secrets as readonly string[]).includes(name)).map((name) => `SST_RESOURCE_${name}`));
+      const linked: readonly string[] = handlerSecrets(handler);
+      const unlinked = new Set(secrets.filter((name) => !linked.includes(name)).map((name) => `SST_RESOURCE_${name}`));
       const linkedOnly = Object.fromEntries(Object.entries(env).filter(([name]) => !unlinked.has(name)));
       const answered = await run(process.execPath, ["--input-type=module", "-e", call], { env: linkedOnly, timeoutMs: 30_000 });
-      const expected = route.secrets.length ? "401" : "200";
-      assert.equal(answered.stdout, expected, `${handler} with only ${JSON.stringify(route.secrets)} linked answered ${answered.stdout || "nothing"}:\n${output(answered)}`);
+      const expected = linked.length ? "401" : "200";
+      assert.equal(answered.stdout, expected, `${handler} with only ${JSON.stringify(linked)} linked answered ${answered.stdout || "nothing"}:\n${output(answered)}`);
     });
   }
 });

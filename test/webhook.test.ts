@@ -20,12 +20,14 @@ function pushPayload(overrides: Record<string, unknown> = {}) {
   };
 }
 
-function pullRequestPayload(action: string) {
+/** A pull request as GitHub sends it: from a fork unless `head` says otherwise. */
+function pullRequestPayload(action: string, head = "fork/widgets") {
   return {
     action,
     number: 7,
     pull_request: {
-      head: { sha: sha("b"), ref: "feature", repo: { full_name: "fork/widgets", clone_url: "https://github.com/fork/widgets.git" } },
+      head: { sha: sha("b"), ref: "feature", repo: { full_name: head, clone_url: `https://github.com/${head}.git` } },
+      user: { login: "contributor" },
     },
     repository: { full_name: "acme/widgets", clone_url: "https://github.com/acme/widgets.git" },
     sender: { login: "contributor" },
@@ -128,7 +130,29 @@ describe("POST /webhooks/github", () => {
     assert.notEqual(another.body.jobId, first.body.jobId);
     const otherRef = await deliver("push", { ...JSON.parse(payload), ref: "refs/heads/release" });
     assert.equal(otherRef.status, 201);
+    // The same commit pushed to the same branch again is a new event: GitHub's body differs (`before`).
+    const pushedAgain = await deliver("push", { ...JSON.parse(payload), before: sha("7") });
+    assert.equal(pushedAgain.status, 201);
     await receiveAll();
+  });
+
+  it("makes a new job for a pull request reopened at the commit its closing cancelled, and none for a replay of either", async () => {
+    const pullRequest = (action: string) => ({ ...pullRequestPayload(action), number: 8, pull_request: { ...pullRequestPayload(action).pull_request, head: { ...pullRequestPayload(action).pull_request.head, sha: sha("d") } } });
+    const openedBody = JSON.stringify(pullRequest("opened"));
+    const opened = await deliver("pull_request", openedBody);
+    assert.equal(opened.status, 201, JSON.stringify(opened.body));
+    assert.deepEqual(await deliver("pull_request", openedBody, { "x-github-delivery": randomUUID() }), { status: 200, body: { jobId: opened.body.jobId, redelivery: true } });
+    const closed = await deliver("pull_request", pullRequest("closed"));
+    assert.deepEqual(closed.body, { action: "cancel-pull-request", jobIds: [opened.body.jobId] });
+    const reopenedBody = JSON.stringify(pullRequest("reopened"));
+    const reopened = await deliver("pull_request", reopenedBody);
+    assert.equal(reopened.status, 201, "not answered with the cancelled job");
+    assert.notEqual(reopened.body.jobId, opened.body.jobId);
+    assert.equal((await stack.api("GET", `/api/jobs/${reopened.body.jobId}`)).body.status, "held");
+    assert.deepEqual(await deliver("pull_request", reopenedBody, { "x-github-delivery": randomUUID() }), { status: 200, body: { jobId: reopened.body.jobId, redelivery: true } });
+    assert.equal((await stack.scan("Jobs")).filter((j) => j.pullRequestKey === `acme/widgets#8`).length, 2, "two jobs: opened, reopened");
+    await deliver("pull_request", pullRequest("closed"));
+    assert.deepEqual(await receiveAll(), [], "a fork's jobs wait for approval");
   });
 
   it("finishes, on redelivery, a job whose first delivery died after claiming it", async () => {
@@ -142,17 +166,39 @@ describe("POST /webhooks/github", () => {
     assert.deepEqual((await receiveAll()).map((m) => JSON.parse(m.Body!)), [{ jobId }]);
   });
 
-  it("starts a job for an opened pull request from the head repository", async () => {
+  it("holds an opened pull request from a fork: a held job, nothing queued, fetched from the base repository", async () => {
     const answer = await deliver("pull_request", pullRequestPayload("opened"));
     assert.equal(answer.status, 201, JSON.stringify(answer.body));
     const job: any = (await stack.scan("Jobs")).find((j: any) => j.jobId === answer.body.jobId);
+    assert.equal(job.status, "held");
     assert.equal(job.ref, "refs/pull/7/head");
     assert.equal(job.commit, sha("b"));
-    assert.equal(job.cloneUrl, "https://github.com/fork/widgets.git");
+    // GitHub keeps a pull request's commits under refs/pull/7/head of the base repository.
+    assert.equal(job.cloneUrl, "https://github.com/acme/widgets.git");
     assert.equal(job.repository, "acme/widgets");
     assert.equal(job.trigger.pullRequest, 7);
     assert.equal(job.trigger.event, "pull_request");
-    await receiveAll();
+    assert.equal(job.untrusted, true);
+    assert.equal(job.heldKey, `acme/widgets#${sha("b")}`);
+    assert.equal(job.activeShard, undefined, "a held job is not running: the sweeper leaves it alone");
+    assert.deepEqual(await receiveAll(), [], "nothing is evaluated before an approval");
+    const view = await stack.api("GET", `/api/jobs/${job.jobId}`);
+    assert.equal(view.body.status, "held");
+    assert.equal(view.body.untrusted, true);
+
+    // With GitHub reporting off nobody's permission can be looked up: a label approves nothing.
+    const label = { ...pullRequestPayload("labeled"), label: { name: "nimbus-approved" }, sender: { login: "maintainer" } };
+    const approval = await deliver("pull_request", label);
+    assert.equal(approval.status, 200, JSON.stringify(approval.body));
+    assert.deepEqual(approval.body.jobIds, []);
+    assert.match(approval.body.note, /cannot look up maintainer's permission/);
+    assert.equal((await stack.api("GET", `/api/jobs/${job.jobId}`)).body.status, "held");
+
+    // Closing the pull request cancels the held job.
+    const closed = await deliver("pull_request", pullRequestPayload("closed"));
+    assert.deepEqual(closed, { status: 200, body: { action: "cancel-pull-request", jobIds: [job.jobId] } });
+    assert.equal((await stack.api("GET", `/api/jobs/${job.jobId}`)).body.status, "cancelled");
+    assert.deepEqual(await receiveAll(), []);
   });
 
   it("verifies the signature over the bytes received, also when the gateway base64-encodes them", async () => {
@@ -177,6 +223,8 @@ describe("POST /webhooks/github", () => {
       ["short sha", await deliver("push", pushPayload({ after: "abc123" })), 400, /after: a full commit sha/],
       ["no repository", await deliver("push", pushPayload({ repository: undefined })), 400, /repository/],
       ["pull request without head", await deliver("pull_request", { ...pullRequestPayload("opened"), pull_request: {} }), 400, /pull_request\.head/],
+      ["pull request without its author", await deliver("pull_request", { ...pullRequestPayload("opened"), pull_request: { head: pullRequestPayload("opened").pull_request.head } }), 400, /pull_request\.user/],
+      ["an ext:: clone URL", await deliver("push", pushPayload({ repository: { full_name: "acme/widgets", clone_url: "ext::sh -c touch% /tmp/pwned" } })), 400, /clone_url/],
       ["oversize", await deliver("push", JSON.stringify({ ...pushPayload(), padding: "x".repeat(1024 * 1024) })), 413, /at most 1048576/],
     ];
     for (const [what, answer, status, message] of cases) {
@@ -191,10 +239,12 @@ describe("POST /webhooks/github", () => {
     const tables = async () => [await stack.scan("Deliveries"), await stack.scan("Jobs")];
     const before = await tables();
     const cases: Array<[string, unknown, RegExp]> = [
-      ["ping", { zen: "Keep it logically awesome.", hook_id: 1 }, /event "ping"/],
+      ["ping", { zen: "Keep it logically awesome.", hook_id: 1 }, /ping: the webhook is set up/],
       ["issues", { action: "opened" }, /event "issues"/],
-      ["pull_request", pullRequestPayload("closed"), /action "closed"/],
-      ["pull_request", { action: "labeled" }, /action "labeled"/],
+      ["pull_request", pullRequestPayload("edited"), /action "edited"/],
+      ["pull_request", pullRequestPayload("opened", "acme/widgets"), /its push builds the commit/],
+      ["pull_request", { ...pullRequestPayload("labeled"), label: { name: "bug" } }, /label "bug" means nothing/],
+      ["check_run", { action: "rerequested" }, /only in App mode/],
       ["push", pushPayload({ deleted: true, after: sha("0") }), /deletes refs\/heads\/main/],
       ["push", pushPayload({ after: sha("0") }), /deletes/],
     ];

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -8,13 +8,21 @@ export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../.."
 export const nimbusBin = join(repoRoot, "packages/cli/bin/nimbus.js");
 
 /** Runs the `nimbus` CLI to completion with the same Node as the tests. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  /** Told the stderr written so far, each time more arrives (to act while the command runs). */
+  onStderr?: (stderr: string) => void,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [nimbusBin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    child.stderr.on("data", (d) => {
+      stderr += d;
+      onStderr?.(stderr);
+    });
     child.on("error", reject);
     child.on("close", (code) => resolvePromise({ code, stdout, stderr }));
   });
@@ -27,16 +35,40 @@ export interface AgentProcess {
   dir: string;
 }
 
+export interface AgentProcessOptions {
+  /** More files in the agent's directory (e.g. binary-caches.json), written 0600. */
+  files?: Record<string, string>;
+  /** How to start the process: another machine's store runs it in its mount namespace (separate-store.ts). */
+  spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess;
+}
+
 /** Starts `nimbus agent --config` in its own process with a fresh work directory. */
-export async function startAgentProcess(apiBaseUrl: string, token: string, extraToml = ""): Promise<AgentProcess> {
+export async function startAgentProcess(
+  apiBaseUrl: string,
+  token: string,
+  extraToml = "",
+  env: Record<string, string> = {},
+  options: AgentProcessOptions = {},
+): Promise<AgentProcess> {
   const dir = await mkdtemp(join(tmpdir(), "nimbus-agent-"));
   await writeFile(join(dir, "token.key"), `${token}\n`, { mode: 0o600 });
+  for (const [name, text] of Object.entries(options.files ?? {})) await writeFile(join(dir, name), text, { mode: 0o600 });
   await writeFile(
     join(dir, "agent.toml"),
-    [`apiBaseUrl = "${apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `concurrentTasks = 3`, extraToml].join("\n"),
+    [
+      `apiBaseUrl = "${apiBaseUrl}"`,
+      `clusterJoinTokenPath = "token.key"`,
+      `concurrentTasks = 3`,
+      // `nimbus trigger` sends local repositories: only the local stack's agents may fetch those.
+      `allowLocalRepositories = true`,
+      // Offline: Nix reads only the configured caches, never cache.nixos.org.
+      extraToml.includes("machineSubstituters") ? "" : "machineSubstituters = false",
+      extraToml,
+    ].join("\n"),
   );
-  const child = spawn(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
+  const child = (options.spawn ?? spawn)(process.execPath, [nimbusBin, "agent", "--config", join(dir, "agent.toml")], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
   });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));

@@ -1,5 +1,5 @@
 import WebSocket from "ws";
-import { ServiceMessage, type AgentInfo, type BuildTask, type EvaluateTask, type EvaluationEvent } from "@nimbus/protocol";
+import { ServiceMessage, type AgentInfo, type BuildTask, type CacheReport, type EvaluateTask, type EvaluationEvent } from "@nimbus/protocol";
 import { agentInfo, hello, newSession } from "./raw-agent.ts";
 
 const parseJson = (text: string): unknown => {
@@ -14,6 +14,8 @@ export interface BuildOutcome {
   status: "succeeded" | "failed" | "exceptional";
   exitCode?: number;
   log?: string[];
+  /** What became of each push cache (`build-result.caches`). */
+  caches?: CacheReport[];
 }
 
 /**
@@ -56,7 +58,7 @@ export class ScriptedAgent {
 
   constructor(
     readonly name: string,
-    readonly info: AgentInfo,
+    public info: AgentInfo,
     private readonly script: {
       evaluate?: (task: EvaluateTask) => EvaluationEvent[];
       build?: (task: BuildTask) => BuildOutcome;
@@ -236,7 +238,14 @@ export class ScriptedAgent {
       ...(outcome.exitCode === undefined ? {} : { exitCode: outcome.exitCode }),
       logTail: outcome.log ?? [],
       ...(outcome.status === "succeeded" ? { outputs: { out: task.drvPath.replace(/\.drv$/, "-out") } } : {}),
+      ...(outcome.caches ? { caches: outcome.caches } : {}),
     });
+  }
+
+  /** Its info changed (as on SIGHUP): tells the service with `agent-info`. */
+  changeInfo(overrides: Partial<AgentInfo>) {
+    this.info = { ...this.info, ...overrides };
+    this.send({ type: "agent-info", agent: this.info });
   }
 
   get connected(): boolean {

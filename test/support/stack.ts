@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -25,9 +25,16 @@ export interface TestStack extends LocalStack {
 
 const API_TIMEOUT_MS = 60_000;
 
-export async function startTestStack(options: Partial<Parameters<typeof startLocalStack>[0]> = {}): Promise<TestStack> {
+export interface TestStackOptions extends Partial<Parameters<typeof startLocalStack>[0]> {
+  /** Secrets written to `<data dir>/secrets.json` before the stack starts (e.g. a GitHub App's id and key). */
+  secrets?: Record<string, string>;
+}
+
+export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
+  const { secrets, ...stackOptions } = options;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "nimbus-test-")));
-  const stack = await startLocalStack({ port: 0, log: () => {}, ...options, dataDir });
+  if (secrets) await writeFile(join(dataDir, "secrets.json"), `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+  const stack = await startLocalStack({ port: 0, log: () => {}, ...stackOptions, dataDir });
   const documents = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: stack.dynamodbEndpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } }),
   );

@@ -22,7 +22,14 @@ export class AckedStream {
     private readonly taskId: string,
     private readonly signal: AbortSignal,
     private readonly window = ACK_WINDOW,
+    /** After a batch is sent (false) or acknowledged (true): what the agent's ack timer watches. */
+    private readonly onChange: (progressed: boolean) => void = () => {},
   ) {}
+
+  /** Batches sent and not acknowledged. */
+  get waiting(): number {
+    return this.unacked.size;
+  }
 
   /** How many batches were sent (numbered 0 … sent − 1). */
   get sent(): number {
@@ -41,6 +48,7 @@ export class AckedStream {
     this.nextSeq++;
     this.unacked.set(message.seq, message);
     this.link.sendNow(message);
+    this.onChange(false);
   }
 
   /** Resolves once every batch is acknowledged. */
@@ -49,12 +57,16 @@ export class AckedStream {
   }
 
   ack(seq: number): void {
-    if (this.unacked.delete(seq)) this.wake?.();
+    if (!this.unacked.delete(seq)) return;
+    this.onChange(true);
+    this.wake?.();
   }
 
   /** Forgets the unacknowledged batches (the service does not want them any more). */
   clear(): void {
+    if (this.unacked.size === 0) return;
     this.unacked.clear();
+    this.onChange(false);
   }
 
   /** After a welcome: every unacknowledged batch again, in order. */

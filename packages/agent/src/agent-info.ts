@@ -1,11 +1,18 @@
 /** The `AgentInfo` an agent sends in `hello`: what Nix reports, with the config's overrides. */
 import os from "node:os";
-import { AgentInfo, NIMBUS_VERSION } from "@nimbus/protocol";
+import { AgentInfo, NIMBUS_VERSION, normalizeSubstituter } from "@nimbus/protocol";
+import type { AgentCaches } from "./agent-caches.ts";
 import type { AgentConfig } from "./config.ts";
 import { AgentFatalError } from "./errors.ts";
 import type { NixInfo } from "./nix-info.ts";
 
-export function buildAgentInfo(config: AgentConfig, nix: NixInfo, hostname: string = os.hostname()): AgentInfo {
+/** What the agent's binary caches and store add to its info. */
+export interface CacheFacts {
+  caches: Pick<AgentCaches, "info" | "urls">;
+  storeId: string;
+}
+
+export function buildAgentInfo(config: AgentConfig, nix: NixInfo, hostname: string = os.hostname(), facts?: CacheFacts): AgentInfo {
   const candidate: AgentInfo = {
     hostname,
     agentVersion: NIMBUS_VERSION,
@@ -14,8 +21,10 @@ export function buildAgentInfo(config: AgentConfig, nix: NixInfo, hostname: stri
     systems: [...new Set([...(config.systems ?? nix.systems), ...config.remotePlatformsWithSameFeatures])],
     systemFeatures: [...new Set(config.systemFeatures ?? nix.systemFeatures)],
     mandatoryFeatures: [...new Set(config.mandatoryFeatures)],
-    substituters: nix.substituters,
-    pushCaches: [],
+    // What Nix substitutes from: the machine's own (unless turned off), then every configured cache.
+    substituters: withoutDuplicates([...nix.substituters, ...(facts?.caches.urls ?? [])]),
+    pushCaches: (facts?.caches.info ?? []).filter((c) => c.push).map((c) => c.name),
+    ...(facts ? { caches: facts.caches.info, storeId: facts.storeId } : {}),
     concurrentTasks: config.concurrentTasks,
     labels: config.labels,
   };
@@ -28,4 +37,15 @@ export function buildAgentInfo(config: AgentConfig, nix: NixInfo, hostname: stri
     );
   }
   return checked.data;
+}
+
+/** Substituter URLs once each, `…/` and `…` being the same. */
+function withoutDuplicates(urls: readonly string[]): string[] {
+  const seen = new Set<string>();
+  return urls.filter((url) => {
+    const key = normalizeSubstituter(url);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }

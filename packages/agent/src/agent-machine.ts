@@ -56,6 +56,8 @@ export interface AgentState {
   /** Tasks running now, and tasks whose result awaits `result-ack`, as the runner last said. */
   running: readonly string[];
   unacked: readonly string[];
+  /** Batches and results sent and not yet acknowledged, as the runner last said. */
+  outstanding: number;
   /** While saying goodbye: a `goodbye` is being written; the time to say it is up. */
   goodbye: { writing: boolean; expired: boolean };
   /** Why the agent ends, once that is decided. */
@@ -66,9 +68,11 @@ export interface MachineSettings {
   /** The configured heartbeat interval (the welcome's, if smaller, wins). */
   heartbeatIntervalMs: number;
   shutdownTimeoutMs: number;
+  /** With messages outstanding and no ack for this long, the connection is dropped (and made again). */
+  ackTimeoutMs: number;
 }
 
-export type TimerName = "retry" | "shutdown-deadline" | "goodbye-deadline";
+export type TimerName = "retry" | "shutdown-deadline" | "goodbye-deadline" | "ack";
 
 /** What happened, as the shell reports it. */
 export type AgentInput =
@@ -84,6 +88,8 @@ export type AgentInput =
   | { type: "timer"; timer: TimerName }
   /** After any change to the running tasks or the unacknowledged results. */
   | { type: "tasks-changed"; running: readonly string[]; unacked: readonly string[] }
+  /** Something awaiting an ack was sent (`progressed` false), acknowledged (true) or dropped. */
+  | { type: "acks-changed"; outstanding: number; progressed: boolean }
   | { type: "stop"; mode: ShutdownMode }
   /** The tasks stopped by `hand-back-tasks` have ended (or stopped being waited for). */
   | { type: "tasks-stopped" }
@@ -118,6 +124,8 @@ export type AgentEffect =
   /** Write `goodbye` on the connection; `goodbye-written` follows. */
   | { type: "write-goodbye" }
   | { type: "close-connection" }
+  /** Give up on this connection (the service stopped answering): the usual reconnect follows. */
+  | { type: "drop-connection"; problem: string }
   /** The end: stop what still runs and report `exit`. */
   | { type: "exit"; exit: AgentExit };
 
@@ -132,6 +140,7 @@ export function initialAgentState(): AgentState {
     deadline: undefined,
     running: [],
     unacked: [],
+    outstanding: 0,
     goodbye: { writing: false, expired: false },
     exit: undefined,
   };
@@ -157,6 +166,8 @@ export function step(state: AgentState, event: AgentEvent, settings: MachineSett
       return timerFired(state, event.timer, event.at, settings);
     case "tasks-changed":
       return tasksChanged({ ...state, running: event.running, unacked: event.unacked }, event.at);
+    case "acks-changed":
+      return acksChanged(state, event.outstanding, event.progressed, settings);
     case "stop":
       return stopRequested(state, event.mode, event.at, settings);
     case "tasks-stopped":
@@ -208,11 +219,14 @@ function welcomed(state: AgentState, welcome: Welcome, settings: MachineSettings
   switch (state.phase) {
     case "working":
       // The service decides what to send; then what waited for this connection.
-      return { state: next, effects: [...effects, { type: "send", message: { type: "request-work" } }, { type: "send-backlog" }] };
+      return {
+        state: next,
+        effects: [...effects, { type: "send", message: { type: "request-work" } }, { type: "send-backlog" }, ...watchAcks(next, settings)],
+      };
     case "draining":
     case "handing-back":
       // Paused on every connection while leaving: the service sends nothing new.
-      return { state: next, effects: [...effects, { type: "send", message: { type: "pause" } }, { type: "send-backlog" }] };
+      return { state: next, effects: [...effects, { type: "send", message: { type: "pause" } }, { type: "send-backlog" }, ...watchAcks(next, settings)] };
     case "saying-goodbye":
       return writeGoodbye(next, [...effects, { type: "resend-results" }]);
     case "closing":
@@ -243,7 +257,7 @@ function connectionEnded(state: AgentState, end: ConnectionEnd, retryInMs: numbe
     type: "emit",
     notice: { name: "disconnected", value: { code: end.code, reason: end.reason, welcomed: end.welcomed, problem: end.problem, retryInMs } },
   };
-  return backOff(down, retryInMs, [line, disconnected]);
+  return backOff(down, retryInMs, [{ type: "cancel-timer", timer: "ack" }, line, disconnected]);
 }
 
 function backOff(state: AgentState, retryInMs: number, effects: AgentEffect[]): Step {
@@ -266,7 +280,44 @@ function timerFired(state: AgentState, timer: TimerName, at: number, settings: M
       if (state.phase !== "saying-goodbye") return { state, effects: [] };
       if (state.goodbye.writing) return { state: { ...state, goodbye: { ...state.goodbye, expired: true } }, effects: [] };
       return leaveWithoutGoodbye(state);
+    case "ack":
+      if (!acksWatched(state) || state.outstanding === 0) return { state, effects: [] };
+      // A message the service never handled (a throttled or timed-out handler) is sent again
+      // only on a new connection: make one now rather than when the gateway ends this one.
+      return {
+        state,
+        effects: [
+          {
+            type: "drop-connection",
+            problem: `no acknowledgement from the service for ${seconds(settings.ackTimeoutMs)} with ${plural(state.outstanding, "message")} waiting for one`,
+          },
+        ],
+      };
   }
+}
+
+// ---- acknowledgements ------------------------------------------------------------------------
+
+/** While working or waiting to leave, on a welcomed connection, unanswered messages are timed. */
+function acksWatched(state: AgentState): boolean {
+  return state.connection.name === "connected" && (state.phase === "working" || state.phase === "draining" || state.phase === "handing-back");
+}
+
+/** On a new connection: the backlog was just sent again, so the wait starts now. */
+function watchAcks(state: AgentState, settings: MachineSettings): AgentEffect[] {
+  return state.outstanding > 0 ? [{ type: "start-timer", timer: "ack", ms: settings.ackTimeoutMs }] : [];
+}
+
+/**
+ * The timer runs from the last ack (or the first message after none was outstanding); more
+ * messages sent without an ack do not push it back.
+ */
+function acksChanged(state: AgentState, outstanding: number, progressed: boolean, settings: MachineSettings): Step {
+  const next: AgentState = { ...state, outstanding };
+  if (!acksWatched(next)) return { state: next, effects: [] };
+  if (outstanding === 0) return { state: next, effects: state.outstanding > 0 ? [{ type: "cancel-timer", timer: "ack" }] : [] };
+  if (progressed || state.outstanding === 0) return { state: next, effects: [{ type: "start-timer", timer: "ack", ms: settings.ackTimeoutMs }] };
+  return { state: next, effects: [] };
 }
 
 // ---- leaving ---------------------------------------------------------------------------------
@@ -412,6 +463,7 @@ function close(state: AgentState, exit: AgentExit, effects: AgentEffect[]): Step
     { type: "cancel-timer", timer: "retry" },
     { type: "cancel-timer", timer: "shutdown-deadline" },
     { type: "cancel-timer", timer: "goodbye-deadline" },
+    { type: "cancel-timer", timer: "ack" },
   ];
   switch (state.connection.name) {
     case "connecting":

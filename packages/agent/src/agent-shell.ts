@@ -79,6 +79,11 @@ export class AgentShell {
     this.dispatch({ type: "tasks-changed", running: runner.inProgress(), unacked: runner.results.ids() });
   }
 
+  /** After a message awaiting an ack was sent (`progressed` false) or one was acknowledged (true). */
+  acksChanged(progressed: boolean): void {
+    this.dispatch({ type: "acks-changed", outstanding: this.parts.runner.outstanding(), progressed });
+  }
+
   /** Runs events one at a time, in order: an effect that causes an event queues it. */
   private dispatch(input: AgentInput): void {
     this.queue.push({ ...input, at: this.parts.clock.now() });
@@ -171,6 +176,9 @@ export class AgentShell {
       }
       case "close-connection":
         this.connection?.close(1000, "agent leaving");
+        return;
+      case "drop-connection":
+        this.connection?.drop(effect.problem);
         return;
       case "exit":
         void this.exit(effect.exit);

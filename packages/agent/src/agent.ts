@@ -7,21 +7,27 @@
  * `goodbye`, close (docs/agent.md, "Shutting down").
  */
 import { EventEmitter } from "node:events";
+import { chmod, mkdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { type AgentInfo, NIMBUS_VERSION } from "@nimbus/protocol";
+import { type AgentCaches, cacheServicesFromEnv, loadAgentCaches } from "./agent-caches.ts";
 import type { AgentEventMap, AgentExit } from "./agent-events.ts";
 import { buildAgentInfo } from "./agent-info.ts";
 import { AgentShell } from "./agent-shell.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { AgentConfig, ShutdownMode } from "./config.ts";
-import { AgentConfigError } from "./errors.ts";
+import { AgentConfigError, AgentFatalError } from "./errors.ts";
+import { checkIsolation, type EvaluationPolicy, planIsolation, resolveExecutable } from "./evaluation-isolation.ts";
 import { buildHello } from "./hello.ts";
 import { readClusterJoinToken } from "./join-token.ts";
-import { createLogger, type LogSink } from "./log.ts";
-import { detectNix, type NixInfo } from "./nix-info.ts";
+import { createLogger, type Logger, type LogSink } from "./log.ts";
+import { detectNix, NIX_NOT_FOUND_MESSAGE, type NixInfo } from "./nix-info.ts";
 import { effectiveNixSettings, type NixEnvironment, nixOptionArgs } from "./nix-options.ts";
-import { Outbox } from "./outbox.ts";
+import { Outbox, OUTBOX_LIMIT_BYTES } from "./outbox.ts";
 import { loadSessionCredential } from "./session-credential.ts";
+import { storeIdOf } from "./store-id.ts";
 import { TaskRunner } from "./task-runner.ts";
 import { encodeAgentMessage, OutgoingMessageError } from "./wire.ts";
 
@@ -54,8 +60,10 @@ export interface StopOptions {
 }
 
 export interface RunningAgent {
-  /** What `hello` tells the service. */
+  /** What `hello` tells the service (changed by `reload()`). */
   readonly info: AgentInfo;
+  /** `<workDirectory>/private`: the netrc and signing-key files (mode 0700). */
+  readonly privateDirectory: string;
   /** The session id presented in every `hello` (the secret stays in the session file). */
   readonly sessionId: string;
   /** `<workDirectory>/session.json`. */
@@ -78,6 +86,12 @@ export interface RunningAgent {
    * once the agent has exited; never hangs past the shutdown timeout and a few seconds.
    */
   stop(options?: StopOptions): Promise<void>;
+  /**
+   * Reads binary-caches.json again (SIGHUP in `nimbus agent`): tasks that start from now on
+   * use it, and the service gets the new `agent-info`. A file with problems is logged and
+   * changes nothing; resolves to whether it was taken.
+   */
+  reload(): Promise<boolean>;
 }
 
 /**
@@ -90,37 +104,60 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const clock = options.clock ?? systemClock;
   const token = await readClusterJoinToken(config.clusterJoinTokenPath);
   const session = await loadSessionCredential(config.workDirectory);
-  const nixSettings = effectiveNixSettings(config.nixSettings);
+  const nixSettings = effectiveNixSettings(config.nixSettings, config.machineSubstituters);
   const nix = options.nix ?? (await detectNix({ nixSettings }));
-  const info = buildAgentInfo(config, nix, options.hostname);
+  const hostname = options.hostname ?? os.hostname();
+  // Secrets the agent writes (netrc, signing keys for a push) live here, never in a task's directory.
+  const privateDirectory = path.join(config.workDirectory, "private");
+  await mkdir(privateDirectory, { recursive: true, mode: 0o700 });
+  await chmod(privateDirectory, 0o700);
+  const storeId = await storeIdOf(hostname);
+  const loadCaches = () =>
+    loadAgentCaches({
+      path: config.binaryCachesPath,
+      nixVersion: nix.nixVersion,
+      privateDir: privateDirectory,
+      machineSubstituters: nix.substituters,
+      ...(nix.netrcFile === undefined ? {} : { machineNetrcFile: nix.netrcFile }),
+      services: cacheServicesFromEnv(),
+    });
+  let caches: AgentCaches = await loadCaches();
+  let info = buildAgentInfo(config, nix, hostname, { caches, storeId });
+  const evaluation = await prepareEvaluation(config, nix, log);
   const events = new EventEmitter<AgentEventMap>();
-  const outbox = new Outbox();
-  const nixEnvironment: NixEnvironment = {
-    optionArgs: nixOptionArgs(nixSettings),
+  const outbox = new Outbox(undefined, (lines, tasks) =>
+    log("warn", `dropped ${lines} build log lines of ${tasks} task${tasks === 1 ? "" : "s"} while disconnected: the outbox holds at most ${OUTBOX_LIMIT_BYTES / (1024 * 1024)} MiB`),
+  );
+  const nixEnvironment = (): NixEnvironment => ({
+    optionArgs: [...nixOptionArgs(nixSettings), ...caches.optionArgs],
+    credentialArgs: caches.credentialArgs,
     systems: info.systems,
     buildFeatures: [...new Set([...info.systemFeatures, ...info.mandatoryFeatures])],
-  };
+  });
   const runner: TaskRunner = new TaskRunner({
     workDirectory: config.workDirectory,
     nix: nixEnvironment,
+    caches: () => ({ ...caches, storeId }),
+    evaluation,
     link: outbox,
     log,
     clock,
     onStarted: (event) => events.emit("task-started", event),
     onFinished: (event) => events.emit("task-finished", event),
     onChange: () => shell.tasksChanged(),
+    onAcks: (progressed) => shell.acksChanged(progressed),
   });
   const hello = () => buildHello(info, session.credential, runner.held());
   try {
     encodeAgentMessage(hello());
   } catch (err) {
     if (!(err instanceof OutgoingMessageError)) throw err;
-    throw new AgentConfigError(`${config.source}: ${err.message} — make "labels" smaller`);
+    throw new AgentConfigError(`${config.source}: ${err.message} — make "labels" smaller, or list fewer caches or keys in binary-caches.json`);
   }
 
   const shell: AgentShell = new AgentShell({
     apiBaseUrl: config.apiBaseUrl,
-    settings: { heartbeatIntervalMs: config.heartbeatIntervalMs, shutdownTimeoutMs: config.shutdownTimeoutMs },
+    settings: { heartbeatIntervalMs: config.heartbeatIntervalMs, shutdownTimeoutMs: config.shutdownTimeoutMs, ackTimeoutMs: config.ackTimeoutMs },
     connection: {
       token,
       tokenPath: config.clusterJoinTokenPath,
@@ -147,10 +184,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   );
   log("info", `session ${session.credential.id} (${session.created ? "new, written to" : "from"} ${session.path})`);
   if (session.warning !== undefined) log("warn", session.warning);
+  logCaches(log, caches, info, storeId);
   shell.start();
 
   return {
-    info,
+    get info() {
+      return info;
+    },
+    privateDirectory,
     sessionId: session.credential.id,
     sessionPath: session.path,
     events,
@@ -164,5 +205,73 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       shell.stop(stopOptions.mode ?? config.shutdown);
       await shell.exited;
     },
+    reload: async () => {
+      let next: AgentCaches;
+      let nextInfo: AgentInfo;
+      try {
+        next = await loadCaches();
+        nextInfo = buildAgentInfo(config, nix, hostname, { caches: next, storeId });
+        encodeAgentMessage({ type: "agent-info", agent: nextInfo });
+      } catch (err) {
+        if (!(err instanceof AgentConfigError || err instanceof OutgoingMessageError || err instanceof AgentFatalError)) throw err;
+        log("error", `binary caches not reloaded, the ones loaded before stay in use: ${err.message}`);
+        return false;
+      }
+      caches = next;
+      const before = JSON.stringify(info);
+      info = nextInfo;
+      logCaches(log, caches, info, storeId);
+      // Not connected: the next hello carries it.
+      if (JSON.stringify(info) !== before && outbox.sendNow({ type: "agent-info", agent: info })) log("info", "sent the changed agent info to the service");
+      return true;
+    },
+  };
+}
+
+function logCaches(log: Logger, caches: AgentCaches, info: AgentInfo, storeId: string): void {
+  for (const warning of caches.warnings) log("warn", warning);
+  const configured = caches.info.map((c) => `${c.name} (${c.kind}${c.push ? ", push" : ""})`).join(", ");
+  log("info", `binary caches: ${configured || "none configured"}; substituters: ${info.substituters.join(" ") || "none"}; store ${storeId}`);
+}
+
+/**
+ * How this agent's evaluations are confined (docs/security.md): the paths to hide, worked out
+ * once, and a check that an evaluator can run that way here. Also says what leaves builds less
+ * confined than they could be.
+ */
+async function prepareEvaluation(config: AgentConfig, nix: NixInfo, log: Logger): Promise<EvaluationPolicy> {
+  const nixInstantiate = resolveExecutable("nix-instantiate");
+  if (nixInstantiate === undefined) throw new AgentFatalError("nix-not-found", `${NIX_NOT_FOUND_MESSAGE} (nix-instantiate is not on PATH)`);
+  const nixSecretFiles = [
+    ...(nix.credentialFiles ?? []),
+    ...(config.nixSettings["netrc-file"] ? [config.nixSettings["netrc-file"]] : []),
+    ...(config.nixSettings["secret-key-files"]?.split(/\s+/).filter((f) => f !== "") ?? []),
+  ];
+  const plan = planIsolation(config, { nixSecretFiles, evaluatorBinary: nixInstantiate });
+  const scratch = path.join(config.workDirectory, "eval", ".isolation-check");
+  await mkdir(scratch, { recursive: true });
+  try {
+    await checkIsolation(plan, nixInstantiate, scratch);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  if (plan.mode === "none") {
+    log("warn", 'evaluationIsolation = "none": evaluated code is held only by Nix\'s restricted mode, which cannot keep this agent\'s files from it (docs/security.md)');
+  } else {
+    log("debug", `evaluations run in their own namespaces${plan.network ? "" : " without network"}; hidden from them: ${plan.hidden.map((h) => h.path).join(" ")}`);
+  }
+  if (nix.sandbox === false) {
+    log("info", "Nix's sandbox is off (sandbox = false in nix.conf): builders run as Nix's build users and can read what those users may read; enable the sandbox where the machine supports it (docs/security.md)");
+  }
+  if (process.getuid?.() === 0 && nix.buildUsersGroup === "") {
+    log("warn", "Nix has no build-users-group: builders run as root and can read this agent's token and session; set build-users-group = nixbld in nix.conf (docs/security.md)");
+  }
+  return {
+    plan,
+    nixInstantiate,
+    allowedUris: config.evaluation.allowedUris,
+    timeoutMs: config.evaluation.timeoutMs,
+    maxAttributes: config.evaluation.maxAttributes,
+    allowLocalRepositories: config.allowLocalRepositories,
   };
 }

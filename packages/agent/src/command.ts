@@ -12,7 +12,8 @@ export interface RunAgentCommandOptions {
  * Runs until SIGINT/SIGTERM or a fatal error (the message alone, no stack: exit code 1). The
  * first signal leaves as the config's `shutdown` says (pause; finish or hand back the running
  * tasks; goodbye; close with 1000: exit code 0); a second one during `finish` hands the tasks
- * back at once; one more exits at once with 130. Sets `process.exitCode` and also returns it.
+ * back at once; one more exits at once with 130. SIGHUP reloads binary-caches.json. Sets
+ * `process.exitCode` and also returns it.
  */
 export async function runAgentCommand(configPath: string, options: RunAgentCommandOptions = {}): Promise<number> {
   const code = await run(configPath, options);
@@ -48,8 +49,14 @@ async function run(configPath: string, options: RunAgentCommandOptions): Promise
       process.exit(130);
     }
   };
+  // SIGHUP: read binary-caches.json again (docs/agent.md, "Binary caches").
+  const onHangup = () => {
+    say(`info received SIGHUP: reloading ${config.binaryCachesPath ?? "the binary caches (none configured)"}`);
+    void agent.reload();
+  };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  process.on("SIGHUP", onHangup);
   try {
     // A fatal error was already logged by the agent, as its last line.
     const exit = await agent.exited;
@@ -57,5 +64,6 @@ async function run(configPath: string, options: RunAgentCommandOptions): Promise
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    process.off("SIGHUP", onHangup);
   }
 }

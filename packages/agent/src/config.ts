@@ -28,6 +28,8 @@ export interface AgentConfig {
   secretsJsonPath: string | undefined;
   /** Passed to every Nix invocation as `--option NAME VALUE`. */
   nixSettings: Record<string, string>;
+  /** Whether Nix keeps the machine's own substituters (nix.conf) besides the configured caches. */
+  machineSubstituters: boolean;
   remotePlatformsWithSameFeatures: string[];
   logLevel: LogLevel;
   /** Replaces what Nix reports when set. */
@@ -40,7 +42,31 @@ export interface AgentConfig {
   shutdown: ShutdownMode;
   /** How long `finish` waits for running tasks and their acknowledgements. */
   shutdownTimeoutMs: number;
+  /** With nothing acknowledged for this long while batches or results wait, the agent reconnects. */
+  ackTimeoutMs: number;
+  /** How evaluation (untrusted code) is confined: see docs/security.md. */
+  evaluation: EvaluationSettings;
+  /** Whether evaluate tasks may fetch `file://` URLs and local paths (only the local stack's agents). */
+  allowLocalRepositories: boolean;
 }
+
+/** What confines an evaluation (docs/security.md). */
+export interface EvaluationSettings {
+  /** `namespaces`: its own mount, PID and network namespaces; `none`: Nix's restricted mode alone. */
+  isolation: EvaluationIsolation;
+  /** Nix's `allowed-uris`; empty means the evaluator has no network at all. */
+  allowedUris: string[];
+  /** More paths to hide from the evaluator, besides the agent's own (absolute). */
+  hiddenPaths: string[];
+  timeoutMs: number;
+  /** The evaluator's address-space limit (RLIMIT_AS), in bytes. */
+  memoryBytes: number;
+  /** Most attributes (and attribute errors) one evaluation may report. */
+  maxAttributes: number;
+}
+
+export const EVALUATION_ISOLATION_MODES = ["namespaces", "none"] as const;
+export type EvaluationIsolation = (typeof EVALUATION_ISOLATION_MODES)[number];
 
 export const SHUTDOWN_MODES = ["finish", "hand-back"] as const;
 export type ShutdownMode = (typeof SHUTDOWN_MODES)[number];
@@ -73,6 +99,25 @@ const MAX_LABEL_NAME = 128;
 const MAX_HEARTBEAT_SECONDS = 600;
 /** A day: longer is surely a mistake (and beyond what setTimeout holds exactly anyway). */
 const MAX_SHUTDOWN_SECONDS = 86_400;
+const MAX_ACK_TIMEOUT_SECONDS = 3_600;
+const MAX_EVALUATION_SECONDS = 86_400;
+/** Below this Nix's evaluator cannot even start (its garbage collector reserves its heap first). */
+const MIN_EVALUATION_MIB = 256;
+const MAX_EVALUATION_ATTRIBUTES = 10_000_000;
+
+/**
+ * Nix settings the agent sets itself for evaluation (docs/security.md): a `nixSettings` entry
+ * would loosen what confines untrusted code, so each is refused, naming the key to use instead.
+ */
+const EVALUATION_NIX_SETTINGS: Record<string, string> = {
+  "restrict-eval": "the agent always evaluates in restricted mode",
+  "pure-eval": "the agent evaluates flakes in pure mode",
+  "allowed-uris": 'use "allowedUris"',
+  "extra-allowed-uris": 'use "allowedUris"',
+  "allow-unsafe-native-code-during-evaluation": "evaluated code must not run programs",
+  "nix-path": "evaluation sees only the repository: no search path",
+  "extra-nix-path": "evaluation sees only the repository: no search path",
+};
 
 const filePath = z.string().min(1);
 
@@ -85,7 +130,15 @@ const AgentToml = z.strictObject({
   labels: z.record(z.string().min(1).max(MAX_LABEL_NAME), z.json()).default({}),
   binaryCachesPath: filePath.optional(),
   secretsJsonPath: filePath.optional(),
-  nixSettings: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), z.string()).default({}),
+  nixSettings: z
+    .record(z.string().regex(/^[A-Za-z0-9-]+$/), z.string())
+    .default({})
+    .check((ctx) => {
+      for (const name of Object.keys(ctx.value)) {
+        if (name in EVALUATION_NIX_SETTINGS) ctx.issues.push({ code: "custom", input: ctx.value, path: [name], message: "evaluation-setting" });
+      }
+    }),
+  machineSubstituters: z.boolean().default(true),
   remotePlatformsWithSameFeatures: z.array(SystemName).default([]),
   logLevel: z.enum([...LOG_LEVELS, ...Object.keys(HERCULES_LOG_LEVELS)]).default("info"),
   systems: z.array(SystemName).min(1).optional(),
@@ -94,6 +147,14 @@ const AgentToml = z.strictObject({
   heartbeatIntervalSeconds: z.number().positive().lt(MAX_HEARTBEAT_SECONDS).default(30),
   shutdown: z.enum(SHUTDOWN_MODES).default("finish"),
   shutdownTimeoutSeconds: z.number().min(0).max(MAX_SHUTDOWN_SECONDS).default(600),
+  ackTimeoutSeconds: z.number().positive().max(MAX_ACK_TIMEOUT_SECONDS).default(60),
+  evaluationIsolation: z.enum(EVALUATION_ISOLATION_MODES).default("namespaces"),
+  allowedUris: z.array(z.string().min(1).regex(/^[^\s]+$/)).default([]),
+  evaluationHiddenPaths: z.array(filePath).default([]),
+  evaluationTimeoutSeconds: z.number().positive().max(MAX_EVALUATION_SECONDS).default(1800),
+  evaluationMemoryMiB: z.number().int().min(MIN_EVALUATION_MIB).default(8192),
+  evaluationMaxAttributes: z.number().int().min(1).max(MAX_EVALUATION_ATTRIBUTES).default(100_000),
+  allowLocalRepositories: z.boolean().default(false),
 });
 type AgentTomlKey = keyof typeof AgentToml.shape;
 
@@ -114,6 +175,7 @@ const EXPECTED: Record<AgentTomlKey, { whole: string; entry?: string }> = {
     whole: "a table of Nix settings",
     entry: 'a Nix setting name (letters, digits, -) with a string value as nix.conf has it, e.g. "true" or "a b"',
   },
+  machineSubstituters: { whole: "true (use nix.conf's substituters besides the configured caches) or false (only the configured caches)" },
   remotePlatformsWithSameFeatures: { whole: "an array of Nix systems", entry: 'a Nix system such as "aarch64-linux"' },
   logLevel: { whole: `one of ${LOG_LEVELS.map((l) => `"${l}"`).join(", ")} (or a Hercules level such as "InfoS")` },
   systems: { whole: "a non-empty array of Nix systems", entry: 'a Nix system such as "x86_64-linux"' },
@@ -122,6 +184,14 @@ const EXPECTED: Record<AgentTomlKey, { whole: string; entry?: string }> = {
   heartbeatIntervalSeconds: { whole: `a positive number of seconds below ${MAX_HEARTBEAT_SECONDS}` },
   shutdown: { whole: `"finish" (let running tasks end) or "hand-back" (stop them and give them back to the service)` },
   shutdownTimeoutSeconds: { whole: `a number of seconds from 0 to ${MAX_SHUTDOWN_SECONDS}` },
+  ackTimeoutSeconds: { whole: `a positive number of seconds, at most ${MAX_ACK_TIMEOUT_SECONDS}` },
+  evaluationIsolation: { whole: '"namespaces" (the default: the evaluator cannot see the agent\'s files) or "none" (Nix\'s restricted mode alone; see docs/security.md)' },
+  allowedUris: { whole: "an array of URI prefixes", entry: 'a URI prefix without spaces, such as "https://github.com/"' },
+  evaluationHiddenPaths: { whole: "an array of paths", entry: "a path (a non-empty string)" },
+  evaluationTimeoutSeconds: { whole: `a positive number of seconds, at most ${MAX_EVALUATION_SECONDS}` },
+  evaluationMemoryMiB: { whole: `a whole number of MiB, at least ${MIN_EVALUATION_MIB}` },
+  evaluationMaxAttributes: { whole: `a whole number from 1 to ${MAX_EVALUATION_ATTRIBUTES}` },
+  allowLocalRepositories: { whole: "true or false" },
 };
 const KNOWN_KEYS = Object.keys(EXPECTED);
 
@@ -165,6 +235,7 @@ export function parseAgentConfig(text: string, configDir: string, source = "agen
     binaryCachesPath: toml.binaryCachesPath === undefined ? undefined : fromBase(toml.binaryCachesPath),
     secretsJsonPath: toml.secretsJsonPath === undefined ? undefined : fromBase(toml.secretsJsonPath),
     nixSettings: toml.nixSettings,
+    machineSubstituters: toml.machineSubstituters,
     remotePlatformsWithSameFeatures: toml.remotePlatformsWithSameFeatures,
     logLevel: HERCULES_LOG_LEVELS[toml.logLevel] ?? (toml.logLevel as LogLevel),
     systems: toml.systems,
@@ -173,6 +244,16 @@ export function parseAgentConfig(text: string, configDir: string, source = "agen
     heartbeatIntervalMs: Math.round(toml.heartbeatIntervalSeconds * 1000),
     shutdown: toml.shutdown,
     shutdownTimeoutMs: Math.round(toml.shutdownTimeoutSeconds * 1000),
+    ackTimeoutMs: Math.round(toml.ackTimeoutSeconds * 1000),
+    evaluation: {
+      isolation: toml.evaluationIsolation,
+      allowedUris: toml.allowedUris,
+      hiddenPaths: toml.evaluationHiddenPaths.map(fromBase),
+      timeoutMs: Math.round(toml.evaluationTimeoutSeconds * 1000),
+      memoryBytes: toml.evaluationMemoryMiB * 1024 * 1024,
+      maxAttributes: toml.evaluationMaxAttributes,
+    },
+    allowLocalRepositories: toml.allowLocalRepositories,
   };
 }
 
@@ -209,6 +290,10 @@ function describeIssue(source: string, issue: z.core.$ZodIssue, given: Set<strin
       return [`${source}: "${String(key)}" must be ${bound}`];
     }
     return [`${source}: "${String(key)}" must be ${expected.whole}`];
+  }
+  if (issue.message === "evaluation-setting") {
+    const name = String(rest[0]);
+    return [`${source}: "nixSettings.${name}" cannot be set: ${EVALUATION_NIX_SETTINGS[name]} (docs/security.md)`];
   }
   return [`${source}: "${formatPath(issue.path)}" must be ${expected.entry ?? expected.whole}`];
 }

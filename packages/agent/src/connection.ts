@@ -128,6 +128,14 @@ export class Connection {
     }
   }
 
+  /** Gives up on the connection at once; it ends with `problem` as its reason. */
+  drop(problem: string): void {
+    this.problem = problem;
+    this.options.log("warn", `${problem}; dropping connection ${this.connectionId ?? ""}`.trimEnd());
+    this.clearTimers();
+    this.ws.terminate();
+  }
+
   private onOpen(): void {
     this.send(this.options.hello);
     this.welcomeTimer = this.options.clock.setTimeout(() => {

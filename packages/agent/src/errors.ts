@@ -26,6 +26,8 @@ export type FatalCode =
   | "nix-not-found"
   | "nix-failed"
   | "invalid-agent-info"
+  /** The evaluator cannot be confined here (docs/security.md). */
+  | "evaluation-isolation"
   /** A bug: the message says what broke. */
   | "internal";
 

@@ -14,13 +14,21 @@ const MAX_EVENT_BYTES = 24 * 1024;
 const MAX_MESSAGE_CHARS = 8000;
 const MAX_FEATURES = 64;
 
-export function evaluationEvents(walk: WalkResult, built: ReadonlySet<string>, infos: ReadonlyMap<string, DerivationInfo>): EvaluationEvent[] {
+/** `sources`: for each derivation to build, where a builder gets what it needs besides the inputs it lists (evaluation-caches.ts). */
+export function evaluationEvents(
+  walk: WalkResult,
+  built: ReadonlySet<string>,
+  infos: ReadonlyMap<string, DerivationInfo>,
+  sources?: ReadonlyMap<string, string[][]>,
+): EvaluationEvent[] {
   const events: EvaluationEvent[] = [];
   const roots = walk.attributes.map((a) => a.drvPath).filter((drv) => built.has(drv));
-  for (const drvPath of topologicalOrder(roots, infos)) {
+  // Only those to build: `infos` may also describe inputs that were looked at.
+  const toBuild = new Map([...infos].filter(([drv]) => built.has(drv)));
+  for (const drvPath of topologicalOrder(roots, toBuild)) {
     const info = infos.get(drvPath)!;
     checkRepresentable(info);
-    events.push(...derivationEvents(info, info.inputDrvs.filter((input) => built.has(input))));
+    events.push(...derivationEvents(info, info.inputDrvs.filter((input) => built.has(input)), sources?.get(drvPath)));
   }
 
   const attributes: EvaluationEvent[] = walk.attributes.map((a) => ({
@@ -45,8 +53,15 @@ export function evaluationEvents(walk: WalkResult, built: ReadonlySet<string>, i
  * in a frame becomes several events for the same `drvPath`, each with a share of `inputDrvs`
  * and its `part`: the service takes the union and builds nothing before all parts arrived.
  */
-function derivationEvents(info: DerivationInfo, inputDrvs: string[]): EvaluationEvent[] {
-  const base = { kind: "derivation" as const, drvPath: info.drvPath, system: info.system, requiredFeatures: info.requiredFeatures, outputs: info.outputs };
+function derivationEvents(info: DerivationInfo, inputDrvs: string[], sources: string[][] | undefined): EvaluationEvent[] {
+  const base = {
+    kind: "derivation" as const,
+    drvPath: info.drvPath,
+    system: info.system,
+    requiredFeatures: info.requiredFeatures,
+    outputs: info.outputs,
+    ...(sources === undefined ? {} : { sources }),
+  };
   const whole: EvaluationEvent = { ...base, inputDrvs };
   if (jsonBytes(whole) <= MAX_EVENT_BYTES) return [whole];
   const room = MAX_EVENT_BYTES - jsonBytes({ ...base, inputDrvs: [], part: { index: 999, count: 1000 } });

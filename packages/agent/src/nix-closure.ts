@@ -25,6 +25,8 @@ export interface DerivationInfo {
   requiredFeatures: string[];
   /** Every input derivation (the caller keeps those that need building). */
   inputDrvs: string[];
+  /** The outputs of each input derivation this one uses, by name. */
+  inputOutputs: Record<string, string[]>;
   /** Output name → store path (outputs whose path is not known yet are left out). */
   outputs: Record<string, string>;
 }
@@ -117,6 +119,9 @@ function derivationInfo(drvPath: string, drv: ShownDerivation): DerivationInfo {
     system: drv.system ?? "",
     requiredFeatures: requiredFeatures(drv.env ?? {}),
     inputDrvs: Object.keys(drv.inputDrvs ?? {}).sort(),
+    inputOutputs: Object.fromEntries(
+      Object.entries(drv.inputDrvs ?? {}).map(([input, names]) => [input, Array.isArray(names) ? names.filter((n): n is string => typeof n === "string") : []]),
+    ),
     outputs,
   };
 }

@@ -11,6 +11,14 @@ export interface NixInfo {
   systems: string[];
   systemFeatures: string[];
   substituters: string[];
+  /** Nix's `netrc-file` (credentials for HTTP substituters), when it reports one. */
+  netrcFile?: string;
+  /** Whether Nix builds in its sandbox (nix.conf's `sandbox`; Debian's default is off). */
+  sandbox?: boolean;
+  /** Nix's `build-users-group`: empty means a root Nix builds as root. */
+  buildUsersGroup?: string;
+  /** Files Nix reads credentials from (`netrc-file`, `secret-key-files`): hidden from evaluation. */
+  credentialFiles?: string[];
 }
 
 export interface DetectNixOptions {
@@ -61,6 +69,14 @@ export async function detectNix(options: DetectNixOptions = {}): Promise<NixInfo
     systems: [...new Set([system, ...stringList(settings["extra-platforms"])])],
     systemFeatures: stringList(settings["system-features"]),
     substituters: stringList(settings["substituters"]),
+    ...(typeof settings["netrc-file"]?.value === "string" && settings["netrc-file"].value !== "" ? { netrcFile: settings["netrc-file"].value } : {}),
+    // "relaxed" sandboxes too; false and "false" do not.
+    sandbox: ![false, "false", undefined].includes(settings["sandbox"]?.value as never),
+    buildUsersGroup: typeof settings["build-users-group"]?.value === "string" ? (settings["build-users-group"].value as string) : "",
+    credentialFiles: [
+      ...(typeof settings["netrc-file"]?.value === "string" && settings["netrc-file"].value !== "" ? [settings["netrc-file"].value as string] : []),
+      ...stringList(settings["secret-key-files"]),
+    ],
   };
 }
 

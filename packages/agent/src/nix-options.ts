@@ -2,8 +2,16 @@
 
 /** What every task's Nix invocations share. */
 export interface NixEnvironment {
-  /** `--option NAME VALUE` pairs, flattened: the effective settings (see `effectiveNixSettings`). */
+  /**
+   * `--option NAME VALUE` pairs, flattened: the effective settings (see `effectiveNixSettings`)
+   * and the configured caches as substituters with their public keys trusted. No secrets.
+   */
   optionArgs: string[];
+  /**
+   * `--option netrc-file <private netrc>` when a configured cache needs credentials to be read:
+   * for the Nix calls that substitute or push, never for evaluating a repository's code.
+   */
+  credentialArgs: string[];
   /** This agent's systems, Nix's own first (flake outputs are looked up for each). */
   systems: string[];
   /** `system-features` for builds: the agent's features and mandatory features. */
@@ -11,12 +19,13 @@ export interface NixEnvironment {
 }
 
 /**
- * The config's `nixSettings`, with `substituters` empty unless the config sets it: an agent
- * uses only the caches it is told about (and offline, Nix would wait on DNS for each call).
- * The empty value comes first so the config's `extra-substituters` still add to it.
+ * The config's `nixSettings`, after `substituters = ""` when the machine's own substituters
+ * are turned off (`machineSubstituters = false`: tests, offline machines — Nix would otherwise
+ * wait on DNS for cache.nixos.org on every call). The empty value comes first so the config's
+ * `substituters` or `extra-substituters` (and the configured caches) still add to it.
  */
-export function effectiveNixSettings(nixSettings: Record<string, string>): Record<string, string> {
-  return { substituters: "", ...nixSettings };
+export function effectiveNixSettings(nixSettings: Record<string, string>, machineSubstituters = true): Record<string, string> {
+  return machineSubstituters ? { ...nixSettings } : { substituters: "", ...nixSettings };
 }
 
 export function nixOptionArgs(settings: Record<string, string>): string[] {

@@ -2,12 +2,11 @@
  * Finding the attributes of ci.nix (or a flake) that are derivations: one `nix-instantiate
  * --eval` of a walker expression for the whole file, `builtins.tryEval` per attribute, and
  * extra runs only for attributes that fail (to get Nix's message, or to isolate an error
- * `tryEval` cannot catch).
+ * `tryEval` cannot catch). Every run is the repository's code: it goes through `evaluate`
+ * (the isolated evaluator, docs/security.md) in Nix's restricted mode, pure mode for flakes.
  */
-import { writeFile } from "node:fs/promises";
-import path from "node:path";
 import type { AttributePath } from "@nimbus/protocol";
-import { mapConcurrently, runProcess } from "./process.ts";
+import { mapConcurrently, type RunResult } from "./process.ts";
 
 /** Where the attributes come from. */
 export type WalkSource =
@@ -19,18 +18,32 @@ export type WalkSource =
       herculesCIArgs: unknown;
     };
 
+/** What one evaluator run may print before it is stopped. */
+export interface OutputLimits {
+  maxStdoutBytes: number;
+  inspectStdout: (chunk: Buffer) => string | undefined;
+}
+
+/** Runs `nix-instantiate <args>` with `stdin` as the evaluator (confined, limited). */
+export type Evaluator = (args: string[], stdin: string, limits: OutputLimits) => Promise<RunResult>;
+
 export interface WalkOptions {
   source: WalkSource;
-  /** Scratch directory of the task: the walker and its inputs are written here. */
-  directory: string;
-  /** The checkout: Nix runs there. */
-  cwd: string;
+  /** The checkout: in restricted mode, the only files the evaluation may read. */
+  repo: string;
   systems: string[];
+  /** The agent's settings (`--option NAME VALUE`…). */
   optionArgs: string[];
-  env: NodeJS.ProcessEnv;
+  /** Nix's `allowed-uris`. */
+  allowedUris: string[];
+  evaluate: Evaluator;
   signal: AbortSignal;
   /** Makes Nix's messages readable (e.g. the checkout's path removed). */
   message: (stderr: string) => string;
+  /** Most attributes and attribute errors together. */
+  maxAttributes: number;
+  /** Most bytes of walker output, all runs together. */
+  maxOutputBytes: number;
 }
 
 export interface FoundAttribute {
@@ -66,11 +79,11 @@ const EXPLAIN_CONCURRENCY = 4;
  * `herculesCI…outputs`). `catch = "0"` re-runs without `tryEval` so Nix prints the real error.
  */
 const WALKER = `# Written by the Nimbus agent: lists the derivations to build (see docs/agent.md).
-{ source, file ? "", flakeRef ? "", systemsJson ? "[]", argsJson ? "{}", rootsFile, catch ? "1", mode ? "walk" }:
+argsJson:
 let
-  try = if catch == "1" then builtins.tryEval else (e: { success = builtins.seq e true; value = e; });
+  inherit (builtins.fromJSON argsJson) source file flakeRef systems herculesCIArgs roots catch mode;
+  try = if catch then builtins.tryEval else (e: { success = builtins.seq e true; value = e; });
   recurseAll = source == "flake";
-  systems = builtins.fromJSON systemsJson;
 
   fromFile = let loaded = import file; in if builtins.isFunction loaded then loaded { } else loaded;
 
@@ -78,7 +91,7 @@ let
     let
       flake = builtins.getFlake flakeRef;
       declared = flake.herculesCI or null;
-      herculesCI = if builtins.isFunction declared then declared (builtins.fromJSON argsJson) else declared;
+      herculesCI = if builtins.isFunction declared then declared herculesCIArgs else declared;
       perSystem = name: builtins.listToAttrs (builtins.concatMap
         (system: if flake ? \${name} && flake.\${name} ? \${system} then [ { name = system; value = flake.\${name}.\${system}; } ] else [ ])
         systems);
@@ -98,7 +111,7 @@ let
     if !r.success then failed path
     else if !(builtins.isAttrs x) then
       (if path != [ ] then [ ]
-       else if catch == "1" then failed path
+       else if catch then failed path
        else throw "the top-level value must be an attribute set (or a function returning one), not \${builtins.typeOf x}")
     else
       let isDrv = try ((x.type or null) == "derivation"); in
@@ -117,8 +130,6 @@ let
     if builtins.isAttrs x && (x.type or null) != "derivation" && follows path x && builtins.length path < ${MAX_DEPTH}
     then { set = true; names = builtins.filter usable (builtins.attrNames x); }
     else { set = false; names = [ ]; };
-
-  roots = builtins.fromJSON (builtins.readFile rootsFile);
 in
 if mode == "expand" then expand (builtins.head roots)
 else builtins.concatMap (path: walk path (at path)) roots
@@ -127,38 +138,70 @@ else builtins.concatMap (path: walk path (at path)) roots
 type WalkEntry = { path: string[]; drvPath: string } | { path: string[]; failed: true };
 type Run<T> = { ok: true; value: T } | { ok: false; message: string };
 
+/** Walker output past this many bytes is not read (the whole evaluation fails). */
+export const MAX_WALK_OUTPUT_BYTES = 64 * 1024 * 1024;
+
 export async function walkAttributes(options: WalkOptions): Promise<WalkResult> {
-  const walkerPath = path.join(options.directory, "nimbus-walk.nix");
-  await writeFile(walkerPath, WALKER);
-  let runs = 0;
+  const source = options.source;
+  // Nix settings no nixSettings entry can loosen (the config refuses them): restricted mode,
+  // no search path but the checkout, allowed-uris as configured; pure mode for a flake.
+  const restricted = [
+    ...["--option", "restrict-eval", "true"],
+    ...["--option", "allowed-uris", options.allowedUris.join(" ")],
+    ...["--option", "nix-path", ""],
+    ...["--option", "allow-unsafe-native-code-during-evaluation", "false"],
+    ...(source.kind === "flake"
+      ? ["--extra-experimental-features", "nix-command flakes", "--option", "pure-eval", "true"]
+      : ["-I", `repository=${options.repo}`]),
+  ];
+  let bytesLeft = options.maxOutputBytes;
+  let entriesFound = 0;
 
   const run = async <T>(roots: string[][], mode: "walk" | "expand", catching: boolean): Promise<Run<T>> => {
-    const rootsFile = path.join(options.directory, `roots-${runs++}.json`);
-    // A file, not an argument: a bisection step can name tens of thousands of paths.
-    await writeFile(rootsFile, JSON.stringify(roots));
-    const source = options.source;
-    const args = [
-      "--eval",
-      "--strict",
-      "--json",
-      // Forcing drvPath writes the .drv files to the store only in read-write mode.
-      "--read-write-mode",
-      ...(source.kind === "flake" ? ["--extra-experimental-features", "nix-command flakes"] : []),
-      ...options.optionArgs,
-      walkerPath,
-      ...["--argstr", "source", source.kind],
-      ...(source.kind === "file" ? ["--argstr", "file", source.file] : []),
-      ...(source.kind === "flake"
-        ? ["--argstr", "flakeRef", source.flakeRef, "--argstr", "argsJson", JSON.stringify(source.herculesCIArgs)]
-        : []),
-      ...["--argstr", "systemsJson", JSON.stringify(options.systems)],
-      ...["--argstr", "rootsFile", rootsFile],
-      ...["--argstr", "catch", catching ? "1" : "0"],
-      ...["--argstr", "mode", mode],
-    ];
-    const result = await runProcess("nix-instantiate", args, { cwd: options.cwd, env: options.env, signal: options.signal });
+    const args = {
+      source: source.kind,
+      file: source.kind === "file" ? source.file : "",
+      flakeRef: source.kind === "flake" ? source.flakeRef : "",
+      herculesCIArgs: source.kind === "flake" ? source.herculesCIArgs : {},
+      systems: options.systems,
+      // Inline, not a file or an argument: a bisection step can name tens of thousands of paths.
+      roots,
+      catch: catching,
+      mode,
+    };
+    // From stdin: in pure mode Nix reads no file outside the store, the walker's included.
+    const expression = `(${WALKER}) ${nixString(JSON.stringify(args))}\n`;
+    const entries = new TopLevelEntryCounter();
+    const entriesAllowed = options.maxAttributes - entriesFound;
+    const result = await options.evaluate(
+      [
+        "--eval",
+        "--strict",
+        "--json",
+        // Forcing drvPath writes the .drv files to the store only in read-write mode.
+        "--read-write-mode",
+        ...options.optionArgs,
+        ...restricted,
+        "-",
+      ],
+      expression,
+      {
+        maxStdoutBytes: bytesLeft,
+        inspectStdout: (chunk) =>
+          mode === "walk" && entries.push(chunk) > entriesAllowed
+            ? `it reports more than ${options.maxAttributes} attributes (evaluationMaxAttributes)`
+            : undefined,
+      },
+    );
     if (options.signal.aborted) throw options.signal.reason;
+    if (result.stopped !== undefined) {
+      const why = result.stopped.startsWith("it printed more than")
+        ? `its attributes take more than ${sizeText(options.maxOutputBytes)} to list`
+        : result.stopped;
+      throw new EvaluationFailure(`the evaluation was stopped: ${why}`);
+    }
     if (result.code !== 0) return { ok: false, message: options.message(result.stderr) };
+    bytesLeft -= Buffer.byteLength(result.stdout);
     return { ok: true, value: JSON.parse(result.stdout) as T };
   };
 
@@ -174,6 +217,7 @@ export async function walkAttributes(options: WalkOptions): Promise<WalkResult> 
         if ("drvPath" in entry) attributes.push({ path: entry.path, drvPath: entry.drvPath });
         else toExplain.push(entry.path);
       }
+      entriesFound += walked.value.length;
       return;
     }
     if (roots.length > 1) {
@@ -209,6 +253,46 @@ export async function walkAttributes(options: WalkOptions): Promise<WalkResult> 
   attributes.sort((a, b) => comparePaths(a.path, b.path));
   errors.sort((a, b) => comparePaths(a.path, b.path));
   return { attributes, errors };
+}
+
+function sizeText(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB` : `${bytes} bytes`;
+}
+
+/** A Nix string literal holding `text`: every `\\`, `"` and `$` escaped. */
+export function nixString(text: string): string {
+  return `"${text.replace(/[\\"$]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * Counts the elements of a top-level JSON array of objects as it streams by (the walker's
+ * output), so a run reporting too many can be stopped before all of it is held in memory.
+ */
+export class TopLevelEntryCounter {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  count = 0;
+
+  /** Takes the next bytes; returns the count so far. */
+  push(chunk: Buffer): number {
+    for (const byte of chunk) {
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (byte === 0x5c) this.escaped = true;
+        else if (byte === 0x22) this.inString = false;
+      } else if (byte === 0x22) {
+        this.inString = true;
+      } else if (byte === 0x7b || byte === 0x5b) {
+        if (byte === 0x7b && this.depth === 1) this.count++;
+        this.depth++;
+      } else if (byte === 0x7d || byte === 0x5d) {
+        this.depth--;
+      }
+    }
+    return this.count;
+  }
 }
 
 /** Nix's order: name by name, each compared as strings. */

@@ -1,6 +1,7 @@
 /**
  * Child processes for tasks (git, nix-instantiate, nix-store): output collected or streamed
- * line by line, killed with SIGTERM when the task's signal aborts (SIGKILL a few seconds later).
+ * line by line, killed with SIGTERM when the task's signal aborts (SIGKILL a few seconds later),
+ * with their whole process group when asked.
  */
 import { spawn } from "node:child_process";
 
@@ -14,6 +15,14 @@ export interface RunOptions {
   discardStdout?: boolean;
   /** After an abort's SIGTERM, SIGKILL if the process is still there this much later (default 5 s). */
   killAfterMs?: number;
+  /** Written to the process's stdin (which is closed otherwise). */
+  stdin?: string;
+  /** Start it in a process group of its own and signal the whole group when stopping it. */
+  processGroup?: boolean;
+  /** More stdout than this stops the process; `RunResult.stopped` says why. */
+  maxStdoutBytes?: number;
+  /** Sees each stdout chunk; a returned reason stops the process (`RunResult.stopped`). */
+  inspectStdout?: (chunk: Buffer) => string | undefined;
 }
 
 export interface RunResult {
@@ -22,6 +31,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** Why the process was stopped by one of its limits (`maxStdoutBytes`, `inspectStdout`). */
+  stopped?: string;
 }
 
 /** The process could not be started at all (ENOENT, EACCES…), or was aborted. */
@@ -43,31 +54,62 @@ export function runProcess(command: string, args: readonly string[], options: Ru
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [options.stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      detached: options.processGroup === true,
     });
+    if (options.stdin !== undefined && child.stdin) {
+      // A process that exits without reading all of it must not crash the agent with EPIPE.
+      child.stdin.on("error", () => {});
+      child.stdin.end(options.stdin);
+    }
     const stdout: Buffer[] = [];
+    let stdoutBytes = 0;
+    let stopped: string | undefined;
     let stderr = "";
     const splitters = {
       stdout: lineSplitter((line) => options.onLine?.(line, "stdout")),
       stderr: lineSplitter((line) => options.onLine?.(line, "stderr")),
     };
-    child.stdout.on("data", (chunk: Buffer) => {
+    // The group's id is the child's pid; a plain child is signalled alone.
+    const signalChild = (signal: NodeJS.Signals) => {
+      try {
+        if (options.processGroup && child.pid !== undefined) process.kill(-child.pid, signal);
+        else child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+    };
+    let killTimer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      if (killTimer !== undefined) return;
+      signalChild("SIGTERM");
+      killTimer = setTimeout(() => signalChild("SIGKILL"), options.killAfterMs ?? 5_000);
+      killTimer.unref();
+    };
+    child.stdout!.on("data", (chunk: Buffer) => {
+      if (stopped !== undefined) return;
+      stdoutBytes += chunk.length;
+      const reason =
+        options.maxStdoutBytes !== undefined && stdoutBytes > options.maxStdoutBytes
+          ? `it printed more than ${options.maxStdoutBytes} bytes`
+          : options.inspectStdout?.(chunk);
+      if (reason !== undefined) {
+        stopped = reason;
+        stdout.length = 0;
+        stop();
+        return;
+      }
       if (!options.discardStdout) stdout.push(chunk);
       if (options.onLine) splitters.stdout.push(chunk);
     });
-    child.stderr.on("data", (chunk: Buffer) => {
+    child.stderr!.on("data", (chunk: Buffer) => {
       stderr += chunk.toString("utf8");
       if (stderr.length > MAX_STDERR_BYTES) stderr = stderr.slice(-MAX_STDERR_BYTES);
       if (options.onLine) splitters.stderr.push(chunk);
     });
     // SIGTERM lets nix-store kill its builder (it runs as a build user, in its own session);
     // SIGKILL only if it does not go.
-    let killTimer: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      child.kill("SIGTERM");
-      killTimer = setTimeout(() => child.kill("SIGKILL"), options.killAfterMs ?? 5_000);
-      killTimer.unref();
-    };
+    const onAbort = () => stop();
     options.signal?.addEventListener("abort", onAbort, { once: true });
     let failed: Error | undefined;
     child.on("error", (err: NodeJS.ErrnoException) => {
@@ -76,13 +118,15 @@ export function runProcess(command: string, args: readonly string[], options: Ru
     child.on("close", (code, signal) => {
       options.signal?.removeEventListener("abort", onAbort);
       clearTimeout(killTimer);
+      // What the stopped leader left behind in its group goes too.
+      if (killTimer !== undefined && options.processGroup) signalChild("SIGKILL");
       if (failed) {
         reject(failed);
         return;
       }
       splitters.stdout.end();
       splitters.stderr.end();
-      resolve({ code, signal, stdout: Buffer.concat(stdout).toString("utf8"), stderr });
+      resolve({ code, signal, stdout: Buffer.concat(stdout).toString("utf8"), stderr, ...(stopped === undefined ? {} : { stopped }) });
     });
   });
 }

@@ -6,11 +6,12 @@
 import type { ResultAck, StreamAck } from "@nimbus/protocol";
 import { AckedStream } from "./acked-stream.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import type { EvaluationPolicy } from "./evaluation-isolation.ts";
 import type { Logger } from "./log.ts";
 import type { NixEnvironment } from "./nix-options.ts";
 import type { Link } from "./outbox.ts";
 import { kindOf, type TaskKindName } from "./tasks/registry.ts";
-import { directoryName, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
+import { directoryName, type TaskCaches, type TaskContext, type TaskMessage, type TaskOutcome } from "./tasks/task-kind.ts";
 import { UnackedResults } from "./unacked-results.ts";
 
 export interface TaskStarted {
@@ -38,7 +39,10 @@ export interface TaskLink extends Link {
 
 export interface TaskRunnerOptions {
   workDirectory: string;
-  nix: NixEnvironment;
+  /** Read as each task starts: a reload (SIGHUP) changes them for the tasks that start after it. */
+  nix: () => NixEnvironment;
+  caches: () => TaskCaches;
+  evaluation: EvaluationPolicy;
   link: TaskLink;
   log: Logger;
   clock: Clock;
@@ -46,6 +50,8 @@ export interface TaskRunnerOptions {
   onFinished?: (event: TaskFinished) => void;
   /** After any change to the running tasks or the unacknowledged results. */
   onChange?: () => void;
+  /** After a batch or result was sent (`progressed` false), acknowledged (true) or forgotten (false). */
+  onAcks?: (progressed: boolean) => void;
 }
 
 interface Running {
@@ -67,7 +73,17 @@ export class TaskRunner {
   private accepting = true;
 
   constructor(private readonly options: TaskRunnerOptions) {
-    this.results = new UnackedResults(() => this.options.onChange?.());
+    this.results = new UnackedResults((acknowledged) => {
+      this.options.onChange?.();
+      this.options.onAcks?.(acknowledged);
+    });
+  }
+
+  /** Batches and final messages sent and not yet acknowledged. */
+  outstanding(): number {
+    let batches = 0;
+    for (const task of this.running.values()) batches += task.stream.waiting;
+    return batches + this.results.size;
   }
 
   /** Ids of the tasks running now. */
@@ -187,11 +203,15 @@ export class TaskRunner {
       },
       sendNow: (message) => entry.stopped !== undefined || link.sendNow(message),
     };
-    const entry: Running = { controller, stream: new AckedStream(taskLink, task.taskId, controller.signal), settled: Promise.resolve(), stopped: undefined };
+    const stream = new AckedStream(taskLink, task.taskId, controller.signal, undefined, (progressed) => this.options.onAcks?.(progressed));
+    const entry: Running = { controller, stream, settled: Promise.resolve(), stopped: undefined };
     const context: TaskContext = {
       directoryName: directoryName(task.taskId),
       workDirectory: this.options.workDirectory,
-      nix: this.options.nix,
+      nix: this.options.nix(),
+      caches: this.options.caches(),
+      evaluation: this.options.evaluation,
+      clock: this.options.clock,
       link: taskLink,
       acked: entry.stream,
       log,
@@ -214,6 +234,8 @@ export class TaskRunner {
       })
       .then((outcome) => {
         this.running.delete(task.taskId);
+        // Batches still unacknowledged go with the task (it threw): they are not waited for any more.
+        if (entry.stream.waiting > 0) this.options.onAcks?.(false);
         const durationMs = this.options.clock.now() - started;
         const finished: TaskFinished =
           outcome === "cancelled" || entry.stopped !== undefined

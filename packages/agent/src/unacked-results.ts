@@ -9,26 +9,27 @@ import type { TaskReport } from "./tasks/task-kind.ts";
 export class UnackedResults {
   private readonly pending = new Map<string, TaskReport>();
 
-  constructor(private readonly onChange: () => void = () => {}) {}
+  /** `onChange` is told whether the change was an acknowledgement. */
+  constructor(private readonly onChange: (acknowledged: boolean) => void = () => {}) {}
 
   /** Keeps the message until acknowledged and sends it now if the agent is connected. */
   send(link: Link, message: TaskReport): void {
     this.pending.set(message.taskId, message);
     link.sendNow(message);
-    this.onChange();
+    this.onChange(false);
   }
 
   /** The service recorded it; false if it was not waiting (a duplicate ack). */
   ack(taskId: string): boolean {
     const had = this.pending.delete(taskId);
-    if (had) this.onChange();
+    if (had) this.onChange(true);
     return had;
   }
 
   /** Forgets it unsent (the service does not want it). */
   drop(taskId: string): boolean {
     const had = this.pending.delete(taskId);
-    if (had) this.onChange();
+    if (had) this.onChange(false);
     return had;
   }
 

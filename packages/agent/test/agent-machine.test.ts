@@ -17,7 +17,7 @@ import {
 } from "../src/agent-machine.ts";
 import { AgentFatalError } from "../src/errors.ts";
 
-const settings: MachineSettings = { heartbeatIntervalMs: 30_000, shutdownTimeoutMs: 600_000 };
+const settings: MachineSettings = { heartbeatIntervalMs: 30_000, shutdownTimeoutMs: 600_000, ackTimeoutMs: 60_000 };
 const URL = "ws://127.0.0.1:4800/agent";
 const AT = 1_000_000;
 
@@ -57,12 +57,14 @@ function show(effect: AgentEffect): string {
       return `cancel-timer ${effect.timer}`;
     case "exit":
       return `exit ${effect.exit.reason === "fatal" ? `fatal ${effect.exit.error.code}` : "stopped"}`;
+    case "drop-connection":
+      return `drop-connection ${effect.problem}`;
     default:
       return effect.type;
   }
 }
 
-const CANCEL_ALL = ["cancel-timer retry", "cancel-timer shutdown-deadline", "cancel-timer goodbye-deadline"];
+const CANCEL_ALL = ["cancel-timer retry", "cancel-timer shutdown-deadline", "cancel-timer goodbye-deadline", "cancel-timer ack"];
 
 interface Row {
   name: string;
@@ -77,6 +79,84 @@ const closedEnd = (code: number, reason: string, welcomed: boolean, problem?: st
   ({ kind: "closed", code, reason, welcomed, problem }) as const;
 
 const rows: Row[] = [
+  // ---- acknowledgements: a connection where nothing is acknowledged any more is made again ----
+  {
+    name: "the first message awaiting an ack starts the ack timer",
+    given: state({ connection: connections.connected, outstanding: 0 }),
+    event: { type: "acks-changed", outstanding: 1, progressed: false },
+    then: { outstanding: 1 },
+    effects: ["start-timer ack 60000"],
+  },
+  {
+    name: "more messages without an ack do not push the timer back",
+    given: state({ connection: connections.connected, outstanding: 2 }),
+    event: { type: "acks-changed", outstanding: 3, progressed: false },
+    then: { outstanding: 3 },
+    effects: [],
+  },
+  {
+    name: "an ack restarts the timer while messages still wait",
+    given: state({ connection: connections.connected, outstanding: 3 }),
+    event: { type: "acks-changed", outstanding: 2, progressed: true },
+    then: { outstanding: 2 },
+    effects: ["start-timer ack 60000"],
+  },
+  {
+    name: "the last ack stops the timer",
+    given: state({ connection: connections.connected, outstanding: 1 }),
+    event: { type: "acks-changed", outstanding: 0, progressed: true },
+    then: { outstanding: 0 },
+    effects: ["cancel-timer ack"],
+  },
+  {
+    name: "no timer while disconnected (the welcome starts it)",
+    given: state({ connection: connections.backingOff, outstanding: 0 }),
+    event: { type: "acks-changed", outstanding: 1, progressed: false },
+    then: { outstanding: 1 },
+    effects: [],
+  },
+  {
+    name: "a welcome with messages outstanding sends them again and starts the timer",
+    given: state({ connection: connections.connecting, attempt: 1, outstanding: 2 }),
+    event: { type: "welcomed", welcome },
+    then: { connection: connections.connected },
+    effects: [
+      "reset-backoff",
+      `log info connected to ${URL} as c1 (service Nimbus 0.1.0, heartbeat every 30 s)`,
+      `emit welcome ${JSON.stringify(welcome)}`,
+      "send request-work",
+      "send-backlog",
+      "start-timer ack 60000",
+    ],
+  },
+  {
+    name: "no ack within the timeout: the connection is dropped (the usual reconnect follows)",
+    given: state({ connection: connections.connected, outstanding: 2 }),
+    event: { type: "timer", timer: "ack" },
+    then: { connection: connections.connected },
+    effects: ["drop-connection no acknowledgement from the service for 60 s with 2 messages waiting for one"],
+  },
+  {
+    name: "the ack timer while draining: dropped too (the results it waits for need their acks)",
+    given: leaving({ phase: "draining", connection: connections.connected, unacked: ["t1"], outstanding: 1 }),
+    event: { type: "timer", timer: "ack" },
+    then: { phase: "draining" },
+    effects: ["drop-connection no acknowledgement from the service for 60 s with 1 message waiting for one"],
+  },
+  {
+    name: "the ack timer while saying goodbye: ignored",
+    given: leaving({ phase: "saying-goodbye", connection: connections.connected, outstanding: 1 }),
+    event: { type: "timer", timer: "ack" },
+    then: { phase: "saying-goodbye" },
+    effects: [],
+  },
+  {
+    name: "a late ack timer with nothing outstanding: ignored",
+    given: state({ connection: connections.connected, outstanding: 0 }),
+    event: { type: "timer", timer: "ack" },
+    then: {},
+    effects: [],
+  },
   // ---- the connection ----
   {
     name: "start: ask service-info for the socket",
@@ -155,6 +235,7 @@ const rows: Row[] = [
     event: { type: "connection-ended", end: closedEnd(1006, "", false, "the service refused the connection with HTTP 503"), retryInMs: 40 },
     then: { connection: connections.backingOff },
     effects: [
+      "cancel-timer ack",
       `log warn cannot connect to ${URL}: the service refused the connection with HTTP 503; retrying in 0.0 s`,
       'emit disconnected {"code":1006,"reason":"","welcomed":false,"problem":"the service refused the connection with HTTP 503","retryInMs":40}',
       "start-timer retry 40",
@@ -166,6 +247,7 @@ const rows: Row[] = [
     event: { type: "connection-ended", end: closedEnd(1001, "Going away", true), retryInMs: 500 },
     then: { connection: connections.backingOff },
     effects: [
+      "cancel-timer ack",
       'log info connection c1 closed with 1001 "Going away" by the service; reconnecting in 0.5 s',
       'emit disconnected {"code":1001,"reason":"Going away","welcomed":true,"retryInMs":500}',
       "start-timer retry 500",
@@ -177,6 +259,7 @@ const rows: Row[] = [
     event: { type: "connection-ended", end: closedEnd(1006, "", true, "no heartbeat-ack within 60 s"), retryInMs: 1_000 },
     then: { connection: connections.backingOff },
     effects: [
+      "cancel-timer ack",
       "log warn connection c1 lost: no heartbeat-ack within 60 s; reconnecting in 1.0 s",
       'emit disconnected {"code":1006,"reason":"","welcomed":true,"problem":"no heartbeat-ack within 60 s","retryInMs":1000}',
       "start-timer retry 1000",

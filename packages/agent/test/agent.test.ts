@@ -17,6 +17,7 @@ import {
 } from "../src/index.ts";
 import { FakeService, type FakeServiceOptions, GOOD_TOKEN, memoryLog } from "./fake-service.ts";
 import { ManualClock } from "./manual-clock.ts";
+import { gitRepo } from "./task-fixtures.ts";
 
 let nix: NixInfo;
 let dir: string;
@@ -68,6 +69,8 @@ async function setup(
       extraToml.includes("heartbeatIntervalSeconds") ? "" : `heartbeatIntervalSeconds = 0.05`,
       // No test here runs tasks; leaving while the service is down must not take 10 s.
       extraToml.includes("shutdownTimeoutSeconds") ? "" : `shutdownTimeoutSeconds = 0.5`,
+      // Offline: only the configured caches, unless a test is about the machine's substituters.
+      extraToml.includes("machineSubstituters") ? "" : `machineSubstituters = false`,
       extraToml,
     ].join("\n"),
   );
@@ -119,7 +122,7 @@ describe("hello", () => {
     assert.equal(hello.agent.systems[0], nix.systems[0], "Nix's own system comes first");
     assert.deepEqual(hello.agent.systems, nix.systems);
     assert.deepEqual(hello.agent.systemFeatures, nix.systemFeatures);
-    assert.deepEqual(hello.agent.substituters, [], "no binary caches unless nixSettings names some");
+    assert.deepEqual(hello.agent.substituters, [], "machineSubstituters = false and no binary caches: none");
     assert.match(hello.agent.nixVersion, /^\d+\.\d+/);
     assert.equal(hello.agent.hostname, os.hostname());
     assert.equal(hello.agent.agentVersion, NIMBUS_VERSION);
@@ -132,6 +135,14 @@ describe("hello", () => {
     assert.equal(agent.connectionId(), "conn-1");
     assert.deepEqual(agent.info, hello.agent);
     assert.equal(hello.session.id, agent.sessionId);
+  });
+
+  it("uses the machine's substituters by default, as nix.conf has them", async () => {
+    const { service, agent } = await setup({}, `machineSubstituters = true`, { nix: undefined });
+    await service.until(() => service.hellos.length > 0, "hello");
+    assert.deepEqual(service.hellos[0]!.agent.substituters, nix.substituters, "what `nix show-config` reports with no settings");
+    assert.equal(agent.info.storeId?.startsWith(`${os.hostname()}/`), true, `store id ${agent.info.storeId}`);
+    assert.deepEqual(agent.info.caches, []);
   });
 
   it("reports the substituters nixSettings gives, which Nix then uses", async () => {
@@ -376,6 +387,45 @@ describe("reconnecting", () => {
   });
 });
 
+describe("unacknowledged messages", () => {
+  it("reconnects after ackTimeoutSeconds without an ack, sends them again, and stays once they are acknowledged", async () => {
+    const clock = new ManualClock();
+    const { service, agent, lines } = await setup(
+      { ackResults: false, heartbeatIntervalMs: 300_000 },
+      "heartbeatIntervalSeconds = 300\nallowLocalRepositories = true\nackTimeoutSeconds = 90",
+      { clock },
+    );
+    await service.until(() => agent.connected(), "welcome");
+    const disconnects: unknown[] = [];
+    agent.events.on("disconnected", (d) => disconnects.push(d));
+    const repo = await gitRepo(dir, { "ci.nix": "{ }" });
+    const taskId = "ack-timeout-1";
+    service.send({ type: "evaluate", taskId, jobId: "job-ack", repository: "test/acks", cloneUrl: repo.dir, commit: repo.commit });
+    await service.until(() => service.types(0).includes("evaluation-done"), "the evaluation's result", 30_000);
+    // The service "lost" it (a throttled handler): no result-ack comes.
+    clock.advance(89_999);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(agent.connectionId(), "conn-1", "not before the ack timeout");
+    clock.advance(1);
+    await service.until(() => disconnects.length === 1, "the connection to be dropped");
+    assert.ok(
+      lines.some((l) => l === "warn no acknowledgement from the service for 90 s with 1 message waiting for one; dropping connection conn-1"),
+      lines.join("\n"),
+    );
+    clock.advance(200); // the back-off's longest delay here
+    await service.until(() => agent.connectionId() === "conn-2", "a new connection");
+    await service.until(() => service.types(1).includes("evaluation-done"), "the result sent again");
+    assert.deepEqual(service.types(1), ["hello", "request-work", "evaluation-done"]);
+
+    service.ackResult(taskId);
+    await service.until(() => agent.unacknowledgedResults().length === 0, "the ack to be taken");
+    clock.advance(300_000);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(agent.connectionId(), "conn-2", "nothing outstanding: the connection stays");
+    assert.equal(service.connections.length, 2);
+  });
+});
+
 describe("fatal errors", () => {
   it("stops for good when the upgrade is refused with 401", async () => {
     const clock = new ManualClock();
@@ -437,7 +487,7 @@ describe("fatal errors", () => {
     const exit = await exitWithin(agent);
     assert.ok(exit.reason === "fatal");
     assert.equal(exit.error.code, "protocol-version");
-    assert.match(exit.error.message, /speaks agent protocol 2 \(Nimbus 9\.9\.9\)/);
+    assert.match(exit.error.message, new RegExp(`speaks agent protocol ${PROTOCOL_VERSION + 1} \\(Nimbus 9\\.9\\.9\\)`));
     assert.equal(service.upgradeTimes.length, 0, "never opened the socket");
   });
 });

@@ -32,6 +32,7 @@ describe("parseAgentConfig", () => {
       binaryCachesPath: undefined,
       secretsJsonPath: undefined,
       nixSettings: {},
+      machineSubstituters: true,
       remotePlatformsWithSameFeatures: [],
       logLevel: "info",
       systems: undefined,
@@ -40,6 +41,16 @@ describe("parseAgentConfig", () => {
       heartbeatIntervalMs: 30_000,
       shutdown: "finish",
       shutdownTimeoutMs: 600_000,
+      ackTimeoutMs: 60_000,
+      evaluation: {
+        isolation: "namespaces",
+        allowedUris: [],
+        hiddenPaths: [],
+        timeoutMs: 1_800_000,
+        memoryBytes: 8192 * 1024 * 1024,
+        maxAttributes: 100_000,
+      },
+      allowLocalRepositories: false,
     });
   });
 
@@ -61,6 +72,15 @@ mandatoryFeatures = ["gpu"]
 heartbeatIntervalSeconds = 20
 shutdown = "hand-back"
 shutdownTimeoutSeconds = 90.5
+machineSubstituters = false
+ackTimeoutSeconds = 45
+evaluationIsolation = "none"
+allowedUris = ["https://github.com/", "https://api.github.com/"]
+evaluationHiddenPaths = ["/etc/nimbus", "keys"]
+evaluationTimeoutSeconds = 600
+evaluationMemoryMiB = 4096
+evaluationMaxAttributes = 50000
+allowLocalRepositories = true
 
 [labels]
 team = "infra"
@@ -87,6 +107,7 @@ cores = "4"
       binaryCachesPath: "/var/lib/nimbus-agent/secrets/binary-caches.json",
       secretsJsonPath: "/run/secrets/secrets.json",
       nixSettings: { "extra-system-features": "gpu", cores: "4" },
+      machineSubstituters: false,
       remotePlatformsWithSameFeatures: ["aarch64-linux"],
       logLevel: "debug",
       systems: ["x86_64-linux", "i686-linux"],
@@ -95,6 +116,16 @@ cores = "4"
       heartbeatIntervalMs: 20_000,
       shutdown: "hand-back",
       shutdownTimeoutMs: 90_500,
+      ackTimeoutMs: 45_000,
+      evaluation: {
+        isolation: "none",
+        allowedUris: ["https://github.com/", "https://api.github.com/"],
+        hiddenPaths: ["/etc/nimbus", "/var/lib/nimbus-agent/keys"],
+        timeoutMs: 600_000,
+        memoryBytes: 4096 * 1024 * 1024,
+        maxAttributes: 50_000,
+      },
+      allowLocalRepositories: true,
     });
   });
 
@@ -165,6 +196,19 @@ cores = "4"
     [`shutdown = "now"`, '"shutdown" must be "finish" (let running tasks end) or "hand-back" (stop them and give them back to the service)'],
     [`shutdownTimeoutSeconds = -1`, '"shutdownTimeoutSeconds" must be a number of seconds from 0 to 86400'],
     [`shutdownTimeoutSeconds = 100000`, '"shutdownTimeoutSeconds" must be at most 86400'],
+    [`ackTimeoutSeconds = 0`, '"ackTimeoutSeconds" must be a positive number of seconds, at most 3600'],
+    [`evaluationIsolation = "chroot"`, '"evaluationIsolation" must be "namespaces"'],
+    [`allowedUris = "https://github.com/"`, '"allowedUris" must be an array of URI prefixes'],
+    [`allowedUris = ["https://a b"]`, '"allowedUris[0]" must be a URI prefix without spaces'],
+    [`evaluationHiddenPaths = [""]`, '"evaluationHiddenPaths[0]" must be a path'],
+    [`evaluationTimeoutSeconds = 0`, '"evaluationTimeoutSeconds" must be a positive number of seconds'],
+    [`evaluationMemoryMiB = 100`, '"evaluationMemoryMiB" must be a whole number of MiB, at least 256'],
+    [`evaluationMaxAttributes = 0`, '"evaluationMaxAttributes" must be a whole number from 1 to 10000000'],
+    [`allowLocalRepositories = "yes"`, '"allowLocalRepositories" must be true or false'],
+    [`nixSettings = { restrict-eval = "false" }`, '"nixSettings.restrict-eval" cannot be set: the agent always evaluates in restricted mode'],
+    [`nixSettings = { allowed-uris = "https://" }`, '"nixSettings.allowed-uris" cannot be set: use "allowedUris"'],
+    [`nixSettings = { allow-unsafe-native-code-during-evaluation = "true" }`, '"nixSettings.allow-unsafe-native-code-during-evaluation" cannot be set'],
+    [`nixSettings = { nix-path = "nixpkgs=/x" }`, '"nixSettings.nix-path" cannot be set'],
   ];
   for (const [line, expected] of wrong) {
     it(`rejects ${line}`, () => {

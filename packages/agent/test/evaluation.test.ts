@@ -4,7 +4,7 @@ import { rm } from "node:fs/promises";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { EvaluationEvents, MAX_FRAME_BYTES, type EvaluationEvent } from "@nimbus/protocol";
-import { entries, gitRepo, nixEval, NONCE, PRELUDE, startTaskAgent, type TaskSetup, tmpRoot } from "./task-fixtures.ts";
+import { entries, FLAKE_PRELUDE, gitRepo, nixEval, NONCE, PRELUDE, startTaskAgent, type TaskSetup, tmpRoot } from "./task-fixtures.ts";
 
 const run = promisify(execFile);
 const system = "x86_64-linux";
@@ -70,6 +70,8 @@ describe("evaluation of ci.nix", () => {
       requiredFeatures: features,
       inputDrvs: inputs.map((i) => drvs[i]!.drvPath),
       outputs: { out: drvs[name]!.out },
+      // No cache configured: the .drv is only in this agent's store.
+      sources: [[`store:${setup.agent.info.storeId}`]],
     });
     const attribute = (path: string[], name: string): EvaluationEvent => ({
       kind: "attribute",
@@ -164,7 +166,7 @@ describe("evaluation of a flake", () => {
   it("evaluates checks and packages of the agent's systems", async () => {
     const repo = await gitRepo(dir, {
       "flake.nix": `{
-        outputs = { self }: let ${PRELUDE} in {
+        outputs = { self }: let ${FLAKE_PRELUDE} in {
           checks.${system}.x = mk "flake-x" "echo \${self} > $out";
           packages.${system}.default = mk "flake-p" "echo p > $out";
           packages.aarch64-darwin.default = mk "flake-darwin" "echo no > $out";
@@ -187,7 +189,7 @@ describe("evaluation of a flake", () => {
   it("uses herculesCI.onPush.default.outputs, calling herculesCI with the repository's details", async () => {
     const repo = await gitRepo(dir, {
       "flake.nix": `{
-        outputs = { self }: let ${PRELUDE} in {
+        outputs = { self }: let ${FLAKE_PRELUDE} in {
           packages.${system}.skipped = mk "hci-skipped" "echo > $out";
           herculesCI = { primaryRepo, ... }: {
             onPush.default.outputs = { deep.set.built = mk "hci-\${primaryRepo.branch}-\${primaryRepo.shortRev}" "echo > $out"; };

@@ -24,6 +24,9 @@ export const PRELUDE = `
   mk = name: script: derivation { name = "nimbus-test-\${name}"; inherit nonce; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ]; };
 `;
 
+/** PRELUDE for flakes, which are evaluated in pure mode: no `builtins.currentSystem` there. */
+export const FLAKE_PRELUDE = PRELUDE.replace("builtins.currentSystem", '"x86_64-linux"');
+
 /** A git repository holding `files`, committed; returns its path and the commit. */
 export async function gitRepo(parent: string, files: Record<string, string>): Promise<{ dir: string; commit: string }> {
   const dir = await mkdtemp(path.join(parent, "repo-"));
@@ -78,7 +81,16 @@ export async function startTaskAgent(
   await writeFile(path.join(base, "token.key"), GOOD_TOKEN);
   await writeFile(
     path.join(base, "agent.toml"),
-    [`apiBaseUrl = "${service.apiBaseUrl}"`, `clusterJoinTokenPath = "token.key"`, `workDirectory = "work"`, extraToml].join("\n"),
+    // The test repositories are local: only agents of the local stack (and tests) may fetch those.
+    [
+      `apiBaseUrl = "${service.apiBaseUrl}"`,
+      `clusterJoinTokenPath = "token.key"`,
+      `workDirectory = "work"`,
+      // Offline: Nix reads only the configured caches.
+      extraToml.includes("machineSubstituters") ? "" : "machineSubstituters = false",
+      ...(extraToml.includes("allowLocalRepositories") ? [] : ["allowLocalRepositories = true"]),
+      extraToml,
+    ].join("\n"),
   );
   const memory = memoryLog();
   const agent = await startAgent(await loadAgentConfig(path.join(base, "agent.toml")), {

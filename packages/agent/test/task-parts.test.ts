@@ -34,7 +34,7 @@ describe("parseWillBeBuilt", () => {
 describe("topologicalOrder", () => {
   const info = (name: string, inputs: string[]): [string, DerivationInfo] => [
     drv(name),
-    { drvPath: drv(name), system: "x86_64-linux", requiredFeatures: [], inputDrvs: inputs.map(drv), outputs: {} },
+    { drvPath: drv(name), system: "x86_64-linux", requiredFeatures: [], inputDrvs: inputs.map(drv), inputOutputs: {}, outputs: {} },
   ];
 
   it("puts inputs first, following the roots' order", () => {

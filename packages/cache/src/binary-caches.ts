@@ -244,7 +244,7 @@ export async function loadBinaryCaches(filePath: string, options: Omit<ParseOpti
     const code = (err as NodeJS.ErrnoException).code;
     throw new CacheConfigError(
       code === "ENOENT"
-        ? `${filePath}: no such file (binaryCachesPath in agent.toml points here; see docs/caches.md for its format)`
+        ? `${filePath}: no such file (binaryCachesPath in agent.toml points here; see docs/agent.md, "Binary caches", for its format)`
         : `${filePath}: cannot be read (${code ?? (err as Error).message})`,
     );
   }

@@ -40,7 +40,7 @@ export function checkStoreUri(uri: string, nixVersion = "2.8"): CheckedStoreUri 
     return { problem: `must not carry ?secret-key=: put the key itself in "signingKeys"` };
   }
   if (url.username !== "" || url.password !== "") {
-    return { problem: "must not carry a user name or password: give credentials in a netrc file (see docs/caches.md)" };
+    return { problem: 'must not carry a user name or password: give credentials in a netrc file (see docs/agent.md, "Binary caches")' };
   }
   if (scheme === "file") {
     if (url.host !== "") return { problem: `must be file:///absolute/path (three slashes), got host "${url.host}"` };

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { printableLines } from "@nimbus/agent";
 import { NIMBUS_VERSION } from "@nimbus/protocol";
 import { CliError } from "./cli-error.ts";
 import { registerAgentCommand } from "./commands/agent.ts";
@@ -34,7 +35,8 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
   if (error instanceof CliError) {
-    process.stderr.write(`nimbus: ${error.message}\n`);
+    // Messages may quote what agents and repositories sent: shown as text only.
+    process.stderr.write(`nimbus: ${printableLines(error.message)}\n`);
     process.exit(error.exitCode);
   }
   throw error;

@@ -12,6 +12,8 @@ import { parseQueueKey } from "./queue-key.ts";
 export const MAX_RECEIVE = 10;
 /** A wake-up fills at most this many idle agents: a bounded fan-out keeps each handler cheap. */
 export const MAX_WOKEN = 16;
+/** Messages of one queue left for other agents before the runner moves on to the next queue. */
+export const MAX_SKIPPED = 50;
 
 /** What dispatch needs to know of an agent's session. */
 export interface SessionLoad {
@@ -72,35 +74,52 @@ export type StartOutcome =
   /** Its target no longer waits for an agent (settled, cancelled, leased by another, or the message is malformed). */
   | "stale"
   /** The session has no slot for it (or was not tried: the session filled up or stopped). */
-  | "full";
+  | "full"
+  /** This agent cannot obtain its inputs (core obtaining.ts `placeBuild`), another agent's session can. */
+  | "elsewhere"
+  /** No agent's session can obtain its inputs: it waits, and the sweeper offers it again later. */
+  | "nowhere";
 
 export interface DispatchState {
   free: number;
   given: number;
   /** Stop after this receive: the session is full or its connection is gone. */
   stop: boolean;
+  /** Messages of the current queue left for other agents (held until the runner moves on). */
+  skipped: number;
 }
 
-export const startDispatch = (session: SessionLoad): DispatchState => ({ free: freeSlots(session), given: 0, stop: false });
+export const startDispatch = (session: SessionLoad): DispatchState => ({ free: freeSlots(session), given: 0, stop: false, skipped: 0 });
 
-/** How many messages to ask the queue for next (0: done with this session). */
-export const receiveCount = (state: DispatchState): number => (state.stop ? 0 : Math.min(MAX_RECEIVE, state.free));
+/** Before receiving from the next queue: nothing skipped there yet. */
+export const nextQueue = (state: DispatchState): DispatchState => ({ ...state, skipped: 0 });
+
+/** How many messages to ask the queue for next (0: done with this queue). */
+export const receiveCount = (state: DispatchState): number =>
+  state.stop || state.skipped >= MAX_SKIPPED ? 0 : Math.min(MAX_RECEIVE, state.free);
 
 /** Whether a received message is worth trying; if not, it counts as `full`. */
 export const mayStart = (state: DispatchState): boolean => !state.stop && state.free > 0;
 
 /**
  * What happens to a received message after it was tried: every one is deleted or put back,
- * since one left in flight would hold up its FIFO group until the visibility timeout.
+ * since one left in flight would hold up its FIFO group until the visibility timeout. One for
+ * another agent is put back once the runner is done with its queue (`put-back-later`): kept
+ * in flight until then, it is not received again, so this agent reaches the messages behind it.
+ * One no agent can take is deleted: the derivation stays queued and the sweeper sends it again.
  */
-export function afterStart(state: DispatchState, outcome: StartOutcome): { message: "delete" | "put-back"; state: DispatchState } {
+export function afterStart(
+  state: DispatchState,
+  outcome: StartOutcome,
+): { message: "delete" | "put-back" | "put-back-later"; state: DispatchState } {
   const given = outcome === "sent" || outcome === "undelivered";
   return {
-    message: outcome === "full" ? "put-back" : "delete",
+    message: outcome === "full" ? "put-back" : outcome === "elsewhere" ? "put-back-later" : "delete",
     state: {
       free: given ? state.free - 1 : state.free,
       given: given ? state.given + 1 : state.given,
       stop: state.stop || outcome === "undelivered" || outcome === "full",
+      skipped: outcome === "elsewhere" ? state.skipped + 1 : state.skipped,
     },
   };
 }

@@ -49,8 +49,25 @@ export {
   type TaskStanding,
 } from "./session-reconcile.ts";
 export {
+  reachOf,
+  reaches,
+  unmetNeeds,
+  canObtain,
+  buildNeeds,
+  minimalNeeds,
+  canTake,
+  placeBuild,
+  waitingReason,
+  type Reach,
+  type ReachInfo,
+  type Candidate,
+  type BuildNeeds,
+} from "./obtaining.ts";
+export {
   MAX_RECEIVE,
   MAX_WOKEN,
+  MAX_SKIPPED,
+  nextQueue,
   canTakeWork,
   freeSlots,
   planDispatch,

@@ -80,7 +80,7 @@ export function evaluationHandBack(retriesBefore: number, maxAttempts: number, r
 }
 
 /** The sweeper's steps, in the order they run. */
-export const SWEEP_STEPS = ["quiet-connections", "lost-sessions", "due-retries", "stale-queued", "unpropagated-settles", "quiet-jobs"] as const;
+export const SWEEP_STEPS = ["quiet-connections", "lost-sessions", "due-retries", "stale-queued", "unpropagated-settles", "quiet-jobs", "github-reports"] as const;
 export type SweepStep = (typeof SWEEP_STEPS)[number];
 
 /** Each step's share of a sweep's time; settling (which may tell many dependents) gets the most. */
@@ -88,9 +88,11 @@ export const SWEEP_SHARES: Readonly<Record<SweepStep, number>> = {
   "quiet-connections": 0.1,
   "lost-sessions": 0.15,
   "due-retries": 0.1,
-  "stale-queued": 0.15,
+  "stale-queued": 0.1,
   "unpropagated-settles": 0.3,
-  "quiet-jobs": 0.2,
+  "quiet-jobs": 0.15,
+  // Last: it also has what the others left (a report may wait on GitHub for seconds).
+  "github-reports": 0.1,
 };
 
 /**

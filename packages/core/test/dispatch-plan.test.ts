@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   afterStart,
+  MAX_SKIPPED,
   mayStart,
+  nextQueue,
   planDispatch,
   planWake,
   receiveCount,
@@ -80,25 +82,37 @@ describe("dispatch steps: how many to receive, and what becomes of each message"
     assert.equal(receiveCount(startDispatch(session("a", { agent: agent(["x"], [], [], 32) }))), 10);
     assert.equal(receiveCount(startDispatch(session("a", { runningTasks: 1 }))), 3);
     assert.equal(receiveCount(startDispatch(session("a", { runningTasks: 4 }))), 0);
-    assert.equal(receiveCount({ free: 3, given: 0, stop: true }), 0);
+    assert.equal(receiveCount({ free: 3, given: 0, stop: true, skipped: 0 }), 0);
   });
 
-  const start: DispatchState = { free: 2, given: 0, stop: false };
-  const cases: Array<[StartOutcome, "delete" | "put-back", DispatchState]> = [
-    ["sent", "delete", { free: 1, given: 1, stop: false }],
-    ["stale", "delete", { free: 2, given: 0, stop: false }],
+  it("stops receiving from a queue after leaving MAX_SKIPPED messages for other agents, and starts afresh on the next", () => {
+    const skipping: DispatchState = { free: 3, given: 0, stop: false, skipped: MAX_SKIPPED - 1 };
+    assert.equal(receiveCount(skipping), 3);
+    const after = afterStart(skipping, "elsewhere").state;
+    assert.equal(receiveCount(after), 0, "done with this queue");
+    assert.equal(receiveCount(nextQueue(after)), 3, "the next queue is received from");
+  });
+
+  const start: DispatchState = { free: 2, given: 0, stop: false, skipped: 0 };
+  const cases: Array<[StartOutcome, "delete" | "put-back" | "put-back-later", DispatchState]> = [
+    ["sent", "delete", { free: 1, given: 1, stop: false, skipped: 0 }],
+    ["stale", "delete", { free: 2, given: 0, stop: false, skipped: 0 }],
     // Leased to the session all the same: it is re-sent when the agent reconnects.
-    ["undelivered", "delete", { free: 1, given: 1, stop: true }],
-    ["full", "put-back", { free: 2, given: 0, stop: true }],
+    ["undelivered", "delete", { free: 1, given: 1, stop: true, skipped: 0 }],
+    ["full", "put-back", { free: 2, given: 0, stop: true, skipped: 0 }],
+    // Another agent can obtain its inputs: back in its queue once this agent is done with it.
+    ["elsewhere", "put-back-later", { free: 2, given: 0, stop: false, skipped: 1 }],
+    // Nobody can: it stays queued, out of the queue's way, until the sweeper sends it again.
+    ["nowhere", "delete", { free: 2, given: 0, stop: false, skipped: 0 }],
   ];
   for (const [outcome, message, state] of cases) {
     it(`${outcome}: ${message}`, () => assert.deepEqual(afterStart(start, outcome), { message, state }));
   }
 
   it("tries no further message once stopped or out of slots", () => {
-    assert.equal(mayStart({ free: 1, given: 0, stop: false }), true);
-    assert.equal(mayStart({ free: 0, given: 2, stop: false }), false);
-    assert.equal(mayStart({ free: 1, given: 0, stop: true }), false);
+    assert.equal(mayStart({ free: 1, given: 0, stop: false, skipped: 0 }), true);
+    assert.equal(mayStart({ free: 0, given: 2, stop: false, skipped: 0 }), false);
+    assert.equal(mayStart({ free: 1, given: 0, stop: true, skipped: 0 }), false);
   });
 });
 

@@ -94,7 +94,8 @@ export function earliestSend(
 ): Date {
   let at = now.getTime();
   if (state.retryAt) at = Math.max(at, Date.parse(state.retryAt));
-  if (!job.final && state.lastSentAt) {
+  // A running job whose check run is completed (an approved fork's) gets a new run at once.
+  if (!job.final && state.lastSentAt && state.lastSentCompleted !== true) {
     at = Math.max(at, Date.parse(state.lastSentAt) + updateInterval(job, now, settings));
   }
   return new Date(at);

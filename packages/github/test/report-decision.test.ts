@@ -86,6 +86,12 @@ describe("earliestSend", () => {
     assert.equal(earliestSend(state, job, at(2_000)).getTime(), T0 + 11_000);
     assert.equal(earliestSend(state, { ...job, final: true }, at(2_000)).getTime(), T0 + 2_000);
   });
+  it("is now once a held fork's job runs: its completed check run is replaced by a new one at once", () => {
+    const state: ReportState = { failures: 0, checkRunId: 1, lastSentAt: iso(1_000), lastSentCompleted: true, lastSentDigest: "held" };
+    assert.equal(earliestSend(state, job, at(2_000)).getTime(), T0 + 2_000);
+    const decision = decideReport("checks", report({ createdAt: iso(0), status: "evaluating" }), state, at(2_000));
+    assert.equal(decision.type === "send" && decision.send.type, "create-check-run");
+  });
   it("is never before a rate limit's retry time", () => {
     const state: ReportState = { failures: 1, lastSentAt: iso(1_000), retryAt: iso(90_000) };
     assert.equal(earliestSend(state, { ...job, final: true }, at(2_000)).getTime(), T0 + 90_000);

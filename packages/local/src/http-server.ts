@@ -4,6 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { StaticSite } from "@nimbus/dashboard";
 import { gatewayId } from "./api-gateway-format.ts";
 import { describeError } from "./handlers.ts";
 import { gatewayError, httpEvent, httpResponse, type HttpResponse, type HttpRouter } from "./http-events.ts";
@@ -23,6 +24,8 @@ export interface HttpServerOptions {
   socketPath: string;
   gateway: SocketGateway;
   managementApi: ManagementApi;
+  /** The dashboard's pages and assets, for GET paths no route has (as a StaticSite does in AWS). */
+  site?: StaticSite;
   log: (line: string) => void;
 }
 
@@ -90,7 +93,8 @@ async function handleRequest(options: HttpServerOptions, request: IncomingMessag
   const match = options.router.match(request.method ?? "GET", rawPath);
   if (!match) {
     request.resume();
-    return send(response, gatewayError(404, "Not Found"), requestId);
+    const page = await options.site?.(request.method ?? "GET", rawPath);
+    return send(response, page ? { ...page, cookies: [] } : gatewayError(404, "Not Found"), requestId);
   }
   let body: Buffer;
   try {

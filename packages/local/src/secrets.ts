@@ -1,4 +1,8 @@
-/** Local stand-ins for `sst.Secret`s: random values kept in `<dataDir>/secrets.json` (mode 0600). */
+/**
+ * Local stand-ins for `sst.Secret`s, kept in `<dataDir>/secrets.json` (mode 0600): random
+ * values for the stack's own (the admin token, the webhook secret), `none` for those the user
+ * brings (the GitHub App's id and key, a personal token: docs/github.md), until they are set.
+ */
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -6,6 +10,9 @@ import { join } from "node:path";
 export class SecretsFileError extends Error {
   override name = "SecretsFileError";
 }
+
+/** Secrets the user brings: written as `none` (unset) rather than made up. */
+export const USER_SECRETS: readonly string[] = ["GithubAppId", "GithubAppPrivateKey", "GithubToken"];
 
 export function secretsPath(dataDir: string): string {
   return join(dataDir, "secrets.json");
@@ -40,7 +47,7 @@ export async function loadOrCreateSecrets(
   for (const name of names) {
     const value = stored[name];
     if (value === undefined) {
-      secrets[name] = randomBytes(32).toString("base64url");
+      secrets[name] = USER_SECRETS.includes(name) ? "none" : randomBytes(32).toString("base64url");
       changed = true;
     } else if (typeof value === "string" && value !== "") {
       secrets[name] = value;

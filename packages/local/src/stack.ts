@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
+import { dashboardSite } from "@nimbus/dashboard";
 import {
   agentSocket,
   httpApi,
@@ -188,6 +189,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       // The management API shares the public port, so its path holds a secret only this process
       // knows: nobody who can reach the port can post to agents or close their connections.
       managementApi: createManagementApi(gateway, MANAGEMENT_API_PATH, gatewaySecret, log),
+      site: await dashboardSite(log),
       log,
     });
     // No await between listening and here: the environment is in place before any request is handled.

@@ -104,6 +104,24 @@ describe("HTTP API routes", () => {
     }
   });
 
+  test("page paths get the dashboard, its assets are served, and API paths keep their 404", async () => {
+    const page = await fetch(`${local.stack.url}/jobs/j0193a1b2c3d4deadbeef`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    const html = await page.text();
+    const script = /src="(\/assets\/main-[A-Z0-9]+\.js)"/.exec(html)?.[1];
+    assert.ok(script, html);
+    const asset = await fetch(`${local.stack.url}${script}`);
+    assert.equal(asset.status, 200);
+    assert.match(asset.headers.get("cache-control") ?? "", /immutable/);
+    await asset.arrayBuffer();
+    for (const path of ["/api/nope", "/webhooks/nope", "/assets/../package.json", "/cache/nix-cache-info"]) {
+      const response = await fetch(`${local.stack.url}${path}`);
+      assert.equal(response.status, 404, path);
+      assert.deepEqual(await response.json(), { message: "Not Found" }, path);
+    }
+  });
+
   test("a body over 10 MB → 413 without invoking the handler", async () => {
     const response = await fetch(`${local.stack.url}/api/tokens`, {
       method: "POST",

@@ -95,7 +95,7 @@ test("DynamoDB data and secrets survive a restart, on the same ports", async () 
   }
 });
 
-test("secrets.json holds one random value per secret, mode 0600", async () => {
+test("secrets.json holds one random value per secret of the stack's own and `none` for the GitHub ones the user brings, mode 0600", async () => {
   const stack = await start();
   await stack.stop();
   const path = join(dataDir, "secrets.json");
@@ -103,7 +103,11 @@ test("secrets.json holds one random value per secret, mode 0600", async () => {
   assert.equal((await stat(path)).mode & 0o777, 0o600);
   const stored = JSON.parse(await readFile(path, "utf8")) as Record<string, string>;
   assert.deepEqual(Object.keys(stored).sort(), [...secrets].sort());
-  for (const value of Object.values(stored)) assert.match(value, /^[A-Za-z0-9_-]{43}$/);
+  const userSecrets = ["GithubAppId", "GithubAppPrivateKey", "GithubToken"];
+  for (const [name, value] of Object.entries(stored)) {
+    if (userSecrets.includes(name)) assert.equal(value, "none", name);
+    else assert.match(value, /^[A-Za-z0-9_-]{43}$/, name);
+  }
   assert.equal(stored.ApiAdminToken, stack.adminToken);
   assert.notEqual(stored.ApiAdminToken, stored.GithubWebhookSecret);
 });

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { AgentInfo } from "./agent-info.ts";
 
 /** `GET /api/service-info` (no auth): how agents find the WebSocket. */
@@ -43,6 +43,8 @@ export const AgentView = AgentInfo.extend({
   connectedAt: z.iso.datetime(),
   lastSeen: z.iso.datetime(),
   runningTasks: z.number().int().min(0),
+  /** Caches this agent last failed to push to or ask, with why and when (cleared by its next successful push). */
+  cacheProblems: z.array(z.strictObject({ cache: z.string(), problem: z.string(), at: z.iso.datetime() })).optional(),
 });
 export type AgentView = z.infer<typeof AgentView>;
 

@@ -1,6 +1,7 @@
-import { z } from "zod";
+import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
+import { Source } from "./sources.ts";
 
 /** Where a derivation stands; shared by every job that needs it. */
 export const DerivationStatus = z.enum([
@@ -15,7 +16,8 @@ export const DerivationStatus = z.enum([
 ]);
 export type DerivationStatus = z.infer<typeof DerivationStatus>;
 
-export const JobStatus = z.enum(["evaluating", "building", "succeeded", "failed", "cancelled"]);
+/** `held`: a fork's pull request waiting for someone with write access to approve it (docs/github.md). */
+export const JobStatus = z.enum(["held", "evaluating", "building", "succeeded", "failed", "cancelled"]);
 export type JobStatus = z.infer<typeof JobStatus>;
 
 export const EvaluationStatus = z.enum(["queued", "running", "succeeded", "failed"]);
@@ -27,6 +29,8 @@ export const Trigger = z.strictObject({
   pullRequest: z.number().int().optional(),
   rerunOf: z.string().optional(),
   rebuildFailures: z.boolean().optional(),
+  /** A fork's pull request: who approved its commit (docs/github.md). */
+  approvedBy: z.string().optional(),
 });
 export type Trigger = z.infer<typeof Trigger>;
 
@@ -65,6 +69,8 @@ export const JobView = z.strictObject({
   cloneUrl: z.string(),
   trigger: Trigger,
   status: JobStatus,
+  /** A fork's commit: no secrets, no effects (docs/github.md). */
+  untrusted: z.boolean().optional(),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
   finishedAt: z.iso.datetime().optional(),
@@ -72,6 +78,8 @@ export const JobView = z.strictObject({
     status: EvaluationStatus,
     error: z.string().optional(),
     agent: z.string().optional(),
+    /** Caches the evaluating agent could not ask or push the `.drv` files to (one line each). */
+    cacheProblems: z.array(z.string()).optional(),
   }),
   counts: z.partialRecord(DerivationStatus, z.number().int()),
   attributes: z.array(AttributeView),
@@ -95,6 +103,12 @@ export const JobDerivationView = z.strictObject({
   failure: FailureView.optional(),
   /** For queued derivations no connected agent can build. */
   waitingForAgent: z.strictObject({ system: z.string(), features: z.array(z.string()) }).optional(),
+  /** For queued derivations that agents could build but none can obtain its inputs: why (e.g. "inputs only on agent builder-1; no shared cache"). */
+  waitingForInputs: z.strictObject({ reason: z.string() }).optional(),
+  /** Where its outputs are, once built: the builder's store and the caches they were pushed to. */
+  sources: z.array(Source).optional(),
+  /** Pushes of its outputs that failed (one line each). */
+  cacheProblems: z.array(z.string()).optional(),
 });
 export type JobDerivationView = z.infer<typeof JobDerivationView>;
 
@@ -116,3 +130,11 @@ export const WebhookAccepted = z.strictObject({ jobId: z.string(), redelivery: z
 export type WebhookAccepted = z.infer<typeof WebhookAccepted>;
 export const WebhookIgnored = z.strictObject({ ignored: z.string() });
 export type WebhookIgnored = z.infer<typeof WebhookIgnored>;
+/** A webhook that changed jobs without starting one (an approval, a closed pull request, an installation change). */
+export const WebhookActed = z.strictObject({
+  action: z.enum(["approve-fork", "cancel-pull-request", "installation"]),
+  jobIds: z.array(z.string()),
+  /** Why nothing (or less) happened, when it did not. */
+  note: z.string().optional(),
+});
+export type WebhookActed = z.infer<typeof WebhookActed>;

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { AgentInfo } from "./agent-info.ts";
 import { IDLE_TIMEOUT_MS } from "./limits.ts";
 import {
@@ -50,6 +50,10 @@ export const Heartbeat = z.strictObject({
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
+/** The agent's info changed (it reloaded binary-caches.json on SIGHUP): the service uses it from now on. */
+export const AgentInfoChanged = z.strictObject({ type: z.literal("agent-info"), agent: AgentInfo });
+export type AgentInfoChanged = z.infer<typeof AgentInfoChanged>;
+
 /** The agent takes no new work (it is shutting down); running tasks go on. */
 export const Pause = z.strictObject({ type: z.literal("pause") });
 export type Pause = z.infer<typeof Pause>;
@@ -61,6 +65,7 @@ export type Goodbye = z.infer<typeof Goodbye>;
 export const AgentMessage = z.discriminatedUnion("type", [
   Hello,
   Heartbeat,
+  AgentInfoChanged,
   Pause,
   Goodbye,
   RequestWork,

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** An absolute store path such as `/nix/store/<hash>-name`. */
 export const StorePath = z.string().regex(/^\/[^\s\0]+$/, "an absolute store path").max(1024);

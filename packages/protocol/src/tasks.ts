@@ -1,11 +1,20 @@
-import { z } from "zod";
+import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
 import { MAX_LOG_BATCHES } from "./limits.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
+import { CacheName, CacheReport, Need } from "./sources.ts";
 
 export const TaskId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "a task id");
 
 // ---- service → agent -------------------------------------------------------
+
+/** HTTPS basic-auth credentials for one fetch; `expiresAt` says how long git may use them. */
+export const CloneCredential = z.strictObject({
+  username: z.string().min(1).max(128),
+  token: z.string().min(1).max(1024),
+  expiresAt: z.iso.datetime(),
+});
+export type CloneCredential = z.infer<typeof CloneCredential>;
 
 /** Evaluate a commit: clone it, evaluate ci.nix (or default.nix, or the flake), report events. */
 export const EvaluateTask = z.strictObject({
@@ -16,6 +25,20 @@ export const EvaluateTask = z.strictObject({
   cloneUrl: z.string().min(1).max(2048),
   commit: z.string().regex(/^[0-9a-f]{40}$/, "a full commit sha"),
   ref: z.string().max(512).optional(),
+  /**
+   * The systems whose flake outputs (`checks.<system>`, `packages.<system>`) the job holds:
+   * every system a connected agent can build, so a job does not depend on which agent
+   * evaluated it. Absent: the evaluating agent's own systems.
+   */
+  systems: z.array(SystemName).min(1).max(64).optional(),
+  /**
+   * A private repository's fetch credential (GitHub App mode): an installation token for this
+   * one repository, read-only, minted when the task is sent and never stored. The agent hands
+   * it to git outside the URL and the command line, and never to the evaluated code.
+   */
+  cloneCredential: CloneCredential.optional(),
+  /** A fork's commit: evaluated and built without secrets, and it runs no effects (docs/github.md). */
+  untrusted: z.literal(true).optional(),
 });
 export type EvaluateTask = z.infer<typeof EvaluateTask>;
 
@@ -26,6 +49,10 @@ export const BuildTask = z.strictObject({
   drvPath: DrvPath,
   system: SystemName,
   requiredFeatures: z.array(FeatureName).max(64),
+  /** Output paths of its input derivations that Nimbus built: the agent substitutes them before building (Hercules' inputDerivationOutputPaths). */
+  inputs: z.array(StorePath).max(2000).optional(),
+  /** The caches that hold those outputs. */
+  inputCaches: z.array(CacheName).max(64).optional(),
 });
 export type BuildTask = z.infer<typeof BuildTask>;
 
@@ -97,6 +124,12 @@ export const DerivationEvent = z.strictObject({
     .strictObject({ index: z.number().int().min(0), count: z.number().int().min(2).max(1000) })
     .refine((p) => p.index < p.count, "part.index must be below part.count")
     .optional(),
+  /**
+   * Where a builder gets what it needs besides the outputs of `inputDrvs`: one need for the
+   * `.drv` closure and one per output of an input that needs no building, each listing the
+   * places it can be had (any one will do). Absent: nothing is known, any agent may try.
+   */
+  sources: z.array(Need).max(256).optional(),
 });
 
 export type AttributeEvent = z.infer<typeof AttributeEvent>;
@@ -123,6 +156,8 @@ export const EvaluationDone = z.strictObject({
   status: z.enum(["succeeded", "failed"]),
   /** Why the whole evaluation failed (clone failed, no ci.nix, syntax error…). */
   error: z.string().max(8000).optional(),
+  /** What became of each cache: the `.drv` closure pushed (or not), caches that could not be asked. */
+  caches: z.array(CacheReport).max(128).optional(),
 });
 export type EvaluationDone = z.infer<typeof EvaluationDone>;
 
@@ -149,5 +184,7 @@ export const BuildResult = z.strictObject({
   /** The last lines of the log, for the failure summary. */
   logTail: z.array(z.string().max(4096)).max(50).optional(),
   error: z.string().max(8000).optional(),
+  /** After a success: the output closure pushed to each push cache, or why not (Hercules' `Pushed {cache}`). */
+  caches: z.array(CacheReport).max(64).optional(),
 });
 export type BuildResult = z.infer<typeof BuildResult>;

@@ -5,7 +5,8 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import type { BuildResult, BuildTask } from "@nimbus/protocol";
+import { pushToCaches } from "@nimbus/cache";
+import { type BuildResult, type BuildTask, type CacheReport, cacheProblem } from "@nimbus/protocol";
 import { BuildLogStream } from "../build-log.ts";
 import { truncateText } from "../message-size.ts";
 import { type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
@@ -46,10 +47,31 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
     throw signal.reason;
   };
   try {
+    // Inputs first, substituted only: an input a cache cannot give is a problem to retry, never something to build here.
+    if (task.inputs && task.inputs.length > 0) {
+      log.line(`nimbus: fetching ${task.inputs.length} input path${task.inputs.length === 1 ? "" : "s"}${task.inputCaches?.length ? ` (held by ${task.inputCaches.join(", ")})` : ""}`);
+      let fetched;
+      try {
+        fetched = await runProcess(
+          "nix-store",
+          ["--realise", ...task.inputs, ...context.nix.optionArgs, ...context.nix.credentialArgs, "--no-gc-warning"],
+          { env, signal, onLine: (line) => log.line(line), discardStdout: true },
+        );
+      } catch (err) {
+        if (signal.aborted) return interrupted();
+        if (err instanceof ProcessStartError) return finish({ status: "exceptional", error: err.message });
+        throw err;
+      }
+      if (signal.aborted) return interrupted();
+      if (fetched.code !== 0) {
+        return finish({ status: "exceptional", error: `could not fetch its inputs from the caches: ${fetchFailure(fetched.stderr)}` });
+      }
+    }
     const args = [
       "--realise",
       task.drvPath,
       ...context.nix.optionArgs,
+      ...context.nix.credentialArgs,
       // Features the agent was configured with are accepted even if nix.conf lacks them.
       ...["--option", "system-features", context.nix.buildFeatures.join(" ")],
       ...["--option", "max-jobs", "1"],
@@ -73,7 +95,9 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       const call: NixCall = { optionArgs: context.nix.optionArgs, env, signal, message: (stderr) => nixErrorMessage(stderr) };
       const info = (await showDerivations([task.drvPath], call)).get(task.drvPath);
       if (info === undefined) return finish({ status: "exceptional", error: `nix show-derivation did not describe ${task.drvPath}` });
-      return finish({ status: "succeeded", outputs: info.outputs });
+      const caches = await pushOutputs(task.taskId, Object.values(info.outputs), context, env, log);
+      if (signal.aborted) return interrupted();
+      return finish({ status: "succeeded", outputs: info.outputs, ...(caches.length > 0 ? { caches } : {}) });
     } catch (err) {
       if (signal.aborted) return interrupted();
       if (err instanceof NixQueryError || err instanceof ProcessStartError) {
@@ -84,6 +108,39 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
+}
+
+/**
+ * Signs and pushes the output closure to every push cache, only what each lacks; one report
+ * per cache, in the build's log too. A failed push does not fail the build: its outputs stay in
+ * this store, and the service keeps its dependents with this agent or says why they wait.
+ */
+async function pushOutputs(taskId: string, outputs: string[], context: TaskContext, env: NodeJS.ProcessEnv, log: BuildLogStream): Promise<CacheReport[]> {
+  if (outputs.length === 0 || !context.caches.clients.some((c) => c.push)) return [];
+  const results = await pushToCaches(context.caches.clients, outputs, { what: "outputs", env, signal: context.signal });
+  return results.map((result): CacheReport => {
+    const report: CacheReport =
+      result.status === "pushed"
+        ? { cache: result.cache, status: "pushed", paths: result.pushed, alreadyPresent: result.alreadyPresent }
+        : { cache: result.cache, status: "failed", reason: result.reason.slice(0, 2000) };
+    const problem = cacheProblem(report);
+    if (problem === undefined && report.status === "pushed") {
+      log.line(`nimbus: pushed ${report.paths} path${report.paths === 1 ? "" : "s"} to ${report.cache} (${report.alreadyPresent} already there)`);
+    } else if (problem !== undefined) {
+      log.line(`nimbus: ${problem}`);
+      context.log("warn", `task ${taskId}: ${problem}`);
+    }
+    return report;
+  });
+}
+
+/**
+ * Why Nix could not substitute: its `error:` says only "build of … failed"; the reason is in
+ * the warnings before it ("… is not signed by any of the keys in 'trusted-public-keys'").
+ */
+function fetchFailure(stderr: string): string {
+  const warnings = stderr.replace(/\u001b\[[0-9;]*[A-Za-z]/g, "").split("\n").filter((l) => l.startsWith("warning:") && /substitut/.test(l));
+  return [...new Set(warnings), nixErrorMessage(stderr)].join("\n");
 }
 
 const BUILDER_FAILED = /^error: builder for '([^']+)' failed with exit code (\d+)/m;

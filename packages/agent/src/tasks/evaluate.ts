@@ -6,14 +6,17 @@
 import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import type { EvaluateTask, EvaluationDone } from "@nimbus/protocol";
+import { type CacheReport, cacheProblem, type EvaluateTask, type EvaluationDone } from "@nimbus/protocol";
+import { planWithCaches } from "../evaluation-caches.ts";
+import { evaluationHints } from "../evaluation-hints.ts";
+import { evaluatorEnvironment, isolatedCommand } from "../evaluation-isolation.ts";
 import { batchEvents, evaluationEvents } from "../evaluation-events.ts";
 import { CheckoutError, checkoutCommit, redactCredentials } from "../git-checkout.ts";
 import { truncateText } from "../message-size.ts";
-import { derivationsToBuild, type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
+import { type NixCall, NixQueryError } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
-import { EvaluationFailure, type WalkSource, walkAttributes } from "../nix-walk.ts";
-import { ProcessStartError } from "../process.ts";
+import { EvaluationFailure, type Evaluator, MAX_WALK_OUTPUT_BYTES, type WalkSource, walkAttributes } from "../nix-walk.ts";
+import { ProcessStartError, runProcess } from "../process.ts";
 import type { TaskContext, TaskKind, TaskOutcome } from "./task-kind.ts";
 
 /** Hercules' order: a flake wins, then ci.nix, nix/ci.nix, default.nix. */
@@ -22,7 +25,8 @@ const NIX_FILES = ["ci.nix", "nix/ci.nix", "default.nix"];
 export const evaluateTask: TaskKind<EvaluateTask> = {
   type: "evaluate",
   resultType: "evaluation-done",
-  describe: (task) => `evaluating ${task.repository} at ${task.commit}`,
+  describe: (task) =>
+    `evaluating ${task.repository} at ${task.commit}${task.untrusted ? " (a fork's commit: untrusted, no secrets, no effects)" : ""}${task.cloneCredential ? " with a clone token" : ""}`,
   run: runEvaluation,
   internalError: (task, error, context) => ({
     result: { type: "evaluation-done", taskId: task.taskId, batches: context.acked.sent, status: "failed", error: truncateText(error, 8000) },
@@ -31,9 +35,11 @@ export const evaluateTask: TaskKind<EvaluateTask> = {
 };
 
 async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<TaskOutcome> {
-  const { log, signal, acked } = context;
+  const { log, acked, clock, evaluation: policy } = context;
   const directory = path.join(context.workDirectory, "eval", context.directoryName);
   const repo = path.join(directory, "repo");
+  const scratch = path.join(directory, "tmp");
+  let caches: CacheReport[] = [];
   const done = (status: EvaluationDone["status"], error?: string): TaskOutcome => {
     context.link.send({
       type: "evaluation-done",
@@ -41,12 +47,21 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       batches: acked.sent,
       status,
       ...(error === undefined ? {} : { error: truncateText(error, 8000) }),
+      ...(caches.length > 0 ? { caches } : {}),
     });
     return { status, ...(error === undefined ? {} : { error }) };
   };
 
   await rm(directory, { recursive: true, force: true });
-  await mkdir(path.join(directory, "tmp"), { recursive: true });
+  await mkdir(scratch, { recursive: true });
+  // The evaluation's wall time: past it, every process it runs is stopped (their process groups).
+  const deadline = new AbortController();
+  const timer = clock.setTimeout(() => {
+    const minutes = policy.timeoutMs / 60_000;
+    const limit = minutes >= 1 ? `${Number(minutes.toFixed(1))} min` : `${policy.timeoutMs / 1000} s`;
+    deadline.abort(new EvaluationFailure(`the evaluation took longer than ${limit} (evaluationTimeoutSeconds) and was stopped`));
+  }, policy.timeoutMs);
+  const signal = AbortSignal.any([context.signal, deadline.signal]);
   try {
     let events;
     let phaseStarted = Date.now();
@@ -55,50 +70,74 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       phaseStarted = Date.now();
     };
     try {
-      await checkoutCommit({ cloneUrl: task.cloneUrl, commit: task.commit, ref: task.ref, directory: repo, signal });
+      await checkoutCommit({
+        cloneUrl: task.cloneUrl,
+        commit: task.commit,
+        ref: task.ref,
+        directory: repo,
+        signal,
+        allowLocal: policy.allowLocalRepositories,
+        // Outside the task's directory, the only part of the work directory the evaluator sees; gone after the fetch.
+        ...(task.cloneCredential
+          ? { credential: { ...task.cloneCredential, directory: path.join(context.workDirectory, "credentials", context.directoryName) } }
+          : {}),
+      });
       phase("checked out");
       const source = findSource(task, repo);
       if (source === undefined) {
         return done("failed", `${task.repository} at ${task.commit} has no flake.nix, ${NIX_FILES.join(", ")}`);
       }
-      const env = { ...process.env, TMPDIR: path.join(directory, "tmp") };
       // Paths inside the checkout read as the repository's own: "at ci.nix:3:5".
       const message = (stderr: string) =>
         nixErrorMessage(stderr, [
           [`${repo}/`, ""],
-          [path.join(directory, "nimbus-walk.nix"), "«nimbus walker»"],
+          ["«stdin»", "«nimbus walker»"],
         ]);
-      const call: NixCall = { optionArgs: context.nix.optionArgs, env, signal, cwd: repo, message };
+      // The repository's code runs only here: confined, limited, with nothing of the agent's.
+      const evaluate: Evaluator = (args, stdin, limits) => {
+        const { command, args: wrapped } = isolatedCommand(policy.plan, directory, repo, policy.nixInstantiate, args);
+        return runProcess(command, wrapped, { env: evaluatorEnvironment(policy.plan, scratch), signal, stdin, processGroup: true, ...limits });
+      };
       const walk = await walkAttributes({
         source,
-        directory,
-        cwd: repo,
-        systems: context.nix.systems,
+        repo,
+        systems: task.systems ?? context.nix.systems,
         optionArgs: context.nix.optionArgs,
-        env,
+        allowedUris: policy.allowedUris,
+        evaluate,
         signal,
-        message,
+        message: (stderr) => evaluationHints(message(stderr), policy),
+        maxAttributes: policy.maxAttributes,
+        maxOutputBytes: MAX_WALK_OUTPUT_BYTES,
       });
       phase(`evaluated ${walk.attributes.length + walk.errors.length} attributes`);
-      const built = await derivationsToBuild(
+      // The agent's own questions about the .drv files it found: no repository code runs here.
+      const call: NixCall = { optionArgs: context.nix.optionArgs, env: { ...process.env, TMPDIR: scratch }, signal, cwd: repo, message };
+      // Which need building (this store, then every cache in bulk), their .drv closure pushed for builders elsewhere.
+      const plan = await planWithCaches(
         walk.attributes.map((a) => a.drvPath),
         call,
+        context.caches,
       );
-      phase("asked which derivations need building (nix-store --realise --dry-run)");
-      const infos = await showDerivations([...built], call);
-      phase("read those derivations (nix show-derivation)");
-      events = evaluationEvents(walk, built, infos);
+      caches = plan.reports;
+      for (const report of caches) if (report.status !== "pushed") log("warn", `task ${task.taskId}: ${cacheProblem(report)}`);
+      phase("asked the store and the caches which derivations need building, pushed their .drv closure");
+      const built = plan.toBuild;
+      events = evaluationEvents(walk, built, plan.infos, plan.sources);
       log(
         "info",
         `task ${task.taskId}: ${walk.attributes.length} attributes, ${walk.errors.length} failed, ${built.size} derivations to build`,
       );
     } catch (err) {
-      if (signal.aborted) throw err;
+      if (context.signal.aborted) throw err;
+      const reason = deadline.signal.aborted ? deadline.signal.reason : err;
       const expected = [CheckoutError, EvaluationFailure, NixQueryError, ProcessStartError];
-      if (expected.some((kind) => err instanceof kind)) {
-        return done("failed", (err as Error).message);
+      if (expected.some((kind) => reason instanceof kind)) {
+        return done("failed", (reason as Error).message);
       }
       throw err;
+    } finally {
+      clock.clearTimeout(timer);
     }
     for (const batch of batchEvents(task.taskId, events)) {
       await acked.send((seq) => ({ type: "evaluation-events", taskId: task.taskId, seq, events: batch }));
@@ -108,6 +147,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
     phase(`sent ${events.length} events in ${acked.sent} batches`);
     return done("succeeded");
   } finally {
+    clock.clearTimeout(timer);
     await rm(directory, { recursive: true, force: true });
   }
 }

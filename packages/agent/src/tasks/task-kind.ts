@@ -4,6 +4,9 @@
  */
 import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
 import type { AckedStream } from "../acked-stream.ts";
+import type { AgentCaches } from "../agent-caches.ts";
+import type { Clock } from "../clock.ts";
+import type { EvaluationPolicy } from "../evaluation-isolation.ts";
 import type { Logger } from "../log.ts";
 import type { NixEnvironment } from "../nix-options.ts";
 import type { Link } from "../outbox.ts";
@@ -14,11 +17,22 @@ export type TaskMessage = Exclude<ServiceMessage, { type: "welcome" | "heartbeat
 /** What the agent sends about a task. */
 export type TaskReport = Extract<AgentMessage, { taskId: string }>;
 
+/** The caches a task asks and pushes to, and the Nix store it works in (docs/agent.md, "Binary caches"). */
+export interface TaskCaches extends AgentCaches {
+  /** This agent's store, as `store:<id>` sources name it. */
+  storeId: string;
+}
+
 export interface TaskContext {
   /** The task's directory name under `<workDirectory>/<kind's directory>` (see `directoryName`). */
   directoryName: string;
   workDirectory: string;
   nix: NixEnvironment;
+  caches: TaskCaches;
+  /** How evaluations are confined and limited (docs/security.md). */
+  evaluation: EvaluationPolicy;
+  /** The agent's clock: task deadlines run on it. */
+  clock: Clock;
   /** Sends now, or after the next welcome; the kind's result message is kept until `result-ack`. */
   link: Link;
   /** Batches the service acknowledges one by one (`ack`), sent again after each welcome until it does. */

@@ -19,9 +19,12 @@ export function registerAgentsCommand(program: Command) {
         a.systemFeatures.join(",") || "-",
         a.mandatoryFeatures.join(",") || "-",
         `${a.runningTasks}/${a.concurrentTasks}`,
+        (a.caches ?? []).map((c) => `${c.name}${c.push ? "" : " (read)"}`).join(",") || "-",
         a.lastSeen,
       ]);
-      process.stdout.write(formatTable(["HOST", "SYSTEMS", "FEATURES", "MANDATORY", "LOAD", "LAST SEEN"], rows));
+      process.stdout.write(formatTable(["HOST", "SYSTEMS", "FEATURES", "MANDATORY", "LOAD", "CACHES", "LAST SEEN"], rows));
+      // A cache an agent cannot push to keeps its builds' dependents on that agent: worth a line each.
+      for (const a of agents) for (const p of a.cacheProblems ?? []) process.stderr.write(`${a.hostname}: ${p.problem} (${p.at})\n`);
       if (agents.length === 0) process.stderr.write("no agents connected — see README.md to run one\n");
     });
 }

@@ -43,10 +43,13 @@ export function registerDevCommand(program: Command) {
         [
           "",
           `Nimbus is running (data in ${stack.dataDir})`,
+          `  dashboard  ${stack.url}/`,
           `  HTTP API   ${stack.url}/api`,
           `  webhooks   ${stack.url}/webhooks/github`,
           `  agents     ${stack.agentSocketUrl}`,
           agent ? "  one embedded agent is connecting (see `npx nimbus agents`)" : "  no embedded agent",
+          "",
+          `Open the dashboard and sign in with the API token: jq -r .ApiAdminToken ${stack.secretsPath}`,
           "",
           "Next, in another terminal:",
           "  npx nimbus token create > cluster-join-token.key   # a token for an agent of your own",

@@ -1,3 +1,4 @@
+import { printable, printableLines } from "@nimbus/agent";
 import { DerivationPage, JobView } from "@nimbus/protocol";
 import type { Command } from "commander";
 import { ApiClient } from "../api-client.ts";
@@ -31,7 +32,7 @@ export function registerJobCommand(program: Command) {
         }
       }
       if (options.json) process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
-      else process.stdout.write(describeJob(job, (job.counts.queued ?? 0) > 0 ? await waitingForAgents(api, job.id) : []));
+      else process.stdout.write(describeJob(job, ...((job.counts.queued ?? 0) > 0 ? await whyQueued(api, job.id) : [[], []])));
       if (options.wait && job.status !== "succeeded") throw new CliError(`job ${job.id} ${job.status}`, 1);
     });
 }
@@ -44,22 +45,30 @@ function countsLine(job: JobView): string {
 
 /** One stderr line while waiting, printed when it changes. */
 function progress(job: JobView): string {
-  return job.status === "evaluating" ? `${job.id}: evaluating (${job.evaluation.status})` : `${job.id}: ${job.status} — ${countsLine(job)}`;
+  return printable(job.status === "evaluating" ? `${job.id}: evaluating (${job.evaluation.status})` : `${job.id}: ${job.status} — ${countsLine(job)}`);
 }
 
-/** Queued derivations no connected agent may build, grouped as "2 × x86_64-darwin with {kvm}". */
-async function waitingForAgents(api: ApiClient, jobId: string): Promise<string[]> {
+/**
+ * Why queued derivations wait: those no connected agent may build, grouped as
+ * "2 × x86_64-darwin with {kvm}"; and those whose inputs no agent that may build them can
+ * obtain, grouped by reason ("1 × inputs only on agent builder-1; no shared cache").
+ */
+async function whyQueued(api: ApiClient, jobId: string): Promise<[string[], string[]]> {
   const page = await api.get(`/api/jobs/${encodeURIComponent(jobId)}/derivations?status=queued&limit=200`, DerivationPage);
-  const groups = new Map<string, number>();
-  for (const { waitingForAgent: want } of page.derivations) {
-    if (!want) continue;
-    const key = want.features.length ? `${want.system} with {${want.features.join(", ")}}` : want.system;
-    groups.set(key, (groups.get(key) ?? 0) + 1);
+  const agents = new Map<string, number>();
+  const inputs = new Map<string, number>();
+  for (const { waitingForAgent: want, waitingForInputs: blocked } of page.derivations) {
+    if (want) {
+      const key = want.features.length ? `${want.system} with {${want.features.join(", ")}}` : want.system;
+      agents.set(key, (agents.get(key) ?? 0) + 1);
+    }
+    if (blocked) inputs.set(blocked.reason, (inputs.get(blocked.reason) ?? 0) + 1);
   }
-  return [...groups].map(([key, n]) => `${n} × ${key}`);
+  const lines = (groups: Map<string, number>) => [...groups].map(([key, n]) => `${n} × ${key}`);
+  return [lines(agents), lines(inputs)];
 }
 
-export function describeJob(job: JobView, waiting: string[] = []): string {
+export function describeJob(job: JobView, waiting: string[] = [], waitingForInputs: string[] = []): string {
   const rows: Array<[string, string | undefined]> = [
     ["job", job.id],
     ["status", job.status],
@@ -72,24 +81,33 @@ export function describeJob(job: JobView, waiting: string[] = []): string {
     ["created", job.createdAt],
     ["finished", job.finishedAt],
   ];
-  const lines = rows.filter(([, v]) => v).map(([k, v]) => `${k.padEnd(12)}${v}`);
-  if (job.evaluation.error) lines.push("", "evaluation failed:", indent(job.evaluation.error, "  "));
+  // Repository names, refs, errors and logs come from repositories and agents: shown as text only.
+  const lines = rows.filter(([, v]) => v).map(([k, v]) => `${k.padEnd(12)}${printable(v!)}`);
+  if (job.evaluation.error) lines.push("", "evaluation failed:", indent(printableLines(job.evaluation.error), "  "));
+  if (job.evaluation.cacheProblems?.length) {
+    lines.push("", "cache problems during the evaluation:");
+    for (const problem of job.evaluation.cacheProblems) lines.push(`  ${printable(problem)}`);
+  }
   if (waiting.length > 0) {
     lines.push("", "waiting for an agent that can build them (none connected):");
-    for (const group of waiting) lines.push(`  ${group}`);
+    for (const group of waiting) lines.push(`  ${printable(group)}`);
+  }
+  if (waitingForInputs.length > 0) {
+    lines.push("", "waiting for an agent that can obtain their inputs:");
+    for (const group of waitingForInputs) lines.push(`  ${group}`);
   }
   const attributeErrors = job.attributes.filter((a) => a.status === "error");
   if (attributeErrors.length > 0) {
     lines.push("", "attribute errors:");
-    for (const a of attributeErrors) lines.push(`  ${a.path.join(".")}: ${a.error ?? "evaluation failed"}`);
+    for (const a of attributeErrors) lines.push(`  ${printable(a.path.join("."))}: ${indent(printableLines(a.error ?? "evaluation failed"), "    ").trimStart()}`);
   }
   if (job.failures.length > 0) {
     lines.push("", "failed derivations:");
     for (const f of job.failures) {
       const exit = f.exitCode !== undefined && !f.reason.includes("exit code") ? ` (exit code ${f.exitCode})` : "";
-      lines.push(`  ${f.drvPath}: ${f.status}: ${f.reason}${exit}`);
+      lines.push(`  ${f.drvPath}: ${f.status}: ${printable(f.reason)}${exit}`);
       if (f.dependency) lines.push(`    because ${f.dependency} failed`);
-      for (const line of f.logTail ?? []) lines.push(`    | ${line}`);
+      for (const line of f.logTail ?? []) lines.push(`    | ${printable(line)}`);
     }
     const failed = (job.counts.failed ?? 0) + (job.counts["dependency-failed"] ?? 0);
     if (failed > job.failures.length) lines.push(`  … and ${failed - job.failures.length} more (GET /api/jobs/${job.id}/derivations?status=failed)`);

@@ -1,3 +1,4 @@
+import { printable } from "@nimbus/agent";
 import { DerivationLog } from "@nimbus/protocol";
 import type { Command } from "commander";
 import { ApiClient } from "../api-client.ts";
@@ -11,6 +12,7 @@ export function registerLogsCommand(program: Command) {
       const api = new ApiClient(resolveTarget(command.optsWithGlobals<TargetOptions>()));
       const log = await api.get(`/api/derivations/${encodeURIComponent(drv)}/log`, DerivationLog);
       if (log.truncated) process.stderr.write(`(the log is longer: showing its last ${log.lines.length} lines)\n`);
-      process.stdout.write(log.lines.map((l) => `${l}\n`).join(""));
+      // A builder's output: shown as text, never as terminal commands.
+      process.stdout.write(log.lines.map((l) => `${printable(l)}\n`).join(""));
     });
 }

@@ -7,9 +7,10 @@
 import { decodeAgentMessage, NIMBUS_VERSION, PROTOCOL_VERSION, type AgentMessage, type ErrorCode, type Hello, type ServiceMessage } from "@nimbus/protocol";
 import { timing } from "../platform/timing.ts";
 import { closeAgentConnection, sendToAgent } from "../storage/agent-socket.ts";
-import { getConnection, recordHello, touchConnection } from "../storage/connections.ts";
-import { setDraining, touchSession } from "../storage/sessions.ts";
+import { getConnection, recordHello, touchConnection, updateConnectionAgent } from "../storage/connections.ts";
+import { setDraining, touchSession, updateSessionAgent } from "../storage/sessions.ts";
 import { dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
+import { reportChangedJobs } from "../flow/job-reports.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 import { endSession } from "../flow/session-end.ts";
 import { reconcileListedTasks } from "../flow/session-heartbeat.ts";
@@ -27,7 +28,7 @@ type Answer = { replies: ServiceMessage[]; followUp?: () => Promise<unknown> };
 const reply = (...replies: ServiceMessage[]): Answer => ({ replies });
 
 /** A hello: attach the agent's session to this connection, welcome it, and put its tasks straight. */
-async function hello(connectionId: string, message: Hello, now: Date): Promise<Answer> {
+async function hello(connectionId: string, message: Hello, now: Date, work: WorkNotes): Promise<Answer> {
   const connection = await getConnection(connectionId);
   if (!connection) return reply(UNKNOWN_CONNECTION);
   if (connection.helloAt) return reply(error("duplicate-hello", "this connection already said hello; nothing changed"));
@@ -48,12 +49,12 @@ async function hello(connectionId: string, message: Hello, now: Date): Promise<A
     heartbeatIntervalMs: timing().heartbeatIntervalMs,
   };
   const resume = await resumeTasks(attached.session, message.tasksInProgress);
-  return { replies: [welcome, ...resume], followUp: () => dispatchToSession(message.session.id) };
+  return { replies: [welcome, ...resume], followUp: () => dispatchToSession(message.session.id, work) };
 }
 
 /** What to answer one valid message with, and what to do after answering. */
 async function handle(connectionId: string, message: AgentMessage, now: Date, work: WorkNotes): Promise<Answer> {
-  if (message.type === "hello") return hello(connectionId, message, now);
+  if (message.type === "hello") return hello(connectionId, message, now, work);
   if (message.type === "heartbeat") {
     const touched = await touchConnection(connectionId, now);
     if (!touched.ok) return reply(touched.reason === "hello-required" ? HELLO_REQUIRED : UNKNOWN_CONNECTION);
@@ -66,7 +67,7 @@ async function handle(connectionId: string, message: AgentMessage, now: Date, wo
     const session = await touchSessionReturning(touched.sessionId, now);
     if (!session) return reply(ack);
     const { messages, freed } = await reconcileListedTasks(session, message.tasksInProgress, now);
-    return { replies: [ack, ...messages], ...(freed ? { followUp: () => dispatchToSession(touched.sessionId) } : {}) };
+    return { replies: [ack, ...messages], ...(freed ? { followUp: () => dispatchToSession(touched.sessionId, work) } : {}) };
   }
   // Everything else speaks for the agent's session.
   const connection = await getConnection(connectionId);
@@ -83,13 +84,18 @@ async function sessionMessage(
   now: Date,
   work: WorkNotes,
 ): Promise<Answer> {
-  const more = () => dispatchToSession(session.sessionId);
+  const more = () => dispatchToSession(session.sessionId, work);
   switch (message.type) {
     case "request-work":
       return { replies: [], followUp: more };
     case "pause":
       await setDraining(session.sessionId);
       return reply();
+    case "agent-info":
+      // Its caches changed (binary-caches.json reloaded): dispatch and the agent list use the new info.
+      if (!(await updateSessionAgent(session.sessionId, session.connectionId!, message.agent))) return reply(UNKNOWN_CONNECTION);
+      await updateConnectionAgent(session.connectionId!, message.agent);
+      return { replies: [], followUp: more };
     case "goodbye":
       await endSession(session, "its agent shut down", work);
       return reply();
@@ -118,6 +124,7 @@ export async function handleAgentFrame(connectionId: string, body: string | unde
   const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
   if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
   await wakeIdleAgents(work);
+  await reportChangedJobs(work, now);
 }
 
 /** Sends the replies in order; false when the connection is gone or was ended by a fatal error. */

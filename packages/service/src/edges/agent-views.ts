@@ -1,7 +1,7 @@
 /** `GET /api/agents`: agents that have said hello, as the API shows them, with their sessions' load. */
 import type { AgentInfo, AgentView } from "@nimbus/protocol";
 import { listConnections } from "../storage/connections.ts";
-import type { ConnectionItem } from "../storage/items.ts";
+import type { ConnectionItem, SessionFields } from "../storage/items.ts";
 import { SessionLoads } from "../storage/tables.ts";
 
 export async function listAgents(): Promise<AgentView[]> {
@@ -9,7 +9,7 @@ export async function listAgents(): Promise<AgentView[]> {
     (c): c is ConnectionItem & { agent: AgentInfo; sessionId: string } => c.agent !== undefined && c.sessionId !== undefined,
   );
   const sessions = await SessionLoads.batchGet([...new Set(connections.map((c) => c.sessionId))].map((sessionId) => ({ sessionId })));
-  const load = new Map(sessions.map((s) => [s.sessionId, s.runningTasks]));
+  const bySession = new Map(sessions.map((s) => [s.sessionId, s]));
   return connections
     .map((c) => ({
       ...c.agent,
@@ -17,7 +17,14 @@ export async function listAgents(): Promise<AgentView[]> {
       tokenId: c.tokenId,
       connectedAt: c.connectedAt,
       lastSeen: c.lastSeen,
-      runningTasks: load.get(c.sessionId) ?? 0,
+      runningTasks: bySession.get(c.sessionId)?.runningTasks ?? 0,
+      ...cacheProblemsOf(bySession.get(c.sessionId)),
     }))
     .sort((a, b) => a.hostname.localeCompare(b.hostname) || a.connectedAt.localeCompare(b.connectedAt));
+}
+
+/** The agent's cache condition, as the list shows it: one entry per cache with a problem. */
+function cacheProblemsOf(session: SessionFields | undefined): Pick<AgentView, "cacheProblems"> {
+  const problems = Object.entries(session?.cacheProblems ?? {}).map(([cache, p]) => ({ cache, problem: p.problem, at: p.at }));
+  return problems.length > 0 ? { cacheProblems: problems.sort((a, b) => a.cache.localeCompare(b.cache)) } : {};
 }

@@ -1,5 +1,5 @@
 /** `GET /api/jobs/{id}/derivations` and `GET /api/derivations/{drv}/log`. */
-import { canBuild, capabilitiesOf } from "@nimbus/core";
+import { buildNeeds, canBuild, capabilitiesOf, waitingReason } from "@nimbus/core";
 import {
   DerivationStatus,
   DrvPath,
@@ -62,11 +62,13 @@ export async function listJobDerivations(
       );
 
   const derivations = await getDerivations(page.items.map((d) => d.drvPath));
-  // Agents are read once per page, and only when a queued derivation needs them.
-  const agents = page.items.some((d) => d.status === "queued") ? await listAgents() : [];
+  // Agents, and the inputs of queued derivations, are read once per page, and only when a queued derivation needs them.
+  const queued = page.items.filter((d) => d.status === "queued").flatMap((d) => derivations.get(d.drvPath) ?? []);
+  const agents = queued.length > 0 ? await listAgents() : [];
+  const inputs = await getDerivations(queued.flatMap((d) => [...(d.inputDrvs ?? [])]));
   const views = page.items.flatMap((d) => {
     const drv = derivations.get(d.drvPath);
-    if (drv) return [derivationView(d, drv, agents)];
+    if (drv) return [derivationView(d, drv, agents, inputs)];
     console.warn(`job ${jobId} lists ${d.drvPath}, which has no Derivations item`);
     return [];
   });
@@ -74,12 +76,25 @@ export async function listJobDerivations(
 }
 
 /** Status is the job's mirror (what `?status=` pages by); the rest comes from the shared item. */
-function derivationView(entry: JobDerivationItem, drv: DerivationItem, agents: AgentView[]): JobDerivationView {
+function derivationView(
+  entry: JobDerivationItem,
+  drv: DerivationItem,
+  agents: AgentView[],
+  inputs: ReadonlyMap<string, DerivationItem>,
+): JobDerivationView {
   const status = entry.status;
   const failed = status === "failed" || status === "dependency-failed";
   const unbuildable =
     status === "queued" &&
     !agents.some((a) => canBuild(capabilitiesOf(a), drv));
+  // Agents could build it, but none can obtain its inputs (core obtaining.ts): say why.
+  const blocked =
+    status === "queued" && !unbuildable
+      ? waitingReason(
+          { system: drv.system, requiredFeatures: drv.requiredFeatures, needs: buildNeeds(drv.needs, [...(drv.inputDrvs ?? [])].flatMap((i) => inputs.get(i) ?? [])) },
+          agents,
+        )
+      : undefined;
   return {
     drvPath: drv.drvPath,
     status,
@@ -89,6 +104,9 @@ function derivationView(entry: JobDerivationItem, drv: DerivationItem, agents: A
     ...(drv.builtBy ? { builtBy: { ...drv.builtBy, labels: drv.builtBy.labels as Record<string, never> } } : {}),
     ...(failed ? { failure: failureView(drv.drvPath, status as FailureView["status"], drv) } : {}),
     ...(unbuildable ? { waitingForAgent: { system: drv.system, features: drv.requiredFeatures } } : {}),
+    ...(blocked ? { waitingForInputs: { reason: blocked } } : {}),
+    ...(drv.sources?.size ? { sources: [...drv.sources].sort() } : {}),
+    ...(drv.cacheProblems?.length ? { cacheProblems: drv.cacheProblems } : {}),
   };
 }
 

@@ -1,22 +1,22 @@
 /**
- * `POST /webhooks/github`: verifies GitHub's signature on the exact bytes received, turns a
- * push or pull_request into a job exactly once per delivery, and queues its evaluation.
+ * `POST /webhooks/github`: verifies GitHub's signature on the exact bytes received, asks
+ * @nimbus/github what the event means (docs/github.md, "What Nimbus does with each event") and
+ * carries it out: a job per push (exactly once per delivery, and per signed body), a fork's pull request held until
+ * approved, approvals, cancels of closed pull requests, re-runs, installation changes.
  */
 import { createHash } from "node:crypto";
 import { verify } from "@octokit/webhooks-methods";
-import {
-  PULL_REQUEST_ACTIONS,
-  PullRequestEvent,
-  PushEvent,
-  type WebhookAccepted,
-  type WebhookIgnored,
-} from "@nimbus/protocol";
-import type { z } from "zod";
+import { classifyWebhook, GithubConfigError, WebhookPayloadError, type JobStart, type WebhookAction } from "@nimbus/github";
+import type { WebhookAccepted, WebhookActed, WebhookIgnored } from "@nimbus/protocol";
 import { wakeIdleAgents } from "../flow/dispatch.ts";
 import { newJobId } from "../flow/job-ids.ts";
-import { queueEvaluation, startJob as createJobFor, type JobRequest } from "../flow/job-start.ts";
+import { reportChangedJobs } from "../flow/job-reports.ts";
+import { startRerun } from "../flow/job-rerun.ts";
+import { queueEvaluation, startJob, type JobRequest } from "../flow/job-start.ts";
 import { WorkNotes } from "../flow/new-work.ts";
+import { approveHeldJobs, authorMayStart, cancelPullRequestJobs } from "../flow/pull-requests.ts";
 import { badRequest, NimbusError, unauthorized } from "../platform/errors.ts";
+import { github } from "../platform/github.ts";
 import { secretValue } from "../platform/linked-resources.ts";
 import { claimDelivery, getDelivery } from "../storage/deliveries.ts";
 import type { DeliveryItem } from "../storage/items.ts";
@@ -25,8 +25,6 @@ import { json, type HttpEvent, type HttpResult } from "./http.ts";
 
 /** GitHub caps payloads at 25 MB; a push or pull_request Nimbus acts on is far below 1 MiB. */
 export const MAX_WEBHOOK_BYTES = 1024 * 1024;
-/** `after` of a push that deletes its branch. */
-const NULL_SHA = "0".repeat(40);
 
 export async function receiveGithubWebhook(event: HttpEvent, now: Date = new Date()): Promise<HttpResult> {
   const payload = await verifiedPayload(event);
@@ -41,12 +39,155 @@ export async function receiveGithubWebhook(event: HttpEvent, now: Date = new Dat
   } catch {
     throw badRequest("webhook body is not valid JSON — configure the webhook with content type application/json");
   }
-  const request = interpret(name, deliveryId, body);
-  if ("ignored" in request) return json(202, request satisfies WebhookIgnored);
+  let action: WebhookAction;
+  try {
+    action = classifyWebhook(name, body, github().policy);
+  } catch (error) {
+    if (error instanceof WebhookPayloadError) throw badRequest(error.message);
+    // Shown in GitHub's "Recent deliveries": it names the setting, never a secret's value.
+    if (error instanceof GithubConfigError) throw new NimbusError("misconfigured", error.message, 500);
+    throw error;
+  }
   const work = new WorkNotes();
-  const accepted: WebhookAccepted = await startJob(deliveryId, name, request, now, work);
+  const answer = await carryOut(action, { deliveryId, event: name, payload }, now, work);
   await wakeIdleAgents(work);
-  return json(accepted.redelivery ? 200 : 201, accepted);
+  await reportChangedJobs(work, now);
+  return answer;
+}
+
+/** A delivery as received: GitHub's id for it, the event's name and the signed body's text. */
+interface Delivery {
+  deliveryId: string;
+  event: string;
+  payload: string;
+}
+
+async function carryOut(action: WebhookAction, delivery: Delivery, now: Date, work: WorkNotes): Promise<HttpResult> {
+  const { deliveryId } = delivery;
+  switch (action.type) {
+    case "ignore":
+      return json(202, { ignored: action.reason } satisfies WebhookIgnored);
+    case "start-job":
+      return oncePerEvent(delivery, now, work, (id, createdAt) => startJob(id, jobRequest(action.job, deliveryId), createdAt, work));
+    case "hold-fork":
+      return oncePerEvent(delivery, now, work, async (id, createdAt) => {
+        // Its author could push to the repository anyway: it starts now, still as a fork.
+        const start = await authorMayStart(action.job.repository, action.author, action.job.installationId);
+        await startJob(id, { ...jobRequest(action.job, deliveryId), ...(start ? {} : { hold: { reason: action.reason } }) }, createdAt, work);
+      });
+    case "approve-fork": {
+      const { jobIds, note } = await approveHeldJobs(
+        {
+          repository: action.repository,
+          commit: action.commit,
+          approver: action.approver,
+          ...(action.pullRequest !== undefined ? { pullRequest: action.pullRequest } : {}),
+          ...(action.jobId !== undefined ? { jobId: action.jobId } : {}),
+          ...(action.installationId !== undefined ? { installationId: action.installationId } : {}),
+        },
+        work,
+        now,
+      );
+      if (note) console.log(JSON.stringify({ approval: action.commit, repository: action.repository, note }));
+      return json(200, { action: "approve-fork", jobIds, ...(note ? { note } : {}) } satisfies WebhookActed);
+    }
+    case "cancel-pull-request": {
+      const jobIds = await cancelPullRequestJobs(action.repository, action.pullRequest, work, now);
+      return json(200, { action: "cancel-pull-request", jobIds } satisfies WebhookActed);
+    }
+    case "rerun-job": {
+      const job = await getJob(action.jobId);
+      // A check run names its job by external_id: only a job of the repository the event is about may be re-run.
+      if (!job || job.repository !== action.repository) {
+        return json(202, { ignored: `check run of ${action.repository} names job ${action.jobId}, which is not a job of that repository` } satisfies WebhookIgnored);
+      }
+      if (job.status === "held") {
+        return json(202, { ignored: `job ${action.jobId} waits for approval: approve it (docs/github.md) rather than re-run it` } satisfies WebhookIgnored);
+      }
+      return oncePerDelivery(deliveryId, now, work, async (id) => {
+        await startRerun(action.jobId, action.rebuildFailures, work, now, { id, sender: action.requestedBy });
+      });
+    }
+    case "installation":
+      // Nothing is stored of installations: tokens of a deleted or suspended one are dropped.
+      github().reporting?.client.forget({ installationId: action.installationId });
+      return json(200, { action: "installation", jobIds: [] } satisfies WebhookActed);
+  }
+}
+
+/** The job a push or a pull request asks for, as the flows take it. */
+function jobRequest(job: JobStart, deliveryId: string): JobRequest {
+  return {
+    repository: job.repository,
+    ref: job.ref,
+    commit: job.commit,
+    cloneUrl: job.cloneUrl,
+    trigger: {
+      event: job.trigger,
+      deliveryId,
+      ...(job.sender ? { sender: job.sender } : {}),
+      ...(job.pullRequest !== undefined ? { pullRequest: job.pullRequest } : {}),
+    },
+    github: { onGithub: job.onGithub, private: job.private, ...(job.installationId !== undefined ? { installationId: job.installationId } : {}) },
+    ...(job.fork ? { untrusted: true } : {}),
+  };
+}
+
+/**
+ * A job made once per delivery: the delivery id is claimed first (a conditional put), so two
+ * concurrent or repeated deliveries make one job. A redelivery finishes what a crashed first
+ * attempt left undone: it creates the job if it is not there, and queues it again if it was
+ * never evaluated.
+ */
+async function oncePerDelivery(deliveryId: string, now: Date, work: WorkNotes, create: (jobId: string, createdAt: string) => Promise<void>): Promise<HttpResult> {
+  const claim: DeliveryItem = { deliveryId, jobId: newJobId(now), createdAt: now.toISOString() };
+  if (await claimDelivery(claim)) {
+    await create(claim.jobId, claim.createdAt);
+    return json(201, { jobId: claim.jobId, redelivery: false } satisfies WebhookAccepted);
+  }
+  const delivery = await storedDelivery(deliveryId);
+  await resumeJob(delivery, work, create);
+  return json(200, { jobId: delivery.jobId, redelivery: true } satisfies WebhookAccepted);
+}
+
+/**
+ * A job started by a push or pull request, made once per delivery and once per signed body:
+ * the body's digest is claimed first, then the delivery id, each with a conditional put, so a
+ * body replayed under a new delivery id (the signature covers only the body) is answered with
+ * the job it made first. Events GitHub sends anew (a pull request reopened, a commit pushed
+ * again) differ in their bodies, so each still makes its job.
+ */
+async function oncePerEvent(delivery: Delivery, now: Date, work: WorkNotes, create: (jobId: string, createdAt: string) => Promise<void>): Promise<HttpResult> {
+  const first: DeliveryItem = { deliveryId: bodyKey(delivery), jobId: newJobId(now), createdAt: now.toISOString() };
+  const firstOfItsBody = await claimDelivery(first);
+  const forBody = firstOfItsBody ? first : await storedDelivery(first.deliveryId);
+  if (!(await claimDelivery({ ...forBody, deliveryId: delivery.deliveryId }))) {
+    const redelivered = await storedDelivery(delivery.deliveryId);
+    await resumeJob(redelivered, work, create);
+    return json(200, { jobId: redelivered.jobId, redelivery: true } satisfies WebhookAccepted);
+  }
+  if (!firstOfItsBody) {
+    await resumeJob(forBody, work, create);
+    return json(200, { jobId: forBody.jobId, redelivery: true } satisfies WebhookAccepted);
+  }
+  await create(forBody.jobId, forBody.createdAt);
+  return json(201, { jobId: forBody.jobId, redelivery: false } satisfies WebhookAccepted);
+}
+
+/** The Deliveries key of a signed body: no GitHub delivery id (a UUID) can be one. */
+const bodyKey = ({ event, payload }: Delivery) => `body:${createHash("sha256").update(event).update("\n").update(payload).digest("hex")}`;
+
+async function storedDelivery(deliveryId: string): Promise<DeliveryItem> {
+  const delivery = await getDelivery(deliveryId);
+  if (!delivery) throw new Error(`delivery ${deliveryId} was claimed, yet it is not stored`);
+  return delivery;
+}
+
+/** A repeated delivery: create the job if the first attempt died before it, queue it again if it was never evaluated. */
+async function resumeJob(delivery: DeliveryItem, work: WorkNotes, create: (jobId: string, createdAt: string) => Promise<void>): Promise<void> {
+  const job = await getJob(delivery.jobId);
+  if (!job) await create(delivery.jobId, delivery.createdAt);
+  else if (job.status === "evaluating" && job.evaluation.status === "queued") await queueEvaluation(job.jobId, work);
 }
 
 /** The body as text, once its size and `X-Hub-Signature-256` check out; nothing is read before. */
@@ -75,86 +216,4 @@ async function verifiedPayload(event: HttpEvent): Promise<string> {
 function header(event: HttpEvent, name: string): string | undefined {
   const value = event.headers?.[name] ?? Object.entries(event.headers ?? {}).find(([k]) => k.toLowerCase() === name)?.[1];
   return value?.trim() || undefined;
-}
-
-function parsePayload<T extends z.ZodType>(schema: T, body: unknown, event: string): z.infer<T> {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`).join("; ");
-  throw badRequest(`invalid ${event} payload: ${issues}`);
-}
-
-/** Which job an event asks for, or why it asks for none. */
-function interpret(name: string, deliveryId: string, body: unknown): JobRequest | { ignored: string } {
-  if (name === "push") {
-    const push = parsePayload(PushEvent, body, "push");
-    if (push.deleted || push.after === NULL_SHA) return { ignored: `push deletes ${push.ref}: nothing to build` };
-    return {
-      repository: push.repository.full_name,
-      ref: push.ref,
-      commit: push.after,
-      cloneUrl: push.repository.clone_url,
-      trigger: { event: "push", deliveryId, ...(push.sender ? { sender: push.sender.login } : {}) },
-    };
-  }
-  if (name === "pull_request") {
-    // Decided before validation: a `closed` or `labeled` payload need not match the schema to be ignored.
-    const action = typeof body === "object" && body !== null ? (body as { action?: unknown }).action : undefined;
-    if (typeof action === "string" && !(PULL_REQUEST_ACTIONS as readonly string[]).includes(action)) {
-      return { ignored: `pull_request action "${action}" starts no job (only ${PULL_REQUEST_ACTIONS.join(", ")} do)` };
-    }
-    const pr = parsePayload(PullRequestEvent, body, "pull_request");
-    return {
-      repository: pr.repository.full_name,
-      ref: `refs/pull/${pr.number}/head`,
-      commit: pr.pull_request.head.sha,
-      // A fork's commits are only in the fork.
-      cloneUrl: pr.pull_request.head.repo.clone_url,
-      trigger: { event: "pull_request", deliveryId, pullRequest: pr.number, ...(pr.sender ? { sender: pr.sender.login } : {}) },
-    };
-  }
-  return { ignored: `event "${name}" starts no job (only push and pull_request do)` };
-}
-
-/**
- * The event's content (event, repository, ref, commit) is claimed first, then the delivery,
- * each with a conditional put, so two concurrent or repeated deliveries make one job — and so
- * does a signed body replayed under a new delivery id (the signature covers only the body):
- * it is answered with the job its content made first. A redelivery finishes what a crashed
- * first attempt left undone.
- */
-async function startJob(deliveryId: string, event: string, request: JobRequest, now: Date, work: WorkNotes): Promise<WebhookAccepted> {
-  const first: DeliveryItem = { deliveryId: contentKey(event, request), jobId: newJobId(now), createdAt: now.toISOString() };
-  const firstOfItsContent = await claimDelivery(first);
-  const forContent = firstOfItsContent ? first : await stored(first.deliveryId);
-  if (!(await claimDelivery({ ...forContent, deliveryId }))) {
-    const delivery = await stored(deliveryId);
-    await resumeJob(delivery, request, work);
-    return { jobId: delivery.jobId, redelivery: true };
-  }
-  if (!firstOfItsContent) {
-    await resumeJob(forContent, request, work);
-    return { jobId: forContent.jobId, redelivery: true };
-  }
-  await createJob(forContent, request, work);
-  return { jobId: forContent.jobId, redelivery: false };
-}
-
-async function stored(deliveryId: string): Promise<DeliveryItem> {
-  const delivery = await getDelivery(deliveryId);
-  if (!delivery) throw new Error(`delivery ${deliveryId} was claimed, yet it is not stored`);
-  return delivery;
-}
-
-/** What makes two deliveries the same event, as a Deliveries key no GitHub delivery id (a UUID) can be. */
-const contentKey = (event: string, request: JobRequest) =>
-  `content:${createHash("sha256").update(JSON.stringify([event, request.repository, request.ref ?? "", request.commit])).digest("hex")}`;
-
-const createJob = (delivery: DeliveryItem, request: JobRequest, work: WorkNotes) => createJobFor(delivery.jobId, request, delivery.createdAt, work);
-
-/** A redelivery: create the job if the first attempt died before it, re-queue it if never evaluated. */
-async function resumeJob(delivery: DeliveryItem, request: JobRequest, work: WorkNotes): Promise<void> {
-  const job = await getJob(delivery.jobId);
-  if (!job) return createJob(delivery, request, work);
-  if (job.evaluation.status === "queued") await queueEvaluation(job.jobId, work);
 }

@@ -5,12 +5,23 @@
  * is sent, so a message received twice, or by two agents, starts one task.
  */
 import type { Message } from "@aws-sdk/client-sqs";
-import { afterStart, mayStart, planDispatch, planWake, receiveCount, startDispatch, type QueueSource, type StartOutcome } from "@nimbus/core";
+import {
+  afterStart,
+  mayStart,
+  nextQueue,
+  placeBuild,
+  planDispatch,
+  planWake,
+  receiveCount,
+  startDispatch,
+  type QueueSource,
+  type StartOutcome,
+} from "@nimbus/core";
 import { sendToAgent } from "../storage/agent-socket.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
 import { getSessionLoad, listSessionLoads, releaseTask, reserveTask } from "../storage/sessions.ts";
-import type { WorkNotes } from "./new-work.ts";
+import { WorkNotes } from "./new-work.ts";
 import { taskKind, taskSources } from "./tasks/registry.ts";
 
 /**
@@ -18,38 +29,54 @@ import { taskKind, taskSources } from "./tasks/registry.ts";
  * Returns the number of tasks given. `sources` may be passed when several sessions are filled
  * at once (one read of the queues for all).
  */
-export async function dispatchTo(session: SessionFields | undefined, sources?: readonly QueueSource[]): Promise<number> {
+export async function dispatchTo(session: SessionFields | undefined, sources?: readonly QueueSource[], work?: WorkNotes): Promise<number> {
   const connectionId = session?.connectionId;
   if (!session || !connectionId) return 0;
   let state = startDispatch(session);
   if (state.free === 0) return 0;
   const plan = planDispatch(session, sources ?? (await taskSources()));
+  // Read once, and only if a task turns out not to be for this agent.
+  let sessions: Promise<SessionFields[]> | undefined;
+  const everyone = () => (sessions ??= listSessionLoads());
   for (const source of plan) {
     const kind = taskKind(source.kind);
+    const url = await kind.queueUrl(source.queue);
+    // Messages for other agents stay in flight until this queue is done, so the ones behind them are reached.
+    const later: Message[] = [];
+    state = nextQueue(state);
     while (receiveCount(state) > 0) {
-      const url = await kind.queueUrl(source.queue);
       const messages = await receiveMessages(url, receiveCount(state), () => kind.forgetQueue(source.queue));
       if (messages.length === 0) break;
       for (const message of messages) {
-        const outcome: StartOutcome = mayStart(state) ? await start(session, connectionId, source.kind, message) : "full";
+        const outcome: StartOutcome = mayStart(state) ? await start(session, connectionId, source.kind, message, everyone) : "full";
         const next = afterStart(state, outcome);
         state = next.state;
         if (next.message === "put-back") await putMessageBack(url, message);
+        else if (next.message === "put-back-later") later.push(message);
         else await deleteMessage(url, message);
       }
     }
+    for (const message of later) await putMessageBack(url, message);
+    // Another agent can take them: wake it (if idle) rather than wait for it to ask.
+    if (later.length > 0 && source.requires) work?.addBuildQueue(source.queue);
     if (state.stop) break;
   }
   return state.given;
 }
 
 /** Fills the free slots of a session by id, read afresh (after a message that may have freed one). */
-export async function dispatchToSession(sessionId: string): Promise<number> {
-  return dispatchTo(await getSessionLoad(sessionId));
+export async function dispatchToSession(sessionId: string, work?: WorkNotes): Promise<number> {
+  return dispatchTo(await getSessionLoad(sessionId), undefined, work);
 }
 
 /** Claims, reserves a slot for, leases and sends one received task. */
-async function start(session: SessionFields, connectionId: string, kindName: string, message: Message): Promise<StartOutcome> {
+async function start(
+  session: SessionFields,
+  connectionId: string,
+  kindName: string,
+  message: Message,
+  everyone: () => Promise<SessionFields[]>,
+): Promise<StartOutcome> {
   const kind = taskKind(kindName);
   const now = new Date();
   let claim;
@@ -62,6 +89,11 @@ async function start(session: SessionFields, connectionId: string, kindName: str
     return "stale";
   }
   if (!claim) return "stale";
+  // A build goes only where its inputs can be had (core obtaining.ts); left for another agent, or to wait.
+  if (claim.needs) {
+    const place = placeBuild(session, claim.needs, await everyone());
+    if (place !== "here") return place === "elsewhere" ? "elsewhere" : "nowhere";
+  }
   if (!(await reserveTask(session.sessionId, claim.taskId, claim.record, session.agent.concurrentTasks))) return "full";
   const task = await claim.lease(session, now);
   if (!task) {
@@ -82,5 +114,10 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   const idle = planWake(await listSessionLoads(), work);
   if (idle.length === 0) return;
   const sources = await taskSources();
-  await Promise.all(idle.map((session) => dispatchTo(session, sources)));
+  const left = new WorkNotes();
+  await Promise.all(idle.map((session) => dispatchTo(session, sources, left)));
+  if (left.queueKeys.size === 0) return;
+  // Work one agent left for another was in flight while that one looked: offer it once more,
+  // one agent after the other, so each sees what the one before put back.
+  for (const session of planWake(await listSessionLoads(), left)) await dispatchTo(session, sources);
 }

@@ -2,7 +2,7 @@ import type { Trigger } from "@nimbus/protocol";
 import { enqueueEvaluation } from "../storage/evaluation-queue.ts";
 import type { JobItem } from "../storage/items.ts";
 import { createJob } from "../storage/jobs.ts";
-import { SHARD } from "../storage/keys.ts";
+import { heldKey, pullRequestKey, SHARD } from "../storage/keys.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { evaluationTaskId } from "./tasks/evaluate.ts";
 
@@ -13,23 +13,39 @@ export interface JobRequest {
   commit: string;
   cloneUrl: string;
   trigger: Trigger;
+  /** Where GitHub stands (docs/github.md): reports go to a repository on GitHub, a private one is fetched with a token. */
+  github?: { onGithub: boolean; private: boolean; installationId?: number };
+  /** A fork's commit: no secrets, no effects. */
+  untrusted?: boolean;
+  /** A fork's job waiting for approval: created `held`, and not evaluated until approved. */
+  hold?: { reason: string };
 }
 
-/** Creates a job (once: a second call with the same id only queues again) and queues its evaluation. */
+/**
+ * Creates a job (once: a second call with the same id only queues again) and queues its
+ * evaluation — or, for a held fork, only creates it.
+ */
 export async function startJob(jobId: string, request: JobRequest, createdAt: string, work: WorkNotes): Promise<void> {
+  const { github, untrusted, hold, ...fields } = request;
   const job: JobItem = {
     jobId,
     listKey: SHARD.jobList,
-    activeShard: SHARD.activeJob,
-    ...request,
-    status: "evaluating",
+    ...(hold ? { heldKey: heldKey(request.repository, request.commit), holdReason: hold.reason } : { activeShard: SHARD.activeJob }),
+    ...fields,
+    ...(github?.onGithub ? { onGithub: true } : {}),
+    ...(github?.private ? { private: true } : {}),
+    ...(github?.installationId !== undefined ? { installationId: github.installationId } : {}),
+    ...(untrusted ? { untrusted: true } : {}),
+    ...(request.trigger.pullRequest !== undefined ? { pullRequestKey: pullRequestKey(request.repository, request.trigger.pullRequest) } : {}),
+    status: hold ? "held" : "evaluating",
     createdAt,
     updatedAt: createdAt,
     evaluation: { status: "queued", taskId: evaluationTaskId(jobId) },
   };
   // Already made by an earlier attempt: queueing again is harmless (deduplicated by job id).
   await createJob(job);
-  await queueEvaluation(jobId, work);
+  work.addChangedJob(jobId);
+  if (!hold) await queueEvaluation(jobId, work);
 }
 
 /** Queues a job's (first) evaluation, noted as work any idle agent may take. */

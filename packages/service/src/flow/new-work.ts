@@ -2,8 +2,9 @@ import type { NewWork } from "@nimbus/core";
 
 /**
  * The work one handler invocation queued, noted as it goes: before it answers, the handler
- * wakes idle agents that can take it (flow/dispatch.ts `wakeIdleAgents`). Made per invocation
- * and passed down explicitly, so nothing carries over between invocations.
+ * wakes idle agents that can take it (flow/dispatch.ts `wakeIdleAgents`), then reports the
+ * jobs it changed (flow/job-reports.ts `reportChangedJobs`). Made per invocation and passed
+ * down explicitly, so nothing carries over between invocations.
  */
 export class WorkNotes implements NewWork {
   readonly queueKeys = new Set<string>();
@@ -14,8 +15,16 @@ export class WorkNotes implements NewWork {
     this.queueKeys.add(queueKey);
   }
 
+  /** Jobs that were created or changed (status, derivations settled): GitHub hears of them. */
+  readonly changedJobs = new Set<string>();
+
   /** An evaluation was queued (any agent may take it). */
   addEvaluation(): void {
     this.evaluations = true;
+  }
+
+  /** A job was created or changed. */
+  addChangedJob(jobId: string): void {
+    this.changedJobs.add(jobId);
   }
 }

@@ -40,6 +40,7 @@ export async function registerDerivation(
     requiredFeatures,
     outputs: event.outputs,
     ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
+    ...(event.sources ? { needs: event.sources } : {}),
     status: "waiting",
     ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
     queueKey: queueKeyOf(event.system, requiredFeatures),
@@ -57,9 +58,9 @@ export async function registerDerivation(
     return "done";
   }
   const step = registrationStep({ created, status: current?.status, rebuildFailures: options.rebuildFailures, part: event.part !== undefined });
-  if (current && step === "restart") current = await restart(current, jobId, inputs, pending, now);
+  if (current && step === "restart") current = await restart(current, jobId, inputs, pending, event.sources, now);
   else if (current && step === "merge-part") {
-    const taken = await takePart(current, jobId, inputs, pending, partMarker(event.part!.index));
+    const taken = await takePart(current, jobId, inputs, pending, event.sources, partMarker(event.part!.index));
     if (taken === "later") return "later";
     current = taken;
   }
@@ -92,7 +93,14 @@ async function mergePart(drvPath: string, inputs: string[], marker: string): Pro
  * job registered it, dropped once every part is in, put off while the job that registered it
  * still evaluates, taken over when that evaluation is over with parts still missing.
  */
-async function takePart(drv: DerivationItem, jobId: string, inputs: string[], pending: string[], marker: string): Promise<DerivationItem | undefined | "later"> {
+async function takePart(
+  drv: DerivationItem,
+  jobId: string,
+  inputs: string[],
+  pending: string[],
+  needs: DerivationEvent["sources"],
+  marker: string,
+): Promise<DerivationItem | undefined | "later"> {
   const registrar = drv.registeredBy && drv.registeredBy !== jobId ? await getJob(drv.registeredBy) : undefined;
   const registrarEvaluating = registrar?.status === "evaluating" && ["queued", "running"].includes(registrar.evaluation.status);
   const partsMissing = [...(drv.pendingInputs ?? [])].some((input) => input.startsWith("#part/"));
@@ -104,7 +112,7 @@ async function takePart(drv: DerivationItem, jobId: string, inputs: string[], pe
     case "later":
       return "later";
     case "adopt":
-      return (await adoptParts(drv.drvPath, drv.registeredBy, jobId, inputs, pending)) ?? (await getDerivation(drv.drvPath));
+      return (await adoptParts(drv.drvPath, drv.registeredBy, jobId, inputs, pending, needs)) ?? (await getDerivation(drv.drvPath));
   }
 }
 
@@ -121,7 +129,14 @@ async function refuseConflict(jobId: string, drvPath: string, conflict: string):
 }
 
 /** Starts a failed, dependency-failed or cancelled derivation over (core `registrationStep` said so); `jobId` registers it now. */
-async function restart(drv: DerivationItem, jobId: string, inputs: string[], pending: string[], now: Date): Promise<DerivationItem | undefined> {
+async function restart(
+  drv: DerivationItem,
+  jobId: string,
+  inputs: string[],
+  pending: string[],
+  needs: DerivationEvent["sources"],
+  now: Date,
+): Promise<DerivationItem | undefined> {
   const moved = await moveDerivation(
     drv.drvPath,
     {
@@ -131,14 +146,19 @@ async function restart(drv: DerivationItem, jobId: string, inputs: string[], pen
         registeredBy: jobId,
         ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
         ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
+        // This evaluation's view of where its .drv and inputs are replaces the old one.
+        ...(needs ? { needs } : {}),
       },
       remove: [
         "failure",
         "lease",
         "builtBy",
         "finishedAt",
+        "sources",
+        "cacheProblems",
         ...(inputs.length ? [] : ["inputDrvs"]),
         ...(pending.length ? [] : ["pendingInputs"]),
+        ...(needs ? [] : ["needs"]),
       ],
       // A new attempt: a new task id, and a queue message SQS will not take for a duplicate.
       addAttempt: 1,

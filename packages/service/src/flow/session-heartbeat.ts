@@ -26,9 +26,12 @@ export async function reconcileListedTasks(session: SessionItem, listed: readonl
   let freed = false;
   for (const taskId of plan.check) {
     const record = session.tasks[taskId]!;
-    const { standing, message } = await taskKind(record.kind).standing(taskId, record, session);
-    const action = unlistedTaskAction(standing, now.getTime() - Date.parse(record.startedAt));
-    if (action === "resend" && message) messages.push(message);
+    const kind = taskKind(record.kind);
+    const action = unlistedTaskAction(await kind.standing(taskId, record, session), now.getTime() - Date.parse(record.startedAt));
+    if (action === "resend") {
+      const message = await kind.resume(taskId, record, session);
+      if (message) messages.push(message);
+    }
     // Only this reservation: a later one of the same task is another dispatch's.
     else if (action === "release" && (await releaseTask(sessionId, taskId, record.startedAt))) freed = true;
   }

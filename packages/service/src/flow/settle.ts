@@ -22,6 +22,7 @@ import type { WorkNotes } from "./new-work.ts";
  */
 export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date(), outOfTime: () => boolean = () => false): Promise<boolean> {
   const jobIds = await mirrorStatus(drv.drvPath, drv.status, drv.updatedAt);
+  for (const jobId of jobIds) work.addChangedJob(jobId);
   for await (const dependents of dependentPages(drv.drvPath, drv.propagatedThrough)) {
     for (const move of dependentMoves(drv, dependents)) {
       if (move.type === "clear-input") {

@@ -12,6 +12,7 @@ import { loadCursor, saveCursor } from "../storage/sweeper-cursors.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
 import { resendLostEvaluations, timeOutEvaluation } from "./evaluation-watch.ts";
 import { finishJobIfDone } from "./job-finish.ts";
+import { reportChangedJobs, reportDueJobs } from "./job-reports.ts";
 import { WorkNotes } from "./new-work.ts";
 import { endSession } from "./session-end.ts";
 import { quietSessions } from "./sessions.ts";
@@ -25,6 +26,7 @@ export interface SweepReport {
   jobsFinished: number;
   evaluationsResent: number;
   evaluationsTimedOut: number;
+  reportsSent: number;
   /** Steps that ran out of their time: the next sweep goes on where each stopped. */
   unfinished: SweepStep[];
 }
@@ -52,7 +54,9 @@ const STALE_READ_LIMIT = 250;
  * 5. settled derivations whose dependents and jobs were never told (a Lambda died between),
  *    a settle with many dependents going on where the last one stopped;
  * 6. running jobs: a lost evaluation message sent again, an evaluation past its timeout failed,
- *    a job with nothing left to do finished.
+ *    a job with nothing left to do finished;
+ * 7. GitHub reports whose due time came (a throttle, a rate limit or a back-off ended), and
+ *    the reports of the jobs this sweep changed (those it has no time for are left due).
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
 export async function sweep(now = new Date(), options: SweepOptions = {}): Promise<SweepReport> {
@@ -70,6 +74,7 @@ export async function sweep(now = new Date(), options: SweepOptions = {}): Promi
     jobsFinished: 0,
     evaluationsResent: 0,
     evaluationsTimedOut: 0,
+    reportsSent: 0,
     unfinished: [],
   };
   const ran = (step: SweepStep, finished: boolean) => {
@@ -121,13 +126,24 @@ export async function sweep(now = new Date(), options: SweepOptions = {}): Promi
       const action = quietJobAction(job, now, t);
       if (action.type === "evaluation-waiting") waiting.push(job);
       else if (action.type === "evaluation-timed-out") {
-        if (await timeOutEvaluation(job, action.afterMs, now)) report.evaluationsTimedOut++;
-      } else if (await finishJobIfDone(job.jobId)) report.jobsFinished++;
+        if (await timeOutEvaluation(job, action.afterMs, now)) {
+          report.evaluationsTimedOut++;
+          work.addChangedJob(job.jobId);
+        }
+      } else if (await finishJobIfDone(job.jobId)) {
+        report.jobsFinished++;
+        work.addChangedJob(job.jobId);
+      }
     }),
   );
   if (waiting.length) report.evaluationsResent = await resendLostEvaluations(waiting, now, work);
 
   await wakeIdleAgents(work);
+  const reportsLate = outOfTime("github-reports");
+  const reports = await reportDueJobs(now, reportsLate);
+  report.reportsSent = reports.sent;
+  const changedReported = await reportChangedJobs(work, now, reportsLate);
+  ran("github-reports", reports.finished && changedReported);
   return report;
 }
 

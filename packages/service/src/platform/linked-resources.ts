@@ -19,3 +19,4 @@ export const agentSocketUrl = (): string => linked.AgentSocket.url;
 export const managementEndpoint = (): string => linked.AgentSocket.managementEndpoint;
 export const queueUrl = (queue: QueueName): string => linked[queue].url;
 export const appStage = (): { app: string; stage: string } => ({ app: linked.App.name, stage: linked.App.stage });
+export const httpApiUrl = (): string => linked.HttpApi.url;

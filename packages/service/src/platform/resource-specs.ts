@@ -36,13 +36,35 @@ export const tables = {
   },
   /** One per push or pull request: repository, commit, status, evaluation. Listed newest first. */
   Jobs: {
-    fields: { jobId: "string", listKey: "string", createdAt: "string", activeShard: "string", updatedAt: "string" },
+    fields: {
+      jobId: "string",
+      listKey: "string",
+      createdAt: "string",
+      activeShard: "string",
+      updatedAt: "string",
+      heldKey: "string",
+      pullRequestKey: "string",
+    },
     primaryIndex: { hashKey: "jobId" },
     globalIndexes: {
       byCreated: { hashKey: "listKey", rangeKey: "createdAt" },
       // Sparse: only running jobs, so the sweeper can finish any that nothing else will.
       byActivity: { hashKey: "activeShard", rangeKey: "updatedAt" },
+      // Sparse: only forks' jobs waiting for approval, by repository and commit (what an approval names).
+      byHeldCommit: { hashKey: "heldKey", rangeKey: "jobId" },
+      // Sparse: only pull requests' jobs, by repository and number (what closing one cancels).
+      byPullRequest: { hashKey: "pullRequestKey", rangeKey: "createdAt" },
     },
+  },
+  /**
+   * What GitHub was last told of each job (docs/github.md): the reporter's state, when to try
+   * again, and a short lease so that one invocation at a time sends. No token, no report body.
+   */
+  Reports: {
+    fields: { jobId: "string", dueShard: "string", dueAt: "string" },
+    primaryIndex: { hashKey: "jobId" },
+    // Sparse: only reports waiting out a throttle, a rate limit or a back-off; the sweeper sends them.
+    globalIndexes: { byDue: { hashKey: "dueShard", rangeKey: "dueAt" } },
   },
   /** `X-GitHub-Delivery` → job, so a redelivered webhook never makes a second job. */
   Deliveries: {
@@ -131,10 +153,38 @@ export type QueueName = keyof typeof queues;
 /** Every build queue's name starts with this, so IAM can grant exactly those. */
 export const buildQueuePrefix = (app: string, stage: string) => `${app}-${stage}-build-`;
 
-export const secrets = ["ApiAdminToken", "GithubWebhookSecret"] as const;
+export const secrets = ["ApiAdminToken", "GithubWebhookSecret", "GithubAppId", "GithubAppPrivateKey", "GithubToken"] as const;
 export type SecretName = (typeof secrets)[number];
 
-/** The agents' WebSocket API; handlers get `Resource.AgentSocket.{url,managementEndpoint}` (and no secret: agents present join tokens, checked against the Tokens table). */
+/**
+ * What talks to GitHub reads: the App's id and key or a personal token, and the webhook secret
+ * (packages/github checks them as one setting; docs/github.md). Unset ones hold `none`.
+ */
+export const githubSecrets = ["GithubWebhookSecret", "GithubAppId", "GithubAppPrivateKey", "GithubToken"] as const satisfies readonly SecretName[];
+
+/**
+ * The handlers that talk to GitHub: they take its webhooks, report jobs that change (the agents'
+ * frames settle them, the sweeper retries reports, cancel and rerun change them) or hand out
+ * evaluations of private repositories (with a clone token minted then).
+ */
+export const githubHandlers: readonly string[] = [
+  "functions/webhooks/github.handler",
+  "functions/socket/default.handler",
+  "functions/sweeper.handler",
+  "functions/api/jobs-cancel.handler",
+  "functions/api/jobs-rerun.handler",
+];
+
+/** The handlers that answer without the admin token (signed webhooks, the agents' discovery). */
+const publicHandlers: readonly string[] = ["functions/webhooks/github.handler", "functions/api/service-info.handler"];
+
+/** The secrets one handler is linked to in AWS: only those it reads (docs/security.md). */
+export function handlerSecrets(handler: string): SecretName[] {
+  const admin: SecretName[] = handler.startsWith("functions/api/") && !publicHandlers.includes(handler) ? ["ApiAdminToken"] : [];
+  return [...admin, ...(githubHandlers.includes(handler) ? githubSecrets : [])];
+}
+
+/** The agents' WebSocket API; handlers get `Resource.AgentSocket.{url,managementEndpoint}`. */
 export const agentSocket = {
   name: "AgentSocket",
   routes: {
@@ -149,33 +199,28 @@ export interface HttpRoute {
   route: string;
   /** `file.export` relative to the repository root, as SST takes it. */
   handler: string;
-  /** The secrets its handler reads, and the only ones sst.config.ts links to it. */
-  secrets: readonly SecretName[];
 }
-
-/** The JSON API's routes check the bearer token against ApiAdminToken. */
-const admin = ["ApiAdminToken"] as const;
 
 /** The HTTP API (`Resource.HttpApi.url`): JSON API and webhooks. */
 export const httpApi = {
   name: "HttpApi",
   routes: [
-    { route: "GET /api/service-info", handler: "functions/api/service-info.handler", secrets: [] },
-    { route: "GET /api/agents", handler: "functions/api/agents.handler", secrets: admin },
-    { route: "GET /api/tokens", handler: "functions/api/tokens-list.handler", secrets: admin },
-    { route: "POST /api/tokens", handler: "functions/api/tokens-create.handler", secrets: admin },
-    { route: "DELETE /api/tokens/{id}", handler: "functions/api/tokens-revoke.handler", secrets: admin },
-    { route: "POST /webhooks/github", handler: "functions/webhooks/github.handler", secrets: ["GithubWebhookSecret"] },
-    { route: "GET /api/jobs", handler: "functions/api/jobs-list.handler", secrets: admin },
-    { route: "GET /api/jobs/{id}", handler: "functions/api/jobs-get.handler", secrets: admin },
-    { route: "GET /api/jobs/{id}/derivations", handler: "functions/api/job-derivations.handler", secrets: admin },
-    { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler", secrets: admin },
-    { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler", secrets: admin },
-    { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler", secrets: admin },
+    { route: "GET /api/service-info", handler: "functions/api/service-info.handler" },
+    { route: "GET /api/agents", handler: "functions/api/agents.handler" },
+    { route: "GET /api/tokens", handler: "functions/api/tokens-list.handler" },
+    { route: "POST /api/tokens", handler: "functions/api/tokens-create.handler" },
+    { route: "DELETE /api/tokens/{id}", handler: "functions/api/tokens-revoke.handler" },
+    { route: "POST /webhooks/github", handler: "functions/webhooks/github.handler" },
+    { route: "GET /api/jobs", handler: "functions/api/jobs-list.handler" },
+    { route: "GET /api/jobs/{id}", handler: "functions/api/jobs-get.handler" },
+    { route: "GET /api/jobs/{id}/derivations", handler: "functions/api/job-derivations.handler" },
+    { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler" },
+    { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler" },
+    { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
   ] satisfies HttpRoute[],
 } as const;
 
-/** Scheduled handlers: EventBridge Scheduler in AWS, a timer locally. They read no secret. */
+/** Scheduled handlers: EventBridge Scheduler in AWS, a timer locally. */
 export const schedules = {
   Sweeper: { handler: "functions/sweeper.handler", rate: "rate(1 minute)", intervalMs: 60_000 },
 } as const;

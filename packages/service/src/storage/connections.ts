@@ -85,3 +85,16 @@ export async function forgetConnection(connectionId: string): Promise<void> {
   await removeConnection(connectionId);
   if (connection?.sessionId) await detachSession(connection.sessionId, connectionId);
 }
+
+/** The agent's info changed (`agent-info`): what `GET /api/agents` shows from now on. */
+export async function updateConnectionAgent(connectionId: string, agent: AgentInfo): Promise<void> {
+  await Connections.update(
+    { connectionId },
+    {
+      UpdateExpression: "SET #agent = :agent",
+      ConditionExpression: "attribute_exists(helloAt)",
+      ExpressionAttributeNames: { "#agent": "agent" },
+      ExpressionAttributeValues: { ":agent": agent },
+    },
+  );
+}

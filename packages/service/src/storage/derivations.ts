@@ -102,14 +102,23 @@ export function clearPendingInputs(drvPath: string, inputs: readonly string[]): 
 
 /**
  * A split derivation whose registrar's evaluation ended with parts missing is taken over by
- * `jobId`: its inputs and part markers become this registration's. Only while it waits and
- * `previous` still registers it; the item after, or undefined.
+ * `jobId`: its inputs, part markers and (when it reports them) where its .drv and inputs are
+ * become this registration's. Only while it waits and `previous` still registers it; the item
+ * after, or undefined.
  */
-export function adoptParts(drvPath: string, previous: string | undefined, jobId: string, inputs: readonly string[], pending: readonly string[]): Promise<DerivationItem | undefined> {
+export function adoptParts(
+  drvPath: string,
+  previous: string | undefined,
+  jobId: string,
+  inputs: readonly string[],
+  pending: readonly string[],
+  needs?: DerivationItem["needs"],
+): Promise<DerivationItem | undefined> {
   const sets = [
     "registeredBy = :job",
     ...(inputs.length ? ["inputDrvs = :inputs"] : []),
     ...(pending.length ? ["pendingInputs = :pending"] : []),
+    ...(needs ? ["needs = :needs"] : []),
   ];
   const removes = [...(inputs.length ? [] : ["inputDrvs"]), ...(pending.length ? [] : ["pendingInputs"])];
   return Derivations.updateReturning(
@@ -124,6 +133,7 @@ export function adoptParts(drvPath: string, previous: string | undefined, jobId:
         ...(previous ? { ":previous": previous } : {}),
         ...(inputs.length ? { ":inputs": new Set(inputs) } : {}),
         ...(pending.length ? { ":pending": new Set(pending) } : {}),
+        ...(needs ? { ":needs": needs } : {}),
       },
     },
     "ALL_NEW",

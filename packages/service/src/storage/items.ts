@@ -4,6 +4,7 @@
  * read, naming its table and key; writes are built from the types. Keys and indexes are in
  * platform/resource-specs.ts, the constant key values in storage/keys.ts.
  */
+import { ReportState } from "@nimbus/github";
 import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobStatus, Trigger } from "@nimbus/protocol";
 import { z } from "zod";
 import { SHARD } from "./keys.ts";
@@ -44,13 +45,43 @@ export const JobItem = z.object({
     batches: z.number().optional(),
     /** Batch numbers processed so far (a number set: adding twice is harmless). */
     batchesSeen: NumberSet.optional(),
+    /** Caches the evaluating agent could not ask or push the `.drv` closure to, one line each. */
+    cacheProblems: z.array(z.string()).optional(),
   }),
   /** Attribute evaluation errors count as failures of the job. */
   attributeErrors: z.number().optional(),
   /** Present while the job runs: the byActivity index's hash key. */
   activeShard: z.literal(SHARD.activeJob).optional(),
+  /** `owner/name` on GitHub: its reports go there (docs/github.md); false for `nimbus trigger` of a local repository. */
+  onGithub: z.boolean().optional(),
+  /** Fetching needs a clone credential, minted when the evaluation is sent. */
+  private: z.boolean().optional(),
+  /** A fork's commit: no secrets and no effects, told to the agent with every evaluation. */
+  untrusted: z.boolean().optional(),
+  /** The GitHub App installation that sent the webhook (saves a lookup when minting tokens). */
+  installationId: z.number().optional(),
+  /** While `held`: repository#commit, the byHeldCommit index's hash key. */
+  heldKey: z.string().optional(),
+  /** While `held`: why, as the report says it. */
+  holdReason: z.string().optional(),
+  /** A pull request's job: repository#number, the byPullRequest index's hash key. */
+  pullRequestKey: z.string().optional(),
 });
 export type JobItem = z.infer<typeof JobItem>;
+
+/** What GitHub was last told of a job (flow/job-reports.ts); only for jobs on GitHub while reporting is on. */
+export const ReportItem = z.object({
+  jobId: z.string(),
+  state: ReportState,
+  /** Send again at this time (the sweeper does): a throttle, a rate limit or a back-off. */
+  dueAt: Timestamp.optional(),
+  /** Present with `dueAt`: the byDue index's hash key. */
+  dueShard: z.literal(SHARD.reportDue).optional(),
+  /** Someone is sending until then; others leave a due time instead of sending too. */
+  leaseUntil: Timestamp.optional(),
+  leaseToken: z.string().optional(),
+});
+export type ReportItem = z.infer<typeof ReportItem>;
 
 /** `X-GitHub-Delivery` → job. */
 export const DeliveryItem = z.object({
@@ -92,6 +123,16 @@ export const DerivationItem = z.object({
     .optional(),
   /** Why the last attempt was retried. */
   lastError: z.string().optional(),
+  /**
+   * Where a builder gets its `.drv` closure and inputs that needed no building, as the evaluation
+   * reported it: each need lists places, one of which the builder must reach (core obtaining.ts).
+   * Absent when the evaluating agent did not say.
+   */
+  needs: z.array(z.array(z.string())).optional(),
+  /** Where its outputs are once built: `store:<builder's store>`, `cache:<name>` for each push (a string set). */
+  sources: StringSet.optional(),
+  /** Pushes of its outputs that failed, one line each. */
+  cacheProblems: z.array(z.string()).optional(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
   /** When it last became ready, or was last sent to its queue (for latency and the sweeper). */
@@ -207,6 +248,8 @@ export const SessionFields = z.object({
   runningTasks: z.number(),
   /** The agent asked for no new work (it is shutting down). */
   draining: z.boolean().optional(),
+  /** The last problem with each cache this agent reported (a failed push, a cache it could not ask), until a push to it succeeds. */
+  cacheProblems: z.record(z.string(), z.object({ problem: z.string(), at: Timestamp })).optional(),
   createdAt: Timestamp,
   lastSeen: Timestamp,
 });

@@ -1,6 +1,6 @@
 import type { JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
-import { SHARD } from "./keys.ts";
+import { heldKey, pullRequestKey, SHARD } from "./keys.ts";
 import { walkQuery, type Position, type Walked } from "./index-walk.ts";
 import { Jobs } from "./tables.ts";
 
@@ -85,22 +85,33 @@ export async function noteEvaluationBatch(jobId: string, lease: EvaluationLease,
   );
 }
 
-/** The evaluating agent's last word, under its lease: how many batches it sent, or why the evaluation failed. */
-export async function endEvaluation(jobId: string, lease: EvaluationLease, end: { batches: number } | { error: string }, now: Date): Promise<boolean> {
+/**
+ * The evaluating agent's last word, under its lease: how many batches it sent, or why the
+ * evaluation failed, and the caches it could not ask or push to. Whether the lease still held.
+ */
+export async function endEvaluation(
+  jobId: string,
+  lease: EvaluationLease,
+  end: ({ batches: number } | { error: string }) & { cacheProblems?: string[] },
+  now: Date,
+): Promise<boolean> {
+  const problems = end.cacheProblems?.length ? end.cacheProblems : undefined;
+  const setProblems = problems ? ", evaluation.cacheProblems = :problems" : "";
+  const problemValues = problems ? { ":problems": problems } : {};
   return Jobs.update(
     { jobId },
     "error" in end
       ? {
-          UpdateExpression: "SET evaluation.#st = :failed, evaluation.#error = :error, updatedAt = :now",
+          UpdateExpression: `SET evaluation.#st = :failed, evaluation.#error = :error, updatedAt = :now${setProblems}`,
           ConditionExpression: leaseCondition,
           ExpressionAttributeNames: { "#st": "status", "#error": "error" },
-          ExpressionAttributeValues: { ":failed": "failed", ":error": end.error, ":now": now.toISOString(), ...leaseValues(lease) },
+          ExpressionAttributeValues: { ":failed": "failed", ":error": end.error, ":now": now.toISOString(), ...problemValues, ...leaseValues(lease) },
         }
       : {
-          UpdateExpression: "SET evaluation.batches = :batches, updatedAt = :now",
+          UpdateExpression: `SET evaluation.batches = :batches, updatedAt = :now${setProblems}`,
           ConditionExpression: leaseCondition,
           ExpressionAttributeNames: { "#st": "status" },
-          ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString(), ...leaseValues(lease) },
+          ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString(), ...problemValues, ...leaseValues(lease) },
         },
   );
 }
@@ -166,3 +177,45 @@ export const quietJobs = (before: Date, startKey?: Position): AsyncGenerator<Wal
     },
     startKey,
   );
+
+/** The held jobs of one commit of one repository (the byHeldCommit index). */
+export const heldJobsOf = (repository: string, commit: string): Promise<JobItem[]> =>
+  Jobs.query({
+    IndexName: "byHeldCommit",
+    KeyConditionExpression: "heldKey = :key",
+    ExpressionAttributeValues: { ":key": heldKey(repository, commit) },
+  });
+
+/** Every job of one pull request (the byPullRequest index). */
+export const pullRequestJobs = (repository: string, pullRequest: number): Promise<JobItem[]> =>
+  Jobs.query({
+    IndexName: "byPullRequest",
+    KeyConditionExpression: "pullRequestKey = :key",
+    ExpressionAttributeValues: { ":key": pullRequestKey(repository, pullRequest) },
+  });
+
+/** held → evaluating, once: the approved job runs (still untrusted); whether this call released it. */
+export function releaseHeldJob(jobId: string, approvedBy: string, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET #status = :evaluating, activeShard = :active, updatedAt = :now, #trigger.approvedBy = :by REMOVE heldKey, holdReason",
+      ConditionExpression: "#status = :held",
+      ExpressionAttributeNames: { "#status": "status", "#trigger": "trigger" },
+      ExpressionAttributeValues: { ":evaluating": "evaluating", ":held": "held", ":active": SHARD.activeJob, ":now": now.toISOString(), ":by": approvedBy },
+    },
+  );
+}
+
+/** held → cancelled, once (its pull request was closed, or someone cancelled it); whether this call did it. */
+export function cancelHeldJob(jobId: string, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET #status = :cancelled, updatedAt = :now, finishedAt = :now REMOVE heldKey",
+      ConditionExpression: "#status = :held",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":cancelled": "cancelled", ":held": "held", ":now": now.toISOString() },
+    },
+  );
+}

@@ -21,7 +21,14 @@ export const SHARD = {
   connection: "c",
   /** Sessions.shard, always: byLastSeen. */
   session: "s",
+  /** Reports.dueShard while a report waits to be sent: byDue. */
+  reportDue: "r",
 } as const;
+
+/** Jobs.heldKey while a fork's job waits for approval: byHeldCommit. */
+export const heldKey = (repository: string, commit: string) => `${repository}#${commit}`;
+/** Jobs.pullRequestKey of a pull request's jobs: byPullRequest. */
+export const pullRequestKey = (repository: string, pullRequest: number) => `${repository}#${pullRequest}`;
 
 /** JobDerivations.jobStatus: the byJobStatus index pages one status of one job. */
 export const jobStatusKey = (jobId: string, status: DerivationStatus) => `${jobId}#${status}`;

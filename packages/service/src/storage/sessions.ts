@@ -2,6 +2,7 @@
  * Writes to the Sessions table, and reads of a session's load (its tasks left out). What a
  * session holds is read whole by flow/sessions.ts, whose schema knows the task kinds.
  */
+import { type CacheReport, cacheProblem } from "@nimbus/protocol";
 import type { SessionFields } from "./items.ts";
 import { SHARD } from "./keys.ts";
 import type { Update } from "./table.ts";
@@ -88,3 +89,46 @@ export const quietSessionsQuery = (before: Date) => ({
   ExpressionAttributeNames: { "#shard": "shard" },
   ExpressionAttributeValues: { ":shard": SHARD.session, ":before": before.toISOString() },
 });
+
+/**
+ * Keeps the agent's cache condition: the last problem with each cache it reported (a failed
+ * push, a cache it could not ask), cleared by its next successful push there.
+ */
+export async function noteCacheReports(sessionId: string, reports: readonly CacheReport[], now: Date): Promise<void> {
+  if (reports.length === 0) return;
+  // A nested key can only be set once the map exists.
+  await updateSession(sessionId, {
+    UpdateExpression: "SET cacheProblems = if_not_exists(cacheProblems, :empty)",
+    ConditionExpression: "attribute_exists(sessionId)",
+    ExpressionAttributeValues: { ":empty": {} },
+  });
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const sets: string[] = [];
+  const removes: string[] = [];
+  for (const [i, report] of [...new Map(reports.map((r) => [r.cache, r])).values()].entries()) {
+    names[`#c${i}`] = report.cache;
+    const problem = cacheProblem(report);
+    if (problem === undefined) removes.push(`cacheProblems.#c${i}`);
+    else {
+      values[`:p${i}`] = { problem, at: now.toISOString() };
+      sets.push(`cacheProblems.#c${i} = :p${i}`);
+    }
+  }
+  await updateSession(sessionId, {
+    UpdateExpression: [sets.length ? `SET ${sets.join(", ")}` : "", removes.length ? `REMOVE ${removes.join(", ")}` : ""].filter(Boolean).join(" "),
+    ConditionExpression: "attribute_exists(sessionId)",
+    ExpressionAttributeNames: names,
+    ...(sets.length ? { ExpressionAttributeValues: values } : {}),
+  });
+}
+
+/** The agent's info changed (`agent-info`): used from now on, while the session speaks on `connectionId`. */
+export function updateSessionAgent(sessionId: string, connectionId: string, agent: SessionFields["agent"]): Promise<boolean> {
+  return updateSession(sessionId, {
+    UpdateExpression: "SET #agent = :agent",
+    ConditionExpression: "connectionId = :conn",
+    ExpressionAttributeNames: { "#agent": "agent" },
+    ExpressionAttributeValues: { ":agent": agent, ":conn": connectionId },
+  });
+}

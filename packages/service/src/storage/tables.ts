@@ -10,12 +10,14 @@ import {
   JobAttributeItem,
   JobDerivationItem,
   JobItem,
+  ReportItem,
   SessionFields,
   SweeperCursorItem,
   TokenItem,
 } from "./items.ts";
 
 export const Jobs = defineTable("Jobs", JobItem);
+export const Reports = defineTable("Reports", ReportItem);
 export const Deliveries = defineTable("Deliveries", DeliveryItem);
 export const Derivations = defineTable("Derivations", DerivationItem);
 export const Edges = defineTable("Edges", EdgeItem);

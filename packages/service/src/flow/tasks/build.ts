@@ -4,17 +4,17 @@
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
 import { createHash } from "node:crypto";
-import type { TaskStanding } from "@nimbus/core";
-import { BuildTask, LOG_BATCHES_KEPT, type BuildLog, type BuildResult } from "@nimbus/protocol";
+import { buildNeeds, type BuildNeeds, type TaskStanding } from "@nimbus/core";
+import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, MAX_FRAME_BYTES, storeSource, type BuildLog, type BuildResult } from "@nimbus/protocol";
 import { z } from "zod";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
-import { getDerivation, moveDerivation } from "../../storage/derivations.ts";
+import { getDerivation, getDerivations, moveDerivation } from "../../storage/derivations.ts";
 import type { DerivationItem } from "../../storage/items.ts";
 import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts";
-import { releaseTask } from "../../storage/sessions.ts";
+import { noteCacheReports, releaseTask } from "../../storage/sessions.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
@@ -27,12 +27,47 @@ const digest = (text: string) => createHash("sha256").update(text).digest("hex")
 /** A build's task id: its derivation and attempt, so a retry is a new task. */
 export const buildTaskId = (drvPath: string, attempt: number) => `b-${digest(drvPath)}-${attempt}`;
 
-export const buildTaskMessage = (taskId: string, drv: Pick<DerivationItem, "drvPath" | "system" | "requiredFeatures">): BuildTask => ({
-  type: "build",
-  taskId,
-  drvPath: drv.drvPath,
+/** Room for the input paths in a build message: the rest of one frame stays for the envelope. */
+const INPUTS_BUDGET_BYTES = MAX_FRAME_BYTES - 4 * 1024;
+
+/**
+ * The build task: with the outputs of its inputs Nimbus built and the caches holding them, so
+ * the agent fetches them before building (as many as fit in one frame; Nix fetches any others
+ * itself while building).
+ */
+export function buildTaskMessage(
+  taskId: string,
+  drv: Pick<DerivationItem, "drvPath" | "system" | "requiredFeatures">,
+  inputs: readonly Pick<DerivationItem, "outputs" | "sources">[] = [],
+): BuildTask {
+  const paths: string[] = [];
+  let bytes = 0;
+  for (const path of [...new Set(inputs.flatMap((i) => Object.values(i.outputs)))].sort()) {
+    bytes += Buffer.byteLength(path) + 3;
+    if (bytes > INPUTS_BUDGET_BYTES) break;
+    paths.push(path);
+  }
+  const caches = [...new Set(inputs.flatMap((i) => [...(i.sources ?? [])].filter((s) => s.startsWith("cache:")).map((s) => s.slice("cache:".length))))].sort();
+  return {
+    type: "build",
+    taskId,
+    drvPath: drv.drvPath,
+    system: drv.system,
+    requiredFeatures: drv.requiredFeatures,
+    ...(paths.length > 0 ? { inputs: paths } : {}),
+    ...(caches.length > 0 ? { inputCaches: caches.slice(0, 64) } : {}),
+  };
+}
+
+/** The derivation's inputs Nimbus built (those it waited for), read whole. */
+const builtInputs = async (drv: DerivationItem): Promise<DerivationItem[]> =>
+  drv.inputDrvs?.size ? [...(await getDerivations([...drv.inputDrvs])).values()] : [];
+
+/** What a builder must be able to do for `drv`: Nix's rule, and reach every need (core obtaining.ts). */
+export const needsOf = (drv: DerivationItem, inputs: readonly DerivationItem[]): BuildNeeds => ({
   system: drv.system,
   requiredFeatures: drv.requiredFeatures,
+  needs: buildNeeds(drv.needs, inputs),
 });
 
 const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this agent holds");
@@ -58,11 +93,25 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   if (!held) return answer(true, notHeld(message.taskId));
   if (held.drvPath !== message.drvPath) return answer(true, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
   const builtBy = { hostname: session.agent.hostname, sessionId: session.sessionId, connectionId: session.connectionId ?? "", labels: session.agent.labels };
+  const reports = message.caches ?? [];
+  if (reports.length > 0) await noteCacheReports(session.sessionId, reports, now);
   const settleAs = (to: "succeeded" | "failed", set: Record<string, unknown>) =>
     moveDerivation(message.drvPath, { from: ["building"], to, set, remove: ["lease"], condition: leaseHeld(message.taskId) }, now);
   let moved: DerivationItem | undefined;
   if (message.status === "succeeded") {
-    moved = await settleAs("succeeded", { builtBy, finishedAt: now.toISOString(), ...(message.outputs ? { outputs: message.outputs } : {}) });
+    // Where its outputs are now: the builder's store, and every cache it pushed them to.
+    const sources = [
+      ...(session.agent.storeId ? [storeSource(session.agent.storeId)] : []),
+      ...reports.filter((r) => r.status === "pushed").map((r) => cacheSource(r.cache)),
+    ];
+    const problems = reports.flatMap((r) => cacheProblem(r) ?? []);
+    moved = await settleAs("succeeded", {
+      builtBy,
+      finishedAt: now.toISOString(),
+      ...(message.outputs ? { outputs: message.outputs } : {}),
+      ...(sources.length > 0 ? { sources: new Set(sources) } : {}),
+      ...(problems.length > 0 ? { cacheProblems: problems } : {}),
+    });
   } else if (message.status === "failed") {
     const reason = `builder failed${message.exitCode === undefined ? "" : ` with exit code ${message.exitCode}`}`;
     const failure = { reason, ...(message.exitCode === undefined ? {} : { exitCode: message.exitCode }), logTail: message.logTail ?? [] };
@@ -75,14 +124,18 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   return answer(true, { type: "result-ack", taskId: message.taskId });
 }
 
-/** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
-async function standing(taskId: string, record: BuildRecord, holder: TaskHolder): Promise<{ standing: TaskStanding; message?: BuildTask }> {
+/** The derivation, while the holder builds it under this task id. */
+async function heldBy(taskId: string, record: BuildRecord, holder: TaskHolder): Promise<DerivationItem | undefined> {
   const drv = await getDerivation(record.drvPath);
-  if (drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId) {
-    return { standing: "leased", message: buildTaskMessage(taskId, drv) };
-  }
-  if (drv?.status === "queued" && buildTaskId(drv.drvPath, drv.attempt) === taskId) return { standing: "pending" };
-  return { standing: "gone" };
+  return drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId ? drv : undefined;
+}
+
+/** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
+async function standing(taskId: string, record: BuildRecord, holder: TaskHolder): Promise<TaskStanding> {
+  const drv = await getDerivation(record.drvPath);
+  if (drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId) return "leased";
+  if (drv?.status === "queued" && buildTaskId(drv.drvPath, drv.attempt) === taskId) return "pending";
+  return "gone";
 }
 
 export const buildKind = {
@@ -102,20 +155,23 @@ export const buildKind = {
     // A retry waiting out its back-off is not for now: the sweeper sends it again when due.
     if (!drv || drv.status !== "queued" || drv.dueAt) return undefined;
     const taskId = buildTaskId(drv.drvPath, drv.attempt);
+    const inputs = await builtInputs(drv);
     return {
       taskId,
       record: { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() },
+      needs: needsOf(drv, inputs),
       async lease(holder) {
         const lease = { taskId, sessionId: holder.sessionId, leasedAt: now.toISOString() };
         const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease } }, now);
         if (!leased) return undefined;
         await mirrorStatus(drv.drvPath, "building", leased.updatedAt);
-        return buildTaskMessage(taskId, leased);
+        return buildTaskMessage(taskId, leased, inputs);
       },
     };
   },
   async resume(taskId, record, holder) {
-    return (await standing(taskId, record, holder)).message;
+    const drv = await heldBy(taskId, record, holder);
+    return drv ? buildTaskMessage(taskId, drv, await builtInputs(drv)) : undefined;
   },
   standing,
   // The agent, not the build, failed: a retry.

@@ -4,16 +4,18 @@
  * is the job's `evaluation.sessionId`.
  */
 import { evaluationHandBack, type TaskStanding } from "@nimbus/core";
-import { EvaluateTask, type EvaluationDone, type EvaluationEvents, type ServiceMessage } from "@nimbus/protocol";
+import { cacheProblem, EvaluateTask, type CloneCredential, type EvaluationDone, type EvaluationEvents, type ServiceMessage } from "@nimbus/protocol";
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
 import { endEvaluation, failEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation } from "../../storage/jobs.ts";
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
-import { releaseTask } from "../../storage/sessions.ts";
+import { listSessionLoads, noteCacheReports, releaseTask } from "../../storage/sessions.ts";
 import { timing } from "../../platform/timing.ts";
 import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
+import { cloneCredentialFor } from "../clone-credentials.ts";
 import { finishJobIfDone } from "../job-finish.ts";
+import { reportJob } from "../job-reports.ts";
 import type { WorkNotes } from "../new-work.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
@@ -28,7 +30,11 @@ export type EvaluateRecord = z.infer<typeof EvaluateRecord>;
 export const evaluationTaskId = (jobId: string, retries = 0) => `eval-${jobId}${retries ? `.${retries}` : ""}`;
 const jobOfTask = (taskId: string) => (taskId.startsWith("eval-") ? taskId.slice("eval-".length).split(".")[0] : undefined);
 
-export const evaluateTaskMessage = (job: Pick<JobItem, "jobId" | "repository" | "cloneUrl" | "commit" | "ref" | "evaluation">): EvaluateTask => ({
+export const evaluateTaskMessage = (
+  job: Pick<JobItem, "jobId" | "repository" | "cloneUrl" | "commit" | "ref" | "evaluation" | "untrusted">,
+  cloneCredential?: CloneCredential,
+  systems: readonly string[] = [],
+): EvaluateTask => ({
   type: "evaluate",
   taskId: job.evaluation.taskId,
   jobId: job.jobId,
@@ -36,7 +42,40 @@ export const evaluateTaskMessage = (job: Pick<JobItem, "jobId" | "repository" | 
   cloneUrl: job.cloneUrl,
   commit: job.commit,
   ...(job.ref ? { ref: job.ref } : {}),
+  ...(cloneCredential ? { cloneCredential } : {}),
+  ...(job.untrusted ? { untrusted: true } : {}),
+  ...(systems.length > 0 ? { systems: [...systems] } : {}),
 });
+
+/**
+ * The systems a job is evaluated for: every system an agent of the cluster can build (the
+ * evaluator's own among them), so a flake's `checks.<system>` do not depend on which agent
+ * happened to evaluate it. At most the protocol's 64.
+ */
+async function clusterSystems(holder: TaskHolder): Promise<string[]> {
+  const sessions = (await listSessionLoads()).filter((s) => !s.draining);
+  const systems = new Set([...holder.agent.systems, ...sessions.flatMap((s) => s.agent.systems)]);
+  systems.delete("builtin");
+  return [...systems].sort().slice(0, 64);
+}
+
+/**
+ * The task message as it is sent (a lease, or a resume after a reconnect): a private
+ * repository's gets a clone credential minted now, never stored. When none can be had the
+ * evaluation fails, saying why, rather than failing later in git with less to say.
+ */
+async function sendableTask(job: JobItem, holder: TaskHolder, now: Date): Promise<EvaluateTask | undefined> {
+  try {
+    return evaluateTaskMessage(job, await cloneCredentialFor(job), await clusterSystems(holder));
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    const lease = { taskId: job.evaluation.taskId, sessionId: holder.sessionId };
+    const failure = { error: `cannot fetch ${job.repository}, a private repository: no clone token from GitHub (${why})` };
+    if (await endEvaluation(job.jobId, lease, failure, now)) await finishJobIfDone(job.jobId, now);
+    await reportJob(job.jobId, now);
+    return undefined;
+  }
+}
 
 /** The job whose evaluation `taskId` is, if this session holds it and the job still runs. */
 async function heldEvaluation(sessionId: string, taskId: string): Promise<JobItem | undefined> {
@@ -70,6 +109,7 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
   const job = await heldEvaluation(session.sessionId, message.taskId);
   if (!job) return answer(false, unknownEvaluation(message.taskId));
   const lease = { taskId: message.taskId, sessionId: session.sessionId };
+  work.addChangedJob(job.jobId);
   const ack = { type: "ack", taskId: message.taskId, seq: message.seq } as const;
   if (job.evaluation.batchesSeen?.has(message.seq)) return answer(false, ack);
   if (!(await recordEvents(job, message.events, work, now))) return answer(false, PART_LATER(message.taskId, message.seq));
@@ -79,27 +119,39 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
 }
 
 /** The end of an evaluation, under its lease; the job moves on once every batch it announces has been recorded. */
-async function evaluationDone({ session, message, now }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
+async function evaluationDone({ session, message, now, work }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
   const ack = { type: "result-ack", taskId: message.taskId } as const;
   const job = await heldEvaluation(session.sessionId, message.taskId);
   // The slot is free whatever became of the job (it may have been cancelled meanwhile).
   const released = await releaseTask(session.sessionId, message.taskId);
   if (!job) return answer(true, released ? ack : unknownEvaluation(message.taskId));
   const lease = { taskId: message.taskId, sessionId: session.sessionId };
-  const end = message.status === "failed" ? { error: message.error ?? "evaluation failed" } : { batches: message.batches };
+  const reports = message.caches ?? [];
+  await noteCacheReports(session.sessionId, reports, now);
+  const cacheProblems = reports.flatMap((r) => cacheProblem(r) ?? []);
+  const end = message.status === "failed" ? { error: message.error ?? "evaluation failed", cacheProblems } : { batches: message.batches, cacheProblems };
   if (!(await endEvaluation(job.jobId, lease, end, now))) return answer(true, released ? ack : unknownEvaluation(message.taskId));
+  work.addChangedJob(job.jobId);
   if (message.status === "failed") await finishJobIfDone(job.jobId);
   else await completeEvaluationIfAllIn(job.jobId, now);
   return answer(true, ack);
 }
 
-/** Running for the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
-async function standing(taskId: string, record: EvaluateRecord, holder: TaskHolder): Promise<{ standing: TaskStanding; message?: EvaluateTask }> {
+/** The job, while its evaluation runs for the holder under this task id. */
+async function heldBy(taskId: string, record: EvaluateRecord, holder: TaskHolder): Promise<JobItem | undefined> {
   const job = await getJob(record.jobId);
   const evaluation = job?.evaluation;
-  if (!job || job.status !== "evaluating" || evaluation?.taskId !== taskId) return { standing: "gone" };
-  if (evaluation.status === "running" && evaluation.sessionId === holder.sessionId) return { standing: "leased", message: evaluateTaskMessage(job) };
-  return { standing: evaluation.status === "queued" ? "pending" : "gone" };
+  const held = job?.status === "evaluating" && evaluation?.taskId === taskId && evaluation.status === "running" && evaluation.sessionId === holder.sessionId;
+  return held ? job : undefined;
+}
+
+/** Running for the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
+async function standing(taskId: string, record: EvaluateRecord, holder: TaskHolder): Promise<TaskStanding> {
+  const job = await getJob(record.jobId);
+  const evaluation = job?.evaluation;
+  if (!job || job.status !== "evaluating" || evaluation?.taskId !== taskId) return "gone";
+  if (evaluation.status === "running" && evaluation.sessionId === holder.sessionId) return "leased";
+  return evaluation.status === "queued" ? "pending" : "gone";
 }
 
 /**
@@ -112,7 +164,10 @@ async function handBack(taskId: string, record: EvaluateRecord, holder: TaskHold
   if (!job || evaluation?.taskId !== taskId || evaluation.status !== "running" || evaluation.sessionId !== holder.sessionId) return;
   const decision = evaluationHandBack(evaluation.retries ?? 0, timing().maxEvaluationAttempts, `its agent ${holder.agent.hostname} ${reason.replace(/^its agent /, "")}`);
   if (decision.type === "give-up") {
-    if (await failEvaluation(job.jobId, taskId, decision.reason, new Date())) await finishJobIfDone(job.jobId);
+    if (await failEvaluation(job.jobId, taskId, decision.reason, new Date())) {
+      await finishJobIfDone(job.jobId);
+      work.addChangedJob(job.jobId);
+    }
     return;
   }
   const lease = { taskId, sessionId: holder.sessionId };
@@ -140,12 +195,13 @@ export const evaluateKind = {
       record: { kind: "evaluate", jobId: job.jobId, startedAt },
       lease: async (holder) =>
         (await leaseEvaluation(job.jobId, taskId, { sessionId: holder.sessionId, hostname: holder.agent.hostname }, startedAt))
-          ? evaluateTaskMessage(job)
+          ? sendableTask(job, holder, now)
           : undefined,
     };
   },
   async resume(taskId, record, holder) {
-    return (await standing(taskId, record, holder)).message;
+    const job = await heldBy(taskId, record, holder);
+    return job ? sendableTask(job, holder, new Date()) : undefined;
   },
   standing,
   handBack,

@@ -5,7 +5,7 @@
  * these declarations, so a new kind is one new file and a line in the registry.
  */
 import type { Message } from "@aws-sdk/client-sqs";
-import type { QueueSource, TaskStanding } from "@nimbus/core";
+import type { BuildNeeds, QueueSource, TaskStanding } from "@nimbus/core";
 import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
 import type { z } from "zod";
 import type { SessionFields } from "../../storage/items.ts";
@@ -38,6 +38,8 @@ export interface Claim<R, M> {
   taskId: string;
   /** What the session records once it holds the task. */
   record: R;
+  /** What an agent must be able to do to take it (a build: Nix's rule and reaching its inputs); none means any agent that serves the queue. */
+  needs?: BuildNeeds;
   /** Takes the target's lease for the holder (whose slot is reserved already): the message to send, or undefined if the target moved on meanwhile. */
   lease(holder: TaskHolder, now: Date): Promise<M | undefined>;
 }
@@ -55,13 +57,10 @@ export interface TaskKind<K extends string, R extends { kind: K; startedAt: stri
   forgetQueue(queue: string): void;
   /** Reads a received message: the task to lease, or undefined when its target no longer waits for an agent. */
   claim(message: Message, now: Date): Promise<Claim<R, M> | undefined>;
-  /** After a reconnect: the task message again, if the holder still holds the task's lease. */
+  /** After a reconnect, or when a heartbeat shows it lost: the task message again, if the holder still holds the task's lease. */
   resume(taskId: string, record: R, holder: TaskHolder): Promise<M | undefined>;
-  /**
-   * Where a held task stands (core `TaskStanding`), read from its target: with the task
-   * message when its lease is the holder's.
-   */
-  standing(taskId: string, record: R, holder: TaskHolder): Promise<{ standing: TaskStanding; message?: M }>;
+  /** Where a held task stands (core `TaskStanding`), read from its target. */
+  standing(taskId: string, record: R, holder: TaskHolder): Promise<TaskStanding>;
   /** The holder's session ends (goodbye, or its agent was lost): the task goes back for another agent. */
   handBack(taskId: string, record: R, holder: TaskHolder, reason: string, work: WorkNotes): Promise<void>;
   /** How each report about a task of this kind is handled. */
