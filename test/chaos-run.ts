@@ -62,6 +62,8 @@ console.log(`chaos: ${derivations} derivations in ${config.graph.jobs} jobs, ${c
 const report = await runChaos(config);
 const minutes = (report.durationMs / 60_000).toFixed(1);
 console.log(`\nchaos run: ${report.derivations} derivations, ${report.jobs} jobs, ${minutes} min`);
+const settled = report.settledAfterStormMs === undefined ? "did not settle" : `settled ${(report.settledAfterStormMs / 1000).toFixed(0)} s after it`;
+console.log(`storm: ${(report.stormEndedAfterMs / 60_000).toFixed(1)} min; ${settled}; lost builds: ${report.lostBuilds}`);
 console.log(`faults injected: ${Object.entries(report.faults).map(([k, v]) => `${k} ${v}`).join(", ")}`);
 console.log(
   `work: ${report.buildTasks} build tasks for ${report.derivations} derivations, ${report.retries} re-queues, ` +

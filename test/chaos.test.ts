@@ -45,6 +45,7 @@ describe("chaos: agents killed, connections dropped, handlers dying, deliveries 
     const report = await runChaos({ ...SMALL_CHAOS, ...progress });
     console.log(`chaos: ${JSON.stringify({ ...report, problems: report.problems.length })}`);
     assert.deepEqual(report.problems, []);
+    assert.equal(report.lostBuilds, 0, "no build left leased to a session that does not hold it");
     const { faults } = report;
     assert.ok(faults.agentCrashes + faults.sessionLosses + faults.connectionDrops + faults.gatewayCloses > 10, "agents were disturbed");
     assert.ok(faults.handlerDeaths > 0, "handlers died");

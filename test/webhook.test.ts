@@ -133,6 +133,12 @@ describe("POST /webhooks/github", () => {
     // The same commit pushed to the same branch again is a new event: GitHub's body differs (`before`).
     const pushedAgain = await deliver("push", { ...JSON.parse(payload), before: sha("7") });
     assert.equal(pushedAgain.status, 201);
+    // A sender's retry under the same delivery id is that delivery, whatever its body.
+    const deliveryId = randomUUID();
+    const retried = await deliver("push", pushPayload({ after: sha("6") }), { "x-github-delivery": deliveryId });
+    assert.equal(retried.status, 201);
+    const retry = await deliver("push", pushPayload({ after: sha("6"), before: sha("5") }), { "x-github-delivery": deliveryId });
+    assert.deepEqual(retry, { status: 200, body: { jobId: retried.body.jobId, redelivery: true } });
     await receiveAll();
   });
 

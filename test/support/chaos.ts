@@ -63,6 +63,11 @@ export interface ChaosReport {
     gatewayCloses: number;
     exceptionalResults: number;
   };
+  /** When the storm ended, from the start; then how long the jobs took to finish on their own (undefined: they did not). */
+  stormEndedAfterMs: number;
+  settledAfterStormMs?: number;
+  /** Derivations left leased to no session that holds them: builds nothing would ever finish (must be 0). */
+  lostBuilds: number;
   buildTasks: number;
   retries: number;
   refusedDeliveries: number;
@@ -172,13 +177,15 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
 
     // Calm: everyone comes back; the jobs must finish by themselves.
     down.clear();
-    const finishBy = Date.now() + config.finishWithinMs;
+    const stormEnded = Date.now();
+    const finishBy = stormEnded + config.finishWithinMs;
     while (running() && Date.now() < finishBy) {
       reconnect(agents, stack, token.token);
       await sleep(500);
       await poll();
       await report("calm");
     }
+    const settledAfterStormMs = running() ? undefined : Date.now() - stormEnded;
     const problems: string[] = [];
     if (running()) {
       problems.push(...(await hungJobs(stack, jobIds, views, config.finishWithinMs)));
@@ -191,10 +198,14 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
     }
     if (problems.length) problems.push(`first log lines:\n${logs.slice(0, 12).join("\n")}`);
     const derivationItems = await stack.scan("Derivations");
+    const lostBuilds = lostLeases(derivationItems, await stack.scan("Sessions")).length;
     return {
       derivations: graph.derivations.length,
       jobs: graph.jobs.length,
       durationMs: Date.now() - started,
+      stormEndedAfterMs: stormEnded - started,
+      ...(settledAfterStormMs === undefined ? {} : { settledAfterStormMs }),
+      lostBuilds,
       faults: { ...stack.faultCounts(), ...counts },
       buildTasks: agents.reduce((n, a) => n + a.builds.length, 0),
       retries: derivationItems.reduce((n, d) => n + Number(d.attempt ?? 0), 0),
@@ -285,21 +296,34 @@ async function hungJobs(stack: TestStack, jobIds: string[], views: Map<string, J
     .filter((id) => !views.has(id) || ["evaluating", "building"].includes(views.get(id)!.status))
     .map((id) => `job ${id} hung: still ${views.get(id)?.status ?? "unknown"} ${withinMs} ms after the storm, counts ${JSON.stringify(views.get(id)?.counts ?? {})}`);
   const derivations = await stack.scan("Derivations");
+  const sessions = await stack.scan("Sessions");
   const statusOf = new Map(derivations.map((d) => [String(d.drvPath), String(d.status)]));
-  const stuck = derivations.filter((d) => ["waiting", "queued", "building"].includes(String(d.status)));
+  const lost = lostLeases(derivations, sessions);
+  // Lost builds first: they are what no amount of waiting finishes.
+  const stuck = [...lost, ...derivations.filter((d) => ["waiting", "queued", "building"].includes(String(d.status)) && !lost.includes(d))];
   const described = await Promise.all(
     stuck.slice(0, 6).map(async (d) => {
       const item = (await stack.getItem("Derivations", { drvPath: d.drvPath }))!;
       const sets = (value: unknown) => [...((value as Set<string> | undefined) ?? [])].map((input) => `${input.slice(44)} (${statusOf.get(input) ?? "?"})`);
-      return { ...item, inputDrvs: sets(item.inputDrvs), pendingInputs: sets(item.pendingInputs) };
+      return { ...item, inputDrvs: sets(item.inputDrvs), pendingInputs: sets(item.pendingInputs), ...(lost.includes(d) ? { lost: "leased to no session that holds the task" } : {}) };
     }),
   );
-  problems.push(`${stuck.length} derivations unsettled; the first: ${JSON.stringify(described, null, 1)}`);
+  problems.push(`${stuck.length} derivations unsettled, ${lost.length} of them lost builds (leased to a session that is gone or does not hold the task); the first: ${JSON.stringify(described, null, 1)}`);
   const jobs = (await stack.scan("Jobs")).filter((j) => jobIds.includes(String(j.jobId)));
   problems.push(`jobs: ${JSON.stringify(jobs.map((j) => ({ id: j.jobId, status: j.status, evaluation: j.evaluation })))}`);
-  const sessions = await stack.scan("Sessions");
   problems.push(`sessions: ${JSON.stringify(sessions.map((s) => ({ id: s.sessionId, connection: s.connectionId, running: s.runningTasks, tasks: s.tasks })))}`);
   return problems;
+}
+
+/** Derivations `building` under a lease whose session is gone or does not hold the task: nothing would finish them. */
+function lostLeases(derivations: Record<string, unknown>[], sessions: Record<string, unknown>[]): Record<string, unknown>[] {
+  const tasksOf = new Map(sessions.map((s) => [String(s.sessionId), (s.tasks as object | undefined) ?? {}]));
+  return derivations.filter((d) => {
+    const lease = d.lease as { taskId: string; sessionId: string } | undefined;
+    if (d.status !== "building" || !lease) return false;
+    const tasks = tasksOf.get(lease.sessionId);
+    return !tasks || !Object.hasOwn(tasks, lease.taskId);
+  });
 }
 
 function checkOutcomes(graph: ChaosGraph, jobIds: string[], views: Map<string, JobView>): string[] {

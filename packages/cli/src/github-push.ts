@@ -8,6 +8,8 @@ export interface PushDescription {
   fullName: string;
   cloneUrl: string;
   sender: string;
+  /** When it was pushed (default: now), as GitHub's `repository.pushed_at`: two pushes of one commit are two events. */
+  pushedAt?: Date;
 }
 
 /** The body of a GitHub `push` event for that commit (the fields Nimbus reads, and a few more GitHub always sends). */
@@ -20,7 +22,13 @@ export function pushPayload(push: PushDescription): string {
     created: false,
     deleted: false,
     forced: false,
-    repository: { full_name: push.fullName, name: push.fullName.split("/").pop(), clone_url: push.cloneUrl },
+    repository: {
+      full_name: push.fullName,
+      name: push.fullName.split("/").pop(),
+      clone_url: push.cloneUrl,
+      // Nimbus does not read it; it makes this push's body its own (a replayed body is answered with its first job).
+      pushed_at: Math.floor((push.pushedAt ?? new Date()).getTime() / 1000),
+    },
     sender: { login: push.sender },
     head_commit: { id: push.commit },
   });

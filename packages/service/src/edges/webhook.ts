@@ -158,6 +158,12 @@ async function oncePerDelivery(deliveryId: string, now: Date, work: WorkNotes, c
  * again) differ in their bodies, so each still makes its job.
  */
 async function oncePerEvent(delivery: Delivery, now: Date, work: WorkNotes, create: (jobId: string, createdAt: string) => Promise<void>): Promise<HttpResult> {
+  // A redelivery (its body may differ, as when a sender retries): its job, and no claim of this body for a job never made.
+  const earlier = await getDelivery(delivery.deliveryId);
+  if (earlier) {
+    await resumeJob(earlier, work, create);
+    return json(200, { jobId: earlier.jobId, redelivery: true } satisfies WebhookAccepted);
+  }
   const first: DeliveryItem = { deliveryId: bodyKey(delivery), jobId: newJobId(now), createdAt: now.toISOString() };
   const firstOfItsBody = await claimDelivery(first);
   const forBody = firstOfItsBody ? first : await storedDelivery(first.deliveryId);
