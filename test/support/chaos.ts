@@ -198,7 +198,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
     }
     if (problems.length) problems.push(`first log lines:\n${logs.slice(0, 12).join("\n")}`);
     const derivationItems = await stack.scan("Derivations");
-    const lostBuilds = lostLeases(derivationItems, await stack.scan("Sessions")).length;
+    const lostBuilds = (await confirmedLost(stack, lostLeases(derivationItems, await stack.scan("Sessions")))).length;
     return {
       derivations: graph.derivations.length,
       jobs: graph.jobs.length,
@@ -298,7 +298,7 @@ async function hungJobs(stack: TestStack, jobIds: string[], views: Map<string, J
   const derivations = await stack.scan("Derivations");
   const sessions = await stack.scan("Sessions");
   const statusOf = new Map(derivations.map((d) => [String(d.drvPath), String(d.status)]));
-  const lost = lostLeases(derivations, sessions);
+  const lost = await confirmedLost(stack, lostLeases(derivations, sessions));
   // Lost builds first: they are what no amount of waiting finishes.
   const stuck = [...lost, ...derivations.filter((d) => ["waiting", "queued", "building"].includes(String(d.status)) && !lost.includes(d))];
   const described = await Promise.all(
@@ -324,6 +324,29 @@ function lostLeases(derivations: Record<string, unknown>[], sessions: Record<str
     const tasks = tasksOf.get(lease.sessionId);
     return !tasks || !Object.hasOwn(tasks, lease.taskId);
   });
+}
+
+/**
+ * The candidates that stay lost: read twice, 2 s apart, each time the session before the
+ * derivation (a session read first cannot miss a task whose derivation is still leased after
+ * it). A build that settled, or was handed back, between two scans is not counted.
+ */
+async function confirmedLost(stack: TestStack, candidates: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+  let lost = candidates;
+  for (let pass = 0; pass < 2 && lost.length > 0; pass++) {
+    await sleep(2_000);
+    const still: Record<string, unknown>[] = [];
+    for (const candidate of lost) {
+      const { taskId, sessionId } = candidate.lease as { taskId: string; sessionId: string };
+      const session = await stack.getItem("Sessions", { sessionId });
+      const drv = await stack.getItem("Derivations", { drvPath: candidate.drvPath });
+      const lease = drv?.lease as { taskId: string } | undefined;
+      const held = session !== undefined && Object.hasOwn((session.tasks as object | undefined) ?? {}, taskId);
+      if (drv?.status === "building" && lease?.taskId === taskId && !held) still.push(drv);
+    }
+    lost = still;
+  }
+  return lost;
 }
 
 function checkOutcomes(graph: ChaosGraph, jobIds: string[], views: Map<string, JobView>): string[] {
