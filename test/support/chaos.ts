@@ -300,12 +300,13 @@ async function hungJobs(stack: TestStack, jobIds: string[], views: Map<string, J
   const statusOf = new Map(derivations.map((d) => [String(d.drvPath), String(d.status)]));
   const lost = await confirmedLost(stack, lostLeases(derivations, sessions));
   // Lost builds first: they are what no amount of waiting finishes.
-  const stuck = [...lost, ...derivations.filter((d) => ["waiting", "queued", "building"].includes(String(d.status)) && !lost.includes(d))];
+  const lostPaths = new Set(lost.map((d) => String(d.drvPath)));
+  const stuck = [...lost, ...derivations.filter((d) => ["waiting", "queued", "building"].includes(String(d.status)) && !lostPaths.has(String(d.drvPath)))];
   const described = await Promise.all(
     stuck.slice(0, 6).map(async (d) => {
       const item = (await stack.getItem("Derivations", { drvPath: d.drvPath }))!;
       const sets = (value: unknown) => [...((value as Set<string> | undefined) ?? [])].map((input) => `${input.slice(44)} (${statusOf.get(input) ?? "?"})`);
-      return { ...item, inputDrvs: sets(item.inputDrvs), pendingInputs: sets(item.pendingInputs), ...(lost.includes(d) ? { lost: "leased to no session that holds the task" } : {}) };
+      return { ...item, inputDrvs: sets(item.inputDrvs), pendingInputs: sets(item.pendingInputs), ...(lostPaths.has(String(d.drvPath)) ? { lost: "leased to no session that holds the task" } : {}) };
     }),
   );
   problems.push(`${stuck.length} derivations unsettled, ${lost.length} of them lost builds (leased to a session that is gone or does not hold the task); the first: ${JSON.stringify(described, null, 1)}`);
