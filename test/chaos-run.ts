@@ -54,6 +54,7 @@ const config: ChaosConfig = {
   heartbeatMs: 1_000,
   resendMs: 30_000,
   seed,
+  viewEveryMs: 15_000,
   progress: (line) => console.log(line),
   progressEveryMs: 30_000,
 };

@@ -46,6 +46,8 @@ export interface ChaosConfig {
   heartbeatMs: number;
   resendMs: number;
   seed: number;
+  /** How often the jobs' full views are read through the API while the run goes on (default 2 s). */
+  viewEveryMs?: number;
   /** Progress lines (none by default). */
   progress?: (line: string) => void;
   progressEveryMs?: number;
@@ -108,14 +110,32 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
       jobIds.push(accepted.jobId);
     }
 
+    // Whether jobs still run is read from their items (cheap); their views, which read every
+    // attribute and count every status, through the API only every `viewEveryMs` and at the end:
+    // polling them every second would take much of the stack's time on a big graph.
+    const statuses = new Map<string, string>();
     const views = new Map<string, JobView>();
+    let viewsAt = 0;
+    const viewOf = async (id: string) => {
+      const { status, body } = await stack.api("GET", `/api/jobs/${id}`);
+      if (status !== 200) throw new Error(`GET /api/jobs/${id} answered ${status}`);
+      return JobView.parse(body);
+    };
+    const refreshViews = async () => {
+      for (const id of jobIds) {
+        const view = await viewOf(id).catch(() => undefined);
+        if (view) views.set(id, view);
+      }
+      viewsAt = Date.now();
+    };
     const poll = async () => {
       for (const id of jobIds) {
-        const { status, body } = await stack.api("GET", `/api/jobs/${id}`).catch(() => ({ status: 0, body: undefined }));
-        if (status === 200) views.set(id, JobView.parse(body));
+        const item = await stack.getItem("Jobs", { jobId: id }).catch(() => undefined);
+        if (item) statuses.set(id, String(item.status));
       }
+      if (Date.now() - viewsAt >= (config.viewEveryMs ?? 2_000)) await refreshViews();
     };
-    const running = () => jobIds.some((id) => !views.has(id) || ["evaluating", "building"].includes(views.get(id)!.status));
+    const running = () => jobIds.some((id) => !statuses.has(id) || ["evaluating", "building"].includes(statuses.get(id)!));
     const settledShare = () => {
       let settled = 0;
       for (const view of views.values()) {
@@ -186,6 +206,8 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
       await report("calm");
     }
     const settledAfterStormMs = running() ? undefined : Date.now() - stormEnded;
+    // What the checks read is what the API says now (a call whose handler died is made again).
+    for (const id of jobIds) views.set(id, await retried(`the view of job ${id}`, () => viewOf(id), 120_000));
     const problems: string[] = [];
     if (running()) {
       problems.push(...(await hungJobs(stack, jobIds, views, config.finishWithinMs)));
@@ -424,6 +446,20 @@ async function checkNoTaskHeld(stack: TestStack, agents: ScriptedAgent[]): Promi
     if (held.length === 0) return [];
     await sleep(500);
   }
-  const names = new Map(agents.map((a) => [a.session.id, a.name]));
-  return held.map((s) => `session ${String(s.sessionId)} (${names.get(String(s.sessionId)) ?? "an earlier session"}) still holds ${String(s.runningTasks)} slots: ${JSON.stringify(s.tasks)}`);
+  const bySession = new Map(agents.map((a) => [a.session.id, a]));
+  return Promise.all(
+    held.map(async (s) => {
+      const agent = bySession.get(String(s.sessionId));
+      // What each held task's target says now, and whether the agent knows of the task.
+      const targets = await Promise.all(
+        Object.entries((s.tasks as Record<string, { kind: string; drvPath?: string; jobId?: string }>) ?? {}).map(async ([taskId, record]) => {
+          const target = record.drvPath ? await stack.getItem("Derivations", { drvPath: record.drvPath }) : record.jobId ? await stack.getItem("Jobs", { jobId: record.jobId }) : undefined;
+          const { status, attempt, lease, builtBy, evaluation } = (target ?? {}) as Record<string, unknown>;
+          return { taskId, target: { status, attempt, lease, builtBy, evaluation }, agentHasIt: agent?.holds(taskId) ?? false };
+        }),
+      );
+      const who = agent ? `${agent.name}, ${agent.connected ? "connected" : "not connected"}` : "an earlier session";
+      return `session ${String(s.sessionId)} (${who}) still holds ${String(s.runningTasks)} slots: ${JSON.stringify(s.tasks)}; targets now: ${JSON.stringify(targets)}`;
+    }),
+  );
 }

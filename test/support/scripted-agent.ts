@@ -242,6 +242,11 @@ export class ScriptedAgent {
     });
   }
 
+  /** Whether it runs the task or waits for its result's acknowledgement (what it lists in heartbeats). */
+  holds(taskId: string): boolean {
+    return this.active.has(taskId) || this.unacked.has(taskId);
+  }
+
   /** Its info changed (as on SIGHUP): tells the service with `agent-info`. */
   changeInfo(overrides: Partial<AgentInfo>) {
     this.info = { ...this.info, ...overrides };
