@@ -216,7 +216,9 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
       if (problems.length) problems.push(...(await explainCounts(stack, graph, jobIds)));
       problems.push(...(await checkDerivations(stack, graph)));
       problems.push(...checkSettledOnce(agents));
-      problems.push(...(await checkNoTaskHeld(stack, agents)));
+      // A result whose handler died after settling and before freeing the slot is freed when the
+      // agent sends it again: unacknowledged for resendMs, looked at every resendMs / 2.
+      problems.push(...(await checkNoTaskHeld(stack, agents, 2 * config.resendMs + 5_000, () => reconnect(agents, stack, token.token))));
     }
     if (problems.length) problems.push(`first log lines:\n${logs.slice(0, 12).join("\n")}`);
     const derivationItems = await stack.scan("Derivations");
@@ -437,11 +439,12 @@ function checkSettledOnce(agents: ScriptedAgent[]): string[] {
     .map(([drv, tasks]) => `${drv} was settled ${tasks.size} times: ${[...tasks].map(([task, agent]) => `task ${task} by ${agent}`).join(", ")}`);
 }
 
-/** Once every job is over, no session may still hold a task (its slot would be lost for good). */
-async function checkNoTaskHeld(stack: TestStack, agents: ScriptedAgent[]): Promise<string[]> {
-  const deadline = Date.now() + 15_000;
+/** Once every job is over, no session may still hold a task after `withinMs` (its slot would be lost for good). */
+async function checkNoTaskHeld(stack: TestStack, agents: ScriptedAgent[], withinMs: number, keepConnected: () => void): Promise<string[]> {
+  const deadline = Date.now() + withinMs;
   let held: Record<string, unknown>[] = [];
   while (Date.now() < deadline) {
+    keepConnected();
     held = (await stack.scan("Sessions")).filter((s) => Number(s.runningTasks) !== 0 || Object.keys((s.tasks as object) ?? {}).length > 0);
     if (held.length === 0) return [];
     await sleep(500);
