@@ -19,35 +19,34 @@ export default $config({
   },
   async run() {
     // SST's convention: project code loads in run(); app() is evaluated alone, before providers exist.
-    const { tables, queues, secrets, githubSecrets, handlerSecrets, agentSocket, httpApi, schedules, buildQueuePrefix } = await import(
-      "./packages/service/src/platform/resource-specs.ts"
-    );
-    // Set at deploy time (docs/github.md): where reports link to, and another GitHub API (Enterprise Server).
-    const githubEnvironment = Object.fromEntries(
-      (["NIMBUS_PUBLIC_URL", "NIMBUS_GITHUB_API_URL"] as const).flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
-    );
+    const { tables, queues, secrets, githubSecrets, handlerSecrets, agentSocket, httpApi, schedules, buildQueuePrefix, deployEnvironmentNames, cacheBucket } =
+      await import("./packages/service/src/platform/resource-specs.ts");
+    // Set in the shell that deploys: where reports link to, another GitHub API (docs/github.md),
+    // the timing knobs (docs/reliability.md), the built-in cache's retention (docs/cache.md).
+    const deployEnvironment = Object.fromEntries(deployEnvironmentNames.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])));
 
     // Applies to every function, including any a later route or schedule adds.
     $transform(sst.aws.Function, (args) => {
       args.runtime ??= "nodejs22.x"; // the oldest non-deprecated Node runtime; tests bundle for node22
       args.architecture ??= "arm64"; // cheaper per GB-second than x86_64, same Node code
       args.memory ??= "512 MB"; // more memory = more CPU; handlers are I/O bound, 512 keeps cold starts short
-      args.environment = { ...githubEnvironment, ...args.environment };
-      // Build queues are created on first use, one per (system, features): grant exactly those names.
-      args.permissions = [
-        {
-          actions: [
-            "sqs:CreateQueue",
-            "sqs:GetQueueUrl",
-            "sqs:GetQueueAttributes",
-            "sqs:SendMessage",
-            "sqs:ReceiveMessage",
-            "sqs:DeleteMessage",
-            "sqs:ChangeMessageVisibility",
-          ],
-          resources: [`arn:aws:sqs:*:*:${buildQueuePrefix($app.name, $app.stage)}*`],
-        },
-      ];
+      args.environment = { ...deployEnvironment, ...args.environment };
+      // Build queues are created on first use, one per (system, features): grant exactly those
+      // names — added to what the function has (a queue subscriber's receive and delete). The
+      // sweeper weighs a queue's depth (GetQueueAttributes) before sending anything again.
+      const buildQueues = {
+        actions: [
+          "sqs:CreateQueue",
+          "sqs:GetQueueUrl",
+          "sqs:GetQueueAttributes",
+          "sqs:SendMessage",
+          "sqs:ReceiveMessage",
+          "sqs:DeleteMessage",
+          "sqs:ChangeMessageVisibility",
+        ],
+        resources: [`arn:aws:sqs:*:*:${buildQueuePrefix($app.name, $app.stage)}*`],
+      };
+      args.permissions = $util.output(args.permissions ?? []).apply((granted) => [...granted, buildQueues]);
     });
 
     const tableResources = Object.entries<TableSpec>(tables).map(
@@ -60,16 +59,20 @@ export default $config({
         }),
     );
 
-    const queueResources = Object.entries<QueueSpec>(queues).map(
-      ([name, spec]) =>
-        new sst.aws.Queue(name, { fifo: spec.fifo, visibilityTimeout: `${spec.visibilityTimeoutSeconds} seconds` }),
-    );
+    const queueResources = Object.entries<QueueSpec>(queues).map(([name, spec]) => ({
+      spec,
+      queue: new sst.aws.Queue(name, { fifo: spec.fifo, visibilityTimeout: `${spec.visibilityTimeoutSeconds} seconds` }),
+    }));
 
     // The GitHub ones the user may leave unset (token mode, or no reporting): `none` means unset,
     // so `sst deploy` need not stop for them; the webhook secret and admin token must be set.
     const secretResources = Object.fromEntries(
       secrets.map((name) => [name, new sst.Secret(name, (githubSecrets as readonly string[]).includes(name) && name !== "GithubWebhookSecret" ? "none" : undefined)]),
     );
+
+    // The built-in cache's NAR files (docs/cache.md). Private: readers get presigned URLs from
+    // the handlers, which the link grants read and write access to it.
+    const bucket = new sst.aws.Bucket(cacheBucket.name);
 
     // Created before any route so each handler can link to the API it posts to: the link both
     // sets Resource.AgentSocket.{url,managementEndpoint} and grants execute-api:ManageConnections.
@@ -78,7 +81,7 @@ export default $config({
 
     // Every handler sees every table, queue and API (handlers are thin, and the local runtime does
     // the same), but only the secrets it reads (docs/security.md).
-    const shared = [...tableResources, ...queueResources, socket, api];
+    const shared = [...tableResources, ...queueResources.map((q) => q.queue), socket, api, bucket];
     const link = (handler: string) => [...shared, ...handlerSecrets(handler).map((name) => secretResources[name]!)];
 
     // API Gateway's integration timeout is 29 s; stop earlier so the handler, not the gateway, answers.
@@ -91,6 +94,17 @@ export default $config({
 
     for (const { route, handler } of httpApi.routes) {
       api.route(route, { handler, link: link(handler), timeout: apiTimeout });
+    }
+
+    // Queues with a consumer: an event source mapping delivers their messages, and the handler
+    // answers with the ones that failed (partial batch responses), so only those come back.
+    for (const { spec, queue } of queueResources) {
+      if (!spec.consumer) continue;
+      queue.subscribe(
+        // Well under the queue's visibility timeout, as Lambda requires of an SQS event source.
+        { handler: spec.consumer.handler, link: link(spec.consumer.handler), timeout: "30 seconds" },
+        { batch: { size: spec.consumer.batchSize, partialResponses: true } },
+      );
     }
 
     for (const [name, { handler, rate }] of Object.entries(schedules)) {
@@ -106,6 +120,8 @@ export default $config({
       httpApiUrl: api.url,
       // What GET /api/service-info hands to agents.
       agentSocketUrl: socket.url,
+      // Where the built-in cache's NAR files are.
+      cacheBucket: bucket.name,
     };
   },
 });

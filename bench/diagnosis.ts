@@ -11,7 +11,8 @@ export function diagnose(items: DerivationRow[], workload: Workload) {
   const byPath = new Map(items.map((i) => [i.drvPath, i]));
   const statuses: Record<string, number> = {};
   for (const item of items) statuses[item.status] = (statuses[item.status] ?? 0) + 1;
-  const inputsDone = (i: DerivationRow) => [...(i.inputDrvs ?? [])].every((input) => byPath.get(input)?.status === "succeeded");
+  const inputsOf = new Map(workload.derivations.map((d) => [d.drvPath, d.inputDrvs]));
+  const inputsDone = (i: DerivationRow) => (inputsOf.get(i.drvPath) ?? []).every((input) => byPath.get(input)?.status === "succeeded");
   const rank = (i: DerivationRow) =>
     i.status === "waiting" && inputsDone(i) ? 0 : i.status === "queued" ? 1 : i.status === "building" ? 2 : i.status === "waiting" ? 4 : 3;
   const unsettled = items.filter((i) => i.status !== "succeeded");
@@ -26,6 +27,7 @@ export function diagnose(items: DerivationRow[], workload: Workload) {
       queueKey: i.queueKey,
       attempt: i.attempt,
       pendingInputs: i.pendingInputs ? [...i.pendingInputs] : [],
+      pendingParts: i.pendingParts ? [...i.pendingParts] : [],
       queuedAt: i.queuedAt,
       lease: i.lease,
       updatedAt: i.updatedAt,
@@ -36,7 +38,7 @@ export function diagnose(items: DerivationRow[], workload: Workload) {
     ...stuck.map(
       (s) =>
         `    ${s.status.padEnd(10)} ${s.drvPath} queue=${s.queueKey} attempt=${s.attempt}` +
-        (s.status === "waiting" ? ` inputsAllSucceeded=${s.inputsAllSucceeded} pending=${s.pendingInputs.length}` : "") +
+        (s.status === "waiting" ? ` inputsAllSucceeded=${s.inputsAllSucceeded} pending=${s.pendingInputs.length} parts=${s.pendingParts.length}` : "") +
         (s.queuedAt ? ` queuedAt=${s.queuedAt}` : "") +
         (s.lease ? ` lease=${s.lease.taskId}@${s.lease.sessionId ?? s.lease.connectionId}` : "") +
         ` updatedAt=${s.updatedAt}`,

@@ -26,8 +26,9 @@ export interface DerivationRow {
   status: string;
   queueKey?: string;
   attempt?: number;
-  inputDrvs?: Iterable<string>;
+  /** The inputs it still waits for (rows of the PendingInputs table, gathered here). */
   pendingInputs?: Iterable<string>;
+  pendingParts?: Iterable<string>;
   queuedAt?: string;
   updatedAt?: string;
   lease?: { taskId?: string; connectionId?: string; sessionId?: string };
@@ -84,8 +85,12 @@ export class StackReads {
     return items;
   }
 
-  derivations(): Promise<DerivationRow[]> {
-    return this.scan<DerivationRow>("Derivations");
+  async derivations(): Promise<DerivationRow[]> {
+    const pending = new Map<string, string[]>();
+    for (const row of await this.scan<{ drvPath: string; inputDrv: string }>("PendingInputs")) {
+      pending.set(row.drvPath, [...(pending.get(row.drvPath) ?? []), row.inputDrv]);
+    }
+    return (await this.scan<DerivationRow>("Derivations")).map((item) => ({ ...item, pendingInputs: pending.get(item.drvPath) ?? [] }));
   }
 
   /** Build queue names as the request counter shows them (no app-stage prefix) → "build queue <system|features>". */

@@ -1,12 +1,13 @@
 /**
  * Dispatch respects where things are (core obtaining.ts), through the real local stack with
  * protocol-level agents that report their stores and caches: a build goes only to an agent that
- * can obtain its inputs; one no agent can obtain waits with its reason, out of its queue's way,
- * until an agent that can appears (the sweeper offers it again) or an agent's caches change.
+ * can obtain its inputs (those of every part of a split event); one no agent can obtain waits
+ * with its reason, out of its queue's way, until an agent that can appears (the sweeper offers
+ * it again) or an agent's caches change.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type CacheInfo, DerivationPage, type EvaluateTask, type EvaluationEvent, JobView } from "@nimbus/protocol";
+import { type CacheInfo, type CacheReport, DerivationPage, type EvaluateTask, type EvaluationEvent, JobView } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
 import { sendSignedPush as sendPush } from "@nimbus/cli";
 import { runCli } from "./support/agent-process.ts";
@@ -18,7 +19,7 @@ const STORE_X = "x/aaaaaaaaaaaa";
 const shared: CacheInfo = { name: "shared", kind: "NixCache", publicKeys: ["shared-1:AAAA"], push: true, pull: true };
 const other: CacheInfo = { name: "other", kind: "NixCache", publicKeys: ["other-1:AAAA"], push: false, pull: true };
 
-const derivation = (name: string, inputs: string[], features: string[], sources: string[][]): EvaluationEvent => ({
+const derivation = (name: string, inputs: string[], features: string[], sources: string[][]): Extract<EvaluationEvent, { kind: "derivation" }> => ({
   kind: "derivation",
   drvPath: drv(name),
   system: "x86_64-linux",
@@ -27,8 +28,10 @@ const derivation = (name: string, inputs: string[], features: string[], sources:
   outputs: { out: `/nix/store/${name}-out` },
   sources,
 });
-/** Past the sweeper's re-send window (2 min by default), inside its session grace period (3 min): queued work is offered again, nobody is given up. */
-const resendTime = () => new Date(Date.now() + 2 * 60_000 + 10_000);
+/** The sweeper's re-send window here, shorter than two heartbeats (60 s), after which it closes a connection as silent. */
+const REQUEUE_AFTER_MS = 10_000;
+/** Past the re-send window, within two heartbeats of every agent's last word: queued work is offered again, nobody is given up. */
+const resendTime = () => new Date(Date.now() + REQUEUE_AFTER_MS + 5_000);
 const attribute = (name: string): EvaluationEvent => ({ kind: "attribute", path: [name], drvPath: drv(name), attributeType: "regular", needsBuild: true });
 
 // X evaluated: every .drv is in X's store and the shared cache. p needs fx (only X); its push fails.
@@ -57,7 +60,7 @@ describe("dispatch by where the inputs are", () => {
   const find = async (name: string) => (await derivations()).find((d) => d.drvPath === drv(name))!;
 
   before(async () => {
-    stack = await startTestStack({ sweepIntervalMs: 0 });
+    stack = await startTestStack({ sweepIntervalMs: 0, environment: { NIMBUS_REQUEUE_AFTER_MS: String(REQUEUE_AFTER_MS) } });
     token = (await stack.createToken("caches")).token;
     // The first job is the graph above; later ones are empty.
     const evaluate = (task: EvaluateTask) => (task.jobId === jobId || jobId === undefined ? EVENTS : []);
@@ -131,5 +134,59 @@ describe("dispatch by where the inputs are", () => {
     } finally {
       w.close();
     }
+  });
+});
+
+// A derivation whose inputs do not fit in one event arrives in parts (docs/protocol.md): where
+// it may be built depends on the inputs of every part, not only the first one registered.
+describe("a derivation registered in parts needs the inputs of every part", () => {
+  let stack: TestStack;
+  let x: ScriptedAgent;
+  let z: ScriptedAgent;
+  let jobId: string | undefined;
+  // c0 and c1 reach the shared cache; p's push fails, so p is only in X's store. "wide" lists c0
+  // and c1 in its first part, p in its second; only Z (which reads the cache) can build it.
+  const pushOk: CacheReport[] = [{ cache: "shared", status: "pushed", paths: 1, alreadyPresent: 0 }];
+  const pushFailed: CacheReport[] = [{ cache: "shared", status: "failed", reason: "HTTP 403: read-only" }];
+  const events: EvaluationEvent[] = [
+    ...["c0", "c1", "p"].map((name) => derivation(name, [], ["fx"], [drvNeed])),
+    { ...derivation("wide", ["c0", "c1"], ["fw"], [drvNeed]), part: { index: 0, count: 2 } },
+    { ...derivation("wide", ["p"], ["fw"], [drvNeed]), part: { index: 1, count: 2 } },
+    attribute("wide"),
+  ];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    const { token } = await stack.createToken("parts");
+    x = ScriptedAgent.create(
+      "x",
+      { storeId: STORE_X, caches: [shared], pushCaches: ["shared"], systemFeatures: ["fx"], concurrentTasks: 3 },
+      { evaluate: () => events, batchSize: 1, buildMs: 5, build: (task) => ({ status: "succeeded", caches: task.drvPath === drv("p") ? pushFailed : pushOk }) },
+    );
+    z = ScriptedAgent.create("z", { storeId: "z/cccccccccccc", caches: [shared], systemFeatures: ["fw"], concurrentTasks: 2 }, { buildMs: 5 });
+    // X alone first, so X evaluates.
+    await x.connect(stack.agentSocketUrl, token);
+    const pushed = await sendPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/parts", commit: "9a475".padEnd(40, "0") });
+    assert.equal(pushed.status, 201, JSON.stringify(pushed.body));
+    jobId = (pushed.body as { jobId: string }).jobId;
+    await eventually(async () => (x.evaluations.length > 0 ? true : undefined), "X to evaluate");
+    await z.connect(stack.agentSocketUrl, token);
+  });
+  after(async () => {
+    x.close();
+    z.close();
+    await stack.cleanup();
+  });
+
+  it("waits for an agent that can obtain the second part's input, and is not given to one that cannot", async () => {
+    const wide = await eventually(async () => {
+      const page = DerivationPage.parse((await stack.api("GET", `/api/jobs/${jobId}/derivations?limit=100`)).body).derivations;
+      const found = page.find((d) => d.drvPath === drv("wide"));
+      if (z.builds.length > 0) throw new Error(`Z, which cannot obtain p, was given ${z.builds.map((b) => b.drvPath).join(", ")}`);
+      return found?.waitingForInputs ? found : undefined;
+    }, "wide's reason");
+    assert.equal(wide.status, "queued");
+    assert.equal(wide.waitingForInputs!.reason, "inputs only on agent x; no shared cache");
+    assert.deepEqual(z.builds, [], "Z reads the cache, which holds c0 and c1 but not p");
   });
 });

@@ -163,15 +163,15 @@ describe("cancel and rerun through the API", () => {
     await eventually(async () => (agent.builds.length > 0 ? true : undefined), "the slow build to start");
     const cancelled = await stack.api("POST", `/api/jobs/${body.jobId}/cancel`);
     assert.equal(cancelled.status, 200);
-    assert.equal(cancelled.body.status, "cancelled");
+    assert.deepEqual(cancelled.body, { id: body.jobId, status: "cancelled", complete: true });
     const job = JobView.parse((await stack.api("GET", `/api/jobs/${body.jobId}`)).body);
     assert.equal(job.status, "cancelled");
     assert.deepEqual(job.counts, { cancelled: 2 });
     await eventually(async () => (agent.cancelled.length > 0 ? true : undefined), "the agent to be told");
-    assert.deepEqual(agent.cancelled, [agent.builds[0]!.taskId]);
+    // (Its evaluation may still count as running, its last batch on the way: it is stopped too.)
+    assert.deepEqual(agent.cancelled.filter((id) => !id.startsWith("eval-")), [agent.builds[0]!.taskId]);
     const again = await stack.api("POST", `/api/jobs/${body.jobId}/cancel`);
-    assert.equal(again.status, 409);
-    assert.match(again.body.error.message, /already ended \(cancelled\)/);
+    assert.deepEqual([again.status, again.body], [200, { id: body.jobId, status: "cancelled", complete: true }], "cancelling again is harmless");
     assert.deepEqual(agent.builds.map((b) => b.drvPath), [drv("slow")], "the cancelled dependent never built");
     const [session] = await stack.scan("Sessions");
     assert.equal(session?.runningTasks, 0, "the cancelled build's slot is free again");

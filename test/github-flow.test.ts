@@ -129,7 +129,9 @@ describe("GitHub App mode: check runs, against the stand-in", () => {
     stack = await startTestStack({
       sweepIntervalMs: 0,
       secrets: { GithubAppId: String(APP_ID), GithubAppPrivateKey: keys.privateKey },
-      environment: { NIMBUS_GITHUB_API_URL: standin.url, NIMBUS_PUBLIC_URL: PUBLIC_URL },
+      // A test below sweeps a minute ahead; with the default heartbeat (30 s) that sweep would take
+      // the agents, silent for two heartbeats by its clock, for dead and close their connections.
+      environment: { NIMBUS_GITHUB_API_URL: standin.url, NIMBUS_PUBLIC_URL: PUBLIC_URL, NIMBUS_HEARTBEAT_INTERVAL_MS: "120000" },
     });
     const { token } = await stack.createToken("github");
     agent = ScriptedAgent.create("linux", { concurrentTasks: 4 }, { evaluate: (task) => COMMITS[task.commit] ?? [], build: buildOutcome, buildMs: 50 });
@@ -385,5 +387,61 @@ describe("personal-token mode: commit statuses, against the stand-in", () => {
     }
     assert.equal(standin.checkRuns.size, 0);
     for (const r of standin.requests) assert.equal(r.auth.kind, "personal-token");
+  });
+});
+
+// The sweeper looks at every slot a session holds (an abandoned one is given back). Looking
+// must not send the task again: for a private repository that would mint a clone token each
+// sweep, and fail the evaluation whenever GitHub could not give one.
+describe("a sweep while a private repository's evaluation runs", () => {
+  const keys = testAppKeys();
+  const SECRET_REPO = "acme/secret";
+  let standin: GithubStandin;
+  let stack: TestStack;
+  let agent: ScriptedAgent;
+
+  before(async () => {
+    standin = await GithubStandin.start({
+      appId: APP_ID,
+      appPublicKey: keys.publicKey,
+      installations: [{ id: INSTALLATION, account: "acme", repositories: [SECRET_REPO], permissions: { checks: "write", contents: "read", metadata: "read", statuses: "write" } }],
+      // Its tokens expire 15 minutes from now: too soon to be handed out again for a clone
+      // (they must live 30), so every clone credential is a new request here.
+      now: () => new Date(Date.now() - 45 * 60_000),
+    });
+    stack = await startTestStack({
+      sweepIntervalMs: 0,
+      secrets: { GithubAppId: String(APP_ID), GithubAppPrivateKey: keys.privateKey },
+      environment: { NIMBUS_GITHUB_API_URL: standin.url, NIMBUS_PUBLIC_URL: PUBLIC_URL },
+    });
+    const { token } = await stack.createToken("github");
+    // Two batches a long pause apart: the evaluation is still running when the sweeper looks.
+    const events = [derivation("oks"), attribute("fine", "oks")];
+    agent = ScriptedAgent.create("linux", { concurrentTasks: 2 }, { evaluate: () => events, batchSize: 1, batchDelayMs: 3_000, buildMs: 10 });
+    await agent.connect(stack.agentSocketUrl, token);
+  });
+  after(async () => {
+    agent?.close();
+    await stack?.cleanup();
+    await standin?.close();
+  });
+
+  it("asks GitHub for no token and leaves the evaluation running", async () => {
+    const payload = pushPayload(sha("9"), SECRET_REPO);
+    payload.repository.private = true;
+    const answer = await deliver(stack, "push", payload);
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+    const jobId = answer.body.jobId as string;
+    const task = await eventually(async () => agent.evaluations[0], "the evaluation to be sent");
+    assert.ok(task.cloneCredential, "a private repository's evaluation carries a clone credential");
+    const minted = () => standin.requests.filter((r) => r.method === "POST" && r.path.endsWith("/access_tokens")).length;
+    const before = minted();
+    // GitHub cannot give a token now: a sweep that sent the task again would fail the evaluation.
+    standin.failNext(5, "server-error", { method: "POST", path: /\/access_tokens$/ });
+    await sweep();
+    assert.equal(minted(), before, "the sweep asked GitHub for a token");
+    const job = (await stack.api("GET", `/api/jobs/${jobId}`)).body;
+    assert.equal(job.evaluation.status, "running", JSON.stringify(job.evaluation));
+    assert.equal(await finished(stack, jobId), "succeeded");
   });
 });

@@ -3,6 +3,8 @@
  *  - every handler named in packages/service/src/platform/resource-specs.ts bundles the way SST bundles it
  *    for Lambda and the bundle exports the named function;
  *  - resource-specs.ts stays plain data (sst.config.ts imports it at deploy time);
+ *  - sst.config.ts declares what resource-specs.ts says (its run() against recording SST globals):
+ *    each queue with its kind and consumer, every function linked to the tables and queues;
  *  - sst.config.ts type-checks against the platform types `sst install` generates.
  */
 import { test } from "node:test";
@@ -15,7 +17,20 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BuildOptions, Metafile } from "esbuild";
-import { agentSocket, handlerSecrets, httpApi, schedules, secrets, tables } from "../packages/service/src/platform/resource-specs.ts";
+import {
+  agentSocket,
+  buildQueuePrefix,
+  deployEnvironmentNames,
+  handlerSecrets,
+  httpApi,
+  queues,
+  schedules,
+  secrets,
+  tables,
+  type QueueSpec,
+} from "../packages/service/src/platform/resource-specs.ts";
+import { TIMING_ENV } from "../packages/service/src/platform/timing.ts";
+import { declaredInAws, resolved, type Declaration } from "./support/sst-recorder.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const resourcesFile = join(root, "packages/service/src/platform/resource-specs.ts");
@@ -35,6 +50,7 @@ function declaredHandlers(): { handler: string; usedBy: string }[] {
     ...Object.entries(agentSocket.routes).map(([route, handler]) => ({ handler, usedBy: `${agentSocket.name} ${route}` })),
     ...httpApi.routes.map(({ route, handler }) => ({ handler, usedBy: `${httpApi.name} ${route}` })),
     ...Object.entries(schedules).map(([name, { handler }]) => ({ handler, usedBy: `schedule ${name}` })),
+    ...Object.entries<QueueSpec>(queues).flatMap(([name, { consumer }]) => (consumer ? [{ handler: consumer.handler, usedBy: `queue ${name}` }] : [])),
   ];
   return [...new Map(all.map((h) => [h.handler, h])).values()];
 }
@@ -73,6 +89,7 @@ function fakeResourceEnv(linkedSecrets: readonly string[] = secrets): Record<str
   };
   for (const name of Object.keys(tables)) env[`SST_RESOURCE_${name}`] = JSON.stringify({ name: `nimbus-ci-${name}` });
   for (const name of linkedSecrets) env[`SST_RESOURCE_${name}`] = JSON.stringify({ value: "offline-test-secret" });
+  for (const name of Object.keys(queues)) env[`SST_RESOURCE_${name}`] = JSON.stringify({ url: `https://sqs.example.invalid/${name}` });
   return env;
 }
 
@@ -239,3 +256,101 @@ test(
     assert.equal(check.code, 0, `sst.config.ts does not type-check:\n${output(check)}`);
   },
 );
+
+/** SST's duration strings as sst.config.ts writes them ("30 seconds"). */
+function seconds(duration: string | undefined): number {
+  const match = /^(\d+) seconds?$/.exec(duration ?? "");
+  assert.ok(match, `expected a duration in seconds, got ${String(duration)}`);
+  return Number(match[1]);
+}
+
+function declaredQueue(declared: Declaration, name: string) {
+  const found = declared.resources.filter((r) => r.kind === "aws.Queue" && r.name === name);
+  assert.equal(found.length, 1, `sst.config.ts declares ${found.length} queues named ${name}`);
+  return found[0]!;
+}
+
+test("sst.config.ts declares each queue of resource-specs.ts; a queue with a consumer is subscribed with partial batch responses", async () => {
+  const declared = await declaredInAws(root);
+  assert.deepEqual(
+    declared.resources.filter((r) => r.kind === "aws.Queue").map((r) => r.name).sort(),
+    Object.keys(queues).sort(),
+    "the queues sst.config.ts declares are exactly those of resource-specs.ts",
+  );
+  // The disconnect check waits out the grace as a per-message DelaySeconds, which SQS allows
+  // only on a standard queue (a FIFO queue refuses the send).
+  assert.equal(queues.DisconnectChecks.fifo, false, "DisconnectChecks must be a standard queue: its messages carry their own delay");
+
+  for (const [name, spec] of Object.entries<QueueSpec>(queues)) {
+    const queue = declaredQueue(declared, name);
+    assert.equal(queue.args?.fifo, spec.fifo, `${name}: fifo`);
+    assert.equal(seconds(queue.args?.visibilityTimeout as string), spec.visibilityTimeoutSeconds, `${name}: visibility timeout`);
+    // A queue-wide delay would hold every message, whatever delay the sender chose.
+    assert.ok(queue.args?.delay === undefined || seconds(queue.args.delay as string) === 0, `${name}: no queue-wide delay`);
+
+    const subscriptions = declared.subscriptions.filter((s) => s.queue === queue);
+    if (!spec.consumer) {
+      assert.equal(subscriptions.length, 0, `${name} has no consumer in resource-specs.ts, but sst.config.ts subscribes one`);
+      continue;
+    }
+    assert.equal(subscriptions.length, 1, `${name}: one subscriber (SQS event source) for its consumer`);
+    const [{ function: fn, args }] = subscriptions as [(typeof subscriptions)[number]];
+    assert.equal(fn.handler, spec.consumer.handler, `${name}: the consumer's handler`);
+    const batch = resolved(args?.batch) as NonNullable<NonNullable<typeof args>["batch"]> | undefined;
+    assert.equal(batch?.size, spec.consumer.batchSize, `${name}: batch size`);
+    // Without it, one failed check would bring back the whole batch (handled again) or none.
+    assert.equal(batch?.partialResponses, true, `${name}: the consumer answers batchItemFailures, so partial responses must be on`);
+    // A batching window would add up to its length to every check's delay.
+    assert.ok(batch?.window === undefined || seconds(batch.window) === 0, `${name}: no batching window`);
+    // Lambda refuses an SQS event source whose queue hides messages for less than the function may run.
+    assert.ok(seconds(fn.timeout) < spec.visibilityTimeoutSeconds, `${name}: consumer timeout ${fn.timeout} must be under the visibility timeout`);
+    assert.ok(fn.link.includes(declared.instanceOf(queue)), `${name}: the consumer is linked to its queue`);
+  }
+});
+
+test("every function sst.config.ts declares is linked to every table and queue and only its own secrets, and keeps a subscriber's own SQS grant", async () => {
+  const declared = await declaredInAws(root);
+  assert.deepEqual(
+    declared.functions.map((f) => f.handler).sort(),
+    declaredHandlers().map((h) => h.handler).sort(),
+    "sst.config.ts declares one function per handler resource-specs.ts names",
+  );
+  // Any handler may find a connection gone and schedule its disconnect check, or queue work;
+  // the built-in cache's handlers presign its bucket.
+  const shared = declared.resources.filter((r) => r.kind === "aws.Dynamo" || r.kind === "aws.Queue" || r.kind === "aws.Bucket");
+  for (const fn of declared.functions) {
+    for (const resource of shared) {
+      assert.ok(fn.link.includes(declared.instanceOf(resource)), `${fn.usedBy} (${fn.handler}) is not linked to ${resource.kind} ${resource.name}`);
+    }
+    const linkedSecrets = declared.resources.filter((r) => r.kind === "Secret" && fn.link.includes(declared.instanceOf(r))).map((r) => r.name);
+    assert.deepEqual(linkedSecrets.sort(), handlerSecrets(fn.handler).sort(), `${fn.usedBy} (${fn.handler}): linked secrets`);
+  }
+
+  // SST gives a queue's subscriber its receive/delete grant through `permissions`; the global
+  // function transform adds the build queues' grant to it rather than replacing it.
+  const subscriberGrant = { actions: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], resources: ["arn:aws:sqs:us-east-1:1:nimbus-ci-DisconnectChecks"] };
+  const permissions = declared.transformFunction({ handler: "x.handler", permissions: [subscriberGrant] }).permissions as { resources: string[] }[];
+  assert.ok(permissions.includes(subscriberGrant), "the $transform for sst.aws.Function drops the permissions a function already has");
+  assert.ok(
+    permissions.some((p) => p.resources.includes(`arn:aws:sqs:*:*:${buildQueuePrefix("nimbus", "ci")}*`)),
+    "the $transform for sst.aws.Function must grant the build queues",
+  );
+});
+
+test("the timing knobs set in the shell that deploys reach every function", async (t) => {
+  // Every knob platform/timing.ts reads can be set for a deployed stack (docs/reliability.md).
+  for (const name of Object.values(TIMING_ENV)) {
+    assert.ok((deployEnvironmentNames as readonly string[]).includes(name), `${name} is not passed by sst.config.ts (deployEnvironmentNames)`);
+  }
+  const saved = process.env.NIMBUS_DISCONNECT_GRACE_MS;
+  t.after(() => {
+    if (saved === undefined) delete process.env.NIMBUS_DISCONNECT_GRACE_MS;
+    else process.env.NIMBUS_DISCONNECT_GRACE_MS = saved;
+  });
+  process.env.NIMBUS_DISCONNECT_GRACE_MS = "25000";
+  const declared = await declaredInAws(root);
+  const environment = declared.transformFunction({ handler: "x.handler", environment: { OWN: "1" } }).environment as Record<string, string>;
+  assert.equal(environment.NIMBUS_DISCONNECT_GRACE_MS, "25000");
+  assert.equal(environment.OWN, "1", "a function's own environment is kept");
+  assert.ok(!("NIMBUS_SESSION_GRACE_MS" in environment) || process.env.NIMBUS_SESSION_GRACE_MS !== undefined, "a knob not set is not passed");
+});

@@ -2,7 +2,7 @@
  * Two machines, not one: agents A and B each run in their own mount namespace with its own
  * /nix (test/support/separate-store.ts), so neither sees what the other built. They share a
  * signed binary cache — a file:// directory, then a plain HTTP cache served by this test — and
- * nothing else. A chain across them: `a` needs a feature only A has, `b` depends on `a` and
+ * nothing else (the built-in cache is turned off here: test/builtin-cache.test.ts has it). A chain across them: `a` needs a feature only A has, `b` depends on `a` and
  * needs a feature only B has. A evaluates (B starts only after), so B has neither the .drv
  * files nor `a`'s output until it fetches them from the cache.
  */
@@ -63,7 +63,7 @@ async function machine(name: string, features: string[], storeURI: string): Prom
   const agent = await startAgentProcess(
     stack.url,
     token,
-    [`systemFeatures = ${JSON.stringify(features)}`, `binaryCachesPath = "binary-caches.json"`, "[labels]", `name = "${name}"`].join("\n"),
+    [`systemFeatures = ${JSON.stringify(features)}`, `binaryCachesPath = "binary-caches.json"`, "builtinCache = false", "[labels]", `name = "${name}"`].join("\n"),
     {},
     {
       files: { "binary-caches.json": binaryCaches(storeURI) },

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -75,4 +76,48 @@ export async function startAgentProcess(
   child.stderr!.on("data", (d) => (output += d));
   const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
   return { child, output: () => output, exited, dir };
+}
+
+/** The processes below `pid` (children, their children…), read from /proc. */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Field 4 of /proc/<pid>/stat is the parent; the command name (field 2) may hold spaces, so split after its ")".
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: number[] = [];
+  const walk = (p: number) => {
+    for (const child of children.get(p) ?? []) {
+      found.push(child);
+      walk(child);
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+/**
+ * The agent's machine dies: the agent and every process it started (Nix and its builders run
+ * in process groups of their own, and would outlive a SIGKILL of the agent alone) are killed
+ * at once. The agent is stopped first, so it starts nothing while its processes are listed.
+ */
+export async function killMachine(agent: AgentProcess): Promise<void> {
+  const pid = agent.child.pid!;
+  process.kill(pid, "SIGSTOP");
+  for (const child of descendants(pid)) {
+    try {
+      process.kill(child, "SIGKILL");
+    } catch {
+      // ended meanwhile
+    }
+  }
+  agent.child.kill("SIGKILL");
+  await agent.exited;
 }

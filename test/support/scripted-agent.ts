@@ -68,6 +68,8 @@ export class ScriptedAgent {
       batchDelayMs?: number;
       /** Events per evaluation batch (default 3). */
       batchSize?: number;
+      /** Also closes a batch before it would pass this many bytes of JSON (as the real agent keeps frames small). */
+      batchBytes?: number;
       /** Heartbeat period while connected (none by default). */
       heartbeatMs?: number;
       /** Sends a batch or result again when unacknowledged this long while connected (never by default). */
@@ -195,7 +197,6 @@ export class ScriptedAgent {
     this.active.add(task.taskId);
     this.track(1);
     const events = this.script.evaluate?.(task) ?? [];
-    const size = this.script.batchSize ?? 3;
     const generation = this.generation;
     // Killed, cancelled or refused: this evaluation is over here.
     const abandoned = () => generation !== this.generation || !this.active.has(task.taskId);
@@ -204,9 +205,10 @@ export class ScriptedAgent {
     const waitForAcks = async (most: number) => {
       while (unacked() > most && !abandoned()) await new Promise((r) => setTimeout(r, 5));
     };
-    for (let i = 0; i < events.length && !abandoned(); i += size) {
+    for (const slice of this.batchesOf(events)) {
+      if (abandoned()) break;
       await waitForAcks(3);
-      const batch = { type: "evaluation-events", taskId: task.taskId, seq: batches++, events: events.slice(i, i + size) };
+      const batch = { type: "evaluation-events", taskId: task.taskId, seq: batches++, events: slice };
       this.pendingBatches.set(`${task.taskId}#${batch.seq}`, batch);
       this.send(batch);
       if (this.script.batchDelayMs) await new Promise((r) => setTimeout(r, this.script.batchDelayMs));
@@ -216,6 +218,27 @@ export class ScriptedAgent {
     await new Promise((r) => setTimeout(r, 20));
     this.track(-1);
     this.finish(task.taskId, { type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded" });
+  }
+
+  /** The script's events in batches: at most `batchSize` events, and at most `batchBytes` of JSON when set. */
+  private batchesOf(events: EvaluationEvent[]): EvaluationEvent[][] {
+    const size = this.script.batchSize ?? 3;
+    const bytes = this.script.batchBytes ?? Infinity;
+    const batches: EvaluationEvent[][] = [];
+    let current: EvaluationEvent[] = [];
+    let currentBytes = 0;
+    for (const event of events) {
+      const eventBytes = JSON.stringify(event).length + 1;
+      if (current.length > 0 && (current.length >= size || currentBytes + eventBytes > bytes)) {
+        batches.push(current);
+        current = [];
+        currentBytes = 0;
+      }
+      current.push(event);
+      currentBytes += eventBytes;
+    }
+    if (current.length > 0) batches.push(current);
+    return batches;
   }
 
   private async build(task: BuildTask) {

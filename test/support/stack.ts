@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CreateTokenResponse } from "@nimbus/protocol";
 import { startLocalStack, type LocalStack } from "@nimbus/local";
 import { localResourceName, type TableName } from "@nimbus/service";
@@ -16,8 +16,12 @@ export interface TestStack extends LocalStack {
   scan(table: TableName): Promise<Record<string, unknown>[]>;
   /** One item as stored (string sets stay Sets), read consistently. */
   getItem(table: TableName, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
-  /** Writes whole items, as a test's way to set up state the flows would take long to make. */
+  /** Writes whole items, one at a time, as a test's way to set up state the flows would take long to make. */
   put(table: TableName, items: Record<string, unknown>[]): Promise<void>;
+  /** Writes items as they are (batches of 25), as a test's way to stand for earlier history. */
+  putItems(table: TableName, items: Record<string, unknown>[]): Promise<void>;
+  /** Deletes one item, as a test's way to stand for a write whose follow-up never happened. */
+  deleteItem(table: TableName, key: Record<string, string>): Promise<void>;
   /** Overwrites attributes of one item, as a test's way to age or damage state. */
   setAttributes(table: TableName, key: Record<string, string>, values: Record<string, unknown>): Promise<void>;
   cleanup(): Promise<void>;
@@ -74,6 +78,18 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     },
     async put(table, items) {
       for (const item of items) await documents.send(new PutCommand({ TableName: localResourceName("nimbus", "local", table), Item: item }));
+    },
+    async putItems(table, items) {
+      const TableName = localResourceName("nimbus", "local", table);
+      for (let i = 0; i < items.length; i += 25) {
+        let request: Record<string, any> | undefined = { [TableName]: items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } })) };
+        while (request && Object.keys(request).length > 0) {
+          request = (await documents.send(new BatchWriteCommand({ RequestItems: request }))).UnprocessedItems;
+        }
+      }
+    },
+    async deleteItem(table, key) {
+      await documents.send(new DeleteCommand({ TableName: localResourceName("nimbus", "local", table), Key: key }));
     },
     async setAttributes(table, key, values) {
       const names = Object.keys(values);

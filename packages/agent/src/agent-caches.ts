@@ -14,6 +14,7 @@ import {
   type CacheServices,
   checkStoreUri,
   filePresence,
+  formatNetrc,
   httpPresence,
   loadBinaryCaches,
   type NetrcEntry,
@@ -27,7 +28,8 @@ import {
   substituterUrl,
   writePrivateNetrc,
 } from "@nimbus/cache";
-import { type CacheInfo, normalizeSubstituter } from "@nimbus/protocol";
+import { BUILTIN_CACHE_NAME, type CacheInfo, normalizeSubstituter } from "@nimbus/protocol";
+import { type BuiltinCacheSetup, builtinCacheClient, builtinCacheInfo, builtinCacheUrl, builtinNetrcEntry } from "./builtin-cache.ts";
 import { AgentConfigError } from "./errors.ts";
 
 export interface AgentCaches {
@@ -47,6 +49,8 @@ export interface AgentCaches {
   credentialArgs: string[];
   /** Worth a log line (an unknown cache kind, a substituter that cannot be asked in bulk). */
   warnings: string[];
+  /** The built-in cache's URL, when the agent uses it (its key comes with each welcome). */
+  builtinUrl: string | undefined;
 }
 
 export interface LoadCachesOptions {
@@ -60,6 +64,8 @@ export interface LoadCachesOptions {
   /** The machine's netrc file (Nix's `netrc-file`), whose entries are kept. */
   machineNetrcFile?: string;
   services?: CacheServices;
+  /** Nimbus's built-in cache, unless `builtinCache = false`. */
+  builtin?: BuiltinCacheSetup;
 }
 
 /** Cachix's hosts, overridden only by tests and self-hosted stand-ins (docs/agent.md). */
@@ -82,18 +88,27 @@ export async function loadAgentCaches(options: LoadCachesOptions): Promise<Agent
       throw err;
     }
   }
+  if (options.builtin !== undefined && configs.some((c) => c.name === BUILTIN_CACHE_NAME)) {
+    throw new AgentConfigError(
+      `${options.path}: cache "${BUILTIN_CACHE_NAME}": this name is the built-in cache's — rename the cache, or set builtinCache = false in agent.toml`,
+    );
+  }
   const services = options.services ?? {};
   const machineNetrcText = await readMachineNetrc(options.machineNetrcFile);
   const machineNetrc = parseNetrc(machineNetrcText);
 
   const credentialArgs: string[] = [];
-  if (netrcEntriesFor(configs, services).length > 0) {
-    // Nix reads one netrc: the machine's entries first, then the caches' tokens.
-    const file = await writePrivateNetrc(options.privateDir, netrcFor(configs, services, machineNetrcText));
+  const builtinEntries = options.builtin === undefined ? [] : [builtinNetrcEntry(options.builtin)];
+  if (netrcEntriesFor(configs, services).length > 0 || builtinEntries.length > 0) {
+    // Nix reads one netrc: the machine's entries first, then the caches' tokens, then the built-in cache's read key.
+    const text = netrcFor(configs, services, machineNetrcText);
+    const file = await writePrivateNetrc(options.privateDir, `${text.trimEnd()}${text.trim() === "" ? "" : "\n"}${formatNetrc(builtinEntries)}`);
     credentialArgs.push("--option", "netrc-file", file);
   }
   const clients = openCaches(configs, { services, netrc: machineNetrc, nixArgs: credentialArgs, privateDir: options.privateDir });
-  const urls = configs.map((c) => substituterUrl(c, services));
+  if (options.builtin !== undefined) clients.push(builtinCacheClient(options.builtin));
+  const builtinUrl = options.builtin === undefined ? undefined : builtinCacheUrl(options.builtin.apiBaseUrl);
+  const urls = [...configs.map((c) => substituterUrl(c, services)), ...(builtinUrl === undefined ? [] : [builtinUrl])];
   const own = new Set(urls.map(normalizeSubstituter));
   const machine: CachePresence[] = [];
   for (const url of options.machineSubstituters.map(normalizeSubstituter)) {
@@ -103,8 +118,8 @@ export async function loadAgentCaches(options: LoadCachesOptions): Promise<Agent
     else warnings.push(`substituter ${url} cannot be asked in bulk what it holds (only file://, http:// and https:// can): evaluations count it as holding nothing`);
   }
   const optionArgs = substituterSettings(configs, { services }).flatMap(([name, value]) => ["--option", name, value]);
-  const info = publicView({ caches: configs, warnings: [] }) as CacheInfo[];
-  return { configs, clients, machine, info, urls, optionArgs, credentialArgs, warnings };
+  const info = [...(publicView({ caches: configs, warnings: [] }) as CacheInfo[]), ...(options.builtin === undefined ? [] : [builtinCacheInfo])];
+  return { configs, clients, machine, info, urls, optionArgs, credentialArgs, warnings, builtinUrl };
 }
 
 function machinePresence(url: string, netrc: readonly NetrcEntry[]): CachePresence | undefined {
@@ -121,3 +136,9 @@ async function readMachineNetrc(file: string | undefined): Promise<string> {
   return readFile(file, "utf8").catch(() => "");
 }
 
+
+/** `--option`s that make Nix read the built-in cache, trusting the key the service gave in its welcome. */
+export function builtinCacheArgs(caches: Pick<AgentCaches, "builtinUrl">, publicKey: string | undefined): string[] {
+  if (caches.builtinUrl === undefined || publicKey === undefined) return [];
+  return ["--option", "extra-substituters", caches.builtinUrl, "--option", "extra-trusted-public-keys", publicKey];
+}

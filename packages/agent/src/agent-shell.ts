@@ -4,7 +4,7 @@
  * effects the machine returns, with the real socket, timers and task runner.
  */
 import type { EventEmitter } from "node:events";
-import { type Hello, NIMBUS_VERSION, PROTOCOL_VERSION } from "@nimbus/protocol";
+import { type CacheUploadResult, type CacheUploadUrls, type Hello, NIMBUS_VERSION, PROTOCOL_VERSION, type Welcome } from "@nimbus/protocol";
 import type { AgentEventMap, AgentExit, AgentNotice } from "./agent-events.ts";
 import { type AgentEffect, type AgentEvent, type AgentInput, type AgentState, initialAgentState, type MachineSettings, step, type TimerName } from "./agent-machine.ts";
 import type { Backoff } from "./backoff.ts";
@@ -37,6 +37,8 @@ export interface AgentShellParts {
   fetch: typeof fetch | undefined;
   /** How long to wait for killed tasks to end. */
   taskStopTimeoutMs: number;
+  /** Requests to the built-in cache: told of each welcome (to send again what was not answered) and given the answers. */
+  cache?: { welcomed(welcome: Welcome): void; reply(message: CacheUploadUrls | CacheUploadResult): void };
 }
 
 export class AgentShell {
@@ -229,7 +231,10 @@ export class AgentShell {
   private connect(url: string): void {
     const { runner, outbox, log, clock } = this.parts;
     const hooks: ConnectionHooks = {
-      welcome: (welcome) => this.dispatch({ type: "welcomed", welcome }),
+      welcome: (welcome) => {
+        this.dispatch({ type: "welcomed", welcome });
+        this.parts.cache?.welcomed(welcome);
+      },
       heartbeat: (heartbeat) => {
         log("debug", "heartbeat sent");
         this.parts.events.emit("heartbeat", heartbeat);
@@ -252,6 +257,7 @@ export class AgentShell {
         return true;
       },
       task: (message) => runner.handle(message),
+      cacheReply: (message) => this.parts.cache?.reply(message),
       cancel: (message) => {
         const known = runner.cancel(message.taskId, `cancelled by the service: ${message.reason}`);
         if (known) log("info", `task ${message.taskId} cancelled by the service: ${message.reason}`);

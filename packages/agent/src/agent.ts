@@ -11,7 +11,8 @@ import { chmod, mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { type AgentInfo, NIMBUS_VERSION } from "@nimbus/protocol";
-import { type AgentCaches, cacheServicesFromEnv, loadAgentCaches } from "./agent-caches.ts";
+import { type AgentCaches, builtinCacheArgs, cacheServicesFromEnv, loadAgentCaches } from "./agent-caches.ts";
+import { BuiltinCacheChannel } from "./builtin-cache.ts";
 import type { AgentEventMap, AgentExit } from "./agent-events.ts";
 import { buildAgentInfo } from "./agent-info.ts";
 import { AgentShell } from "./agent-shell.ts";
@@ -112,6 +113,19 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   await mkdir(privateDirectory, { recursive: true, mode: 0o700 });
   await chmod(privateDirectory, 0o700);
   const storeId = await storeIdOf(hostname);
+  const outbox = new Outbox(undefined, (lines, tasks) =>
+    log("warn", `dropped ${lines} build log lines of ${tasks} task${tasks === 1 ? "" : "s"} while disconnected: the outbox holds at most ${OUTBOX_LIMIT_BYTES / (1024 * 1024)} MiB`),
+  );
+  const cacheChannel = new BuiltinCacheChannel(outbox);
+  const builtin = config.builtinCache
+    ? {
+        apiBaseUrl: config.apiBaseUrl,
+        sessionId: session.credential.id,
+        sessionSecret: session.credential.secret,
+        channel: cacheChannel,
+        tempDir: path.join(config.workDirectory, "uploads"),
+      }
+    : undefined;
   const loadCaches = () =>
     loadAgentCaches({
       path: config.binaryCachesPath,
@@ -120,16 +134,14 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       machineSubstituters: nix.substituters,
       ...(nix.netrcFile === undefined ? {} : { machineNetrcFile: nix.netrcFile }),
       services: cacheServicesFromEnv(),
+      ...(builtin === undefined ? {} : { builtin }),
     });
   let caches: AgentCaches = await loadCaches();
   let info = buildAgentInfo(config, nix, hostname, { caches, storeId });
   const evaluation = await prepareEvaluation(config, nix, log);
   const events = new EventEmitter<AgentEventMap>();
-  const outbox = new Outbox(undefined, (lines, tasks) =>
-    log("warn", `dropped ${lines} build log lines of ${tasks} task${tasks === 1 ? "" : "s"} while disconnected: the outbox holds at most ${OUTBOX_LIMIT_BYTES / (1024 * 1024)} MiB`),
-  );
   const nixEnvironment = (): NixEnvironment => ({
-    optionArgs: [...nixOptionArgs(nixSettings), ...caches.optionArgs],
+    optionArgs: [...nixOptionArgs(nixSettings), ...caches.optionArgs, ...builtinCacheArgs(caches, cacheChannel.publicKey)],
     credentialArgs: caches.credentialArgs,
     systems: info.systems,
     buildFeatures: [...new Set([...info.systemFeatures, ...info.mandatoryFeatures])],
@@ -174,6 +186,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     events,
     fetch: options.fetch,
     taskStopTimeoutMs: options.taskStopTimeoutMs ?? 5_000,
+    cache: cacheChannel,
   });
 
   log(

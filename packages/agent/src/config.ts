@@ -30,6 +30,8 @@ export interface AgentConfig {
   nixSettings: Record<string, string>;
   /** Whether Nix keeps the machine's own substituters (nix.conf) besides the configured caches. */
   machineSubstituters: boolean;
+  /** Whether Nix substitutes from and the agent pushes to Nimbus's built-in cache (docs/cache.md). */
+  builtinCache: boolean;
   remotePlatformsWithSameFeatures: string[];
   logLevel: LogLevel;
   /** Replaces what Nix reports when set. */
@@ -139,6 +141,7 @@ const AgentToml = z.strictObject({
       }
     }),
   machineSubstituters: z.boolean().default(true),
+  builtinCache: z.boolean().default(true),
   remotePlatformsWithSameFeatures: z.array(SystemName).default([]),
   logLevel: z.enum([...LOG_LEVELS, ...Object.keys(HERCULES_LOG_LEVELS)]).default("info"),
   systems: z.array(SystemName).min(1).optional(),
@@ -176,6 +179,7 @@ const EXPECTED: Record<AgentTomlKey, { whole: string; entry?: string }> = {
     entry: 'a Nix setting name (letters, digits, -) with a string value as nix.conf has it, e.g. "true" or "a b"',
   },
   machineSubstituters: { whole: "true (use nix.conf's substituters besides the configured caches) or false (only the configured caches)" },
+  builtinCache: { whole: "true (read from and push to Nimbus's built-in cache) or false (not at all)" },
   remotePlatformsWithSameFeatures: { whole: "an array of Nix systems", entry: 'a Nix system such as "aarch64-linux"' },
   logLevel: { whole: `one of ${LOG_LEVELS.map((l) => `"${l}"`).join(", ")} (or a Hercules level such as "InfoS")` },
   systems: { whole: "a non-empty array of Nix systems", entry: 'a Nix system such as "x86_64-linux"' },
@@ -236,6 +240,7 @@ export function parseAgentConfig(text: string, configDir: string, source = "agen
     secretsJsonPath: toml.secretsJsonPath === undefined ? undefined : fromBase(toml.secretsJsonPath),
     nixSettings: toml.nixSettings,
     machineSubstituters: toml.machineSubstituters,
+    builtinCache: toml.builtinCache,
     remotePlatformsWithSameFeatures: toml.remotePlatformsWithSameFeatures,
     logLevel: HERCULES_LOG_LEVELS[toml.logLevel] ?? (toml.logLevel as LogLevel),
     systems: toml.systems,

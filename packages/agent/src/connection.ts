@@ -7,6 +7,8 @@
 import WebSocket from "ws";
 import {
   type AgentMessage,
+  type CacheUploadResult,
+  type CacheUploadUrls,
   type CancelTask,
   type ErrorMessage,
   type Heartbeat,
@@ -34,6 +36,8 @@ export interface ConnectionHooks {
   /** A task, or an ack of one of a task's batches or of its result message. */
   task(message: TaskMessage | StreamAck | ResultAck): void;
   cancel(message: CancelTask): void;
+  /** The answer to an upload request to the built-in cache. */
+  cacheReply(message: CacheUploadUrls | CacheUploadResult): void;
 }
 
 export interface ConnectionOptions {
@@ -165,6 +169,10 @@ export class Connection {
         break;
       case "cancel":
         this.options.hooks.cancel(message);
+        break;
+      case "cache-upload-urls":
+      case "cache-upload-result":
+        this.options.hooks.cacheReply(message);
         break;
       default:
         // A task of any kind, or an ack of one (the runner knows the kinds).

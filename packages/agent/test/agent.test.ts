@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import os from "node:os";
 import path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
+import { sessionCacheKeyFromSecret } from "@nimbus/cache";
 import { AgentInfo, Heartbeat, NIMBUS_VERSION, PROTOCOL_VERSION } from "@nimbus/protocol";
 import {
   AgentConfigError,
@@ -71,6 +72,8 @@ async function setup(
       extraToml.includes("shutdownTimeoutSeconds") ? "" : `shutdownTimeoutSeconds = 0.5`,
       // Offline: only the configured caches, unless a test is about the machine's substituters.
       extraToml.includes("machineSubstituters") ? "" : `machineSubstituters = false`,
+      // The fake service serves no built-in cache, unless a test is about it.
+      extraToml.includes("builtinCache") ? "" : `builtinCache = false`,
       extraToml,
     ].join("\n"),
   );
@@ -110,6 +113,35 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
 }
 
 describe("hello", () => {
+  it("with the built-in cache (the default) names it, reads it at {apiBaseUrl}/cache, and keeps only the session's read key in the private netrc", async () => {
+    const { service, agent } = await setup({}, "builtinCache = true", { nix: undefined });
+    await service.until(() => agent.connected(), "the agent to be welcomed");
+    const hello = service.hellos[0]!;
+    assert.deepEqual(hello.agent.caches, [{ name: "nimbus", kind: "NimbusCache", publicKeys: [], push: true, pull: true }]);
+    assert.deepEqual(hello.agent.substituters, [`${service.apiBaseUrl}/cache`]);
+    assert.deepEqual(hello.agent.pushCaches, ["nimbus"]);
+    const secret = (JSON.parse(await readFile(agent.sessionPath, "utf8")) as { secret: string }).secret;
+    const netrc = await readFile(path.join(agent.privateDirectory, "netrc"), "utf8");
+    assert.equal(netrc, `machine 127.0.0.1 login ${agent.sessionId} password ${sessionCacheKeyFromSecret(secret)}\n`);
+    assert.ok(!netrc.includes(secret), "the session secret itself never goes in the netrc");
+    assert.equal((await stat(path.join(agent.privateDirectory, "netrc"))).mode & 0o777, 0o600);
+  });
+
+  it("refuses a binary-caches.json cache named like the built-in one, unless builtinCache = false", async () => {
+    const configDir = await mkdtemp(path.join(dir, "reserved-"));
+    const caches = JSON.stringify({ nimbus: { kind: "NixCache", storeURI: "file:///tmp/x", publicKeys: ["k-1:LbQJGV7WTPsyg5uoWndRPGFS0wpckGTGhO1rvTGsfQw="] } });
+    await writeFile(path.join(configDir, "binary-caches.json"), caches, { mode: 0o600 });
+    await writeFile(path.join(configDir, "token.key"), `${GOOD_TOKEN}\n`);
+    const toml = (extra: string) => `apiBaseUrl = "http://127.0.0.1:9"\nclusterJoinTokenPath = "token.key"\nmachineSubstituters = false\nshutdownTimeoutSeconds = 0.5\nbinaryCachesPath = "binary-caches.json"\n${extra}`;
+    await writeFile(path.join(configDir, "agent.toml"), toml(""));
+    await assert.rejects(startAgent(await loadAgentConfig(path.join(configDir, "agent.toml")), { nix, log: () => {} }), /cache "nimbus": this name is the built-in cache's/);
+    await writeFile(path.join(configDir, "agent.toml"), toml("builtinCache = false"));
+    const agent = await startAgent(await loadAgentConfig(path.join(configDir, "agent.toml")), { nix, log: () => {}, backoff: { initialMs: 20, maxMs: 100 } });
+    assert.deepEqual(agent.info.caches?.map((c) => c.name), ["nimbus"]);
+    assert.equal(agent.info.caches?.[0]?.kind, "NixCache");
+    await agent.stop();
+  });
+
   it("reports what the real Nix says, with the bearer token, and gets welcomed", async () => {
     const { service, agent } = await setup({}, `concurrentTasks = 3\nmandatoryFeatures = ["gpu"]\n[labels]\nteam = "infra"\nrack = 4`, {
       nix: undefined,

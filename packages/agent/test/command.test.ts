@@ -53,7 +53,7 @@ describe("runAgentCommand", () => {
     await mkdir(configDir, { recursive: true });
     if (token !== undefined) await writeFile(path.join(configDir, "token.key"), `${token}\n`);
     const configPath = path.join(configDir, "agent.toml");
-    await writeFile(configPath, `apiBaseUrl = "${service.apiBaseUrl}"\nclusterJoinTokenPath = "token.key"\nmachineSubstituters = false\n${extraToml}\n`);
+    await writeFile(configPath, `apiBaseUrl = "${service.apiBaseUrl}"\nclusterJoinTokenPath = "token.key"\nmachineSubstituters = false\nbuiltinCache = false\n${extraToml}\n`);
     return configPath;
   }
 

@@ -88,6 +88,8 @@ export async function startTaskAgent(
       `workDirectory = "work"`,
       // Offline: Nix reads only the configured caches.
       extraToml.includes("machineSubstituters") ? "" : "machineSubstituters = false",
+      // The fake service serves no built-in cache (test/builtin-cache.test.ts has the real one).
+      extraToml.includes("builtinCache") ? "" : "builtinCache = false",
       ...(extraToml.includes("allowLocalRepositories") ? [] : ["allowLocalRepositories = true"]),
       extraToml,
     ].join("\n"),

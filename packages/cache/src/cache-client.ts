@@ -37,7 +37,8 @@ export interface CacheClientOptions extends NixRunOptions {
 }
 
 export interface BinaryCacheClient extends CachePresence {
-  readonly kind: CacheKind;
+  /** `NimbusCache`: the built-in cache, which is not configured in binary-caches.json. */
+  readonly kind: CacheKind | "NimbusCache";
   /** Whether this agent pushes to it. */
   readonly push: boolean;
   /** The URL Nix substitutes from. */

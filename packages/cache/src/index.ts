@@ -54,6 +54,7 @@ export { formatNetrc, type NetrcEntry, netrcCredentials, parseNetrc, writePrivat
 export { substituterArgs, type SubstituterOptions, substituterSettings } from "./substituters.ts";
 export { dumpNar, type LocalPathInfo, localPathInfos, type NarStream, storeClosure } from "./local-store.ts";
 export { NixCommandError } from "./nix-process.ts";
+export { basicAuthorization } from "./cache-http.ts";
 export {
   type BinaryCacheClient,
   type CacheClientOptions,
@@ -66,3 +67,5 @@ export {
   pushToCaches,
 } from "./cache-client.ts";
 export { withPrivateFile } from "./private-file.ts";
+export { narFileKey, parseNarFileKey, sessionCacheKey, sessionCacheKeyFromSecret } from "./builtin-cache-names.ts";
+export { type BuiltinUploadChannel, type BuiltinUploadOptions, rounds, uploadToBuiltinCache } from "./nimbus-cache-push.ts";

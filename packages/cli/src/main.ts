@@ -9,6 +9,7 @@ import { registerJobCommand } from "./commands/job.ts";
 import { registerJobsCommand } from "./commands/jobs.ts";
 import { registerLogsCommand } from "./commands/logs.ts";
 import { registerTokenCommands } from "./commands/token.ts";
+import { registerCacheCommands } from "./commands/cache.ts";
 import { registerTriggerCommand } from "./commands/trigger.ts";
 
 const program = new Command("nimbus")
@@ -23,6 +24,7 @@ const program = new Command("nimbus")
 
 registerDevCommand(program);
 registerTokenCommands(program);
+registerCacheCommands(program);
 registerAgentsCommand(program);
 registerAgentCommand(program);
 registerTriggerCommand(program);

@@ -22,31 +22,40 @@ export {
   shouldRestart,
   canMove,
   movesInto,
+  cancelStep,
+  type CancelStep,
 } from "./statuses.ts";
 export { readinessOf, type Readiness } from "./readiness.ts";
 export { jobOutcome, jobCheck, isFinalOutcome, type JobProgress, type JobCheck, type EvaluationState } from "./job-outcome.ts";
 export {
   dependentMoves,
   isReadyToQueue,
+  mayBeReady,
   advanceWaiting,
   registrationStep,
   partRegistration,
   intrinsicConflict,
   type IntrinsicFields,
   type DependentMove,
+  type WaitingState,
   type WaitingStep,
   type RegistrationStep,
 } from "./settle.ts";
+export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
 export {
   reconcileSession,
   reconcileHeartbeat,
   unlistedTaskAction,
+  isAbandonedSlot,
+  isOrphanedLease,
+  disconnectCheck,
   NO_LONGER_HELD,
   RESERVATION_TIMEOUT_MS,
   type Reconciliation,
   type HeldTask,
   type TaskStanding,
+  type SessionPresence,
 } from "./session-reconcile.ts";
 export {
   reachOf,
@@ -57,6 +66,7 @@ export {
   minimalNeeds,
   canTake,
   placeBuild,
+  takersOf,
   waitingReason,
   type Reach,
   type ReachInfo,

@@ -13,15 +13,17 @@ export interface JobProgress {
 /**
  * The job's status from its evaluation and derivations: still running while anything is
  * unsettled; failed if evaluation, an attribute or a derivation failed; else succeeded.
+ * A cancelled derivation holds a running job up too: its own cancel ends a job directly, so
+ * this is another job's cancel that did not see it needed the derivation (docs/reliability.md,
+ * "Cancelling a job"), and the derivation is started again for it.
  */
 export function jobOutcome(progress: JobProgress): JobStatus {
   const { evaluation, counts } = progress;
   if (evaluation === "failed") return "failed";
   if (evaluation !== "succeeded") return "evaluating";
   const has = (s: DerivationStatus) => (counts[s] ?? 0) > 0;
-  if (has("waiting") || has("queued") || has("building")) return "building";
+  if (has("waiting") || has("queued") || has("building") || has("cancelled")) return "building";
   if (progress.attributeErrors > 0 || has("failed") || has("dependency-failed")) return "failed";
-  if (has("cancelled")) return "cancelled";
   return "succeeded";
 }
 

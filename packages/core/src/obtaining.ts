@@ -108,8 +108,15 @@ export const canTake = (candidate: Candidate, build: BuildNeeds): boolean =>
  */
 export function placeBuild(holder: Candidate, build: BuildNeeds, sessions: readonly Candidate[]): "here" | "elsewhere" | "nowhere" {
   if (!holder.draining && canTake(holder, build)) return "here";
-  return sessions.some((s) => s.sessionId !== holder.sessionId && !s.draining && canTake(s, build)) ? "elsewhere" : "nowhere";
+  return takersOf(holder, build, sessions).length > 0 ? "elsewhere" : "nowhere";
 }
+
+/**
+ * The sessions other than `holder`'s, not draining, that can take a build `holder` leaves
+ * (`elsewhere`): the ones to offer it to once it is back in its queue.
+ */
+export const takersOf = (holder: Candidate, build: BuildNeeds, sessions: readonly Candidate[]): string[] =>
+  sessions.filter((s) => s.sessionId !== holder.sessionId && !s.draining && canTake(s, build)).map((s) => s.sessionId);
 
 const hostOf = (storeId: string) => storeId.slice(0, storeId.lastIndexOf("/"));
 

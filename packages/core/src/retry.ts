@@ -23,9 +23,12 @@ export type RetryDecision =
   | { type: "retry-now" }
   | { type: "retry-later"; dueAt: Date };
 
-/** What to do after attempt number `attempt` (0 = the first build) ended for `reason`. */
-export function retryDecision(attempt: number, reason: string, now: Date, policy: RetryPolicy): RetryDecision {
-  const next = attempt + 1;
+/**
+ * What to do when a build ended for `reason` after `retries` earlier retries since the
+ * derivation last started (0: the first build). Restarts (a rerun, a rebuild) are not retries.
+ */
+export function retryDecision(retries: number, reason: string, now: Date, policy: RetryPolicy): RetryDecision {
+  const next = retries + 1;
   if (next >= policy.maxAttempts) return { type: "give-up", reason: `${reason}; gave up after ${next} attempts` };
   const delay = retryDelayMs(next, policy);
   return delay > 0 ? { type: "retry-later", dueAt: new Date(now.getTime() + delay) } : { type: "retry-now" };

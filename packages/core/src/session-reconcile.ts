@@ -61,3 +61,37 @@ export function unlistedTaskAction(standing: TaskStanding, heldForMs: number): "
   if (standing === "gone" || heldForMs >= RESERVATION_TIMEOUT_MS) return "release";
   return "wait";
 }
+
+/**
+ * A task a session records whose target is not leased to it: its slot is given back once the
+ * record is older than `graceMs`. A slot is reserved just before the lease is taken, so only
+ * a handler that died between the two writes (or a target that moved on without releasing,
+ * like a cancelled evaluation) leaves one for longer.
+ */
+export const isAbandonedSlot = (record: { startedAt: string }, leased: boolean, now: Date, graceMs: number): boolean =>
+  !leased && now.getTime() - Date.parse(record.startedAt) > graceMs;
+
+/**
+ * A lease whose session does not hold the task (any more): the session was ended by a handler
+ * that died before handing the task back. Leases are taken only after the slot is reserved
+ * and a result moves the target before the slot is released, so this never happens in passing.
+ */
+export const isOrphanedLease = (lease: { taskId: string }, session: { tasks: Record<string, unknown> } | undefined): boolean =>
+  !session || !Object.hasOwn(session.tasks, lease.taskId);
+
+/** What a session looks like when the check made at its disconnect comes due. */
+export interface SessionPresence {
+  connectionId?: string;
+  lastSeen: string;
+}
+
+/**
+ * A session whose connection closed is checked once the disconnect grace is over: it ends
+ * (its tasks go to other agents) unless its agent came back — it is on a connection again, or
+ * was seen after the disconnect. A session already gone has nothing left to end.
+ */
+export function disconnectCheck(session: SessionPresence | undefined, detachedAt: string): "end" | "keep" | "gone" {
+  if (!session) return "gone";
+  if (session.connectionId !== undefined || Date.parse(session.lastSeen) > Date.parse(detachedAt)) return "keep";
+  return "end";
+}

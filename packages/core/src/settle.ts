@@ -22,9 +22,17 @@ export function dependentMoves(settled: { drvPath: string; status: DerivationSta
   );
 }
 
+/** What readiness needs to know of a derivation item: its status and the parts of its event still to come. */
+export interface WaitingState {
+  status: DerivationStatus;
+  pendingParts?: ReadonlySet<string>;
+}
+
+/** Whether looking for pending inputs is worth a read: it waits, and every part of its event is in. */
+export const mayBeReady = (drv: WaitingState): boolean => drv.status === "waiting" && !drv.pendingParts?.size;
+
 /** A waiting derivation goes on its queue once nothing is pending: no input without outputs, no part still to come. */
-export const isReadyToQueue = (drv: { status: DerivationStatus; pendingInputs?: ReadonlySet<string> }): boolean =>
-  drv.status === "waiting" && !drv.pendingInputs?.size;
+export const isReadyToQueue = (drv: WaitingState, hasPendingInputs: boolean): boolean => mayBeReady(drv) && !hasPendingInputs;
 
 /** What a waiting derivation's inputs say: fail it, or clear the inputs that already have outputs. */
 export type WaitingStep = { type: "fail"; dependency: string } | { type: "clear"; inputs: string[] };

@@ -44,3 +44,15 @@ export const movesInto = (to: DerivationStatus): DerivationStatus[] =>
 /** A job still runs while it evaluates or builds; the other statuses are final. */
 export const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ["evaluating", "building"];
 export const isActiveJob = (status: JobStatus) => ACTIVE_JOB_STATUSES.includes(status);
+
+/** What cancelling a job does to one derivation it needs. */
+export type CancelStep = "leave" | "stop-build" | "cancel";
+
+/**
+ * Cancelling a job (docs/reliability.md, "Cancelling a job"): its unsettled derivations are
+ * cancelled — a running build stopped on its agent — unless another running job needs them.
+ */
+export function cancelStep(status: DerivationStatus | undefined, neededElsewhere: boolean): CancelStep {
+  if (!status || !UNSETTLED.includes(status) || neededElsewhere) return "leave";
+  return status === "building" ? "stop-build" : "cancel";
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DerivationStatus } from "@nimbus/protocol";
-import { buildQueueName, canMove, jobCheck, jobOutcome, movesInto, parseQueueKey, queueKeyOf, readinessOf, type JobCheck } from "../src/index.ts";
+import { buildQueueName, canMove, cancelStep, jobCheck, jobOutcome, movesInto, parseQueueKey, queueKeyOf, readinessOf, type JobCheck } from "../src/index.ts";
 
 describe("status transitions", () => {
   const allowed: Array<[DerivationStatus, DerivationStatus]> = [
@@ -57,6 +57,8 @@ describe("job outcome", () => {
     assert.equal(jobOutcome({ evaluation: "succeeded", attributeErrors: 0, counts: { "dependency-failed": 1 } }), "failed");
     assert.equal(jobOutcome({ evaluation: "succeeded", attributeErrors: 1, counts: { succeeded: 1 } }), "failed");
   });
+  it("waits while a derivation it needs was cancelled by another job (it is started again)", () =>
+    assert.equal(jobOutcome({ evaluation: "succeeded", attributeErrors: 0, counts: { cancelled: 1, succeeded: 2 } }), "building"));
   it("succeeds when everything built or was cached, including an empty job", () => {
     assert.equal(jobOutcome({ evaluation: "succeeded", attributeErrors: 0, counts: { succeeded: 2, cached: 5 } }), "succeeded");
     assert.equal(jobOutcome({ evaluation: "succeeded", attributeErrors: 0, counts: {} }), "succeeded");
@@ -88,4 +90,21 @@ describe("job check: how much reading finishing a job takes", () => {
     ["building: look for unsettled derivations first", { status: "building", evaluation: "succeeded" }, "look-for-unsettled"],
   ];
   for (const [name, job, expected] of cases) it(name, () => assert.equal(jobCheck(job), expected));
+});
+
+describe("cancelStep: what cancelling a job does to one of its derivations", () => {
+  const cases: Array<[DerivationStatus | undefined, boolean, ReturnType<typeof cancelStep>]> = [
+    ["waiting", false, "cancel"],
+    ["queued", false, "cancel"],
+    ["building", false, "stop-build"],
+    ["queued", true, "leave"],
+    ["building", true, "leave"],
+    ["succeeded", false, "leave"],
+    ["failed", false, "leave"],
+    ["cancelled", false, "leave"],
+    [undefined, false, "leave"],
+  ];
+  for (const [status, elsewhere, expected] of cases) {
+    it(`${status ?? "unknown"}${elsewhere ? ", needed by another running job" : ""}: ${expected}`, () => assert.equal(cancelStep(status, elsewhere), expected));
+  }
 });

@@ -7,6 +7,7 @@ import {
   type Candidate,
   minimalNeeds,
   placeBuild,
+  takersOf,
   reachOf,
   reaches,
   unmetNeeds,
@@ -108,6 +109,15 @@ describe("placeBuild: here, elsewhere or nowhere", () => {
     ["nothing needed: anyone who may build it", plain, build([], []), [plain], "here"],
   ];
   for (const [name, holder, drv, sessions, expected] of cases) it(`${name}: ${expected}`, () => assert.equal(placeBuild(holder, drv, sessions), expected));
+
+  it("takersOf names the other sessions that can take what the holder leaves, draining ones and the holder left out", () => {
+    const onlyA = build([], [[`store:${STORE_A}`]]);
+    const a2 = agent("A2", { storeId: STORE_A });
+    const draining = agent("A3", { storeId: STORE_A, draining: true });
+    assert.deepEqual(takersOf(plain, onlyA, [a, plain, a2, draining, bNoCache]), ["A", "A2"]);
+    assert.deepEqual(takersOf(a, onlyA, [a, plain]), [], "the holder itself is not another taker");
+    assert.deepEqual(takersOf(bNoCache, build(["fb"], [[`store:${STORE_A}`]]), [a, bNoCache]), []);
+  });
 });
 
 describe("waitingReason: what the job view says", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { RESERVATION_TIMEOUT_MS, reconcileHeartbeat, reconcileSession, unlistedTaskAction, type HeldTask, type Reconciliation, type TaskStanding } from "../src/session-reconcile.ts";
+import { RESERVATION_TIMEOUT_MS, disconnectCheck, isAbandonedSlot, isOrphanedLease, reconcileHeartbeat, reconcileSession, unlistedTaskAction, type HeldTask, type Reconciliation, type SessionPresence, type TaskStanding } from "../src/session-reconcile.ts";
 
 describe("reconcileSession: a hello's tasksInProgress against what the session holds", () => {
   const cases: Array<[string, string[], string[], Reconciliation]> = [
@@ -39,4 +39,40 @@ describe("unlistedTaskAction: a held task its agent does not list", () => {
     ["pending", RESERVATION_TIMEOUT_MS, "release"],
   ];
   for (const [standing, age, expected] of cases) it(`${standing}, held ${age} ms → ${expected}`, () => assert.equal(unlistedTaskAction(standing, age), expected));
+});
+
+describe("isAbandonedSlot: a reserved slot whose task is not leased to its session", () => {
+  const now = new Date("2026-01-01T00:01:00.000Z");
+  const cases: Array<[string, string, boolean, boolean]> = [
+    ["leased: the task runs", "2026-01-01T00:00:00.000Z", true, false],
+    ["not leased, just reserved: the lease may be on its way", "2026-01-01T00:00:59.000Z", false, false],
+    ["not leased, exactly the grace old: not yet", "2026-01-01T00:00:30.000Z", false, false],
+    ["not leased for longer than the grace: given back", "2026-01-01T00:00:29.999Z", false, true],
+  ];
+  for (const [name, startedAt, leased, expected] of cases) it(name, () => assert.equal(isAbandonedSlot({ startedAt }, leased, now, 30_000), expected));
+});
+
+describe("isOrphanedLease: a lease whose session does not hold the task", () => {
+  const cases: Array<[string, { tasks: Record<string, unknown> } | undefined, boolean]> = [
+    ["the session holds it", { tasks: { t1: {} } }, false],
+    ["the session ended", undefined, true],
+    ["the session no longer holds it", { tasks: { t2: {} } }, true],
+    ["a task id that names an object property is not held", { tasks: {} }, true],
+  ];
+  for (const [name, session, expected] of cases) {
+    it(name, () => assert.equal(isOrphanedLease({ taskId: name.includes("property") ? "constructor" : "t1" }, session), expected));
+  }
+});
+
+describe("disconnectCheck: a session checked when its disconnect grace is over", () => {
+  const detachedAt = "2026-01-01T00:00:10.000Z";
+  const cases: Array<[string, SessionPresence | undefined, ReturnType<typeof disconnectCheck>]> = [
+    ["away since the disconnect: its tasks go to other agents", { lastSeen: "2026-01-01T00:00:05.000Z" }, "end"],
+    ["last seen at the very moment it left: still away", { lastSeen: detachedAt }, "end"],
+    ["back on a new connection", { connectionId: "c2", lastSeen: "2026-01-01T00:00:12.000Z" }, "keep"],
+    ["seen after the disconnect, away again since (a later check decides)", { lastSeen: "2026-01-01T00:00:15.000Z" }, "keep"],
+    ["on a connection (say, an older one still open)", { connectionId: "c1", lastSeen: "2026-01-01T00:00:05.000Z" }, "keep"],
+    ["ended already", undefined, "gone"],
+  ];
+  for (const [name, session, expected] of cases) it(name, () => assert.equal(disconnectCheck(session, detachedAt), expected));
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DerivationStatus } from "@nimbus/protocol";
-import { advanceWaiting, dependentMoves, intrinsicConflict, isReadyToQueue, partRegistration, registrationStep, type RegistrationStep } from "../src/settle.ts";
+import { advanceWaiting, dependentMoves, intrinsicConflict, isReadyToQueue, mayBeReady, partRegistration, registrationStep, type RegistrationStep } from "../src/settle.ts";
 
 describe("dependentMoves: what a settled derivation does to its dependents", () => {
   const cases: Array<[DerivationStatus, string]> = [
@@ -24,17 +24,29 @@ describe("dependentMoves: what a settled derivation does to its dependents", () 
 });
 
 describe("isReadyToQueue", () => {
-  const cases: Array<[string, DerivationStatus, string[] | undefined, boolean]> = [
-    ["waiting, nothing pending", "waiting", undefined, true],
-    ["waiting, an empty pending set", "waiting", [], true],
-    ["waiting for an input", "waiting", ["a"], false],
-    ["waiting for a part", "waiting", ["#part/1"], false],
-    ["already queued", "queued", undefined, false],
-    ["cancelled", "cancelled", undefined, false],
+  const cases: Array<[string, DerivationStatus, string[] | undefined, boolean, boolean]> = [
+    ["waiting, nothing pending", "waiting", undefined, false, true],
+    ["waiting, an empty set of parts", "waiting", [], false, true],
+    ["waiting for an input", "waiting", undefined, true, false],
+    ["waiting for a part", "waiting", ["#part/1"], false, false],
+    ["waiting for a part and an input", "waiting", ["#part/1"], true, false],
+    ["already queued", "queued", undefined, false, false],
+    ["cancelled", "cancelled", undefined, false, false],
   ];
-  for (const [name, status, pending, expected] of cases) {
+  for (const [name, status, parts, inputs, expected] of cases) {
     it(`${name}: ${expected}`, () =>
-      assert.equal(isReadyToQueue({ status, ...(pending ? { pendingInputs: new Set(pending) } : {}) }), expected));
+      assert.equal(isReadyToQueue({ status, ...(parts ? { pendingParts: new Set(parts) } : {}) }, inputs), expected));
+  }
+});
+
+describe("mayBeReady: whether to look for pending inputs at all", () => {
+  const cases: Array<[string, DerivationStatus, string[] | undefined, boolean]> = [
+    ["waiting with every part in", "waiting", undefined, true],
+    ["waiting for a part", "waiting", ["#part/0"], false],
+    ["building", "building", undefined, false],
+  ];
+  for (const [name, status, parts, expected] of cases) {
+    it(`${name}: ${expected}`, () => assert.equal(mayBeReady({ status, ...(parts ? { pendingParts: new Set(parts) } : {}) }), expected));
   }
 });
 

@@ -2,7 +2,7 @@
  * The environment handlers see: the `SST_RESOURCE_<Name>` variables SST itself sets (read by
  * `Resource` from "sst") and the SDK's endpoint overrides, so handlers reach the local services.
  */
-import { agentSocket, httpApi, localResourceName, tables } from "@nimbus/service/resource-specs";
+import { agentSocket, cacheBucket, httpApi, localResourceName, tables } from "@nimbus/service/resource-specs";
 
 export const LOCAL_APP = "nimbus";
 export const LOCAL_STAGE = "local";
@@ -12,9 +12,16 @@ export function localTableName(name: string): string {
   return localResourceName(LOCAL_APP, LOCAL_STAGE, name);
 }
 
+/** The built-in cache's bucket (S3 bucket names are lower case). */
+export function localBucketName(): string {
+  return localResourceName(LOCAL_APP, LOCAL_STAGE, cacheBucket.name).toLowerCase();
+}
+
 export interface LocalEndpoints {
   dynamodbEndpoint: string;
   sqsEndpoint: string;
+  /** The S3 emulator holding the built-in cache's bucket. */
+  s3Endpoint?: string;
   /** HTTP API base URL, e.g. `http://127.0.0.1:4800`. */
   httpUrl: string;
   /** Agents' WebSocket URL, e.g. `ws://127.0.0.1:4800/agent`. */
@@ -37,6 +44,7 @@ export function localEnvironment(
       url: endpoints.socketUrl,
     },
     [httpApi.name]: { type: "sst.aws.ApiGatewayV2", url: endpoints.httpUrl },
+    [cacheBucket.name]: { name: localBucketName(), type: "sst.aws.Bucket" },
   };
   for (const name of Object.keys(tables)) {
     resources[name] = { name: localTableName(name), type: "sst.aws.Dynamo" };
@@ -52,6 +60,7 @@ export function localEnvironment(
     AWS_REGION: LOCAL_REGION,
     AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodbEndpoint,
     AWS_ENDPOINT_URL_SQS: endpoints.sqsEndpoint,
+    ...(endpoints.s3Endpoint ? { AWS_ENDPOINT_URL_S3: endpoints.s3Endpoint } : {}),
   };
   for (const [name, value] of Object.entries(resources)) {
     env[`SST_RESOURCE_${name}`] = JSON.stringify(value);

@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { generateSecretKey, parseSecretKey } from "@nimbus/cache";
 
 export class SecretsFileError extends Error {
   override name = "SecretsFileError";
@@ -13,6 +14,17 @@ export class SecretsFileError extends Error {
 
 /** Secrets the user brings: written as `none` (unset) rather than made up. */
 export const USER_SECRETS: readonly string[] = ["GithubAppId", "GithubAppPrivateKey", "GithubToken"];
+
+/** The built-in cache's key pair (docs/cache.md): a Nix binary cache key, as `nix-store --generate-binary-cache-key` makes. */
+export const LOCAL_CACHE_KEY_NAME = "nimbus-local-1";
+
+/** A fresh value for a secret the stack makes itself; the cache's public key follows its signing key. */
+function freshSecret(name: string, known: Record<string, unknown>): string {
+  if (USER_SECRETS.includes(name)) return "none";
+  if (name === "CacheSigningKey") return generateSecretKey(LOCAL_CACHE_KEY_NAME).text;
+  if (name === "CachePublicKey" && typeof known.CacheSigningKey === "string") return parseSecretKey(known.CacheSigningKey).publicKey.text;
+  return randomBytes(32).toString("base64url");
+}
 
 export function secretsPath(dataDir: string): string {
   return join(dataDir, "secrets.json");
@@ -47,7 +59,7 @@ export async function loadOrCreateSecrets(
   for (const name of names) {
     const value = stored[name];
     if (value === undefined) {
-      secrets[name] = USER_SECRETS.includes(name) ? "none" : randomBytes(32).toString("base64url");
+      secrets[name] = freshSecret(name, { ...stored, ...secrets });
       changed = true;
     } else if (typeof value === "string" && value !== "") {
       secrets[name] = value;

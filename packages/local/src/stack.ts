@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
-import { resolve as resolvePath } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { dashboardSite } from "@nimbus/dashboard";
 import {
   agentSocket,
@@ -13,15 +13,18 @@ import {
   schedules,
   secrets as secretNames,
   tables,
+  type QueueSpec,
   type SecretName,
 } from "@nimbus/service/resource-specs";
 import { ensureTables, startDynamo, type DynamoServer } from "./dynamodb.ts";
 import { FaultInjector, type FaultCounts, type FaultPlan } from "./faults.ts";
-import { applyEnvironment, localEnvironment, localTableName } from "./environment.ts";
+import { applyEnvironment, localBucketName, localEnvironment, localTableName } from "./environment.ts";
+import { ensureBucket, startS3, type S3Server } from "./s3.ts";
 import { HandlerInvoker, importHandlerFrom, type HandlerResolver } from "./handlers.ts";
 import { HttpRouter } from "./http-events.ts";
 import { startHttpServer, type HttpServer } from "./http-server.ts";
 import { createManagementApi } from "./management-api.ts";
+import { startQueueConsumers, type QueueConsumer } from "./queue-consumers.ts";
 import { startScheduler, type Schedule, type Scheduler } from "./scheduler.ts";
 import { loadOrCreateSecrets, secretsPath } from "./secrets.ts";
 import { SocketGateway } from "./socket-gateway.ts";
@@ -82,6 +85,8 @@ export interface LocalStack {
   secretsPath: string;
   dynamodbEndpoint: string;
   sqsEndpoint: string;
+  /** The S3 emulator holding the built-in cache's bucket. */
+  s3Endpoint: string;
   gateway: LocalGatewayControl;
   /** How many faults of each kind were injected so far (all 0 without a fault plan). */
   faultCounts(): FaultCounts;
@@ -102,7 +107,7 @@ export class LocalStackError extends Error {
  * clients, so a restart must come back on the same addresses. These remember them.
  */
 let state: "idle" | "starting" | "running" | "stopping" = "idle";
-const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number; gatewaySecret?: string } = {};
+const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number; s3Port?: number; gatewaySecret?: string } = {};
 
 /** Sockets get this long to finish their close handshake on stop before being cut. */
 const STOP_GRACE_MS = 1_000;
@@ -165,6 +170,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     started.push(() => sqs.stop());
     remembered.sqsPort = sqs.port;
     const queueUrls = await ensureQueues(sqs.endpoint, queues, localTableName);
+    // The queues SQS delivers to a handler (an event source mapping in AWS).
+    const consumers: QueueConsumer[] = Object.entries<QueueSpec>(queues).flatMap(([name, spec]) =>
+      spec.consumer ? [{ name, url: queueUrls[name]!, handler: spec.consumer.handler, batchSize: spec.consumer.batchSize }] : [],
+    );
+
+    // The built-in cache's bucket, its objects as files under the data directory.
+    const s3: S3Server = await startS3({ host: BACKEND_HOST, port: remembered.s3Port ?? 0, storageDir: join(dataDir, "s3") });
+    started.push(() => s3.stop());
+    remembered.s3Port = s3.port;
+    await ensureBucket(s3.endpoint, localBucketName());
 
     const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom(), faults);
     // Kept across restarts in this process: handlers keep the endpoint in their SDK client.
@@ -199,6 +214,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const endpoints = {
       dynamodbEndpoint: dynamo.endpoint,
       sqsEndpoint: sqs.endpoint,
+      s3Endpoint: s3.endpoint,
       httpUrl: `http://${base}`,
       socketUrl: `ws://${base}${AGENT_SOCKET_PATH}`,
       managementEndpoint: `http://${base}${MANAGEMENT_API_PATH}/${gatewaySecret}`,
@@ -215,6 +231,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         ...Object.values(agentSocket.routes),
         ...httpApi.routes.map((route) => route.handler),
         ...(sweepIntervalMs > 0 ? [schedules.Sweeper.handler] : []),
+        ...consumers.map((consumer) => consumer.handler),
       ],
       log,
     );
@@ -223,6 +240,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     if (sweepIntervalMs > 0) jobs.push({ name: "Sweeper", handler: schedules.Sweeper.handler, intervalMs: sweepIntervalMs });
     const scheduler: Scheduler = startScheduler({ schedules: jobs, invoke, log });
     started.push(async () => scheduler.stop());
+    const polling = startQueueConsumers({ consumers, endpoint: sqs.endpoint, invoke, log });
+    started.push(() => polling.stop());
 
     let stopping: Promise<void> | undefined;
     const stack: LocalStack = {
@@ -236,6 +255,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       secretsPath: secretsPath(dataDir),
       dynamodbEndpoint: dynamo.endpoint,
       sqsEndpoint: sqs.endpoint,
+      s3Endpoint: s3.endpoint,
       gateway: {
         connectionIds: () => gateway.connectionIds(),
         dropConnection: (id) => gateway.drop(id),

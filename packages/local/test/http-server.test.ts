@@ -115,7 +115,7 @@ describe("HTTP API routes", () => {
     assert.equal(asset.status, 200);
     assert.match(asset.headers.get("cache-control") ?? "", /immutable/);
     await asset.arrayBuffer();
-    for (const path of ["/api/nope", "/webhooks/nope", "/assets/../package.json", "/cache/nix-cache-info"]) {
+    for (const path of ["/api/nope", "/webhooks/nope", "/assets/../package.json", "/cache/log/nope"]) {
       const response = await fetch(`${local.stack.url}${path}`);
       assert.equal(response.status, 404, path);
       assert.deepEqual(await response.json(), { message: "Not Found" }, path);

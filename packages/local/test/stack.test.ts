@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
+import { parseSecretKey } from "@nimbus/cache";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { ListQueuesCommand, SQSClient } from "@aws-sdk/client-sqs";
-import type { ScheduledEvent } from "aws-lambda";
+import { GetQueueAttributesCommand, ListQueuesCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import type { ScheduledEvent, SQSEvent } from "aws-lambda";
 import { Resource } from "sst";
-import { schedules, secrets, tables } from "@nimbus/service/resource-specs";
+import { queues, schedules, secrets, tables } from "@nimbus/service/resource-specs";
 import { LocalStackError, localTableName, startLocalStack, type LocalStack, type LocalStackOptions } from "../src/index.ts";
 import { FixtureHandlers, sleep, temporaryDirectory } from "./fixtures/handlers.ts";
 
@@ -95,7 +96,7 @@ test("DynamoDB data and secrets survive a restart, on the same ports", async () 
   }
 });
 
-test("secrets.json holds one random value per secret of the stack's own and `none` for the GitHub ones the user brings, mode 0600", async () => {
+test("secrets.json holds one random value per secret of the stack's own, `none` for the GitHub ones the user brings, and the built-in cache's Nix key pair, mode 0600", async () => {
   const stack = await start();
   await stack.stop();
   const path = join(dataDir, "secrets.json");
@@ -106,8 +107,10 @@ test("secrets.json holds one random value per secret of the stack's own and `non
   const userSecrets = ["GithubAppId", "GithubAppPrivateKey", "GithubToken"];
   for (const [name, value] of Object.entries(stored)) {
     if (userSecrets.includes(name)) assert.equal(value, "none", name);
+    else if (name === "CacheSigningKey" || name === "CachePublicKey") assert.match(value, /^nimbus-local-1:[A-Za-z0-9+/]+={0,2}$/, name);
     else assert.match(value, /^[A-Za-z0-9_-]{43}$/, name);
   }
+  assert.equal(parseSecretKey(stored.CacheSigningKey!).publicKey.text, stored.CachePublicKey, "the public key is the signing key's");
   assert.equal(stored.ApiAdminToken, stack.adminToken);
   assert.notEqual(stored.ApiAdminToken, stored.GithubWebhookSecret);
 });
@@ -152,4 +155,38 @@ test("the sweeper runs on its interval with a scheduled event, never overlapping
   const count = calls.length;
   await sleep(60);
   assert.equal(fixtures.events(schedules.Sweeper.handler).length, count, "no run after stop");
+});
+
+test("a queue with a consumer is polled: its handler gets Lambda's SQS event, and only what failed stays", async () => {
+  const spec = queues.DisconnectChecks.consumer.handler;
+  fixtures.on(spec, async (event: SQSEvent) => ({
+    batchItemFailures: event.Records.filter((r) => r.body.includes("fails")).map((r) => ({ itemIdentifier: r.messageId })),
+  }));
+  const stack = await start();
+  const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
+  try {
+    const url = (Resource as unknown as Record<string, { url: string }>).DisconnectChecks!.url;
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: '{"check":"succeeds"}' }));
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: '{"check":"fails"}' }));
+    const seen = async () => fixtures.events<SQSEvent>(spec).flatMap((e) => e.Records.map((r) => r.body));
+    await fixtures.waitFor<SQSEvent>(spec, () => true);
+    for (let i = 0; i < 50 && (await seen()).length < 2; i++) await sleep(50);
+    assert.deepEqual((await seen()).sort(), ['{"check":"fails"}', '{"check":"succeeds"}']);
+    const [record] = fixtures.events<SQSEvent>(spec)[0]!.Records;
+    assert.equal(record!.eventSource, "aws:sqs");
+    assert.match(record!.eventSourceARN, /^arn:aws:sqs:us-east-1:000000000000:nimbus-local-DisconnectChecks$/);
+    assert.equal(record!.attributes.ApproximateReceiveCount, "1");
+    // The failed one is in flight until its visibility timeout; the other was deleted.
+    let counts: Record<string, string> = {};
+    for (let i = 0; i < 50; i++) {
+      const { Attributes = {} } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }));
+      counts = Attributes;
+      if (counts.ApproximateNumberOfMessagesNotVisible === "1" && counts.ApproximateNumberOfMessages === "0") break;
+      await sleep(50);
+    }
+    assert.deepEqual(counts, { ApproximateNumberOfMessages: "0", ApproximateNumberOfMessagesNotVisible: "1" });
+  } finally {
+    sqs.destroy();
+    await stack.stop();
+  }
 });

@@ -9,7 +9,8 @@ export const FeatureName = z.string().regex(/^[A-Za-z0-9_.+-]{1,64}$/, "a Nix sy
 /** A configured cache as an agent reports it: name, kind, public keys, and whether it pushes to it and reads from it. */
 export const CacheInfo = z.strictObject({
   name: CacheName,
-  kind: z.enum(["NixCache", "CachixCache", "AtticCache"]),
+  /** `NimbusCache`: the built-in cache (docs/cache.md), always named `nimbus`. */
+  kind: z.enum(["NixCache", "CachixCache", "AtticCache", "NimbusCache"]),
   publicKeys: z.array(z.string().min(1).max(256)).max(16),
   push: z.boolean(),
   pull: z.boolean(),

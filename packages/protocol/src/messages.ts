@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { AgentInfo } from "./agent-info.ts";
 import { IDLE_TIMEOUT_MS } from "./limits.ts";
+import { CacheUploadComplete, CacheUploadRequest, CacheUploadResult, CacheUploadUrls, WelcomeCache } from "./builtin-cache.ts";
 import {
   BuildLog,
   BuildResult,
@@ -73,6 +74,8 @@ export const AgentMessage = z.discriminatedUnion("type", [
   EvaluationDone,
   BuildLog,
   BuildResult,
+  CacheUploadRequest,
+  CacheUploadComplete,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 export const AGENT_MESSAGE_TYPES = AgentMessage.options.map((o) => o.shape.type.value);
@@ -86,6 +89,8 @@ export const Welcome = z.strictObject({
   serviceVersion: z.string(),
   connectionId: z.string(),
   heartbeatIntervalMs: z.number().int().positive().max(IDLE_TIMEOUT_MS - 1),
+  /** The built-in cache (docs/cache.md): its public key, which the agent's Nix trusts. */
+  cache: WelcomeCache.optional(),
 });
 export type Welcome = z.infer<typeof Welcome>;
 
@@ -106,6 +111,7 @@ export const ErrorCode = z.enum([
   "unknown-task",
   "session-refused",
   "retry-later",
+  "try-again",
   "internal",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -133,6 +139,8 @@ export const ServiceMessage = z.discriminatedUnion("type", [
   StreamAck,
   ResultAck,
   CancelTask,
+  CacheUploadUrls,
+  CacheUploadResult,
 ]);
 export type ServiceMessage = z.infer<typeof ServiceMessage>;
 export const SERVICE_MESSAGE_TYPES = ServiceMessage.options.map((o) => o.shape.type.value);

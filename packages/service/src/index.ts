@@ -9,17 +9,22 @@
 
 // ---- edges: what handlers call ----------------------------------------------------------
 export { handleAgentFrame } from "./edges/agent-messages.ts";
+export { handleDisconnectChecks } from "./edges/queue-consumers.ts";
 export { receiveGithubWebhook, MAX_WEBHOOK_BYTES } from "./edges/webhook.ts";
 export { apiHandler, json, parseBody, requireAdmin, type HttpEvent, type HttpResult } from "./edges/http.ts";
 export { parseLimit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./edges/paging.ts";
 export { listJobs, getJobView, MAX_VIEW_ATTRIBUTES, MAX_VIEW_FAILURES } from "./edges/job-views.ts";
 export { listJobDerivations, derivationLog, parseDerivationStatus, parseDrvParameter, MAX_LOG_LINES, MAX_LOG_CHARS } from "./edges/derivation-views.ts";
-export { cancelJob, rerunJob } from "./edges/job-commands.ts";
+export { cancelJob, rerunJob, CANCEL_ROWS_PER_CALL } from "./edges/job-commands.ts";
 export { listAgents } from "./edges/agent-views.ts";
 export { createToken, listTokens, revokeToken, verifyToken, type TokenCheck } from "./edges/tokens.ts";
+export { cacheHandler, serveMissing, serveNar, serveNarinfo, serveNixCacheInfo } from "./edges/cache-http.ts";
+export { builtinCacheUrl, cacheInfo, createCacheToken, listCacheTokenViews, revokeCacheTokenById } from "./edges/cache-api.ts";
 
 // ---- flow ----------------------------------------------------------------------------
 export { sweep, type SweepReport, type SweepOptions } from "./flow/sweeper.ts";
+export { collectCache, type CollectReport } from "./flow/cache-collect.ts";
+export { cacheCaller, type CacheCaller } from "./flow/cache-access.ts";
 export { newJobId, JOB_ID_PATTERN } from "./flow/job-ids.ts";
 
 // ---- storage -------------------------------------------------------------------------
@@ -47,4 +52,5 @@ export { localResourceName, type TableName } from "./platform/resource-specs.ts"
 export { NimbusError, badRequest, notFound, conflict, unauthorized } from "./platform/errors.ts";
 export { bearerToken } from "./platform/token-secret.ts";
 export { timing, TIMING_ENV, type Timing } from "./platform/timing.ts";
+export { CACHE_ENV, cacheSettings, type CacheSettings } from "./platform/cache-settings.ts";
 export type { SocketEvent, SocketResult, SocketHandler, SocketRequestContext } from "./platform/socket-events.ts";

@@ -21,10 +21,10 @@ const derivation = {
 
 describe("stored items are parsed where they are read", () => {
   it("takes a well-formed item, string sets as Sets whether stored as a set or a list", () => {
-    const fromSet = Derivations.parse({ ...derivation, pendingInputs: new Set(["b"]) });
-    const fromList = Derivations.parse({ ...derivation, pendingInputs: ["b"] });
-    assert.deepEqual(fromSet.pendingInputs, new Set(["b"]));
-    assert.deepEqual(fromList.pendingInputs, new Set(["b"]));
+    const fromSet = Derivations.parse({ ...derivation, pendingParts: new Set(["#part/1"]) });
+    const fromList = Derivations.parse({ ...derivation, pendingParts: ["#part/1"] });
+    assert.deepEqual(fromSet.pendingParts, new Set(["#part/1"]));
+    assert.deepEqual(fromList.pendingParts, new Set(["#part/1"]));
   });
 
   const malformed: Array<[string, () => unknown, RegExp]> = [

@@ -12,7 +12,10 @@ import type { NixEnvironment } from "../nix-options.ts";
 import type { Link } from "../outbox.ts";
 
 /** A message that starts a task: every service message that is not about the connection or a task already running. */
-export type TaskMessage = Exclude<ServiceMessage, { type: "welcome" | "heartbeat-ack" | "error" | "cancel" | "ack" | "result-ack" }>;
+export type TaskMessage = Exclude<
+  ServiceMessage,
+  { type: "welcome" | "heartbeat-ack" | "error" | "cancel" | "ack" | "result-ack" | "cache-upload-urls" | "cache-upload-result" }
+>;
 
 /** What the agent sends about a task. */
 export type TaskReport = Extract<AgentMessage, { taskId: string }>;

@@ -47,6 +47,7 @@ export function registerDevCommand(program: Command) {
           `  HTTP API   ${stack.url}/api`,
           `  webhooks   ${stack.url}/webhooks/github`,
           `  agents     ${stack.agentSocketUrl}`,
+          `  cache      ${stack.url}/cache   (npx nimbus cache info)`,
           agent ? "  one embedded agent is connecting (see `npx nimbus agents`)" : "  no embedded agent",
           "",
           `Open the dashboard and sign in with the API token: jq -r .ApiAdminToken ${stack.secretsPath}`,

@@ -18,6 +18,8 @@ import { resumeTasks } from "../flow/session-resume.ts";
 import { attachSession, getSession, touchSessionReturning, type SessionItem } from "../flow/sessions.ts";
 import { reportHandler } from "../flow/tasks/registry.ts";
 import type { TaskReport } from "../flow/tasks/task-kind.ts";
+import { secretValue } from "../platform/linked-resources.ts";
+import { cacheUploadResult, cacheUploadUrls } from "./agent-cache-messages.ts";
 
 const error = (code: ErrorCode, message: string, fatal = false): ServiceMessage => ({ type: "error", code, message, fatal });
 
@@ -33,6 +35,7 @@ async function hello(connectionId: string, message: Hello, now: Date, work: Work
   if (!connection) return reply(UNKNOWN_CONNECTION);
   if (connection.helloAt) return reply(error("duplicate-hello", "this connection already said hello; nothing changed"));
   const attached = await attachSession({ credential: message.session, tokenId: connection.tokenId, connectionId, agent: message.agent, now });
+  if (!attached.ok && attached.retry) return reply(error("try-again", `session ${message.session.id} not attached: ${attached.reason}; connect again`));
   if (!attached.ok) {
     return reply(error("session-refused", `session ${message.session.id} refused: ${attached.reason} — delete the agent's session.json to start a new one`, true));
   }
@@ -47,8 +50,9 @@ async function hello(connectionId: string, message: Hello, now: Date, work: Work
     serviceVersion: NIMBUS_VERSION,
     connectionId,
     heartbeatIntervalMs: timing().heartbeatIntervalMs,
+    cache: { publicKey: secretValue("CachePublicKey") },
   };
-  const resume = await resumeTasks(attached.session, message.tasksInProgress);
+  const resume = await resumeTasks(attached.session, message.tasksInProgress, now);
   return { replies: [welcome, ...resume], followUp: () => dispatchToSession(message.session.id, work) };
 }
 
@@ -97,8 +101,12 @@ async function sessionMessage(
       await updateConnectionAgent(session.connectionId!, message.agent);
       return { replies: [], followUp: more };
     case "goodbye":
-      await endSession(session, "its agent shut down", work);
+      await endSession(session.sessionId, "its agent shut down", work);
       return reply();
+    case "cache-upload-request":
+      return reply(await cacheUploadUrls(message, now));
+    case "cache-upload-complete":
+      return reply(await cacheUploadResult(message, now));
     default:
       return report(session, message, now, work, more);
   }
@@ -131,7 +139,7 @@ export async function handleAgentFrame(connectionId: string, body: string | unde
 async function deliver(connectionId: string, replies: ServiceMessage[]): Promise<boolean> {
   for (const message of replies) {
     if (!(await sendToAgent(connectionId, message))) return false;
-    if (message.type === "error" && (message.fatal || message.code === "unknown-connection")) {
+    if (message.type === "error" && (message.fatal || message.code === "unknown-connection" || message.code === "try-again")) {
       await closeAgentConnection(connectionId);
       return false;
     }

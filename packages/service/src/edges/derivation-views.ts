@@ -10,6 +10,7 @@ import {
   type JobDerivationView,
 } from "@nimbus/protocol";
 import { badRequest, notFound } from "../platform/errors.ts";
+import { derivationInputsOf } from "../storage/derivation-inputs.ts";
 import { getDerivation, getDerivations } from "../storage/derivations.ts";
 import type { DerivationItem, JobDerivationItem } from "../storage/items.ts";
 import { jobStatusKey, LOG_CHUNKS_PER_ATTEMPT, logAttemptOf } from "../storage/keys.ts";
@@ -65,10 +66,12 @@ export async function listJobDerivations(
   // Agents, and the inputs of queued derivations, are read once per page, and only when a queued derivation needs them.
   const queued = page.items.filter((d) => d.status === "queued").flatMap((d) => derivations.get(d.drvPath) ?? []);
   const agents = queued.length > 0 ? await listAgents() : [];
-  const inputs = await getDerivations(queued.flatMap((d) => [...(d.inputDrvs ?? [])]));
+  const inputsOf = new Map(await Promise.all(queued.map(async (d) => [d.drvPath, await derivationInputsOf(d.drvPath)] as const)));
+  const inputs = await getDerivations([...inputsOf.values()].flat());
+  const builtInputs = (drvPath: string) => (inputsOf.get(drvPath) ?? []).flatMap((i) => inputs.get(i) ?? []);
   const views = page.items.flatMap((d) => {
     const drv = derivations.get(d.drvPath);
-    if (drv) return [derivationView(d, drv, agents, inputs)];
+    if (drv) return [derivationView(d, drv, agents, builtInputs(d.drvPath))];
     console.warn(`job ${jobId} lists ${d.drvPath}, which has no Derivations item`);
     return [];
   });
@@ -80,7 +83,8 @@ function derivationView(
   entry: JobDerivationItem,
   drv: DerivationItem,
   agents: AgentView[],
-  inputs: ReadonlyMap<string, DerivationItem>,
+  /** Its inputs Nimbus built (read only for a queued derivation). */
+  inputs: readonly DerivationItem[],
 ): JobDerivationView {
   const status = entry.status;
   const failed = status === "failed" || status === "dependency-failed";
@@ -91,7 +95,7 @@ function derivationView(
   const blocked =
     status === "queued" && !unbuildable
       ? waitingReason(
-          { system: drv.system, requiredFeatures: drv.requiredFeatures, needs: buildNeeds(drv.needs, [...(drv.inputDrvs ?? [])].flatMap((i) => inputs.get(i) ?? [])) },
+          { system: drv.system, requiredFeatures: drv.requiredFeatures, needs: buildNeeds(drv.needs, inputs) },
           agents,
         )
       : undefined;

@@ -1,11 +1,13 @@
 /** What the JSON API may ask of a job besides reading it. */
-import type { JobStatus, WebhookAccepted } from "@nimbus/protocol";
+import type { WebhookAccepted } from "@nimbus/protocol";
 import { wakeIdleAgents } from "../flow/dispatch.ts";
-import { cancelJob as cancelRunningJob } from "../flow/job-cancel.ts";
+import { cancelJob as cancelRunningJob, type CancelAnswer } from "../flow/job-cancel.ts";
 import { reportChangedJobs, reportJob } from "../flow/job-reports.ts";
 import { startRerun } from "../flow/job-rerun.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 import { cancelHeldJob } from "../storage/jobs.ts";
+
+export { CANCEL_ROWS_PER_CALL } from "../flow/job-cancel.ts";
 
 /** `POST /api/jobs/{id}/rerun`: the same commit again as a new job, and idle agents told of its evaluation. */
 export async function rerunJob(jobId: string, rebuildFailures: boolean): Promise<WebhookAccepted> {
@@ -16,10 +18,13 @@ export async function rerunJob(jobId: string, rebuildFailures: boolean): Promise
   return accepted;
 }
 
-/** `POST /api/jobs/{id}/cancel`: a running job stops; a held one is never run. GitHub hears of it. */
-export async function cancelJob(jobId: string): Promise<{ id: string; status: JobStatus }> {
+/**
+ * `POST /api/jobs/{id}/cancel`: a running job stops (a bounded part per call: `complete: false`
+ * asks for another call); a held one is never run. GitHub hears of it.
+ */
+export async function cancelJob(jobId: string): Promise<CancelAnswer> {
   const now = new Date();
-  const result = (await cancelHeldJob(jobId, now)) ? { id: jobId, status: "cancelled" as const } : await cancelRunningJob(jobId);
+  const result = (await cancelHeldJob(jobId, now)) ? { id: jobId, status: "cancelled" as const, complete: true } : await cancelRunningJob(jobId, now);
   await reportJob(jobId, now);
   return result;
 }

@@ -14,6 +14,7 @@ import {
   planWake,
   receiveCount,
   startDispatch,
+  takersOf,
   type QueueSource,
   type StartOutcome,
 } from "@nimbus/core";
@@ -43,12 +44,15 @@ export async function dispatchTo(session: SessionFields | undefined, sources?: r
     const url = await kind.queueUrl(source.queue);
     // Messages for other agents stay in flight until this queue is done, so the ones behind them are reached.
     const later: Message[] = [];
+    const takers = new Set<string>();
     state = nextQueue(state);
     while (receiveCount(state) > 0) {
       const messages = await receiveMessages(url, receiveCount(state), () => kind.forgetQueue(source.queue));
       if (messages.length === 0) break;
       for (const message of messages) {
-        const outcome: StartOutcome = mayStart(state) ? await start(session, connectionId, source.kind, message, everyone) : "full";
+        const outcome: StartOutcome = mayStart(state)
+          ? await start(session, connectionId, source.kind, message, everyone, (ids) => ids.forEach((id) => takers.add(id)))
+          : "full";
         const next = afterStart(state, outcome);
         state = next.state;
         if (next.message === "put-back") await putMessageBack(url, message);
@@ -57,8 +61,8 @@ export async function dispatchTo(session: SessionFields | undefined, sources?: r
       }
     }
     for (const message of later) await putMessageBack(url, message);
-    // Another agent can take them: wake it (if idle) rather than wait for it to ask.
-    if (later.length > 0 && source.requires) work?.addBuildQueue(source.queue);
+    // The agents that can take them: wake them (if idle) rather than wait for them to ask.
+    if (later.length > 0 && source.requires) work?.addLeftFor(source.queue, takers);
     if (state.stop) break;
   }
   return state.given;
@@ -69,13 +73,14 @@ export async function dispatchToSession(sessionId: string, work?: WorkNotes): Pr
   return dispatchTo(await getSessionLoad(sessionId), undefined, work);
 }
 
-/** Claims, reserves a slot for, leases and sends one received task. */
+/** Claims, reserves a slot for, leases and sends one received task; tells `leftFor` who can take a build it leaves. */
 async function start(
   session: SessionFields,
   connectionId: string,
   kindName: string,
   message: Message,
   everyone: () => Promise<SessionFields[]>,
+  leftFor: (sessionIds: string[]) => void,
 ): Promise<StartOutcome> {
   const kind = taskKind(kindName);
   const now = new Date();
@@ -92,6 +97,7 @@ async function start(
   // A build goes only where its inputs can be had (core obtaining.ts); left for another agent, or to wait.
   if (claim.needs) {
     const place = placeBuild(session, claim.needs, await everyone());
+    if (place === "elsewhere") leftFor(takersOf(session, claim.needs, await everyone()));
     if (place !== "here") return place === "elsewhere" ? "elsewhere" : "nowhere";
   }
   if (!(await reserveTask(session.sessionId, claim.taskId, claim.record, session.agent.concurrentTasks))) return "full";
@@ -116,8 +122,19 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   const sources = await taskSources();
   const left = new WorkNotes();
   await Promise.all(idle.map((session) => dispatchTo(session, sources, left)));
-  if (left.queueKeys.size === 0) return;
-  // Work one agent left for another was in flight while that one looked: offer it once more,
-  // one agent after the other, so each sees what the one before put back.
-  for (const session of planWake(await listSessionLoads(), left)) await dispatchTo(session, sources);
+  await offerLeftWork(left, sources);
+}
+
+/**
+ * Builds an agent received and left for others were in flight while those looked (in this
+ * invocation or another): once they are back in their queue, they are offered to the idle
+ * agents they were left for, one after the other, so each sees what the one before put back.
+ * Only to those: an agent that cannot take them would hold them in flight again while the one
+ * that can looks, and leave them for the sweeper's re-send. A taker busy now asks when a slot
+ * frees; should that look find them held by another agent, that agent offers them again.
+ */
+async function offerLeftWork(left: WorkNotes, sources: readonly QueueSource[]): Promise<void> {
+  if (left.leftFor.size === 0) return;
+  const takers = planWake((await listSessionLoads()).filter((session) => left.leftFor.has(session.sessionId)), left);
+  for (const session of takers) await dispatchTo(session, sources);
 }

@@ -4,7 +4,7 @@
  * complete once every batch the agent announced is in.
  */
 import { countAttributeErrors, putJobAttribute } from "../storage/job-attributes.ts";
-import { putJobDerivation } from "../storage/job-derivations.ts";
+import { putCachedJobDerivation } from "../storage/job-derivations.ts";
 import { completeEvaluation, getJob } from "../storage/jobs.ts";
 import { attributeKey } from "../storage/keys.ts";
 import type { JobItem } from "../storage/items.ts";
@@ -39,7 +39,7 @@ async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes
       });
       // Outputs already valid: the job shows it, and there is nothing to build.
       if (event.kind === "attribute" && !event.needsBuild) {
-        await putJobDerivation(job.jobId, event.drvPath, "cached", now.toISOString());
+        await putCachedJobDerivation(job.jobId, event.drvPath);
       }
     }
   }

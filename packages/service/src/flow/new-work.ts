@@ -15,6 +15,15 @@ export class WorkNotes implements NewWork {
     this.queueKeys.add(queueKey);
   }
 
+  /** Sessions that can take builds another agent received and left in their queue for them. */
+  readonly leftFor = new Set<string>();
+
+  /** Builds of this queue were left for these sessions (the ones that can obtain their inputs). */
+  addLeftFor(queueKey: string, sessionIds: Iterable<string>): void {
+    this.queueKeys.add(queueKey);
+    for (const id of sessionIds) this.leftFor.add(id);
+  }
+
   /** Jobs that were created or changed (status, derivations settled): GitHub hears of them. */
   readonly changedJobs = new Set<string>();
 

@@ -1,14 +1,16 @@
-import { advanceWaiting, intrinsicConflict, isReadyToQueue, partRegistration, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
+import { advanceWaiting, intrinsicConflict, partRegistration, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import { putEdges } from "../storage/derivation-edges.ts";
-import { addInputs, adoptParts, clearPendingInputs, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
+import { adoptParts, clearPart, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
 import { putJobAttribute } from "../storage/job-attributes.ts";
-import { getJob } from "../storage/jobs.ts";
 import { attributeKey } from "../storage/keys.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, putJobDerivation } from "../storage/job-derivations.ts";
+import { getJob } from "../storage/jobs.ts";
+import { dropDerivationInputsBy, putDerivationInputs } from "../storage/derivation-inputs.ts";
+import { clearPendingInputs, dropPendingInputsBy, pendingInputsOf, putPendingInputs } from "../storage/pending-inputs.ts";
 import type { WorkNotes } from "./new-work.ts";
-import { enqueue, failDependent } from "./settle.ts";
+import { failDependent, queueIfReady } from "./settle.ts";
 
 /**
  * What became of a registration: done, or `later` — a part of a derivation another job's
@@ -16,10 +18,16 @@ import { enqueue, failDependent } from "./settle.ts";
  */
 export type Registration = "done" | "later";
 
+/** A registration that lost a race decides again on what it finds, at most this many times. */
+const REGISTRATION_TRIES = 3;
+
 /**
  * Adds one derivation an evaluation found to the shared graph and to the job. Order of
- * writes matters: edges first, then the item, then a fresh look at the inputs — so an input
- * that settles at any moment either sees this derivation through its edge or is seen here.
+ * writes matters: edges first, then the inputs it waits for and the record of its inputs to
+ * build (only when this registration creates, restarts or adds a part to it: a derivation
+ * found settled or waiting already has its rows), then the item, then a fresh look at the
+ * inputs — so an input that settles at any moment either sees this derivation through its
+ * edge or is seen here, and a derivation waiting with every part in has all its input rows.
  */
 export async function registerDerivation(
   jobId: string,
@@ -31,89 +39,123 @@ export async function registerDerivation(
   const at = now.toISOString();
   const inputs = [...new Set(event.inputDrvs)];
   await putEdges(event.drvPath, inputs);
+  const rows = onceOnly(async () => {
+    await Promise.all([putPendingInputs(event.drvPath, inputs, jobId), putDerivationInputs(event.drvPath, inputs, jobId)]);
+  });
   // Until every part of a split event is in, the others' markers keep it from being ready.
-  const pending = [...inputs, ...otherParts(event)];
+  const markers = otherParts(event);
   const requiredFeatures = [...new Set(event.requiredFeatures)].sort();
   const fresh: DerivationItem = {
     drvPath: event.drvPath,
     system: event.system,
     requiredFeatures,
     outputs: event.outputs,
-    ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
     ...(event.sources ? { needs: event.sources } : {}),
     status: "waiting",
-    ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
-    queueKey: queueKeyOf(event.system, requiredFeatures),
+    version: 0,
     registeredBy: jobId,
+    ...(markers.length ? { pendingParts: new Set(markers) } : {}),
+    queueKey: queueKeyOf(event.system, requiredFeatures),
     attempt: 0,
     createdAt: at,
     updatedAt: at,
   };
-  const created = await createDerivation(fresh);
-  let current = created ? fresh : await getDerivation(event.drvPath);
+  const existing = await getDerivation(event.drvPath);
+  let created = false;
+  if (!existing) {
+    await rows();
+    created = await createDerivation(fresh);
+  }
+  const found = created ? fresh : (existing ?? (await getDerivation(event.drvPath)));
   // Its .drv path fixes these: an evaluation that disagrees with the registration is refused (docs/reliability.md, "What an evaluator may assert").
-  const conflict = current && !created ? intrinsicConflict(current, fresh) : undefined;
+  const conflict = found && !created ? intrinsicConflict(found, fresh) : undefined;
   if (conflict) {
     await refuseConflict(jobId, event.drvPath, conflict);
     return "done";
   }
-  const step = registrationStep({ created, status: current?.status, rebuildFailures: options.rebuildFailures, part: event.part !== undefined });
-  if (current && step === "restart") current = await restart(current, jobId, inputs, pending, event.sources, now);
-  else if (current && step === "merge-part") {
-    const taken = await takePart(current, jobId, inputs, pending, event.sources, partMarker(event.part!.index));
-    if (taken === "later") return "later";
-    current = taken;
+  const taken = created ? fresh : await takeIn(found, jobId, event, markers, rows, options.rebuildFailures, now);
+  if (taken === "later") return "later";
+  const current = taken;
+  if (current) await putJobDerivation(jobId, current);
+  if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now);
+  // A move made meanwhile may have been mirrored before the index showed this job's row: the
+  // row is written once more by key, with the derivation as it is now. A cancel meanwhile came
+  // from a job that did not see this one needs it (the index lagged): it starts again.
+  let latest = await getDerivation(event.drvPath);
+  if (latest?.status === "cancelled" && (await isEvaluating(jobId)) && (await restartCancelled(event.drvPath, work, now))) {
+    latest = await getDerivation(event.drvPath);
   }
-  await putJobDerivation(jobId, event.drvPath, current?.status ?? "waiting", at);
-  if (current?.status === "waiting") await advance(current, work, now);
-  // The job row may have been written after a move's mirror: re-read and mirror once more.
-  const latest = await getDerivation(event.drvPath);
-  if (latest && latest.status !== current?.status) await mirrorStatus(latest.drvPath, latest.status, latest.updatedAt);
+  if (latest && latest.version !== current?.version) await putJobDerivation(jobId, latest);
   return "done";
 }
 
-const partMarker = (index: number) => `#part/${index}`;
+const isEvaluating = async (jobId: string) => (await getJob(jobId))?.status === "evaluating";
 
-/** Markers of the parts other than this one, for a split event (none otherwise). */
-const otherParts = (event: DerivationEvent): string[] =>
-  event.part
-    ? Array.from({ length: event.part.count }, (_, i) => i)
-        .filter((i) => i !== event.part!.index)
-        .map(partMarker)
-    : [];
-
-/** Adds one part's inputs to a waiting derivation, then takes away that part's marker (two writes: DynamoDB allows one action per attribute). */
-async function mergePart(drvPath: string, inputs: string[], marker: string): Promise<DerivationItem | undefined> {
-  await addInputs(drvPath, inputs);
-  return clearPendingInputs(drvPath, [marker]);
+/**
+ * Starts a cancelled derivation that a running job needs after all over, as it was: its part
+ * markers and input rows are as the cancel left them, and are looked at again. Whether it did.
+ */
+export async function restartCancelled(drvPath: string, work: WorkNotes, now: Date): Promise<boolean> {
+  const moved = await moveDerivation(
+    drvPath,
+    { from: ["cancelled"], to: "waiting", remove: ["failure", "retries", "lease", "builtBy", "finishedAt"], addAttempt: 1 },
+    now,
+  );
+  if (!moved) return false;
+  await mirrorStatus(moved);
+  await advance(drvPath, await pendingInputsOf(drvPath), work, now);
+  return true;
 }
 
 /**
- * A part of a split derivation already registered (core `partRegistration`): merged when this
- * job registered it, dropped once every part is in, put off while the job that registered it
- * still evaluates, taken over when that evaluation is over with parts still missing.
+ * What registering does to a derivation that exists (core `registrationStep`): restart it
+ * (`jobId` registers it now), take this part in (below), or keep it. A restart or take-over
+ * another registration made first (two parts of one event at once) is followed by deciding
+ * again on what it made: this part merges.
+ *
+ * A part of a split derivation (core `partRegistration`) is merged when this job registered
+ * it (its input rows first), dropped once every part is in, put off (`later`) while the job
+ * that registered it still evaluates, and taken over when that evaluation is over with parts
+ * still missing: this job registers it, its other parts are awaited instead, and the rows
+ * the earlier registration wrote go (a row this job writes again stays: rows name their job).
  */
-async function takePart(
-  drv: DerivationItem,
+async function takeIn(
+  found: DerivationItem | undefined,
   jobId: string,
-  inputs: string[],
-  pending: string[],
-  needs: DerivationEvent["sources"],
-  marker: string,
+  event: DerivationEvent,
+  markers: string[],
+  rows: () => Promise<void>,
+  rebuildFailures: boolean,
+  now: Date,
 ): Promise<DerivationItem | undefined | "later"> {
-  const registrar = drv.registeredBy && drv.registeredBy !== jobId ? await getJob(drv.registeredBy) : undefined;
-  const registrarEvaluating = registrar?.status === "evaluating" && ["queued", "running"].includes(registrar.evaluation.status);
-  const partsMissing = [...(drv.pendingInputs ?? [])].some((input) => input.startsWith("#part/"));
-  switch (partRegistration({ registeredBy: drv.registeredBy, jobId, partsMissing, registrarEvaluating })) {
-    case "merge":
-      return mergePart(drv.drvPath, inputs, marker);
-    case "ignore":
-      return drv;
-    case "later":
-      return "later";
-    case "adopt":
-      return (await adoptParts(drv.drvPath, drv.registeredBy, jobId, inputs, pending, needs)) ?? (await getDerivation(drv.drvPath));
+  let current = found;
+  for (let tries = 0; current && tries < REGISTRATION_TRIES; tries++) {
+    const step = registrationStep({ created: false, status: current.status, rebuildFailures, part: event.part !== undefined });
+    if (step === "keep") return current;
+    if (step === "merge-part") {
+      const registrar = current.registeredBy && current.registeredBy !== jobId ? await getJob(current.registeredBy) : undefined;
+      const registrarEvaluating = registrar?.status === "evaluating" && ["queued", "running"].includes(registrar.evaluation.status);
+      const partsMissing = (current.pendingParts?.size ?? 0) > 0;
+      const take = partRegistration({ registeredBy: current.registeredBy, jobId, partsMissing, registrarEvaluating });
+      if (take === "ignore") return current;
+      if (take === "later") return "later";
+      await rows();
+      if (take === "merge") return (await clearPart(event.drvPath, partMarker(event.part!.index))) ?? (await getDerivation(event.drvPath));
+      const adopted = await adoptParts(event.drvPath, current.registeredBy, jobId, markers, event.sources);
+      if (adopted) {
+        // The earlier registration's parts are replaced: its rows go (a row this job wrote again stays).
+        await Promise.all([dropPendingInputsBy(event.drvPath, current.registeredBy!), dropDerivationInputsBy(event.drvPath, current.registeredBy!)]);
+        return adopted;
+      }
+      current = await getDerivation(event.drvPath);
+      continue;
+    }
+    await rows();
+    const restarted = await restart(current, jobId, markers, event.sources, now);
+    if (restarted) return restarted;
+    current = await getDerivation(event.drvPath);
   }
+  return current;
 }
 
 /** The job's evaluation disagrees with how the derivation was registered: an evaluation error of the job, naming both. */
@@ -128,12 +170,32 @@ async function refuseConflict(jobId: string, drvPath: string, conflict: string):
   });
 }
 
-/** Starts a failed, dependency-failed or cancelled derivation over (core `registrationStep` said so); `jobId` registers it now. */
+const partMarker = (index: number) => `#part/${index}`;
+
+/** Runs `write` the first time it is called; later calls wait for that one. */
+function onceOnly(write: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => (done ??= write());
+}
+
+/** Markers of the parts other than this one, for a split event (none otherwise). */
+const otherParts = (event: DerivationEvent): string[] =>
+  event.part
+    ? Array.from({ length: event.part.count }, (_, i) => i)
+        .filter((i) => i !== event.part!.index)
+        .map(partMarker)
+    : [];
+
+/**
+ * Starts a failed, dependency-failed or cancelled derivation over, registered by `jobId` now;
+ * undefined if it was no longer one of those. Its input rows are in already; the other parts' markers hold it until
+ * they arrive. This evaluation's view of where its .drv and inputs are (`needs`) replaces the
+ * old one; where its outputs were goes with them.
+ */
 async function restart(
   drv: DerivationItem,
   jobId: string,
-  inputs: string[],
-  pending: string[],
+  markers: string[],
   needs: DerivationEvent["sources"],
   now: Date,
 ): Promise<DerivationItem | undefined> {
@@ -144,20 +206,18 @@ async function restart(
       to: "waiting",
       set: {
         registeredBy: jobId,
-        ...(inputs.length ? { inputDrvs: new Set(inputs) } : {}),
-        ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
-        // This evaluation's view of where its .drv and inputs are replaces the old one.
+        ...(markers.length ? { pendingParts: new Set(markers) } : {}),
         ...(needs ? { needs } : {}),
       },
       remove: [
         "failure",
+        "retries",
         "lease",
         "builtBy",
         "finishedAt",
         "sources",
         "cacheProblems",
-        ...(inputs.length ? [] : ["inputDrvs"]),
-        ...(pending.length ? [] : ["pendingInputs"]),
+        ...(markers.length ? [] : ["pendingParts"]),
         ...(needs ? [] : ["needs"]),
       ],
       // A new attempt: a new task id, and a queue message SQS will not take for a duplicate.
@@ -165,16 +225,19 @@ async function restart(
     },
     now,
   );
-  if (moved) await mirrorStatus(moved.drvPath, moved.status, moved.updatedAt);
-  return moved ?? (await getDerivation(drv.drvPath));
+  if (moved) await mirrorStatus(moved);
+  return moved;
 }
 
-/** Looks at a waiting derivation's inputs (core `advanceWaiting`) and moves it on: queued, dependency-failed, or still waiting. */
-async function advance(drv: DerivationItem, work: WorkNotes, now: Date): Promise<void> {
-  const inputs = [...(drv.inputDrvs ?? [])];
+/**
+ * Looks at the inputs this event brought (core `advanceWaiting`) and moves the derivation on:
+ * dependency-failed, or those with outputs cleared and queued if nothing else is pending.
+ * Every input row comes with some event of the derivation, which advances its own.
+ */
+async function advance(drvPath: string, inputs: string[], work: WorkNotes, now: Date): Promise<void> {
   const statuses = await getDerivations(inputs);
   const step = advanceWaiting(inputs, (input) => statuses.get(input)?.status);
-  if (step.type === "fail") return failDependent(drv.drvPath, step.dependency, work, now);
-  const after = await clearPendingInputs(drv.drvPath, step.inputs);
-  if (after && isReadyToQueue(after)) await enqueue(after.drvPath, work, now);
+  if (step.type === "fail") return failDependent(drvPath, step.dependency, work, now);
+  await clearPendingInputs(drvPath, step.inputs);
+  await queueIfReady(drvPath, work, now);
 }

@@ -1,7 +1,7 @@
 import { retryDecision } from "@nimbus/core";
 import { timing } from "../platform/timing.ts";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
-import { moveDerivation } from "../storage/derivations.ts";
+import { getDerivation, moveDerivation } from "../storage/derivations.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
 import { SHARD } from "../storage/keys.ts";
 import type { WorkNotes } from "./new-work.ts";
@@ -11,11 +11,16 @@ import { settle } from "./settle.ts";
  * A build that did not end through its own fault (its agent was lost, or reported
  * `exceptional`) is retried as core `retryDecision` says: back on its queue at once, after a
  * back-off (the sweeper sends it when due), or failed with the reason once the attempts run
- * out. Only the holder of the lease `taskId` moves it.
+ * out. Only the holder of the lease `taskId` moves it. The budget counts the derivation's
+ * `retries`, not its attempt number: cancelling and restarting it costs no retry.
  */
-export async function retryBuild(drvPath: string, taskId: string, attempt: number, reason: string, work: WorkNotes, now = new Date()): Promise<void> {
+export async function retryBuild(drvPath: string, taskId: string, reason: string, work: WorkNotes, now = new Date()): Promise<boolean> {
+  const drv = await getDerivation(drvPath);
+  if (drv?.status !== "building" || drv.lease?.taskId !== taskId) return false;
+  const retries = drv.retries ?? 0;
+  // The lease condition also pins `retries`: only the lease holder's retry moves it.
   const leaseHeld = { expression: "lease.taskId = :task", values: { ":task": taskId } };
-  const decision = retryDecision(attempt, reason, now, timing());
+  const decision = retryDecision(retries, reason, now, timing());
   if (decision.type === "give-up") {
     const failure = { reason: decision.reason };
     const failed = await moveDerivation(
@@ -24,17 +29,18 @@ export async function retryBuild(drvPath: string, taskId: string, attempt: numbe
       now,
     );
     if (failed) await settle(failed, work, now);
-    return;
+    return failed !== undefined;
   }
   const due = decision.type === "retry-later" ? { dueShard: SHARD.due, dueAt: decision.dueAt.toISOString() } : {};
   const queued = await moveDerivation(
     drvPath,
-    { from: ["building"], to: "queued", set: { lastError: reason, ...due }, remove: ["lease"], addAttempt: 1, condition: leaseHeld },
+    { from: ["building"], to: "queued", set: { lastError: reason, retries: retries + 1, ...due }, remove: ["lease"], addAttempt: 1, condition: leaseHeld },
     now,
   );
-  if (!queued) return;
-  await mirrorStatus(drvPath, "queued", queued.updatedAt);
-  if (decision.type === "retry-later") return;
+  if (!queued) return false;
+  await mirrorStatus(queued);
+  if (decision.type === "retry-later") return true;
   await sendToBuildQueue(queued);
   work.addBuildQueue(queued.queueKey);
+  return true;
 }

@@ -30,17 +30,49 @@ export const touchSessionReturning = (sessionId: string, now: Date): Promise<Ses
     "ALL_NEW",
   );
 
+/** Every session, tasks included: a table bounded by the number of agents. */
+export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();
+
 /** Sessions not heard from since `before` (from the index). */
 export const quietSessions = (before: Date): Promise<SessionItem[]> => Sessions.query(quietSessionsQuery(before));
+
+/** When a session may be ended: not if it was seen after `seenBefore`, nor (`detachedOnly`) while on a connection. */
+export interface EndCondition {
+  seenBefore?: string;
+  detachedOnly?: boolean;
+}
+
+/**
+ * Deletes a session and returns it as it was — the tasks it held at that moment, which no
+ * later write can add to (a reservation needs the item) — unless `unless` says its agent came
+ * back (leave it be); undefined then, or if it was gone already.
+ */
+export function deleteSession(sessionId: string, unless: EndCondition = {}): Promise<SessionItem | undefined> {
+  const conditions = ["attribute_exists(sessionId)"];
+  if (unless.seenBefore) conditions.push("lastSeen <= :seen");
+  if (unless.detachedOnly) conditions.push("attribute_not_exists(connectionId)");
+  return Sessions.deleteReturning(
+    { sessionId },
+    { expression: conditions.join(" AND "), ...(unless.seenBefore ? { values: { ":seen": unless.seenBefore } } : {}) },
+  );
+}
 
 /** The tasks a session holds, each with its record. */
 export const heldTasks = (session: SessionItem): [string, SessionTask][] => Object.entries(session.tasks);
 
-export type Attach = { ok: true; session: SessionItem; previousConnectionId?: string } | { ok: false; reason: string };
+export type Attach =
+  | { ok: true; session: SessionItem; previousConnectionId?: string }
+  /** `retry`: nothing is wrong with the credential; the agent should connect again. */
+  | { ok: false; reason: string; retry: boolean };
+
+/** Tries at creating or resuming a session whose item keeps ending under the attempt. */
+const ATTACH_TRIES = 3;
 
 /**
  * Puts a session on a connection: a new one is created, a known one is resumed if the
- * secret matches. Returns the session as it was, and the connection it had before.
+ * secret matches. Returns the session as it was, and the connection it had before. A session
+ * ended meanwhile (the sweeper, a disconnect check) is created afresh under the same id: the
+ * agent keeps its credential, and the tasks it lists are cancelled (they went back).
  */
 export async function attachSession(input: {
   credential: SessionCredential;
@@ -63,25 +95,31 @@ export async function attachSession(input: {
     createdAt: at,
     lastSeen: at,
   };
-  if (await Sessions.put(fresh, { expression: "attribute_not_exists(sessionId)" })) return { ok: true, session: fresh };
-  const known = await getSession(credential.id);
-  if (!known || !hashMatches(credential.secret, known.secretHash)) {
-    return { ok: false, reason: "this session id belongs to another agent's credential" };
+  for (let tries = 0; tries < ATTACH_TRIES; tries++) {
+    if (await Sessions.put(fresh, { expression: "attribute_not_exists(sessionId)" })) return { ok: true, session: fresh };
+    const known = await getSession(credential.id);
+    // Ended between the create and this read: create it afresh.
+    if (!known) continue;
+    if (!hashMatches(credential.secret, known.secretHash)) {
+      return { ok: false, reason: "this session id belongs to another agent's credential", retry: false };
+    }
+    const before = await Sessions.updateReturning(
+      { sessionId: credential.id },
+      {
+        UpdateExpression: "SET connectionId = :conn, #agent = :agent, tokenId = :token, lastSeen = :now REMOVE draining",
+        ConditionExpression: "secretHash = :hash",
+        ExpressionAttributeNames: { "#agent": "agent" },
+        ExpressionAttributeValues: { ":conn": input.connectionId, ":agent": input.agent, ":token": input.tokenId, ":now": at, ":hash": known.secretHash },
+      },
+      "ALL_OLD",
+    );
+    // Ended between the read and this resume: create it afresh.
+    if (!before) continue;
+    return {
+      ok: true,
+      session: { ...before, connectionId: input.connectionId, agent: input.agent, lastSeen: at },
+      ...(before.connectionId && before.connectionId !== input.connectionId ? { previousConnectionId: before.connectionId } : {}),
+    };
   }
-  const before = await Sessions.updateReturning(
-    { sessionId: credential.id },
-    {
-      UpdateExpression: "SET connectionId = :conn, #agent = :agent, tokenId = :token, lastSeen = :now REMOVE draining",
-      ConditionExpression: "secretHash = :hash",
-      ExpressionAttributeNames: { "#agent": "agent" },
-      ExpressionAttributeValues: { ":conn": input.connectionId, ":agent": input.agent, ":token": input.tokenId, ":now": at, ":hash": known.secretHash },
-    },
-    "ALL_OLD",
-  );
-  if (!before) return { ok: false, reason: "the session ended meanwhile; reconnect" };
-  return {
-    ok: true,
-    session: { ...before, connectionId: input.connectionId, agent: input.agent, lastSeen: at },
-    ...(before.connectionId && before.connectionId !== input.connectionId ? { previousConnectionId: before.connectionId } : {}),
-  };
+  return { ok: false, reason: "the session kept ending while it was being attached", retry: true };
 }

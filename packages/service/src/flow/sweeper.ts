@@ -1,9 +1,9 @@
-import { planResends, quietJobAction, sweepDeadlines, type StaleWork, type SweepStep } from "@nimbus/core";
+import { planResends, PROPAGATING, quietJobAction, sweepDeadlines, type StaleWork, type SweepStep } from "@nimbus/core";
 import { timing } from "../platform/timing.ts";
-import { pruneIfGone } from "../storage/agent-socket.ts";
+import { closeAgentConnection } from "../storage/agent-socket.ts";
 import { buildQueueUrl, sendToBuildQueue } from "../storage/build-queues.ts";
 import { quietConnections } from "../storage/connections.ts";
-import { claimResend, dueRetries, staleQueued, unpropagated } from "../storage/derivations.ts";
+import { claimResend, dueRetries, getDerivation, staleQueued, unpropagated } from "../storage/derivations.ts";
 import type { Position, Walked } from "../storage/index-walk.ts";
 import type { DerivationItem, JobItem } from "../storage/items.ts";
 import { quietJobs } from "../storage/jobs.ts";
@@ -11,8 +11,11 @@ import { queueDepth } from "../storage/queue-messages.ts";
 import { loadCursor, saveCursor } from "../storage/sweeper-cursors.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
 import { resendLostEvaluations, timeOutEvaluation } from "./evaluation-watch.ts";
+import { continueCancel } from "./job-cancel.ts";
 import { finishJobIfDone } from "./job-finish.ts";
+import { repairJobRows } from "./job-repair.ts";
 import { reportChangedJobs, reportDueJobs } from "./job-reports.ts";
+import { handBackOrphanedBuilds, handBackOrphanedEvaluation, releaseAbandonedSlots } from "./lease-repair.ts";
 import { WorkNotes } from "./new-work.ts";
 import { endSession } from "./session-end.ts";
 import { quietSessions } from "./sessions.ts";
@@ -26,6 +29,10 @@ export interface SweepReport {
   jobsFinished: number;
   evaluationsResent: number;
   evaluationsTimedOut: number;
+  jobRowsRepaired: number;
+  leasesHandedBack: number;
+  slotsReleased: number;
+  cancelsCompleted: number;
   reportsSent: number;
   /** Steps that ran out of their time: the next sweep goes on where each stopped. */
   unfinished: SweepStep[];
@@ -39,6 +46,9 @@ export interface SweepOptions {
 /** Stale queued derivations read per sweep at most, to weigh against their queues' depths (the next sweep reads on). */
 const STALE_READ_LIMIT = 250;
 
+/** Time the sweeper gives one unfinished cancellation per sweep. */
+const CANCEL_STEP_MS = 5_000;
+
 /**
  * The scheduled safety net (docs/reliability.md, "The sweeper"). Each step reads a (sparse)
  * index of what might need help — never a whole table — and acts with conditional writes, so
@@ -46,16 +56,22 @@ const STALE_READ_LIMIT = 250;
  * (`NIMBUS_SWEEP_BUDGET_MS`, core `sweepDeadlines`); a step that walks items it leaves in its
  * index (quiet connections, stale queued derivations, quiet jobs) saves where it stopped, and
  * the next sweep goes on from there.
- * 1. connections silent for two heartbeats that the gateway no longer has ($disconnect is best-effort);
+ * 1. connections silent for two heartbeats: closed ($disconnect is best-effort, and a silent
+ *    death may leave the gateway a half-open socket), so their session's disconnect grace runs;
  * 2. sessions silent past the grace period: their agent is lost, their tasks go back;
- * 3. retries whose back-off is over: sent to their queue;
- * 4. queued derivations waiting past the re-send window whose messages look lost (core
+ * 3. leases whose session no longer holds the task (a handler died while ending it) go back,
+ *    and slots reserved for a task never leased to the session (a handler died in between) are freed;
+ * 4. retries whose back-off is over: sent to their queue;
+ * 5. queued derivations waiting past the re-send window whose messages look lost (core
  *    `planResends` against the queues' depths, capped): sent again;
- * 5. settled derivations whose dependents and jobs were never told (a Lambda died between),
- *    a settle with many dependents going on where the last one stopped;
- * 6. running jobs: a lost evaluation message sent again, an evaluation past its timeout failed,
- *    a job with nothing left to do finished;
- * 7. GitHub reports whose due time came (a throttle, a rate limit or a back-off ended), and
+ * 6. settled derivations whose dependents and jobs were never told (a Lambda died between),
+ *    a settle with many dependents going on where the last one stopped, if still settled as read;
+ * 7. running jobs: an evaluation whose session does not hold it queued again, a lost evaluation
+ *    message sent again, an evaluation past its timeout failed, copies of derivation statuses
+ *    put right where a mirror missed them, derivations another job's cancel took from them
+ *    started again, a job with nothing left to do finished; cancelled jobs whose cancellation
+ *    was cut short go on with it;
+ * 8. GitHub reports whose due time came (a throttle, a rate limit or a back-off ended), and
  *    the reports of the jobs this sweep changed (those it has no time for are left due).
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
@@ -74,6 +90,10 @@ export async function sweep(now = new Date(), options: SweepOptions = {}): Promi
     jobsFinished: 0,
     evaluationsResent: 0,
     evaluationsTimedOut: 0,
+    jobRowsRepaired: 0,
+    leasesHandedBack: 0,
+    slotsReleased: 0,
+    cancelsCompleted: 0,
     reportsSent: 0,
     unfinished: [],
   };
@@ -81,10 +101,14 @@ export async function sweep(now = new Date(), options: SweepOptions = {}): Promi
     if (!finished) report.unfinished.push(step);
   };
 
+  // Two heartbeats without a word: the agent is dead or cut off (a half-open socket can look
+  // alive to the gateway for minutes). Closing it detaches its session, which then has the
+  // disconnect grace to come back in.
   ran(
     "quiet-connections",
     await walkFromCursor("quiet-connections", now, (start) => quietConnections(ago(2 * t.heartbeatIntervalMs), start), outOfTime("quiet-connections"), async (connection) => {
-      if (await pruneIfGone(connection.connectionId)) report.connectionsRemoved++;
+      await closeAgentConnection(connection.connectionId, now);
+      report.connectionsRemoved++;
     }),
   );
 
@@ -95,9 +119,13 @@ export async function sweep(now = new Date(), options: SweepOptions = {}): Promi
       sessionsDone = false;
       break;
     }
-    if (await endSession(session, "its agent was lost", work, session.lastSeen)) report.sessionsEnded++;
+    if (await endSession(session.sessionId, "its agent was lost", work, { seenBefore: session.lastSeen })) report.sessionsEnded++;
   }
   ran("lost-sessions", sessionsDone);
+
+  // Bounded by the agents' slots: a read of each session and each build leased a while.
+  report.leasesHandedBack += await handBackOrphanedBuilds(ago(t.heartbeatIntervalMs), work, now);
+  report.slotsReleased += await releaseAbandonedSlots(now, t.heartbeatIntervalMs);
 
   ran(
     "due-retries",
@@ -108,11 +136,14 @@ export async function sweep(now = new Date(), options: SweepOptions = {}): Promi
 
   ran("stale-queued", await resendLost(ago(t.requeueAfterMs), now, work, outOfTime("stale-queued"), report));
 
-  // Telling dependents and jobs again is harmless: every step of it is conditional.
+  // Telling dependents and jobs again is harmless: every step of it is conditional. The index
+  // may lag: what is told is the derivation as it is now, and only while it is still settled.
   const settlesLate = outOfTime("unpropagated-settles");
   ran(
     "unpropagated-settles",
-    await walkAll(unpropagated(ago(t.heartbeatIntervalMs)), settlesLate, async (drv) => {
+    await walkAll(unpropagated(ago(t.heartbeatIntervalMs)), settlesLate, async (indexed) => {
+      const drv = await getDerivation(indexed.drvPath);
+      if (!drv?.propagateShard || !PROPAGATING.includes(drv.status)) return true;
       report.settlesPropagated++;
       return settle(drv, work, now, settlesLate);
     }),
@@ -123,6 +154,17 @@ export async function sweep(now = new Date(), options: SweepOptions = {}): Promi
   ran(
     "quiet-jobs",
     await walkFromCursor("quiet-jobs", now, (start) => quietJobs(ago(t.heartbeatIntervalMs), start), jobsLate, async (job) => {
+      if (job.status === "cancelled") {
+        if (job.cancelling && (await continueCancel(job, Date.now() + CANCEL_STEP_MS, now))) report.cancelsCompleted++;
+        return;
+      }
+      if (await handBackOrphanedEvaluation(job, work)) {
+        report.leasesHandedBack++;
+        return;
+      }
+      const repaired = await repairJobRows(job, work, now);
+      report.jobRowsRepaired += repaired;
+      if (repaired > 0) work.addChangedJob(job.jobId);
       const action = quietJobAction(job, now, t);
       if (action.type === "evaluation-waiting") waiting.push(job);
       else if (action.type === "evaluation-timed-out") {

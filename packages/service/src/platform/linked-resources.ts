@@ -6,6 +6,7 @@ interface LinkedResources {
   App: { name: string; stage: string };
   AgentSocket: { url: string; managementEndpoint: string };
   HttpApi: { url: string };
+  CacheBucket: { name: string };
 }
 
 const linked = Resource as unknown as LinkedResources &
@@ -20,3 +21,4 @@ export const managementEndpoint = (): string => linked.AgentSocket.managementEnd
 export const queueUrl = (queue: QueueName): string => linked[queue].url;
 export const appStage = (): { app: string; stage: string } => ({ app: linked.App.name, stage: linked.App.stage });
 export const httpApiUrl = (): string => linked.HttpApi.url;
+export const cacheBucketName = (): string => linked.CacheBucket.name;

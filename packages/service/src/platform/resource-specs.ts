@@ -71,7 +71,7 @@ export const tables = {
     fields: { deliveryId: "string" },
     primaryIndex: { hashKey: "deliveryId" },
   },
-  /** Every derivation Nimbus knows, shared by all jobs: status, lease, inputs still pending. */
+  /** Every derivation Nimbus knows, shared by all jobs: status, lease, where its inputs and outputs are. */
   Derivations: {
     fields: {
       drvPath: "string",
@@ -80,6 +80,7 @@ export const tables = {
       dueShard: "string",
       dueAt: "string",
       propagateShard: "string",
+      buildingShard: "string",
       updatedAt: "string",
     },
     primaryIndex: { hashKey: "drvPath" },
@@ -90,7 +91,26 @@ export const tables = {
       byQueuedAt: { hashKey: "queuedShard", rangeKey: "queuedAt" },
       // Sparse: only retries waiting out their back-off.
       byDueAt: { hashKey: "dueShard", rangeKey: "dueAt" },
+      // Sparse: only builds leased to a session, so the sweeper can find leases whose session is gone.
+      byBuilding: { hashKey: "buildingShard", rangeKey: "updatedAt" },
     },
+  },
+  /**
+   * What a waiting derivation still waits for: one row per input not yet built, deleted when it
+   * is. Rows, not a set on the derivation, so no item grows with the number of inputs.
+   */
+  PendingInputs: {
+    fields: { drvPath: "string", inputDrv: "string" },
+    primaryIndex: { hashKey: "drvPath", rangeKey: "inputDrv" },
+  },
+  /**
+   * dependent → input: every input a derivation was registered as waiting for (built by
+   * Nimbus), kept after it is built, so dispatch finds where each one's outputs are. Rows, not a
+   * set on the derivation, for the same reason as PendingInputs.
+   */
+  DerivationInputs: {
+    fields: { drvPath: "string", inputDrv: "string" },
+    primaryIndex: { hashKey: "drvPath", rangeKey: "inputDrv" },
   },
   /** input → dependent, to find what may become ready (or dependency-failed) when an input settles. */
   Edges: {
@@ -126,6 +146,32 @@ export const tables = {
     fields: { queueKey: "string" },
     primaryIndex: { hashKey: "queueKey" },
   },
+  /** The built-in cache's index (docs/cache.md): store path hash → its narinfo fields and NAR file. */
+  CachePaths: {
+    fields: { storeHash: "string", useShard: "string", lastUsedAt: "string", fileKey: "string" },
+    primaryIndex: { hashKey: "storeHash" },
+    globalIndexes: {
+      // Every path, least recently used first: where retention looks for what to remove.
+      byLastUsed: { hashKey: "useShard", rangeKey: "lastUsedAt" },
+      // Which paths use a NAR file (files are named by their hash and may be shared).
+      byFile: { hashKey: "fileKey", rangeKey: "storeHash" },
+    },
+  },
+  /** reference → referrer between cached paths: a path something refers to is never removed. */
+  CacheRefs: {
+    fields: { reference: "string", referrer: "string" },
+    primaryIndex: { hashKey: "reference", rangeKey: "referrer" },
+  },
+  /** Tokens scoped to the built-in cache (read or write), stored hashed. */
+  CacheTokens: {
+    fields: { tokenId: "string" },
+    primaryIndex: { hashKey: "tokenId" },
+  },
+  /** One item: the cache's path count, bytes, and its last collection. */
+  CacheStats: {
+    fields: { statsKey: "string" },
+    primaryIndex: { hashKey: "statsKey" },
+  },
 } as const satisfies Record<string, TableSpec>;
 export type TableName = keyof typeof tables;
 /** The global secondary indexes a table declares: the only index names a query may use. */
@@ -136,8 +182,14 @@ export type IndexName<T extends TableName> = (typeof tables)[T] extends { global
  * ApiAdminToken: bearer token for the JSON API. GithubWebhookSecret: HMAC key for webhooks.
  */
 export interface QueueSpec {
-  fifo: true;
+  fifo: boolean;
   visibilityTimeoutSeconds: number;
+  /**
+   * The handler its messages are delivered to, in batches of at most `batchSize` (a Lambda
+   * event source in AWS, a poller in the local runtime); it answers with the messages that
+   * failed (`batchItemFailures`), which come back after the visibility timeout.
+   */
+  consumer?: { handler: string; batchSize: number };
 }
 
 /**
@@ -145,15 +197,33 @@ export interface QueueSpec {
  * use, one per (system, features), named by `buildQueueName`.
  */
 export const queues = {
-  /** Evaluations waiting for an agent with a free slot. */
+  /** Evaluations waiting for an agent with a free slot (dispatch receives from it). */
   Evaluations: { fifo: true, visibilityTimeoutSeconds: 60 },
+  /**
+   * One check per session whose connection closed, delayed by the disconnect grace
+   * (per-message DelaySeconds: a standard queue); the consumer ends the session if its agent
+   * did not come back (docs/reliability.md, "Fast re-queue").
+   */
+  DisconnectChecks: {
+    fifo: false,
+    visibilityTimeoutSeconds: 60,
+    consumer: { handler: "functions/queues/disconnect-checks.handler", batchSize: 10 },
+  },
 } as const satisfies Record<string, QueueSpec>;
 export type QueueName = keyof typeof queues;
 
 /** Every build queue's name starts with this, so IAM can grant exactly those. */
 export const buildQueuePrefix = (app: string, stage: string) => `${app}-${stage}-build-`;
 
-export const secrets = ["ApiAdminToken", "GithubWebhookSecret", "GithubAppId", "GithubAppPrivateKey", "GithubToken"] as const;
+export const secrets = [
+  "ApiAdminToken",
+  "GithubWebhookSecret",
+  "GithubAppId",
+  "GithubAppPrivateKey",
+  "GithubToken",
+  "CacheSigningKey",
+  "CachePublicKey",
+] as const;
 export type SecretName = (typeof secrets)[number];
 
 /**
@@ -164,13 +234,15 @@ export const githubSecrets = ["GithubWebhookSecret", "GithubAppId", "GithubAppPr
 
 /**
  * The handlers that talk to GitHub: they take its webhooks, report jobs that change (the agents'
- * frames settle them, the sweeper retries reports, cancel and rerun change them) or hand out
- * evaluations of private repositories (with a clone token minted then).
+ * frames settle them, the sweeper retries reports, cancel and rerun change them, a lost agent's
+ * builds that used up their retries fail them) or hand out evaluations of private repositories
+ * (with a clone token minted then).
  */
 export const githubHandlers: readonly string[] = [
   "functions/webhooks/github.handler",
   "functions/socket/default.handler",
   "functions/sweeper.handler",
+  "functions/queues/disconnect-checks.handler",
   "functions/api/jobs-cancel.handler",
   "functions/api/jobs-rerun.handler",
 ];
@@ -178,11 +250,48 @@ export const githubHandlers: readonly string[] = [
 /** The handlers that answer without the admin token (signed webhooks, the agents' discovery). */
 const publicHandlers: readonly string[] = ["functions/webhooks/github.handler", "functions/api/service-info.handler"];
 
+/**
+ * The built-in cache's key pair (docs/cache.md): only the handler that serves narinfos signs
+ * with the secret half; those that tell agents and users which key to trust read the public one.
+ */
+export const cacheSigningHandlers: readonly string[] = ["functions/cache/narinfo.handler"];
+export const cachePublicKeyHandlers: readonly string[] = ["functions/socket/default.handler", "functions/api/cache-info.handler"];
+
 /** The secrets one handler is linked to in AWS: only those it reads (docs/security.md). */
 export function handlerSecrets(handler: string): SecretName[] {
   const admin: SecretName[] = handler.startsWith("functions/api/") && !publicHandlers.includes(handler) ? ["ApiAdminToken"] : [];
-  return [...admin, ...(githubHandlers.includes(handler) ? githubSecrets : [])];
+  return [
+    ...admin,
+    ...(githubHandlers.includes(handler) ? githubSecrets : []),
+    ...(cacheSigningHandlers.includes(handler) ? (["CacheSigningKey"] as const) : []),
+    ...(cachePublicKeyHandlers.includes(handler) ? (["CachePublicKey"] as const) : []),
+  ];
 }
+
+/** The built-in cache's bucket (`Resource.CacheBucket.name`): NAR files under `nar/`. Never public. */
+export const cacheBucket = { name: "CacheBucket" } as const;
+
+/**
+ * Variables `sst deploy` hands from its own environment to every function, when set there:
+ * where GitHub reports link to and another GitHub API (docs/github.md), the timing knobs
+ * (docs/reliability.md, "Timing knobs"; platform/timing.ts reads them), and the built-in
+ * cache's retention and limits (docs/cache.md).
+ */
+export const deployEnvironmentNames = [
+  "NIMBUS_PUBLIC_URL",
+  "NIMBUS_GITHUB_API_URL",
+  "NIMBUS_HEARTBEAT_INTERVAL_MS",
+  "NIMBUS_DISCONNECT_GRACE_MS",
+  "NIMBUS_SESSION_GRACE_MS",
+  "NIMBUS_REQUEUE_AFTER_MS",
+  "NIMBUS_RETRY_BASE_MS",
+  "NIMBUS_RETRY_MAX_MS",
+  "NIMBUS_MAX_ATTEMPTS",
+  "NIMBUS_CACHE_RETENTION_DAYS",
+  "NIMBUS_CACHE_COLLECT_BATCH",
+  "NIMBUS_CACHE_VERIFY_READ_BYTES",
+  "NIMBUS_CACHE_URL_SECONDS",
+] as const;
 
 /** The agents' WebSocket API; handlers get `Resource.AgentSocket.{url,managementEndpoint}`. */
 export const agentSocket = {
@@ -217,6 +326,15 @@ export const httpApi = {
     { route: "POST /api/jobs/{id}/cancel", handler: "functions/api/jobs-cancel.handler" },
     { route: "POST /api/jobs/{id}/rerun", handler: "functions/api/jobs-rerun.handler" },
     { route: "GET /api/derivations/{drv}/log", handler: "functions/api/derivation-log.handler" },
+    // The built-in cache (docs/cache.md): Nix's HTTP binary cache protocol, plus the bulk query.
+    { route: "GET /cache/nix-cache-info", handler: "functions/cache/nix-cache-info.handler" },
+    { route: "POST /cache/missing", handler: "functions/cache/missing.handler" },
+    { route: "ANY /cache/{file}", handler: "functions/cache/narinfo.handler" },
+    { route: "ANY /cache/nar/{file}", handler: "functions/cache/nar.handler" },
+    { route: "GET /api/cache", handler: "functions/api/cache-info.handler" },
+    { route: "GET /api/cache/tokens", handler: "functions/api/cache-tokens-list.handler" },
+    { route: "POST /api/cache/tokens", handler: "functions/api/cache-tokens-create.handler" },
+    { route: "DELETE /api/cache/tokens/{id}", handler: "functions/api/cache-tokens-revoke.handler" },
   ] satisfies HttpRoute[],
 } as const;
 

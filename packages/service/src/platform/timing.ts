@@ -8,7 +8,12 @@ import { DEFAULT_HEARTBEAT_INTERVAL_MS, IDLE_TIMEOUT_MS } from "@nimbus/protocol
 export interface Timing {
   /** How often agents heartbeat (told in `welcome`). */
   heartbeatIntervalMs: number;
-  /** A session silent this long has lost its agent: its tasks go back to the queues. */
+  /**
+   * A session whose connection closed (or went silent for two heartbeats) and that is not
+   * back this long later has lost its agent: its tasks go to other agents.
+   */
+  disconnectGraceMs: number;
+  /** A session silent this long has lost its agent (the sweeper's backstop for a lost disconnect check). */
   sessionGraceMs: number;
   /** A queued derivation not leased for this long is sent to its queue again. */
   requeueAfterMs: number;
@@ -25,8 +30,12 @@ export interface Timing {
   sweepBudgetMs: number;
 }
 
+/** SQS's longest message delay. */
+export const MAX_DELAY_MS = 15 * 60_000;
+
 const DEFAULTS: Timing = {
   heartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS,
+  disconnectGraceMs: 20_000,
   sessionGraceMs: 3 * 60_000,
   requeueAfterMs: 2 * 60_000,
   retryBaseMs: 30_000,
@@ -40,6 +49,7 @@ const DEFAULTS: Timing = {
 
 const ENV: Record<keyof Timing, string> = {
   heartbeatIntervalMs: "NIMBUS_HEARTBEAT_INTERVAL_MS",
+  disconnectGraceMs: "NIMBUS_DISCONNECT_GRACE_MS",
   sessionGraceMs: "NIMBUS_SESSION_GRACE_MS",
   requeueAfterMs: "NIMBUS_REQUEUE_AFTER_MS",
   retryBaseMs: "NIMBUS_RETRY_BASE_MS",
@@ -64,5 +74,7 @@ export function timing(): Timing {
   t.heartbeatIntervalMs = Math.min(Math.max(t.heartbeatIntervalMs, 100), IDLE_TIMEOUT_MS - 1);
   t.maxAttempts = Math.max(1, Math.floor(t.maxAttempts));
   t.maxEvaluationAttempts = Math.max(1, Math.floor(t.maxEvaluationAttempts));
+  // SQS delays a message at most 15 minutes.
+  t.disconnectGraceMs = Math.min(t.disconnectGraceMs, MAX_DELAY_MS);
   return t;
 }

@@ -3,7 +3,7 @@
  * (the local gateway serves the same API). A connection the gateway no longer has is removed
  * from the Connections table on sight, since its `$disconnect` may never come.
  */
-import { DeleteConnectionCommand, GetConnectionCommand, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
+import { DeleteConnectionCommand, PostToConnectionCommand } from "@aws-sdk/client-apigatewaymanagementapi";
 import { MAX_FRAME_BYTES, ServiceMessage } from "@nimbus/protocol";
 import { gatewayManagement } from "../platform/aws-clients.ts";
 import { forgetConnection, listConnections } from "./connections.ts";
@@ -27,25 +27,13 @@ export async function sendToAgent(connectionId: string, message: ServiceMessage)
 }
 
 /** Ends a connection; the row goes too, since `$disconnect` is best-effort. */
-export async function closeAgentConnection(connectionId: string): Promise<void> {
+export async function closeAgentConnection(connectionId: string, now = new Date()): Promise<void> {
   try {
     await gatewayManagement().send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
   } catch (error) {
     if (!isGone(error)) throw error;
   }
-  await forgetConnection(connectionId);
-}
-
-/** Asks the gateway whether a connection still exists; a gone one is removed. */
-export async function pruneIfGone(connectionId: string): Promise<boolean> {
-  try {
-    await gatewayManagement().send(new GetConnectionCommand({ ConnectionId: connectionId }));
-    return false;
-  } catch (error) {
-    if (!isGone(error)) throw error;
-    await forgetConnection(connectionId);
-    return true;
-  }
+  await forgetConnection(connectionId, now);
 }
 
 /** Ends every connection that joined with a token (after it is revoked). */

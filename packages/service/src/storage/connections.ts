@@ -1,6 +1,8 @@
 import type { AgentInfo } from "@nimbus/protocol";
 import type { ConnectionItem } from "./items.ts";
 import { SHARD } from "./keys.ts";
+import { timing } from "../platform/timing.ts";
+import { scheduleDisconnectCheck } from "./disconnect-checks.ts";
 import { detachSession } from "./sessions.ts";
 import { walkQuery, type Position, type Walked } from "./index-walk.ts";
 import { Connections } from "./tables.ts";
@@ -78,12 +80,15 @@ export const quietConnections = (before: Date, startKey?: Position): AsyncGenera
 
 /**
  * Removes a connection that is gone ($disconnect, GoneException, the sweeper). Its session
- * keeps its tasks: the agent may reconnect within the grace period and carry on.
+ * keeps its tasks: the agent may reconnect within the disconnect grace and carry on; a check
+ * of the session is scheduled for when the grace is over (docs/reliability.md, "Fast re-queue").
  */
-export async function forgetConnection(connectionId: string): Promise<void> {
+export async function forgetConnection(connectionId: string, now = new Date()): Promise<void> {
   const connection = await getConnection(connectionId);
   await removeConnection(connectionId);
-  if (connection?.sessionId) await detachSession(connection.sessionId, connectionId);
+  const sessionId = connection?.sessionId;
+  if (!sessionId || !(await detachSession(sessionId, connectionId))) return;
+  await scheduleDisconnectCheck({ sessionId, connectionId, detachedAt: now.toISOString() }, timing().disconnectGraceMs);
 }
 
 /** The agent's info changed (`agent-info`): what `GET /api/agents` shows from now on. */

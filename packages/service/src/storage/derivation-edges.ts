@@ -7,7 +7,11 @@ export async function putEdges(dependent: string, inputs: readonly string[]): Pr
 }
 
 
-/** The derivations that need `drvPath`, in pages, in order, from after `after` on (a settle that stopped goes on there). */
+/**
+ * The derivations that need `drvPath`, in pages, in order, from after `after` on (a settle that
+ * stopped goes on there), read consistently: an edge put just before its dependent looked at
+ * this input must be seen here (flow/register-derivation.ts).
+ */
 export async function* dependentPages(drvPath: string, after?: string): AsyncGenerator<string[]> {
   const query = after
     ? { KeyConditionExpression: "inputDrv = :drv AND dependentDrv > :after", ExpressionAttributeValues: { ":drv": drvPath, ":after": after } }

@@ -18,9 +18,21 @@ export async function getDerivations(drvPaths: readonly string[]): Promise<Map<s
 export const createDerivation = (item: DerivationItem): Promise<boolean> =>
   Derivations.put(item, { expression: "attribute_not_exists(drvPath)" });
 
-/** The settle flow is done with it: out of the sweeper's byUnpropagated index. */
-export async function markPropagated(drvPath: string): Promise<void> {
-  await Derivations.update({ drvPath }, { UpdateExpression: "REMOVE propagateShard, propagatedThrough" });
+/**
+ * The settle flow is done with it: out of the sweeper's byUnpropagated index — unless it moved
+ * on meanwhile (a rebuild that settled again needs its own propagation).
+ */
+export async function markPropagated(drv: Pick<DerivationItem, "drvPath" | "version">): Promise<void> {
+  const unmoved = versionIs(drv);
+  await Derivations.update(
+    { drvPath: drv.drvPath },
+    {
+      UpdateExpression: "REMOVE propagateShard, propagatedThrough",
+      ConditionExpression: unmoved.expression,
+      ...(unmoved.names ? { ExpressionAttributeNames: unmoved.names } : {}),
+      ...(unmoved.values ? { ExpressionAttributeValues: unmoved.values } : {}),
+    },
+  );
 }
 
 export interface Move {
@@ -30,22 +42,22 @@ export interface Move {
   remove?: string[];
   /** `attempt = attempt + add` in the same write. */
   addAttempt?: number;
-  /** An extra condition, with its own placeholders (`#…`/`:…` not starting with `#s`/`:s`). */
+  /** An extra condition, with placeholders of its own (not the move's: `#status`, `#v`, `#set<i>`, `#rm<i>`, `:to`, `:now`, `:v0`, `:v1`, `:set<i>`, `:from<i>`). */
   condition?: Condition;
 }
 
 /**
  * Moves a derivation's status with one conditional write, so two writers (or one message
- * delivered twice) can never both move it. Returns the item after the move, or undefined if
- * its status was not one of `from` (or the extra condition failed).
+ * delivered twice) can never both move it, and counts the move in `version`. Returns the item
+ * after the move, or undefined if its status was not one of `from` (or the extra condition failed).
  */
 export function moveDerivation(drvPath: string, move: Move, now = new Date()): Promise<DerivationItem | undefined> {
   // The pure rule (packages/core/src/statuses.ts) decides which moves exist; a write outside it is a bug.
   const illegal = move.from.filter((from) => !canMove(from, move.to));
   if (illegal.length) throw new Error(`no status move ${illegal.join("/")} → ${move.to} (${drvPath})`);
-  const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", ...move.condition?.names };
-  const values: Record<string, unknown> = { ":to": move.to, ":now": now.toISOString(), ...move.condition?.values };
-  const sets = ["#status = :to", "#updatedAt = :now"];
+  const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", "#v": "version", ...move.condition?.names };
+  const values: Record<string, unknown> = { ":to": move.to, ":now": now.toISOString(), ":v0": 0, ":v1": 1, ...move.condition?.values };
+  const sets = ["#status = :to", "#updatedAt = :now", "#v = if_not_exists(#v, :v0) + :v1"];
   // Queued derivations (and only they) are in the sparse indexes the sweeper reads.
   const set = { ...move.set };
   const remove = [...(move.remove ?? [])];
@@ -55,9 +67,14 @@ export function moveDerivation(drvPath: string, move: Move, now = new Date()): P
   } else {
     remove.push("queuedShard", "dueShard", "dueAt");
   }
-  // Until the settle flow has told its dependents and jobs, a settled derivation stays in this index;
-  // a new status is told from its first dependent on.
+  // Leased builds (and only they) are in the byBuilding index.
+  if (move.to === "building") set.buildingShard = SHARD.building;
+  else remove.push("buildingShard");
+  // Until the settle flow has told its dependents and jobs, a settled derivation stays in this
+  // index; one that moves on (a rebuild) has nothing left to tell. A new status is told from
+  // its first dependent on.
   if (PROPAGATING.includes(move.to)) set.propagateShard = SHARD.unpropagated;
+  else remove.push("propagateShard");
   remove.push("propagatedThrough");
   for (const [i, [name, value]] of Object.entries(set).entries()) {
     names[`#set${i}`] = name;
@@ -92,47 +109,47 @@ export function moveDerivation(drvPath: string, move: Move, now = new Date()): P
 }
 
 /**
- * Removes inputs that now have outputs from a waiting derivation's pending set (string-set
- * DELETE is idempotent). Returns the item after, or undefined if it is not waiting.
+ * A part of a split event has arrived (its inputs' rows are in): takes its marker off a waiting
+ * derivation. Returns the item after, or undefined if it is not waiting.
  */
-export function clearPendingInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
-  if (inputs.length === 0) return getDerivation(drvPath);
-  return updateWhileWaiting(drvPath, "DELETE pendingInputs :set", inputs);
+export function clearPart(drvPath: string, marker: string): Promise<DerivationItem | undefined> {
+  return Derivations.updateReturning(
+    { drvPath },
+    {
+      UpdateExpression: "DELETE pendingParts :marker",
+      ConditionExpression: "#status = :waiting",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":marker": new Set([marker]), ":waiting": "waiting" },
+    },
+    "ALL_NEW",
+  );
 }
 
 /**
  * A split derivation whose registrar's evaluation ended with parts missing is taken over by
- * `jobId`: its inputs, part markers and (when it reports them) where its .drv and inputs are
- * become this registration's. Only while it waits and `previous` still registers it; the item
- * after, or undefined.
+ * `jobId` (its part's input rows are in): the markers of its other parts replace those still
+ * missing, and where its .drv and inputs are (when it reports it) becomes this registration's.
+ * Only while it waits and `previous` still registers it; the item after, or undefined.
  */
 export function adoptParts(
   drvPath: string,
   previous: string | undefined,
   jobId: string,
-  inputs: readonly string[],
-  pending: readonly string[],
+  markers: readonly string[],
   needs?: DerivationItem["needs"],
 ): Promise<DerivationItem | undefined> {
-  const sets = [
-    "registeredBy = :job",
-    ...(inputs.length ? ["inputDrvs = :inputs"] : []),
-    ...(pending.length ? ["pendingInputs = :pending"] : []),
-    ...(needs ? ["needs = :needs"] : []),
-  ];
-  const removes = [...(inputs.length ? [] : ["inputDrvs"]), ...(pending.length ? [] : ["pendingInputs"])];
+  const sets = ["registeredBy = :job", ...(markers.length ? ["pendingParts = :markers"] : []), ...(needs ? ["needs = :needs"] : [])];
   return Derivations.updateReturning(
     { drvPath },
     {
-      UpdateExpression: `SET ${sets.join(", ")}${removes.length ? ` REMOVE ${removes.join(", ")}` : ""}`,
+      UpdateExpression: `SET ${sets.join(", ")}${markers.length ? "" : " REMOVE pendingParts"}`,
       ConditionExpression: `#status = :waiting AND ${previous ? "registeredBy = :previous" : "attribute_not_exists(registeredBy)"}`,
       ExpressionAttributeNames: { "#status": "status" },
       ExpressionAttributeValues: {
         ":job": jobId,
         ":waiting": "waiting",
         ...(previous ? { ":previous": previous } : {}),
-        ...(inputs.length ? { ":inputs": new Set(inputs) } : {}),
-        ...(pending.length ? { ":pending": new Set(pending) } : {}),
+        ...(markers.length ? { ":markers": new Set(markers) } : {}),
         ...(needs ? { ":needs": needs } : {}),
       },
     },
@@ -140,24 +157,11 @@ export function adoptParts(
   );
 }
 
-/** Adds inputs (from another part of a split event) to a waiting derivation, pending until they succeed. */
-export function addInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
-  if (inputs.length === 0) return getDerivation(drvPath);
-  return updateWhileWaiting(drvPath, "ADD inputDrvs :set, pendingInputs :set", inputs);
-}
-
-/** An update of string sets (`:set`) that applies only while the derivation waits; the item after, or undefined. */
-function updateWhileWaiting(drvPath: string, expression: string, set: readonly string[]): Promise<DerivationItem | undefined> {
-  return Derivations.updateReturning(
-    { drvPath },
-    {
-      UpdateExpression: expression,
-      ConditionExpression: "#status = :waiting",
-      ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: { ":set": new Set(set), ":waiting": "waiting" },
-    },
-    "ALL_NEW",
-  );
+/** A condition that the derivation is still at the version read (no status move since). */
+export function versionIs(drv: Pick<DerivationItem, "version">): Condition {
+  return drv.version === undefined
+    ? { expression: "attribute_not_exists(#version)", names: { "#version": "version" } }
+    : { expression: "#version = :version", names: { "#version": "version" }, values: { ":version": drv.version } };
 }
 
 /** Retries whose back-off is over, longest due first (the byDueAt index). */
@@ -181,6 +185,14 @@ export const staleQueued = (before: Date, startKey?: Position): AsyncGenerator<W
     startKey,
   );
 
+/** Builds leased since before `before` (the byBuilding index): bounded by the agents' slots. */
+export const leasedBuilds = (before: Date): Promise<DerivationItem[]> =>
+  Derivations.query({
+    IndexName: "byBuilding",
+    KeyConditionExpression: "buildingShard = :b AND updatedAt < :before",
+    ExpressionAttributeValues: { ":b": SHARD.building, ":before": before.toISOString() },
+  });
+
 /** Settled before `before` and dependents not yet told, oldest first (the byUnpropagated index). */
 export const unpropagated = (before: Date): AsyncGenerator<Walked<DerivationItem>> =>
   walkQuery(Derivations, {
@@ -191,17 +203,19 @@ export const unpropagated = (before: Date): AsyncGenerator<Walked<DerivationItem
 
 /**
  * A settle that must stop half-way (out of time, or its Lambda died) notes the last dependent
- * it told, so the next one goes on after it — only while the derivation is still in that
- * settled status and not yet propagated.
+ * it told, so the next one goes on after it — only while the derivation is still at the version
+ * that settle told (a rebuild settled again is told from its first dependent) and not yet
+ * propagated.
  */
-export async function notePropagatedThrough(drv: Pick<DerivationItem, "drvPath" | "status">, dependent: string): Promise<void> {
+export async function notePropagatedThrough(drv: Pick<DerivationItem, "drvPath" | "version">, dependent: string): Promise<void> {
+  const unmoved = versionIs(drv);
   await Derivations.update(
     { drvPath: drv.drvPath },
     {
       UpdateExpression: "SET propagatedThrough = :after",
-      ConditionExpression: "#status = :status AND attribute_exists(propagateShard)",
-      ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: { ":after": dependent, ":status": drv.status },
+      ConditionExpression: `${unmoved.expression} AND attribute_exists(propagateShard)`,
+      ExpressionAttributeNames: { ...unmoved.names },
+      ExpressionAttributeValues: { ":after": dependent, ...unmoved.values },
     },
   );
 }

@@ -28,8 +28,17 @@ export async function batchGet(table: string, keys: Record<string, unknown>[]): 
 
 /** BatchWriteItem (puts) in pages of 25, retrying unprocessed items. */
 export async function batchPut(table: string, items: readonly object[]): Promise<void> {
-  for (const page of chunks(items, 25)) {
-    let request: Record<string, unknown[]> | undefined = { [table]: page.map((Item) => ({ PutRequest: { Item } })) };
+  await batchWrite(table, items.map((Item) => ({ PutRequest: { Item } })));
+}
+
+/** BatchWriteItem (deletes by key) in pages of 25, retrying unprocessed items. */
+export async function batchDelete(table: string, keys: readonly Record<string, unknown>[]): Promise<void> {
+  await batchWrite(table, keys.map((Key) => ({ DeleteRequest: { Key } })));
+}
+
+async function batchWrite(table: string, requests: readonly object[]): Promise<void> {
+  for (const page of chunks(requests, 25)) {
+    let request: Record<string, unknown[]> | undefined = { [table]: page };
     for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
       if (attempt > 0) await pause(Math.min(1000, 25 * 2 ** attempt));
       const result = await dynamo().send(new BatchWriteCommand({ RequestItems: request as never }));

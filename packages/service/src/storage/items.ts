@@ -50,8 +50,12 @@ export const JobItem = z.object({
   }),
   /** Attribute evaluation errors count as failures of the job. */
   attributeErrors: z.number().optional(),
-  /** Present while the job runs: the byActivity index's hash key. */
+  /** Present while the job runs, and while its cancellation is under way: the byActivity index's hash key. */
   activeShard: z.literal(SHARD.activeJob).optional(),
+  /** The job was cancelled and its derivations are still being cancelled (a bounded part per call). */
+  cancelling: z.literal(true).optional(),
+  /** Where the cancellation goes on: after this derivation of the job's rows. */
+  cancelFrom: z.string().optional(),
   /** `owner/name` on GitHub: its reports go there (docs/github.md); false for `nimbus trigger` of a local repository. */
   onGithub: z.boolean().optional(),
   /** Fetching needs a clone credential, minted when the evaluation is sent. */
@@ -97,17 +101,28 @@ export const DerivationItem = z.object({
   /** Sorted. */
   requiredFeatures: z.array(z.string()),
   outputs: z.record(z.string(), z.string()),
-  /** Input derivations that needed building (a string set; absent when none). */
-  inputDrvs: StringSet.optional(),
   status: DerivationStatus,
-  /** Inputs not yet succeeded, and `#part/<i>` for parts of the event not yet received (a string set; absent when empty). */
-  pendingInputs: StringSet.optional(),
+  /**
+   * Counts every status move (and only those): what the per-job mirrors are ordered by, and
+   * what a write that acts on a status it read is conditional on. Absent on items written before.
+   */
+  version: z.number().optional(),
+  /**
+   * `#part/<i>` for each part of a split event not yet received (a small string set; absent
+   * when none). The inputs it waits for are rows in PendingInputs.
+   */
+  pendingParts: StringSet.optional(),
   /** Name of the build queue it was sent to. */
   queueKey: z.string(),
   /** The job whose evaluation registered it (or started it over): only that job's evaluation may add parts to it. */
   registeredBy: z.string().optional(),
-  /** Bumped on every dispatch and retry; part of the task id and dedup id. */
+  /** Bumped on every retry and restart; part of the task id and dedup id. */
   attempt: z.number(),
+  /**
+   * Transient failures (a lost agent, an exceptional result) since it last started: what the
+   * retry budget counts. A restart (rerun, rebuild) starts it over; `attempt` counts restarts too.
+   */
+  retries: z.number().optional(),
   /** The session holding the build while `building`: only it can settle it. */
   lease: z.object({ taskId: z.string(), sessionId: z.string(), leasedAt: Timestamp }).optional(),
   builtBy: z
@@ -142,6 +157,8 @@ export const DerivationItem = z.object({
   /** A retry waiting out its back-off: sent to its queue at `dueAt` by the sweeper. */
   dueShard: z.literal(SHARD.due).optional(),
   dueAt: Timestamp.optional(),
+  /** Present while building: the byBuilding index's hash key. */
+  buildingShard: z.literal(SHARD.building).optional(),
   /** Present from settling until dependents and jobs were told: the byUnpropagated index's hash key. */
   propagateShard: z.literal(SHARD.unpropagated).optional(),
   /** The last dependent a settle that stopped half-way told; the next settle goes on after it. */
@@ -149,6 +166,24 @@ export const DerivationItem = z.object({
   finishedAt: Timestamp.optional(),
 });
 export type DerivationItem = z.infer<typeof DerivationItem>;
+
+/** A derivation still waits for this input (a row while it is not built). */
+export const PendingInputItem = z.object({
+  drvPath: z.string(),
+  inputDrv: z.string(),
+  /** The job whose registration wrote it: a take-over of a split derivation removes its predecessor's rows. */
+  by: z.string().optional(),
+});
+export type PendingInputItem = z.infer<typeof PendingInputItem>;
+
+/** A derivation was registered as waiting for this input (kept once the input is built). */
+export const DerivationInputItem = z.object({
+  drvPath: z.string(),
+  inputDrv: z.string(),
+  /** The job whose registration wrote it (as for PendingInputItem). */
+  by: z.string().optional(),
+});
+export type DerivationInputItem = z.infer<typeof DerivationInputItem>;
 
 /** input → dependent. */
 export const EdgeItem = z.object({
@@ -163,8 +198,8 @@ export const JobDerivationItem = z.object({
   /** The derivation's status, mirrored (storage/keys.ts `jobStatusKey`). */
   status: DerivationStatus,
   jobStatus: z.string(),
-  /** When the mirrored status was current: a mirror older than the row's is dropped. */
-  updatedAt: Timestamp.optional(),
+  /** The derivation's `version` the copy was taken at: an older copy never replaces a newer (core `isNewerThan`). */
+  version: z.number().optional(),
 });
 export type JobDerivationItem = z.infer<typeof JobDerivationItem>;
 

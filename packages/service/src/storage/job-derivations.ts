@@ -1,11 +1,31 @@
 import type { DerivationStatus } from "@nimbus/protocol";
+import type { DerivationItem } from "./items.ts";
 import { JobDerivationItem } from "./items.ts";
 import { jobStatusKey } from "./keys.ts";
 import { JobDerivations } from "./tables.ts";
 
-/** Records that a job needs a derivation, with the derivation's status as of `at`. */
-export async function putJobDerivation(jobId: string, drvPath: string, status: DerivationStatus, at: string): Promise<void> {
-  const item: JobDerivationItem = { jobId, drvPath, status, jobStatus: jobStatusKey(jobId, status), updatedAt: at };
+/** A derivation's status as a job copies it: the status and the version it was taken at. */
+export type DerivationCopy = Pick<DerivationItem, "drvPath" | "status" | "version">;
+
+/** The update that writes a status copy into one job's row, unless the row holds a newer one. */
+const copyUpdate = (jobId: string, copy: DerivationCopy, mustExist: boolean) => ({
+  UpdateExpression: "SET #status = :status, jobStatus = :key, version = :v",
+  ConditionExpression: `${mustExist ? "attribute_exists(jobId) AND " : ""}(attribute_not_exists(version) OR version < :v)`,
+  ExpressionAttributeNames: { "#status": "status" },
+  ExpressionAttributeValues: { ":status": copy.status, ":key": jobStatusKey(jobId, copy.status), ":v": copy.version ?? 0 },
+});
+
+/**
+ * Records that a job needs a derivation, with the derivation's status as read — by key, so
+ * no index stands between a registration and its own row. A newer copy already there stays.
+ */
+export async function putJobDerivation(jobId: string, copy: DerivationCopy): Promise<void> {
+  await JobDerivations.update({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, false));
+}
+
+/** A job needs a derivation whose outputs the evaluating agent found valid: nothing to build. */
+export async function putCachedJobDerivation(jobId: string, drvPath: string): Promise<void> {
+  const item: JobDerivationItem = { jobId, drvPath, status: "cached", jobStatus: jobStatusKey(jobId, "cached") };
   await JobDerivations.put(item);
 }
 
@@ -25,25 +45,39 @@ export async function jobsNeeding(drvPath: string): Promise<string[]> {
 
 /**
  * Mirrors a derivation's new status into every job that needs it (for paging and counting
- * by status). A mirror older than the row's is dropped, so late writes cannot undo newer ones.
- * Returns the ids of those jobs.
+ * by status), found through the byDrv index. A copy of an older version is dropped (core
+ * `isNewerThan`), so late writes cannot undo newer ones; a row the index does not show yet is
+ * put right by its registration (by key) or by the sweeper. Returns the ids of those jobs.
  */
-export async function mirrorStatus(drvPath: string, status: DerivationStatus, at: string): Promise<string[]> {
-  const jobIds = await jobsNeeding(drvPath);
-  await Promise.all(
-    jobIds.map((jobId) =>
-      JobDerivations.update(
-        { jobId, drvPath },
-        {
-          UpdateExpression: "SET #status = :status, jobStatus = :key, updatedAt = :at",
-          ConditionExpression: "attribute_exists(jobId) AND (attribute_not_exists(updatedAt) OR updatedAt <= :at)",
-          ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: { ":status": status, ":key": jobStatusKey(jobId, status), ":at": at },
-        },
-      ),
-    ),
-  );
+export async function mirrorStatus(copy: DerivationCopy): Promise<string[]> {
+  const jobIds = await jobsNeeding(copy.drvPath);
+  await Promise.all(jobIds.map((jobId) => JobDerivations.update({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, true))));
   return jobIds;
+}
+
+/** Writes status copies into one job's rows (the sweeper's repair), each unless the row holds a newer one. */
+export async function rewriteJobRows(jobId: string, copies: readonly DerivationCopy[]): Promise<void> {
+  await Promise.all(copies.map((copy) => JobDerivations.update({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, true))));
+}
+
+/**
+ * Up to `limit` of a job's rows in a status (from the byJobStatus index), from the first
+ * derivation path after `after` on, wrapping round to the first: a sample that moves.
+ */
+export async function jobRowsIn(jobId: string, status: DerivationStatus, limit: number, after = ""): Promise<JobDerivationItem[]> {
+  const query = {
+    IndexName: "byJobStatus" as const,
+    KeyConditionExpression: "jobStatus = :key",
+    ExpressionAttributeValues: { ":key": jobStatusKey(jobId, status) },
+  };
+  const page = async (startKey?: Record<string, unknown>): Promise<JobDerivationItem[]> => {
+    for await (const { items } of JobDerivations.pages(query, JobDerivationItem, { pageSize: limit, ...(startKey ? { startKey } : {}) })) return items;
+    return [];
+  };
+  const rows = await page(after ? { jobStatus: jobStatusKey(jobId, status), drvPath: after, jobId } : undefined);
+  if (rows.length >= limit || !after) return rows;
+  const seen = new Set(rows.map((r) => r.drvPath));
+  return [...rows, ...(await page()).filter((r) => !seen.has(r.drvPath))].slice(0, limit);
 }
 
 /** Whether a job has at least one derivation in a status (one index read, however big the job). */
@@ -56,6 +90,14 @@ export async function jobHasStatus(jobId: string, status: DerivationStatus): Pro
   });
   return items.length > 0;
 }
+
+/** A job's rows, read consistently from the table, page by page from after `after` on. */
+export const jobRowPages = (jobId: string, after?: string) =>
+  JobDerivations.pages(
+    { KeyConditionExpression: "jobId = :job", ExpressionAttributeValues: { ":job": jobId }, ConsistentRead: true },
+    JobDerivationItem,
+    after ? { startKey: { jobId, drvPath: after } } : {},
+  );
 
 /** Every derivation row of a job read consistently from the table (not the index). */
 export function jobDerivationRows(jobId: string): Promise<JobDerivationItem[]> {

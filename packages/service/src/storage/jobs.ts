@@ -23,6 +23,41 @@ export function setJobStatus(jobId: string, status: JobStatus, now = new Date())
   );
 }
 
+/**
+ * evaluating or building → cancelled, with its derivations still to cancel: it stays in the
+ * byActivity index (the sweeper goes on with it) until `endCancel`. Whether this call did it.
+ */
+export function beginCancel(jobId: string, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET #status = :cancelled, updatedAt = :now, finishedAt = :now, cancelling = :yes",
+      ConditionExpression: "#status IN (:evaluating, :building)",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: { ":cancelled": "cancelled", ":now": now.toISOString(), ":yes": true, ":evaluating": "evaluating", ":building": "building" },
+    },
+  );
+}
+
+/** Where a cancellation cut short goes on. */
+export async function saveCancelProgress(jobId: string, after: string | undefined, now: Date): Promise<void> {
+  await Jobs.update(
+    { jobId },
+    after
+      ? {
+          UpdateExpression: "SET cancelFrom = :after, updatedAt = :now",
+          ConditionExpression: "attribute_exists(cancelling)",
+          ExpressionAttributeValues: { ":after": after, ":now": now.toISOString() },
+        }
+      : { UpdateExpression: "SET updatedAt = :now", ConditionExpression: "attribute_exists(cancelling)", ExpressionAttributeValues: { ":now": now.toISOString() } },
+  );
+}
+
+/** Every derivation of a cancelled job was looked at: out of the byActivity index. */
+export async function endCancel(jobId: string): Promise<void> {
+  await Jobs.update({ jobId }, { UpdateExpression: "REMOVE cancelling, cancelFrom, activeShard", ConditionExpression: "attribute_exists(cancelling)" });
+}
+
 /** queued → running for `sessionId`, while the job still evaluates; whether this call leased it. */
 export function leaseEvaluation(jobId: string, taskId: string, holder: { sessionId: string; hostname: string }, now: string): Promise<boolean> {
   return Jobs.update(

@@ -13,6 +13,8 @@ export const SHARD = {
   activeJob: "a",
   /** Derivations.queuedShard while queued: byQueuedAt. */
   queued: "q",
+  /** Derivations.buildingShard while leased to a session: byBuilding. */
+  building: "b",
   /** Derivations.dueShard while a retry waits out its back-off: byDueAt. */
   due: "d",
   /** Derivations.propagateShard from settling until dependents and jobs were told: byUnpropagated. */

@@ -15,6 +15,14 @@ export type EvaluationMessage = z.infer<typeof EvaluationMessage>;
 export const BuildMessage = z.strictObject({ drvPath: z.string().min(1), attempt: z.number().int().min(0) });
 export type BuildMessage = z.infer<typeof BuildMessage>;
 
+/** A DisconnectChecks queue message: the session whose connection closed, which one, and when. */
+export const DisconnectCheckMessage = z.strictObject({
+  sessionId: z.string().min(1).max(64),
+  connectionId: z.string().min(1).max(256),
+  detachedAt: z.iso.datetime(),
+});
+export type DisconnectCheckMessage = z.infer<typeof DisconnectCheckMessage>;
+
 /** A message whose body is not its queue's shape: nothing can be done with it. */
 export class MalformedMessageError extends Error {
   override name = "MalformedMessageError";

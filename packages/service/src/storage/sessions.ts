@@ -29,9 +29,9 @@ export async function touchSession(sessionId: string, now: Date): Promise<void> 
   });
 }
 
-/** The session's connection is gone; the session (and its tasks) waits for the agent to return. */
-export async function detachSession(sessionId: string, connectionId: string): Promise<void> {
-  await updateSession(sessionId, {
+/** The session's connection is gone; the session (and its tasks) waits for the agent to return. Whether this call detached it. */
+export function detachSession(sessionId: string, connectionId: string): Promise<boolean> {
+  return updateSession(sessionId, {
     UpdateExpression: "REMOVE connectionId",
     ConditionExpression: "connectionId = :conn",
     ExpressionAttributeValues: { ":conn": connectionId },
@@ -72,14 +72,6 @@ export function releaseTask(sessionId: string, taskId: string, startedAt?: strin
     ExpressionAttributeNames: { "#task": taskId },
     ExpressionAttributeValues: { ":one": 1, ...(startedAt ? { ":started": startedAt } : {}) },
   });
-}
-
-/** Ends a session, unless it was seen after `seenBefore` (it came back: leave it be). */
-export function deleteSession(sessionId: string, seenBefore?: string): Promise<boolean> {
-  return SessionLoads.delete(
-    { sessionId },
-    seenBefore ? { expression: "lastSeen <= :seen", values: { ":seen": seenBefore } } : undefined,
-  );
 }
 
 /** The byLastSeen index's hash key and the query of sessions not heard from since `before`. */

@@ -19,7 +19,7 @@ import type { z } from "zod";
 import { dynamo } from "../platform/aws-clients.ts";
 import { tableName } from "../platform/linked-resources.ts";
 import { tables, type IndexName, type TableName } from "../platform/resource-specs.ts";
-import { batchGet, batchPut, unlessConditionFails } from "./dynamo-batch.ts";
+import { batchDelete, batchGet, batchPut, unlessConditionFails } from "./dynamo-batch.ts";
 
 /** A stored item that does not have its table's shape: found where it is read, not deep in a flow. */
 export class StoredItemError extends Error {
@@ -66,6 +66,8 @@ export interface Table<T extends TableName, S extends z.ZodType<Record<string, u
   updateReturning(key: Record<string, unknown>, update: Update, returning: "ALL_NEW" | "ALL_OLD"): Promise<z.infer<S> | undefined>;
   /** Deletes an item; false if `condition` failed. */
   delete(key: Record<string, unknown>, condition?: Condition): Promise<boolean>;
+  /** Deletes an item and returns it as it was; undefined if `condition` failed (or there was none). */
+  deleteReturning(key: Record<string, unknown>, condition?: Condition): Promise<z.infer<S> | undefined>;
   /** Every item a query matches, page after page (`shape` for projections). */
   query<P extends z.ZodType = S>(input: Query<T>, shape?: P): Promise<z.infer<P>[]>;
   /** The query's pages as they come, for readers that stop early; `more` when another page follows. */
@@ -82,6 +84,8 @@ export interface Table<T extends TableName, S extends z.ZodType<Record<string, u
   batchPut(items: readonly z.input<S>[]): Promise<void>;
   /** The key a query of `index` (or of the table) goes on after, once it has read `item`: its ExclusiveStartKey. */
   positionOf(item: Record<string, unknown>, index?: IndexName<T>): Record<string, string | number>;
+  /** Deletes by key in pages of 25 (deleting twice is harmless). */
+  batchDelete(keys: readonly Record<string, unknown>[]): Promise<void>;
 }
 
 const conditionInput = (condition?: Condition) =>
@@ -141,6 +145,12 @@ export function defineTable<T extends TableName, S extends z.ZodType<Record<stri
       const deleted = dynamo().send(new DeleteCommand({ TableName: name(), Key: key, ...conditionInput(condition) }));
       return (await unlessConditionFails(deleted)) !== undefined;
     },
+    async deleteReturning(key, condition) {
+      const deleted = await unlessConditionFails(
+        dynamo().send(new DeleteCommand({ TableName: name(), Key: key, ReturnValues: "ALL_OLD", ...conditionInput(condition) })),
+      );
+      return deleted?.Attributes ? parse(deleted.Attributes) : undefined;
+    },
     async query(input, shape) {
       const items = [];
       for await (const page of pages(input, shape)) items.push(...page.items);
@@ -174,6 +184,9 @@ export function defineTable<T extends TableName, S extends z.ZodType<Record<stri
       const indexKey = index ? indexes[index] : undefined;
       const names = [hashKey, rangeKey, indexKey?.hashKey, indexKey?.rangeKey].filter((n): n is string => n !== undefined);
       return Object.fromEntries(names.map((n) => [n, item[n] as string | number]));
+    },
+    async batchDelete(keys) {
+      await batchDelete(name(), keys);
     },
   };
 }

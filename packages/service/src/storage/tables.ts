@@ -5,11 +5,13 @@ import {
   BuildQueueItem,
   ConnectionItem,
   DeliveryItem,
+  DerivationInputItem,
   DerivationItem,
   EdgeItem,
   JobAttributeItem,
   JobDerivationItem,
   JobItem,
+  PendingInputItem,
   ReportItem,
   SessionFields,
   SweeperCursorItem,
@@ -21,6 +23,8 @@ export const Reports = defineTable("Reports", ReportItem);
 export const Deliveries = defineTable("Deliveries", DeliveryItem);
 export const Derivations = defineTable("Derivations", DerivationItem);
 export const Edges = defineTable("Edges", EdgeItem);
+export const PendingInputs = defineTable("PendingInputs", PendingInputItem);
+export const DerivationInputs = defineTable("DerivationInputs", DerivationInputItem);
 export const JobDerivations = defineTable("JobDerivations", JobDerivationItem);
 export const JobAttributes = defineTable("JobAttributes", JobAttributeItem);
 export const BuildLogs = defineTable("BuildLogs", BuildLogItem);

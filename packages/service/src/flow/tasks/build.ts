@@ -9,6 +9,7 @@ import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, MAX_FRAME_BYTES
 import { z } from "zod";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
+import { derivationInputsOf } from "../../storage/derivation-inputs.ts";
 import { getDerivation, getDerivations, moveDerivation } from "../../storage/derivations.ts";
 import type { DerivationItem } from "../../storage/items.ts";
 import { mirrorStatus } from "../../storage/job-derivations.ts";
@@ -60,8 +61,7 @@ export function buildTaskMessage(
 }
 
 /** The derivation's inputs Nimbus built (those it waited for), read whole. */
-const builtInputs = async (drv: DerivationItem): Promise<DerivationItem[]> =>
-  drv.inputDrvs?.size ? [...(await getDerivations([...drv.inputDrvs])).values()] : [];
+const builtInputs = async (drv: DerivationItem): Promise<DerivationItem[]> => [...(await getDerivations(await derivationInputsOf(drv.drvPath))).values()];
 
 /** What a builder must be able to do for `drv`: Nix's rule, and reach every need (core obtaining.ts). */
 export const needsOf = (drv: DerivationItem, inputs: readonly DerivationItem[]): BuildNeeds => ({
@@ -69,6 +69,12 @@ export const needsOf = (drv: DerivationItem, inputs: readonly DerivationItem[]):
   requiredFeatures: drv.requiredFeatures,
   needs: buildNeeds(drv.needs, inputs),
 });
+
+/** The derivation, if this build task's lease is the holder's. */
+async function leasedTo(taskId: string, record: BuildRecord, holder: { sessionId: string }): Promise<DerivationItem | undefined> {
+  const drv = await getDerivation(record.drvPath);
+  return drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId ? drv : undefined;
+}
 
 const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this agent holds");
 const leaseHeld = (taskId: string) => ({ expression: "lease.taskId = :task", values: { ":task": taskId } });
@@ -117,17 +123,11 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
     const failure = { reason, ...(message.exitCode === undefined ? {} : { exitCode: message.exitCode }), logTail: message.logTail ?? [] };
     moved = await settleAs("failed", { builtBy, failure, finishedAt: now.toISOString() });
   } else {
-    await retryBuild(message.drvPath, message.taskId, held.attempt, `agent error: ${message.error ?? "exceptional result"}`, work, now);
+    await retryBuild(message.drvPath, message.taskId, `agent error: ${message.error ?? "exceptional result"}`, work, now);
   }
   if (moved) await settle(moved, work, now);
   await releaseTask(session.sessionId, message.taskId);
   return answer(true, { type: "result-ack", taskId: message.taskId });
-}
-
-/** The derivation, while the holder builds it under this task id. */
-async function heldBy(taskId: string, record: BuildRecord, holder: TaskHolder): Promise<DerivationItem | undefined> {
-  const drv = await getDerivation(record.drvPath);
-  return drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId ? drv : undefined;
 }
 
 /** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
@@ -164,17 +164,20 @@ export const buildKind = {
         const lease = { taskId, sessionId: holder.sessionId, leasedAt: now.toISOString() };
         const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease } }, now);
         if (!leased) return undefined;
-        await mirrorStatus(drv.drvPath, "building", leased.updatedAt);
+        await mirrorStatus(leased);
         return buildTaskMessage(taskId, leased, inputs);
       },
     };
   },
+  holds: async (taskId, record, holder) => (await leasedTo(taskId, record, holder)) !== undefined,
   async resume(taskId, record, holder) {
-    const drv = await heldBy(taskId, record, holder);
+    const drv = await leasedTo(taskId, record, holder);
     return drv ? buildTaskMessage(taskId, drv, await builtInputs(drv)) : undefined;
   },
   standing,
   // The agent, not the build, failed: a retry.
-  handBack: (taskId, record, _holder, reason, work) => retryBuild(record.drvPath, taskId, record.attempt, reason, work),
+  handBack: async (taskId, record, _holder, reason, work) => {
+    await retryBuild(record.drvPath, taskId, reason, work);
+  },
   reports: { "build-log": buildLog, "build-result": buildResult },
 } satisfies TaskKind<"build", BuildRecord, BuildTask>;

@@ -8,7 +8,7 @@ import { cacheProblem, EvaluateTask, type CloneCredential, type EvaluationDone, 
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
-import { endEvaluation, failEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation } from "../../storage/jobs.ts";
+import { endEvaluation, failEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation, type EvaluationLease } from "../../storage/jobs.ts";
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { listSessionLoads, noteCacheReports, releaseTask } from "../../storage/sessions.ts";
 import { timing } from "../../platform/timing.ts";
@@ -118,31 +118,53 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
   return answer(false, ack);
 }
 
-/** The end of an evaluation, under its lease; the job moves on once every batch it announces has been recorded. */
+/**
+ * The end of an evaluation, under its lease; the job moves on once every batch it announces has
+ * been recorded. The slot is given back last: while the evaluation runs, its session holds it
+ * (the sweeper queues again a running evaluation whose session does not).
+ */
 async function evaluationDone({ session, message, now, work }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
   const ack = { type: "result-ack", taskId: message.taskId } as const;
   const job = await heldEvaluation(session.sessionId, message.taskId);
+  let ended = false;
+  if (job) {
+    const lease = { taskId: message.taskId, sessionId: session.sessionId };
+    const reports = message.caches ?? [];
+    await noteCacheReports(session.sessionId, reports, now);
+    const cacheProblems = reports.flatMap((r) => cacheProblem(r) ?? []);
+    const end = message.status === "failed" ? { error: message.error ?? "evaluation failed", cacheProblems } : { batches: message.batches, cacheProblems };
+    ended = await endEvaluation(job.jobId, lease, end, now);
+    if (ended) {
+      work.addChangedJob(job.jobId);
+      if (message.status === "failed") await finishJobIfDone(job.jobId);
+      else await completeEvaluationIfAllIn(job.jobId, now);
+    }
+  }
   // The slot is free whatever became of the job (it may have been cancelled meanwhile).
   const released = await releaseTask(session.sessionId, message.taskId);
-  if (!job) return answer(true, released ? ack : unknownEvaluation(message.taskId));
-  const lease = { taskId: message.taskId, sessionId: session.sessionId };
-  const reports = message.caches ?? [];
-  await noteCacheReports(session.sessionId, reports, now);
-  const cacheProblems = reports.flatMap((r) => cacheProblem(r) ?? []);
-  const end = message.status === "failed" ? { error: message.error ?? "evaluation failed", cacheProblems } : { batches: message.batches, cacheProblems };
-  if (!(await endEvaluation(job.jobId, lease, end, now))) return answer(true, released ? ack : unknownEvaluation(message.taskId));
-  work.addChangedJob(job.jobId);
-  if (message.status === "failed") await finishJobIfDone(job.jobId);
-  else await completeEvaluationIfAllIn(job.jobId, now);
-  return answer(true, ack);
+  return answer(true, ended || released ? ack : unknownEvaluation(message.taskId));
 }
 
-/** The job, while its evaluation runs for the holder under this task id. */
-async function heldBy(taskId: string, record: EvaluateRecord, holder: TaskHolder): Promise<JobItem | undefined> {
-  const job = await getJob(record.jobId);
+/**
+ * A running evaluation whose holder (`lease`) left or was lost goes back on its queue under a
+ * new task id, or fails once it has been handed back too often (core `evaluationHandBack`);
+ * nothing happens unless `lease` still runs it. Whether it moved.
+ */
+export async function returnEvaluation(jobId: string, lease: EvaluationLease, reason: string, work: WorkNotes): Promise<boolean> {
+  const job = await getJob(jobId);
   const evaluation = job?.evaluation;
-  const held = job?.status === "evaluating" && evaluation?.taskId === taskId && evaluation.status === "running" && evaluation.sessionId === holder.sessionId;
-  return held ? job : undefined;
+  if (!job || job.status !== "evaluating" || evaluation?.taskId !== lease.taskId || evaluation.status !== "running" || evaluation.sessionId !== lease.sessionId) return false;
+  const decision = evaluationHandBack(evaluation.retries ?? 0, timing().maxEvaluationAttempts, reason);
+  if (decision.type === "give-up") {
+    if (!(await failEvaluation(job.jobId, lease.taskId, decision.reason, new Date()))) return false;
+    await finishJobIfDone(job.jobId);
+    work.addChangedJob(job.jobId);
+    return true;
+  }
+  if (!(await requeueEvaluation(job.jobId, lease, evaluationTaskId(job.jobId, decision.retries), decision.retries))) return false;
+  await enqueueEvaluation(job.jobId, decision.retries);
+  work.addEvaluation();
+  return true;
 }
 
 /** Running for the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
@@ -154,26 +176,9 @@ async function standing(taskId: string, record: EvaluateRecord, holder: TaskHold
   return evaluation.status === "queued" ? "pending" : "gone";
 }
 
-/**
- * The holder left or was lost: the evaluation goes back on its queue under a new task id, or
- * fails once it has been handed back too often (core `evaluationHandBack`).
- */
+/** The holder left or was lost: its evaluation goes back (`returnEvaluation`). */
 async function handBack(taskId: string, record: EvaluateRecord, holder: TaskHolder, reason: string, work: WorkNotes): Promise<void> {
-  const job = await getJob(record.jobId);
-  const evaluation = job?.evaluation;
-  if (!job || evaluation?.taskId !== taskId || evaluation.status !== "running" || evaluation.sessionId !== holder.sessionId) return;
-  const decision = evaluationHandBack(evaluation.retries ?? 0, timing().maxEvaluationAttempts, `its agent ${holder.agent.hostname} ${reason.replace(/^its agent /, "")}`);
-  if (decision.type === "give-up") {
-    if (await failEvaluation(job.jobId, taskId, decision.reason, new Date())) {
-      await finishJobIfDone(job.jobId);
-      work.addChangedJob(job.jobId);
-    }
-    return;
-  }
-  const lease = { taskId, sessionId: holder.sessionId };
-  if (!(await returnEvaluation(job.jobId, lease, evaluationTaskId(job.jobId, decision.retries), decision.retries))) return;
-  await enqueueEvaluation(job.jobId, decision.retries);
-  work.addEvaluation();
+  await returnEvaluation(record.jobId, { taskId, sessionId: holder.sessionId }, `its agent ${holder.agent.hostname} ${reason.replace(/^its agent /, "")}`, work);
 }
 
 export const evaluateKind = {
@@ -199,9 +204,11 @@ export const evaluateKind = {
           : undefined,
     };
   },
+  holds: async (taskId, record, holder) => (await heldEvaluation(holder.sessionId, taskId))?.jobId === record.jobId,
   async resume(taskId, record, holder) {
-    const job = await heldBy(taskId, record, holder);
-    return job ? sendableTask(job, holder, new Date()) : undefined;
+    // Only while the job still evaluates: a cancelled job's evaluation is not sent again.
+    const job = await heldEvaluation(holder.sessionId, taskId);
+    return job?.jobId === record.jobId ? sendableTask(job, holder, new Date()) : undefined;
   },
   standing,
   handBack,

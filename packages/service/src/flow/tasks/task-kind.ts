@@ -57,7 +57,9 @@ export interface TaskKind<K extends string, R extends { kind: K; startedAt: stri
   forgetQueue(queue: string): void;
   /** Reads a received message: the task to lease, or undefined when its target no longer waits for an agent. */
   claim(message: Message, now: Date): Promise<Claim<R, M> | undefined>;
-  /** After a reconnect, or when a heartbeat shows it lost: the task message again, if the holder still holds the task's lease. */
+  /** Whether the holder holds the task's lease: a read, nothing else (the sweeper asks it of every slot). */
+  holds(taskId: string, record: R, holder: TaskHolder): Promise<boolean>;
+  /** After a reconnect, or when a heartbeat shows it lost: the task message again, if the holder still holds the task's lease (the message may mint a credential). */
   resume(taskId: string, record: R, holder: TaskHolder): Promise<M | undefined>;
   /** Where a held task stands (core `TaskStanding`), read from its target. */
   standing(taskId: string, record: R, holder: TaskHolder): Promise<TaskStanding>;

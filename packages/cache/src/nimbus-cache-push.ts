@@ -1,0 +1,205 @@
+/**
+ * Uploads to Nimbus's built-in cache (docs/cache.md): each NAR is compressed with zstd into a
+ * private temporary file (its size and SHA-256 must be known before the service signs a URL for
+ * exactly those bytes), uploaded straight to the bucket with the URL and headers the service
+ * handed out over the agent's socket, then completed: the service checks the file and publishes
+ * the path, signed with its own key. Paths go in rounds, each after the paths it refers to were
+ * published (the service refuses a path whose references it lacks).
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import path from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import * as zlib from "node:zlib";
+import {
+  CACHE_COMPLETE_BATCH,
+  CACHE_UPLOAD_BATCH,
+  type UploadedPath,
+  type UploadFile,
+  type UploadSlot,
+  type UploadVerdict,
+} from "@nimbus/protocol";
+import { redact } from "./cache-http.ts";
+import { chunk, mapConcurrently } from "./concurrency.ts";
+import { CachePushError } from "./errors.ts";
+import { dumpNar, type LocalPathInfo } from "./local-store.ts";
+import { sha256NixBase32 } from "./nar-hash.ts";
+import type { NixRunOptions } from "./nix-process.ts";
+
+/** How the agent asks the service (over its socket): signed upload URLs, then the check and publication. */
+export interface BuiltinUploadChannel {
+  requestUploads(files: UploadFile[], signal?: AbortSignal): Promise<UploadSlot[]>;
+  complete(paths: UploadedPath[], signal?: AbortSignal): Promise<UploadVerdict[]>;
+}
+
+export interface BuiltinUploadOptions extends NixRunOptions {
+  /** Where compressed NARs wait for their upload (removed afterwards). */
+  tempDir: string;
+  /** Paths compressed and uploaded at once (default 4). */
+  concurrency?: number;
+  /** For messages: the cache's name ("nimbus"). */
+  cache?: string;
+}
+
+interface Prepared {
+  info: LocalPathInfo;
+  file: string;
+  fileHash: string;
+  fileSize: number;
+}
+
+/** Bytes of NAR files one completion asks the service to read back at most (it reads small ones whole). */
+const COMPLETE_BYTES = 64 * 1024 * 1024;
+
+/** Uploads `paths` (with their registration info); throws CachePushError naming the first path refused. */
+export async function uploadToBuiltinCache(
+  paths: readonly string[],
+  infos: ReadonlyMap<string, LocalPathInfo>,
+  channel: BuiltinUploadChannel,
+  options: BuiltinUploadOptions,
+): Promise<void> {
+  const cache = options.cache ?? "nimbus";
+  if (typeof zlib.createZstdCompress !== "function") {
+    throw new CachePushError(cache, `uploads to the built-in cache need zstd, which Node ${process.version} lacks: use Node 22.15 or newer`);
+  }
+  const directory = path.join(options.tempDir, `upload-${randomUUID()}`);
+  await mkdir(directory, { recursive: true, mode: 0o700 });
+  try {
+    for (const round of rounds(paths, infos)) {
+      const prepared = await mapConcurrently(round, options.concurrency ?? 4, (p) => compress(infos.get(p)!, directory, cache, options));
+      const uploaded: Prepared[] = [];
+      for (const batch of chunk(prepared, CACHE_UPLOAD_BATCH)) {
+        const slots = await channel.requestUploads(batch.map(uploadFile), options.signal);
+        await mapConcurrently(batch, options.concurrency ?? 4, async (item) => {
+          const slot = slots.find((s) => s.storePath === item.info.storePath);
+          if (slot === undefined) throw new CachePushError(cache, `the service gave no upload URL for ${item.info.storePath}`);
+          if (slot.status === "refused") throw new CachePushError(cache, `${item.info.storePath}: ${slot.reason}`);
+          if (slot.status === "upload") {
+            await put(cache, item, slot.url, slot.headers, options.signal);
+            uploaded.push(item);
+          }
+        });
+      }
+      for (const batch of completionBatches(uploaded)) {
+        const verdicts = await channel.complete(batch.map(uploadedPath), options.signal);
+        const refused = verdicts.find((v) => v.status === "refused");
+        if (refused?.status === "refused") throw new CachePushError(cache, `${refused.storePath} was refused: ${refused.reason}`);
+        if (verdicts.length !== batch.length) throw new CachePushError(cache, "the service did not answer for every uploaded path");
+      }
+      await Promise.all(prepared.map((p) => rm(p.file, { force: true })));
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** Paths in rounds: each path in a later round than every path it refers to (among those given). */
+export function rounds(paths: readonly string[], infos: ReadonlyMap<string, LocalPathInfo>): string[][] {
+  const wanted = new Set(paths);
+  const depth = new Map<string, number>();
+  const depthOf = (start: string): number => {
+    const stack = [start];
+    while (stack.length > 0) {
+      const p = stack.at(-1)!;
+      if (depth.has(p)) {
+        stack.pop();
+        continue;
+      }
+      const refs = (infos.get(p)?.references ?? []).filter((r) => r !== p && wanted.has(r));
+      const pending = refs.filter((r) => !depth.has(r));
+      if (pending.length > 0 && !pending.some((r) => stack.includes(r))) {
+        stack.push(...pending);
+        continue;
+      }
+      depth.set(p, Math.max(-1, ...refs.map((r) => depth.get(r) ?? -1)) + 1);
+      stack.pop();
+    }
+    return depth.get(start)!;
+  };
+  const result: string[][] = [];
+  for (const p of paths) (result[depthOf(p)] ??= []).push(p);
+  return result.filter((r) => r !== undefined);
+}
+
+async function compress(info: LocalPathInfo, directory: string, cache: string, options: NixRunOptions): Promise<Prepared> {
+  const file = path.join(directory, `${path.basename(info.storePath)}.nar.zst`);
+  const nar = dumpNar(info.storePath, options);
+  const hash = createHash("sha256");
+  let fileSize = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      fileSize += chunk.length;
+      done(null, chunk);
+    },
+  });
+  await pipeline(Readable.fromWeb(nar.stream as import("node:stream/web").ReadableStream), zlib.createZstdCompress(), count, createWriteStream(file, { mode: 0o600 }));
+  const streamed = await nar.done;
+  if (streamed.narHash !== info.narHash || streamed.narSize !== info.narSize) {
+    throw new CachePushError(cache, `${info.storePath}: the NAR read from the store does not match its registered hash — run nix-store --verify --check-contents`);
+  }
+  return { info, file, fileHash: sha256NixBase32(hash.digest()), fileSize };
+}
+
+const uploadFile = (p: Prepared): UploadFile => ({ storePath: p.info.storePath, fileHash: p.fileHash, fileSize: p.fileSize, compression: "zstd" });
+
+const uploadedPath = (p: Prepared): UploadedPath => ({
+  ...uploadFile(p),
+  narHash: p.info.narHash,
+  narSize: p.info.narSize,
+  references: [...p.info.references].sort(),
+  ...(p.info.deriver === undefined ? {} : { deriver: p.info.deriver }),
+});
+
+function completionBatches(items: readonly Prepared[]): Prepared[][] {
+  const batches: Prepared[][] = [];
+  let current: Prepared[] = [];
+  let bytes = 0;
+  let frame = 0;
+  for (const item of items) {
+    const size = Buffer.byteLength(JSON.stringify(uploadedPath(item)));
+    if (current.length > 0 && (current.length >= CACHE_COMPLETE_BATCH || bytes + item.fileSize > COMPLETE_BYTES || frame + size > 28 * 1024)) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+      frame = 0;
+    }
+    if (size > 28 * 1024) throw new CachePushError("nimbus", `${item.info.storePath} has too many references to describe in one protocol frame`);
+    current.push(item);
+    bytes += item.fileSize;
+    frame += size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+/**
+ * PUTs the file with node:http(s) rather than fetch: the upload URL signs Content-Length, which
+ * fetch does not let a caller set (it would send a stream chunked, and S3 refuses that).
+ */
+function put(cache: string, item: Prepared, url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<void> {
+  const fail = (why: string) => new CachePushError(cache, `uploading ${item.info.storePath}: ${why} (${redact(url)})`);
+  return new Promise((resolve, reject) => {
+    const request = (url.startsWith("https:") ? https : http).request(
+      url,
+      { method: "PUT", headers: { "content-type": "application/x-nix-nar", ...headers, "content-length": String(item.fileSize) }, signal, timeout: 600_000 },
+      (response) => {
+        let said = "";
+        response.on("data", (d: Buffer) => (said = (said + d.toString()).slice(0, 2000)));
+        response.on("end", () => {
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) resolve();
+          else reject(fail(`HTTP ${status}${said.trim() ? `: ${said.trim().slice(0, 300)}` : ""}`));
+        });
+        response.on("error", (err) => reject(fail(err.message)));
+      },
+    );
+    request.on("timeout", () => request.destroy(new Error("no answer within 600 s")));
+    request.on("error", (err: NodeJS.ErrnoException) => reject(signal?.aborted ? err : fail(err.code === "ECONNREFUSED" ? "connection refused" : err.message)));
+    createReadStream(item.file).on("error", (err) => request.destroy(err)).pipe(request);
+  });
+}

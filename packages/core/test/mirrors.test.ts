@@ -1,0 +1,30 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { isNewerThan, rowsBehind, type StatusCopy } from "../src/mirrors.ts";
+
+describe("isNewerThan: which copy of a status wins", () => {
+  const cases: Array<[string, number, number | undefined, boolean]> = [
+    ["a later move replaces an earlier copy", 4, 3, true],
+    ["the same move twice changes nothing", 3, 3, false],
+    ["an earlier move never replaces a later copy", 2, 3, false],
+    ["a copy without a version takes any move", 0, undefined, true],
+  ];
+  for (const [name, version, row, expected] of cases) it(name, () => assert.equal(isNewerThan(version, { version: row }), expected));
+});
+
+describe("rowsBehind: a job's rows its derivations have moved past", () => {
+  const derivations: Record<string, StatusCopy> = {
+    done: { status: "succeeded", version: 3 },
+    moving: { status: "building", version: 2 },
+    legacy: { status: "succeeded" },
+  };
+  const of = (drv: string) => derivations[drv];
+  const cases: Array<[string, (StatusCopy & { drvPath: string })[], ReturnType<typeof rowsBehind>]> = [
+    ["a row still building after the build succeeded", [{ drvPath: "done", status: "building", version: 2 }], [{ drvPath: "done", status: "succeeded", version: 3 }]],
+    ["a row in step", [{ drvPath: "moving", status: "building", version: 2 }], []],
+    ["a row ahead of a stale read is left alone", [{ drvPath: "moving", status: "succeeded", version: 3 }], []],
+    ["a row of an unknown derivation is left alone", [{ drvPath: "gone", status: "queued", version: 1 }], []],
+    ["a row without a version takes the derivation's status", [{ drvPath: "legacy", status: "queued" }], [{ drvPath: "legacy", status: "succeeded", version: 0 }]],
+  ];
+  for (const [name, rows, expected] of cases) it(name, () => assert.deepEqual(rowsBehind(rows, of), expected));
+});

@@ -1,0 +1,113 @@
+/**
+ * Publishing a path in the built-in cache (docs/cache.md, "What the service checks"): its NAR
+ * file must be in the bucket with the size and hash the narinfo claims — read back and hashed
+ * here when small (and, for zstd or uncompressed files, the NAR's own hash and size too), else
+ * the SHA-256 S3 checked at upload — and every path it refers to must be published already.
+ * Only then is it indexed, and from then on served, signed by the service. Anything short of
+ * that is refused and leaves nothing visible.
+ */
+import { createHash } from "node:crypto";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import * as zlib from "node:zlib";
+import { isStorePath, narFileKey, parseSha256, sha256NixBase32, storePathHash } from "@nimbus/cache";
+import type { UploadedPath, UploadVerdict } from "@nimbus/protocol";
+import { cacheSettings } from "../platform/cache-settings.ts";
+import { CACHE_USE_SHARD, type CachePathItem } from "../storage/cache-items.ts";
+import { addToStats, getCachePath, presentPaths, putCachePath, putReferences, touchPaths } from "../storage/cache-index.ts";
+import { headObject, readObject } from "../storage/cache-objects.ts";
+
+const refused = (storePath: string, reason: string): UploadVerdict => ({ storePath, status: "refused", reason: reason.slice(0, 300) });
+
+export async function publishPath(claim: UploadedPath, now = new Date()): Promise<UploadVerdict> {
+  const { storePath } = claim;
+  for (const p of [storePath, ...claim.references, ...(claim.deriver ? [claim.deriver] : [])]) {
+    if (!isStorePath(p)) return refused(storePath, `${p.slice(0, 120)} is not a store path under /nix/store`);
+  }
+  const storeHash = storePathHash(storePath);
+  if (await getCachePath(storeHash)) return { storePath, status: "present" };
+
+  const fileKey = narFileKey(claim.fileHash, claim.compression);
+  const problem = await checkFile(fileKey, claim);
+  if (problem) return refused(storePath, problem);
+
+  const referenced = [...new Set(claim.references.map(storePathHash))].filter((h) => h !== storeHash);
+  const present = await presentPaths(referenced);
+  const absent = claim.references.filter((r) => storePathHash(r) !== storeHash && !present.has(storePathHash(r)));
+  if (absent.length > 0) {
+    return refused(storePath, `refers to ${absent.length} path(s) not in the cache, e.g. ${absent[0]}: push references first`);
+  }
+  // A reference about to be collected is marked used first; one collected meanwhile refuses this path.
+  const fresh = new Date(now.getTime() - cacheSettings().retentionMs / 10);
+  const stale = [...present.values()].filter((p) => p.lastUsedAt < fresh.toISOString()).map((p) => p.storeHash);
+  const touched = await touchPaths(stale, now, fresh);
+  const gone = stale.filter((h) => !touched.has(h));
+  if (gone.length > 0 && (await presentPaths(gone)).size < gone.length) {
+    return refused(storePath, "a path it refers to was removed from the cache meanwhile: push it again");
+  }
+  await putReferences(storeHash, referenced);
+
+  const at = now.toISOString();
+  const item: CachePathItem = {
+    storeHash,
+    storePath,
+    fileKey,
+    compression: claim.compression,
+    fileHash: claim.fileHash,
+    fileSize: claim.fileSize,
+    narHash: claim.narHash,
+    narSize: claim.narSize,
+    references: [...claim.references].sort(),
+    ...(claim.deriver ? { deriver: claim.deriver } : {}),
+    ...(claim.ca ? { ca: claim.ca } : {}),
+    createdAt: at,
+    lastUsedAt: at,
+    useShard: CACHE_USE_SHARD,
+  };
+  if (!(await putCachePath(item))) return { storePath, status: "present" };
+  await addToStats({ paths: 1, fileBytes: claim.fileSize, narBytes: claim.narSize });
+  return { storePath, status: "published" };
+}
+
+/** Why the file in the bucket is not what the claim says, or undefined when it is. */
+async function checkFile(fileKey: string, claim: UploadedPath): Promise<string | undefined> {
+  const head = await headObject(fileKey);
+  if (!head) return `its NAR file ${fileKey} was not uploaded (or the upload did not finish)`;
+  if (head.size !== claim.fileSize) return `the uploaded NAR file has ${head.size} bytes, not the ${claim.fileSize} claimed`;
+  if (claim.fileSize <= cacheSettings().verifyReadBytes) return verifyByReading(fileKey, claim);
+  // Too big to read here: S3 checked the SHA-256 signed into the upload URL, and keeps it.
+  const expected = Buffer.from(parseSha256(claim.fileHash)).toString("base64");
+  if (head.sha256Base64 === undefined) return `S3 holds no SHA-256 for ${fileKey}: it was not uploaded through a Nimbus upload URL`;
+  if (head.sha256Base64 !== expected) return `the uploaded NAR file's SHA-256 is not the FileHash claimed`;
+  return undefined;
+}
+
+async function verifyByReading(fileKey: string, claim: UploadedPath): Promise<string | undefined> {
+  const fileHash = createHash("sha256");
+  const narHash = createHash("sha256");
+  let narSize = 0;
+  const decompress = claim.compression === "none" ? new PassThrough() : claim.compression === "zstd" && typeof zlib.createZstdDecompress === "function" ? zlib.createZstdDecompress() : undefined;
+  const body: Readable = await readObject(fileKey);
+  const tee = new PassThrough();
+  tee.on("data", (chunk: Buffer) => fileHash.update(chunk));
+  try {
+    if (decompress) {
+      decompress.on("data", (chunk: Buffer) => {
+        narHash.update(chunk);
+        narSize += chunk.length;
+      });
+      await pipeline(body, tee, decompress);
+    } else {
+      tee.resume();
+      await pipeline(body, tee);
+    }
+  } catch (error) {
+    return `the uploaded NAR file could not be read as ${claim.compression}: ${(error as Error).message}`;
+  }
+  if (sha256NixBase32(fileHash.digest()) !== claim.fileHash) return "the uploaded NAR file's SHA-256 is not the FileHash claimed";
+  if (decompress) {
+    if (narSize !== claim.narSize) return `the NAR in the uploaded file has ${narSize} bytes, not the NarSize ${claim.narSize} claimed`;
+    if (sha256NixBase32(narHash.digest()) !== claim.narHash) return "the NAR in the uploaded file does not have the NarHash claimed";
+  }
+  return undefined;
+}

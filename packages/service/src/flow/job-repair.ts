@@ -1,0 +1,34 @@
+import { rowsBehind, UNSETTLED } from "@nimbus/core";
+import type { DerivationStatus } from "@nimbus/protocol";
+import { getDerivations } from "../storage/derivations.ts";
+import type { JobItem } from "../storage/items.ts";
+import { jobRowsIn, rewriteJobRows } from "../storage/job-derivations.ts";
+import type { WorkNotes } from "./new-work.ts";
+import { restartCancelled } from "./register-derivation.ts";
+
+/** Rows of each status looked at per quiet job and sweep: a bounded sample. */
+const ROWS_PER_STATUS = 50;
+/** What can hold a running job up: unsettled rows, and derivations another job's cancel took from it. */
+const LOOKED_AT: readonly DerivationStatus[] = [...UNSETTLED, "cancelled"];
+
+/**
+ * Puts right a running job's copies of its derivations' statuses that were left behind (a
+ * mirror that missed a row: core `rowsBehind`), re-derived from the derivations themselves,
+ * and starts again the derivations it needs that another job's cancel took (its look for
+ * other jobs needing them went through a lagging index). Each sweep looks at a sample of each
+ * status starting at a random path, so a big job's rows are all seen over a few sweeps.
+ * Returns how many rows were rewritten or derivations started again.
+ */
+export async function repairJobRows(job: JobItem, work: WorkNotes, now: Date, random: () => number = Math.random): Promise<number> {
+  const after = `/nix/store/${Math.floor(random() * 36 ** 4).toString(36).padStart(4, "0")}`;
+  const rows = (await Promise.all(LOOKED_AT.map((status) => jobRowsIn(job.jobId, status, ROWS_PER_STATUS, after)))).flat();
+  if (rows.length === 0) return 0;
+  const derivations = await getDerivations(rows.map((row) => row.drvPath));
+  let repaired = 0;
+  for (const drv of derivations.values()) {
+    if (drv.status === "cancelled" && (await restartCancelled(drv.drvPath, work, now))) repaired++;
+  }
+  const behind = rowsBehind(rows, (drvPath) => derivations.get(drvPath));
+  await rewriteJobRows(job.jobId, behind);
+  return repaired + behind.length;
+}

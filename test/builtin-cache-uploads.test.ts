@@ -1,0 +1,261 @@
+/**
+ * Uploads to the built-in cache at the protocol level (docs/protocol.md, "Uploads to the
+ * built-in cache"), against the local stack's real S3 emulator and tables: what is published
+ * is served signed by the service, and every kind of bad upload is refused and leaves nothing
+ * visible; cache tokens open the cache and nothing else; retention keeps what is referred to
+ * or recently used and removes the rest.
+ */
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import http from "node:http";
+import { after, before, describe, it } from "node:test";
+import { zstdCompressSync } from "node:zlib";
+import { encodeNixBase32, fingerprintOf, narFileKey, parseNarinfo, parsePublicKey, verifyFingerprint } from "@nimbus/cache";
+import { CacheInfoView, type ServiceMessage, type UploadedPath, type UploadSlot } from "@nimbus/protocol";
+import { cacheCaller, collectCache } from "@nimbus/service";
+import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
+import { startTestStack, type TestStack } from "./support/stack.ts";
+
+let stack: TestStack;
+let agent: RawAgent;
+let session: ReturnType<typeof newSession>;
+let readToken: string;
+let writeToken: string;
+
+const sha = (bytes: Uint8Array) => `sha256:${encodeNixBase32(createHash("sha256").update(bytes).digest())}`;
+const hashPart = () => encodeNixBase32(randomBytes(20)).slice(0, 32);
+const storePath = (name: string) => `/nix/store/${hashPart()}-${name}`;
+
+/** A NAR-like payload and its zstd file, with the claims an honest agent would make. */
+function payload(path: string, references: string[] = [], size = 2000) {
+  const nar = randomBytes(size);
+  const file = zstdCompressSync(nar);
+  const claim: UploadedPath = { storePath: path, fileHash: sha(file), fileSize: file.length, compression: "zstd", narHash: sha(nar), narSize: nar.length, references };
+  return { nar, file, claim };
+}
+
+async function request(message: Record<string, unknown>): Promise<ServiceMessage> {
+  return agent.request({ ...message, requestId: randomBytes(6).toString("hex") });
+}
+
+async function slotsFor(...claims: UploadedPath[]): Promise<UploadSlot[]> {
+  const answer = await request({ type: "cache-upload-request", files: claims.map(({ storePath, fileHash, fileSize, compression }) => ({ storePath, fileHash, fileSize, compression })) });
+  assert.equal(answer.type, "cache-upload-urls", JSON.stringify(answer));
+  return (answer as Extract<ServiceMessage, { type: "cache-upload-urls" }>).files;
+}
+
+/** PUTs `body` to an upload slot's URL with its headers (Content-Length as given, unless `truncate`). */
+function put(slot: UploadSlot, body: Buffer, options: { truncate?: boolean; headers?: Record<string, string> } = {}): Promise<number> {
+  assert.equal(slot.status, "upload");
+  const { url, headers } = slot as Extract<UploadSlot, { status: "upload" }>;
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: "PUT", headers: { ...headers, "content-length": String(body.length), ...options.headers } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", (err) => (options.truncate ? resolve(0) : reject(err)));
+    if (options.truncate) {
+      req.write(body.subarray(0, body.length >> 1));
+      setTimeout(() => req.destroy(), 100);
+    } else req.end(body);
+  });
+}
+
+async function complete(...claims: UploadedPath[]) {
+  const answer = await request({ type: "cache-upload-complete", paths: claims });
+  assert.equal(answer.type, "cache-upload-result", JSON.stringify(answer));
+  return (answer as Extract<ServiceMessage, { type: "cache-upload-result" }>).paths;
+}
+
+const narinfoStatus = async (path: string, token = readToken) =>
+  (await fetch(`${stack.url}/cache/${path.slice(11, 43)}.narinfo`, { headers: { authorization: `Bearer ${token}` } })).status;
+
+/** Uploads and publishes honestly; returns the claim. */
+async function publish(path: string, references: string[] = []) {
+  const p = payload(path, references);
+  const [slot] = await slotsFor(p.claim);
+  assert.equal(await put(slot!, p.file), 200);
+  const [verdict] = await complete(p.claim);
+  assert.equal(verdict?.status, "published", JSON.stringify(verdict));
+  return p.claim;
+}
+
+before(async () => {
+  stack = await startTestStack({ sweepIntervalMs: 0 });
+  const { token } = await stack.createToken("uploads");
+  agent = await RawAgent.connect(stack.agentSocketUrl, token);
+  session = newSession();
+  const welcome = await agent.request(hello({}, session));
+  assert.equal(welcome.type, "welcome");
+  assert.match((welcome as Extract<ServiceMessage, { type: "welcome" }>).cache?.publicKey ?? "", /^nimbus-local-1:/, "the welcome names the cache's key");
+  readToken = (await stack.api("POST", "/api/cache/tokens", { access: "read" })).body.token;
+  writeToken = (await stack.api("POST", "/api/cache/tokens", { access: "write" })).body.token;
+});
+after(async () => {
+  agent?.close();
+  await stack.cleanup();
+});
+
+describe("uploads over the agent protocol", () => {
+  it("an honest upload is published and served signed by the service's key, its NAR through a presigned redirect", async () => {
+    const p = payload(storePath("good"));
+    const [slot] = await slotsFor(p.claim);
+    assert.equal(slot!.status, "upload");
+    const upload = slot as Extract<UploadSlot, { status: "upload" }>;
+    assert.ok(upload.headers["x-amz-checksum-sha256"], "the URL binds the file's SHA-256");
+    assert.equal(await narinfoStatus(p.claim.storePath), 404, "nothing is visible before completion");
+    assert.equal(await put(slot!, p.file), 200);
+    assert.equal(await narinfoStatus(p.claim.storePath), 404, "…nor after the upload alone");
+    assert.deepEqual(await complete(p.claim), [{ storePath: p.claim.storePath, status: "published" }]);
+    assert.deepEqual(await complete(p.claim), [{ storePath: p.claim.storePath, status: "present" }], "completing twice changes nothing");
+    assert.equal((await slotsFor(p.claim))[0]!.status, "present", "a published path gets no second upload URL");
+
+    const response = await fetch(`${stack.url}/cache/${p.claim.storePath.slice(11, 43)}.narinfo`, { headers: { authorization: `Bearer ${readToken}` } });
+    const info = parseNarinfo(await response.text());
+    const { publicKey } = CacheInfoView.parse((await stack.api("GET", "/api/cache")).body);
+    assert.ok(verifyFingerprint(fingerprintOf(info), info.sigs, [parsePublicKey(publicKey)]), "signed by the key `nimbus cache info` shows");
+    assert.equal(info.narHash, p.claim.narHash);
+    const nar = await fetch(`${stack.url}/cache/${info.url}`, { headers: { authorization: `Bearer ${readToken}` }, redirect: "manual" });
+    assert.equal(nar.status, 302);
+    const downloaded = Buffer.from(await (await fetch(nar.headers.get("location")!)).arrayBuffer());
+    assert.ok(downloaded.equals(p.file), "the redirect serves the uploaded file");
+    assert.equal((await fetch(`${stack.url}/cache/${info.url}`, { redirect: "manual" })).status, 401, "NAR files need a credential too");
+  });
+
+  it("refuses a file whose hash is not the one claimed, a wrong size, a missing or truncated upload, a wrong NarHash — and publishes none of them", async () => {
+    const wrongBytes = payload(storePath("wrong-hash"));
+    const [s1] = await slotsFor(wrongBytes.claim);
+    const other = Buffer.from(wrongBytes.file);
+    other[other.length - 1] = other[other.length - 1]! ^ 0xff;
+    await put(s1!, other);
+    const wrongSize = payload(storePath("wrong-size"));
+    const [s2] = await slotsFor(wrongSize.claim);
+    await put(s2!, Buffer.concat([wrongSize.file, Buffer.from("extra")]));
+    const missing = payload(storePath("never-uploaded"));
+    await slotsFor(missing.claim);
+    const truncated = payload(storePath("truncated"), [], 200_000);
+    const [s4] = await slotsFor(truncated.claim);
+    await put(s4!, truncated.file, { truncate: true });
+    const lying = payload(storePath("wrong-narhash"));
+    const [s5] = await slotsFor(lying.claim);
+    await put(s5!, lying.file);
+    lying.claim.narHash = sha(randomBytes(8));
+
+    const verdicts = await complete(wrongBytes.claim, wrongSize.claim, missing.claim, truncated.claim, lying.claim);
+    const reasons = verdicts.map((v) => (v.status === "refused" ? v.reason : `not refused: ${v.status}`));
+    assert.match(reasons[0]!, /SHA-256 is not the FileHash claimed/);
+    assert.match(reasons[1]!, /has \d+ bytes, not the \d+ claimed/);
+    assert.match(reasons[2]!, /was not uploaded/);
+    assert.match(reasons[3]!, /was not uploaded|bytes, not the|SHA-256 is not/);
+    assert.match(reasons[4]!, /does not have the NarHash claimed/);
+    for (const claim of [wrongBytes, wrongSize, missing, truncated, lying].map((p) => p.claim)) {
+      assert.equal(await narinfoStatus(claim.storePath), 404, `${claim.storePath} is not visible`);
+    }
+    assert.equal(CacheInfoView.parse((await stack.api("GET", "/api/cache")).body).pathCount, 1, "only the honest path of the test before counts");
+  });
+
+  it("past the size it reads back, the service relies on the SHA-256 S3 checked at upload: a file put without it is refused", async () => {
+    process.env.NIMBUS_CACHE_VERIFY_READ_BYTES = "0";
+    try {
+      const signed = payload(storePath("checked-by-s3"));
+      const [slot] = await slotsFor(signed.claim);
+      await put(slot!, signed.file);
+      assert.equal((await complete(signed.claim))[0]!.status, "published");
+      const unsigned = payload(storePath("no-checksum"));
+      const [s2] = await slotsFor(unsigned.claim);
+      await put(s2!, unsigned.file, { headers: { "x-amz-checksum-sha256": "" } });
+      const [verdict] = await complete(unsigned.claim);
+      assert.equal(verdict!.status, "refused");
+      assert.match((verdict as { reason: string }).reason, /S3 holds no SHA-256/);
+    } finally {
+      delete process.env.NIMBUS_CACHE_VERIFY_READ_BYTES;
+    }
+  });
+
+  it("refuses paths outside the store directory and paths whose references are not in the cache", async () => {
+    const outside = { ...payload(storePath("x")).claim, storePath: "/tmp/evil" };
+    const [slot] = await slotsFor(outside);
+    assert.deepEqual(slot, { storePath: "/tmp/evil", status: "refused", reason: "not a store path under /nix/store" });
+    const escaping = payload(storePath("escape"), ["/nix/store/../../etc/passwd"]).claim;
+    assert.match(JSON.stringify(await complete(escaping)), /is not a store path under \/nix\/store/);
+    const orphan = payload(storePath("orphan"), [storePath("not-pushed")]);
+    const [s] = await slotsFor(orphan.claim);
+    await put(s!, orphan.file);
+    const [verdict] = await complete(orphan.claim);
+    assert.match((verdict as { reason: string }).reason, /refers to 1 path\(s\) not in the cache/);
+    assert.equal(await narinfoStatus(orphan.claim.storePath), 404);
+
+    const before = agent.messages.length;
+    agent.send({ type: "cache-upload-request", requestId: "x", files: [{ storePath: storePath("y"), fileHash: "md5:nope", fileSize: 1, compression: "zstd" }] });
+    const error = await agent.next(before);
+    assert.equal(error.type, "error");
+    assert.match((error as { message: string }).message, /fileHash/);
+  });
+});
+
+describe("credentials", () => {
+  it("a cache token opens the cache and nothing else; a read token cannot write; revoked and expired ones are refused", async () => {
+    assert.equal((await stack.api("GET", "/api/jobs", undefined, writeToken)).status, 401, "no JSON API");
+    await assert.rejects(RawAgent.connect(stack.agentSocketUrl, writeToken), /HTTP 401/, "no agent socket");
+    const narinfo = "StorePath: /nix/store/00000000000000000000000000000000-x\nURL: nar/x.nar\nCompression: none\nNarHash: sha256:1111111111111111111111111111111111111111111111111111\nNarSize: 1\nReferences: \n";
+    const put = (token: string) => fetch(`${stack.url}/cache/00000000000000000000000000000000.narinfo`, { method: "PUT", body: narinfo, headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await put(readToken)).status, 403);
+    const bad = await put(writeToken);
+    assert.equal(bad.status, 400, "a write token gets to the checks, which refuse this narinfo");
+
+    const created = await stack.api("POST", "/api/cache/tokens", { access: "read", expiresInSeconds: 60 });
+    const later = new Date(Date.now() + 61_000);
+    const asHeader = { authorization: `Bearer ${created.body.token}` };
+    assert.equal((await cacheCaller(asHeader)).ok, true);
+    assert.deepEqual(await cacheCaller(asHeader, later), { ok: false, status: 401, reason: `cache token expired at ${created.body.expiresAt}` });
+    await stack.api("DELETE", `/api/cache/tokens/${created.body.id}`);
+    assert.equal((await fetch(`${stack.url}/cache/missing`, { method: "POST", headers: { ...asHeader, "content-type": "application/json" }, body: JSON.stringify({ storePaths: [storePath("z")] }) })).status, 401);
+  });
+
+  it("an agent reads with its session's read key, which ends with the session; the session secret itself is not a credential", async () => {
+    const { sessionCacheKeyFromSecret } = await import("@nimbus/cache");
+    const basic = (login: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${login}:${password}`).toString("base64")}` });
+    assert.deepEqual(await cacheCaller(basic(session.id, sessionCacheKeyFromSecret(session.secret))), { ok: true, access: "read", who: `session ${session.id}` });
+    assert.equal((await cacheCaller(basic(session.id, session.secret))).ok, false);
+    const other = await RawAgent.connect(stack.agentSocketUrl, (await stack.createToken("leaving")).token);
+    const leaving = newSession();
+    await other.request(hello({ hostname: "leaving" }, leaving));
+    const key = basic(leaving.id, sessionCacheKeyFromSecret(leaving.secret));
+    assert.equal((await cacheCaller(key)).ok, true);
+    other.send({ type: "goodbye" });
+    const { eventually } = await import("./support/stack.ts");
+    await eventually(async () => ((await cacheCaller(key)).ok ? undefined : true), "the session's access to end");
+    other.close();
+  });
+});
+
+describe("retention", () => {
+  it("removes unused paths nothing refers to, oldest first; keeps what a published path refers to and what was asked for recently", async () => {
+    const base = await publish(storePath("lib"));
+    const app = await publish(storePath("app"), [base.storePath]);
+    const used = await publish(storePath("used"));
+    const day = 24 * 3600 * 1000;
+    const inAMonth = new Date(Date.now() + 31 * day);
+    // An evaluation asking for `used` a month on marks it used then.
+    process.env.NIMBUS_CACHE_COLLECT_BATCH = "1000";
+    try {
+      const { touchStale } = await import("../packages/service/src/flow/cache-presence.ts");
+      await touchStale([{ storeHash: used.storePath.slice(11, 43), lastUsedAt: new Date(0).toISOString() }], inAMonth);
+      const first = await collectCache(inAMonth);
+      assert.ok(first.cachePathsRemoved >= 1);
+      assert.equal(await narinfoStatus(app.storePath), 404, "app, unused and unreferenced, is gone");
+      const appFile = await fetch(`${stack.url}/cache/${narFileKey(app.fileHash, "zstd")}`, { method: "HEAD", headers: { authorization: `Bearer ${readToken}` } });
+      assert.equal(appFile.status, 404, "…and its NAR file with it");
+      assert.equal(await narinfoStatus(base.storePath), 200, "lib stayed while app referred to it");
+      assert.equal(await narinfoStatus(used.storePath), 200, "used was asked for within the retention");
+      await collectCache(inAMonth);
+      assert.equal(await narinfoStatus(base.storePath), 404, "lib goes once nothing refers to it");
+      assert.equal(await narinfoStatus(used.storePath), 200);
+      const info = CacheInfoView.parse((await stack.api("GET", "/api/cache")).body);
+      assert.equal(info.lastCollection?.at, inAMonth.toISOString());
+      assert.equal(info.pathCount, 1, "only `used` is left");
+    } finally {
+      delete process.env.NIMBUS_CACHE_COLLECT_BATCH;
+    }
+  });
+});

@@ -1,0 +1,48 @@
+import { JobView, type EvaluationEvent } from "@nimbus/protocol";
+import { sendSignedPush } from "@nimbus/cli";
+import { eventually, type TestStack } from "./stack.ts";
+
+/** A store path of a `.drv` named `name` (the hash part padded from the name, so it is stable). */
+export const drv = (name: string) => `/nix/store/${name.padEnd(32, "0").slice(0, 32)}-${name}.drv`;
+
+export const derivation = (name: string, inputs: string[] = [], extra: Partial<EvaluationEvent & { kind: "derivation" }> = {}): EvaluationEvent => ({
+  kind: "derivation",
+  drvPath: drv(name),
+  system: "x86_64-linux",
+  requiredFeatures: [],
+  inputDrvs: inputs.map(drv),
+  outputs: { out: `/nix/store/${name}-out` },
+  ...extra,
+});
+
+export const attribute = (name: string): EvaluationEvent => ({
+  kind: "attribute",
+  path: [name],
+  drvPath: drv(name),
+  attributeType: "regular",
+  needsBuild: true,
+});
+
+/** Sends a signed push for `repository` and returns the new job's id. */
+export async function push(stack: TestStack, repository: string, commit = "a".repeat(40)): Promise<string> {
+  const { status, body } = await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository, commit });
+  if (status !== 201) throw new Error(`push refused: ${status} ${JSON.stringify(body)}`);
+  return body.jobId as string;
+}
+
+export const jobView = async (stack: TestStack, jobId: string) => JobView.parse((await stack.api("GET", `/api/jobs/${jobId}`)).body);
+
+/** Waits until the job's view satisfies `ready`. */
+export const jobWhere = (stack: TestStack, jobId: string, ready: (job: JobView) => boolean, what: string, timeoutMs = 20_000) =>
+  eventually(async () => {
+    const job = await jobView(stack, jobId);
+    return ready(job) ? job : undefined;
+  }, `job ${jobId}: ${what}`, timeoutMs);
+
+export const finished = (stack: TestStack, jobId: string, timeoutMs = 20_000) =>
+  jobWhere(stack, jobId, (job) => job.status !== "evaluating" && job.status !== "building", "to finish", timeoutMs);
+
+/** A derivation item as stored (the test's view of the table). */
+export async function derivationItem(stack: TestStack, name: string): Promise<Record<string, any> | undefined> {
+  return (await stack.scan("Derivations")).find((d) => d.drvPath === drv(name));
+}
