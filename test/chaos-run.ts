@@ -9,7 +9,7 @@
  * Knobs (environment): NIMBUS_CHAOS_DERIVATIONS (10000), NIMBUS_CHAOS_JOBS (4),
  * NIMBUS_CHAOS_SEED (1), NIMBUS_CHAOS_HANDLER_DEATH (per AWS request, 0.0005),
  * NIMBUS_CHAOS_DUPLICATES (frames and messages, 0.02), NIMBUS_CHAOS_MINUTES (storm at most, 15),
- * NIMBUS_CHAOS_FINISH_MINUTES (to settle once the storm is over, 10).
+ * NIMBUS_CHAOS_FINISH_MINUTES (once the storm is over, how long the jobs may go without progress, 10).
  */
 import { runChaos, type ChaosConfig } from "./support/chaos.ts";
 
