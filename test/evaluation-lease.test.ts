@@ -58,6 +58,17 @@ describe("the evaluation lease", () => {
       return task;
     });
   const taken = new Set<string>();
+  /**
+   * Makes a job look as if it was last updated (and its evaluation leased) `ms` ago. Tests age
+   * the items rather than jump a sweep's clock: a sweep whose clock jumps minutes ahead finds
+   * every connection silent, and closes it.
+   */
+  const age = async (jobId: string, ms: number) => {
+    const item = (await stack.getItem("Jobs", { jobId }))!;
+    const at = new Date(Date.now() - ms).toISOString();
+    const evaluation = item.evaluation as Record<string, unknown>;
+    await stack.setAttributes("Jobs", { jobId }, { updatedAt: at, evaluation: { ...evaluation, ...(evaluation.leasedAt ? { leasedAt: at } : {}) } });
+  };
   const goodbye = async (agent: RawAgent) => {
     agent.send({ type: "goodbye" });
     await agent.waitClosed();
@@ -134,7 +145,8 @@ describe("the evaluation lease", () => {
       assert.equal(agent.messages.some((m) => m.type === "evaluate"), false, "at hello the message was out of sight");
       // Its visibility timeout runs out (made to, rather than waited for).
       await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl, ReceiptHandle: held.ReceiptHandle, VisibilityTimeout: 0 }));
-      assert.equal((await sweep(new Date(Date.now() + REQUEUE_AFTER_MS + 60_000))).evaluationsResent, 0, "its message is on the queue: not sent again");
+      await age(jobId, REQUEUE_AFTER_MS + 60_000);
+      assert.equal((await sweep()).evaluationsResent, 0, "its message is on the queue: not sent again");
       const task = await evaluateTask(agent, jobId);
       assert.equal((await agent.request({ type: "evaluation-done", taskId: task.taskId, batches: 0, status: "failed", error: "done" })).type, "result-ack");
       await goodbye(agent);
@@ -158,9 +170,11 @@ describe("the evaluation lease", () => {
     const agent = await connect(newSession(), "slow");
     const jobId = await push();
     const task = await evaluateTask(agent, jobId);
-    assert.equal((await sweep(new Date(Date.now() + EVALUATION_TIMEOUT_MS / 2))).evaluationsTimedOut, 0);
+    await age(jobId, EVALUATION_TIMEOUT_MS / 2);
+    assert.equal((await sweep()).evaluationsTimedOut, 0);
     const seen = agent.messages.length;
-    assert.equal((await sweep(new Date(Date.now() + EVALUATION_TIMEOUT_MS + 1_000))).evaluationsTimedOut, 1);
+    await age(jobId, EVALUATION_TIMEOUT_MS + 1_000);
+    assert.equal((await sweep()).evaluationsTimedOut, 1);
     const cancel = (await agent.next(seen)) as ServiceMessage;
     assert.deepEqual(cancel, { type: "cancel", taskId: task.taskId, reason: "the evaluation timed out" });
     const view = await job(jobId);
