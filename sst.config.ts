@@ -33,9 +33,18 @@ export default $config({
       args.memory ??= "512 MB"; // more memory = more CPU; handlers are I/O bound, 512 keeps cold starts short
       args.environment = { ...deployEnvironment, ...args.environment };
       // Build queues are created on first use, one per (system, features): grant exactly those
-      // names — added to what the function has (a queue subscriber's receive and delete).
+      // names — added to what the function has (a queue subscriber's receive and delete). The
+      // sweeper weighs a queue's depth (GetQueueAttributes) before sending anything again.
       const buildQueues = {
-        actions: ["sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+        actions: [
+          "sqs:CreateQueue",
+          "sqs:GetQueueUrl",
+          "sqs:GetQueueAttributes",
+          "sqs:SendMessage",
+          "sqs:ReceiveMessage",
+          "sqs:DeleteMessage",
+          "sqs:ChangeMessageVisibility",
+        ],
         resources: [`arn:aws:sqs:*:*:${buildQueuePrefix($app.name, $app.stage)}*`],
       };
       args.permissions = $util.output(args.permissions ?? []).apply((granted) => [...granted, buildQueues]);

@@ -76,11 +76,14 @@ async function loadEsbuild(): Promise<typeof import("esbuild")> {
   }
 }
 
+/** The routes that answer without a credential. */
+const PUBLIC_ROUTES = ["GET /api/service-info", "GET /cache/nix-cache-info"];
+
 /** Imports a path the bundle still imports at run time must resolve inside the Lambda runtime. */
 const isNodeBuiltin = (path: string) => path.startsWith("node:") || builtinModules.includes(path.split("/")[0]!);
 
-/** Fake linked resources, shaped like the `SST_RESOURCE_<Name>` variables SST sets in Lambda. */
-function fakeResourceEnv(): Record<string, string> {
+/** Fake linked resources, shaped like the `SST_RESOURCE_<Name>` variables SST sets in Lambda: every table and API, and `linkedSecrets`. */
+function fakeResourceEnv(linkedSecrets: readonly string[] = secrets): Record<string, string> {
   const env: Record<string, string> = {
     SST_RESOURCE_App: JSON.stringify({ name: "nimbus", stage: "ci" }),
     [`SST_RESOURCE_${agentSocket.name}`]: JSON.stringify({
@@ -90,7 +93,7 @@ function fakeResourceEnv(): Record<string, string> {
     [`SST_RESOURCE_${httpApi.name}`]: JSON.stringify({ url: "https://example.invalid" }),
   };
   for (const name of Object.keys(tables)) env[`SST_RESOURCE_${name}`] = JSON.stringify({ name: `nimbus-ci-${name}` });
-  for (const name of secrets) env[`SST_RESOURCE_${name}`] = JSON.stringify({ value: "offline-test-secret" });
+  for (const name of linkedSecrets) env[`SST_RESOURCE_${name}`] = JSON.stringify({ value: "offline-test-secret" });
   for (const name of Object.keys(queues)) env[`SST_RESOURCE_${name}`] = JSON.stringify({ url: `https://sqs.example.invalid/${name}` });
   return env;
 }
@@ -194,6 +197,36 @@ test("every handler named in resource-specs.ts bundles for Lambda (node22, ESM) 
       const loaded = await run(process.execPath, ["--input-type=module", "-e", probe], { env, timeoutMs: 30_000 });
       assert.equal(loaded.code, 0, `importing the ${handler} bundle failed:\n${output(loaded)}`);
       assert.equal(loaded.stdout, "function", `${handler}: "${exportName}" is a ${loaded.stdout}, not a function`);
+
+      // An HTTP route's handler, given only the secrets its route links (sst.config.ts links no
+      // others), still checks a request's credentials: a wrong token or signature gets 401, not
+      // a 500 from reading a secret it was not linked to. Only the public routes answer 200.
+      const route = httpApi.routes.find((r) => r.handler === handler);
+      if (!route) return;
+      const [routeMethod, routePath] = route.route.split(" ") as [string, string];
+      const method = routeMethod === "ANY" ? "GET" : routeMethod;
+      // A plausible value for each path parameter, so a handler gets as far as the credential check.
+      const sample = (name: string) => (name === "file" ? (routePath.includes("/nar/") ? `${"0".repeat(52)}.nar` : `${"0".repeat(32)}.narinfo`) : "probe");
+      const pathParameters = Object.fromEntries([...routePath.matchAll(/\{(\w+)\}/g)].map(([, name]) => [name!, sample(name!)]));
+      const rawPath = routePath.replace(/\{(\w+)\}/g, (_, name: string) => sample(name));
+      const request = {
+        version: "2.0",
+        routeKey: route.route,
+        rawPath,
+        rawQueryString: "",
+        headers: { authorization: "Bearer not-the-token", "x-github-event": "push", "x-github-delivery": "probe", "x-hub-signature-256": `sha256=${"0".repeat(64)}` },
+        body: "{}",
+        isBase64Encoded: false,
+        pathParameters,
+        requestContext: { requestId: "probe", routeKey: route.route, http: { method, path: rawPath } },
+      };
+      const call = `const m = await import(${JSON.stringify(pathToFileURL(bundle).href)}); const r = await m[${JSON.stringify(exportName)}](${JSON.stringify(request)}); process.stdout.write(String(r.statusCode));`;
+      const linked: readonly string[] = handlerSecrets(handler);
+      const unlinked = new Set(secrets.filter((name) => !linked.includes(name)).map((name) => `SST_RESOURCE_${name}`));
+      const linkedOnly = Object.fromEntries(Object.entries(env).filter(([name]) => !unlinked.has(name)));
+      const answered = await run(process.execPath, ["--input-type=module", "-e", call], { env: linkedOnly, timeoutMs: 30_000 });
+      const expected = PUBLIC_ROUTES.includes(route.route) ? "200" : "401";
+      assert.equal(answered.stdout, expected, `${handler} with only ${JSON.stringify(linked)} linked answered ${answered.stdout || "nothing"}:\n${output(answered)}`);
     });
   }
 });

@@ -117,6 +117,51 @@ describe("POST /webhooks/github", () => {
     for (const m of await receiveAll()) assert.deepEqual(JSON.parse(m.Body!), { jobId: first.body.jobId });
   });
 
+  it("answers a signed body replayed under a new delivery id with the job it made first", async () => {
+    const payload = JSON.stringify(pushPayload({ after: sha("9") }));
+    const first = await deliver("push", payload);
+    assert.equal(first.status, 201);
+    const jobs = await stack.scan("Jobs");
+    const replayed = await deliver("push", payload, { "x-github-delivery": randomUUID() });
+    assert.deepEqual(replayed, { status: 200, body: { jobId: first.body.jobId, redelivery: true } });
+    assert.deepEqual(await stack.scan("Jobs"), jobs, "no second Job item");
+    // Another commit, ref or repository is another event.
+    const another = await deliver("push", pushPayload({ after: sha("8") }));
+    assert.equal(another.status, 201);
+    assert.notEqual(another.body.jobId, first.body.jobId);
+    const otherRef = await deliver("push", { ...JSON.parse(payload), ref: "refs/heads/release" });
+    assert.equal(otherRef.status, 201);
+    // The same commit pushed to the same branch again is a new event: GitHub's body differs (`before`).
+    const pushedAgain = await deliver("push", { ...JSON.parse(payload), before: sha("7") });
+    assert.equal(pushedAgain.status, 201);
+    // A sender's retry under the same delivery id is that delivery, whatever its body.
+    const deliveryId = randomUUID();
+    const retried = await deliver("push", pushPayload({ after: sha("6") }), { "x-github-delivery": deliveryId });
+    assert.equal(retried.status, 201);
+    const retry = await deliver("push", pushPayload({ after: sha("6"), before: sha("5") }), { "x-github-delivery": deliveryId });
+    assert.deepEqual(retry, { status: 200, body: { jobId: retried.body.jobId, redelivery: true } });
+    await receiveAll();
+  });
+
+  it("makes a new job for a pull request reopened at the commit its closing cancelled, and none for a replay of either", async () => {
+    const pullRequest = (action: string) => ({ ...pullRequestPayload(action), number: 8, pull_request: { ...pullRequestPayload(action).pull_request, head: { ...pullRequestPayload(action).pull_request.head, sha: sha("d") } } });
+    const openedBody = JSON.stringify(pullRequest("opened"));
+    const opened = await deliver("pull_request", openedBody);
+    assert.equal(opened.status, 201, JSON.stringify(opened.body));
+    assert.deepEqual(await deliver("pull_request", openedBody, { "x-github-delivery": randomUUID() }), { status: 200, body: { jobId: opened.body.jobId, redelivery: true } });
+    const closed = await deliver("pull_request", pullRequest("closed"));
+    assert.deepEqual(closed.body, { action: "cancel-pull-request", jobIds: [opened.body.jobId] });
+    const reopenedBody = JSON.stringify(pullRequest("reopened"));
+    const reopened = await deliver("pull_request", reopenedBody);
+    assert.equal(reopened.status, 201, "not answered with the cancelled job");
+    assert.notEqual(reopened.body.jobId, opened.body.jobId);
+    assert.equal((await stack.api("GET", `/api/jobs/${reopened.body.jobId}`)).body.status, "held");
+    assert.deepEqual(await deliver("pull_request", reopenedBody, { "x-github-delivery": randomUUID() }), { status: 200, body: { jobId: reopened.body.jobId, redelivery: true } });
+    assert.equal((await stack.scan("Jobs")).filter((j) => j.pullRequestKey === `acme/widgets#8`).length, 2, "two jobs: opened, reopened");
+    await deliver("pull_request", pullRequest("closed"));
+    assert.deepEqual(await receiveAll(), [], "a fork's jobs wait for approval");
+  });
+
   it("finishes, on redelivery, a job whose first delivery died after claiming it", async () => {
     // What a crash between the Deliveries put and the Jobs put leaves behind.
     const jobId = "j0000000000010123abcd";

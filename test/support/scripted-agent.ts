@@ -2,6 +2,14 @@ import WebSocket from "ws";
 import { ServiceMessage, type AgentInfo, type BuildTask, type CacheReport, type EvaluateTask, type EvaluationEvent } from "@nimbus/protocol";
 import { agentInfo, hello, newSession } from "./raw-agent.ts";
 
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+
 export interface BuildOutcome {
   status: "succeeded" | "failed" | "exceptional";
   exitCode?: number;
@@ -21,10 +29,14 @@ export class ScriptedAgent {
   readonly builds: BuildTask[] = [];
   readonly evaluations: EvaluateTask[] = [];
   readonly cancelled: string[] = [];
-  /** Derivations whose build result the service acknowledged (settled by this agent). */
+  /** Derivations whose (succeeded or failed) build result the service acknowledged: settled by this agent. */
   readonly settled: string[] = [];
+  /** The task ids of `settled`, in the same order. */
+  readonly settledTasks: string[] = [];
   /** Messages the service refused as not this agent's (duplicates absorbed). */
   refused = 0;
+  /** Frames that were not protocol messages: the gateway's answer when a handler failed. */
+  gatewayErrors = 0;
   running = 0;
   maxRunning = 0;
   connectionId?: string;
@@ -33,12 +45,16 @@ export class ScriptedAgent {
   private readonly active = new Set<string>();
   /** Final messages not yet acknowledged, by task id. */
   private readonly unacked = new Map<string, unknown>();
-  private readonly drvOfTask = new Map<string, string>();
+  /** The derivation a build task's result settles (none for an exceptional result: it is retried). */
+  private readonly settles = new Map<string, string>();
   /** Evaluation batches acknowledged, by task: the agent keeps at most 4 unacknowledged, like the real one. */
   private readonly acked = new Map<string, Set<number>>();
   /** Evaluation batches sent and not yet acknowledged, re-sent after every welcome. */
   private readonly pendingBatches = new Map<string, unknown>();
+  /** When each unacknowledged message was last sent. */
+  private readonly lastSent = new WeakMap<object, number>();
   private heartbeat?: NodeJS.Timeout;
+  private resender?: NodeJS.Timeout;
   /** Bumped by kill(): work started before it never reports. */
   private generation = 0;
 
@@ -60,6 +76,8 @@ export class ScriptedAgent {
       batchBytes?: number;
       /** Heartbeat period while connected (none by default). */
       heartbeatMs?: number;
+      /** Sends a batch or result again when unacknowledged this long while connected (never by default). */
+      resendMs?: number;
     },
   ) {}
 
@@ -68,46 +86,77 @@ export class ScriptedAgent {
   }
 
   /**
-   * Opens a connection (again) for the same session; resolves on welcome, rejects if the
-   * connection fails or closes first (a gateway or service that ends it before the welcome),
-   * so a caller that reconnects in a loop never waits on it forever.
+   * Opens a connection (again) for the same session; resolves on welcome. Rejects, saying
+   * why, when the upgrade fails, the connection closes or the service refuses before the
+   * welcome, or no welcome comes within `timeoutMs` (a `hello` whose handler died is never
+   * answered: the real agent's welcome timeout).
    */
-  connect(url: string, token: string): Promise<void> {
+  connect(url: string, token: string, timeoutMs = 10_000): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
       this.socket = socket;
-      socket.once("error", reject);
-      // Closed before a welcome (a `try-again`, the sweeper or the gateway closing it): not connected.
-      socket.once("close", (code, reason) => reject(new Error(`${this.name}: connection closed before the welcome (${code} ${reason.toString()})`)));
+      let settled = false;
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.terminate();
+        reject(new Error(`${this.name}: no welcome: ${why}`));
+      };
+      const timer = setTimeout(() => fail(`none within ${timeoutMs} ms`), timeoutMs);
+      socket.once("error", (error) => fail(`connection error: ${error.message}`));
+      socket.once("unexpected-response", (_request, response) => fail(`upgrade refused with HTTP ${response.statusCode}`));
+      socket.once("close", (code) => fail(`closed with ${code} before the welcome`));
       socket.once("open", () =>
         socket.send(JSON.stringify(hello({ ...this.info }, this.session, [...this.active, ...this.unacked.keys()]))),
       );
       socket.on("message", (data) => {
-        const message = ServiceMessage.parse(JSON.parse(data.toString()));
+        const parsed = ServiceMessage.safeParse(parseJson(data.toString()));
+        // API Gateway's own "Internal server error" (a handler died): the real agent logs and ignores it.
+        if (!parsed.success) return void this.gatewayErrors++;
+        const message = parsed.data;
         if (message.type === "welcome") {
+          settled = true;
+          clearTimeout(timer);
           this.connectionId = message.connectionId;
-          for (const batch of this.pendingBatches.values()) this.send(batch);
-          for (const final of this.unacked.values()) this.send(final);
+          this.resendUnacknowledged();
           clearInterval(this.heartbeat);
+          clearInterval(this.resender);
           if (this.script.heartbeatMs) {
             // Tied to this socket, and never what keeps a test process alive.
             const beat = setInterval(() => {
-              if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "heartbeat", sentAt: new Date().toISOString() }));
+              if (socket.readyState === WebSocket.OPEN) {
+                const tasksInProgress = [...this.active, ...this.unacked.keys()];
+                socket.send(JSON.stringify({ type: "heartbeat", sentAt: new Date().toISOString(), tasksInProgress }));
+              }
             }, this.script.heartbeatMs).unref();
             socket.once("close", () => clearInterval(beat));
             this.heartbeat = beat;
           }
+          if (this.script.resendMs) {
+            // Unacknowledged batches and results go again, as the real agent's resend timer sends them.
+            const every = this.script.resendMs;
+            const resend = setInterval(() => this.resendUnacknowledged(every), every / 2).unref();
+            socket.once("close", () => clearInterval(resend));
+            this.resender = resend;
+          }
           resolve();
-        } else if (message.type === "evaluate") void this.evaluate(message);
+        } else if (message.type === "error" && message.fatal && !settled) fail(`refused: ${message.code}: ${message.message}`);
+        // A task whose result awaits its ack gets that result again, as the real agent does.
+        else if ((message.type === "evaluate" || message.type === "build") && this.unacked.has(message.taskId)) this.send(this.unacked.get(message.taskId));
+        else if (message.type === "evaluate") void this.evaluate(message);
         else if (message.type === "build") void this.build(message);
         else if (message.type === "ack") {
           if (!this.acked.has(message.taskId)) this.acked.set(message.taskId, new Set());
           this.acked.get(message.taskId)!.add(message.seq);
           this.pendingBatches.delete(`${message.taskId}#${message.seq}`);
         } else if (message.type === "result-ack") {
-          if (this.unacked.delete(message.taskId) && this.drvOfTask.has(message.taskId)) this.settled.push(this.drvOfTask.get(message.taskId)!);
-        }
-        else if (message.type === "cancel") {
+          const settledDrv = this.settles.get(message.taskId);
+          if (this.unacked.delete(message.taskId) && settledDrv) {
+            this.settled.push(settledDrv);
+            this.settledTasks.push(message.taskId);
+          }
+        } else if (message.type === "cancel") {
           this.cancelled.push(message.taskId);
           this.active.delete(message.taskId);
           this.unacked.delete(message.taskId);
@@ -120,8 +169,18 @@ export class ScriptedAgent {
     });
   }
 
+  /** Sends every unacknowledged evaluation batch and final message again (the service applies each once). */
+  private resendUnacknowledged(sentBeforeMs = 0) {
+    const before = Date.now() - sentBeforeMs;
+    for (const message of [...this.pendingBatches.values(), ...this.unacked.values()]) {
+      if ((this.lastSent.get(message as object) ?? 0) <= before) this.send(message);
+    }
+  }
+
   private send(message: unknown) {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    this.socket.send(JSON.stringify(message));
+    this.lastSent.set(message as object, Date.now());
   }
 
   /** Sends a task's final message and keeps it until the service acknowledges it. */
@@ -192,9 +251,9 @@ export class ScriptedAgent {
     const generation = this.generation;
     this.builds.push(task);
     this.active.add(task.taskId);
-    this.drvOfTask.set(task.taskId, task.drvPath);
     this.track(1);
     const outcome = this.script.build?.(task) ?? { status: "succeeded" };
+    if (outcome.status !== "exceptional") this.settles.set(task.taskId, task.drvPath);
     this.send({ type: "build-log", taskId: task.taskId, seq: 0, lines: outcome.log ?? [`building ${task.drvPath}`] });
     for (const [i, line] of (outcome.stream?.lines ?? []).entries()) {
       await new Promise((r) => setTimeout(r, outcome.stream!.everyMs));
@@ -216,6 +275,11 @@ export class ScriptedAgent {
     });
   }
 
+  /** Whether it runs the task or waits for its result's acknowledgement (what it lists in heartbeats). */
+  holds(taskId: string): boolean {
+    return this.active.has(taskId) || this.unacked.has(taskId);
+  }
+
   /** Its info changed (as on SIGHUP): tells the service with `agent-info`. */
   changeInfo(overrides: Partial<AgentInfo>) {
     this.info = { ...this.info, ...overrides };
@@ -229,6 +293,7 @@ export class ScriptedAgent {
   /** Drops the connection without a goodbye (the session stays; running work goes on). */
   drop() {
     clearInterval(this.heartbeat);
+    clearInterval(this.resender);
     this.socket?.terminate();
   }
 
@@ -245,6 +310,7 @@ export class ScriptedAgent {
 
   close() {
     clearInterval(this.heartbeat);
+    clearInterval(this.resender);
     this.socket?.close(1000);
   }
 }

@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteMessageCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CreateTokenResponse } from "@nimbus/protocol";
 import { startLocalStack, type LocalStack } from "@nimbus/local";
 import { localResourceName, type TableName } from "@nimbus/service";
@@ -13,6 +14,10 @@ export interface TestStack extends LocalStack {
   createToken(name?: string): Promise<CreateTokenResponse>;
   /** Every item of a table, sorted, for before/after comparisons. */
   scan(table: TableName): Promise<Record<string, unknown>[]>;
+  /** One item as stored (string sets stay Sets), read consistently. */
+  getItem(table: TableName, key: Record<string, unknown>): Promise<Record<string, unknown> | undefined>;
+  /** Writes whole items, one at a time, as a test's way to set up state the flows would take long to make. */
+  put(table: TableName, items: Record<string, unknown>[]): Promise<void>;
   /** Writes items as they are (batches of 25), as a test's way to stand for earlier history. */
   putItems(table: TableName, items: Record<string, unknown>[]): Promise<void>;
   /** Deletes one item, as a test's way to stand for a write whose follow-up never happened. */
@@ -21,6 +26,8 @@ export interface TestStack extends LocalStack {
   setAttributes(table: TableName, key: Record<string, string>, values: Record<string, unknown>): Promise<void>;
   cleanup(): Promise<void>;
 }
+
+const API_TIMEOUT_MS = 60_000;
 
 export interface TestStackOptions extends Partial<Parameters<typeof startLocalStack>[0]> {
   /** Secrets written to `<data dir>/secrets.json` before the stack starts (e.g. a GitHub App's id and key). */
@@ -40,10 +47,14 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     const bearer = token === undefined ? stack.adminToken : token;
     if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
     if (body !== undefined) headers["content-type"] = "application/json";
+    // No call waits for ever: a stack too busy to answer within a minute fails the test, saying which call.
     const response = await fetch(`${stack.url}${path}`, {
       method,
       headers,
       body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(API_TIMEOUT_MS),
+    }).catch((error: unknown) => {
+      throw new Error(`${method} ${path}: no answer within ${API_TIMEOUT_MS / 1000} s (${String(error)})`);
     });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined };
@@ -61,6 +72,12 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         new ScanCommand({ TableName: localResourceName("nimbus", "local", table), ConsistentRead: true }),
       );
       return Items.map((i) => JSON.parse(JSON.stringify(i))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+    },
+    async getItem(table, key) {
+      return (await documents.send(new GetCommand({ TableName: localResourceName("nimbus", "local", table), Key: key, ConsistentRead: true }))).Item;
+    },
+    async put(table, items) {
+      for (const item of items) await documents.send(new PutCommand({ TableName: localResourceName("nimbus", "local", table), Item: item }));
     },
     async putItems(table, items) {
       const TableName = localResourceName("nimbus", "local", table);
@@ -110,4 +127,23 @@ export async function eventually<T>(check: () => Promise<T | undefined>, what: s
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}${last ? `: ${String(last)}` : ""}`);
+}
+
+/** Takes every message off the build queue of `queueKey` (as agents reading them would); how many there were. */
+export async function drainQueue(stack: TestStack, queueKey: string): Promise<number> {
+  const queue = (await stack.scan("BuildQueues")).find((q) => q.queueKey === queueKey);
+  if (!queue) return 0;
+  const sqs = new SQSClient({ endpoint: stack.sqsEndpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" }, useQueueUrlAsEndpoint: false });
+  try {
+    const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: String(queue.queueName) }));
+    let count = 0;
+    for (;;) {
+      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10 }));
+      if (Messages.length === 0) return count;
+      for (const m of Messages) await sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: m.ReceiptHandle }));
+      count += Messages.length;
+    }
+  } finally {
+    sqs.destroy();
+  }
 }

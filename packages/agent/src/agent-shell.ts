@@ -264,7 +264,15 @@ export class AgentShell {
         else log("debug", `ignored a cancel of task ${message.taskId}, which this agent does not have (${message.reason})`);
       },
     };
-    const connection = new Connection({ url, ...this.parts.connection, hello: this.parts.hello(), log, clock, hooks });
+    const connection = new Connection({
+      url,
+      ...this.parts.connection,
+      hello: this.parts.hello(),
+      heldTasks: () => this.parts.hello().tasksInProgress,
+      log,
+      clock,
+      hooks,
+    });
     this.connection = connection;
     outbox.attach(connection);
     void connection.ended.then((end) => {

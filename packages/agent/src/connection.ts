@@ -48,6 +48,8 @@ export interface ConnectionOptions {
   /** Named in the message when the service refuses the session. */
   sessionPath: string;
   hello: Hello;
+  /** The tasks the agent holds now, as many as a frame carries (what `hello` lists). */
+  heldTasks(): readonly string[];
   /** The agent's own interval; the service's, if smaller, wins. */
   heartbeatIntervalMs: number;
   /** Upgrade plus hello → welcome must finish within this. */
@@ -207,7 +209,8 @@ export class Connection {
   }
 
   private sendHeartbeat(intervalMs: number): void {
-    const heartbeat: Heartbeat = { type: "heartbeat", sentAt: new Date().toISOString() };
+    // The tasks it holds go with it, so the service can send again a task whose message was lost.
+    const heartbeat: Heartbeat = { type: "heartbeat", sentAt: new Date().toISOString(), tasksInProgress: [...this.options.heldTasks()] };
     this.send(heartbeat);
     this.options.hooks.heartbeat(heartbeat);
     // The deadline runs from the oldest unanswered heartbeat; any ack clears it.

@@ -10,6 +10,8 @@ export interface PushDescription {
   sender: string;
   /** The repository's default branch (GitHub's `repository.default_branch`); absent: not sent. */
   defaultBranch?: string;
+  /** When it was pushed (default: now), as GitHub's `repository.pushed_at`: two pushes of one commit are two events. */
+  pushedAt?: Date;
 }
 
 /** The body of a GitHub `push` event for that commit (the fields Nimbus reads, and a few more GitHub always sends). */
@@ -27,6 +29,8 @@ export function pushPayload(push: PushDescription): string {
       name: push.fullName.split("/").pop(),
       clone_url: push.cloneUrl,
       ...(push.defaultBranch ? { default_branch: push.defaultBranch } : {}),
+      // Nimbus does not read it; it makes this push's body its own (a replayed body is answered with its first job).
+      pushed_at: Math.floor((push.pushedAt ?? new Date()).getTime() / 1000),
     },
     sender: { login: push.sender },
     head_commit: { id: push.commit },

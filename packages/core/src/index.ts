@@ -35,6 +35,9 @@ export {
   mayBeReady,
   advanceWaiting,
   registrationStep,
+  partRegistration,
+  intrinsicConflict,
+  type IntrinsicFields,
   type DependentMove,
   type WaitingState,
   type WaitingStep,
@@ -44,11 +47,16 @@ export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
 export {
   reconcileSession,
+  reconcileHeartbeat,
+  unlistedTaskAction,
   isAbandonedSlot,
   isOrphanedLease,
   disconnectCheck,
   NO_LONGER_HELD,
+  RESERVATION_TIMEOUT_MS,
   type Reconciliation,
+  type HeldTask,
+  type TaskStanding,
   type SessionPresence,
 } from "./session-reconcile.ts";
 export {
@@ -87,3 +95,17 @@ export {
   type NewWork,
 } from "./dispatch-plan.ts";
 export { statusHistory, buildAttempts, type RecordedMove } from "./history.ts";
+export {
+  planResends,
+  quietJobAction,
+  evaluationHandBack,
+  MAX_RESENDS_PER_SWEEP,
+  SWEEP_STEPS,
+  SWEEP_SHARES,
+  sweepDeadlines,
+  type SweepStep,
+  type StaleWork,
+  type QuietJob,
+  type QuietJobAction,
+  type EvaluationHandBack,
+} from "./sweep-plan.ts";

@@ -22,6 +22,46 @@ export function reconcileSession(held: readonly string[], running: readonly stri
 
 export const NO_LONGER_HELD = "this agent no longer holds the task (it was handed to another agent or ended)";
 
+/** A task a session holds, as a heartbeat's reconciliation needs it. */
+export interface HeldTask {
+  taskId: string;
+  /** When the session reserved it (an ISO time). */
+  startedAt: string;
+}
+
+/**
+ * What a heartbeat that lists the agent's tasks asks for: the held tasks the agent does not
+ * list, once held for `settleMs` (the message giving a younger one may still be on its way),
+ * are checked with their kind; listed tasks the session does not hold are cancelled.
+ */
+export function reconcileHeartbeat(held: readonly HeldTask[], running: readonly string[], now: Date, settleMs: number): { check: string[]; cancel: string[] } {
+  const settled = held.filter((task) => Date.parse(task.startedAt) <= now.getTime() - settleMs).map((task) => task.taskId);
+  const { resendIfLeased, cancel } = reconcileSession(settled, running);
+  const holds = new Set(held.map((task) => task.taskId));
+  return { check: resendIfLeased, cancel: cancel.filter((taskId) => !holds.has(taskId)) };
+}
+
+/**
+ * Where a held task stands, as its kind reads its target: `leased` to this session (the agent
+ * should be running it), `pending` (queued for this task id: a dispatch may be about to lease
+ * it), or `gone` (it can never become this session's again).
+ */
+export type TaskStanding = "leased" | "pending" | "gone";
+
+/** No handler runs longer (Lambda stops socket handlers at 25 s, the sweeper at 50 s): a reservation this old was left by a dead one. */
+export const RESERVATION_TIMEOUT_MS = 60_000;
+
+/**
+ * What to do with a held task its agent does not list: send it again while its lease is the
+ * session's; free the slot once the task is gone, or was reserved by a handler that died
+ * before it took the lease; else wait.
+ */
+export function unlistedTaskAction(standing: TaskStanding, heldForMs: number): "resend" | "release" | "wait" {
+  if (standing === "leased") return "resend";
+  if (standing === "gone" || heldForMs >= RESERVATION_TIMEOUT_MS) return "release";
+  return "wait";
+}
+
 /**
  * A task a session records whose target is not leased to it: its slot is given back once the
  * record is older than `graceMs`. A slot is reserved just before the lease is taken, so only

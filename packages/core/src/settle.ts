@@ -62,3 +62,51 @@ export function registrationStep(input: {
   if (!input.created && input.status === "waiting" && input.part) return "merge-part";
   return "keep";
 }
+
+/**
+ * What an evaluation may do with a part of a split derivation that is already registered
+ * and waiting (docs/reliability.md, "What an evaluator may assert"). Only the job that registered
+ * it adds parts (`merge`): another evaluation may split the same inputs differently (it lists
+ * only what its agent must build). Once every part is in, later parts change nothing
+ * (`ignore`). While the registering job still evaluates, its own parts will complete it: the
+ * other evaluation's batch is not acknowledged, and comes again (`later`). Once that
+ * evaluation is over with parts still missing, this one takes the derivation over and starts
+ * its parts from its own (`adopt`).
+ */
+export function partRegistration(input: {
+  registeredBy: string | undefined;
+  jobId: string;
+  partsMissing: boolean;
+  registrarEvaluating: boolean;
+}): "merge" | "ignore" | "later" | "adopt" {
+  // An item registered before registrations were named is extended as before.
+  if (input.registeredBy === input.jobId || input.registeredBy === undefined) return "merge";
+  if (!input.partsMissing) return "ignore";
+  return input.registrarEvaluating ? "later" : "adopt";
+}
+
+/** A derivation's fields its .drv path fixes: every honest evaluation reports the same ones. */
+export interface IntrinsicFields {
+  system: string;
+  requiredFeatures: readonly string[];
+  outputs: Readonly<Record<string, string>>;
+}
+
+/**
+ * How a registration's intrinsic fields differ from those stored (undefined when they agree).
+ * The .drv path is a hash of the derivation's content, so two evaluations can only disagree if
+ * one of them lied; the stored registration is kept and the disagreement reported. Once a build
+ * succeeded, its outputs are what the builder reported (a content-addressed derivation's are
+ * only known then): they are no longer compared.
+ */
+export function intrinsicConflict(stored: IntrinsicFields & { status: DerivationStatus }, claimed: IntrinsicFields): string | undefined {
+  const differences: string[] = [];
+  if (stored.system !== claimed.system) differences.push(`system ${claimed.system} (registered: ${stored.system})`);
+  const features = (f: readonly string[]) => [...new Set(f)].sort().join(",");
+  if (features(stored.requiredFeatures) !== features(claimed.requiredFeatures)) {
+    differences.push(`required features [${features(claimed.requiredFeatures)}] (registered: [${features(stored.requiredFeatures)}])`);
+  }
+  const outputs = (o: Readonly<Record<string, string>>) => JSON.stringify(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+  if (!isSuccess(stored.status) && outputs(stored.outputs) !== outputs(claimed.outputs)) differences.push(`outputs ${outputs(claimed.outputs)} (registered: ${outputs(stored.outputs)})`);
+  return differences.length ? differences.join("; ") : undefined;
+}

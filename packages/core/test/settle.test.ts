@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DerivationStatus } from "@nimbus/protocol";
-import { advanceWaiting, dependentMoves, isReadyToQueue, mayBeReady, registrationStep, type RegistrationStep } from "../src/settle.ts";
+import { advanceWaiting, dependentMoves, intrinsicConflict, isReadyToQueue, mayBeReady, partRegistration, registrationStep, type RegistrationStep } from "../src/settle.ts";
 
 describe("dependentMoves: what a settled derivation does to its dependents", () => {
   const cases: Array<[DerivationStatus, string]> = [
@@ -76,4 +76,33 @@ describe("registrationStep: a derivation found again", () => {
     ["an item gone meanwhile is left alone", { created: false, status: undefined, rebuildFailures: false, part: true }, "keep"],
   ];
   for (const [name, input, expected] of cases) it(name, () => assert.equal(registrationStep(input), expected));
+});
+
+describe("partRegistration: a part of a derivation another registration started", () => {
+  const cases: Array<[string, Parameters<typeof partRegistration>[0], ReturnType<typeof partRegistration>]> = [
+    ["its own job registered it: extend it", { registeredBy: "j1", jobId: "j1", partsMissing: true, registrarEvaluating: true }, "merge"],
+    ["its own job, evaluating again (a retried evaluation): extend it", { registeredBy: "j1", jobId: "j1", partsMissing: true, registrarEvaluating: false }, "merge"],
+    ["another job's, every part in: nothing to add", { registeredBy: "j1", jobId: "j2", partsMissing: false, registrarEvaluating: true }, "ignore"],
+    ["another job's, parts missing, that job still evaluating: not yet", { registeredBy: "j1", jobId: "j2", partsMissing: true, registrarEvaluating: true }, "later"],
+    ["another job's, parts missing, its evaluation over: take it over", { registeredBy: "j1", jobId: "j2", partsMissing: true, registrarEvaluating: false }, "adopt"],
+    ["another job's, every part in, its evaluation over: nothing to add", { registeredBy: "j1", jobId: "j2", partsMissing: false, registrarEvaluating: false }, "ignore"],
+    ["an item from before the rule (nobody named): extended as before", { registeredBy: undefined, jobId: "j2", partsMissing: true, registrarEvaluating: false }, "merge"],
+  ];
+  for (const [name, input, expected] of cases) it(name, () => assert.equal(partRegistration(input), expected));
+});
+
+describe("intrinsicConflict: what two evaluations must agree on", () => {
+  const stored = { system: "x86_64-linux", requiredFeatures: ["kvm", "big-parallel"], outputs: { out: "/nix/store/a-out", dev: "/nix/store/a-dev" }, status: "waiting" as const };
+  const cases: Array<[string, Partial<typeof stored>, string | undefined]> = [
+    ["the same fields, features and outputs in another order", { requiredFeatures: ["big-parallel", "kvm"], outputs: { dev: "/nix/store/a-dev", out: "/nix/store/a-out" } }, undefined],
+    ["another system", { system: "aarch64-linux" }, "system aarch64-linux (registered: x86_64-linux)"],
+    ["a feature fewer", { requiredFeatures: ["kvm"] }, "required features [kvm] (registered: [big-parallel,kvm])"],
+    ["another output path", { outputs: { out: "/nix/store/evil-out", dev: "/nix/store/a-dev" } }, 'outputs [["dev","/nix/store/a-dev"],["out","/nix/store/evil-out"]] (registered: [["dev","/nix/store/a-dev"],["out","/nix/store/a-out"]])'],
+  ];
+  for (const [name, claimed, expected] of cases) it(name, () => assert.equal(intrinsicConflict(stored, { ...stored, ...claimed }), expected));
+  it("names every difference", () => assert.match(intrinsicConflict(stored, { system: "s", requiredFeatures: [], outputs: {} })!, /^system s .*; required features .*; outputs /));
+  it("compares outputs no more once a build reported them", () => {
+    assert.equal(intrinsicConflict({ ...stored, status: "succeeded", outputs: { out: "/nix/store/built-out" } }, stored), undefined);
+    assert.match(intrinsicConflict({ ...stored, status: "succeeded" }, { ...stored, system: "s" })!, /^system s/);
+  });
 });

@@ -26,7 +26,7 @@ export interface LocalEndpoints {
   httpUrl: string;
   /** Agents' WebSocket URL, e.g. `ws://127.0.0.1:4800/agent`. */
   socketUrl: string;
-  /** `@connections` management endpoint, e.g. `http://127.0.0.1:4800/_gateway`. */
+  /** `@connections` management endpoint, e.g. `http://127.0.0.1:4800/_gateway/<secret>`. */
   managementEndpoint: string;
 }
 

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Context } from "aws-lambda";
+import type { FaultInjector } from "./faults.ts";
 
 // Handlers are plain async functions of (event, context), exactly as Lambda calls them.
 export type LambdaHandler = (event: any, context: Context) => unknown;
@@ -86,7 +87,11 @@ export class HandlerInvoker {
   private readonly resolved = new Map<string, Promise<LambdaHandler>>();
   private readonly inFlight = new Set<Promise<unknown>>();
 
-  constructor(private readonly resolve: HandlerResolver) {}
+  /** `faults`: a chaos run's fault injector, which may end an invocation early (packages/local/src/faults.ts). */
+  constructor(
+    private readonly resolve: HandlerResolver,
+    private readonly faults?: FaultInjector,
+  ) {}
 
   /**
    * Resolves every spec now, as Lambda's cold start would, so that no handler is first loaded
@@ -108,15 +113,22 @@ export class HandlerInvoker {
     return run;
   }
 
-  /** Waits for running invocations, at most `timeoutMs`; true when all finished. */
+  /**
+   * Waits, at most `timeoutMs`, until no invocation runs — also those started while it waits
+   * (a handler's follow-up may start another); true when none is left.
+   */
   async drain(timeoutMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
+    let expired = false;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        expired = true;
+        resolve();
+      }, timeoutMs);
     });
-    const settled = Promise.allSettled([...this.inFlight]).then(() => true as const);
     try {
-      return await Promise.race([settled, timedOut]);
+      while (this.inFlight.size > 0 && !expired) await Promise.race([Promise.allSettled([...this.inFlight]), timedOut]);
+      return this.inFlight.size === 0;
     } finally {
       clearTimeout(timer);
     }
@@ -134,7 +146,9 @@ export class HandlerInvoker {
   }
 
   private async run(spec: string, event: unknown): Promise<unknown> {
-    return (await this.resolveOnce(spec))(event, lambdaContext(spec, randomUUID()));
+    const handler = await this.resolveOnce(spec);
+    const call = async () => handler(event, lambdaContext(spec, randomUUID()));
+    return this.faults ? this.faults.run(spec, call) : call();
   }
 }
 

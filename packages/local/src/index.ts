@@ -22,3 +22,4 @@ export { localTableName, LOCAL_APP, LOCAL_STAGE, LOCAL_REGION } from "./environm
 export { PortInUseError, MAX_HTTP_BODY_BYTES } from "./http-server.ts";
 export { ConnectionGoneError } from "./socket-gateway.ts";
 export { InvalidRouteError, InvalidHandlerResultError } from "./http-events.ts";
+export { HandlerDeathError, FaultPlanError, type FaultPlan, type FaultCounts } from "./faults.ts";

@@ -2,6 +2,7 @@
  * The `@connections` management API, served under the management endpoint's path so the real
  * `@aws-sdk/client-apigatewaymanagementapi` client works against it unchanged.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { MAX_MESSAGE_BYTES } from "../../protocol/src/limits.ts";
 import { describeError } from "./handlers.ts";
@@ -19,17 +20,37 @@ function sendError(response: ServerResponse, status: number, type: string, messa
   response.end(body);
 }
 
-/** Serves `{POST,GET,DELETE} <basePath>/@connections/{url-encoded id}` for the gateway's connections. */
-export function createManagementApi(gateway: SocketGateway, basePath: string, log: (line: string) => void) {
-  const prefix = `${basePath}/@connections/`;
+/** Whether `given` is `secret`, in time that does not tell how much of it matched. */
+function sameSecret(given: string, secret: string): boolean {
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(secret).digest();
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * Serves `{POST,GET,DELETE} <basePath>/<secret>/@connections/{url-encoded id}` for the
+ * gateway's connections. Without the secret every path under `basePath` is not found: the
+ * public port never serves the API to a caller that is not this process's handlers.
+ */
+export function createManagementApi(gateway: SocketGateway, basePath: string, secret: string, log: (line: string) => void) {
+  const prefix = "/@connections/";
 
   async function serve(request: IncomingMessage, response: ServerResponse, rawPath: string): Promise<void> {
-    if (!rawPath.startsWith(prefix) || rawPath.length === prefix.length) {
-      return sendError(response, 404, "NotFoundException", `no management operation at ${rawPath}`);
+    // <basePath>/<secret><operation>
+    const rest = rawPath.slice(basePath.length + 1);
+    const slash = rest.indexOf("/");
+    const given = slash < 0 ? rest : rest.slice(0, slash);
+    const operation = slash < 0 ? "" : rest.slice(slash);
+    if (!sameSecret(given, secret)) {
+      request.resume();
+      return sendError(response, 404, "NotFoundException", "Not Found");
+    }
+    if (!operation.startsWith(prefix) || operation.length === prefix.length) {
+      return sendError(response, 404, "NotFoundException", `no management operation at ${basePath}/…${operation}`);
     }
     let connectionId: string;
     try {
-      connectionId = decodeURIComponent(rawPath.slice(prefix.length));
+      connectionId = decodeURIComponent(operation.slice(prefix.length));
     } catch {
       return sendError(response, 400, "BadRequestException", "malformed connection id in the path");
     }
@@ -65,7 +86,7 @@ export function createManagementApi(gateway: SocketGateway, basePath: string, lo
       if (error instanceof PayloadTooLargeError) {
         return sendError(response, 413, "PayloadTooLargeException", `Message too long: the limit is ${error.limitBytes} bytes`);
       }
-      log(`management api: ${request.method} ${rawPath} failed: ${describeError(error)}`);
+      log(`management api: ${request.method} ${basePath}/…${operation} failed: ${describeError(error)}`);
       return sendError(response, 500, "InternalServerErrorException", "Internal server error");
     }
   }

@@ -9,6 +9,7 @@ import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { CONNECTION_LIFETIME_MS, IDLE_TIMEOUT_MS, MAX_MESSAGE_BYTES } from "../../protocol/src/limits.ts";
 import type { SocketEvent, SocketRequestContext, SocketResult } from "@nimbus/service/socket-events";
 import { gatewayId, requestTime, sourceIp } from "./api-gateway-format.ts";
+import type { FaultInjector } from "./faults.ts";
 import { describeError } from "./handlers.ts";
 
 export interface SocketRoutes {
@@ -28,6 +29,8 @@ export interface SocketGatewayOptions {
   idleTimeoutMs?: number;
   stage?: string;
   apiId?: string;
+  /** A chaos run's fault injector: it may deliver a frame to `$default` twice. */
+  faults?: FaultInjector;
 }
 
 /** The connection does not exist or is no longer open: the management API's `GoneException`. */
@@ -284,6 +287,11 @@ export class SocketGateway {
       isBase64Encoded: false,
     };
     // Each message is its own invocation, concurrently with the others, as in AWS.
+    this.deliver(connection, event);
+    if (this.options.faults?.duplicateFrame()) this.deliver(connection, { ...event, requestContext: { ...event.requestContext, requestId: gatewayId() } });
+  }
+
+  private deliver(connection: Connection, event: SocketEvent): void {
     this.options.invoke(this.options.routes.$default, event).catch((error: unknown) => {
       const { requestId } = event.requestContext;
       this.options.log(`socket: $default ${connection.id} request ${requestId} failed: ${describeError(error)}`);

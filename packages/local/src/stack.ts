@@ -2,6 +2,7 @@
  * The whole local stack in one process: dynalite, fauxqs, secrets, the environment handlers
  * read, the HTTP + WebSocket port and the scheduler, running the very same Lambda handlers.
  */
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join, resolve as resolvePath } from "node:path";
 import { dashboardSite } from "@nimbus/dashboard";
@@ -16,6 +17,7 @@ import {
   type SecretName,
 } from "@nimbus/service/resource-specs";
 import { ensureTables, startDynamo, type DynamoServer } from "./dynamodb.ts";
+import { FaultInjector, type FaultCounts, type FaultPlan } from "./faults.ts";
 import { applyEnvironment, localBucketName, localEnvironment, localTableName } from "./environment.ts";
 import { ensureBucket, startS3, type S3Server } from "./s3.ts";
 import { HandlerInvoker, importHandlerFrom, type HandlerResolver } from "./handlers.ts";
@@ -52,6 +54,11 @@ export interface LocalStackOptions {
   environment?: Record<string, string>;
   /** One line per event worth telling; default stderr. */
   log?: (line: string) => void;
+  /**
+   * Faults to inject, for chaos runs only (packages/local/src/faults.ts): handler invocations
+   * that die at an AWS request, frames and queue messages delivered twice. Default: none.
+   */
+  faults?: FaultPlan;
 }
 
 export interface LocalGatewayControl {
@@ -68,7 +75,7 @@ export interface LocalStack {
   url: string;
   /** e.g. `ws://127.0.0.1:4800/agent`. */
   agentSocketUrl: string;
-  /** `@connections` endpoint, e.g. `http://127.0.0.1:4800/_gateway`. */
+  /** `@connections` endpoint, e.g. `http://127.0.0.1:4800/_gateway/<secret>`: the path holds this process's secret. */
   managementEndpoint: string;
   port: number;
   /** Absolute. */
@@ -81,6 +88,13 @@ export interface LocalStack {
   /** The S3 emulator holding the built-in cache's bucket. */
   s3Endpoint: string;
   gateway: LocalGatewayControl;
+  /** How many faults of each kind were injected so far (all 0 without a fault plan). */
+  faultCounts(): FaultCounts;
+  /**
+   * Waits, at most `timeoutMs`, until no handler invocation runs (a frame's answer reaches the
+   * agent before its follow-up ends; tests wait for that); true when none is left.
+   */
+  handlersIdle(timeoutMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -93,7 +107,7 @@ export class LocalStackError extends Error {
  * clients, so a restart must come back on the same addresses. These remember them.
  */
 let state: "idle" | "starting" | "running" | "stopping" = "idle";
-const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number; s3Port?: number } = {};
+const remembered: { host?: string; httpPort?: number; dynamodbPort?: number; sqsPort?: number; s3Port?: number; gatewaySecret?: string } = {};
 
 /** Sockets get this long to finish their close handshake on stop before being cut. */
 const STOP_GRACE_MS = 1_000;
@@ -150,7 +164,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     remembered.dynamodbPort = dynamo.port;
     await ensureTables(dynamo.endpoint, tables, localTableName);
 
-    const sqs: SqsServer = await startSqs({ host: BACKEND_HOST, port: remembered.sqsPort ?? 0 });
+    const faults = options.faults ? new FaultInjector(options.faults) : undefined;
+    if (faults) started.push(async () => faults.close());
+    const sqs: SqsServer = await startSqs({ host: BACKEND_HOST, port: remembered.sqsPort ?? 0, faults });
     started.push(() => sqs.stop());
     remembered.sqsPort = sqs.port;
     const queueUrls = await ensureQueues(sqs.endpoint, queues, localTableName);
@@ -165,7 +181,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     remembered.s3Port = s3.port;
     await ensureBucket(s3.endpoint, localBucketName());
 
-    const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom());
+    const invoker = new HandlerInvoker(options.resolveHandler ?? importHandlerFrom(), faults);
+    // Kept across restarts in this process: handlers keep the endpoint in their SDK client.
+    const gatewaySecret = (remembered.gatewaySecret ??= randomBytes(24).toString("base64url"));
     const sweepIntervalMs = options.sweepIntervalMs ?? schedules.Sweeper.intervalMs;
     const invoke = (spec: string, event: unknown) => invoker.invoke(spec, event);
     const gateway = new SocketGateway({
@@ -174,6 +192,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       log,
       connectionLifetimeMs: options.connectionLifetimeMs,
       idleTimeoutMs: options.idleTimeoutMs,
+      faults,
     });
     const http: HttpServer = await startHttpServer({
       host,
@@ -182,7 +201,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       invoke,
       socketPath: AGENT_SOCKET_PATH,
       gateway,
-      managementApi: createManagementApi(gateway, MANAGEMENT_API_PATH, log),
+      // The management API shares the public port, so its path holds a secret only this process
+      // knows: nobody who can reach the port can post to agents or close their connections.
+      managementApi: createManagementApi(gateway, MANAGEMENT_API_PATH, gatewaySecret, log),
       site: await dashboardSite(log),
       log,
     });
@@ -196,7 +217,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       s3Endpoint: s3.endpoint,
       httpUrl: `http://${base}`,
       socketUrl: `ws://${base}${AGENT_SOCKET_PATH}`,
-      managementEndpoint: `http://${base}${MANAGEMENT_API_PATH}`,
+      managementEndpoint: `http://${base}${MANAGEMENT_API_PATH}/${gatewaySecret}`,
     };
     applyEnvironment({ ...localEnvironment(endpoints, secrets, queueUrls), ...options.environment });
     started.push(async () => {
@@ -240,6 +261,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         dropConnection: (id) => gateway.drop(id),
         closeConnection: (id, code) => gateway.close(id, code),
       },
+      handlersIdle: (timeoutMs) => invoker.drain(timeoutMs),
+      faultCounts: () => ({ ...(faults?.counts ?? { handlerDeaths: 0, requestsRefused: 0, duplicateFrames: 0, duplicateMessages: 0 }) }),
       stop: () => (stopping ??= stopAll(started, log)),
     };
     state = "running";

@@ -59,3 +59,27 @@ test("preload resolves each spec once up front; one that fails is logged and res
   assert.equal(await invoker.invoke("functions/broken.handler", {}), "functions/broken.handler");
   assert.deepEqual(resolved, ["functions/a.handler", "functions/broken.handler", "functions/broken.handler"], "a loaded handler is not resolved again");
 });
+
+test("drain waits for invocations started while it waits, and says whether any is left at its deadline", async () => {
+  const releases: Array<() => void> = [];
+  const invoker = new HandlerInvoker(async (spec) => async () => {
+    await new Promise<void>((resolve) => releases.push(resolve));
+    // The first invocation starts another as it ends (as a follow-up would).
+    if (spec === "functions/first.handler") void invoker.invoke("functions/second.handler", {});
+  });
+  assert.equal(await invoker.drain(0), true, "nothing runs");
+  void invoker.invoke("functions/first.handler", {});
+  const drained = invoker.drain(10_000);
+  let done = false;
+  void drained.then(() => (done = true));
+  while (releases.length < 1) await new Promise((r) => setImmediate(r));
+  releases[0]!();
+  while (releases.length < 2) await new Promise((r) => setImmediate(r));
+  assert.equal(done, false, "the second invocation still runs");
+  releases[1]!();
+  assert.equal(await drained, true);
+  void invoker.invoke("functions/stuck.handler", {});
+  assert.equal(await invoker.drain(10), false, "one is left at the deadline");
+  while (releases.length < 3) await new Promise((r) => setImmediate(r));
+  releases[2]!();
+});

@@ -313,6 +313,27 @@ describe("management API through the real SDK client", () => {
     });
   }
 
+  test("without the stack's secret in the path, nothing is served and no connection is touched", async () => {
+    const { ws, id } = await open();
+    let received = 0;
+    ws.on("message", () => received++);
+    const secret = new URL(local.stack.managementEndpoint).pathname.split("/")[2]!;
+    const wrong = `${secret.slice(0, -1)}${secret.endsWith("A") ? "B" : "A"}`;
+    for (const path of [`/_gateway/@connections/${encodeURIComponent(id)}`, `/_gateway/${wrong}/@connections/${encodeURIComponent(id)}`, `/_gateway/`, `/_gateway`]) {
+      for (const method of ["POST", "GET", "DELETE"]) {
+        const response = await fetch(`${local.stack.url}${path}`, { method, ...(method === "POST" ? { body: "forged" } : {}) });
+        assert.equal(response.status, 404, `${method} ${path}`);
+        assert.equal(JSON.stringify(await response.json()).includes(secret), false, "the answer does not give the secret away");
+      }
+    }
+    // The right endpoint still reaches it: the connection was never closed nor written to.
+    const reply = nextMessage(ws);
+    await management.send(new PostToConnectionCommand({ ConnectionId: id, Data: "still here" }));
+    assert.equal(await reply, "still here");
+    assert.equal(received, 1);
+    ws.close();
+  });
+
   test("an id with + / = reaches the right connection (URL-decoded)", async () => {
     // Real ids are random; keep opening until one needs encoding beyond its trailing "=".
     for (let attempt = 0; attempt < 50; attempt++) {

@@ -8,7 +8,9 @@ export {
   CONNECTION_LIFETIME_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   IDLE_TIMEOUT_MS,
+  LOG_BATCHES_KEPT,
   MAX_FRAME_BYTES,
+  MAX_LOG_BATCHES,
   MAX_MESSAGE_BYTES,
 } from "./limits.ts";
 export { AgentInfo, CacheInfo, FeatureName, SystemName } from "./agent-info.ts";

@@ -8,3 +8,7 @@ export const CONNECTION_LIFETIME_MS = 2 * 60 * 60 * 1000;
 export const IDLE_TIMEOUT_MS = 10 * 60 * 1000;
 /** Agents heartbeat well inside the idle timeout. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30 * 1000;
+/** A build sends at most this many `build-log` batches (`seq` below it); the service keeps the last LOG_BATCHES_KEPT. */
+export const MAX_LOG_BATCHES = 1_000_000;
+/** The service keeps a build's last this many log batches: its tail, which says why it failed. */
+export const LOG_BATCHES_KEPT = 1_000;

@@ -45,6 +45,12 @@ export type Hello = z.infer<typeof Hello>;
 export const Heartbeat = z.strictObject({
   type: z.literal("heartbeat"),
   sentAt: z.iso.datetime(),
+  /**
+   * The tasks the agent holds (running, or awaiting `result-ack`), as in `hello`: the service
+   * sends again a task its session has held for a while that the agent does not list (the
+   * message that gave it was lost) and cancels a listed one the session no longer holds.
+   */
+  tasksInProgress: z.array(z.string().min(1).max(256)).max(1024).optional(),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
@@ -109,6 +115,7 @@ export const ErrorCode = z.enum([
   "unknown-connection",
   "unknown-task",
   "session-refused",
+  "retry-later",
   "try-again",
   "internal",
 ]);

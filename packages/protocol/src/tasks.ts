@@ -1,5 +1,6 @@
 import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
+import { MAX_LOG_BATCHES } from "./limits.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
 import { JobConfig, JobHandler } from "./hercules-ci.ts";
 import { CacheName, CacheReport, Need } from "./sources.ts";
@@ -209,11 +210,11 @@ export const EvaluationDone = z.strictObject({
 });
 export type EvaluationDone = z.infer<typeof EvaluationDone>;
 
-/** A batch of build log lines, numbered from 0 per task. */
+/** A batch of build log lines, numbered from 0 per task (at most MAX_LOG_BATCHES of them). */
 export const BuildLog = z.strictObject({
   type: z.literal("build-log"),
   taskId: TaskId,
-  seq: z.number().int().min(0),
+  seq: z.number().int().min(0).max(MAX_LOG_BATCHES - 1),
   lines: z.array(z.string().max(4096)).min(1).max(1000),
 });
 export type BuildLog = z.infer<typeof BuildLog>;

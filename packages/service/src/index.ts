@@ -41,7 +41,7 @@ export { cacheHandler, serveMissing, serveNar, serveNarinfo, serveNixCacheInfo }
 export { builtinCacheUrl, cacheInfo, createCacheToken, listCacheTokenViews, revokeCacheTokenById } from "./edges/cache-api.ts";
 
 // ---- flow ----------------------------------------------------------------------------
-export { sweep, type SweepReport } from "./flow/sweeper.ts";
+export { sweep, type SweepReport, type SweepOptions } from "./flow/sweeper.ts";
 export { collectCache, type CollectReport } from "./flow/cache-collect.ts";
 export { cacheCaller, type CacheCaller } from "./flow/cache-access.ts";
 export { newJobId, JOB_ID_PATTERN } from "./flow/job-ids.ts";

@@ -14,8 +14,9 @@ import { dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
 import { reportChangedJobs } from "../flow/job-reports.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 import { endSession } from "../flow/session-end.ts";
+import { reconcileListedTasks } from "../flow/session-heartbeat.ts";
 import { resumeTasks } from "../flow/session-resume.ts";
-import { attachSession, getSession, type SessionItem } from "../flow/sessions.ts";
+import { attachSession, getSession, touchSessionReturning, type SessionItem } from "../flow/sessions.ts";
 import { reportHandler } from "../flow/tasks/registry.ts";
 import type { TaskReport } from "../flow/tasks/task-kind.ts";
 import { secretValue } from "../platform/linked-resources.ts";
@@ -62,8 +63,16 @@ async function handle(connectionId: string, message: AgentMessage, now: Date, wo
   if (message.type === "heartbeat") {
     const touched = await touchConnection(connectionId, now);
     if (!touched.ok) return reply(touched.reason === "hello-required" ? HELLO_REQUIRED : UNKNOWN_CONNECTION);
-    await touchSession(touched.sessionId, now);
-    return reply({ type: "heartbeat-ack", sentAt: now.toISOString() });
+    const ack: ServiceMessage = { type: "heartbeat-ack", sentAt: now.toISOString() };
+    if (!message.tasksInProgress) {
+      await touchSession(touched.sessionId, now);
+      return reply(ack);
+    }
+    // One write both refreshes the session and reads what it holds, to hold it against the agent's list.
+    const session = await touchSessionReturning(touched.sessionId, now);
+    if (!session) return reply(ack);
+    const { messages, freed } = await reconcileListedTasks(session, message.tasksInProgress, now);
+    return { replies: [ack, ...messages], ...(freed ? { followUp: () => dispatchToSession(touched.sessionId, work) } : {}) };
   }
   // Everything else speaks for the agent's session.
   const connection = await getConnection(connectionId);

@@ -1,9 +1,10 @@
 /**
  * `POST /webhooks/github`: verifies GitHub's signature on the exact bytes received, asks
  * @nimbus/github what the event means (docs/github.md, "What Nimbus does with each event") and
- * carries it out: a job per push (exactly once per delivery), a fork's pull request held until
+ * carries it out: a job per push (exactly once per delivery, and per signed body), a fork's pull request held until
  * approved, approvals, cancels of closed pull requests, re-runs, installation changes.
  */
+import { createHash } from "node:crypto";
 import { verify } from "@octokit/webhooks-methods";
 import { classifyWebhook, GithubConfigError, WebhookPayloadError, type JobStart, type WebhookAction } from "@nimbus/github";
 import type { WebhookAccepted, WebhookActed, WebhookIgnored } from "@nimbus/protocol";
@@ -48,20 +49,28 @@ export async function receiveGithubWebhook(event: HttpEvent, now: Date = new Dat
     throw error;
   }
   const work = new WorkNotes();
-  const answer = await carryOut(action, deliveryId, now, work);
+  const answer = await carryOut(action, { deliveryId, event: name, payload }, now, work);
   await wakeIdleAgents(work);
   await reportChangedJobs(work, now);
   return answer;
 }
 
-async function carryOut(action: WebhookAction, deliveryId: string, now: Date, work: WorkNotes): Promise<HttpResult> {
+/** A delivery as received: GitHub's id for it, the event's name and the signed body's text. */
+interface Delivery {
+  deliveryId: string;
+  event: string;
+  payload: string;
+}
+
+async function carryOut(action: WebhookAction, delivery: Delivery, now: Date, work: WorkNotes): Promise<HttpResult> {
+  const { deliveryId } = delivery;
   switch (action.type) {
     case "ignore":
       return json(202, { ignored: action.reason } satisfies WebhookIgnored);
     case "start-job":
-      return oncePerDelivery(deliveryId, now, work, (id, createdAt) => startJob(id, jobRequest(action.job, deliveryId), createdAt, work));
+      return oncePerEvent(delivery, now, work, (id, createdAt) => startJob(id, jobRequest(action.job, deliveryId), createdAt, work));
     case "hold-fork":
-      return oncePerDelivery(deliveryId, now, work, async (id, createdAt) => {
+      return oncePerEvent(delivery, now, work, async (id, createdAt) => {
         // Its author could push to the repository anyway: it starts now, still as a fork.
         const start = await authorMayStart(action.job.repository, action.author, action.job.installationId);
         await startJob(id, { ...jobRequest(action.job, deliveryId), ...(start ? {} : { hold: { reason: action.reason, approvalLabel: github().policy.approvalLabel } }) }, createdAt, work);
@@ -137,12 +146,55 @@ async function oncePerDelivery(deliveryId: string, now: Date, work: WorkNotes, c
     await create(claim.jobId, claim.createdAt);
     return json(201, { jobId: claim.jobId, redelivery: false } satisfies WebhookAccepted);
   }
+  const delivery = await storedDelivery(deliveryId);
+  await resumeJob(delivery, work, create);
+  return json(200, { jobId: delivery.jobId, redelivery: true } satisfies WebhookAccepted);
+}
+
+/**
+ * A job started by a push or pull request, made once per delivery and once per signed body:
+ * the body's digest is claimed first, then the delivery id, each with a conditional put, so a
+ * body replayed under a new delivery id (the signature covers only the body) is answered with
+ * the job it made first. Events GitHub sends anew (a pull request reopened, a commit pushed
+ * again) differ in their bodies, so each still makes its job.
+ */
+async function oncePerEvent(delivery: Delivery, now: Date, work: WorkNotes, create: (jobId: string, createdAt: string) => Promise<void>): Promise<HttpResult> {
+  // A redelivery (its body may differ, as when a sender retries): its job, and no claim of this body for a job never made.
+  const earlier = await getDelivery(delivery.deliveryId);
+  if (earlier) {
+    await resumeJob(earlier, work, create);
+    return json(200, { jobId: earlier.jobId, redelivery: true } satisfies WebhookAccepted);
+  }
+  const first: DeliveryItem = { deliveryId: bodyKey(delivery), jobId: newJobId(now), createdAt: now.toISOString() };
+  const firstOfItsBody = await claimDelivery(first);
+  const forBody = firstOfItsBody ? first : await storedDelivery(first.deliveryId);
+  if (!(await claimDelivery({ ...forBody, deliveryId: delivery.deliveryId }))) {
+    const redelivered = await storedDelivery(delivery.deliveryId);
+    await resumeJob(redelivered, work, create);
+    return json(200, { jobId: redelivered.jobId, redelivery: true } satisfies WebhookAccepted);
+  }
+  if (!firstOfItsBody) {
+    await resumeJob(forBody, work, create);
+    return json(200, { jobId: forBody.jobId, redelivery: true } satisfies WebhookAccepted);
+  }
+  await create(forBody.jobId, forBody.createdAt);
+  return json(201, { jobId: forBody.jobId, redelivery: false } satisfies WebhookAccepted);
+}
+
+/** The Deliveries key of a signed body: no GitHub delivery id (a UUID) can be one. */
+const bodyKey = ({ event, payload }: Delivery) => `body:${createHash("sha256").update(event).update("\n").update(payload).digest("hex")}`;
+
+async function storedDelivery(deliveryId: string): Promise<DeliveryItem> {
   const delivery = await getDelivery(deliveryId);
   if (!delivery) throw new Error(`delivery ${deliveryId} was claimed, yet it is not stored`);
+  return delivery;
+}
+
+/** A repeated delivery: create the job if the first attempt died before it, queue it again if it was never evaluated. */
+async function resumeJob(delivery: DeliveryItem, work: WorkNotes, create: (jobId: string, createdAt: string) => Promise<void>): Promise<void> {
   const job = await getJob(delivery.jobId);
   if (!job) await create(delivery.jobId, delivery.createdAt);
   else if (job.status === "evaluating" && job.evaluation.status === "queued") await queueEvaluation(job.jobId, work);
-  return json(200, { jobId: delivery.jobId, redelivery: true } satisfies WebhookAccepted);
 }
 
 /** The body as text, once its size and `X-Hub-Signature-256` check out; nothing is read before. */

@@ -13,16 +13,18 @@ import pMap from "p-map";
 import { recordEffect } from "./effects.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
-import { registerDerivation } from "./register-derivation.ts";
+import { registerDerivation, type Registration } from "./register-derivation.ts";
 
 /** Events of one batch at once, at most this many: they do not depend on their order (flow/register-derivation.ts). */
 const EVENTS_AT_ONCE = 8;
 
-export async function recordEvents(job: JobItem, events: readonly EvaluationEvent[], work: WorkNotes, now: Date): Promise<void> {
-  await pMap(events, (event) => recordEvent(job, event, work, now), { concurrency: EVENTS_AT_ONCE });
+/** Records a batch's events; false when one must come again later (flow/register-derivation.ts `Registration`). */
+export async function recordEvents(job: JobItem, events: readonly EvaluationEvent[], work: WorkNotes, now: Date): Promise<boolean> {
+  const outcomes = await pMap(events, (event) => recordEvent(job, event, work, now), { concurrency: EVENTS_AT_ONCE });
+  return outcomes.every((outcome) => outcome !== "later");
 }
 
-async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes, now: Date): Promise<void> {
+async function recordEvent(job: JobItem, event: EvaluationEvent, work: WorkNotes, now: Date): Promise<Registration | void> {
   switch (event.kind) {
     case "derivation":
       return registerDerivation(job.jobId, event, { rebuildFailures: job.trigger.rebuildFailures ?? false }, work, now);
@@ -56,5 +58,5 @@ export async function completeEvaluationIfAllIn(jobId: string, now: Date, work?:
   const evaluation = job?.evaluation;
   if (!job || evaluation?.status !== "running" || evaluation.batches === undefined) return;
   if ((evaluation.batchesSeen?.size ?? 0) < evaluation.batches) return;
-  if (await completeEvaluation(jobId, await countAttributeErrors(jobId), now)) await finishJobIfDone(jobId, now, work);
+  if (await completeEvaluation(jobId, evaluation.taskId, await countAttributeErrors(jobId), now)) await finishJobIfDone(jobId, now, work);
 }

@@ -19,9 +19,8 @@ import type { WorkNotes } from "./new-work.ts";
 const LEASE_MS = 45_000;
 /** A change that arrives while another invocation sends is sent by it afterwards, this many rounds at most. */
 const MAX_ROUNDS = 3;
-/** The sweeper sends at most this many due reports per run, and stops starting new ones after this long. */
+/** The sweeper sends at most this many due reports per run (and none once its share of the sweep's time is up). */
 export const DUE_REPORTS_PER_SWEEP = 20;
-const SWEEP_BUDGET_MS = 25_000;
 
 /** The last settings problem logged: said once per container, not on every frame. */
 let loggedProblem: string | undefined;
@@ -41,24 +40,33 @@ function reporting(): (Github & { reporting: NonNullable<Github["reporting"]> })
 }
 
 /** Reports every job the invocation changed. With reporting off this reads nothing at all. */
-export async function reportChangedJobs(work: WorkNotes, now = new Date()): Promise<void> {
-  if (work.changedJobs.size === 0 || !reporting()) return;
+export async function reportChangedJobs(work: WorkNotes, now = new Date(), outOfTime: () => boolean = () => false): Promise<boolean> {
+  if (work.changedJobs.size === 0 || !reporting()) return true;
+  // The sweeper's share of time is up: the reports are left due, for the next sweep.
+  if (outOfTime()) {
+    await Promise.all([...work.changedJobs].map((jobId) => scheduleReport(jobId, now)));
+    return false;
+  }
   await countsWritten();
   await Promise.all([...work.changedJobs].map((jobId) => sendReport(jobId, now)));
+  return true;
 }
 
-/** The sweeper's part: reports whose due time has come (a throttle, a rate limit or a back-off ended). */
-export async function reportDueJobs(now: Date): Promise<number> {
-  if (!reporting()) return 0;
+/**
+ * The sweeper's part: reports whose due time has come (a throttle, a rate limit or a back-off
+ * ended), until `outOfTime` says its share of the sweep is up; how many were sent, and whether
+ * it got through them.
+ */
+export async function reportDueJobs(now: Date, outOfTime: () => boolean = () => false): Promise<{ sent: number; finished: boolean }> {
+  if (!reporting()) return { sent: 0, finished: true };
   await countsWritten();
-  const started = Date.now();
   let sent = 0;
   for (const item of await dueReports(now, DUE_REPORTS_PER_SWEEP)) {
-    if (Date.now() - started > SWEEP_BUDGET_MS) break;
+    if (outOfTime()) return { sent, finished: false };
     await sendReport(item.jobId, now);
     sent++;
   }
-  return sent;
+  return { sent, finished: true };
 }
 
 /**

@@ -44,7 +44,8 @@ export async function handBackOrphanedEvaluation(job: JobItem, work: WorkNotes):
   const { evaluation } = job;
   if (job.status !== "evaluating" || evaluation.status !== "running" || !evaluation.sessionId) return false;
   if (!isOrphanedLease(evaluation, await getSession(evaluation.sessionId))) return false;
-  return returnEvaluation(job.jobId, evaluation.sessionId, work);
+  const lease = { taskId: evaluation.taskId, sessionId: evaluation.sessionId };
+  return returnEvaluation(job.jobId, lease, `its agent ${evaluation.agent ?? "(unknown)"}: the session ended without handing it back`, work);
 }
 
 /**

@@ -1,14 +1,22 @@
-import { advanceWaiting, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
+import { advanceWaiting, intrinsicConflict, partRegistration, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import { putEdges } from "../storage/derivation-edges.ts";
-import { clearPart, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
+import { adoptParts, clearPart, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
+import { putJobAttribute } from "../storage/job-attributes.ts";
+import { attributeKey } from "../storage/keys.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, putJobDerivation } from "../storage/job-derivations.ts";
 import { getJob } from "../storage/jobs.ts";
-import { putDerivationInputs } from "../storage/derivation-inputs.ts";
-import { clearPendingInputs, pendingInputsOf, putPendingInputs } from "../storage/pending-inputs.ts";
+import { dropDerivationInputsBy, putDerivationInputs } from "../storage/derivation-inputs.ts";
+import { clearPendingInputs, dropPendingInputsBy, pendingInputsOf, putPendingInputs } from "../storage/pending-inputs.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { failDependent, queueIfReady } from "./settle.ts";
+
+/**
+ * What became of a registration: done, or `later` — a part of a derivation another job's
+ * running evaluation is still registering (core `partRegistration`): its batch must come again.
+ */
+export type Registration = "done" | "later";
 
 /** A registration that lost a race decides again on what it finds, at most this many times. */
 const REGISTRATION_TRIES = 3;
@@ -27,12 +35,12 @@ export async function registerDerivation(
   options: { rebuildFailures: boolean },
   work: WorkNotes,
   now = new Date(),
-): Promise<void> {
+): Promise<Registration> {
   const at = now.toISOString();
   const inputs = [...new Set(event.inputDrvs)];
   await putEdges(event.drvPath, inputs);
   const rows = onceOnly(async () => {
-    await Promise.all([putPendingInputs(event.drvPath, inputs), putDerivationInputs(event.drvPath, inputs)]);
+    await Promise.all([putPendingInputs(event.drvPath, inputs, jobId), putDerivationInputs(event.drvPath, inputs, jobId)]);
   });
   // Until every part of a split event is in, the others' markers keep it from being ready.
   const markers = otherParts(event);
@@ -45,6 +53,7 @@ export async function registerDerivation(
     ...(event.sources ? { needs: event.sources } : {}),
     status: "waiting",
     version: 0,
+    registeredBy: jobId,
     ...(markers.length ? { pendingParts: new Set(markers) } : {}),
     queueKey: queueKeyOf(event.system, requiredFeatures),
     attempt: 0,
@@ -59,7 +68,16 @@ export async function registerDerivation(
     await rows();
     created = await createDerivation(fresh);
   }
-  const current = created ? fresh : await takeIn(existing ?? (await getDerivation(event.drvPath)), event, markers, rows, options.rebuildFailures, now);
+  const found = created ? fresh : (existing ?? (await getDerivation(event.drvPath)));
+  // Its .drv path fixes these: an evaluation that disagrees with the registration is refused (docs/reliability.md, "What an evaluator may assert").
+  const conflict = found && !created ? intrinsicConflict(found, fresh) : undefined;
+  if (conflict) {
+    await refuseConflict(jobId, event.drvPath, conflict);
+    return "done";
+  }
+  const taken = created ? fresh : await takeIn(found, jobId, event, markers, rows, options.rebuildFailures, now);
+  if (taken === "later") return "later";
+  const current = taken;
   if (current) await putJobDerivation(jobId, current, event.excused);
   if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now);
   // A move made meanwhile may have been mirrored before the index showed this job's row: the
@@ -70,6 +88,7 @@ export async function registerDerivation(
     latest = await getDerivation(event.drvPath);
   }
   if (latest && latest.version !== current?.version) await putJobDerivation(jobId, latest, event.excused);
+  return "done";
 }
 
 const isEvaluating = async (jobId: string) => (await getJob(jobId))?.status === "evaluating";
@@ -91,30 +110,66 @@ export async function restartCancelled(drvPath: string, work: WorkNotes, now: Da
 }
 
 /**
- * What registering does to a derivation that exists (core `registrationStep`): restart it,
- * merge this part into it (its input rows first), or keep it. A restart another registration
- * made first (two parts of one event at once) is followed by deciding again on what it made:
- * this part merges.
+ * What registering does to a derivation that exists (core `registrationStep`): restart it
+ * (`jobId` registers it now), take this part in (below), or keep it. A restart or take-over
+ * another registration made first (two parts of one event at once) is followed by deciding
+ * again on what it made: this part merges.
+ *
+ * A part of a split derivation (core `partRegistration`) is merged when this job registered
+ * it (its input rows first), dropped once every part is in, put off (`later`) while the job
+ * that registered it still evaluates, and taken over when that evaluation is over with parts
+ * still missing: this job registers it, its other parts are awaited instead, and the rows
+ * the earlier registration wrote go (a row this job writes again stays: rows name their job).
  */
 async function takeIn(
   found: DerivationItem | undefined,
+  jobId: string,
   event: DerivationEvent,
   markers: string[],
   rows: () => Promise<void>,
   rebuildFailures: boolean,
   now: Date,
-): Promise<DerivationItem | undefined> {
+): Promise<DerivationItem | undefined | "later"> {
   let current = found;
   for (let tries = 0; current && tries < REGISTRATION_TRIES; tries++) {
     const step = registrationStep({ created: false, status: current.status, rebuildFailures, part: event.part !== undefined });
     if (step === "keep") return current;
+    if (step === "merge-part") {
+      const registrar = current.registeredBy && current.registeredBy !== jobId ? await getJob(current.registeredBy) : undefined;
+      const registrarEvaluating = registrar?.status === "evaluating" && ["queued", "running"].includes(registrar.evaluation.status);
+      const partsMissing = (current.pendingParts?.size ?? 0) > 0;
+      const take = partRegistration({ registeredBy: current.registeredBy, jobId, partsMissing, registrarEvaluating });
+      if (take === "ignore") return current;
+      if (take === "later") return "later";
+      await rows();
+      if (take === "merge") return (await clearPart(event.drvPath, partMarker(event.part!.index))) ?? (await getDerivation(event.drvPath));
+      const adopted = await adoptParts(event.drvPath, current.registeredBy, jobId, markers, event.sources);
+      if (adopted) {
+        // The earlier registration's parts are replaced: its rows go (a row this job wrote again stays).
+        await Promise.all([dropPendingInputsBy(event.drvPath, current.registeredBy!), dropDerivationInputsBy(event.drvPath, current.registeredBy!)]);
+        return adopted;
+      }
+      current = await getDerivation(event.drvPath);
+      continue;
+    }
     await rows();
-    if (step === "merge-part") return (await clearPart(event.drvPath, partMarker(event.part!.index))) ?? (await getDerivation(event.drvPath));
-    const restarted = await restart(current, markers, event.sources, now);
+    const restarted = await restart(current, jobId, markers, event.sources, now);
     if (restarted) return restarted;
     current = await getDerivation(event.drvPath);
   }
   return current;
+}
+
+/** The job's evaluation disagrees with how the derivation was registered: an evaluation error of the job, naming both. */
+async function refuseConflict(jobId: string, drvPath: string, conflict: string): Promise<void> {
+  const name = drvPath.slice(drvPath.lastIndexOf("/") + 1);
+  await putJobAttribute({
+    jobId,
+    attribute: attributeKey(["<conflicting derivation>", name]),
+    path: ["<conflicting derivation>", name],
+    drvPath,
+    error: `${drvPath} was registered by another evaluation with other fields than this one reports: ${conflict}. Its .drv path fixes them, so one of the two evaluating agents reported falsely; the registration is kept and this job fails (docs/reliability.md, "What an evaluator may assert")`.slice(0, 8000),
+  });
 }
 
 const partMarker = (index: number) => `#part/${index}`;
@@ -134,13 +189,14 @@ const otherParts = (event: DerivationEvent): string[] =>
     : [];
 
 /**
- * Starts a failed, dependency-failed or cancelled derivation over; undefined if it was no
- * longer one of those. Its input rows are in already; the other parts' markers hold it until
+ * Starts a failed, dependency-failed or cancelled derivation over, registered by `jobId` now;
+ * undefined if it was no longer one of those. Its input rows are in already; the other parts' markers hold it until
  * they arrive. This evaluation's view of where its .drv and inputs are (`needs`) replaces the
  * old one; where its outputs were goes with them.
  */
 async function restart(
   drv: DerivationItem,
+  jobId: string,
   markers: string[],
   needs: DerivationEvent["sources"],
   now: Date,
@@ -151,6 +207,7 @@ async function restart(
       from: RESTARTABLE,
       to: "waiting",
       set: {
+        registeredBy: jobId,
         ...(markers.length ? { pendingParts: new Set(markers) } : {}),
         ...(needs ? { needs } : {}),
       },

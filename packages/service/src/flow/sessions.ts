@@ -24,6 +24,13 @@ export const getSession = (sessionId: string): Promise<SessionItem | undefined> 
 
 /** Sessions by id, tasks included (missing ones left out). */
 export const getSessions = (sessionIds: readonly string[]): Promise<SessionItem[]> => Sessions.batchGet(sessionIds.map((sessionId) => ({ sessionId })));
+/** Refreshes a session's `lastSeen` (a heartbeat) and returns it whole, tasks included; undefined if it is gone. */
+export const touchSessionReturning = (sessionId: string, now: Date): Promise<SessionItem | undefined> =>
+  Sessions.updateReturning(
+    { sessionId },
+    { UpdateExpression: "SET lastSeen = :now", ConditionExpression: "attribute_exists(sessionId)", ExpressionAttributeValues: { ":now": now.toISOString() } },
+    "ALL_NEW",
+  );
 
 /** Every session, tasks included: a table bounded by the number of agents. */
 export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();

@@ -7,27 +7,40 @@
  */
 import { dependentMoves, isReadyToQueue, mayBeReady } from "@nimbus/core";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
-import { dependentsOf } from "../storage/derivation-edges.ts";
-import { getDerivation, markPropagated, moveDerivation, versionIs } from "../storage/derivations.ts";
+import { DEPENDENTS_PER_PAGE, dependentPages } from "../storage/derivation-edges.ts";
+import { getDerivation, markPropagated, moveDerivation, notePropagatedThrough, versionIs } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
+import { isDerivationInput } from "../storage/derivation-inputs.ts";
 import { clearPendingInputs, hasPendingInputs } from "../storage/pending-inputs.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 
-export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date()): Promise<void> {
+/**
+ * Tells dependents in pages, noting after each page where it got to, so a settle of a
+ * derivation with many dependents that runs out of time (`outOfTime`, between pages) or dies
+ * is carried on by the next one (the sweeper's) instead of starting over. Returns whether it
+ * got through; if not, the derivation stays in the byUnpropagated index.
+ */
+export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date(), outOfTime: () => boolean = () => false): Promise<boolean> {
   const jobIds = await mirrorStatus(drv);
   for (const jobId of jobIds) work.addChangedJob(jobId);
-  for (const move of dependentMoves(drv, await dependentsOf(drv.drvPath))) {
-    if (move.type === "clear-input") {
-      await clearPendingInputs(move.dependent, [move.input]);
-      await queueIfReady(move.dependent, work, now);
-    } else {
-      await failDependent(move.dependent, move.dependency, work, now);
+  for await (const dependents of dependentPages(drv.drvPath, drv.propagatedThrough)) {
+    for (const move of dependentMoves(drv, dependents)) {
+      if (move.type === "clear-input") {
+        await clearPendingInputs(move.dependent, [move.input]);
+        await queueIfReady(move.dependent, work, now);
+      } else {
+        await failDependent(move.dependent, move.dependency, work, now);
+      }
     }
+    if (dependents.length < DEPENDENTS_PER_PAGE) break;
+    await notePropagatedThrough(drv, dependents[dependents.length - 1]!);
+    if (outOfTime()) return false;
   }
   await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId, now, work)));
   await markPropagated(drv);
+  return true;
 }
 
 /**
@@ -50,8 +63,15 @@ export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date):
   work.addBuildQueue(queued.queueKey);
 }
 
-/** waiting → dependency-failed, then settled in turn (its own dependents fail too). */
+/**
+ * waiting → dependency-failed, then settled in turn (its own dependents fail too) — only when
+ * a registration of it listed `dependency` (an input row): every evaluation puts edges, but one
+ * that found the derivation registered already changes nothing of it (docs/reliability.md,
+ * "What an evaluator may assert"). A registration writes its rows before the derivation can
+ * wait on them, and then looks at its inputs itself.
+ */
 export async function failDependent(drvPath: string, dependency: string, work: WorkNotes, now: Date): Promise<void> {
+  if (!(await isDerivationInput(drvPath, dependency))) return;
   const failed = await moveDerivation(
     drvPath,
     {

@@ -182,6 +182,11 @@ export const tables = {
     primaryIndex: { hashKey: "id" },
     ttl: "expiresAtEpoch",
   },
+  /** Where each sweeper step that walks an index stopped, so the next sweep goes on from there (docs/reliability.md). */
+  SweeperCursors: {
+    fields: { step: "string" },
+    primaryIndex: { hashKey: "step" },
+  },
   /** The build queues created so far, one per (system, sorted required features). */
   BuildQueues: {
     fields: { queueKey: "string" },
@@ -330,6 +335,9 @@ export const deployEnvironmentNames = [
   "NIMBUS_RETRY_BASE_MS",
   "NIMBUS_RETRY_MAX_MS",
   "NIMBUS_MAX_ATTEMPTS",
+  "NIMBUS_MAX_EVALUATION_ATTEMPTS",
+  "NIMBUS_EVALUATION_TIMEOUT_MS",
+  "NIMBUS_SWEEP_BUDGET_MS",
   "NIMBUS_CACHE_RETENTION_DAYS",
   "NIMBUS_CACHE_COLLECT_BATCH",
   "NIMBUS_CACHE_VERIFY_READ_BYTES",

@@ -22,6 +22,12 @@ export interface Timing {
   retryMaxMs: number;
   /** Attempts (first build included) before a transient failure becomes a failure. */
   maxAttempts: number;
+  /** Times an evaluation may be leased (its agent left or was lost in between) before the job's evaluation fails. */
+  maxEvaluationAttempts: number;
+  /** A running evaluation older than this fails, and its agent is told to stop. */
+  evaluationTimeoutMs: number;
+  /** How long one sweep may work, shared among its steps; what is left waits for the next sweep. */
+  sweepBudgetMs: number;
 }
 
 /** SQS's longest message delay. */
@@ -35,6 +41,10 @@ const DEFAULTS: Timing = {
   retryBaseMs: 30_000,
   retryMaxMs: 30 * 60_000,
   maxAttempts: 5,
+  maxEvaluationAttempts: 3,
+  evaluationTimeoutMs: 60 * 60_000,
+  // Under the sweeper Lambda's 50 s timeout.
+  sweepBudgetMs: 40_000,
 };
 
 const ENV: Record<keyof Timing, string> = {
@@ -45,6 +55,9 @@ const ENV: Record<keyof Timing, string> = {
   retryBaseMs: "NIMBUS_RETRY_BASE_MS",
   retryMaxMs: "NIMBUS_RETRY_MAX_MS",
   maxAttempts: "NIMBUS_MAX_ATTEMPTS",
+  maxEvaluationAttempts: "NIMBUS_MAX_EVALUATION_ATTEMPTS",
+  evaluationTimeoutMs: "NIMBUS_EVALUATION_TIMEOUT_MS",
+  sweepBudgetMs: "NIMBUS_SWEEP_BUDGET_MS",
 };
 
 /** The environment variable of each knob, for whoever sets them (sst.config.ts, the local runtime). */
@@ -60,6 +73,7 @@ export function timing(): Timing {
   // Heartbeats must keep the connection inside API Gateway's idle timeout.
   t.heartbeatIntervalMs = Math.min(Math.max(t.heartbeatIntervalMs, 100), IDLE_TIMEOUT_MS - 1);
   t.maxAttempts = Math.max(1, Math.floor(t.maxAttempts));
+  t.maxEvaluationAttempts = Math.max(1, Math.floor(t.maxEvaluationAttempts));
   // SQS delays a message at most 15 minutes.
   t.disconnectGraceMs = Math.min(t.disconnectGraceMs, MAX_DELAY_MS);
   return t;

@@ -5,3 +5,8 @@ import { BuildLogs } from "./tables.ts";
 export async function putLogChunk(item: BuildLogItem): Promise<void> {
   await BuildLogs.put(item);
 }
+
+/** Drops one batch (one that fell out of the kept tail); dropping a missing one is harmless. */
+export async function deleteLogChunk(drvPath: string, chunk: number): Promise<void> {
+  await BuildLogs.delete({ drvPath, chunk });
+}

@@ -4,6 +4,7 @@ import { SHARD } from "./keys.ts";
 import { timing } from "../platform/timing.ts";
 import { scheduleDisconnectCheck } from "./disconnect-checks.ts";
 import { detachSession } from "./sessions.ts";
+import { walkQuery, type Position, type Walked } from "./index-walk.ts";
 import { Connections } from "./tables.ts";
 
 export async function openConnection(input: { connectionId: string; tokenId: string; sourceIp?: string; now: Date }): Promise<void> {
@@ -64,14 +65,18 @@ export async function removeConnection(connectionId: string): Promise<void> {
 
 export const listConnections = (): Promise<ConnectionItem[]> => Connections.scan();
 
-/** Connections not heard from since `before` (from the index: the sweeper never scans). */
-export const quietConnections = (before: Date): Promise<ConnectionItem[]> =>
-  Connections.query({
-    IndexName: "byLastSeen",
-    KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
-    ExpressionAttributeNames: { "#shard": "shard" },
-    ExpressionAttributeValues: { ":shard": SHARD.connection, ":before": before.toISOString() },
-  });
+/** Connections not heard from since `before`, quietest first, from `startKey` on (from the index: the sweeper never scans). */
+export const quietConnections = (before: Date, startKey?: Position): AsyncGenerator<Walked<ConnectionItem>> =>
+  walkQuery(
+    Connections,
+    {
+      IndexName: "byLastSeen",
+      KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
+      ExpressionAttributeNames: { "#shard": "shard" },
+      ExpressionAttributeValues: { ":shard": SHARD.connection, ":before": before.toISOString() },
+    },
+    startKey,
+  );
 
 /**
  * Removes a connection that is gone ($disconnect, GoneException, the sweeper). Its session

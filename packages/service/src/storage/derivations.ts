@@ -3,6 +3,7 @@ import type { DerivationStatus } from "@nimbus/protocol";
 import type { DerivationItem, HistoryEntry } from "./items.ts";
 import { SHARD } from "./keys.ts";
 import type { Condition } from "./table.ts";
+import { walkQuery, type Position, type Walked } from "./index-walk.ts";
 import { Derivations } from "./tables.ts";
 
 export const getDerivation = (drvPath: string): Promise<DerivationItem | undefined> => Derivations.get({ drvPath });
@@ -26,7 +27,7 @@ export async function markPropagated(drv: Pick<DerivationItem, "drvPath" | "vers
   await Derivations.update(
     { drvPath: drv.drvPath },
     {
-      UpdateExpression: "REMOVE propagateShard",
+      UpdateExpression: "REMOVE propagateShard, propagatedThrough",
       ConditionExpression: unmoved.expression,
       ...(unmoved.names ? { ExpressionAttributeNames: unmoved.names } : {}),
       ...(unmoved.values ? { ExpressionAttributeValues: unmoved.values } : {}),
@@ -113,9 +114,11 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   if (move.to === "building") set.buildingShard = SHARD.building;
   else remove.push("buildingShard");
   // Until the settle flow has told its dependents and jobs, a settled derivation stays in this
-  // index; one that moves on (a rebuild) has nothing left to tell.
+  // index; one that moves on (a rebuild) has nothing left to tell. A new status is told from
+  // its first dependent on.
   if (PROPAGATING.includes(move.to)) set.propagateShard = SHARD.unpropagated;
   else remove.push("propagateShard");
+  remove.push("propagatedThrough");
   for (const [i, [name, value]] of Object.entries(set).entries()) {
     names[`#set${i}`] = name;
     values[`:set${i}`] = value;
@@ -184,6 +187,38 @@ export function clearPart(drvPath: string, marker: string): Promise<DerivationIt
   );
 }
 
+/**
+ * A split derivation whose registrar's evaluation ended with parts missing is taken over by
+ * `jobId` (its part's input rows are in): the markers of its other parts replace those still
+ * missing, and where its .drv and inputs are (when it reports it) becomes this registration's.
+ * Only while it waits and `previous` still registers it; the item after, or undefined.
+ */
+export function adoptParts(
+  drvPath: string,
+  previous: string | undefined,
+  jobId: string,
+  markers: readonly string[],
+  needs?: DerivationItem["needs"],
+): Promise<DerivationItem | undefined> {
+  const sets = ["registeredBy = :job", ...(markers.length ? ["pendingParts = :markers"] : []), ...(needs ? ["needs = :needs"] : [])];
+  return Derivations.updateReturning(
+    { drvPath },
+    {
+      UpdateExpression: `SET ${sets.join(", ")}${markers.length ? "" : " REMOVE pendingParts"}`,
+      ConditionExpression: `#status = :waiting AND ${previous ? "registeredBy = :previous" : "attribute_not_exists(registeredBy)"}`,
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: {
+        ":job": jobId,
+        ":waiting": "waiting",
+        ...(previous ? { ":previous": previous } : {}),
+        ...(markers.length ? { ":markers": new Set(markers) } : {}),
+        ...(needs ? { ":needs": needs } : {}),
+      },
+    },
+    "ALL_NEW",
+  );
+}
+
 /** A condition that the derivation is still at the version read (no status move since). */
 export function versionIs(drv: Pick<DerivationItem, "version">): Condition {
   return drv.version === undefined
@@ -191,22 +226,26 @@ export function versionIs(drv: Pick<DerivationItem, "version">): Condition {
     : { expression: "#version = :version", names: { "#version": "version" }, values: { ":version": drv.version } };
 }
 
-/** Retries whose back-off is over (the byDueAt index). */
-export const dueRetries = (now: Date): Promise<DerivationItem[]> =>
-  Derivations.query({
+/** Retries whose back-off is over, longest due first (the byDueAt index). */
+export const dueRetries = (now: Date): AsyncGenerator<Walked<DerivationItem>> =>
+  walkQuery(Derivations, {
     IndexName: "byDueAt",
     KeyConditionExpression: "dueShard = :d AND dueAt <= :now",
     ExpressionAttributeValues: { ":d": SHARD.due, ":now": now.toISOString() },
   });
 
-/** Queued derivations not sent since `before`, retries waiting out a back-off left out (the byQueuedAt index). */
-export const staleQueued = (before: Date): Promise<DerivationItem[]> =>
-  Derivations.query({
-    IndexName: "byQueuedAt",
-    KeyConditionExpression: "queuedShard = :q AND queuedAt < :before",
-    FilterExpression: "attribute_not_exists(dueShard)",
-    ExpressionAttributeValues: { ":q": SHARD.queued, ":before": before.toISOString() },
-  });
+/** Queued derivations not sent since `before`, oldest first, from `startKey` on; retries waiting out a back-off left out (the byQueuedAt index). */
+export const staleQueued = (before: Date, startKey?: Position): AsyncGenerator<Walked<DerivationItem>> =>
+  walkQuery(
+    Derivations,
+    {
+      IndexName: "byQueuedAt",
+      KeyConditionExpression: "queuedShard = :q AND queuedAt < :before",
+      FilterExpression: "attribute_not_exists(dueShard)",
+      ExpressionAttributeValues: { ":q": SHARD.queued, ":before": before.toISOString() },
+    },
+    startKey,
+  );
 
 /** Builds leased since before `before` (the byBuilding index): bounded by the agents' slots. */
 export const leasedBuilds = (before: Date): Promise<DerivationItem[]> =>
@@ -216,13 +255,32 @@ export const leasedBuilds = (before: Date): Promise<DerivationItem[]> =>
     ExpressionAttributeValues: { ":b": SHARD.building, ":before": before.toISOString() },
   });
 
-/** Settled before `before` and dependents not yet told (the byUnpropagated index). */
-export const unpropagated = (before: Date): Promise<DerivationItem[]> =>
-  Derivations.query({
+/** Settled before `before` and dependents not yet told, oldest first (the byUnpropagated index). */
+export const unpropagated = (before: Date): AsyncGenerator<Walked<DerivationItem>> =>
+  walkQuery(Derivations, {
     IndexName: "byUnpropagated",
     KeyConditionExpression: "propagateShard = :p AND updatedAt < :before",
     ExpressionAttributeValues: { ":p": SHARD.unpropagated, ":before": before.toISOString() },
   });
+
+/**
+ * A settle that must stop half-way (out of time, or its Lambda died) notes the last dependent
+ * it told, so the next one goes on after it — only while the derivation is still at the version
+ * that settle told (a rebuild settled again is told from its first dependent) and not yet
+ * propagated.
+ */
+export async function notePropagatedThrough(drv: Pick<DerivationItem, "drvPath" | "version">, dependent: string): Promise<void> {
+  const unmoved = versionIs(drv);
+  await Derivations.update(
+    { drvPath: drv.drvPath },
+    {
+      UpdateExpression: "SET propagatedThrough = :after",
+      ConditionExpression: `${unmoved.expression} AND attribute_exists(propagateShard)`,
+      ExpressionAttributeNames: { ...unmoved.names },
+      ExpressionAttributeValues: { ":after": dependent, ...unmoved.values },
+    },
+  );
+}
 
 /** Claims one re-send of a queued derivation as read (same send time, same attempt); whether this call did. */
 export function claimResend(drv: Pick<DerivationItem, "drvPath" | "queuedAt" | "attempt">, now: Date): Promise<boolean> {

@@ -31,9 +31,13 @@ export const JobItem = z.object({
   finishedAt: Timestamp.optional(),
   evaluation: z.object({
     status: EvaluationStatus,
+    /** The current attempt's task id (a hand-back makes a new one: the earlier holder's messages are refused). */
     taskId: z.string(),
     /** Session that holds the evaluation lease while `running`. */
     sessionId: z.string().optional(),
+    /** When the current holder leased it (the evaluation timeout runs from here). */
+    leasedAt: Timestamp.optional(),
+    /** How many times it was handed back (its agent left or was lost). */
     retries: z.number().optional(),
     agent: z.string().optional(),
     error: z.string().optional(),
@@ -155,6 +159,8 @@ export const DerivationItem = z.object({
   pendingParts: StringSet.optional(),
   /** Name of the build queue it was sent to. */
   queueKey: z.string(),
+  /** The job whose evaluation registered it (or started it over): only that job's evaluation may add parts to it. */
+  registeredBy: z.string().optional(),
   /** Bumped on every retry and restart; part of the task id and dedup id. */
   attempt: z.number(),
   /**
@@ -202,6 +208,8 @@ export const DerivationItem = z.object({
   buildingShard: z.literal(SHARD.building).optional(),
   /** Present from settling until dependents and jobs were told: the byUnpropagated index's hash key. */
   propagateShard: z.literal(SHARD.unpropagated).optional(),
+  /** The last dependent a settle that stopped half-way told; the next settle goes on after it. */
+  propagatedThrough: z.string().optional(),
   finishedAt: Timestamp.optional(),
 });
 export type DerivationItem = z.infer<typeof DerivationItem>;
@@ -210,6 +218,8 @@ export type DerivationItem = z.infer<typeof DerivationItem>;
 export const PendingInputItem = z.object({
   drvPath: z.string(),
   inputDrv: z.string(),
+  /** The job whose registration wrote it: a take-over of a split derivation removes its predecessor's rows. */
+  by: z.string().optional(),
 });
 export type PendingInputItem = z.infer<typeof PendingInputItem>;
 
@@ -217,6 +227,8 @@ export type PendingInputItem = z.infer<typeof PendingInputItem>;
 export const DerivationInputItem = z.object({
   drvPath: z.string(),
   inputDrv: z.string(),
+  /** The job whose registration wrote it (as for PendingInputItem). */
+  by: z.string().optional(),
 });
 export type DerivationInputItem = z.infer<typeof DerivationInputItem>;
 
@@ -339,6 +351,14 @@ export const BuildLogItem = z.object({
   lines: z.array(z.string()),
 });
 export type BuildLogItem = z.infer<typeof BuildLogItem>;
+
+/** Where a sweeper step stopped in its index: the key to go on after (the query's ExclusiveStartKey). */
+export const SweeperCursorItem = z.object({
+  step: z.string(),
+  startKey: z.record(z.string(), z.union([z.string(), z.number()])),
+  savedAt: Timestamp,
+});
+export type SweeperCursorItem = z.infer<typeof SweeperCursorItem>;
 
 export const BuildQueueItem = z.object({
   queueKey: z.string(),

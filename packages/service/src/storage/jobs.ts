@@ -2,6 +2,7 @@ import type { JobHandler, JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
 import { exactCountFields, type StatusCounts } from "./job-counts.ts";
 import { heldKey, pullRequestKey, SHARD } from "./keys.ts";
+import { walkQuery, type Position, type Walked } from "./index-walk.ts";
 import { Jobs } from "./tables.ts";
 
 export const getJob = (jobId: string): Promise<JobItem | undefined> => Jobs.get({ jobId });
@@ -82,17 +83,19 @@ export async function endCancel(jobId: string, counts: StatusCounts): Promise<vo
 }
 
 /** queued → running for `sessionId`, while the job still evaluates; whether this call leased it. */
-export function leaseEvaluation(jobId: string, holder: { sessionId: string; hostname: string }, now: string): Promise<boolean> {
+export function leaseEvaluation(jobId: string, taskId: string, holder: { sessionId: string; hostname: string }, now: string): Promise<boolean> {
   return Jobs.update(
     { jobId },
     {
-      UpdateExpression: "SET evaluation.#st = :running, evaluation.sessionId = :session, evaluation.#agent = :host, updatedAt = :now",
-      ConditionExpression: "evaluation.#st = :queued AND #status = :evaluating",
+      UpdateExpression:
+        "SET evaluation.#st = :running, evaluation.sessionId = :session, evaluation.#agent = :host, evaluation.leasedAt = :now, updatedAt = :now",
+      ConditionExpression: "evaluation.#st = :queued AND evaluation.taskId = :task AND #status = :evaluating",
       ExpressionAttributeNames: { "#st": "status", "#status": "status", "#agent": "agent" },
       ExpressionAttributeValues: {
         ":running": "running",
         ":queued": "queued",
         ":evaluating": "evaluating",
+        ":task": taskId,
         ":session": holder.sessionId,
         ":host": holder.hostname,
         ":now": now,
@@ -101,75 +104,122 @@ export function leaseEvaluation(jobId: string, holder: { sessionId: string; host
   );
 }
 
+/** The evaluation lease a write is conditional on: this task id, running, held by this session. */
+export interface EvaluationLease {
+  taskId: string;
+  sessionId: string;
+}
+
+const leaseCondition = "evaluation.#st = :running AND evaluation.taskId = :task AND evaluation.sessionId = :session";
+const leaseValues = (lease: EvaluationLease) => ({ ":running": "running", ":task": lease.taskId, ":session": lease.sessionId });
+
 /**
- * Puts a running evaluation back to queued if `sessionId` still holds it. Returns how many
- * times it has been returned (the retry number for the queue's deduplication), or undefined.
+ * Puts a running evaluation back to queued under a new task id (`nextTaskId`), `retries`
+ * hand-backs so far, if `lease` is still what runs it: whatever its earlier holder still sends
+ * is then refused. Whether this call did it.
  */
-export async function returnEvaluation(jobId: string, sessionId: string, now = new Date()): Promise<number | undefined> {
-  const job = await Jobs.updateReturning(
+export async function returnEvaluation(jobId: string, lease: EvaluationLease, nextTaskId: string, retries: number, now = new Date()): Promise<boolean> {
+  return Jobs.update(
     { jobId },
     {
       UpdateExpression:
-        "SET evaluation.#st = :queued, updatedAt = :now ADD evaluation.retries :one REMOVE evaluation.sessionId, evaluation.#agent, evaluation.batchesSeen, evaluation.batches",
-      ConditionExpression: "evaluation.#st = :running AND evaluation.sessionId = :session",
+        "SET evaluation.#st = :queued, evaluation.taskId = :next, evaluation.retries = :retries, updatedAt = :now REMOVE evaluation.sessionId, evaluation.#agent, evaluation.batchesSeen, evaluation.batches, evaluation.leasedAt",
+      ConditionExpression: leaseCondition,
       ExpressionAttributeNames: { "#st": "status", "#agent": "agent" },
-      ExpressionAttributeValues: { ":queued": "queued", ":running": "running", ":session": sessionId, ":now": now.toISOString(), ":one": 1 },
+      ExpressionAttributeValues: { ":queued": "queued", ":next": nextTaskId, ":retries": retries, ":now": now.toISOString(), ...leaseValues(lease) },
     },
-    "ALL_NEW",
   );
-  return job?.evaluation.retries;
 }
 
-/** Notes one batch of evaluation events as recorded (a number set: noting twice is harmless). */
-export async function noteEvaluationBatch(jobId: string, seq: number): Promise<void> {
-  await Jobs.update(
+/** Notes one batch of evaluation events as recorded (a number set: noting twice is harmless), under the lease it came with. */
+export async function noteEvaluationBatch(jobId: string, lease: EvaluationLease, seq: number): Promise<boolean> {
+  return Jobs.update(
     { jobId },
-    { UpdateExpression: "ADD evaluation.batchesSeen :seq", ExpressionAttributeValues: { ":seq": new Set([seq]) } },
+    {
+      UpdateExpression: "ADD evaluation.batchesSeen :seq",
+      ConditionExpression: leaseCondition,
+      ExpressionAttributeNames: { "#st": "status" },
+      ExpressionAttributeValues: { ":seq": new Set([seq]), ...leaseValues(lease) },
+    },
   );
 }
 
 /**
- * The evaluating agent's last word: how many batches it sent, or why the evaluation failed,
- * and the caches it could not ask or push to.
+ * The evaluating agent's last word, under its lease: how many batches it sent, or why the
+ * evaluation failed, and the caches it could not ask or push to. Whether the lease still held.
  */
 export async function endEvaluation(
   jobId: string,
+  lease: EvaluationLease,
   end: ({ batches: number } | { error: string }) & { cacheProblems?: string[]; handler?: JobHandler },
   now: Date,
-): Promise<void> {
+): Promise<boolean> {
   const problems = end.cacheProblems?.length ? end.cacheProblems : undefined;
   // HANDLER is one of DynamoDB's reserved words: always through a name placeholder.
   const setProblems = (problems ? ", evaluation.cacheProblems = :problems" : "") + (end.handler ? ", #handler = :handler" : "");
   const problemValues = { ...(problems ? { ":problems": problems } : {}), ...(end.handler ? { ":handler": end.handler } : {}) };
-  await Jobs.update(
+  const handlerName: Record<string, string> = end.handler ? { "#handler": "handler" } : {};
+  return Jobs.update(
     { jobId },
     "error" in end
       ? {
           UpdateExpression: `SET evaluation.#st = :failed, evaluation.#error = :error, updatedAt = :now${setProblems}`,
-          ExpressionAttributeNames: { "#st": "status", "#error": "error" },
-          ExpressionAttributeValues: { ":failed": "failed", ":error": end.error, ":now": now.toISOString(), ...problemValues },
+          ConditionExpression: leaseCondition,
+          ExpressionAttributeNames: { "#st": "status", "#error": "error", ...handlerName },
+          ExpressionAttributeValues: { ":failed": "failed", ":error": end.error, ":now": now.toISOString(), ...problemValues, ...leaseValues(lease) },
         }
       : {
           UpdateExpression: `SET evaluation.batches = :batches, updatedAt = :now${setProblems}`,
-          ...(end.handler ? { ExpressionAttributeNames: { "#handler": "handler" } } : {}),
-          ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString(), ...problemValues },
+          ConditionExpression: leaseCondition,
+          ExpressionAttributeNames: { "#st": "status", ...handlerName },
+          ExpressionAttributeValues: { ":batches": end.batches, ":now": now.toISOString(), ...problemValues, ...leaseValues(lease) },
         },
   );
 }
 
-/** running → succeeded, and the job on to building, once; whether this call did it. */
-export function completeEvaluation(jobId: string, attributeErrors: number, now: Date): Promise<boolean> {
+/**
+ * Fails an evaluation that is still `taskId` (running, or queued when no agent can take it)
+ * with `error`; the job then finishes as failed. Whether this call did it.
+ */
+export function failEvaluation(jobId: string, taskId: string, error: string, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: "SET evaluation.#st = :failed, evaluation.#error = :error, updatedAt = :now",
+      ConditionExpression: "evaluation.#st IN (:queued, :running) AND evaluation.taskId = :task AND #status = :evaluating",
+      ExpressionAttributeNames: { "#st": "status", "#error": "error", "#status": "status" },
+      ExpressionAttributeValues: { ":failed": "failed", ":error": error, ":now": now.toISOString(), ":queued": "queued", ":running": "running", ":task": taskId, ":evaluating": "evaluating" },
+    },
+  );
+}
+
+/** Claims one re-send of a queued evaluation as read (its `updatedAt` moves on); whether this call did. */
+export function claimEvaluationResend(job: Pick<JobItem, "jobId" | "updatedAt" | "evaluation">, now: Date): Promise<boolean> {
+  return Jobs.update(
+    { jobId: job.jobId },
+    {
+      UpdateExpression: "SET updatedAt = :now",
+      ConditionExpression: "evaluation.#st = :queued AND evaluation.taskId = :task AND updatedAt = :seen",
+      ExpressionAttributeNames: { "#st": "status" },
+      ExpressionAttributeValues: { ":now": now.toISOString(), ":queued": "queued", ":task": job.evaluation.taskId, ":seen": job.updatedAt },
+    },
+  );
+}
+
+/** running → succeeded under `taskId`, and the job on to building, once; whether this call did it. */
+export function completeEvaluation(jobId: string, taskId: string, attributeErrors: number, now: Date): Promise<boolean> {
   return Jobs.update(
     { jobId },
     {
       UpdateExpression: "SET evaluation.#st = :succeeded, attributeErrors = :errors, #status = :building, updatedAt = :now",
-      ConditionExpression: "evaluation.#st = :running AND #status = :evaluating",
+      ConditionExpression: "evaluation.#st = :running AND evaluation.taskId = :task AND #status = :evaluating",
       ExpressionAttributeNames: { "#st": "status", "#status": "status" },
       ExpressionAttributeValues: {
         ":succeeded": "succeeded",
         ":running": "running",
         ":building": "building",
         ":evaluating": "evaluating",
+        ":task": taskId,
         ":errors": attributeErrors,
         ":now": now.toISOString(),
       },
@@ -177,14 +227,17 @@ export function completeEvaluation(jobId: string, attributeErrors: number, now: 
   );
 }
 
-/** Up to 100 running jobs not updated since `before` (the byActivity index). */
-export const quietJobs = (before: Date): Promise<JobItem[]> =>
-  Jobs.firstPage({
-    IndexName: "byActivity",
-    KeyConditionExpression: "activeShard = :a AND updatedAt < :before",
-    ExpressionAttributeValues: { ":a": SHARD.activeJob, ":before": before.toISOString() },
-    Limit: 100,
-  });
+/** Running jobs not updated since `before`, quietest first, from `startKey` on (the byActivity index). */
+export const quietJobs = (before: Date, startKey?: Position): AsyncGenerator<Walked<JobItem>> =>
+  walkQuery(
+    Jobs,
+    {
+      IndexName: "byActivity",
+      KeyConditionExpression: "activeShard = :a AND updatedAt < :before",
+      ExpressionAttributeValues: { ":a": SHARD.activeJob, ":before": before.toISOString() },
+    },
+    startKey,
+  );
 
 /** The held jobs of one commit of one repository (the byHeldCommit index). */
 export const heldJobsOf = (repository: string, commit: string): Promise<JobItem[]> =>

@@ -4,7 +4,7 @@
  * attribute, so these letters are how an item enters and leaves an index. Index names are
  * declared with the tables in platform/resource-specs.ts and checked against it by the types.
  */
-import type { AttributePath, DerivationStatus } from "@nimbus/protocol";
+import { MAX_LOG_BATCHES, type AttributePath, type DerivationStatus } from "@nimbus/protocol";
 
 export const SHARD = {
   /** Jobs.listKey, always: the byCreated index lists every job, newest first. */
@@ -44,7 +44,7 @@ export const repositoryRefKey = (repository: string, ref: string) => `${reposito
 export const attributeKey = (path: AttributePath) => JSON.stringify(path);
 
 /** BuildLogs.chunk: attempt × 1,000,000 + batch number, so the latest attempt's chunks sort last. */
-export const LOG_CHUNKS_PER_ATTEMPT = 1_000_000;
+export const LOG_CHUNKS_PER_ATTEMPT = MAX_LOG_BATCHES;
 export const logChunk = (attempt: number, seq: number) => attempt * LOG_CHUNKS_PER_ATTEMPT + seq;
 export const logAttemptOf = (chunk: number) => Math.floor(chunk / LOG_CHUNKS_PER_ATTEMPT);
 

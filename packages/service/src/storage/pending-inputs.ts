@@ -8,9 +8,19 @@ import { PendingInputs } from "./tables.ts";
 
 const unique = (inputs: readonly string[]) => [...new Set(inputs)];
 
-/** `drvPath` waits for each of `inputs` until they are cleared. */
-export async function putPendingInputs(drvPath: string, inputs: readonly string[]): Promise<void> {
-  await PendingInputs.batchPut(unique(inputs).map((inputDrv): PendingInputItem => ({ drvPath, inputDrv })));
+/** `drvPath` waits for each of `inputs` until they are cleared; `by` is the job registering them. */
+export async function putPendingInputs(drvPath: string, inputs: readonly string[], by?: string): Promise<void> {
+  await PendingInputs.batchPut(unique(inputs).map((inputDrv): PendingInputItem => ({ drvPath, inputDrv, ...(by ? { by } : {}) })));
+}
+
+/** Removes the rows `by` wrote (one a later registration wrote again is kept); how many went. */
+export async function dropPendingInputsBy(drvPath: string, by: string): Promise<number> {
+  const rows = await PendingInputs.query({ KeyConditionExpression: "drvPath = :drv", ExpressionAttributeValues: { ":drv": drvPath }, ConsistentRead: true });
+  let dropped = 0;
+  for (const row of rows.filter((r) => r.by === by)) {
+    if (await PendingInputs.delete({ drvPath, inputDrv: row.inputDrv }, { expression: "#by = :by", names: { "#by": "by" }, values: { ":by": by } })) dropped++;
+  }
+  return dropped;
 }
 
 /** These inputs of `drvPath` have outputs: it no longer waits for them. */

@@ -3,7 +3,7 @@
  * runner takes them off: receive, delete, put back. SQS only carries work (DynamoDB is the
  * source of truth), so a body names what to look up, nothing more.
  */
-import { ChangeMessageVisibilityCommand, DeleteMessageCommand, ReceiveMessageCommand, type Message } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message } from "@aws-sdk/client-sqs";
 import { z } from "zod";
 import { sqs } from "../platform/aws-clients.ts";
 
@@ -64,6 +64,21 @@ export async function receiveMessages(url: string, max: number, onMissing: () =>
 
 export async function deleteMessage(url: string, message: Message): Promise<void> {
   await sqs().send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: message.ReceiptHandle }));
+}
+
+/**
+ * How many messages a queue holds — waiting, in flight and delayed — as SQS approximates it;
+ * 0 for a queue that is gone.
+ */
+export async function queueDepth(url: string): Promise<number> {
+  const attributes = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"] as const;
+  try {
+    const { Attributes = {} } = await sqs().send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: [...attributes] }));
+    return attributes.reduce((n, name) => n + (Number(Attributes[name]) || 0), 0);
+  } catch (error) {
+    if (isMissingQueue(error)) return 0;
+    throw error;
+  }
 }
 
 /** Makes a received message visible again at once, for another receiver. */

@@ -61,13 +61,16 @@ export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRec
   });
 }
 
-/** Gives a task's slot back; only the first release of a task counts (false after). */
-export function releaseTask(sessionId: string, taskId: string): Promise<boolean> {
+/**
+ * Gives a task's slot back; only the first release of a task counts (false after). With
+ * `startedAt`, only the reservation made then is released, not a later one of the same task.
+ */
+export function releaseTask(sessionId: string, taskId: string, startedAt?: string): Promise<boolean> {
   return updateSession(sessionId, {
     UpdateExpression: "SET runningTasks = runningTasks - :one REMOVE tasks.#task",
-    ConditionExpression: "attribute_exists(tasks.#task)",
+    ConditionExpression: startedAt ? "tasks.#task.startedAt = :started" : "attribute_exists(tasks.#task)",
     ExpressionAttributeNames: { "#task": taskId },
-    ExpressionAttributeValues: { ":one": 1 },
+    ExpressionAttributeValues: { ":one": 1, ...(startedAt ? { ":started": startedAt } : {}) },
   });
 }
 

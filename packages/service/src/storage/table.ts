@@ -92,6 +92,8 @@ export interface Table<T extends TableName, S extends z.ZodType<Record<string, u
   batchGet(keys: Record<string, unknown>[]): Promise<z.infer<S>[]>;
   /** Puts in pages of 25 (puts are idempotent here). */
   batchPut(items: readonly z.input<S>[]): Promise<void>;
+  /** The key a query of `index` (or of the table) goes on after, once it has read `item`: its ExclusiveStartKey. */
+  positionOf(item: Record<string, unknown>, index?: IndexName<T>): Record<string, string | number>;
   /** Deletes by key in pages of 25 (deleting twice is harmless). */
   batchDelete(keys: readonly Record<string, unknown>[]): Promise<void>;
 }
@@ -193,6 +195,12 @@ export function defineTable<T extends TableName, S extends z.ZodType<Record<stri
     },
     async batchPut(items) {
       await batchPut(name(), items as readonly unknown[] as readonly object[]);
+    },
+    positionOf(item, index) {
+      const indexes = (tables[table] as { globalIndexes?: Record<string, { hashKey: string; rangeKey?: string }> }).globalIndexes ?? {};
+      const indexKey = index ? indexes[index] : undefined;
+      const names = [hashKey, rangeKey, indexKey?.hashKey, indexKey?.rangeKey].filter((n): n is string => n !== undefined);
+      return Object.fromEntries(names.map((n) => [n, item[n] as string | number]));
     },
     async batchDelete(keys) {
       await batchDelete(name(), keys);

@@ -18,6 +18,7 @@ import {
   ReportItem,
   ScheduleItem,
   SessionFields,
+  SweeperCursorItem,
   TokenItem,
 } from "./items.ts";
 
@@ -35,6 +36,7 @@ export const Effects = defineTable("Effects", EffectItem);
 export const EffectLines = defineTable("EffectLines", EffectLineItem);
 export const Schedules = defineTable("Schedules", ScheduleItem);
 export const BuildQueues = defineTable("BuildQueues", BuildQueueItem);
+export const SweeperCursors = defineTable("SweeperCursors", SweeperCursorItem);
 export const Tokens = defineTable("Tokens", TokenItem);
 export const Connections = defineTable("Connections", ConnectionItem);
 /** Sessions without their tasks (flow/sessions.ts reads the whole item, tasks included). */

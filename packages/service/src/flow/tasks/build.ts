@@ -4,11 +4,11 @@
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
 import { createHash } from "node:crypto";
-import { buildNeeds, type BuildNeeds } from "@nimbus/core";
-import { BuildTask, cacheProblem, cacheSource, MAX_FRAME_BYTES, storeSource, type BuildLog, type BuildResult } from "@nimbus/protocol";
+import { buildNeeds, type BuildNeeds, type TaskStanding } from "@nimbus/core";
+import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, MAX_FRAME_BYTES, storeSource, type BuildLog, type BuildResult } from "@nimbus/protocol";
 import { z } from "zod";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
-import { putLogChunk } from "../../storage/build-logs.ts";
+import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
 import { derivationInputsOf } from "../../storage/derivation-inputs.ts";
 import { getDerivation, getDerivations, moveDerivation } from "../../storage/derivations.ts";
 import type { DerivationItem } from "../../storage/items.ts";
@@ -18,7 +18,7 @@ import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts"
 import { noteCacheReports, releaseTask } from "../../storage/sessions.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
-import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskKind } from "./task-kind.ts";
+import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** What a session records of a build it holds. */
 export const BuildRecord = z.strictObject({ kind: z.literal("build"), drvPath: z.string(), attempt: z.number(), startedAt: z.string() });
@@ -79,10 +79,15 @@ async function leasedTo(taskId: string, record: BuildRecord, holder: { sessionId
 const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this agent holds");
 const leaseHeld = (taskId: string) => ({ expression: "lease.taskId = :task", values: { ":task": taskId } });
 
-/** Stores a batch of log lines (idempotent: the chunk number is the attempt and the batch number). */
+/**
+ * Stores a batch of log lines (idempotent: the chunk number is the attempt and the batch
+ * number) and drops the one that falls out of the kept tail (the last LOG_BATCHES_KEPT
+ * batches), so a build's stored log is bounded however long it runs.
+ */
 async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): Promise<TaskAnswer> {
   if (!held) return answer(false, notHeld(message.taskId));
   await putLogChunk({ drvPath: held.drvPath, chunk: logChunk(held.attempt, message.seq), lines: message.lines });
+  if (message.seq >= LOG_BATCHES_KEPT) await deleteLogChunk(held.drvPath, logChunk(held.attempt, message.seq - LOG_BATCHES_KEPT));
   return answer(false);
 }
 
@@ -125,6 +130,14 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   return answer(true, { type: "result-ack", taskId: message.taskId });
 }
 
+/** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
+async function standing(taskId: string, record: BuildRecord, holder: TaskHolder): Promise<TaskStanding> {
+  const drv = await getDerivation(record.drvPath);
+  if (drv?.status === "building" && drv.lease?.taskId === taskId && drv.lease.sessionId === holder.sessionId) return "leased";
+  if (drv?.status === "queued" && buildTaskId(drv.drvPath, drv.attempt) === taskId) return "pending";
+  return "gone";
+}
+
 export const buildKind = {
   kind: "build",
   message: BuildTask,
@@ -161,6 +174,7 @@ export const buildKind = {
     const drv = await leasedTo(taskId, record, holder);
     return drv ? buildTaskMessage(taskId, drv, await builtInputs(drv)) : undefined;
   },
+  standing,
   // The agent, not the build, failed: a retry.
   handBack: async (taskId, record, _holder, reason, work) => {
     await retryBuild(record.drvPath, taskId, reason, work);

@@ -143,6 +143,13 @@ export const effectKind = {
     };
   },
   holds: async (taskId, record, holder) => (await heldEffect(record, taskId, holder.sessionId)) !== undefined,
+  // Leased while this session runs it; pending while this attempt waits on the effect queue.
+  async standing(taskId, record, holder) {
+    const effect = await getEffect(record.jobId, record.attribute);
+    if (effect?.status === "running" && effect.taskId === taskId && effect.sessionId === holder.sessionId) return "leased";
+    if (effect?.status === "queued" && effectTaskId(effect.jobId, effect.attribute, effect.attempt) === taskId) return "pending";
+    return "gone";
+  },
   async resume(taskId, record, holder) {
     const effect = await heldEffect(record, taskId, holder.sessionId);
     const job = effect ? await getJob(effect.jobId) : undefined;

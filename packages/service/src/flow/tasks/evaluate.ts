@@ -3,13 +3,15 @@
  * it found (docs/protocol.md, `evaluate`). Its work waits in the Evaluations queue; its lease
  * is the job's `evaluation.sessionId`.
  */
-import { cacheProblem, EvaluateTask, type CloneCredential, type EvaluationDone, type EvaluationEvents } from "@nimbus/protocol";
+import { evaluationHandBack, type TaskStanding } from "@nimbus/core";
+import { cacheProblem, EvaluateTask, type CloneCredential, type EvaluationDone, type EvaluationEvents, type ServiceMessage } from "@nimbus/protocol";
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
-import { endEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation } from "../../storage/jobs.ts";
+import { endEvaluation, failEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation, type EvaluationLease } from "../../storage/jobs.ts";
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { listSessionLoads, noteCacheReports, releaseTask } from "../../storage/sessions.ts";
+import { timing } from "../../platform/timing.ts";
 import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
 import { cloneCredentialFor } from "../clone-credentials.ts";
 import { finishJobIfDone } from "../job-finish.ts";
@@ -18,12 +20,14 @@ import { recordSchedules } from "../schedules.ts";
 import { reportJob } from "../job-reports.ts";
 import type { WorkNotes } from "../new-work.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
+import { evaluationTaskId } from "./task-ids.ts";
 
 /** What a session records of an evaluation it holds. */
 export const EvaluateRecord = z.strictObject({ kind: z.literal("evaluate"), jobId: z.string(), startedAt: z.string() });
 export type EvaluateRecord = z.infer<typeof EvaluateRecord>;
 
-const jobOfTask = (taskId: string) => (taskId.startsWith("eval-") ? taskId.slice("eval-".length) : undefined);
+/** An evaluation's task id names its job, and after hand-backs its attempt (tasks/task-ids.ts). */
+const jobOfTask = (taskId: string) => (taskId.startsWith("eval-") ? taskId.slice("eval-".length).split(".")[0] : undefined);
 
 export const evaluateTaskMessage = (
   job: Pick<JobItem, "jobId" | "repository" | "cloneUrl" | "commit" | "ref" | "evaluation" | "untrusted" | "handler">,
@@ -65,8 +69,9 @@ async function sendableTask(job: JobItem, holder: TaskHolder, now: Date): Promis
     return evaluateTaskMessage(job, await cloneCredentialFor(job), await clusterSystems(holder));
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
-    await endEvaluation(job.jobId, { error: `cannot fetch ${job.repository}, a private repository: no clone token from GitHub (${why})` }, now);
-    await finishJobIfDone(job.jobId, now);
+    const lease = { taskId: job.evaluation.taskId, sessionId: holder.sessionId };
+    const failure = { error: `cannot fetch ${job.repository}, a private repository: no clone token from GitHub (${why})` };
+    if (await endEvaluation(job.jobId, lease, failure, now)) await finishJobIfDone(job.jobId, now);
     await reportJob(job.jobId, now);
     return undefined;
   }
@@ -86,36 +91,50 @@ async function heldEvaluation(sessionId: string, taskId: string): Promise<JobIte
 
 const unknownEvaluation = (taskId: string) => unknownTask(taskId, "is not an evaluation this agent holds");
 
-/** One batch of evaluation events: record them, then note the batch (a duplicate is only acknowledged). */
+/** The batch holds a part another job's running evaluation is still registering: not acknowledged, so the agent sends it again. */
+const PART_LATER = (taskId: string, seq: number): ServiceMessage => ({
+  type: "error",
+  code: "retry-later",
+  message: `batch ${seq}: a derivation in it is being registered by another job's evaluation, which reports its own parts; the batch is not acknowledged — send it again later`,
+  fatal: false,
+  taskId,
+});
+
+/**
+ * One batch of evaluation events: record them, then note the batch under the lease it came
+ * with (a duplicate is only acknowledged; a batch of an attempt handed elsewhere meanwhile is
+ * refused, and counts for nothing).
+ */
 async function evaluationEvents({ session, message, now, work }: ReportInput<EvaluationEvents, EvaluateRecord>): Promise<TaskAnswer> {
   const job = await heldEvaluation(session.sessionId, message.taskId);
   if (!job) return answer(false, unknownEvaluation(message.taskId));
+  const lease = { taskId: message.taskId, sessionId: session.sessionId };
   work.addChangedJob(job.jobId);
   const ack = { type: "ack", taskId: message.taskId, seq: message.seq } as const;
   if (job.evaluation.batchesSeen?.has(message.seq)) return answer(false, ack);
-  await recordEvents(job, message.events, work, now);
-  await noteEvaluationBatch(job.jobId, message.seq);
+  if (!(await recordEvents(job, message.events, work, now))) return answer(false, PART_LATER(message.taskId, message.seq));
+  if (!(await noteEvaluationBatch(job.jobId, lease, message.seq))) return answer(false, unknownEvaluation(message.taskId));
   await completeEvaluationIfAllIn(job.jobId, now, work);
   return answer(false, ack);
 }
 
 /**
- * The end of an evaluation; the job moves on once every batch it announces has been recorded.
- * The slot is given back last: while the evaluation runs, its session holds it (the sweeper
- * queues again a running evaluation whose session does not).
+ * The end of an evaluation, under its lease; the job moves on once every batch it announces has
+ * been recorded. The slot is given back last: while the evaluation runs, its session holds it
+ * (the sweeper queues again a running evaluation whose session does not).
  */
 async function evaluationDone({ session, message, now, work }: ReportInput<EvaluationDone, EvaluateRecord>): Promise<TaskAnswer> {
   const ack = { type: "result-ack", taskId: message.taskId } as const;
   const job = await heldEvaluation(session.sessionId, message.taskId);
+  let ended = false;
   if (job) {
-    work.addChangedJob(job.jobId);
+    const lease = { taskId: message.taskId, sessionId: session.sessionId };
     const reports = message.caches ?? [];
     await noteCacheReports(session.sessionId, reports, now);
     const cacheProblems = reports.flatMap((r) => cacheProblem(r) ?? []);
-    if (message.status === "failed") {
-      await endEvaluation(job.jobId, { error: message.error ?? "evaluation failed", cacheProblems }, now);
-      await finishJobIfDone(job.jobId);
-    } else {
+    let end: Parameters<typeof endEvaluation>[2];
+    if (message.status === "failed") end = { error: message.error ?? "evaluation failed", cacheProblems };
+    else {
       // The push's first job learns which handler it walked; the push's other handlers get jobs of their own.
       const walked = message.config?.walked;
       const handler = !job.handler && walked !== undefined ? { kind: "onPush" as const, name: walked } : undefined;
@@ -123,22 +142,54 @@ async function evaluationDone({ session, message, now, work }: ReportInput<Evalu
         for (const id of await startHandlerJobs(job, message.config, work, now)) work.addChangedJob(id);
         await recordSchedules(job, message.config, now);
       }
-      await endEvaluation(job.jobId, { batches: message.batches, cacheProblems, ...(handler ? { handler } : {}) }, now);
-      await completeEvaluationIfAllIn(job.jobId, now, work);
+      end = { batches: message.batches, cacheProblems, ...(handler ? { handler } : {}) };
+    }
+    ended = await endEvaluation(job.jobId, lease, end, now);
+    if (ended) {
+      work.addChangedJob(job.jobId);
+      if (message.status === "failed") await finishJobIfDone(job.jobId, now, work);
+      else await completeEvaluationIfAllIn(job.jobId, now, work);
     }
   }
   // The slot is free whatever became of the job (it may have been cancelled meanwhile).
   const released = await releaseTask(session.sessionId, message.taskId);
-  return answer(true, job || released ? ack : unknownEvaluation(message.taskId));
+  return answer(true, ended || released ? ack : unknownEvaluation(message.taskId));
 }
 
-/** Puts a running evaluation back on the queue if `sessionId` still holds its lease; whether it did. */
-export async function returnEvaluation(jobId: string, sessionId: string, work: WorkNotes): Promise<boolean> {
-  const retry = await requeueEvaluation(jobId, sessionId);
-  if (retry === undefined) return false;
-  await enqueueEvaluation(jobId, retry);
+/**
+ * A running evaluation whose holder (`lease`) left or was lost goes back on its queue under a
+ * new task id, or fails once it has been handed back too often (core `evaluationHandBack`);
+ * nothing happens unless `lease` still runs it. Whether it moved.
+ */
+export async function returnEvaluation(jobId: string, lease: EvaluationLease, reason: string, work: WorkNotes): Promise<boolean> {
+  const job = await getJob(jobId);
+  const evaluation = job?.evaluation;
+  if (!job || job.status !== "evaluating" || evaluation?.taskId !== lease.taskId || evaluation.status !== "running" || evaluation.sessionId !== lease.sessionId) return false;
+  const decision = evaluationHandBack(evaluation.retries ?? 0, timing().maxEvaluationAttempts, reason);
+  if (decision.type === "give-up") {
+    if (!(await failEvaluation(job.jobId, lease.taskId, decision.reason, new Date()))) return false;
+    await finishJobIfDone(job.jobId);
+    work.addChangedJob(job.jobId);
+    return true;
+  }
+  if (!(await requeueEvaluation(job.jobId, lease, evaluationTaskId(job.jobId, decision.retries), decision.retries))) return false;
+  await enqueueEvaluation(job.jobId, decision.retries);
   work.addEvaluation();
   return true;
+}
+
+/** Running for the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
+async function standing(taskId: string, record: EvaluateRecord, holder: TaskHolder): Promise<TaskStanding> {
+  const job = await getJob(record.jobId);
+  const evaluation = job?.evaluation;
+  if (!job || job.status !== "evaluating" || evaluation?.taskId !== taskId) return "gone";
+  if (evaluation.status === "running" && evaluation.sessionId === holder.sessionId) return "leased";
+  return evaluation.status === "queued" ? "pending" : "gone";
+}
+
+/** The holder left or was lost: its evaluation goes back (`returnEvaluation`). */
+async function handBack(taskId: string, record: EvaluateRecord, holder: TaskHolder, reason: string, work: WorkNotes): Promise<void> {
+  await returnEvaluation(record.jobId, { taskId, sessionId: holder.sessionId }, `its agent ${holder.agent.hostname} ${reason.replace(/^its agent /, "")}`, work);
 }
 
 export const evaluateKind = {
@@ -154,11 +205,12 @@ export const evaluateKind = {
     const job = await getJob(jobId);
     if (!job || job.status !== "evaluating" || job.evaluation.status !== "queued") return undefined;
     const startedAt = now.toISOString();
+    const taskId = job.evaluation.taskId;
     return {
-      taskId: job.evaluation.taskId,
+      taskId,
       record: { kind: "evaluate", jobId: job.jobId, startedAt },
       lease: async (holder) =>
-        (await leaseEvaluation(job.jobId, { sessionId: holder.sessionId, hostname: holder.agent.hostname }, startedAt))
+        (await leaseEvaluation(job.jobId, taskId, { sessionId: holder.sessionId, hostname: holder.agent.hostname }, startedAt))
           ? sendableTask(job, holder, now)
           : undefined,
     };
@@ -169,8 +221,7 @@ export const evaluateKind = {
     const job = await heldEvaluation(holder.sessionId, taskId);
     return job?.jobId === record.jobId ? sendableTask(job, holder, new Date()) : undefined;
   },
-  async handBack(_taskId, record, holder, _reason, work) {
-    await returnEvaluation(record.jobId, holder.sessionId, work);
-  },
+  standing,
+  handBack,
   reports: { "evaluation-events": evaluationEvents, "evaluation-done": evaluationDone },
 } satisfies TaskKind<"evaluate", EvaluateRecord, EvaluateTask>;

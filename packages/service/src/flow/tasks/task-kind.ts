@@ -5,7 +5,7 @@
  * these declarations, so a new kind is one new file and a line in the registry.
  */
 import type { Message } from "@aws-sdk/client-sqs";
-import type { BuildNeeds, QueueSource } from "@nimbus/core";
+import type { BuildNeeds, QueueSource, TaskStanding } from "@nimbus/core";
 import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
 import type { z } from "zod";
 import type { SessionFields } from "../../storage/items.ts";
@@ -59,8 +59,10 @@ export interface TaskKind<K extends string, R extends { kind: K; startedAt: stri
   claim(message: Message, now: Date): Promise<Claim<R, M> | undefined>;
   /** Whether the holder holds the task's lease: a read, nothing else (the sweeper asks it of every slot). */
   holds(taskId: string, record: R, holder: TaskHolder): Promise<boolean>;
-  /** After a reconnect: the task message again, if the holder still holds the task's lease (the message may mint a credential). */
+  /** After a reconnect, or when a heartbeat shows it lost: the task message again, if the holder still holds the task's lease (the message may mint a credential). */
   resume(taskId: string, record: R, holder: TaskHolder): Promise<M | undefined>;
+  /** Where a held task stands (core `TaskStanding`), read from its target. */
+  standing(taskId: string, record: R, holder: TaskHolder): Promise<TaskStanding>;
   /** The holder's session ends (goodbye, or its agent was lost): the task goes back for another agent. */
   handBack(taskId: string, record: R, holder: TaskHolder, reason: string, work: WorkNotes): Promise<void>;
   /** How each report about a task of this kind is handled. */
