@@ -77,7 +77,11 @@ async function loadEsbuild(): Promise<typeof import("esbuild")> {
 }
 
 /** The routes that answer without a credential. */
-const PUBLIC_ROUTES = ["GET /api/service-info", "GET /cache/nix-cache-info"];
+// Answered whoever asks: the service's own description, the cache's, and the dashboard's session
+// (none is an answer too) and sign-out (harmless without a session).
+const PUBLIC_ROUTES = ["GET /api/service-info", "GET /cache/nix-cache-info", "GET /api/dashboard/session", "POST /api/dashboard/sign-out"];
+/** Routes whose credential is in the body: the probe sends a wrong one there. */
+const PROBE_BODIES: Record<string, string> = { "POST /api/dashboard/sign-in": JSON.stringify({ token: "not-the-token-but-long-enough" }) };
 
 /** Imports a path the bundle still imports at run time must resolve inside the Lambda runtime. */
 const isNodeBuiltin = (path: string) => path.startsWith("node:") || builtinModules.includes(path.split("/")[0]!);
@@ -214,8 +218,14 @@ test("every handler named in resource-specs.ts bundles for Lambda (node22, ESM) 
         routeKey: route.route,
         rawPath,
         rawQueryString: "",
-        headers: { authorization: "Bearer not-the-token", "x-github-event": "push", "x-github-delivery": "probe", "x-hub-signature-256": `sha256=${"0".repeat(64)}` },
-        body: "{}",
+        headers: {
+          authorization: "Bearer not-the-token",
+          "content-type": "application/json",
+          "x-github-event": "push",
+          "x-github-delivery": "probe",
+          "x-hub-signature-256": `sha256=${"0".repeat(64)}`,
+        },
+        body: PROBE_BODIES[route.route] ?? "{}",
         isBase64Encoded: false,
         pathParameters,
         requestContext: { requestId: "probe", routeKey: route.route, http: { method, path: rawPath } },

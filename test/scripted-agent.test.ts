@@ -14,7 +14,7 @@ describe("scripted agent (test support)", () => {
     try {
       const agent = ScriptedAgent.create("early-close", {}, {});
       const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/agent`;
-      await assert.rejects(agent.connect(url, "token"), /early-close: connection closed before the welcome \(1001 going away\)/);
+      await assert.rejects(agent.connect(url, "token"), /early-close: no welcome: closed with 1001 going away before the welcome/);
       assert.equal(agent.connected, false);
     } finally {
       await new Promise((resolve) => server.close(resolve));

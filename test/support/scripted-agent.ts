@@ -106,7 +106,7 @@ export class ScriptedAgent {
       const timer = setTimeout(() => fail(`none within ${timeoutMs} ms`), timeoutMs);
       socket.once("error", (error) => fail(`connection error: ${error.message}`));
       socket.once("unexpected-response", (_request, response) => fail(`upgrade refused with HTTP ${response.statusCode}`));
-      socket.once("close", (code) => fail(`closed with ${code} before the welcome`));
+      socket.once("close", (code, reason) => fail(`closed with ${code}${reason.length ? ` ${reason.toString()}` : ""} before the welcome`));
       socket.once("open", () =>
         socket.send(JSON.stringify(hello({ ...this.info }, this.session, [...this.active, ...this.unacked.keys()]))),
       );
