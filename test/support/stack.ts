@@ -68,10 +68,18 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       return CreateTokenResponse.parse(body);
     },
     async scan(table) {
-      const { Items = [] } = await documents.send(
-        new ScanCommand({ TableName: localResourceName("nimbus", "local", table), ConsistentRead: true }),
-      );
-      return Items.map((i) => JSON.parse(JSON.stringify(i))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+      // Every page: a Scan stops at 1 MB, which a big run's tables pass (a check that read one
+      // page would call the rest "never registered").
+      const items: Record<string, unknown>[] = [];
+      let start: Record<string, unknown> | undefined;
+      do {
+        const page = await documents.send(
+          new ScanCommand({ TableName: localResourceName("nimbus", "local", table), ConsistentRead: true, ExclusiveStartKey: start }),
+        );
+        items.push(...(page.Items ?? []));
+        start = page.LastEvaluatedKey;
+      } while (start);
+      return items.map((i) => JSON.parse(JSON.stringify(i))).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
     },
     async getItem(table, key) {
       return (await documents.send(new GetCommand({ TableName: localResourceName("nimbus", "local", table), Key: key, ConsistentRead: true }))).Item;
