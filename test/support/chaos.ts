@@ -225,7 +225,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
       problems.push(...checkOutcomes(graph, jobIds, views));
       if (problems.length) problems.push(...(await explainCounts(stack, graph, jobIds)));
       problems.push(...(await checkDerivations(stack, graph)));
-      problems.push(...checkSettledOnce(agents));
+      problems.push(...checkSettledOnce(agents, new Map((await stack.scan("Derivations")).map((d) => [String(d.drvPath), d]))));
       // A result whose handler died after settling and before freeing the slot is freed when the
       // agent sends it again: unacknowledged for resendMs, looked at every resendMs / 2.
       problems.push(...(await checkNoTaskHeld(stack, agents, 2 * config.resendMs + 5_000, () => reconnect(agents, stack, token.token))));
@@ -432,10 +432,13 @@ async function checkDerivations(stack: TestStack, graph: ChaosGraph): Promise<st
 
 /**
  * Counted across agents: a derivation whose results for two different tasks (attempts) were
- * acknowledged was settled twice. (One task's result acknowledged twice is one settle: only
- * its lease holder can apply it, once, and a repeat is acknowledged so the agent stops sending it.)
+ * acknowledged may have been settled twice. (One task's result acknowledged twice is one settle:
+ * only its lease holder can apply it, once, and a repeat is acknowledged so the agent stops
+ * sending it.) An acknowledgement is not proof of a settle — a result that lost its lease to a
+ * hand-back is acknowledged too, and changes nothing — so the derivation's own moves decide:
+ * settled twice is two moves to succeeded or failed.
  */
-function checkSettledOnce(agents: ScriptedAgent[]): string[] {
+function checkSettledOnce(agents: ScriptedAgent[], derivations: ReadonlyMap<string, Record<string, unknown>>): string[] {
   const by = new Map<string, Map<string, string>>();
   for (const agent of agents) {
     agent.settled.forEach((drv, i) => {
@@ -444,9 +447,14 @@ function checkSettledOnce(agents: ScriptedAgent[]): string[] {
       by.set(drv, tasks);
     });
   }
+  const settleMoves = (drv: string) =>
+    ((derivations.get(drv)?.history as { status: string }[] | undefined) ?? []).filter((m) => m.status === "succeeded" || m.status === "failed").length;
   return [...by]
-    .filter(([, tasks]) => tasks.size > 1)
-    .map(([drv, tasks]) => `${drv} was settled ${tasks.size} times: ${[...tasks].map(([task, agent]) => `task ${task} by ${agent}`).join(", ")}`);
+    .filter(([drv, tasks]) => tasks.size > 1 && settleMoves(drv) > 1)
+    .map(
+      ([drv, tasks]) =>
+        `${drv} was settled ${settleMoves(drv)} times: ${[...tasks].map(([task, agent]) => `task ${task} by ${agent}`).join(", ")}; moves ${JSON.stringify(derivations.get(drv)?.history)}`,
+    );
 }
 
 /** Once every job is over, no session may still hold a task after `withinMs` (its slot would be lost for good). */
