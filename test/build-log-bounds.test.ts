@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { sendSignedPush } from "@nimbus/cli";
-import { LOG_BATCHES_KEPT, MAX_LOG_BATCHES, type BuildTask, type EvaluateTask } from "@nimbus/protocol";
+import { LOG_BATCHES_KEPT, MAX_LOG_BATCHES, type BuildTask } from "@nimbus/protocol";
+import { oneBuild } from "./support/one-build.ts";
 import { RawAgent, hello } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -20,16 +20,7 @@ describe("a build's log, bounded", () => {
     const { token } = await stack.createToken("logs");
     agent = await RawAgent.connect(stack.agentSocketUrl, token);
     assert.equal((await agent.request(hello({ hostname: "chatty", concurrentTasks: 2 }))).type, "welcome");
-    const seen = agent.messages.length;
-    await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/chatty", commit: "c".repeat(40) });
-    const evaluation = (await agent.next(seen)) as EvaluateTask;
-    const events = [
-      { kind: "derivation", drvPath: DRV, system: "x86_64-linux", requiredFeatures: [], inputDrvs: [], outputs: { out: "/nix/store/chatty" } },
-      { kind: "attribute", path: ["chatty"], drvPath: DRV, attributeType: "regular", needsBuild: true },
-    ];
-    assert.equal((await agent.request({ type: "evaluation-events", taskId: evaluation.taskId, seq: 0, events })).type, "ack");
-    agent.send({ type: "evaluation-done", taskId: evaluation.taskId, batches: 1, status: "succeeded" });
-    build = (await eventually(async () => agent.messages.find((m) => m.type === "build"), "the build task")) as BuildTask;
+    build = await oneBuild(stack, agent, DRV, "acme/chatty", "c".repeat(40));
   });
   after(async () => {
     agent?.close();

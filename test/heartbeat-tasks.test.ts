@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { RESERVATION_TIMEOUT_MS } from "@nimbus/core";
-import type { BuildTask, EvaluateTask, ServiceMessage } from "@nimbus/protocol";
-import { sendSignedPush } from "@nimbus/cli";
+import type { BuildTask, ServiceMessage } from "@nimbus/protocol";
+import { oneBuild } from "./support/one-build.ts";
 import { RawAgent, hello } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -31,16 +31,7 @@ describe("a heartbeat listing the agent's tasks", () => {
     const greeting = hello({ hostname: "forgetful", concurrentTasks: 2 });
     sessionId = greeting.session.id;
     assert.equal((await agent.request(greeting)).type, "welcome");
-    const seen = agent.messages.length;
-    await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/lost", commit: "e".repeat(40) });
-    const evaluation = (await agent.next(seen)) as EvaluateTask;
-    const events = [
-      { kind: "derivation", drvPath: DRV, system: "x86_64-linux", requiredFeatures: [], inputDrvs: [], outputs: { out: "/nix/store/lost" } },
-      { kind: "attribute", path: ["lost"], drvPath: DRV, attributeType: "regular", needsBuild: true },
-    ];
-    assert.equal((await agent.request({ type: "evaluation-events", taskId: evaluation.taskId, seq: 0, events })).type, "ack");
-    agent.send({ type: "evaluation-done", taskId: evaluation.taskId, batches: 1, status: "succeeded" });
-    build = (await eventually(async () => agent.messages.find((m) => m.type === "build"), "the build task")) as BuildTask;
+    build = await oneBuild(stack, agent, DRV, "acme/lost", "e".repeat(40));
   });
   after(async () => {
     agent?.close();
