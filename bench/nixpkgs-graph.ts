@@ -6,7 +6,8 @@
  * nixos-test). Seeded, so runs are comparable; events in topological order (inputs first).
  */
 import type { DerivationEvent, EvaluationEvent } from "@nimbus/protocol";
-import { prng, storeHashOf } from "./workload.ts";
+import { seededRandom } from "@nimbus/local";
+import { storeHashOf } from "../test/support/generated-paths.ts";
 
 export interface NixpkgsShape {
   derivations: number;
@@ -65,7 +66,7 @@ export function generateNixpkgsGraph(shape: NixpkgsShape = DEFAULT_NIXPKGS_SHAPE
     throw new ShapeError(`a nixpkgs-like graph of depth ${shape.depth} needs at least ${bootstrapAndHubs + shape.depth - 2} derivations, not ${shape.derivations}`);
   }
   if (!Number.isInteger(shape.depth) || shape.depth < 3) throw new ShapeError(`depth must be an integer of at least 3, not ${shape.depth}`);
-  const random = prng(shape.seed);
+  const random = seededRandom(shape.seed);
   const derivations: DerivationEvent[] = [];
   const attributes: EvaluationEvent[] = [];
   const hubDependents = new Map<string, number>();

@@ -15,7 +15,7 @@ import { BenchError, invocationsFinished, openBenchStack, sleep } from "./bench-
 import { NIXPKGS_SYSTEMS } from "./nixpkgs-graph.ts";
 import type { CounterReport } from "./request-counter.ts";
 import { round } from "./stats.ts";
-import { storeHashOf } from "./workload.ts";
+import { storeHashOf } from "../test/support/generated-paths.ts";
 
 export const CAPABILITY_FEATURES: readonly (readonly string[])[] = [[], ["big-parallel"], ["kvm"], ["big-parallel", "kvm"]];
 

@@ -3,8 +3,9 @@
  * and feature sets, generated from a seed so that runs are comparable, and cut into
  * `evaluation-events` batches the way an agent would send them.
  */
-import { createHash } from "node:crypto";
+import { seededRandom } from "@nimbus/local";
 import { MAX_FRAME_BYTES, type DerivationEvent, type EvaluationEvent } from "@nimbus/protocol";
+import { storeHashOf } from "../test/support/generated-paths.ts";
 
 export const SYSTEMS = ["x86_64-linux", "aarch64-linux", "x86_64-darwin"] as const;
 export const FEATURE_SETS: readonly (readonly string[])[] = [[], ["big-parallel"]];
@@ -38,35 +39,10 @@ export interface Workload {
   edges: number;
 }
 
-/** mulberry32: small, fast, good enough to pick shapes reproducibly. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Nix's store-path alphabet (base32 without e, o, u, t). */
-const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
-
-/** A store-path hash (32 characters of Nix's base32) for a name, so generated paths look like Nix's. */
-export const storeHashOf = (text: string) => storeHash(text);
-
-function storeHash(text: string): string {
-  const bytes = createHash("sha256").update(text).digest();
-  let out = "";
-  for (let i = 0; i < 32; i++) out += NIX_BASE32[bytes[i]! % 32];
-  return out;
-}
-
 export const queueLabel = (system: string, features: readonly string[]) => [system, ...features].join("+");
 
 export function generateWorkload(options: WorkloadOptions = DEFAULT_WORKLOAD): Workload {
-  const random = prng(options.seed);
+  const random = seededRandom(options.seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const perLayer = Math.ceil(options.derivations / options.layers);
   // Per system, the drv paths of each layer so far: inputs come from earlier layers of the same system.
@@ -92,7 +68,7 @@ export function generateWorkload(options: WorkloadOptions = DEFAULT_WORKLOAD): W
         inputs.add(pool[Math.min(pool.length - 1, Math.floor(skew * pool.length))]!);
       }
       const name = `bench-${String(index).padStart(5, "0")}`;
-      const hash = storeHash(`${options.seed}/${name}`);
+      const hash = storeHashOf(`${options.seed}/${name}`);
       const drvPath = `/nix/store/${hash}-${name}.drv`;
       derivations.push({
         kind: "derivation",
@@ -100,7 +76,7 @@ export function generateWorkload(options: WorkloadOptions = DEFAULT_WORKLOAD): W
         system,
         requiredFeatures,
         inputDrvs: [...inputs],
-        outputs: { out: `/nix/store/${storeHash(`${options.seed}/${name}/out`)}-${name}` },
+        outputs: { out: `/nix/store/${storeHashOf(`${options.seed}/${name}/out`)}-${name}` },
       });
       edges += inputs.size;
       queues.add(queueLabel(system, requiredFeatures));
@@ -164,14 +140,14 @@ export function generateChains(options: { chainsPerQueue: number; length: number
         let previous: string | undefined;
         for (let link = 0; link < options.length; link++) {
           const name = `chain-${String(chain).padStart(3, "0")}-${String(link).padStart(4, "0")}`;
-          const drvPath = `/nix/store/${storeHash(`${options.seed}/${name}`)}-${name}.drv`;
+          const drvPath = `/nix/store/${storeHashOf(`${options.seed}/${name}`)}-${name}.drv`;
           derivations.push({
             kind: "derivation",
             drvPath,
             system,
             requiredFeatures: [...features],
             inputDrvs: previous ? [previous] : [],
-            outputs: { out: `/nix/store/${storeHash(`${options.seed}/${name}/out`)}-${name}` },
+            outputs: { out: `/nix/store/${storeHashOf(`${options.seed}/${name}/out`)}-${name}` },
           });
           if (previous) edges++;
           previous = drvPath;

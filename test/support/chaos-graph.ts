@@ -4,7 +4,9 @@
  * every derivation and job must end as, worked out from the graph alone.
  */
 import { createHash } from "node:crypto";
+import { seededRandom } from "@nimbus/local";
 import type { DerivationEvent, DerivationStatus, EvaluationEvent, JobStatus } from "@nimbus/protocol";
+import { storeHashOf } from "./generated-paths.ts";
 
 export interface GraphShape {
   derivations: number;
@@ -41,28 +43,8 @@ export interface ChaosGraph {
   jobs: ChaosJob[];
 }
 
-/** mulberry32. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
-const storeHash = (text: string) => {
-  const bytes = createHash("sha256").update(text).digest();
-  let out = "";
-  for (let i = 0; i < 32; i++) out += NIX_BASE32[bytes[i]! % 32];
-  return out;
-};
-
 export function chaosGraph(shape: GraphShape): ChaosGraph {
-  const random = prng(shape.seed);
+  const random = seededRandom(shape.seed);
   const perLayer = Math.ceil(shape.derivations / shape.layers);
   const derivations: DerivationEvent[] = [];
   const family: number[] = [];
@@ -73,7 +55,7 @@ export function chaosGraph(shape: GraphShape): ChaosGraph {
     let roll = random();
     const platform = PLATFORMS.find((p) => (roll -= p.share) < 0) ?? PLATFORMS[0]!;
     const name = `chaos-${String(i).padStart(5, "0")}`;
-    const drvPath = `/nix/store/${storeHash(`${shape.seed}/${name}`)}-${name}.drv`;
+    const drvPath = `/nix/store/${storeHashOf(`${shape.seed}/${name}`)}-${name}.drv`;
     // Each derivation belongs to one job's family; some inputs come from other families, so jobs share work.
     const own = i % shape.jobs;
     const inputs = new Set<string>();
@@ -97,7 +79,7 @@ export function chaosGraph(shape: GraphShape): ChaosGraph {
       system: platform.system,
       requiredFeatures: [...platform.requiredFeatures],
       inputDrvs: [...inputs],
-      outputs: { out: `/nix/store/${storeHash(`${shape.seed}/${name}/out`)}-${name}` },
+      outputs: { out: `/nix/store/${storeHashOf(`${shape.seed}/${name}/out`)}-${name}` },
     });
   }
 

@@ -12,9 +12,10 @@
  * the jobs' finish is bounded by how long nothing moves, not by the clock.
  */
 import { sendSignedPush } from "@nimbus/cli";
+import { seededRandom } from "@nimbus/local";
 import type { FaultCounts, FaultPlan } from "@nimbus/local";
 import { JobView } from "@nimbus/protocol";
-import { chaosGraph, prng, type ChaosGraph, type GraphShape } from "./chaos-graph.ts";
+import { chaosGraph, type ChaosGraph, type GraphShape } from "./chaos-graph.ts";
 import { ScriptedAgent } from "./scripted-agent.ts";
 import { startTestStack, type TestStack } from "./stack.ts";
 
@@ -87,7 +88,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export async function runChaos(config: ChaosConfig): Promise<ChaosReport> {
   const started = Date.now();
   const graph = chaosGraph(config.graph);
-  const random = prng(config.seed);
+  const random = seededRandom(config.seed);
   const logs: string[] = [];
   const stack = await startTestStack({
     log: (line) => {

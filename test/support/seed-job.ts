@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import {
@@ -15,9 +14,8 @@ import {
   type JobItem,
   type TableName,
 } from "@nimbus/service";
+import { randomStoreHash } from "./generated-paths.ts";
 
-const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
-const randomHash = () => Array.from(randomBytes(32), (b) => NIX_BASE32[b % 32]).join("");
 
 export interface SeededJob {
   jobId: string;
@@ -64,7 +62,7 @@ export async function seedFailedJob(
       ...exactCountFields({ failed: rows }),
     };
     await put(documents, "Jobs", [job]);
-    const drvPaths = Array.from({ length: rows }, (_, i) => `/nix/store/${randomHash()}-pkg-${i}.drv`);
+    const drvPaths = Array.from({ length: rows }, (_, i) => `/nix/store/${randomStoreHash()}-pkg-${i}.drv`);
     for (let i = 0; i < rows; i += 5_000) {
       const slice = drvPaths.slice(i, i + 5_000);
       await put(

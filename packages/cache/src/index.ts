@@ -1,4 +1,4 @@
-export { decodeNixBase32, encodeNixBase32, nixBase32Length } from "./nix-base32.ts";
+export { decodeNixBase32, encodeNixBase32, NIX_BASE32_CHARS, nixBase32Length } from "./nix-base32.ts";
 export { isStorePath, isStorePathHash, STORE_DIR, StorePath, storePathBaseName, storePathHash } from "./store-path.ts";
 export { parseSha256, sha256Hex, sha256NixBase32 } from "./nar-hash.ts";
 export {

@@ -13,6 +13,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { subscribe } from "node:diagnostics_channel";
 import type { ClientRequest } from "node:http";
+import { seededRandom } from "./seeded-random.ts";
 
 export interface FaultPlan {
   /** Chance that an AWS request a handler makes is where its invocation dies (0..1, per request). */
@@ -55,18 +56,6 @@ interface Invocation {
   die(error: HandlerDeathError): void;
 }
 
-/** mulberry32: a small seeded generator, so a chaos run can be repeated. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function checkChance(name: keyof FaultPlan, value: number | undefined): number {
   const chance = value ?? 0;
   if (!(chance >= 0 && chance <= 1)) throw new FaultPlanError(`fault plan: ${name} must be a chance between 0 and 1, not ${String(value)}`);
@@ -101,7 +90,7 @@ export class FaultInjector {
     this.handlerDeath = checkChance("handlerDeath", plan.handlerDeath);
     this.duplicateFrameChance = checkChance("duplicateFrame", plan.duplicateFrame);
     this.duplicateMessageChance = checkChance("duplicateMessage", plan.duplicateMessage);
-    this.random = seeded(plan.seed ?? Date.now());
+    this.random = seededRandom(plan.seed ?? Date.now());
     if (this.handlerDeath > 0) {
       this.storage = watchRequests();
       injectors.add(this);

@@ -23,3 +23,4 @@ export { PortInUseError, MAX_HTTP_BODY_BYTES } from "./http-server.ts";
 export { ConnectionGoneError } from "./socket-gateway.ts";
 export { InvalidRouteError, InvalidHandlerResultError } from "./http-events.ts";
 export { HandlerDeathError, FaultPlanError, type FaultPlan, type FaultCounts } from "./faults.ts";
+export { seededRandom } from "./seeded-random.ts";
