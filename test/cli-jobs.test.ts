@@ -6,6 +6,7 @@ import { basename, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { postGithubWebhook, pushPayload } from "@nimbus/cli";
 import { JobList, JobView } from "@nimbus/protocol";
 import { jobStatusKey, localResourceName, logChunk, type TableName } from "@nimbus/service";
 import { runCli } from "./support/agent-process.ts";
@@ -59,6 +60,24 @@ describe("CLI: trigger, job, jobs, logs", () => {
     assert.equal(job.repository, basename(repo));
     assert.equal(job.trigger.event, "push");
     assert.match(job.trigger.deliveryId, /^[0-9a-f-]{36}$/);
+  });
+
+  it("makes a job of its own for each trigger, even of one commit in the same second", async () => {
+    // pushed_at counts whole seconds: two bodies of one commit pushed in one second are one body
+    // replayed (one job), unless each carries its trigger's own id, as `nimbus trigger` sends.
+    const secret = stack.secrets.GithubWebhookSecret;
+    const push = { ref: "refs/heads/main", commit: commits[1]!, fullName: "acme/same-second", cloneUrl: `file://${repo}`, sender: "t", pushedAt: new Date() };
+    const jobOf = async (body: string) => ((await (await postGithubWebhook(stack.url, secret, "push", body)).json()) as { jobId: string }).jobId;
+    const replayed = [await jobOf(pushPayload(push)), await jobOf(pushPayload(push))];
+    assert.equal(replayed[0], replayed[1], "one body, one job");
+    const triggered = [await jobOf(pushPayload({ ...push, triggerId: "a" })), await jobOf(pushPayload({ ...push, triggerId: "b" }))];
+    assert.notEqual(triggered[0], triggered[1], "two triggers, two jobs");
+
+    const runs = await Promise.all([runCli(["trigger", repo], env), runCli(["trigger", repo], env)]);
+    for (const run of runs) assert.equal(run.code, 0, run.stderr);
+    const [a, b] = runs.map((run) => run.stdout.trim());
+    assert.notEqual(a, b, "two jobs");
+    assert.deepEqual([(await jobItem(a!)).commit, (await jobItem(b!)).commit], [commits[1], commits[1]]);
   });
 
   it("resolves --ref and a short --rev in a local repository", async () => {

@@ -12,6 +12,11 @@ export interface PushDescription {
   defaultBranch?: string;
   /** When it was pushed (default: now), as GitHub's `repository.pushed_at`: two pushes of one commit are two events. */
   pushedAt?: Date;
+  /**
+   * A trigger's own id, which Nimbus does not read: it makes each `nimbus trigger` a push of its
+   * own, as `pushed_at` counts whole seconds and two triggers of one commit may fall in one.
+   */
+  triggerId?: string;
 }
 
 /** The body of a GitHub `push` event for that commit (the fields Nimbus reads, and a few more GitHub always sends). */
@@ -34,6 +39,7 @@ export function pushPayload(push: PushDescription): string {
     },
     sender: { login: push.sender },
     head_commit: { id: push.commit },
+    ...(push.triggerId ? { nimbus_trigger: push.triggerId } : {}),
   });
 }
 

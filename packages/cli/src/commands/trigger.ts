@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { basename, join, resolve } from "node:path";
@@ -117,7 +118,7 @@ function osUser(): string {
 
 /** Posts what GitHub would post for this push, to the path GitHub posts to; returns the job id. */
 async function sendPush(baseUrl: string, secret: string, push: Push & { defaultBranch: string }): Promise<string> {
-  const body = pushPayload({ ...push, sender: osUser() });
+  const body = pushPayload({ ...push, sender: osUser(), triggerId: randomUUID() });
   let response: Response;
   try {
     response = await postGithubWebhook(baseUrl, secret, "push", body);
