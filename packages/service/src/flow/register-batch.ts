@@ -2,8 +2,9 @@
  * Registers the derivations of one `evaluation-events` batch together (docs/architecture.md,
  * "push → job"): the same writes, in the same order, as flow/register-derivation.ts makes for
  * one, but each step done for the whole batch at once — one BatchGetItem for the derivations it
- * names, BatchWriteItem for edges, input rows and attributes, then only the writes a race needs
- * one by one (creating a derivation, its job's copy, the move to queued). What is rare and
+ * names, BatchWriteItem for edges, input rows, attributes and the job's rows of the derivations it
+ * creates, then only the writes a race needs one by one (creating a derivation, the job's row of
+ * one that existed, the move to queued). What is rare and
  * subtle (a part of a split derivation, a restart, a derivation named twice in the batch, a
  * creation lost to another registration) goes through registerDerivation itself.
  */
@@ -12,7 +13,7 @@ import type { DerivationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
 import { createDerivation, getDerivations } from "../storage/derivations.ts";
 import type { DerivationItem, JobAttributeItem } from "../storage/items.ts";
-import { putJobDerivation } from "../storage/job-derivations.ts";
+import { putJobDerivation, putNewJobDerivations } from "../storage/job-derivations.ts";
 import { clearPendingRows } from "../storage/pending-inputs.ts";
 import { putRegistrationRows } from "../storage/registration-rows.ts";
 import type { WorkNotes } from "./new-work.ts";
@@ -89,7 +90,8 @@ export async function registerBatch(
   );
   const registered: Registering[] = [...created, ...kept.map((k) => ({ ...k, created: false }))];
   await pMap(conflicts, ({ event, conflict }) => refuseConflict(jobId, event.drvPath, conflict), { concurrency: WRITES_AT_ONCE });
-  await pMap(registered, ({ event, current }) => putJobDerivation(jobId, current, event.excused), { concurrency: WRITES_AT_ONCE });
+  await putNewJobDerivations(jobId, created.map(({ event, current }) => ({ copy: current, excused: event.excused })));
+  await pMap(kept, ({ event, current }) => putJobDerivation(jobId, current, event.excused), { concurrency: WRITES_AT_ONCE });
   await advanceAll(registered.filter((r) => r.current.status === "waiting"), work, now);
   await lookAgain(jobId, registered, work, now);
 
