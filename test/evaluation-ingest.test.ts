@@ -62,7 +62,9 @@ describe("evaluation ingest", () => {
         ...layer(2).map((d, i) => attribute(`top${i}`, d)),
         attribute("top0", layer(2)[0]!),
       ];
-      assert.deepEqual(await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events }), { type: "ack", taskId: task.taskId, seq: 0 });
+      const from = agent.messages.length;
+      agent.send({ type: "evaluation-events", taskId: task.taskId, seq: 0, events });
+      assert.deepEqual(await answerTo(agent, task.taskId, 0, from), { type: "ack", taskId: task.taskId, seq: 0 });
       const all = [...layer(0), ...layer(1), ...layer(2)];
       const derivations = new Map((await stack.scan("Derivations")).map((d) => [d.drvPath as string, d]));
       for (const d of layer(0)) assert.equal(derivations.get(d)?.status, "queued", `${d}: nothing to wait for, queued`);
@@ -138,12 +140,16 @@ describe("evaluation ingest", () => {
     try {
       const early = path("early");
       const later = path("later");
-      assert.equal((await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events: [derivation(early, [], "x86_64-linux")] })).type, "ack");
+      const from = agent.messages.length;
+      agent.send({ type: "evaluation-events", taskId: task.taskId, seq: 0, events: [derivation(early, [], "x86_64-linux")] });
+      assert.equal((await answerTo(agent, task.taskId, 0, from)).type, "ack");
       // No evaluation-done yet: the job is still evaluating, and its first build is already out.
       const build = await eventually(async () => agent.messages.find((m) => m.type === "build"), "the first build, before evaluation-done");
       assert.equal(build.type === "build" && build.drvPath, early);
       assert.equal((await stack.getItem("Jobs", { jobId }))?.status, "evaluating");
-      assert.equal((await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 1, events: [derivation(later, [early], "x86_64-linux")] })).type, "ack");
+      const next = agent.messages.length;
+      agent.send({ type: "evaluation-events", taskId: task.taskId, seq: 1, events: [derivation(later, [early], "x86_64-linux")] });
+      assert.equal((await answerTo(agent, task.taskId, 1, next)).type, "ack");
       assert.equal((await stack.getItem("Derivations", { drvPath: later }))?.status, "waiting");
     } finally {
       agent.close();
