@@ -11,6 +11,7 @@ import { measureBatchWriteFloor } from "./baseline.ts";
 import { BenchAgent } from "./bench-agent.ts";
 import { BenchError, openBenchStack, sleep } from "./bench-stack.ts";
 import { reportProblems } from "./diagnosis.ts";
+import { StackReads } from "./stack-reads.ts";
 import { DEFAULT_NIXPKGS_SHAPE, generateNixpkgsGraph, longestChain } from "./nixpkgs-graph.ts";
 import type { CounterReport } from "./request-counter.ts";
 import { round } from "./stats.ts";
@@ -29,6 +30,12 @@ export interface IngestResult {
   shape: { depth: number; edges: number; largestHubDependents: number[]; systems: Record<string, number>; features: Record<string, number> };
   requestsPerEvent: { dynamodb: number; sqs: number; gateway: number; total: number };
   requests: CounterReport;
+  /**
+   * The largest items ingest left that could grow with the job (#11: none may grow without
+   * bound): the job's (its record of seen batches) and the hubs' derivation items (their
+   * dependents are Edges rows), in bytes, against DynamoDB's 400 KB.
+   */
+  itemBytes: { job: number; largestHub: number };
   problems: string[];
 }
 
@@ -85,6 +92,13 @@ export async function runIngestScenario(options: { derivations: number; seed: nu
     const seconds = (timing.lastAckAt! - timing.receivedAt) / 1000;
     await sleep(1000); // evaluation-done and its follow-ups
     const requests = counter.report();
+    const reads = new StackReads(stack);
+    const itemBytes = {
+      job: (await reads.itemBytes("Jobs", { jobId: (push.body as { jobId: string }).jobId })) ?? 0,
+      largestHub: Math.max(0, ...(await Promise.all([...graph.hubDependents.keys()].map(async (drvPath) => (await reads.itemBytes("Derivations", { drvPath })) ?? 0)))),
+    };
+    reads.close();
+    console.log(`  largest items: the job ${itemBytes.job} bytes after ${batches} batches, a hub's derivation ${itemBytes.largestHub} bytes (DynamoDB's limit: 400 KB)`);
     process.stdout.write(`  ingested in ${round(seconds)} s; floor (bare BatchWriteItem loop, ${graph.events.length} items)… `);
     const floor = await measureBatchWriteFloor(
       stack.dynamodbEndpoint,
@@ -111,6 +125,7 @@ export async function runIngestScenario(options: { derivations: number; seed: nu
         total: perEvent(requests.counted.total),
       },
       requests,
+      itemBytes,
       problems: [...logLines.slice(logsBefore).map((l) => l.line), ...agent.problems.map((p) => p.what)].slice(0, 20),
     };
   } finally {

@@ -4,7 +4,7 @@
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { localTableName, type LocalStack } from "@nimbus/local";
 
 const LOCAL_CLIENT = { region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } };
@@ -83,6 +83,12 @@ export class StackReads {
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
     return items;
+  }
+
+  /** An item's size as stored, near enough (its JSON, sets as lists); undefined when there is none. */
+  async itemBytes(table: string, key: Record<string, unknown>): Promise<number | undefined> {
+    const { Item } = await this.documents.send(new GetCommand({ TableName: localTableName(table), Key: key, ConsistentRead: true }));
+    return Item ? JSON.stringify(Item, (_k, value: unknown) => (value instanceof Set ? [...value] : value)).length : undefined;
   }
 
   async derivations(): Promise<DerivationRow[]> {

@@ -109,3 +109,13 @@ export {
   type QuietJobAction,
   type EvaluationHandBack,
 } from "./sweep-plan.ts";
+export {
+  MAX_BATCHES_AHEAD,
+  NO_BATCHES_SEEN,
+  compactBatches,
+  isBatchSeen,
+  batchesSeenCount,
+  noteBatch,
+  type BatchesSeen,
+  type BatchNote,
+} from "./evaluation-batches.ts";

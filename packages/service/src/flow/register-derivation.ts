@@ -44,24 +44,7 @@ export async function registerDerivation(
   });
   // Until every part of a split event is in, the others' markers keep it from being ready.
   const markers = otherParts(event);
-  const requiredFeatures = [...new Set(event.requiredFeatures)].sort();
-  const fresh: DerivationItem = {
-    drvPath: event.drvPath,
-    system: event.system,
-    requiredFeatures,
-    outputs: event.outputs,
-    ...(event.sources ? { needs: event.sources } : {}),
-    status: "waiting",
-    version: 0,
-    registeredBy: jobId,
-    ...(markers.length ? { pendingParts: new Set(markers) } : {}),
-    queueKey: queueKeyOf(event.system, requiredFeatures),
-    attempt: 0,
-    createdAt: at,
-    updatedAt: at,
-    // The first entry of its status history (storage/derivations.ts appends the moves).
-    history: [{ at, status: "waiting" }],
-  };
+  const fresh = freshDerivation(jobId, event, markers, at);
   const existing = await getDerivation(event.drvPath);
   let created = false;
   if (!existing) {
@@ -91,7 +74,29 @@ export async function registerDerivation(
   return "done";
 }
 
-const isEvaluating = async (jobId: string) => (await getJob(jobId))?.status === "evaluating";
+/** The item a registration that creates the derivation writes: waiting, registered by `jobId`. */
+export function freshDerivation(jobId: string, event: DerivationEvent, markers: readonly string[], at: string): DerivationItem {
+  const requiredFeatures = [...new Set(event.requiredFeatures)].sort();
+  return {
+    drvPath: event.drvPath,
+    system: event.system,
+    requiredFeatures,
+    outputs: event.outputs,
+    ...(event.sources ? { needs: event.sources } : {}),
+    status: "waiting",
+    version: 0,
+    registeredBy: jobId,
+    ...(markers.length ? { pendingParts: new Set(markers) } : {}),
+    queueKey: queueKeyOf(event.system, requiredFeatures),
+    attempt: 0,
+    createdAt: at,
+    updatedAt: at,
+    // The first entry of its status history (storage/derivations.ts appends the moves).
+    history: [{ at, status: "waiting" }],
+  };
+}
+
+export const isEvaluating = async (jobId: string) => (await getJob(jobId))?.status === "evaluating";
 
 /**
  * Starts a cancelled derivation that a running job needs after all over, as it was: its part
@@ -161,7 +166,7 @@ async function takeIn(
 }
 
 /** The job's evaluation disagrees with how the derivation was registered: an evaluation error of the job, naming both. */
-async function refuseConflict(jobId: string, drvPath: string, conflict: string): Promise<void> {
+export async function refuseConflict(jobId: string, drvPath: string, conflict: string): Promise<void> {
   const name = drvPath.slice(drvPath.lastIndexOf("/") + 1);
   await putJobAttribute({
     jobId,

@@ -1,4 +1,5 @@
 import { BatchGetCommand, BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
+import pMap from "p-map";
 import { dynamo } from "../platform/aws-clients.ts";
 
 const chunks = <T>(items: readonly T[], size: number): T[][] =>
@@ -9,10 +10,13 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Batch reads and writes retry what DynamoDB leaves unprocessed with a back-off, as AWS asks
 // (the SDK's paginatedBatchGet retries at once, which only adds to the throttling).
 
-/** BatchGetItem in pages of 100 keys, read consistently; raw items (storage/table.ts parses them). */
+/** Pages of one batch read or write in flight at once: a big batch is not one page after the other. */
+const PAGES_AT_ONCE = 8;
+
+/** BatchGetItem in pages of 100 keys (several at once), read consistently; raw items (storage/table.ts parses them). */
 export async function batchGet(table: string, keys: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
-  const found: Record<string, unknown>[] = [];
-  for (const page of chunks(keys, 100)) {
+  const pages = await pMap(chunks(keys, 100), async (page) => {
+    const found: Record<string, unknown>[] = [];
     let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> | undefined = {
       [table]: { Keys: page, ConsistentRead: true },
     };
@@ -22,29 +26,37 @@ export async function batchGet(table: string, keys: Record<string, unknown>[]): 
       found.push(...(result.Responses?.[table] ?? []));
       request = result.UnprocessedKeys as typeof request;
     }
-  }
-  return found;
+    return found;
+  }, { concurrency: PAGES_AT_ONCE });
+  return pages.flat();
 }
 
 /** BatchWriteItem (puts) in pages of 25, retrying unprocessed items. */
 export async function batchPut(table: string, items: readonly object[]): Promise<void> {
-  await batchWrite(table, items.map((Item) => ({ PutRequest: { Item } })));
+  await batchWrite(items.map((Item) => ({ table, request: { PutRequest: { Item } } })));
 }
 
 /** BatchWriteItem (deletes by key) in pages of 25, retrying unprocessed items. */
 export async function batchDelete(table: string, keys: readonly Record<string, unknown>[]): Promise<void> {
-  await batchWrite(table, keys.map((Key) => ({ DeleteRequest: { Key } })));
+  await batchWrite(keys.map((Key) => ({ table, request: { DeleteRequest: { Key } } })));
 }
 
-async function batchWrite(table: string, requests: readonly object[]): Promise<void> {
-  for (const page of chunks(requests, 25)) {
-    let request: Record<string, unknown[]> | undefined = { [table]: page };
+/** Puts into several tables, 25 to a request whatever their tables (a key must not come twice). */
+export async function batchPutMany(puts: readonly { table: string; item: object }[]): Promise<void> {
+  await batchWrite(puts.map(({ table, item }) => ({ table, request: { PutRequest: { Item: item } } })));
+}
+
+/** BatchWriteItem in pages of 25 (several at once), each retrying what DynamoDB left unprocessed with a back-off. */
+async function batchWrite(writes: readonly { table: string; request: object }[]): Promise<void> {
+  await pMap(chunks(writes, 25), async (page) => {
+    let request: Record<string, unknown[]> | undefined = {};
+    for (const { table, request: write } of page) (request[table] ??= []).push(write);
     for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
       if (attempt > 0) await pause(Math.min(1000, 25 * 2 ** attempt));
       const result = await dynamo().send(new BatchWriteCommand({ RequestItems: request as never }));
       request = result.UnprocessedItems as typeof request;
     }
-  }
+  }, { concurrency: PAGES_AT_ONCE });
 }
 
 export const isConditionFailure = (error: unknown) =>

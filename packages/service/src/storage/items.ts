@@ -43,7 +43,11 @@ export const JobItem = z.object({
     error: z.string().optional(),
     /** From evaluation-done: how many event batches the agent sent. */
     batches: z.number().optional(),
-    /** Batch numbers processed so far (a number set: adding twice is harmless). */
+    /** Every batch numbered below this is recorded (core evaluation-batches.ts: bounded whatever the number of batches). */
+    batchesBelow: z.number().optional(),
+    /** Recorded batches past the first gap: fewer than core MAX_BATCHES_AHEAD (a number set). */
+    batchesAbove: NumberSet.optional(),
+    /** Every batch number recorded, as jobs made before `batchesBelow` kept them: folded in at the next batch. */
     batchesSeen: NumberSet.optional(),
     /** Caches the evaluating agent could not ask or push the `.drv` closure to, one line each. */
     cacheProblems: z.array(z.string()).optional(),

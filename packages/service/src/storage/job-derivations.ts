@@ -48,6 +48,26 @@ export async function putJobDerivation(jobId: string, copy: DerivationCopy, excu
   await writeCopy(jobId, copy, false, excused);
 }
 
+/**
+ * The rows of derivations this job's registration has just created (flow/register-batch.ts),
+ * written together and unconditionally: no other writer makes a job's row of a derivation that
+ * did not exist (a mirror only updates rows), and the registration writes the row again by key,
+ * conditionally, if the derivation moved meanwhile. Each is counted as a new row.
+ */
+export async function putNewJobDerivations(jobId: string, created: readonly { copy: DerivationCopy; excused?: Excused }[]): Promise<void> {
+  await JobDerivations.batchPut(
+    created.map(({ copy, excused }): JobDerivationItem => ({
+      jobId,
+      drvPath: copy.drvPath,
+      status: copy.status,
+      jobStatus: jobStatusKey(jobId, copy.status),
+      version: copy.version ?? 0,
+      ...(excused ? { excused } : {}),
+    })),
+  );
+  for (const { copy } of created) await noteCountMove(jobId, undefined, copy.status);
+}
+
 /** A job needs a derivation whose outputs the evaluating agent found valid: nothing to build. */
 export async function putCachedJobDerivation(jobId: string, drvPath: string, excused?: Excused): Promise<void> {
   const item: JobDerivationItem = { jobId, drvPath, status: "cached", jobStatus: jobStatusKey(jobId, "cached"), ...(excused ? { excused } : {}) };

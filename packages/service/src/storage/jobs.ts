@@ -1,3 +1,4 @@
+import { compactBatches, noteBatch, type BatchesSeen } from "@nimbus/core";
 import type { JobHandler, JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
 import { exactCountFields, type StatusCounts } from "./job-counts.ts";
@@ -123,7 +124,7 @@ export async function returnEvaluation(jobId: string, lease: EvaluationLease, ne
     { jobId },
     {
       UpdateExpression:
-        "SET evaluation.#st = :queued, evaluation.taskId = :next, evaluation.retries = :retries, updatedAt = :now REMOVE evaluation.sessionId, evaluation.#agent, evaluation.batchesSeen, evaluation.batches, evaluation.leasedAt",
+        "SET evaluation.#st = :queued, evaluation.taskId = :next, evaluation.retries = :retries, updatedAt = :now REMOVE evaluation.sessionId, evaluation.#agent, evaluation.batchesSeen, evaluation.batchesBelow, evaluation.batchesAbove, evaluation.batches, evaluation.leasedAt",
       ConditionExpression: leaseCondition,
       ExpressionAttributeNames: { "#st": "status", "#agent": "agent" },
       ExpressionAttributeValues: { ":queued": "queued", ":next": nextTaskId, ":retries": retries, ":now": now.toISOString(), ...leaseValues(lease) },
@@ -131,17 +132,57 @@ export async function returnEvaluation(jobId: string, lease: EvaluationLease, ne
   );
 }
 
-/** Notes one batch of evaluation events as recorded (a number set: noting twice is harmless), under the lease it came with. */
-export async function noteEvaluationBatch(jobId: string, lease: EvaluationLease, seq: number): Promise<boolean> {
-  return Jobs.update(
-    { jobId },
-    {
-      UpdateExpression: "ADD evaluation.batchesSeen :seq",
-      ConditionExpression: leaseCondition,
-      ExpressionAttributeNames: { "#st": "status" },
-      ExpressionAttributeValues: { ":seq": new Set([seq]), ...leaseValues(lease) },
-    },
-  );
+/** The batches a job's evaluation has recorded (an older job's full set folded in). */
+export const batchesSeenOf = (evaluation: JobItem["evaluation"]): BatchesSeen =>
+  compactBatches(evaluation.batchesBelow ?? 0, [...(evaluation.batchesAbove ?? []), ...(evaluation.batchesSeen ?? [])]);
+
+/** Conflicting notes of batches arriving together: each one reads again and tries again, at most this often. */
+const NOTE_TRIES = 20;
+
+/**
+ * Notes one batch of evaluation events as recorded, under the lease it came with: `noted` (or
+ * noted before), `lost` when the lease no longer holds, `too-far` past the first missing batch
+ * (core `noteBatch`). Batches arriving together each write what they read, conditional on it
+ * being unchanged (`below` only grows and the list only grows while it stays, so the two say
+ * whether anything changed); the loser reads again. `job` is a recent read of the job.
+ */
+export async function noteEvaluationBatch(job: JobItem, lease: EvaluationLease, seq: number): Promise<"noted" | "lost" | "too-far"> {
+  let current: JobItem | undefined = job;
+  for (let tries = 0; tries < NOTE_TRIES; tries++) {
+    if (tries > 0) {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5 * tries));
+      current = await getJob(job.jobId);
+    }
+    const evaluation = current?.evaluation;
+    if (!evaluation || evaluation.status !== "running" || evaluation.taskId !== lease.taskId || evaluation.sessionId !== lease.sessionId) return "lost";
+    const note = noteBatch(batchesSeenOf(evaluation), seq);
+    if (note.type === "seen") return "noted";
+    if (note.type === "too-far") return "too-far";
+    const { below, above } = note.seen;
+    const unchanged = [
+      evaluation.batchesBelow === undefined ? "attribute_not_exists(evaluation.batchesBelow)" : "evaluation.batchesBelow = :oldBelow",
+      evaluation.batchesAbove === undefined ? "attribute_not_exists(evaluation.batchesAbove)" : "size(evaluation.batchesAbove) = :oldAbove",
+      evaluation.batchesSeen === undefined ? "attribute_not_exists(evaluation.batchesSeen)" : "size(evaluation.batchesSeen) = :oldSeen",
+    ];
+    const written = await Jobs.update(
+      { jobId: job.jobId },
+      {
+        UpdateExpression: `SET evaluation.batchesBelow = :below${above.size ? ", evaluation.batchesAbove = :above" : ""} REMOVE evaluation.batchesSeen${above.size ? "" : ", evaluation.batchesAbove"}`,
+        ConditionExpression: `${leaseCondition} AND ${unchanged.join(" AND ")}`,
+        ExpressionAttributeNames: { "#st": "status" },
+        ExpressionAttributeValues: {
+          ":below": below,
+          ...(above.size ? { ":above": new Set(above) } : {}),
+          ...(evaluation.batchesBelow !== undefined ? { ":oldBelow": evaluation.batchesBelow } : {}),
+          ...(evaluation.batchesAbove !== undefined ? { ":oldAbove": evaluation.batchesAbove.size } : {}),
+          ...(evaluation.batchesSeen !== undefined ? { ":oldSeen": evaluation.batchesSeen.size } : {}),
+          ...leaseValues(lease),
+        },
+      },
+    );
+    if (written) return "noted";
+  }
+  throw new Error(`job ${job.jobId}: batch ${seq} could not be noted, ${NOTE_TRIES} tries lost to other batches' notes`);
 }
 
 /**

@@ -47,3 +47,9 @@ export async function pendingInputsOf(drvPath: string): Promise<string[]> {
   );
   return rows.map((row) => row.inputDrv);
 }
+
+/** Rows of several derivations whose inputs have outputs (flow/register-batch.ts): deleted together. */
+export async function clearPendingRows(rows: readonly { drvPath: string; inputDrv: string }[]): Promise<void> {
+  const unique = new Map(rows.map((row) => [`${row.drvPath}\n${row.inputDrv}`, { drvPath: row.drvPath, inputDrv: row.inputDrv }]));
+  await PendingInputs.batchDelete([...unique.values()]);
+}

@@ -3,12 +3,12 @@
  * it found (docs/protocol.md, `evaluate`). Its work waits in the Evaluations queue; its lease
  * is the job's `evaluation.sessionId`.
  */
-import { evaluationHandBack, type TaskStanding } from "@nimbus/core";
+import { evaluationHandBack, MAX_BATCHES_AHEAD, noteBatch, type TaskStanding } from "@nimbus/core";
 import { cacheProblem, EvaluateTask, type CloneCredential, type EvaluationDone, type EvaluationEvents, type ServiceMessage } from "@nimbus/protocol";
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
-import { endEvaluation, failEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation, type EvaluationLease } from "../../storage/jobs.ts";
+import { batchesSeenOf, endEvaluation, failEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation, type EvaluationLease } from "../../storage/jobs.ts";
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { listSessionLoads, noteCacheReports, releaseTask } from "../../storage/sessions.ts";
 import { timing } from "../../platform/timing.ts";
@@ -100,6 +100,15 @@ const PART_LATER = (taskId: string, seq: number): ServiceMessage => ({
   taskId,
 });
 
+/** A batch numbered too far past the lowest one not yet received (core `noteBatch`): not acknowledged, so the agent sends it again. */
+const TOO_FAR = (taskId: string, seq: number, lowestMissing: number): ServiceMessage => ({
+  type: "error",
+  code: "retry-later",
+  message: `batch ${seq}: batch ${lowestMissing} has not arrived yet, and at most ${MAX_BATCHES_AHEAD} batches past it are recorded; the batch is not acknowledged — send it again later`,
+  fatal: false,
+  taskId,
+});
+
 /**
  * One batch of evaluation events: record them, then note the batch under the lease it came
  * with (a duplicate is only acknowledged; a batch of an attempt handed elsewhere meanwhile is
@@ -111,9 +120,13 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
   const lease = { taskId: message.taskId, sessionId: session.sessionId };
   work.addChangedJob(job.jobId);
   const ack = { type: "ack", taskId: message.taskId, seq: message.seq } as const;
-  if (job.evaluation.batchesSeen?.has(message.seq)) return answer(false, ack);
+  const seen = noteBatch(batchesSeenOf(job.evaluation), message.seq);
+  if (seen.type === "seen") return answer(false, ack);
+  if (seen.type === "too-far") return answer(false, TOO_FAR(message.taskId, message.seq, seen.lowestMissing));
   if (!(await recordEvents(job, message.events, work, now))) return answer(false, PART_LATER(message.taskId, message.seq));
-  if (!(await noteEvaluationBatch(job.jobId, lease, message.seq))) return answer(false, unknownEvaluation(message.taskId));
+  const noted = await noteEvaluationBatch(job, lease, message.seq);
+  if (noted === "lost") return answer(false, unknownEvaluation(message.taskId));
+  if (noted === "too-far") return answer(false, TOO_FAR(message.taskId, message.seq, message.seq));
   await completeEvaluationIfAllIn(job.jobId, now, work);
   return answer(false, ack);
 }

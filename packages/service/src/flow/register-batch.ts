@@ -1,0 +1,148 @@
+/**
+ * Registers the derivations of one `evaluation-events` batch together (docs/architecture.md,
+ * "push → job"): the same writes, in the same order, as flow/register-derivation.ts makes for
+ * one, but each step done for the whole batch at once — one BatchGetItem for the derivations it
+ * names, BatchWriteItem for edges, input rows, attributes and the job's rows of the derivations it
+ * creates, then only the writes a race needs one by one (creating a derivation, the job's row of
+ * one that existed, the move to queued). What is rare and
+ * subtle (a part of a split derivation, a restart, a derivation named twice in the batch, a
+ * creation lost to another registration) goes through registerDerivation itself.
+ */
+import { advanceWaiting, intrinsicConflict, registrationStep } from "@nimbus/core";
+import type { DerivationEvent } from "@nimbus/protocol";
+import pMap from "p-map";
+import { createDerivation, getDerivations } from "../storage/derivations.ts";
+import type { DerivationItem, JobAttributeItem } from "../storage/items.ts";
+import { putJobDerivation, putNewJobDerivations } from "../storage/job-derivations.ts";
+import { clearPendingRows } from "../storage/pending-inputs.ts";
+import { putRegistrationRows } from "../storage/registration-rows.ts";
+import type { WorkNotes } from "./new-work.ts";
+import { freshDerivation, isEvaluating, refuseConflict, registerDerivation, restartCancelled, type Registration } from "./register-derivation.ts";
+import { failDependent, queueIfReady } from "./settle.ts";
+
+/** Single conditional writes of a batch in flight at once. */
+const WRITES_AT_ONCE = 16;
+
+/** One derivation the batch registers itself: the event, its inputs, and the item as this registration left it. */
+interface Registering {
+  event: DerivationEvent;
+  inputs: string[];
+  current: DerivationItem;
+  /** This registration created it (its input rows were written first). */
+  created: boolean;
+}
+
+/**
+ * Registers the batch's derivation events, and writes the job's `attributes` rows with its edges.
+ * Returns each registration's outcome (core `partRegistration`'s `later` only from a part).
+ */
+export async function registerBatch(
+  jobId: string,
+  events: readonly DerivationEvent[],
+  attributes: readonly JobAttributeItem[],
+  options: { rebuildFailures: boolean },
+  work: WorkNotes,
+  now: Date,
+): Promise<Registration[]> {
+  const at = now.toISOString();
+  const named = new Map<string, number>();
+  for (const event of events) named.set(event.drvPath, (named.get(event.drvPath) ?? 0) + 1);
+  // A part, or a derivation named twice, goes alone: its registrations depend on one another.
+  const alone = events.filter((event) => event.part !== undefined || named.get(event.drvPath)! > 1);
+  const together = events.filter((event) => event.part === undefined && named.get(event.drvPath) === 1);
+  const existing = await getDerivations(together.map((event) => event.drvPath));
+
+  const toCreate: { event: DerivationEvent; inputs: string[]; fresh: DerivationItem }[] = [];
+  const kept: Omit<Registering, "created">[] = [];
+  const conflicts: { event: DerivationEvent; conflict: string }[] = [];
+  for (const event of together) {
+    const inputs = [...new Set(event.inputDrvs)];
+    const fresh = freshDerivation(jobId, event, [], at);
+    const found = existing.get(event.drvPath);
+    if (!found) {
+      toCreate.push({ event, inputs, fresh });
+      continue;
+    }
+    // Its .drv path fixes these (docs/reliability.md, "What an evaluator may assert").
+    const conflict = intrinsicConflict(found, fresh);
+    if (conflict) conflicts.push({ event, conflict });
+    else if (registrationStep({ created: false, status: found.status, rebuildFailures: options.rebuildFailures, part: false }) === "keep") {
+      kept.push({ event, inputs, current: found });
+    } else alone.push(event); // a restart
+  }
+
+  // Edges first (every registration writes them), then the input rows of those it creates, before any item.
+  const edges = [...toCreate, ...kept, ...conflicts.map(({ event }) => ({ event, inputs: [...new Set(event.inputDrvs)] }))].flatMap(({ event, inputs }) =>
+    inputs.map((inputDrv) => ({ inputDrv, dependentDrv: event.drvPath })),
+  );
+  const inputRows = toCreate.flatMap(({ event, inputs }) => inputs.map((inputDrv) => ({ drvPath: event.drvPath, inputDrv, by: jobId })));
+  await putRegistrationRows({ edges, inputRows, attributes: [...attributes] });
+
+  // The items: a creation lost to another registration decides again, alone.
+  const created: Registering[] = [];
+  await pMap(
+    toCreate,
+    async ({ event, inputs, fresh }) => {
+      if (await createDerivation(fresh)) created.push({ event, inputs, current: fresh, created: true });
+      else alone.push(event);
+    },
+    { concurrency: WRITES_AT_ONCE },
+  );
+  const registered: Registering[] = [...created, ...kept.map((k) => ({ ...k, created: false }))];
+  await pMap(conflicts, ({ event, conflict }) => refuseConflict(jobId, event.drvPath, conflict), { concurrency: WRITES_AT_ONCE });
+  await putNewJobDerivations(jobId, created.map(({ event, current }) => ({ copy: current, excused: event.excused })));
+  await pMap(kept, ({ event, current }) => putJobDerivation(jobId, current, event.excused), { concurrency: WRITES_AT_ONCE });
+  await advanceAll(registered.filter((r) => r.current.status === "waiting"), work, now);
+  await lookAgain(jobId, registered, work, now);
+
+  const outcomes = await pMap(alone, (event) => registerDerivation(jobId, event, options, work, now), { concurrency: 8 });
+  return [...registered.map((): Registration => "done"), ...conflicts.map((): Registration => "done"), ...outcomes];
+}
+
+/**
+ * A fresh look at the inputs of every waiting derivation of the batch, after all its items are
+ * written (core `advanceWaiting`): fail it, or clear the inputs with outputs and queue it when
+ * nothing else is pending. One this registration created has a row for every input it lists,
+ * so while one of them has no outputs it is not ready, and that input's settle (which finds it
+ * through its edge) queues it: only those with every input built are looked at again.
+ */
+async function advanceAll(waiting: readonly Registering[], work: WorkNotes, now: Date): Promise<void> {
+  if (waiting.length === 0) return;
+  const statuses = await getDerivations([...new Set(waiting.flatMap((r) => r.inputs))]);
+  const failing: { drvPath: string; dependency: string }[] = [];
+  const cleared: { drvPath: string; inputDrv: string }[] = [];
+  const mayBeReady: string[] = [];
+  for (const { event, inputs, created } of waiting) {
+    const step = advanceWaiting(inputs, (input) => statuses.get(input)?.status);
+    if (step.type === "fail") {
+      failing.push({ drvPath: event.drvPath, dependency: step.dependency });
+      continue;
+    }
+    for (const inputDrv of step.inputs) cleared.push({ drvPath: event.drvPath, inputDrv });
+    if (!created || step.inputs.length === inputs.length) mayBeReady.push(event.drvPath);
+  }
+  await clearPendingRows(cleared);
+  await pMap(failing, ({ drvPath, dependency }) => failDependent(drvPath, dependency, work, now), { concurrency: WRITES_AT_ONCE });
+  await pMap(mayBeReady, (drvPath) => queueIfReady(drvPath, work, now), { concurrency: WRITES_AT_ONCE });
+}
+
+/**
+ * As registerDerivation does last, for the whole batch: a move made meanwhile may have been
+ * mirrored before the index showed this job's row, so a row behind the derivation is written
+ * again by key; a derivation a cancel reached meanwhile (from a job that did not see this one)
+ * starts again while this job evaluates.
+ */
+async function lookAgain(jobId: string, registered: readonly Registering[], work: WorkNotes, now: Date): Promise<void> {
+  if (registered.length === 0) return;
+  const latest = await getDerivations(registered.map((r) => r.event.drvPath));
+  const cancelled = registered.filter((r) => latest.get(r.event.drvPath)?.status === "cancelled");
+  if (cancelled.length > 0 && (await isEvaluating(jobId))) {
+    const restarted = await pMap(cancelled, (r) => restartCancelled(r.event.drvPath, work, now), { concurrency: WRITES_AT_ONCE });
+    if (restarted.some(Boolean)) for (const [drvPath, item] of await getDerivations(cancelled.map((r) => r.event.drvPath))) latest.set(drvPath, item);
+  }
+  await pMap(
+    registered.filter((r) => latest.has(r.event.drvPath) && latest.get(r.event.drvPath)!.version !== r.current.version),
+    (r) => putJobDerivation(jobId, latest.get(r.event.drvPath)!, r.event.excused),
+    { concurrency: WRITES_AT_ONCE },
+  );
+}

@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { sendSignedPush } from "@nimbus/cli";
+import { MAX_BATCHES_AHEAD } from "@nimbus/core";
+import type { EvaluateTask, ServiceMessage } from "@nimbus/protocol";
+import { RawAgent, hello } from "./support/raw-agent.ts";
+import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+
+// Ingest of an evaluation (issue #11, item 2; docs/architecture.md, "push → job"): a batch's
+// derivations are registered together, the job's record of the batches it has seen stays the
+// same size however many batches come, and a derivation with nothing to wait for is built
+// while the evaluation is still sending.
+const path = (name: string) => `/nix/store/${name.padEnd(32, "0").slice(0, 32)}-${name}.drv`;
+const derivation = (drvPath: string, inputDrvs: string[] = [], system = "riscv64-linux") => ({
+  kind: "derivation",
+  drvPath,
+  system,
+  requiredFeatures: [],
+  inputDrvs,
+  outputs: { out: drvPath.replace(/\.drv$/, "-out") },
+});
+const attribute = (name: string, drvPath: string) => ({ kind: "attribute", path: [name], drvPath, attributeType: "regular", needsBuild: true });
+/** An item's size as stored, near enough: its JSON with sets as lists. */
+const sizeOf = (item: unknown) => JSON.stringify(item, (_key, value: unknown) => (value instanceof Set ? [...value] : value)).length;
+
+describe("evaluation ingest", () => {
+  let stack: TestStack;
+  let token: string;
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    ({ token } = await stack.createToken("ingest"));
+  });
+  after(async () => {
+    await stack.cleanup();
+  });
+
+  const evaluating = async (hostname: string, commit: string, systems = ["x86_64-linux"]) => {
+    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    assert.equal((await agent.request(hello({ hostname, concurrentTasks: 2, systems }))).type, "welcome");
+    const { body } = await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: `acme/${hostname}`, commit });
+    const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), `${hostname}'s evaluation`)) as EvaluateTask;
+    return { agent, task, jobId: body.jobId as string };
+  };
+  const answerTo = (agent: RawAgent, taskId: string, seq: number, from: number) =>
+    eventually(
+      async () => agent.messages.slice(from).find((m: ServiceMessage) => (m.type === "ack" && m.seq === seq) || (m.type === "error" && m.taskId === taskId && m.message.startsWith(`batch ${seq}:`))),
+      `the answer to batch ${seq}`,
+      60_000,
+    );
+
+  it("registers a batch's derivations with their edges, input rows, job rows and attributes", async () => {
+    const { agent, task, jobId } = await evaluating("wide", "1".repeat(40), ["aarch64-darwin"]);
+    try {
+      // 60 derivations in 3 layers (a frame holds at most 32 KB), each above the first needing 3 of the layer below; one named twice.
+      const layer = (l: number) => Array.from({ length: 20 }, (_, i) => path(`l${l}n${i}`));
+      const events = [
+        ...layer(0).map((d) => derivation(d)),
+        ...layer(1).map((d, i) => derivation(d, [layer(0)[i]!, layer(0)[(i + 1) % 20]!, layer(0)[(i + 2) % 20]!])),
+        ...layer(2).map((d, i) => derivation(d, [layer(1)[i]!, layer(1)[(i + 7) % 20]!, layer(1)[i]!])),
+        derivation(layer(2)[0]!, [layer(1)[0]!, layer(1)[7]!]),
+        ...layer(2).map((d, i) => attribute(`top${i}`, d)),
+        attribute("top0", layer(2)[0]!),
+      ];
+      const from = agent.messages.length;
+      agent.send({ type: "evaluation-events", taskId: task.taskId, seq: 0, events });
+      assert.deepEqual(await answerTo(agent, task.taskId, 0, from), { type: "ack", taskId: task.taskId, seq: 0 });
+      const all = [...layer(0), ...layer(1), ...layer(2)];
+      const derivations = new Map((await stack.scan("Derivations")).map((d) => [d.drvPath as string, d]));
+      for (const d of layer(0)) assert.equal(derivations.get(d)?.status, "queued", `${d}: nothing to wait for, queued`);
+      for (const d of [...layer(1), ...layer(2)]) assert.equal(derivations.get(d)?.status, "waiting", `${d} waits for its inputs`);
+      const edges = (await stack.scan("Edges")).filter((e) => all.includes(e.dependentDrv as string));
+      assert.equal(edges.length, 100, "one edge per distinct input (3 each in layer 1, 2 in layer 2)");
+      const pending = (await stack.scan("PendingInputs")).filter((r) => all.includes(r.drvPath as string));
+      assert.equal(pending.length, 100, "every input without outputs is pending, and rows name the job");
+      assert.ok(pending.every((r) => r.by === jobId));
+      assert.equal((await stack.scan("DerivationInputs")).filter((r) => all.includes(r.drvPath as string)).length, 100);
+      const rows = (await stack.scan("JobDerivations")).filter((r) => r.jobId === jobId);
+      assert.deepEqual(
+        rows.map((r) => [r.drvPath, r.status]).sort(),
+        all.map((d) => [d, layer(0).includes(d) ? "queued" : "waiting"]).sort(),
+        "the job's row of each, with the status it has now",
+      );
+      assert.equal((await stack.scan("JobAttributes")).filter((a) => a.jobId === jobId).length, 20, "an attribute named twice is one row");
+      const job = await stack.getItem("Jobs", { jobId });
+      assert.deepEqual([job?.count_queued, job?.count_waiting], [20, 40], "the job's counts moved with its rows");
+    } finally {
+      agent.close();
+    }
+  });
+
+  it("keeps the job's record of seen batches the same size however many batches come, out of order, twice, or too far ahead", async () => {
+    const { agent, task, jobId } = await evaluating("many", "2".repeat(40), ["aarch64-darwin"]);
+    try {
+      const batch = (seq: number) => ({ type: "evaluation-events", taskId: task.taskId, seq, events: [attribute(`a${seq}`, path(`many${seq}`))] });
+      const jobSize = async () => sizeOf(await stack.getItem("Jobs", { jobId }));
+      // Too far past the first missing batch: refused, not recorded.
+      const from = agent.messages.length;
+      agent.send(batch(MAX_BATCHES_AHEAD));
+      const refused = await answerTo(agent, task.taskId, MAX_BATCHES_AHEAD, from);
+      assert.equal(refused.type === "error" && refused.code, "retry-later", JSON.stringify(refused));
+      assert.equal((await stack.scan("JobAttributes")).filter((a) => a.jobId === jobId).length, 0, "nothing of it recorded");
+
+      const BATCHES = 160;
+      const sizes: number[] = [];
+      for (let group = 0; group < BATCHES; group += 4) {
+        // As an agent with 4 batches unacknowledged may have them arrive: backwards.
+        const seqs = [group + 3, group + 2, group + 1, group];
+        const start = agent.messages.length;
+        for (const seq of seqs) agent.send(batch(seq));
+        for (const seq of seqs) assert.equal((await answerTo(agent, task.taskId, seq, start)).type, "ack", `batch ${seq} acknowledged`);
+        if (group % 40 === 0 || group + 4 === BATCHES) sizes.push(await jobSize());
+      }
+      // A batch sent again (its ack was lost) is acknowledged and recorded once.
+      const again = agent.messages.length;
+      agent.send(batch(17));
+      assert.equal((await answerTo(agent, task.taskId, 17, again)).type, "ack");
+      const job = await stack.getItem("Jobs", { jobId });
+      const evaluation = job?.evaluation as Record<string, unknown>;
+      assert.equal(evaluation.batchesBelow, BATCHES);
+      assert.equal(evaluation.batchesAbove, undefined, "nothing listed past a gap");
+      assert.equal(evaluation.batchesSeen, undefined);
+      assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 8, `the job item's size does not grow with its batches: ${sizes.join(", ")} bytes`);
+      assert.ok(Math.max(...sizes) < 4096, `${Math.max(...sizes)} bytes`);
+      assert.equal((await stack.scan("JobAttributes")).filter((a) => a.jobId === jobId).length, BATCHES);
+
+      const done = agent.messages.length;
+      agent.send({ type: "evaluation-done", taskId: task.taskId, batches: BATCHES, status: "succeeded" });
+      await eventually(async () => agent.messages.slice(done).find((m) => m.type === "result-ack"), "the evaluation's result-ack");
+      await eventually(async () => ((await stack.getItem("Jobs", { jobId }))?.status !== "evaluating" ? true : undefined), "the job to move on once every batch is in");
+      const ended = await stack.getItem("Jobs", { jobId });
+      assert.equal((ended?.evaluation as Record<string, unknown>).status, "succeeded");
+    } finally {
+      agent.close();
+    }
+  });
+
+  it("sends a derivation with nothing to wait for to its builder while the evaluation is still running", async () => {
+    const { agent, task, jobId } = await evaluating("early", "3".repeat(40));
+    try {
+      const early = path("early");
+      const later = path("later");
+      const from = agent.messages.length;
+      agent.send({ type: "evaluation-events", taskId: task.taskId, seq: 0, events: [derivation(early, [], "x86_64-linux")] });
+      assert.equal((await answerTo(agent, task.taskId, 0, from)).type, "ack");
+      // No evaluation-done yet: the job is still evaluating, and its first build is already out.
+      const build = await eventually(async () => agent.messages.find((m) => m.type === "build"), "the first build, before evaluation-done");
+      assert.equal(build.type === "build" && build.drvPath, early);
+      assert.equal((await stack.getItem("Jobs", { jobId }))?.status, "evaluating");
+      const next = agent.messages.length;
+      agent.send({ type: "evaluation-events", taskId: task.taskId, seq: 1, events: [derivation(later, [early], "x86_64-linux")] });
+      assert.equal((await answerTo(agent, task.taskId, 1, next)).type, "ack");
+      assert.equal((await stack.getItem("Derivations", { drvPath: later }))?.status, "waiting");
+    } finally {
+      agent.close();
+    }
+  });
+});
