@@ -26,6 +26,7 @@ describe("fan-out in pages through the FanOut queue, every page delivered twice"
   const agents: ScriptedAgent[] = [];
   /** Every FanOut message the consumer was handed, in order. */
   const pages: Page[] = [];
+  let script: ScriptedAgent["script"];
 
   // Sorted as the Edges and JobDerivations tables sort them (by .drv path), so the page boundaries are known.
   const names = (prefix: string) => Array.from({ length: DEPENDENTS }, (_, i) => `${prefix}-${String(i).padStart(4, "0")}`).sort((a, b) => drv(a).localeCompare(drv(b)));
@@ -48,11 +49,11 @@ describe("fan-out in pages through the FanOut queue, every page delivered twice"
       },
     });
     token = (await stack.createToken("fan-out")).token;
-    // Builds the hubs (x86_64-linux); their dependents are riscv64-linux, which no agent builds, so they stay queued.
-    const agent = ScriptedAgent.create("builder", { systems: ["x86_64-linux"], concurrentTasks: 2 }, {
+    // Evaluates, and builds nothing: the hub (x86_64-linux) waits for the builder below; the dependents are
+    // riscv64-linux, which no agent builds, so they stay queued.
+    script = {
       evaluate: (task) => {
         const prefix = task.repository.split("/")[1]!;
-        // The hub comes last, so every dependent's edge is in before it can build and settle.
         const hub = prefix === "hub" ? [derivation("the-root"), attribute("the-root")] : [];
         return [
           ...names(prefix).flatMap((name) => [derivation(name, prefix === "hub" ? ["the-root"] : [], { system: "riscv64-linux" }), attribute(name)]),
@@ -60,7 +61,8 @@ describe("fan-out in pages through the FanOut queue, every page delivered twice"
         ];
       },
       batchSize: 200,
-    });
+    };
+    const agent = ScriptedAgent.create("evaluator", { systems: ["powerpc64le-linux"], concurrentTasks: 2 }, script);
     agents.push(agent);
     await agent.connect(stack.agentSocketUrl, token);
   });
@@ -71,6 +73,12 @@ describe("fan-out in pages through the FanOut queue, every page delivered twice"
 
   it("a settle tells its first page itself and the rest a page per FanOut message; each dependent is queued exactly once", async () => {
     const jobId = await push(stack, "acme/hub");
+    // Every dependent's edge is in before the hub can build (batches are ingested side by side).
+    await jobWhere(stack, jobId, (job) => job.evaluation.status === "succeeded", "the evaluation", 60_000);
+    // It may evaluate the next job too: the same script.
+    const builder = ScriptedAgent.create("builder", { systems: ["x86_64-linux"], concurrentTasks: 2 }, script);
+    agents.push(builder);
+    await builder.connect(stack.agentSocketUrl, token);
     await eventually(async () => ((await items("hub")).filter((d) => d.status === "queued").length === DEPENDENTS ? true : undefined), "every dependent to be queued", 60_000);
     await jobWhere(stack, jobId, (job) => job.counts.queued === DEPENDENTS && job.counts.succeeded === 1, "the job's counts to show them");
 
