@@ -19,7 +19,7 @@ const CANCEL_BUDGET_MS = 10_000;
 export interface CancelAnswer {
   id: string;
   status: "cancelled";
-  /** False when derivations are still to cancel: a second cancel (or the sweeper) goes on with them. */
+  /** False when derivations are still to cancel: the FanOut queue goes on with them (as would a second cancel, or the sweeper). */
   complete: boolean;
 }
 
@@ -27,7 +27,7 @@ export interface CancelAnswer {
  * Cancels a running job: its waiting, queued and building derivations are cancelled unless
  * another running job needs them (core `cancelStep`); agents building them are told to stop.
  * Idempotent and resumable: the job is cancelled at once, its derivations a bounded part per
- * call, and cancelling it again goes on where the last call stopped.
+ * call, and the rest a page per FanOut message; cancelling it again goes on where the last call stopped.
  */
 export async function cancelJob(jobId: string, now = new Date()): Promise<CancelAnswer> {
   let job = await getJob(jobId);
