@@ -43,6 +43,17 @@ export {
   type WaitingStep,
   type RegistrationStep,
 } from "./settle.ts";
+export {
+  afterPage,
+  fanOutKeys,
+  fanOutPageSize,
+  settleContinues,
+  DEFAULT_FAN_OUT_PAGE,
+  MAX_FAN_OUT_PAGE,
+  type FanOutTarget,
+  type PageNext,
+  type SettledState,
+} from "./fan-out.ts";
 export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
 export {

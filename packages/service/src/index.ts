@@ -9,7 +9,7 @@
 
 // ---- edges: what handlers call ----------------------------------------------------------
 export { handleAgentFrame } from "./edges/agent-messages.ts";
-export { handleDisconnectChecks } from "./edges/queue-consumers.ts";
+export { handleDisconnectChecks, handleFanOut } from "./edges/queue-consumers.ts";
 export { receiveGithubWebhook, MAX_WEBHOOK_BYTES } from "./edges/webhook.ts";
 export { apiHandler, json, parseBody, requireAdmin, requireCaller, requireJsonBody, type HttpEvent, type HttpResult } from "./edges/http.ts";
 export { parseLimit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./edges/paging.ts";
@@ -34,7 +34,7 @@ export {
   CODE_TTL_MS,
   SESSION_TTL_MS,
 } from "./edges/dashboard-sessions.ts";
-export { cancelJob, rerunJob, CANCEL_ROWS_PER_CALL } from "./edges/job-commands.ts";
+export { cancelJob, rerunJob } from "./edges/job-commands.ts";
 export { listAgents } from "./edges/agent-views.ts";
 export { createToken, listTokens, revokeToken, verifyToken, type TokenCheck } from "./edges/tokens.ts";
 export { cacheHandler, serveMissing, serveNar, serveNarinfo, serveNixCacheInfo } from "./edges/cache-http.ts";

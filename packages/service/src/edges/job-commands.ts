@@ -7,7 +7,6 @@ import { startRerun } from "../flow/job-rerun.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 import { cancelHeldJob } from "../storage/jobs.ts";
 
-export { CANCEL_ROWS_PER_CALL } from "../flow/job-cancel.ts";
 
 /** `POST /api/jobs/{id}/rerun`: the same commit again as a new job, and idle agents told of its evaluation. */
 export async function rerunJob(jobId: string, rebuildFailures: boolean): Promise<WebhookAccepted> {

@@ -22,7 +22,7 @@ import { sendToAgent } from "../storage/agent-socket.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
 import { getSessionLoad, listSessionLoads, releaseTask, reserveTask } from "../storage/sessions.ts";
-import { WorkNotes } from "./new-work.ts";
+import { setEarlyWake, WorkNotes } from "./new-work.ts";
 import { taskKind, taskSources } from "./tasks/registry.ts";
 
 /**
@@ -106,8 +106,9 @@ async function start(
     await releaseTask(session.sessionId, claim.taskId);
     return "stale";
   }
-  if (await sendToAgent(connectionId, task)) return "sent";
-  return (await sendToReconnected(session.sessionId, connectionId, task)) ? "sent" : "undelivered";
+  const sent = (await sendToAgent(connectionId, task)) || (await sendToReconnected(session.sessionId, connectionId, task));
+  await claim.afterLease?.();
+  return sent ? "sent" : "undelivered";
 }
 
 /**
@@ -124,9 +125,10 @@ async function sendToReconnected(sessionId: string, triedConnectionId: string, t
 /**
  * Gives the work an invocation queued to idle agents that can take it at once, instead of
  * waiting for them to ask (core `planWake` chooses them): every handler that may queue work
- * calls this before it answers.
+ * calls this before it answers. It first waits for the wakes started early (`work.wakeSoon`).
  */
 export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
+  await work.wakesDone();
   if (work.queueKeys.size === 0 && !work.evaluations) return;
   const idle = planWake(await listSessionLoads(), work);
   if (idle.length === 0) return;
@@ -135,6 +137,9 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   await Promise.all(idle.map((session) => dispatchTo(session, sources, left)));
   await offerLeftWork(left, sources);
 }
+
+// Work queued mid-invocation is woken for at once (flow/new-work.ts `wakeSoon`).
+setEarlyWake(wakeIdleAgents);
 
 /**
  * Builds an agent received and left for others were in flight while those looked (in this

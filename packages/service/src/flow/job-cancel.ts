@@ -1,23 +1,25 @@
 import { cancelStep, isActiveJob, UNSETTLED } from "@nimbus/core";
+import type { DerivationStatus } from "@nimbus/protocol";
 import { conflict, notFound } from "../platform/errors.ts";
 import { sendToAgent } from "../storage/agent-socket.ts";
 import { getDerivation, moveDerivation } from "../storage/derivations.ts";
 import type { DerivationItem, JobDerivationItem, JobItem } from "../storage/items.ts";
 import type { StatusCounts } from "../storage/job-counts.ts";
-import { jobDerivationRows, jobRowPages, jobsNeeding, mirrorStatus } from "../storage/job-derivations.ts";
+import { fanOutPage, sendFanOut } from "../storage/fan-out-queue.ts";
+import { jobRowPages, jobsNeeding, mirrorStatus } from "../storage/job-derivations.ts";
 import { beginCancel, endCancel, getJob, saveCancelProgress } from "../storage/jobs.ts";
 import { getSessionLoad, releaseTask } from "../storage/sessions.ts";
 import { cancelJobEffects } from "./effects.ts";
 
-/** Derivations one cancel call acts on at most; the rest waits for the next call or the sweeper. */
-export const CANCEL_ROWS_PER_CALL = 100;
+/** Rows one cancel call reads at most, in pages of the fan-out page: most rows of a big job are settled and cost only their read. */
+const CANCEL_PAGES_READ = 10;
 /** And the time it may take (API Gateway answers for a handler after 29 s). */
 const CANCEL_BUDGET_MS = 10_000;
 
 export interface CancelAnswer {
   id: string;
   status: "cancelled";
-  /** False when derivations are still to cancel: a second cancel (or the sweeper) goes on with them. */
+  /** False when derivations are still to cancel: the FanOut queue goes on with them (as would a second cancel, or the sweeper). */
   complete: boolean;
 }
 
@@ -25,7 +27,7 @@ export interface CancelAnswer {
  * Cancels a running job: its waiting, queued and building derivations are cancelled unless
  * another running job needs them (core `cancelStep`); agents building them are told to stop.
  * Idempotent and resumable: the job is cancelled at once, its derivations a bounded part per
- * call, and cancelling it again goes on where the last call stopped.
+ * call, and the rest a page per FanOut message; cancelling it again goes on where the last call stopped.
  */
 export async function cancelJob(jobId: string, now = new Date()): Promise<CancelAnswer> {
   let job = await getJob(jobId);
@@ -37,23 +39,38 @@ export async function cancelJob(jobId: string, now = new Date()): Promise<Cancel
   return { id: jobId, status: "cancelled", complete };
 }
 
-/** Goes on with a cancellation from where it stopped, within the call's bounds; whether it is complete. */
+/**
+ * Goes on with a cancellation from where it stopped, within the call's bounds — a page of
+ * derivations acted on (`NIMBUS_FAN_OUT_PAGE`), ten pages of rows read, the deadline — and
+ * counts the rows it passes as it leaves them. If some are left it saves where it got to, with
+ * the counts so far, and puts the next page on the FanOut queue (flow/fan-out.ts:
+ * docs/architecture.md, "Fan-out in pages"). Whether it is complete.
+ */
 export async function continueCancel(job: JobItem, deadline: number, now = new Date()): Promise<boolean> {
   if (job.evaluation.status === "running" && job.evaluation.sessionId) await stopTask(job.evaluation.sessionId, job.evaluation.taskId);
+  const size = fanOutPage();
+  const counts: StatusCounts = { ...(job.cancelCounts ?? {}) };
   let acted = 0;
+  let read = 0;
   let last = job.cancelFrom;
-  for await (const { items } of jobRowPages(job.jobId, job.cancelFrom)) {
+  const stop = async () => {
+    // The cursor and the counts of the rows before it are saved together, so whoever goes on from there counts each row once.
+    if (await saveCancelProgress(job.jobId, last, counts, now)) await sendFanOut({ type: "cancel", jobId: job.jobId, ...(last ? { after: last } : {}) });
+    return false;
+  };
+  for await (const { items } of jobRowPages(job.jobId, job.cancelFrom, size)) {
     for (const row of items) {
+      let status = row.status;
       if (UNSETTLED.includes(row.status)) {
-        if (acted >= CANCEL_ROWS_PER_CALL || Date.now() > deadline) {
-          await saveCancelProgress(job.jobId, last, now);
-          return false;
-        }
-        await cancelDerivation(row, job.jobId);
+        if (acted >= size || Date.now() > deadline) return stop();
+        status = (await cancelDerivation(row, job.jobId)) ?? row.status;
         acted++;
       }
+      counts[status] = (counts[status] ?? 0) + 1;
       last = row.drvPath;
+      read++;
     }
+    if (read >= CANCEL_PAGES_READ * size) return stop();
   }
   // Its effects too (docs/effects.md): an effect running is stopped on its agent.
   if (job.effectCount) {
@@ -61,19 +78,23 @@ export async function continueCancel(job: JobItem, deadline: number, now = new D
       if (effect.taskId && effect.sessionId) await stopTask(effect.sessionId, effect.taskId);
     }
   }
-  await endCancel(job.jobId, await countRows(job.jobId));
+  await endCancel(job.jobId, counts);
   return true;
 }
 
-/** One derivation of a cancelled job, as core `cancelStep` says. */
-async function cancelDerivation(row: JobDerivationItem, jobId: string): Promise<void> {
+/** One derivation of a cancelled job, as core `cancelStep` says; the status it is left in (to count it). */
+async function cancelDerivation(row: JobDerivationItem, jobId: string): Promise<DerivationStatus | undefined> {
   const drv = await getDerivation(row.drvPath);
   const step = cancelStep(drv?.status, drv !== undefined && UNSETTLED.includes(drv.status) && (await neededElsewhere(row.drvPath, jobId)));
-  if (!drv || step === "leave") return;
-  if (step === "stop-build") return stopBuild(drv);
+  if (!drv || step === "leave") return drv?.status;
   // Its parts' markers stay: if another job needs it after all, it is started again as it was.
-  const moved = await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", note: { reason: `its job ${jobId} was cancelled` } });
-  if (moved) await mirrorStatus(moved);
+  const moved =
+    step === "stop-build"
+      ? await stopBuild(drv)
+      : await moveDerivation(row.drvPath, { from: ["waiting", "queued"], to: "cancelled", note: { reason: `its job ${jobId} was cancelled` } });
+  if (!moved) return (await getDerivation(row.drvPath))?.status; // another cancel (or a settle) moved it first
+  if (step !== "stop-build") await mirrorStatus(moved);
+  return moved.status;
 }
 
 /**
@@ -90,17 +111,10 @@ async function neededElsewhere(drvPath: string, jobId: string): Promise<boolean>
   return false;
 }
 
-/** A job's counts by a consistent read of its rows: stored as exact when its cancellation ends. */
-async function countRows(jobId: string): Promise<StatusCounts> {
-  const counts: StatusCounts = {};
-  for (const row of await jobDerivationRows(jobId)) counts[row.status] = (counts[row.status] ?? 0) + 1;
-  return counts;
-}
-
 /** Cancels a running build: the lease goes, the agent is told to stop, its slot is freed. */
-async function stopBuild(drv: DerivationItem): Promise<void> {
+async function stopBuild(drv: DerivationItem): Promise<DerivationItem | undefined> {
   const lease = drv.lease;
-  if (!lease) return;
+  if (!lease) return undefined;
   const moved = await moveDerivation(drv.drvPath, {
     from: ["building"],
     to: "cancelled",
@@ -108,9 +122,10 @@ async function stopBuild(drv: DerivationItem): Promise<void> {
     note: { reason: "its job was cancelled" },
     condition: { expression: "lease.taskId = :task", values: { ":task": lease.taskId } },
   });
-  if (!moved) return;
+  if (!moved) return undefined;
   await mirrorStatus(moved);
   await stopTask(lease.sessionId, lease.taskId);
+  return moved;
 }
 
 /** Tells the agent holding a task of a cancelled job to stop it, and frees its slot. */

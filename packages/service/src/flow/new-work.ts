@@ -1,5 +1,11 @@
 import type { NewWork } from "@nimbus/core";
 
+/** What `wakeSoon` runs: flow/dispatch.ts `wakeIdleAgents`, registered there (it imports this module, not the other way). */
+let earlyWake: ((work: WorkNotes) => Promise<void>) | undefined;
+export function setEarlyWake(wake: (work: WorkNotes) => Promise<void>): void {
+  earlyWake = wake;
+}
+
 /**
  * The work one handler invocation queued, noted as it goes: before it answers, the handler
  * wakes idle agents that can take it (flow/dispatch.ts `wakeIdleAgents`), then reports the
@@ -40,5 +46,48 @@ export class WorkNotes implements NewWork {
   /** A job was created or changed. */
   addChangedJob(jobId: string): void {
     this.changedJobs.add(jobId);
+  }
+
+  /**
+   * Dependents this invocation told (flow/settle.ts): once past a page, the settles they start
+   * in turn (a failure's dependents fail too) go on through the FanOut queue, not here.
+   */
+  dependentsTold = 0;
+
+  /** The wake `wakeSoon` started, running beside the rest of the invocation. */
+  private waking: Promise<void> | undefined;
+  private wakeAgain = false;
+
+  /**
+   * Wakes idle agents for the build queues noted so far now, while the invocation goes on with
+   * its bookkeeping, rather than when it is about to answer (docs/scale.md, idle dispatch).
+   * Those queues are taken out of these notes, so the closing wake does not ask again for
+   * them; one wake at a time, and work noted meanwhile gets the next. A wake that fails is
+   * logged: the work stays on its queue for agents that ask, and for the sweeper.
+   */
+  wakeSoon(): void {
+    const wake = earlyWake;
+    if (!wake) return;
+    if (this.waking) {
+      this.wakeAgain = true;
+      return;
+    }
+    this.waking = (async () => {
+      do {
+        this.wakeAgain = false;
+        const batch = new WorkNotes();
+        for (const key of this.queueKeys) batch.addBuildQueue(key);
+        this.queueKeys.clear();
+        if (batch.queueKeys.size === 0) break;
+        await wake(batch).catch((error: unknown) => console.error("waking idle agents early failed:", error));
+      } while (this.wakeAgain);
+    })().finally(() => {
+      this.waking = undefined;
+    });
+  }
+
+  /** Waits for the wakes `wakeSoon` started: an invocation must not end while one runs. */
+  async wakesDone(): Promise<void> {
+    while (this.waking) await this.waking;
   }
 }

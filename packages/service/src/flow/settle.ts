@@ -5,9 +5,10 @@
  * left finish. Every write is conditional, so running it twice (the sweeper does, after a
  * Lambda died half-way) changes nothing twice.
  */
-import { dependentMoves, isReadyToQueue, mayBeReady } from "@nimbus/core";
+import { afterPage, dependentMoves, isReadyToQueue, mayBeReady, type PageNext } from "@nimbus/core";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
-import { DEPENDENTS_PER_PAGE, dependentPages } from "../storage/derivation-edges.ts";
+import { fanOutPage, sendFanOut } from "../storage/fan-out-queue.ts";
+import { dependentPage } from "../storage/derivation-edges.ts";
 import { getDerivation, markPropagated, moveDerivation, notePropagatedThrough, versionIs } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
@@ -17,30 +18,40 @@ import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 
 /**
- * Tells dependents in pages, noting after each page where it got to, so a settle of a
- * derivation with many dependents that runs out of time (`outOfTime`, between pages) or dies
- * is carried on by the next one (the sweeper's) instead of starting over. Returns whether it
- * got through; if not, the derivation stays in the byUnpropagated index.
+ * Tells one page of dependents, from where the last settle of this version stopped
+ * (`propagatedThrough`), beside its jobs' copies. If more are left it notes where it got to and
+ * puts the next page on the FanOut queue (flow/fan-out.ts goes on there, a page per
+ * invocation: docs/architecture.md, "Fan-out in pages"); otherwise its jobs finish if they can
+ * and it is propagated. Returns whether it got through; until then the derivation stays in
+ * the byUnpropagated index, so a lost continuation is sent again by the sweeper.
  */
-export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date(), outOfTime: () => boolean = () => false): Promise<boolean> {
-  const jobIds = await mirrorStatus(drv);
+export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date()): Promise<boolean> {
+  // Its jobs' copies and its dependents are independent: the dependents, which may become ready, need not wait.
+  const [jobIds, next] = await Promise.all([mirrorStatus(drv), tellDependents(drv, work, now)]);
   for (const jobId of jobIds) work.addChangedJob(jobId);
-  for await (const dependents of dependentPages(drv.drvPath, drv.propagatedThrough)) {
-    for (const move of dependentMoves(drv, dependents)) {
-      if (move.type === "clear-input") {
-        await clearPendingInputs(move.dependent, [move.input]);
-        await queueIfReady(move.dependent, work, now);
-      } else {
-        await failDependent(move.dependent, move.dependency, work, now);
-      }
-    }
-    if (dependents.length < DEPENDENTS_PER_PAGE) break;
-    await notePropagatedThrough(drv, dependents[dependents.length - 1]!);
-    if (outOfTime()) return false;
+  if (next.type === "next") {
+    if (await notePropagatedThrough(drv, next.after)) await sendFanOut({ type: "settle", drvPath: drv.drvPath, version: drv.version ?? 0, after: next.after });
+    return false;
   }
   await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId, now, work)));
   await markPropagated(drv);
   return true;
+}
+
+/** Moves one page of dependents on: ready when this was their last pending input, dependency-failed when it failed. */
+async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): Promise<PageNext> {
+  const size = fanOutPage();
+  const dependents = await dependentPage(drv.drvPath, drv.propagatedThrough, size);
+  work.dependentsTold += dependents.length;
+  for (const move of dependentMoves(drv, dependents)) {
+    if (move.type === "clear-input") {
+      await clearPendingInputs(move.dependent, [move.input]);
+      await queueIfReady(move.dependent, work, now);
+    } else {
+      await failDependent(move.dependent, move.dependency, work, now);
+    }
+  }
+  return afterPage(dependents, size);
 }
 
 /**
@@ -59,8 +70,10 @@ export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date):
   );
   if (!queued) return;
   await sendToBuildQueue(queued);
-  await mirrorStatus(queued);
+  // Idle agents that can take it get it now, beside the bookkeeping still to do (docs/scale.md).
   work.addBuildQueue(queued.queueKey);
+  work.wakeSoon();
+  await mirrorStatus(queued);
 }
 
 /**
@@ -82,5 +95,8 @@ export async function failDependent(drvPath: string, dependency: string, work: W
     },
     now,
   );
-  if (failed) await settle(failed, work, now);
+  if (!failed) return;
+  // Its own dependents fail in turn: here while this invocation has told less than a page, else through the queue.
+  if (work.dependentsTold < fanOutPage()) await settle(failed, work, now);
+  else await sendFanOut({ type: "settle", drvPath: failed.drvPath, version: failed.version ?? 0 });
 }

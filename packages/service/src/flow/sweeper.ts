@@ -151,14 +151,14 @@ async function sweepOnce(now: Date, options: SweepOptions): Promise<SweepReport>
 
   // Telling dependents and jobs again is harmless: every step of it is conditional. The index
   // may lag: what is told is the derivation as it is now, and only while it is still settled.
-  const settlesLate = outOfTime("unpropagated-settles");
+  // One page each from where its settle stopped; the rest goes on through the FanOut queue.
   ran(
     "unpropagated-settles",
-    await walkAll(unpropagated(ago(t.heartbeatIntervalMs)), settlesLate, async (indexed) => {
+    await walkAll(unpropagated(ago(t.heartbeatIntervalMs)), outOfTime("unpropagated-settles"), async (indexed) => {
       const drv = await getDerivation(indexed.drvPath);
-      if (!drv?.propagateShard || !PROPAGATING.includes(drv.status)) return true;
+      if (!drv?.propagateShard || !PROPAGATING.includes(drv.status)) return;
       report.settlesPropagated++;
-      return settle(drv, work, now, settlesLate);
+      await settle(drv, work, now);
     }),
   );
 

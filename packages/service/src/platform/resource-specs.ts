@@ -257,6 +257,17 @@ export const queues = {
     visibilityTimeoutSeconds: 60,
     consumer: { handler: "functions/queues/disconnect-checks.handler", batchSize: 10 },
   },
+  /**
+   * Fan-out continuations (docs/architecture.md, "Fan-out in pages"): the next page of a settle's
+   * dependents or of a cancelled job's derivations, one message per page, one page per
+   * invocation. FIFO: one derivation's or job's pages run in turn, and a copy of a page sent
+   * again within SQS's deduplication window is dropped.
+   */
+  FanOut: {
+    fifo: true,
+    visibilityTimeoutSeconds: 60,
+    consumer: { handler: "functions/queues/fan-out.handler", batchSize: 1 },
+  },
 } as const satisfies Record<string, QueueSpec>;
 export type QueueName = keyof typeof queues;
 
@@ -291,6 +302,7 @@ export const githubHandlers: readonly string[] = [
   "functions/socket/default.handler",
   "functions/sweeper.handler",
   "functions/queues/disconnect-checks.handler",
+  "functions/queues/fan-out.handler",
   "functions/api/jobs-cancel.handler",
   "functions/api/jobs-rerun.handler",
 ];
@@ -338,6 +350,7 @@ export const deployEnvironmentNames = [
   "NIMBUS_MAX_EVALUATION_ATTEMPTS",
   "NIMBUS_EVALUATION_TIMEOUT_MS",
   "NIMBUS_SWEEP_BUDGET_MS",
+  "NIMBUS_FAN_OUT_PAGE",
   "NIMBUS_CACHE_RETENTION_DAYS",
   "NIMBUS_CACHE_COLLECT_BATCH",
   "NIMBUS_CACHE_VERIFY_READ_BYTES",

@@ -267,11 +267,11 @@ export const unpropagated = (before: Date): AsyncGenerator<Walked<DerivationItem
  * A settle that must stop half-way (out of time, or its Lambda died) notes the last dependent
  * it told, so the next one goes on after it — only while the derivation is still at the version
  * that settle told (a rebuild settled again is told from its first dependent) and not yet
- * propagated.
+ * propagated. Whether it did.
  */
-export async function notePropagatedThrough(drv: Pick<DerivationItem, "drvPath" | "version">, dependent: string): Promise<void> {
+export async function notePropagatedThrough(drv: Pick<DerivationItem, "drvPath" | "version">, dependent: string): Promise<boolean> {
   const unmoved = versionIs(drv);
-  await Derivations.update(
+  return Derivations.update(
     { drvPath: drv.drvPath },
     {
       UpdateExpression: "SET propagatedThrough = :after",

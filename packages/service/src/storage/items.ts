@@ -75,6 +75,8 @@ export const JobItem = z.object({
   cancelling: z.literal(true).optional(),
   /** Where the cancellation goes on: after this derivation of the job's rows. */
   cancelFrom: z.string().optional(),
+  /** The statuses of the rows before `cancelFrom`, as the cancellation left them: the job's counts once it ends. */
+  cancelCounts: z.partialRecord(DerivationStatus, z.number()).optional(),
   /** `owner/name` on GitHub: its reports go there (docs/github.md); false for `nimbus trigger` of a local repository. */
   onGithub: z.boolean().optional(),
   /** Fetching needs a clone credential, minted when the evaluation is sent. */

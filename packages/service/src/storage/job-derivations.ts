@@ -138,11 +138,11 @@ export async function jobHasStatus(jobId: string, status: DerivationStatus): Pro
 }
 
 /** A job's rows, read consistently from the table, page by page from after `after` on. */
-export const jobRowPages = (jobId: string, after?: string) =>
+export const jobRowPages = (jobId: string, after?: string, pageSize?: number) =>
   JobDerivations.pages(
     { KeyConditionExpression: "jobId = :job", ExpressionAttributeValues: { ":job": jobId }, ConsistentRead: true },
     JobDerivationItem,
-    after ? { startKey: { jobId, drvPath: after } } : {},
+    { ...(after ? { startKey: { jobId, drvPath: after } } : {}), ...(pageSize ? { pageSize } : {}) },
   );
 
 /** Every derivation row of a job read consistently from the table (not the index). */

@@ -52,17 +52,18 @@ export function beginCancel(jobId: string, now: Date): Promise<boolean> {
   );
 }
 
-/** Where a cancellation cut short goes on. */
-export async function saveCancelProgress(jobId: string, after: string | undefined, now: Date): Promise<void> {
-  await Jobs.update(
+/**
+ * Where a cancellation cut short goes on, with the counts of the rows before that point (saved
+ * together, so whoever goes on counts each row once); whether the job is still being cancelled.
+ */
+export async function saveCancelProgress(jobId: string, after: string | undefined, counts: StatusCounts, now: Date): Promise<boolean> {
+  return Jobs.update(
     { jobId },
-    after
-      ? {
-          UpdateExpression: "SET cancelFrom = :after, updatedAt = :now",
-          ConditionExpression: "attribute_exists(cancelling)",
-          ExpressionAttributeValues: { ":after": after, ":now": now.toISOString() },
-        }
-      : { UpdateExpression: "SET updatedAt = :now", ConditionExpression: "attribute_exists(cancelling)", ExpressionAttributeValues: { ":now": now.toISOString() } },
+    {
+      UpdateExpression: `SET ${after ? "cancelFrom = :after, " : ""}cancelCounts = :counts, updatedAt = :now`,
+      ConditionExpression: "attribute_exists(cancelling)",
+      ExpressionAttributeValues: { ...(after ? { ":after": after } : {}), ":counts": counts, ":now": now.toISOString() },
+    },
   );
 }
 
@@ -75,7 +76,7 @@ export async function endCancel(jobId: string, counts: StatusCounts): Promise<vo
   await Jobs.update(
     { jobId },
     {
-      UpdateExpression: `SET ${countFields.map((_, i) => `#c${i} = :c${i}`).join(", ")} REMOVE cancelling, cancelFrom, activeShard`,
+      UpdateExpression: `SET ${countFields.map((_, i) => `#c${i} = :c${i}`).join(", ")} REMOVE cancelling, cancelFrom, cancelCounts, activeShard`,
       ConditionExpression: "attribute_exists(cancelling)",
       ExpressionAttributeNames: Object.fromEntries(countFields.map(([name], i) => [`#c${i}`, name])),
       ExpressionAttributeValues: Object.fromEntries(countFields.map(([, n], i) => [`:c${i}`, n])),

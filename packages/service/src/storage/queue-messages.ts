@@ -27,6 +27,13 @@ export const DisconnectCheckMessage = z.strictObject({
 });
 export type DisconnectCheckMessage = z.infer<typeof DisconnectCheckMessage>;
 
+/** A FanOut queue message: the next page of a settle's dependents, or of a cancelled job's derivations (core fan-out.ts). */
+export const FanOutMessage = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("settle"), drvPath: z.string().min(1), version: z.number().int().min(0), after: z.string().min(1).optional() }),
+  z.strictObject({ type: z.literal("cancel"), jobId: z.string().min(1).max(64), after: z.string().min(1).optional() }),
+]);
+export type FanOutMessage = z.infer<typeof FanOutMessage>;
+
 /** A message whose body is not its queue's shape: nothing can be done with it. */
 export class MalformedMessageError extends Error {
   override name = "MalformedMessageError";

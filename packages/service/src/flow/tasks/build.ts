@@ -125,8 +125,8 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   } else {
     await retryBuild(message.drvPath, message.taskId, `agent error: ${message.error ?? "exceptional result"}`, work, now);
   }
-  if (moved) await settle(moved, work, now);
-  await releaseTask(session.sessionId, message.taskId);
+  // The slot is free once the result is recorded: the agent may be given work while dependents move on.
+  await Promise.all([releaseTask(session.sessionId, message.taskId), moved && settle(moved, work, now)]);
   return answer(true, { type: "result-ack", taskId: message.taskId });
 }
 
@@ -151,21 +151,26 @@ export const buildKind = {
   },
   async claim(message, now) {
     const { drvPath } = parseMessageBody("a build queue", message, BuildMessage);
-    const drv = await getDerivation(drvPath);
+    // Its input rows are read beside it: a registration writes them before the derivation can wait, let alone queue.
+    const [drv, inputPaths] = await Promise.all([getDerivation(drvPath), derivationInputsOf(drvPath)]);
     // A retry waiting out its back-off is not for now: the sweeper sends it again when due.
     if (!drv || drv.status !== "queued" || drv.dueAt) return undefined;
     const taskId = buildTaskId(drv.drvPath, drv.attempt);
-    const inputs = await builtInputs(drv);
+    const inputs = [...(await getDerivations(inputPaths)).values()];
+    let leased: DerivationItem | undefined;
     return {
       taskId,
       record: { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() },
       needs: needsOf(drv, inputs),
       async lease(holder) {
         const lease = { taskId, sessionId: holder.sessionId, leasedAt: now.toISOString() };
-        const leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease }, note: { agent: holder.agent.hostname } }, now);
-        if (!leased) return undefined;
-        await mirrorStatus(leased);
-        return buildTaskMessage(taskId, leased, inputs);
+        leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease }, note: { agent: holder.agent.hostname } }, now);
+        return leased && buildTaskMessage(taskId, leased, inputs);
+      },
+      // Its jobs' copies follow the build's start rather than hold it up; copies are ordered by version, and one a
+      // Lambda never wrote is put right by the sweeper (docs/reliability.md, "No job hangs").
+      async afterLease() {
+        if (leased) await mirrorStatus(leased);
       },
     };
   },
