@@ -109,3 +109,13 @@ export {
   type QuietJobAction,
   type EvaluationHandBack,
 } from "./sweep-plan.ts";
+export {
+  CAPABILITY_SHARDS,
+  capabilityClassOf,
+  capabilityKey,
+  capabilityKeysOf,
+  classesServing,
+  classesToWake,
+  shardOf,
+  type CapabilityClass,
+} from "./capability-class.ts";

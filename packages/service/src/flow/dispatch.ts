@@ -7,21 +7,29 @@
 import type { Message } from "@aws-sdk/client-sqs";
 import {
   afterStart,
+  CAPABILITY_SHARDS,
+  classesServing,
+  classesToWake,
+  MAX_WOKEN,
   mayStart,
   nextQueue,
   placeBuild,
   planDispatch,
   planWake,
+  queueKeyOf,
   receiveCount,
   startDispatch,
   takersOf,
+  type BuildNeeds,
+  type NewWork,
   type QueueSource,
   type StartOutcome,
 } from "@nimbus/core";
+import { listAgentClasses } from "../storage/agent-classes.ts";
 import { sendToAgent } from "../storage/agent-socket.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
-import { getSessionLoad, listSessionLoads, releaseTask, reserveTask } from "../storage/sessions.ts";
+import { getSessionLoad, idleSessionsOf, releaseTask, reserveTask, sessionsOf } from "../storage/sessions.ts";
 import { WorkNotes } from "./new-work.ts";
 import { taskKind, taskSources } from "./tasks/registry.ts";
 
@@ -35,10 +43,14 @@ export async function dispatchTo(session: SessionFields | undefined, sources?: r
   if (!session || !connectionId) return 0;
   let state = startDispatch(session);
   if (state.free === 0) return 0;
-  const plan = planDispatch(session, sources ?? (await taskSources()));
-  // Read once, and only if a task turns out not to be for this agent.
-  let sessions: Promise<SessionFields[]> | undefined;
-  const everyone = () => (sessions ??= listSessionLoads());
+  const plan = planDispatch(session, sources ?? (await taskSources())).filter((source) => !seemsEmpty(source));
+  // Read once per (system, features), and only if a build turns out not to be for this agent.
+  const read = new Map<string, Promise<SessionFields[]>>();
+  const couldTake = (needs: BuildNeeds, fresh = false) => {
+    const key = `${queueKeyOf(needs.system, needs.requiredFeatures)}${fresh ? "#fresh" : ""}`;
+    if (!read.has(key)) read.set(key, sessionsThatCouldTake(needs, fresh));
+    return read.get(key)!;
+  };
   for (const source of plan) {
     const kind = taskKind(source.kind);
     const url = await kind.queueUrl(source.queue);
@@ -46,12 +58,15 @@ export async function dispatchTo(session: SessionFields | undefined, sources?: r
     const later: Message[] = [];
     const takers = new Set<string>();
     state = nextQueue(state);
+    let first = true;
     while (receiveCount(state) > 0) {
       const messages = await receiveMessages(url, receiveCount(state), () => kind.forgetQueue(source.queue));
+      if (source.rare && first) noteReceived(source, messages.length);
+      first = false;
       if (messages.length === 0) break;
       for (const message of messages) {
         const outcome: StartOutcome = mayStart(state)
-          ? await start(session, connectionId, source.kind, message, everyone, (ids) => ids.forEach((id) => takers.add(id)))
+          ? await start(session, connectionId, source.kind, message, couldTake, (ids) => ids.forEach((id) => takers.add(id)))
           : "full";
         const next = afterStart(state, outcome);
         state = next.state;
@@ -79,7 +94,7 @@ async function start(
   connectionId: string,
   kindName: string,
   message: Message,
-  everyone: () => Promise<SessionFields[]>,
+  couldTake: (needs: BuildNeeds, fresh?: boolean) => Promise<SessionFields[]>,
   leftFor: (sessionIds: string[]) => void,
 ): Promise<StartOutcome> {
   const kind = taskKind(kindName);
@@ -95,10 +110,14 @@ async function start(
   }
   if (!claim) return "stale";
   // A build goes only where its inputs can be had (core obtaining.ts); left for another agent, or to wait.
-  if (claim.needs) {
-    const place = placeBuild(session, claim.needs, await everyone());
-    if (place === "elsewhere") leftFor(takersOf(session, claim.needs, await everyone()));
-    if (place !== "here") return place === "elsewhere" ? "elsewhere" : "nowhere";
+  // Only the sessions of the classes that can build it are read, and only when this agent cannot take it.
+  if (claim.needs && placeBuild(session, claim.needs, []) !== "here") {
+    let sessions = await couldTake(claim.needs);
+    // Before deciding no agent can take it (its message is then deleted): the classes read again, not from this handler's copy.
+    if (placeBuild(session, claim.needs, sessions) === "nowhere") sessions = await couldTake(claim.needs, true);
+    if (placeBuild(session, claim.needs, sessions) === "nowhere") return "nowhere";
+    leftFor(takersOf(session, claim.needs, sessions));
+    return "elsewhere";
   }
   if (!(await reserveTask(session.sessionId, claim.taskId, claim.record, session.agent.concurrentTasks))) return "full";
   const task = await claim.lease(session, now);
@@ -128,7 +147,9 @@ async function sendToReconnected(sessionId: string, triedConnectionId: string, t
  */
 export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   if (work.queueKeys.size === 0 && !work.evaluations) return;
-  const idle = planWake(await listSessionLoads(), work);
+  // This invocation queued an evaluation or an effect (or the sweeper found one waiting): whatever was believed empty may not be.
+  if (work.evaluations) emptyUntil.clear();
+  const idle = planWake(await idleSessionsFor(work), work);
   if (idle.length === 0) return;
   const sources = await taskSources();
   const left = new WorkNotes();
@@ -146,6 +167,61 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
  */
 async function offerLeftWork(left: WorkNotes, sources: readonly QueueSource[]): Promise<void> {
   if (left.leftFor.size === 0) return;
-  const takers = planWake((await listSessionLoads()).filter((session) => left.leftFor.has(session.sessionId)), left);
+  const takers = planWake((await idleSessionsFor(left)).filter((session) => left.leftFor.has(session.sessionId)), left);
   for (const session of takers) await dispatchTo(session, sources);
+}
+
+/** Idle sessions from a shard, for a wake: enough that all shards together give a wake its agents. */
+const IDLE_PER_SHARD = Math.ceil(MAX_WOKEN / CAPABILITY_SHARDS) + 1;
+/** Classes asked at once when any agent will do (an evaluation): the next ones only if these had too few idle agents. */
+const CLASSES_PER_WAVE = 5;
+
+/**
+ * Sessions with a free slot that could take the work, from the byCapability index: the classes
+ * serving its build queues; for an evaluation or an effect (any agent), classes in a random
+ * order, a few at a time, until a wake's worth of idle agents is found.
+ */
+async function idleSessionsFor(work: NewWork): Promise<SessionFields[]> {
+  const all = await listAgentClasses();
+  const serving = classesToWake(all, { queueKeys: work.queueKeys, evaluations: false });
+  if (!work.evaluations) return idleSessionsOf(serving, IDLE_PER_SHARD);
+  // Those serving its build queues first, if it queued builds too.
+  const shuffled = [...shuffle(serving), ...shuffle(all.filter((c) => !serving.includes(c)))];
+  const found: SessionFields[] = [];
+  for (let i = 0; i < shuffled.length && found.length < MAX_WOKEN; i += CLASSES_PER_WAVE) {
+    found.push(...(await idleSessionsOf(shuffled.slice(i, i + CLASSES_PER_WAVE), IDLE_PER_SHARD)));
+  }
+  return found;
+}
+
+/** Every session, connected or away, not draining, of the classes that can build it under Nix's rule. */
+async function sessionsThatCouldTake(build: BuildNeeds, fresh: boolean): Promise<SessionFields[]> {
+  return sessionsOf(classesServing(await listAgentClasses({ fresh }), build));
+}
+
+function shuffle<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/**
+ * Rare queues (evaluations, effects: a message per job) a receive found empty, and until when
+ * a dispatch believes it and does not ask. A warm handler's memory, a few seconds long; safe
+ * because nothing is taken out of the queue: a message sent meanwhile by another handler is
+ * received by this handler's first dispatch after that (or by one in the handler that sent it,
+ * which wakes idle agents for it and forgets what it believed), and the sweeper wakes idle
+ * agents for evaluations and effects that wait too long.
+ */
+const EMPTY_FOR_MS = 3_000;
+const emptyUntil = new Map<string, number>();
+
+const seemsEmpty = (source: QueueSource): boolean => source.rare === true && (emptyUntil.get(source.queue) ?? 0) > Date.now();
+
+function noteReceived(source: QueueSource, received: number): void {
+  if (received === 0) emptyUntil.set(source.queue, Date.now() + EMPTY_FOR_MS);
+  else emptyUntil.delete(source.queue);
 }

@@ -3,12 +3,14 @@
  * never restarts a build"). The task records are the task kinds' (flow/tasks/registry.ts);
  * writes to sessions are in storage/sessions.ts.
  */
+import { capabilityClassOf } from "@nimbus/core";
 import type { AgentInfo, SessionCredential } from "@nimbus/protocol";
 import { z } from "zod";
 import { hashMatches, hashSecret } from "../platform/token-secret.ts";
 import { SessionFields } from "../storage/items.ts";
 import { SHARD } from "../storage/keys.ts";
-import { quietSessionsQuery } from "../storage/sessions.ts";
+import { registerAgentClass } from "../storage/agent-classes.ts";
+import { capabilityKeyOf, quietSessionsQuery } from "../storage/sessions.ts";
 import { defineTable } from "../storage/table.ts";
 import { SessionTask } from "./tasks/registry.ts";
 
@@ -85,6 +87,9 @@ export async function attachSession(input: {
 }): Promise<Attach> {
   const { credential, now } = input;
   const at = now.toISOString();
+  // Its class is listed before the session enters the class's index partitions, so a wake that finds it can read it.
+  await registerAgentClass(capabilityClassOf(input.agent), now);
+  const capKey = capabilityKeyOf(credential.id, input.agent);
   const fresh: SessionItem = {
     sessionId: credential.id,
     secretHash: hashSecret(credential.secret),
@@ -93,6 +98,8 @@ export async function attachSession(input: {
     connectionId: input.connectionId,
     agent: input.agent,
     runningTasks: 0,
+    capKey,
+    idleSlots: input.agent.concurrentTasks,
     tasks: {},
     createdAt: at,
     lastSeen: at,
@@ -108,10 +115,20 @@ export async function attachSession(input: {
     const before = await Sessions.updateReturning(
       { sessionId: credential.id },
       {
-        UpdateExpression: "SET connectionId = :conn, #agent = :agent, tokenId = :token, lastSeen = :now REMOVE draining",
+        // Back in its class's index, with its slots counted afresh (they were AWAY_SLOTS while it was away).
+        UpdateExpression:
+          "SET connectionId = :conn, #agent = :agent, tokenId = :token, lastSeen = :now, capKey = :cap, idleSlots = :limit - runningTasks REMOVE draining",
         ConditionExpression: "secretHash = :hash",
         ExpressionAttributeNames: { "#agent": "agent" },
-        ExpressionAttributeValues: { ":conn": input.connectionId, ":agent": input.agent, ":token": input.tokenId, ":now": at, ":hash": known.secretHash },
+        ExpressionAttributeValues: {
+          ":conn": input.connectionId,
+          ":agent": input.agent,
+          ":token": input.tokenId,
+          ":now": at,
+          ":hash": known.secretHash,
+          ":cap": capKey,
+          ":limit": input.agent.concurrentTasks,
+        },
       },
       "ALL_OLD",
     );
@@ -119,7 +136,14 @@ export async function attachSession(input: {
     if (!before) continue;
     return {
       ok: true,
-      session: { ...before, connectionId: input.connectionId, agent: input.agent, lastSeen: at },
+      session: {
+        ...before,
+        connectionId: input.connectionId,
+        agent: input.agent,
+        lastSeen: at,
+        capKey,
+        idleSlots: input.agent.concurrentTasks - before.runningTasks,
+      },
       ...(before.connectionId && before.connectionId !== input.connectionId ? { previousConnectionId: before.connectionId } : {}),
     };
   }

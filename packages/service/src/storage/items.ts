@@ -4,6 +4,7 @@
  * read, naming its table and key; writes are built from the types. Keys and indexes are in
  * platform/resource-specs.ts, the constant key values in storage/keys.ts.
  */
+import type { BuilderCapabilities } from "@nimbus/core";
 import { ReportState } from "@nimbus/github";
 import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobHandler, JobStatus, TimeConstraints, Trigger } from "@nimbus/protocol";
 import { z } from "zod";
@@ -369,6 +370,22 @@ export const BuildQueueItem = z.object({
 });
 export type BuildQueueItem = z.infer<typeof BuildQueueItem>;
 
+/** A capability class agents said hello with (core capability-class.ts): its id and what its agents can build. */
+const BuilderCapabilitiesItem: z.ZodType<BuilderCapabilities> = z.lazy(() =>
+  z.object({
+    systems: z.array(z.string()),
+    supportedFeatures: z.array(z.string()),
+    mandatoryFeatures: z.array(z.string()),
+    remotes: z.array(BuilderCapabilitiesItem).optional(),
+  }),
+);
+export const AgentClassItem = z.object({
+  classId: z.string(),
+  capabilities: BuilderCapabilitiesItem,
+  createdAt: Timestamp,
+});
+export type AgentClassItem = z.infer<typeof AgentClassItem>;
+
 /** A cluster join token; only the secret's hash is stored. */
 export const TokenItem = z.object({
   tokenId: z.string(),
@@ -430,6 +447,13 @@ export const SessionFields = z.object({
   runningTasks: z.number(),
   /** The agent asked for no new work (it is shutting down). */
   draining: z.boolean().optional(),
+  /** Its capability class and shard (core capability-class.ts) while not draining: the byCapability index. */
+  capKey: z.string().optional(),
+  /**
+   * The byCapability index's order: agent.concurrentTasks − runningTasks while connected, kept
+   * with runningTasks in the same writes; AWAY_SLOTS plus that while the agent is away.
+   */
+  idleSlots: z.number().optional(),
   /** The last problem with each cache this agent reported (a failed push, a cache it could not ask), until a push to it succeeds. */
   cacheProblems: z.record(z.string(), z.object({ problem: z.string(), at: Timestamp })).optional(),
   createdAt: Timestamp,

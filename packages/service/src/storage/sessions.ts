@@ -2,7 +2,9 @@
  * Writes to the Sessions table, and reads of a session's load (its tasks left out). What a
  * session holds is read whole by flow/sessions.ts, whose schema knows the task kinds.
  */
+import { capabilityClassOf, capabilityKey, capabilityKeysOf, shardOf, type CapabilityClass } from "@nimbus/core";
 import { type CacheReport, cacheProblem } from "@nimbus/protocol";
+import { registerAgentClass } from "./agent-classes.ts";
 import type { SessionFields } from "./items.ts";
 import { SHARD } from "./keys.ts";
 import type { Update } from "./table.ts";
@@ -21,6 +23,49 @@ export const getSessionLoad = (sessionId: string): Promise<SessionFields | undef
 /** Every session's load: a small table, bounded by the number of agents. */
 export const listSessionLoads = (): Promise<SessionFields[]> => SessionLoads.scan();
 
+/**
+ * `idleSlots` while the agent is away: far below any count of slots, so the sessions of a
+ * class that are away sort after the full ones, and no wake reads them. Its hello on a new
+ * connection sets the count again.
+ */
+export const AWAY_SLOTS = -1_000_000;
+
+/** The byCapability index entry of a session of this agent: its class's partition for the session's shard. */
+export const capabilityKeyOf = (sessionId: string, agent: SessionFields["agent"]): string =>
+  capabilityKey(capabilityClassOf(agent).classId, shardOf(sessionId));
+
+/**
+ * Sessions of these classes with a free slot, most free slots first: at most `perShard` from
+ * each shard, all shards asked at once. From the index, so a little behind the table (a slot
+ * reservation is what decides).
+ */
+export async function idleSessionsOf(classes: readonly CapabilityClass[], perShard: number): Promise<SessionFields[]> {
+  const keys = classes.flatMap((c) => capabilityKeysOf(c.classId));
+  const pages = await Promise.all(
+    keys.map((key) =>
+      SessionLoads.firstPage({
+        IndexName: "byCapability",
+        KeyConditionExpression: "capKey = :key AND idleSlots > :none",
+        ExpressionAttributeValues: { ":key": key, ":none": 0 },
+        ScanIndexForward: false,
+        Limit: perShard,
+      }),
+    ),
+  );
+  return pages.flat();
+}
+
+/** Every session of these classes that is not draining — connected or away, free or full (all shards). */
+export async function sessionsOf(classes: readonly CapabilityClass[]): Promise<SessionFields[]> {
+  const keys = classes.flatMap((c) => capabilityKeysOf(c.classId));
+  const all = await Promise.all(
+    keys.map((key) =>
+      SessionLoads.query({ IndexName: "byCapability", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key }, ScanIndexForward: false }),
+    ),
+  );
+  return all.flat();
+}
+
 export async function touchSession(sessionId: string, now: Date): Promise<void> {
   await updateSession(sessionId, {
     UpdateExpression: "SET lastSeen = :now",
@@ -32,15 +77,16 @@ export async function touchSession(sessionId: string, now: Date): Promise<void> 
 /** The session's connection is gone; the session (and its tasks) waits for the agent to return. Whether this call detached it. */
 export function detachSession(sessionId: string, connectionId: string): Promise<boolean> {
   return updateSession(sessionId, {
-    UpdateExpression: "REMOVE connectionId",
+    UpdateExpression: "SET idleSlots = :away REMOVE connectionId",
     ConditionExpression: "connectionId = :conn",
-    ExpressionAttributeValues: { ":conn": connectionId },
+    ExpressionAttributeValues: { ":conn": connectionId, ":away": AWAY_SLOTS },
   });
 }
 
+/** No new work for it: it leaves the byCapability index (a draining agent takes nothing, and is no one's taker). */
 export async function setDraining(sessionId: string): Promise<void> {
   await updateSession(sessionId, {
-    UpdateExpression: "SET draining = :yes",
+    UpdateExpression: "SET draining = :yes REMOVE capKey",
     ConditionExpression: "attribute_exists(sessionId)",
     ExpressionAttributeValues: { ":yes": true },
   });
@@ -53,11 +99,12 @@ export async function setDraining(sessionId: string): Promise<void> {
  */
 export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRecord, limit: number): Promise<boolean> {
   return updateSession(sessionId, {
-    UpdateExpression: "SET runningTasks = runningTasks + :one, tasks.#task = :task",
+    // idleSlots moves with runningTasks in the same write, so the index never disagrees with the slots for long.
+    UpdateExpression: "SET runningTasks = runningTasks + :one, idleSlots = if_not_exists(idleSlots, :zero) - :one, tasks.#task = :task",
     ConditionExpression:
       "attribute_exists(connectionId) AND attribute_not_exists(draining) AND runningTasks < :limit AND attribute_not_exists(tasks.#task)",
     ExpressionAttributeNames: { "#task": taskId },
-    ExpressionAttributeValues: { ":one": 1, ":task": task, ":limit": limit },
+    ExpressionAttributeValues: { ":one": 1, ":zero": 0, ":task": task, ":limit": limit },
   });
 }
 
@@ -67,10 +114,10 @@ export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRec
  */
 export function releaseTask(sessionId: string, taskId: string, startedAt?: string): Promise<boolean> {
   return updateSession(sessionId, {
-    UpdateExpression: "SET runningTasks = runningTasks - :one REMOVE tasks.#task",
+    UpdateExpression: "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one REMOVE tasks.#task",
     ConditionExpression: startedAt ? "tasks.#task.startedAt = :started" : "attribute_exists(tasks.#task)",
     ExpressionAttributeNames: { "#task": taskId },
-    ExpressionAttributeValues: { ":one": 1, ...(startedAt ? { ":started": startedAt } : {}) },
+    ExpressionAttributeValues: { ":one": 1, ":zero": 0, ...(startedAt ? { ":started": startedAt } : {}) },
   });
 }
 
@@ -115,12 +162,26 @@ export async function noteCacheReports(sessionId: string, reports: readonly Cach
   });
 }
 
-/** The agent's info changed (`agent-info`): used from now on, while the session speaks on `connectionId`. */
-export function updateSessionAgent(sessionId: string, connectionId: string, agent: SessionFields["agent"]): Promise<boolean> {
-  return updateSession(sessionId, {
-    UpdateExpression: "SET #agent = :agent",
-    ConditionExpression: "connectionId = :conn",
+/**
+ * The agent's info changed (`agent-info`): used from now on, while the session speaks on
+ * `connectionId`. Its class and slot count may change with it; a draining session stays out of
+ * the index (a second write then, for a message an agent rarely sends).
+ */
+export async function updateSessionAgent(sessionId: string, connectionId: string, agent: SessionFields["agent"]): Promise<boolean> {
+  await registerAgentClass(capabilityClassOf(agent), new Date());
+  const indexed = await updateSession(sessionId, {
+    UpdateExpression: "SET #agent = :agent, capKey = :cap, idleSlots = :limit - runningTasks",
+    ConditionExpression: "connectionId = :conn AND attribute_not_exists(draining)",
     ExpressionAttributeNames: { "#agent": "agent" },
-    ExpressionAttributeValues: { ":agent": agent, ":conn": connectionId },
+    ExpressionAttributeValues: { ":agent": agent, ":conn": connectionId, ":cap": capabilityKeyOf(sessionId, agent), ":limit": agent.concurrentTasks },
   });
+  return (
+    indexed ||
+    updateSession(sessionId, {
+      UpdateExpression: "SET #agent = :agent",
+      ConditionExpression: "connectionId = :conn",
+      ExpressionAttributeNames: { "#agent": "agent" },
+      ExpressionAttributeValues: { ":agent": agent, ":conn": connectionId },
+    })
+  );
 }

@@ -197,7 +197,7 @@ export const evaluateKind = {
   message: EvaluateTask,
   record: EvaluateRecord,
   // Rank 0: evaluations come before builds, since they make the work.
-  sources: async () => [{ kind: "evaluate", queue: EVALUATION_QUEUE, rank: 0 }],
+  sources: async () => [{ kind: "evaluate", queue: EVALUATION_QUEUE, rank: 0, rare: true }],
   queueUrl: async () => evaluationQueueUrl(),
   forgetQueue: () => {},
   async claim(message, now) {
