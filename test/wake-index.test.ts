@@ -67,6 +67,9 @@ describe("waking idle agents through the capability index", () => {
       [],
       "no x86_64 agent was given the aarch64 build",
     );
+    // The evaluation was asked for the systems of the agents there are (their classes, from the index).
+    const evaluation = [arm, x86, kvm].flatMap((a) => a.evaluations)[0];
+    assert.deepEqual(evaluation?.systems, ["aarch64-linux", "x86_64-linux"]);
 
     // Full (1 of 1): not among the idle, still among its class's sessions (placement counts it).
     await eventually(async () => (ids(await idleSessionsOf([classOf(arm.info)], 10)).length === 0 ? true : undefined), "the full agent to leave the idle ones");

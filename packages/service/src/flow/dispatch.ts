@@ -60,8 +60,8 @@ export async function dispatchTo(session: SessionFields | undefined, sources?: r
     state = nextQueue(state);
     let first = true;
     while (receiveCount(state) > 0) {
-      const messages = await receiveMessages(url, receiveCount(state), () => kind.forgetQueue(source.queue));
-      if (source.rare && first) noteReceived(source, messages.length);
+      const receive = () => receiveMessages(url, receiveCount(state), () => kind.forgetQueue(source.queue));
+      const messages = source.rare && first ? await receiveRare(source, receive) : await receive();
       first = false;
       if (messages.length === 0) break;
       for (const message of messages) {
@@ -221,7 +221,28 @@ const emptyUntil = new Map<string, number>();
 
 const seemsEmpty = (source: QueueSource): boolean => source.rare === true && (emptyUntil.get(source.queue) ?? 0) > Date.now();
 
-function noteReceived(source: QueueSource, received: number): void {
-  if (received === 0) emptyUntil.set(source.queue, Date.now() + EMPTY_FOR_MS);
-  else emptyUntil.delete(source.queue);
+/** The last first-receive from each rare queue in this handler: the next one waits for it. */
+const rareTurns = new Map<string, Promise<void>>();
+
+/**
+ * A dispatch's first receive from a rare queue, one at a time per handler: the agents a wake
+ * fills at once would otherwise all ask an empty queue together. Each waits for the one before
+ * it, and asks nothing if that one found the queue empty.
+ */
+async function receiveRare(source: QueueSource, receive: () => Promise<Message[]>): Promise<Message[]> {
+  const before = rareTurns.get(source.queue) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = new Promise<void>((resolve) => (done = resolve));
+  rareTurns.set(source.queue, mine);
+  try {
+    await before;
+    if (seemsEmpty(source)) return [];
+    const messages = await receive();
+    if (messages.length === 0) emptyUntil.set(source.queue, Date.now() + EMPTY_FOR_MS);
+    else emptyUntil.delete(source.queue);
+    return messages;
+  } finally {
+    done();
+    if (rareTurns.get(source.queue) === mine) rareTurns.delete(source.queue);
+  }
 }

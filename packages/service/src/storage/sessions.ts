@@ -4,7 +4,8 @@
  */
 import { capabilityClassOf, capabilityKey, capabilityKeysOf, shardOf, type CapabilityClass } from "@nimbus/core";
 import { type CacheReport, cacheProblem } from "@nimbus/protocol";
-import { registerAgentClass } from "./agent-classes.ts";
+import { z } from "zod";
+import { listAgentClasses, registerAgentClass } from "./agent-classes.ts";
 import type { SessionFields } from "./items.ts";
 import { SHARD } from "./keys.ts";
 import type { Update } from "./table.ts";
@@ -53,6 +54,42 @@ export async function idleSessionsOf(classes: readonly CapabilityClass[], perSha
     ),
   );
   return pages.flat();
+}
+
+const SessionId = z.object({ sessionId: z.string() });
+
+/** Whether a class has a session that is not draining: its shards asked one after the other, until one has. */
+async function hasSessions(klass: CapabilityClass): Promise<boolean> {
+  for (const key of capabilityKeysOf(klass.classId)) {
+    const first = await SessionLoads.firstPage(
+      { IndexName: "byCapability", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key }, ProjectionExpression: "sessionId", Limit: 1 },
+      SessionId,
+    );
+    if (first.length > 0) return true;
+  }
+  return false;
+}
+
+/**
+ * The systems of the agents whose session is not draining (connected or away): for each system,
+ * the classes that have it are looked into until one has a session — a few small reads per
+ * system however many agents there are. The classes are read afresh, not from this handler's copy.
+ */
+export async function systemsWithSessions(): Promise<string[]> {
+  const classes = await listAgentClasses({ fresh: true });
+  const checked = new Map<string, Promise<boolean>>();
+  const has = (klass: CapabilityClass) => {
+    if (!checked.has(klass.classId)) checked.set(klass.classId, hasSessions(klass));
+    return checked.get(klass.classId)!;
+  };
+  const systems = [...new Set(classes.flatMap((c) => c.capabilities.systems))];
+  const found = await Promise.all(
+    systems.map(async (system) => {
+      for (const klass of classes.filter((c) => c.capabilities.systems.includes(system))) if (await has(klass)) return [system];
+      return [];
+    }),
+  );
+  return found.flat();
 }
 
 /** Every session of these classes that is not draining — connected or away, free or full (all shards). */
