@@ -149,7 +149,9 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   if (work.queueKeys.size === 0 && !work.evaluations) return;
   // This invocation queued an evaluation or an effect (or the sweeper found one waiting): whatever was believed empty may not be.
   if (work.evaluations) emptyUntil.clear();
-  const idle = planWake(await idleSessionsFor(work), work);
+  // One idle agent per task queued at most: more would ask the queue for messages another already took.
+  const limit = Math.max(1, Math.min(MAX_WOKEN, work.tasks));
+  const idle = planWake(await idleSessionsFor(work, limit), work, limit);
   if (idle.length === 0) return;
   const sources = await taskSources();
   const left = new WorkNotes();
@@ -167,29 +169,27 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
  */
 async function offerLeftWork(left: WorkNotes, sources: readonly QueueSource[]): Promise<void> {
   if (left.leftFor.size === 0) return;
-  const takers = planWake((await idleSessionsFor(left)).filter((session) => left.leftFor.has(session.sessionId)), left);
+  const takers = planWake((await idleSessionsFor(left, MAX_WOKEN)).filter((session) => left.leftFor.has(session.sessionId)), left);
   for (const session of takers) await dispatchTo(session, sources);
 }
 
-/** Idle sessions from a shard, for a wake: enough that all shards together give a wake its agents. */
-const IDLE_PER_SHARD = Math.ceil(MAX_WOKEN / CAPABILITY_SHARDS) + 1;
-/** Classes asked at once when any agent will do (an evaluation): the next ones only if these had too few idle agents. */
-const CLASSES_PER_WAVE = 5;
+/** Idle sessions read from a shard, for a wake of `limit` agents: enough that all shards together give it its agents. */
+const idlePerShard = (limit: number) => Math.ceil(limit / CAPABILITY_SHARDS) + 1;
 
 /**
  * Sessions with a free slot that could take the work, from the byCapability index: the classes
  * serving its build queues; for an evaluation or an effect (any agent), classes in a random
  * order, a few at a time, until a wake's worth of idle agents is found.
  */
-async function idleSessionsFor(work: NewWork): Promise<SessionFields[]> {
+async function idleSessionsFor(work: NewWork, limit: number): Promise<SessionFields[]> {
   const all = await listAgentClasses();
   const serving = classesToWake(all, { queueKeys: work.queueKeys, evaluations: false });
-  if (!work.evaluations) return idleSessionsOf(serving, IDLE_PER_SHARD);
-  // Those serving its build queues first, if it queued builds too.
+  if (!work.evaluations) return idleSessionsOf(serving, idlePerShard(limit));
+  // Those serving its build queues first, if it queued builds too; then waves of 1, 2, 4… classes.
   const shuffled = [...shuffle(serving), ...shuffle(all.filter((c) => !serving.includes(c)))];
   const found: SessionFields[] = [];
-  for (let i = 0; i < shuffled.length && found.length < MAX_WOKEN; i += CLASSES_PER_WAVE) {
-    found.push(...(await idleSessionsOf(shuffled.slice(i, i + CLASSES_PER_WAVE), IDLE_PER_SHARD)));
+  for (let i = 0, wave = 1; i < shuffled.length && found.length < limit; i += wave, wave *= 2) {
+    found.push(...(await idleSessionsOf(shuffled.slice(i, i + wave), idlePerShard(limit))));
   }
   return found;
 }

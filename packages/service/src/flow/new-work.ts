@@ -9,10 +9,13 @@ import type { NewWork } from "@nimbus/core";
 export class WorkNotes implements NewWork {
   readonly queueKeys = new Set<string>();
   evaluations = false;
+  /** How many tasks were queued (or may wait on a queue again): a wake fills at most that many idle agents. */
+  tasks = 0;
 
   /** A derivation was sent to this build queue. */
   addBuildQueue(queueKey: string): void {
     this.queueKeys.add(queueKey);
+    this.tasks++;
   }
 
   /** Sessions that can take builds another agent received and left in their queue for them. */
@@ -27,14 +30,16 @@ export class WorkNotes implements NewWork {
   /** Jobs that were created or changed (status, derivations settled): GitHub hears of them. */
   readonly changedJobs = new Set<string>();
 
-  /** An evaluation was queued (any agent may take it). */
-  addEvaluation(): void {
+  /** An evaluation was queued (any agent may take it); `count` when several may be waiting. */
+  addEvaluation(count = 1): void {
     this.evaluations = true;
+    this.tasks += count;
   }
 
   /** An effect was queued: any idle agent is woken, as for an evaluation (the claim checks its system). */
   addEffect(): void {
     this.evaluations = true;
+    this.tasks++;
   }
 
   /** A job was created or changed. */
