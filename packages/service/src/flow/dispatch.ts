@@ -62,6 +62,8 @@ export async function dispatchTo(session: SessionFields | undefined, sources?: r
     while (receiveCount(state) > 0) {
       const receive = () => receiveMessages(url, receiveCount(state), () => kind.forgetQueue(source.queue));
       const messages = source.rare && first ? await receiveRare(source, receive) : await receive();
+      // A later receive that finds a rare queue empty says as much as a first one.
+      if (source.rare && !first) noteReceived(source, messages.length);
       first = false;
       if (messages.length === 0) break;
       for (const message of messages) {
@@ -221,6 +223,11 @@ const emptyUntil = new Map<string, number>();
 
 const seemsEmpty = (source: QueueSource): boolean => source.rare === true && (emptyUntil.get(source.queue) ?? 0) > Date.now();
 
+function noteReceived(source: QueueSource, received: number): void {
+  if (received === 0) emptyUntil.set(source.queue, Date.now() + EMPTY_FOR_MS);
+  else emptyUntil.delete(source.queue);
+}
+
 /** The last first-receive from each rare queue in this handler: the next one waits for it. */
 const rareTurns = new Map<string, Promise<void>>();
 
@@ -238,8 +245,7 @@ async function receiveRare(source: QueueSource, receive: () => Promise<Message[]
     await before;
     if (seemsEmpty(source)) return [];
     const messages = await receive();
-    if (messages.length === 0) emptyUntil.set(source.queue, Date.now() + EMPTY_FOR_MS);
-    else emptyUntil.delete(source.queue);
+    noteReceived(source, messages.length);
     return messages;
   } finally {
     done();
