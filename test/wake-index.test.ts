@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { sendSignedPush } from "@nimbus/cli";
 import { capabilityClassOf } from "@nimbus/core";
 import { JobView, type AgentInfo, type EvaluationEvent } from "@nimbus/protocol";
+import { quietSessions } from "../packages/service/src/flow/sessions.ts";
 import { idleSessionsOf, sessionsOf } from "../packages/service/src/storage/sessions.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
@@ -118,5 +119,29 @@ describe("waking idle agents through the capability index", () => {
     assert.deepEqual(ids(await idleSessionsOf([klass], 10)), [away.session.id]);
     assert.equal((await stack.getItem("Sessions", { sessionId: away.session.id }))?.idleSlots, 2);
     for (const agent of [draining.raw, leaving.raw, back.raw]) agent.close();
+  });
+
+  it("spreads sessions over the shards of byLastSeen, and the sweeper's read of silent ones reads them all", async () => {
+    const raws: RawAgent[] = [];
+    const sessions = Array.from({ length: 12 }, () => newSession());
+    for (const session of sessions) {
+      const raw = await RawAgent.connect(stack.agentSocketUrl, token);
+      assert.equal((await raw.request(hello({ systems: ["riscv64-linux"], hostname: "quiet" }, session))).type, "welcome");
+      raws.push(raw);
+    }
+    const shards = new Set<unknown>();
+    for (const [i, session] of sessions.entries()) {
+      shards.add((await stack.getItem("Sessions", { sessionId: session.id }))?.shard);
+      // Silent for an hour, and the first one as written before shards existed.
+      await stack.setAttributes("Sessions", { sessionId: session.id }, { lastSeen: `2020-01-01T00:00:${String(10 + i).padStart(2, "0")}.000Z`, ...(i === 0 ? { shard: "s" } : {}) });
+    }
+    assert.ok(shards.size > 1, `12 sessions in more than one shard (${[...shards].join(", ")})`);
+    const quiet = await quietSessions(new Date("2021-01-01T00:00:00Z"));
+    assert.deepEqual(
+      quiet.map((q) => q.sessionId),
+      sessions.map((q) => q.id),
+      "every silent session, from every shard, quietest first",
+    );
+    for (const raw of raws) raw.close();
   });
 });

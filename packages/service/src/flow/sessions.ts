@@ -3,14 +3,14 @@
  * never restarts a build"). The task records are the task kinds' (flow/tasks/registry.ts);
  * writes to sessions are in storage/sessions.ts.
  */
-import { capabilityClassOf } from "@nimbus/core";
+import { capabilityClassOf, shardOf } from "@nimbus/core";
 import type { AgentInfo, SessionCredential } from "@nimbus/protocol";
 import { z } from "zod";
 import { hashMatches, hashSecret } from "../platform/token-secret.ts";
 import { SessionFields } from "../storage/items.ts";
-import { SHARD } from "../storage/keys.ts";
+import { sessionShard } from "../storage/keys.ts";
 import { registerAgentClass } from "../storage/agent-classes.ts";
-import { capabilityKeyOf, quietSessionsQuery } from "../storage/sessions.ts";
+import { capabilityKeyOf, quietSessionsQueries } from "../storage/sessions.ts";
 import { defineTable } from "../storage/table.ts";
 import { SessionTask } from "./tasks/registry.ts";
 
@@ -38,7 +38,10 @@ export const touchSessionReturning = (sessionId: string, now: Date): Promise<Ses
 export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();
 
 /** Sessions not heard from since `before` (from the index). */
-export const quietSessions = (before: Date): Promise<SessionItem[]> => Sessions.query(quietSessionsQuery(before));
+export async function quietSessions(before: Date): Promise<SessionItem[]> {
+  const shards = await Promise.all(quietSessionsQueries(before).map((query) => Sessions.query(query)));
+  return shards.flat().sort((a, b) => a.lastSeen.localeCompare(b.lastSeen));
+}
 
 /** When a session may be ended: not if it was seen after `seenBefore`, nor (`detachedOnly`) while on a connection. */
 export interface EndCondition {
@@ -94,7 +97,7 @@ export async function attachSession(input: {
     sessionId: credential.id,
     secretHash: hashSecret(credential.secret),
     tokenId: input.tokenId,
-    shard: SHARD.session,
+    shard: sessionShard(shardOf(credential.id)),
     connectionId: input.connectionId,
     agent: input.agent,
     runningTasks: 0,

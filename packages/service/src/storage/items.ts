@@ -439,7 +439,8 @@ export const SessionFields = z.object({
   sessionId: z.string(),
   secretHash: z.string(),
   tokenId: z.string(),
-  shard: z.literal(SHARD.session),
+  /** `sessionShard` of the session's shard (or, written before shards, `SHARD.session` alone). */
+  shard: z.string().regex(/^s\d*$/),
   /** The connection it speaks on now; absent while the agent is away. */
   connectionId: z.string().optional(),
   agent: AgentInfo,

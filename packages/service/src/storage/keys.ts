@@ -21,7 +21,7 @@ export const SHARD = {
   unpropagated: "p",
   /** Connections.shard, always: byLastSeen. */
   connection: "c",
-  /** Sessions.shard, always: byLastSeen. */
+  /** Sessions.shard, always: byLastSeen — followed by the session's shard number (`sessionShard`). */
   session: "s",
   /** Reports.dueShard while a report waits to be sent: byDue. */
   reportDue: "r",
@@ -30,6 +30,13 @@ export const SHARD = {
   /** Schedules.dueShard while it has a next run: byNextRun. */
   schedule: "s",
 } as const;
+
+/**
+ * Sessions.shard: every slot change of a session rewrites its byLastSeen entry (the index
+ * projects the whole item), so one constant would put every agent's writes in one partition;
+ * the sweeper reads every shard (and the unnumbered one sessions written before had).
+ */
+export const sessionShard = (shard: number) => `${SHARD.session}${shard}`;
 
 /** Jobs.heldKey while a fork's job waits for approval: byHeldCommit. */
 export const heldKey = (repository: string, commit: string) => `${repository}#${commit}`;

@@ -2,12 +2,12 @@
  * Writes to the Sessions table, and reads of a session's load (its tasks left out). What a
  * session holds is read whole by flow/sessions.ts, whose schema knows the task kinds.
  */
-import { capabilityClassOf, capabilityKey, capabilityKeysOf, shardOf, type CapabilityClass } from "@nimbus/core";
+import { CAPABILITY_SHARDS, capabilityClassOf, capabilityKey, capabilityKeysOf, shardOf, type CapabilityClass } from "@nimbus/core";
 import { type CacheReport, cacheProblem } from "@nimbus/protocol";
 import { z } from "zod";
 import { listAgentClasses, registerAgentClass } from "./agent-classes.ts";
 import type { SessionFields } from "./items.ts";
-import { SHARD } from "./keys.ts";
+import { SHARD, sessionShard } from "./keys.ts";
 import type { Update } from "./table.ts";
 import { SessionLoads } from "./tables.ts";
 
@@ -158,13 +158,14 @@ export function releaseTask(sessionId: string, taskId: string, startedAt?: strin
   });
 }
 
-/** The byLastSeen index's hash key and the query of sessions not heard from since `before`. */
-export const quietSessionsQuery = (before: Date) => ({
-  IndexName: "byLastSeen" as const,
-  KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
-  ExpressionAttributeNames: { "#shard": "shard" },
-  ExpressionAttributeValues: { ":shard": SHARD.session, ":before": before.toISOString() },
-});
+/** The queries of sessions not heard from since `before`: one per shard of the byLastSeen index, and the unnumbered one of sessions from before shards. */
+export const quietSessionsQueries = (before: Date) =>
+  [SHARD.session, ...Array.from({ length: CAPABILITY_SHARDS }, (_, shard) => sessionShard(shard))].map((shard) => ({
+    IndexName: "byLastSeen" as const,
+    KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
+    ExpressionAttributeNames: { "#shard": "shard" },
+    ExpressionAttributeValues: { ":shard": shard, ":before": before.toISOString() },
+  }));
 
 /**
  * Keeps the agent's cache condition: the last problem with each cache it reported (a failed
