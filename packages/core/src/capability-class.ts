@@ -12,10 +12,11 @@ import { canBuild, capabilitiesOf, type BuilderCapabilities, type BuildRequireme
 import { parseQueueKey } from "./queue-key.ts";
 
 /**
- * Shards per class: a class of many agents would otherwise put every slot change of the fleet
- * into one index partition; readers ask all shards of a class in parallel.
+ * Shards per class: a class of many agents (a fleet of one kind of machine) would otherwise
+ * put every slot change of the fleet into one index partition. Few, because a reader that
+ * finds nothing (every agent busy) asks each of them.
  */
-export const CAPABILITY_SHARDS = 4;
+export const CAPABILITY_SHARDS = 2;
 
 export interface CapabilityClass {
   /** A hash of the canonical capabilities: the same for every agent that can build the same things. */

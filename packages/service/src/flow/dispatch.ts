@@ -7,7 +7,6 @@
 import type { Message } from "@aws-sdk/client-sqs";
 import {
   afterStart,
-  CAPABILITY_SHARDS,
   classesServing,
   classesToWake,
   MAX_WOKEN,
@@ -29,7 +28,7 @@ import { listAgentClasses } from "../storage/agent-classes.ts";
 import { sendToAgent } from "../storage/agent-socket.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
-import { getSessionLoad, idleSessionsOf, releaseTask, reserveTask, sessionsOf } from "../storage/sessions.ts";
+import { getSessionLoad, getSessionLoads, idleSessionsOf, releaseTask, reserveTask, sessionsOf } from "../storage/sessions.ts";
 import { WorkNotes } from "./new-work.ts";
 import { taskKind, taskSources } from "./tasks/registry.ts";
 
@@ -171,12 +170,14 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
  */
 async function offerLeftWork(left: WorkNotes, sources: readonly QueueSource[]): Promise<void> {
   if (left.leftFor.size === 0) return;
-  const takers = planWake((await idleSessionsFor(left, MAX_WOKEN)).filter((session) => left.leftFor.has(session.sessionId)), left);
+  // Read by id: the takers were named (core takersOf); a few of them are enough to choose from.
+  const takers = planWake(await getSessionLoads(shuffle([...left.leftFor]).slice(0, MAX_TAKERS_READ)), left);
   for (const session of takers) await dispatchTo(session, sources);
 }
 
-/** Idle sessions read from a shard, for a wake of `limit` agents: enough that all shards together give it its agents. */
-const idlePerShard = (limit: number) => Math.ceil(limit / CAPABILITY_SHARDS) + 1;
+/** Sessions a left build is offered to are chosen from at most this many of its takers. */
+const MAX_TAKERS_READ = 100;
+
 
 /**
  * Sessions with a free slot that could take the work, from the byCapability index: the classes
@@ -186,12 +187,12 @@ const idlePerShard = (limit: number) => Math.ceil(limit / CAPABILITY_SHARDS) + 1
 async function idleSessionsFor(work: NewWork, limit: number): Promise<SessionFields[]> {
   const all = await listAgentClasses();
   const serving = classesToWake(all, { queueKeys: work.queueKeys, evaluations: false });
-  if (!work.evaluations) return idleSessionsOf(serving, idlePerShard(limit));
+  if (!work.evaluations) return idleSessionsOf(serving, limit);
   // Those serving its build queues first, if it queued builds too; then waves of 1, 2, 4… classes.
   const shuffled = [...shuffle(serving), ...shuffle(all.filter((c) => !serving.includes(c)))];
   const found: SessionFields[] = [];
   for (let i = 0, wave = 1; i < shuffled.length && found.length < limit; i += wave, wave *= 2) {
-    found.push(...(await idleSessionsOf(shuffled.slice(i, i + wave), idlePerShard(limit))));
+    found.push(...(await idleSessionsOf(shuffled.slice(i, i + wave), limit - found.length)));
   }
   return found;
 }

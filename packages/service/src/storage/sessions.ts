@@ -21,6 +21,9 @@ const updateSession = (sessionId: string, update: Update) => SessionLoads.update
 
 export const getSessionLoad = (sessionId: string): Promise<SessionFields | undefined> => SessionLoads.get({ sessionId });
 
+/** Sessions by id (missing ones left out), read consistently. */
+export const getSessionLoads = (sessionIds: readonly string[]): Promise<SessionFields[]> => SessionLoads.batchGet(sessionIds.map((sessionId) => ({ sessionId })));
+
 /** Every session's load: a small table, bounded by the number of agents. */
 export const listSessionLoads = (): Promise<SessionFields[]> => SessionLoads.scan();
 
@@ -36,24 +39,30 @@ export const capabilityKeyOf = (sessionId: string, agent: SessionFields["agent"]
   capabilityKey(capabilityClassOf(agent).classId, shardOf(sessionId));
 
 /**
- * Sessions of these classes with a free slot, most free slots first: at most `perShard` from
- * each shard, all shards asked at once. From the index, so a little behind the table (a slot
- * reservation is what decides).
+ * Sessions of these classes with a free slot, most free slots first: up to `wanted` from each
+ * class (the classes asked at once), its shards one after the other from a random one until
+ * it gave that many. From the index, so a little behind the table (a slot reservation is what
+ * decides).
  */
-export async function idleSessionsOf(classes: readonly CapabilityClass[], perShard: number): Promise<SessionFields[]> {
-  const keys = classes.flatMap((c) => capabilityKeysOf(c.classId));
-  const pages = await Promise.all(
-    keys.map((key) =>
-      SessionLoads.firstPage({
-        IndexName: "byCapability",
-        KeyConditionExpression: "capKey = :key AND idleSlots > :none",
-        ExpressionAttributeValues: { ":key": key, ":none": 0 },
-        ScanIndexForward: false,
-        Limit: perShard,
-      }),
-    ),
-  );
-  return pages.flat();
+export async function idleSessionsOf(classes: readonly CapabilityClass[], wanted: number): Promise<SessionFields[]> {
+  const ofClass = async (klass: CapabilityClass) => {
+    const keys = capabilityKeysOf(klass.classId);
+    const first = Math.floor(Math.random() * keys.length);
+    const found: SessionFields[] = [];
+    for (let i = 0; i < keys.length && found.length < wanted; i++) {
+      found.push(
+        ...(await SessionLoads.firstPage({
+          IndexName: "byCapability",
+          KeyConditionExpression: "capKey = :key AND idleSlots > :none",
+          ExpressionAttributeValues: { ":key": keys[(first + i) % keys.length], ":none": 0 },
+          ScanIndexForward: false,
+          Limit: wanted - found.length,
+        })),
+      );
+    }
+    return found;
+  };
+  return (await Promise.all(classes.map(ofClass))).flat();
 }
 
 const SessionId = z.object({ sessionId: z.string() });
