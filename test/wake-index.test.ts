@@ -121,6 +121,28 @@ describe("waking idle agents through the capability index", () => {
     for (const agent of [draining.raw, leaving.raw, back.raw]) agent.close();
   });
 
+  it("indexes a session written before the index at its agent's next heartbeat", async () => {
+    const session = newSession();
+    const info = { systems: ["mips64-linux"], systemFeatures: [], mandatoryFeatures: [], concurrentTasks: 3 };
+    const raw = await RawAgent.connect(stack.agentSocketUrl, token);
+    assert.equal((await raw.request(hello({ ...info, hostname: "legacy" }, session))).type, "welcome");
+    // As stored before: no capKey, no idleSlots, the unnumbered byLastSeen shard.
+    const { capKey: _cap, idleSlots: _idle, ...legacy } = (await stack.getItem("Sessions", { sessionId: session.id }))!;
+    await stack.put("Sessions", [{ ...legacy, shard: "s" }]);
+    assert.deepEqual(ids(await sessionsOf([classOf(info)])), []);
+
+    for (const tasksInProgress of [undefined, []]) {
+      const ack = await raw.request({ type: "heartbeat", sentAt: new Date().toISOString(), ...(tasksInProgress ? { tasksInProgress } : {}) });
+      assert.equal(ack.type, "heartbeat-ack");
+      assert.deepEqual(ids(await idleSessionsOf([classOf(info)], 10)), [session.id]);
+      assert.equal((await stack.getItem("Sessions", { sessionId: session.id }))?.idleSlots, 3);
+      // The other kind of heartbeat (with the task list) does the same: checked on a session made legacy again.
+      const { capKey: _c, idleSlots: _i, ...again } = (await stack.getItem("Sessions", { sessionId: session.id }))!;
+      await stack.put("Sessions", [again]);
+    }
+    raw.close();
+  });
+
   it("spreads sessions over the shards of byLastSeen, and the sweeper's read of silent ones reads them all", async () => {
     const raws: RawAgent[] = [];
     const sessions = Array.from({ length: 12 }, () => newSession());

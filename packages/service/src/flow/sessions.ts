@@ -10,7 +10,7 @@ import { hashMatches, hashSecret } from "../platform/token-secret.ts";
 import { SessionFields } from "../storage/items.ts";
 import { sessionShard } from "../storage/keys.ts";
 import { registerAgentClass } from "../storage/agent-classes.ts";
-import { capabilityKeyOf, quietSessionsQueries } from "../storage/sessions.ts";
+import { capabilityKeyOf, indexIfUnindexed, quietSessionsQueries } from "../storage/sessions.ts";
 import { defineTable } from "../storage/table.ts";
 import { SessionTask } from "./tasks/registry.ts";
 
@@ -27,12 +27,15 @@ export const getSession = (sessionId: string): Promise<SessionItem | undefined> 
 /** Sessions by id, tasks included (missing ones left out). */
 export const getSessions = (sessionIds: readonly string[]): Promise<SessionItem[]> => Sessions.batchGet(sessionIds.map((sessionId) => ({ sessionId })));
 /** Refreshes a session's `lastSeen` (a heartbeat) and returns it whole, tasks included; undefined if it is gone. */
-export const touchSessionReturning = (sessionId: string, now: Date): Promise<SessionItem | undefined> =>
-  Sessions.updateReturning(
+export async function touchSessionReturning(sessionId: string, now: Date): Promise<SessionItem | undefined> {
+  const session = await Sessions.updateReturning(
     { sessionId },
     { UpdateExpression: "SET lastSeen = :now", ConditionExpression: "attribute_exists(sessionId)", ExpressionAttributeValues: { ":now": now.toISOString() } },
     "ALL_NEW",
   );
+  if (session) await indexIfUnindexed(session, now);
+  return session;
+}
 
 /** Every session, tasks included: a table bounded by the number of agents. */
 export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();

@@ -113,10 +113,25 @@ export async function sessionsOf(classes: readonly CapabilityClass[]): Promise<S
 }
 
 export async function touchSession(sessionId: string, now: Date): Promise<void> {
-  await updateSession(sessionId, {
-    UpdateExpression: "SET lastSeen = :now",
-    ConditionExpression: "attribute_exists(sessionId)",
-    ExpressionAttributeValues: { ":now": now.toISOString() },
+  const session = await SessionLoads.updateReturning(
+    { sessionId },
+    { UpdateExpression: "SET lastSeen = :now", ConditionExpression: "attribute_exists(sessionId)", ExpressionAttributeValues: { ":now": now.toISOString() } },
+    "ALL_NEW",
+  );
+  if (session) await indexIfUnindexed(session, now);
+}
+
+/**
+ * A session written before the byCapability index existed (no `capKey`) joins it at its agent's
+ * next heartbeat, once: until then no wake finds it and no placement counts it.
+ */
+export async function indexIfUnindexed(session: SessionFields, now: Date): Promise<void> {
+  if (session.capKey !== undefined || session.draining || !session.connectionId) return;
+  await registerAgentClass(capabilityClassOf(session.agent), now);
+  await updateSession(session.sessionId, {
+    UpdateExpression: "SET capKey = :cap, idleSlots = :limit - runningTasks",
+    ConditionExpression: "attribute_not_exists(capKey) AND attribute_not_exists(draining) AND connectionId = :conn",
+    ExpressionAttributeValues: { ":cap": capabilityKeyOf(session.sessionId, session.agent), ":limit": session.agent.concurrentTasks, ":conn": session.connectionId },
   });
 }
 
