@@ -201,14 +201,14 @@ export const DerivationItem = z.object({
   /** When it last became ready, or was last sent to its queue (for latency and the sweeper). */
   queuedAt: Timestamp.optional(),
   /** Present while queued: the byQueuedAt index's hash key. */
-  queuedShard: z.literal(SHARD.queued).optional(),
+  queuedShard: z.string().regex(/^q\d*$/).optional(),
   /** A retry waiting out its back-off: sent to its queue at `dueAt` by the sweeper. */
-  dueShard: z.literal(SHARD.due).optional(),
+  dueShard: z.string().regex(/^d\d*$/).optional(),
   dueAt: Timestamp.optional(),
   /** Present while building: the byBuilding index's hash key. */
-  buildingShard: z.literal(SHARD.building).optional(),
+  buildingShard: z.string().regex(/^b\d*$/).optional(),
   /** Present from settling until dependents and jobs were told: the byUnpropagated index's hash key. */
-  propagateShard: z.literal(SHARD.unpropagated).optional(),
+  propagateShard: z.string().regex(/^p\d*$/).optional(),
   /** The last dependent a settle that stopped half-way told; the next settle goes on after it. */
   propagatedThrough: z.string().optional(),
   finishedAt: Timestamp.optional(),
