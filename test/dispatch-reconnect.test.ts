@@ -60,6 +60,8 @@ describe("dispatch to an agent that reconnected meanwhile", () => {
       const view = JobView.parse((await stack.api("GET", `/api/jobs/${jobId}`)).body);
       return view.counts.queued === 1 ? true : undefined;
     }, "the build to be queued");
+    // The builder may have been the one woken to evaluate: its slot is free once the evaluation is in.
+    await eventually(async () => ((await getSessionLoad(agent.session.id))?.runningTasks === 0 ? true : undefined), "the builder's slot to be free");
     assert.deepEqual(agent.builds, []);
 
     // The dispatch goes on with what it read: leases the build to the session, sends it to the

@@ -337,7 +337,7 @@ test("sst.config.ts declares each table of resource-specs.ts with its keys, inde
   const dynamos = declared.resources.filter((r) => r.kind === "aws.Dynamo");
   assert.deepEqual(dynamos.map((r) => r.name).sort(), Object.keys(tables).sort(), "the tables sst.config.ts declares are exactly those of resource-specs.ts");
   // The tables each branch added, named so that losing one in a merge fails here, not in AWS.
-  for (const name of ["DerivationInputs", "PendingInputs", "Effects", "EffectLines", "Schedules", "CachePaths"]) {
+  for (const name of ["DerivationInputs", "PendingInputs", "Effects", "EffectLines", "Schedules", "CachePaths", "AgentClasses"]) {
     assert.ok(dynamos.some((r) => r.name === name), `sst.config.ts declares no table ${name}`);
   }
   for (const [name, spec] of Object.entries<TableSpec>(tables)) {

@@ -3,6 +3,8 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { MAX_RESENDS_PER_SWEEP } from "@nimbus/core";
 import { sweep, SHARD } from "@nimbus/service";
 import { ChangeMessageVisibilityCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { staleQueued } from "../packages/service/src/storage/derivations.ts";
+import { derivationShard } from "../packages/service/src/storage/keys.ts";
 import { RawAgent, hello } from "./support/raw-agent.ts";
 import { drainQueue, eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -27,10 +29,12 @@ describe("the sweeper at scale, on an injected clock", () => {
   const drain = () => drainQueue(stack, QUEUE_KEY);
 
   const queued = async (names: string[], queuedAt: Date) => {
-    for (const name of names) {
+    for (const [i, name] of names.entries()) {
+      // In the index's shards, as written now, and one in five in its unnumbered partition, as written before shards.
+      const queuedShard = i % 5 === 0 ? SHARD.queued : derivationShard(SHARD.queued, drvPath(name));
       await stack.setAttributes("Derivations", { drvPath: drvPath(name) }, {
         system: "riscv64-linux", requiredFeatures: [], outputs: { out: `/nix/store/${name}` }, status: "queued", queueKey: QUEUE_KEY,
-        attempt: 0, createdAt: queuedAt.toISOString(), updatedAt: queuedAt.toISOString(), queuedShard: SHARD.queued, queuedAt: queuedAt.toISOString(),
+        attempt: 0, createdAt: queuedAt.toISOString(), updatedAt: queuedAt.toISOString(), queuedShard, queuedAt: queuedAt.toISOString(),
       });
     }
   };
@@ -58,6 +62,37 @@ describe("the sweeper at scale, on an injected clock", () => {
       assert.equal((await sweep(at(21 * MINUTE))).derivationsResent, 0);
       assert.equal(await drain(), 150);
     });
+  });
+
+  it("walks the shards of byQueuedAt oldest first, and a walk saved part-way goes on with exactly the rest", async () => {
+    const shards = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      await queued([`walk-${i}`], at(i * 1000));
+      // Two in three in the index's shards, the others in the unnumbered partition of items written before shards.
+      const shard = i % 3 === 0 ? SHARD.queued : derivationShard(SHARD.queued, drvPath(`walk-${i}`));
+      await stack.setAttributes("Derivations", { drvPath: drvPath(`walk-${i}`) }, { queuedShard: shard });
+      shards.add(shard);
+    }
+    assert.ok(shards.size >= 3, `spread over several partitions: ${[...shards].join(", ")}`);
+    const all = async (start?: Record<string, string | number>) => {
+      const out: { name: string; position: Record<string, string | number> }[] = [];
+      for await (const walked of staleQueued(at(MINUTE), start)) out.push({ name: walked.item.drvPath, position: walked.position });
+      return out;
+    };
+    const whole = await all();
+    assert.deepEqual(
+      whole.map((w) => w.name),
+      Array.from({ length: 12 }, (_, i) => drvPath(`walk-${i}`)),
+      "every shard, the unnumbered one too, merged oldest first",
+    );
+    for (const stop of [0, 4, 7, 11]) {
+      const rest = await all(whole[stop]!.position);
+      assert.deepEqual(
+        rest.map((w) => w.name),
+        whole.slice(stop + 1).map((w) => w.name),
+        `after item ${stop}`,
+      );
+    }
   });
 
   it("wakes an idle agent for a queued derivation whose message is on its queue again", async () => {

@@ -42,6 +42,11 @@ export interface QueueSource {
   rank: number;
   /** What an agent must be able to build to serve it; none means any agent may. */
   requires?: BuildRequirements;
+  /**
+   * Work arrives there rarely (about one message per job, like evaluations): a receive that
+   * finds it empty may be believed for a few seconds (flow/dispatch.ts).
+   */
+  rare?: boolean;
 }
 
 /**

@@ -130,3 +130,13 @@ export {
   type BatchesSeen,
   type BatchNote,
 } from "./evaluation-batches.ts";
+export {
+  CAPABILITY_SHARDS,
+  capabilityClassOf,
+  capabilityKey,
+  capabilityKeysOf,
+  classesServing,
+  classesToWake,
+  shardOf,
+  type CapabilityClass,
+} from "./capability-class.ts";

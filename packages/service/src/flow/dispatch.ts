@@ -7,21 +7,28 @@
 import type { Message } from "@aws-sdk/client-sqs";
 import {
   afterStart,
+  classesServing,
+  classesToWake,
+  MAX_WOKEN,
   mayStart,
   nextQueue,
   placeBuild,
   planDispatch,
   planWake,
+  queueKeyOf,
   receiveCount,
   startDispatch,
   takersOf,
+  type BuildNeeds,
+  type NewWork,
   type QueueSource,
   type StartOutcome,
 } from "@nimbus/core";
+import { listAgentClasses } from "../storage/agent-classes.ts";
 import { sendToAgent } from "../storage/agent-socket.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
-import { getSessionLoad, listSessionLoads, releaseTask, reserveTask } from "../storage/sessions.ts";
+import { getSessionLoad, getSessionLoads, idleSessionsOf, releaseTask, reserveTask, sessionsOf } from "../storage/sessions.ts";
 import { setEarlyWake, WorkNotes } from "./new-work.ts";
 import { taskKind, taskSources } from "./tasks/registry.ts";
 
@@ -35,10 +42,14 @@ export async function dispatchTo(session: SessionFields | undefined, sources?: r
   if (!session || !connectionId) return 0;
   let state = startDispatch(session);
   if (state.free === 0) return 0;
-  const plan = planDispatch(session, sources ?? (await taskSources()));
-  // Read once, and only if a task turns out not to be for this agent.
-  let sessions: Promise<SessionFields[]> | undefined;
-  const everyone = () => (sessions ??= listSessionLoads());
+  const plan = planDispatch(session, sources ?? (await taskSources())).filter((source) => !seemsEmpty(source));
+  // Read once per (system, features), and only if a build turns out not to be for this agent.
+  const read = new Map<string, Promise<SessionFields[]>>();
+  const couldTake = (needs: BuildNeeds, fresh = false) => {
+    const key = `${queueKeyOf(needs.system, needs.requiredFeatures)}${fresh ? "#fresh" : ""}`;
+    if (!read.has(key)) read.set(key, sessionsThatCouldTake(needs, fresh));
+    return read.get(key)!;
+  };
   for (const source of plan) {
     const kind = taskKind(source.kind);
     const url = await kind.queueUrl(source.queue);
@@ -46,12 +57,17 @@ export async function dispatchTo(session: SessionFields | undefined, sources?: r
     const later: Message[] = [];
     const takers = new Set<string>();
     state = nextQueue(state);
+    let first = true;
     while (receiveCount(state) > 0) {
-      const messages = await receiveMessages(url, receiveCount(state), () => kind.forgetQueue(source.queue));
+      const receive = () => receiveMessages(url, receiveCount(state), () => kind.forgetQueue(source.queue));
+      const messages = source.rare && first ? await receiveRare(source, receive) : await receive();
+      // A later receive that finds a rare queue empty says as much as a first one.
+      if (source.rare && !first) noteReceived(source, messages.length);
+      first = false;
       if (messages.length === 0) break;
       for (const message of messages) {
         const outcome: StartOutcome = mayStart(state)
-          ? await start(session, connectionId, source.kind, message, everyone, (ids) => ids.forEach((id) => takers.add(id)))
+          ? await start(session, connectionId, source.kind, message, couldTake, (ids) => ids.forEach((id) => takers.add(id)))
           : "full";
         const next = afterStart(state, outcome);
         state = next.state;
@@ -79,7 +95,7 @@ async function start(
   connectionId: string,
   kindName: string,
   message: Message,
-  everyone: () => Promise<SessionFields[]>,
+  couldTake: (needs: BuildNeeds, fresh?: boolean) => Promise<SessionFields[]>,
   leftFor: (sessionIds: string[]) => void,
 ): Promise<StartOutcome> {
   const kind = taskKind(kindName);
@@ -95,10 +111,14 @@ async function start(
   }
   if (!claim) return "stale";
   // A build goes only where its inputs can be had (core obtaining.ts); left for another agent, or to wait.
-  if (claim.needs) {
-    const place = placeBuild(session, claim.needs, await everyone());
-    if (place === "elsewhere") leftFor(takersOf(session, claim.needs, await everyone()));
-    if (place !== "here") return place === "elsewhere" ? "elsewhere" : "nowhere";
+  // Only the sessions of the classes that can build it are read, and only when this agent cannot take it.
+  if (claim.needs && placeBuild(session, claim.needs, []) !== "here") {
+    let sessions = await couldTake(claim.needs);
+    // Before deciding no agent can take it (its message is then deleted): the classes read again, not from this handler's copy.
+    if (placeBuild(session, claim.needs, sessions) === "nowhere") sessions = await couldTake(claim.needs, true);
+    if (placeBuild(session, claim.needs, sessions) === "nowhere") return "nowhere";
+    leftFor(takersOf(session, claim.needs, sessions));
+    return "elsewhere";
   }
   if (!(await reserveTask(session.sessionId, claim.taskId, claim.record, session.agent.concurrentTasks))) return "full";
   const task = await claim.lease(session, now);
@@ -130,7 +150,11 @@ async function sendToReconnected(sessionId: string, triedConnectionId: string, t
 export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   await work.wakesDone();
   if (work.queueKeys.size === 0 && !work.evaluations) return;
-  const idle = planWake(await listSessionLoads(), work);
+  // This invocation queued an evaluation or an effect (or the sweeper found one waiting): whatever was believed empty may not be.
+  if (work.evaluations) emptyUntil.clear();
+  // One idle agent per task queued at most: more would ask the queue for messages another already took.
+  const limit = Math.max(1, Math.min(MAX_WOKEN, work.tasks));
+  const idle = planWake(await idleSessionsFor(work, limit), work, limit);
   if (idle.length === 0) return;
   const sources = await taskSources();
   const left = new WorkNotes();
@@ -151,6 +175,86 @@ setEarlyWake(wakeIdleAgents);
  */
 async function offerLeftWork(left: WorkNotes, sources: readonly QueueSource[]): Promise<void> {
   if (left.leftFor.size === 0) return;
-  const takers = planWake((await listSessionLoads()).filter((session) => left.leftFor.has(session.sessionId)), left);
+  // Read by id: the takers were named (core takersOf); a few of them are enough to choose from.
+  const takers = planWake(await getSessionLoads(shuffle([...left.leftFor]).slice(0, MAX_TAKERS_READ)), left);
   for (const session of takers) await dispatchTo(session, sources);
+}
+
+/** Sessions a left build is offered to are chosen from at most this many of its takers. */
+const MAX_TAKERS_READ = 100;
+
+
+/**
+ * Sessions with a free slot that could take the work, from the byCapability index: the classes
+ * serving its build queues; for an evaluation or an effect (any agent), classes in a random
+ * order, a few at a time, until a wake's worth of idle agents is found.
+ */
+async function idleSessionsFor(work: NewWork, limit: number): Promise<SessionFields[]> {
+  const all = await listAgentClasses();
+  const serving = classesToWake(all, { queueKeys: work.queueKeys, evaluations: false });
+  if (!work.evaluations) return idleSessionsOf(serving, limit);
+  // Those serving its build queues first, if it queued builds too; then waves of 1, 2, 4… classes.
+  const shuffled = [...shuffle(serving), ...shuffle(all.filter((c) => !serving.includes(c)))];
+  const found: SessionFields[] = [];
+  for (let i = 0, wave = 1; i < shuffled.length && found.length < limit; i += wave, wave *= 2) {
+    found.push(...(await idleSessionsOf(shuffled.slice(i, i + wave), limit - found.length)));
+  }
+  return found;
+}
+
+/** Every session, connected or away, not draining, of the classes that can build it under Nix's rule. */
+async function sessionsThatCouldTake(build: BuildNeeds, fresh: boolean): Promise<SessionFields[]> {
+  return sessionsOf(classesServing(await listAgentClasses({ fresh }), build));
+}
+
+function shuffle<T>(items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/**
+ * Rare queues (evaluations, effects: a message per job) a receive found empty, and until when
+ * a dispatch believes it and does not ask. A warm handler's memory, a few seconds long; safe
+ * because nothing is taken out of the queue: a message sent meanwhile by another handler is
+ * received by this handler's first dispatch after that (or by one in the handler that sent it,
+ * which wakes idle agents for it and forgets what it believed), and the sweeper wakes idle
+ * agents for evaluations and effects that wait too long.
+ */
+const EMPTY_FOR_MS = 3_000;
+const emptyUntil = new Map<string, number>();
+
+const seemsEmpty = (source: QueueSource): boolean => source.rare === true && (emptyUntil.get(source.queue) ?? 0) > Date.now();
+
+function noteReceived(source: QueueSource, received: number): void {
+  if (received === 0) emptyUntil.set(source.queue, Date.now() + EMPTY_FOR_MS);
+  else emptyUntil.delete(source.queue);
+}
+
+/** The last first-receive from each rare queue in this handler: the next one waits for it. */
+const rareTurns = new Map<string, Promise<void>>();
+
+/**
+ * A dispatch's first receive from a rare queue, one at a time per handler: the agents a wake
+ * fills at once would otherwise all ask an empty queue together. Each waits for the one before
+ * it, and asks nothing if that one found the queue empty.
+ */
+async function receiveRare(source: QueueSource, receive: () => Promise<Message[]>): Promise<Message[]> {
+  const before = rareTurns.get(source.queue) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = new Promise<void>((resolve) => (done = resolve));
+  rareTurns.set(source.queue, mine);
+  try {
+    await before;
+    if (seemsEmpty(source)) return [];
+    const messages = await receive();
+    noteReceived(source, messages.length);
+    return messages;
+  } finally {
+    done();
+    if (rareTurns.get(source.queue) === mine) rareTurns.delete(source.queue);
+  }
 }

@@ -16,7 +16,7 @@ import type { WorkNotes } from "./new-work.ts";
 /** Sends again the evaluations of `waiting` (queued past the re-send window) that the queue's depth says were lost. */
 export async function resendLostEvaluations(waiting: readonly JobItem[], now: Date, work: WorkNotes): Promise<number> {
   // Their messages may be there, visible again after a receiver died: idle agents are woken for them.
-  work.addEvaluation();
+  work.addEvaluation(waiting.length);
   const depth = await queueDepth(evaluationQueueUrl());
   const byId = new Map(waiting.map((job) => [job.jobId, job]));
   const stale = waiting.map((job) => ({ id: job.jobId, queue: EVALUATION_QUEUE, since: job.updatedAt }));

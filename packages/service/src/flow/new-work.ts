@@ -15,11 +15,18 @@ export function setEarlyWake(wake: (work: WorkNotes) => Promise<void>): void {
 export class WorkNotes implements NewWork {
   readonly queueKeys = new Set<string>();
   evaluations = false;
+  /** How many tasks were queued (or may wait on a queue again): a wake fills at most that many idle agents. */
+  tasks = 0;
 
   /** A derivation was sent to this build queue. */
   addBuildQueue(queueKey: string): void {
     this.queueKeys.add(queueKey);
+    this.tasks++;
+    this.buildsSinceWake++;
   }
+
+  /** Builds queued since the last early wake: that wake fills up to this many agents, and the closing wake the rest. */
+  private buildsSinceWake = 0;
 
   /** Sessions that can take builds another agent received and left in their queue for them. */
   readonly leftFor = new Set<string>();
@@ -33,14 +40,16 @@ export class WorkNotes implements NewWork {
   /** Jobs that were created or changed (status, derivations settled): GitHub hears of them. */
   readonly changedJobs = new Set<string>();
 
-  /** An evaluation was queued (any agent may take it). */
-  addEvaluation(): void {
+  /** An evaluation was queued (any agent may take it); `count` when several may be waiting. */
+  addEvaluation(count = 1): void {
     this.evaluations = true;
+    this.tasks += count;
   }
 
   /** An effect was queued: any idle agent is woken, as for an evaluation (the claim checks its system). */
   addEffect(): void {
     this.evaluations = true;
+    this.tasks++;
   }
 
   /** A job was created or changed. */
@@ -76,7 +85,10 @@ export class WorkNotes implements NewWork {
       do {
         this.wakeAgain = false;
         const batch = new WorkNotes();
-        for (const key of this.queueKeys) batch.addBuildQueue(key);
+        for (const key of this.queueKeys) batch.queueKeys.add(key);
+        batch.tasks = this.buildsSinceWake;
+        this.tasks -= this.buildsSinceWake;
+        this.buildsSinceWake = 0;
         this.queueKeys.clear();
         if (batch.queueKeys.size === 0) break;
         await wake(batch).catch((error: unknown) => console.error("waking idle agents early failed:", error));

@@ -3,12 +3,14 @@
  * never restarts a build"). The task records are the task kinds' (flow/tasks/registry.ts);
  * writes to sessions are in storage/sessions.ts.
  */
+import { capabilityClassOf, shardOf } from "@nimbus/core";
 import type { AgentInfo, SessionCredential } from "@nimbus/protocol";
 import { z } from "zod";
 import { hashMatches, hashSecret } from "../platform/token-secret.ts";
 import { SessionFields } from "../storage/items.ts";
-import { SHARD } from "../storage/keys.ts";
-import { quietSessionsQuery } from "../storage/sessions.ts";
+import { sessionShard } from "../storage/keys.ts";
+import { registerAgentClass } from "../storage/agent-classes.ts";
+import { capabilityKeyOf, indexIfUnindexed, quietSessionsQueries } from "../storage/sessions.ts";
 import { defineTable } from "../storage/table.ts";
 import { SessionTask } from "./tasks/registry.ts";
 
@@ -25,18 +27,24 @@ export const getSession = (sessionId: string): Promise<SessionItem | undefined> 
 /** Sessions by id, tasks included (missing ones left out). */
 export const getSessions = (sessionIds: readonly string[]): Promise<SessionItem[]> => Sessions.batchGet(sessionIds.map((sessionId) => ({ sessionId })));
 /** Refreshes a session's `lastSeen` (a heartbeat) and returns it whole, tasks included; undefined if it is gone. */
-export const touchSessionReturning = (sessionId: string, now: Date): Promise<SessionItem | undefined> =>
-  Sessions.updateReturning(
+export async function touchSessionReturning(sessionId: string, now: Date): Promise<SessionItem | undefined> {
+  const session = await Sessions.updateReturning(
     { sessionId },
     { UpdateExpression: "SET lastSeen = :now", ConditionExpression: "attribute_exists(sessionId)", ExpressionAttributeValues: { ":now": now.toISOString() } },
     "ALL_NEW",
   );
+  if (session) await indexIfUnindexed(session, now);
+  return session;
+}
 
 /** Every session, tasks included: a table bounded by the number of agents. */
 export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();
 
 /** Sessions not heard from since `before` (from the index). */
-export const quietSessions = (before: Date): Promise<SessionItem[]> => Sessions.query(quietSessionsQuery(before));
+export async function quietSessions(before: Date): Promise<SessionItem[]> {
+  const shards = await Promise.all(quietSessionsQueries(before).map((query) => Sessions.query(query)));
+  return shards.flat().sort((a, b) => a.lastSeen.localeCompare(b.lastSeen));
+}
 
 /** When a session may be ended: not if it was seen after `seenBefore`, nor (`detachedOnly`) while on a connection. */
 export interface EndCondition {
@@ -85,14 +93,19 @@ export async function attachSession(input: {
 }): Promise<Attach> {
   const { credential, now } = input;
   const at = now.toISOString();
+  // Its class is listed before the session enters the class's index partitions, so a wake that finds it can read it.
+  await registerAgentClass(capabilityClassOf(input.agent), now);
+  const capKey = capabilityKeyOf(credential.id, input.agent);
   const fresh: SessionItem = {
     sessionId: credential.id,
     secretHash: hashSecret(credential.secret),
     tokenId: input.tokenId,
-    shard: SHARD.session,
+    shard: sessionShard(shardOf(credential.id)),
     connectionId: input.connectionId,
     agent: input.agent,
     runningTasks: 0,
+    capKey,
+    idleSlots: input.agent.concurrentTasks,
     tasks: {},
     createdAt: at,
     lastSeen: at,
@@ -108,10 +121,20 @@ export async function attachSession(input: {
     const before = await Sessions.updateReturning(
       { sessionId: credential.id },
       {
-        UpdateExpression: "SET connectionId = :conn, #agent = :agent, tokenId = :token, lastSeen = :now REMOVE draining",
+        // Back in its class's index, with its slots counted afresh (they were AWAY_SLOTS while it was away).
+        UpdateExpression:
+          "SET connectionId = :conn, #agent = :agent, tokenId = :token, lastSeen = :now, capKey = :cap, idleSlots = :limit - runningTasks REMOVE draining",
         ConditionExpression: "secretHash = :hash",
         ExpressionAttributeNames: { "#agent": "agent" },
-        ExpressionAttributeValues: { ":conn": input.connectionId, ":agent": input.agent, ":token": input.tokenId, ":now": at, ":hash": known.secretHash },
+        ExpressionAttributeValues: {
+          ":conn": input.connectionId,
+          ":agent": input.agent,
+          ":token": input.tokenId,
+          ":now": at,
+          ":hash": known.secretHash,
+          ":cap": capKey,
+          ":limit": input.agent.concurrentTasks,
+        },
       },
       "ALL_OLD",
     );
@@ -119,7 +142,14 @@ export async function attachSession(input: {
     if (!before) continue;
     return {
       ok: true,
-      session: { ...before, connectionId: input.connectionId, agent: input.agent, lastSeen: at },
+      session: {
+        ...before,
+        connectionId: input.connectionId,
+        agent: input.agent,
+        lastSeen: at,
+        capKey,
+        idleSlots: input.agent.concurrentTasks - before.runningTasks,
+      },
       ...(before.connectionId && before.connectionId !== input.connectionId ? { previousConnectionId: before.connectionId } : {}),
     };
   }

@@ -274,7 +274,7 @@ async function resendLost(before: Date, now: Date, work: WorkNotes, outOfTime: (
   const depths = new Map<string, number>();
   for (const queueKey of new Set(stale.map((drv) => drv.queueKey))) depths.set(queueKey, await queueDepth(await buildQueueUrl(queueKey)));
   // Their messages may all be there, visible again after a receiver died: idle agents that can take them are woken.
-  for (const queueKey of depths.keys()) work.addBuildQueue(queueKey);
+  for (const drv of stale) work.addBuildQueue(drv.queueKey);
   const candidates: StaleWork[] = stale.map((drv) => ({ id: drv.drvPath, queue: drv.queueKey, since: drv.queuedAt ?? drv.updatedAt }));
   const byPath = new Map(stale.map((drv) => [drv.drvPath, drv]));
   for (const drvPath of planResends(candidates, depths)) {

@@ -30,9 +30,20 @@ export const tables = {
   },
   /** Agent sessions, which outlive connections: the tasks (leases) an agent holds and its slots. */
   Sessions: {
-    fields: { sessionId: "string", shard: "string", lastSeen: "string" },
+    fields: { sessionId: "string", shard: "string", lastSeen: "string", capKey: "string", idleSlots: "number" },
     primaryIndex: { hashKey: "sessionId" },
-    globalIndexes: { byLastSeen: { hashKey: "shard", rangeKey: "lastSeen" } },
+    globalIndexes: {
+      byLastSeen: { hashKey: "shard", rangeKey: "lastSeen" },
+      // Sparse: sessions not draining, by capability class and shard (core capability-class.ts),
+      // most free slots first: waking reads the free ones (idleSlots > 0), placing a build the
+      // class's others too — never every session.
+      byCapability: { hashKey: "capKey", rangeKey: "idleSlots" },
+    },
+  },
+  /** The capability classes agents have said hello with (one item per class): which index partitions serve a queue. */
+  AgentClasses: {
+    fields: { classId: "string" },
+    primaryIndex: { hashKey: "classId" },
   },
   /** One per push or pull request: repository, commit, status, evaluation. Listed newest first. */
   Jobs: {

@@ -33,14 +33,31 @@ export async function buildQueueUrl(queueKey: string): Promise<string> {
   const item: BuildQueueItem = { queueKey, queueName, system, features, createdAt: new Date().toISOString() };
   await BuildQueues.put(item, { expression: "attribute_not_exists(queueKey)" });
   urls.set(queueKey, QueueUrl);
+  known?.queues.set(queueKey, item);
   return QueueUrl;
 }
 
 /** Forgets a cached URL (the queue vanished, as on a local restart). */
 export const forgetBuildQueue = (queueKey: string) => urls.delete(queueKey);
 
-/** The build queues created so far (a small table: one item per (system, features)). */
-export const listBuildQueues = (): Promise<BuildQueueItem[]> => BuildQueues.scan();
+/**
+ * How long a warm handler believes its list of build queues (every dispatch reads it). Safe to
+ * be stale: a queue created meanwhile by another handler is one that handler sent a derivation
+ * to and woke idle agents for (a queue this handler sends to joins its list at once); this
+ * handler's dispatches ask it once the list is read again, and the sweeper re-sends and wakes
+ * for what waits too long.
+ */
+const QUEUES_TTL_MS = 5_000;
+let known: { until: number; queues: Map<string, BuildQueueItem> } | undefined;
+
+/** The build queues created so far (a small table: one item per (system, features)), from this handler's copy while fresh. */
+export async function listBuildQueues(now: number = Date.now()): Promise<BuildQueueItem[]> {
+  if (!known || known.until <= now) {
+    const items = await BuildQueues.scan();
+    known = { until: now + QUEUES_TTL_MS, queues: new Map(items.map((q) => [q.queueKey, q])) };
+  }
+  return [...known.queues.values()];
+}
 
 /**
  * Puts a queued derivation on its queue. Each derivation is its own message group (so

@@ -1,9 +1,9 @@
 import { canMove, PROPAGATING } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
 import type { DerivationItem, HistoryEntry } from "./items.ts";
-import { SHARD } from "./keys.ts";
+import { derivationShard, derivationShards, SHARD } from "./keys.ts";
 import type { Condition } from "./table.ts";
-import { walkQuery, type Position, type Walked } from "./index-walk.ts";
+import { walkQuery, walkShards, type Position, type Walked } from "./index-walk.ts";
 import { Derivations } from "./tables.ts";
 
 export const getDerivation = (drvPath: string): Promise<DerivationItem | undefined> => Derivations.get({ drvPath });
@@ -105,18 +105,18 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   const set = { ...move.set };
   const remove = [...(move.remove ?? [])];
   if (move.to === "queued") {
-    set.queuedShard = SHARD.queued;
+    set.queuedShard = derivationShard(SHARD.queued, drvPath);
     set.queuedAt ??= now.toISOString();
   } else {
     remove.push("queuedShard", "dueShard", "dueAt");
   }
   // Leased builds (and only they) are in the byBuilding index.
-  if (move.to === "building") set.buildingShard = SHARD.building;
+  if (move.to === "building") set.buildingShard = derivationShard(SHARD.building, drvPath);
   else remove.push("buildingShard");
   // Until the settle flow has told its dependents and jobs, a settled derivation stays in this
   // index; one that moves on (a rebuild) has nothing left to tell. A new status is told from
   // its first dependent on.
-  if (PROPAGATING.includes(move.to)) set.propagateShard = SHARD.unpropagated;
+  if (PROPAGATING.includes(move.to)) set.propagateShard = derivationShard(SHARD.unpropagated, drvPath);
   else remove.push("propagateShard");
   remove.push("propagatedThrough");
   for (const [i, [name, value]] of Object.entries(set).entries()) {
@@ -226,42 +226,64 @@ export function versionIs(drv: Pick<DerivationItem, "version">): Condition {
     : { expression: "#version = :version", names: { "#version": "version" }, values: { ":version": drv.version } };
 }
 
-/** Retries whose back-off is over, longest due first (the byDueAt index). */
+/** Retries whose back-off is over, longest due first (the byDueAt index, every shard). */
 export const dueRetries = (now: Date): AsyncGenerator<Walked<DerivationItem>> =>
-  walkQuery(Derivations, {
-    IndexName: "byDueAt",
-    KeyConditionExpression: "dueShard = :d AND dueAt <= :now",
-    ExpressionAttributeValues: { ":d": SHARD.due, ":now": now.toISOString() },
-  });
+  walkShards(
+    derivationShards(SHARD.due),
+    (shard) =>
+      walkQuery(Derivations, {
+        IndexName: "byDueAt",
+        KeyConditionExpression: "dueShard = :d AND dueAt <= :now",
+        ExpressionAttributeValues: { ":d": shard, ":now": now.toISOString() },
+      }),
+    (drv) => drv.dueAt ?? "",
+  );
 
 /** Queued derivations not sent since `before`, oldest first, from `startKey` on; retries waiting out a back-off left out (the byQueuedAt index). */
 export const staleQueued = (before: Date, startKey?: Position): AsyncGenerator<Walked<DerivationItem>> =>
-  walkQuery(
-    Derivations,
-    {
-      IndexName: "byQueuedAt",
-      KeyConditionExpression: "queuedShard = :q AND queuedAt < :before",
-      FilterExpression: "attribute_not_exists(dueShard)",
-      ExpressionAttributeValues: { ":q": SHARD.queued, ":before": before.toISOString() },
-    },
+  walkShards(
+    derivationShards(SHARD.queued),
+    (shard, start) =>
+      walkQuery(
+        Derivations,
+        {
+          IndexName: "byQueuedAt",
+          KeyConditionExpression: "queuedShard = :q AND queuedAt < :before",
+          FilterExpression: "attribute_not_exists(dueShard)",
+          ExpressionAttributeValues: { ":q": shard, ":before": before.toISOString() },
+        },
+        start,
+      ),
+    (drv) => drv.queuedAt ?? "",
     startKey,
   );
 
 /** Builds leased since before `before` (the byBuilding index): bounded by the agents' slots. */
-export const leasedBuilds = (before: Date): Promise<DerivationItem[]> =>
-  Derivations.query({
-    IndexName: "byBuilding",
-    KeyConditionExpression: "buildingShard = :b AND updatedAt < :before",
-    ExpressionAttributeValues: { ":b": SHARD.building, ":before": before.toISOString() },
-  });
+export const leasedBuilds = async (before: Date): Promise<DerivationItem[]> =>
+  (
+    await Promise.all(
+      derivationShards(SHARD.building).map((shard) =>
+        Derivations.query({
+          IndexName: "byBuilding",
+          KeyConditionExpression: "buildingShard = :b AND updatedAt < :before",
+          ExpressionAttributeValues: { ":b": shard, ":before": before.toISOString() },
+        }),
+      ),
+    )
+  ).flat();
 
 /** Settled before `before` and dependents not yet told, oldest first (the byUnpropagated index). */
 export const unpropagated = (before: Date): AsyncGenerator<Walked<DerivationItem>> =>
-  walkQuery(Derivations, {
-    IndexName: "byUnpropagated",
-    KeyConditionExpression: "propagateShard = :p AND updatedAt < :before",
-    ExpressionAttributeValues: { ":p": SHARD.unpropagated, ":before": before.toISOString() },
-  });
+  walkShards(
+    derivationShards(SHARD.unpropagated),
+    (shard) =>
+      walkQuery(Derivations, {
+        IndexName: "byUnpropagated",
+        KeyConditionExpression: "propagateShard = :p AND updatedAt < :before",
+        ExpressionAttributeValues: { ":p": shard, ":before": before.toISOString() },
+      }),
+    (drv) => drv.updatedAt,
+  );
 
 /**
  * A settle that must stop half-way (out of time, or its Lambda died) notes the last dependent

@@ -21,3 +21,45 @@ export async function* walkQuery<T extends TableName, S extends z.ZodType<Record
     for (const item of page.items) yield { item, position: table.positionOf(item, input.IndexName) };
   }
 }
+
+/** Separates a shard's name from an attribute's in a merged position (neither holds it). */
+const SEP = "\u0000";
+
+/**
+ * The walks of several shards of one index, merged in the order `orderOf` gives (each shard's
+ * walk is in that order), so a sharded index is read oldest first like an unsharded one. Each
+ * item's position holds every shard's — where each one goes on from — so a walk saved part-way
+ * goes on in every shard; a position of another shape starts every shard from its beginning.
+ */
+export async function* walkShards<T>(
+  shards: readonly string[],
+  walk: (shard: string, start?: Position) => AsyncGenerator<Walked<T>>,
+  orderOf: (item: T) => string,
+  start?: Position,
+): AsyncGenerator<Walked<T>> {
+  const positions = new Map<string, Position>();
+  for (const [key, value] of Object.entries(start ?? {})) {
+    const at = key.indexOf(SEP);
+    if (at < 0) continue;
+    const shard = key.slice(0, at);
+    positions.set(shard, { ...positions.get(shard), [key.slice(at + 1)]: value });
+  }
+  const walks = shards.map((shard) => walk(shard, positions.get(shard)));
+  const heads = await Promise.all(walks.map((w) => w.next()));
+  for (;;) {
+    let next = -1;
+    for (const [i, head] of heads.entries()) {
+      if (head.done) continue;
+      const best = heads[next];
+      if (next < 0 || (best && !best.done && orderOf(head.value.item) < orderOf(best.value.item))) next = i;
+    }
+    if (next < 0) return;
+    const head = heads[next]!;
+    if (head.done) return;
+    positions.set(shards[next]!, head.value.position);
+    const merged: Position = {};
+    for (const [shard, position] of positions) for (const [key, value] of Object.entries(position)) merged[`${shard}${SEP}${key}`] = value;
+    yield { item: head.value.item, position: merged };
+    heads[next] = await walks[next]!.next();
+  }
+}

@@ -4,6 +4,7 @@
  * read, naming its table and key; writes are built from the types. Keys and indexes are in
  * platform/resource-specs.ts, the constant key values in storage/keys.ts.
  */
+import type { BuilderCapabilities } from "@nimbus/core";
 import { ReportState } from "@nimbus/github";
 import { AgentInfo, AttributePath, DerivationStatus, EvaluationStatus, JobHandler, JobStatus, TimeConstraints, Trigger } from "@nimbus/protocol";
 import { z } from "zod";
@@ -206,14 +207,14 @@ export const DerivationItem = z.object({
   /** When it last became ready, or was last sent to its queue (for latency and the sweeper). */
   queuedAt: Timestamp.optional(),
   /** Present while queued: the byQueuedAt index's hash key. */
-  queuedShard: z.literal(SHARD.queued).optional(),
+  queuedShard: z.string().regex(/^q\d*$/).optional(),
   /** A retry waiting out its back-off: sent to its queue at `dueAt` by the sweeper. */
-  dueShard: z.literal(SHARD.due).optional(),
+  dueShard: z.string().regex(/^d\d*$/).optional(),
   dueAt: Timestamp.optional(),
   /** Present while building: the byBuilding index's hash key. */
-  buildingShard: z.literal(SHARD.building).optional(),
+  buildingShard: z.string().regex(/^b\d*$/).optional(),
   /** Present from settling until dependents and jobs were told: the byUnpropagated index's hash key. */
-  propagateShard: z.literal(SHARD.unpropagated).optional(),
+  propagateShard: z.string().regex(/^p\d*$/).optional(),
   /** The last dependent a settle that stopped half-way told; the next settle goes on after it. */
   propagatedThrough: z.string().optional(),
   finishedAt: Timestamp.optional(),
@@ -375,6 +376,22 @@ export const BuildQueueItem = z.object({
 });
 export type BuildQueueItem = z.infer<typeof BuildQueueItem>;
 
+/** A capability class agents said hello with (core capability-class.ts): its id and what its agents can build. */
+const BuilderCapabilitiesItem: z.ZodType<BuilderCapabilities> = z.lazy(() =>
+  z.object({
+    systems: z.array(z.string()),
+    supportedFeatures: z.array(z.string()),
+    mandatoryFeatures: z.array(z.string()),
+    remotes: z.array(BuilderCapabilitiesItem).optional(),
+  }),
+);
+export const AgentClassItem = z.object({
+  classId: z.string(),
+  capabilities: BuilderCapabilitiesItem,
+  createdAt: Timestamp,
+});
+export type AgentClassItem = z.infer<typeof AgentClassItem>;
+
 /** A cluster join token; only the secret's hash is stored. */
 export const TokenItem = z.object({
   tokenId: z.string(),
@@ -428,7 +445,8 @@ export const SessionFields = z.object({
   sessionId: z.string(),
   secretHash: z.string(),
   tokenId: z.string(),
-  shard: z.literal(SHARD.session),
+  /** `sessionShard` of the session's shard (or, written before shards, `SHARD.session` alone). */
+  shard: z.string().regex(/^s\d*$/),
   /** The connection it speaks on now; absent while the agent is away. */
   connectionId: z.string().optional(),
   agent: AgentInfo,
@@ -436,6 +454,13 @@ export const SessionFields = z.object({
   runningTasks: z.number(),
   /** The agent asked for no new work (it is shutting down). */
   draining: z.boolean().optional(),
+  /** Its capability class and shard (core capability-class.ts) while not draining: the byCapability index. */
+  capKey: z.string().optional(),
+  /**
+   * The byCapability index's order: agent.concurrentTasks − runningTasks while connected, kept
+   * with runningTasks in the same writes; AWAY_SLOTS plus that while the agent is away.
+   */
+  idleSlots: z.number().optional(),
   /** The last problem with each cache this agent reported (a failed push, a cache it could not ask), until a push to it succeeds. */
   cacheProblems: z.record(z.string(), z.object({ problem: z.string(), at: Timestamp })).optional(),
   createdAt: Timestamp,

@@ -4,6 +4,7 @@
  * attribute, so these letters are how an item enters and leaves an index. Index names are
  * declared with the tables in platform/resource-specs.ts and checked against it by the types.
  */
+import { createHash } from "node:crypto";
 import { MAX_LOG_BATCHES, type AttributePath, type DerivationStatus } from "@nimbus/protocol";
 
 export const SHARD = {
@@ -21,7 +22,7 @@ export const SHARD = {
   unpropagated: "p",
   /** Connections.shard, always: byLastSeen. */
   connection: "c",
-  /** Sessions.shard, always: byLastSeen. */
+  /** Sessions.shard, always: byLastSeen — followed by the session's shard number (`sessionShard`). */
   session: "s",
   /** Reports.dueShard while a report waits to be sent: byDue. */
   reportDue: "r",
@@ -30,6 +31,25 @@ export const SHARD = {
   /** Schedules.dueShard while it has a next run: byNextRun. */
   schedule: "s",
 } as const;
+
+/**
+ * Sessions.shard: every slot change of a session rewrites its byLastSeen entry (the index
+ * projects the whole item), so one constant would put every agent's writes in one partition;
+ * the sweeper reads every shard (and the unnumbered one sessions written before had).
+ */
+export const sessionShard = (shard: number) => `${SHARD.session}${shard}`;
+
+/**
+ * Shards of the Derivations table's sparse indexes (byQueuedAt, byBuilding, byUnpropagated,
+ * byDueAt): every build enters and leaves the first three, so one constant each would be a
+ * partition that every build writes. The sweeper reads every shard, merged in index order.
+ */
+export const DERIVATION_SHARDS = 4;
+/** The shard value of a derivation in the index whose letter is `letter` (SHARD.queued, …). */
+export const derivationShard = (letter: string, drvPath: string) =>
+  `${letter}${createHash("sha256").update(drvPath).digest().readUInt32BE(0) % DERIVATION_SHARDS}`;
+/** Every partition of such an index: its shards, and the unnumbered one of items written before shards. */
+export const derivationShards = (letter: string): string[] => [letter, ...Array.from({ length: DERIVATION_SHARDS }, (_, i) => `${letter}${i}`)];
 
 /** Jobs.heldKey while a fork's job waits for approval: byHeldCommit. */
 export const heldKey = (repository: string, commit: string) => `${repository}#${commit}`;

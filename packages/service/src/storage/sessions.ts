@@ -2,9 +2,12 @@
  * Writes to the Sessions table, and reads of a session's load (its tasks left out). What a
  * session holds is read whole by flow/sessions.ts, whose schema knows the task kinds.
  */
+import { CAPABILITY_SHARDS, capabilityClassOf, capabilityKey, capabilityKeysOf, shardOf, type CapabilityClass } from "@nimbus/core";
 import { type CacheReport, cacheProblem } from "@nimbus/protocol";
+import { z } from "zod";
+import { listAgentClasses, registerAgentClass } from "./agent-classes.ts";
 import type { SessionFields } from "./items.ts";
-import { SHARD } from "./keys.ts";
+import { SHARD, sessionShard } from "./keys.ts";
 import type { Update } from "./table.ts";
 import { SessionLoads } from "./tables.ts";
 
@@ -18,29 +21,133 @@ const updateSession = (sessionId: string, update: Update) => SessionLoads.update
 
 export const getSessionLoad = (sessionId: string): Promise<SessionFields | undefined> => SessionLoads.get({ sessionId });
 
+/** Sessions by id (missing ones left out), read consistently. */
+export const getSessionLoads = (sessionIds: readonly string[]): Promise<SessionFields[]> => SessionLoads.batchGet(sessionIds.map((sessionId) => ({ sessionId })));
+
 /** Every session's load: a small table, bounded by the number of agents. */
 export const listSessionLoads = (): Promise<SessionFields[]> => SessionLoads.scan();
 
+/**
+ * `idleSlots` while the agent is away: far below any count of slots, so the sessions of a
+ * class that are away sort after the full ones, and no wake reads them. Its hello on a new
+ * connection sets the count again.
+ */
+export const AWAY_SLOTS = -1_000_000;
+
+/** The byCapability index entry of a session of this agent: its class's partition for the session's shard. */
+export const capabilityKeyOf = (sessionId: string, agent: SessionFields["agent"]): string =>
+  capabilityKey(capabilityClassOf(agent).classId, shardOf(sessionId));
+
+/**
+ * Sessions of these classes with a free slot, most free slots first: up to `wanted` from each
+ * class (the classes asked at once), its shards one after the other from a random one until
+ * it gave that many. From the index, so a little behind the table (a slot reservation is what
+ * decides).
+ */
+export async function idleSessionsOf(classes: readonly CapabilityClass[], wanted: number): Promise<SessionFields[]> {
+  const ofClass = async (klass: CapabilityClass) => {
+    const keys = capabilityKeysOf(klass.classId);
+    const first = Math.floor(Math.random() * keys.length);
+    const found: SessionFields[] = [];
+    for (let i = 0; i < keys.length && found.length < wanted; i++) {
+      found.push(
+        ...(await SessionLoads.firstPage({
+          IndexName: "byCapability",
+          KeyConditionExpression: "capKey = :key AND idleSlots > :none",
+          ExpressionAttributeValues: { ":key": keys[(first + i) % keys.length], ":none": 0 },
+          ScanIndexForward: false,
+          Limit: wanted - found.length,
+        })),
+      );
+    }
+    return found;
+  };
+  return (await Promise.all(classes.map(ofClass))).flat();
+}
+
+const SessionId = z.object({ sessionId: z.string() });
+
+/** Whether a class has a session that is not draining: its shards asked one after the other, until one has. */
+async function hasSessions(klass: CapabilityClass): Promise<boolean> {
+  for (const key of capabilityKeysOf(klass.classId)) {
+    const first = await SessionLoads.firstPage(
+      { IndexName: "byCapability", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key }, ProjectionExpression: "sessionId", Limit: 1 },
+      SessionId,
+    );
+    if (first.length > 0) return true;
+  }
+  return false;
+}
+
+/**
+ * The systems of the agents whose session is not draining (connected or away): for each system,
+ * the classes that have it are looked into until one has a session — a few small reads per
+ * system however many agents there are. The classes are read afresh, not from this handler's copy.
+ */
+export async function systemsWithSessions(): Promise<string[]> {
+  const classes = await listAgentClasses({ fresh: true });
+  const checked = new Map<string, Promise<boolean>>();
+  const has = (klass: CapabilityClass) => {
+    if (!checked.has(klass.classId)) checked.set(klass.classId, hasSessions(klass));
+    return checked.get(klass.classId)!;
+  };
+  const systems = [...new Set(classes.flatMap((c) => c.capabilities.systems))];
+  const found = await Promise.all(
+    systems.map(async (system) => {
+      for (const klass of classes.filter((c) => c.capabilities.systems.includes(system))) if (await has(klass)) return [system];
+      return [];
+    }),
+  );
+  return found.flat();
+}
+
+/** Every session of these classes that is not draining — connected or away, free or full (all shards). */
+export async function sessionsOf(classes: readonly CapabilityClass[]): Promise<SessionFields[]> {
+  const keys = classes.flatMap((c) => capabilityKeysOf(c.classId));
+  const all = await Promise.all(
+    keys.map((key) =>
+      SessionLoads.query({ IndexName: "byCapability", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key }, ScanIndexForward: false }),
+    ),
+  );
+  return all.flat();
+}
+
 export async function touchSession(sessionId: string, now: Date): Promise<void> {
-  await updateSession(sessionId, {
-    UpdateExpression: "SET lastSeen = :now",
-    ConditionExpression: "attribute_exists(sessionId)",
-    ExpressionAttributeValues: { ":now": now.toISOString() },
+  const session = await SessionLoads.updateReturning(
+    { sessionId },
+    { UpdateExpression: "SET lastSeen = :now", ConditionExpression: "attribute_exists(sessionId)", ExpressionAttributeValues: { ":now": now.toISOString() } },
+    "ALL_NEW",
+  );
+  if (session) await indexIfUnindexed(session, now);
+}
+
+/**
+ * A session written before the byCapability index existed (no `capKey`) joins it at its agent's
+ * next heartbeat, once: until then no wake finds it and no placement counts it.
+ */
+export async function indexIfUnindexed(session: SessionFields, now: Date): Promise<void> {
+  if (session.capKey !== undefined || session.draining || !session.connectionId) return;
+  await registerAgentClass(capabilityClassOf(session.agent), now);
+  await updateSession(session.sessionId, {
+    UpdateExpression: "SET capKey = :cap, idleSlots = :limit - runningTasks",
+    ConditionExpression: "attribute_not_exists(capKey) AND attribute_not_exists(draining) AND connectionId = :conn",
+    ExpressionAttributeValues: { ":cap": capabilityKeyOf(session.sessionId, session.agent), ":limit": session.agent.concurrentTasks, ":conn": session.connectionId },
   });
 }
 
 /** The session's connection is gone; the session (and its tasks) waits for the agent to return. Whether this call detached it. */
 export function detachSession(sessionId: string, connectionId: string): Promise<boolean> {
   return updateSession(sessionId, {
-    UpdateExpression: "REMOVE connectionId",
+    UpdateExpression: "SET idleSlots = :away REMOVE connectionId",
     ConditionExpression: "connectionId = :conn",
-    ExpressionAttributeValues: { ":conn": connectionId },
+    ExpressionAttributeValues: { ":conn": connectionId, ":away": AWAY_SLOTS },
   });
 }
 
+/** No new work for it: it leaves the byCapability index (a draining agent takes nothing, and is no one's taker). */
 export async function setDraining(sessionId: string): Promise<void> {
   await updateSession(sessionId, {
-    UpdateExpression: "SET draining = :yes",
+    UpdateExpression: "SET draining = :yes REMOVE capKey",
     ConditionExpression: "attribute_exists(sessionId)",
     ExpressionAttributeValues: { ":yes": true },
   });
@@ -53,11 +160,12 @@ export async function setDraining(sessionId: string): Promise<void> {
  */
 export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRecord, limit: number): Promise<boolean> {
   return updateSession(sessionId, {
-    UpdateExpression: "SET runningTasks = runningTasks + :one, tasks.#task = :task",
+    // idleSlots moves with runningTasks in the same write, so the index never disagrees with the slots for long.
+    UpdateExpression: "SET runningTasks = runningTasks + :one, idleSlots = if_not_exists(idleSlots, :zero) - :one, tasks.#task = :task",
     ConditionExpression:
       "attribute_exists(connectionId) AND attribute_not_exists(draining) AND runningTasks < :limit AND attribute_not_exists(tasks.#task)",
     ExpressionAttributeNames: { "#task": taskId },
-    ExpressionAttributeValues: { ":one": 1, ":task": task, ":limit": limit },
+    ExpressionAttributeValues: { ":one": 1, ":zero": 0, ":task": task, ":limit": limit },
   });
 }
 
@@ -67,20 +175,21 @@ export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRec
  */
 export function releaseTask(sessionId: string, taskId: string, startedAt?: string): Promise<boolean> {
   return updateSession(sessionId, {
-    UpdateExpression: "SET runningTasks = runningTasks - :one REMOVE tasks.#task",
+    UpdateExpression: "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one REMOVE tasks.#task",
     ConditionExpression: startedAt ? "tasks.#task.startedAt = :started" : "attribute_exists(tasks.#task)",
     ExpressionAttributeNames: { "#task": taskId },
-    ExpressionAttributeValues: { ":one": 1, ...(startedAt ? { ":started": startedAt } : {}) },
+    ExpressionAttributeValues: { ":one": 1, ":zero": 0, ...(startedAt ? { ":started": startedAt } : {}) },
   });
 }
 
-/** The byLastSeen index's hash key and the query of sessions not heard from since `before`. */
-export const quietSessionsQuery = (before: Date) => ({
-  IndexName: "byLastSeen" as const,
-  KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
-  ExpressionAttributeNames: { "#shard": "shard" },
-  ExpressionAttributeValues: { ":shard": SHARD.session, ":before": before.toISOString() },
-});
+/** The queries of sessions not heard from since `before`: one per shard of the byLastSeen index, and the unnumbered one of sessions from before shards. */
+export const quietSessionsQueries = (before: Date) =>
+  [SHARD.session, ...Array.from({ length: CAPABILITY_SHARDS }, (_, shard) => sessionShard(shard))].map((shard) => ({
+    IndexName: "byLastSeen" as const,
+    KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
+    ExpressionAttributeNames: { "#shard": "shard" },
+    ExpressionAttributeValues: { ":shard": shard, ":before": before.toISOString() },
+  }));
 
 /**
  * Keeps the agent's cache condition: the last problem with each cache it reported (a failed
@@ -115,12 +224,26 @@ export async function noteCacheReports(sessionId: string, reports: readonly Cach
   });
 }
 
-/** The agent's info changed (`agent-info`): used from now on, while the session speaks on `connectionId`. */
-export function updateSessionAgent(sessionId: string, connectionId: string, agent: SessionFields["agent"]): Promise<boolean> {
-  return updateSession(sessionId, {
-    UpdateExpression: "SET #agent = :agent",
-    ConditionExpression: "connectionId = :conn",
+/**
+ * The agent's info changed (`agent-info`): used from now on, while the session speaks on
+ * `connectionId`. Its class and slot count may change with it; a draining session stays out of
+ * the index (a second write then, for a message an agent rarely sends).
+ */
+export async function updateSessionAgent(sessionId: string, connectionId: string, agent: SessionFields["agent"]): Promise<boolean> {
+  await registerAgentClass(capabilityClassOf(agent), new Date());
+  const indexed = await updateSession(sessionId, {
+    UpdateExpression: "SET #agent = :agent, capKey = :cap, idleSlots = :limit - runningTasks",
+    ConditionExpression: "connectionId = :conn AND attribute_not_exists(draining)",
     ExpressionAttributeNames: { "#agent": "agent" },
-    ExpressionAttributeValues: { ":agent": agent, ":conn": connectionId },
+    ExpressionAttributeValues: { ":agent": agent, ":conn": connectionId, ":cap": capabilityKeyOf(sessionId, agent), ":limit": agent.concurrentTasks },
   });
+  return (
+    indexed ||
+    updateSession(sessionId, {
+      UpdateExpression: "SET #agent = :agent",
+      ConditionExpression: "connectionId = :conn",
+      ExpressionAttributeNames: { "#agent": "agent" },
+      ExpressionAttributeValues: { ":agent": agent, ":conn": connectionId },
+    })
+  );
 }

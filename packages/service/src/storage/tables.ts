@@ -1,6 +1,7 @@
 /** Each table with the schema of its items: every read of a table goes through one of these. */
 import { defineTable } from "./table.ts";
 import {
+  AgentClassItem,
   BuildLogItem,
   BuildQueueItem,
   ConnectionItem,
@@ -36,6 +37,7 @@ export const Effects = defineTable("Effects", EffectItem);
 export const EffectLines = defineTable("EffectLines", EffectLineItem);
 export const Schedules = defineTable("Schedules", ScheduleItem);
 export const BuildQueues = defineTable("BuildQueues", BuildQueueItem);
+export const AgentClasses = defineTable("AgentClasses", AgentClassItem);
 export const SweeperCursors = defineTable("SweeperCursors", SweeperCursorItem);
 export const Tokens = defineTable("Tokens", TokenItem);
 export const Connections = defineTable("Connections", ConnectionItem);

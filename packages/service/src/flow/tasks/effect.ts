@@ -117,7 +117,7 @@ export const effectKind = {
   message: EffectTask,
   record: EffectRecord,
   // Rank 1, beside the builds: an effect's turn comes only once its job's builds are done.
-  sources: async () => [{ kind: "effect", queue: EFFECT_QUEUE, rank: 1 }],
+  sources: async () => [{ kind: "effect", queue: EFFECT_QUEUE, rank: 1, rare: true }],
   queueUrl: async () => effectQueueUrl(),
   forgetQueue: () => {},
   async claim(message, now) {

@@ -10,7 +10,7 @@ import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../s
 import type { JobItem } from "../../storage/items.ts";
 import { batchesSeenOf, endEvaluation, failEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation, type EvaluationLease } from "../../storage/jobs.ts";
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
-import { listSessionLoads, noteCacheReports, releaseTask } from "../../storage/sessions.ts";
+import { noteCacheReports, releaseTask, systemsWithSessions } from "../../storage/sessions.ts";
 import { timing } from "../../platform/timing.ts";
 import { completeEvaluationIfAllIn, recordEvents } from "../evaluation-ingest.ts";
 import { cloneCredentialFor } from "../clone-credentials.ts";
@@ -53,8 +53,7 @@ export const evaluateTaskMessage = (
  * happened to evaluate it. At most the protocol's 64.
  */
 async function clusterSystems(holder: TaskHolder): Promise<string[]> {
-  const sessions = (await listSessionLoads()).filter((s) => !s.draining);
-  const systems = new Set([...holder.agent.systems, ...sessions.flatMap((s) => s.agent.systems)]);
+  const systems = new Set([...holder.agent.systems, ...(await systemsWithSessions())]);
   systems.delete("builtin");
   return [...systems].sort().slice(0, 64);
 }
@@ -210,7 +209,7 @@ export const evaluateKind = {
   message: EvaluateTask,
   record: EvaluateRecord,
   // Rank 0: evaluations come before builds, since they make the work.
-  sources: async () => [{ kind: "evaluate", queue: EVALUATION_QUEUE, rank: 0 }],
+  sources: async () => [{ kind: "evaluate", queue: EVALUATION_QUEUE, rank: 0, rare: true }],
   queueUrl: async () => evaluationQueueUrl(),
   forgetQueue: () => {},
   async claim(message, now) {

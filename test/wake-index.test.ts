@@ -1,0 +1,169 @@
+/**
+ * The index of sessions by capability (Sessions.byCapability, core capability-class.ts) through
+ * the real local stack: a wake reads only the sessions of the classes that can take the work,
+ * a full agent is not among the idle ones and is again once a slot frees, and an agent that
+ * drains, leaves or is away is not woken.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { sendSignedPush } from "@nimbus/cli";
+import { capabilityClassOf } from "@nimbus/core";
+import { JobView, type AgentInfo, type EvaluationEvent } from "@nimbus/protocol";
+import { quietSessions } from "../packages/service/src/flow/sessions.ts";
+import { idleSessionsOf, sessionsOf } from "../packages/service/src/storage/sessions.ts";
+import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
+import { ScriptedAgent } from "./support/scripted-agent.ts";
+import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+
+const drv = (name: string, system: string, requiredFeatures: string[] = []): EvaluationEvent[] => {
+  const drvPath = `/nix/store/${name.padEnd(32, "w").slice(0, 32)}-${name}.drv`;
+  return [
+    { kind: "derivation", drvPath, system, requiredFeatures, inputDrvs: [], outputs: { out: drvPath.replace(/\.drv$/, "") } },
+    { kind: "attribute", path: [name], drvPath, attributeType: "regular", needsBuild: true },
+  ];
+};
+
+const ARM = drv("armone", "aarch64-linux");
+const ARM_DRV = (ARM[0] as { drvPath: string }).drvPath;
+
+const ids = (sessions: { sessionId: string }[]) => sessions.map((s) => s.sessionId).sort();
+const classOf = (info: Pick<AgentInfo, "systems" | "systemFeatures" | "mandatoryFeatures">) => capabilityClassOf({ ...info });
+
+describe("waking idle agents through the capability index", () => {
+  let stack: TestStack;
+  let token: string;
+  let arm: ScriptedAgent;
+  let x86: ScriptedAgent;
+  let kvm: ScriptedAgent;
+  const events: EvaluationEvent[] = [];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("wake-index")).token;
+    const script = { evaluate: () => events, buildMs: 1500 };
+    arm = ScriptedAgent.create("arm", { systems: ["aarch64-linux"], systemFeatures: [], concurrentTasks: 1 }, script);
+    x86 = ScriptedAgent.create("x86", { systems: ["x86_64-linux"], systemFeatures: [], concurrentTasks: 1 }, script);
+    kvm = ScriptedAgent.create("kvm", { systems: ["x86_64-linux"], systemFeatures: ["kvm"], concurrentTasks: 1 }, script);
+    for (const agent of [arm, x86, kvm]) await agent.connect(stack.agentSocketUrl, token);
+  });
+  after(async () => {
+    for (const agent of [arm, x86, kvm]) agent?.close();
+    await stack?.cleanup();
+  });
+
+  it("files each idle session under its class: a class's idle sessions are its agents, no other", async () => {
+    assert.deepEqual(ids(await idleSessionsOf([classOf(arm.info)], 10)), [arm.session.id]);
+    assert.deepEqual(ids(await idleSessionsOf([classOf(x86.info)], 10)), [x86.session.id]);
+    assert.deepEqual(ids(await idleSessionsOf([classOf(kvm.info)], 10)), [kvm.session.id]);
+  });
+
+  it("wakes the idle agent that can build a queued derivation, not the others; it is out of the idle ones while full and back when its slot frees", async () => {
+    events.splice(0, events.length, ...ARM);
+    const pushed = await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/wake", commit: "a".repeat(40) });
+    const jobId = pushed.body.jobId as string;
+    // Whoever evaluates, only the aarch64 agent is woken for the build.
+    await eventually(async () => (arm.running === 1 && arm.builds.some((b) => b.drvPath === ARM_DRV) ? true : undefined), "the aarch64 agent to be building");
+    assert.deepEqual(
+      [...x86.builds, ...kvm.builds].map((b) => b.drvPath),
+      [],
+      "no x86_64 agent was given the aarch64 build",
+    );
+    // The evaluation was asked for the systems of the agents there are (their classes, from the index).
+    const evaluation = [arm, x86, kvm].flatMap((a) => a.evaluations)[0];
+    assert.deepEqual(evaluation?.systems, ["aarch64-linux", "x86_64-linux"]);
+
+    // Full (1 of 1): not among the idle, still among its class's sessions (placement counts it).
+    await eventually(async () => (ids(await idleSessionsOf([classOf(arm.info)], 10)).length === 0 ? true : undefined), "the full agent to leave the idle ones");
+    assert.deepEqual(ids(await sessionsOf([classOf(arm.info)])), [arm.session.id]);
+    const stored = await stack.getItem("Sessions", { sessionId: arm.session.id });
+    assert.equal(stored?.idleSlots, 0);
+
+    await eventually(async () => (JobView.parse((await stack.api("GET", `/api/jobs/${jobId}`)).body).status === "succeeded" ? true : undefined), "the job to succeed");
+    await eventually(async () => (ids(await idleSessionsOf([classOf(arm.info)], 10)).includes(arm.session.id) ? true : undefined), "the agent to be idle again");
+    assert.equal((await stack.getItem("Sessions", { sessionId: arm.session.id }))?.idleSlots, 1);
+  });
+
+  it("moves a session to its new class when its agent's info changes", async () => {
+    const before = classOf(x86.info);
+    x86.changeInfo({ systemFeatures: ["big-parallel"] });
+    const afterClass = classOf(x86.info);
+    assert.notEqual(afterClass.classId, before.classId);
+    await eventually(async () => (ids(await idleSessionsOf([afterClass], 10)).includes(x86.session.id) ? true : undefined), "the session under its new class");
+    assert.deepEqual(ids(await sessionsOf([before])), []);
+  });
+
+  it("takes out a draining agent, keeps an away one out of the idle ones, and forgets a session that ended", async () => {
+    const info = { systems: ["riscv64-linux"], systemFeatures: [], mandatoryFeatures: [], concurrentTasks: 2 };
+    const klass = classOf(info);
+    const connect = async (session = newSession()) => {
+      const raw = await RawAgent.connect(stack.agentSocketUrl, token);
+      const welcome = await raw.request(hello({ ...info, hostname: "raw" }, session));
+      assert.equal(welcome.type, "welcome");
+      return { raw, session };
+    };
+
+    const draining = await connect();
+    const leaving = await connect();
+    const away = await connect();
+    assert.deepEqual(ids(await idleSessionsOf([klass], 10)), ids([draining.session, leaving.session, away.session].map((s) => ({ sessionId: s.id }))));
+
+    draining.raw.send({ type: "pause" });
+    leaving.raw.send({ type: "goodbye" });
+    away.raw.socket.terminate();
+    await eventually(async () => (ids(await sessionsOf([klass])).length === 1 ? true : undefined), "the draining and the leaving session to leave the index");
+    assert.deepEqual(ids(await sessionsOf([klass])), [away.session.id], "an away agent is still counted for placement");
+    await eventually(async () => (ids(await idleSessionsOf([klass], 10)).length === 0 ? true : undefined), "the away agent to be out of the idle ones");
+
+    // Back on a new connection, same session: idle again, with its slots counted afresh.
+    const back = await connect(away.session);
+    assert.deepEqual(ids(await idleSessionsOf([klass], 10)), [away.session.id]);
+    assert.equal((await stack.getItem("Sessions", { sessionId: away.session.id }))?.idleSlots, 2);
+    for (const agent of [draining.raw, leaving.raw, back.raw]) agent.close();
+  });
+
+  it("indexes a session written before the index at its agent's next heartbeat", async () => {
+    const session = newSession();
+    const info = { systems: ["mips64-linux"], systemFeatures: [], mandatoryFeatures: [], concurrentTasks: 3 };
+    const raw = await RawAgent.connect(stack.agentSocketUrl, token);
+    assert.equal((await raw.request(hello({ ...info, hostname: "legacy" }, session))).type, "welcome");
+    // As stored before: no capKey, no idleSlots, the unnumbered byLastSeen shard.
+    const { capKey: _cap, idleSlots: _idle, ...legacy } = (await stack.getItem("Sessions", { sessionId: session.id }))!;
+    await stack.put("Sessions", [{ ...legacy, shard: "s" }]);
+    assert.deepEqual(ids(await sessionsOf([classOf(info)])), []);
+
+    for (const tasksInProgress of [undefined, []]) {
+      const ack = await raw.request({ type: "heartbeat", sentAt: new Date().toISOString(), ...(tasksInProgress ? { tasksInProgress } : {}) });
+      assert.equal(ack.type, "heartbeat-ack");
+      assert.deepEqual(ids(await idleSessionsOf([classOf(info)], 10)), [session.id]);
+      assert.equal((await stack.getItem("Sessions", { sessionId: session.id }))?.idleSlots, 3);
+      // The other kind of heartbeat (with the task list) does the same: checked on a session made legacy again.
+      const { capKey: _c, idleSlots: _i, ...again } = (await stack.getItem("Sessions", { sessionId: session.id }))!;
+      await stack.put("Sessions", [again]);
+    }
+    raw.close();
+  });
+
+  it("spreads sessions over the shards of byLastSeen, and the sweeper's read of silent ones reads them all", async () => {
+    const raws: RawAgent[] = [];
+    const sessions = Array.from({ length: 12 }, () => newSession());
+    for (const session of sessions) {
+      const raw = await RawAgent.connect(stack.agentSocketUrl, token);
+      assert.equal((await raw.request(hello({ systems: ["riscv64-linux"], hostname: "quiet" }, session))).type, "welcome");
+      raws.push(raw);
+    }
+    const shards = new Set<unknown>();
+    for (const [i, session] of sessions.entries()) {
+      shards.add((await stack.getItem("Sessions", { sessionId: session.id }))?.shard);
+      // Silent for an hour, and the first one as written before shards existed.
+      await stack.setAttributes("Sessions", { sessionId: session.id }, { lastSeen: `2020-01-01T00:00:${String(10 + i).padStart(2, "0")}.000Z`, ...(i === 0 ? { shard: "s" } : {}) });
+    }
+    assert.ok(shards.size > 1, `12 sessions in more than one shard (${[...shards].join(", ")})`);
+    const quiet = await quietSessions(new Date("2021-01-01T00:00:00Z"));
+    assert.deepEqual(
+      quiet.map((q) => q.sessionId),
+      sessions.map((q) => q.id),
+      "every silent session, from every shard, quietest first",
+    );
+    for (const raw of raws) raw.close();
+  });
+});
