@@ -20,7 +20,7 @@ describe("a build's log, bounded", () => {
     const { token } = await stack.createToken("logs");
     agent = await RawAgent.connect(stack.agentSocketUrl, token);
     assert.equal((await agent.request(hello({ hostname: "chatty", concurrentTasks: 2 }))).type, "welcome");
-    build = await oneBuild(stack, agent, DRV, "acme/chatty", "c".repeat(40));
+    ({ build } = await oneBuild(stack, agent, DRV, "acme/chatty", "c".repeat(40)));
   });
   after(async () => {
     agent?.close();

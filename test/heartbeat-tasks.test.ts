@@ -31,7 +31,7 @@ describe("a heartbeat listing the agent's tasks", () => {
     const greeting = hello({ hostname: "forgetful", concurrentTasks: 2 });
     sessionId = greeting.session.id;
     assert.equal((await agent.request(greeting)).type, "welcome");
-    build = await oneBuild(stack, agent, DRV, "acme/lost", "e".repeat(40));
+    ({ build } = await oneBuild(stack, agent, DRV, "acme/lost", "e".repeat(40)));
   });
   after(async () => {
     agent?.close();

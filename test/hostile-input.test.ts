@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { BuildTask, EvaluateTask } from "@nimbus/protocol";
+import { oneBuild } from "./support/one-build.ts";
 import { RawAgent, hello } from "./support/raw-agent.ts";
-import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
-import { sendSignedPush as sendPush } from "@nimbus/cli";
+import { startTestStack, type TestStack } from "./support/stack.ts";
 
 // Table-driven: every bad or hostile message gets a clear error (or is ignored) and leaves
 // every table as it was; one agent can never settle another's build.
@@ -21,17 +21,7 @@ describe("bad and hostile agent input", () => {
     const { token } = await stack.createToken("hostile");
     holder = await RawAgent.connect(stack.agentSocketUrl, token);
     assert.equal((await holder.request(hello({ hostname: "holder", concurrentTasks: 2 }))).type, "welcome");
-    const seen = holder.messages.length;
-    await sendPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/held", commit: "d".repeat(40) });
-    evaluation = (await holder.next(seen)) as EvaluateTask;
-    assert.equal(evaluation.type, "evaluate");
-    const events = [
-      { kind: "derivation", drvPath: DRV, system: "x86_64-linux", requiredFeatures: [], inputDrvs: [], outputs: { out: "/nix/store/held" } },
-      { kind: "attribute", path: ["held"], drvPath: DRV, attributeType: "regular", needsBuild: true },
-    ];
-    assert.equal((await holder.request({ type: "evaluation-events", taskId: evaluation.taskId, seq: 0, events })).type, "ack");
-    holder.send({ type: "evaluation-done", taskId: evaluation.taskId, batches: 1, status: "succeeded" });
-    build = (await eventually(async () => holder.messages.find((m) => m.type === "build"), "the build task")) as BuildTask;
+    ({ evaluation, build } = await oneBuild(stack, holder, DRV, "acme/held", "d".repeat(40)));
     // The other agent has no free slot for anything but is connected, with its own session.
     other = await RawAgent.connect(stack.agentSocketUrl, token);
     assert.equal((await other.request(hello({ hostname: "other", systems: ["aarch64-darwin"] }))).type, "welcome");

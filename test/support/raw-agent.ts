@@ -2,6 +2,9 @@ import { randomBytes } from "node:crypto";
 import WebSocket from "ws";
 import { PROTOCOL_VERSION, ServiceMessage, type AgentInfo } from "@nimbus/protocol";
 
+/** What the service sends unasked: tasks, never an answer to a message. */
+const TASK_TYPES = new Set<string>(["evaluate", "build", "effect"]);
+
 /** A protocol-level agent for tests: speaks raw frames, no Nix. */
 export class RawAgent {
   readonly messages: ServiceMessage[] = [];
@@ -51,11 +54,19 @@ export class RawAgent {
     return this.messages[seen]!;
   }
 
-  /** Sends and waits for the answer to it. */
-  async request(message: unknown): Promise<ServiceMessage> {
-    const seen = this.messages.length;
+  /**
+   * Sends and waits for the answer to it: the first message after it that is not a task. A
+   * task the service gives meanwhile (a build queued by this very message, sent as soon as it
+   * is queued) may come before the answer; it stays in `messages`.
+   */
+  async request(message: unknown, timeoutMs = 5000): Promise<ServiceMessage> {
+    let seen = this.messages.length;
     this.send(message);
-    return this.next(seen);
+    for (;;) {
+      const reply = await this.next(seen, timeoutMs);
+      if (!TASK_TYPES.has(reply.type)) return reply;
+      seen++;
+    }
   }
 
   async waitClosed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
