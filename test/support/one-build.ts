@@ -6,9 +6,9 @@ import { eventually, type TestStack } from "./stack.ts";
 
 /**
  * Pushes a commit whose evaluation (done by `agent`) yields one derivation to build, and waits
- * until the agent holds its build task (and says which evaluation made it). It also waits for the evaluation's `result-ack`, which
- * may come before or after the build: a test that then reads "the next message" must not
- * receive it instead of the answer it asked for.
+ * until the agent holds its build task; returns both tasks. It also waits for the evaluation's
+ * `result-ack`, which may come before or after the build: a test that then reads "the next
+ * message" must not receive it instead of the answer it asked for.
  */
 export async function oneBuild(stack: TestStack, agent: RawAgent, drvPath: string, repository: string, commit: string): Promise<{ evaluation: EvaluateTask; build: BuildTask }> {
   const seen = agent.messages.length;
