@@ -59,6 +59,7 @@ import { startAtticStandin } from "../test/support/attic-standin.ts";
 import { startCachixStandin } from "../test/support/cachix-standin.ts";
 import { startHttpBinaryCache } from "../test/support/http-binary-cache.ts";
 import type { RequestCounts } from "../test/support/http-binary-cache.ts";
+import { shuffled } from "@nimbus/core";
 
 const execFileAsync = promisify(execFile);
 const RESULTS = fileURLToPath(new URL("./results/", import.meta.url));
@@ -144,7 +145,7 @@ async function benchQuery(dir: string) {
       });
       return { seconds: seconds(t), requests: (await cache.counts()).total };
     };
-    const sample = shuffle(paths).slice(0, Math.min(NIX_SAMPLE, PATHS));
+    const sample = shuffled(paths).slice(0, Math.min(NIX_SAMPLE, PATHS));
     const estimate = await runNix(sample);
     const estimatedFull = (estimate.seconds * PATHS) / sample.length;
     let nix: { seconds: number; requests: number; measured: "all" | "sample"; sampleSize: number };
@@ -305,15 +306,6 @@ async function startCacheProcess(dir: string, latencyMs: number) {
     resetCounts: async () => void (await (await fetch(`${control}/reset`, { method: "POST" })).arrayBuffer()),
     stop: () => child.kill("SIGTERM"),
   };
-}
-
-function shuffle<T>(items: readonly T[]): T[] {
-  const copy = [...items];
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
-  }
-  return copy;
 }
 
 async function nixVersion(): Promise<string> {

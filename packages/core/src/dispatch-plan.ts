@@ -7,6 +7,7 @@
 import type { AgentInfo } from "@nimbus/protocol";
 import { canBuild, capabilitiesOf, type BuildRequirements } from "./matching.ts";
 import { parseQueueKey } from "./queue-key.ts";
+import { shuffled } from "./shuffle.ts";
 
 /** SQS hands out at most 10 messages per receive. */
 export const MAX_RECEIVE = 10;
@@ -59,15 +60,7 @@ export function planDispatch(session: SessionLoad, sources: readonly QueueSource
   const caps = capabilitiesOf(session.agent);
   const allowed = sources.filter((s) => !s.requires || canBuild(caps, s.requires));
   const ranks = [...new Set(allowed.map((s) => s.rank))].sort((a, b) => a - b);
-  return ranks.flatMap((rank) => shuffle(allowed.filter((s) => s.rank === rank), random));
-}
-
-function shuffle<T>(items: T[], random: () => number): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
+  return ranks.flatMap((rank) => shuffled(allowed.filter((s) => s.rank === rank), random));
 }
 
 /** How trying to start one received task ended. */

@@ -140,3 +140,4 @@ export {
   shardOf,
   type CapabilityClass,
 } from "./capability-class.ts";
+export { shuffled } from "./shuffle.ts";

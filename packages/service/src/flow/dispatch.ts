@@ -17,6 +17,7 @@ import {
   planWake,
   queueKeyOf,
   receiveCount,
+  shuffled,
   startDispatch,
   takersOf,
   type BuildNeeds,
@@ -176,13 +177,12 @@ setEarlyWake(wakeIdleAgents);
 async function offerLeftWork(left: WorkNotes, sources: readonly QueueSource[]): Promise<void> {
   if (left.leftFor.size === 0) return;
   // Read by id: the takers were named (core takersOf); a few of them are enough to choose from.
-  const takers = planWake(await getSessionLoads(shuffle([...left.leftFor]).slice(0, MAX_TAKERS_READ)), left);
+  const takers = planWake(await getSessionLoads(shuffled([...left.leftFor]).slice(0, MAX_TAKERS_READ)), left);
   for (const session of takers) await dispatchTo(session, sources);
 }
 
 /** Sessions a left build is offered to are chosen from at most this many of its takers. */
 const MAX_TAKERS_READ = 100;
-
 
 /**
  * Sessions with a free slot that could take the work, from the byCapability index: the classes
@@ -194,10 +194,10 @@ async function idleSessionsFor(work: NewWork, limit: number): Promise<SessionFie
   const serving = classesToWake(all, { queueKeys: work.queueKeys, evaluations: false });
   if (!work.evaluations) return idleSessionsOf(serving, limit);
   // Those serving its build queues first, if it queued builds too; then waves of 1, 2, 4… classes.
-  const shuffled = [...shuffle(serving), ...shuffle(all.filter((c) => !serving.includes(c)))];
+  const order = [...shuffled(serving), ...shuffled(all.filter((c) => !serving.includes(c)))];
   const found: SessionFields[] = [];
-  for (let i = 0, wave = 1; i < shuffled.length && found.length < limit; i += wave, wave *= 2) {
-    found.push(...(await idleSessionsOf(shuffled.slice(i, i + wave), limit - found.length)));
+  for (let i = 0, wave = 1; i < order.length && found.length < limit; i += wave, wave *= 2) {
+    found.push(...(await idleSessionsOf(order.slice(i, i + wave), limit - found.length)));
   }
   return found;
 }
@@ -205,15 +205,6 @@ async function idleSessionsFor(work: NewWork, limit: number): Promise<SessionFie
 /** Every session, connected or away, not draining, of the classes that can build it under Nix's rule. */
 async function sessionsThatCouldTake(build: BuildNeeds, fresh: boolean): Promise<SessionFields[]> {
   return sessionsOf(classesServing(await listAgentClasses({ fresh }), build));
-}
-
-function shuffle<T>(items: readonly T[]): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
 
 /**
