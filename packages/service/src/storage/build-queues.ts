@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { buildQueueName, parseQueueKey } from "@nimbus/core";
 import { sqs } from "../platform/aws-clients.ts";
@@ -7,6 +6,7 @@ import { buildQueuePrefix } from "../platform/resource-specs.ts";
 import type { BuildQueueItem, DerivationItem } from "./items.ts";
 import { isMissingQueue, type BuildMessage } from "./queue-messages.ts";
 import { BuildQueues } from "./tables.ts";
+import { hexDigest } from "../platform/hex-digest.ts";
 
 /** Seconds a received build message stays hidden before SQS offers it again. */
 const VISIBILITY_TIMEOUT_SECONDS = 60;
@@ -14,7 +14,6 @@ const VISIBILITY_TIMEOUT_SECONDS = 60;
 // Queue URLs by key, for the life of the Lambda container (CreateQueue is idempotent anyway).
 const urls = new Map<string, string>();
 
-const digest = (text: string, length: number) => createHash("sha256").update(text).digest("hex").slice(0, length);
 
 /** The FIFO queue of a (system, features) key, created and registered on first use. */
 export async function buildQueueUrl(queueKey: string): Promise<string> {
@@ -71,8 +70,8 @@ export async function sendToBuildQueue(drv: Pick<DerivationItem, "drvPath" | "qu
       new SendMessageCommand({
         QueueUrl: await buildQueueUrl(drv.queueKey),
         MessageBody: JSON.stringify(body),
-        MessageGroupId: digest(drv.drvPath, 32),
-        MessageDeduplicationId: digest(`${drv.drvPath}#${drv.attempt}${drv.resend ? `#${drv.resend}` : ""}`, 64),
+        MessageGroupId: hexDigest(drv.drvPath, 32),
+        MessageDeduplicationId: hexDigest(`${drv.drvPath}#${drv.attempt}${drv.resend ? `#${drv.resend}` : ""}`),
       }),
     );
   try {

@@ -3,7 +3,6 @@
  * duplicate or late message changes nothing; and the line locks that keep a line's effects one
  * at a time.
  */
-import { createHash } from "node:crypto";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { sqs } from "../platform/aws-clients.ts";
 import { queueUrl } from "../platform/linked-resources.ts";
@@ -11,6 +10,7 @@ import type { EffectItem, EffectStatus, JobItem } from "./items.ts";
 import { SHARD } from "./keys.ts";
 import type { EffectMessage } from "./queue-messages.ts";
 import { EffectLines, Effects, Jobs } from "./tables.ts";
+import { hexDigest } from "../platform/hex-digest.ts";
 
 export const EFFECT_QUEUE = "EffectQueue" as const;
 export const effectQueueUrl = () => queueUrl(EFFECT_QUEUE);
@@ -85,12 +85,12 @@ export const unlockLine = (lineKey: string, holder: string): Promise<boolean> =>
 /** Puts an effect on the Effects queue: one group per line (its order kept), deduplicated per attempt. */
 export async function enqueueEffect(effect: Pick<EffectItem, "jobId" | "attribute" | "attempt" | "lineKey">): Promise<void> {
   const body: EffectMessage = { jobId: effect.jobId, attribute: effect.attribute, attempt: effect.attempt };
-  const digest = createHash("sha256").update(`${effect.jobId}#${effect.attribute}`).digest("hex").slice(0, 32);
+  const digest = hexDigest(`${effect.jobId}#${effect.attribute}`, 32);
   await sqs().send(
     new SendMessageCommand({
       QueueUrl: effectQueueUrl(),
       MessageBody: JSON.stringify(body),
-      MessageGroupId: createHash("sha256").update(effect.lineKey).digest("hex").slice(0, 64),
+      MessageGroupId: hexDigest(effect.lineKey),
       MessageDeduplicationId: `${digest}-${effect.attempt}-${Date.now()}`,
     }),
   );

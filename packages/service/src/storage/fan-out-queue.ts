@@ -1,11 +1,9 @@
-import { createHash } from "node:crypto";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { fanOutKeys, fanOutPageSize } from "@nimbus/core";
 import { sqs } from "../platform/aws-clients.ts";
 import { queueUrl } from "../platform/linked-resources.ts";
 import type { FanOutMessage } from "./queue-messages.ts";
-
-const digest = (text: string) => createHash("sha256").update(text).digest("hex");
+import { hexDigest } from "../platform/hex-digest.ts";
 
 /** Items of one fan-out page: `NIMBUS_FAN_OUT_PAGE`, else core's default (read per call, as the timing knobs are). */
 export const fanOutPage = (): number => fanOutPageSize(process.env.NIMBUS_FAN_OUT_PAGE);
@@ -21,8 +19,8 @@ export async function sendFanOut(message: FanOutMessage): Promise<void> {
     new SendMessageCommand({
       QueueUrl: queueUrl("FanOut"),
       MessageBody: JSON.stringify(message),
-      MessageGroupId: digest(group).slice(0, 64),
-      MessageDeduplicationId: digest(dedup),
+      MessageGroupId: hexDigest(group),
+      MessageDeduplicationId: hexDigest(dedup),
     }),
   );
 }

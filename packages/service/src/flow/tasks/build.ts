@@ -3,7 +3,6 @@
  * `build`). Its work waits in the build queue of its (system, features); its lease is the
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
-import { createHash } from "node:crypto";
 import { buildNeeds, type BuildNeeds, type TaskStanding } from "@nimbus/core";
 import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, MAX_FRAME_BYTES, storeSource, type BuildLog, type BuildResult } from "@nimbus/protocol";
 import { z } from "zod";
@@ -19,14 +18,14 @@ import { noteCacheReports, releaseTask } from "../../storage/sessions.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
+import { hexDigest } from "../../platform/hex-digest.ts";
 
 /** What a session records of a build it holds. */
 export const BuildRecord = z.strictObject({ kind: z.literal("build"), drvPath: z.string(), attempt: z.number(), startedAt: z.string() });
 export type BuildRecord = z.infer<typeof BuildRecord>;
 
-const digest = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
 /** A build's task id: its derivation and attempt, so a retry is a new task. */
-export const buildTaskId = (drvPath: string, attempt: number) => `b-${digest(drvPath)}-${attempt}`;
+export const buildTaskId = (drvPath: string, attempt: number) => `b-${hexDigest(drvPath, 16)}-${attempt}`;
 
 /** Room for the input paths in a build message: the rest of one frame stays for the envelope. */
 const INPUTS_BUDGET_BYTES = MAX_FRAME_BYTES - 4 * 1024;

@@ -3,7 +3,6 @@
  * runs an effect whose turn has come. Its work waits in the Effects queue; its lease is the
  * effect's `taskId` and `sessionId`, and only that session can end it.
  */
-import { createHash } from "node:crypto";
 import { EffectTask, type EffectLog, type EffectResult } from "@nimbus/protocol";
 import { z } from "zod";
 import { putLogChunk } from "../../storage/build-logs.ts";
@@ -16,6 +15,7 @@ import { releaseTask } from "../../storage/sessions.ts";
 import { effectEnded, isDefaultBranch } from "../effects.ts";
 import { finishJobIfDone } from "../job-finish.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskKind } from "./task-kind.ts";
+import { hexDigest } from "../../platform/hex-digest.ts";
 
 /** What a session records of an effect it holds. */
 export const EffectRecord = z.strictObject({
@@ -30,9 +30,8 @@ export type EffectRecord = z.infer<typeof EffectRecord>;
 /** An effect tried this many times with an agent's error (not its own failure) fails. */
 const MAX_ATTEMPTS = 3;
 
-const digest = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
 /** An effect's task id: its job, attribute and attempt. */
-export const effectTaskId = (jobId: string, attribute: string, attempt: number) => `fx-${digest(`${jobId}#${attribute}`)}-${attempt}`;
+export const effectTaskId = (jobId: string, attribute: string, attempt: number) => `fx-${hexDigest(`${jobId}#${attribute}`, 16)}-${attempt}`;
 /** Where an effect's log is kept (the BuildLogs table, beside builds' logs). */
 export const effectLogKey = (jobId: string, attribute: string) => `effect:${jobId}:${attribute}`;
 
