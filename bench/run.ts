@@ -131,6 +131,7 @@ async function main(): Promise<number> {
           const r = collected.idle.result;
           console.log(
             `  idle: ${r.builds} builds; ready → dispatched p50 ${r.dispatchLatencyMs.p50} ms, p95 ${r.dispatchLatencyMs.p95} ms; ` +
+              `main thread ${Math.round(collected.idle.mainThreadBusy * 100)} % busy; ` +
               `${r.requestsPerBuild.total} requests per build${r.checks.anomalies.length ? `; WARNING: ${r.checks.anomalies.join("; ")}` : ""}`,
           );
         } else if (name === "ingest") {
@@ -174,8 +175,8 @@ async function main(): Promise<number> {
     agents1000: collected.agents ? { ...headline.agents1000, bySize: collected.agents } : null,
     realNix: collected.realNix ? { ...collected.realNix, requests: undefined, costPer1000BuildsUsd: costFrom(realNixRun(collected.realNix), "realnix") } : null,
     targets: summaryRows(headline),
-    saturated: collected.saturated?.result ?? null,
-    idle: collected.idle?.result ?? null,
+    saturated: collected.saturated ? { ...collected.saturated.result, mainThreadBusy: round(collected.saturated.mainThreadBusy, 2) } : null,
+    idle: collected.idle ? { ...collected.idle.result, mainThreadBusy: round(collected.idle.mainThreadBusy, 2) } : null,
     ingestRequests: collected.ingest?.requests ?? null,
     realNixRequests: collected.realNix?.requests ?? null,
     scenarioSeconds: seconds,

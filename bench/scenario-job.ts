@@ -30,6 +30,12 @@ export interface JobScenarioResult {
   requests: CounterReport;
   /** Agent connection time during the job (agents × seconds), for API Gateway's connection minutes. */
   connectionSeconds: number;
+  /**
+   * How busy the main thread was from the webhook to the job's end (0–1): locally every handler,
+   * the gateway, fauxqs and the bench's agents share it (dynalite has a thread of its own), so
+   * near 1 the local stack, not the dispatch path, sets the latency — work waits for the CPU.
+   */
+  mainThreadBusy: number;
 }
 
 const FINISHED = ["succeeded", "failed", "cancelled"];
@@ -59,6 +65,7 @@ export async function runJobScenario(options: JobScenarioOptions): Promise<JobSc
     const logsBeforeJob = logLines.length;
 
     const webhookAt = Date.now();
+    const loopBefore = performance.eventLoopUtilization();
     const push = await sendPush(stack.url, stack.secrets.GithubWebhookSecret, {
       repository: `nimbus/bench-${label}`,
       commit: (workload.options.seed.toString(16) + "b".repeat(40)).slice(0, 40),
@@ -69,6 +76,7 @@ export async function runJobScenario(options: JobScenarioOptions): Promise<JobSc
 
     const job = await waitForJob(reads, jobId, webhookAt, agents, options.timeoutMs);
     const pollDoneAt = Date.now();
+    const mainThreadBusy = performance.eventLoopUtilization(loopBefore).utilization;
     await sleep(1000); // the last handlers' follow-ups (freed slots asking for work) are the job's too
     const requests = counter.report();
     const result = analyse({
@@ -84,7 +92,7 @@ export async function runJobScenario(options: JobScenarioOptions): Promise<JobSc
       pollDoneAt,
       logLines: logLines.slice(logsBeforeJob),
     });
-    return { result, requests, connectionSeconds: (agents.length * (pollDoneAt - webhookAt)) / 1000 };
+    return { result, requests, connectionSeconds: (agents.length * (pollDoneAt - webhookAt)) / 1000, mainThreadBusy };
   } catch (error) {
     console.error(`\n${label} failed: ${error instanceof Error ? error.message : String(error)}`);
     await diagnoseStack(bench.reads, workload, agents, console.error).catch(() => {});

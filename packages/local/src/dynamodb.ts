@@ -1,7 +1,6 @@
 /** DynamoDB locally: dynalite with its LevelDB store under `<dataDir>/dynamodb`. */
 import { mkdir } from "node:fs/promises";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import {
   CreateTableCommand,
@@ -14,7 +13,6 @@ import {
   type ScalarAttributeType,
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
-import dynalite from "dynalite";
 import type { TableSpec } from "@nimbus/service/resource-specs";
 
 export interface DynamoServer {
@@ -24,38 +22,43 @@ export interface DynamoServer {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts dynalite on a worker thread of its own: its request parsing and LevelDB work then run
+ * beside the handlers (one process still, two cores used), instead of queueing behind them.
+ */
 export async function startDynamo(options: { dataDir: string; host: string; port: number }): Promise<DynamoServer> {
   const path = join(options.dataDir, "dynamodb");
   await mkdir(path, { recursive: true });
-  // Tables are usable at once: nothing locally waits for CREATING → ACTIVE.
-  const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await listen(server, options.host, options.port);
-  const port = (server.address() as AddressInfo).port;
+  const worker = new Worker(new URL("./dynamo-worker.mjs", import.meta.url), { workerData: { path, host: options.host, port: options.port } });
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once("error", reject);
+    worker.once("exit", (code) => reject(new Error(`dynalite's thread exited (code ${code}) before it listened`)));
+    worker.on("message", (message: WorkerMessage) => {
+      if (message.type === "listening") resolve(message.port);
+      if (message.type === "error") reject(Object.assign(new Error(`dynalite could not listen on ${options.host}:${options.port}: ${message.message}`), { code: message.code }));
+    });
+  }).catch(async (error: unknown) => {
+    await worker.terminate();
+    throw error;
+  });
   return {
     endpoint: `http://${options.host}:${port}`,
     port,
-    stop: () => closeDynalite(server),
+    stop: async () => {
+      const stopped = new Promise<WorkerMessage>((resolve) => worker.on("message", (m: WorkerMessage) => m.type === "stopped" && resolve(m)));
+      worker.postMessage({ type: "stop" });
+      const message = await Promise.race([stopped, exited.then(() => undefined)]);
+      await exited;
+      if (message?.type === "stopped" && message.message) throw new Error(`stopping dynalite failed: ${message.message}`);
+    },
   };
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error) => reject(error);
-    server.once("error", onError);
-    server.listen(port, host, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
-}
-
-function closeDynalite(server: Server): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.close((error) => (error ? reject(error) : resolve()));
-    // SDK clients keep connections alive; they would hold close() (and LevelDB) open.
-    server.closeAllConnections();
-  });
-}
+type WorkerMessage =
+  | { type: "listening"; port: number }
+  | { type: "error"; message: string; code?: string }
+  | { type: "stopped"; message?: string };
 
 const attributeTypes: Record<TableSpec["fields"][string], ScalarAttributeType> = {
   string: "S",

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "@nimbus/service/resource-specs";
@@ -51,4 +54,31 @@ test("a table on disk that no longer matches its spec is a clear error", async (
     ensureTables(dynamo.endpoint, { Jobs: withNewIndex }, (name) => `t-${name}`),
     (error: Error) => error instanceof TableSchemaError && /t-Jobs .*index ByStatus is missing.*delete/.test(error.message),
   );
+});
+
+test("a port already in use is a clear error, and nothing is left running", async () => {
+  await assert.rejects(
+    startDynamo({ dataDir: await mkdtemp(join(tmpdir(), "nimbus-dynamo-")), host: "127.0.0.1", port: dynamo.port }),
+    (error: Error & { code?: string }) => error.code === "EADDRINUSE" && error.message.includes(`127.0.0.1:${dynamo.port}`),
+  );
+});
+
+test("stopping closes LevelDB: a new start on the same directory reads what was written", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "nimbus-dynamo-"));
+  try {
+    const first = await startDynamo({ dataDir, host: "127.0.0.1", port: 0 });
+    await ensureTables(first.endpoint, { Jobs: jobs }, (name) => `again-${name}`);
+    await first.stop();
+    const second = await startDynamo({ dataDir, host: "127.0.0.1", port: 0 });
+    const reader = new DynamoDBClient({ endpoint: second.endpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+    try {
+      const { Table } = await reader.send(new DescribeTableCommand({ TableName: "again-Jobs" }));
+      assert.equal(Table?.TableName, "again-Jobs");
+    } finally {
+      reader.destroy();
+      await second.stop();
+    }
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
 });
