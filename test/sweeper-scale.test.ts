@@ -4,7 +4,7 @@ import { MAX_RESENDS_PER_SWEEP } from "@nimbus/core";
 import { sweep, SHARD } from "@nimbus/service";
 import { ChangeMessageVisibilityCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { staleQueued } from "../packages/service/src/storage/derivations.ts";
-import { derivationShard } from "../packages/service/src/storage/keys.ts";
+import { indexShard } from "../packages/service/src/storage/keys.ts";
 import { RawAgent, hello } from "./support/raw-agent.ts";
 import { drainQueue, eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -31,7 +31,7 @@ describe("the sweeper at scale, on an injected clock", () => {
   const queued = async (names: string[], queuedAt: Date) => {
     for (const [i, name] of names.entries()) {
       // In the index's shards, as written now, and one in five in its unnumbered partition, as written before shards.
-      const queuedShard = i % 5 === 0 ? SHARD.queued : derivationShard(SHARD.queued, drvPath(name));
+      const queuedShard = i % 5 === 0 ? SHARD.queued : indexShard(SHARD.queued, drvPath(name));
       await stack.setAttributes("Derivations", { drvPath: drvPath(name) }, {
         system: "riscv64-linux", requiredFeatures: [], outputs: { out: `/nix/store/${name}` }, status: "queued", queueKey: QUEUE_KEY,
         attempt: 0, createdAt: queuedAt.toISOString(), updatedAt: queuedAt.toISOString(), queuedShard, queuedAt: queuedAt.toISOString(),
@@ -69,7 +69,7 @@ describe("the sweeper at scale, on an injected clock", () => {
     for (let i = 0; i < 12; i++) {
       await queued([`walk-${i}`], at(i * 1000));
       // Two in three in the index's shards, the others in the unnumbered partition of items written before shards.
-      const shard = i % 3 === 0 ? SHARD.queued : derivationShard(SHARD.queued, drvPath(`walk-${i}`));
+      const shard = i % 3 === 0 ? SHARD.queued : indexShard(SHARD.queued, drvPath(`walk-${i}`));
       await stack.setAttributes("Derivations", { drvPath: drvPath(`walk-${i}`) }, { queuedShard: shard });
       shards.add(shard);
     }
@@ -131,9 +131,11 @@ describe("the sweeper at scale, on an injected clock", () => {
   describe("quiet jobs", () => {
     const job = (id: string, updatedAt: Date, finishable: boolean) => ({ id, updatedAt, finishable });
     const put = async (jobs: ReturnType<typeof job>[]) => {
-      for (const { id, updatedAt, finishable } of jobs) {
+      for (const [i, { id, updatedAt, finishable }] of jobs.entries()) {
+        // In byActivity's shards, as written now, and one in five in its unnumbered partition, as written before shards.
+        const activeShard = i % 5 === 0 ? SHARD.activeJob : indexShard(SHARD.activeJob, id);
         await stack.setAttributes("Jobs", { jobId: id }, {
-          listKey: SHARD.jobList, activeShard: SHARD.activeJob, repository: "acme/quiet", commit: "f".repeat(40), cloneUrl: "file:///x",
+          listKey: SHARD.jobList, activeShard, repository: "acme/quiet", commit: "f".repeat(40), cloneUrl: "file:///x",
           trigger: { event: "push" }, status: "building", createdAt: updatedAt.toISOString(), updatedAt: updatedAt.toISOString(),
           evaluation: { status: "succeeded", taskId: `eval-${id}` },
         });

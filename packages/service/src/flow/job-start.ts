@@ -2,7 +2,7 @@ import type { JobHandler, Trigger } from "@nimbus/protocol";
 import { enqueueEvaluation } from "../storage/evaluation-queue.ts";
 import type { JobItem } from "../storage/items.ts";
 import { createJob } from "../storage/jobs.ts";
-import { heldKey, pullRequestKey, repositoryRefKey, SHARD } from "../storage/keys.ts";
+import { heldKey, indexShard, pullRequestKey, repositoryRefKey, SHARD } from "../storage/keys.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { evaluationTaskId } from "./tasks/task-ids.ts";
 
@@ -36,7 +36,7 @@ export async function startJob(jobId: string, request: JobRequest, createdAt: st
   const job: JobItem = {
     jobId,
     listKey: SHARD.jobList,
-    ...(hold ? { heldKey: heldKey(request.repository, request.commit), holdReason: hold.reason, ...(hold.approvalLabel ? { approvalLabel: hold.approvalLabel } : {}) } : { activeShard: SHARD.activeJob }),
+    ...(hold ? { heldKey: heldKey(request.repository, request.commit), holdReason: hold.reason, ...(hold.approvalLabel ? { approvalLabel: hold.approvalLabel } : {}) } : { activeShard: indexShard(SHARD.activeJob, jobId) }),
     ...fields,
     ...(request.ref !== undefined ? { repositoryRef: repositoryRefKey(request.repository, request.ref) } : {}),
     countsKept: true,

@@ -3,7 +3,7 @@ import { timing } from "../platform/timing.ts";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { getDerivation, moveDerivation } from "../storage/derivations.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
-import { derivationShard, SHARD } from "../storage/keys.ts";
+import { indexShard, SHARD } from "../storage/keys.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { settle } from "./settle.ts";
 
@@ -31,7 +31,7 @@ export async function retryBuild(drvPath: string, taskId: string, reason: string
     if (failed) await settle(failed, work, now);
     return failed !== undefined;
   }
-  const due = decision.type === "retry-later" ? { dueShard: derivationShard(SHARD.due, drvPath), dueAt: decision.dueAt.toISOString() } : {};
+  const due = decision.type === "retry-later" ? { dueShard: indexShard(SHARD.due, drvPath), dueAt: decision.dueAt.toISOString() } : {};
   const queued = await moveDerivation(
     drvPath,
     {

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { nextRun, scheduleStep } from "@nimbus/core";
 import type { JobConfig } from "@nimbus/protocol";
 import type { JobItem, ScheduleItem } from "../storage/items.ts";
-import { SHARD } from "../storage/keys.ts";
+import { indexShard, SHARD } from "../storage/keys.ts";
 import { advanceSchedule, deleteSchedule, dueSchedules, putSchedule, repositorySchedules } from "../storage/schedules.ts";
 import { isDefaultBranch } from "./effects.ts";
 import { startJob } from "./job-start.ts";
@@ -42,7 +42,7 @@ export async function recordSchedules(job: JobItem, config: JobConfig, now: Date
       ...(job.installationId !== undefined ? { installationId: job.installationId } : {}),
       sourceJobId: job.jobId,
       sourceCreatedAt: job.createdAt,
-      ...(next ? { dueShard: SHARD.schedule, nextRunAt: next.toISOString() } : {}),
+      ...(next ? { dueShard: indexShard(SHARD.schedule, `${job.repository}#${name}`), nextRunAt: next.toISOString() } : {}),
       ...(before?.lastRunAt ? { lastRunAt: before.lastRunAt } : {}),
       ...(before?.lastJobId ? { lastJobId: before.lastJobId } : {}),
       updatedAt: now.toISOString(),

@@ -1,10 +1,10 @@
 import type { AgentInfo } from "@nimbus/protocol";
 import type { ConnectionItem } from "./items.ts";
-import { SHARD } from "./keys.ts";
+import { indexShard, indexShards, SHARD } from "./keys.ts";
 import { timing } from "../platform/timing.ts";
 import { scheduleDisconnectCheck } from "./disconnect-checks.ts";
 import { detachSession } from "./sessions.ts";
-import { walkQuery, type Position, type Walked } from "./index-walk.ts";
+import { walkQuery, walkShards, type Position, type Walked } from "./index-walk.ts";
 import { Connections } from "./tables.ts";
 
 export async function openConnection(input: { connectionId: string; tokenId: string; sourceIp?: string; now: Date }): Promise<void> {
@@ -12,7 +12,7 @@ export async function openConnection(input: { connectionId: string; tokenId: str
   const item: ConnectionItem = {
     connectionId: input.connectionId,
     tokenId: input.tokenId,
-    shard: SHARD.connection,
+    shard: indexShard(SHARD.connection, input.connectionId),
     connectedAt: at,
     lastSeen: at,
     ...(input.sourceIp ? { sourceIp: input.sourceIp } : {}),
@@ -67,14 +67,20 @@ export const listConnections = (): Promise<ConnectionItem[]> => Connections.scan
 
 /** Connections not heard from since `before`, quietest first, from `startKey` on (from the index: the sweeper never scans). */
 export const quietConnections = (before: Date, startKey?: Position): AsyncGenerator<Walked<ConnectionItem>> =>
-  walkQuery(
-    Connections,
-    {
-      IndexName: "byLastSeen",
-      KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
-      ExpressionAttributeNames: { "#shard": "shard" },
-      ExpressionAttributeValues: { ":shard": SHARD.connection, ":before": before.toISOString() },
-    },
+  walkShards(
+    indexShards(SHARD.connection),
+    (shard, start) =>
+      walkQuery(
+        Connections,
+        {
+          IndexName: "byLastSeen",
+          KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
+          ExpressionAttributeNames: { "#shard": "shard" },
+          ExpressionAttributeValues: { ":shard": shard, ":before": before.toISOString() },
+        },
+        start,
+      ),
+    (connection) => connection.lastSeen,
     startKey,
   );
 

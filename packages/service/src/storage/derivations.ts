@@ -1,7 +1,7 @@
 import { canMove, PROPAGATING } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
 import type { DerivationItem, HistoryEntry } from "./items.ts";
-import { derivationShard, derivationShards, SHARD } from "./keys.ts";
+import { indexShard, indexShards, SHARD } from "./keys.ts";
 import type { Condition } from "./table.ts";
 import { walkQuery, walkShards, type Position, type Walked } from "./index-walk.ts";
 import { Derivations } from "./tables.ts";
@@ -105,18 +105,18 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   const set = { ...move.set };
   const remove = [...(move.remove ?? [])];
   if (move.to === "queued") {
-    set.queuedShard = derivationShard(SHARD.queued, drvPath);
+    set.queuedShard = indexShard(SHARD.queued, drvPath);
     set.queuedAt ??= now.toISOString();
   } else {
     remove.push("queuedShard", "dueShard", "dueAt");
   }
   // Leased builds (and only they) are in the byBuilding index.
-  if (move.to === "building") set.buildingShard = derivationShard(SHARD.building, drvPath);
+  if (move.to === "building") set.buildingShard = indexShard(SHARD.building, drvPath);
   else remove.push("buildingShard");
   // Until the settle flow has told its dependents and jobs, a settled derivation stays in this
   // index; one that moves on (a rebuild) has nothing left to tell. A new status is told from
   // its first dependent on.
-  if (PROPAGATING.includes(move.to)) set.propagateShard = derivationShard(SHARD.unpropagated, drvPath);
+  if (PROPAGATING.includes(move.to)) set.propagateShard = indexShard(SHARD.unpropagated, drvPath);
   else remove.push("propagateShard");
   remove.push("propagatedThrough");
   for (const [i, [name, value]] of Object.entries(set).entries()) {
@@ -229,7 +229,7 @@ export function versionIs(drv: Pick<DerivationItem, "version">): Condition {
 /** Retries whose back-off is over, longest due first (the byDueAt index, every shard). */
 export const dueRetries = (now: Date): AsyncGenerator<Walked<DerivationItem>> =>
   walkShards(
-    derivationShards(SHARD.due),
+    indexShards(SHARD.due),
     (shard) =>
       walkQuery(Derivations, {
         IndexName: "byDueAt",
@@ -242,7 +242,7 @@ export const dueRetries = (now: Date): AsyncGenerator<Walked<DerivationItem>> =>
 /** Queued derivations not sent since `before`, oldest first, from `startKey` on; retries waiting out a back-off left out (the byQueuedAt index). */
 export const staleQueued = (before: Date, startKey?: Position): AsyncGenerator<Walked<DerivationItem>> =>
   walkShards(
-    derivationShards(SHARD.queued),
+    indexShards(SHARD.queued),
     (shard, start) =>
       walkQuery(
         Derivations,
@@ -262,7 +262,7 @@ export const staleQueued = (before: Date, startKey?: Position): AsyncGenerator<W
 export const leasedBuilds = async (before: Date): Promise<DerivationItem[]> =>
   (
     await Promise.all(
-      derivationShards(SHARD.building).map((shard) =>
+      indexShards(SHARD.building).map((shard) =>
         Derivations.query({
           IndexName: "byBuilding",
           KeyConditionExpression: "buildingShard = :b AND updatedAt < :before",
@@ -275,7 +275,7 @@ export const leasedBuilds = async (before: Date): Promise<DerivationItem[]> =>
 /** Settled before `before` and dependents not yet told, oldest first (the byUnpropagated index). */
 export const unpropagated = (before: Date): AsyncGenerator<Walked<DerivationItem>> =>
   walkShards(
-    derivationShards(SHARD.unpropagated),
+    indexShards(SHARD.unpropagated),
     (shard) =>
       walkQuery(Derivations, {
         IndexName: "byUnpropagated",

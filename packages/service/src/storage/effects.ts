@@ -7,7 +7,8 @@ import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { sqs } from "../platform/aws-clients.ts";
 import { queueUrl } from "../platform/linked-resources.ts";
 import type { EffectItem, EffectStatus, JobItem } from "./items.ts";
-import { SHARD } from "./keys.ts";
+import { indexShard, indexShards, SHARD } from "./keys.ts";
+import { firstOfShards } from "./index-walk.ts";
 import type { EffectMessage } from "./queue-messages.ts";
 import { EffectLines, Effects, Jobs } from "./tables.ts";
 import { hexDigest } from "../platform/hex-digest.ts";
@@ -30,7 +31,9 @@ export const lineEffects = (lineKey: string): Promise<EffectItem[]> =>
 
 /** Up to 100 effects whose builds are done and that wait for their turn or an agent, oldest job first (the byReady index). */
 export const readyEffects = (): Promise<EffectItem[]> =>
-  Effects.firstPage({ IndexName: "byReady", KeyConditionExpression: "readyShard = :r", ExpressionAttributeValues: { ":r": SHARD.effectReady }, Limit: 100 });
+  firstOfShards(indexShards(SHARD.effectReady), 100, (effect) => effect.order, (shard, limit) =>
+    Effects.firstPage({ IndexName: "byReady", KeyConditionExpression: "readyShard = :r", ExpressionAttributeValues: { ":r": shard }, Limit: limit }),
+  );
 
 const FINISHED: readonly EffectStatus[] = ["succeeded", "failed", "cancelled", "skipped"];
 export const isFinishedEffect = (status: EffectStatus) => FINISHED.includes(status);
@@ -46,7 +49,7 @@ export async function moveEffect(
 ): Promise<EffectItem | undefined> {
   const set: Record<string, unknown> = { ...move.set, status: move.to, updatedAt: now.toISOString() };
   const remove = new Set(move.remove ?? []);
-  if (move.to === "waiting" || move.to === "queued") set.readyShard = SHARD.effectReady;
+  if (move.to === "waiting" || move.to === "queued") set.readyShard = indexShard(SHARD.effectReady, `${key.jobId}#${key.attribute}`);
   else remove.add("readyShard");
   if (isFinishedEffect(move.to)) remove.add("activeLine");
   const names: Record<string, string> = { "#status": "status" };
@@ -103,11 +106,13 @@ export async function enqueueEffect(effect: Pick<EffectItem, "jobId" | "attribut
  */
 export async function earlierJobEvaluating(job: Pick<JobItem, "jobId" | "repository" | "ref" | "createdAt">): Promise<boolean> {
   const order = `${job.createdAt}#${job.jobId}`;
-  for await (const page of Jobs.pages({ IndexName: "byActivity", KeyConditionExpression: "activeShard = :a", ExpressionAttributeValues: { ":a": SHARD.activeJob } })) {
-    const found = page.items.some(
-      (other) => other.repository === job.repository && other.ref === job.ref && `${other.createdAt}#${other.jobId}` < order && other.status === "evaluating",
-    );
-    if (found) return true;
+  for (const shard of indexShards(SHARD.activeJob)) {
+    for await (const page of Jobs.pages({ IndexName: "byActivity", KeyConditionExpression: "activeShard = :a", ExpressionAttributeValues: { ":a": shard } })) {
+      const found = page.items.some(
+        (other) => other.repository === job.repository && other.ref === job.ref && `${other.createdAt}#${other.jobId}` < order && other.status === "evaluating",
+      );
+      if (found) return true;
+    }
   }
   return false;
 }

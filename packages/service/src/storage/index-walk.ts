@@ -63,3 +63,20 @@ export async function* walkShards<T>(
     heads[next] = await walks[next]!.next();
   }
 }
+
+/**
+ * The first `limit` items of a sharded index in its order: each shard's first page of at most
+ * `limit`, merged (what one page of the unsharded index would have held).
+ */
+export async function firstOfShards<T>(
+  shards: readonly string[],
+  limit: number,
+  orderOf: (item: T) => string,
+  page: (shard: string, limit: number) => Promise<T[]>,
+): Promise<T[]> {
+  const pages = await Promise.all(shards.map((shard) => page(shard, limit)));
+  return pages
+    .flat()
+    .sort((a, b) => (orderOf(a) < orderOf(b) ? -1 : orderOf(a) > orderOf(b) ? 1 : 0))
+    .slice(0, limit);
+}

@@ -56,7 +56,7 @@ export const JobItem = z.object({
   /** Attribute evaluation errors count as failures of the job. */
   attributeErrors: z.number().optional(),
   /** Present while the job runs, and while its cancellation is under way: the byActivity index's hash key. */
-  activeShard: z.literal(SHARD.activeJob).optional(),
+  activeShard: z.string().optional(),
   /** `repository` + "\n" + `ref`: the byRepositoryRef index's hash key (storage/keys.ts `repositoryRefKey`). */
   repositoryRef: z.string().optional(),
   /**
@@ -115,7 +115,7 @@ export const ReportItem = z.object({
   /** Send again at this time (the sweeper does): a throttle, a rate limit or a back-off. */
   dueAt: Timestamp.optional(),
   /** Present with `dueAt`: the byDue index's hash key. */
-  dueShard: z.literal(SHARD.reportDue).optional(),
+  dueShard: z.string().optional(),
   /** Someone is sending until then; others leave a due time instead of sending too. */
   leaseUntil: Timestamp.optional(),
   leaseToken: z.string().optional(),
@@ -298,7 +298,7 @@ export const EffectItem = z.object({
   /** Present while not finished: the byLine index's hash key. */
   activeLine: z.string().optional(),
   /** Present while waiting or queued: the byReady index's hash key. */
-  readyShard: z.literal(SHARD.effectReady).optional(),
+  readyShard: z.string().optional(),
   attempt: z.number(),
   taskId: z.string().optional(),
   sessionId: z.string().optional(),
@@ -334,7 +334,7 @@ export const ScheduleItem = z.object({
   sourceJobId: z.string(),
   sourceCreatedAt: Timestamp,
   /** Present while it has a next run: the byNextRun index's hash key. */
-  dueShard: z.literal(SHARD.schedule).optional(),
+  dueShard: z.string().optional(),
   nextRunAt: Timestamp.optional(),
   lastRunAt: Timestamp.optional(),
   lastJobId: z.string().optional(),
@@ -425,7 +425,7 @@ export type DashboardSessionItem = z.infer<typeof DashboardSessionItem>;
 export const ConnectionItem = z.object({
   connectionId: z.string(),
   tokenId: z.string(),
-  shard: z.literal(SHARD.connection),
+  shard: z.string(),
   connectedAt: Timestamp,
   lastSeen: Timestamp,
   sourceIp: z.string().optional(),

@@ -2,8 +2,8 @@ import { compactBatches, noteBatch, type BatchesSeen } from "@nimbus/core";
 import type { JobHandler, JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
 import { exactCountFields, type StatusCounts } from "./job-counts.ts";
-import { heldKey, pullRequestKey, SHARD } from "./keys.ts";
-import { walkQuery, type Position, type Walked } from "./index-walk.ts";
+import { heldKey, indexShard, indexShards, pullRequestKey, SHARD } from "./keys.ts";
+import { walkQuery, walkShards, type Position, type Walked } from "./index-walk.ts";
 import { Jobs } from "./tables.ts";
 
 export const getJob = (jobId: string): Promise<JobItem | undefined> => Jobs.get({ jobId });
@@ -271,13 +271,19 @@ export function completeEvaluation(jobId: string, taskId: string, attributeError
 
 /** Running jobs not updated since `before`, quietest first, from `startKey` on (the byActivity index). */
 export const quietJobs = (before: Date, startKey?: Position): AsyncGenerator<Walked<JobItem>> =>
-  walkQuery(
-    Jobs,
-    {
-      IndexName: "byActivity",
-      KeyConditionExpression: "activeShard = :a AND updatedAt < :before",
-      ExpressionAttributeValues: { ":a": SHARD.activeJob, ":before": before.toISOString() },
-    },
+  walkShards(
+    indexShards(SHARD.activeJob),
+    (shard, start) =>
+      walkQuery(
+        Jobs,
+        {
+          IndexName: "byActivity",
+          KeyConditionExpression: "activeShard = :a AND updatedAt < :before",
+          ExpressionAttributeValues: { ":a": shard, ":before": before.toISOString() },
+        },
+        start,
+      ),
+    (job) => job.updatedAt,
     startKey,
   );
 
@@ -305,7 +311,7 @@ export function releaseHeldJob(jobId: string, approvedBy: string, now: Date): Pr
       UpdateExpression: "SET #status = :evaluating, activeShard = :active, updatedAt = :now, #trigger.approvedBy = :by REMOVE heldKey, holdReason, approvalLabel",
       ConditionExpression: "#status = :held",
       ExpressionAttributeNames: { "#status": "status", "#trigger": "trigger" },
-      ExpressionAttributeValues: { ":evaluating": "evaluating", ":held": "held", ":active": SHARD.activeJob, ":now": now.toISOString(), ":by": approvedBy },
+      ExpressionAttributeValues: { ":evaluating": "evaluating", ":held": "held", ":active": indexShard(SHARD.activeJob, jobId), ":now": now.toISOString(), ":by": approvedBy },
     },
   );
 }

@@ -40,16 +40,17 @@ export const SHARD = {
 export const sessionShard = (shard: number) => `${SHARD.session}${shard}`;
 
 /**
- * Shards of the Derivations table's sparse indexes (byQueuedAt, byBuilding, byUnpropagated,
- * byDueAt): every build enters and leaves the first three, so one constant each would be a
- * partition that every build writes. The sweeper reads every shard, merged in index order.
+ * Shards of the sparse indexes whose key would otherwise be one constant: the Derivations
+ * table's (byQueuedAt, byBuilding, byUnpropagated, byDueAt — every build enters and leaves the
+ * first three), Jobs.byActivity (every job update rewrites its entry), Connections.byLastSeen,
+ * Reports.byDue, Effects.byReady and Schedules.byNextRun. One constant each would be a
+ * partition that takes every such write; readers ask every shard and merge in index order.
  */
-export const DERIVATION_SHARDS = 4;
-/** The shard value of a derivation in the index whose letter is `letter` (SHARD.queued, …). */
-export const derivationShard = (letter: string, drvPath: string) =>
-  `${letter}${createHash("sha256").update(drvPath).digest().readUInt32BE(0) % DERIVATION_SHARDS}`;
+export const INDEX_SHARDS = 4;
+/** The shard value of an item, by its key, in the index whose letter is `letter` (SHARD.queued, …). */
+export const indexShard = (letter: string, key: string) => `${letter}${createHash("sha256").update(key).digest().readUInt32BE(0) % INDEX_SHARDS}`;
 /** Every partition of such an index: its shards, and the unnumbered one of items written before shards. */
-export const derivationShards = (letter: string): string[] => [letter, ...Array.from({ length: DERIVATION_SHARDS }, (_, i) => `${letter}${i}`)];
+export const indexShards = (letter: string): string[] => [letter, ...Array.from({ length: INDEX_SHARDS }, (_, i) => `${letter}${i}`)];
 
 /** Jobs.heldKey while a fork's job waits for approval: byHeldCommit. */
 export const heldKey = (repository: string, commit: string) => `${repository}#${commit}`;

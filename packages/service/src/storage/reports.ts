@@ -4,7 +4,8 @@
  */
 import { INITIAL_REPORT_STATE, type ReportState } from "@nimbus/github";
 import type { ReportItem } from "./items.ts";
-import { SHARD } from "./keys.ts";
+import { indexShard, indexShards, SHARD } from "./keys.ts";
+import { firstOfShards } from "./index-walk.ts";
 import { Reports } from "./tables.ts";
 
 export const getReport = (jobId: string): Promise<ReportItem | undefined> => Reports.get({ jobId });
@@ -45,15 +46,17 @@ export const scheduleReport = (jobId: string, at: Date): Promise<boolean> =>
       UpdateExpression: "SET #state = if_not_exists(#state, :initial), dueAt = :at, dueShard = :shard",
       ConditionExpression: "attribute_not_exists(dueAt) OR dueAt > :at",
       ExpressionAttributeNames: { "#state": "state" },
-      ExpressionAttributeValues: { ":initial": INITIAL_REPORT_STATE, ":at": at.toISOString(), ":shard": SHARD.reportDue },
+      ExpressionAttributeValues: { ":initial": INITIAL_REPORT_STATE, ":at": at.toISOString(), ":shard": indexShard(SHARD.reportDue, jobId) },
     },
   );
 
 /** Up to `limit` reports due by `now`, earliest first (the byDue index). */
 export const dueReports = (now: Date, limit: number): Promise<ReportItem[]> =>
-  Reports.firstPage({
-    IndexName: "byDue",
-    KeyConditionExpression: "dueShard = :shard AND dueAt <= :now",
-    ExpressionAttributeValues: { ":shard": SHARD.reportDue, ":now": now.toISOString() },
-    Limit: limit,
-  });
+  firstOfShards(indexShards(SHARD.reportDue), limit, (report) => report.dueAt ?? "", (shard, max) =>
+    Reports.firstPage({
+      IndexName: "byDue",
+      KeyConditionExpression: "dueShard = :shard AND dueAt <= :now",
+      ExpressionAttributeValues: { ":shard": shard, ":now": now.toISOString() },
+      Limit: max,
+    }),
+  );

@@ -1,6 +1,7 @@
 /** The Schedules table (docs/effects.md, "Schedules"): each write conditional, so two sweeps or evaluations change nothing twice. */
 import type { ScheduleItem } from "./items.ts";
-import { SHARD } from "./keys.ts";
+import { indexShards, SHARD } from "./keys.ts";
+import { firstOfShards } from "./index-walk.ts";
 import { Schedules } from "./tables.ts";
 
 /** The schedules of one repository. */
@@ -17,20 +18,24 @@ export const deleteSchedule = (repository: string, name: string, sourceCreatedAt
 
 /** Up to 100 schedules whose next run is at or before `now` (the byNextRun index: only due ones are read). */
 export const dueSchedules = (now: Date): Promise<ScheduleItem[]> =>
-  Schedules.firstPage({
-    IndexName: "byNextRun",
-    KeyConditionExpression: "dueShard = :s AND nextRunAt <= :now",
-    ExpressionAttributeValues: { ":s": SHARD.schedule, ":now": now.toISOString() },
-    Limit: 100,
-  });
+  firstOfShards(indexShards(SHARD.schedule), 100, (schedule) => schedule.nextRunAt ?? "", (shard, limit) =>
+    Schedules.firstPage({
+      IndexName: "byNextRun",
+      KeyConditionExpression: "dueShard = :s AND nextRunAt <= :now",
+      ExpressionAttributeValues: { ":s": shard, ":now": now.toISOString() },
+      Limit: limit,
+    }),
+  );
 
 /** Every schedule with a next run, soonest first (for the API). */
 export async function listSchedules(): Promise<ScheduleItem[]> {
   const items: ScheduleItem[] = [];
-  for await (const page of Schedules.pages({ IndexName: "byNextRun", KeyConditionExpression: "dueShard = :s", ExpressionAttributeValues: { ":s": SHARD.schedule } })) {
-    items.push(...page.items);
+  for (const shard of indexShards(SHARD.schedule)) {
+    for await (const page of Schedules.pages({ IndexName: "byNextRun", KeyConditionExpression: "dueShard = :s", ExpressionAttributeValues: { ":s": shard } })) {
+      items.push(...page.items);
+    }
   }
-  return items;
+  return items.sort((a, b) => (a.nextRunAt ?? "").localeCompare(b.nextRunAt ?? ""));
 }
 
 /** due → the next run, once: whether this call moved it (another sweep may have). */
