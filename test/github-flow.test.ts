@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { createHmac, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { BuildTask, EvaluateTask, EvaluationEvent } from "@nimbus/protocol";
-import { sweep } from "@nimbus/service";
+import { SHARD, sweep } from "@nimbus/service";
+import { indexShard } from "../packages/service/src/storage/keys.ts";
 import { GithubStandin, testAppKeys, type StandinCheckRun } from "./support/github-standin.ts";
 import { ScriptedAgent, type BuildOutcome } from "./support/scripted-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
@@ -193,7 +194,7 @@ describe("GitHub App mode: check runs, against the stand-in", () => {
     assert.equal(item.state.lastError, "secondary rate limit");
     const waitMs = Date.parse(item.dueAt) - Date.now();
     assert.ok(waitMs > 50_000 && waitMs <= 60_000, `waits out a minute (${waitMs} ms)`);
-    assert.equal(item.dueShard, "r");
+    assert.equal(item.dueShard, indexShard(SHARD.reportDue, jobId), "in the byDue index, in its job's shard");
     assert.deepEqual(runsOf(jobId), [], "nothing landed yet");
     const refused = standin.requests.filter((r) => r.status === 403);
     assert.equal(refused.length, 1);
