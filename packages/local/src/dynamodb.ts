@@ -141,7 +141,7 @@ export async function ensureTables(
       const indexes: GlobalSecondaryIndex[] = Object.entries(spec.globalIndexes ?? {}).map(([IndexName, index]) => ({
         IndexName,
         KeySchema: keySchema(index),
-        Projection: { ProjectionType: "ALL" },
+        Projection: { ProjectionType: index.projection === "keys-only" ? "KEYS_ONLY" : "ALL" },
       }));
       await client.send(
         new CreateTableCommand({

@@ -82,3 +82,10 @@ test("stopping closes LevelDB: a new start on the same directory reads what was 
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+test("an index the spec keeps keys-only is created KEYS_ONLY: an update that changes no key writes only the table", async () => {
+  const lists = { ...jobs, globalIndexes: { ByRepo: { hashKey: "repo", rangeKey: "createdAt", projection: "keys-only" } } } satisfies TableSpec;
+  await ensureTables(dynamo.endpoint, { Lists: lists }, (name) => `t-${name}`);
+  const { Table } = await client.send(new DescribeTableCommand({ TableName: "t-Lists" }));
+  assert.equal(Table?.GlobalSecondaryIndexes?.[0]?.Projection?.ProjectionType, "KEYS_ONLY");
+});

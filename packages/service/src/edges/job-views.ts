@@ -4,7 +4,7 @@ import { JOB_ID_PATTERN } from "../flow/job-ids.ts";
 import { jobCounts, jobSummary, jobView } from "../flow/job-view.ts";
 import { badRequest, notFound } from "../platform/errors.ts";
 import type { JobItem } from "../storage/items.ts";
-import { getJob } from "../storage/jobs.ts";
+import { getJob, JobKey, jobsInOrder } from "../storage/jobs.ts";
 import { repositoryRefKey, SHARD } from "../storage/keys.ts";
 import { Jobs } from "../storage/tables.ts";
 import { decodeCursor, queryPage } from "./paging.ts";
@@ -58,8 +58,10 @@ export async function listJobs(options: { cursor?: string; limit: number; filter
     keys,
     options.limit,
     decodeCursor(options.cursor, keys, { [hashKey]: value }),
+    JobKey,
   );
-  return { jobs: items.map(jobSummary), ...(cursor ? { cursor } : {}) };
+  // The lists hold keys only (platform/resource-specs.ts): the page's jobs are read by key.
+  return { jobs: (await jobsInOrder(items.map((key) => key.jobId))).map(jobSummary), ...(cursor ? { cursor } : {}) };
 }
 
 export async function getJobView(jobId: string): Promise<JobView> {

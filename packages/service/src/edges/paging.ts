@@ -53,16 +53,17 @@ export function decodeCursor(cursor: string | undefined, attributes: readonly st
  * One page of a query: up to `limit` items, and a cursor only when more follow (reads one item
  * ahead, so the last page never comes with a cursor to an empty one).
  */
-export async function queryPage<T extends TableName, S extends z.ZodType<Record<string, unknown>>>(
+export async function queryPage<T extends TableName, S extends z.ZodType<Record<string, unknown>>, P extends z.ZodType<Record<string, unknown>> = S>(
   table: Table<T, S>,
   input: Query<T>,
   keyAttributes: readonly string[],
   limit: number,
   start: Key | undefined,
-): Promise<{ items: z.infer<S>[]; cursor?: string }> {
-  const items: z.infer<S>[] = [];
+  shape: P = table.schema as unknown as P,
+): Promise<{ items: z.infer<P>[]; cursor?: string }> {
+  const items: z.infer<P>[] = [];
   // DynamoDB may stop early at 1 MB of data; keep reading until the page is full or the query ends.
-  for await (const page of table.pages(input, table.schema, { pageSize: limit + 1, ...(start ? { startKey: start } : {}) })) {
+  for await (const page of table.pages(input, shape, { pageSize: limit + 1, ...(start ? { startKey: start } : {}) })) {
     items.push(...page.items);
     if (items.length > limit) break;
   }

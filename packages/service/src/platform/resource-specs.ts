@@ -10,7 +10,11 @@ export type AttributeType = "string" | "number" | "binary";
 export interface TableSpec {
   fields: Record<string, AttributeType>;
   primaryIndex: { hashKey: string; rangeKey?: string };
-  globalIndexes?: Record<string, { hashKey: string; rangeKey?: string }>;
+  /**
+   * `keys-only`: the index holds the table's and its own keys, nothing else, so an update that
+   * changes no key writes only the table (readers get the items by key). Otherwise all fields.
+   */
+  globalIndexes?: Record<string, { hashKey: string; rangeKey?: string; projection?: "keys-only" }>;
   /** Attribute holding an epoch-seconds expiry. Cleanup only: correctness never relies on it. */
   ttl?: string;
 }
@@ -60,16 +64,18 @@ export const tables = {
     },
     primaryIndex: { hashKey: "jobId" },
     globalIndexes: {
-      byCreated: { hashKey: "listKey", rangeKey: "createdAt" },
+      // The lists keep keys only: a running job's item changes with every count it keeps (every
+      // build), and an index holding all of it would be rewritten each time — in one partition here.
+      byCreated: { hashKey: "listKey", rangeKey: "createdAt", projection: "keys-only" },
       // Sparse: only running jobs, so the sweeper can finish any that nothing else will.
       byActivity: { hashKey: "activeShard", rangeKey: "updatedAt" },
       // The jobs of one repository, and of one branch of it (repositoryRef = repository + "\n" + ref), newest first.
-      byRepository: { hashKey: "repository", rangeKey: "createdAt" },
-      byRepositoryRef: { hashKey: "repositoryRef", rangeKey: "createdAt" },
+      byRepository: { hashKey: "repository", rangeKey: "createdAt", projection: "keys-only" },
+      byRepositoryRef: { hashKey: "repositoryRef", rangeKey: "createdAt", projection: "keys-only" },
       // Sparse: only forks' jobs waiting for approval, by repository and commit (what an approval names).
       byHeldCommit: { hashKey: "heldKey", rangeKey: "jobId" },
       // Sparse: only pull requests' jobs, by repository and number (what closing one cancels).
-      byPullRequest: { hashKey: "pullRequestKey", rangeKey: "createdAt" },
+      byPullRequest: { hashKey: "pullRequestKey", rangeKey: "createdAt", projection: "keys-only" },
     },
   },
   /**

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { compactBatches, noteBatch, type BatchesSeen } from "@nimbus/core";
 import type { JobHandler, JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
@@ -295,13 +296,28 @@ export const heldJobsOf = (repository: string, commit: string): Promise<JobItem[
     ExpressionAttributeValues: { ":key": heldKey(repository, commit) },
   });
 
-/** Every job of one pull request (the byPullRequest index). */
-export const pullRequestJobs = (repository: string, pullRequest: number): Promise<JobItem[]> =>
-  Jobs.query({
-    IndexName: "byPullRequest",
-    KeyConditionExpression: "pullRequestKey = :key",
-    ExpressionAttributeValues: { ":key": pullRequestKey(repository, pullRequest) },
-  });
+/** Every job of one pull request (the byPullRequest index holds their keys). */
+export const pullRequestJobs = async (repository: string, pullRequest: number): Promise<JobItem[]> =>
+  jobsInOrder(
+    (
+      await Jobs.query(
+        { IndexName: "byPullRequest", KeyConditionExpression: "pullRequestKey = :key", ExpressionAttributeValues: { ":key": pullRequestKey(repository, pullRequest) } },
+        JobKey,
+      )
+    ).map((key) => key.jobId),
+  );
+
+/**
+ * What a keys-only index of Jobs holds of a job: its id and the index's own keys (loose: a
+ * local table made before the index kept keys only still holds every field).
+ */
+export const JobKey = z.looseObject({ jobId: z.string() });
+
+/** The jobs of these ids, in this order (read by key, consistently; one removed meanwhile is left out). */
+export async function jobsInOrder(jobIds: readonly string[]): Promise<JobItem[]> {
+  const found = new Map((await Jobs.batchGet(jobIds.map((jobId) => ({ jobId })))).map((job) => [job.jobId, job]));
+  return jobIds.flatMap((jobId) => found.get(jobId) ?? []);
+}
 
 /** held → evaluating, once: the approved job runs (still untrusted); whether this call released it. */
 export function releaseHeldJob(jobId: string, approvedBy: string, now: Date): Promise<boolean> {
