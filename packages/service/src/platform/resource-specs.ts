@@ -145,7 +145,8 @@ export const tables = {
     primaryIndex: { hashKey: "jobId", rangeKey: "drvPath" },
     globalIndexes: {
       byJobStatus: { hashKey: "jobStatus", rangeKey: "drvPath" },
-      byDrv: { hashKey: "drvPath", rangeKey: "jobId" },
+      // Keys only: its readers want the job ids, and a row's status copy changes with every move.
+      byDrv: { hashKey: "drvPath", rangeKey: "jobId", projection: "keys-only" },
     },
   },
   /** A job's attributes (path → derivation or evaluation error). */
