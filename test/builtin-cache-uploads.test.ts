@@ -230,6 +230,31 @@ describe("credentials", () => {
 });
 
 describe("retention", () => {
+  it("walks the paths least recently used first across the index's shards, a batch per run, going on where the last stopped", async () => {
+    const paths: string[] = [];
+    for (let i = 0; i < 9; i++) {
+      paths.push((await publish(storePath(`lru-${i}`))).storePath);
+      await new Promise((resolve) => setTimeout(resolve, 3)); // each its own lastUsedAt
+    }
+    const inAMonth = new Date(Date.now() + 31 * 24 * 3600 * 1000);
+    process.env.NIMBUS_CACHE_COLLECT_BATCH = "4";
+    try {
+      const gone = async () => (await Promise.all(paths.map(async (p) => (await narinfoStatus(p)) === 404))).map((g, i) => (g ? i : -1)).filter((i) => i >= 0);
+      const before = new Set(await gone());
+      const removed: number[][] = [];
+      for (let run = 0; run < 6 && (await gone()).length < paths.length; run++) {
+        await collectCache(inAMonth);
+        removed.push((await gone()).filter((i) => !before.has(i) && !removed.flat().includes(i)));
+      }
+      assert.deepEqual(removed.flat().sort((a, b) => a - b), paths.map((_, i) => i).filter((i) => !before.has(i)), "every one goes in the end");
+      const firstRun = removed.find((r) => r.length > 0) ?? [];
+      assert.ok(firstRun.length <= 4, `at most a batch a run (${firstRun})`);
+      assert.ok(Math.max(...firstRun) < Math.min(...removed.flat().filter((i) => !firstRun.includes(i)), Infinity), `the least recently used first (${JSON.stringify(removed)})`);
+    } finally {
+      delete process.env.NIMBUS_CACHE_COLLECT_BATCH;
+    }
+  });
+
   it("removes unused paths nothing refers to, oldest first; keeps what a published path refers to and what was asked for recently", async () => {
     const base = await publish(storePath("lib"));
     const app = await publish(storePath("app"), [base.storePath]);

@@ -15,6 +15,7 @@ import type { UploadedPath, UploadVerdict } from "@nimbus/protocol";
 import { cacheSettings } from "../platform/cache-settings.ts";
 import { CACHE_USE_SHARD, type CachePathItem } from "../storage/cache-items.ts";
 import { addToStats, getCachePath, presentPaths, putCachePath, putReferences, touchPaths } from "../storage/cache-index.ts";
+import { indexShard } from "../storage/keys.ts";
 import { headObject, readObject } from "../storage/cache-objects.ts";
 
 const refused = (storePath: string, reason: string): UploadVerdict => ({ storePath, status: "refused", reason: reason.slice(0, 300) });
@@ -62,7 +63,7 @@ export async function publishPath(claim: UploadedPath, now = new Date()): Promis
     ...(claim.ca ? { ca: claim.ca } : {}),
     createdAt: at,
     lastUsedAt: at,
-    useShard: CACHE_USE_SHARD,
+    useShard: indexShard(CACHE_USE_SHARD, storeHash),
   };
   if (!(await putCachePath(item))) return { storePath, status: "present" };
   await addToStats({ paths: 1, fileBytes: claim.fileSize, narBytes: claim.narSize });

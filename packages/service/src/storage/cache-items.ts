@@ -6,7 +6,7 @@
 import { CacheAccess } from "@nimbus/protocol";
 import { z } from "zod";
 
-/** CachePaths.useShard, always: the byLastUsed index lists every path, least recently used first. */
+/** CachePaths.useShard, always (one of its shards, storage/keys.ts `indexShard`): the byLastUsed index lists every path, least recently used first. */
 export const CACHE_USE_SHARD = "u";
 /** CacheStats.statsKey of the one item. */
 export const CACHE_STATS_KEY = "cache";
@@ -30,7 +30,7 @@ export const CachePathItem = z.object({
   createdAt: z.string(),
   /** Published, or asked for by an evaluation or a reader since: what retention measures. */
   lastUsedAt: z.string(),
-  useShard: z.literal(CACHE_USE_SHARD),
+  useShard: z.string(),
 });
 export type CachePathItem = z.infer<typeof CachePathItem>;
 
