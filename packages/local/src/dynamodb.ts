@@ -29,7 +29,8 @@ export interface DynamoServer {
 export async function startDynamo(options: { dataDir: string; host: string; port: number }): Promise<DynamoServer> {
   const path = join(options.dataDir, "dynamodb");
   await mkdir(path, { recursive: true });
-  const worker = new Worker(new URL("./dynamo-worker.mjs", import.meta.url), { workerData: { path, host: options.host, port: options.port } });
+  // Plain JavaScript: no TypeScript loader (the process's --import) in the thread.
+  const worker = new Worker(new URL("./dynamo-worker.mjs", import.meta.url), { workerData: { path, host: options.host, port: options.port }, execArgv: [] });
   const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
   const port = await new Promise<number>((resolve, reject) => {
     worker.once("error", reject);
