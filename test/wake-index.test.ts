@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { sendSignedPush } from "@nimbus/cli";
 import { capabilityClassOf } from "@nimbus/core";
 import { JobView, type AgentInfo, type EvaluationEvent } from "@nimbus/protocol";
+import { sweep } from "@nimbus/service";
 import { quietSessions } from "../packages/service/src/flow/sessions.ts";
 import { idleSessionsOf, sessionsOf } from "../packages/service/src/storage/sessions.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
@@ -165,5 +166,36 @@ describe("waking idle agents through the capability index", () => {
       "every silent session, from every shard, quietest first",
     );
     for (const raw of raws) raw.close();
+  });
+  it("forgets a kind of machine retired a week ago with no session left, and never one an agent of it still uses", async () => {
+    const WEEK = 7 * 24 * 3600 * 1000;
+    const retired = { systems: ["mips64el-linux"], hostname: "retired" };
+    const classIds = async () => (await stack.scan("AgentClasses")).map((c) => c.classId);
+    const said = async (info: typeof retired) => {
+      const raw = await RawAgent.connect(stack.agentSocketUrl, token);
+      const session = newSession();
+      assert.equal((await raw.request(hello(info, session))).type, "welcome");
+      const agent = (await stack.getItem("Sessions", { sessionId: session.id }))!.agent as AgentInfo;
+      return { raw, klass: classOf(agent) };
+    };
+    const gone = await said(retired);
+    const stays = await said({ systems: ["powerpc64le-linux"], hostname: "kept" });
+    gone.raw.send({ type: "goodbye" });
+    await eventually(async () => ((await sessionsOf([gone.klass])).length === 0 ? true : undefined), "the retired agent's session to end");
+    assert.ok((await classIds()).includes(gone.klass.classId) && (await classIds()).includes(stays.klass.classId));
+
+    assert.equal((await sweep()).agentClassesForgotten, 0, "a kind said hello with lately stays, even with no session");
+    // Both last said hello with over a week ago (the sweep's clock is now, so the kept agent's session is alive).
+    const longAgo = new Date(Date.now() - WEEK - 60_000).toISOString();
+    for (const { klass } of [gone, stays]) await stack.setAttributes("AgentClasses", { classId: klass.classId }, { lastHelloAt: longAgo });
+    const swept = await sweep();
+    assert.ok(!(await classIds()).includes(gone.klass.classId), "the retired kind is forgotten");
+    assert.ok((await classIds()).includes(stays.klass.classId), "the kind with a session stays, however old its hello");
+    assert.equal(swept.agentClassesForgotten, 1);
+
+    // A hello of the forgotten kind files it again.
+    const back = await said(retired);
+    assert.ok((await classIds()).includes(gone.klass.classId), "back with its next hello");
+    for (const agent of [gone, stays, back]) agent.raw.close();
   });
 });

@@ -1,5 +1,6 @@
 import { planResends, PROPAGATING, quietJobAction, sweepDeadlines, type StaleWork, type SweepStep } from "@nimbus/core";
 import { timing } from "../platform/timing.ts";
+import { forgetAgentClass, quietAgentClasses } from "../storage/agent-classes.ts";
 import { closeAgentConnection } from "../storage/agent-socket.ts";
 import { buildQueueUrl, sendToBuildQueue } from "../storage/build-queues.ts";
 import { quietConnections } from "../storage/connections.ts";
@@ -9,6 +10,7 @@ import type { DerivationItem, JobItem } from "../storage/items.ts";
 import { countingMoves } from "../storage/job-counts.ts";
 import { quietJobs } from "../storage/jobs.ts";
 import { queueDepth } from "../storage/queue-messages.ts";
+import { hasSessions } from "../storage/sessions.ts";
 import { loadCursor, saveCursor } from "../storage/sweeper-cursors.ts";
 import { wakeIdleAgents } from "./dispatch.ts";
 import { startReadyEffects } from "./effects.ts";
@@ -39,6 +41,8 @@ export interface SweepReport {
   reportsSent: number;
   /** Jobs started for `onSchedule` handlers whose time came. */
   schedulesRun: number;
+  /** Capability classes forgotten: no hello of their kind of machine for a week, no session left. */
+  agentClassesForgotten: number;
   /** Steps that ran out of their time: the next sweep goes on where each stopped. */
   unfinished: SweepStep[];
 }
@@ -63,7 +67,8 @@ const CANCEL_STEP_MS = 5_000;
  * the next sweep goes on from there.
  * 1. connections silent for two heartbeats: closed ($disconnect is best-effort, and a silent
  *    death may leave the gateway a half-open socket), so their session's disconnect grace runs;
- * 2. sessions silent past the grace period: their agent is lost, their tasks go back;
+ * 2. sessions silent past the grace period: their agent is lost, their tasks go back; capability
+ *    classes of machines retired a week ago (no hello, no session) are forgotten;
  * 3. leases whose session no longer holds the task (a handler died while ending it) go back,
  *    and slots reserved for a task never leased to the session (a handler died in between) are freed;
  * 4. retries whose back-off is over: sent to their queue;
@@ -82,6 +87,18 @@ const CANCEL_STEP_MS = 5_000;
  *    the reports of the jobs this sweep changed (those it has no time for are left due).
  * `now` is the sweep's clock: every "silent since" is measured from it.
  */
+/** A kind of machine no agent has said hello with for this long, and with no session left, is forgotten. */
+export const CLASS_RETIRED_MS = 7 * 24 * 3600 * 1000;
+
+/** Forgets the capability classes of retired machines, so no wake or placement asks their empty index partitions again. */
+async function forgetRetiredClasses(before: Date): Promise<number> {
+  let forgotten = 0;
+  for (const klass of await quietAgentClasses(before)) {
+    if (!(await hasSessions(klass)) && (await forgetAgentClass(klass))) forgotten++;
+  }
+  return forgotten;
+}
+
 export function sweep(now = new Date(), options: SweepOptions = {}): Promise<SweepReport> {
   // The job counts its moves change are written once per job, at the end of the sweep.
   return countingMoves(() => sweepOnce(now, options));
@@ -108,6 +125,7 @@ async function sweepOnce(now: Date, options: SweepOptions): Promise<SweepReport>
     cancelsCompleted: 0,
     reportsSent: 0,
     schedulesRun: 0,
+    agentClassesForgotten: 0,
     unfinished: [],
   };
   const ran = (step: SweepStep, finished: boolean) => {
@@ -135,6 +153,7 @@ async function sweepOnce(now: Date, options: SweepOptions): Promise<SweepReport>
     if (await endSession(session.sessionId, "its agent was lost", work, { seenBefore: session.lastSeen })) report.sessionsEnded++;
   }
   ran("lost-sessions", sessionsDone);
+  report.agentClassesForgotten = await forgetRetiredClasses(ago(CLASS_RETIRED_MS));
 
   // Bounded by the agents' slots: a read of each session and each build leased a while.
   report.leasesHandedBack += await handBackOrphanedBuilds(ago(t.heartbeatIntervalMs), work, now);

@@ -1,8 +1,8 @@
 /**
  * The AgentClasses table: one item per capability class agents said hello with (core
- * capability-class.ts). Classes are never removed — there are about as many as kinds of
- * machines in the fleet — so the table stays small, and a class whose agents are gone costs a
- * query of its empty index partitions.
+ * capability-class.ts) — about as many as kinds of machines in the fleet. A class no agent has
+ * said hello with for a week and that has no session left is forgotten by the sweeper, so
+ * machines retired long ago cost nothing in every wake.
  */
 import type { CapabilityClass } from "@nimbus/core";
 import type { AgentClassItem } from "./items.ts";
@@ -19,12 +19,33 @@ const CLASSES_TTL_MS = 5_000;
 
 let cached: { until: number; classes: Map<string, CapabilityClass> } | undefined;
 
-/** Records an agent's class (at its hello: rare enough that a write each time is simpler than remembering). */
+/** Records an agent's class and when it was last said hello with (at a hello: rare enough for a write each time). */
 export async function registerAgentClass(klass: CapabilityClass, now: Date): Promise<void> {
-  const item: AgentClassItem = { classId: klass.classId, capabilities: klass.capabilities, createdAt: now.toISOString() };
-  await AgentClasses.put(item, { expression: "attribute_not_exists(classId)" });
+  await AgentClasses.update(
+    { classId: klass.classId },
+    {
+      UpdateExpression: "SET capabilities = :caps, createdAt = if_not_exists(createdAt, :now), lastHelloAt = :now",
+      ExpressionAttributeValues: { ":caps": klass.capabilities, ":now": now.toISOString() },
+    },
+  );
   cached?.classes.set(klass.classId, klass);
 }
+
+/** Classes no agent said hello with since `before` (a small table, read whole). */
+export const quietAgentClasses = async (before: Date): Promise<AgentClassItem[]> =>
+  (await AgentClasses.scan()).filter((c) => (c.lastHelloAt ?? c.createdAt) < before.toISOString());
+
+/**
+ * Forgets a class — only if no hello came since it was read (`seen`): a hello updates the item
+ * before its session joins the class's index, so a class is never forgotten under a new session.
+ */
+export const forgetAgentClass = (klass: AgentClassItem): Promise<boolean> =>
+  AgentClasses.delete(
+    { classId: klass.classId },
+    klass.lastHelloAt
+      ? { expression: "lastHelloAt = :seen", values: { ":seen": klass.lastHelloAt } }
+      : { expression: "attribute_not_exists(lastHelloAt) AND createdAt = :seen", values: { ":seen": klass.createdAt } },
+  );
 
 /** Every class (a small table), from this handler's copy while it is fresh; `fresh` reads the table again. */
 export async function listAgentClasses(options: { fresh?: boolean; now?: number } = {}): Promise<CapabilityClass[]> {

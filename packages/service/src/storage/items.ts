@@ -389,6 +389,8 @@ export const AgentClassItem = z.object({
   classId: z.string(),
   capabilities: BuilderCapabilitiesItem,
   createdAt: Timestamp,
+  /** The last hello (or agent-info) of an agent of this class; absent on classes written before it was kept. */
+  lastHelloAt: Timestamp.optional(),
 });
 export type AgentClassItem = z.infer<typeof AgentClassItem>;
 

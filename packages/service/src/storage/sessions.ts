@@ -68,7 +68,7 @@ export async function idleSessionsOf(classes: readonly CapabilityClass[], wanted
 const SessionId = z.object({ sessionId: z.string() });
 
 /** Whether a class has a session that is not draining: its shards asked one after the other, until one has. */
-async function hasSessions(klass: CapabilityClass): Promise<boolean> {
+export async function hasSessions(klass: CapabilityClass): Promise<boolean> {
   for (const key of capabilityKeysOf(klass.classId)) {
     const first = await SessionLoads.firstPage(
       { IndexName: "byCapability", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key }, ProjectionExpression: "sessionId", Limit: 1 },
