@@ -1,4 +1,6 @@
+import { UNSETTLED } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
+import { addNeedingJob } from "./derivations.ts";
 import type { DerivationItem } from "./items.ts";
 import { JobDerivationItem } from "./items.ts";
 import { noteCountMove } from "./job-counts.ts";
@@ -45,7 +47,8 @@ async function writeCopy(jobId: string, copy: DerivationCopy, mustExist: boolean
  * (it was written by this job's registration too, with the same `excused`).
  */
 export async function putJobDerivation(jobId: string, copy: DerivationCopy, excused?: Excused): Promise<void> {
-  await writeCopy(jobId, copy, false, excused);
+  // An unsettled derivation will move: its list of jobs (when it keeps one) must name this job before the registration looks again.
+  await Promise.all([writeCopy(jobId, copy, false, excused), UNSETTLED.includes(copy.status) && addNeedingJob(copy.drvPath, jobId)]);
 }
 
 /**
@@ -91,12 +94,13 @@ export async function jobsNeeding(drvPath: string): Promise<string[]> {
 
 /**
  * Mirrors a derivation's new status into every job that needs it (for paging and counting
- * by status), found through the byDrv index. A copy of an older version is dropped (core
- * `isNewerThan`), so late writes cannot undo newer ones; a row the index does not show yet is
- * put right by its registration (by key) or by the sweeper. Returns the ids of those jobs.
+ * by status): those the moved item names (`jobIds`, kept whole while it is unsettled), else
+ * those the byDrv index finds. A copy of an older version is dropped (core `isNewerThan`), so
+ * late writes cannot undo newer ones; a row the index does not show yet is put right by its
+ * registration (by key) or by the sweeper. Returns the ids of those jobs.
  */
-export async function mirrorStatus(copy: DerivationCopy): Promise<string[]> {
-  const jobIds = await jobsNeeding(copy.drvPath);
+export async function mirrorStatus(copy: DerivationCopy & Pick<DerivationItem, "jobIds">): Promise<string[]> {
+  const jobIds = copy.jobIds ? [...copy.jobIds] : await jobsNeeding(copy.drvPath);
   await Promise.all(jobIds.map((jobId) => writeCopy(jobId, copy, true)));
   return jobIds;
 }
