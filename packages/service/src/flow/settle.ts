@@ -33,7 +33,7 @@ export async function settle(drv: DerivationItem, work: WorkNotes, now = new Dat
     if (await notePropagatedThrough(drv, next.after)) await sendFanOut({ type: "settle", drvPath: drv.drvPath, version: drv.version ?? 0, after: next.after });
     return false;
   }
-  await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId, now, work)));
+  await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId, now, work, { counted: true })));
   await markPropagated(drv);
   return true;
 }
