@@ -10,7 +10,7 @@ import { closeAgentConnection, sendToAgent } from "../storage/agent-socket.ts";
 import { getConnection, recordHello, touchConnection, updateConnectionAgent } from "../storage/connections.ts";
 import { countingMoves } from "../storage/job-counts.ts";
 import { setDraining, touchSession, updateSessionAgent } from "../storage/sessions.ts";
-import { dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
+import { dispatchTo, dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
 import { reportChangedJobs } from "../flow/job-reports.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 import { endSession } from "../flow/session-end.ts";
@@ -112,7 +112,12 @@ async function sessionMessage(
   now: Date,
   work: WorkNotes,
 ): Promise<Answer> {
-  const more = () => dispatchToSession(session.sessionId, work);
+  // More work for the session once the early wakes are done: as a report's release left its load (no read) if no wake took it.
+  const more = async () => {
+    await work.wakesDone();
+    const released = await work.takeReporter();
+    return released ? dispatchTo(released, undefined, work, work.givenToReporter) : dispatchToSession(session.sessionId, work);
+  };
   switch (message.type) {
     case "request-work":
       return { replies: [], followUp: more };

@@ -1,4 +1,5 @@
 import type { NewWork } from "@nimbus/core";
+import type { SessionFields } from "../storage/items.ts";
 
 /** What `wakeSoon` runs: flow/dispatch.ts `wakeIdleAgents`, registered there (it imports this module, not the other way). */
 let earlyWake: ((work: WorkNotes) => Promise<void>) | undefined;
@@ -21,8 +22,38 @@ export class WorkNotes implements NewWork {
   /** A derivation was sent to this build queue. */
   addBuildQueue(queueKey: string): void {
     this.queueKeys.add(queueKey);
+    this.queuedIn.set(queueKey, (this.queuedIn.get(queueKey) ?? 0) + 1);
     this.tasks++;
     this.buildsSinceWake++;
+  }
+
+  /** Builds sent to each build queue. */
+  readonly queuedIn = new Map<string, number>();
+
+  /**
+   * The agent whose report this invocation handles, with its load once its slot is given back:
+   * the first wake offers it the work before it asks the index for idle agents (flow/dispatch.ts
+   * `wakeIdleAgents`); taken once.
+   */
+  private reporter: Promise<SessionFields | undefined> | undefined;
+
+  offerFirstTo(load: Promise<SessionFields | undefined>): void {
+    this.reporter = load;
+  }
+
+  takeReporter(): Promise<SessionFields | undefined> | undefined {
+    const reporter = this.reporter;
+    this.reporter = undefined;
+    return reporter;
+  }
+
+  /** Tasks given to the reporting agent, per queue: where they match what was queued, no idle agent need be looked for. */
+  readonly givenToReporter = new Map<string, number>();
+
+  /** Whether the reporting agent took from each build queue at least as many tasks as were queued there, and nothing else needs a wake. */
+  coveredByReporter(): boolean {
+    if (this.evaluations || this.leftFor.size > 0 || this.queueKeys.size === 0) return false;
+    return [...this.queueKeys].every((key) => (this.givenToReporter.get(key) ?? 0) >= (this.queuedIn.get(key) ?? Infinity));
   }
 
   /** Builds queued since the last early wake: that wake fills up to this many agents, and the closing wake the rest. */
@@ -86,11 +117,15 @@ export class WorkNotes implements NewWork {
         this.wakeAgain = false;
         const batch = new WorkNotes();
         for (const key of this.queueKeys) batch.queueKeys.add(key);
+        for (const [key, n] of this.queuedIn) batch.queuedIn.set(key, n);
         batch.tasks = this.buildsSinceWake;
         this.tasks -= this.buildsSinceWake;
         this.buildsSinceWake = 0;
         this.queueKeys.clear();
+        this.queuedIn.clear();
         if (batch.queueKeys.size === 0) break;
+        const reporter = this.takeReporter();
+        if (reporter) batch.offerFirstTo(reporter);
         await wake(batch).catch((error: unknown) => console.error("waking idle agents early failed:", error));
       } while (this.wakeAgain);
     })().finally(() => {

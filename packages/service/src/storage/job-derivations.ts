@@ -46,9 +46,10 @@ async function writeCopy(jobId: string, copy: DerivationCopy, mustExist: boolean
  * no index stands between a registration and its own row. A newer copy already there stays
  * (it was written by this job's registration too, with the same `excused`).
  */
-export async function putJobDerivation(jobId: string, copy: DerivationCopy, excused?: Excused): Promise<void> {
+export async function putJobDerivation(jobId: string, copy: DerivationCopy & Pick<DerivationItem, "jobIds">, excused?: Excused): Promise<void> {
   // An unsettled derivation will move: its list of jobs (when it keeps one) must name this job before the registration looks again.
-  await Promise.all([writeCopy(jobId, copy, false, excused), UNSETTLED.includes(copy.status) && addNeedingJob(copy.drvPath, jobId)]);
+  const unlisted = UNSETTLED.includes(copy.status) && copy.jobIds !== undefined && !copy.jobIds.has(jobId);
+  await Promise.all([writeCopy(jobId, copy, false, excused), unlisted && addNeedingJob(copy.drvPath, jobId)]);
 }
 
 /**
