@@ -180,5 +180,44 @@ describe("the request diet", () => {
     await sweep(later(5 * 60_000));
     assert.equal((await finished(stack, jobId, 5_000)).status, "succeeded", "the sweeper finished it from its rows");
     assert.equal((await stack.getItem("Jobs", { jobId }))?.count_building, 0, "with exact counts");
+    agent.close();
+  });
+
+  it("gives a build its result queued to the agent that reported it, without looking for idle agents; one it may not take goes to an idle agent that can", async () => {
+    const system = "mips64-linux";
+    const on = (name: string, inputs: string[] = []) => ({ ...derivation(name, inputs), system });
+    const events = [on("diet-a"), on("diet-b", ["diet-a"]), on("diet-c", ["diet-b"]), attribute("diet-c")];
+    const agentOn = { systems: [system], systemFeatures: [], concurrentTasks: 1 };
+    const reporter = await RawAgent.connect(stack.agentSocketUrl, token);
+    const idle = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const welcome = await reporter.request(hello({ hostname: "diet-reporter", ...agentOn }));
+      const reporterId = (welcome as { connectionId: string }).connectionId;
+      await push(stack, "acme/diet-chain", "4".repeat(40));
+      const task = (await eventually(async () => reporter.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      assert.equal((await reporter.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
+      reporter.send({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" });
+      const buildOf = (agent: RawAgent, name: string) =>
+        eventually(async () => agent.messages.find((m) => m.type === "build" && m.drvPath === drv(name)) as { taskId: string; drvPath: string } | undefined, `${name}'s build`);
+      const a = await buildOf(reporter, "diet-a");
+      assert.equal((await idle.request(hello({ hostname: "diet-idle", ...agentOn }))).type, "welcome");
+      const result = (build: { taskId: string; drvPath: string }) =>
+        JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
+
+      const looks = await counting("QueryCommand", "Sessions", () => handleAgentFrame(reporterId, result(a)), "byCapability");
+      const b = await buildOf(reporter, "diet-b");
+      assert.equal(looks, 0, "the reporter took the build its result queued: no idle agent was looked for");
+      assert.equal(idle.messages.filter((m) => m.type === "build").length, 0);
+
+      // Paused, the reporter takes nothing new: the build its result queues goes to the idle agent, found through the index.
+      await handleAgentFrame(reporterId, JSON.stringify({ type: "pause" }));
+      const looked = await counting("QueryCommand", "Sessions", () => handleAgentFrame(reporterId, result(b)), "byCapability");
+      await buildOf(idle, "diet-c");
+      assert.ok(looked > 0, "the idle agents were looked for");
+      assert.equal(reporter.messages.filter((m) => m.type === "build" && m.drvPath === drv("diet-c")).length, 0);
+    } finally {
+      reporter.close();
+      idle.close();
+    }
   });
 });
