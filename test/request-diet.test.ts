@@ -120,7 +120,7 @@ describe("the request diet", () => {
     const firstId = (welcome as { connectionId: string }).connectionId;
     const buildLog = { type: "build-log", taskId: "b-none-0", seq: 0, lines: ["x"] };
     let answer;
-    const reads = await counting("GetCommand", "Connections", async () => {
+    const reads = await counting("GetItemCommand", "Connections", async () => {
       answer = await first.request(buildLog);
     });
     assert.equal(reads, 0, "the session a connection said hello for is remembered");
@@ -204,9 +204,20 @@ describe("the request diet", () => {
       const result = (build: { taskId: string; drvPath: string }) =>
         JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
 
-      const looks = await counting("QueryCommand", "Sessions", () => handleAgentFrame(reporterId, result(a)), "byCapability");
+      let copies = 0;
+      const looks = await counting(
+        "QueryCommand",
+        "Sessions",
+        async () => {
+          copies = await counting("UpdateItemCommand", "JobDerivations", () => handleAgentFrame(reporterId, result(a)));
+        },
+        "byCapability",
+      );
       const b = await buildOf(reporter, "diet-b");
       assert.equal(looks, 0, "the reporter took the build its result queued: no idle agent was looked for");
+      assert.equal(copies, 2, "a's copy (succeeded) and b's (building): b's queued copy, older, was not sent");
+      const jobId = (await stack.scan("JobDerivations")).find((r) => r.drvPath === drv("diet-b"))?.jobId as string;
+      assert.deepEqual([await rowOf(jobId, drv("diet-a")), await rowOf(jobId, drv("diet-b"))], ["succeeded", "building"]);
       assert.equal(idle.messages.filter((m) => m.type === "build").length, 0);
 
       // Paused, the reporter takes nothing new: the build its result queues goes to the idle agent, found through the index.

@@ -133,8 +133,23 @@ export class WorkNotes implements NewWork {
     });
   }
 
-  /** Waits for the wakes `wakeSoon` started: an invocation must not end while one runs. */
+  /** Waits for the wakes `wakeSoon` started, and what was to follow them: an invocation must not end while one runs. */
   async wakesDone(): Promise<void> {
     while (this.waking) await this.waking;
+    while (this.afterWakes.length > 0) await Promise.all(this.afterWakes.splice(0));
+  }
+
+  private readonly afterWakes: Promise<unknown>[] = [];
+
+  /**
+   * Runs `fn` once the wake under way (if any) is done — bookkeeping that a wake may make
+   * needless (flow/settle.ts: a queued derivation's job copies, when the wake leased it
+   * already). `wakesDone` waits for it and throws what it threw.
+   */
+  afterWake(fn: () => Promise<unknown>): void {
+    const after = (this.waking ?? Promise.resolve()).then(fn);
+    // Kept for wakesDone, which throws it; until then not an unhandled rejection.
+    after.catch(() => {});
+    this.afterWakes.push(after);
   }
 }

@@ -9,6 +9,8 @@ import { JobDerivations } from "./tables.ts";
 
 /** A derivation's status as a job copies it: the status and the version it was taken at. */
 export type DerivationCopy = Pick<DerivationItem, "drvPath" | "status" | "version">;
+/** A derivation as a move left it: what a mirror copies, and the jobs it names (when it keeps them whole). */
+type MovedCopy = DerivationCopy & Partial<Pick<DerivationItem, "jobIds" | "createdAt">>;
 /** Whether a job's evaluation excused the derivation's failure (core attribute-verdict.ts). */
 type Excused = JobDerivationItem["excused"];
 
@@ -100,10 +102,41 @@ export async function jobsNeeding(drvPath: string): Promise<string[]> {
  * late writes cannot undo newer ones; a row the index does not show yet is put right by its
  * registration (by key) or by the sweeper. Returns the ids of those jobs.
  */
-export async function mirrorStatus(copy: DerivationCopy & Pick<DerivationItem, "jobIds">): Promise<string[]> {
+export async function mirrorStatus(copy: MovedCopy): Promise<string[]> {
   const jobIds = copy.jobIds ? [...copy.jobIds] : await jobsNeeding(copy.drvPath);
   await Promise.all(jobIds.map((jobId) => writeCopy(jobId, copy, true)));
+  noteMirrored(copy);
   return jobIds;
+}
+
+/**
+ * The newest version of each derivation whose copies this warm handler wrote to every job it
+ * found: a copy of an older version would be refused by every one of those rows (they only
+ * move forward), so it need not be sent. A few thousand kept, the oldest dropped first.
+ */
+const mirroredVersions = new Map<string, number>();
+const MIRRORED_KEPT = 5_000;
+
+/** By path and creation time: a derivation made again (a fresh local stack) is another. */
+const mirroredKey = (copy: MovedCopy) => `${copy.drvPath} ${copy.createdAt}`;
+
+function noteMirrored(copy: MovedCopy): void {
+  if (!copy.createdAt) return;
+  const key = mirroredKey(copy);
+  const version = copy.version ?? 0;
+  if ((mirroredVersions.get(key) ?? -1) >= version) return;
+  mirroredVersions.delete(key);
+  if (mirroredVersions.size >= MIRRORED_KEPT) mirroredVersions.delete(mirroredVersions.keys().next().value!);
+  mirroredVersions.set(key, version);
+}
+
+/**
+ * `mirrorStatus`, unless this handler already mirrored a newer version of the derivation (a
+ * build leased right after it was queued): those rows hold the newer copy. The jobs written to.
+ */
+export async function mirrorUnlessNewer(copy: MovedCopy): Promise<string[]> {
+  if (copy.createdAt && (mirroredVersions.get(mirroredKey(copy)) ?? -1) > (copy.version ?? 0)) return [];
+  return mirrorStatus(copy);
 }
 
 /** Writes status copies into one job's rows (the sweeper's repair), each unless the row holds a newer one. */
