@@ -112,11 +112,16 @@ async function sessionMessage(
   now: Date,
   work: WorkNotes,
 ): Promise<Answer> {
-  // More work for the session once the early wakes are done: as a report's release left its load (no read) if no wake took it.
+  // More work for the session once the early wakes are done — none if one of them gave it work after its report freed its
+  // slot; else as that release left its load (no read), or read afresh.
   const more = async () => {
     await work.wakesDone();
-    const released = await work.takeReporter();
-    return released ? dispatchTo(released, undefined, work, work.givenToReporter) : dispatchToSession(session.sessionId, work);
+    if (work.reporterDispatched) return 0;
+    const reporter = work.takeReporter();
+    const load = await reporter?.load;
+    if (!reporter || !load) return dispatchToSession(session.sessionId, work);
+    reporter.dispatched = true;
+    return dispatchTo(load, undefined, work, work.givenToReporter);
   };
   switch (message.type) {
     case "request-work":

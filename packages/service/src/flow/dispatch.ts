@@ -160,8 +160,12 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   // This invocation queued an evaluation or an effect (or the sweeper found one waiting): whatever was believed empty may not be.
   if (work.evaluations) emptyUntil.clear();
   // The agent whose report queued the builds is offered them first; what it takes wakes no one (docs/reliability.md).
-  const reporter = await work.takeReporter();
-  if (reporter) await dispatchTo(reporter, await taskSources(), work, work.givenToReporter);
+  const reporter = work.takeReporter();
+  const load = await reporter?.load;
+  if (reporter && load) {
+    await dispatchTo(load, await taskSources(), work, work.givenToReporter);
+    reporter.dispatched = true;
+  }
   if (work.coveredByReporter()) return;
   // One idle agent per task queued at most: more would ask the queue for messages another already took.
   const taken = [...work.givenToReporter.values()].reduce((sum, n) => sum + n, 0);

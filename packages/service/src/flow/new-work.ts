@@ -1,6 +1,12 @@
 import type { NewWork } from "@nimbus/core";
 import type { SessionFields } from "../storage/items.ts";
 
+/** The agent whose report an invocation handles: its load once its slot is given back, and whether a dispatch gave it tasks since. */
+interface Reporter {
+  load: Promise<SessionFields | undefined>;
+  dispatched: boolean;
+}
+
 /** What `wakeSoon` runs: flow/dispatch.ts `wakeIdleAgents`, registered there (it imports this module, not the other way). */
 let earlyWake: ((work: WorkNotes) => Promise<void>) | undefined;
 export function setEarlyWake(wake: (work: WorkNotes) => Promise<void>): void {
@@ -35,16 +41,24 @@ export class WorkNotes implements NewWork {
    * the first wake offers it the work before it asks the index for idle agents (flow/dispatch.ts
    * `wakeIdleAgents`); taken once.
    */
-  private reporter: Promise<SessionFields | undefined> | undefined;
+  private reporter: Reporter | undefined;
+  private reporterTaken = false;
 
   offerFirstTo(load: Promise<SessionFields | undefined>): void {
-    this.reporter = load;
+    this.reporter = { load, dispatched: false };
+    this.reporterTaken = false;
   }
 
-  takeReporter(): Promise<SessionFields | undefined> | undefined {
-    const reporter = this.reporter;
-    this.reporter = undefined;
-    return reporter;
+  /** The reporting agent, to the first that asks (a wake, or the report's follow-up); mark it `dispatched` once given its tasks. */
+  takeReporter(): Reporter | undefined {
+    if (!this.reporter || this.reporterTaken) return undefined;
+    this.reporterTaken = true;
+    return this.reporter;
+  }
+
+  /** Whether a wake of this invocation filled the reporting agent's free slots already (after its release: no follow-up needed). */
+  get reporterDispatched(): boolean {
+    return this.reporter?.dispatched === true;
   }
 
   /** Tasks given to the reporting agent, per queue: where they match what was queued, no idle agent need be looked for. */
@@ -125,7 +139,7 @@ export class WorkNotes implements NewWork {
         this.queuedIn.clear();
         if (batch.queueKeys.size === 0) break;
         const reporter = this.takeReporter();
-        if (reporter) batch.offerFirstTo(reporter);
+        if (reporter) batch.reporter = reporter;
         await wake(batch).catch((error: unknown) => console.error("waking idle agents early failed:", error));
       } while (this.wakeAgain);
     })().finally(() => {
