@@ -25,14 +25,14 @@ import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 const later = (ms: number) => new Date(Date.now() + ms);
 
-/** Counts the service's DynamoDB requests of one command on one table (index) while `fn` runs. */
-async function counting(command: string, table: string, fn: () => Promise<void>, index?: string): Promise<number> {
+/** Counts the service's DynamoDB requests of one command on one table (index; `about` an item) while `fn` runs. */
+async function counting(command: string, table: string, fn: () => Promise<void>, index?: string, about?: (input: { Key?: Record<string, unknown> }) => boolean): Promise<number> {
   let count = 0;
   const name = `requestDietCount${Math.random().toString(36).slice(2)}`;
   dynamo().middlewareStack.add(
     (next, context) => async (args) => {
-      const input = args.input as { TableName?: string; IndexName?: string };
-      if (context.commandName === command && input.TableName?.includes(table) && (index === undefined || input.IndexName === index)) count++;
+      const input = args.input as { TableName?: string; IndexName?: string; Key?: Record<string, unknown> };
+      if (context.commandName === command && input.TableName?.includes(table) && (index === undefined || input.IndexName === index) && (!about || about(input))) count++;
       return next(args);
     },
     { step: "initialize", name },
@@ -205,14 +205,26 @@ describe("the request diet", () => {
         JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
 
       let copies = 0;
+      let sessionReads = 0;
       const looks = await counting(
         "QueryCommand",
         "Sessions",
         async () => {
-          copies = await counting("UpdateItemCommand", "JobDerivations", () => handleAgentFrame(reporterId, result(a)));
+          // Its own session's reads only: the idle agent's hello may still be dispatching to it.
+          const reporterSession = (await stack.scan("Sessions")).find((item) => item.connectionId === reporterId)?.sessionId;
+          sessionReads = await counting(
+            "GetItemCommand",
+            "Sessions",
+            async () => {
+              copies = await counting("UpdateItemCommand", "JobDerivations", () => handleAgentFrame(reporterId, result(a)));
+            },
+            undefined,
+            (input) => JSON.stringify(input.Key ?? {}).includes(String(reporterSession)),
+          );
         },
         "byCapability",
       );
+      assert.equal(sessionReads, 1, "the frame's own read of the session: the wake that gave it b needed none, and no follow-up dispatch read it again");
       const b = await buildOf(reporter, "diet-b");
       assert.equal(looks, 0, "the reporter took the build its result queued: no idle agent was looked for");
       assert.equal(copies, 2, "a's copy (succeeded) and b's (building): b's queued copy, older, was not sent");
