@@ -10,7 +10,7 @@ import { closeAgentConnection, sendToAgent } from "../storage/agent-socket.ts";
 import { getConnection, recordHello, touchConnection, updateConnectionAgent } from "../storage/connections.ts";
 import { countingMoves } from "../storage/job-counts.ts";
 import { setDraining, touchSession, updateSessionAgent } from "../storage/sessions.ts";
-import { dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
+import { dispatchTo, dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
 import { reportChangedJobs } from "../flow/job-reports.ts";
 import { WorkNotes } from "../flow/new-work.ts";
 import { endSession } from "../flow/session-end.ts";
@@ -43,6 +43,7 @@ async function hello(connectionId: string, message: Hello, now: Date, work: Work
   const outcome = await recordHello(connectionId, message.agent, message.session.id, now);
   if (outcome === "duplicate") return reply(error("duplicate-hello", "this connection already said hello; nothing changed"));
   if (outcome === "unknown-connection") return reply(UNKNOWN_CONNECTION);
+  rememberSession(connectionId, message.session.id);
   // A session speaks on one connection: an older one still open is closed (its tasks stay).
   if (attached.previousConnectionId) await closeAgentConnection(attached.previousConnectionId);
   const welcome: ServiceMessage = {
@@ -63,6 +64,7 @@ async function handle(connectionId: string, message: AgentMessage, now: Date, wo
   if (message.type === "heartbeat") {
     const touched = await touchConnection(connectionId, now);
     if (!touched.ok) return reply(touched.reason === "hello-required" ? HELLO_REQUIRED : UNKNOWN_CONNECTION);
+    rememberSession(connectionId, touched.sessionId);
     const ack: ServiceMessage = { type: "heartbeat-ack", sentAt: now.toISOString() };
     if (!message.tasksInProgress) {
       await touchSession(touched.sessionId, now);
@@ -75,12 +77,33 @@ async function handle(connectionId: string, message: AgentMessage, now: Date, wo
     return { replies: [ack, ...messages], ...(freed ? { followUp: () => dispatchToSession(touched.sessionId, work) } : {}) };
   }
   // Everything else speaks for the agent's session.
-  const connection = await getConnection(connectionId);
-  if (!connection) return reply(UNKNOWN_CONNECTION);
-  if (!connection.sessionId) return reply(HELLO_REQUIRED);
-  const session = await getSession(connection.sessionId);
+  let sessionId = sessionOfConnection.get(connectionId);
+  if (!sessionId) {
+    const connection = await getConnection(connectionId);
+    if (!connection) return reply(UNKNOWN_CONNECTION);
+    if (!connection.sessionId) return reply(HELLO_REQUIRED);
+    sessionId = connection.sessionId;
+    rememberSession(connectionId, sessionId);
+  }
+  // The session decides: one whose agent left this connection (gone, or replaced by a new hello) no longer names it.
+  const session = await getSession(sessionId);
   if (!session || session.connectionId !== connectionId) return reply(UNKNOWN_CONNECTION);
   return sessionMessage(session, message, now, work);
+}
+
+/**
+ * The session each connection said hello for, as this warm handler saw it: a connection's
+ * session never changes after its hello (storage/connections.ts `recordHello` writes it once),
+ * so a frame need not read the connection again. Whether the session still speaks on the
+ * connection is read from the session itself on every frame.
+ */
+const sessionOfConnection = new Map<string, string>();
+const REMEMBERED_CONNECTIONS = 10_000;
+
+function rememberSession(connectionId: string, sessionId: string): void {
+  // The oldest goes first once the map is full: a handler outlives many connections.
+  if (sessionOfConnection.size >= REMEMBERED_CONNECTIONS) sessionOfConnection.delete(sessionOfConnection.keys().next().value!);
+  sessionOfConnection.set(connectionId, sessionId);
 }
 
 async function sessionMessage(
@@ -89,7 +112,17 @@ async function sessionMessage(
   now: Date,
   work: WorkNotes,
 ): Promise<Answer> {
-  const more = () => dispatchToSession(session.sessionId, work);
+  // More work for the session once the early wakes are done — none if one of them gave it work after its report freed its
+  // slot; else as that release left its load (no read), or read afresh.
+  const more = async () => {
+    await work.wakesDone();
+    if (work.reporterDispatched) return 0;
+    const reporter = work.takeReporter();
+    const load = await reporter?.load;
+    if (!reporter || !load) return dispatchToSession(session.sessionId, work);
+    reporter.dispatched = true;
+    return dispatchTo(load, undefined, work, work.givenToReporter);
+  };
   switch (message.type) {
     case "request-work":
       return { replies: [], followUp: more };

@@ -38,7 +38,12 @@ import { taskKind, taskSources } from "./tasks/registry.ts";
  * Returns the number of tasks given. `sources` may be passed when several sessions are filled
  * at once (one read of the queues for all).
  */
-export async function dispatchTo(session: SessionFields | undefined, sources?: readonly QueueSource[], work?: WorkNotes): Promise<number> {
+export async function dispatchTo(
+  session: SessionFields | undefined,
+  sources?: readonly QueueSource[],
+  work?: WorkNotes,
+  given?: Map<string, number>,
+): Promise<number> {
   const connectionId = session?.connectionId;
   if (!session || !connectionId) return 0;
   let state = startDispatch(session);
@@ -70,6 +75,7 @@ export async function dispatchTo(session: SessionFields | undefined, sources?: r
         const outcome: StartOutcome = mayStart(state)
           ? await start(session, connectionId, source.kind, message, couldTake, (ids) => ids.forEach((id) => takers.add(id)))
           : "full";
+        if (outcome === "sent" || outcome === "undelivered") given?.set(source.queue, (given.get(source.queue) ?? 0) + 1);
         const next = afterStart(state, outcome);
         state = next.state;
         if (next.message === "put-back") await putMessageBack(url, message);
@@ -153,8 +159,17 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   if (work.queueKeys.size === 0 && !work.evaluations) return;
   // This invocation queued an evaluation or an effect (or the sweeper found one waiting): whatever was believed empty may not be.
   if (work.evaluations) emptyUntil.clear();
+  // The agent whose report queued the builds is offered them first; what it takes wakes no one (docs/reliability.md).
+  const reporter = work.takeReporter();
+  const load = await reporter?.load;
+  if (reporter && load) {
+    await dispatchTo(load, await taskSources(), work, work.givenToReporter);
+    reporter.dispatched = true;
+  }
+  if (work.coveredByReporter()) return;
   // One idle agent per task queued at most: more would ask the queue for messages another already took.
-  const limit = Math.max(1, Math.min(MAX_WOKEN, work.tasks));
+  const taken = [...work.givenToReporter.values()].reduce((sum, n) => sum + n, 0);
+  const limit = Math.max(1, Math.min(MAX_WOKEN, work.tasks - taken));
   const idle = planWake(await idleSessionsFor(work, limit), work, limit);
   if (idle.length === 0) return;
   const sources = await taskSources();

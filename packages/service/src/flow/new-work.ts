@@ -1,4 +1,11 @@
 import type { NewWork } from "@nimbus/core";
+import type { SessionFields } from "../storage/items.ts";
+
+/** The agent whose report an invocation handles: its load once its slot is given back, and whether a dispatch gave it tasks since. */
+interface Reporter {
+  load: Promise<SessionFields | undefined>;
+  dispatched: boolean;
+}
 
 /** What `wakeSoon` runs: flow/dispatch.ts `wakeIdleAgents`, registered there (it imports this module, not the other way). */
 let earlyWake: ((work: WorkNotes) => Promise<void>) | undefined;
@@ -21,8 +28,46 @@ export class WorkNotes implements NewWork {
   /** A derivation was sent to this build queue. */
   addBuildQueue(queueKey: string): void {
     this.queueKeys.add(queueKey);
+    this.queuedIn.set(queueKey, (this.queuedIn.get(queueKey) ?? 0) + 1);
     this.tasks++;
     this.buildsSinceWake++;
+  }
+
+  /** Builds sent to each build queue. */
+  readonly queuedIn = new Map<string, number>();
+
+  /**
+   * The agent whose report this invocation handles, with its load once its slot is given back:
+   * the first wake offers it the work before it asks the index for idle agents (flow/dispatch.ts
+   * `wakeIdleAgents`); taken once.
+   */
+  private reporter: Reporter | undefined;
+  private reporterTaken = false;
+
+  offerFirstTo(load: Promise<SessionFields | undefined>): void {
+    this.reporter = { load, dispatched: false };
+    this.reporterTaken = false;
+  }
+
+  /** The reporting agent, to the first that asks (a wake, or the report's follow-up); mark it `dispatched` once given its tasks. */
+  takeReporter(): Reporter | undefined {
+    if (!this.reporter || this.reporterTaken) return undefined;
+    this.reporterTaken = true;
+    return this.reporter;
+  }
+
+  /** Whether a wake of this invocation filled the reporting agent's free slots already (after its release: no follow-up needed). */
+  get reporterDispatched(): boolean {
+    return this.reporter?.dispatched === true;
+  }
+
+  /** Tasks given to the reporting agent, per queue: where they match what was queued, no idle agent need be looked for. */
+  readonly givenToReporter = new Map<string, number>();
+
+  /** Whether the reporting agent took from each build queue at least as many tasks as were queued there, and nothing else needs a wake. */
+  coveredByReporter(): boolean {
+    if (this.evaluations || this.leftFor.size > 0 || this.queueKeys.size === 0) return false;
+    return [...this.queueKeys].every((key) => (this.givenToReporter.get(key) ?? 0) >= (this.queuedIn.get(key) ?? Infinity));
   }
 
   /** Builds queued since the last early wake: that wake fills up to this many agents, and the closing wake the rest. */
@@ -86,11 +131,15 @@ export class WorkNotes implements NewWork {
         this.wakeAgain = false;
         const batch = new WorkNotes();
         for (const key of this.queueKeys) batch.queueKeys.add(key);
+        for (const [key, n] of this.queuedIn) batch.queuedIn.set(key, n);
         batch.tasks = this.buildsSinceWake;
         this.tasks -= this.buildsSinceWake;
         this.buildsSinceWake = 0;
         this.queueKeys.clear();
+        this.queuedIn.clear();
         if (batch.queueKeys.size === 0) break;
+        const reporter = this.takeReporter();
+        if (reporter) batch.reporter = reporter;
         await wake(batch).catch((error: unknown) => console.error("waking idle agents early failed:", error));
       } while (this.wakeAgain);
     })().finally(() => {
@@ -98,8 +147,23 @@ export class WorkNotes implements NewWork {
     });
   }
 
-  /** Waits for the wakes `wakeSoon` started: an invocation must not end while one runs. */
+  /** Waits for the wakes `wakeSoon` started, and what was to follow them: an invocation must not end while one runs. */
   async wakesDone(): Promise<void> {
     while (this.waking) await this.waking;
+    while (this.afterWakes.length > 0) await Promise.all(this.afterWakes.splice(0));
+  }
+
+  private readonly afterWakes: Promise<unknown>[] = [];
+
+  /**
+   * Runs `fn` once the wake under way (if any) is done — bookkeeping that a wake may make
+   * needless (flow/settle.ts: a queued derivation's job copies, when the wake leased it
+   * already). `wakesDone` waits for it and throws what it threw.
+   */
+  afterWake(fn: () => Promise<unknown>): void {
+    const after = (this.waking ?? Promise.resolve()).then(fn);
+    // Kept for wakesDone, which throws it; until then not an unhandled rejection.
+    after.catch(() => {});
+    this.afterWakes.push(after);
   }
 }

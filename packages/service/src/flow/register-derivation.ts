@@ -86,6 +86,8 @@ export function freshDerivation(jobId: string, event: DerivationEvent, markers: 
     status: "waiting",
     version: 0,
     registeredBy: jobId,
+    // The jobs that need it, kept whole while it is unsettled (storage/items.ts): its moves' mirrors need not ask the index.
+    jobIds: new Set([jobId]),
     ...(markers.length ? { pendingParts: new Set(markers) } : {}),
     queueKey: queueKeyOf(event.system, requiredFeatures),
     attempt: 0,

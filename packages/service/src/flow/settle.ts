@@ -11,7 +11,7 @@ import { fanOutPage, sendFanOut } from "../storage/fan-out-queue.ts";
 import { dependentPage } from "../storage/derivation-edges.ts";
 import { getDerivation, markPropagated, moveDerivation, notePropagatedThrough, versionIs } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
-import { mirrorStatus } from "../storage/job-derivations.ts";
+import { mirrorStatus, mirrorUnlessNewer } from "../storage/job-derivations.ts";
 import { isDerivationInput } from "../storage/derivation-inputs.ts";
 import { clearPendingInputs, hasPendingInputs } from "../storage/pending-inputs.ts";
 import { finishJobIfDone } from "./job-finish.ts";
@@ -33,7 +33,7 @@ export async function settle(drv: DerivationItem, work: WorkNotes, now = new Dat
     if (await notePropagatedThrough(drv, next.after)) await sendFanOut({ type: "settle", drvPath: drv.drvPath, version: drv.version ?? 0, after: next.after });
     return false;
   }
-  await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId, now, work)));
+  await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId, now, work, { counted: true })));
   await markPropagated(drv);
   return true;
 }
@@ -73,7 +73,8 @@ export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date):
   // Idle agents that can take it get it now, beside the bookkeeping still to do (docs/scale.md).
   work.addBuildQueue(queued.queueKey);
   work.wakeSoon();
-  await mirrorStatus(queued);
+  // Its jobs' copies after that wake: one that leased it meanwhile wrote newer copies (`building`), and these are left out.
+  work.afterWake(() => mirrorUnlessNewer(queued));
 }
 
 /**

@@ -1,6 +1,6 @@
-import { canMove, PROPAGATING } from "@nimbus/core";
+import { canMove, PROPAGATING, UNSETTLED } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
-import type { DerivationItem, HistoryEntry } from "./items.ts";
+import { DerivationItem, type HistoryEntry } from "./items.ts";
 import { indexShard, indexShards, SHARD } from "./keys.ts";
 import type { Condition } from "./table.ts";
 import { walkQuery, walkShards, type Position, type Walked } from "./index-walk.ts";
@@ -119,6 +119,8 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   if (PROPAGATING.includes(move.to)) set.propagateShard = indexShard(SHARD.unpropagated, drvPath);
   else remove.push("propagateShard");
   remove.push("propagatedThrough");
+  // The registrations of a settled derivation do not note their jobs on it: once it moves again, the byDrv index says who needs it.
+  if (move.from.some((from) => !UNSETTLED.includes(from))) remove.push("jobIds");
   for (const [i, [name, value]] of Object.entries(set).entries()) {
     names[`#set${i}`] = name;
     values[`:set${i}`] = value;
@@ -218,6 +220,31 @@ export function adoptParts(
     "ALL_NEW",
   );
 }
+
+/** A derivation's `jobIds` names at most this many jobs; past it, its moves ask the byDrv index. */
+export const MAX_KNOWN_JOBS = 25;
+
+/**
+ * Notes on the derivation that `jobId` needs it, where it keeps that list whole (storage/items.ts
+ * `jobIds`): a registration of an unsettled derivation does, before it looks at the derivation
+ * again (so a move it does not see has it in the list). Past MAX_KNOWN_JOBS the list is dropped.
+ */
+export async function addNeedingJob(drvPath: string, jobId: string): Promise<void> {
+  const after = await Derivations.updateReturning(
+    { drvPath },
+    { UpdateExpression: "ADD jobIds :job", ConditionExpression: "attribute_exists(jobIds)", ExpressionAttributeValues: { ":job": new Set([jobId]) } },
+    "UPDATED_NEW",
+    JobIdsOnly,
+  );
+  if (after?.jobIds && after.jobIds.size > MAX_KNOWN_JOBS) {
+    await Derivations.update(
+      { drvPath },
+      { UpdateExpression: "REMOVE jobIds", ConditionExpression: "size(jobIds) > :max", ExpressionAttributeValues: { ":max": MAX_KNOWN_JOBS } },
+    );
+  }
+}
+
+const JobIdsOnly = DerivationItem.pick({ jobIds: true });
 
 /** A condition that the derivation is still at the version read (no status move since). */
 export function versionIs(drv: Pick<DerivationItem, "version">): Condition {

@@ -166,6 +166,13 @@ export const DerivationItem = z.object({
   pendingParts: StringSet.optional(),
   /** Name of the build queue it was sent to. */
   queueKey: z.string(),
+  /**
+   * The jobs that need it, while that list is known whole (a string set, at most
+   * `MAX_KNOWN_JOBS`): a status move's mirror writes their rows without asking the byDrv index.
+   * Absent — the index is asked — once a restart moved it out of a settled status (registrations
+   * of a settled derivation do not add themselves), past the bound, or on items written before.
+   */
+  jobIds: StringSet.optional(),
   /** The job whose evaluation registered it (or started it over): only that job's evaluation may add parts to it. */
   registeredBy: z.string().optional(),
   /** Bumped on every retry and restart; part of the task id and dedup id. */

@@ -10,6 +10,7 @@
  * count of a consistent read is stored, and later flushes leave a finished job alone.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { UNSETTLED } from "@nimbus/core";
 import { DerivationStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
 import { Jobs } from "./tables.ts";
@@ -61,6 +62,20 @@ export async function writeCountMovesNow(): Promise<void> {
   await writeMoves(pending);
 }
 
+/**
+ * Writes the moves of one job collected so far in this scope now, and returns the job after
+ * them: its kept counts then hold every move written so far, by any invocation. Undefined when
+ * this scope has none of its moves, or the write was refused (a finished job, one that keeps no
+ * counts, or none): the caller reads the job then.
+ */
+export async function writeJobMovesReturning(jobId: string): Promise<JobItem | undefined> {
+  const changes = scope.getStore()?.byJob.get(jobId);
+  if (!changes) return undefined;
+  scope.getStore()!.byJob.delete(jobId);
+  const update = countUpdate(changes);
+  return update ? Jobs.updateReturning({ jobId }, update, "ALL_NEW") : undefined;
+}
+
 /** A JobDerivations row went from `from` (absent: it is new) to `to`. */
 export async function noteCountMove(jobId: string, from: DerivationStatus | undefined, to: DerivationStatus): Promise<void> {
   if (from === to) return;
@@ -71,24 +86,27 @@ export async function noteCountMove(jobId: string, from: DerivationStatus | unde
   await writeMoves(once);
 }
 
+/** The write that adds one job's moves to its counts; undefined when they cancel out. */
+function countUpdate(changes: Map<DerivationStatus, number>) {
+  const nonZero = [...changes].filter(([, n]) => n !== 0);
+  if (nonZero.length === 0) return undefined;
+  const names = Object.fromEntries(nonZero.map(([status], i) => [`#c${i}`, countField(status)]));
+  const values = Object.fromEntries(nonZero.map(([, n], i) => [`:c${i}`, n]));
+  // A finished job's counts were set exactly when it ended: later moves leave them alone. A
+  // job being cancelled (flow/job-cancel.ts) is finished but still moving: counted until it ends.
+  return {
+    UpdateExpression: `ADD ${nonZero.map((_, i) => `#c${i} :c${i}`).join(", ")}`,
+    ConditionExpression: "attribute_exists(jobId) AND countsKept = :kept AND (attribute_not_exists(finishedAt) OR attribute_exists(cancelling))",
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: { ...values, ":kept": true },
+  };
+}
+
 async function writeMoves(moves: CountMoves): Promise<void> {
   await Promise.all(
     [...moves.byJob].map(([jobId, changes]) => {
-      const nonZero = [...changes].filter(([, n]) => n !== 0);
-      if (nonZero.length === 0) return;
-      const names = Object.fromEntries(nonZero.map(([status], i) => [`#c${i}`, countField(status)]));
-      const values = Object.fromEntries(nonZero.map(([, n], i) => [`:c${i}`, n]));
-      // A finished job's counts were set exactly when it ended: later moves leave them alone. A
-      // job being cancelled (flow/job-cancel.ts) is finished but still moving: counted until it ends.
-      return Jobs.update(
-        { jobId },
-        {
-          UpdateExpression: `ADD ${nonZero.map((_, i) => `#c${i} :c${i}`).join(", ")}`,
-          ConditionExpression: "attribute_exists(jobId) AND countsKept = :kept AND (attribute_not_exists(finishedAt) OR attribute_exists(cancelling))",
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: { ...values, ":kept": true },
-        },
-      );
+      const update = countUpdate(changes);
+      return update && Jobs.update({ jobId }, update);
     }),
   );
 }
@@ -102,6 +120,16 @@ export function keptCounts(job: JobItem): StatusCounts | undefined {
     if (n > 0) counts[status] = n;
   }
   return counts;
+}
+
+/**
+ * How many of a job's derivations its kept counts hold unsettled (waiting, queued or building),
+ * or undefined for a job that keeps no counts. Summed, so that a move between two unsettled
+ * statuses another invocation has not written yet (queued → building) changes nothing.
+ */
+export function keptUnsettled(job: JobItem): number | undefined {
+  if (!job.countsKept) return undefined;
+  return UNSETTLED.reduce((sum, status) => sum + (job[countField(status)] ?? 0), 0);
 }
 
 /** The fields that set a job's counts to exactly these, for the write that ends the job. */

@@ -1,4 +1,6 @@
+import { UNSETTLED } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
+import { addNeedingJob } from "./derivations.ts";
 import type { DerivationItem } from "./items.ts";
 import { JobDerivationItem } from "./items.ts";
 import { noteCountMove } from "./job-counts.ts";
@@ -7,6 +9,8 @@ import { JobDerivations } from "./tables.ts";
 
 /** A derivation's status as a job copies it: the status and the version it was taken at. */
 export type DerivationCopy = Pick<DerivationItem, "drvPath" | "status" | "version">;
+/** A derivation as a move left it: what a mirror copies, and the jobs it names (when it keeps them whole). */
+type MovedCopy = DerivationCopy & Partial<Pick<DerivationItem, "jobIds" | "createdAt">>;
 /** Whether a job's evaluation excused the derivation's failure (core attribute-verdict.ts). */
 type Excused = JobDerivationItem["excused"];
 
@@ -44,8 +48,10 @@ async function writeCopy(jobId: string, copy: DerivationCopy, mustExist: boolean
  * no index stands between a registration and its own row. A newer copy already there stays
  * (it was written by this job's registration too, with the same `excused`).
  */
-export async function putJobDerivation(jobId: string, copy: DerivationCopy, excused?: Excused): Promise<void> {
-  await writeCopy(jobId, copy, false, excused);
+export async function putJobDerivation(jobId: string, copy: DerivationCopy & Pick<DerivationItem, "jobIds">, excused?: Excused): Promise<void> {
+  // An unsettled derivation will move: its list of jobs (when it keeps one) must name this job before the registration looks again.
+  const unlisted = UNSETTLED.includes(copy.status) && copy.jobIds !== undefined && !copy.jobIds.has(jobId);
+  await Promise.all([writeCopy(jobId, copy, false, excused), unlisted && addNeedingJob(copy.drvPath, jobId)]);
 }
 
 /**
@@ -91,14 +97,46 @@ export async function jobsNeeding(drvPath: string): Promise<string[]> {
 
 /**
  * Mirrors a derivation's new status into every job that needs it (for paging and counting
- * by status), found through the byDrv index. A copy of an older version is dropped (core
- * `isNewerThan`), so late writes cannot undo newer ones; a row the index does not show yet is
- * put right by its registration (by key) or by the sweeper. Returns the ids of those jobs.
+ * by status): those the moved item names (`jobIds`, kept whole while it is unsettled), else
+ * those the byDrv index finds. A copy of an older version is dropped (core `isNewerThan`), so
+ * late writes cannot undo newer ones; a row the index does not show yet is put right by its
+ * registration (by key) or by the sweeper. Returns the ids of those jobs.
  */
-export async function mirrorStatus(copy: DerivationCopy): Promise<string[]> {
-  const jobIds = await jobsNeeding(copy.drvPath);
+export async function mirrorStatus(copy: MovedCopy): Promise<string[]> {
+  const jobIds = copy.jobIds ? [...copy.jobIds] : await jobsNeeding(copy.drvPath);
   await Promise.all(jobIds.map((jobId) => writeCopy(jobId, copy, true)));
+  noteMirrored(copy);
   return jobIds;
+}
+
+/**
+ * The newest version of each derivation whose copies this warm handler wrote to every job it
+ * found: a copy of an older version would be refused by every one of those rows (they only
+ * move forward), so it need not be sent. A few thousand kept, the oldest dropped first.
+ */
+const mirroredVersions = new Map<string, number>();
+const MIRRORED_KEPT = 5_000;
+
+/** By path and creation time: a derivation made again (a fresh local stack) is another. */
+const mirroredKey = (copy: MovedCopy) => `${copy.drvPath} ${copy.createdAt}`;
+
+function noteMirrored(copy: MovedCopy): void {
+  if (!copy.createdAt) return;
+  const key = mirroredKey(copy);
+  const version = copy.version ?? 0;
+  if ((mirroredVersions.get(key) ?? -1) >= version) return;
+  mirroredVersions.delete(key);
+  if (mirroredVersions.size >= MIRRORED_KEPT) mirroredVersions.delete(mirroredVersions.keys().next().value!);
+  mirroredVersions.set(key, version);
+}
+
+/**
+ * `mirrorStatus`, unless this handler already mirrored a newer version of the derivation (a
+ * build leased right after it was queued): those rows hold the newer copy. The jobs written to.
+ */
+export async function mirrorUnlessNewer(copy: MovedCopy): Promise<string[]> {
+  if (copy.createdAt && (mirroredVersions.get(mirroredKey(copy)) ?? -1) > (copy.version ?? 0)) return [];
+  return mirrorStatus(copy);
 }
 
 /** Writes status copies into one job's rows (the sweeper's repair), each unless the row holds a newer one. */

@@ -182,6 +182,20 @@ export function releaseTask(sessionId: string, taskId: string, startedAt?: strin
   });
 }
 
+/** Gives a task's slot back (as `releaseTask`, without `startedAt`) and returns the session's load after it; undefined if it did not hold the task. */
+export function releaseTaskReturning(sessionId: string, taskId: string): Promise<SessionFields | undefined> {
+  return SessionLoads.updateReturning(
+    { sessionId },
+    {
+      UpdateExpression: "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one REMOVE tasks.#task",
+      ConditionExpression: "attribute_exists(tasks.#task)",
+      ExpressionAttributeNames: { "#task": taskId },
+      ExpressionAttributeValues: { ":one": 1, ":zero": 0 },
+    },
+    "ALL_NEW",
+  );
+}
+
 /** The queries of sessions not heard from since `before`: one per shard of the byLastSeen index, and the unnumbered one of sessions from before shards. */
 export const quietSessionsQueries = (before: Date) =>
   [SHARD.session, ...Array.from({ length: CAPABILITY_SHARDS }, (_, shard) => sessionShard(shard))].map((shard) => ({

@@ -63,13 +63,14 @@ export interface Table<T extends TableName, S extends z.ZodType<Record<string, u
   /** Applies an update; false if its condition failed (nothing changed). */
   update(key: Record<string, unknown>, update: Update): Promise<boolean>;
   /**
-   * Applies an update and returns the item before or after it (or, with `UPDATED_OLD`, the
-   * updated attributes as they were: pass their `shape`); undefined if its condition failed.
+   * Applies an update and returns the item before or after it (or, with `UPDATED_OLD` or
+   * `UPDATED_NEW`, the updated attributes as they were or are: pass their `shape`); undefined if
+   * its condition failed.
    */
   updateReturning<P extends z.ZodType = S>(
     key: Record<string, unknown>,
     update: Update,
-    returning: "ALL_NEW" | "ALL_OLD" | "UPDATED_OLD",
+    returning: "ALL_NEW" | "ALL_OLD" | "UPDATED_OLD" | "UPDATED_NEW",
     shape?: P,
   ): Promise<z.infer<P> | undefined>;
   /** Writes an item, replacing any with its key; returns the one replaced (`shape` for a part of it). */

@@ -14,7 +14,7 @@ import type { DerivationItem } from "../../storage/items.ts";
 import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts";
-import { noteCacheReports, releaseTask } from "../../storage/sessions.ts";
+import { noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
@@ -124,8 +124,11 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   } else {
     await retryBuild(message.drvPath, message.taskId, `agent error: ${message.error ?? "exceptional result"}`, work, now);
   }
-  // The slot is free once the result is recorded: the agent may be given work while dependents move on.
-  await Promise.all([releaseTask(session.sessionId, message.taskId), moved && settle(moved, work, now)]);
+  // The slot is free once the result is recorded: the agent may be given work while dependents move on —
+  // first the builds this result queued, by the first wake, before it asks the index for idle agents.
+  const released = releaseTaskReturning(session.sessionId, message.taskId);
+  work.offerFirstTo(released);
+  await Promise.all([released, moved && settle(moved, work, now)]);
   return answer(true, { type: "result-ack", taskId: message.taskId });
 }
 

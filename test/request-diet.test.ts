@@ -1,0 +1,246 @@
+/**
+ * Fewer AWS requests per build (issue #11, docs/scale.md "The per-build request budget"), each
+ * saving shown to keep what it stands in for, against the real local stack: a derivation's
+ * moves are mirrored into the jobs its item names (no byDrv Query) and into every job that
+ * needs it whenever that list is not kept whole; a frame skips the Connections read but is
+ * still refused from a connection that is gone or replaced; a settle trusts the job's kept
+ * counts to leave it running, while the sweeper looks without them.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { DerivationEvent } from "@nimbus/protocol";
+import { sweep } from "@nimbus/service";
+import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.ts";
+import { finishJobIfDone } from "../packages/service/src/flow/job-finish.ts";
+import { freshDerivation } from "../packages/service/src/flow/register-derivation.ts";
+import { dynamo } from "../packages/service/src/platform/aws-clients.ts";
+import { createDerivation, getDerivation, MAX_KNOWN_JOBS, moveDerivation } from "../packages/service/src/storage/derivations.ts";
+import { countingMoves, noteCountMove } from "../packages/service/src/storage/job-counts.ts";
+import { mirrorStatus, putJobDerivation, putNewJobDerivations } from "../packages/service/src/storage/job-derivations.ts";
+import { jobStatusKey } from "../packages/service/src/storage/keys.ts";
+import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
+import { ScriptedAgent } from "./support/scripted-agent.ts";
+import { attribute, derivation, drv, finished, push } from "./support/graph-events.ts";
+import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+
+const later = (ms: number) => new Date(Date.now() + ms);
+
+/** Counts the service's DynamoDB requests of one command on one table (index; `about` an item) while `fn` runs. */
+async function counting(command: string, table: string, fn: () => Promise<void>, index?: string, about?: (input: { Key?: Record<string, unknown> }) => boolean): Promise<number> {
+  let count = 0;
+  const name = `requestDietCount${Math.random().toString(36).slice(2)}`;
+  dynamo().middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as { TableName?: string; IndexName?: string; Key?: Record<string, unknown> };
+      if (context.commandName === command && input.TableName?.includes(table) && (index === undefined || input.IndexName === index) && (!about || about(input))) count++;
+      return next(args);
+    },
+    { step: "initialize", name },
+  );
+  try {
+    await fn();
+  } finally {
+    dynamo().middlewareStack.remove(name);
+  }
+  return count;
+}
+
+describe("the request diet", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("diet")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack?.cleanup();
+  });
+
+  const event = (name: string): DerivationEvent =>
+    ({ kind: "derivation", drvPath: drv(name), system: "riscv64-linux", requiredFeatures: [], inputDrvs: [], outputs: { out: `/nix/store/${name}-out` } }) as DerivationEvent;
+  const rowOf = async (jobId: string, drvPath: string) => (await stack.getItem("JobDerivations", { jobId, drvPath }))?.status;
+
+  it("mirrors a move into the jobs the derivation names, without the index; once a restart drops the list, into every job the index finds", async () => {
+    const drvPath = drv("diet-listed");
+    const created = freshDerivation("job-a", event("diet-listed"), [], new Date().toISOString());
+    assert.ok(await createDerivation(created));
+    await putNewJobDerivations("job-a", [{ copy: created }]);
+    await putJobDerivation("job-b", created);
+    assert.deepEqual([...((await getDerivation(drvPath))?.jobIds ?? [])].sort(), ["job-a", "job-b"], "a registration of an unsettled derivation adds its job");
+    // A row the list does not name (the index finds it): a list kept whole would name it.
+    await stack.put("JobDerivations", [{ jobId: "job-x", drvPath, status: "waiting", jobStatus: jobStatusKey("job-x", "waiting"), version: 0 }]);
+
+    const queued = await moveDerivation(drvPath, { from: ["waiting"], to: "queued" });
+    let told: string[] = [];
+    const queries = await counting("QueryCommand", "JobDerivations", async () => {
+      told = await mirrorStatus(queued!);
+    });
+    assert.equal(queries, 0, "the mirror asked no index");
+    assert.deepEqual(told.sort(), ["job-a", "job-b"]);
+    assert.deepEqual([await rowOf("job-a", drvPath), await rowOf("job-b", drvPath), await rowOf("job-x", drvPath)], ["queued", "queued", "waiting"]);
+
+    const building = await moveDerivation(drvPath, { from: ["queued"], to: "building" });
+    const failed = await moveDerivation(drvPath, { from: ["building"], to: "failed" });
+    assert.ok(building && failed?.jobIds, "moves among unsettled statuses keep the list");
+    // A registration of a settled derivation does not add itself: the list is dropped before such a derivation moves again.
+    await putJobDerivation("job-c", failed);
+    assert.deepEqual([...((await getDerivation(drvPath))?.jobIds ?? [])].sort(), ["job-a", "job-b"]);
+    const restarted = await moveDerivation(drvPath, { from: ["failed"], to: "waiting", addAttempt: 1 });
+    assert.equal(restarted?.jobIds, undefined, "a move out of a settled status drops the list");
+    assert.deepEqual((await mirrorStatus(restarted!)).sort(), ["job-a", "job-b", "job-c", "job-x"], "every job the index finds");
+    assert.equal(await rowOf("job-c", drvPath), "waiting");
+    await putJobDerivation("job-d", restarted!);
+    assert.equal((await getDerivation(drvPath))?.jobIds, undefined, "a registration does not start a list it would not know whole");
+  });
+
+  it("drops a derivation's list of jobs past its bound, and the index is asked again", async () => {
+    const drvPath = drv("diet-popular");
+    const created = freshDerivation("job-0", event("diet-popular"), [], new Date().toISOString());
+    assert.ok(await createDerivation(created));
+    await putNewJobDerivations("job-0", [{ copy: created }]);
+    for (let i = 1; i < MAX_KNOWN_JOBS; i++) await putJobDerivation(`job-${i}`, created);
+    assert.equal((await getDerivation(drvPath))?.jobIds?.size, MAX_KNOWN_JOBS);
+    await putJobDerivation(`job-${MAX_KNOWN_JOBS}`, created);
+    assert.equal((await getDerivation(drvPath))?.jobIds, undefined);
+    const queued = await moveDerivation(drvPath, { from: ["waiting"], to: "queued" });
+    const queries = await counting("QueryCommand", "JobDerivations", async () => {
+      assert.equal((await mirrorStatus(queued!)).length, MAX_KNOWN_JOBS + 1);
+    });
+    assert.equal(queries, 1);
+  });
+
+  it("skips the Connections read of a known connection's frames, and still refuses frames from one that is replaced or gone", async () => {
+    const session = newSession();
+    const first = await RawAgent.connect(stack.agentSocketUrl, token);
+    const welcome = await first.request(hello({ hostname: "diet-first" }, session));
+    assert.equal(welcome.type, "welcome");
+    const firstId = (welcome as { connectionId: string }).connectionId;
+    const buildLog = { type: "build-log", taskId: "b-none-0", seq: 0, lines: ["x"] };
+    let answer;
+    const reads = await counting("GetItemCommand", "Connections", async () => {
+      answer = await first.request(buildLog);
+    });
+    assert.equal(reads, 0, "the session a connection said hello for is remembered");
+    assert.equal((answer as { code?: string } | undefined)?.code, "unknown-task", "the frame spoke for the session");
+
+    // Replaced: the session says hello on a new connection; the first is closed, and a frame that still came on it changes nothing.
+    const second = await RawAgent.connect(stack.agentSocketUrl, token);
+    assert.equal((await second.request(hello({ hostname: "diet-first" }, session))).type, "welcome");
+    await first.waitClosed();
+    await handleAgentFrame(firstId, JSON.stringify({ type: "pause" }));
+    assert.equal((await stack.getItem("Sessions", { sessionId: session.id }))?.draining, undefined, "a frame from the replaced connection was refused");
+
+    // Gone: the second connection closes (its session is detached); a late frame on it changes nothing either.
+    const secondId = ((await stack.getItem("Sessions", { sessionId: session.id }))?.connectionId as string) ?? "";
+    assert.equal((await second.request(buildLog)).type, "error");
+    second.close();
+    await eventually(async () => ((await stack.getItem("Sessions", { sessionId: session.id }))?.connectionId === undefined ? true : undefined), "the session detached");
+    await handleAgentFrame(secondId, JSON.stringify({ type: "pause" }));
+    assert.equal((await stack.getItem("Sessions", { sessionId: session.id }))?.draining, undefined, "a frame from the gone connection was refused");
+
+    // The same frame on the connection the session speaks on is taken (the check above is not vacuous).
+    const third = await RawAgent.connect(stack.agentSocketUrl, token);
+    const thirdWelcome = await third.request(hello({ hostname: "diet-first" }, session));
+    await handleAgentFrame((thirdWelcome as { connectionId: string }).connectionId, JSON.stringify({ type: "pause" }));
+    assert.equal((await stack.getItem("Sessions", { sessionId: session.id }))?.draining, true);
+    third.close();
+  });
+
+  it("leaves a job running on its kept counts after a settle, and the sweeper, which looks without them, finishes it when they are off", async () => {
+    const agent = ScriptedAgent.create("diet-builder", { concurrentTasks: 2 }, { evaluate: () => [derivation("diet-counted"), attribute("diet-counted")] });
+    agents.push(agent);
+    await agent.connect(stack.agentSocketUrl, token);
+    const jobId = await push(stack, "acme/diet-counted");
+    assert.equal((await finished(stack, jobId)).status, "succeeded");
+    // As if a Lambda died before its count write: the job's counts still hold a build, while its rows are all settled.
+    const { finishedAt: _finished, ...running } = (await stack.getItem("Jobs", { jobId }))!;
+    await stack.put("Jobs", [{ ...running, status: "building", activeShard: "a", count_building: 2, count_succeeded: 0 }]);
+
+    let outcome: unknown = "not run";
+    const looks = await counting(
+      "QueryCommand",
+      "JobDerivations",
+      async () => {
+        outcome = await countingMoves(async () => {
+          // A settle's own move of this job, then its look: the counts, once written, still hold a build.
+          await noteCountMove(jobId, "building", "succeeded");
+          return finishJobIfDone(jobId, new Date(), undefined, { counted: true });
+        });
+      },
+      "byJobStatus",
+    );
+    assert.equal(outcome, undefined, "the settle left the job running");
+    assert.equal(looks, 0, "on the counts alone, without the index");
+    const job = await stack.getItem("Jobs", { jobId });
+    assert.deepEqual([job?.status, job?.count_building, job?.count_succeeded], ["building", 1, 1], "its moves were written by that look");
+
+    await sweep(later(5 * 60_000));
+    assert.equal((await finished(stack, jobId, 5_000)).status, "succeeded", "the sweeper finished it from its rows");
+    assert.equal((await stack.getItem("Jobs", { jobId }))?.count_building, 0, "with exact counts");
+    agent.close();
+  });
+
+  it("gives a build its result queued to the agent that reported it, without looking for idle agents; one it may not take goes to an idle agent that can", async () => {
+    const system = "mips64-linux";
+    const on = (name: string, inputs: string[] = []) => ({ ...derivation(name, inputs), system });
+    const events = [on("diet-a"), on("diet-b", ["diet-a"]), on("diet-c", ["diet-b"]), attribute("diet-c")];
+    const agentOn = { systems: [system], systemFeatures: [], concurrentTasks: 1 };
+    const reporter = await RawAgent.connect(stack.agentSocketUrl, token);
+    const idle = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const welcome = await reporter.request(hello({ hostname: "diet-reporter", ...agentOn }));
+      const reporterId = (welcome as { connectionId: string }).connectionId;
+      await push(stack, "acme/diet-chain", "4".repeat(40));
+      const task = (await eventually(async () => reporter.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      assert.equal((await reporter.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
+      reporter.send({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" });
+      const buildOf = (agent: RawAgent, name: string) =>
+        eventually(async () => agent.messages.find((m) => m.type === "build" && m.drvPath === drv(name)) as { taskId: string; drvPath: string } | undefined, `${name}'s build`);
+      const a = await buildOf(reporter, "diet-a");
+      assert.equal((await idle.request(hello({ hostname: "diet-idle", ...agentOn }))).type, "welcome");
+      const result = (build: { taskId: string; drvPath: string }) =>
+        JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
+
+      let copies = 0;
+      let sessionReads = 0;
+      const looks = await counting(
+        "QueryCommand",
+        "Sessions",
+        async () => {
+          // Its own session's reads only: the idle agent's hello may still be dispatching to it.
+          const reporterSession = (await stack.scan("Sessions")).find((item) => item.connectionId === reporterId)?.sessionId;
+          sessionReads = await counting(
+            "GetItemCommand",
+            "Sessions",
+            async () => {
+              copies = await counting("UpdateItemCommand", "JobDerivations", () => handleAgentFrame(reporterId, result(a)));
+            },
+            undefined,
+            (input) => JSON.stringify(input.Key ?? {}).includes(String(reporterSession)),
+          );
+        },
+        "byCapability",
+      );
+      assert.equal(sessionReads, 1, "the frame's own read of the session: the wake that gave it b needed none, and no follow-up dispatch read it again");
+      const b = await buildOf(reporter, "diet-b");
+      assert.equal(looks, 0, "the reporter took the build its result queued: no idle agent was looked for");
+      assert.equal(copies, 2, "a's copy (succeeded) and b's (building): b's queued copy, older, was not sent");
+      const jobId = (await stack.scan("JobDerivations")).find((r) => r.drvPath === drv("diet-b"))?.jobId as string;
+      assert.deepEqual([await rowOf(jobId, drv("diet-a")), await rowOf(jobId, drv("diet-b"))], ["succeeded", "building"]);
+      assert.equal(idle.messages.filter((m) => m.type === "build").length, 0);
+
+      // Paused, the reporter takes nothing new: the build its result queues goes to the idle agent, found through the index.
+      await handleAgentFrame(reporterId, JSON.stringify({ type: "pause" }));
+      const looked = await counting("QueryCommand", "Sessions", () => handleAgentFrame(reporterId, result(b)), "byCapability");
+      await buildOf(idle, "diet-c");
+      assert.ok(looked > 0, "the idle agents were looked for");
+      assert.equal(reporter.messages.filter((m) => m.type === "build" && m.drvPath === drv("diet-c")).length, 0);
+    } finally {
+      reporter.close();
+      idle.close();
+    }
+  });
+});
