@@ -2,10 +2,11 @@
  * Registers the derivations of one `evaluation-events` batch together (docs/architecture.md,
  * "push → job"): the same writes, in the same order, as flow/register-derivation.ts makes for
  * one, but each step done for the whole batch at once — one BatchGetItem for the derivations it
- * names, BatchWriteItem for edges, input rows, attributes and the job's rows of the derivations it
- * creates, then only the writes a race needs one by one (creating a derivation, the job's row of
- * one that existed, the move to queued). What is rare and
- * subtle (a part of a split derivation, a restart, a derivation named twice in the batch, a
+ * names and their inputs, BatchWriteItem for edges, attributes, the input rows of a derivation
+ * with too many inputs for its item (storage/inputs-on-item.ts) and the job's rows of the
+ * derivations it creates, then only the writes a race needs one by one (creating a derivation,
+ * with its inputs on it; the job's row of one that existed; the move to queued). What is rare
+ * and subtle (a part of a split derivation, a restart, a derivation named twice in the batch, a
  * creation lost to another registration) goes through registerDerivation itself.
  */
 import { advanceWaiting, intrinsicConflict, isSuccess, registrationStep } from "@nimbus/core";
@@ -96,9 +97,12 @@ export async function registerBatch(
     { concurrency: WRITES_AT_ONCE },
   );
   const registered: Registering[] = [...created, ...kept.map((k) => ({ ...k, created: false }))];
-  await pMap(conflicts, ({ event, conflict }) => refuseConflict(jobId, event.drvPath, conflict), { concurrency: WRITES_AT_ONCE });
-  await putNewJobDerivations(jobId, created.map(({ event, current }) => ({ copy: current, excused: event.excused })));
-  await pMap(kept, ({ event, current }) => putJobDerivation(jobId, current, event.excused), { concurrency: WRITES_AT_ONCE });
+  // Independent writes, in flight together.
+  await Promise.all([
+    pMap(conflicts, ({ event, conflict }) => refuseConflict(jobId, event.drvPath, conflict), { concurrency: WRITES_AT_ONCE }),
+    putNewJobDerivations(jobId, created.map(({ event, current }) => ({ copy: current, excused: event.excused }))),
+    pMap(kept, ({ event, current }) => putJobDerivation(jobId, current, event.excused), { concurrency: WRITES_AT_ONCE }),
+  ]);
   await advanceAll(registered.filter((r) => r.current.status === "waiting"), work, now);
   await lookAgain(jobId, registered, work, now);
 
