@@ -6,7 +6,7 @@
  * idempotent; the inputs of every registration that created, restarted or added a part to it accumulate.
  */
 import { DerivationInputItem } from "./items.ts";
-import { inputsView, rowsMayHold, type InputsView } from "./inputs-on-item.ts";
+import { inputsView, onItem, rowsMayHold, type InputsView } from "./inputs-on-item.ts";
 import { DerivationInputs } from "./tables.ts";
 
 /** Records that `drvPath` waits for each of `inputs`; `by` is the job registering them. */
@@ -25,19 +25,19 @@ export async function dropDerivationInputsBy(drvPath: string, by: string): Promi
 /** Every input `drvPath` was registered as waiting for (consistent reads; `item` when the caller just read it). */
 export async function derivationInputsOf(drvPath: string, item?: InputsView): Promise<string[]> {
   const drv = await inputsView(drvPath, item);
-  const onItem = [...(drv?.inputs ?? [])];
-  if (!rowsMayHold(drv)) return onItem;
+  const listed = [...onItem(drv).inputs];
+  if (!rowsMayHold(drv)) return listed;
   const rows = await DerivationInputs.query(
     { KeyConditionExpression: "drvPath = :drv", ExpressionAttributeValues: { ":drv": drvPath }, ConsistentRead: true },
     DerivationInputItem.pick({ inputDrv: true }),
   );
-  return [...new Set([...onItem, ...rows.map((row) => row.inputDrv)])];
+  return [...new Set([...listed, ...rows.map((row) => row.inputDrv)])];
 }
 
 /** Whether some registration of `drvPath` listed `inputDrv` (its item read consistently, and one row when rows may hold it). */
 export async function isDerivationInput(drvPath: string, inputDrv: string, item?: InputsView): Promise<boolean> {
   const drv = await inputsView(drvPath, item);
-  if (drv?.inputs?.has(inputDrv)) return true;
+  if (onItem(drv).inputs.has(inputDrv)) return true;
   if (!rowsMayHold(drv)) return false;
   return (await DerivationInputs.get({ drvPath, inputDrv })) !== undefined;
 }

@@ -24,6 +24,10 @@ export type InputsView = Pick<DerivationItem, "inputsOnItem" | "inputs" | "pendi
 /** Whether the rows may hold inputs of it too: its inputs are not (only) on the item, or it is not there yet. */
 export const rowsMayHold = (drv: InputsView | undefined): boolean => !drv?.inputsOnItem || drv.inputRows === true;
 
+/** The inputs on the item, and those of them it still waits for: none unless it keeps its inputs there (an older item's sets are not). */
+export const onItem = (drv: InputsView | undefined): { inputs: ReadonlySet<string>; pending: ReadonlySet<string> } =>
+  drv?.inputsOnItem ? { inputs: drv.inputs ?? new Set(), pending: drv.pendingInputs ?? new Set() } : { inputs: new Set(), pending: new Set() };
+
 /**
  * The fields that put `inputs` on a new item, `pending` of them still without outputs; none
  * when there are too many for the item (they are rows).

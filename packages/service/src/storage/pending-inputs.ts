@@ -5,7 +5,7 @@
  * once it has outputs; all idempotent. Reads are consistent: "nothing left" decides readiness.
  */
 import { DerivationItem, PendingInputItem } from "./items.ts";
-import { inputsView, rowsMayHold, type InputsView } from "./inputs-on-item.ts";
+import { inputsView, onItem, rowsMayHold, type InputsView } from "./inputs-on-item.ts";
 import { Derivations, PendingInputs } from "./tables.ts";
 
 const unique = (inputs: readonly string[]) => [...new Set(inputs)];
@@ -55,7 +55,7 @@ export async function clearPendingInputs(drvPath: string, inputs: readonly strin
  */
 export async function hasPendingInputs(drvPath: string, item?: InputsView): Promise<boolean> {
   const drv = await inputsView(drvPath, item);
-  if (drv?.pendingInputs?.size) return true;
+  if (onItem(drv).pending.size > 0) return true;
   if (!rowsMayHold(drv)) return false;
   const rows = await PendingInputs.firstPage({
     KeyConditionExpression: "drvPath = :drv",
@@ -69,11 +69,11 @@ export async function hasPendingInputs(drvPath: string, item?: InputsView): Prom
 /** Every input `drvPath` still waits for (a derivation started again without its event reads them). */
 export async function pendingInputsOf(drvPath: string): Promise<string[]> {
   const drv = await inputsView(drvPath);
-  const onItem = [...(drv?.pendingInputs ?? [])];
-  if (!rowsMayHold(drv)) return onItem;
+  const pending = [...onItem(drv).pending];
+  if (!rowsMayHold(drv)) return pending;
   const rows = await PendingInputs.query(
     { KeyConditionExpression: "drvPath = :drv", ExpressionAttributeValues: { ":drv": drvPath }, ConsistentRead: true },
     PendingInputItem.pick({ inputDrv: true }),
   );
-  return unique([...onItem, ...rows.map((row) => row.inputDrv)]);
+  return unique([...pending, ...rows.map((row) => row.inputDrv)]);
 }
