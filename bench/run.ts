@@ -137,7 +137,7 @@ async function main(): Promise<number> {
         } else if (name === "ingest") {
           collected.ingest = await runChild<IngestResult>(dir, name);
           const g = collected.ingest;
-          console.log(`  ingest: ${g.events} events in ${g.seconds} s → ${g.eventsPerSecond}/s; floor ${g.floorEventsPerSecond}/s; ${g.requestsPerEvent.total} requests per event`);
+          console.log(`  ingest: ${g.events} events in ${g.seconds} s → ${g.eventsPerSecond}/s; floor ${g.floorEventsPerSecond}/s; ${g.requestsPerEvent.total} requests per event; CPU ${g.cpu.seconds} s vs the floor's ${g.cpu.floorSeconds} s (${Math.round(g.cpu.ofFloor * 100)}% of its speed)`);
         } else if (name === "agents1000") {
           const bySize: AgentsAtSize[] = [];
           for (const size of options.agents.sizes) {

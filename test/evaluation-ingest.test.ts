@@ -71,10 +71,17 @@ describe("evaluation ingest", () => {
       for (const d of [...layer(1), ...layer(2)]) assert.equal(derivations.get(d)?.status, "waiting", `${d} waits for its inputs`);
       const edges = (await stack.scan("Edges")).filter((e) => all.includes(e.dependentDrv as string));
       assert.equal(edges.length, 100, "one edge per distinct input (3 each in layer 1, 2 in layer 2)");
-      const pending = (await stack.scan("PendingInputs")).filter((r) => all.includes(r.drvPath as string));
-      assert.equal(pending.length, 100, "every input without outputs is pending, and rows name the job");
-      assert.ok(pending.every((r) => r.by === jobId));
-      assert.equal((await stack.scan("DerivationInputs")).filter((r) => all.includes(r.drvPath as string)).length, 100);
+      // A few inputs each: on the derivation's own item, no rows (storage/inputs-on-item.ts).
+      const sorted = (set: unknown) => [...((set as Set<string> | undefined) ?? [])].sort();
+      for (const event of events.flatMap((e) => ("inputDrvs" in e && e.inputDrvs.length > 0 ? [e] : []))) {
+        const item = await stack.getItem("Derivations", { drvPath: event.drvPath }); // sets as Sets
+        const inputs = [...new Set(event.inputDrvs)].sort();
+        assert.equal(item?.inputsOnItem, true, `${event.drvPath} keeps its inputs on its item`);
+        assert.deepEqual(sorted(item?.inputs), event.drvPath === layer(2)[0] ? [layer(1)[0], layer(1)[7]].sort() : inputs, "the registration that created it listed them");
+        assert.deepEqual(sorted(item?.pendingInputs), sorted(item?.inputs), "every input without outputs is pending");
+      }
+      assert.equal((await stack.scan("PendingInputs")).filter((r) => all.includes(r.drvPath as string)).length, 0, "no pending input rows");
+      assert.equal((await stack.scan("DerivationInputs")).filter((r) => all.includes(r.drvPath as string)).length, 0, "no input rows");
       const rows = (await stack.scan("JobDerivations")).filter((r) => r.jobId === jobId);
       assert.deepEqual(
         rows.map((r) => [r.drvPath, r.status]).sort(),
@@ -130,6 +137,49 @@ describe("evaluation ingest", () => {
       await eventually(async () => ((await stack.getItem("Jobs", { jobId }))?.status !== "evaluating" ? true : undefined), "the job to move on once every batch is in");
       const ended = await stack.getItem("Jobs", { jobId });
       assert.equal((ended?.evaluation as Record<string, unknown>).status, "succeeded");
+    } finally {
+      agent.close();
+    }
+  });
+
+  it("keeps few inputs on a derivation's item and more as rows, and no item grows with a hub's dependents", async () => {
+    const { agent, task } = await evaluating("bounds", "4".repeat(40), ["aarch64-darwin"]);
+    try {
+      const hub = path("hub");
+      const inputs = (prefix: string, n: number, length = 0) =>
+        Array.from({ length: n }, (_, i) => `/nix/store/${`${prefix}${i}`.padEnd(32, "0").slice(0, 32)}-${"x".repeat(length)}${prefix}${i}.drv`);
+      const few = path("few");
+      const many = path("many");
+      const long = path("long");
+      const batches = [
+        [derivation(hub), derivation(few, [hub, ...inputs("f", 63)]), derivation(many, [hub, ...inputs("m", 64)])],
+        // 20 inputs of about 1,000 bytes each: few, but too long for the item.
+        [derivation(long, [hub, ...inputs("l", 19, 900)])],
+        // The hub's dependents come in batch after batch.
+        ...Array.from({ length: 4 }, (_, b) => Array.from({ length: 60 }, (_, i) => derivation(path(`dep${b}x${i}`), [hub]))),
+      ];
+      const hubSizes: number[] = [];
+      for (const [seq, events] of batches.entries()) {
+        const from = agent.messages.length;
+        agent.send({ type: "evaluation-events", taskId: task.taskId, seq, events });
+        assert.equal((await answerTo(agent, task.taskId, seq, from)).type, "ack", `batch ${seq}`);
+        hubSizes.push(sizeOf(await stack.getItem("Derivations", { drvPath: hub })));
+      }
+      const rows = async (table: "PendingInputs" | "DerivationInputs", drvPath: string) => (await stack.scan(table)).filter((r) => r.drvPath === drvPath).length;
+      const fewItem = await stack.getItem("Derivations", { drvPath: few });
+      assert.equal((fewItem?.inputs as Set<string>).size, 64, "64 inputs: on the item");
+      assert.equal((fewItem?.pendingInputs as Set<string>).size, 64);
+      assert.deepEqual([await rows("PendingInputs", few), await rows("DerivationInputs", few)], [0, 0]);
+      for (const [drvPath, count] of [[many, 65], [long, 20]] as const) {
+        const item = await stack.getItem("Derivations", { drvPath });
+        assert.equal(item?.inputsOnItem, undefined, `${drvPath}: too many or too long for the item`);
+        assert.equal(item?.inputs, undefined);
+        assert.deepEqual([await rows("PendingInputs", drvPath), await rows("DerivationInputs", drvPath)], [count, count], "one row each instead");
+        assert.ok(sizeOf(item) < 4096, `${drvPath}: ${sizeOf(item)} bytes`);
+      }
+      assert.ok(sizeOf(fewItem) < 2 * 16_000 + 4096, `the item with its inputs on it: ${sizeOf(fewItem)} bytes, far from 400 KB`);
+      assert.equal(new Set(hubSizes.slice(1)).size, 1, `the hub's item stays the same size as its dependents come: ${hubSizes.join(", ")} bytes`);
+      assert.equal((await stack.scan("Edges")).filter((e) => e.inputDrv === hub).length, 243, "its dependents are Edges rows");
     } finally {
       agent.close();
     }

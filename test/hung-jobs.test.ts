@@ -47,6 +47,10 @@ describe("a derivation rebuilt while its earlier settle is still marked unpropag
     const rerun = await stack.api("POST", `/api/jobs/${first.id}/rerun?rebuildFailures=true`);
     assert.equal(rerun.status, 201);
     await jobWhere(stack, rerun.body.jobId, (job) => job.counts.queued === 1 && job.counts.waiting === 1, "flaky queued again, its dependent waiting");
+    // Its first registration put its inputs on its item; the restart's are rows, and the item says so.
+    const restarted = await stack.getItem("Derivations", { drvPath: drv("needs-flaky") });
+    assert.deepEqual([restarted?.inputsOnItem, restarted?.inputRows, [...(restarted?.pendingInputs as Set<string>)]], [true, true, [drv("flaky")]]);
+    assert.equal((await stack.scan("PendingInputs")).filter((r) => r.drvPath === drv("needs-flaky")).length, 1);
 
     await sweep(later(5 * 60_000));
     assert.equal((await derivationItem(stack, "needs-flaky"))?.status, "waiting", "the sweeper did not fail the dependent of a derivation being rebuilt");

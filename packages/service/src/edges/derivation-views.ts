@@ -95,7 +95,7 @@ export async function listJobDerivations(
   // Agents, and the inputs of queued derivations, are read once per page, and only when a queued derivation needs them.
   const queued = page.items.filter((d) => d.status === "queued").flatMap((d) => derivations.get(d.drvPath) ?? []);
   const agents = queued.length > 0 ? await listAgents() : [];
-  const inputsOf = new Map(await Promise.all(queued.map(async (d) => [d.drvPath, await derivationInputsOf(d.drvPath)] as const)));
+  const inputsOf = new Map(await Promise.all(queued.map(async (d) => [d.drvPath, await derivationInputsOf(d.drvPath, d)] as const)));
   const inputs = await getDerivations([...inputsOf.values()].flat());
   const builtInputs = (drvPath: string) => (inputsOf.get(drvPath) ?? []).flatMap((i) => inputs.get(i) ?? []);
   const views = page.items.flatMap((d) => {

@@ -2,19 +2,21 @@
  * Registers the derivations of one `evaluation-events` batch together (docs/architecture.md,
  * "push → job"): the same writes, in the same order, as flow/register-derivation.ts makes for
  * one, but each step done for the whole batch at once — one BatchGetItem for the derivations it
- * names, BatchWriteItem for edges, input rows, attributes and the job's rows of the derivations it
- * creates, then only the writes a race needs one by one (creating a derivation, the job's row of
- * one that existed, the move to queued). What is rare and
- * subtle (a part of a split derivation, a restart, a derivation named twice in the batch, a
+ * names and their inputs, BatchWriteItem for edges, attributes, the input rows of a derivation
+ * with too many inputs for its item (storage/inputs-on-item.ts) and the job's rows of the
+ * derivations it creates, then only the writes a race needs one by one (creating a derivation,
+ * with its inputs on it; the job's row of one that existed; the move to queued). What is rare
+ * and subtle (a part of a split derivation, a restart, a derivation named twice in the batch, a
  * creation lost to another registration) goes through registerDerivation itself.
  */
-import { advanceWaiting, intrinsicConflict, registrationStep } from "@nimbus/core";
+import { advanceWaiting, intrinsicConflict, isSuccess, registrationStep } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
 import { createDerivation, getDerivations } from "../storage/derivations.ts";
 import type { DerivationItem, JobAttributeItem } from "../storage/items.ts";
 import { putJobDerivation, putNewJobDerivations } from "../storage/job-derivations.ts";
-import { clearPendingRows } from "../storage/pending-inputs.ts";
+import { inputsOnItemFields } from "../storage/inputs-on-item.ts";
+import { clearPendingInputs } from "../storage/pending-inputs.ts";
 import { putRegistrationRows } from "../storage/registration-rows.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { freshDerivation, isEvaluating, refuseConflict, registerDerivation, restartCancelled, type Registration } from "./register-derivation.ts";
@@ -28,7 +30,7 @@ interface Registering {
   event: DerivationEvent;
   inputs: string[];
   current: DerivationItem;
-  /** This registration created it (its input rows were written first). */
+  /** This registration created it (its inputs on it, or its input rows written first). */
   created: boolean;
 }
 
@@ -50,7 +52,9 @@ export async function registerBatch(
   // A part, or a derivation named twice, goes alone: its registrations depend on one another.
   const alone = events.filter((event) => event.part !== undefined || named.get(event.drvPath)! > 1);
   const together = events.filter((event) => event.part === undefined && named.get(event.drvPath) === 1);
-  const existing = await getDerivations(together.map((event) => event.drvPath));
+  // One read for the derivations it names and their inputs: an input with outputs keeps them
+  // (nothing moves out of succeeded or cached), so a new item need not wait for it.
+  const existing = await getDerivations(together.flatMap((event) => [event.drvPath, ...event.inputDrvs]));
 
   const toCreate: { event: DerivationEvent; inputs: string[]; fresh: DerivationItem }[] = [];
   const kept: Omit<Registering, "created">[] = [];
@@ -60,7 +64,8 @@ export async function registerBatch(
     const fresh = freshDerivation(jobId, event, [], at);
     const found = existing.get(event.drvPath);
     if (!found) {
-      toCreate.push({ event, inputs, fresh });
+      const pending = inputs.filter((input) => !isSuccess(existing.get(input)?.status ?? "waiting"));
+      toCreate.push({ event, inputs, fresh: { ...fresh, ...inputsOnItemFields(inputs, pending) } });
       continue;
     }
     // Its .drv path fixes these (docs/reliability.md, "What an evaluator may assert").
@@ -71,11 +76,14 @@ export async function registerBatch(
     } else alone.push(event); // a restart
   }
 
-  // Edges first (every registration writes them), then the input rows of those it creates, before any item.
+  // Edges first (every registration writes them), then the input rows of those it creates with
+  // too many inputs for the item (storage/inputs-on-item.ts), before any item.
   const edges = [...toCreate, ...kept, ...conflicts.map(({ event }) => ({ event, inputs: [...new Set(event.inputDrvs)] }))].flatMap(({ event, inputs }) =>
     inputs.map((inputDrv) => ({ inputDrv, dependentDrv: event.drvPath })),
   );
-  const inputRows = toCreate.flatMap(({ event, inputs }) => inputs.map((inputDrv) => ({ drvPath: event.drvPath, inputDrv, by: jobId })));
+  const inputRows = toCreate
+    .filter(({ fresh }) => !fresh.inputsOnItem)
+    .flatMap(({ event, inputs }) => inputs.map((inputDrv) => ({ drvPath: event.drvPath, inputDrv, by: jobId })));
   await putRegistrationRows({ edges, inputRows, attributes: [...attributes] });
 
   // The items: a creation lost to another registration decides again, alone.
@@ -89,9 +97,12 @@ export async function registerBatch(
     { concurrency: WRITES_AT_ONCE },
   );
   const registered: Registering[] = [...created, ...kept.map((k) => ({ ...k, created: false }))];
-  await pMap(conflicts, ({ event, conflict }) => refuseConflict(jobId, event.drvPath, conflict), { concurrency: WRITES_AT_ONCE });
-  await putNewJobDerivations(jobId, created.map(({ event, current }) => ({ copy: current, excused: event.excused })));
-  await pMap(kept, ({ event, current }) => putJobDerivation(jobId, current, event.excused), { concurrency: WRITES_AT_ONCE });
+  // Independent writes, in flight together.
+  await Promise.all([
+    pMap(conflicts, ({ event, conflict }) => refuseConflict(jobId, event.drvPath, conflict), { concurrency: WRITES_AT_ONCE }),
+    putNewJobDerivations(jobId, created.map(({ event, current }) => ({ copy: current, excused: event.excused }))),
+    pMap(kept, ({ event, current }) => putJobDerivation(jobId, current, event.excused), { concurrency: WRITES_AT_ONCE }),
+  ]);
   await advanceAll(registered.filter((r) => r.current.status === "waiting"), work, now);
   await lookAgain(jobId, registered, work, now);
 
@@ -102,26 +113,28 @@ export async function registerBatch(
 /**
  * A fresh look at the inputs of every waiting derivation of the batch, after all its items are
  * written (core `advanceWaiting`): fail it, or clear the inputs with outputs and queue it when
- * nothing else is pending. One this registration created has a row for every input it lists,
- * so while one of them has no outputs it is not ready, and that input's settle (which finds it
- * through its edge) queues it: only those with every input built are looked at again.
+ * nothing else is pending. One this registration created waits for each input it lists without
+ * outputs when it was read (on the item or in rows), so while one of them has none it is not
+ * ready, and that input's settle (which finds it through its edge) queues it: only those with
+ * every such input built are looked at again.
  */
 async function advanceAll(waiting: readonly Registering[], work: WorkNotes, now: Date): Promise<void> {
   if (waiting.length === 0) return;
-  const statuses = await getDerivations([...new Set(waiting.flatMap((r) => r.inputs))]);
+  const looked = waiting.map((r) => ({ ...r, looking: r.created && r.current.inputsOnItem ? [...(r.current.pendingInputs ?? [])] : r.inputs }));
+  const statuses = await getDerivations([...new Set(looked.flatMap((r) => r.looking))]);
   const failing: { drvPath: string; dependency: string }[] = [];
-  const cleared: { drvPath: string; inputDrv: string }[] = [];
+  const cleared: { drvPath: string; inputs: string[] }[] = [];
   const mayBeReady: string[] = [];
-  for (const { event, inputs, created } of waiting) {
-    const step = advanceWaiting(inputs, (input) => statuses.get(input)?.status);
+  for (const { event, looking, created } of looked) {
+    const step = advanceWaiting(looking, (input) => statuses.get(input)?.status);
     if (step.type === "fail") {
       failing.push({ drvPath: event.drvPath, dependency: step.dependency });
       continue;
     }
-    for (const inputDrv of step.inputs) cleared.push({ drvPath: event.drvPath, inputDrv });
-    if (!created || step.inputs.length === inputs.length) mayBeReady.push(event.drvPath);
+    if (step.inputs.length > 0) cleared.push({ drvPath: event.drvPath, inputs: step.inputs });
+    if (!created || step.inputs.length === looking.length) mayBeReady.push(event.drvPath);
   }
-  await clearPendingRows(cleared);
+  await pMap(cleared, ({ drvPath, inputs }) => clearPendingInputs(drvPath, inputs), { concurrency: WRITES_AT_ONCE });
   await pMap(failing, ({ drvPath, dependency }) => failDependent(drvPath, dependency, work, now), { concurrency: WRITES_AT_ONCE });
   await pMap(mayBeReady, (drvPath) => queueIfReady(drvPath, work, now), { concurrency: WRITES_AT_ONCE });
 }

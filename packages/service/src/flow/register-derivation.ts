@@ -8,6 +8,7 @@ import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, putJobDerivation } from "../storage/job-derivations.ts";
 import { getJob } from "../storage/jobs.ts";
 import { dropDerivationInputsBy, putDerivationInputs } from "../storage/derivation-inputs.ts";
+import { inputsOnItemFields, markInputRows } from "../storage/inputs-on-item.ts";
 import { clearPendingInputs, dropPendingInputsBy, pendingInputsOf, putPendingInputs } from "../storage/pending-inputs.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { failDependent, queueIfReady } from "./settle.ts";
@@ -25,9 +26,10 @@ const REGISTRATION_TRIES = 3;
  * Adds one derivation an evaluation found to the shared graph and to the job. Order of
  * writes matters: edges first, then the inputs it waits for and the record of its inputs to
  * build (only when this registration creates, restarts or adds a part to it: a derivation
- * found settled or waiting already has its rows), then the item, then a fresh look at the
- * inputs — so an input that settles at any moment either sees this derivation through its
- * edge or is seen here, and a derivation waiting with every part in has all its input rows.
+ * found settled or waiting already has its rows) — on the item itself when it creates it with
+ * few inputs (storage/inputs-on-item.ts) — then the item, then a fresh look at the inputs — so
+ * an input that settles at any moment either sees this derivation through its edge or is seen
+ * here, and a derivation waiting with every part in has all its input rows.
  */
 export async function registerDerivation(
   jobId: string,
@@ -44,11 +46,13 @@ export async function registerDerivation(
   });
   // Until every part of a split event is in, the others' markers keep it from being ready.
   const markers = otherParts(event);
-  const fresh = freshDerivation(jobId, event, markers, at);
+  // A whole event with few inputs creates the item with its inputs on it, and writes no rows.
+  const onItem = event.part === undefined ? inputsOnItemFields(inputs, inputs) : undefined;
+  const fresh: DerivationItem = { ...freshDerivation(jobId, event, markers, at), ...onItem };
   const existing = await getDerivation(event.drvPath);
   let created = false;
   if (!existing) {
-    await rows();
+    if (!onItem) await rows();
     created = await createDerivation(fresh);
   }
   const found = created ? fresh : (existing ?? (await getDerivation(event.drvPath)));
@@ -148,7 +152,7 @@ async function takeIn(
       const take = partRegistration({ registeredBy: current.registeredBy, jobId, partsMissing, registrarEvaluating });
       if (take === "ignore") return current;
       if (take === "later") return "later";
-      await rows();
+      await rowsOf(current, rows);
       if (take === "merge") return (await clearPart(event.drvPath, partMarker(event.part!.index))) ?? (await getDerivation(event.drvPath));
       const adopted = await adoptParts(event.drvPath, current.registeredBy, jobId, markers, event.sources);
       if (adopted) {
@@ -159,7 +163,7 @@ async function takeIn(
       current = await getDerivation(event.drvPath);
       continue;
     }
-    await rows();
+    await rowsOf(current, rows);
     const restarted = await restart(current, jobId, markers, event.sources, now);
     if (restarted) return restarted;
     current = await getDerivation(event.drvPath);
@@ -177,6 +181,12 @@ export async function refuseConflict(jobId: string, drvPath: string, conflict: s
     drvPath,
     error: `${drvPath} was registered by another evaluation with other fields than this one reports: ${conflict}. Its .drv path fixes them, so one of the two evaluating agents reported falsely; the registration is kept and this job fails (docs/reliability.md, "What an evaluator may assert")`.slice(0, 8000),
   });
+}
+
+/** Writes this registration's input rows of an item that exists, saying so on it first when it keeps its inputs on it. */
+async function rowsOf(item: DerivationItem, rows: () => Promise<void>): Promise<void> {
+  if (item.inputsOnItem && !item.inputRows) await markInputRows(item.drvPath);
+  await rows();
 }
 
 const partMarker = (index: number) => `#part/${index}`;

@@ -62,7 +62,8 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
 export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date): Promise<void> {
   const drv = await getDerivation(drvPath);
   if (!drv || !mayBeReady(drv)) return;
-  if (!isReadyToQueue(drv, await hasPendingInputs(drvPath))) return;
+  // The item just read says which inputs it still waits for (rows are read only past its bound).
+  if (!isReadyToQueue(drv, await hasPendingInputs(drvPath, drv))) return;
   const queued = await moveDerivation(
     drvPath,
     { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, condition: versionIs(drv) },

@@ -118,8 +118,8 @@ export const tables = {
     },
   },
   /**
-   * What a waiting derivation still waits for: one row per input not yet built, deleted when it
-   * is. Rows, not a set on the derivation, so no item grows with the number of inputs.
+   * What a waiting derivation still waits for, past what its item holds (storage/inputs-on-item.ts):
+   * one row per input not yet built, deleted when it is, so no item grows with the number of inputs.
    */
   PendingInputs: {
     fields: { drvPath: "string", inputDrv: "string" },
@@ -127,8 +127,8 @@ export const tables = {
   },
   /**
    * dependent → input: every input a derivation was registered as waiting for (built by
-   * Nimbus), kept after it is built, so dispatch finds where each one's outputs are. Rows, not a
-   * set on the derivation, for the same reason as PendingInputs.
+   * Nimbus), kept after it is built, so dispatch finds where each one's outputs are. Rows past
+   * what its item holds, for the same reason as PendingInputs.
    */
   DerivationInputs: {
     fields: { drvPath: "string", inputDrv: "string" },

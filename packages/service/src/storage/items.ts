@@ -161,9 +161,19 @@ export const DerivationItem = z.object({
   version: z.number().optional(),
   /**
    * `#part/<i>` for each part of a split event not yet received (a small string set; absent
-   * when none). The inputs it waits for are rows in PendingInputs.
+   * when none). The inputs it waits for are on the item or rows in PendingInputs (below).
    */
   pendingParts: StringSet.optional(),
+  /**
+   * Its inputs are on the item (storage/inputs-on-item.ts): a registration created it with at
+   * most INPUTS_ON_ITEM of them, listed in `inputs`, and those without outputs yet in
+   * `pendingInputs` (each set absent when empty). Absent: its inputs are rows only.
+   */
+  inputsOnItem: z.literal(true).optional(),
+  inputs: StringSet.optional(),
+  pendingInputs: StringSet.optional(),
+  /** A later registration (a restart, a part) put input rows too: readers look at both. */
+  inputRows: z.literal(true).optional(),
   /** Name of the build queue it was sent to. */
   queueKey: z.string(),
   /**

@@ -1,10 +1,12 @@
 /**
- * The inputs a waiting derivation still waits for, one row each (docs/reliability.md, "No job
- * hangs"): a row is put before the derivation can wait on it and deleted once the input has
- * outputs; both are idempotent. Reads are consistent: "nothing left" decides readiness.
+ * The inputs a waiting derivation still waits for (docs/reliability.md, "No job hangs"): on its
+ * item (`pendingInputs`, storage/inputs-on-item.ts) and one row each past that — a row is put
+ * before the derivation can wait on it, and an input is taken off the item or its row deleted
+ * once it has outputs; all idempotent. Reads are consistent: "nothing left" decides readiness.
  */
-import { PendingInputItem } from "./items.ts";
-import { PendingInputs } from "./tables.ts";
+import { DerivationItem, PendingInputItem } from "./items.ts";
+import { inputsView, onItem, rowsMayHold, type InputsView } from "./inputs-on-item.ts";
+import { Derivations, PendingInputs } from "./tables.ts";
 
 const unique = (inputs: readonly string[]) => [...new Set(inputs)];
 
@@ -23,13 +25,38 @@ export async function dropPendingInputsBy(drvPath: string, by: string): Promise<
   return dropped;
 }
 
-/** These inputs of `drvPath` have outputs: it no longer waits for them. */
+/** What a clear leaves on the item, to know whether rows may hold inputs too. */
+const AfterClear = DerivationItem.pick({ inputsOnItem: true, inputRows: true }).partial();
+
+/**
+ * These inputs of `drvPath` have outputs: it no longer waits for them. Off the item when it
+ * keeps them there (one write), and their rows deleted when rows may hold some (or it is not
+ * there yet: a registration writing rows first).
+ */
 export async function clearPendingInputs(drvPath: string, inputs: readonly string[]): Promise<void> {
-  await PendingInputs.batchDelete(unique(inputs).map((inputDrv) => ({ drvPath, inputDrv })));
+  const cleared = unique(inputs);
+  if (cleared.length === 0) return;
+  const after = await Derivations.updateReturning(
+    { drvPath },
+    {
+      UpdateExpression: "DELETE pendingInputs :inputs",
+      ConditionExpression: "inputsOnItem = :yes",
+      ExpressionAttributeValues: { ":inputs": new Set(cleared), ":yes": true },
+    },
+    "ALL_NEW",
+    AfterClear,
+  );
+  if (rowsMayHold(after)) await PendingInputs.batchDelete(cleared.map((inputDrv) => ({ drvPath, inputDrv })));
 }
 
-/** Whether `drvPath` still waits for any input (one consistent read of at most one row). */
-export async function hasPendingInputs(drvPath: string): Promise<boolean> {
+/**
+ * Whether `drvPath` still waits for any input: its item read consistently (or the one the
+ * caller just read), and at most one row when rows may hold some.
+ */
+export async function hasPendingInputs(drvPath: string, item?: InputsView): Promise<boolean> {
+  const drv = await inputsView(drvPath, item);
+  if (onItem(drv).pending.size > 0) return true;
+  if (!rowsMayHold(drv)) return false;
   const rows = await PendingInputs.firstPage({
     KeyConditionExpression: "drvPath = :drv",
     ExpressionAttributeValues: { ":drv": drvPath },
@@ -41,15 +68,12 @@ export async function hasPendingInputs(drvPath: string): Promise<boolean> {
 
 /** Every input `drvPath` still waits for (a derivation started again without its event reads them). */
 export async function pendingInputsOf(drvPath: string): Promise<string[]> {
+  const drv = await inputsView(drvPath);
+  const pending = [...onItem(drv).pending];
+  if (!rowsMayHold(drv)) return pending;
   const rows = await PendingInputs.query(
     { KeyConditionExpression: "drvPath = :drv", ExpressionAttributeValues: { ":drv": drvPath }, ConsistentRead: true },
     PendingInputItem.pick({ inputDrv: true }),
   );
-  return rows.map((row) => row.inputDrv);
-}
-
-/** Rows of several derivations whose inputs have outputs (flow/register-batch.ts): deleted together. */
-export async function clearPendingRows(rows: readonly { drvPath: string; inputDrv: string }[]): Promise<void> {
-  const unique = new Map(rows.map((row) => [`${row.drvPath}\n${row.inputDrv}`, { drvPath: row.drvPath, inputDrv: row.inputDrv }]));
-  await PendingInputs.batchDelete([...unique.values()]);
+  return unique([...pending, ...rows.map((row) => row.inputDrv)]);
 }

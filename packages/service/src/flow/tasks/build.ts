@@ -60,7 +60,7 @@ export function buildTaskMessage(
 }
 
 /** The derivation's inputs Nimbus built (those it waited for), read whole. */
-const builtInputs = async (drv: DerivationItem): Promise<DerivationItem[]> => [...(await getDerivations(await derivationInputsOf(drv.drvPath))).values()];
+const builtInputs = async (drv: DerivationItem): Promise<DerivationItem[]> => [...(await getDerivations(await derivationInputsOf(drv.drvPath, drv))).values()];
 
 /** What a builder must be able to do for `drv`: Nix's rule, and reach every need (core obtaining.ts). */
 export const needsOf = (drv: DerivationItem, inputs: readonly DerivationItem[]): BuildNeeds => ({
@@ -153,12 +153,12 @@ export const buildKind = {
   },
   async claim(message, now) {
     const { drvPath } = parseMessageBody("a build queue", message, BuildMessage);
-    // Its input rows are read beside it: a registration writes them before the derivation can wait, let alone queue.
-    const [drv, inputPaths] = await Promise.all([getDerivation(drvPath), derivationInputsOf(drvPath)]);
+    const drv = await getDerivation(drvPath);
     // A retry waiting out its back-off is not for now: the sweeper sends it again when due.
     if (!drv || drv.status !== "queued" || drv.dueAt) return undefined;
     const taskId = buildTaskId(drv.drvPath, drv.attempt);
-    const inputs = [...(await getDerivations(inputPaths)).values()];
+    // Its inputs are on the item, or rows a registration wrote before it could wait, let alone queue.
+    const inputs = await builtInputs(drv);
     let leased: DerivationItem | undefined;
     return {
       taskId,
