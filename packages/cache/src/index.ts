@@ -63,6 +63,8 @@ export {
   openCaches,
   pushClosure,
   type PushOptions,
+  closureWithInfos,
+  type UploadOptions,
   type PushResult,
   pushToCaches,
 } from "./cache-client.ts";

@@ -70,10 +70,14 @@ export async function uploadToBuiltinCache(
   await mkdir(directory, { recursive: true, mode: 0o700 });
   try {
     for (const round of rounds(paths, infos)) {
+      const T0 = performance.now();
+      const mark = (w: string) => process.env["NIMBUS_TIMING"] && process.stderr.write(`TIMING upload ${round[0]} ${w} ${(performance.now() - T0).toFixed(1)}\n`);
       const prepared = await mapConcurrently(round, options.concurrency ?? 4, (p) => compress(infos.get(p)!, directory, cache, options));
       const uploaded: Prepared[] = [];
       for (const batch of chunk(prepared, CACHE_UPLOAD_BATCH)) {
+        mark("compressed");
         const slots = await channel.requestUploads(batch.map(uploadFile), options.signal);
+        mark("urls");
         await mapConcurrently(batch, options.concurrency ?? 4, async (item) => {
           const slot = slots.find((s) => s.storePath === item.info.storePath);
           if (slot === undefined) throw new CachePushError(cache, `the service gave no upload URL for ${item.info.storePath}`);
@@ -84,12 +88,14 @@ export async function uploadToBuiltinCache(
           }
         });
       }
+      mark("put");
       for (const batch of completionBatches(uploaded)) {
         const verdicts = await channel.complete(batch.map(uploadedPath), options.signal);
         const refused = verdicts.find((v) => v.status === "refused");
         if (refused?.status === "refused") throw new CachePushError(cache, `${refused.storePath} was refused: ${refused.reason}`);
         if (verdicts.length !== batch.length) throw new CachePushError(cache, "the service did not answer for every uploaded path");
       }
+      mark("completed");
       await Promise.all(prepared.map((p) => rm(p.file, { force: true })));
     }
   } finally {
