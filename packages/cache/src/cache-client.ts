@@ -134,24 +134,17 @@ export async function pushClosure(client: BinaryCacheClient, roots: readonly str
     if (options.what === "derivations" && roots.some((r) => !r.endsWith(".drv"))) {
       throw new Error("pushing derivations needs .drv paths as roots");
     }
-    const T0 = performance.now();
-    const mark = (w: string) => process.env["NIMBUS_TIMING"] && process.stderr.write(`TIMING push ${roots[0]} ${w} ${(performance.now() - T0).toFixed(1)}\n`);
     const { closure, infos: known } = await closureWithInfos(roots, options);
-    mark("closure");
     if (client.uploadUnasked !== undefined && closure.length <= UNASKED_MAX_PATHS && closure.every((p) => known.has(p))) {
       const ordered = referencesFirst(closure, (p) => known.get(p)?.references ?? []);
       const counts = await client.uploadUnasked(ordered, { signal: options.signal, infos: known });
-      mark("upload");
       return { cache: client.cache, status: "pushed", pushed: counts.uploaded, alreadyPresent: counts.alreadyPresent };
     }
     const { missing } = await client.missing(closure, { signal: options.signal });
-    mark("missing");
     const unknown = [...missing].filter((p) => !known.has(p));
     const infos = unknown.length === 0 ? known : new Map([...known, ...(await localPathInfos(unknown, options))]);
-    mark("infos");
     const ordered = referencesFirst([...missing], (p) => infos.get(p)?.references ?? []);
     await client.upload(ordered, { signal: options.signal, infos });
-    mark("upload");
     return { cache: client.cache, status: "pushed", pushed: ordered.length, alreadyPresent: closure.length - ordered.length };
   } catch (err) {
     if (err instanceof CachePushError || err instanceof CacheUnreachableError) return { cache: client.cache, status: "failed", reason: err.message };

@@ -30,8 +30,14 @@ export const buildTask: TaskKind<BuildTask> = {
 
 async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutcome> {
   const { link, signal } = context;
-  const T0 = performance.now();
-  const mark = (what: string) => context.log("debug", `TIMING ${task.taskId} ${what} ${(performance.now() - T0).toFixed(1)}`);
+  // Where a build's time goes, at debug level: the wait for its inputs, Nix's build, the push.
+  let phaseStarted = context.clock.now();
+  const phases: string[] = [];
+  const phase = (what: string) => {
+    const now = context.clock.now();
+    phases.push(`${what} ${((now - phaseStarted) / 1000).toFixed(2)} s`);
+    phaseStarted = now;
+  };
   const directory = path.join(context.workDirectory, "build", context.directoryName);
   const log = new BuildLogStream(link, task.taskId);
   const finish = (result: Omit<BuildResult, "type" | "taskId" | "drvPath">): TaskOutcome => {
@@ -81,7 +87,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       "--no-gc-warning",
     ];
     let run;
-    mark("realise-start");
+    phase("inputs");
     try {
       run = await runProcess("nix-store", args, { env, signal, onLine: (line) => log.line(line), discardStdout: true });
     } catch (err) {
@@ -89,7 +95,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       if (err instanceof ProcessStartError) return finish({ status: "exceptional", error: err.message });
       throw err;
     }
-    mark("realise-end");
+    phase("built");
     if (signal.aborted) return interrupted();
     if (run.code !== 0) {
       const verdict = classifyFailure(task.drvPath, run.code, run.signal, run.stderr);
@@ -98,10 +104,10 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
     // After the build, not before: the .drv itself may have come from a substituter.
     try {
       const outputs = await builtOutputs(task.drvPath, { optionArgs: context.nix.optionArgs, env, signal, message: (stderr) => nixErrorMessage(stderr) });
-      mark("show-derivation-end");
       if (outputs === undefined) return finish({ status: "exceptional", error: `nix show-derivation did not describe ${task.drvPath}` });
       const caches = await pushOutputs(task.taskId, Object.values(outputs), context, env, log);
-      mark("push-end");
+      phase("outputs read and pushed");
+      context.log("debug", `task ${task.taskId}: ${phases.join(", ")}`);
       if (signal.aborted) return interrupted();
       return finish({ status: "succeeded", outputs, ...(caches.length > 0 ? { caches } : {}) });
     } catch (err) {
