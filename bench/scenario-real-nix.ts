@@ -90,6 +90,7 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
           "concurrentTasks = 1",
           "allowLocalRepositories = true",
           "machineSubstituters = false",
+          ...(process.env["NIMBUS_BENCH_REALNIX_LOGS"] ? ['logLevel = "debug"'] : []),
           `[labels]\nname = "bench-${i}"`,
         ].join("\n"),
       );
@@ -163,6 +164,12 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
     };
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
+    // Each agent's own log, kept for a look at where its time went (NIMBUS_BENCH_REALNIX_LOGS=<dir>).
+    const logs = process.env["NIMBUS_BENCH_REALNIX_LOGS"];
+    if (logs) {
+      await mkdir(logs, { recursive: true });
+      for (const [i, output] of outputs.entries()) await writeFile(join(logs, `agent-${i}.log`), output);
+    }
     await bench.close();
     await rm(dir, { recursive: true, force: true });
   }

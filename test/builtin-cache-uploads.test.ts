@@ -193,6 +193,50 @@ describe("uploads over the agent protocol", () => {
   });
 });
 
+describe("the agent's uploader", () => {
+  it("uploads real store paths in overlapping batches, references first, and counts what the cache already had", async () => {
+    const { execFile } = await import("node:child_process");
+    const { mkdtemp, rm, writeFile } = await import("node:fs/promises");
+    const os = await import("node:os");
+    const { join } = await import("node:path");
+    const { promisify } = await import("node:util");
+    const { localPathInfos, uploadToBuiltinCache } = await import("@nimbus/cache");
+    const run = promisify(execFile);
+    const dir = await mkdtemp(join(os.tmpdir(), "nimbus-uploader-"));
+    try {
+      // Eleven leaves (two batches of at most 8 in the first round) and a top that refers to two of them (a second round).
+      const nonce = randomBytes(6).toString("hex");
+      await writeFile(
+        join(dir, "u.nix"),
+        `let mk = name: script: derivation { inherit name; nonce = "${nonce}"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ]; };
+             leaves = builtins.genList (i: mk "uploader-leaf-\${toString i}" "echo \${toString i} > $out") 11;
+         in leaves ++ [ (mk "uploader-top" "echo \${builtins.elemAt leaves 0} \${builtins.elemAt leaves 1} > $out") ]`,
+      );
+      let paths: string[];
+      try {
+        const drvs = (await run("nix-instantiate", ["--option", "substituters", "", join(dir, "u.nix")])).stdout.trim().split("\n");
+        paths = (await run("nix-store", ["--option", "substituters", "", "--realise", ...drvs])).stdout.trim().split("\n");
+      } catch (err) {
+        throw new Error(`building the paths needs Nix (Debian: apt-get install -y nix-bin): ${(err as Error).message}`);
+      }
+      assert.equal(paths.length, 12);
+      const infos = await localPathInfos(paths);
+      assert.equal(infos.get(paths[11]!)!.references.length, 2, "the top refers to two leaves");
+      const channel = {
+        requestUploads: async (files: unknown[]) => ((await request({ type: "cache-upload-request", files })) as Extract<ServiceMessage, { type: "cache-upload-urls" }>).files,
+        complete: async (claims: unknown[]) => ((await request({ type: "cache-upload-complete", paths: claims })) as Extract<ServiceMessage, { type: "cache-upload-result" }>).paths,
+      };
+      const first = await uploadToBuiltinCache(paths, infos, channel, { tempDir: dir, concurrency: 4 });
+      assert.deepEqual(first, { uploaded: 12, alreadyPresent: 0 });
+      for (const path of paths) assert.equal(await narinfoStatus(path), 200, `${path} is published`);
+      const again = await uploadToBuiltinCache(paths, infos, channel, { tempDir: dir, concurrency: 4 });
+      assert.deepEqual(again, { uploaded: 0, alreadyPresent: 12 }, "the second time, every path is already there and nothing is put");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("credentials", () => {
   it("a cache token opens the cache and nothing else; a read token cannot write; revoked and expired ones are refused", async () => {
     assert.equal((await stack.api("GET", "/api/jobs", undefined, writeToken)).status, 401, "no JSON API");

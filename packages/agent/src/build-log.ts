@@ -1,6 +1,7 @@
 /**
- * A build's output as numbered `build-log` batches: sent every 250 ms, or sooner when a batch
- * is full (1000 lines or one frame); the last lines are kept for the result's `logTail`.
+ * A build's output as numbered `build-log` batches: the first after 1 s (a short build's whole
+ * log then goes in one batch, just before its result), then every 250 ms, or sooner when a
+ * batch is full (1000 lines or one frame); the last lines are kept for the result's `logTail`.
  */
 import type { BuildLog, EffectLog } from "@nimbus/protocol";
 import { FRAME_BUDGET_BYTES, jsonBytes, truncateText } from "./message-size.ts";
@@ -16,6 +17,7 @@ export class BuildLogStream {
   private pending: string[] = [];
   private pendingBytes: number;
   private seq = 0;
+  private sent = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly tail: string[] = [];
   private readonly envelopeBytes: number;
@@ -24,6 +26,7 @@ export class BuildLogStream {
     private readonly link: Link,
     private readonly taskId: string,
     private readonly flushMs = 250,
+    private readonly firstFlushMs = 1000,
     /** An effect's log goes as `effect-log` batches, the same way. */
     private readonly type: "build-log" | "effect-log" = "build-log",
   ) {
@@ -39,7 +42,7 @@ export class BuildLogStream {
     if (this.pending.length >= MAX_LINES_PER_BATCH || this.pendingBytes + bytes > FRAME_BUDGET_BYTES) this.flush();
     this.pending.push(line);
     this.pendingBytes += bytes;
-    this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+    this.timer ??= setTimeout(() => this.flush(), this.sent ? this.flushMs : this.firstFlushMs);
   }
 
   /** Sends what is pending; call before the result so the log comes first. */
@@ -50,6 +53,7 @@ export class BuildLogStream {
     const message: BuildLog | EffectLog = { type: this.type, taskId: this.taskId, seq: this.seq++, lines: this.pending };
     this.pending = [];
     this.pendingBytes = this.envelopeBytes;
+    this.sent = true;
     this.link.send(message);
   }
 

@@ -138,8 +138,11 @@ export function builtinCacheClient(setup: BuiltinCacheSetup): BinaryCacheClient 
     substituter: builtinCacheUrl(setup.apiBaseUrl),
     missing: (paths, query) => presence.missing(paths, query),
     upload: async (paths, options = {}) => {
-      const infos = await localPathInfos(paths, { signal: options.signal });
+      const infos = options.infos !== undefined && paths.every((p) => options.infos!.has(p)) ? options.infos : await localPathInfos(paths, { signal: options.signal });
       await uploadToBuiltinCache(paths, infos, setup.channel, { tempDir: setup.tempDir, signal: options.signal, cache: BUILTIN_CACHE_NAME });
     },
+    // The service answers `present` for a published path when asked for its upload: no POST /cache/missing first.
+    uploadUnasked: (paths, options) =>
+      uploadToBuiltinCache(paths, options.infos, setup.channel, { tempDir: setup.tempDir, signal: options.signal, cache: BUILTIN_CACHE_NAME }),
   };
 }

@@ -73,11 +73,12 @@ before(async () => {
       fails = mk "build-fails" "echo about to fail; i=0; while [ $i -lt 80 ]; do i=$((i+1)); echo line $i; done; exit 3";
       kvm = ${withFeatures("kvm", `"kvm"`)};
       extra = ${withFeatures("extra", `"nimbus-extra" "big-parallel"`)};
-      pause = mk "build-pause" "echo pausing; /bin/sleep 0.5; echo resumed; echo > $out";
+      # Longer than the 1 s the first log batch waits: "started" and "pausing" arrive while they run.
+      pause = mk "build-pause" "echo pausing; /bin/sleep 2.5; echo resumed; echo > $out";
       kept = mk "build-kept" "echo > $out";
       disowned = mk "build-disowned" "echo > $out";
-      finishing = mk "build-finishing" "echo started; /bin/sleep 1; echo > $out";
-      reconnecting = mk "build-reconnecting" "echo started; /bin/sleep 1; echo > $out";
+      finishing = mk "build-finishing" "echo started; /bin/sleep 2.5; echo > $out";
+      reconnecting = mk "build-reconnecting" "echo started; /bin/sleep 2.5; echo > $out";
     } // builtins.listToAttrs (map (name: { inherit name; value = d (sleeper name); }) [ "cancelled" "unknown" "handback" "switch" "lost" ])`,
     dir,
   );
@@ -183,7 +184,7 @@ describe("builds across a reconnect", () => {
       assert.deepEqual(second.slice(0, 2), ["hello", "request-work"]);
       assert.equal(second.at(-1), "build-result");
       assert.ok(other.of(taskId, "build-log").some((l) => l.lines.includes("resumed")), "the log written meanwhile arrives too");
-      // How many batches depends on when Nix prints (they go out every 250 ms): numbered from 0, no gap.
+      // How many batches depends on when Nix prints (the first after 1 s, then every 250 ms): numbered from 0, no gap.
       const seqs = other.of(taskId, "build-log").map((l) => l.seq);
       assert.deepEqual(seqs, [...seqs.keys()]);
     } finally {

@@ -13,7 +13,7 @@ import { inReferenceOrder, mapConcurrently } from "./concurrency.ts";
 import { CachePushError, CacheUnreachableError } from "./errors.ts";
 import { filePresence } from "./file-presence.ts";
 import { httpPresence } from "./http-presence.ts";
-import { localPathInfos, storeClosure } from "./local-store.ts";
+import { type LocalPathInfo, localPathInfos, storeClosure } from "./local-store.ts";
 import { type NetrcEntry, netrcCredentials } from "./netrc.ts";
 import { nixCopyPush } from "./nix-copy-push.ts";
 import type { NixRunOptions } from "./nix-process.ts";
@@ -43,8 +43,24 @@ export interface BinaryCacheClient extends CachePresence {
   readonly push: boolean;
   /** The URL Nix substitutes from. */
   readonly substituter: string;
-  /** Uploads paths the cache lacks, ordered references first; throws CachePushError naming the cache. */
-  upload(paths: readonly string[], options?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Uploads paths the cache lacks, ordered references first; throws CachePushError naming the
+   * cache. `infos` (the paths' registration, when the caller has it) spares asking Nix again.
+   */
+  upload(paths: readonly string[], options?: UploadOptions): Promise<void>;
+  /**
+   * Uploads paths without asking first which the cache lacks: it says so itself as it hands out
+   * uploads (the built-in cache). For a few paths, one round trip less than `missing` then `upload`.
+   */
+  uploadUnasked?(paths: readonly string[], options: UploadOptions & { infos: ReadonlyMap<string, LocalPathInfo> }): Promise<{ uploaded: number; alreadyPresent: number }>;
+}
+
+/** Closures up to this many paths go to `uploadUnasked` when the cache has it: compressing them is cheaper than asking. */
+export const UNASKED_MAX_PATHS = 8;
+
+export interface UploadOptions {
+  signal?: AbortSignal;
+  infos?: ReadonlyMap<string, LocalPathInfo>;
 }
 
 export function openCache(config: CacheConfig, options: CacheClientOptions = {}): BinaryCacheClient {
@@ -53,7 +69,9 @@ export function openCache(config: CacheConfig, options: CacheClientOptions = {})
   const nix: NixRunOptions = { env: options.env, signal: options.signal };
   const uploadConcurrency = options.uploadConcurrency ?? 4;
   let presence: CachePresence;
-  let upload: (paths: readonly string[]) => Promise<void>;
+  let upload: (paths: readonly string[], known?: ReadonlyMap<string, LocalPathInfo>) => Promise<void>;
+  const infosOf = (paths: readonly string[], known?: ReadonlyMap<string, LocalPathInfo>) =>
+    known !== undefined && paths.every((p) => known.has(p)) ? known : localPathInfos(paths, nix);
   switch (config.kind) {
     case "NixCache": {
       const store = config.store;
@@ -68,8 +86,8 @@ export function openCache(config: CacheConfig, options: CacheClientOptions = {})
     case "CachixCache": {
       const apiBase = cachixApiBase(services);
       presence = cachixPresence(config.name, apiBase, config.authToken);
-      upload = async (paths) => {
-        const infos = await localPathInfos(paths, nix);
+      upload = async (paths, known) => {
+        const infos = await infosOf(paths, known);
         await inReferenceOrder(paths, (p) => infos.get(p)!.references, uploadConcurrency, (p) =>
           cachixPushPath(config, infos.get(p)!, { ...nix, apiBase, partSize: options.cachixPartSize }),
         );
@@ -78,8 +96,8 @@ export function openCache(config: CacheConfig, options: CacheClientOptions = {})
     }
     case "AtticCache": {
       presence = atticPresence(config.name, config.endpoint, config.cache, config.token);
-      upload = async (paths) => {
-        const infos = await localPathInfos(paths, nix);
+      upload = async (paths, known) => {
+        const infos = await infosOf(paths, known);
         await inReferenceOrder(paths, (p) => infos.get(p)!.references, uploadConcurrency, (p) => atticPushPath(config, infos.get(p)!, nix));
       };
       break;
@@ -91,7 +109,7 @@ export function openCache(config: CacheConfig, options: CacheClientOptions = {})
     push: config.push,
     substituter,
     missing: (paths, query) => presence.missing(paths, query),
-    upload: (paths) => upload(paths),
+    upload: (paths, uploadOptions) => upload(paths, uploadOptions?.infos),
   };
 }
 
@@ -116,16 +134,36 @@ export async function pushClosure(client: BinaryCacheClient, roots: readonly str
     if (options.what === "derivations" && roots.some((r) => !r.endsWith(".drv"))) {
       throw new Error("pushing derivations needs .drv paths as roots");
     }
-    const closure = await storeClosure(roots, options);
+    const { closure, infos: known } = await closureWithInfos(roots, options);
+    if (client.uploadUnasked !== undefined && closure.length <= UNASKED_MAX_PATHS && closure.every((p) => known.has(p))) {
+      const ordered = referencesFirst(closure, (p) => known.get(p)?.references ?? []);
+      const counts = await client.uploadUnasked(ordered, { signal: options.signal, infos: known });
+      return { cache: client.cache, status: "pushed", pushed: counts.uploaded, alreadyPresent: counts.alreadyPresent };
+    }
     const { missing } = await client.missing(closure, { signal: options.signal });
-    const infos = await localPathInfos([...missing], options);
+    const unknown = [...missing].filter((p) => !known.has(p));
+    const infos = unknown.length === 0 ? known : new Map([...known, ...(await localPathInfos(unknown, options))]);
     const ordered = referencesFirst([...missing], (p) => infos.get(p)?.references ?? []);
-    await client.upload(ordered, { signal: options.signal });
+    await client.upload(ordered, { signal: options.signal, infos });
     return { cache: client.cache, status: "pushed", pushed: ordered.length, alreadyPresent: closure.length - ordered.length };
   } catch (err) {
     if (err instanceof CachePushError || err instanceof CacheUnreachableError) return { cache: client.cache, status: "failed", reason: err.message };
     return { cache: client.cache, status: "failed", reason: `cache "${client.cache}": ${(err as Error).message}` };
   }
+}
+
+/**
+ * The closure of `roots` and what Nix registered for the paths it had to ask about anyway: the
+ * roots' registration first, which is the whole closure when they refer only to each other (an
+ * output with no dependencies: one Nix call, not three).
+ */
+export async function closureWithInfos(
+  roots: readonly string[],
+  options: NixRunOptions = {},
+): Promise<{ closure: string[]; infos: ReadonlyMap<string, LocalPathInfo> }> {
+  const infos = await localPathInfos([...new Set(roots)], options);
+  const closed = [...infos.values()].every((info) => info.references.every((r) => infos.has(r)));
+  return { closure: closed ? [...infos.keys()] : await storeClosure(roots, options), infos };
 }
 
 /** Pushes to every push cache at once; one result per cache. */

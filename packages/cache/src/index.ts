@@ -63,9 +63,12 @@ export {
   openCaches,
   pushClosure,
   type PushOptions,
+  closureWithInfos,
+  type UploadOptions,
+  UNASKED_MAX_PATHS,
   type PushResult,
   pushToCaches,
 } from "./cache-client.ts";
 export { withPrivateFile } from "./private-file.ts";
 export { narFileKey, parseNarFileKey, sessionCacheKey, sessionCacheKeyFromSecret } from "./builtin-cache-names.ts";
-export { type BuiltinUploadChannel, type BuiltinUploadOptions, rounds, uploadToBuiltinCache } from "./nimbus-cache-push.ts";
+export { type BuiltinUploadChannel, type BuiltinUploadCounts, type BuiltinUploadOptions, rounds, uploadToBuiltinCache } from "./nimbus-cache-push.ts";

@@ -6,8 +6,10 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { accessSync, constants } from "node:fs";
 import { argumentChunks, NixCommandError, type NixRunOptions, runNix } from "./nix-process.ts";
 import { sha256NixBase32 } from "./nar-hash.ts";
+import { narPieces } from "./nar-writer.ts";
 
 /** The closure of `roots` (the roots included), as `nix-store --query --requisites` gives it. */
 export async function storeClosure(roots: readonly string[], options: NixRunOptions = {}): Promise<string[]> {
@@ -67,8 +69,63 @@ export interface NarStream {
   done: Promise<{ narHash: string; narSize: number }>;
 }
 
-/** Streams the NAR of `storePath`, hashing it on the way. */
+/**
+ * Streams the NAR of `storePath`, hashing it on the way: serialized here (nar-writer.ts), or by
+ * `nix-store --dump` when the path cannot be read where its name says (a store whose files live
+ * elsewhere, such as a chroot store).
+ */
 export function dumpNar(storePath: string, options: NixRunOptions = {}): NarStream {
+  if (!readableHere(storePath)) return dumpNarWithNix(storePath, options);
+  const hash = createHash("sha256");
+  let size = 0;
+  let settle!: { resolve: (v: { narHash: string; narSize: number }) => void; reject: (e: Error) => void };
+  const done = new Promise<{ narHash: string; narSize: number }>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  done.catch(() => {});
+  const pieces = narPieces(storePath);
+  const fail = (err: unknown) => {
+    const error = new NixCommandError(`cannot read the NAR of ${storePath}: ${(err as Error).message}`);
+    settle.reject(error);
+    return error;
+  };
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          if (options.signal?.aborted) throw options.signal.reason;
+          const next = await pieces.next();
+          if (next.done) {
+            controller.close();
+            settle.resolve({ narHash: sha256NixBase32(hash.digest()), narSize: size });
+            return;
+          }
+          hash.update(next.value);
+          size += next.value.length;
+          controller.enqueue(new Uint8Array(next.value.buffer, next.value.byteOffset, next.value.length));
+        } catch (err) {
+          controller.error(fail(err));
+        }
+      },
+      async cancel() {
+        await pieces.return(undefined);
+      },
+    },
+    { highWaterMark: 4 },
+  );
+  return { stream, done };
+}
+
+function readableHere(storePath: string): boolean {
+  try {
+    accessSync(storePath, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function dumpNarWithNix(storePath: string, options: NixRunOptions): NarStream {
   const child = spawn("nix-store", ["--dump", storePath], { env: options.env ?? process.env, stdio: ["ignore", "pipe", "pipe"], signal: options.signal });
   const hash = createHash("sha256");
   let size = 0;

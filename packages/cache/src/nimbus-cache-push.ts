@@ -39,7 +39,7 @@ export interface BuiltinUploadChannel {
 export interface BuiltinUploadOptions extends NixRunOptions {
   /** Where compressed NARs wait for their upload (removed afterwards). */
   tempDir: string;
-  /** Paths compressed and uploaded at once (default 4). */
+  /** Paths compressed and uploaded, and batches asked for, at once (default 4). */
   concurrency?: number;
   /** For messages: the cache's name ("nimbus"). */
   cache?: string;
@@ -55,46 +55,63 @@ interface Prepared {
 /** Bytes of NAR files one completion asks the service to read back at most (it reads small ones whole). */
 const COMPLETE_BYTES = 64 * 1024 * 1024;
 
-/** Uploads `paths` (with their registration info); throws CachePushError naming the first path refused. */
+/** How many paths went up, and how many the cache said it had already. */
+export interface BuiltinUploadCounts {
+  uploaded: number;
+  alreadyPresent: number;
+}
+
+/**
+ * Uploads `paths` (with their registration info); throws CachePushError naming the first path
+ * refused. Batches of a round go at once (`concurrency` of them), each compressed, asked for
+ * and put on its own, so round trips to the service overlap.
+ */
 export async function uploadToBuiltinCache(
   paths: readonly string[],
   infos: ReadonlyMap<string, LocalPathInfo>,
   channel: BuiltinUploadChannel,
   options: BuiltinUploadOptions,
-): Promise<void> {
+): Promise<BuiltinUploadCounts> {
   const cache = options.cache ?? "nimbus";
   if (typeof zlib.createZstdCompress !== "function") {
     throw new CachePushError(cache, `uploads to the built-in cache need zstd, which Node ${process.version} lacks: use Node 22.15 or newer`);
   }
+  const concurrency = options.concurrency ?? 4;
+  const counts: BuiltinUploadCounts = { uploaded: 0, alreadyPresent: 0 };
   const directory = path.join(options.tempDir, `upload-${randomUUID()}`);
   await mkdir(directory, { recursive: true, mode: 0o700 });
   try {
     for (const round of rounds(paths, infos)) {
-      const prepared = await mapConcurrently(round, options.concurrency ?? 4, (p) => compress(infos.get(p)!, directory, cache, options));
       const uploaded: Prepared[] = [];
-      for (const batch of chunk(prepared, CACHE_UPLOAD_BATCH)) {
-        const slots = await channel.requestUploads(batch.map(uploadFile), options.signal);
-        await mapConcurrently(batch, options.concurrency ?? 4, async (item) => {
+      await mapConcurrently(chunk(round, CACHE_UPLOAD_BATCH), concurrency, async (batch) => {
+        const prepared = await mapConcurrently(batch, Math.max(1, Math.floor(concurrency / 2)), (p) => compress(infos.get(p)!, directory, cache, options));
+        const slots = await channel.requestUploads(prepared.map(uploadFile), options.signal);
+        await mapConcurrently(prepared, concurrency, async (item) => {
           const slot = slots.find((s) => s.storePath === item.info.storePath);
           if (slot === undefined) throw new CachePushError(cache, `the service gave no upload URL for ${item.info.storePath}`);
           if (slot.status === "refused") throw new CachePushError(cache, `${item.info.storePath}: ${slot.reason}`);
           if (slot.status === "upload") {
             await put(cache, item, slot.url, slot.headers, options.signal);
             uploaded.push(item);
+          } else {
+            counts.alreadyPresent++;
+            await rm(item.file, { force: true });
           }
         });
-      }
-      for (const batch of completionBatches(uploaded)) {
+      });
+      await mapConcurrently(completionBatches(uploaded), concurrency, async (batch) => {
         const verdicts = await channel.complete(batch.map(uploadedPath), options.signal);
         const refused = verdicts.find((v) => v.status === "refused");
         if (refused?.status === "refused") throw new CachePushError(cache, `${refused.storePath} was refused: ${refused.reason}`);
         if (verdicts.length !== batch.length) throw new CachePushError(cache, "the service did not answer for every uploaded path");
-      }
-      await Promise.all(prepared.map((p) => rm(p.file, { force: true })));
+        for (const verdict of verdicts) verdict.status === "present" ? counts.alreadyPresent++ : counts.uploaded++;
+      });
+      await Promise.all(uploaded.map((p) => rm(p.file, { force: true })));
     }
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
+  return counts;
 }
 
 /** Paths in rounds: each path in a later round than every path it refers to (among those given). */

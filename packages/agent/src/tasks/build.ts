@@ -8,6 +8,7 @@ import path from "node:path";
 import { pushToCaches } from "@nimbus/cache";
 import { type BuildResult, type BuildTask, type CacheReport, cacheProblem } from "@nimbus/protocol";
 import { BuildLogStream } from "../build-log.ts";
+import { readDerivationOutputs } from "../derivation-outputs.ts";
 import { truncateText } from "../message-size.ts";
 import { type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
@@ -29,6 +30,14 @@ export const buildTask: TaskKind<BuildTask> = {
 
 async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutcome> {
   const { link, signal } = context;
+  // Where a build's time goes, at debug level: the wait for its inputs, Nix's build, the push.
+  let phaseStarted = context.clock.now();
+  const phases: string[] = [];
+  const phase = (what: string) => {
+    const now = context.clock.now();
+    phases.push(`${what} ${((now - phaseStarted) / 1000).toFixed(2)} s`);
+    phaseStarted = now;
+  };
   const directory = path.join(context.workDirectory, "build", context.directoryName);
   const log = new BuildLogStream(link, task.taskId);
   const finish = (result: Omit<BuildResult, "type" | "taskId" | "drvPath">): TaskOutcome => {
@@ -78,6 +87,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       "--no-gc-warning",
     ];
     let run;
+    phase("inputs");
     try {
       run = await runProcess("nix-store", args, { env, signal, onLine: (line) => log.line(line), discardStdout: true });
     } catch (err) {
@@ -85,6 +95,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       if (err instanceof ProcessStartError) return finish({ status: "exceptional", error: err.message });
       throw err;
     }
+    phase("built");
     if (signal.aborted) return interrupted();
     if (run.code !== 0) {
       const verdict = classifyFailure(task.drvPath, run.code, run.signal, run.stderr);
@@ -92,12 +103,13 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
     }
     // After the build, not before: the .drv itself may have come from a substituter.
     try {
-      const call: NixCall = { optionArgs: context.nix.optionArgs, env, signal, message: (stderr) => nixErrorMessage(stderr) };
-      const info = (await showDerivations([task.drvPath], call)).get(task.drvPath);
-      if (info === undefined) return finish({ status: "exceptional", error: `nix show-derivation did not describe ${task.drvPath}` });
-      const caches = await pushOutputs(task.taskId, Object.values(info.outputs), context, env, log);
+      const outputs = await builtOutputs(task.drvPath, { optionArgs: context.nix.optionArgs, env, signal, message: (stderr) => nixErrorMessage(stderr) });
+      if (outputs === undefined) return finish({ status: "exceptional", error: `nix show-derivation did not describe ${task.drvPath}` });
+      const caches = await pushOutputs(task.taskId, Object.values(outputs), context, env, log);
+      phase("outputs read and pushed");
+      context.log("debug", `task ${task.taskId}: ${phases.join(", ")}`);
       if (signal.aborted) return interrupted();
-      return finish({ status: "succeeded", outputs: info.outputs, ...(caches.length > 0 ? { caches } : {}) });
+      return finish({ status: "succeeded", outputs, ...(caches.length > 0 ? { caches } : {}) });
     } catch (err) {
       if (signal.aborted) return interrupted();
       if (err instanceof NixQueryError || err instanceof ProcessStartError) {
@@ -108,6 +120,11 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
+}
+
+/** Its `.drv` file says (no process); `nix show-derivation` when the file is not readable here or not in the form read. */
+async function builtOutputs(drvPath: string, call: NixCall): Promise<Record<string, string> | undefined> {
+  return (await readDerivationOutputs(drvPath)) ?? (await showDerivations([drvPath], call)).get(drvPath)?.outputs;
 }
 
 /**

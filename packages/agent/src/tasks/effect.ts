@@ -39,7 +39,7 @@ class EffectSetupError extends Error {}
 async function runEffect(task: EffectTask, context: TaskContext): Promise<TaskOutcome> {
   const { link, signal, clock } = context;
   const directory = path.join(context.workDirectory, "effect", context.directoryName);
-  const log = new BuildLogStream(link, task.taskId, 250, "effect-log");
+  const log = new BuildLogStream(link, task.taskId, 250, 1000, "effect-log");
   const finish = (result: Omit<EffectResult, "type" | "taskId">): TaskOutcome => {
     log.flush();
     const error = result.error === undefined ? undefined : truncateText(result.error, 8000, 8 * 1024);
