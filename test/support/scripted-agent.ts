@@ -55,8 +55,10 @@ export class ScriptedAgent {
   private readonly lastSent = new WeakMap<object, number>();
   private heartbeat?: NodeJS.Timeout;
   private resender?: NodeJS.Timeout;
-  /** Bumped by kill(): work started before it never reports. */
+  /** Bumped by kill() and close(): work started before it never reports. */
   private generation = 0;
+  /** The pauses of work in progress, cleared by kill() and close() so no ended agent keeps a test process alive. */
+  private readonly pauses = new Set<NodeJS.Timeout>();
 
   constructor(
     readonly name: string,
@@ -207,7 +209,7 @@ export class ScriptedAgent {
     let batches = 0;
     const unacked = () => batches - (this.acked.get(task.taskId)?.size ?? 0);
     const waitForAcks = async (most: number) => {
-      while (unacked() > most && !abandoned()) await new Promise((r) => setTimeout(r, 5));
+      while (unacked() > most && !abandoned()) await this.pause(5);
     };
     for (const slice of this.batchesOf(events)) {
       if (abandoned()) break;
@@ -215,14 +217,32 @@ export class ScriptedAgent {
       const batch = { type: "evaluation-events", taskId: task.taskId, seq: batches++, events: slice };
       this.pendingBatches.set(`${task.taskId}#${batch.seq}`, batch);
       this.send(batch);
-      if (this.script.batchDelayMs) await new Promise((r) => setTimeout(r, this.script.batchDelayMs));
+      if (this.script.batchDelayMs) await this.pause(this.script.batchDelayMs);
     }
     await waitForAcks(0);
     if (abandoned()) return;
-    await new Promise((r) => setTimeout(r, 20));
+    await this.pause(20);
     this.track(-1);
     const caches = this.script.evaluationCaches?.(task);
     this.finish(task.taskId, { type: "evaluation-done", taskId: task.taskId, batches, status: "succeeded", ...(caches ? { caches } : {}) });
+  }
+
+  /** Waits `ms`; after kill() or close() it never resolves, and the work waiting on it ends there. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pauses.delete(timer);
+        resolve();
+      }, ms);
+      this.pauses.add(timer);
+    });
+  }
+
+  /** Ends the work in progress: none of it reports, and none of its timers is left running. */
+  private endWork() {
+    this.generation++;
+    for (const timer of this.pauses) clearTimeout(timer);
+    this.pauses.clear();
   }
 
   /** The script's events in batches: at most `batchSize` events, and at most `batchBytes` of JSON when set. */
@@ -256,11 +276,11 @@ export class ScriptedAgent {
     if (outcome.status !== "exceptional") this.settles.set(task.taskId, task.drvPath);
     this.send({ type: "build-log", taskId: task.taskId, seq: 0, lines: outcome.log ?? [`building ${task.drvPath}`] });
     for (const [i, line] of (outcome.stream?.lines ?? []).entries()) {
-      await new Promise((r) => setTimeout(r, outcome.stream!.everyMs));
+      await this.pause(outcome.stream!.everyMs);
       if (generation !== this.generation || !this.active.has(task.taskId)) return;
       this.send({ type: "build-log", taskId: task.taskId, seq: i + 1, lines: [line] });
     }
-    await new Promise((r) => setTimeout(r, this.script.buildMs ?? 10));
+    await this.pause(this.script.buildMs ?? 10);
     if (generation !== this.generation) return;
     this.track(-1);
     this.finish(task.taskId, {
@@ -299,7 +319,7 @@ export class ScriptedAgent {
 
   /** A crash: the connection and everything in memory are gone. `newSession` also loses the work directory. */
   kill(options: { newSession?: boolean } = {}) {
-    this.generation++;
+    this.endWork();
     this.drop();
     this.active.clear();
     this.unacked.clear();
@@ -308,7 +328,9 @@ export class ScriptedAgent {
     if (options.newSession) this.session = newSession();
   }
 
+  /** Leaves for good: the connection closes and work in progress ends unreported. */
   close() {
+    this.endWork();
     clearInterval(this.heartbeat);
     clearInterval(this.resender);
     this.socket?.close(1000);
