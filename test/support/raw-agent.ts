@@ -61,10 +61,14 @@ export class RawAgent {
    */
   async request(message: unknown, timeoutMs = 5000): Promise<ServiceMessage> {
     let seen = this.messages.length;
+    // A request with an id (cache uploads) is answered by the reply with that id: several may be in flight at once.
+    const requestId = typeof message === "object" && message !== null ? (message as { requestId?: unknown }).requestId : undefined;
+    const answers = (reply: ServiceMessage) =>
+      requestId === undefined ? !TASK_TYPES.has(reply.type) : (reply as { requestId?: unknown }).requestId === requestId || (reply.type === "error" && !("requestId" in reply));
     this.send(message);
     for (;;) {
       const reply = await this.next(seen, timeoutMs);
-      if (!TASK_TYPES.has(reply.type)) return reply;
+      if (answers(reply)) return reply;
       seen++;
     }
   }
