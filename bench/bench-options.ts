@@ -69,10 +69,12 @@ export function parseBenchOptions(args: readonly string[], env: Env): BenchOptio
       layers: integer(env, "NIMBUS_BENCH_LAYERS", 20, 1),
       baselineRepetitions: integer(env, "NIMBUS_BENCH_BASELINE_REPS", 200, 1),
     },
+    // One chain per queue of 1-second builds: the local stack's main thread stays mostly idle
+    // (2 chains of 100 ms builds kept it over 90 % busy: a saturated coordinator, not spare capacity).
     idle: {
-      chainsPerQueue: integer(env, "NIMBUS_BENCH_IDLE_CHAINS", 2, 1),
+      chainsPerQueue: integer(env, "NIMBUS_BENCH_IDLE_CHAINS", 1, 1),
       length: integer(env, "NIMBUS_BENCH_IDLE_LENGTH", 20, 1),
-      buildMs: integer(env, "NIMBUS_BENCH_IDLE_BUILD_MS", 100, 0),
+      buildMs: integer(env, "NIMBUS_BENCH_IDLE_BUILD_MS", 1000, 0),
     },
     ingest: { derivations: integer(env, "NIMBUS_BENCH_INGEST_DERIVATIONS", 1000, 50) },
     agents: { sizes: sizes(env, "NIMBUS_BENCH_AGENT_COUNTS", [10, 1000]) },
