@@ -77,7 +77,9 @@ export async function runAgentsAtSize(size: number, options: { timeoutMs: number
       if ((i + 20) % 200 === 0) console.log(`  … ${i + 20} connected`);
     }
     const connectSeconds = (Date.now() - connectStart) / 1000;
-    await sleep(1000);
+    // Past every warm-handler belief (the build-queue list's 5 s, empty rare queues' 3 s): each
+    // size measures a cold dispatch, not whichever of them the last hellos left fresh.
+    await sleep(6000);
     counter.reset();
 
     agents[0]!.requestWork();
