@@ -111,6 +111,11 @@ describe("dashboard on a job of 5,000 failures", () => {
     await page.goto(`${stack.url}/derivations/${job.loggedDrv.slice("/nix/store/".length)}`);
     const log = page.getByRole("listbox", { name: "log lines" });
     await log.getByRole("option").first().waitFor();
+    // The list scrolls to its end once the tail's rows are measured: wait for that, then look.
+    await page.waitForFunction(() => {
+      const box = (globalThis as any).document.querySelector('[role="listbox"][aria-label="log lines"]');
+      return box && box.scrollHeight > box.clientHeight && box.scrollTop + box.clientHeight >= box.scrollHeight - 1;
+    });
     const view = await log.evaluate((element) => {
       const box = element as unknown as { scrollTop: number; clientHeight: number; scrollHeight: number };
       return { top: box.scrollTop, height: box.clientHeight, total: box.scrollHeight };

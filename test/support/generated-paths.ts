@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { NIX_BASE32_CHARS } from "@nimbus/cache";
 
 /** A store-path hash (32 characters of Nix's alphabet) made from a text, so generated graphs look like Nix's and repeat from their seed. */
@@ -9,5 +9,3 @@ export function storeHashOf(text: string): string {
   return out;
 }
 
-/** A random store-path hash. */
-export const randomStoreHash = (): string => Array.from(randomBytes(32), (b) => NIX_BASE32_CHARS[b % 32]).join("");

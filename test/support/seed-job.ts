@@ -14,7 +14,7 @@ import {
   type JobItem,
   type TableName,
 } from "@nimbus/service";
-import { randomStoreHash } from "./generated-paths.ts";
+import { storeHashOf } from "./generated-paths.ts";
 
 
 export interface SeededJob {
@@ -28,7 +28,7 @@ export interface SeededJob {
 }
 
 /**
- * Writes a finished job whose `rows` derivations all failed (random store hashes, each also an
+ * Writes a finished job whose `rows` derivations all failed (store hashes spread like Nix's, each also an
  * attribute `packages.x86_64-linux.pkg-<i>`) straight into the local stack's tables, with a
  * build log of `logMegabytes` for the first — a job too big to build for a test or the bench.
  */
@@ -62,7 +62,8 @@ export async function seedFailedJob(
       ...exactCountFields({ failed: rows }),
     };
     await put(documents, "Jobs", [job]);
-    const drvPaths = Array.from({ length: rows }, (_, i) => `/nix/store/${randomStoreHash()}-pkg-${i}.drv`);
+    // Hashes from the job id and the row: spread like Nix's, the same in every run (a jump to the middle lands on the same rows).
+    const drvPaths = Array.from({ length: rows }, (_, i) => `/nix/store/${storeHashOf(`${jobId}/${i}`)}-pkg-${i}.drv`);
     for (let i = 0; i < rows; i += 5_000) {
       const slice = drvPaths.slice(i, i + 5_000);
       await put(
