@@ -120,7 +120,9 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
   }, [props.showIndex]);
 
   const onScroll = () => {
-    const el = element.current!;
+    // A scroll event can arrive after the list left the page (a navigation away while it scrolled).
+    const el = element.current;
+    if (!el) return;
     setScrollTop(el.scrollTop);
     atEnd.current = el.scrollTop + el.clientHeight >= el.scrollHeight - rowHeight / 2;
     const first = Math.floor(el.scrollTop / rowHeight);
@@ -131,7 +133,8 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
 
   const moveTo = (index: number) => {
     setActive(index);
-    const el = element.current!;
+    const el = element.current;
+    if (!el) return;
     el.scrollTop = scrollToShow(index, el.scrollTop, el.clientHeight, rowHeight);
   };
 
