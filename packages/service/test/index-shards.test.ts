@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { firstOfShards } from "../src/storage/index-walk.ts";
+import { firstOfShards, firstPageOfShards } from "../src/storage/index-walk.ts";
 import { INDEX_SHARDS, indexShard, indexShards, SHARD } from "../src/storage/keys.ts";
 
 test("an index's items spread over its shards by key, and its readers ask every shard and the unnumbered one", () => {
@@ -21,4 +21,15 @@ test("the first page of a sharded index is every shard's first page merged in in
   assert.deepEqual(first, ["01", "02", "03", "04", "05"]);
   assert.deepEqual(asked.map(([shard]) => shard).sort(), Object.keys(shards).sort(), "every shard asked");
   assert.ok(asked.every(([, limit]) => limit === 5), "each for at most the limit");
+});
+
+test("a merged first page says more follows when a shard had more or the merge was cut at the limit, and only then", async () => {
+  const page = (shards: Record<string, { items: string[]; more: boolean }>) => (shard: string) => Promise.resolve(shards[shard]!);
+  const order = (due: string) => due;
+  const cut = await firstPageOfShards(["a", "b"], 2, order, page({ a: { items: ["1", "3"], more: false }, b: { items: ["2"], more: false } }));
+  assert.deepEqual(cut, { items: ["1", "2"], more: true }, "three items for a limit of two");
+  const fuller = await firstPageOfShards(["a", "b"], 2, order, page({ a: { items: ["1"], more: true }, b: { items: [], more: false } }));
+  assert.deepEqual(fuller, { items: ["1"], more: true }, "a shard's page left some behind");
+  const end = await firstPageOfShards(["a", "b"], 3, order, page({ a: { items: ["1"], more: false }, b: { items: ["2"], more: false } }));
+  assert.deepEqual(end, { items: ["1", "2"], more: false });
 });

@@ -9,6 +9,7 @@ import { dynamo } from "../platform/aws-clients.ts";
 import { tableName } from "../platform/linked-resources.ts";
 import { CACHE_STATS_KEY, CACHE_USE_SHARD, CachePathItem, CacheRefItem, CacheStatsItem } from "./cache-items.ts";
 import { indexShards } from "./keys.ts";
+import { firstPageOfShards } from "./index-walk.ts";
 import { defineTable } from "./table.ts";
 
 export const CachePaths = defineTable("CachePaths", CachePathItem);
@@ -87,24 +88,20 @@ export async function leastRecentlyUsed(
   cursor?: { lastUsedAt: string; storeHash: string },
 ): Promise<{ items: CachePathItem[]; more: boolean }> {
   // Every shard from the same position: whatever precedes it was in an earlier merged page.
-  const shards = await Promise.all(
-    indexShards(CACHE_USE_SHARD).map(async (shard) => {
-      const result = await dynamo().send(
-        new QueryCommand({
-          TableName: tableName("CachePaths"),
-          IndexName: "byLastUsed",
-          KeyConditionExpression: "useShard = :shard AND lastUsedAt < :before",
-          ExpressionAttributeValues: { ":shard": shard, ":before": before.toISOString() },
-          Limit: limit,
-          ...(cursor ? { ExclusiveStartKey: { useShard: shard, ...cursor } } : {}),
-        }),
-      );
-      return { items: (result.Items ?? []).map((raw) => CachePaths.parse(raw)), more: result.LastEvaluatedKey !== undefined };
-    }),
-  );
   const order = (p: CachePathItem) => `${p.lastUsedAt}\u0000${p.storeHash}`;
-  const merged = shards.flatMap((s) => s.items).sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
-  return { items: merged.slice(0, limit), more: merged.length > limit || shards.some((s) => s.more) };
+  return firstPageOfShards(indexShards(CACHE_USE_SHARD), limit, order, async (shard, max) => {
+    const result = await dynamo().send(
+      new QueryCommand({
+        TableName: tableName("CachePaths"),
+        IndexName: "byLastUsed",
+        KeyConditionExpression: "useShard = :shard AND lastUsedAt < :before",
+        ExpressionAttributeValues: { ":shard": shard, ":before": before.toISOString() },
+        Limit: max,
+        ...(cursor ? { ExclusiveStartKey: { useShard: shard, ...cursor } } : {}),
+      }),
+    );
+    return { items: (result.Items ?? []).map((raw) => CachePaths.parse(raw)), more: result.LastEvaluatedKey !== undefined };
+  });
 }
 
 export async function setCollectCursor(cursor: { lastUsedAt: string; storeHash: string } | undefined): Promise<void> {

@@ -64,19 +64,34 @@ export async function* walkShards<T>(
   }
 }
 
+/** One shard's first page, and whether the shard holds more after it. */
+export interface ShardPage<T> {
+  items: T[];
+  more: boolean;
+}
+
 /**
  * The first `limit` items of a sharded index in its order: each shard's first page of at most
- * `limit`, merged (what one page of the unsharded index would have held).
+ * `limit`, merged (what one page of the unsharded index would have held); `more` when a shard
+ * had more or the merge was cut at the limit.
  */
+export async function firstPageOfShards<T>(
+  shards: readonly string[],
+  limit: number,
+  orderOf: (item: T) => string,
+  page: (shard: string, limit: number) => Promise<ShardPage<T>>,
+): Promise<ShardPage<T>> {
+  const pages = await Promise.all(shards.map((shard) => page(shard, limit)));
+  const merged = pages.flatMap((p) => p.items).sort((a, b) => (orderOf(a) < orderOf(b) ? -1 : orderOf(a) > orderOf(b) ? 1 : 0));
+  return { items: merged.slice(0, limit), more: merged.length > limit || pages.some((p) => p.more) };
+}
+
+/** `firstPageOfShards` for readers that take the first page and never go on. */
 export async function firstOfShards<T>(
   shards: readonly string[],
   limit: number,
   orderOf: (item: T) => string,
   page: (shard: string, limit: number) => Promise<T[]>,
 ): Promise<T[]> {
-  const pages = await Promise.all(shards.map((shard) => page(shard, limit)));
-  return pages
-    .flat()
-    .sort((a, b) => (orderOf(a) < orderOf(b) ? -1 : orderOf(a) > orderOf(b) ? 1 : 0))
-    .slice(0, limit);
+  return (await firstPageOfShards(shards, limit, orderOf, async (shard, max) => ({ items: await page(shard, max), more: false }))).items;
 }
