@@ -10,6 +10,7 @@ import { type BuildResult, type BuildTask, type CacheReport, cacheProblem } from
 import { BuildLogStream } from "../build-log.ts";
 import { readDerivationOutputs } from "../derivation-outputs.ts";
 import { truncateText } from "../message-size.ts";
+import { PhaseTimings } from "../task-timings.ts";
 import { type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
 import { ProcessStartError, runProcess } from "../process.ts";
@@ -30,14 +31,8 @@ export const buildTask: TaskKind<BuildTask> = {
 
 async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutcome> {
   const { link, signal } = context;
-  // Where a build's time goes, at debug level: the wait for its inputs, Nix's build, the push.
-  let phaseStarted = context.clock.now();
-  const phases: string[] = [];
-  const phase = (what: string) => {
-    const now = context.clock.now();
-    phases.push(`${what} ${((now - phaseStarted) / 1000).toFixed(2)} s`);
-    phaseStarted = now;
-  };
+  // Where a build's time goes, at debug level: the wait for its inputs, Nix's build, reading its outputs, the push.
+  const timings = new PhaseTimings(context.clock);
   const directory = path.join(context.workDirectory, "build", context.directoryName);
   const log = new BuildLogStream(link, task.taskId);
   const finish = (result: Omit<BuildResult, "type" | "taskId" | "drvPath">): TaskOutcome => {
@@ -87,7 +82,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       "--no-gc-warning",
     ];
     let run;
-    phase("inputs");
+    timings.mark("inputs");
     try {
       run = await runProcess("nix-store", args, { env, signal, onLine: (line) => log.line(line), discardStdout: true });
     } catch (err) {
@@ -95,7 +90,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       if (err instanceof ProcessStartError) return finish({ status: "exceptional", error: err.message });
       throw err;
     }
-    phase("built");
+    timings.mark("build");
     if (signal.aborted) return interrupted();
     if (run.code !== 0) {
       const verdict = classifyFailure(task.drvPath, run.code, run.signal, run.stderr);
@@ -105,9 +100,10 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
     try {
       const outputs = await builtOutputs(task.drvPath, { optionArgs: context.nix.optionArgs, env, signal, message: (stderr) => nixErrorMessage(stderr) });
       if (outputs === undefined) return finish({ status: "exceptional", error: `nix show-derivation did not describe ${task.drvPath}` });
+      timings.mark("outputs");
       const caches = await pushOutputs(task.taskId, Object.values(outputs), context, env, log);
-      phase("outputs read and pushed");
-      context.log("debug", `task ${task.taskId}: ${phases.join(", ")}`);
+      timings.mark("push");
+      context.log("debug", timings.line(task.taskId));
       if (signal.aborted) return interrupted();
       return finish({ status: "succeeded", outputs, ...(caches.length > 0 ? { caches } : {}) });
     } catch (err) {
