@@ -2,6 +2,7 @@
  * A `build` task: `nix-store --realise` of one derivation, its output streamed as `build-log`
  * batches, then one `build-result`: succeeded (with outputs), failed (the builder failed) or
  * exceptional (anything else: Nix could not start, the derivation does not fit this agent…).
+ * A success with caches to push to says `build-pushing` between the two: the slot is free.
  */
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
@@ -101,6 +102,11 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       const outputs = await builtOutputs(task.drvPath, { optionArgs: context.nix.optionArgs, env, signal, message: (stderr) => nixErrorMessage(stderr) });
       if (outputs === undefined) return finish({ status: "exceptional", error: `nix show-derivation did not describe ${task.drvPath}` });
       timings.mark("outputs");
+      // Nix is done: the slot goes to the next task while the outputs go up; the result still waits for the pushes.
+      if (Object.keys(outputs).length > 0 && context.caches.clients.some((c) => c.push)) {
+        link.send({ type: "build-pushing", taskId: task.taskId, drvPath: task.drvPath });
+        context.log("debug", `task ${task.taskId}: slot free while pushing its outputs`);
+      }
       const caches = await pushOutputs(task.taskId, Object.values(outputs), context, env, log);
       timings.mark("push");
       context.log("debug", timings.line(task.taskId));
