@@ -160,7 +160,8 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   const released = releaseTaskReturning(session.sessionId, message.taskId, held.pushing === true);
   work.offerFirstTo(released);
   await Promise.all([released, moved && settle(moved, work, now)]);
-  return answer(true, { type: "result-ack", taskId: message.taskId });
+  // A build that said `build-pushing` gave its slot back then, and that report asked for more work already.
+  return answer(held.pushing !== true, { type: "result-ack", taskId: message.taskId });
 }
 
 /** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
