@@ -27,6 +27,8 @@ export interface RealNixBreakdown {
   mainThreadBusy: number;
   /** The handlers' time per build, ms, by source (handler, or handler: agent message type), most first. */
   handlerMsPerBuild: Record<string, number>;
+  /** The handlers' AWS requests per build, by source, most first. */
+  requestsPerBuildBySource: Record<string, number>;
 }
 
 interface Line {
@@ -60,6 +62,7 @@ export function realNixBreakdown(input: {
   verdictAt: number;
   builds: number;
   handlerMs: ReadonlyArray<{ source: string; totalMs: number }>;
+  requests: ReadonlyArray<{ source: string; total: number }>;
   mainThreadBusy: number;
 }): RealNixBreakdown {
   const tasks = new Map<string, TaskTrace>();
@@ -117,6 +120,9 @@ export function realNixBreakdown(input: {
     handlerMsPerBuild: Object.fromEntries(
       [...input.handlerMs].sort((a, b) => b.totalMs - a.totalMs).map((h) => [h.source, round(h.totalMs / Math.max(1, input.builds), 1)]),
     ),
+    requestsPerBuildBySource: Object.fromEntries(
+      [...input.requests].sort((a, b) => b.total - a.total).map((r) => [r.source, round(r.total / Math.max(1, input.builds), 2)]),
+    ),
   };
 }
 
@@ -125,10 +131,12 @@ export function describeBreakdown(b: RealNixBreakdown): string[] {
   const ms = (x: number) => `${Math.round(x)} ms`;
   const phases = (p: Record<string, number>) => Object.entries(p).map(([k, v]) => `${k} ${ms(v)}`).join(", ");
   const handlers = Object.entries(b.handlerMsPerBuild).slice(0, 6).map(([k, v]) => `${k} ${v}`).join(", ");
+  const requests = Object.entries(b.requestsPerBuildBySource).slice(0, 8).map(([k, v]) => `${k.replace("socket/default: ", "")} ${v}`).join(", ");
   return [
     `webhook → evaluation starts ${ms(b.webhookToEvaluationMs)}; evaluation ${ms(b.evaluation.totalMs)} (${phases(b.evaluation.phasesMs)}); → first build ${ms(b.evaluationToFirstBuildMs)}`,
     `per build on the agent: ${phases(b.buildPhasesMs)}; task p50 ${ms(b.buildTaskMs.p50)}; result → ack p50 ${ms(b.resultToAckMs.p50)}; slot free → next build p50 ${ms(b.slotFreeToNextBuildMs.p50)} (p95 ${ms(b.slotFreeToNextBuildMs.p95)})`,
     `slots busy with Nix ${Math.round(b.nixShareOfSlots * 100)} % of the build phase; last result → verdict ${ms(b.lastResultToVerdictMs)}`,
     `main thread ${Math.round(b.mainThreadBusy * 100)} % busy; handler ms per build: ${handlers}`,
+    `requests per build: ${requests}`,
   ];
 }

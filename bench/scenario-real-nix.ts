@@ -146,6 +146,7 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
       verdictAt: finishedAt,
       builds: options.n,
       handlerMs: requests.perInvocation.map((p) => ({ source: p.source, totalMs: p.totalMs })),
+      requests: requests.bySource,
       mainThreadBusy,
     });
     for (const line of describeBreakdown(breakdown)) console.log(`    ${line}`);
