@@ -4,17 +4,7 @@
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
 import { buildNeeds, type BuildNeeds, type TaskStanding } from "@nimbus/core";
-import {
-  BuildTask,
-  cacheProblem,
-  cacheSource,
-  LOG_BATCHES_KEPT,
-  MAX_FRAME_BYTES,
-  storeSource,
-  type BuildLog,
-  type BuildPushing,
-  type BuildResult,
-} from "@nimbus/protocol";
+import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, MAX_FRAME_BYTES, storeSource, type BuildLog, type BuildPushing, type BuildResult } from "@nimbus/protocol";
 import { z } from "zod";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
