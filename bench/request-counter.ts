@@ -60,7 +60,7 @@ export interface CounterReport {
   /** Counted requests that failed, by operation, target and error (e.g. ConditionalCheckFailedException), most first. */
   errors: Array<{ client: ClientKind; operation: string; target: string; error: string; count: number }>;
   /** Per source, how the requests and refusals of one invocation are spread (a long tail is a retry loop). */
-  perInvocation: Array<{ source: string; invocations: number; requests: Summary; refused: Summary }>;
+  perInvocation: Array<{ source: string; invocations: number; requests: Summary; refused: Summary; totalMs: number }>;
 }
 
 interface Invocation {
@@ -215,6 +215,7 @@ export class RequestCounter {
           invocations: list.length,
           requests: summarize(list.map((i) => i.requests), 1),
           refused: summarize(list.map((i) => i.refused), 1),
+          totalMs: Math.round(list.reduce((sum, i) => sum + i.ms, 0)),
         })),
       errors: [...this.errors.entries()]
         .map(([key, count]) => {

@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { sendSignedPush as sendPush } from "@nimbus/cli";
 import { BenchError, openBenchStack, sleep } from "./bench-stack.ts";
+import { describeBreakdown, type RealNixBreakdown, realNixBreakdown } from "./real-nix-breakdown.ts";
 import type { CounterReport } from "./request-counter.ts";
 import { round } from "./stats.ts";
 
@@ -31,6 +32,8 @@ export interface RealNixResult {
   /** The floor's `nix-instantiate` (not part of floorSeconds; Nimbus's wall includes its evaluation). */
   floorInstantiateSeconds: number;
   jobStatus: string;
+  /** Where the wall went: evaluation phases, per-build phases on the agents, the gaps between, the handlers' time. */
+  breakdown: RealNixBreakdown;
   requestsPerBuild: { dynamodb: number; sqs: number; gateway: number; total: number };
   requests: CounterReport;
 }
@@ -90,7 +93,8 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
           "concurrentTasks = 1",
           "allowLocalRepositories = true",
           "machineSubstituters = false",
-          ...(process.env["NIMBUS_BENCH_REALNIX_LOGS"] ? ['logLevel = "debug"'] : []),
+          // Debug lines carry each task's timings: the breakdown is read from them.
+          'logLevel = "debug"',
           `[labels]\nname = "bench-${i}"`,
         ].join("\n"),
       );
@@ -108,6 +112,7 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
     await sleep(1000);
     counter.reset();
 
+    const loopBefore = performance.eventLoopUtilization();
     const webhookAt = Date.now();
     const push = await sendPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "nimbus/bench-realnix", commit, cloneUrl: `file://${repo}` });
     if (push.status !== 201) throw new BenchError(`the push webhook was answered ${push.status}: ${JSON.stringify(push.body)}`);
@@ -132,7 +137,19 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
     const wallSeconds = (finishedAt - webhookAt) / 1000;
     if (status !== "succeeded") throw new BenchError(`the real-Nix job ended ${status}: ${outputs.join("\n---\n").slice(-3000)}`);
     const requests = counter.report();
+    // The local stack's handlers, gateway and S3 share this thread: how busy it was says whether they were the limit.
+    const mainThreadBusy = round(performance.eventLoopUtilization(loopBefore).utilization, 2);
     console.log(`  Nimbus: ${round(wallSeconds)} s from the webhook to the verdict`);
+    const breakdown = realNixBreakdown({
+      logs: outputs,
+      webhookAt,
+      verdictAt: finishedAt,
+      builds: options.n,
+      handlerMs: requests.perInvocation.map((p) => ({ source: p.source, totalMs: p.totalMs })),
+      requests: requests.bySource,
+      mainThreadBusy,
+    });
+    for (const line of describeBreakdown(breakdown)) console.log(`    ${line}`);
 
     // The floor, in the same run, after the agents are gone (they would compete for the cores).
     for (const child of children) child.kill("SIGTERM");
@@ -154,6 +171,7 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
       ratio: round(wallSeconds / floorSeconds, 2),
       floorInstantiateSeconds: round(floorInstantiateSeconds),
       jobStatus: status,
+      breakdown,
       requestsPerBuild: {
         dynamodb: perBuild(requests.counted.dynamodb),
         sqs: perBuild(requests.counted.sqs),

@@ -172,6 +172,22 @@ describe("uploads over the agent protocol", () => {
     }
   });
 
+  it("one completion publishes the paths that do not refer to each other together, and a path after the one it refers to, in whatever order they came", async () => {
+    const base = payload(storePath("base"));
+    const top = payload(storePath("top"), [base.claim.storePath]);
+    const siblings = Array.from({ length: 6 }, (_, i) => payload(storePath(`sibling-${i}`)));
+    const all = [top, ...siblings, base];
+    const slots = await slotsFor(...all.slice(0, 8).map((p) => p.claim));
+    for (const [i, slot] of slots.entries()) assert.equal(await put(slot, all[i]!.file), 200);
+    const verdicts = await complete(...all.map((p) => p.claim));
+    assert.deepEqual(
+      verdicts,
+      all.map((p) => ({ storePath: p.claim.storePath, status: "published" })),
+      "top, sent before the path it refers to, is published after it; answers in the order sent",
+    );
+    for (const p of all) assert.equal(await narinfoStatus(p.claim.storePath), 200);
+  });
+
   it("refuses paths outside the store directory and paths whose references are not in the cache", async () => {
     const outside = { ...payload(storePath("x")).claim, storePath: "/tmp/evil" };
     const [slot] = await slotsFor(outside);

@@ -57,13 +57,13 @@ const binaryCaches = (storeURI: string) =>
   JSON.stringify({ shared: { kind: "NixCache", storeURI, publicKeys: [keys.public], signingKeys: [keys.secret] } });
 
 /** An agent on its own machine (a fresh store), with `features` and the shared cache. */
-async function machine(name: string, features: string[], storeURI: string): Promise<{ agent: AgentProcess; store: SeparateStore }> {
+async function machine(name: string, features: string[], storeURI: string, extraToml: string[] = []): Promise<{ agent: AgentProcess; store: SeparateStore }> {
   const store = await createSeparateStore();
   stores.push(store);
   const agent = await startAgentProcess(
     stack.url,
     token,
-    [`systemFeatures = ${JSON.stringify(features)}`, `binaryCachesPath = "binary-caches.json"`, "builtinCache = false", "[labels]", `name = "${name}"`].join("\n"),
+    [`systemFeatures = ${JSON.stringify(features)}`, `binaryCachesPath = "binary-caches.json"`, "builtinCache = false", ...extraToml, "[labels]", `name = "${name}"`].join("\n"),
     {},
     {
       files: { "binary-caches.json": binaryCaches(storeURI) },
@@ -75,8 +75,8 @@ async function machine(name: string, features: string[], storeURI: string): Prom
   return { agent, store };
 }
 
-/** ci.nix with `a` (needs fa), `b` (needs a and fb), and optionally `c` (needs a, any agent). */
-function ciNix(nonce: string, withC = false): string {
+/** ci.nix with `a` (needs fa), `b` (needs a and fb), and optionally `c` (needs a, any agent) and `x` (needs fa, nothing else). */
+function ciNix(nonce: string, withC = false, withX = false): string {
   const mk = (name: string, features: string[], script: string) =>
     `  ${name} = derivation { name = "sep-${name}-${nonce}"; system = builtins.currentSystem; builder = "/bin/sh"; ` +
     `args = [ "-c" ${JSON.stringify(`echo built >> ${markers}/${name}-${nonce}; ${script}`)} ]; requiredSystemFeatures = ${JSON.stringify(features).replace(/,/g, " ")}; };`;
@@ -86,6 +86,7 @@ function ciNix(nonce: string, withC = false): string {
     mk("a", ["fa"], "echo a > $out"),
     mk("b", ["fb"], `echo b; echo ${a} > $out`),
     ...(withC ? [mk("c", [], `echo c; echo ${a} > $out`)] : []),
+    ...(withX ? [mk("x", ["fa"], "echo x > $out")] : []),
     "}; in self",
   ].join("\n");
 }
@@ -114,10 +115,10 @@ async function waitFor<T>(check: () => Promise<T | undefined>, what: string, age
 }
 
 /** A evaluates alone; B joins once the job is building. Returns the job id. */
-async function runChain(storeURI: string, nonce: string, withC = false) {
-  const a = await machine(`A-${nonce}`, ["fa"], storeURI);
+async function runChain(storeURI: string, nonce: string, withC = false, options: { withX?: boolean; aToml?: string[] } = {}) {
+  const a = await machine(`A-${nonce}`, ["fa"], storeURI, options.aToml);
   await waitFor(() => agentNamed(`A-${nonce}`), "agent A to connect", [a.agent], 30_000);
-  const repo = await makeGitRepo(`chain-${nonce}`, { "ci.nix": ciNix(nonce, withC) });
+  const repo = await makeGitRepo(`chain-${nonce}`, { "ci.nix": ciNix(nonce, withC, options.withX) });
   const jobId = await trigger(repo.path);
   await waitFor(async () => ((await job(jobId)).status !== "evaluating" ? true : undefined), "the evaluation", [a.agent]);
   const b = await machine(`B-${nonce}`, ["fb"], storeURI);
@@ -174,6 +175,43 @@ describe("two machines with separate Nix stores", () => {
       await Promise.all([a.agent.exited, b.agent.exited]);
     });
   }
+
+  it("while A pushes a's outputs its one slot takes x, but b waits for the push: B, on its own store, fetches a from the cache once pushed", async () => {
+    const nonce = randomBytes(5).toString("hex");
+    // The .drv files go up during the evaluation; the outputs' pushes wait at their narinfo (the commit point) until the test lets them.
+    const outputNarinfo = (urlPath: string, body: Buffer) => urlPath.endsWith(".narinfo") && !/^StorePath: \S+\.drv$/m.test(body.toString());
+    const http = await startHttpBinaryCache({ dir: join(dir, `held-${nonce}`), holdWrites: outputNarinfo });
+    caches.push(http);
+    const { jobId, a, b } = await runChain(http.url, nonce, false, { withX: true, aToml: ["concurrentTasks = 1"] });
+    const both = await waitFor(
+      async () => {
+        const all = await derivations(jobId);
+        return ["a", "x"].every((n) => named(all, n).status === "building") && http.held() >= 2 ? all : undefined;
+      },
+      "A to build a and x, one slot, while their pushes wait",
+      [a.agent, b.agent],
+    );
+    assert.equal(named(both, "b").status, "waiting", "b waits for a's result, which waits for the push");
+    assert.equal(await builds(`a-${nonce}`), 1);
+    assert.equal(await builds(`x-${nonce}`), 1, "x ran while a's outputs were still going up");
+    assert.equal(await builds(`b-${nonce}`), 0);
+    assert.equal((await job(jobId)).status, "building", "the job waits for the pushes");
+    assert.equal((await agentNamed(`A-${nonce}`))?.runningTasks, 0, "neither push holds A's slot");
+
+    http.set({ holdWrites: undefined });
+    const done = await finished(jobId, [a.agent, b.agent]);
+    assert.equal(done.status, "succeeded", JSON.stringify(done));
+    const all = await derivations(jobId);
+    assert.ok(named(all, "a").sources?.includes("cache:shared"), "a's result says where its outputs were pushed");
+    assert.equal(named(all, "b").builtBy?.labels.name, `B-${nonce}`);
+    assert.equal(await builds(`a-${nonce}`), 1, "B fetched a, never built it");
+    assert.equal((await b.store.run("test", ["-e", named(all, "a").outputs.out!])).code, 0, "a's output reached B's store from the cache");
+    const agentA = await agentNamed(`A-${nonce}`);
+    assert.equal(agentA?.runningTasks, 0, "A's slot count is whole again");
+    assert.deepEqual(agentA?.tasks, []);
+    for (const agent of [a.agent, b.agent]) agent.child.kill("SIGTERM");
+    await Promise.all([a.agent.exited, b.agent.exited]);
+  });
 
   it("a rejected push keeps the dependents with the machine that has the inputs, or says why they wait — never a failed build", async () => {
     const nonce = randomBytes(5).toString("hex");

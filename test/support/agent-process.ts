@@ -59,7 +59,7 @@ export async function startAgentProcess(
     [
       `apiBaseUrl = "${apiBaseUrl}"`,
       `clusterJoinTokenPath = "token.key"`,
-      `concurrentTasks = 3`,
+      extraToml.includes("concurrentTasks") ? "" : `concurrentTasks = 3`,
       // `nimbus trigger` sends local repositories: only the local stack's agents may fetch those.
       `allowLocalRepositories = true`,
       // Offline: Nix reads only the configured caches, never cache.nixos.org.

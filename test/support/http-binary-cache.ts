@@ -18,6 +18,8 @@ export interface HttpBinaryCacheOptions {
   rejectWrites?: string;
   /** Require Basic credentials with this password (any login). */
   password?: string;
+  /** Keep the PUTs it picks waiting (counted in `held`), once their body arrived, until it is set undefined again. */
+  holdWrites?: (urlPath: string, body: Buffer) => boolean;
 }
 
 export interface RequestCounts {
@@ -32,6 +34,8 @@ export interface HttpBinaryCache {
   url: string;
   dir: string;
   counts: RequestCounts;
+  /** PUTs waiting now because of `holdWrites`. */
+  held(): number;
   resetCounts(): void;
   set(options: Partial<Omit<HttpBinaryCacheOptions, "dir">>): void;
   close(): Promise<void>;
@@ -46,6 +50,8 @@ export async function startHttpBinaryCache(initial: HttpBinaryCacheOptions): Pro
   const zero = (): RequestCounts => ({ GET: 0, HEAD: 0, PUT: 0, narinfo: 0, total: 0 });
   const counts = zero();
   let tmpCounter = 0;
+  let held = 0;
+  let release: Array<() => void> = [];
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     counts.total++;
@@ -76,6 +82,11 @@ export async function startHttpBinaryCache(initial: HttpBinaryCacheOptions): Pro
       }
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
+      if (options.holdWrites?.(urlPath, Buffer.concat(chunks))) {
+        held++;
+        await new Promise<void>((resolve) => release.push(resolve));
+        held--;
+      }
       await mkdir(path.dirname(file), { recursive: true });
       // Whole files only: a reader never sees half a narinfo.
       const tmp = `${file}.tmp-${process.pid}-${tmpCounter++}`;
@@ -118,9 +129,14 @@ export async function startHttpBinaryCache(initial: HttpBinaryCacheOptions): Pro
     dir,
     counts,
     resetCounts: () => Object.assign(counts, zero()),
-    set: (changes) => Object.assign(options, changes),
+    held: () => held,
+    set: (changes) => {
+      Object.assign(options, changes);
+      if (!options.holdWrites) for (const resolve of release.splice(0)) resolve();
+    },
     close: () =>
       new Promise<void>((resolve) => {
+        for (const waiting of release.splice(0)) waiting();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

@@ -10,6 +10,7 @@ import { cacheSource, type CacheReport, storeSource, substituterSource } from "@
 import { minimalNeeds } from "@nimbus/core";
 import { type DerivationInfo, derivationsToBuild, type NixCall, showDerivations } from "./nix-closure.ts";
 import { EvaluationFailure } from "./nix-walk.ts";
+import type { PhaseTimings } from "./task-timings.ts";
 import type { TaskCaches } from "./tasks/task-kind.ts";
 
 /** The protocol's bounds on a derivation event's `sources`. */
@@ -26,9 +27,10 @@ export interface CachePlan {
   reports: CacheReport[];
 }
 
-export async function planWithCaches(roots: readonly string[], call: NixCall, caches: TaskCaches): Promise<CachePlan> {
+export async function planWithCaches(roots: readonly string[], call: NixCall, caches: TaskCaches, timings?: PhaseTimings): Promise<CachePlan> {
   // What this store lacks: the dry run with no substituter at all (the caches are asked below, in bulk).
   const missing = await derivationsToBuild(roots, { ...call, optionArgs: [...call.optionArgs, "--option", "substituters", ""] });
+  timings?.mark("dryRun");
   const infos = await showDerivations([...missing], call);
   // Inputs of those that are valid here: a builder elsewhere may need their outputs too. With
   // no cache to ask or push to, only this store has them: nothing more to learn of them.
@@ -44,7 +46,9 @@ export async function planWithCaches(roots: readonly string[], call: NixCall, ca
   };
   const asked = [...new Set([...missing, ...frontier].flatMap((drv) => outputsOf(drv)))];
   const reports: CacheReport[] = [];
+  timings?.mark("showDerivations");
   const holders = await whoHolds(asked, caches, call.signal, reports);
+  timings?.mark("askCaches");
 
   const toBuild = new Set<string>();
   const stack = roots.filter((drv) => missing.has(drv));
@@ -71,8 +75,10 @@ export async function planWithCaches(roots: readonly string[], call: NixCall, ca
   const env = call.env;
   const drvPushes = toBuild.size > 0 ? await pushToCaches(caches.clients, [...toBuild], { what: "derivations", env, signal: call.signal }) : [];
   if (call.signal.aborted) throw call.signal.reason;
+  timings?.mark("pushDerivations");
   const outputPushes = localOnly.size > 0 ? await pushToCaches(caches.clients, [...localOnly], { what: "outputs", env, signal: call.signal }) : [];
   if (call.signal.aborted) throw call.signal.reason;
+  timings?.mark("pushOutputs");
   reports.push(...mergePushes(drvPushes, outputPushes));
   const pushedTo = (results: PushResult[]) => results.filter((r) => r.status === "pushed").map((r) => cacheSource(r.cache));
 

@@ -115,7 +115,7 @@ export async function uploadToBuiltinCache(
 }
 
 /** Paths in rounds: each path in a later round than every path it refers to (among those given). */
-export function rounds(paths: readonly string[], infos: ReadonlyMap<string, LocalPathInfo>): string[][] {
+export function rounds(paths: readonly string[], infos: ReadonlyMap<string, Pick<LocalPathInfo, "references">>): string[][] {
   const wanted = new Set(paths);
   const depth = new Map<string, number>();
   const depthOf = (start: string): number => {

@@ -60,6 +60,7 @@ export {
   AttributeEvent,
   AttributeType,
   BuildLog,
+  BuildPushing,
   BuildResult,
   BuildTask,
   CancelTask,

@@ -4,6 +4,7 @@ import { IDLE_TIMEOUT_MS } from "./limits.ts";
 import { CacheUploadComplete, CacheUploadRequest, CacheUploadResult, CacheUploadUrls, WelcomeCache } from "./builtin-cache.ts";
 import {
   BuildLog,
+  BuildPushing,
   BuildResult,
   BuildTask,
   CancelTask,
@@ -76,6 +77,7 @@ export const AgentMessage = z.discriminatedUnion("type", [
   EvaluationEvents,
   EvaluationDone,
   BuildLog,
+  BuildPushing,
   BuildResult,
   EffectLog,
   EffectResult,

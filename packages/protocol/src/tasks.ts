@@ -220,6 +220,19 @@ export const BuildLog = z.strictObject({
 export type BuildLog = z.infer<typeof BuildLog>;
 
 /**
+ * Nix built it and the agent now pushes its outputs to the caches: the agent's Nix is free, so
+ * the service frees the build's slot while keeping its lease; `build-result` still ends it, once
+ * the pushes are done (docs/protocol.md, `build-pushing`). Sent at most once per task, only when
+ * the agent has a cache to push to.
+ */
+export const BuildPushing = z.strictObject({
+  type: z.literal("build-pushing"),
+  taskId: TaskId,
+  drvPath: DrvPath,
+});
+export type BuildPushing = z.infer<typeof BuildPushing>;
+
+/**
  * How a build ended: `succeeded`; `failed` (the builder failed: a cached failure until a
  * rebuild is asked for); `exceptional` (something else broke: retried on another attempt).
  */

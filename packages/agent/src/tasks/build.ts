@@ -2,6 +2,7 @@
  * A `build` task: `nix-store --realise` of one derivation, its output streamed as `build-log`
  * batches, then one `build-result`: succeeded (with outputs), failed (the builder failed) or
  * exceptional (anything else: Nix could not start, the derivation does not fit this agent…).
+ * A success with caches to push to says `build-pushing` between the two: the slot is free.
  */
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
@@ -10,6 +11,7 @@ import { type BuildResult, type BuildTask, type CacheReport, cacheProblem } from
 import { BuildLogStream } from "../build-log.ts";
 import { readDerivationOutputs } from "../derivation-outputs.ts";
 import { truncateText } from "../message-size.ts";
+import { PhaseTimings } from "../task-timings.ts";
 import { type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
 import { ProcessStartError, runProcess } from "../process.ts";
@@ -30,14 +32,8 @@ export const buildTask: TaskKind<BuildTask> = {
 
 async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutcome> {
   const { link, signal } = context;
-  // Where a build's time goes, at debug level: the wait for its inputs, Nix's build, the push.
-  let phaseStarted = context.clock.now();
-  const phases: string[] = [];
-  const phase = (what: string) => {
-    const now = context.clock.now();
-    phases.push(`${what} ${((now - phaseStarted) / 1000).toFixed(2)} s`);
-    phaseStarted = now;
-  };
+  // Where a build's time goes, at debug level: the wait for its inputs, Nix's build, reading its outputs, the push.
+  const timings = new PhaseTimings(context.clock);
   const directory = path.join(context.workDirectory, "build", context.directoryName);
   const log = new BuildLogStream(link, task.taskId);
   const finish = (result: Omit<BuildResult, "type" | "taskId" | "drvPath">): TaskOutcome => {
@@ -87,7 +83,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       "--no-gc-warning",
     ];
     let run;
-    phase("inputs");
+    timings.mark("inputs");
     try {
       run = await runProcess("nix-store", args, { env, signal, onLine: (line) => log.line(line), discardStdout: true });
     } catch (err) {
@@ -95,7 +91,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       if (err instanceof ProcessStartError) return finish({ status: "exceptional", error: err.message });
       throw err;
     }
-    phase("built");
+    timings.mark("build");
     if (signal.aborted) return interrupted();
     if (run.code !== 0) {
       const verdict = classifyFailure(task.drvPath, run.code, run.signal, run.stderr);
@@ -105,9 +101,15 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
     try {
       const outputs = await builtOutputs(task.drvPath, { optionArgs: context.nix.optionArgs, env, signal, message: (stderr) => nixErrorMessage(stderr) });
       if (outputs === undefined) return finish({ status: "exceptional", error: `nix show-derivation did not describe ${task.drvPath}` });
+      timings.mark("outputs");
+      // Nix is done: the slot goes to the next task while the outputs go up; the result still waits for the pushes.
+      if (Object.keys(outputs).length > 0 && context.caches.clients.some((c) => c.push)) {
+        link.send({ type: "build-pushing", taskId: task.taskId, drvPath: task.drvPath });
+        context.log("debug", `task ${task.taskId}: slot free while pushing its outputs`);
+      }
       const caches = await pushOutputs(task.taskId, Object.values(outputs), context, env, log);
-      phase("outputs read and pushed");
-      context.log("debug", `task ${task.taskId}: ${phases.join(", ")}`);
+      timings.mark("push");
+      context.log("debug", timings.line(task.taskId));
       if (signal.aborted) return interrupted();
       return finish({ status: "succeeded", outputs, ...(caches.length > 0 ? { caches } : {}) });
     } catch (err) {

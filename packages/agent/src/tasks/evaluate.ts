@@ -14,6 +14,7 @@ import { batchEvents, evaluationEvents } from "../evaluation-events.ts";
 import { CheckoutError, checkoutCommit } from "../git-checkout.ts";
 import { herculesCIArgs } from "../hercules-ci-args.ts";
 import { truncateText } from "../message-size.ts";
+import { PhaseTimings } from "../task-timings.ts";
 import { type NixCall, NixQueryError } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
 import { EvaluationFailure, type Evaluator, MAX_WALK_OUTPUT_BYTES, type WalkSource, walkAttributes } from "../nix-walk.ts";
@@ -67,11 +68,8 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
   const signal = AbortSignal.any([context.signal, deadline.signal]);
   try {
     let events;
-    let phaseStarted = Date.now();
-    const phase = (what: string) => {
-      log("debug", `task ${task.taskId}: ${what} in ${((Date.now() - phaseStarted) / 1000).toFixed(1)} s`);
-      phaseStarted = Date.now();
-    };
+    // Where the evaluation's time goes, at debug level (one line at the end).
+    const timings = new PhaseTimings(clock);
     try {
       await checkoutCommit({
         cloneUrl: task.cloneUrl,
@@ -85,7 +83,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
           ? { credential: { ...task.cloneCredential, directory: path.join(context.workDirectory, "credentials", context.directoryName) } }
           : {}),
       });
-      phase("checked out");
+      timings.mark("checkout");
       const source = findSource(task, repo);
       if (source === undefined) {
         return done("failed", `${task.repository} at ${task.commit} has no flake.nix, ${NIX_FILES.join(", ")}`);
@@ -115,7 +113,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
         maxAttributes: policy.maxAttributes,
         maxOutputBytes: MAX_WALK_OUTPUT_BYTES,
       });
-      phase(`evaluated ${walk.attributes.length + walk.errors.length} attributes`);
+      timings.mark("walk");
       config = walk.config;
       // The agent's own questions about the .drv files it found: no repository code runs here.
       const call: NixCall = { optionArgs: context.nix.optionArgs, env: { ...process.env, TMPDIR: scratch }, signal, cwd: repo, message };
@@ -125,12 +123,13 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
         walk.attributes.map((a) => a.drvPath),
         call,
         context.caches,
+        timings,
       );
       caches = plan.reports;
       for (const report of caches) if (report.status !== "pushed") log("warn", `task ${task.taskId}: ${cacheProblem(report)}`);
-      phase("asked the store and the caches which derivations need building, pushed their .drv closure");
       const built = plan.toBuild;
       events = evaluationEvents(walk, built, plan.infos, plan.sources);
+      timings.mark("events");
       log(
         "info",
         `task ${task.taskId}: ${walk.attributes.length} attributes, ${walk.errors.length} failed, ${built.size} derivations to build`,
@@ -151,7 +150,8 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
     }
     // Done only once the service holds every batch: it may count on having them all.
     await acked.drain();
-    phase(`sent ${events.length} events in ${acked.sent} batches`);
+    timings.mark("send");
+    log("debug", timings.line(task.taskId));
     return done("succeeded");
   } finally {
     clock.clearTimeout(timer);

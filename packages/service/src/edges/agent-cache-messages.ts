@@ -1,5 +1,6 @@
 /** An agent's uploads to the built-in cache over its socket (docs/protocol.md, "Uploads to the built-in cache"). */
-import type { CacheUploadComplete, CacheUploadRequest, ServiceMessage } from "@nimbus/protocol";
+import { rounds } from "@nimbus/cache";
+import type { CacheUploadComplete, CacheUploadRequest, ServiceMessage, UploadVerdict } from "@nimbus/protocol";
 import { publishPath } from "../flow/cache-publish.ts";
 import { issueUploads } from "../flow/cache-uploads.ts";
 
@@ -9,8 +10,17 @@ export async function cacheUploadUrls(message: CacheUploadRequest, now: Date): P
 }
 
 export async function cacheUploadResult(message: CacheUploadComplete, now: Date): Promise<ServiceMessage> {
-  // One at a time, in the order sent: the agent sends references before the paths that refer to them.
-  const paths = [];
-  for (const claim of message.paths) paths.push(await publishPath(claim, now));
+  // A path after those of the batch it refers to (a path is refused while its references are not published);
+  // the paths of one round at once — a batch of outputs or .drv files that do not refer to each other is one round.
+  const claims = message.paths;
+  const infos = new Map(claims.map((c) => [c.storePath, { references: c.references }]));
+  const roundOf = new Map(rounds([...infos.keys()], infos).flatMap((round, i) => round.map((p) => [p, i] as const)));
+  const paths: UploadVerdict[] = new Array(claims.length);
+  const last = Math.max(0, ...roundOf.values());
+  for (let round = 0; round <= last; round++) {
+    await Promise.all(claims.map(async (claim, i) => {
+      if (roundOf.get(claim.storePath) === round) paths[i] = await publishPath(claim, now);
+    }));
+  }
   return { type: "cache-upload-result", requestId: message.requestId, paths };
 }

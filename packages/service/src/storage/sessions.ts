@@ -170,27 +170,57 @@ export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRec
 }
 
 /**
- * Gives a task's slot back; only the first release of a task counts (false after). With
- * `startedAt`, only the reservation made then is released, not a later one of the same task.
+ * The write that gives a task's slot back: only if the session holds the task (reserved at
+ * `startedAt`, when given), and as its record is — one whose slot was freed already
+ * (`pushing`, see `freeSlotWhilePushing`) is forgotten without counting its slot a second time.
  */
-export function releaseTask(sessionId: string, taskId: string, startedAt?: string): Promise<boolean> {
-  return updateSession(sessionId, {
-    UpdateExpression: "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one REMOVE tasks.#task",
-    ConditionExpression: startedAt ? "tasks.#task.startedAt = :started" : "attribute_exists(tasks.#task)",
+function releaseUpdate(taskId: string, startedAt: string | undefined, pushing: boolean): Update {
+  const values = { ...(pushing ? {} : { ":one": 1, ":zero": 0 }), ...(startedAt ? { ":started": startedAt } : {}) };
+  return {
+    UpdateExpression: pushing ? "REMOVE tasks.#task" : "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one REMOVE tasks.#task",
+    ConditionExpression: [
+      startedAt ? "tasks.#task.startedAt = :started" : "attribute_exists(tasks.#task)",
+      pushing ? "attribute_exists(tasks.#task.pushing)" : "attribute_not_exists(tasks.#task.pushing)",
+    ].join(" AND "),
     ExpressionAttributeNames: { "#task": taskId },
-    ExpressionAttributeValues: { ":one": 1, ":zero": 0, ...(startedAt ? { ":started": startedAt } : {}) },
-  });
+    // DynamoDB refuses an empty map of values.
+    ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
+  };
 }
 
-/** Gives a task's slot back (as `releaseTask`, without `startedAt`) and returns the session's load after it; undefined if it did not hold the task. */
-export function releaseTaskReturning(sessionId: string, taskId: string): Promise<SessionFields | undefined> {
+/**
+ * Gives a task's slot back; only the first release of a task counts (false after). With
+ * `startedAt`, only the reservation made then is released, not a later one of the same task.
+ * The rare task whose slot was freed already costs a second write: a condition cannot choose
+ * whether to count the slot.
+ */
+export async function releaseTask(sessionId: string, taskId: string, startedAt?: string): Promise<boolean> {
+  return (await updateSession(sessionId, releaseUpdate(taskId, startedAt, false))) || updateSession(sessionId, releaseUpdate(taskId, startedAt, true));
+}
+
+/**
+ * Gives a task's slot back (as `releaseTask`, without `startedAt`) and returns the session's
+ * load after it; undefined if it did not hold the task. `pushing` says which record is expected
+ * (the session's record as the caller read it); the other is tried when that was wrong.
+ */
+export async function releaseTaskReturning(sessionId: string, taskId: string, pushing = false): Promise<SessionFields | undefined> {
+  const release = (asPushing: boolean) => SessionLoads.updateReturning({ sessionId }, releaseUpdate(taskId, undefined, asPushing), "ALL_NEW");
+  return (await release(pushing)) ?? (await release(!pushing));
+}
+
+/**
+ * Frees the slot of a build Nix is done with while its agent pushes the outputs (`build-pushing`):
+ * the session keeps the task, marked `pushing`, and its lease, until the result. Returns the
+ * session's load after it; undefined if it does not hold the task or freed its slot already.
+ */
+export function freeSlotWhilePushing(sessionId: string, taskId: string): Promise<SessionFields | undefined> {
   return SessionLoads.updateReturning(
     { sessionId },
     {
-      UpdateExpression: "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one REMOVE tasks.#task",
-      ConditionExpression: "attribute_exists(tasks.#task)",
+      UpdateExpression: "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one, tasks.#task.pushing = :yes",
+      ConditionExpression: "attribute_exists(tasks.#task) AND attribute_not_exists(tasks.#task.pushing)",
       ExpressionAttributeNames: { "#task": taskId },
-      ExpressionAttributeValues: { ":one": 1, ":zero": 0 },
+      ExpressionAttributeValues: { ":one": 1, ":zero": 0, ":yes": true },
     },
     "ALL_NEW",
   );

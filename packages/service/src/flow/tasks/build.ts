@@ -4,7 +4,7 @@
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
 import { buildNeeds, type BuildNeeds, type TaskStanding } from "@nimbus/core";
-import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, MAX_FRAME_BYTES, storeSource, type BuildLog, type BuildResult } from "@nimbus/protocol";
+import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, MAX_FRAME_BYTES, storeSource, type BuildLog, type BuildPushing, type BuildResult } from "@nimbus/protocol";
 import { z } from "zod";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
@@ -14,14 +14,21 @@ import type { DerivationItem } from "../../storage/items.ts";
 import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts";
-import { noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
+import { freeSlotWhilePushing, noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 import { hexDigest } from "../../platform/hex-digest.ts";
 
 /** What a session records of a build it holds. */
-export const BuildRecord = z.strictObject({ kind: z.literal("build"), drvPath: z.string(), attempt: z.number(), startedAt: z.string() });
+export const BuildRecord = z.strictObject({
+  kind: z.literal("build"),
+  drvPath: z.string(),
+  attempt: z.number(),
+  startedAt: z.string(),
+  /** Nix is done with it and the agent pushes its outputs (`build-pushing`): its slot is free, its lease held until the result. */
+  pushing: z.literal(true).optional(),
+});
 export type BuildRecord = z.infer<typeof BuildRecord>;
 
 /** A build's task id: its derivation and attempt, so a retry is a new task. */
@@ -91,6 +98,20 @@ async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): 
 }
 
 /**
+ * Nix built it and the agent pushes its outputs: its slot is free for the next task, while the
+ * lease stays until the result (its dependents and its job wait for the pushes, and an agent
+ * lost meanwhile hands the build back as it would any other). Once only: a repeat changes nothing.
+ */
+async function buildPushing({ session, message, held, work }: ReportInput<BuildPushing, BuildRecord>): Promise<TaskAnswer> {
+  if (!held) return answer(false, notHeld(message.taskId));
+  if (held.drvPath !== message.drvPath) return answer(false, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
+  if (held.pushing) return answer(false);
+  const freed = freeSlotWhilePushing(session.sessionId, message.taskId);
+  work.offerFirstTo(freed);
+  return answer((await freed) !== undefined);
+}
+
+/**
  * Records how a build ended — only from the session holding its lease, only once — moves the
  * graph on, frees the slot and acknowledges, so the agent stops re-sending it.
  */
@@ -126,10 +147,11 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   }
   // The slot is free once the result is recorded: the agent may be given work while dependents move on —
   // first the builds this result queued, by the first wake, before it asks the index for idle agents.
-  const released = releaseTaskReturning(session.sessionId, message.taskId);
+  const released = releaseTaskReturning(session.sessionId, message.taskId, held.pushing === true);
   work.offerFirstTo(released);
   await Promise.all([released, moved && settle(moved, work, now)]);
-  return answer(true, { type: "result-ack", taskId: message.taskId });
+  // A build that said `build-pushing` gave its slot back then, and that report asked for more work already.
+  return answer(held.pushing !== true, { type: "result-ack", taskId: message.taskId });
 }
 
 /** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
@@ -186,5 +208,5 @@ export const buildKind = {
   handBack: async (taskId, record, _holder, reason, work) => {
     await retryBuild(record.drvPath, taskId, reason, work);
   },
-  reports: { "build-log": buildLog, "build-result": buildResult },
+  reports: { "build-log": buildLog, "build-pushing": buildPushing, "build-result": buildResult },
 } satisfies TaskKind<"build", BuildRecord, BuildTask>;
