@@ -14,6 +14,7 @@ import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, mirrorUnlessNewer } from "../storage/job-derivations.ts";
 import { isDerivationInput } from "../storage/derivation-inputs.ts";
 import { clearPendingInputs, hasPendingInputs } from "../storage/pending-inputs.ts";
+import { handOver } from "./hand-over.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 
@@ -46,7 +47,7 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
   for (const move of dependentMoves(drv, dependents)) {
     if (move.type === "clear-input") {
       await clearPendingInputs(move.dependent, [move.input]);
-      await queueIfReady(move.dependent, work, now);
+      await queueIfReady(move.dependent, work, now, drv);
     } else {
       await failDependent(move.dependent, move.dependency, work, now);
     }
@@ -56,19 +57,22 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
 
 /**
  * waiting → queued once nothing is pending (core `isReadyToQueue`), then onto its build queue,
- * noted as new work for idle agents that can build it. The move is conditional on the version
- * read: a restart in between (whose input rows this look may have missed) makes it a no-op.
+ * noted as new work for idle agents that can build it — unless the agent whose result readied
+ * it takes it directly (flow/hand-over.ts; `settled` is that result's derivation, an input of
+ * it). The move is conditional on the version read: a restart in between (whose input rows
+ * this look may have missed) makes it a no-op.
  */
-export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date): Promise<void> {
+export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date, settled?: DerivationItem): Promise<void> {
   const drv = await getDerivation(drvPath);
   if (!drv || !mayBeReady(drv)) return;
   // The item just read says which inputs it still waits for (rows are read only past its bound).
   if (!isReadyToQueue(drv, await hasPendingInputs(drvPath, drv))) return;
-  const queued = await moveDerivation(
-    drvPath,
-    { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, condition: versionIs(drv) },
-    now,
-  );
+  const handed = await handOver(drv, work, now, settled ? [settled] : []);
+  if (handed.type === "handed" || handed.type === "moved") return;
+  const queued =
+    handed.type === "queued"
+      ? handed.queued
+      : await moveDerivation(drvPath, { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, condition: versionIs(drv) }, now);
   if (!queued) return;
   await sendToBuildQueue(queued);
   // Idle agents that can take it get it now, beside the bookkeeping still to do (docs/scale.md).
