@@ -46,8 +46,8 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
   work.dependentsTold += dependents.length;
   for (const move of dependentMoves(drv, dependents)) {
     if (move.type === "clear-input") {
-      await clearPendingInputs(move.dependent, [move.input]);
-      await queueIfReady(move.dependent, work, now, drv);
+      const after = await clearPendingInputs(move.dependent, [move.input]);
+      await queueIfReady(move.dependent, work, now, { settled: drv, ...(after ? { item: after } : {}) });
     } else {
       await failDependent(move.dependent, move.dependency, work, now);
     }
@@ -55,19 +55,24 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
   return afterPage(dependents, size);
 }
 
+/** What the caller of `queueIfReady` has read already: its item (no read then), and the input that just settled. */
+interface Known {
+  item?: DerivationItem;
+  settled?: DerivationItem;
+}
+
 /**
  * waiting → queued once nothing is pending (core `isReadyToQueue`), then onto its build queue,
  * noted as new work for idle agents that can build it — unless the agent whose result readied
- * it takes it directly (flow/hand-over.ts; `settled` is that result's derivation, an input of
- * it). The move is conditional on the version read: a restart in between (whose input rows
- * this look may have missed) makes it a no-op.
+ * it takes it directly (flow/hand-over.ts). The move is conditional on the version read: a
+ * restart in between (whose input rows this look may have missed) makes it a no-op.
  */
-export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date, settled?: DerivationItem): Promise<void> {
-  const drv = await getDerivation(drvPath);
+export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date, known: Known = {}): Promise<void> {
+  const drv = known.item ?? (await getDerivation(drvPath));
   if (!drv || !mayBeReady(drv)) return;
   // The item just read says which inputs it still waits for (rows are read only past its bound).
   if (!isReadyToQueue(drv, await hasPendingInputs(drvPath, drv))) return;
-  const handed = await handOver(drv, work, now, settled ? [settled] : []);
+  const handed = await handOver(drv, work, now, known.settled ? [known.settled] : []);
   if (handed.type === "handed" || handed.type === "moved") return;
   const queued =
     handed.type === "queued"
