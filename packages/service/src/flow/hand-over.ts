@@ -26,9 +26,10 @@ const declined: HandOver = { type: "declined" };
 
 /**
  * Hands `drv`, read `waiting` with nothing pending, to the agent whose result readied it, if
- * it may take it. `known`: inputs the caller has read (the one that just settled).
+ * it may take it. `readyAt`: when the invocation found it ready; `known`: inputs the caller has
+ * read (the one that just settled).
  */
-export async function handOver(drv: DerivationItem, work: WorkNotes, now: Date, known: readonly DerivationItem[] = []): Promise<HandOver> {
+export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Date, known: readonly DerivationItem[] = []): Promise<HandOver> {
   const reporter = work.handOverReporter();
   // At most HAND_OVERS_PER_RESULT: no read at all once they are made.
   if (!reporter || reporter.handedOver >= HAND_OVERS_PER_RESULT) return declined;
@@ -40,7 +41,7 @@ export async function handOver(drv: DerivationItem, work: WorkNotes, now: Date, 
   // Taken (or not) without a pause in between: a wake that took the reporter meanwhile fills its slots instead.
   if (work.handOverReporter() !== reporter || !mayHandOver(session, needsOf(drv, inputs), state())) return declined;
   reporter.handedOver++;
-  const outcome = await leaseAndReserve(drv, session, now);
+  const outcome = await leaseAndReserve(drv, session, readyAt);
   if (outcome.type !== "handed") {
     reporter.handedOver--;
     return outcome;
@@ -56,17 +57,20 @@ type Leased = { type: "handed"; leased: DerivationItem; taskId: string } | Exclu
 
 /**
  * The two writes, at once: the lease (`waiting → building`, conditional on the version read, as
- * `queueIfReady`'s move is; `queuedAt` is when it left `waiting`) and the slot. Each undoes the
- * other when only one is made.
+ * `queueIfReady`'s move is; `queuedAt` is when the invocation found it ready, as a move to
+ * `queued` records it) and the slot. Each undoes the other when only one is made. They are
+ * stamped with the time they are made, not the invocation's: the sweeper takes a lease older
+ * than a heartbeat whose session holds no slot for it for an orphan.
  */
-async function leaseAndReserve(drv: DerivationItem, session: SessionFields, now: Date): Promise<Leased> {
+async function leaseAndReserve(drv: DerivationItem, session: SessionFields, readyAt: Date): Promise<Leased> {
+  const now = new Date();
   const taskId = buildTaskId(drv.drvPath, drv.attempt);
   const record: BuildRecord = { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() };
   const lease = { taskId, sessionId: session.sessionId, leasedAt: now.toISOString() };
   const [leased, reserved] = await Promise.all([
     moveDerivation(
       drv.drvPath,
-      { from: ["waiting"], to: "building", set: { lease, queuedAt: now.toISOString() }, note: { agent: session.agent.hostname }, condition: versionIs(drv) },
+      { from: ["waiting"], to: "building", set: { lease, queuedAt: readyAt.toISOString() }, note: { agent: session.agent.hostname }, condition: versionIs(drv) },
       now,
     ),
     reserveTask(session.sessionId, taskId, record, session.agent.concurrentTasks),
