@@ -179,6 +179,27 @@ describe("hand-over of a build its result readied", () => {
     assert.equal((await finished(stack, jobId)).status, "succeeded");
   });
 
+  it("hands nothing over while an evaluation may be waiting: the freed slot takes the new job's evaluation first", async () => {
+    const system = "hppa-linux";
+    const on = (name: string, inputs: string[] = []) => derivation(name, inputs, { system });
+    const { agent: reporter, connectionId } = await agentOn("busy-reporter", system);
+    const jobId = await startJob(reporter, "acme/hand-over-first", [on("eval-a"), on("eval-b", ["eval-a"]), attribute("eval-b")]);
+    const a = await buildOf(reporter, "eval-a");
+    // Another job starts while the only agent builds a: its evaluation waits, and the handler queuing it forgets it ever saw that queue empty.
+    const second = await push(stack, "acme/hand-over-second", "9".repeat(40));
+    assert.equal(evaluationsMayWait(), true);
+
+    await handleAgentFrame(connectionId, result(a));
+    const evaluation = (await eventually(async () => reporter.messages.find((m) => m.type === "evaluate" && m.jobId === second), "the second job's evaluation")) as { taskId: string };
+    assert.equal(reporter.messages.filter((m) => m.type === "build" && m.drvPath === drv("eval-b")).length, 0, "b was not handed over");
+    assert.equal((await derivationItem(stack, "eval-b"))?.status, "queued", "b waits in its queue");
+
+    reporter.send({ type: "evaluation-done", taskId: evaluation.taskId, batches: 0, status: "succeeded" });
+    const b = await buildOf(reporter, "eval-b");
+    await handleAgentFrame(connectionId, result(b));
+    assert.equal((await finished(stack, jobId)).status, "succeeded");
+  });
+
   it("takes a hand-over back and queues it when the slot was taken meanwhile (a dispatch got there first)", async () => {
     const system = "m68k-linux";
     const on = (name: string, inputs: string[] = []) => derivation(name, inputs, { system });
