@@ -36,5 +36,15 @@ export function forgetEmpty(): void {
   looks.clear();
 }
 
-/** Whether evaluations may be waiting, as far as this handler knows (a hand-over then leaves the slot to a dispatch). */
-export const evaluationsMayWait = (now = Date.now()): boolean => mayHoldWork(looks.get(EVALUATION_QUEUE), now);
+/**
+ * Whether evaluations may be waiting, as far as this handler knows (a hand-over then leaves the
+ * slot to a dispatch, which looks). When only because its last look is old, the caller's
+ * dispatch is to look: the others go on believing the queue empty meanwhile, so one result, not
+ * every result arriving until that look is done, goes through the queue for it.
+ */
+export function evaluationsMayWait(now = Date.now()): boolean {
+  const look = looks.get(EVALUATION_QUEUE);
+  if (!mayHoldWork(look, now)) return false;
+  if (look && !look.found) looks.set(EVALUATION_QUEUE, { at: now, found: false });
+  return true;
+}
