@@ -5,7 +5,7 @@
  * beside the reservation of the slot the result freed, then the `build` is sent. What a handler
  * dying between those writes leaves, the sweeper repairs (docs/reliability.md).
  */
-import { HAND_OVERS_PER_RESULT, mayHandOver, type HandOverState } from "@nimbus/core";
+import { mayHandOver, type HandOverState } from "@nimbus/core";
 import { moveDerivation, versionIs, type Move } from "../storage/derivations.ts";
 import type { DerivationItem, SessionFields } from "../storage/items.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
@@ -31,8 +31,7 @@ const declined: HandOver = { type: "declined" };
  */
 export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Date, known: readonly DerivationItem[] = []): Promise<HandOver> {
   const reporter = work.handOverReporter();
-  // At most HAND_OVERS_PER_RESULT: no read at all once they are made.
-  if (!reporter || reporter.handedOver >= HAND_OVERS_PER_RESULT) return declined;
+  if (!reporter) return declined;
   const session = await reporter.load;
   const state = (): HandOverState => ({ handedOver: reporter.handedOver, evaluationsMayWait: work.evaluations || evaluationsMayWait() });
   // Nix's rule and the slots first: its inputs are read only for an agent that could build it.
