@@ -141,3 +141,13 @@ export {
   type CapabilityClass,
 } from "./capability-class.ts";
 export { shuffled } from "./shuffle.ts";
+export {
+  HAND_OVERS_PER_RESULT,
+  LOOK_AGAIN_AFTER_MS,
+  handOverSlots,
+  mayHandOver,
+  mayHoldWork,
+  type HandOverSession,
+  type HandOverState,
+  type QueueLook,
+} from "./hand-over.ts";

@@ -64,17 +64,19 @@ export function unlistedTaskAction(standing: TaskStanding, heldForMs: number): "
 
 /**
  * A task a session records whose target is not leased to it: its slot is given back once the
- * record is older than `graceMs`. A slot is reserved just before the lease is taken, so only
- * a handler that died between the two writes (or a target that moved on without releasing,
- * like a cancelled evaluation) leaves one for longer.
+ * record is older than `graceMs`. A slot is reserved just before the lease is taken (beside it
+ * in a hand-over), so only a handler that died between the two writes (or a target that moved
+ * on without releasing, like a cancelled evaluation) leaves one for longer.
  */
 export const isAbandonedSlot = (record: { startedAt: string }, leased: boolean, now: Date, graceMs: number): boolean =>
   !leased && now.getTime() - Date.parse(record.startedAt) > graceMs;
 
 /**
  * A lease whose session does not hold the task (any more): the session was ended by a handler
- * that died before handing the task back. Leases are taken only after the slot is reserved
- * and a result moves the target before the slot is released, so this never happens in passing.
+ * that died before handing the task back, or a hand-over's handler died after its lease and
+ * before its slot's reservation (written at once). Leases are otherwise taken only after the
+ * slot is reserved, and a result moves the target before the slot is released; the sweeper
+ * looks only at leases a heartbeat old, so a hand-over under way is not one.
  */
 export const isOrphanedLease = (lease: { taskId: string }, session: { tasks: Record<string, unknown> } | undefined): boolean =>
   !session || !Object.hasOwn(session.tasks, lease.taskId);

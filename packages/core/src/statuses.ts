@@ -23,7 +23,8 @@ export const shouldRestart = (status: DerivationStatus, rebuildFailures: boolean
  * condition of their DynamoDB update, so a duplicate or late message changes nothing.
  */
 const MOVES: Record<DerivationStatus, readonly DerivationStatus[]> = {
-  waiting: ["queued", "dependency-failed", "cancelled"],
+  // Straight to building when handed to the agent whose result readied it (core hand-over.ts).
+  waiting: ["queued", "building", "dependency-failed", "cancelled"],
   queued: ["building", "cancelled"],
   // Back to queued when the build must be retried (agent lost, exceptional result).
   building: ["succeeded", "failed", "queued", "cancelled"],

@@ -8,6 +8,7 @@ describe("status transitions", () => {
     ["waiting", "queued"],
     ["waiting", "dependency-failed"],
     ["queued", "building"],
+    ["waiting", "building"],
     ["building", "succeeded"],
     ["building", "failed"],
     ["building", "queued"],
@@ -21,13 +22,13 @@ describe("status transitions", () => {
     ["cached", "queued"],
     ["failed", "succeeded"],
     ["queued", "succeeded"],
-    ["waiting", "building"],
+    ["waiting", "succeeded"],
     ["dependency-failed", "queued"],
   ];
   for (const [from, to] of allowed) it(`${from} → ${to} is allowed`, () => assert.equal(canMove(from, to), true));
   for (const [from, to] of forbidden) it(`${from} → ${to} is not`, () => assert.equal(canMove(from, to), false));
   it("lists where a status may be reached from", () => {
-    assert.deepEqual(movesInto("building"), ["queued"]);
+    assert.deepEqual(movesInto("building"), ["waiting", "queued"]);
     assert.deepEqual(movesInto("waiting").sort(), ["cancelled", "dependency-failed", "failed"]);
   });
 });

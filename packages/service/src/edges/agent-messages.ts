@@ -12,7 +12,7 @@ import { countingMoves } from "../storage/job-counts.ts";
 import { setDraining, touchSession, updateSessionAgent } from "../storage/sessions.ts";
 import { dispatchTo, dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
 import { reportChangedJobs } from "../flow/job-reports.ts";
-import { WorkNotes } from "../flow/new-work.ts";
+import { reporterLoad, WorkNotes } from "../flow/new-work.ts";
 import { endSession } from "../flow/session-end.ts";
 import { reconcileListedTasks } from "../flow/session-heartbeat.ts";
 import { resumeTasks } from "../flow/session-resume.ts";
@@ -113,12 +113,12 @@ async function sessionMessage(
   work: WorkNotes,
 ): Promise<Answer> {
   // More work for the session once the early wakes are done — none if one of them gave it work after its report freed its
-  // slot; else as that release left its load (no read), or read afresh.
+  // slot; else as that release left its load (no read) less what hand-overs took, or read afresh.
   const more = async () => {
     await work.wakesDone();
     if (work.reporterDispatched) return 0;
     const reporter = work.takeReporter();
-    const load = await reporter?.load;
+    const load = reporter && (await reporterLoad(reporter));
     if (!reporter || !load) return dispatchToSession(session.sessionId, work);
     reporter.dispatched = true;
     return dispatchTo(load, undefined, work, work.givenToReporter);

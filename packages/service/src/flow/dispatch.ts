@@ -26,11 +26,12 @@ import {
   type StartOutcome,
 } from "@nimbus/core";
 import { listAgentClasses } from "../storage/agent-classes.ts";
-import { sendToAgent } from "../storage/agent-socket.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
 import { getSessionLoad, getSessionLoads, idleSessionsOf, releaseTask, reserveTask, sessionsOf } from "../storage/sessions.ts";
-import { setEarlyWake, WorkNotes } from "./new-work.ts";
+import { reporterLoad, setEarlyWake, WorkNotes } from "./new-work.ts";
+import { forgetEmpty, noteReceived, seemsEmpty } from "./rare-queues.ts";
+import { sendTask } from "./task-delivery.ts";
 import { taskKind, taskSources } from "./tasks/registry.ts";
 
 /**
@@ -133,20 +134,9 @@ async function start(
     await releaseTask(session.sessionId, claim.taskId);
     return "stale";
   }
-  const sent = (await sendToAgent(connectionId, task)) || (await sendToReconnected(session.sessionId, connectionId, task));
+  const sent = await sendTask(session.sessionId, connectionId, task);
   await claim.afterLease?.();
   return sent ? "sent" : "undelivered";
-}
-
-/**
- * A task sent to a connection that is gone may have missed the agent by a moment: if its hello
- * on a new connection came after `session` was read, that hello could not list this task (it
- * was not yet reserved), so no reconnect would bring it again. The session read afresh names
- * the new connection. Otherwise the task waits for the agent's next hello, which re-sends it.
- */
-async function sendToReconnected(sessionId: string, triedConnectionId: string, task: Parameters<typeof sendToAgent>[1]): Promise<boolean> {
-  const now = (await getSessionLoad(sessionId))?.connectionId;
-  return now !== undefined && now !== triedConnectionId && (await sendToAgent(now, task));
 }
 
 /**
@@ -158,10 +148,10 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   await work.wakesDone();
   if (work.queueKeys.size === 0 && !work.evaluations) return;
   // This invocation queued an evaluation or an effect (or the sweeper found one waiting): whatever was believed empty may not be.
-  if (work.evaluations) emptyUntil.clear();
+  if (work.evaluations) forgetEmpty();
   // The agent whose report queued the builds is offered them first; what it takes wakes no one (docs/reliability.md).
   const reporter = work.takeReporter();
-  const load = await reporter?.load;
+  const load = reporter && (await reporterLoad(reporter));
   if (reporter && load) {
     await dispatchTo(load, await taskSources(), work, work.givenToReporter);
     reporter.dispatched = true;
@@ -220,24 +210,6 @@ async function idleSessionsFor(work: NewWork, limit: number): Promise<SessionFie
 /** Every session, connected or away, not draining, of the classes that can build it under Nix's rule. */
 async function sessionsThatCouldTake(build: BuildNeeds, fresh: boolean): Promise<SessionFields[]> {
   return sessionsOf(classesServing(await listAgentClasses({ fresh }), build));
-}
-
-/**
- * Rare queues (evaluations, effects: a message per job) a receive found empty, and until when
- * a dispatch believes it and does not ask. A warm handler's memory, a few seconds long; safe
- * because nothing is taken out of the queue: a message sent meanwhile by another handler is
- * received by this handler's first dispatch after that (or by one in the handler that sent it,
- * which wakes idle agents for it and forgets what it believed), and the sweeper wakes idle
- * agents for evaluations and effects that wait too long.
- */
-const EMPTY_FOR_MS = 3_000;
-const emptyUntil = new Map<string, number>();
-
-const seemsEmpty = (source: QueueSource): boolean => source.rare === true && (emptyUntil.get(source.queue) ?? 0) > Date.now();
-
-function noteReceived(source: QueueSource, received: number): void {
-  if (received === 0) emptyUntil.set(source.queue, Date.now() + EMPTY_FOR_MS);
-  else emptyUntil.delete(source.queue);
 }
 
 /** The last first-receive from each rare queue in this handler: the next one waits for it. */

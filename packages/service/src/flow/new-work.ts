@@ -1,10 +1,20 @@
 import type { NewWork } from "@nimbus/core";
 import type { SessionFields } from "../storage/items.ts";
 
-/** The agent whose report an invocation handles: its load once its slot is given back, and whether a dispatch gave it tasks since. */
-interface Reporter {
+/**
+ * The agent whose report an invocation handles: its load once its slot is given back, whether a
+ * dispatch gave it tasks since, and how many builds a settle handed it directly (flow/hand-over.ts).
+ */
+export interface Reporter {
   load: Promise<SessionFields | undefined>;
   dispatched: boolean;
+  handedOver: number;
+}
+
+/** The reporter's load as a dispatch must see it: the release's, with the slots hand-overs took (written or about to be). */
+export async function reporterLoad(reporter: Reporter): Promise<SessionFields | undefined> {
+  const load = await reporter.load;
+  return load && reporter.handedOver > 0 ? { ...load, runningTasks: load.runningTasks + reporter.handedOver } : load;
 }
 
 /** What `wakeSoon` runs: flow/dispatch.ts `wakeIdleAgents`, registered there (it imports this module, not the other way). */
@@ -45,8 +55,16 @@ export class WorkNotes implements NewWork {
   private reporterTaken = false;
 
   offerFirstTo(load: Promise<SessionFields | undefined>): void {
-    this.reporter = { load, dispatched: false };
+    this.reporter = { load, dispatched: false, handedOver: 0 };
     this.reporterTaken = false;
+  }
+
+  /**
+   * The reporting agent, while no wake or follow-up has taken it: a settle may hand it a build
+   * that became ready (flow/hand-over.ts). Once taken, its free slots are the dispatch's.
+   */
+  handOverReporter(): Reporter | undefined {
+    return this.reporterTaken ? undefined : this.reporter;
   }
 
   /** The reporting agent, to the first that asks (a wake, or the report's follow-up); mark it `dispatched` once given its tasks. */
@@ -56,9 +74,14 @@ export class WorkNotes implements NewWork {
     return this.reporter;
   }
 
-  /** Whether a wake of this invocation filled the reporting agent's free slots already (after its release: no follow-up needed). */
+  /**
+   * Whether the slot the report freed was filled already, so no follow-up dispatch is needed: a
+   * wake of this invocation filled the reporting agent's free slots after its release, or a
+   * settle handed it a build (its other free slots were free before the report, and work
+   * queued for them since woke idle agents through the index).
+   */
   get reporterDispatched(): boolean {
-    return this.reporter?.dispatched === true;
+    return this.reporter?.dispatched === true || (this.reporter?.handedOver ?? 0) > 0;
   }
 
   /** Tasks given to the reporting agent, per queue: where they match what was queued, no idle agent need be looked for. */

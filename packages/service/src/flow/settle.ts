@@ -14,6 +14,7 @@ import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, mirrorUnlessNewer } from "../storage/job-derivations.ts";
 import { isDerivationInput } from "../storage/derivation-inputs.ts";
 import { clearPendingInputs, hasPendingInputs } from "../storage/pending-inputs.ts";
+import { handOver } from "./hand-over.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 
@@ -45,8 +46,8 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
   work.dependentsTold += dependents.length;
   for (const move of dependentMoves(drv, dependents)) {
     if (move.type === "clear-input") {
-      await clearPendingInputs(move.dependent, [move.input]);
-      await queueIfReady(move.dependent, work, now);
+      const after = await clearPendingInputs(move.dependent, [move.input]);
+      await queueIfReady(move.dependent, work, now, { settled: drv, ...(after ? { item: after } : {}) });
     } else {
       await failDependent(move.dependent, move.dependency, work, now);
     }
@@ -54,21 +55,29 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
   return afterPage(dependents, size);
 }
 
+/** What the caller of `queueIfReady` has read already: its item (no read then), and the input that just settled. */
+interface Known {
+  item?: DerivationItem;
+  settled?: DerivationItem;
+}
+
 /**
  * waiting → queued once nothing is pending (core `isReadyToQueue`), then onto its build queue,
- * noted as new work for idle agents that can build it. The move is conditional on the version
- * read: a restart in between (whose input rows this look may have missed) makes it a no-op.
+ * noted as new work for idle agents that can build it — unless the agent whose result readied
+ * it takes it directly (flow/hand-over.ts). The move is conditional on the version read: a
+ * restart in between (whose input rows this look may have missed) makes it a no-op.
  */
-export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date): Promise<void> {
-  const drv = await getDerivation(drvPath);
+export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date, known: Known = {}): Promise<void> {
+  const drv = known.item ?? (await getDerivation(drvPath));
   if (!drv || !mayBeReady(drv)) return;
   // The item just read says which inputs it still waits for (rows are read only past its bound).
   if (!isReadyToQueue(drv, await hasPendingInputs(drvPath, drv))) return;
-  const queued = await moveDerivation(
-    drvPath,
-    { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, condition: versionIs(drv) },
-    now,
-  );
+  const handed = await handOver(drv, work, now, known.settled ? [known.settled] : []);
+  if (handed.type === "handed" || handed.type === "moved") return;
+  const queued =
+    handed.type === "queued"
+      ? handed.queued
+      : await moveDerivation(drvPath, { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, condition: versionIs(drv) }, now);
   if (!queued) return;
   await sendToBuildQueue(queued);
   // Idle agents that can take it get it now, beside the bookkeeping still to do (docs/scale.md).

@@ -52,6 +52,12 @@ export interface Move {
    * …); a failure's reason, the builder and a retry's `lastError` in `set` are taken by themselves.
    */
   note?: Pick<HistoryEntry, "agent" | "reason" | "exitCode" | "ended">;
+  /**
+   * Takes back the move that left the history this long (its last entry): that entry is
+   * replaced by this move's instead of one appended, and the write is conditional on the length.
+   * A hand-over undone (flow/hand-over.ts) so leaves no build attempt that never was.
+   */
+  replacesLastOf?: number;
 }
 
 /** The history keeps at most this many moves; past it a writer cuts it to the last HISTORY_KEPT. */
@@ -85,13 +91,15 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   const illegal = move.from.filter((from) => !canMove(from, move.to));
   if (illegal.length) throw new Error(`no status move ${illegal.join("/")} → ${move.to} (${drvPath})`);
   const names: Record<string, string> = { "#status": "status", "#updatedAt": "updatedAt", "#v": "version", "#history": "history", ...move.condition?.names };
+  const replacing = move.replacesLastOf;
   const values: Record<string, unknown> = {
     ":to": move.to,
     ":now": now.toISOString(),
     ":v0": 0,
     ":v1": 1,
-    ":historyMove": [historyEntry(move, now)],
-    ":historyNone": [],
+    ...(replacing === undefined
+      ? { ":historyMove": [historyEntry(move, now)], ":historyNone": [] }
+      : { ":historyEntry": historyEntry(move, now), ":historyLength": replacing }),
     ...move.condition?.values,
   };
   // The status history grows in the same write that moves the status: no request of its own.
@@ -99,7 +107,9 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
     "#status = :to",
     "#updatedAt = :now",
     "#v = if_not_exists(#v, :v0) + :v1",
-    "#history = list_append(if_not_exists(#history, :historyNone), :historyMove)",
+    replacing === undefined
+      ? "#history = list_append(if_not_exists(#history, :historyNone), :historyMove)"
+      : `#history[${replacing - 1}] = :historyEntry`,
   ];
   // Queued derivations (and only they) are in the sparse indexes the sweeper reads.
   const set = { ...move.set };
@@ -141,6 +151,7 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
   });
   const conditions = [`#status IN (${fromList.join(", ")})`];
   if (move.condition) conditions.push(`(${move.condition.expression})`);
+  if (replacing !== undefined) conditions.push("size(#history) = :historyLength");
   const moved = await Derivations.updateReturning(
     { drvPath },
     {

@@ -25,17 +25,15 @@ export async function dropPendingInputsBy(drvPath: string, by: string): Promise<
   return dropped;
 }
 
-/** What a clear leaves on the item, to know whether rows may hold inputs too. */
-const AfterClear = DerivationItem.pick({ inputsOnItem: true, inputRows: true }).partial();
-
 /**
  * These inputs of `drvPath` have outputs: it no longer waits for them. Off the item when it
- * keeps them there (one write), and their rows deleted when rows may hold some (or it is not
- * there yet: a registration writing rows first).
+ * keeps them there (one write, which returns the item after it: as good as a consistent read
+ * made then), and their rows deleted when rows may hold some (or it is not there yet: a
+ * registration writing rows first).
  */
-export async function clearPendingInputs(drvPath: string, inputs: readonly string[]): Promise<void> {
+export async function clearPendingInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
   const cleared = unique(inputs);
-  if (cleared.length === 0) return;
+  if (cleared.length === 0) return undefined;
   const after = await Derivations.updateReturning(
     { drvPath },
     {
@@ -44,9 +42,9 @@ export async function clearPendingInputs(drvPath: string, inputs: readonly strin
       ExpressionAttributeValues: { ":inputs": new Set(cleared), ":yes": true },
     },
     "ALL_NEW",
-    AfterClear,
   );
   if (rowsMayHold(after)) await PendingInputs.batchDelete(cleared.map((inputDrv) => ({ drvPath, inputDrv })));
+  return after;
 }
 
 /**

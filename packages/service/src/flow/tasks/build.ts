@@ -3,13 +3,11 @@
  * `build`). Its work waits in the build queue of its (system, features); its lease is the
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
-import { buildNeeds, type BuildNeeds, type TaskStanding } from "@nimbus/core";
-import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, MAX_FRAME_BYTES, storeSource, type BuildLog, type BuildPushing, type BuildResult } from "@nimbus/protocol";
-import { z } from "zod";
+import type { TaskStanding } from "@nimbus/core";
+import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, storeSource, type BuildLog, type BuildPushing, type BuildResult } from "@nimbus/protocol";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
-import { derivationInputsOf } from "../../storage/derivation-inputs.ts";
-import { getDerivation, getDerivations, moveDerivation } from "../../storage/derivations.ts";
+import { getDerivation, moveDerivation } from "../../storage/derivations.ts";
 import type { DerivationItem } from "../../storage/items.ts";
 import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
@@ -17,64 +15,8 @@ import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts"
 import { freeSlotWhilePushing, noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
+import { BuildRecord, buildTaskId, buildTaskMessage, builtInputs, needsOf } from "./build-task.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
-import { hexDigest } from "../../platform/hex-digest.ts";
-
-/** What a session records of a build it holds. */
-export const BuildRecord = z.strictObject({
-  kind: z.literal("build"),
-  drvPath: z.string(),
-  attempt: z.number(),
-  startedAt: z.string(),
-  /** Nix is done with it and the agent pushes its outputs (`build-pushing`): its slot is free, its lease held until the result. */
-  pushing: z.literal(true).optional(),
-});
-export type BuildRecord = z.infer<typeof BuildRecord>;
-
-/** A build's task id: its derivation and attempt, so a retry is a new task. */
-export const buildTaskId = (drvPath: string, attempt: number) => `b-${hexDigest(drvPath, 16)}-${attempt}`;
-
-/** Room for the input paths in a build message: the rest of one frame stays for the envelope. */
-const INPUTS_BUDGET_BYTES = MAX_FRAME_BYTES - 4 * 1024;
-
-/**
- * The build task: with the outputs of its inputs Nimbus built and the caches holding them, so
- * the agent fetches them before building (as many as fit in one frame; Nix fetches any others
- * itself while building).
- */
-export function buildTaskMessage(
-  taskId: string,
-  drv: Pick<DerivationItem, "drvPath" | "system" | "requiredFeatures">,
-  inputs: readonly Pick<DerivationItem, "outputs" | "sources">[] = [],
-): BuildTask {
-  const paths: string[] = [];
-  let bytes = 0;
-  for (const path of [...new Set(inputs.flatMap((i) => Object.values(i.outputs)))].sort()) {
-    bytes += Buffer.byteLength(path) + 3;
-    if (bytes > INPUTS_BUDGET_BYTES) break;
-    paths.push(path);
-  }
-  const caches = [...new Set(inputs.flatMap((i) => [...(i.sources ?? [])].filter((s) => s.startsWith("cache:")).map((s) => s.slice("cache:".length))))].sort();
-  return {
-    type: "build",
-    taskId,
-    drvPath: drv.drvPath,
-    system: drv.system,
-    requiredFeatures: drv.requiredFeatures,
-    ...(paths.length > 0 ? { inputs: paths } : {}),
-    ...(caches.length > 0 ? { inputCaches: caches.slice(0, 64) } : {}),
-  };
-}
-
-/** The derivation's inputs Nimbus built (those it waited for), read whole. */
-const builtInputs = async (drv: DerivationItem): Promise<DerivationItem[]> => [...(await getDerivations(await derivationInputsOf(drv.drvPath, drv))).values()];
-
-/** What a builder must be able to do for `drv`: Nix's rule, and reach every need (core obtaining.ts). */
-export const needsOf = (drv: DerivationItem, inputs: readonly DerivationItem[]): BuildNeeds => ({
-  system: drv.system,
-  requiredFeatures: drv.requiredFeatures,
-  needs: buildNeeds(drv.needs, inputs),
-});
 
 /** The derivation, if this build task's lease is the holder's. */
 async function leasedTo(taskId: string, record: BuildRecord, holder: { sessionId: string }): Promise<DerivationItem | undefined> {

@@ -1,0 +1,103 @@
+/**
+ * Hand-over (docs/scale.md, "Hand-over"): when a `build-result` makes a dependent ready and the
+ * agent that sent it may take it now (core `mayHandOver`), the dependent goes to that agent
+ * without its build queue — one conditional write moves it `waiting → building` with the lease,
+ * beside the reservation of the slot the result freed, then the `build` is sent. What a handler
+ * dying between those writes leaves, the sweeper repairs (docs/reliability.md).
+ */
+import { mayHandOver, type HandOverState } from "@nimbus/core";
+import { moveDerivation, versionIs, type Move } from "../storage/derivations.ts";
+import type { DerivationItem, SessionFields } from "../storage/items.ts";
+import { mirrorStatus } from "../storage/job-derivations.ts";
+import { releaseTask, reserveTask } from "../storage/sessions.ts";
+import type { WorkNotes } from "./new-work.ts";
+import { evaluationsMayWait } from "./rare-queues.ts";
+import { sendTask } from "./task-delivery.ts";
+import { buildTaskId, buildTaskMessage, builtInputs, needsOf, type BuildRecord } from "./tasks/build-task.ts";
+
+/**
+ * How a hand-over of a ready derivation ended: `declined` (queue it as usual), `handed` (leased
+ * to the reporting agent and sent), `moved` (another writer moved it first: nothing to do), or
+ * `queued` (the slot was gone: the lease was taken back and it is queued, to be sent to its queue).
+ */
+export type HandOver = { type: "declined" } | { type: "handed" } | { type: "moved" } | { type: "queued"; queued: DerivationItem };
+
+const declined: HandOver = { type: "declined" };
+
+/**
+ * Hands `drv`, read `waiting` with nothing pending, to the agent whose result readied it, if
+ * it may take it. `readyAt`: when the invocation found it ready; `known`: inputs the caller has
+ * read (the one that just settled).
+ */
+export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Date, known: readonly DerivationItem[] = []): Promise<HandOver> {
+  const reporter = work.handOverReporter();
+  if (!reporter) return declined;
+  const session = await reporter.load;
+  const state = (): HandOverState => ({ handedOver: reporter.handedOver, evaluationsMayWait: work.evaluations || evaluationsMayWait() });
+  // Nix's rule and the slots first: its inputs are read only for an agent that could build it.
+  if (!session?.connectionId || !mayHandOver(session, { system: drv.system, requiredFeatures: drv.requiredFeatures, needs: [] }, state())) return declined;
+  const inputs = await builtInputs(drv, known);
+  // Taken (or not) without a pause in between: a wake that took the reporter meanwhile fills its slots instead.
+  if (work.handOverReporter() !== reporter || !mayHandOver(session, needsOf(drv, inputs), state())) return declined;
+  reporter.handedOver++;
+  const outcome = await leaseAndReserve(drv, session, readyAt);
+  if (outcome.type !== "handed") {
+    reporter.handedOver--;
+    return outcome;
+  }
+  const { leased, taskId } = outcome;
+  await sendTask(session.sessionId, session.connectionId, buildTaskMessage(taskId, leased, inputs));
+  // Its jobs' copies (`building`) follow the build's start, as after a dispatch's lease.
+  await mirrorStatus(leased);
+  return { type: "handed" };
+}
+
+type Leased = { type: "handed"; leased: DerivationItem; taskId: string } | Exclude<HandOver, { type: "handed" }>;
+
+/**
+ * The two writes, at once: the lease (`waiting → building`, conditional on the version read, as
+ * `queueIfReady`'s move is; `queuedAt` is when the invocation found it ready, as a move to
+ * `queued` records it) and the slot. Each undoes the other when only one is made. They are
+ * stamped with the time they are made, not the invocation's: the sweeper takes a lease older
+ * than a heartbeat whose session holds no slot for it for an orphan.
+ */
+async function leaseAndReserve(drv: DerivationItem, session: SessionFields, readyAt: Date): Promise<Leased> {
+  const now = new Date();
+  const taskId = buildTaskId(drv.drvPath, drv.attempt);
+  const record: BuildRecord = { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() };
+  const lease = { taskId, sessionId: session.sessionId, leasedAt: now.toISOString() };
+  const [leased, reserved] = await Promise.all([
+    moveDerivation(
+      drv.drvPath,
+      { from: ["waiting"], to: "building", set: { lease, queuedAt: readyAt.toISOString() }, note: { agent: session.agent.hostname }, condition: versionIs(drv) },
+      now,
+    ),
+    reserveTask(session.sessionId, taskId, record, session.agent.concurrentTasks),
+  ]);
+  if (leased && reserved) return { type: "handed", leased, taskId };
+  if (!leased) {
+    if (reserved) await releaseTask(session.sessionId, taskId, record.startedAt);
+    return { type: "moved" };
+  }
+  const queued = await takeBack(leased, taskId, now);
+  return queued ? { type: "queued", queued } : { type: "moved" };
+}
+
+/**
+ * `building → queued` under the lease just taken, with the history's entry of the hand-over
+ * replaced (no attempt was made); where the history was cut meanwhile, appended as any move.
+ */
+async function takeBack(leased: DerivationItem, taskId: string, now: Date): Promise<DerivationItem | undefined> {
+  const move: Move = {
+    from: ["building"],
+    to: "queued",
+    set: { queuedAt: leased.queuedAt },
+    remove: ["lease"],
+    condition: { expression: "lease.taskId = :task", values: { ":task": taskId } },
+  };
+  const length = leased.history?.length ?? 0;
+  return (
+    (length > 0 ? await moveDerivation(leased.drvPath, { ...move, replacesLastOf: length }, now) : undefined) ??
+    (await moveDerivation(leased.drvPath, { ...move, note: { ended: "lost" } }, now))
+  );
+}
