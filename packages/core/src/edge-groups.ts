@@ -1,5 +1,5 @@
 /**
- * Edges in groups (docs/architecture.md, "Edges in groups"): an evaluation batch writes one
+ * Edges in groups (docs/architecture.md, "Fan-out in pages"): an evaluation batch writes one
  * Edges row per input with the batch's dependents of it (sorted, at most EDGE_GROUP_DEPENDENTS
  * of them and EDGE_GROUP_BYTES of paths a row), instead of one row per edge; a single edge
  * stays a row of its own, keyed by the dependent. A settle pages through an input's rows in key

@@ -232,7 +232,7 @@ export const DerivationItem = z.object({
   buildingShard: z.string().regex(/^b\d*$/).optional(),
   /** Present from settling until dependents and jobs were told: the byUnpropagated index's hash key. */
   propagateShard: z.string().regex(/^p\d*$/).optional(),
-  /** The last dependent a settle that stopped half-way told; the next settle goes on after it. */
+  /** Where a settle that stopped half-way got to in the Edges rows (core `parseEdgePosition`); the next settle goes on after it. */
   propagatedThrough: z.string().optional(),
   finishedAt: Timestamp.optional(),
 });
