@@ -92,7 +92,7 @@ describe("fan-out in pages through the FanOut queue, every page delivered twice"
     await eventually(async () => ((await stack.scan("Derivations")).find((d) => d.drvPath === drv("the-root"))?.propagateShard === undefined ? true : undefined), "the hub to be propagated");
 
     // The hub's edges are a row per evaluation batch (storage/derivation-edges.ts), not one per dependent.
-    const rows = (await stack.scan("Edges")).filter((e) => e.inputDrv === drv("the-root")).sort((a, b) => (a.dependentDrv < b.dependentDrv ? -1 : 1));
+    const rows = (await stack.scan("Edges")).filter((e) => e.inputDrv === drv("the-root")).sort((a, b) => (String(a.dependentDrv) < String(b.dependentDrv) ? -1 : 1));
     const rowSize = (row: Record<string, unknown>) => ((row.dependents as string[] | undefined) ?? [row.dependentDrv]).length;
     assert.equal(rows.reduce((n, row) => n + rowSize(row), 0), DEPENDENTS);
     assert.ok(rows.length <= 3, `${rows.length} rows for ${DEPENDENTS} dependents in 3 batches`);
