@@ -193,6 +193,40 @@ describe("evaluation ingest", () => {
     }
   });
 
+  it("does not keep a new derivation waiting for an input already built, whether several new ones of the batch name it or one", async () => {
+    const { agent, task } = await evaluating("built", "5".repeat(40), ["aarch64-darwin"]);
+    try {
+      // Built by earlier jobs: a toolchain several new derivations share, and one input (a source) only one names.
+      const toolchain = path("toolchain");
+      const source = path("source");
+      const at = new Date().toISOString();
+      for (const drvPath of [toolchain, source]) {
+        await stack.setAttributes("Derivations", { drvPath }, {
+          system: "riscv64-linux", requiredFeatures: [], outputs: { out: `${drvPath}-out` }, status: "succeeded", version: 3,
+          queueKey: "riscv64-linux|", attempt: 0, createdAt: at, updatedAt: at,
+        });
+      }
+      const [a, b, c, unbuilt] = [path("uses-toolchain-a"), path("uses-toolchain-b"), path("uses-source"), path("unbuilt")];
+      const from = agent.messages.length;
+      agent.send({
+        type: "evaluation-events",
+        taskId: task.taskId,
+        seq: 0,
+        events: [derivation(a, [toolchain]), derivation(b, [toolchain, unbuilt]), derivation(c, [source]), derivation(unbuilt)],
+      });
+      assert.equal((await answerTo(agent, task.taskId, 0, from)).type, "ack");
+      const item = (drvPath: string) => stack.getItem("Derivations", { drvPath });
+      for (const ready of [a, c]) {
+        assert.equal((await item(ready))?.status, "queued", `${ready}: its only input is built`);
+        assert.equal(((await item(ready))?.pendingInputs as Set<string> | undefined)?.size ?? 0, 0, `${ready} waits for nothing`);
+      }
+      assert.equal((await item(b))?.status, "waiting");
+      assert.deepEqual([...((await item(b))?.pendingInputs as Set<string>)], [unbuilt], "it waits for the unbuilt input only");
+    } finally {
+      agent.close();
+    }
+  });
+
   it("sends a derivation with nothing to wait for to its builder while the evaluation is still running", async () => {
     const { agent, task, jobId } = await evaluating("early", "3".repeat(40));
     try {
