@@ -128,3 +128,47 @@ export async function measureBatchWriteFloor(endpoint: string, items: ReadonlyAr
     dynamo.destroy();
   }
 }
+
+/**
+ * What ingest could reach at best while each new derivation is one conditional PutItem (its
+ * creation must not overwrite one another registration made: docs/reliability.md, "What an
+ * evaluator may assert"): `count` PutItems with `attribute_not_exists`, `concurrency` in
+ * flight (as flow/register-batch.ts sends them), items of about a derivation's size, to a fresh
+ * table of the same emulator, and nothing else.
+ */
+export async function measureConditionalPutCeiling(endpoint: string, count: number, concurrency: number): Promise<{ seconds: number; putsPerSecond: number }> {
+  const dynamo = new DynamoDBClient({ endpoint, region: REGION, credentials: CREDENTIALS });
+  try {
+    const TableName = await createTable(dynamo);
+    const at = new Date().toISOString();
+    const start = performance.now();
+    let next = 0;
+    const put = (i: number) =>
+      dynamo.send(
+        new PutItemCommand({
+          TableName,
+          Item: {
+            pk: { S: `/nix/store/${String(i).padStart(32, "0")}-derivation-${i}.drv` },
+            system: { S: "x86_64-linux" },
+            outputs: { M: { out: { S: `/nix/store/${String(i).padStart(32, "1")}-derivation-${i}` } } },
+            status: { S: "waiting" },
+            version: { N: "0" },
+            jobIds: { SS: ["j000000000000aaaaaaaa"] },
+            createdAt: { S: at },
+            history: { L: [{ M: { at: { S: at }, status: { S: "waiting" } } }] },
+          },
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      );
+    // `concurrency` loops, each sending the next put once its last one is answered.
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < count) await put(next++);
+      }),
+    );
+    const seconds = (performance.now() - start) / 1000;
+    return { seconds, putsPerSecond: count / seconds };
+  } finally {
+    dynamo.destroy();
+  }
+}

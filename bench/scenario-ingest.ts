@@ -7,7 +7,7 @@
  * alone: derivations that become ready are queued and wait.
  */
 import { sendSignedPush as sendPush } from "@nimbus/cli";
-import { measureBatchWriteFloor } from "./baseline.ts";
+import { measureBatchWriteFloor, measureConditionalPutCeiling } from "./baseline.ts";
 import { BenchAgent } from "./bench-agent.ts";
 import { BenchError, openBenchStack, sleep } from "./bench-stack.ts";
 import { reportProblems } from "./diagnosis.ts";
@@ -27,6 +27,13 @@ export interface IngestResult {
   floorSeconds: number;
   /** eventsPerSecond / floorEventsPerSecond (#11 asks for at least 0.5). */
   ofFloor: number;
+  /**
+   * The most ingest could reach while each new derivation is one conditional PutItem: events
+   * per second if those puts (as many as derivations, as many in flight as ingest sends) were
+   * all it did, on the same emulator (bench/baseline.ts `measureConditionalPutCeiling`), and that
+   * as a share of the floor.
+   */
+  conditionalPutCeiling: { seconds: number; eventsPerSecond: number; ofFloor: number };
   /**
    * The same share in CPU time of this process (the service, the emulator and the agent all run
    * in it) rather than wall time: the floor's CPU seconds per event over ingest's. Less at the
@@ -115,6 +122,12 @@ export async function runIngestScenario(options: { derivations: number; seed: nu
     );
     const floorCpuSeconds = cpuSecondsSince(floorCpuBefore);
     console.log(`${round(floor.seconds)} s (CPU: ingest ${round(cpuSeconds)} s, floor ${round(floorCpuSeconds)} s)`);
+    const ceiling = await measureConditionalPutCeiling(stack.dynamodbEndpoint, graph.derivations.length, CONDITIONAL_PUTS_AT_ONCE);
+    const ceilingEventsPerSecond = graph.events.length / ceiling.seconds;
+    console.log(
+      `  ceiling while each new derivation is a conditional PutItem: ${graph.derivations.length} of them alone take ${round(ceiling.seconds)} s ` +
+        `(${round(ceilingEventsPerSecond, 1)} events/s, ${Math.round((100 * ceilingEventsPerSecond) / floor.itemsPerSecond)}% of the floor)`,
+    );
     const eventsPerSecond = graph.events.length / seconds;
     const perEvent = (n: number) => round(n / graph.events.length, 2);
     reportProblems(logLines.slice(logsBefore), [agent], console.error);
@@ -127,6 +140,7 @@ export async function runIngestScenario(options: { derivations: number; seed: nu
       floorEventsPerSecond: round(floor.itemsPerSecond, 1),
       floorSeconds: round(floor.seconds),
       ofFloor: round(eventsPerSecond / floor.itemsPerSecond, 3),
+      conditionalPutCeiling: { seconds: round(ceiling.seconds), eventsPerSecond: round(ceilingEventsPerSecond, 1), ofFloor: round(ceilingEventsPerSecond / floor.itemsPerSecond, 3) },
       cpu: { seconds: round(cpuSeconds), floorSeconds: round(floorCpuSeconds), ofFloor: round(floorCpuSeconds / cpuSeconds, 3) },
       shape,
       requestsPerEvent: {
@@ -144,6 +158,9 @@ export async function runIngestScenario(options: { derivations: number; seed: nu
     await bench.close();
   }
 }
+
+/** Conditional writes flow/register-batch.ts keeps in flight (its WRITES_AT_ONCE). */
+const CONDITIONAL_PUTS_AT_ONCE = 16;
 
 /** CPU seconds (user and system, every thread) this process spent since `before`. */
 function cpuSecondsSince(before: NodeJS.CpuUsage): number {

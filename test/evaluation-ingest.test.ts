@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { sendSignedPush } from "@nimbus/cli";
-import { MAX_BATCHES_AHEAD } from "@nimbus/core";
+import { EDGE_GROUP_BYTES, EDGE_GROUP_DEPENDENTS, MAX_BATCHES_AHEAD } from "@nimbus/core";
 import type { EvaluateTask, ServiceMessage } from "@nimbus/protocol";
 import { RawAgent, hello } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
@@ -69,8 +69,11 @@ describe("evaluation ingest", () => {
       const derivations = new Map((await stack.scan("Derivations")).map((d) => [d.drvPath as string, d]));
       for (const d of layer(0)) assert.equal(derivations.get(d)?.status, "queued", `${d}: nothing to wait for, queued`);
       for (const d of [...layer(1), ...layer(2)]) assert.equal(derivations.get(d)?.status, "waiting", `${d} waits for its inputs`);
-      const edges = (await stack.scan("Edges")).filter((e) => all.includes(e.dependentDrv as string));
-      assert.equal(edges.length, 100, "one edge per distinct input (3 each in layer 1, 2 in layer 2)");
+      const edgeRows = (await stack.scan("Edges")).filter((e) => all.includes(e.inputDrv as string));
+      const edges = new Set(edgeRows.flatMap((e) => ((e.dependents as string[] | undefined) ?? [e.dependentDrv as string]).map((d) => `${e.inputDrv} -> ${d}`)));
+      assert.equal(edges.size, 100, "one edge per distinct input (3 each in layer 1, 2 in layer 2)");
+      // A row per input with the batch's dependents of it (storage/derivation-edges.ts), not one per edge.
+      assert.ok(edgeRows.length <= 42, `${edgeRows.length} rows for 100 edges`);
       // A few inputs each: on the derivation's own item, no rows (storage/inputs-on-item.ts).
       const sorted = (set: unknown) => [...((set as Set<string> | undefined) ?? [])].sort();
       for (const event of events.flatMap((e) => ("inputDrvs" in e && e.inputDrvs.length > 0 ? [e] : []))) {
@@ -155,8 +158,8 @@ describe("evaluation ingest", () => {
         [derivation(hub), derivation(few, [hub, ...inputs("f", 63)]), derivation(many, [hub, ...inputs("m", 64)])],
         // 20 inputs of about 1,000 bytes each: few, but too long for the item.
         [derivation(long, [hub, ...inputs("l", 19, 900)])],
-        // The hub's dependents come in batch after batch.
-        ...Array.from({ length: 4 }, (_, b) => Array.from({ length: 60 }, (_, i) => derivation(path(`dep${b}x${i}`), [hub]))),
+        // The hub's dependents come in batch after batch; one batch has more than a row of them.
+        ...Array.from({ length: 4 }, (_, b) => Array.from({ length: b === 3 ? EDGE_GROUP_DEPENDENTS + 5 : 60 }, (_, i) => derivation(path(`dep${b}x${i}`), [hub]))),
       ];
       const hubSizes: number[] = [];
       for (const [seq, events] of batches.entries()) {
@@ -179,7 +182,46 @@ describe("evaluation ingest", () => {
       }
       assert.ok(sizeOf(fewItem) < 2 * 16_000 + 4096, `the item with its inputs on it: ${sizeOf(fewItem)} bytes, far from 400 KB`);
       assert.equal(new Set(hubSizes.slice(1)).size, 1, `the hub's item stays the same size as its dependents come: ${hubSizes.join(", ")} bytes`);
-      assert.equal((await stack.scan("Edges")).filter((e) => e.inputDrv === hub).length, 243, "its dependents are Edges rows");
+      const hubRows = (await stack.scan("Edges")).filter((e) => e.inputDrv === hub);
+      const hubDependents = hubRows.flatMap((e) => (e.dependents as string[] | undefined) ?? [e.dependentDrv as string]);
+      assert.equal(new Set(hubDependents).size, 3 + 3 * 60 + EDGE_GROUP_DEPENDENTS + 5, "its dependents are in Edges rows");
+      // A row per batch, none holding more than its bound, whatever the batch (storage/derivation-edges.ts).
+      assert.deepEqual(hubRows.map((e) => ((e.dependents as string[] | undefined) ?? [e.dependentDrv]).length).sort((a, b) => b - a), [EDGE_GROUP_DEPENDENTS, 60, 60, 60, 5, 2, 1]);
+      for (const row of hubRows) assert.ok(sizeOf(row) < EDGE_GROUP_BYTES + 4096, `an Edges row of ${sizeOf(row)} bytes`);
+    } finally {
+      agent.close();
+    }
+  });
+
+  it("does not keep a new derivation waiting for an input already built, whether several new ones of the batch name it or one", async () => {
+    const { agent, task } = await evaluating("built", "5".repeat(40), ["aarch64-darwin"]);
+    try {
+      // Built by earlier jobs: a toolchain several new derivations share, and one input (a source) only one names.
+      const toolchain = path("toolchain");
+      const source = path("source");
+      const at = new Date().toISOString();
+      for (const drvPath of [toolchain, source]) {
+        await stack.setAttributes("Derivations", { drvPath }, {
+          system: "riscv64-linux", requiredFeatures: [], outputs: { out: `${drvPath}-out` }, status: "succeeded", version: 3,
+          queueKey: "riscv64-linux|", attempt: 0, createdAt: at, updatedAt: at,
+        });
+      }
+      const [a, b, c, unbuilt] = [path("uses-toolchain-a"), path("uses-toolchain-b"), path("uses-source"), path("unbuilt")];
+      const from = agent.messages.length;
+      agent.send({
+        type: "evaluation-events",
+        taskId: task.taskId,
+        seq: 0,
+        events: [derivation(a, [toolchain]), derivation(b, [toolchain, unbuilt]), derivation(c, [source]), derivation(unbuilt)],
+      });
+      assert.equal((await answerTo(agent, task.taskId, 0, from)).type, "ack");
+      const item = (drvPath: string) => stack.getItem("Derivations", { drvPath });
+      for (const ready of [a, c]) {
+        assert.equal((await item(ready))?.status, "queued", `${ready}: its only input is built`);
+        assert.equal(((await item(ready))?.pendingInputs as Set<string> | undefined)?.size ?? 0, 0, `${ready} waits for nothing`);
+      }
+      assert.equal((await item(b))?.status, "waiting");
+      assert.deepEqual([...((await item(b))?.pendingInputs as Set<string>)], [unbuilt], "it waits for the unbuilt input only");
     } finally {
       agent.close();
     }

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { parseEdgePosition } from "@nimbus/core";
 import { importHandlerFrom, type LambdaHandler } from "@nimbus/local";
 import type { SQSEvent } from "aws-lambda";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
@@ -90,15 +91,31 @@ describe("fan-out in pages through the FanOut queue, every page delivered twice"
     assert.equal(hub.status, "succeeded");
     await eventually(async () => ((await stack.scan("Derivations")).find((d) => d.drvPath === drv("the-root"))?.propagateShard === undefined ? true : undefined), "the hub to be propagated");
 
-    // The build-result told the first page itself; every later page was one FanOut message's, going on after a page's last dependent.
-    const sorted = names("hub").map(drv);
-    const boundaries = sorted.filter((_, i) => (i + 1) % PAGE === 0);
+    // The hub's edges are a row per evaluation batch (storage/derivation-edges.ts), not one per dependent.
+    const rows = (await stack.scan("Edges")).filter((e) => e.inputDrv === drv("the-root")).sort((a, b) => (String(a.dependentDrv) < String(b.dependentDrv) ? -1 : 1));
+    const rowSize = (row: Record<string, unknown>) => ((row.dependents as string[] | undefined) ?? [row.dependentDrv]).length;
+    assert.equal(rows.reduce((n, row) => n + rowSize(row), 0), DEPENDENTS);
+    assert.ok(rows.length <= 3, `${rows.length} rows for ${DEPENDENTS} dependents in 3 batches`);
+    /** How many dependents come before a page's position (a row's key, or a row's key and how many of it were told). */
+    const toldBefore = (after: string) => {
+      const position = parseEdgePosition(after)!;
+      let told = 0;
+      for (const row of rows) {
+        if (row.dependentDrv === position.key) return told + (position.told ?? rowSize(row));
+        told += rowSize(row);
+      }
+      assert.fail(`a continuation after ${JSON.stringify(after)}, which is no row of the hub's`);
+    };
+
+    // The build-result told the first page itself; every later page was one FanOut message's, going on after a full page.
     const settlePages = () => pages.filter((p): p is Extract<Page, { type: "settle" }> => p.type === "settle" && p.drvPath === drv("the-root"));
-    // One invocation per page: 14 more full pages and the empty one that ends it.
-    await eventually(async () => (settlePages().length >= boundaries.length ? true : undefined), "a FanOut invocation per page");
+    // One invocation per page: 14 more full pages (the last ends it).
+    const continuations = DEPENDENTS / PAGE - 1;
+    await eventually(async () => (new Set(settlePages().map((p) => p.after)).size >= continuations ? true : undefined), "a FanOut invocation per page");
     const afters = settlePages().map((p) => p.after);
-    assert.equal(afters[0], boundaries[0], "the first continuation starts after the first page");
-    for (const after of afters) assert.ok(after !== undefined && boundaries.includes(after), `a continuation after ${after}, not after a page's last dependent`);
+    assert.equal(toldBefore(afters[0]!), PAGE, "the first continuation starts after the first page");
+    for (const after of afters) assert.ok(after !== undefined && toldBefore(after) % PAGE === 0, `a continuation after ${after}, not after a full page`);
+    assert.deepEqual([...new Set(afters.map((after) => toldBefore(after!)))].sort((a, b) => a - b), Array.from({ length: continuations }, (_, i) => (i + 1) * PAGE), "a continuation after each full page");
     assert.ok(afters.length > new Set(afters).size, "some page message was delivered twice");
   });
 

@@ -54,6 +54,16 @@ export {
   type PageNext,
   type SettledState,
 } from "./fan-out.ts";
+export {
+  edgePage,
+  groupDependents,
+  groupKey,
+  parseEdgePosition,
+  EDGE_GROUP_BYTES,
+  EDGE_GROUP_DEPENDENTS,
+  type EdgePosition,
+  type EdgeRowRead,
+} from "./edge-groups.ts";
 export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
 export {

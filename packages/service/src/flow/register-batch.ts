@@ -1,13 +1,14 @@
 /**
  * Registers the derivations of one `evaluation-events` batch together (docs/architecture.md,
  * "push → job"): the same writes, in the same order, as flow/register-derivation.ts makes for
- * one, but each step done for the whole batch at once — one BatchGetItem for the derivations it
- * names and their inputs, BatchWriteItem for edges, attributes, the input rows of a derivation
- * with too many inputs for its item (storage/inputs-on-item.ts) and the job's rows of the
- * derivations it creates, then only the writes a race needs one by one (creating a derivation,
- * with its inputs on it; the job's row of one that existed; the move to queued). What is rare
- * and subtle (a part of a split derivation, a restart, a derivation named twice in the batch, a
- * creation lost to another registration) goes through registerDerivation itself.
+ * one, but each step done for the whole batch at once — BatchGetItem for the derivations it
+ * names, then for the inputs several new ones share; BatchWriteItem for edges, attributes, the
+ * input rows of a derivation with too many inputs for its item (storage/inputs-on-item.ts) and
+ * the job's rows of the derivations it creates, then only the writes a race needs one by one
+ * (creating a derivation, with its inputs on it; the job's row of one that existed; the move to
+ * queued). What is rare and subtle (a part of a split derivation, a restart, a derivation named
+ * twice in the batch, a creation lost to another registration) goes through registerDerivation
+ * itself.
  */
 import { advanceWaiting, intrinsicConflict, isSuccess, registrationStep } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
@@ -52,9 +53,15 @@ export async function registerBatch(
   // A part, or a derivation named twice, goes alone: its registrations depend on one another.
   const alone = events.filter((event) => event.part !== undefined || named.get(event.drvPath)! > 1);
   const together = events.filter((event) => event.part === undefined && named.get(event.drvPath) === 1);
-  // One read for the derivations it names and their inputs: an input with outputs keeps them
-  // (nothing moves out of succeeded or cached), so a new item need not wait for it.
-  const existing = await getDerivations(together.flatMap((event) => [event.drvPath, ...event.inputDrvs]));
+  // The derivations it names first: in a re-evaluation most exist, and those need no input read here.
+  const existing = await getDerivations(together.map((event) => event.drvPath));
+  // Then the inputs that more than one new derivation of the batch names (a toolchain, a hub):
+  // one with outputs keeps them (nothing moves out of succeeded or cached), so the new items need
+  // not wait for it. An input only one names is pending on the new item unread: the fresh look
+  // after the items are written (advanceAll) reads it anyway while it has no outputs, and clears
+  // it if it has.
+  const creating = together.filter((event) => !existing.has(event.drvPath));
+  for (const [drvPath, item] of await getDerivations(sharedInputs(creating))) existing.set(drvPath, item);
 
   const toCreate: { event: DerivationEvent; inputs: string[]; fresh: DerivationItem }[] = [];
   const kept: Omit<Registering, "created">[] = [];
@@ -110,13 +117,20 @@ export async function registerBatch(
   return [...registered.map((): Registration => "done"), ...conflicts.map((): Registration => "done"), ...outcomes];
 }
 
+/** The inputs more than one of these events names. */
+function sharedInputs(events: readonly DerivationEvent[]): string[] {
+  const named = new Map<string, number>();
+  for (const event of events) for (const input of new Set(event.inputDrvs)) named.set(input, (named.get(input) ?? 0) + 1);
+  return [...named].filter(([, count]) => count > 1).map(([input]) => input);
+}
+
 /**
  * A fresh look at the inputs of every waiting derivation of the batch, after all its items are
  * written (core `advanceWaiting`): fail it, or clear the inputs with outputs and queue it when
- * nothing else is pending. One this registration created waits for each input it lists without
- * outputs when it was read (on the item or in rows), so while one of them has none it is not
- * ready, and that input's settle (which finds it through its edge) queues it: only those with
- * every such input built are looked at again.
+ * nothing else is pending. One this registration created waits for each input it lists
+ * without outputs when it was read, or not read (on the item or in rows), so while one of them
+ * has none it is not ready, and that input's settle (which finds it through its edge) queues
+ * it: only those with every such input built are looked at again.
  */
 async function advanceAll(waiting: readonly Registering[], work: WorkNotes, now: Date): Promise<void> {
   if (waiting.length === 0) return;

@@ -5,7 +5,7 @@
  * left finish. Every write is conditional, so running it twice (the sweeper does, after a
  * Lambda died half-way) changes nothing twice.
  */
-import { afterPage, dependentMoves, isReadyToQueue, mayBeReady, type PageNext } from "@nimbus/core";
+import { dependentMoves, isReadyToQueue, mayBeReady, type PageNext } from "@nimbus/core";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { fanOutPage, sendFanOut } from "../storage/fan-out-queue.ts";
 import { dependentPage } from "../storage/derivation-edges.ts";
@@ -42,7 +42,7 @@ export async function settle(drv: DerivationItem, work: WorkNotes, now = new Dat
 /** Moves one page of dependents on: ready when this was their last pending input, dependency-failed when it failed. */
 async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): Promise<PageNext> {
   const size = fanOutPage();
-  const dependents = await dependentPage(drv.drvPath, drv.propagatedThrough, size);
+  const { dependents, next } = await dependentPage(drv.drvPath, drv.propagatedThrough, size);
   work.dependentsTold += dependents.length;
   for (const move of dependentMoves(drv, dependents)) {
     if (move.type === "clear-input") {
@@ -52,7 +52,7 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
       await failDependent(move.dependent, move.dependency, work, now);
     }
   }
-  return afterPage(dependents, size);
+  return next;
 }
 
 /** What the caller of `queueIfReady` has read already: its item (no read then), and the input that just settled. */

@@ -1,21 +1,42 @@
+import { edgePage, groupDependents, groupKey, parseEdgePosition, type PageNext } from "@nimbus/core";
+import { hexDigest } from "../platform/hex-digest.ts";
 import { EdgeItem } from "./items.ts";
 import { Edges } from "./tables.ts";
 
-/** Records that `dependent` needs each input (idempotent puts). */
+/** Records that `dependent` needs each input (idempotent puts, a row per edge). */
 export async function putEdges(dependent: string, inputs: readonly string[]): Promise<void> {
   await Edges.batchPut(inputs.map((inputDrv): EdgeItem => ({ inputDrv, dependentDrv: dependent })));
 }
 
+/**
+ * The rows of a batch's edges, a row per input with its dependents (core `groupDependents`,
+ * bounded): what flow/register-batch.ts writes instead of a row per edge. Idempotent puts: the
+ * same group is the same row (core `groupKey`).
+ */
+export function groupedEdgeRows(edges: readonly { inputDrv: string; dependentDrv: string }[]): EdgeItem[] {
+  return groupDependents(edges).map(({ inputDrv, dependents }) =>
+    dependents.length === 1 ? { inputDrv, dependentDrv: dependents[0]! } : { inputDrv, dependentDrv: groupKey(dependents, (text) => hexDigest(text, 24)), dependents },
+  );
+}
 
 /**
- * Up to `size` of the derivations that need `drvPath`, in order, from after `after` on (a
- * settle's page: docs/architecture.md, "Fan-out in pages"), read consistently: an edge put just
+ * Up to `size` of the derivations that need `drvPath`, in row order, from `after` on (a
+ * settle's page: docs/architecture.md, "Fan-out in pages"; `after` may stop inside a row of
+ * many, core `edgePage`), and where the next page starts; read consistently: an edge put just
  * before its dependent looked at this input must be seen here (flow/register-derivation.ts).
  */
-export async function dependentPage(drvPath: string, after: string | undefined, size: number): Promise<string[]> {
-  const query = after
-    ? { KeyConditionExpression: "inputDrv = :drv AND dependentDrv > :after", ExpressionAttributeValues: { ":drv": drvPath, ":after": after } }
+export async function dependentPage(drvPath: string, after: string | undefined, size: number): Promise<{ dependents: string[]; next: PageNext }> {
+  const start = parseEdgePosition(after);
+  // Inside a row: that row again (its first `told` are skipped); else the rows after it.
+  const query = start
+    ? {
+        KeyConditionExpression: `inputDrv = :drv AND dependentDrv ${start.told === undefined ? ">" : ">="} :after`,
+        ExpressionAttributeValues: { ":drv": drvPath, ":after": start.key },
+      }
     : { KeyConditionExpression: "inputDrv = :drv", ExpressionAttributeValues: { ":drv": drvPath } };
-  const edges = await Edges.firstPage({ ...query, ConsistentRead: true, Limit: size }, EdgeItem.pick({ dependentDrv: true }));
-  return edges.map((e) => e.dependentDrv);
+  // Every row holds at least one dependent: `size` rows fill a page.
+  for await (const { items, more } of Edges.pages({ ...query, ConsistentRead: true }, EdgeItem.pick({ dependentDrv: true, dependents: true }), { pageSize: size })) {
+    return edgePage(items, start, size, more);
+  }
+  return { dependents: [], next: { type: "done" } };
 }

@@ -232,7 +232,7 @@ export const DerivationItem = z.object({
   buildingShard: z.string().regex(/^b\d*$/).optional(),
   /** Present from settling until dependents and jobs were told: the byUnpropagated index's hash key. */
   propagateShard: z.string().regex(/^p\d*$/).optional(),
-  /** The last dependent a settle that stopped half-way told; the next settle goes on after it. */
+  /** Where a settle that stopped half-way got to in the Edges rows (core `parseEdgePosition`); the next settle goes on after it. */
   propagatedThrough: z.string().optional(),
   finishedAt: Timestamp.optional(),
 });
@@ -256,10 +256,15 @@ export const DerivationInputItem = z.object({
 });
 export type DerivationInputItem = z.infer<typeof DerivationInputItem>;
 
-/** input → dependent. */
+/**
+ * input → dependent: one dependent (`dependentDrv` is its path), or a group of an evaluation
+ * batch's dependents of the input (`dependents`, sorted; `dependentDrv` is then the row's key,
+ * core `groupKey`), bounded by core's EDGE_GROUP_DEPENDENTS and EDGE_GROUP_BYTES.
+ */
 export const EdgeItem = z.object({
   inputDrv: z.string(),
   dependentDrv: z.string(),
+  dependents: z.array(z.string()).optional(),
 });
 export type EdgeItem = z.infer<typeof EdgeItem>;
 
