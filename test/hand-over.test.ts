@@ -6,6 +6,7 @@
  * dies between the hand-over's writes leaves what the sweeper repairs.
  */
 import assert from "node:assert/strict";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { after, afterEach, before, describe, it } from "node:test";
 import type { EvaluationEvent } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
@@ -27,11 +28,14 @@ interface Request {
 }
 
 /**
- * Records every request of the service's clients while `fn` runs; `intercept` may act before a
- * request is sent (fill a slot, or throw as a dying handler would).
+ * Records every request `fn` makes through the service's clients (its own, not those of an
+ * invocation still finishing beside it, like the dispatch deleting the message of the build
+ * just received); `intercept` may act before one is sent (fill a slot, or throw as a dying
+ * handler would).
  */
 async function recording(fn: () => Promise<void>, intercept?: (request: Request) => Promise<void>): Promise<Request[]> {
   const requests: Request[] = [];
+  const scope = new AsyncLocalStorage<true>();
   const name = `handOverRecord${Math.random().toString(36).slice(2)}`;
   const clients = [
     ["dynamodb", dynamo()],
@@ -41,6 +45,7 @@ async function recording(fn: () => Promise<void>, intercept?: (request: Request)
   for (const [client, sdk] of clients) {
     (sdk.middlewareStack as { add: (m: unknown, o: unknown) => void }).add(
       (next: (args: unknown) => Promise<unknown>, context: { commandName: string }) => async (args: { input: Record<string, any> }) => {
+        if (!scope.getStore()) return next(args);
         const request = { client, command: context.commandName, input: args.input };
         requests.push(request);
         await intercept?.(request);
@@ -50,7 +55,7 @@ async function recording(fn: () => Promise<void>, intercept?: (request: Request)
     );
   }
   try {
-    await fn();
+    await scope.run(true, fn);
   } finally {
     for (const [, sdk] of clients) sdk.middlewareStack.remove(name);
   }
