@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { sendSignedPush } from "@nimbus/cli";
-import type { BuildTask, ServiceMessage } from "@nimbus/protocol";
+import { AgentList, type BuildTask, type ServiceMessage } from "@nimbus/protocol";
 import { oneBuild } from "./support/one-build.ts";
 import { RawAgent, hello } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
@@ -62,6 +62,13 @@ describe("build-pushing frees the slot while the outputs go up", () => {
     assert.ok(freed.tasks[build.taskId], "the session still holds the build");
     assert.equal((await derivation()).status, "building", "the build keeps its lease until the result");
     assert.equal((await job("acme/pushing"))?.status, "building", "its job waits for the push");
+    const [listed] = AgentList.parse((await stack.api("GET", "/api/agents")).body).agents;
+    assert.deepEqual(
+      listed!.tasks!.map(({ taskId, pushing }) => ({ taskId, pushing })),
+      [{ taskId: build.taskId, pushing: true }],
+      "the agents API shows the build as pushing",
+    );
+    assert.equal(listed!.runningTasks, 0, "and its slot as free");
 
     // A second job: its evaluation goes to the one-slot agent, which still holds the build.
     await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/second", commit: "f".repeat(40) });

@@ -46,6 +46,8 @@ export const RunningTask = z.strictObject({
   attempt: z.number().int().min(1).optional(),
   jobId: z.string().optional(),
   startedAt: z.iso.datetime(),
+  /** A build Nix is done with whose outputs the agent is pushing (`build-pushing`): its slot is free already. */
+  pushing: z.literal(true).optional(),
 });
 export type RunningTask = z.infer<typeof RunningTask>;
 

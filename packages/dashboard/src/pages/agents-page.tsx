@@ -134,7 +134,7 @@ function Tasks({ agent, now }: { agent: AgentView; now: number }) {
             task.kind
           )}{" "}
           <span class="note">
-            since <Ago at={task.startedAt} now={now} />
+            {task.pushing ? "pushing outputs, " : ""}since <Ago at={task.startedAt} now={now} />
           </span>
         </li>
       ))}

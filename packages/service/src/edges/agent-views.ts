@@ -35,7 +35,10 @@ export async function listAgents(): Promise<AgentView[]> {
 function runningTasks(session: SessionItem): RunningTask[] {
   return heldTasks(session)
     .map(([taskId, record]): RunningTask => {
-      if (record.kind === "build") return { taskId, kind: "build", drvPath: record.drvPath, attempt: record.attempt + 1, startedAt: record.startedAt };
+      if (record.kind === "build") {
+        const pushing = record.pushing ? { pushing: true as const } : {};
+        return { taskId, kind: "build", drvPath: record.drvPath, attempt: record.attempt + 1, startedAt: record.startedAt, ...pushing };
+      }
       return { taskId, kind: "evaluate", jobId: record.jobId, startedAt: record.startedAt };
     })
     .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
