@@ -8,43 +8,45 @@ import { mayHoldWork, type QueueLook, type QueueSource } from "@nimbus/core";
 import { EVALUATION_QUEUE } from "../storage/evaluation-queue.ts";
 
 /**
- * Rare queues a receive found empty, and until when a dispatch believes it and does not ask.
- * A few seconds long; safe because nothing is taken out of the queue: a message sent meanwhile
- * by another handler is received by this handler's first dispatch after that (or by one in the
+ * A receive that found a rare queue empty is believed this long: a dispatch does not ask it
+ * again meanwhile. Safe because nothing is taken out of the queue: a message sent meanwhile by
+ * another handler is received by this handler's first dispatch after that (or by one in the
  * handler that sent it, which wakes idle agents for it and forgets what it believed), and the
  * sweeper wakes idle agents for evaluations and effects that wait too long.
  */
 const EMPTY_FOR_MS = 3_000;
-const emptyUntil = new Map<string, number>();
 
-/** The last receive from each rare queue: what it found, and when. */
-const looks = new Map<string, QueueLook>();
+/** The last receive from each rare queue, and when a hand-over last left a dispatch to look again. */
+interface Look extends QueueLook {
+  lookAgainAskedAt?: number;
+}
+const looks = new Map<string, Look>();
 
-export const seemsEmpty = (source: QueueSource): boolean => source.rare === true && (emptyUntil.get(source.queue) ?? 0) > Date.now();
+export function seemsEmpty(source: QueueSource, now = Date.now()): boolean {
+  const look = looks.get(source.queue);
+  return source.rare === true && look !== undefined && !look.found && now - look.at < EMPTY_FOR_MS;
+}
 
 /** A receive from a rare queue got `received` messages. */
 export function noteReceived(source: QueueSource, received: number): void {
-  const now = Date.now();
-  looks.set(source.queue, { at: now, found: received > 0 });
-  if (received === 0) emptyUntil.set(source.queue, now + EMPTY_FOR_MS);
-  else emptyUntil.delete(source.queue);
+  looks.set(source.queue, { at: Date.now(), found: received > 0 });
 }
 
 /** This handler queued rare work (or the sweeper found some waiting): whatever it believed empty may not be. */
 export function forgetEmpty(): void {
-  emptyUntil.clear();
   looks.clear();
 }
 
 /**
  * Whether evaluations may be waiting, as far as this handler knows (a hand-over then leaves the
  * slot to a dispatch, which looks). When only because its last look is old, the caller's
- * dispatch is to look: the others go on believing the queue empty meanwhile, so one result, not
- * every result arriving until that look is done, goes through the queue for it.
+ * dispatch is to look: the others count the look from now meanwhile, so one result, not every
+ * result arriving until that look is done, goes through the queue for it.
  */
 export function evaluationsMayWait(now = Date.now()): boolean {
   const look = looks.get(EVALUATION_QUEUE);
-  if (!mayHoldWork(look, now)) return false;
-  if (look && !look.found) looks.set(EVALUATION_QUEUE, { at: now, found: false });
+  const believed = look && { at: Math.max(look.at, look.lookAgainAskedAt ?? 0), found: look.found };
+  if (!mayHoldWork(believed, now)) return false;
+  if (look && !look.found) look.lookAgainAskedAt = now;
   return true;
 }
