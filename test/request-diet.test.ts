@@ -20,7 +20,7 @@ import { mirrorStatus, putJobDerivation, putNewJobDerivations } from "../package
 import { jobStatusKey } from "../packages/service/src/storage/keys.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
-import { attribute, derivation, drv, finished, push } from "./support/graph-events.ts";
+import { attribute, derivation, drv, finished, jobView, push } from "./support/graph-events.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 const later = (ms: number) => new Date(Date.now() + ms);
@@ -241,6 +241,46 @@ describe("the request diet", () => {
     } finally {
       reporter.close();
       idle.close();
+    }
+  });
+
+  it("creates a derivation ready at registration queued, in the write that creates it: no move after, and it is on its queue", async () => {
+    const system = "sparc64-linux";
+    const on = (name: string, inputs: string[] = []) => ({ ...derivation(name, inputs), system });
+    const events = [on("born-a"), on("born-b"), on("born-top", ["born-a", "born-b"]), attribute("born-top")];
+    const evaluator = await RawAgent.connect(stack.agentSocketUrl, token);
+    const builder = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      // It cannot build them: nothing is leased while the batch is registered.
+      const welcome = await evaluator.request(hello({ hostname: "born-evaluator", systems: ["x86_64-linux"], systemFeatures: [], concurrentTasks: 1 }));
+      const evaluatorId = (welcome as { connectionId: string }).connectionId;
+      await push(stack, "acme/born-queued", "6".repeat(40));
+      const task = (await eventually(async () => evaluator.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      const moves = await counting("UpdateItemCommand", "Derivations", () =>
+        handleAgentFrame(evaluatorId, JSON.stringify({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })),
+      );
+      assert.equal(moves, 0, "the two ready ones were created queued; the third waits for them, created waiting");
+      for (const name of ["born-a", "born-b"]) {
+        const item = (await stack.getItem("Derivations", { drvPath: drv(name) }))!;
+        assert.equal(item.status, "queued", name);
+        assert.equal(item.version, 1, `${name}: one move counted, as waiting → queued would`);
+        assert.deepEqual((item.history as { status: string }[]).map((h) => h.status), ["waiting", "queued"]);
+        assert.ok(item.queuedShard && item.queuedAt, `${name} is in the sweeper's index of queued work`);
+      }
+      assert.equal((await stack.getItem("Derivations", { drvPath: drv("born-top") }))?.status, "waiting");
+      const jobId = (await stack.scan("JobDerivations")).find((r) => r.drvPath === drv("born-top"))?.jobId as string;
+      assert.deepEqual([await rowOf(jobId, drv("born-a")), await rowOf(jobId, drv("born-b"))], ["queued", "queued"], "the job's rows say queued");
+      assert.deepEqual((await jobView(stack, jobId)).counts, { queued: 2, waiting: 1 }, "and its counts");
+      // On the queue: an agent that can build them is given both.
+      assert.equal((await builder.request(hello({ hostname: "born-builder", systems: [system], systemFeatures: [], concurrentTasks: 2 }))).type, "welcome");
+      const built = await eventually(async () => {
+        const names = builder.messages.flatMap((m) => (m.type === "build" ? [m.drvPath] : []));
+        return names.length === 2 ? names.sort() : undefined;
+      }, "both builds");
+      assert.deepEqual(built, [drv("born-a"), drv("born-b")].sort());
+    } finally {
+      evaluator.close();
+      builder.close();
     }
   });
 });

@@ -5,15 +5,16 @@
  * names, then for the inputs several new ones share; BatchWriteItem for edges, attributes, the
  * input rows of a derivation with too many inputs for its item (storage/inputs-on-item.ts) and
  * the job's rows of the derivations it creates, then only the writes a race needs one by one
- * (creating a derivation, with its inputs on it; the job's row of one that existed; the move to
- * queued). What is rare and subtle (a part of a split derivation, a restart, a derivation named
+ * (creating a derivation, with its inputs on it — queued already when nothing is pending; the
+ * job's row of one that existed; the move to queued). What is rare and subtle (a part of a split derivation, a restart, a derivation named
  * twice in the batch, a creation lost to another registration) goes through registerDerivation
  * itself.
  */
 import { advanceWaiting, intrinsicConflict, isSuccess, registrationStep } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
-import { createDerivation, getDerivations } from "../storage/derivations.ts";
+import { sendToBuildQueue } from "../storage/build-queues.ts";
+import { bornQueued, createDerivation, getDerivations } from "../storage/derivations.ts";
 import type { DerivationItem, JobAttributeItem } from "../storage/items.ts";
 import { putJobDerivation, putNewJobDerivations } from "../storage/job-derivations.ts";
 import { inputsOnItemFields } from "../storage/inputs-on-item.ts";
@@ -72,7 +73,10 @@ export async function registerBatch(
     const found = existing.get(event.drvPath);
     if (!found) {
       const pending = inputs.filter((input) => !isSuccess(existing.get(input)?.status ?? "waiting"));
-      toCreate.push({ event, inputs, fresh: { ...fresh, ...inputsOnItemFields(inputs, pending) } });
+      const onItem = inputsOnItemFields(inputs, pending);
+      const item = { ...fresh, ...onItem };
+      // Ready already: queued in the write that creates it, and sent while the batch goes on.
+      toCreate.push({ event, inputs, fresh: onItem && pending.length === 0 ? bornQueued(item, now) : item });
       continue;
     }
     // Its .drv path fixes these (docs/reliability.md, "What an evaluator may assert").
@@ -98,8 +102,12 @@ export async function registerBatch(
   await pMap(
     toCreate,
     async ({ event, inputs, fresh }) => {
-      if (await createDerivation(fresh)) created.push({ event, inputs, current: fresh, created: true });
-      else alone.push(event);
+      if (!(await createDerivation(fresh))) return void alone.push(event);
+      created.push({ event, inputs, current: fresh, created: true });
+      if (fresh.status !== "queued") return;
+      await sendToBuildQueue(fresh);
+      work.addBuildQueue(fresh.queueKey);
+      work.wakeSoon();
     },
     { concurrency: WRITES_AT_ONCE },
   );

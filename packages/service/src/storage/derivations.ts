@@ -82,6 +82,16 @@ function historyEntry(move: Move, now: Date): HistoryEntry {
 }
 
 /**
+ * A new item ready when created (nothing pending: no inputs, or each read with outputs), born
+ * queued: as the item `createDerivation` would write, then moved waiting → queued (version 1,
+ * both history entries, the sweeper's index), in the one conditional write that creates it.
+ */
+export function bornQueued(item: DerivationItem, now: Date): DerivationItem {
+  const queued = historyEntry({ from: ["waiting"], to: "queued" }, now);
+  return { ...item, status: "queued", version: (item.version ?? 0) + 1, queuedAt: queued.at, queuedShard: indexShard(SHARD.queued, item.drvPath), history: [...(item.history ?? []), queued] };
+}
+
+/**
  * Moves a derivation's status with one conditional write, so two writers (or one message
  * delivered twice) can never both move it, and counts the move in `version`. Returns the item
  * after the move, or undefined if its status was not one of `from` (or the extra condition failed).
