@@ -3,6 +3,7 @@
  * start, its `timings` line (packages/agent/src/task-timings.ts), its end and the service's
  * `result-ack` — and from the handlers' time as the request counter measured it.
  */
+import type { CpuMs } from "./cpu-meter.ts";
 import { round, summarize, type Summary } from "./stats.ts";
 
 export interface RealNixBreakdown {
@@ -25,6 +26,12 @@ export interface RealNixBreakdown {
   lastResultToVerdictMs: number;
   /** How busy the bench's main thread was from the webhook to the verdict (the local stack's handlers, gateway and S3 run on it). */
   mainThreadBusy: number;
+  /**
+   * CPU per build, ms, from the webhook to the verdict: the bench process's main thread (the
+   * handlers with the local gateway, SQS and S3 emulators and the bench's polling), the whole
+   * process (with dynalite's thread), the agents, and Nix (the agents' children).
+   */
+  cpuMsPerBuild?: { mainThread: number; process: number; agents?: number; nix?: number };
   /** The handlers' time per build, ms, by source (handler, or handler: agent message type), most first. */
   handlerMsPerBuild: Record<string, number>;
   /** The handlers' AWS requests per build, by source, most first. */
@@ -64,6 +71,7 @@ export function realNixBreakdown(input: {
   handlerMs: ReadonlyArray<{ source: string; totalMs: number }>;
   requests: ReadonlyArray<{ source: string; total: number }>;
   mainThreadBusy: number;
+  cpuMs?: CpuMs;
 }): RealNixBreakdown {
   const tasks = new Map<string, TaskTrace>();
   const trace = (id: string, agent: number) => {
@@ -117,6 +125,7 @@ export function realNixBreakdown(input: {
     nixShareOfSlots: round(nixBusy / ((lastResult - firstBuild) * input.logs.length), 2),
     lastResultToVerdictMs: input.verdictAt - lastResult,
     mainThreadBusy: input.mainThreadBusy,
+    ...(input.cpuMs ? { cpuMsPerBuild: cpuPerBuild(input.cpuMs, input.builds) } : {}),
     handlerMsPerBuild: Object.fromEntries(
       [...input.handlerMs].sort((a, b) => b.totalMs - a.totalMs).map((h) => [h.source, round(h.totalMs / Math.max(1, input.builds), 1)]),
     ),
@@ -126,17 +135,34 @@ export function realNixBreakdown(input: {
   };
 }
 
+function cpuPerBuild(cpu: CpuMs, builds: number): NonNullable<RealNixBreakdown["cpuMsPerBuild"]> {
+  const per = (ms: number) => round(ms / Math.max(1, builds), 1);
+  return {
+    mainThread: per(cpu.mainThread),
+    process: per(cpu.process),
+    ...(cpu.agents !== undefined ? { agents: per(cpu.agents) } : {}),
+    ...(cpu.agentChildren !== undefined ? { nix: per(cpu.agentChildren) } : {}),
+  };
+}
+
 /** The breakdown as a few lines for the console. */
 export function describeBreakdown(b: RealNixBreakdown): string[] {
   const ms = (x: number) => `${Math.round(x)} ms`;
   const phases = (p: Record<string, number>) => Object.entries(p).map(([k, v]) => `${k} ${ms(v)}`).join(", ");
   const handlers = Object.entries(b.handlerMsPerBuild).slice(0, 6).map(([k, v]) => `${k} ${v}`).join(", ");
   const requests = Object.entries(b.requestsPerBuildBySource).slice(0, 8).map(([k, v]) => `${k.replace("socket/default: ", "")} ${v}`).join(", ");
+  const cpu = b.cpuMsPerBuild;
+  const cpuLine = cpu
+    ? `CPU ms per build: service main thread ${cpu.mainThread}, service process ${cpu.process}` +
+      (cpu.agents !== undefined ? `, agents ${cpu.agents}` : "") +
+      (cpu.nix !== undefined ? `, Nix ${cpu.nix}` : "")
+    : undefined;
   return [
     `webhook → evaluation starts ${ms(b.webhookToEvaluationMs)}; evaluation ${ms(b.evaluation.totalMs)} (${phases(b.evaluation.phasesMs)}); → first build ${ms(b.evaluationToFirstBuildMs)}`,
     `per build on the agent: ${phases(b.buildPhasesMs)}; task p50 ${ms(b.buildTaskMs.p50)}; result → ack p50 ${ms(b.resultToAckMs.p50)}; slot free → next build p50 ${ms(b.slotFreeToNextBuildMs.p50)} (p95 ${ms(b.slotFreeToNextBuildMs.p95)})`,
     `slots busy with Nix ${Math.round(b.nixShareOfSlots * 100)} % of the build phase; last result → verdict ${ms(b.lastResultToVerdictMs)}`,
     `main thread ${Math.round(b.mainThreadBusy * 100)} % busy; handler ms per build: ${handlers}`,
     `requests per build: ${requests}`,
+    ...(cpuLine ? [cpuLine] : []),
   ];
 }

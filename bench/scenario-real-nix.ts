@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { sendSignedPush as sendPush } from "@nimbus/cli";
 import { BenchError, openBenchStack, sleep } from "./bench-stack.ts";
+import { startCpuMeter } from "./cpu-meter.ts";
 import { describeBreakdown, type RealNixBreakdown, realNixBreakdown } from "./real-nix-breakdown.ts";
 import type { CounterReport } from "./request-counter.ts";
 import { round } from "./stats.ts";
@@ -113,6 +114,7 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
     counter.reset();
 
     const loopBefore = performance.eventLoopUtilization();
+    const cpuMeter = startCpuMeter(children.map((c) => c.pid!));
     const webhookAt = Date.now();
     const push = await sendPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "nimbus/bench-realnix", commit, cloneUrl: `file://${repo}` });
     if (push.status !== 201) throw new BenchError(`the push webhook was answered ${push.status}: ${JSON.stringify(push.body)}`);
@@ -130,12 +132,15 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
         lastProgress = Date.now();
         console.log(`  … ${((Date.now() - webhookAt) / 1000).toFixed(0)} s: job ${status}, counts ${JSON.stringify(job.counts ?? {})}`);
       }
-      await sleep(100);
+      // The wall is read from the job's finishedAt, not from when this loop sees it: polling seldom
+      // keeps the bench's own API calls (the whole job view, on the stack's thread) off the figures.
+      await sleep(500);
     }
     const job = await reads.job(jobId);
     const finishedAt = job.finishedAt ? Date.parse(job.finishedAt) : Date.now();
     const wallSeconds = (finishedAt - webhookAt) / 1000;
     if (status !== "succeeded") throw new BenchError(`the real-Nix job ended ${status}: ${outputs.join("\n---\n").slice(-3000)}`);
+    const cpu = cpuMeter.stop();
     const requests = counter.report();
     // The local stack's handlers, gateway and S3 share this thread: how busy it was says whether they were the limit.
     const mainThreadBusy = round(performance.eventLoopUtilization(loopBefore).utilization, 2);
@@ -148,6 +153,7 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
       handlerMs: requests.perInvocation.map((p) => ({ source: p.source, totalMs: p.totalMs })),
       requests: requests.bySource,
       mainThreadBusy,
+      cpuMs: cpu,
     });
     for (const line of describeBreakdown(breakdown)) console.log(`    ${line}`);
 

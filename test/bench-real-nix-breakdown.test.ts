@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { PhaseTimings } from "../packages/agent/src/task-timings.ts";
-import { realNixBreakdown } from "../bench/real-nix-breakdown.ts";
+import { procCpuMs } from "../bench/cpu-meter.ts";
+import { describeBreakdown, realNixBreakdown } from "../bench/real-nix-breakdown.ts";
 
 describe("PhaseTimings", () => {
   it("adds the time since the last mark to the phase that ended, and prints whole milliseconds in order", () => {
@@ -45,6 +46,7 @@ describe("realNixBreakdown", () => {
       handlerMs: [{ source: "socket/default: build-result", totalMs: 300 }],
       requests: [{ source: "socket/default: build-result", total: 20 }],
       mainThreadBusy: 0.5,
+      cpuMs: { mainThread: 300, process: 450, agents: 101, agentChildren: 500 },
     });
     assert.equal(b.webhookToEvaluationMs, 100);
     assert.deepEqual(b.evaluation, { phasesMs: { walk: 300, pushDerivations: 400 }, totalMs: 900 });
@@ -57,5 +59,22 @@ describe("realNixBreakdown", () => {
     assert.equal(b.nixShareOfSlots, 0.71, "(290 + 210) ms of Nix in the 700 ms from the first build to the last result, one slot");
     assert.deepEqual(b.handlerMsPerBuild, { "socket/default: build-result": 150 });
     assert.deepEqual(b.requestsPerBuildBySource, { "socket/default: build-result": 10 });
+    assert.deepEqual(b.cpuMsPerBuild, { mainThread: 150, process: 225, agents: 50.5, nix: 250 });
+    assert.match(describeBreakdown(b).at(-1)!, /^CPU ms per build: service main thread 150, service process 225, agents 50.5, Nix 250$/);
+  });
+
+  it("leaves the CPU out when it was not measured", () => {
+    const b = realNixBreakdown({ logs: [agent0], webhookAt, verdictAt: webhookAt + 2000, builds: 2, handlerMs: [], requests: [], mainThreadBusy: 0.5 });
+    assert.equal(b.cpuMsPerBuild, undefined);
+    assert.ok(!describeBreakdown(b).some((line) => line.startsWith("CPU")));
+  });
+});
+
+describe("procCpuMs", () => {
+  it("reads a live process's CPU from /proc, and nothing for a process that is not there", () => {
+    // Loading the test runner and tsx alone takes well over 10 ms of CPU.
+    const own = procCpuMs(process.pid);
+    assert.ok(own && own.self >= 10 && own.children >= 0, `this process's CPU: ${JSON.stringify(own)}`);
+    assert.equal(procCpuMs(2 ** 30), undefined);
   });
 });

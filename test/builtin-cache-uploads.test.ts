@@ -179,6 +179,8 @@ describe("uploads over the agent protocol", () => {
     const all = [top, ...siblings, base];
     const slots = await slotsFor(...all.slice(0, 8).map((p) => p.claim));
     for (const [i, slot] of slots.entries()) assert.equal(await put(slot, all[i]!.file), 200);
+    const totals = async () => CacheInfoView.parse((await stack.api("GET", "/api/cache")).body);
+    const before = await totals();
     const verdicts = await complete(...all.map((p) => p.claim));
     assert.deepEqual(
       verdicts,
@@ -186,6 +188,22 @@ describe("uploads over the agent protocol", () => {
       "top, sent before the path it refers to, is published after it; answers in the order sent",
     );
     for (const p of all) assert.equal(await narinfoStatus(p.claim.storePath), 200);
+    const sum = (key: "fileSize" | "narSize") => all.reduce((total, p) => total + p.claim[key], 0);
+    const after = await totals();
+    assert.deepEqual(
+      [after.pathCount - before.pathCount, after.fileBytes - before.fileBytes, after.narBytes - before.narBytes],
+      [all.length, sum("fileSize"), sum("narSize")],
+      "the totals count each path published once",
+    );
+
+    // Completed again, with one new path beside them: the published ones are present and count no more.
+    const extra = payload(storePath("extra"));
+    const [extraSlot] = await slotsFor(extra.claim);
+    assert.equal(await put(extraSlot!, extra.file), 200);
+    const again = await complete(siblings[0]!.claim, extra.claim, base.claim);
+    assert.deepEqual(again.map((v) => v.status), ["present", "published", "present"]);
+    const last = await totals();
+    assert.deepEqual([last.pathCount - after.pathCount, last.fileBytes - after.fileBytes], [1, extra.claim.fileSize]);
   });
 
   it("refuses paths outside the store directory and paths whose references are not in the cache", async () => {

@@ -1,7 +1,7 @@
 /** An agent's uploads to the built-in cache over its socket (docs/protocol.md, "Uploads to the built-in cache"). */
 import { rounds } from "@nimbus/cache";
 import type { CacheUploadComplete, CacheUploadRequest, ServiceMessage, UploadVerdict } from "@nimbus/protocol";
-import { publishPath } from "../flow/cache-publish.ts";
+import { publishPaths } from "../flow/cache-publish.ts";
 import { issueUploads } from "../flow/cache-uploads.ts";
 
 export async function cacheUploadUrls(message: CacheUploadRequest, now: Date): Promise<ServiceMessage> {
@@ -18,9 +18,9 @@ export async function cacheUploadResult(message: CacheUploadComplete, now: Date)
   const paths: UploadVerdict[] = new Array(claims.length);
   const last = Math.max(0, ...roundOf.values());
   for (let round = 0; round <= last; round++) {
-    await Promise.all(claims.map(async (claim, i) => {
-      if (roundOf.get(claim.storePath) === round) paths[i] = await publishPath(claim, now);
-    }));
+    const indexes = claims.flatMap((claim, i) => (roundOf.get(claim.storePath) === round ? [i] : []));
+    const verdicts = await publishPaths(indexes.map((i) => claims[i]!), now);
+    indexes.forEach((claimIndex, j) => (paths[claimIndex] = verdicts[j]!));
   }
   return { type: "cache-upload-result", requestId: message.requestId, paths };
 }

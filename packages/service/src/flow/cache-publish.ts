@@ -14,20 +14,50 @@ import { isStorePath, narFileKey, parseSha256, sha256NixBase32, storePathHash } 
 import type { UploadedPath, UploadVerdict } from "@nimbus/protocol";
 import { cacheSettings } from "../platform/cache-settings.ts";
 import { CACHE_USE_SHARD, type CachePathItem } from "../storage/cache-items.ts";
-import { addToStats, getCachePath, presentPaths, putCachePath, putReferences, touchPaths } from "../storage/cache-index.ts";
+import { addToStats, presentPaths, putCachePath, putReferences, touchPaths } from "../storage/cache-index.ts";
 import { indexShard } from "../storage/keys.ts";
 import { headObject, readObject } from "../storage/cache-objects.ts";
 
 const refused = (storePath: string, reason: string): UploadVerdict => ({ storePath, status: "refused", reason: reason.slice(0, 300) });
 
 export async function publishPath(claim: UploadedPath, now = new Date()): Promise<UploadVerdict> {
-  const { storePath } = claim;
-  for (const p of [storePath, ...claim.references, ...(claim.deriver ? [claim.deriver] : [])]) {
-    if (!isStorePath(p)) return refused(storePath, `${p.slice(0, 120)} is not a store path under /nix/store`);
-  }
-  const storeHash = storePathHash(storePath);
-  if (await getCachePath(storeHash)) return { storePath, status: "present" };
+  return (await publishPaths([claim], now))[0]!;
+}
 
+/**
+ * Publishes paths that do not refer to one another (one round of a completion), each as
+ * publishPath would, with one read of which are published already and one addition to the
+ * totals for them all, instead of one of each per path.
+ */
+export async function publishPaths(claims: readonly UploadedPath[], now = new Date()): Promise<UploadVerdict[]> {
+  const valid = claims.filter((claim) => notStorePath(claim) === undefined);
+  const published = await presentPaths(valid.map((claim) => storePathHash(claim.storePath)), { consistent: true });
+  const added = { paths: 0, fileBytes: 0, narBytes: 0 };
+  const verdicts = await Promise.all(
+    claims.map(async (claim): Promise<UploadVerdict> => {
+      const invalid = notStorePath(claim);
+      if (invalid) return refused(claim.storePath, `${invalid.slice(0, 120)} is not a store path under /nix/store`);
+      if (published.has(storePathHash(claim.storePath))) return { storePath: claim.storePath, status: "present" };
+      const verdict = await publishAbsent(claim, now);
+      if (verdict.status === "published") {
+        added.paths += 1;
+        added.fileBytes += claim.fileSize;
+        added.narBytes += claim.narSize;
+      }
+      return verdict;
+    }),
+  );
+  if (added.paths > 0) await addToStats(added);
+  return verdicts;
+}
+
+/** The first of the claim's paths that is not a store path, if any. */
+const notStorePath = (claim: UploadedPath) => [claim.storePath, ...claim.references, ...(claim.deriver ? [claim.deriver] : [])].find((p) => !isStorePath(p));
+
+/** Checks and indexes a path that was not published when read (the totals are the caller's). */
+async function publishAbsent(claim: UploadedPath, now: Date): Promise<UploadVerdict> {
+  const { storePath } = claim;
+  const storeHash = storePathHash(storePath);
   const fileKey = narFileKey(claim.fileHash, claim.compression);
   const problem = await checkFile(fileKey, claim);
   if (problem) return refused(storePath, problem);
@@ -66,7 +96,6 @@ export async function publishPath(claim: UploadedPath, now = new Date()): Promis
     useShard: indexShard(CACHE_USE_SHARD, storeHash),
   };
   if (!(await putCachePath(item))) return { storePath, status: "present" };
-  await addToStats({ paths: 1, fileBytes: claim.fileSize, narBytes: claim.narSize });
   return { storePath, status: "published" };
 }
 

@@ -27,15 +27,16 @@ export type Presence = z.infer<typeof Presence>;
 /**
  * Which of `hashes` are published, with when each was last used: BatchGetItem pages of 100
  * keys, many at once (a bulk query of 10,000 paths is 100 requests in parallel, not one per path).
+ * `consistent` reads them as a GetItem with ConsistentRead would.
  */
-export async function presentPaths(hashes: readonly string[], concurrency = 16): Promise<Map<string, Presence>> {
+export async function presentPaths(hashes: readonly string[], options: { consistent?: boolean } = {}): Promise<Map<string, Presence>> {
   const table = tableName("CachePaths");
   const found = new Map<string, Presence>();
   await pMap(
     chunks([...new Set(hashes)], 100),
     async (page) => {
       let request: Record<string, unknown> | undefined = {
-        [table]: { Keys: page.map((storeHash) => ({ storeHash })), ProjectionExpression: "storeHash, lastUsedAt" },
+        [table]: { Keys: page.map((storeHash) => ({ storeHash })), ProjectionExpression: "storeHash, lastUsedAt", ...(options.consistent ? { ConsistentRead: true } : {}) },
       };
       for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
         if (attempt > 0) await pause(Math.min(1000, 25 * 2 ** attempt));
@@ -47,7 +48,7 @@ export async function presentPaths(hashes: readonly string[], concurrency = 16):
         request = result.UnprocessedKeys as typeof request;
       }
     },
-    { concurrency },
+    { concurrency: 16 },
   );
   return found;
 }

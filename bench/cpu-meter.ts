@@ -1,0 +1,70 @@
+/**
+ * CPU time over a window, by who spent it: the bench process's main thread (the local stack's
+ * handlers, gateway and emulators other than dynalite), the whole process (with dynalite's
+ * thread), the agent processes themselves, and the children they waited for (Nix). Read from
+ * /proc on Linux; elsewhere only the bench process's own figures.
+ */
+import { readFileSync } from "node:fs";
+
+/** CPU milliseconds, by who spent them. */
+export interface CpuMs {
+  mainThread: number;
+  process: number;
+  /** The agent processes (undefined off Linux). */
+  agents?: number;
+  /** Their children that have exited (nix-store and the builds), undefined off Linux. */
+  agentChildren?: number;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat: 100 on every Linux architecture Node runs on. */
+const TICKS_PER_SECOND = 100;
+
+/** utime, stime, cutime and cstime of a process in ms, or undefined when it cannot be read (gone, or not Linux). */
+export function procCpuMs(pid: number): { self: number; children: number } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may hold spaces and parentheses: the fields that follow start after its last ')'.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14–17 of the whole line are 11–14 of these (field 3, the state, is index 0).
+  const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]));
+  if (![utime, stime, cutime, cstime].every((x) => Number.isFinite(x))) return undefined;
+  const ms = (ticks: number) => (ticks * 1000) / TICKS_PER_SECOND;
+  return { self: ms(utime! + stime!), children: ms(cutime! + cstime!) };
+}
+
+function sample(agentPids: readonly number[]): CpuMs {
+  const thread = process.threadCpuUsage();
+  const whole = process.cpuUsage();
+  const agents = agentPids.map(procCpuMs);
+  const known = agents.every((a) => a !== undefined);
+  return {
+    mainThread: (thread.user + thread.system) / 1000,
+    process: (whole.user + whole.system) / 1000,
+    ...(known && agents.length > 0
+      ? { agents: agents.reduce((s, a) => s + a!.self, 0), agentChildren: agents.reduce((s, a) => s + a!.children, 0) }
+      : {}),
+  };
+}
+
+/** Starts a window now; `stop()` gives the CPU spent since. */
+export function startCpuMeter(agentPids: readonly number[]): { stop(): CpuMs } {
+  const before = sample(agentPids);
+  return {
+    stop() {
+      const after = sample(agentPids);
+      const diff = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a - b);
+      const agents = diff(after.agents, before.agents);
+      const agentChildren = diff(after.agentChildren, before.agentChildren);
+      return {
+        mainThread: after.mainThread - before.mainThread,
+        process: after.process - before.process,
+        ...(agents !== undefined ? { agents } : {}),
+        ...(agentChildren !== undefined ? { agentChildren } : {}),
+      };
+    },
+  };
+}
