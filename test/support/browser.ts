@@ -1,5 +1,8 @@
 import { existsSync } from "node:fs";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 /** Debian's Chromium (`apt-get install -y chromium`); NIMBUS_CHROMIUM points elsewhere. */
 export const CHROMIUM_PATH = process.env.NIMBUS_CHROMIUM ?? "/usr/bin/chromium";
@@ -25,38 +28,7 @@ export interface TestBrowser {
   close(): Promise<void>;
 }
 
-/** One Chromium per test process and executable, shared by every TestBrowser (each its own context). */
-const running = new Map<string, { browser: Promise<Browser>; users: number }>();
-
-async function sharedChromium(executablePath: string): Promise<{ browser: Browser; release(): Promise<void> }> {
-  let entry = running.get(executablePath);
-  if (!entry) {
-    entry = { browser: chromium.launch({ executablePath, headless: true, args: CHROMIUM_FLAGS }), users: 0 };
-    running.set(executablePath, entry);
-    entry.browser.catch(() => running.delete(executablePath));
-  }
-  entry.users++;
-  const shared = entry;
-  const browser = await shared.browser.catch((error: unknown) => {
-    shared.users--;
-    throw error;
-  });
-  return {
-    browser,
-    async release() {
-      // The last user closes Chromium, so a test file leaves no browser running behind it.
-      if (--shared.users > 0) return;
-      running.delete(executablePath);
-      await browser.close();
-    },
-  };
-}
-
-/**
- * A fresh browser context (its own cookies and storage, like a new profile) in headless
- * Chromium, launched once per test process: a context costs a fraction of a launch. Fails
- * saying what to install if Chromium is missing.
- */
+/** Launches headless Chromium with a fresh profile; fails saying what to install if it is missing. */
 export async function launchBrowser(
   options: {
     colorScheme?: "light" | "dark";
@@ -70,18 +42,16 @@ export async function launchBrowser(
   if (!existsSync(executablePath)) {
     throw new Error(`no Chromium at ${executablePath} — install chromium: apt-get install -y chromium (or set NIMBUS_CHROMIUM)`);
   }
-  const { browser, release } = await sharedChromium(executablePath);
-  const context = await browser
-    .newContext({
-      viewport: options.viewport ?? { width: 1280, height: 860 },
-      colorScheme: options.colorScheme ?? "light",
-      reducedMotion: "reduce",
-      bypassCSP: options.bypassCSP ?? false,
-    })
-    .catch(async (error: unknown) => {
-      await release();
-      throw error;
-    });
+  const profile = await mkdtemp(join(tmpdir(), "nimbus-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport: options.viewport ?? { width: 1280, height: 860 },
+    colorScheme: options.colorScheme ?? "light",
+    reducedMotion: "reduce",
+    bypassCSP: options.bypassCSP ?? false,
+  });
   const problems: string[] = [];
   const watch = (page: Page) => {
     page.on("console", (message) => {
@@ -91,16 +61,15 @@ export async function launchBrowser(
   };
   context.on("page", watch);
   for (const page of context.pages()) watch(page);
-  let closed: Promise<void> | undefined;
   return {
     context,
     problems,
     async newPage() {
       return context.newPage();
     },
-    close() {
-      closed ??= context.close().finally(release);
-      return closed;
+    async close() {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
     },
   };
 }
