@@ -110,10 +110,8 @@ describe("CLI: trigger, job, jobs, logs", () => {
       [["--api", stack.url, "trigger", repo], {}, /no webhook secret/],
     ];
     const jobs = await stack.scan("Jobs");
-    // Each command on its own (they are independent), all at once: the CLI's start-up is most of each.
-    const runs = await Promise.all(cases.map(([args, extra]) => runCli(args, { ...env, ...extra })));
-    for (const [i, [args, , message]] of cases.entries()) {
-      const run = runs[i]!;
+    for (const [args, extra, message] of cases) {
+      const run = await runCli(args, { ...env, ...extra });
       assert.equal(run.code, 1, `${args.join(" ")}: ${run.stderr}`);
       assert.equal(run.stdout, "");
       assert.match(run.stderr, message, args.join(" "));
@@ -124,30 +122,26 @@ describe("CLI: trigger, job, jobs, logs", () => {
 
   it("`nimbus job` and `nimbus jobs` show what the API shows", async () => {
     const jobId = (await runCli(["trigger", repo], env)).stdout.trim();
-    // Read-only commands, independent of each other: run together.
-    const [json, human, table, listedRun, missing] = await Promise.all([
-      runCli(["job", jobId, "--json"], env),
-      runCli(["job", jobId], env),
-      runCli(["jobs"], env),
-      runCli(["jobs", "--json"], env),
-      runCli(["job", "j000000000000ffffffff"], env),
-    ]);
+    const json = await runCli(["job", jobId, "--json"], env);
     assert.equal(json.code, 0, json.stderr);
     const view = JobView.parse(JSON.parse(json.stdout));
     assert.equal(view.id, jobId);
     assert.equal(view.status, "evaluating");
 
+    const human = await runCli(["job", jobId], env);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, new RegExp(`status\\s+evaluating`));
     assert.match(human.stdout, new RegExp(`commit\\s+${commits[1]}`));
 
+    const table = await runCli(["jobs"], env);
     assert.equal(table.code, 0, table.stderr);
     const [header, first] = table.stdout.split("\n");
     assert.match(header!, /^ID\s+STATUS\s+REPOSITORY\s+REF\s+COMMIT\s+CREATED$/);
     assert.match(first!, new RegExp(`^${jobId}\\s+evaluating\\s+${basename(repo)}\\s+refs/heads/main\\s+${commits[1]!.slice(0, 12)}\\s`));
-    const listed = JobList.parse(JSON.parse(listedRun.stdout));
+    const listed = JobList.parse(JSON.parse((await runCli(["jobs", "--json"], env)).stdout));
     assert.equal(listed.jobs[0]!.id, jobId);
 
+    const missing = await runCli(["job", "j000000000000ffffffff"], env);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no job with id/);
   });
@@ -234,8 +228,11 @@ describe("CLI: trigger, job, jobs, logs", () => {
     const agent = await RawAgent.connect(stack.agentSocketUrl, (await stack.createToken("hostile-host")).token);
     assert.equal((await agent.request(hello({ hostname: `host ${hostile}` }))).type, "welcome");
 
-    const [jobRun, logsRun, agentsRun] = await Promise.all([runCli(["job", jobId], env), runCli(["logs", basename(drvPath)], env), runCli(["agents"], env)]);
-    const outputs = { job: jobRun, logs: logsRun, agents: agentsRun };
+    const outputs = {
+      job: await runCli(["job", jobId], env),
+      logs: await runCli(["logs", basename(drvPath)], env),
+      agents: await runCli(["agents"], env),
+    };
     agent.close();
     for (const [command, run] of Object.entries(outputs)) {
       assert.equal(run.code, 0, `${command}: ${run.stderr}`);
