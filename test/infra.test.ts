@@ -147,34 +147,37 @@ test("every handler named in resource-specs.ts bundles for Lambda (node22, ESM) 
   const handlers = declaredHandlers();
   assert.ok(handlers.length > 0, "resource-specs.ts names no handler");
 
+  // What SST's node runtime does for a deployed function (minify off to read failures).
+  const lambdaOptions = {
+    bundle: true,
+    platform: "node",
+    target: "node22",
+    format: "esm",
+    minify: false,
+    outExtension: { ".js": ".mjs" },
+    mainFields: ["module", "main"],
+    banner: { js: sstEsmBanner },
+    metafile: true,
+    logLevel: "silent",
+    absWorkingDir: root,
+  } satisfies BuildOptions;
+  // Every handler in one esbuild run: without code splitting each entry point still gets a
+  // bundle of its own, the same as SST's build of that function alone, while the modules they
+  // share are parsed once. If that run fails, each handler is built alone below, to name it.
+  const sources = handlers.map(({ handler }) => findSource(splitHandler(handler).base)).filter((s): s is string => s !== undefined);
+  const together = await build({ ...lambdaOptions, entryPoints: sources, outdir: outRoot, outbase: root }).catch(() => undefined);
+  const outputOf = (result: { metafile: Metafile }, source: string) =>
+    Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint === relative(root, source)) as [string, Metafile["outputs"][string]] | undefined;
+
   for (const { handler, usedBy } of handlers) {
     await t.test(`${handler} (${usedBy})`, async () => {
       const { base, exportName } = splitHandler(handler);
       const source = findSource(base);
       assert.ok(source, `${usedBy} names ${handler}, but there is no ${base}.ts (or .mts/.js/.mjs)`);
 
-      // What SST's node runtime does for a deployed function (minify off to read failures).
-      const outdir = join(outRoot, base);
-      const options: BuildOptions & { metafile: true } = {
-        entryPoints: [source],
-        outdir,
-        bundle: true,
-        platform: "node",
-        target: "node22",
-        format: "esm",
-        minify: false,
-        outExtension: { ".js": ".mjs" },
-        mainFields: ["module", "main"],
-        banner: { js: sstEsmBanner },
-        metafile: true,
-        logLevel: "silent",
-        absWorkingDir: root,
-      };
-      const result = await build(options);
-      const [outFile, meta] = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint) as [
-        string,
-        Metafile["outputs"][string],
-      ];
+      const built = (together && outputOf(together, source)) ?? outputOf(await build({ ...lambdaOptions, entryPoints: [source], outdir: join(outRoot, "alone", base) }), source);
+      assert.ok(built, `esbuild gave no bundle for ${relative(root, source)}`);
+      const [outFile, meta] = built;
       const bundle = join(root, outFile);
       assert.ok((await stat(bundle)).size > 0, `empty bundle for ${handler}`);
       assert.ok(

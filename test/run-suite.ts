@@ -1,0 +1,74 @@
+/**
+ * `npm test`: every test file, in two runs of Node's test runner (spec reporter, one after the
+ * other, the second even when the first failed; exit 1 if either failed):
+ *  1. files that start no local stack, agent fleet, browser or timed flow — the packages' unit
+ *     tests and the offline checks named below — two files at a time;
+ *  2. the flows of test/ one file at a time: they start stacks, agents, real Nix builds and
+ *     Chromium, and several wait out real graces, so they keep the machine to themselves.
+ * A new file under test/ is a flow (run alone) unless it is named here.
+ * Arguments (e.g. `--test-name-pattern=...`) are passed to both runs.
+ */
+import { spawnSync } from "node:child_process";
+import { globSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Files under test/ that start no stack, agent, browser or Nix build: they may run beside others. */
+const OFFLINE_CHECKS_IN_TEST = [
+  // First: the longest file of this run (bundling every handler, `sst install`, tsc), so the
+  // others fill the second slot beside it instead of it running alone at the end.
+  "test/infra.test.ts",
+  "test/agent-package.test.ts",
+  "test/architecture.test.ts",
+  "test/bench-cost-model.test.ts",
+  "test/bench-nixpkgs-graph.test.ts",
+  "test/bench-options.test.ts",
+  "test/bench-real-nix-breakdown.test.ts",
+  "test/bench-summary.test.ts",
+  "test/bench-workload.test.ts",
+  "test/handler-secrets.test.ts",
+];
+
+/** How many files of the first run at a time: CI has 2 cores. */
+const UNIT_CONCURRENCY = 2;
+
+const files = (pattern: string) => globSync(pattern, { cwd: root }).sort();
+const packageTests = files("packages/*/test/**/*.test.ts");
+const testDirTests = files("test/**/*.test.ts");
+const missing = OFFLINE_CHECKS_IN_TEST.filter((file) => !testDirTests.includes(file));
+if (missing.length > 0) {
+  console.error(`test/run-suite.ts names files that do not exist: ${missing.join(", ")}`);
+  process.exit(1);
+}
+const concurrent = [...OFFLINE_CHECKS_IN_TEST, ...packageTests];
+const serial = testDirTests.filter((file) => !OFFLINE_CHECKS_IN_TEST.includes(file));
+
+function runTests(label: string, concurrency: number, testFiles: string[]): number {
+  console.log(`\n=== npm test, ${label}: ${testFiles.length} files, ${concurrency} at a time\n`);
+  const result = spawnSync(
+    process.execPath,
+    [
+      "--disable-warning=ExperimentalWarning",
+      "--import",
+      "tsx",
+      "--test",
+      `--test-concurrency=${concurrency}`,
+      "--test-reporter=spec",
+      ...process.argv.slice(2),
+      ...testFiles,
+    ],
+    { cwd: root, stdio: "inherit" },
+  );
+  if (result.error) throw result.error;
+  return result.status ?? 1;
+}
+
+const started = Date.now();
+const unitStatus = runTests("unit tests and offline checks", UNIT_CONCURRENCY, concurrent);
+const flowStatus = runTests("flows", 1, serial);
+const minutes = ((Date.now() - started) / 60_000).toFixed(1);
+const failed = [unitStatus !== 0 && "unit tests and offline checks", flowStatus !== 0 && "flows"].filter(Boolean);
+console.log(`\n=== npm test: ${failed.length === 0 ? "passed" : `FAILED (${failed.join(", ")})`} in ${minutes} min`);
+process.exit(failed.length === 0 ? 0 : 1);
