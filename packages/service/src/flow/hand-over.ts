@@ -13,7 +13,7 @@ import { releaseTask, reserveTask } from "../storage/sessions.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { evaluationsMayWait } from "./rare-queues.ts";
 import { sendTask } from "./task-delivery.ts";
-import { buildTaskId, buildTaskMessage, builtInputs, needsOf, type BuildRecord } from "./tasks/build-task.ts";
+import { buildStart, buildTaskMessage, builtInputs, needsOf } from "./tasks/build-task.ts";
 
 /**
  * How a hand-over of a ready derivation ended: `declined` (queue it as usual), `handed` (leased
@@ -63,13 +63,11 @@ type Leased = { type: "handed"; leased: DerivationItem; taskId: string } | Exclu
  */
 async function leaseAndReserve(drv: DerivationItem, session: SessionFields, readyAt: Date): Promise<Leased> {
   const now = new Date();
-  const taskId = buildTaskId(drv.drvPath, drv.attempt);
-  const record: BuildRecord = { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() };
-  const lease = { taskId, sessionId: session.sessionId, leasedAt: now.toISOString() };
+  const { taskId, record, leaseFor } = buildStart(drv, now);
   const [leased, reserved] = await Promise.all([
     moveDerivation(
       drv.drvPath,
-      { from: ["waiting"], to: "building", set: { lease, queuedAt: readyAt.toISOString() }, note: { agent: session.agent.hostname }, condition: versionIs(drv) },
+      { from: ["waiting"], to: "building", set: { lease: leaseFor(session.sessionId), queuedAt: readyAt.toISOString() }, note: { agent: session.agent.hostname }, condition: versionIs(drv) },
       now,
     ),
     reserveTask(session.sessionId, taskId, record, session.agent.concurrentTasks),

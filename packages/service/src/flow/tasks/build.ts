@@ -15,7 +15,7 @@ import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts"
 import { freeSlotWhilePushing, noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
-import { BuildRecord, buildTaskId, buildTaskMessage, builtInputs, needsOf } from "./build-task.ts";
+import { BuildRecord, buildStart, buildTaskId, buildTaskMessage, builtInputs, needsOf } from "./build-task.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** The derivation, if this build task's lease is the holder's. */
@@ -120,17 +120,16 @@ export const buildKind = {
     const drv = await getDerivation(drvPath);
     // A retry waiting out its back-off is not for now: the sweeper sends it again when due.
     if (!drv || drv.status !== "queued" || drv.dueAt) return undefined;
-    const taskId = buildTaskId(drv.drvPath, drv.attempt);
+    const { taskId, record, leaseFor } = buildStart(drv, now);
     // Its inputs are on the item, or rows a registration wrote before it could wait, let alone queue.
     const inputs = await builtInputs(drv);
     let leased: DerivationItem | undefined;
     return {
       taskId,
-      record: { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() },
+      record,
       needs: needsOf(drv, inputs),
       async lease(holder) {
-        const lease = { taskId, sessionId: holder.sessionId, leasedAt: now.toISOString() };
-        leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease }, note: { agent: holder.agent.hostname } }, now);
+        leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease: leaseFor(holder.sessionId) }, note: { agent: holder.agent.hostname } }, now);
         return leased && buildTaskMessage(taskId, leased, inputs);
       },
       // Its jobs' copies follow the build's start rather than hold it up; copies are ordered by version, and one a
