@@ -163,11 +163,15 @@ async function report(session: SessionItem, message: TaskReport, now: Date, work
 export async function handleAgentFrame(connectionId: string, body: string | undefined, now = new Date()): Promise<void> {
   // The job counts the frame's moves change are written once per job, after all of it.
   const work = new WorkNotes();
+  // A settle's job check, too: once the frame's other moves are made, so one count write per job carries them all.
+  work.deferJobChecks = true;
   await countingMoves(async () => {
     const decoded = decodeAgentMessage(body);
     const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
     if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
     await wakeIdleAgents(work);
+    // A job that ends may start its effects: agents are woken for them.
+    if (await work.runJobChecks()) await wakeIdleAgents(work);
   });
   // Reported once the counts are written, so the report reads them as they are.
   await reportChangedJobs(work, now);

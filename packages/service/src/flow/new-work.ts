@@ -126,6 +126,28 @@ export class WorkNotes implements NewWork {
   }
 
   /**
+   * Whether a settle's job check waits for `runJobChecks` (the edge that made these notes runs
+   * it once the invocation's other moves are made: its count write then carries them all, one
+   * write per job), or runs at once.
+   */
+  deferJobChecks = false;
+  private readonly jobChecks = new Map<string, () => Promise<unknown>>();
+
+  /** A settle's check of a job: kept for `runJobChecks` (the last one per job) when deferred, else run now. */
+  async checkJob(jobId: string, check: () => Promise<unknown>): Promise<void> {
+    if (this.deferJobChecks) this.jobChecks.set(jobId, check);
+    else await check();
+  }
+
+  /** Runs the job checks kept so far; whether there were any (a job that ends may start effects, to wake for). */
+  async runJobChecks(): Promise<boolean> {
+    const checks = [...this.jobChecks.values()];
+    this.jobChecks.clear();
+    await Promise.all(checks.map((check) => check()));
+    return checks.length > 0;
+  }
+
+  /**
    * Dependents this invocation told (flow/settle.ts): once past a page, the settles they start
    * in turn (a failure's dependents fail too) go on through the FanOut queue, not here.
    */

@@ -34,7 +34,8 @@ export async function settle(drv: DerivationItem, work: WorkNotes, now = new Dat
     if (await notePropagatedThrough(drv, next.after)) await sendFanOut({ type: "settle", drvPath: drv.drvPath, version: drv.version ?? 0, after: next.after });
     return false;
   }
-  await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId, now, work, { counted: true })));
+  // In an agent's frame these checks wait until its other moves are made, and share their count write (flow/new-work.ts).
+  await Promise.all(jobIds.map((jobId) => work.checkJob(jobId, () => finishJobIfDone(jobId, now, work, { counted: true }))));
   await markPropagated(drv);
   return true;
 }
