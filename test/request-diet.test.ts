@@ -237,6 +237,7 @@ describe("the request diet", () => {
 
       let copies = 0;
       let countWrites = 0;
+      let slotWrites = 0;
       let sessionReads = 0;
       const looks = await counting(
         "QueryCommand",
@@ -249,7 +250,11 @@ describe("the request diet", () => {
             "Sessions",
             async () => {
               copies = await counting("UpdateItemCommand", "JobDerivations", async () => {
-                countWrites = await counting("UpdateItemCommand", "Jobs", () => handleAgentFrame(reporterId, result(a)), undefined, (input) => input.Key?.jobId === jobId);
+                countWrites = await counting("UpdateItemCommand", "Jobs", async () => {
+                  slotWrites = await counting("UpdateItemCommand", "Sessions", () => handleAgentFrame(reporterId, result(a)), undefined, (input) =>
+                    JSON.stringify(input.Key ?? {}).includes(String(reporterSession)),
+                  );
+                }, undefined, (input) => input.Key?.jobId === jobId);
               });
             },
             undefined,
@@ -262,6 +267,7 @@ describe("the request diet", () => {
       const b = await buildOf(reporter, "diet-b");
       assert.equal(looks, 0, "the reporter took the build its result queued: no idle agent was looked for");
       assert.equal(copies, 2, "a's copy (succeeded) and b's (building): b's queued copy, older, was not sent");
+      assert.equal(slotWrites, 1, "a's slot handed on to b in one write: neither released nor reserved apart");
       assert.equal(countWrites, 1, "one write of the job's counts: a's settle, b's start, and the settle's job check on its return");
       assert.deepEqual([await rowOf(jobId, drv("diet-a")), await rowOf(jobId, drv("diet-b"))], ["succeeded", "building"]);
       const counts = await stack.getItem("Jobs", { jobId });

@@ -1,5 +1,6 @@
 import type { NewWork } from "@nimbus/core";
 import type { SessionFields } from "../storage/items.ts";
+import type { FreedSlot } from "./freed-slot.ts";
 
 /**
  * The agent whose report an invocation handles: its load once its slot is given back, whether a
@@ -9,6 +10,8 @@ export interface Reporter {
   load: Promise<SessionFields | undefined>;
   dispatched: boolean;
   handedOver: number;
+  /** The slot its result freed, while not yet written free: the first task given it takes it over (flow/freed-slot.ts). */
+  slot?: FreedSlot;
 }
 
 /** The reporter's load as a dispatch must see it: the release's, with the slots hand-overs took (written or about to be). */
@@ -54,9 +57,17 @@ export class WorkNotes implements NewWork {
   private reporter: Reporter | undefined;
   private reporterTaken = false;
 
-  offerFirstTo(load: Promise<SessionFields | undefined>): void {
-    this.reporter = { load, dispatched: false, handedOver: 0 };
+  offerFirstTo(load: Promise<SessionFields | undefined>, slot?: FreedSlot): void {
+    this.reporter = { load, dispatched: false, handedOver: 0, ...(slot ? { slot } : {}) };
     this.reporterTaken = false;
+  }
+
+  /**
+   * Gives back the slot the report freed if nothing took it: for an invocation that ends without
+   * dispatching to its agent (the connection went, or it failed half-way).
+   */
+  async releaseReporterSlot(): Promise<void> {
+    await this.reporter?.slot?.release();
   }
 
   /**

@@ -13,6 +13,7 @@ import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { freeSlotWhilePushing, noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
+import { FreedSlot } from "../freed-slot.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
 import { BuildRecord, buildStart, buildTaskId, buildTaskMessage, builtInputs, needsOf } from "./build-task.ts";
@@ -87,11 +88,19 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   } else {
     await retryBuild(message.drvPath, message.taskId, `agent error: ${message.error ?? "exceptional result"}`, work, now);
   }
-  // The slot is free once the result is recorded: the agent may be given work while dependents move on —
-  // first the builds this result queued, by the first wake, before it asks the index for idle agents.
-  const released = releaseTaskReturning(session.sessionId, message.taskId, held.pushing === true);
-  work.offerFirstTo(released);
-  await Promise.all([released, moved && settle(moved, work, now)]);
+  if (held.pushing) {
+    // Its slot was given back at `build-pushing`: the session only forgets the task.
+    const released = releaseTaskReturning(session.sessionId, message.taskId, true);
+    work.offerFirstTo(released);
+    await Promise.all([released, moved && settle(moved, work, now)]);
+  } else {
+    // The slot is free once the result is recorded, and goes to the first task this invocation gives the agent — a
+    // dependent it hands over, or the builds this result queued, offered by the first wake before it asks the index
+    // for idle agents — in the write that reserves it; given back only if none takes it (flow/freed-slot.ts).
+    const slot = new FreedSlot(session, message.taskId);
+    work.offerFirstTo(Promise.resolve(slot.load), slot);
+    if (moved) await settle(moved, work, now);
+  }
   // A build that said `build-pushing` gave its slot back then, and that report asked for more work already.
   return answer(held.pushing !== true, { type: "result-ack", taskId: message.taskId });
 }
