@@ -213,6 +213,29 @@ describe("the request diet", () => {
     }
   });
 
+  it("writes a job's copy of a derivation its registration queued once: the queue's mirror, not the registration's look again as well", async () => {
+    const system = "alpha-linux";
+    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const welcome = await agent.request(hello({ hostname: "diet-evaluator", systems: ["vax-linux"], systemFeatures: [], concurrentTasks: 1 }));
+      const connectionId = (welcome as { connectionId: string }).connectionId;
+      const jobId = await push(stack, "acme/diet-registered", "6".repeat(40));
+      const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      // No agent builds for this system: the derivation stays queued, and no lease's copy comes between.
+      const events = [{ ...derivation("diet-leaf"), system }, { ...derivation("diet-top", ["diet-leaf"]), system }, attribute("diet-top")];
+      const frame = JSON.stringify({ type: "evaluation-events", taskId: task.taskId, seq: 0, events });
+      const copies = await counting("UpdateItemCommand", "JobDerivations", () => handleAgentFrame(connectionId, frame), undefined, (input) =>
+        JSON.stringify(input.Key ?? {}).includes(drv("diet-leaf")),
+      );
+      assert.equal(copies, 1, "the leaf's queued copy, written once");
+      assert.deepEqual([await rowOf(jobId, drv("diet-leaf")), await rowOf(jobId, drv("diet-top"))], ["queued", "waiting"]);
+      const job = await stack.getItem("Jobs", { jobId });
+      assert.deepEqual([job?.count_queued, job?.count_waiting], [1, 1], "counted once");
+    } finally {
+      agent.close();
+    }
+  });
+
   it("gives a build its result queued to the agent that reported it, without looking for idle agents; one it may not take goes to an idle agent that can", async () => {
     const system = "mips64-linux";
     const on = (name: string, inputs: string[] = []) => ({ ...derivation(name, inputs), system });
