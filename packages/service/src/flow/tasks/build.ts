@@ -101,8 +101,11 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
     work.offerFirstTo(Promise.resolve(slot.load), slot);
     if (moved) await settle(moved, work, now);
   }
+  // A result whose settle was refused is not this task's to apply (a repeat, or its lease was handed back): refused as a
+  // result from a session without the task is, also while the slot of a first copy is still being handed on.
+  const refused = message.status !== "exceptional" && !moved;
   // A build that said `build-pushing` gave its slot back then, and that report asked for more work already.
-  return answer(held.pushing !== true, { type: "result-ack", taskId: message.taskId });
+  return answer(held.pushing !== true, refused ? unknownTask(message.taskId, "holds no lease on its build (its result was applied already, or the build was handed back)") : { type: "result-ack", taskId: message.taskId });
 }
 
 /** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
