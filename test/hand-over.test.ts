@@ -64,8 +64,13 @@ async function recording(fn: () => Promise<void>, intercept?: (request: Request)
 
 const about = (request: Request, drvPath: string) => JSON.stringify(request.input.Key ?? {}).includes(drvPath);
 const isBuildQueueRequest = (r: Request) => r.client === "sqs" && !/Evaluations|Effect/.test(String(r.input.QueueUrl ?? ""));
+const isSessionWrite = (r: Request) => r.command === "UpdateItemCommand" && /-Sessions$/.test(r.input.TableName);
 /** A reservation of a slot on the Sessions table (storage/sessions.ts `reserveTask`). */
-const isReservation = (r: Request) => r.command === "UpdateItemCommand" && /-Sessions$/.test(r.input.TableName) && /runningTasks \+ :one/.test(r.input.UpdateExpression ?? "");
+const isReservation = (r: Request) => isSessionWrite(r) && /runningTasks \+ :one/.test(r.input.UpdateExpression ?? "");
+/** A slot handed from a finished task to the next in one write (storage/sessions.ts `handOverSlot`). */
+const isSlotHandedOn = (r: Request) => isSessionWrite(r) && /REMOVE tasks\.#from/.test(r.input.UpdateExpression ?? "");
+/** A slot given back (storage/sessions.ts `releaseTask`). */
+const isRelease = (r: Request) => isSessionWrite(r) && /runningTasks - :one/.test(r.input.UpdateExpression ?? "");
 /** The lease write of a hand-over: `waiting → building` of `drvPath`. */
 const isHandOverLease = (r: Request, drvPath: string) =>
   r.command === "UpdateItemCommand" && /-Derivations$/.test(r.input.TableName) && about(r, drvPath) && r.input.ExpressionAttributeValues?.[":to"] === "building" &&
@@ -134,7 +139,8 @@ describe("hand-over of a build its result readied", () => {
     assert.equal(item?.version, (before?.version ?? 0) + 1, "one status move");
     assert.ok(item?.queuedAt && item.queuedAt >= (before?.createdAt as string), "queuedAt says when it left waiting (the bench's ready → dispatched)");
     assert.equal(requests.filter((r) => isHandOverLease(r, drv("ho-b"))).length, 1, "one lease write");
-    assert.equal(requests.filter(isReservation).length, 1, "one slot reserved");
+    assert.equal(requests.filter(isSessionWrite).length, 1, "one Sessions write: no release of a's slot, no reservation for b");
+    assert.equal(requests.filter(isSlotHandedOn).length, 1, "a's slot handed on to b");
     assert.equal(requests.filter((r) => r.command === "GetItemCommand" && about(r, drv("ho-b"))).length, 0, "b read from its pending-input clear, not again");
     assert.equal(requests.filter((r) => r.command === "PostToConnectionCommand").length, 2, "b's build and a's result-ack");
     const row = await stack.getItem("JobDerivations", { jobId, drvPath: drv("ho-b") });
@@ -175,8 +181,12 @@ describe("hand-over of a build its result readied", () => {
     assert.ok(statuses(xItem).includes("queued"), "x (another system) went through its queue");
     assert.equal(requests.filter((r) => r.command === "SendMessageCommand" && isBuildQueueRequest(r)).length, 2, "two queue messages: one for b or c, one for x");
     assert.equal(requests.filter((r) => r.command === "ChangeMessageVisibilityCommand").length, 0, "the wake knew the handed-over slot was taken: nothing received was put back");
-    const reservations = requests.filter((r) => isReservation(r) && r.input.Key?.sessionId === sessionId);
-    assert.equal(reservations.length, 2, "a slot for the hand-over and one for the queued build, none refused");
+    const ofReporter = requests.filter((r) => isSessionWrite(r) && r.input.Key?.sessionId === sessionId);
+    assert.deepEqual(
+      ofReporter.map((r) => (isSlotHandedOn(r) ? "handed on" : isReservation(r) ? "reserved" : "other")),
+      ["handed on", "reserved"],
+      "a's slot handed on to the hand-over, one reserved for the queued build; none released, none refused",
+    );
 
     await handleAgentFrame(connectionId, result((await buildOf(reporter, "fan-b")) as Build));
     await handleAgentFrame(connectionId, result((await buildOf(reporter, "fan-c")) as Build));
@@ -205,7 +215,7 @@ describe("hand-over of a build its result readied", () => {
     assert.equal((await finished(stack, jobId)).status, "succeeded");
   });
 
-  it("takes a hand-over back and queues it when the slot was taken meanwhile (a dispatch got there first)", async () => {
+  it("takes a hand-over back and queues it when the slot was taken meanwhile (given back and taken by another dispatch first)", async () => {
     const system = "m68k-linux";
     const on = (name: string, inputs: string[] = []) => derivation(name, inputs, { system });
     const { agent: reporter, connectionId, sessionId } = await agentOn("race-reporter", system);
@@ -214,18 +224,22 @@ describe("hand-over of a build its result readied", () => {
     const { agent: idle } = await agentOn("race-idle", system);
     assert.equal(evaluationsMayWait(), false);
 
-    // Just before the hand-over reserves its slot, another task takes it: the reservation is refused.
+    // Just before the hand-over takes a's slot, a's task is gone from the session (as a heartbeat's look frees it) and
+    // another task takes the slot: the hand-on is refused, and so is a reservation.
     const intruder = { kind: "build", drvPath: drv("race-intruder"), attempt: 0, startedAt: new Date().toISOString() };
     let filled = false;
     const requests = await recording(
       () => handleAgentFrame(connectionId, result(a)),
       async (request) => {
-        if (filled || !isReservation(request) || request.input.Key?.sessionId !== sessionId) return;
+        if (filled || !isSlotHandedOn(request) || request.input.Key?.sessionId !== sessionId) return;
         filled = true;
+        assert.ok(await releaseTask(sessionId, a.taskId));
         assert.ok(await reserveTask(sessionId, "b-intruder-0", intruder, 1));
       },
     );
-    assert.ok(filled, "the hand-over tried to reserve the slot");
+    assert.ok(filled, "the hand-over tried to take a's slot");
+    const afterHandOn = requests.slice(requests.findIndex(isSlotHandedOn) + 1).filter((r) => isSessionWrite(r) && r.input.Key?.sessionId === sessionId);
+    assert.ok(afterHandOn.some(isReservation), "refused, it asked for a slot as any reservation");
     assert.equal(requests.filter((r) => isHandOverLease(r, drv("race-b"))).length, 1, "it leased b");
     const b = await buildOf(idle, "race-b");
     const item = await derivationItem(stack, "race-b");
@@ -291,12 +305,13 @@ describe("a handler that dies in a hand-over", () => {
   }
 
   it("at the slot's reservation, after the lease: the sweeper hands the orphaned lease back and the build is done", async () => {
-    const { agent, connectionId, sessionId, jobId } = await dieHandingOver("orphan", (request) => isReservation(request));
+    const { agent, connectionId, sessionId, jobId } = await dieHandingOver("orphan", (request) => isSlotHandedOn(request));
     const leased = await derivationItem(stack, "orphan-b");
     assert.equal(leased?.status, "building", "the lease was written");
     assert.equal(leased?.lease?.sessionId, sessionId);
     const session = (await stack.scan("Sessions")).find((s) => s.sessionId === sessionId);
-    assert.equal(Object.keys((session?.tasks as object) ?? {}).length, 0, "no slot holds it");
+    assert.ok(!Object.keys((session?.tasks as object) ?? {}).includes(leased?.lease?.taskId), "no slot holds it");
+    assert.equal(session?.runningTasks, 1, "a's finished task still holds its slot (the hand-on never happened)");
     assert.equal(agent.messages.filter((m) => m.type === "build" && m.drvPath === drv("orphan-b")).length, 0, "never sent");
 
     await sweep(later(45_000));

@@ -183,6 +183,59 @@ describe("the request diet", () => {
     agent.close();
   });
 
+  it("writes a frame's moves of a job's counts once: the settle's job check waits for the build its follow-up dispatch starts", async () => {
+    const system = "sh4-linux";
+    const on = (name: string) => ({ ...derivation(name), system });
+    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const welcome = await agent.request(hello({ hostname: "diet-counts", systems: [system], systemFeatures: [], concurrentTasks: 1 }));
+      const connectionId = (welcome as { connectionId: string }).connectionId;
+      const jobId = await push(stack, "acme/diet-counts", "5".repeat(40));
+      const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      const events = [on("diet-x"), on("diet-y"), attribute("diet-x"), attribute("diet-y")];
+      assert.equal((await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
+      agent.send({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" });
+      // One slot: the first build is sent, the other waits in its queue for the slot its result frees.
+      const first = (await eventually(async () => agent.messages.find((m) => m.type === "build"), "a build")) as { taskId: string; drvPath: string };
+      const result = (build: { taskId: string; drvPath: string }) =>
+        JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
+      const writes = await counting("UpdateItemCommand", "Jobs", () => handleAgentFrame(connectionId, result(first)), undefined, (input) => input.Key?.jobId === jobId);
+      const second = (await eventually(async () => agent.messages.find((m) => m.type === "build" && m.drvPath !== first.drvPath), "the other build")) as { taskId: string; drvPath: string };
+      assert.equal(writes, 1, "the settle's move and the next build's start in one count write, which the job check read");
+      const job = await stack.getItem("Jobs", { jobId });
+      assert.deepEqual([job?.status, job?.count_succeeded, job?.count_building, job?.count_queued], ["building", 1, 1, 0], "the job runs on, its counts whole");
+      await handleAgentFrame(connectionId, result(second));
+      const done = await stack.getItem("Jobs", { jobId });
+      assert.equal(done?.status, "succeeded", "the frame that settled the last build ended the job before it was done");
+      assert.deepEqual([done?.count_succeeded, done?.count_building, done?.count_queued, done?.count_waiting], [2, 0, 0, 0]);
+    } finally {
+      agent.close();
+    }
+  });
+
+  it("writes a job's copy of a derivation its registration queued once: the queue's mirror, not the registration's look again as well", async () => {
+    const system = "alpha-linux";
+    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const welcome = await agent.request(hello({ hostname: "diet-evaluator", systems: ["vax-linux"], systemFeatures: [], concurrentTasks: 1 }));
+      const connectionId = (welcome as { connectionId: string }).connectionId;
+      const jobId = await push(stack, "acme/diet-registered", "6".repeat(40));
+      const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      // No agent builds for this system: the derivation stays queued, and no lease's copy comes between.
+      const events = [{ ...derivation("diet-leaf"), system }, { ...derivation("diet-top", ["diet-leaf"]), system }, attribute("diet-top")];
+      const frame = JSON.stringify({ type: "evaluation-events", taskId: task.taskId, seq: 0, events });
+      const copies = await counting("UpdateItemCommand", "JobDerivations", () => handleAgentFrame(connectionId, frame), undefined, (input) =>
+        JSON.stringify(input.Key ?? {}).includes(drv("diet-leaf")),
+      );
+      assert.equal(copies, 1, "the leaf's queued copy, written once");
+      assert.deepEqual([await rowOf(jobId, drv("diet-leaf")), await rowOf(jobId, drv("diet-top"))], ["queued", "waiting"]);
+      const job = await stack.getItem("Jobs", { jobId });
+      assert.deepEqual([job?.count_queued, job?.count_waiting], [1, 1], "counted once");
+    } finally {
+      agent.close();
+    }
+  });
+
   it("gives a build its result queued to the agent that reported it, without looking for idle agents; one it may not take goes to an idle agent that can", async () => {
     const system = "mips64-linux";
     const on = (name: string, inputs: string[] = []) => ({ ...derivation(name, inputs), system });
@@ -193,18 +246,21 @@ describe("the request diet", () => {
     try {
       const welcome = await reporter.request(hello({ hostname: "diet-reporter", ...agentOn }));
       const reporterId = (welcome as { connectionId: string }).connectionId;
-      await push(stack, "acme/diet-chain", "4".repeat(40));
+      const jobId = await push(stack, "acme/diet-chain", "4".repeat(40));
       const task = (await eventually(async () => reporter.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
       assert.equal((await reporter.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
       reporter.send({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" });
       const buildOf = (agent: RawAgent, name: string) =>
         eventually(async () => agent.messages.find((m) => m.type === "build" && m.drvPath === drv(name)) as { taskId: string; drvPath: string } | undefined, `${name}'s build`);
       const a = await buildOf(reporter, "diet-a");
-      assert.equal((await idle.request(hello({ hostname: "diet-idle", ...agentOn }))).type, "welcome");
+      const idleId = ((await idle.request(hello({ hostname: "diet-idle", ...agentOn }))) as { type: string; connectionId: string }).connectionId;
+      assert.ok(idleId, "welcomed");
       const result = (build: { taskId: string; drvPath: string }) =>
         JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
 
       let copies = 0;
+      let countWrites = 0;
+      let slotWrites = 0;
       let sessionReads = 0;
       const looks = await counting(
         "QueryCommand",
@@ -216,7 +272,13 @@ describe("the request diet", () => {
             "GetItemCommand",
             "Sessions",
             async () => {
-              copies = await counting("UpdateItemCommand", "JobDerivations", () => handleAgentFrame(reporterId, result(a)));
+              copies = await counting("UpdateItemCommand", "JobDerivations", async () => {
+                countWrites = await counting("UpdateItemCommand", "Jobs", async () => {
+                  slotWrites = await counting("UpdateItemCommand", "Sessions", () => handleAgentFrame(reporterId, result(a)), undefined, (input) =>
+                    JSON.stringify(input.Key ?? {}).includes(String(reporterSession)),
+                  );
+                }, undefined, (input) => input.Key?.jobId === jobId);
+              });
             },
             undefined,
             (input) => JSON.stringify(input.Key ?? {}).includes(String(reporterSession)),
@@ -228,16 +290,25 @@ describe("the request diet", () => {
       const b = await buildOf(reporter, "diet-b");
       assert.equal(looks, 0, "the reporter took the build its result queued: no idle agent was looked for");
       assert.equal(copies, 2, "a's copy (succeeded) and b's (building): b's queued copy, older, was not sent");
-      const jobId = (await stack.scan("JobDerivations")).find((r) => r.drvPath === drv("diet-b"))?.jobId as string;
+      assert.equal(slotWrites, 1, "a's slot handed on to b in one write: neither released nor reserved apart");
+      assert.equal(countWrites, 1, "one write of the job's counts: a's settle, b's start, and the settle's job check on its return");
       assert.deepEqual([await rowOf(jobId, drv("diet-a")), await rowOf(jobId, drv("diet-b"))], ["succeeded", "building"]);
+      const counts = await stack.getItem("Jobs", { jobId });
+      assert.deepEqual([counts?.count_succeeded, counts?.count_building, counts?.count_queued ?? 0, counts?.count_waiting], [1, 1, 0, 1], "the counts hold every move");
       assert.equal(idle.messages.filter((m) => m.type === "build").length, 0);
 
       // Paused, the reporter takes nothing new: the build its result queues goes to the idle agent, found through the index.
       await handleAgentFrame(reporterId, JSON.stringify({ type: "pause" }));
       const looked = await counting("QueryCommand", "Sessions", () => handleAgentFrame(reporterId, result(b)), "byCapability");
-      await buildOf(idle, "diet-c");
+      const c = await buildOf(idle, "diet-c");
       assert.ok(looked > 0, "the idle agents were looked for");
       assert.equal(reporter.messages.filter((m) => m.type === "build" && m.drvPath === drv("diet-c")).length, 0);
+
+      // The last settle's job check, made once the frame's moves are written, ends the job before the frame is done.
+      await handleAgentFrame(idleId, result(c));
+      const job = await stack.getItem("Jobs", { jobId });
+      assert.equal(job?.status, "succeeded", "finished by the frame that settled its last derivation");
+      assert.deepEqual([job?.count_succeeded, job?.count_building, job?.count_queued, job?.count_waiting], [3, 0, 0, 0]);
     } finally {
       reporter.close();
       idle.close();

@@ -10,9 +10,9 @@ import { closeAgentConnection, sendToAgent } from "../storage/agent-socket.ts";
 import { getConnection, recordHello, touchConnection, updateConnectionAgent } from "../storage/connections.ts";
 import { countingMoves } from "../storage/job-counts.ts";
 import { setDraining, touchSession, updateSessionAgent } from "../storage/sessions.ts";
-import { dispatchTo, dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
+import { dispatchToReporter, dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
 import { reportChangedJobs } from "../flow/job-reports.ts";
-import { reporterLoad, WorkNotes } from "../flow/new-work.ts";
+import { WorkNotes } from "../flow/new-work.ts";
 import { endSession } from "../flow/session-end.ts";
 import { reconcileListedTasks } from "../flow/session-heartbeat.ts";
 import { resumeTasks } from "../flow/session-resume.ts";
@@ -118,10 +118,7 @@ async function sessionMessage(
     await work.wakesDone();
     if (work.reporterDispatched) return 0;
     const reporter = work.takeReporter();
-    const load = reporter && (await reporterLoad(reporter));
-    if (!reporter || !load) return dispatchToSession(session.sessionId, work);
-    reporter.dispatched = true;
-    return dispatchTo(load, undefined, work, work.givenToReporter);
+    return (reporter && (await dispatchToReporter(reporter, work))) ?? dispatchToSession(session.sessionId, work);
   };
   switch (message.type) {
     case "request-work":
@@ -163,11 +160,20 @@ async function report(session: SessionItem, message: TaskReport, now: Date, work
 export async function handleAgentFrame(connectionId: string, body: string | undefined, now = new Date()): Promise<void> {
   // The job counts the frame's moves change are written once per job, after all of it.
   const work = new WorkNotes();
+  // A settle's job check, too: once the frame's other moves are made, so one count write per job carries them all.
+  work.deferJobChecks = true;
   await countingMoves(async () => {
-    const decoded = decodeAgentMessage(body);
-    const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
-    if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
-    await wakeIdleAgents(work);
+    try {
+      const decoded = decodeAgentMessage(body);
+      const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
+      if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
+      await wakeIdleAgents(work);
+      // A job that ends may start its effects: agents are woken for them.
+      if (await work.runJobChecks()) await wakeIdleAgents(work);
+    } finally {
+      // The slot a result freed, if no task took it and no dispatch gave it back (flow/freed-slot.ts).
+      await work.releaseReporterSlot();
+    }
   });
   // Reported once the counts are written, so the report reads them as they are.
   await reportChangedJobs(work, now);

@@ -29,7 +29,8 @@ import { listAgentClasses } from "../storage/agent-classes.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
 import { getSessionLoad, getSessionLoads, idleSessionsOf, releaseTask, reserveTask, sessionsOf } from "../storage/sessions.ts";
-import { reporterLoad, setEarlyWake, WorkNotes } from "./new-work.ts";
+import type { FreedSlot } from "./freed-slot.ts";
+import { reporterLoad, setEarlyWake, WorkNotes, type Reporter } from "./new-work.ts";
 import { forgetEmpty, noteReceived, seemsEmpty } from "./rare-queues.ts";
 import { sendTask } from "./task-delivery.ts";
 import { taskKind, taskSources } from "./tasks/registry.ts";
@@ -44,6 +45,7 @@ export async function dispatchTo(
   sources?: readonly QueueSource[],
   work?: WorkNotes,
   given?: Map<string, number>,
+  slot?: FreedSlot,
 ): Promise<number> {
   const connectionId = session?.connectionId;
   if (!session || !connectionId) return 0;
@@ -74,7 +76,7 @@ export async function dispatchTo(
       if (messages.length === 0) break;
       for (const message of messages) {
         const outcome: StartOutcome = mayStart(state)
-          ? await start(session, connectionId, source.kind, message, couldTake, (ids) => ids.forEach((id) => takers.add(id)))
+          ? await start(session, connectionId, source.kind, message, couldTake, (ids) => ids.forEach((id) => takers.add(id)), slot)
           : "full";
         if (outcome === "sent" || outcome === "undelivered") given?.set(source.queue, (given.get(source.queue) ?? 0) + 1);
         const next = afterStart(state, outcome);
@@ -92,6 +94,23 @@ export async function dispatchTo(
   return state.given;
 }
 
+/**
+ * Fills the free slots of the agent whose report this invocation handles, as its report left
+ * them (no read), the slot its result freed first handed on to the first task given
+ * (flow/freed-slot.ts). Should nothing take that slot, it is given back, and the queues are
+ * looked at once more: while this dispatch looked, the agent seemed busy to other handlers'
+ * wakes, so work they queued meanwhile woke no one for it. Undefined when the report left no load.
+ */
+export async function dispatchToReporter(reporter: Reporter, work: WorkNotes, sources?: readonly QueueSource[]): Promise<number | undefined> {
+  const load = await reporterLoad(reporter);
+  if (!load) return undefined;
+  reporter.dispatched = true;
+  const given = await dispatchTo(load, sources, work, work.givenToReporter, reporter.slot);
+  if (!reporter.slot?.held) return given;
+  const released = await reporter.slot.release();
+  return given + (released ? await dispatchTo(released, sources, work, work.givenToReporter) : 0);
+}
+
 /** Fills the free slots of a session by id, read afresh (after a message that may have freed one). */
 export async function dispatchToSession(sessionId: string, work?: WorkNotes): Promise<number> {
   return dispatchTo(await getSessionLoad(sessionId), undefined, work);
@@ -105,6 +124,7 @@ async function start(
   message: Message,
   couldTake: (needs: BuildNeeds, fresh?: boolean) => Promise<SessionFields[]>,
   leftFor: (sessionIds: string[]) => void,
+  slot?: FreedSlot,
 ): Promise<StartOutcome> {
   const kind = taskKind(kindName);
   const now = new Date();
@@ -128,7 +148,8 @@ async function start(
     leftFor(takersOf(session, claim.needs, sessions));
     return "elsewhere";
   }
-  if (!(await reserveTask(session.sessionId, claim.taskId, claim.record, session.agent.concurrentTasks))) return "full";
+  const limit = session.agent.concurrentTasks;
+  if (!(await (slot ? slot.reserve(claim.taskId, claim.record, limit) : reserveTask(session.sessionId, claim.taskId, claim.record, limit)))) return "full";
   const task = await claim.lease(session, now);
   if (!task) {
     await releaseTask(session.sessionId, claim.taskId);
@@ -151,11 +172,7 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   if (work.evaluations) forgetEmpty();
   // The agent whose report queued the builds is offered them first; what it takes wakes no one (docs/reliability.md).
   const reporter = work.takeReporter();
-  const load = reporter && (await reporterLoad(reporter));
-  if (reporter && load) {
-    await dispatchTo(load, await taskSources(), work, work.givenToReporter);
-    reporter.dispatched = true;
-  }
+  if (reporter) await dispatchToReporter(reporter, work, await taskSources());
   if (work.coveredByReporter()) return;
   // One idle agent per task queued at most: more would ask the queue for messages another already took.
   const taken = [...work.givenToReporter.values()].reduce((sum, n) => sum + n, 0);

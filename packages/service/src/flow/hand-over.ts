@@ -10,10 +10,11 @@ import { moveDerivation, versionIs, type Move } from "../storage/derivations.ts"
 import type { DerivationItem, SessionFields } from "../storage/items.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
 import { releaseTask, reserveTask } from "../storage/sessions.ts";
+import type { FreedSlot } from "./freed-slot.ts";
 import type { WorkNotes } from "./new-work.ts";
 import { evaluationsMayWait } from "./rare-queues.ts";
 import { sendTask } from "./task-delivery.ts";
-import { buildTaskId, buildTaskMessage, builtInputs, needsOf, type BuildRecord } from "./tasks/build-task.ts";
+import { buildStart, buildTaskMessage, builtInputs, needsOf } from "./tasks/build-task.ts";
 
 /**
  * How a hand-over of a ready derivation ended: `declined` (queue it as usual), `handed` (leased
@@ -40,7 +41,7 @@ export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Da
   // Taken (or not) without a pause in between: a wake that took the reporter meanwhile fills its slots instead.
   if (work.handOverReporter() !== reporter || !mayHandOver(session, needsOf(drv, inputs), state())) return declined;
   reporter.handedOver++;
-  const outcome = await leaseAndReserve(drv, session, readyAt);
+  const outcome = await leaseAndReserve(drv, session, readyAt, reporter.slot);
   if (outcome.type !== "handed") {
     reporter.handedOver--;
     return outcome;
@@ -61,18 +62,17 @@ type Leased = { type: "handed"; leased: DerivationItem; taskId: string } | Exclu
  * stamped with the time they are made, not the invocation's: the sweeper takes a lease older
  * than a heartbeat whose session holds no slot for it for an orphan.
  */
-async function leaseAndReserve(drv: DerivationItem, session: SessionFields, readyAt: Date): Promise<Leased> {
+async function leaseAndReserve(drv: DerivationItem, session: SessionFields, readyAt: Date, slot?: FreedSlot): Promise<Leased> {
   const now = new Date();
-  const taskId = buildTaskId(drv.drvPath, drv.attempt);
-  const record: BuildRecord = { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() };
-  const lease = { taskId, sessionId: session.sessionId, leasedAt: now.toISOString() };
+  const { taskId, record, leaseFor } = buildStart(drv, now);
   const [leased, reserved] = await Promise.all([
     moveDerivation(
       drv.drvPath,
-      { from: ["waiting"], to: "building", set: { lease, queuedAt: readyAt.toISOString() }, note: { agent: session.agent.hostname }, condition: versionIs(drv) },
+      { from: ["waiting"], to: "building", set: { lease: leaseFor(session.sessionId), queuedAt: readyAt.toISOString() }, note: { agent: session.agent.hostname }, condition: versionIs(drv) },
       now,
     ),
-    reserveTask(session.sessionId, taskId, record, session.agent.concurrentTasks),
+    // The slot the result freed, handed from its task to this one in one write while it still holds it.
+    slot ? slot.reserve(taskId, record, session.agent.concurrentTasks) : reserveTask(session.sessionId, taskId, record, session.agent.concurrentTasks),
   ]);
   if (leased && reserved) return { type: "handed", leased, taskId };
   if (!leased) {

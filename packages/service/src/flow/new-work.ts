@@ -1,5 +1,6 @@
 import type { NewWork } from "@nimbus/core";
 import type { SessionFields } from "../storage/items.ts";
+import type { FreedSlot } from "./freed-slot.ts";
 
 /**
  * The agent whose report an invocation handles: its load once its slot is given back, whether a
@@ -9,6 +10,8 @@ export interface Reporter {
   load: Promise<SessionFields | undefined>;
   dispatched: boolean;
   handedOver: number;
+  /** The slot its result freed, while not yet written free: the first task given it takes it over (flow/freed-slot.ts). */
+  slot?: FreedSlot;
 }
 
 /** The reporter's load as a dispatch must see it: the release's, with the slots hand-overs took (written or about to be). */
@@ -54,9 +57,17 @@ export class WorkNotes implements NewWork {
   private reporter: Reporter | undefined;
   private reporterTaken = false;
 
-  offerFirstTo(load: Promise<SessionFields | undefined>): void {
-    this.reporter = { load, dispatched: false, handedOver: 0 };
+  offerFirstTo(load: Promise<SessionFields | undefined>, slot?: FreedSlot): void {
+    this.reporter = { load, dispatched: false, handedOver: 0, ...(slot ? { slot } : {}) };
     this.reporterTaken = false;
+  }
+
+  /**
+   * Gives back the slot the report freed if nothing took it: for an invocation that ends without
+   * dispatching to its agent (the connection went, or it failed half-way).
+   */
+  async releaseReporterSlot(): Promise<void> {
+    await this.reporter?.slot?.release();
   }
 
   /**
@@ -123,6 +134,28 @@ export class WorkNotes implements NewWork {
   /** A job was created or changed. */
   addChangedJob(jobId: string): void {
     this.changedJobs.add(jobId);
+  }
+
+  /**
+   * Whether a settle's job check waits for `runJobChecks` (the edge that made these notes runs
+   * it once the invocation's other moves are made: its count write then carries them all, one
+   * write per job), or runs at once.
+   */
+  deferJobChecks = false;
+  private readonly jobChecks = new Map<string, () => Promise<unknown>>();
+
+  /** A settle's check of a job: kept for `runJobChecks` (the last one per job) when deferred, else run now. */
+  async checkJob(jobId: string, check: () => Promise<unknown>): Promise<void> {
+    if (this.deferJobChecks) this.jobChecks.set(jobId, check);
+    else await check();
+  }
+
+  /** Runs the job checks kept so far; whether there were any (a job that ends may start effects, to wake for). */
+  async runJobChecks(): Promise<boolean> {
+    const checks = [...this.jobChecks.values()];
+    this.jobChecks.clear();
+    await Promise.all(checks.map((check) => check()));
+    return checks.length > 0;
   }
 
   /**

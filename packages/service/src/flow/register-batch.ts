@@ -118,8 +118,8 @@ export async function registerBatch(
     putNewJobDerivations(jobId, created.map(({ event, current }) => ({ copy: current, excused: event.excused }))),
     pMap(kept, ({ event, current }) => putJobDerivation(jobId, current, event.excused), { concurrency: WRITES_AT_ONCE }),
   ]);
-  await advanceAll(registered.filter((r) => r.current.status === "waiting"), work, now);
-  await lookAgain(jobId, registered, work, now);
+  const queued = await advanceAll(registered.filter((r) => r.current.status === "waiting"), work, now);
+  await lookAgain(jobId, registered, queued, work, now);
 
   const outcomes = await pMap(alone, (event) => registerDerivation(jobId, event, options, work, now), { concurrency: 8 });
   return [...registered.map((): Registration => "done"), ...conflicts.map((): Registration => "done"), ...outcomes];
@@ -140,8 +140,9 @@ function sharedInputs(events: readonly DerivationEvent[]): string[] {
  * has none it is not ready, and that input's settle (which finds it through its edge) queues
  * it: only those with every such input built are looked at again.
  */
-async function advanceAll(waiting: readonly Registering[], work: WorkNotes, now: Date): Promise<void> {
-  if (waiting.length === 0) return;
+async function advanceAll(waiting: readonly Registering[], work: WorkNotes, now: Date): Promise<Map<string, DerivationItem>> {
+  const queued = new Map<string, DerivationItem>();
+  if (waiting.length === 0) return queued;
   const looked = waiting.map((r) => ({ ...r, looking: r.created && r.current.inputsOnItem ? [...(r.current.pendingInputs ?? [])] : r.inputs }));
   const statuses = await getDerivations([...new Set(looked.flatMap((r) => r.looking))]);
   const failing: { drvPath: string; dependency: string }[] = [];
@@ -158,16 +159,25 @@ async function advanceAll(waiting: readonly Registering[], work: WorkNotes, now:
   }
   await pMap(cleared, ({ drvPath, inputs }) => clearPendingInputs(drvPath, inputs), { concurrency: WRITES_AT_ONCE });
   await pMap(failing, ({ drvPath, dependency }) => failDependent(drvPath, dependency, work, now), { concurrency: WRITES_AT_ONCE });
-  await pMap(mayBeReady, (drvPath) => queueIfReady(drvPath, work, now), { concurrency: WRITES_AT_ONCE });
+  await pMap(
+    mayBeReady,
+    async (drvPath) => {
+      const moved = await queueIfReady(drvPath, work, now);
+      if (moved) queued.set(drvPath, moved);
+    },
+    { concurrency: WRITES_AT_ONCE },
+  );
+  return queued;
 }
 
 /**
  * As registerDerivation does last, for the whole batch: a move made meanwhile may have been
  * mirrored before the index showed this job's row, so a row behind the derivation is written
- * again by key; a derivation a cancel reached meanwhile (from a job that did not see this one)
- * starts again while this job evaluates.
+ * again by key — but for a move to `queued` this registration made itself, whose mirror writes
+ * this job's row (its item names the job) once the wake is done; a derivation a cancel reached
+ * meanwhile (from a job that did not see this one) starts again while this job evaluates.
  */
-async function lookAgain(jobId: string, registered: readonly Registering[], work: WorkNotes, now: Date): Promise<void> {
+async function lookAgain(jobId: string, registered: readonly Registering[], queued: ReadonlyMap<string, DerivationItem>, work: WorkNotes, now: Date): Promise<void> {
   if (registered.length === 0) return;
   const latest = await getDerivations(registered.map((r) => r.event.drvPath));
   const cancelled = registered.filter((r) => latest.get(r.event.drvPath)?.status === "cancelled");
@@ -176,7 +186,12 @@ async function lookAgain(jobId: string, registered: readonly Registering[], work
     if (restarted.some(Boolean)) for (const [drvPath, item] of await getDerivations(cancelled.map((r) => r.event.drvPath))) latest.set(drvPath, item);
   }
   await pMap(
-    registered.filter((r) => latest.has(r.event.drvPath) && latest.get(r.event.drvPath)!.version !== r.current.version),
+    registered.filter((r) => {
+      const item = latest.get(r.event.drvPath);
+      if (!item || item.version === r.current.version) return false;
+      const own = queued.get(r.event.drvPath);
+      return !(own && own.version === item.version && own.jobIds?.has(jobId));
+    }),
     (r) => putJobDerivation(jobId, latest.get(r.event.drvPath)!, r.event.excused),
     { concurrency: WRITES_AT_ONCE },
   );

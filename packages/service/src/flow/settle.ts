@@ -34,7 +34,8 @@ export async function settle(drv: DerivationItem, work: WorkNotes, now = new Dat
     if (await notePropagatedThrough(drv, next.after)) await sendFanOut({ type: "settle", drvPath: drv.drvPath, version: drv.version ?? 0, after: next.after });
     return false;
   }
-  await Promise.all(jobIds.map((jobId) => finishJobIfDone(jobId, now, work, { counted: true })));
+  // In an agent's frame these checks wait until its other moves are made, and share their count write (flow/new-work.ts).
+  await Promise.all(jobIds.map((jobId) => work.checkJob(jobId, () => finishJobIfDone(jobId, now, work, { counted: true }))));
   await markPropagated(drv);
   return true;
 }
@@ -65,26 +66,28 @@ interface Known {
  * waiting → queued once nothing is pending (core `isReadyToQueue`), then onto its build queue,
  * noted as new work for idle agents that can build it — unless the agent whose result readied
  * it takes it directly (flow/hand-over.ts). The move is conditional on the version read: a
- * restart in between (whose input rows this look may have missed) makes it a no-op.
+ * restart in between (whose input rows this look may have missed) makes it a no-op. Returns
+ * the derivation as queued, whose jobs' copies this invocation writes; undefined otherwise.
  */
-export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date, known: Known = {}): Promise<void> {
+export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date, known: Known = {}): Promise<DerivationItem | undefined> {
   const drv = known.item ?? (await getDerivation(drvPath));
-  if (!drv || !mayBeReady(drv)) return;
+  if (!drv || !mayBeReady(drv)) return undefined;
   // The item just read says which inputs it still waits for (rows are read only past its bound).
-  if (!isReadyToQueue(drv, await hasPendingInputs(drvPath, drv))) return;
+  if (!isReadyToQueue(drv, await hasPendingInputs(drvPath, drv))) return undefined;
   const handed = await handOver(drv, work, now, known.settled ? [known.settled] : []);
-  if (handed.type === "handed" || handed.type === "moved") return;
+  if (handed.type === "handed" || handed.type === "moved") return undefined;
   const queued =
     handed.type === "queued"
       ? handed.queued
       : await moveDerivation(drvPath, { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, condition: versionIs(drv) }, now);
-  if (!queued) return;
+  if (!queued) return undefined;
   await sendToBuildQueue(queued);
   // Idle agents that can take it get it now, beside the bookkeeping still to do (docs/scale.md).
   work.addBuildQueue(queued.queueKey);
   work.wakeSoon();
   // Its jobs' copies after that wake: one that leased it meanwhile wrote newer copies (`building`), and these are left out.
   work.afterWake(() => mirrorUnlessNewer(queued));
+  return queued;
 }
 
 /**

@@ -170,6 +170,27 @@ export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRec
 }
 
 /**
+ * Hands the slot of a task the session holds (`from`, not `pushing`: its slot is counted) to a
+ * new task in one write: `from`'s record goes, `to`'s comes, the count stays — a release and a
+ * reservation at once, so the agent never looks idle in between (docs/reliability.md, "A slot
+ * handed on"). Refused unless the session holds `from` and may take `to` as `reserveTask` would
+ * (connected, not draining, within `limit`, not holding `to`). Returns the load after it.
+ */
+export function handOverSlot(sessionId: string, from: string, to: string, task: HeldTaskRecord, limit: number): Promise<SessionFields | undefined> {
+  return SessionLoads.updateReturning(
+    { sessionId },
+    {
+      UpdateExpression: "SET tasks.#to = :task REMOVE tasks.#from",
+      ConditionExpression:
+        "attribute_exists(connectionId) AND attribute_not_exists(draining) AND runningTasks <= :limit AND attribute_exists(tasks.#from) AND attribute_not_exists(tasks.#from.pushing) AND attribute_not_exists(tasks.#to)",
+      ExpressionAttributeNames: { "#from": from, "#to": to },
+      ExpressionAttributeValues: { ":task": task, ":limit": limit },
+    },
+    "ALL_NEW",
+  );
+}
+
+/**
  * The write that gives a task's slot back: only if the session holds the task (reserved at
  * `startedAt`, when given), and as its record is — one whose slot was freed already
  * (`pushing`, see `freeSlotWhilePushing`) is forgotten without counting its slot a second time.

@@ -25,6 +25,22 @@ export type BuildRecord = z.infer<typeof BuildRecord>;
 /** A build's task id: its derivation and attempt, so a retry is a new task. */
 export const buildTaskId = (drvPath: string, attempt: number) => `b-${hexDigest(drvPath, 16)}-${attempt}`;
 
+/** The derivation's lease while a session builds it. */
+export type BuildLease = NonNullable<DerivationItem["lease"]>;
+
+/**
+ * A build of `drv` started `now`: its task id, the session's record of it, and the lease its
+ * derivation gets for a session — the same whether a dispatch or a hand-over starts it.
+ */
+export function buildStart(drv: Pick<DerivationItem, "drvPath" | "attempt">, now: Date): { taskId: string; record: BuildRecord; leaseFor(sessionId: string): BuildLease } {
+  const taskId = buildTaskId(drv.drvPath, drv.attempt);
+  return {
+    taskId,
+    record: { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() },
+    leaseFor: (sessionId) => ({ taskId, sessionId, leasedAt: now.toISOString() }),
+  };
+}
+
 /** Room for the input paths in a build message: the rest of one frame stays for the envelope. */
 const INPUTS_BUDGET_BYTES = MAX_FRAME_BYTES - 4 * 1024;
 

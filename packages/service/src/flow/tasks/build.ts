@@ -13,9 +13,10 @@ import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { freeSlotWhilePushing, noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
+import { FreedSlot } from "../freed-slot.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
-import { BuildRecord, buildTaskId, buildTaskMessage, builtInputs, needsOf } from "./build-task.ts";
+import { BuildRecord, buildStart, buildTaskId, buildTaskMessage, builtInputs, needsOf } from "./build-task.ts";
 import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** The derivation, if this build task's lease is the holder's. */
@@ -87,13 +88,24 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   } else {
     await retryBuild(message.drvPath, message.taskId, `agent error: ${message.error ?? "exceptional result"}`, work, now);
   }
-  // The slot is free once the result is recorded: the agent may be given work while dependents move on —
-  // first the builds this result queued, by the first wake, before it asks the index for idle agents.
-  const released = releaseTaskReturning(session.sessionId, message.taskId, held.pushing === true);
-  work.offerFirstTo(released);
-  await Promise.all([released, moved && settle(moved, work, now)]);
+  if (held.pushing) {
+    // Its slot was given back at `build-pushing`: the session only forgets the task.
+    const released = releaseTaskReturning(session.sessionId, message.taskId, true);
+    work.offerFirstTo(released);
+    await Promise.all([released, moved && settle(moved, work, now)]);
+  } else {
+    // The slot is free once the result is recorded, and goes to the first task this invocation gives the agent — a
+    // dependent it hands over, or the builds this result queued, offered by the first wake before it asks the index
+    // for idle agents — in the write that reserves it; given back only if none takes it (flow/freed-slot.ts).
+    const slot = new FreedSlot(session, message.taskId);
+    work.offerFirstTo(Promise.resolve(slot.load), slot);
+    if (moved) await settle(moved, work, now);
+  }
+  // A result whose settle was refused is not this task's to apply (a repeat, or its lease was handed back): refused as a
+  // result from a session without the task is, also while the slot of a first copy is still being handed on.
+  const refused = message.status !== "exceptional" && !moved;
   // A build that said `build-pushing` gave its slot back then, and that report asked for more work already.
-  return answer(held.pushing !== true, { type: "result-ack", taskId: message.taskId });
+  return answer(held.pushing !== true, refused ? unknownTask(message.taskId, "holds no lease on its build (its result was applied already, or the build was handed back)") : { type: "result-ack", taskId: message.taskId });
 }
 
 /** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
@@ -120,17 +132,16 @@ export const buildKind = {
     const drv = await getDerivation(drvPath);
     // A retry waiting out its back-off is not for now: the sweeper sends it again when due.
     if (!drv || drv.status !== "queued" || drv.dueAt) return undefined;
-    const taskId = buildTaskId(drv.drvPath, drv.attempt);
+    const { taskId, record, leaseFor } = buildStart(drv, now);
     // Its inputs are on the item, or rows a registration wrote before it could wait, let alone queue.
     const inputs = await builtInputs(drv);
     let leased: DerivationItem | undefined;
     return {
       taskId,
-      record: { kind: "build", drvPath: drv.drvPath, attempt: drv.attempt, startedAt: now.toISOString() },
+      record,
       needs: needsOf(drv, inputs),
       async lease(holder) {
-        const lease = { taskId, sessionId: holder.sessionId, leasedAt: now.toISOString() };
-        leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease }, note: { agent: holder.agent.hostname } }, now);
+        leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease: leaseFor(holder.sessionId) }, note: { agent: holder.agent.hostname } }, now);
         return leased && buildTaskMessage(taskId, leased, inputs);
       },
       // Its jobs' copies follow the build's start rather than hold it up; copies are ordered by version, and one a
