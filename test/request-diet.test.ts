@@ -221,8 +221,14 @@ describe("the request diet", () => {
       const connectionId = (welcome as { connectionId: string }).connectionId;
       const jobId = await push(stack, "acme/diet-registered", "6".repeat(40));
       const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      // Its one input was built by an earlier job: read only by the registration's fresh look,
+      // which queues it (one created with nothing pending is created queued, its copy with it).
+      const at = new Date().toISOString();
+      await stack.setAttributes("Derivations", { drvPath: drv("diet-src") }, {
+        system, requiredFeatures: [], outputs: { out: `${drv("diet-src")}-out` }, status: "succeeded", version: 3, queueKey: `${system}|`, attempt: 0, createdAt: at, updatedAt: at,
+      });
       // No agent builds for this system: the derivation stays queued, and no lease's copy comes between.
-      const events = [{ ...derivation("diet-leaf"), system }, { ...derivation("diet-top", ["diet-leaf"]), system }, attribute("diet-top")];
+      const events = [{ ...derivation("diet-leaf", ["diet-src"]), system }, { ...derivation("diet-top", ["diet-leaf"]), system }, attribute("diet-top")];
       const frame = JSON.stringify({ type: "evaluation-events", taskId: task.taskId, seq: 0, events });
       const copies = await counting("UpdateItemCommand", "JobDerivations", () => handleAgentFrame(connectionId, frame), undefined, (input) =>
         JSON.stringify(input.Key ?? {}).includes(drv("diet-leaf")),
