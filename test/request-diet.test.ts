@@ -14,6 +14,7 @@ import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.t
 import { finishJobIfDone } from "../packages/service/src/flow/job-finish.ts";
 import { freshDerivation } from "../packages/service/src/flow/register-derivation.ts";
 import { dynamo } from "../packages/service/src/platform/aws-clients.ts";
+import { buildQueueUrl } from "../packages/service/src/storage/build-queues.ts";
 import { createDerivation, getDerivation, MAX_KNOWN_JOBS, moveDerivation } from "../packages/service/src/storage/derivations.ts";
 import { countingMoves, noteCountMove } from "../packages/service/src/storage/job-counts.ts";
 import { mirrorStatus, putJobDerivation, putNewJobDerivations } from "../packages/service/src/storage/job-derivations.ts";
@@ -359,5 +360,16 @@ describe("the request diet", () => {
       evaluator.close();
       builder.close();
     }
+  });
+
+  it("looks a new build queue up once however many callers ask for it at once", async () => {
+    const key = "pdp11-linux|";
+    let urls: string[] = [];
+    const registrations = await counting("PutItemCommand", "BuildQueues", async () => {
+      urls = await Promise.all([buildQueueUrl(key), buildQueueUrl(key), buildQueueUrl(key)]);
+    });
+    assert.equal(registrations, 1, "one CreateQueue and one registration, shared by the three");
+    assert.equal(new Set(urls).size, 1);
+    assert.ok((await stack.scan("BuildQueues")).some((q) => q.queueKey === key));
   });
 });

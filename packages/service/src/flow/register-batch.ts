@@ -13,7 +13,7 @@
 import { advanceWaiting, intrinsicConflict, isSuccess, registrationStep } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
-import { sendToBuildQueue } from "../storage/build-queues.ts";
+import { buildQueueUrl, sendToBuildQueue } from "../storage/build-queues.ts";
 import { bornQueued, createDerivation, getDerivations } from "../storage/derivations.ts";
 import type { DerivationItem, JobAttributeItem } from "../storage/items.ts";
 import { putJobDerivation, putNewJobDerivations } from "../storage/job-derivations.ts";
@@ -87,6 +87,8 @@ export async function registerBatch(
     } else alone.push(event); // a restart
   }
 
+  // The build queues of those born queued, looked up (created on first use) beside the rows below.
+  for (const { fresh } of toCreate) if (fresh.status === "queued") buildQueueUrl(fresh.queueKey).catch(() => {});
   // Edges first (every registration writes them), then the input rows of those it creates with
   // too many inputs for the item (storage/inputs-on-item.ts), before any item.
   const edges = [...toCreate, ...kept, ...conflicts.map(({ event }) => ({ event, inputs: [...new Set(event.inputDrvs)] }))].flatMap(({ event, inputs }) =>
@@ -97,10 +99,11 @@ export async function registerBatch(
     .flatMap(({ event, inputs }) => inputs.map((inputDrv) => ({ drvPath: event.drvPath, inputDrv, by: jobId })));
   await putRegistrationRows({ edges, inputRows, attributes: [...attributes] });
 
-  // The items: a creation lost to another registration decides again, alone.
+  // The items: a creation lost to another registration decides again, alone. Those born queued
+  // first, so their builds start while the others are written.
   const created: Registering[] = [];
   await pMap(
-    toCreate,
+    [...toCreate].sort((a, b) => Number(b.fresh.status === "queued") - Number(a.fresh.status === "queued")),
     async ({ event, inputs, fresh }) => {
       if (!(await createDerivation(fresh))) return void alone.push(event);
       created.push({ event, inputs, current: fresh, created: true });

@@ -11,27 +11,32 @@ import { hexDigest } from "../platform/hex-digest.ts";
 /** Seconds a received build message stays hidden before SQS offers it again. */
 const VISIBILITY_TIMEOUT_SECONDS = 60;
 
-// Queue URLs by key, for the life of the Lambda container (CreateQueue is idempotent anyway).
-const urls = new Map<string, string>();
-
+// Queue URLs by key, for the life of the Lambda container (CreateQueue is idempotent anyway);
+// a lookup under way is shared, so callers at once make one CreateQueue.
+const urls = new Map<string, Promise<string>>();
 
 /** The FIFO queue of a (system, features) key, created and registered on first use. */
-export async function buildQueueUrl(queueKey: string): Promise<string> {
+export function buildQueueUrl(queueKey: string): Promise<string> {
   const cached = urls.get(queueKey);
   if (cached) return cached;
+  const url = createBuildQueue(queueKey);
+  urls.set(queueKey, url);
+  // A failed lookup is not kept: the next caller tries again.
+  url.catch(() => urls.get(queueKey) === url && urls.delete(queueKey));
+  return url;
+}
+
+async function createBuildQueue(queueKey: string): Promise<string> {
   const { app, stage } = appStage();
   const queueName = buildQueueName(buildQueuePrefix(app, stage), queueKey);
-  const { QueueUrl } = await sqs().send(
-    new CreateQueueCommand({
-      QueueName: queueName,
-      Attributes: { FifoQueue: "true", VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS) },
-    }),
-  );
-  if (!QueueUrl) throw new Error(`SQS created build queue ${queueName} without a URL`);
   const { system, features } = parseQueueKey(queueKey);
   const item: BuildQueueItem = { queueKey, queueName, system, features, createdAt: new Date().toISOString() };
+  const { QueueUrl } = await sqs().send(
+    new CreateQueueCommand({ QueueName: queueName, Attributes: { FifoQueue: "true", VisibilityTimeout: String(VISIBILITY_TIMEOUT_SECONDS) } }),
+  );
+  if (!QueueUrl) throw new Error(`SQS created build queue ${queueName} without a URL`);
+  // Registered once it exists: dispatches receive from the queues the rows list.
   await BuildQueues.put(item, { expression: "attribute_not_exists(queueKey)" });
-  urls.set(queueKey, QueueUrl);
   known?.queues.set(queueKey, item);
   return QueueUrl;
 }
