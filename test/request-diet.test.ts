@@ -195,7 +195,9 @@ describe("the request diet", () => {
       const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
       const events = [on("diet-x"), on("diet-y"), attribute("diet-x"), attribute("diet-y")];
       assert.equal((await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
-      agent.send({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" });
+      // Handled to its end before the count below: its follow-up dispatch sends the first build
+      // before its own count write, which must not fall into the window counted.
+      await handleAgentFrame(connectionId, JSON.stringify({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" }));
       // One slot: the first build is sent, the other waits in its queue for the slot its result frees.
       const first = (await eventually(async () => agent.messages.find((m) => m.type === "build"), "a build")) as { taskId: string; drvPath: string };
       const result = (build: { taskId: string; drvPath: string }) =>
