@@ -32,12 +32,18 @@ export async function push(stack: TestStack, repository: string, commit = "a".re
 
 export const jobView = async (stack: TestStack, jobId: string) => JobView.parse((await stack.api("GET", `/api/jobs/${jobId}`)).body);
 
-/** Waits until the job's view satisfies `ready`. */
-export const jobWhere = (stack: TestStack, jobId: string, ready: (job: JobView) => boolean, what: string, timeoutMs = 20_000) =>
-  eventually(async () => {
-    const job = await jobView(stack, jobId);
-    return ready(job) ? job : undefined;
-  }, `job ${jobId}: ${what}`, timeoutMs);
+/** Waits until the job's view satisfies `ready`; a timeout says what the job last looked like. */
+export function jobWhere(stack: TestStack, jobId: string, ready: (job: JobView) => boolean, what: string, timeoutMs = 20_000) {
+  let last: JobView | undefined;
+  return eventually(
+    async () => {
+      last = await jobView(stack, jobId);
+      return ready(last) ? last : undefined;
+    },
+    () => `job ${jobId}: ${what} (last seen ${last ? `${last.status}, counts ${JSON.stringify(last.counts)}` : "never"})`,
+    timeoutMs,
+  );
+}
 
 export const finished = (stack: TestStack, jobId: string, timeoutMs = 20_000) =>
   jobWhere(stack, jobId, (job) => job.status !== "evaluating" && job.status !== "building", "to finish", timeoutMs);
