@@ -10,6 +10,7 @@ import { sendSignedPush } from "@nimbus/cli";
 import { capabilityClassOf } from "@nimbus/core";
 import { JobView, type AgentInfo, type EvaluationEvent } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
+import { dynamo } from "@nimbus/service/aws-clients";
 import { quietSessions } from "../packages/service/src/flow/sessions.ts";
 import { idleSessionsOf, sessionsOf } from "../packages/service/src/storage/sessions.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
@@ -197,5 +198,57 @@ describe("waking idle agents through the capability index", () => {
     const back = await said(retired);
     assert.ok((await classIds()).includes(gone.klass.classId), "back with its next hello");
     for (const agent of [gone, stays, back]) agent.raw.close();
+  });
+});
+
+describe("a wake whose agent cannot take the work after all", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("wake-on")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  });
+
+  // Between the index read and the reservation the woken agent's slot can go (another dispatch
+  // filled it, it drains or leaves): its task goes back to the queue, and nobody asks for it
+  // while the other agents are idle — so the wake goes on to them. No sweeper runs here.
+  it("wakes another idle agent for the task it put back", async () => {
+    const events = drv("handed", "riscv64-linux");
+    for (const name of ["first", "second"]) {
+      const agent = ScriptedAgent.create(name, { systems: ["x86_64-linux"], systemFeatures: [], concurrentTasks: 1 }, { evaluate: () => events });
+      agents.push(agent);
+      await agent.connect(stack.agentSocketUrl, token);
+    }
+    // The first reservation of the evaluation finds its agent draining, as if it had just been paused.
+    let drained: string | undefined;
+    const client = dynamo();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string; Key?: { sessionId?: unknown } };
+        if (!drained && context.commandName === "UpdateItemCommand" && input.TableName?.endsWith("-Sessions") && JSON.stringify(input).includes('"eval-')) {
+          drained = input.Key?.sessionId as string;
+          await stack.setAttributes("Sessions", { sessionId: drained }, { draining: true });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "drainAtReservation" },
+    );
+    try {
+      const pushed = await sendSignedPush(stack.url, stack.secrets.GithubWebhookSecret, { repository: "acme/wake-on", commit: "b".repeat(40) });
+      const jobId = pushed.body.jobId as string;
+      await eventually(async () => (JobView.parse((await stack.api("GET", `/api/jobs/${jobId}`)).body).evaluation.status === "succeeded" ? true : undefined), "the evaluation, by the other agent");
+    } finally {
+      client.middlewareStack.remove("drainAtReservation");
+    }
+    assert.ok(drained, "a reservation met a draining agent");
+    const evaluatedBy = agents.filter((agent) => agent.evaluations.length > 0).map((agent) => agent.session.id);
+    assert.equal(evaluatedBy.length, 1);
+    assert.notEqual(evaluatedBy[0], drained, "the agent that could not take it did not evaluate");
   });
 });

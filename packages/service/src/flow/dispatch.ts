@@ -79,6 +79,7 @@ export async function dispatchTo(
           ? await start(session, connectionId, source.kind, message, couldTake, (ids) => ids.forEach((id) => takers.add(id)), slot)
           : "full";
         if (outcome === "sent" || outcome === "undelivered") given?.set(source.queue, (given.get(source.queue) ?? 0) + 1);
+        if (outcome === "full") work?.noteRefused();
         const next = afterStart(state, outcome);
         state = next.state;
         if (next.message === "put-back") await putMessageBack(url, message);
@@ -177,13 +178,25 @@ export async function wakeIdleAgents(work: WorkNotes): Promise<void> {
   // One idle agent per task queued at most: more would ask the queue for messages another already took.
   const taken = [...work.givenToReporter.values()].reduce((sum, n) => sum + n, 0);
   const limit = Math.max(1, Math.min(MAX_WOKEN, work.tasks - taken));
-  const idle = planWake(await idleSessionsFor(work, limit), work, limit);
+  let idle = planWake(await idleSessionsFor(work, limit), work, limit);
   if (idle.length === 0) return;
   const sources = await taskSources();
-  const left = new WorkNotes();
-  await Promise.all(idle.map((session) => dispatchTo(session, sources, left)));
-  await offerLeftWork(left, sources);
+  const tried = new Set<string>();
+  for (let round = 1; idle.length > 0; round++) {
+    for (const session of idle) tried.add(session.sessionId);
+    const left = new WorkNotes();
+    await Promise.all(idle.map((session) => dispatchTo(session, sources, left)));
+    await offerLeftWork(left, sources);
+    // A woken agent whose slot went meanwhile (another dispatch filled it, it drains or left)
+    // put its task back: other idle agents are woken for it, or it would wait for one to ask.
+    if (left.refused === 0 || round === WAKE_ROUNDS) return;
+    const others = (await idleSessionsFor(work, limit + tried.size)).filter((session) => !tried.has(session.sessionId));
+    idle = planWake(others, work, left.refused);
+  }
 }
+
+/** Rounds of one wake at most: each wakes others for the tasks the agents of the round before could not take. */
+const WAKE_ROUNDS = 3;
 
 // Work queued mid-invocation is woken for at once (flow/new-work.ts `wakeSoon`).
 setEarlyWake(wakeIdleAgents);

@@ -107,6 +107,13 @@ export class WorkNotes implements NewWork {
   /** Builds queued since the last early wake: that wake fills up to this many agents, and the closing wake the rest. */
   private buildsSinceWake = 0;
 
+  /** Tasks a dispatch received but its agent could not take (no slot after all): put back, for another agent. */
+  refused = 0;
+
+  noteRefused(): void {
+    this.refused++;
+  }
+
   /** Sessions that can take builds another agent received and left in their queue for them. */
   readonly leftFor = new Set<string>();
 
