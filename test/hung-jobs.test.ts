@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { EvaluateTask } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
+import { dynamo } from "@nimbus/service/aws-clients";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
 import { attribute, derivation, derivationItem, drv, finished, jobWhere, push } from "./support/graph-events.ts";
 import { startTestStack, type TestStack } from "./support/stack.ts";
@@ -219,5 +220,71 @@ describe("a job's copy of a derivation's status", () => {
     const job = await finished(stack, jobId, 5_000);
     assert.equal(job.status, "succeeded");
     assert.equal((await row(jobId, "mirrored"))?.status, "succeeded");
+  });
+});
+
+describe("a rerun that rebuilds a failure and its dependent at once", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("rebuild-race")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  });
+
+  // The dependent's registration reads the failed input before the input's own registration
+  // (in the same evaluation, often the same batch) has started it over: the old failure must
+  // not fail the dependent, or it stays dependency-failed while its input is built again.
+  it("does not fail the dependent on the failure its own evaluation is starting over", async () => {
+    const events = [derivation("flaky"), derivation("needs-flaky", ["flaky"]), attribute("needs-flaky")];
+    let flakyBuilds = 0;
+    const builder = ScriptedAgent.create("builder", { concurrentTasks: 1 }, {
+      evaluate: () => events,
+      build: (task) => (task.drvPath === drv("flaky") && flakyBuilds++ === 0 ? { status: "failed", exitCode: 1 } : { status: "succeeded" }),
+    });
+    agents.push(builder);
+    await builder.connect(stack.agentSocketUrl, token);
+    const first = await finished(stack, await push(stack, "acme/rebuild-race"));
+    assert.deepEqual(first.counts, { failed: 1, "dependency-failed": 1 });
+
+    // flaky's first write of the rerun (its restart) waits until its dependent's registration
+    // has restarted it and looked at its inputs: the order in which the race loses the dependent.
+    const before = (await derivationItem(stack, "needs-flaky"))?.attempt as number;
+    const dependentDecided = async () => {
+      const item = await derivationItem(stack, "needs-flaky");
+      return (item?.attempt as number) > before;
+    };
+    let held = false;
+    const client = dynamo();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string; Key?: { drvPath?: unknown } };
+        if (!held && context.commandName === "UpdateItemCommand" && input.TableName?.endsWith("-Derivations") && input.Key?.drvPath === drv("flaky")) {
+          held = true;
+          // At most 3 s: a registration that looks at the dependent only after flaky's restart never restarts it first.
+          for (const deadline = Date.now() + 3_000; Date.now() < deadline && !(await dependentDecided()); ) await new Promise((r) => setTimeout(r, 20));
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "holdFlaky" },
+    );
+    let rerun: { status: number; body: any };
+    try {
+      rerun = await stack.api("POST", `/api/jobs/${first.id}/rerun?rebuildFailures=true`);
+      assert.equal(rerun.status, 201);
+      await jobWhere(stack, rerun.body.jobId, (job) => job.evaluation.status === "succeeded", "the rerun's evaluation");
+    } finally {
+      client.middlewareStack.remove("holdFlaky");
+    }
+    assert.ok(held, "flaky's restart was held");
+    const job = await finished(stack, rerun.body.jobId);
+    assert.equal(job.status, "succeeded", JSON.stringify(job.counts));
+    assert.equal(flakyBuilds, 2);
   });
 });

@@ -34,6 +34,7 @@ export {
   isReadyToQueue,
   mayBeReady,
   advanceWaiting,
+  inputStatusFor,
   registrationStep,
   partRegistration,
   intrinsicConflict,

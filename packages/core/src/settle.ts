@@ -5,7 +5,7 @@
  */
 import type { DerivationStatus } from "@nimbus/protocol";
 import { readinessOf } from "./readiness.ts";
-import { isSuccess, shouldRestart } from "./statuses.ts";
+import { isFailure, isSuccess, shouldRestart } from "./statuses.ts";
 
 /** What a settled derivation does to one dependent. */
 export type DependentMove =
@@ -41,6 +41,24 @@ export function advanceWaiting(inputs: readonly string[], statusOf: (drv: string
   const readiness = readinessOf(inputs, statusOf);
   if (readiness.kind === "dependency-failed") return { type: "fail", dependency: readiness.dependency };
   return { type: "clear", inputs: inputs.filter((input) => isSuccess(statusOf(input) ?? "waiting")) };
+}
+
+/**
+ * The status a job's registration goes by for an input of the derivation it registers. A
+ * failure this job will start over itself counts as pending: when the job rebuilds failures,
+ * its evaluation lists the failed input too (inputs come before dependents), and that
+ * registration — in another batch handled at the same time, or beside this one in a batch —
+ * restarts it; the dependent must not fail on the failure being replaced, or it would stay
+ * dependency-failed while its input builds again. Once the job registered the input
+ * (`registeredBy`, set by its restart), a failure is the job's own, and final for it.
+ */
+export function inputStatusFor(
+  input: { status: DerivationStatus; registeredBy?: string } | undefined,
+  registration: { jobId: string; rebuildFailures: boolean },
+): DerivationStatus | undefined {
+  if (!input) return undefined;
+  const startingOver = registration.rebuildFailures && isFailure(input.status) && input.registeredBy !== registration.jobId;
+  return startingOver ? "waiting" : input.status;
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DerivationStatus } from "@nimbus/protocol";
-import { advanceWaiting, dependentMoves, intrinsicConflict, isReadyToQueue, mayBeReady, partRegistration, registrationStep, type RegistrationStep } from "../src/settle.ts";
+import { advanceWaiting, dependentMoves, inputStatusFor, intrinsicConflict, isReadyToQueue, mayBeReady, partRegistration, registrationStep, type RegistrationStep } from "../src/settle.ts";
 
 describe("dependentMoves: what a settled derivation does to its dependents", () => {
   const cases: Array<[DerivationStatus, string]> = [
@@ -59,6 +59,21 @@ describe("advanceWaiting: what a waiting derivation's inputs say", () => {
     ["a failed input fails it", ["ok", "bad", "busy"], { type: "fail", dependency: "bad" }],
   ];
   for (const [name, inputs, expected] of cases) it(name, () => assert.deepEqual(advanceWaiting(inputs, of), expected));
+});
+
+describe("inputStatusFor: an input as a job's registration sees it", () => {
+  const rebuilding = { jobId: "j2", rebuildFailures: true };
+  const keeping = { jobId: "j2", rebuildFailures: false };
+  const cases: Array<[string, Parameters<typeof inputStatusFor>[0], Parameters<typeof inputStatusFor>[1], DerivationStatus | undefined]> = [
+    ["a failure from before, in a job that rebuilds failures: pending (the job restarts it)", { status: "failed", registeredBy: "j1" }, rebuilding, "waiting"],
+    ["a dependency failure from before, likewise", { status: "dependency-failed", registeredBy: "j1" }, rebuilding, "waiting"],
+    ["a failure of the job's own restart: final", { status: "failed", registeredBy: "j2" }, rebuilding, "failed"],
+    ["a failure, in a job that keeps failures: final", { status: "failed", registeredBy: "j1" }, keeping, "failed"],
+    ["a success is a success", { status: "succeeded", registeredBy: "j1" }, rebuilding, "succeeded"],
+    ["a cancellation is as it is (pending anyway)", { status: "cancelled", registeredBy: "j1" }, rebuilding, "cancelled"],
+    ["an input not registered yet", undefined, rebuilding, undefined],
+  ];
+  for (const [name, input, registration, expected] of cases) it(name, () => assert.equal(inputStatusFor(input, registration), expected));
 });
 
 describe("registrationStep: a derivation found again", () => {

@@ -10,7 +10,7 @@
  * twice in the batch, a creation lost to another registration) goes through registerDerivation
  * itself.
  */
-import { advanceWaiting, intrinsicConflict, isSuccess, registrationStep } from "@nimbus/core";
+import { advanceWaiting, inputStatusFor, intrinsicConflict, isSuccess, registrationStep } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
 import { buildQueueUrl, sendToBuildQueue } from "../storage/build-queues.ts";
@@ -121,7 +121,7 @@ export async function registerBatch(
     putNewJobDerivations(jobId, created.map(({ event, current }) => ({ copy: current, excused: event.excused }))),
     pMap(kept, ({ event, current }) => putJobDerivation(jobId, current, event.excused), { concurrency: WRITES_AT_ONCE }),
   ]);
-  const queued = await advanceAll(registered.filter((r) => r.current.status === "waiting"), work, now);
+  const queued = await advanceAll(registered.filter((r) => r.current.status === "waiting"), { jobId, ...options }, work, now);
   await lookAgain(jobId, registered, queued, work, now);
 
   const outcomes = await pMap(alone, (event) => registerDerivation(jobId, event, options, work, now), { concurrency: 8 });
@@ -143,7 +143,12 @@ function sharedInputs(events: readonly DerivationEvent[]): string[] {
  * has none it is not ready, and that input's settle (which finds it through its edge) queues
  * it: only those with every such input built are looked at again.
  */
-async function advanceAll(waiting: readonly Registering[], work: WorkNotes, now: Date): Promise<Map<string, DerivationItem>> {
+async function advanceAll(
+  waiting: readonly Registering[],
+  registration: { jobId: string; rebuildFailures: boolean },
+  work: WorkNotes,
+  now: Date,
+): Promise<Map<string, DerivationItem>> {
   const queued = new Map<string, DerivationItem>();
   if (waiting.length === 0) return queued;
   const looked = waiting.map((r) => ({ ...r, looking: r.created && r.current.inputsOnItem ? [...(r.current.pendingInputs ?? [])] : r.inputs }));
@@ -152,7 +157,7 @@ async function advanceAll(waiting: readonly Registering[], work: WorkNotes, now:
   const cleared: { drvPath: string; inputs: string[] }[] = [];
   const mayBeReady: string[] = [];
   for (const { event, looking, created } of looked) {
-    const step = advanceWaiting(looking, (input) => statuses.get(input)?.status);
+    const step = advanceWaiting(looking, (input) => inputStatusFor(statuses.get(input), registration));
     if (step.type === "fail") {
       failing.push({ drvPath: event.drvPath, dependency: step.dependency });
       continue;

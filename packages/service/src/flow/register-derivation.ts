@@ -1,4 +1,4 @@
-import { advanceWaiting, intrinsicConflict, partRegistration, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
+import { advanceWaiting, inputStatusFor, intrinsicConflict, partRegistration, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import { putEdges } from "../storage/derivation-edges.ts";
 import { adoptParts, clearPart, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
@@ -66,7 +66,7 @@ export async function registerDerivation(
   if (taken === "later") return "later";
   const current = taken;
   if (current) await putJobDerivation(jobId, current, event.excused);
-  if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now);
+  if (current?.status === "waiting") await advance(event.drvPath, inputs, work, now, { jobId, rebuildFailures: options.rebuildFailures });
   // A move made meanwhile may have been mirrored before the index showed this job's row: the
   // row is written once more by key, with the derivation as it is now. A cancel meanwhile came
   // from a job that did not see this one needs it (the index lagged): it starts again.
@@ -251,11 +251,12 @@ async function restart(
 /**
  * Looks at the inputs this event brought (core `advanceWaiting`) and moves the derivation on:
  * dependency-failed, or those with outputs cleared and queued if nothing else is pending.
- * Every input row comes with some event of the derivation, which advances its own.
+ * Every input row comes with some event of the derivation, which advances its own. For a
+ * job's registration, a failure the job starts over is pending (core `inputStatusFor`).
  */
-async function advance(drvPath: string, inputs: string[], work: WorkNotes, now: Date): Promise<void> {
+async function advance(drvPath: string, inputs: string[], work: WorkNotes, now: Date, registration?: { jobId: string; rebuildFailures: boolean }): Promise<void> {
   const statuses = await getDerivations(inputs);
-  const step = advanceWaiting(inputs, (input) => statuses.get(input)?.status);
+  const step = advanceWaiting(inputs, (input) => (registration ? inputStatusFor(statuses.get(input), registration) : statuses.get(input)?.status));
   if (step.type === "fail") return failDependent(drvPath, step.dependency, work, now);
   await clearPendingInputs(drvPath, step.inputs);
   await queueIfReady(drvPath, work, now);
