@@ -1,6 +1,18 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { evaluationHandBack, MAX_RESENDS_PER_SWEEP, planResends, quietJobAction, SWEEP_SHARES, SWEEP_STEPS, sweepDeadlines, type QuietJob, type StaleWork } from "../src/sweep-plan.ts";
+import {
+  evaluationHandBack,
+  MAX_RESENDS_PER_SWEEP,
+  planResends,
+  quietJobAction,
+  SETTLE_SHOWS_WITHIN_MS,
+  settledLookFrom,
+  SWEEP_SHARES,
+  SWEEP_STEPS,
+  sweepDeadlines,
+  type QuietJob,
+  type StaleWork,
+} from "../src/sweep-plan.ts";
 
 const work = (id: string, queue: string, second: number): StaleWork => ({ id, queue, since: `2026-01-01T12:00:${String(second).padStart(2, "0")}.000Z` });
 
@@ -78,4 +90,13 @@ describe("sweepDeadlines: each step's share of the sweep, left-over time passed 
   it("a zero budget stops every step at once", () => {
     for (const deadline of Object.values(sweepDeadlines(5, 0))) assert.equal(deadline, 5);
   });
+});
+
+describe("settledLookFrom: where the sweeper's look at settles starts", () => {
+  const before = new Date("2026-01-01T12:10:00.000Z");
+  const late = new Date(before.getTime() - SETTLE_SHOWS_WITHIN_MS).toISOString();
+  it("the first look reads the index from its start", () => assert.equal(settledLookFrom(undefined, before), undefined));
+  it("goes on from where a look that stopped early (or a sweep long ago) ended", () => assert.equal(settledLookFrom("2026-01-01T11:00:00.000Z", before), "2026-01-01T11:00:00.000Z"));
+  it("looks back far enough for settles that showed late", () => assert.equal(settledLookFrom("2026-01-01T12:09:50.000Z", before), late));
+  it("a last end past this look's (a clock that went back) starts no later either", () => assert.equal(settledLookFrom("2026-01-02T00:00:00.000Z", before), late));
 });
