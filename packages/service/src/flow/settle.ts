@@ -23,11 +23,11 @@ import type { WorkNotes } from "./new-work.ts";
  * (`propagatedThrough`). If more are left it notes where it got to and puts the next page on
  * the FanOut queue (flow/fan-out.ts goes on there, a page per invocation: docs/architecture.md,
  * "Fan-out in pages"); otherwise its jobs' copies are written, saying the dependents were told
- * (`told`), its jobs finish if they can, and a settle that went through pages leaves the
- * byUnpropagated index. One told in one invocation stays in it: the sweeper's look at recent
- * settles reads its jobs' copies instead of a write per build here (core `settleTold`,
- * docs/reliability.md "No job hangs"). Returns whether it got through; until then the sweeper
- * tells it again where a handler died or a continuation was lost.
+ * (`told`), its jobs finish if they can, and a settle that went through pages (or whose item
+ * names no jobs) leaves the byUnpropagated index. One told in one invocation stays in it: the
+ * sweeper's look at recent settles reads its jobs' copies instead of a write per build here
+ * (core `settleTold`, docs/reliability.md "No job hangs"). Returns whether it got through;
+ * until then the sweeper tells it again where a handler died or a continuation was lost.
  */
 export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date()): Promise<boolean> {
   const next = await tellDependents(drv, work, now);
@@ -40,7 +40,9 @@ export async function settle(drv: DerivationItem, work: WorkNotes, now = new Dat
   for (const jobId of jobIds) work.addChangedJob(jobId);
   // In an agent's frame these checks wait until its other moves are made, and share their count write (flow/new-work.ts).
   await Promise.all(jobIds.map((jobId) => work.checkJob(jobId, () => finishJobIfDone(jobId, now, work, { counted: true }))));
-  if (drv.propagatedThrough !== undefined) await markPropagated(drv);
+  // The sweeper's look reads the copies of the jobs the item names: one that names none (a restart dropped the list)
+  // would cost it an index query per look, and one that went through pages is looked at by its position: both leave the index.
+  if (drv.propagatedThrough !== undefined || drv.jobIds === undefined) await markPropagated(drv);
   return true;
 }
 
