@@ -94,9 +94,21 @@ describe("sweepDeadlines: each step's share of the sweep, left-over time passed 
 
 describe("settledLookFrom: where the sweeper's look at settles starts", () => {
   const before = new Date("2026-01-01T12:10:00.000Z");
-  const late = new Date(before.getTime() - SETTLE_SHOWS_WITHIN_MS).toISOString();
+  const minute = SETTLE_SHOWS_WITHIN_MS;
+  const back = (iso: string) => new Date(Date.parse(iso) - minute).toISOString();
   it("the first look reads the index from its start", () => assert.equal(settledLookFrom(undefined, before), undefined));
-  it("goes on from where a look that stopped early (or a sweep long ago) ended", () => assert.equal(settledLookFrom("2026-01-01T11:00:00.000Z", before), "2026-01-01T11:00:00.000Z"));
-  it("looks back far enough for settles that showed late", () => assert.equal(settledLookFrom("2026-01-01T12:09:50.000Z", before), late));
-  it("a last end past this look's (a clock that went back) starts no later either", () => assert.equal(settledLookFrom("2026-01-02T00:00:00.000Z", before), late));
+  it("goes on a minute before where the last look ended, for settles that showed late", () => {
+    assert.equal(settledLookFrom("2026-01-01T12:09:00.000Z", before), back("2026-01-01T12:09:00.000Z"));
+  });
+  it("and so whatever the time between sweeps: a look long ago, or one cut short", () => {
+    assert.equal(settledLookFrom("2026-01-01T11:00:00.000Z", before), back("2026-01-01T11:00:00.000Z"));
+  });
+  it("a last end past this look's (a clock that went back) starts no later than a minute before this look's end", () => {
+    assert.equal(settledLookFrom("2026-01-02T00:00:00.000Z", before), back(before.toISOString()));
+  });
+  it("a settle stamped before the last look's end, and shown only after it, is in the next look", () => {
+    const lastEnd = "2026-01-01T12:09:00.000Z";
+    const stamped = new Date(Date.parse(lastEnd) - minute + 1).toISOString();
+    assert.ok(settledLookFrom(lastEnd, new Date(Date.parse(lastEnd) + 10 * minute))! <= stamped);
+  });
 });
