@@ -306,8 +306,11 @@ describe("a handler that dies in a hand-over", () => {
 
   it("at the slot's reservation, after the lease: the sweeper hands the orphaned lease back and the build is done", async () => {
     const { agent, connectionId, sessionId, jobId } = await dieHandingOver("orphan", (request) => isSlotHandedOn(request));
-    const leased = await derivationItem(stack, "orphan-b");
-    assert.equal(leased?.status, "building", "the lease was written");
+    // The lease was sent beside the slot's hand-on: the handler's death does not wait for it to land.
+    const leased = await eventually(async () => {
+      const item = await derivationItem(stack, "orphan-b");
+      return item?.status === "building" ? item : undefined;
+    }, "the lease to be written");
     assert.equal(leased?.lease?.sessionId, sessionId);
     const session = (await stack.scan("Sessions")).find((s) => s.sessionId === sessionId);
     assert.ok(!Object.keys((session?.tasks as object) ?? {}).includes(leased?.lease?.taskId), "no slot holds it");

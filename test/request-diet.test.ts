@@ -374,4 +374,58 @@ describe("the request diet", () => {
     assert.equal(new Set(urls).size, 1);
     assert.ok((await stack.scan("BuildQueues")).some((q) => q.queueKey === key));
   });
+
+  it("settles a build in one write of its item: its jobs' copies say it was told, and the sweeper tells again only a settle whose copies do not", async () => {
+    const system = "hppa-linux";
+    const on = (name: string, inputs: string[] = []) => ({ ...derivation(name, inputs), system });
+    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const welcome = await agent.request(hello({ hostname: "diet-settler", systems: [system], systemFeatures: [], concurrentTasks: 1 }));
+      const connectionId = (welcome as { connectionId: string }).connectionId;
+      const jobId = await push(stack, "acme/diet-settled", "7".repeat(40));
+      const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      const events = [on("told-input"), on("told-dependent", ["told-input"]), attribute("told-dependent")];
+      assert.equal((await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
+      await handleAgentFrame(connectionId, JSON.stringify({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" }));
+      const first = (await eventually(async () => agent.messages.find((m) => m.type === "build"), "the input's build")) as { taskId: string; drvPath: string };
+      assert.equal(first.drvPath, drv("told-input"));
+      const result = JSON.stringify({ type: "build-result", taskId: first.taskId, drvPath: first.drvPath, status: "succeeded", outputs: { out: `${first.drvPath}-out` } });
+      const writes = await counting("UpdateItemCommand", "-Derivations", () => handleAgentFrame(connectionId, result), undefined, (input) => input.Key?.drvPath === drv("told-input"));
+      assert.equal(writes, 1, "the settle alone: no second write to take it out of the sweeper's index");
+      await eventually(async () => agent.messages.find((m) => m.type === "build" && m.drvPath === drv("told-dependent")), "its dependent, told");
+      const settled = (await stack.getItem("Derivations", { drvPath: drv("told-input") }))!;
+      assert.ok(settled.propagateShard, "it stays in the index");
+      const row = await stack.getItem("JobDerivations", { jobId, drvPath: drv("told-input") });
+      assert.deepEqual([row?.status, row?.version, row?.told], ["succeeded", settled.version, settled.version], "its job's copy says its dependents were told");
+
+      // A look from the index's start reads its copies, and neither reads nor tells it again.
+      await stack.put("SweeperCursors", [{ step: "unpropagated-settles", startKey: { through: "2000-01-01T00:00:00.000Z" }, savedAt: new Date().toISOString() }]);
+      const reads = await counting("GetItemCommand", "-Derivations", async () => void (await sweep(later(5 * 60_000))), undefined, (input) => input.Key?.drvPath === drv("told-input"));
+      assert.equal(reads, 0, "a told settle is left alone");
+    } finally {
+      agent.close();
+    }
+  });
+
+  it("tells again a settle whose handler died before its jobs' copies: the dependent is queued, and the copies then say so", async () => {
+    const system = "ia64-linux";
+    const [input, dependent, jobId] = [drv("untold-input"), drv("untold-dependent"), "job-untold"];
+    const at = new Date().toISOString();
+    const common = { system, requiredFeatures: [], queueKey: `${system}|`, attempt: 0, createdAt: at, updatedAt: at, jobIds: new Set([jobId]) };
+    // As a handler leaves it that died after the settle's write: in the index, its dependent still waiting for it, its job's copy behind.
+    await stack.setAttributes("Derivations", { drvPath: input }, { ...common, status: "succeeded", version: 3, outputs: { out: `${input}-out` }, propagateShard: "p" });
+    await stack.setAttributes("Derivations", { drvPath: dependent }, { ...common, status: "waiting", version: 0, outputs: { out: `${dependent}-out` }, inputsOnItem: true, inputs: new Set([input]), pendingInputs: new Set([input]) });
+    await stack.put("Edges", [{ inputDrv: input, dependentDrv: dependent }]);
+    await stack.put("JobDerivations", [
+      { jobId, drvPath: input, status: "building", jobStatus: jobStatusKey(jobId, "building"), version: 2 },
+      { jobId, drvPath: dependent, status: "waiting", jobStatus: jobStatusKey(jobId, "waiting"), version: 0 },
+    ]);
+    // The sweeps above, on a clock 5 minutes ahead, looked past this settle's time: as if they had stopped early.
+    await stack.put("SweeperCursors", [{ step: "unpropagated-settles", startKey: { through: "2000-01-01T00:00:00.000Z" }, savedAt: at }]);
+    const report = await sweep(later(5 * 60_000));
+    assert.ok(report.settlesPropagated >= 1);
+    assert.equal((await stack.getItem("Derivations", { drvPath: dependent }))?.status, "queued", "its dependent was told");
+    const row = await stack.getItem("JobDerivations", { jobId, drvPath: input });
+    assert.deepEqual([row?.status, row?.version, row?.told], ["succeeded", 3, 3], "and its job's copy now says so");
+  });
 });

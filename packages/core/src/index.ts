@@ -65,7 +65,7 @@ export {
   type EdgePosition,
   type EdgeRowRead,
 } from "./edge-groups.ts";
-export { isNewerThan, rowsBehind, type StatusCopy } from "./mirrors.ts";
+export { isNewerThan, rowsBehind, settleTold, type StatusCopy, type ToldCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
 export {
   reconcileSession,
@@ -125,6 +125,8 @@ export {
   SWEEP_STEPS,
   SWEEP_SHARES,
   sweepDeadlines,
+  settledLookFrom,
+  SETTLE_SHOWS_WITHIN_MS,
   type SweepStep,
   type StaleWork,
   type QuietJob,

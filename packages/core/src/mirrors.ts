@@ -30,3 +30,22 @@ export function rowsBehind(
     return isNewerThan(version, row) ? [{ drvPath: row.drvPath, status: drv.status, version }] : [];
   });
 }
+
+/** A job's copy as a settle's look reads it: absent when the job has no row of the derivation (yet). */
+export interface ToldCopy {
+  version?: number;
+  /** The version whose settle had told every dependent when it wrote this copy (docs/reliability.md, "No job hangs"). */
+  told?: number;
+}
+
+/**
+ * Whether a derivation settled at `version` has told its dependents and its jobs: every job
+ * that needs it holds a copy its settle wrote once its dependents were told (`told`), or one
+ * of a later version (it moved on: that move is told in its turn). A missing row, a copy a
+ * registration wrote (no `told`), no job at all, or a settle still going through its pages
+ * (`paging`) is not: the sweeper tells it again, which changes nothing twice.
+ */
+export function settleTold(settled: { version: number; paging: boolean }, copies: readonly (ToldCopy | undefined)[]): boolean {
+  if (settled.paging || copies.length === 0) return false;
+  return copies.every((copy) => copy !== undefined && ((copy.version ?? -1) > settled.version || (copy.told ?? -1) >= settled.version));
+}

@@ -109,3 +109,25 @@ export function sweepDeadlines(startMs: number, budgetMs: number): Record<SweepS
   }
   return deadlines;
 }
+
+/**
+ * How long after the time it is stamped with a settle may first show in the byUnpropagated
+ * index (the write's own delay after its invocation's clock was read, an index that lags): the
+ * sweeper's look at settles starts this far before where its last look ended.
+ */
+export const SETTLE_SHOWS_WITHIN_MS = 60_000;
+
+/**
+ * Where the sweeper's look at settled derivations starts (docs/reliability.md, "No job hangs"):
+ * settled derivations stay in the index once told (taking them out would be a write per
+ * build), so each sweep looks from `SETTLE_SHOWS_WITHIN_MS` before where the last one ended
+ * (`lastEnd`, an ISO time; none: from the index's start), whatever the time between sweeps,
+ * for settles that showed late — and no later than that before `before`, the end of this
+ * look (a clock that went back). Returns an ISO time.
+ */
+export function settledLookFrom(lastEnd: string | undefined, before: Date): string | undefined {
+  if (lastEnd === undefined) return undefined;
+  const back = (ms: number) => new Date(ms - SETTLE_SHOWS_WITHIN_MS).toISOString();
+  const [fromLast, fromBefore] = [back(Date.parse(lastEnd)), back(before.getTime())];
+  return fromLast < fromBefore ? fromLast : fromBefore;
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isNewerThan, rowsBehind, type StatusCopy } from "../src/mirrors.ts";
+import { isNewerThan, rowsBehind, settleTold, type StatusCopy } from "../src/mirrors.ts";
 
 describe("isNewerThan: which copy of a status wins", () => {
   const cases: Array<[string, number, number | undefined, boolean]> = [
@@ -27,4 +27,19 @@ describe("rowsBehind: a job's rows its derivations have moved past", () => {
     ["a row without a version takes the derivation's status", [{ drvPath: "legacy", status: "queued" }], [{ drvPath: "legacy", status: "succeeded", version: 0 }]],
   ];
   for (const [name, rows, expected] of cases) it(name, () => assert.deepEqual(rowsBehind(rows, of), expected));
+});
+
+describe("settleTold: whether a settle's dependents and jobs were told", () => {
+  const settled = { version: 4, paging: false };
+  const cases: Array<[string, { version: number; paging: boolean }, Parameters<typeof settleTold>[1], boolean]> = [
+    ["every job's copy written by the settle once it had told its dependents", settled, [{ version: 4, told: 4 }, { version: 4, told: 4 }], true],
+    ["a job's copy still behind (its handler died first)", settled, [{ version: 4, told: 4 }, { version: 3 }], false],
+    ["a copy of the settled version a registration wrote says nothing of the dependents", settled, [{ version: 4 }], false],
+    ["a job without a row yet", settled, [{ version: 4, told: 4 }, undefined], false],
+    ["no job at all", settled, [], false],
+    ["an earlier settle's told copy does not count for this one", settled, [{ version: 4, told: 2 }], false],
+    ["a copy of a later move: it moved on, and that move is told in its turn", settled, [{ version: 6 }], true],
+    ["a settle still going through its pages", { version: 4, paging: true }, [{ version: 4, told: 4 }], false],
+  ];
+  for (const [name, drv, copies, expected] of cases) it(name, () => assert.equal(settleTold(drv, copies), expected));
 });

@@ -1,6 +1,18 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { evaluationHandBack, MAX_RESENDS_PER_SWEEP, planResends, quietJobAction, SWEEP_SHARES, SWEEP_STEPS, sweepDeadlines, type QuietJob, type StaleWork } from "../src/sweep-plan.ts";
+import {
+  evaluationHandBack,
+  MAX_RESENDS_PER_SWEEP,
+  planResends,
+  quietJobAction,
+  SETTLE_SHOWS_WITHIN_MS,
+  settledLookFrom,
+  SWEEP_SHARES,
+  SWEEP_STEPS,
+  sweepDeadlines,
+  type QuietJob,
+  type StaleWork,
+} from "../src/sweep-plan.ts";
 
 const work = (id: string, queue: string, second: number): StaleWork => ({ id, queue, since: `2026-01-01T12:00:${String(second).padStart(2, "0")}.000Z` });
 
@@ -77,5 +89,26 @@ describe("sweepDeadlines: each step's share of the sweep, left-over time passed 
   });
   it("a zero budget stops every step at once", () => {
     for (const deadline of Object.values(sweepDeadlines(5, 0))) assert.equal(deadline, 5);
+  });
+});
+
+describe("settledLookFrom: where the sweeper's look at settles starts", () => {
+  const before = new Date("2026-01-01T12:10:00.000Z");
+  const minute = SETTLE_SHOWS_WITHIN_MS;
+  const back = (iso: string) => new Date(Date.parse(iso) - minute).toISOString();
+  it("the first look reads the index from its start", () => assert.equal(settledLookFrom(undefined, before), undefined));
+  it("goes on a minute before where the last look ended, for settles that showed late", () => {
+    assert.equal(settledLookFrom("2026-01-01T12:09:00.000Z", before), back("2026-01-01T12:09:00.000Z"));
+  });
+  it("and so whatever the time between sweeps: a look long ago, or one cut short", () => {
+    assert.equal(settledLookFrom("2026-01-01T11:00:00.000Z", before), back("2026-01-01T11:00:00.000Z"));
+  });
+  it("a last end past this look's (a clock that went back) starts no later than a minute before this look's end", () => {
+    assert.equal(settledLookFrom("2026-01-02T00:00:00.000Z", before), back(before.toISOString()));
+  });
+  it("a settle stamped before the last look's end, and shown only after it, is in the next look", () => {
+    const lastEnd = "2026-01-01T12:09:00.000Z";
+    const stamped = new Date(Date.parse(lastEnd) - minute + 1).toISOString();
+    assert.ok(settledLookFrom(lastEnd, new Date(Date.parse(lastEnd) + 10 * minute))! <= stamped);
   });
 });

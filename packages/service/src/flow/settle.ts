@@ -20,23 +20,29 @@ import type { WorkNotes } from "./new-work.ts";
 
 /**
  * Tells one page of dependents, from where the last settle of this version stopped
- * (`propagatedThrough`), beside its jobs' copies. If more are left it notes where it got to and
- * puts the next page on the FanOut queue (flow/fan-out.ts goes on there, a page per
- * invocation: docs/architecture.md, "Fan-out in pages"); otherwise its jobs finish if they can
- * and it is propagated. Returns whether it got through; until then the derivation stays in
- * the byUnpropagated index, so a lost continuation is sent again by the sweeper.
+ * (`propagatedThrough`). If more are left it notes where it got to and puts the next page on
+ * the FanOut queue (flow/fan-out.ts goes on there, a page per invocation: docs/architecture.md,
+ * "Fan-out in pages"); otherwise its jobs' copies are written, saying the dependents were told
+ * (`told`), its jobs finish if they can, and a settle that went through pages (or whose item
+ * names no jobs) leaves the byUnpropagated index. One told in one invocation stays in it: the
+ * sweeper's look at recent settles reads its jobs' copies instead of a write per build here
+ * (core `settleTold`, docs/reliability.md "No job hangs"). Returns whether it got through;
+ * until then the sweeper tells it again where a handler died or a continuation was lost.
  */
 export async function settle(drv: DerivationItem, work: WorkNotes, now = new Date()): Promise<boolean> {
-  // Its jobs' copies and its dependents are independent: the dependents, which may become ready, need not wait.
-  const [jobIds, next] = await Promise.all([mirrorStatus(drv), tellDependents(drv, work, now)]);
-  for (const jobId of jobIds) work.addChangedJob(jobId);
+  const next = await tellDependents(drv, work, now);
   if (next.type === "next") {
     if (await notePropagatedThrough(drv, next.after)) await sendFanOut({ type: "settle", drvPath: drv.drvPath, version: drv.version ?? 0, after: next.after });
     return false;
   }
+  // Only now: a copy that says `told` is what tells the sweeper it need not tell them again.
+  const jobIds = await mirrorStatus(drv, { told: true });
+  for (const jobId of jobIds) work.addChangedJob(jobId);
   // In an agent's frame these checks wait until its other moves are made, and share their count write (flow/new-work.ts).
   await Promise.all(jobIds.map((jobId) => work.checkJob(jobId, () => finishJobIfDone(jobId, now, work, { counted: true }))));
-  await markPropagated(drv);
+  // The sweeper's look reads the copies of the jobs the item names: one that names none (a restart dropped the list)
+  // would cost it an index query per look, and one that went through pages is looked at by its position: both leave the index.
+  if (drv.propagatedThrough !== undefined || drv.jobIds === undefined) await markPropagated(drv);
   return true;
 }
 

@@ -1,10 +1,10 @@
-import { planResends, PROPAGATING, quietJobAction, sweepDeadlines, type StaleWork, type SweepStep } from "@nimbus/core";
+import { planResends, quietJobAction, sweepDeadlines, type StaleWork, type SweepStep } from "@nimbus/core";
 import { timing } from "../platform/timing.ts";
 import { forgetAgentClass, quietAgentClasses } from "../storage/agent-classes.ts";
 import { closeAgentConnection } from "../storage/agent-socket.ts";
 import { buildQueueUrl, sendToBuildQueue } from "../storage/build-queues.ts";
 import { quietConnections } from "../storage/connections.ts";
-import { claimResend, dueRetries, getDerivation, staleQueued, unpropagated } from "../storage/derivations.ts";
+import { claimResend, dueRetries, staleQueued } from "../storage/derivations.ts";
 import type { Position, Walked } from "../storage/index-walk.ts";
 import type { DerivationItem, JobItem } from "../storage/items.ts";
 import { countingMoves } from "../storage/job-counts.ts";
@@ -24,7 +24,7 @@ import { handBackOrphanedBuilds, handBackOrphanedEvaluation, releaseAbandonedSlo
 import { WorkNotes } from "./new-work.ts";
 import { endSession } from "./session-end.ts";
 import { quietSessions } from "./sessions.ts";
-import { settle } from "./settle.ts";
+import { tellUntoldSettles } from "./settle-look.ts";
 
 export interface SweepReport {
   connectionsRemoved: number;
@@ -74,8 +74,9 @@ const CANCEL_STEP_MS = 5_000;
  * 4. retries whose back-off is over: sent to their queue;
  * 5. queued derivations waiting past the re-send window whose messages look lost (core
  *    `planResends` against the queues' depths, capped): sent again;
- * 6. settled derivations whose dependents and jobs were never told (a Lambda died between),
- *    a settle with many dependents going on where the last one stopped, if still settled as read;
+ * 6. derivations settled since the last look whose dependents and jobs were never told (a
+ *    Lambda died between: their jobs' copies do not say `told`, flow/settle-look.ts), a settle
+ *    with many dependents going on where the last one stopped, if still settled as read;
  * 7. running jobs: an evaluation whose session does not hold it queued again, a lost evaluation
  *    message sent again, an evaluation past its timeout failed, copies of derivation statuses
  *    put right where a mirror missed them, derivations another job's cancel took from them
@@ -168,18 +169,12 @@ async function sweepOnce(now: Date, options: SweepOptions): Promise<SweepReport>
 
   ran("stale-queued", await resendLost(ago(t.requeueAfterMs), now, work, outOfTime("stale-queued"), report));
 
-  // Telling dependents and jobs again is harmless: every step of it is conditional. The index
-  // may lag: what is told is the derivation as it is now, and only while it is still settled.
-  // One page each from where its settle stopped; the rest goes on through the FanOut queue.
-  ran(
-    "unpropagated-settles",
-    await walkAll(unpropagated(ago(t.heartbeatIntervalMs)), outOfTime("unpropagated-settles"), async (indexed) => {
-      const drv = await getDerivation(indexed.drvPath);
-      if (!drv?.propagateShard || !PROPAGATING.includes(drv.status)) return;
-      report.settlesPropagated++;
-      await settle(drv, work, now);
-    }),
-  );
+  // Telling dependents and jobs again is harmless: every step of it is conditional. Only the
+  // settles since the last look, and of them those whose jobs' copies do not say they were told;
+  // one page each from where its settle stopped, the rest through the FanOut queue.
+  const settles = await tellUntoldSettles(ago(t.heartbeatIntervalMs), now, work, outOfTime("unpropagated-settles"));
+  report.settlesPropagated += settles.told;
+  ran("unpropagated-settles", settles.finished);
 
   const waiting: JobItem[] = [];
   const jobsLate = outOfTime("quiet-jobs");

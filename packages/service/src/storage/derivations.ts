@@ -320,15 +320,19 @@ export const leasedBuilds = async (before: Date): Promise<DerivationItem[]> =>
     )
   ).flat();
 
-/** Settled before `before` and dependents not yet told, oldest first (the byUnpropagated index). */
-export const unpropagated = (before: Date): AsyncGenerator<Walked<DerivationItem>> =>
+/**
+ * Settled (or a settle's page noted) before `before`, from `from` on (an ISO time), oldest first
+ * (the byUnpropagated index): those whose dependents and jobs may not have been told. A settle
+ * told in one invocation stays in it (core `settledLookFrom`).
+ */
+export const unpropagated = (before: Date, from?: string): AsyncGenerator<Walked<DerivationItem>> =>
   walkShards(
     indexShards(SHARD.unpropagated),
     (shard) =>
       walkQuery(Derivations, {
         IndexName: "byUnpropagated",
-        KeyConditionExpression: "propagateShard = :p AND updatedAt < :before",
-        ExpressionAttributeValues: { ":p": shard, ":before": before.toISOString() },
+        KeyConditionExpression: from === undefined ? "propagateShard = :p AND updatedAt < :before" : "propagateShard = :p AND updatedAt BETWEEN :from AND :before",
+        ExpressionAttributeValues: { ":p": shard, ":before": before.toISOString(), ...(from === undefined ? {} : { ":from": from }) },
       }),
     (drv) => drv.updatedAt,
   );
@@ -337,17 +341,18 @@ export const unpropagated = (before: Date): AsyncGenerator<Walked<DerivationItem
  * A settle that must stop half-way (out of time, or its Lambda died) notes the last dependent
  * it told, so the next one goes on after it — only while the derivation is still at the version
  * that settle told (a rebuild settled again is told from its first dependent) and not yet
- * propagated. Whether it did.
+ * propagated. Its time in the byUnpropagated index moves to `now`, so the sweeper's look at
+ * recent settles finds it if the next page is lost. Whether it did.
  */
-export async function notePropagatedThrough(drv: Pick<DerivationItem, "drvPath" | "version">, dependent: string): Promise<boolean> {
+export async function notePropagatedThrough(drv: Pick<DerivationItem, "drvPath" | "version">, dependent: string, now = new Date()): Promise<boolean> {
   const unmoved = versionIs(drv);
   return Derivations.update(
     { drvPath: drv.drvPath },
     {
-      UpdateExpression: "SET propagatedThrough = :after",
+      UpdateExpression: "SET propagatedThrough = :after, #updatedAt = :now",
       ConditionExpression: `${unmoved.expression} AND attribute_exists(propagateShard)`,
-      ExpressionAttributeNames: { ...unmoved.names },
-      ExpressionAttributeValues: { ":after": dependent, ...unmoved.values },
+      ExpressionAttributeNames: { "#updatedAt": "updatedAt", ...unmoved.names },
+      ExpressionAttributeValues: { ":after": dependent, ":now": now.toISOString(), ...unmoved.values },
     },
   );
 }

@@ -276,6 +276,8 @@ export const JobDerivationItem = z.object({
   jobStatus: z.string(),
   /** The derivation's `version` the copy was taken at: an older copy never replaces a newer (core `isNewerThan`). */
   version: z.number().optional(),
+  /** The version whose settle wrote this copy once every dependent was told (core `settleTold`): the sweeper need not tell them again. */
+  told: z.number().optional(),
   /** Its failure alone does not fail the job: only may-fail attributes need it, or it is a must-fail attribute's own (core attribute-verdict.ts). */
   excused: z.enum(["may-fail", "must-fail"]).optional(),
 });

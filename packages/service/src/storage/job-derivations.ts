@@ -1,4 +1,4 @@
-import { UNSETTLED } from "@nimbus/core";
+import { UNSETTLED, type ToldCopy } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
 import { addNeedingJob } from "./derivations.ts";
 import type { DerivationItem } from "./items.ts";
@@ -19,11 +19,13 @@ const OldStatus = JobDerivationItem.pick({ status: true }).partial();
 
 /**
  * The update that writes a status copy into one job's row, unless the row holds a newer one;
- * with `excused` when registration knows it (a mirror leaves it as it is).
+ * with `excused` when registration knows it (a mirror leaves it as it is). A settle's copy
+ * (`told`: written once its dependents were told) also takes a row a registration wrote at
+ * the same version, and says so in `told`.
  */
-const copyUpdate = (jobId: string, copy: DerivationCopy, mustExist: boolean, excused?: Excused) => ({
-  UpdateExpression: `SET #status = :status, jobStatus = :key, version = :v${excused ? ", excused = :excused" : ""}`,
-  ConditionExpression: `${mustExist ? "attribute_exists(jobId) AND " : ""}(attribute_not_exists(version) OR version < :v)`,
+const copyUpdate = (jobId: string, copy: DerivationCopy, mustExist: boolean, excused?: Excused, told?: boolean) => ({
+  UpdateExpression: `SET #status = :status, jobStatus = :key, version = :v${excused ? ", excused = :excused" : ""}${told ? ", told = :v" : ""}`,
+  ConditionExpression: `${mustExist ? "attribute_exists(jobId) AND " : ""}(attribute_not_exists(version) OR version < :v${told ? " OR (version = :v AND (attribute_not_exists(told) OR told < :v))" : ""})`,
   ExpressionAttributeNames: { "#status": "status" },
   ExpressionAttributeValues: {
     ":status": copy.status,
@@ -38,8 +40,8 @@ const copyUpdate = (jobId: string, copy: DerivationCopy, mustExist: boolean, exc
  * which status it left (none: the row is new), and the job's counts move with it
  * (storage/job-counts.ts).
  */
-async function writeCopy(jobId: string, copy: DerivationCopy, mustExist: boolean, excused?: Excused): Promise<void> {
-  const old = await JobDerivations.updateReturning({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, mustExist, excused), "UPDATED_OLD", OldStatus);
+async function writeCopy(jobId: string, copy: DerivationCopy, mustExist: boolean, excused?: Excused, told?: boolean): Promise<void> {
+  const old = await JobDerivations.updateReturning({ jobId, drvPath: copy.drvPath }, copyUpdate(jobId, copy, mustExist, excused, told), "UPDATED_OLD", OldStatus);
   if (old) await noteCountMove(jobId, old.status, copy.status);
 }
 
@@ -102,9 +104,9 @@ export async function jobsNeeding(drvPath: string): Promise<string[]> {
  * late writes cannot undo newer ones; a row the index does not show yet is put right by its
  * registration (by key) or by the sweeper. Returns the ids of those jobs.
  */
-export async function mirrorStatus(copy: MovedCopy): Promise<string[]> {
-  const jobIds = copy.jobIds ? [...copy.jobIds] : await jobsNeeding(copy.drvPath);
-  await Promise.all(jobIds.map((jobId) => writeCopy(jobId, copy, true)));
+export async function mirrorStatus(copy: MovedCopy, options: { told?: boolean } = {}): Promise<string[]> {
+  const jobIds = await jobsOf(copy);
+  await Promise.all(jobIds.map((jobId) => writeCopy(jobId, copy, true, undefined, options.told)));
   noteMirrored(copy);
   return jobIds;
 }
@@ -128,6 +130,21 @@ function noteMirrored(copy: MovedCopy): void {
   mirroredVersions.delete(key);
   if (mirroredVersions.size >= MIRRORED_KEPT) mirroredVersions.delete(mirroredVersions.keys().next().value!);
   mirroredVersions.set(key, version);
+}
+
+/** The jobs a derivation's moves are copied to: those its item names (`jobIds`, kept whole while it is unsettled), else those the byDrv index finds. */
+const jobsOf = async (copy: Pick<MovedCopy, "drvPath" | "jobIds">): Promise<string[]> => (copy.jobIds ? [...copy.jobIds] : await jobsNeeding(copy.drvPath));
+
+/**
+ * What each job that needs these settled derivations holds of them (core `settleTold`): by
+ * derivation path, a copy (undefined where the job has no row) per job. One BatchGetItem per
+ * 100 rows; derivations that keep no list of their jobs ask the byDrv index.
+ */
+export async function settledCopies(settled: readonly Pick<DerivationItem, "drvPath" | "jobIds">[]): Promise<Map<string, (ToldCopy | undefined)[]>> {
+  const jobs = await Promise.all(settled.map(async (drv) => ({ drvPath: drv.drvPath, jobIds: await jobsOf(drv) })));
+  const rows = await JobDerivations.batchGet(jobs.flatMap(({ drvPath, jobIds }) => jobIds.map((jobId) => ({ jobId, drvPath }))));
+  const byKey = new Map(rows.map((row) => [`${row.jobId} ${row.drvPath}`, row]));
+  return new Map(jobs.map(({ drvPath, jobIds }) => [drvPath, jobIds.map((jobId) => byKey.get(`${jobId} ${drvPath}`))]));
 }
 
 /**
