@@ -54,6 +54,7 @@ export { formatNetrc, type NetrcEntry, netrcCredentials, parseNetrc, writePrivat
 export { substituterArgs, type SubstituterOptions, substituterSettings } from "./substituters.ts";
 export { dumpNar, type LocalPathInfo, localPathInfos, type NarStream, storeClosure } from "./local-store.ts";
 export { NixCommandError } from "./nix-process.ts";
+export { NixServePathInfos, type PathInfoSource } from "./nix-serve.ts";
 export { basicAuthorization } from "./cache-http.ts";
 export {
   type BinaryCacheClient,

@@ -140,7 +140,7 @@ async function builtOutputs(drvPath: string, call: NixCall): Promise<Record<stri
  */
 async function pushOutputs(taskId: string, outputs: string[], context: TaskContext, env: NodeJS.ProcessEnv, log: BuildLogStream): Promise<CacheReport[]> {
   if (outputs.length === 0 || !context.caches.clients.some((c) => c.push)) return [];
-  const results = await pushToCaches(context.caches.clients, outputs, { what: "outputs", env, signal: context.signal });
+  const results = await pushToCaches(context.caches.clients, outputs, { what: "outputs", env, signal: context.signal, pathInfos: context.caches.pathInfos });
   return results.map((result): CacheReport => {
     const report: CacheReport =
       result.status === "pushed"
