@@ -1,6 +1,5 @@
 /** Runs Nix's commands for the cache library: output collected, Nix's `error:` text kept for messages. */
 import { spawn } from "node:child_process";
-import type { PathInfoSource } from "./nix-serve.ts";
 
 export class NixCommandError extends Error {
   override readonly name = "NixCommandError";
@@ -9,8 +8,6 @@ export class NixCommandError extends Error {
 export interface NixRunOptions {
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
-  /** Where path registration is asked first (nix-serve.ts), rather than a `nix-store --dump-db` process. */
-  pathInfos?: PathInfoSource;
 }
 
 export function runNix(command: string, args: readonly string[], options: NixRunOptions = {}): Promise<string> {

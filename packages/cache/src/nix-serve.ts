@@ -7,7 +7,7 @@
  * and the next query starts a new one.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import type { LocalPathInfo } from "./local-store.ts";
+import type { LocalPathInfo, PathInfoSource } from "./local-store.ts";
 
 const SERVE_MAGIC_1 = 0x390c9deb;
 const SERVE_MAGIC_2 = 0x5452eecb;
@@ -16,11 +16,6 @@ const CLIENT_VERSION = 0x204;
 const CMD_QUERY_PATH_INFOS = 2;
 /** An answer larger than this is not believed (a store path's references are far fewer). */
 const MAX_STRING_BYTES = 64 * 1024 * 1024;
-
-/** Where path registration can be read from; undefined when it could not be asked (use `nix-store --dump-db`). */
-export interface PathInfoSource {
-  pathInfos(storePaths: readonly string[]): Promise<Map<string, LocalPathInfo> | undefined>;
-}
 
 class ServeProtocolError extends Error {}
 
