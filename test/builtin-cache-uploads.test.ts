@@ -13,6 +13,7 @@ import { zstdCompressSync } from "node:zlib";
 import { encodeNixBase32, fingerprintOf, narFileKey, parseNarinfo, parsePublicKey, verifyFingerprint } from "@nimbus/cache";
 import { CacheInfoView, type ServiceMessage, type UploadedPath, type UploadSlot } from "@nimbus/protocol";
 import { cacheCaller, collectCache } from "@nimbus/service";
+import { dynamo } from "../packages/service/src/platform/aws-clients.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -106,7 +107,21 @@ describe("uploads over the agent protocol", () => {
     assert.equal(await narinfoStatus(p.claim.storePath), 404, "nothing is visible before completion");
     assert.equal(await put(slot!, p.file), 200);
     assert.equal(await narinfoStatus(p.claim.storePath), 404, "…nor after the upload alone");
-    assert.deepEqual(await complete(p.claim), [{ storePath: p.claim.storePath, status: "published" }]);
+    let lookups = 0;
+    const count = "countCachePathLookups";
+    dynamo().middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "BatchGetItemCommand" && JSON.stringify(args.input).includes("CachePaths")) lookups++;
+        return next(args);
+      },
+      { step: "initialize", name: count },
+    );
+    try {
+      assert.deepEqual(await complete(p.claim), [{ storePath: p.claim.storePath, status: "published" }]);
+    } finally {
+      dynamo().middlewareStack.remove(count);
+    }
+    assert.equal(lookups, 0, "a path completed after its upload URL, referring to nothing, is not looked up first: checked and put");
     assert.deepEqual(await complete(p.claim), [{ storePath: p.claim.storePath, status: "present" }], "completing twice changes nothing");
     assert.equal((await slotsFor(p.claim))[0]!.status, "present", "a published path gets no second upload URL");
 

@@ -22,6 +22,6 @@ export async function oneBuild(stack: TestStack, agent: RawAgent, drvPath: strin
   assert.equal((await agent.request({ type: "evaluation-events", taskId: evaluation.taskId, seq: 0, events })).type, "ack");
   agent.send({ type: "evaluation-done", taskId: evaluation.taskId, batches: 1, status: "succeeded" });
   await eventually(async () => agent.messages.find((m) => m.type === "result-ack" && m.taskId === evaluation.taskId), "the evaluation's result-ack");
-  const build = (await eventually(async () => agent.messages.find((m) => m.type === "build"), "the build task")) as BuildTask;
+  const build = (await eventually(async () => agent.messages.find((m) => m.type === "build" && m.drvPath === drvPath), "the build task")) as BuildTask;
   return { evaluation, build };
 }

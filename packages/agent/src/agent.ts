@@ -10,6 +10,7 @@ import { EventEmitter } from "node:events";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { NixServePathInfos } from "@nimbus/cache";
 import { type AgentInfo, NIMBUS_VERSION } from "@nimbus/protocol";
 import { type AgentCaches, builtinCacheArgs, cacheServicesFromEnv, loadAgentCaches } from "./agent-caches.ts";
 import { BuiltinCacheChannel } from "./builtin-cache.ts";
@@ -149,11 +150,13 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     systems: info.systems,
     buildFeatures: [...new Set([...info.systemFeatures, ...info.mandatoryFeatures])],
   });
+  // One Nix for the pushes' path registration, ended with the agent.
+  const pathInfos = new NixServePathInfos();
   const runner: TaskRunner = new TaskRunner({
     workDirectory: config.workDirectory,
     apiBaseUrl: config.apiBaseUrl,
     nix: nixEnvironment,
-    caches: () => ({ ...caches, storeId }),
+    caches: () => ({ ...caches, storeId, pathInfos }),
     evaluation,
     effects: { ...config.effects, secretsJsonPath: config.secretsJsonPath, bwrap: "bwrap" },
     link: outbox,
@@ -203,6 +206,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   log("info", `session ${session.credential.id} (${session.created ? "new, written to" : "from"} ${session.path})`);
   if (session.warning !== undefined) log("warn", session.warning);
   logCaches(log, caches, info, storeId);
+  void shell.exited.finally(() => pathInfos.close());
   shell.start();
 
   return {

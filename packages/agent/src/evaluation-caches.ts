@@ -73,10 +73,10 @@ export async function planWithCaches(roots: readonly string[], call: NixCall, ca
     }
   }
   const env = call.env;
-  const drvPushes = toBuild.size > 0 ? await pushToCaches(caches.clients, [...toBuild], { what: "derivations", env, signal: call.signal }) : [];
+  const drvPushes = toBuild.size > 0 ? await pushToCaches(caches.clients, [...toBuild], { what: "derivations", env, signal: call.signal, pathInfos: caches.pathInfos }) : [];
   if (call.signal.aborted) throw call.signal.reason;
   timings?.mark("pushDerivations");
-  const outputPushes = localOnly.size > 0 ? await pushToCaches(caches.clients, [...localOnly], { what: "outputs", env, signal: call.signal }) : [];
+  const outputPushes = localOnly.size > 0 ? await pushToCaches(caches.clients, [...localOnly], { what: "outputs", env, signal: call.signal, pathInfos: caches.pathInfos }) : [];
   if (call.signal.aborted) throw call.signal.reason;
   timings?.mark("pushOutputs");
   reports.push(...mergePushes(drvPushes, outputPushes));

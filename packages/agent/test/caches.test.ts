@@ -161,10 +161,14 @@ describe("an evaluation with caches", () => {
 
   it("a build pushes its output closure to every push cache and says so per cache", async () => {
     const taskId = `build-caches-${NONCE}-${++counter}`;
+    const reads = () => (cachix.counts.get("read") ?? 0) + (attic.counts.get("read") ?? 0);
+    const readsBefore = reads();
     setup.service.send({ type: "build", taskId, drvPath: drvs.a!.drvPath, system: "x86_64-linux", requiredFeatures: [] });
     await setup.finishedTask(taskId, 60_000);
     const result = setup.of(taskId, "build-result")[0]! as BuildResult;
     assert.equal(result.status, "succeeded", result.error);
+    // The service sends a build only when no cache holds its outputs, and its .drv is here: Nix asks no cache first.
+    assert.equal(reads(), readsBefore, "no narinfo asked of Cachix or Attic before building");
     assert.deepEqual(result.caches, [
       { cache: "files", status: "pushed", paths: 1, alreadyPresent: 0 },
       { cache: "mycache", status: "pushed", paths: 1, alreadyPresent: 0 },
@@ -179,6 +183,20 @@ describe("an evaluation with caches", () => {
     await forget(drvs.a!.out);
     const taskId = `build-caches-${NONCE}-${++counter}`;
     setup.service.send({ type: "build", taskId, drvPath: drvs.b!.drvPath, system: "x86_64-linux", requiredFeatures: [], inputs: [drvs.a!.out], inputCaches: ["files"] });
+    await setup.finishedTask(taskId, 60_000);
+    const result = setup.of(taskId, "build-result")[0]! as BuildResult;
+    assert.equal(result.status, "succeeded", result.error);
+    const log = setup.of(taskId, "build-log").flatMap((l) => l.lines);
+    assert.ok(log.some((l) => l.startsWith(`copying path '${drvs.a!.out}' from `)), log.join("\n"));
+    assert.ok(!log.some((l) => l.includes(`building '${drvs.a!.drvPath}'`)), "a was fetched, not built");
+  });
+
+  it("an input the task does not list and this store lacks is still fetched by Nix while building, not built here", async () => {
+    await forget(drvs.b!.out);
+    await forget(drvs.a!.out);
+    const taskId = `build-caches-${NONCE}-${++counter}`;
+    // No `inputs` (a task lists as many as fit in a frame, and only what Nimbus built): Nix must substitute a itself.
+    setup.service.send({ type: "build", taskId, drvPath: drvs.b!.drvPath, system: "x86_64-linux", requiredFeatures: [] });
     await setup.finishedTask(taskId, 60_000);
     const result = setup.of(taskId, "build-result")[0]! as BuildResult;
     assert.equal(result.status, "succeeded", result.error);

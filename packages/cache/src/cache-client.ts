@@ -13,7 +13,7 @@ import { inReferenceOrder, mapConcurrently } from "./concurrency.ts";
 import { CachePushError, CacheUnreachableError } from "./errors.ts";
 import { filePresence } from "./file-presence.ts";
 import { httpPresence } from "./http-presence.ts";
-import { type LocalPathInfo, localPathInfos, storeClosure } from "./local-store.ts";
+import { type LocalPathInfo, localPathInfos, type PathInfoOptions, storeClosure } from "./local-store.ts";
 import { type NetrcEntry, netrcCredentials } from "./netrc.ts";
 import { nixCopyPush } from "./nix-copy-push.ts";
 import type { NixRunOptions } from "./nix-process.ts";
@@ -123,7 +123,7 @@ export type PushResult =
   | { cache: string; status: "pushed"; pushed: number; alreadyPresent: number }
   | { cache: string; status: "failed"; reason: string };
 
-export interface PushOptions extends NixRunOptions {
+export interface PushOptions extends PathInfoOptions {
   /** "derivations": roots are `.drv` files, their closure of `.drv`s and sources is pushed; "outputs": roots are output paths. */
   what: "derivations" | "outputs";
 }
@@ -159,7 +159,7 @@ export async function pushClosure(client: BinaryCacheClient, roots: readonly str
  */
 export async function closureWithInfos(
   roots: readonly string[],
-  options: NixRunOptions = {},
+  options: PathInfoOptions = {},
 ): Promise<{ closure: string[]; infos: ReadonlyMap<string, LocalPathInfo> }> {
   const infos = await localPathInfos([...new Set(roots)], options);
   const closed = [...infos.values()].every((info) => info.references.every((r) => infos.has(r)));

@@ -52,8 +52,9 @@ export { ATTIC_NAR_INFO, ATTIC_NAR_INFO_PREAMBLE_SIZE, AtticUploadPathNarInfo, A
 export { CACHIX_API_URL, type CacheServices, cachixApiBase, netrcEntriesFor, netrcFor, substituterUrl } from "./cache-endpoints.ts";
 export { formatNetrc, type NetrcEntry, netrcCredentials, parseNetrc, writePrivateNetrc } from "./netrc.ts";
 export { substituterArgs, type SubstituterOptions, substituterSettings } from "./substituters.ts";
-export { dumpNar, type LocalPathInfo, localPathInfos, type NarStream, storeClosure } from "./local-store.ts";
+export { dumpNar, type LocalPathInfo, localPathInfos, type NarStream, type PathInfoOptions, type PathInfoSource, storeClosure } from "./local-store.ts";
 export { NixCommandError } from "./nix-process.ts";
+export { NixServePathInfos } from "./nix-serve.ts";
 export { basicAuthorization } from "./cache-http.ts";
 export {
   type BinaryCacheClient,

@@ -30,8 +30,20 @@ export interface LocalPathInfo {
   deriver: string | undefined;
 }
 
-/** Registration info for each path (`nix-store --dump-db`: hash, size, deriver, references). */
-export async function localPathInfos(storePaths: readonly string[], options: NixRunOptions = {}): Promise<Map<string, LocalPathInfo>> {
+/** Where path registration can be read from (nix-serve.ts); undefined when it could not be asked (use `nix-store --dump-db`). */
+export interface PathInfoSource {
+  pathInfos(storePaths: readonly string[]): Promise<Map<string, LocalPathInfo> | undefined>;
+}
+
+export interface PathInfoOptions extends NixRunOptions {
+  /** Where path registration is asked first, rather than a `nix-store --dump-db` process. */
+  pathInfos?: PathInfoSource;
+}
+
+/** Registration info for each path (hash, size, deriver, references): from `options.pathInfos` when it answers, else `nix-store --dump-db`. */
+export async function localPathInfos(storePaths: readonly string[], options: PathInfoOptions = {}): Promise<Map<string, LocalPathInfo>> {
+  const served = await options.pathInfos?.pathInfos(storePaths);
+  if (served !== undefined && storePaths.every((p) => served.has(p))) return served;
   const infos = new Map<string, LocalPathInfo>();
   for (const part of argumentChunks(storePaths)) {
     const lines = (await runNix("nix-store", ["--dump-db", ...part], options)).split("\n");

@@ -9,7 +9,7 @@ import path from "node:path";
 import { pushToCaches } from "@nimbus/cache";
 import { type BuildResult, type BuildTask, type CacheReport, cacheProblem } from "@nimbus/protocol";
 import { BuildLogStream } from "../build-log.ts";
-import { readDerivationOutputs } from "../derivation-outputs.ts";
+import { inputsInStore, readDerivationOutputs } from "../derivation-outputs.ts";
 import { truncateText } from "../message-size.ts";
 import { PhaseTimings } from "../task-timings.ts";
 import { type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
@@ -72,6 +72,9 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
         return finish({ status: "exceptional", error: `could not fetch its inputs from the caches: ${fetchFailure(fetched.stderr)}` });
       }
     }
+    // The service sends a build only when no cache holds its outputs: with its inputs here, Nix need not ask the
+    // substituters about them first (one narinfo request per output, each a service request) — docs/agent.md, "Builds".
+    const substitute = !(await inputsInStore(task.drvPath));
     const args = [
       "--realise",
       task.drvPath,
@@ -80,6 +83,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       // Features the agent was configured with are accepted even if nix.conf lacks them.
       ...["--option", "system-features", context.nix.buildFeatures.join(" ")],
       ...["--option", "max-jobs", "1"],
+      ...(substitute ? [] : ["--option", "substitute", "false"]),
       "--no-gc-warning",
     ];
     let run;
@@ -136,7 +140,7 @@ async function builtOutputs(drvPath: string, call: NixCall): Promise<Record<stri
  */
 async function pushOutputs(taskId: string, outputs: string[], context: TaskContext, env: NodeJS.ProcessEnv, log: BuildLogStream): Promise<CacheReport[]> {
   if (outputs.length === 0 || !context.caches.clients.some((c) => c.push)) return [];
-  const results = await pushToCaches(context.caches.clients, outputs, { what: "outputs", env, signal: context.signal });
+  const results = await pushToCaches(context.caches.clients, outputs, { what: "outputs", env, signal: context.signal, pathInfos: context.caches.pathInfos });
   return results.map((result): CacheReport => {
     const report: CacheReport =
       result.status === "pushed"

@@ -2,6 +2,7 @@
  * What a kind of task is to the agent (docs/agent.md, "Tasks"): how to run one, which message
  * ends it, and what to report when running it broke. The runner knows kinds only through this.
  */
+import type { PathInfoSource } from "@nimbus/cache";
 import type { AgentMessage, ServiceMessage } from "@nimbus/protocol";
 import type { AckedStream } from "../acked-stream.ts";
 import type { AgentCaches } from "../agent-caches.ts";
@@ -25,6 +26,8 @@ export type TaskReport = Extract<AgentMessage, { taskId: string }>;
 export interface TaskCaches extends AgentCaches {
   /** This agent's store, as `store:<id>` sources name it. */
   storeId: string;
+  /** What this store registered for a path, asked of the agent's one long-lived `nix-store --serve` (a push describes its paths without a Nix process each). */
+  pathInfos?: PathInfoSource;
 }
 
 /** What an effect needs of the agent's configuration. */

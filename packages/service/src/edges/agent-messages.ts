@@ -45,7 +45,10 @@ async function hello(connectionId: string, message: Hello, now: Date, work: Work
   if (outcome === "unknown-connection") return reply(UNKNOWN_CONNECTION);
   rememberSession(connectionId, message.session.id);
   // A session speaks on one connection: an older one still open is closed (its tasks stay).
-  if (attached.previousConnectionId) await closeAgentConnection(attached.previousConnectionId);
+  if (attached.previousConnectionId) {
+    sessionRead.delete(attached.previousConnectionId);
+    await closeAgentConnection(attached.previousConnectionId);
+  }
   const welcome: ServiceMessage = {
     type: "welcome",
     protocolVersion: PROTOCOL_VERSION,
@@ -86,9 +89,41 @@ async function handle(connectionId: string, message: AgentMessage, now: Date, wo
     rememberSession(connectionId, sessionId);
   }
   // The session decides: one whose agent left this connection (gone, or replaced by a new hello) no longer names it.
-  const session = await getSession(sessionId);
-  if (!session || session.connectionId !== connectionId) return reply(UNKNOWN_CONNECTION);
+  const trusted = trustsRecentRead(message) ? recentSession(connectionId, sessionId, message, now) : undefined;
+  const session = trusted ?? (await getSession(sessionId));
+  if (!session || session.connectionId !== connectionId) {
+    sessionRead.delete(connectionId);
+    return reply(UNKNOWN_CONNECTION);
+  }
+  if (!trusted) rememberRead(connectionId, session, now);
+  if (message.type === "goodbye") sessionRead.delete(connectionId);
   return sessionMessage(session, message, now, work);
+}
+
+/**
+ * How long a frame that changes no task may trust this warm handler's last read of its session
+ * (docs/protocol.md, "Connection bookkeeping"): uploads to the built-in cache and a held
+ * build's log lines. Every other frame reads the session afresh, so a session that ended, or
+ * moved to another connection, is refused at once there, and by these within this bound.
+ */
+export const SESSION_TRUST_MS = 30_000;
+
+/** Frames that may go on a recent read of the session: a build-log only for a task that read showed held. */
+const trustsRecentRead = (message: AgentMessage): boolean =>
+  message.type === "cache-upload-request" || message.type === "cache-upload-complete" || message.type === "build-log";
+
+const sessionRead = new Map<string, { session: SessionItem; at: number }>();
+
+function recentSession(connectionId: string, sessionId: string, message: AgentMessage, now: Date): SessionItem | undefined {
+  const read = sessionRead.get(connectionId);
+  if (!read || read.session.sessionId !== sessionId || now.getTime() - read.at > SESSION_TRUST_MS || now.getTime() < read.at) return undefined;
+  if (message.type === "build-log" && read.session.tasks[message.taskId] === undefined) return undefined;
+  return read.session;
+}
+
+function rememberRead(connectionId: string, session: SessionItem, now: Date): void {
+  if (!sessionRead.has(connectionId) && sessionRead.size >= REMEMBERED_CONNECTIONS) sessionRead.delete(sessionRead.keys().next().value!);
+  sessionRead.set(connectionId, { session, at: now.getTime() });
 }
 
 /**

@@ -26,18 +26,17 @@ export async function publishPath(claim: UploadedPath, now = new Date()): Promis
 
 /**
  * Publishes paths that do not refer to one another (one round of a completion), each as
- * publishPath would, with one read of which are published already and one addition to the
- * totals for them all, instead of one of each per path.
+ * publishPath would, with one addition to the totals for them all, instead of one per path.
+ * A path is completed after an upload URL the service gave because it was not published, so
+ * each is checked and put at once (the put keeps the first, and says when the path was there);
+ * only a path refused is looked up, and is `present` if it was published meanwhile.
  */
 export async function publishPaths(claims: readonly UploadedPath[], now = new Date()): Promise<UploadVerdict[]> {
-  const valid = claims.filter((claim) => notStorePath(claim) === undefined);
-  const published = await presentPaths(valid.map((claim) => storePathHash(claim.storePath)), { consistent: true });
   const added = { paths: 0, fileBytes: 0, narBytes: 0 };
   const verdicts = await Promise.all(
     claims.map(async (claim): Promise<UploadVerdict> => {
       const invalid = notStorePath(claim);
       if (invalid) return refused(claim.storePath, `${invalid.slice(0, 120)} is not a store path under /nix/store`);
-      if (published.has(storePathHash(claim.storePath))) return { storePath: claim.storePath, status: "present" };
       const verdict = await publishAbsent(claim, now);
       if (verdict.status === "published") {
         added.paths += 1;
@@ -47,14 +46,20 @@ export async function publishPaths(claims: readonly UploadedPath[], now = new Da
       return verdict;
     }),
   );
+  const refusedValid = claims.filter((claim, i) => verdicts[i]!.status === "refused" && notStorePath(claim) === undefined);
+  const published = await presentPaths(refusedValid.map((claim) => storePathHash(claim.storePath)), { consistent: true });
   if (added.paths > 0) await addToStats(added);
-  return verdicts;
+  return verdicts.map((verdict, i) =>
+    verdict.status === "refused" && notStorePath(claims[i]!) === undefined && published.has(storePathHash(claims[i]!.storePath))
+      ? { storePath: claims[i]!.storePath, status: "present" }
+      : verdict,
+  );
 }
 
 /** The first of the claim's paths that is not a store path, if any. */
 const notStorePath = (claim: UploadedPath) => [claim.storePath, ...claim.references, ...(claim.deriver ? [claim.deriver] : [])].find((p) => !isStorePath(p));
 
-/** Checks and indexes a path that was not published when read (the totals are the caller's). */
+/** Checks and indexes a path that was not published when its upload URL was given (the totals are the caller's). */
 async function publishAbsent(claim: UploadedPath, now: Date): Promise<UploadVerdict> {
   const { storePath } = claim;
   const storeHash = storePathHash(storePath);

@@ -257,11 +257,22 @@ export const quietSessionsQueries = (before: Date) =>
   }));
 
 /**
+ * Whether the reports change the session's cache condition as it was read: a problem to note, or
+ * one to clear. Pushes that went well to caches without a problem on record (every build's,
+ * mostly) write nothing. A problem another frame noted since the read stays until the next
+ * successful push to that cache clears it: the condition shown is a recent one, not an ordered log.
+ */
+export function cacheReportsChange(session: Pick<SessionFields, "cacheProblems">, reports: readonly CacheReport[]): boolean {
+  return reports.some((report) => cacheProblem(report) !== undefined || session.cacheProblems?.[report.cache] !== undefined);
+}
+
+/**
  * Keeps the agent's cache condition: the last problem with each cache it reported (a failed
  * push, a cache it could not ask), cleared by its next successful push there.
  */
-export async function noteCacheReports(sessionId: string, reports: readonly CacheReport[], now: Date): Promise<void> {
-  if (reports.length === 0) return;
+export async function noteCacheReports(session: Pick<SessionFields, "sessionId" | "cacheProblems">, reports: readonly CacheReport[], now: Date): Promise<void> {
+  if (!cacheReportsChange(session, reports)) return;
+  const { sessionId } = session;
   // A nested key can only be set once the map exists.
   await updateSession(sessionId, {
     UpdateExpression: "SET cacheProblems = if_not_exists(cacheProblems, :empty)",

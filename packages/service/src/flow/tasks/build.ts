@@ -63,7 +63,7 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   if (held.drvPath !== message.drvPath) return answer(true, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
   const builtBy = { hostname: session.agent.hostname, sessionId: session.sessionId, connectionId: session.connectionId ?? "", labels: session.agent.labels };
   const reports = message.caches ?? [];
-  if (reports.length > 0) await noteCacheReports(session.sessionId, reports, now);
+  await noteCacheReports(session, reports, now);
   const settleAs = (to: "succeeded" | "failed", set: Record<string, unknown>) =>
     moveDerivation(message.drvPath, { from: ["building"], to, set, remove: ["lease"], condition: leaseHeld(message.taskId) }, now);
   let moved: DerivationItem | undefined;

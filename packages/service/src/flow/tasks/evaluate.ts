@@ -142,7 +142,7 @@ async function evaluationDone({ session, message, now, work }: ReportInput<Evalu
   if (job) {
     const lease = { taskId: message.taskId, sessionId: session.sessionId };
     const reports = message.caches ?? [];
-    await noteCacheReports(session.sessionId, reports, now);
+    await noteCacheReports(session, reports, now);
     const cacheProblems = reports.flatMap((r) => cacheProblem(r) ?? []);
     let end: Parameters<typeof endEvaluation>[2];
     if (message.status === "failed") end = { error: message.error ?? "evaluation failed", cacheProblems };
