@@ -12,29 +12,12 @@ import { after, before, describe, it } from "node:test";
 import type { BuildResult, ServiceMessage } from "@nimbus/protocol";
 import { handleAgentFrame, SESSION_TRUST_MS } from "../packages/service/src/edges/agent-messages.ts";
 import { deleteSession } from "../packages/service/src/flow/sessions.ts";
-import { dynamo } from "../packages/service/src/platform/aws-clients.ts";
+import { countDynamoRequests } from "./support/count-requests.ts";
 import { oneBuild } from "./support/one-build.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
-/** Counts the service's DynamoDB requests that `matches` while `fn` runs. */
-async function counting(matches: (command: string, input: Record<string, unknown>) => boolean, fn: () => Promise<void>): Promise<number> {
-  let count = 0;
-  const name = `frameDietCount${Math.random().toString(36).slice(2)}`;
-  dynamo().middlewareStack.add(
-    (next, context) => async (args) => {
-      if (matches(context.commandName ?? "", args.input as Record<string, unknown>)) count++;
-      return next(args);
-    },
-    { step: "initialize", name },
-  );
-  try {
-    await fn();
-  } finally {
-    dynamo().middlewareStack.remove(name);
-  }
-  return count;
-}
+const counting = countDynamoRequests;
 
 const sessionReads = (command: string, input: Record<string, unknown>) => command === "GetItemCommand" && String(input["TableName"]).includes("Sessions");
 

@@ -13,7 +13,7 @@ import { sweep } from "@nimbus/service";
 import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.ts";
 import { finishJobIfDone } from "../packages/service/src/flow/job-finish.ts";
 import { freshDerivation } from "../packages/service/src/flow/register-derivation.ts";
-import { dynamo } from "../packages/service/src/platform/aws-clients.ts";
+import { countDynamoRequests } from "./support/count-requests.ts";
 import { buildQueueUrl } from "../packages/service/src/storage/build-queues.ts";
 import { createDerivation, getDerivation, MAX_KNOWN_JOBS, moveDerivation } from "../packages/service/src/storage/derivations.ts";
 import { countingMoves, noteCountMove } from "../packages/service/src/storage/job-counts.ts";
@@ -27,24 +27,11 @@ import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 const later = (ms: number) => new Date(Date.now() + ms);
 
 /** Counts the service's DynamoDB requests of one command on one table (index; `about` an item) while `fn` runs. */
-async function counting(command: string, table: string, fn: () => Promise<void>, index?: string, about?: (input: { Key?: Record<string, unknown> }) => boolean): Promise<number> {
-  let count = 0;
-  const name = `requestDietCount${Math.random().toString(36).slice(2)}`;
-  dynamo().middlewareStack.add(
-    (next, context) => async (args) => {
-      const input = args.input as { TableName?: string; IndexName?: string; Key?: Record<string, unknown> };
-      if (context.commandName === command && input.TableName?.includes(table) && (index === undefined || input.IndexName === index) && (!about || about(input))) count++;
-      return next(args);
-    },
-    { step: "initialize", name },
-  );
-  try {
-    await fn();
-  } finally {
-    dynamo().middlewareStack.remove(name);
-  }
-  return count;
-}
+const counting = (command: string, table: string, fn: () => Promise<void>, index?: string, about?: (input: { Key?: Record<string, unknown> }) => boolean) =>
+  countDynamoRequests((name, input) => {
+    const { TableName, IndexName } = input as { TableName?: string; IndexName?: string };
+    return name === command && TableName?.includes(table) === true && (index === undefined || IndexName === index) && (!about || about(input));
+  }, fn);
 
 describe("the request diet", () => {
   let stack: TestStack;

@@ -179,16 +179,21 @@ describe("an evaluation with caches", () => {
     assert.ok(log.includes("nimbus: pushed 1 path to mycache (0 already there)"), log.join("\n"));
   });
 
-  it("fetches a build's inputs from a cache before building (the output Nimbus built elsewhere)", async () => {
-    await forget(drvs.a!.out);
-    const taskId = `build-caches-${NONCE}-${++counter}`;
-    setup.service.send({ type: "build", taskId, drvPath: drvs.b!.drvPath, system: "x86_64-linux", requiredFeatures: [], inputs: [drvs.a!.out], inputCaches: ["files"] });
+  /** The build task succeeded, with `a` copied from a cache and never built here. */
+  async function builtWithAFetched(taskId: string) {
     await setup.finishedTask(taskId, 60_000);
     const result = setup.of(taskId, "build-result")[0]! as BuildResult;
     assert.equal(result.status, "succeeded", result.error);
     const log = setup.of(taskId, "build-log").flatMap((l) => l.lines);
     assert.ok(log.some((l) => l.startsWith(`copying path '${drvs.a!.out}' from `)), log.join("\n"));
     assert.ok(!log.some((l) => l.includes(`building '${drvs.a!.drvPath}'`)), "a was fetched, not built");
+  }
+
+  it("fetches a build's inputs from a cache before building (the output Nimbus built elsewhere)", async () => {
+    await forget(drvs.a!.out);
+    const taskId = `build-caches-${NONCE}-${++counter}`;
+    setup.service.send({ type: "build", taskId, drvPath: drvs.b!.drvPath, system: "x86_64-linux", requiredFeatures: [], inputs: [drvs.a!.out], inputCaches: ["files"] });
+    await builtWithAFetched(taskId);
   });
 
   it("an input the task does not list and this store lacks is still fetched by Nix while building, not built here", async () => {
@@ -197,12 +202,7 @@ describe("an evaluation with caches", () => {
     const taskId = `build-caches-${NONCE}-${++counter}`;
     // No `inputs` (a task lists as many as fit in a frame, and only what Nimbus built): Nix must substitute a itself.
     setup.service.send({ type: "build", taskId, drvPath: drvs.b!.drvPath, system: "x86_64-linux", requiredFeatures: [] });
-    await setup.finishedTask(taskId, 60_000);
-    const result = setup.of(taskId, "build-result")[0]! as BuildResult;
-    assert.equal(result.status, "succeeded", result.error);
-    const log = setup.of(taskId, "build-log").flatMap((l) => l.lines);
-    assert.ok(log.some((l) => l.startsWith(`copying path '${drvs.a!.out}' from `)), log.join("\n"));
-    assert.ok(!log.some((l) => l.includes(`building '${drvs.a!.drvPath}'`)), "a was fetched, not built");
+    await builtWithAFetched(taskId);
   });
 });
 
