@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { EvaluateTask } from "@nimbus/protocol";
+import type { EvaluateTask, EvaluationEvent } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
 import { dynamo } from "@nimbus/service/aws-clients";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
@@ -286,5 +286,58 @@ describe("a rerun that rebuilds a failure and its dependent at once", () => {
     const job = await finished(stack, rerun.body.jobId);
     assert.equal(job.status, "succeeded", JSON.stringify(job.counts));
     assert.equal(flakyBuilds, 2);
+  });
+});
+
+describe("a dependent failed on a failure another job then started over", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("stale-failure")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  });
+
+  // One job keeps the failure and fails the dependent on it; another job, which needs only the
+  // failed input, rebuilds it. The first job is still running (it waits for a build no agent
+  // here can take): the sweeper's look at its rows starts the stale dependent over.
+  it("is started over by the sweeper once its dependency is built again, and built", async () => {
+    const byRepository: Record<string, EvaluationEvent[]> = {
+      "acme/keeps": [derivation("shaky"), derivation("needs-shaky", ["shaky"]), attribute("needs-shaky"), derivation("far", [], { system: "riscv64-linux" }), attribute("far")],
+      "acme/rebuilds": [derivation("shaky"), attribute("shaky")],
+    };
+    let shakyBuilds = 0;
+    const builder = ScriptedAgent.create("builder", { concurrentTasks: 2 }, {
+      evaluate: (task) => byRepository[task.repository]!,
+      build: (task) => (task.drvPath === drv("shaky") && shakyBuilds++ === 0 ? { status: "failed", exitCode: 1 } : { status: "succeeded" }),
+    });
+    agents.push(builder);
+    await builder.connect(stack.agentSocketUrl, token);
+
+    const keeps = await push(stack, "acme/keeps");
+    await jobWhere(stack, keeps, (job) => job.counts.failed === 1 && job.counts["dependency-failed"] === 1 && job.counts.queued === 1, "shaky failed, its dependent with it");
+    const first = await finished(stack, await push(stack, "acme/rebuilds"));
+    assert.equal(first.status, "failed", "the failure is kept without a rebuild");
+    const rerun = await stack.api("POST", `/api/jobs/${first.id}/rerun?rebuildFailures=true`);
+    assert.equal((await finished(stack, rerun.body.jobId)).status, "succeeded");
+    assert.equal((await derivationItem(stack, "needs-shaky"))?.status, "dependency-failed", "nothing told the dependent");
+
+    // The sweep's clock is past a heartbeat, so the job is quiet; the agent, silent as long, is
+    // let go by it and comes back after.
+    builder.close();
+    const report = await sweep(later(90_000));
+    assert.ok(report.jobRowsRepaired >= 1, JSON.stringify(report));
+    assert.equal((await derivationItem(stack, "needs-shaky"))?.status, "queued", "started over, and ready: its dependency is built");
+    await builder.connect(stack.agentSocketUrl, token);
+    await jobWhere(stack, keeps, (job) => job.counts.succeeded === 2 && job.counts.queued === 1, "the dependent built, the far one still queued");
+    const item = await derivationItem(stack, "needs-shaky");
+    assert.equal(item?.status, "succeeded");
+    assert.ok((item?.history as { reason?: string }[]).some((h) => h.reason === `${drv("shaky")} is being built again`), "its history says why it started over");
+    assert.equal(shakyBuilds, 2);
   });
 });

@@ -35,6 +35,7 @@ export {
   mayBeReady,
   advanceWaiting,
   inputStatusFor,
+  staleDependencyFailure,
   registrationStep,
   partRegistration,
   intrinsicConflict,

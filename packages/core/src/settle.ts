@@ -62,6 +62,20 @@ export function inputStatusFor(
 }
 
 /**
+ * Whether a dependency-failed derivation failed on a dependency that is no longer a failure:
+ * started over since (waiting, queued, building) or built. Its failure is stale — it waits for
+ * the dependency again (the sweeper's look at a running job's rows, flow/job-repair.ts). A
+ * dependency not found, or failed still, keeps it as it is.
+ */
+export function staleDependencyFailure(
+  drv: { status: DerivationStatus; failure?: { dependency?: string } },
+  dependencyStatus: DerivationStatus | undefined,
+): boolean {
+  if (drv.status !== "dependency-failed" || !drv.failure?.dependency || !dependencyStatus) return false;
+  return !isFailure(dependencyStatus);
+}
+
+/**
  * What registering a derivation an evaluation found does to the one already stored:
  * `restart` a cancellation (or a failure, when a rebuild was asked for); `merge-part` a further
  * part of a split event into the waiting item; `keep` anything else as it is.

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DerivationStatus } from "@nimbus/protocol";
-import { advanceWaiting, dependentMoves, inputStatusFor, intrinsicConflict, isReadyToQueue, mayBeReady, partRegistration, registrationStep, type RegistrationStep } from "../src/settle.ts";
+import { advanceWaiting, dependentMoves, inputStatusFor, staleDependencyFailure, intrinsicConflict, isReadyToQueue, mayBeReady, partRegistration, registrationStep, type RegistrationStep } from "../src/settle.ts";
 
 describe("dependentMoves: what a settled derivation does to its dependents", () => {
   const cases: Array<[DerivationStatus, string]> = [
@@ -74,6 +74,21 @@ describe("inputStatusFor: an input as a job's registration sees it", () => {
     ["an input not registered yet", undefined, rebuilding, undefined],
   ];
   for (const [name, input, registration, expected] of cases) it(name, () => assert.equal(inputStatusFor(input, registration), expected));
+});
+
+describe("staleDependencyFailure: a dependency failure whose dependency was started over", () => {
+  const failedOn = { status: "dependency-failed" as const, failure: { dependency: "d" } };
+  const cases: Array<[string, Parameters<typeof staleDependencyFailure>[0], DerivationStatus | undefined, boolean]> = [
+    ["the dependency waits again (restarted): stale", failedOn, "waiting", true],
+    ["the dependency is building again: stale", failedOn, "building", true],
+    ["the dependency was built: stale", failedOn, "succeeded", true],
+    ["the dependency failed still: kept", failedOn, "failed", false],
+    ["the dependency failed on its own input: kept", failedOn, "dependency-failed", false],
+    ["the dependency not found: kept", failedOn, undefined, false],
+    ["a failure of its own build is not a dependency failure", { status: "failed", failure: { dependency: "d" } }, "succeeded", false],
+    ["no dependency on record: kept", { status: "dependency-failed", failure: {} }, "succeeded", false],
+  ];
+  for (const [name, drv, dependency, expected] of cases) it(name, () => assert.equal(staleDependencyFailure(drv, dependency), expected));
 });
 
 describe("registrationStep: a derivation found again", () => {

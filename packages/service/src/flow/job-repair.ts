@@ -1,21 +1,25 @@
-import { rowsBehind, UNSETTLED } from "@nimbus/core";
+import { rowsBehind, staleDependencyFailure, UNSETTLED } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
 import { getDerivations } from "../storage/derivations.ts";
 import type { JobItem } from "../storage/items.ts";
 import { jobRowsIn, rewriteJobRows } from "../storage/job-derivations.ts";
 import type { WorkNotes } from "./new-work.ts";
-import { restartCancelled } from "./register-derivation.ts";
+import { restartCancelled, restartStaleDependencyFailure } from "./register-derivation.ts";
 
 /** Rows of each status looked at per quiet job and sweep: a bounded sample. */
 const ROWS_PER_STATUS = 50;
-/** What can hold a running job up: unsettled rows, and derivations another job's cancel took from it. */
-const LOOKED_AT: readonly DerivationStatus[] = [...UNSETTLED, "cancelled"];
+/**
+ * What can hold a running job up: unsettled rows, derivations another job's cancel took from
+ * it, and dependency failures whose dependency was started over by another job since.
+ */
+const LOOKED_AT: readonly DerivationStatus[] = [...UNSETTLED, "cancelled", "dependency-failed"];
 
 /**
  * Puts right a running job's copies of its derivations' statuses that were left behind (a
  * mirror that missed a row: core `rowsBehind`), re-derived from the derivations themselves,
- * and starts again the derivations it needs that another job's cancel took (its look for
- * other jobs needing them went through a lagging index). Each sweep looks at a sample of each
+ * starts again the derivations it needs that another job's cancel took (its look for
+ * other jobs needing them went through a lagging index), and those that failed on a
+ * dependency another job has started over since (core `staleDependencyFailure`). Each sweep looks at a sample of each
  * status starting at a random path, so a big job's rows are all seen over a few sweeps.
  * Returns how many rows were rewritten or derivations started again.
  */
@@ -27,6 +31,14 @@ export async function repairJobRows(job: JobItem, work: WorkNotes, now: Date, ra
   let repaired = 0;
   for (const drv of derivations.values()) {
     if (drv.status === "cancelled" && (await restartCancelled(drv.drvPath, work, now))) repaired++;
+  }
+  // A dependent failed on a failure another job started over just after (docs/reliability.md,
+  // "Failures are remembered"): it waits for the dependency again.
+  const failedOn = [...derivations.values()].filter((drv) => drv.status === "dependency-failed" && drv.failure?.dependency);
+  const dependencies = failedOn.length > 0 ? await getDerivations(failedOn.map((drv) => drv.failure!.dependency!)) : new Map();
+  for (const drv of failedOn) {
+    const dependency = drv.failure!.dependency!;
+    if (staleDependencyFailure(drv, dependencies.get(dependency)?.status) && (await restartStaleDependencyFailure(drv.drvPath, dependency, work, now))) repaired++;
   }
   const behind = rowsBehind(rows, (drvPath) => derivations.get(drvPath));
   await rewriteJobRows(job.jobId, behind);

@@ -121,6 +121,29 @@ export async function restartCancelled(drvPath: string, work: WorkNotes, now: Da
 }
 
 /**
+ * Starts over a derivation that failed on `dependency` while that dependency has been started
+ * over or built since (core `staleDependencyFailure`): waiting again, its inputs looked at
+ * afresh. Only while it is still dependency-failed on that one. Whether it did.
+ */
+export async function restartStaleDependencyFailure(drvPath: string, dependency: string, work: WorkNotes, now: Date): Promise<boolean> {
+  const moved = await moveDerivation(
+    drvPath,
+    {
+      from: ["dependency-failed"],
+      to: "waiting",
+      remove: ["failure", "finishedAt"],
+      condition: { expression: "#failure.#dependency = :dependency", names: { "#failure": "failure", "#dependency": "dependency" }, values: { ":dependency": dependency } },
+      note: { reason: `${dependency} is being built again` },
+    },
+    now,
+  );
+  if (!moved) return false;
+  await mirrorStatus(moved);
+  await advance(drvPath, await pendingInputsOf(drvPath), work, now);
+  return true;
+}
+
+/**
  * What registering does to a derivation that exists (core `registrationStep`): restart it
  * (`jobId` registers it now), take this part in (below), or keep it. A restart or take-over
  * another registration made first (two parts of one event at once) is followed by deciding
