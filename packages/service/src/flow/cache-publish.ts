@@ -33,11 +33,14 @@ export async function publishPath(claim: UploadedPath, now = new Date()): Promis
  */
 export async function publishPaths(claims: readonly UploadedPath[], now = new Date()): Promise<UploadVerdict[]> {
   const added = { paths: 0, fileBytes: 0, narBytes: 0 };
+  // The valid paths whose check or put was refused (by their place in `claims`): looked up once, together, afterwards.
+  const refusedValid = new Set<number>();
   const verdicts = await Promise.all(
-    claims.map(async (claim): Promise<UploadVerdict> => {
+    claims.map(async (claim, i): Promise<UploadVerdict> => {
       const invalid = notStorePath(claim);
       if (invalid) return refused(claim.storePath, `${invalid.slice(0, 120)} is not a store path under /nix/store`);
       const verdict = await publishAbsent(claim, now);
+      if (verdict.status === "refused") refusedValid.add(i);
       if (verdict.status === "published") {
         added.paths += 1;
         added.fileBytes += claim.fileSize;
@@ -46,13 +49,10 @@ export async function publishPaths(claims: readonly UploadedPath[], now = new Da
       return verdict;
     }),
   );
-  const refusedValid = claims.filter((claim, i) => verdicts[i]!.status === "refused" && notStorePath(claim) === undefined);
-  const published = await presentPaths(refusedValid.map((claim) => storePathHash(claim.storePath)), { consistent: true });
+  const published = await presentPaths([...refusedValid].map((i) => storePathHash(claims[i]!.storePath)), { consistent: true });
   if (added.paths > 0) await addToStats(added);
   return verdicts.map((verdict, i) =>
-    verdict.status === "refused" && notStorePath(claims[i]!) === undefined && published.has(storePathHash(claims[i]!.storePath))
-      ? { storePath: claims[i]!.storePath, status: "present" }
-      : verdict,
+    refusedValid.has(i) && published.has(storePathHash(claims[i]!.storePath)) ? { storePath: claims[i]!.storePath, status: "present" } : verdict,
   );
 }
 

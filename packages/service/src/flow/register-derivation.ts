@@ -109,15 +109,7 @@ export const isEvaluating = async (jobId: string) => (await getJob(jobId))?.stat
  * markers and input rows are as the cancel left them, and are looked at again. Whether it did.
  */
 export async function restartCancelled(drvPath: string, work: WorkNotes, now: Date): Promise<boolean> {
-  const moved = await moveDerivation(
-    drvPath,
-    { from: ["cancelled"], to: "waiting", remove: ["failure", "retries", "lease", "builtBy", "finishedAt"], addAttempt: 1 },
-    now,
-  );
-  if (!moved) return false;
-  await mirrorStatus(moved);
-  await advance(drvPath, await pendingInputsOf(drvPath), work, now);
-  return true;
+  return startOver(drvPath, { from: ["cancelled"], to: "waiting", remove: ["failure", "retries", "lease", "builtBy", "finishedAt"], addAttempt: 1 }, work, now);
 }
 
 /**
@@ -126,7 +118,7 @@ export async function restartCancelled(drvPath: string, work: WorkNotes, now: Da
  * afresh. Only while it is still dependency-failed on that one. Whether it did.
  */
 export async function restartStaleDependencyFailure(drvPath: string, dependency: string, work: WorkNotes, now: Date): Promise<boolean> {
-  const moved = await moveDerivation(
+  return startOver(
     drvPath,
     {
       from: ["dependency-failed"],
@@ -135,8 +127,14 @@ export async function restartStaleDependencyFailure(drvPath: string, dependency:
       condition: { expression: "#failure.#dependency = :dependency", names: { "#failure": "failure", "#dependency": "dependency" }, values: { ":dependency": dependency } },
       note: { reason: `${dependency} is being built again` },
     },
+    work,
     now,
   );
+}
+
+/** Moves a settled derivation back to waiting, copies the move to its jobs and looks at its pending inputs afresh. Whether it moved. */
+async function startOver(drvPath: string, move: Parameters<typeof moveDerivation>[1], work: WorkNotes, now: Date): Promise<boolean> {
+  const moved = await moveDerivation(drvPath, move, now);
   if (!moved) return false;
   await mirrorStatus(moved);
   await advance(drvPath, await pendingInputsOf(drvPath), work, now);
