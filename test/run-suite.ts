@@ -3,9 +3,11 @@
  * other, the second even when the first failed; exit 1 if either failed):
  *  1. files that start no local stack, agent fleet, browser or timed flow — the packages' unit
  *     tests and the offline checks named below — two files at a time;
- *  2. the flows of test/ one file at a time: they start stacks, agents, real Nix builds and
- *     Chromium, and several wait out real graces, so they keep the machine to themselves.
- * A new file under test/ is a flow (run alone) unless it is named here.
+ *  2. the flows of test/, two files at a time: they start stacks, agents, real Nix builds and
+ *     Chromium, and several wait out real graces, so one flow alone leaves a core idle much of
+ *     the time. Every flow picks its own ports, directories and store paths.
+ * A new file under test/ is a flow unless it is named here.
+ * Node's runner starts the files of a run in sorted order, whatever order they are given in.
  * Arguments (e.g. `--test-name-pattern=...`) are passed to both runs.
  */
 import { spawnSync } from "node:child_process";
@@ -17,8 +19,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Files under test/ that start no stack, agent, browser or Nix build: they may run beside others. */
 const OFFLINE_CHECKS_IN_TEST = [
-  // First: the longest file of this run (bundling every handler, `sst install`, tsc), so the
-  // others fill the second slot beside it instead of it running alone at the end.
   "test/infra.test.ts",
   "test/agent-package.test.ts",
   "test/architecture.test.ts",
@@ -34,6 +34,9 @@ const OFFLINE_CHECKS_IN_TEST = [
 /** How many files of the first run at a time: CI has 2 cores. */
 const UNIT_CONCURRENCY = 2;
 
+/** How many flows at a time: two flows share the 2 cores without starving one another's graces (run under load beside a bench, too). */
+const FLOW_CONCURRENCY = 2;
+
 const files = (pattern: string) => globSync(pattern, { cwd: root }).sort();
 const packageTests = files("packages/*/test/**/*.test.ts");
 const testDirTests = files("test/**/*.test.ts");
@@ -43,7 +46,7 @@ if (missing.length > 0) {
   process.exit(1);
 }
 const concurrent = [...OFFLINE_CHECKS_IN_TEST, ...packageTests];
-const serial = testDirTests.filter((file) => !OFFLINE_CHECKS_IN_TEST.includes(file));
+const flows = testDirTests.filter((file) => !OFFLINE_CHECKS_IN_TEST.includes(file));
 
 function runTests(label: string, concurrency: number, testFiles: string[]): number {
   console.log(`\n=== npm test, ${label}: ${testFiles.length} files, ${concurrency} at a time\n`);
@@ -67,7 +70,7 @@ function runTests(label: string, concurrency: number, testFiles: string[]): numb
 
 const started = Date.now();
 const unitStatus = runTests("unit tests and offline checks", UNIT_CONCURRENCY, concurrent);
-const flowStatus = runTests("flows", 1, serial);
+const flowStatus = runTests("flows", FLOW_CONCURRENCY, flows);
 const minutes = ((Date.now() - started) / 60_000).toFixed(1);
 const failed = [unitStatus !== 0 && "unit tests and offline checks", flowStatus !== 0 && "flows"].filter(Boolean);
 console.log(`\n=== npm test: ${failed.length === 0 ? "passed" : `FAILED (${failed.join(", ")})`} in ${minutes} min`);
