@@ -1,7 +1,8 @@
 /**
  * Runs every task the service pushes, all at once (the service enforces `concurrentTasks`),
- * routes `ack`s to evaluation streams and `result-ack`s to the kept final messages, stops
- * tasks the service cancels or disowns, and kills everything when the agent leaves.
+ * routes `ack`s to evaluation streams and `result-ack`s (alone, or carried by a `build`'s
+ * `acks`) to the kept final messages, stops tasks the service cancels or disowns, and kills
+ * everything when the agent leaves.
  */
 import type { ResultAck, StreamAck } from "@nimbus/protocol";
 import { AckedStream } from "./acked-stream.ts";
@@ -114,9 +115,11 @@ export class TaskRunner {
       return;
     }
     if (message.type === "result-ack") {
-      if (this.results.ack(message.taskId)) log("debug", `task ${message.taskId}: result acknowledged`);
+      this.ackResult(message.taskId);
       return;
     }
+    // A build may carry acknowledgements of results, each exactly a `result-ack` (first: whatever becomes of the build).
+    if (message.type === "build") for (const taskId of message.acks ?? []) this.ackResult(taskId);
     if (!this.accepting) {
       log("warn", `task ${message.taskId} not started: the agent is leaving (its goodbye hands the task back)`);
       return;
@@ -133,6 +136,10 @@ export class TaskRunner {
       return;
     }
     this.start(message);
+  }
+
+  private ackResult(taskId: string): void {
+    if (this.results.ack(taskId)) this.options.log("debug", `task ${taskId}: result acknowledged`);
   }
 
   /**

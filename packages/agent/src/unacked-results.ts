@@ -1,6 +1,7 @@
 /**
  * Each task's result message (its kind's `resultType`: `build-result`, `evaluation-done`) until
- * the service answers `result-ack`: sent at once when connected, and again after every welcome.
+ * the service answers `result-ack` (or a `build` carries it in `acks`): sent at once when connected,
+ * and again after every welcome.
  * The service records a result once and acknowledges every copy.
  */
 import type { Link } from "./outbox.ts";

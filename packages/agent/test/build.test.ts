@@ -236,6 +236,33 @@ describe("final messages", () => {
   });
 });
 
+describe("acknowledgements carried by a build", () => {
+  it("a build's acks acknowledge each listed result as result-ack does: it is not sent again after a reconnect", async () => {
+    const other = await startTaskAgent(dir, "", { ackResults: false });
+    try {
+      const first = `build-acked-first-${NONCE}`;
+      const carrier = `build-acked-carrier-${NONCE}`;
+      other.service.send({ type: "build", taskId: first, drvPath: drvs.kept!.drvPath, system: "x86_64-linux", requiredFeatures: [] });
+      await other.finishedTask(first);
+      assert.deepEqual(other.agent.unacknowledgedResults(), [first]);
+
+      // The next build carries the first one's ack (and one for a task this agent never had, which changes nothing).
+      other.service.send({ type: "build", taskId: carrier, drvPath: drvs.ok!.drvPath, system: "x86_64-linux", requiredFeatures: [], acks: [first, "build-never-seen"] });
+      await other.finishedTask(carrier);
+      assert.deepEqual(other.agent.unacknowledgedResults(), [carrier], "the carried ack was taken, and the carrier itself was built");
+
+      other.service.connections[0]!.ws.terminate();
+      await other.service.until(() => other.service.types(1).includes("build-result"), "the unacknowledged result again on the next connection");
+      assert.deepEqual(other.service.hellos[1]!.tasksInProgress, [carrier], "hello names only the result still unacknowledged");
+      await sleep(200);
+      assert.equal(other.of(first, "build-result").length, 1, "the acknowledged result is not sent again");
+      assert.equal(other.of(carrier, "build-result").length, 2);
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
 describe("cancel and unknown-task", () => {
   it("names a running build in hello after a reconnect; a cancel kills it and nothing more is reported", async () => {
     const { taskId, pid } = await startSleeper(setup, "cancelled");

@@ -165,3 +165,4 @@ export {
   type HandOverState,
   type QueueLook,
 } from "./hand-over.ts";
+export { foldAcks } from "./result-acks.ts";

@@ -12,3 +12,5 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30 * 1000;
 export const MAX_LOG_BATCHES = 1_000_000;
 /** The service keeps a build's last this many log batches: its tail, which says why it failed. */
 export const LOG_BATCHES_KEPT = 1_000;
+/** A `build` acknowledges at most this many results (`acks`); the service folds one, the result its invocation recorded. */
+export const MAX_FOLDED_ACKS = 16;

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
-import { MAX_LOG_BATCHES } from "./limits.ts";
+import { MAX_FOLDED_ACKS, MAX_LOG_BATCHES } from "./limits.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
 import { JobConfig, JobHandler } from "./hercules-ci.ts";
 import { CacheName, CacheReport, Need } from "./sources.ts";
@@ -60,6 +60,12 @@ export const BuildTask = z.strictObject({
   inputs: z.array(StorePath).max(2000).optional(),
   /** The caches that hold those outputs. */
   inputCaches: z.array(CacheName).max(64).optional(),
+  /**
+   * Results this agent reported that the service recorded: each id is acknowledged exactly as a
+   * `result-ack` for it would be. The service folds a result's acknowledgement into the build it
+   * sends next on that connection, and sends no `result-ack` for it then.
+   */
+  acks: z.array(TaskId).min(1).max(MAX_FOLDED_ACKS).optional(),
 });
 export type BuildTask = z.infer<typeof BuildTask>;
 
