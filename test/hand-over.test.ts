@@ -6,61 +6,18 @@
  * dies between the hand-over's writes leaves what the sweeper repairs.
  */
 import assert from "node:assert/strict";
-import { AsyncLocalStorage } from "node:async_hooks";
 import { after, afterEach, before, describe, it } from "node:test";
 import type { EvaluationEvent } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
 import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.ts";
 import { evaluationsMayWait } from "../packages/service/src/flow/rare-queues.ts";
-import { dynamo, gatewayManagement, sqs } from "../packages/service/src/platform/aws-clients.ts";
 import { releaseTask, reserveTask } from "../packages/service/src/storage/sessions.ts";
+import { recording, type Request } from "./support/count-requests.ts";
 import { hello, RawAgent } from "./support/raw-agent.ts";
 import { attribute, derivation, derivationItem, drv, finished, push } from "./support/graph-events.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 const later = (ms: number) => new Date(Date.now() + ms);
-
-/** One AWS request a handler made: the client, the command, and its input. */
-interface Request {
-  client: "dynamodb" | "sqs" | "gateway";
-  command: string;
-  input: Record<string, any>;
-}
-
-/**
- * Records every request `fn` makes through the service's clients (its own, not those of an
- * invocation still finishing beside it, like the dispatch deleting the message of the build
- * just received); `intercept` may act before one is sent (fill a slot, or throw as a dying
- * handler would).
- */
-async function recording(fn: () => Promise<void>, intercept?: (request: Request) => Promise<void>): Promise<Request[]> {
-  const requests: Request[] = [];
-  const scope = new AsyncLocalStorage<true>();
-  const name = `handOverRecord${Math.random().toString(36).slice(2)}`;
-  const clients = [
-    ["dynamodb", dynamo()],
-    ["sqs", sqs()],
-    ["gateway", gatewayManagement()],
-  ] as const;
-  for (const [client, sdk] of clients) {
-    (sdk.middlewareStack as { add: (m: unknown, o: unknown) => void }).add(
-      (next: (args: unknown) => Promise<unknown>, context: { commandName: string }) => async (args: { input: Record<string, any> }) => {
-        if (!scope.getStore()) return next(args);
-        const request = { client, command: context.commandName, input: args.input };
-        requests.push(request);
-        await intercept?.(request);
-        return next(args);
-      },
-      { step: "initialize", name },
-    );
-  }
-  try {
-    await scope.run(true, fn);
-  } finally {
-    for (const [, sdk] of clients) sdk.middlewareStack.remove(name);
-  }
-  return requests;
-}
 
 const about = (request: Request, drvPath: string) => JSON.stringify(request.input.Key ?? {}).includes(drvPath);
 const isBuildQueueRequest = (r: Request) => r.client === "sqs" && !/Evaluations|Effect/.test(String(r.input.QueueUrl ?? ""));
@@ -76,7 +33,7 @@ const isHandOverLease = (r: Request, drvPath: string) =>
   r.command === "UpdateItemCommand" && /-Derivations$/.test(r.input.TableName) && about(r, drvPath) && r.input.ExpressionAttributeValues?.[":to"] === "building" &&
   r.input.ExpressionAttributeValues?.[":from0"] === "waiting";
 
-type Build = { taskId: string; drvPath: string };
+type Build = { taskId: string; drvPath: string; acks?: string[] };
 const buildOf = (agent: RawAgent, name: string) =>
   eventually(async () => agent.messages.find((m) => m.type === "build" && m.drvPath === drv(name)) as Build | undefined, `${name}'s build`);
 const result = (build: Build) => JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
@@ -142,7 +99,8 @@ describe("hand-over of a build its result readied", () => {
     assert.equal(requests.filter(isSessionWrite).length, 1, "one Sessions write: no release of a's slot, no reservation for b");
     assert.equal(requests.filter(isSlotHandedOn).length, 1, "a's slot handed on to b");
     assert.equal(requests.filter((r) => r.command === "GetItemCommand" && about(r, drv("ho-b"))).length, 0, "b read from its pending-input clear, not again");
-    assert.equal(requests.filter((r) => r.command === "PostToConnectionCommand").length, 2, "b's build and a's result-ack");
+    assert.equal(requests.filter((r) => r.command === "PostToConnectionCommand").length, 1, "b's build, carrying a's acknowledgement (no result-ack)");
+    assert.deepEqual(b.acks, [a.taskId]);
     const row = await stack.getItem("JobDerivations", { jobId, drvPath: drv("ho-b") });
     assert.equal(row?.status, "building", "the job's copy");
 

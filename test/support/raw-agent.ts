@@ -57,14 +57,19 @@ export class RawAgent {
   /**
    * Sends and waits for the answer to it: the first message after it that is not a task. A
    * task the service gives meanwhile (a build queued by this very message, sent as soon as it
-   * is queued) may come before the answer; it stays in `messages`.
+   * is queued) may come before the answer; it stays in `messages`. A result is also answered by
+   * a build that acknowledges it (`acks`), which the service sends instead of its `result-ack`.
    */
   async request(message: unknown, timeoutMs = 5000): Promise<ServiceMessage> {
     let seen = this.messages.length;
+    const fields = typeof message === "object" && message !== null ? (message as { requestId?: unknown; type?: unknown; taskId?: unknown }) : {};
     // A request with an id (cache uploads) is answered by the reply with that id: several may be in flight at once.
-    const requestId = typeof message === "object" && message !== null ? (message as { requestId?: unknown }).requestId : undefined;
+    const requestId = fields.requestId;
+    const result = fields.type === "build-result" ? fields.taskId : undefined;
     const answers = (reply: ServiceMessage) =>
-      requestId === undefined ? !TASK_TYPES.has(reply.type) : (reply as { requestId?: unknown }).requestId === requestId || (reply.type === "error" && !("requestId" in reply));
+      requestId === undefined
+        ? !TASK_TYPES.has(reply.type) || (reply.type === "build" && result !== undefined && reply.acks?.includes(String(result)) === true)
+        : (reply as { requestId?: unknown }).requestId === requestId || (reply.type === "error" && !("requestId" in reply));
     this.send(message);
     for (;;) {
       const reply = await this.next(seen, timeoutMs);

@@ -117,6 +117,8 @@ export class ScriptedAgent {
         // API Gateway's own "Internal server error" (a handler died): the real agent logs and ignores it.
         if (!parsed.success) return void this.gatewayErrors++;
         const message = parsed.data;
+        // A build may carry acknowledgements of results: each is a `result-ack`, whatever becomes of the build.
+        if (message.type === "build") for (const taskId of message.acks ?? []) this.resultAcked(taskId);
         if (message.type === "welcome") {
           settled = true;
           clearTimeout(timer);
@@ -153,11 +155,7 @@ export class ScriptedAgent {
           this.acked.get(message.taskId)!.add(message.seq);
           this.pendingBatches.delete(`${message.taskId}#${message.seq}`);
         } else if (message.type === "result-ack") {
-          const settledDrv = this.settles.get(message.taskId);
-          if (this.unacked.delete(message.taskId) && settledDrv) {
-            this.settled.push(settledDrv);
-            this.settledTasks.push(message.taskId);
-          }
+          this.resultAcked(message.taskId);
         } else if (message.type === "cancel") {
           this.cancelled.push(message.taskId);
           this.active.delete(message.taskId);
@@ -169,6 +167,15 @@ export class ScriptedAgent {
         }
       });
     });
+  }
+
+  /** The service recorded this task's final message (a `result-ack`, or a build's `acks`). */
+  private resultAcked(taskId: string) {
+    const settledDrv = this.settles.get(taskId);
+    if (this.unacked.delete(taskId) && settledDrv) {
+      this.settled.push(settledDrv);
+      this.settledTasks.push(taskId);
+    }
   }
 
   /** Sends every unacknowledged evaluation batch and final message again (the service applies each once). */

@@ -2,7 +2,8 @@
  * `$default`: every frame an agent sends. A hello attaches the agent's session; heartbeats keep
  * it; reports about tasks go to the task kind that declared them (flow/tasks/registry.ts).
  * Each frame is answered, then followed up (more work for this agent), then idle agents are
- * woken for whatever work the frame queued.
+ * woken for whatever work the frame queued. A result's acknowledgement rides on the first build
+ * sent to its agent meanwhile, or goes last (flow/result-acks.ts).
  */
 import { decodeAgentMessage, NIMBUS_VERSION, PROTOCOL_VERSION, type AgentMessage, type ErrorCode, type Hello, type ServiceMessage } from "@nimbus/protocol";
 import { timing } from "../platform/timing.ts";
@@ -198,16 +199,25 @@ export async function handleAgentFrame(connectionId: string, body: string | unde
   // A settle's job check, too: once the frame's other moves are made, so one count write per job carries them all.
   work.deferJobChecks = true;
   await countingMoves(async () => {
+    // A recorded result's ack that no build carried goes alone, once no build can carry it: after the wake that
+    // takes the reporter, or when the invocation fails after answering (flow/result-acks.ts).
+    let answered = false;
+    const ackAlone = async () => {
+      const ack = answered ? work.ackNotCarried() : undefined;
+      if (ack) await sendToAgent(connectionId, ack);
+    };
     try {
       const decoded = decodeAgentMessage(body);
       const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
-      if (await deliver(connectionId, answer.replies)) await answer.followUp?.();
+      answered = await deliver(connectionId, answer.replies);
+      if (answered) await answer.followUp?.();
       await wakeIdleAgents(work);
+      await ackAlone();
       // A job that ends may start its effects: agents are woken for them.
       if (await work.runJobChecks()) await wakeIdleAgents(work);
     } finally {
       // The slot a result freed, if no task took it and no dispatch gave it back (flow/freed-slot.ts).
-      await work.releaseReporterSlot();
+      await Promise.all([ackAlone(), work.releaseReporterSlot()]);
     }
   });
   // Reported once the counts are written, so the report reads them as they are.

@@ -29,11 +29,13 @@ import { listAgentClasses } from "../storage/agent-classes.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
 import { getSessionLoad, getSessionLoads, idleSessionsOf, releaseTask, reserveTask, sessionsOf } from "../storage/sessions.ts";
-import type { FreedSlot } from "./freed-slot.ts";
 import { reporterLoad, setEarlyWake, WorkNotes, type Reporter } from "./new-work.ts";
 import { forgetEmpty, noteReceived, seemsEmpty } from "./rare-queues.ts";
 import { sendTask } from "./task-delivery.ts";
 import { taskKind, taskSources } from "./tasks/registry.ts";
+
+/** A dispatch to the reporting agent: the slot its result freed goes to the first task, its result's ack rides on the first build. */
+type ToReporter = Pick<Reporter, "slot" | "ack">;
 
 /**
  * Fills a session's free slots from the queues core `planDispatch` names, in its order.
@@ -45,7 +47,7 @@ export async function dispatchTo(
   sources?: readonly QueueSource[],
   work?: WorkNotes,
   given?: Map<string, number>,
-  slot?: FreedSlot,
+  reporter?: ToReporter,
 ): Promise<number> {
   const connectionId = session?.connectionId;
   if (!session || !connectionId) return 0;
@@ -76,7 +78,7 @@ export async function dispatchTo(
       if (messages.length === 0) break;
       for (const message of messages) {
         const outcome: StartOutcome = mayStart(state)
-          ? await start(session, connectionId, source.kind, message, couldTake, (ids) => ids.forEach((id) => takers.add(id)), slot)
+          ? await start(session, connectionId, source.kind, message, couldTake, (ids) => ids.forEach((id) => takers.add(id)), reporter)
           : "full";
         if (outcome === "sent" || outcome === "undelivered") given?.set(source.queue, (given.get(source.queue) ?? 0) + 1);
         if (outcome === "full") work?.noteRefused();
@@ -106,10 +108,11 @@ export async function dispatchToReporter(reporter: Reporter, work: WorkNotes, so
   const load = await reporterLoad(reporter);
   if (!load) return undefined;
   reporter.dispatched = true;
-  const given = await dispatchTo(load, sources, work, work.givenToReporter, reporter.slot);
+  const given = await dispatchTo(load, sources, work, work.givenToReporter, reporter);
   if (!reporter.slot?.held) return given;
   const released = await reporter.slot.release();
-  return given + (released ? await dispatchTo(released, sources, work, work.givenToReporter) : 0);
+  // The slot given back, a task takes a slot as any other (FreedSlot.reserve); a build may still carry the ack.
+  return given + (released ? await dispatchTo(released, sources, work, work.givenToReporter, reporter) : 0);
 }
 
 /** Fills the free slots of a session by id, read afresh (after a message that may have freed one). */
@@ -125,7 +128,7 @@ async function start(
   message: Message,
   couldTake: (needs: BuildNeeds, fresh?: boolean) => Promise<SessionFields[]>,
   leftFor: (sessionIds: string[]) => void,
-  slot?: FreedSlot,
+  reporter?: ToReporter,
 ): Promise<StartOutcome> {
   const kind = taskKind(kindName);
   const now = new Date();
@@ -150,13 +153,14 @@ async function start(
     return "elsewhere";
   }
   const limit = session.agent.concurrentTasks;
+  const slot = reporter?.slot;
   if (!(await (slot ? slot.reserve(claim.taskId, claim.record, limit) : reserveTask(session.sessionId, claim.taskId, claim.record, limit)))) return "full";
   const task = await claim.lease(session, now);
   if (!task) {
     await releaseTask(session.sessionId, claim.taskId);
     return "stale";
   }
-  const sent = await sendTask(session.sessionId, connectionId, task);
+  const sent = await sendTask(session.sessionId, connectionId, reporter?.ack?.carry(task) ?? task);
   await claim.afterLease?.();
   return sent ? "sent" : "undelivered";
 }

@@ -2,8 +2,9 @@
  * Hand-over (docs/scale.md, "Hand-over"): when a `build-result` makes a dependent ready and the
  * agent that sent it may take it now (core `mayHandOver`), the dependent goes to that agent
  * without its build queue — one conditional write moves it `waiting → building` with the lease,
- * beside the reservation of the slot the result freed, then the `build` is sent. What a handler
- * dying between those writes leaves, the sweeper repairs (docs/reliability.md).
+ * beside the reservation of the slot the result freed, then the `build` is sent, carrying the
+ * result's acknowledgement (flow/result-acks.ts). What a handler dying between those writes
+ * leaves, the sweeper repairs (docs/reliability.md).
  */
 import { mayHandOver, type HandOverState } from "@nimbus/core";
 import { moveDerivation, versionIs, type Move } from "../storage/derivations.ts";
@@ -47,7 +48,8 @@ export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Da
     return outcome;
   }
   const { leased, taskId } = outcome;
-  await sendTask(session.sessionId, session.connectionId, buildTaskMessage(taskId, leased, inputs));
+  const task = buildTaskMessage(taskId, leased, inputs);
+  await sendTask(session.sessionId, session.connectionId, reporter.ack?.carry(task) ?? task);
   // Its jobs' copies (`building`) follow the build's start, as after a dispatch's lease.
   await mirrorStatus(leased);
   return { type: "handed" };

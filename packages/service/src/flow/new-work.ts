@@ -1,6 +1,8 @@
 import type { NewWork } from "@nimbus/core";
+import type { ServiceMessage } from "@nimbus/protocol";
 import type { SessionFields } from "../storage/items.ts";
 import type { FreedSlot } from "./freed-slot.ts";
+import type { OwedAck } from "./result-acks.ts";
 
 /**
  * The agent whose report an invocation handles: its load once its slot is given back, whether a
@@ -12,6 +14,8 @@ export interface Reporter {
   handedOver: number;
   /** The slot its result freed, while not yet written free: the first task given it takes it over (flow/freed-slot.ts). */
   slot?: FreedSlot;
+  /** Its result's acknowledgement, recorded: the first build sent it carries it (flow/result-acks.ts). */
+  ack?: OwedAck;
 }
 
 /** The reporter's load as a dispatch must see it: the release's, with the slots hand-overs took (written or about to be). */
@@ -57,9 +61,14 @@ export class WorkNotes implements NewWork {
   private reporter: Reporter | undefined;
   private reporterTaken = false;
 
-  offerFirstTo(load: Promise<SessionFields | undefined>, slot?: FreedSlot): void {
-    this.reporter = { load, dispatched: false, handedOver: 0, ...(slot ? { slot } : {}) };
+  offerFirstTo(load: Promise<SessionFields | undefined>, slot?: FreedSlot, ack?: OwedAck): void {
+    this.reporter = { load, dispatched: false, handedOver: 0, ...(slot ? { slot } : {}), ...(ack ? { ack } : {}) };
     this.reporterTaken = false;
+  }
+
+  /** The reporting agent's `result-ack` if no build carried it: to send alone, once the invocation's dispatches are done. */
+  ackNotCarried(): ServiceMessage | undefined {
+    return this.reporter?.ack?.alone();
   }
 
   /**

@@ -14,6 +14,7 @@ import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { freeSlotWhilePushing, noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
 import { FreedSlot } from "../freed-slot.ts";
+import { OwedAck } from "../result-acks.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
 import { BuildRecord, buildStart, buildTaskId, buildTaskMessage, builtInputs, needsOf } from "./build-task.ts";
@@ -56,7 +57,8 @@ async function buildPushing({ session, message, held, work }: ReportInput<BuildP
 
 /**
  * Records how a build ended — only from the session holding its lease, only once — moves the
- * graph on, frees the slot and acknowledges, so the agent stops re-sending it.
+ * graph on, frees the slot and acknowledges, so the agent stops re-sending it: on the first build
+ * the invocation sends the agent, else with a `result-ack` once its dispatches are done.
  */
 async function buildResult({ session, message, held, now, work }: ReportInput<BuildResult, BuildRecord>): Promise<TaskAnswer> {
   if (!held) return answer(true, notHeld(message.taskId));
@@ -88,24 +90,27 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   } else {
     await retryBuild(message.drvPath, message.taskId, `agent error: ${message.error ?? "exceptional result"}`, work, now);
   }
+  // A result whose settle was refused is not this task's to apply (a repeat, or its lease was handed back): refused as a
+  // result from a session without the task is, also while the slot of a first copy is still being handed on.
+  const refused = message.status !== "exceptional" && !moved;
+  // Recorded: acknowledged by the first build this invocation sends the agent, or alone after (flow/result-acks.ts).
+  const ack = refused ? undefined : new OwedAck(message.taskId);
   if (held.pushing) {
     // Its slot was given back at `build-pushing`: the session only forgets the task.
     const released = releaseTaskReturning(session.sessionId, message.taskId, true);
-    work.offerFirstTo(released);
+    work.offerFirstTo(released, undefined, ack);
     await Promise.all([released, moved && settle(moved, work, now)]);
   } else {
     // The slot is free once the result is recorded, and goes to the first task this invocation gives the agent — a
     // dependent it hands over, or the builds this result queued, offered by the first wake before it asks the index
     // for idle agents — in the write that reserves it; given back only if none takes it (flow/freed-slot.ts).
     const slot = new FreedSlot(session, message.taskId);
-    work.offerFirstTo(Promise.resolve(slot.load), slot);
+    work.offerFirstTo(Promise.resolve(slot.load), slot, ack);
     if (moved) await settle(moved, work, now);
   }
-  // A result whose settle was refused is not this task's to apply (a repeat, or its lease was handed back): refused as a
-  // result from a session without the task is, also while the slot of a first copy is still being handed on.
-  const refused = message.status !== "exceptional" && !moved;
   // A build that said `build-pushing` gave its slot back then, and that report asked for more work already.
-  return answer(held.pushing !== true, refused ? unknownTask(message.taskId, "holds no lease on its build (its result was applied already, or the build was handed back)") : { type: "result-ack", taskId: message.taskId });
+  const more = held.pushing !== true;
+  return refused ? answer(more, unknownTask(message.taskId, "holds no lease on its build (its result was applied already, or the build was handed back)")) : answer(more);
 }
 
 /** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
