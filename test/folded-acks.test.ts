@@ -9,13 +9,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, afterEach, before, describe, it } from "node:test";
-import { ServiceMessage, type BuildTask, type EvaluationEvent } from "@nimbus/protocol";
+import { ServiceMessage, type BuildTask } from "@nimbus/protocol";
 import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.ts";
 import { gatewayManagement } from "../packages/service/src/platform/aws-clients.ts";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { recording, type Request } from "./support/count-requests.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
-import { attribute, derivation, drv, finished, push } from "./support/graph-events.ts";
+import { attribute, buildOf, derivation, drv, evaluatedJob, finished, succeeded } from "./support/graph-events.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -24,9 +24,6 @@ const posted = (requests: Request[]) =>
   requests
     .filter((r) => r.command === "PostToConnectionCommand")
     .map((r) => ({ connectionId: r.input.ConnectionId as string, message: ServiceMessage.parse(JSON.parse(Buffer.from(r.input.Data as Uint8Array).toString())) }));
-
-const resultOf = (build: BuildTask) =>
-  JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
 
 describe("a result acknowledged by the build its invocation sends the agent", () => {
   let stack: TestStack;
@@ -55,32 +52,20 @@ describe("a result acknowledged by the build its invocation sends the agent", ()
     return { agent, session, connectionId: (welcome as { connectionId: string }).connectionId };
   }
 
-  /** Starts a job the agent evaluates into `events`; returns its id. */
-  async function startJob(agent: RawAgent, repository: string, events: EvaluationEvent[]): Promise<string> {
-    const jobId = await push(stack, repository, "5".repeat(40));
-    const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate" && m.jobId === jobId), "the evaluation")) as { taskId: string };
-    assert.equal((await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
-    agent.send({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" });
-    return jobId;
-  }
-
-  const buildOf = (agent: RawAgent, name: string) =>
-    eventually(async () => agent.messages.find((m): m is BuildTask => m.type === "build" && m.drvPath === drv(name)), `${name}'s build`);
-
   it("a chain's links, each handed over: one gateway post per result, the next link carrying the last one's ack", async () => {
     const system = "riscv64-linux";
     const on = (name: string, inputs: string[] = []) => derivation(name, inputs, { system });
     const { agent, connectionId } = await agentOn("fold-chain", system);
-    const jobId = await startJob(agent, "acme/fold-chain", [on("fa-a"), on("fa-b", ["fa-a"]), on("fa-c", ["fa-b"]), on("fa-d", ["fa-c"]), attribute("fa-d")]);
+    const jobId = await evaluatedJob(stack, agent, "acme/fold-chain", [on("fa-a"), on("fa-b", ["fa-a"]), on("fa-c", ["fa-b"]), on("fa-d", ["fa-c"]), attribute("fa-d")]);
     let build = await buildOf(agent, "fa-a");
     const posts: ReturnType<typeof posted>[] = [];
     for (const next of ["fa-b", "fa-c", "fa-d"]) {
-      posts.push(posted(await recording(() => handleAgentFrame(connectionId, resultOf(build)))));
+      posts.push(posted(await recording(() => handleAgentFrame(connectionId, succeeded(build)))));
       const carrier = await buildOf(agent, next);
       assert.deepEqual(carrier.acks, [build.taskId], `${next}'s build acknowledges the result of the link before`);
       build = carrier;
     }
-    posts.push(posted(await recording(() => handleAgentFrame(connectionId, resultOf(build)))));
+    posts.push(posted(await recording(() => handleAgentFrame(connectionId, succeeded(build)))));
     // Four results, four posts (three builds carrying an ack, then the last result's own result-ack); seven without folding.
     assert.deepEqual(
       posts.map((p) => p.map(({ message }) => message.type)),
@@ -100,19 +85,19 @@ describe("a result acknowledged by the build its invocation sends the agent", ()
     const system = "loongarch64-linux";
     const on = (name: string) => derivation(name, [], { system });
     const { agent, connectionId } = await agentOn("fold-queue", system);
-    const jobId = await startJob(agent, "acme/fold-queue", [on("fq-x"), on("fq-y"), attribute("fq-x"), attribute("fq-y")]);
+    const jobId = await evaluatedJob(stack, agent, "acme/fold-queue", [on("fq-x"), on("fq-y"), attribute("fq-x"), attribute("fq-y")]);
     // One slot: one of the two is sent, the other waits in its build queue.
     const first = await eventually(async () => agent.messages.find((m): m is BuildTask => m.type === "build"), "the first build");
-    const requests = await recording(() => handleAgentFrame(connectionId, resultOf(first)));
+    const requests = await recording(() => handleAgentFrame(connectionId, succeeded(first)));
     const second = await eventually(async () => agent.messages.find((m): m is BuildTask => m.type === "build" && m.taskId !== first.taskId), "the second build");
     assert.deepEqual(second.acks, [first.taskId], "the queued build, dispatched to the freed slot, acknowledges the result");
     assert.ok(requests.some((r) => r.client === "sqs" && r.command === "ReceiveMessageCommand"), "it came from its build queue (no hand-over: nothing depends on the first)");
     assert.deepEqual(posted(requests).map(({ message }) => message.type), ["build"], "one post: no result-ack");
 
-    const again = await agent.request(resultOf(first));
+    const again = await agent.request(succeeded(first));
     assert.equal(again.type, "error");
     assert.equal((again as { code: string }).code, "unknown-task", "a repeat is refused with its error, which no build carries");
-    assert.equal((await agent.request(resultOf(second))).type, "result-ack", "nothing to send it: the ack goes alone");
+    assert.equal((await agent.request(succeeded(second))).type, "result-ack", "nothing to send it: the ack goes alone");
     assert.equal((await finished(stack, jobId)).status, "succeeded");
   });
 
@@ -120,11 +105,11 @@ describe("a result acknowledged by the build its invocation sends the agent", ()
     const system = "powerpc64le-linux";
     const on = (name: string, inputs: string[] = []) => derivation(name, inputs, { system });
     const { agent, session, connectionId } = await agentOn("fold-gone", system);
-    const jobId = await startJob(agent, "acme/fold-gone", [on("fg-a"), on("fg-b", ["fg-a"]), attribute("fg-b")]);
+    const jobId = await evaluatedJob(stack, agent, "acme/fold-gone", [on("fg-a"), on("fg-b", ["fg-a"]), attribute("fg-b")]);
     const a = await buildOf(agent, "fg-a");
     // The gateway loses the socket without a $disconnect; the session still names the connection.
     stack.gateway.dropConnection(connectionId);
-    const requests = await recording(() => handleAgentFrame(connectionId, resultOf(a)));
+    const requests = await recording(() => handleAgentFrame(connectionId, succeeded(a)));
     const tried = posted(requests);
     assert.equal(tried.length, 1, "one post was tried: b's build carrying a's ack");
     assert.equal(tried[0]!.message.type === "build" && tried[0]!.message.drvPath, drv("fg-b"));
@@ -137,14 +122,14 @@ describe("a result acknowledged by the build its invocation sends the agent", ()
     open.push(back);
     const welcome = await back.request(hello({ hostname: "fold-gone", systems: [system], systemFeatures: [], concurrentTasks: 1 }, session, [a.taskId]));
     assert.equal(welcome.type, "welcome");
-    back.send(resultOf(a));
+    back.send(succeeded(a));
     const about = (type: string) => eventually(async () => back.messages.find((m) => m.type === type && (m as { taskId?: string }).taskId === a.taskId), `a ${type} for a`);
     await about("cancel");
     const refused = await about("error");
     assert.equal(refused.type === "error" && refused.code, "unknown-task");
     assert.ok(!back.messages.some((m) => m.type === "result-ack"), "no ack for the copy");
     const b = await buildOf(back, "fg-b");
-    assert.equal((await back.request(resultOf(b))).type, "result-ack");
+    assert.equal((await back.request(succeeded(b))).type, "result-ack");
     assert.equal((await finished(stack, jobId)).status, "succeeded");
   });
 });

@@ -7,14 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
-import type { EvaluationEvent } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
 import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.ts";
 import { evaluationsMayWait } from "../packages/service/src/flow/rare-queues.ts";
 import { releaseTask, reserveTask } from "../packages/service/src/storage/sessions.ts";
 import { recording, type Request } from "./support/count-requests.ts";
 import { hello, RawAgent } from "./support/raw-agent.ts";
-import { attribute, derivation, derivationItem, drv, finished, push } from "./support/graph-events.ts";
+import { attribute, buildOf, derivation, derivationItem, drv, evaluatedJob, finished, push, succeeded } from "./support/graph-events.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 const later = (ms: number) => new Date(Date.now() + ms);
@@ -33,10 +32,6 @@ const isHandOverLease = (r: Request, drvPath: string) =>
   r.command === "UpdateItemCommand" && /-Derivations$/.test(r.input.TableName) && about(r, drvPath) && r.input.ExpressionAttributeValues?.[":to"] === "building" &&
   r.input.ExpressionAttributeValues?.[":from0"] === "waiting";
 
-type Build = { taskId: string; drvPath: string; acks?: string[] };
-const buildOf = (agent: RawAgent, name: string) =>
-  eventually(async () => agent.messages.find((m) => m.type === "build" && m.drvPath === drv(name)) as Build | undefined, `${name}'s build`);
-const result = (build: Build) => JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
 const statuses = (item: Record<string, any> | undefined) => (item?.history ?? []).map((h: { status: string }) => h.status);
 
 describe("hand-over of a build its result readied", () => {
@@ -68,25 +63,16 @@ describe("hand-over of a build its result readied", () => {
     return { agent, connectionId, sessionId };
   }
 
-  /** Starts a job whose evaluation `evaluator` sends (`events`); returns the job id once `first` is built by it. */
-  async function startJob(evaluator: RawAgent, repository: string, events: EvaluationEvent[]): Promise<string> {
-    const jobId = await push(stack, repository, "7".repeat(40));
-    const task = (await eventually(async () => evaluator.messages.find((m) => m.type === "evaluate" && m.jobId === jobId), "the evaluation")) as { taskId: string };
-    assert.equal((await evaluator.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
-    evaluator.send({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" });
-    return jobId;
-  }
-
   it("gives the next link of a chain to the agent that built the last one: one write, no queue message, and the job ends right", async () => {
     const system = "mips64-linux";
     const on = (name: string, inputs: string[] = []) => derivation(name, inputs, { system });
     const { agent: reporter, connectionId } = await agentOn("chain-reporter", system);
-    const jobId = await startJob(reporter, "acme/hand-over-chain", [on("ho-a"), on("ho-b", ["ho-a"]), on("ho-c", ["ho-b"]), attribute("ho-c")]);
+    const jobId = await evaluatedJob(stack, reporter, "acme/hand-over-chain", [on("ho-a"), on("ho-b", ["ho-a"]), on("ho-c", ["ho-b"]), attribute("ho-c")]);
     const a = await buildOf(reporter, "ho-a");
     assert.equal(evaluationsMayWait(), false, "the evaluation queue was found empty (a dispatch looked after the evaluation was taken)");
     const before = await derivationItem(stack, "ho-b");
 
-    const requests = await recording(() => handleAgentFrame(connectionId, result(a)));
+    const requests = await recording(() => handleAgentFrame(connectionId, succeeded(a)));
     const b = await buildOf(reporter, "ho-b");
     assert.deepEqual(requests.filter((r) => r.client === "sqs"), [], "no SQS request at all: no send, receive or delete for b");
     const item = await derivationItem(stack, "ho-b");
@@ -104,9 +90,9 @@ describe("hand-over of a build its result readied", () => {
     const row = await stack.getItem("JobDerivations", { jobId, drvPath: drv("ho-b") });
     assert.equal(row?.status, "building", "the job's copy");
 
-    handleAgentFrame(connectionId, result(b)).catch(() => {});
+    handleAgentFrame(connectionId, succeeded(b)).catch(() => {});
     const c = await buildOf(reporter, "ho-c");
-    await handleAgentFrame(connectionId, result(c));
+    await handleAgentFrame(connectionId, succeeded(c));
     const job = await finished(stack, jobId);
     assert.equal(job.status, "succeeded");
     assert.deepEqual([job.counts.succeeded, job.counts.building ?? 0, job.counts.queued ?? 0, job.counts.waiting ?? 0], [3, 0, 0, 0], "counts with every move");
@@ -124,12 +110,12 @@ describe("hand-over of a build its result readied", () => {
       derivation("fan-x", ["fan-a"], { system: other }),
       ...["fan-b", "fan-c", "fan-x"].map(attribute),
     ];
-    const jobId = await startJob(reporter, "acme/hand-over-fan", events);
+    const jobId = await evaluatedJob(stack, reporter, "acme/hand-over-fan", events);
     const a = await buildOf(reporter, "fan-a");
     const { agent: helper } = await agentOn("fan-helper", other, 1);
     assert.equal(evaluationsMayWait(), false);
 
-    const requests = await recording(() => handleAgentFrame(connectionId, result(a)));
+    const requests = await recording(() => handleAgentFrame(connectionId, succeeded(a)));
     await buildOf(reporter, "fan-b");
     await buildOf(reporter, "fan-c");
     const x = await buildOf(helper, "fan-x");
@@ -146,9 +132,9 @@ describe("hand-over of a build its result readied", () => {
       "a's slot handed on to the hand-over, one reserved for the queued build; none released, none refused",
     );
 
-    await handleAgentFrame(connectionId, result((await buildOf(reporter, "fan-b")) as Build));
-    await handleAgentFrame(connectionId, result((await buildOf(reporter, "fan-c")) as Build));
-    helper.send(JSON.parse(result(x)));
+    await handleAgentFrame(connectionId, succeeded(await buildOf(reporter, "fan-b")));
+    await handleAgentFrame(connectionId, succeeded(await buildOf(reporter, "fan-c")));
+    helper.send(JSON.parse(succeeded(x)));
     assert.equal((await finished(stack, jobId)).status, "succeeded");
   });
 
@@ -156,20 +142,20 @@ describe("hand-over of a build its result readied", () => {
     const system = "hppa-linux";
     const on = (name: string, inputs: string[] = []) => derivation(name, inputs, { system });
     const { agent: reporter, connectionId } = await agentOn("busy-reporter", system);
-    const jobId = await startJob(reporter, "acme/hand-over-first", [on("eval-a"), on("eval-b", ["eval-a"]), attribute("eval-b")]);
+    const jobId = await evaluatedJob(stack, reporter, "acme/hand-over-first", [on("eval-a"), on("eval-b", ["eval-a"]), attribute("eval-b")]);
     const a = await buildOf(reporter, "eval-a");
     // Another job starts while the only agent builds a: its evaluation waits, and the handler queuing it forgets it ever saw that queue empty.
     const second = await push(stack, "acme/hand-over-second", "9".repeat(40));
     assert.equal(evaluationsMayWait(), true);
 
-    await handleAgentFrame(connectionId, result(a));
+    await handleAgentFrame(connectionId, succeeded(a));
     const evaluation = (await eventually(async () => reporter.messages.find((m) => m.type === "evaluate" && m.jobId === second), "the second job's evaluation")) as { taskId: string };
     assert.equal(reporter.messages.filter((m) => m.type === "build" && m.drvPath === drv("eval-b")).length, 0, "b was not handed over");
     assert.equal((await derivationItem(stack, "eval-b"))?.status, "queued", "b waits in its queue");
 
     reporter.send({ type: "evaluation-done", taskId: evaluation.taskId, batches: 0, status: "succeeded" });
     const b = await buildOf(reporter, "eval-b");
-    await handleAgentFrame(connectionId, result(b));
+    await handleAgentFrame(connectionId, succeeded(b));
     assert.equal((await finished(stack, jobId)).status, "succeeded");
   });
 
@@ -177,7 +163,7 @@ describe("hand-over of a build its result readied", () => {
     const system = "m68k-linux";
     const on = (name: string, inputs: string[] = []) => derivation(name, inputs, { system });
     const { agent: reporter, connectionId, sessionId } = await agentOn("race-reporter", system);
-    const jobId = await startJob(reporter, "acme/hand-over-race", [on("race-a"), on("race-b", ["race-a"]), attribute("race-b")]);
+    const jobId = await evaluatedJob(stack, reporter, "acme/hand-over-race", [on("race-a"), on("race-b", ["race-a"]), attribute("race-b")]);
     const a = await buildOf(reporter, "race-a");
     const { agent: idle } = await agentOn("race-idle", system);
     assert.equal(evaluationsMayWait(), false);
@@ -187,7 +173,7 @@ describe("hand-over of a build its result readied", () => {
     const intruder = { kind: "build", drvPath: drv("race-intruder"), attempt: 0, startedAt: new Date().toISOString() };
     let filled = false;
     const requests = await recording(
-      () => handleAgentFrame(connectionId, result(a)),
+      () => handleAgentFrame(connectionId, succeeded(a)),
       async (request) => {
         if (filled || !isSlotHandedOn(request) || request.input.Key?.sessionId !== sessionId) return;
         filled = true;
@@ -208,7 +194,7 @@ describe("hand-over of a build its result readied", () => {
     assert.equal(reporter.messages.filter((m) => m.type === "build" && m.drvPath === drv("race-b")).length, 0);
 
     assert.ok(await releaseTask(sessionId, "b-intruder-0"));
-    idle.send(JSON.parse(result(b)));
+    idle.send(JSON.parse(succeeded(b)));
     assert.equal((await finished(stack, jobId)).status, "succeeded");
   });
 });
@@ -249,7 +235,7 @@ describe("a handler that dies in a hand-over", () => {
     let died = false;
     await assert.rejects(
       recording(
-        () => handleAgentFrame(connectionId, result(a)),
+        () => handleAgentFrame(connectionId, succeeded(a)),
         async (request) => {
           if (died || !die(request, drv(`${name}-b`))) return;
           died = true;
@@ -279,7 +265,7 @@ describe("a handler that dies in a hand-over", () => {
     const b = await buildOf(agent, "orphan-b");
     const item = await derivationItem(stack, "orphan-b");
     assert.equal(item?.retries, 1, "handed back as a retry (its session did not hold it)");
-    await handleAgentFrame(connectionId, result(b));
+    await handleAgentFrame(connectionId, succeeded(b));
     assert.equal((await finished(stack, jobId)).status, "succeeded");
   });
 
@@ -293,7 +279,7 @@ describe("a handler that dies in a hand-over", () => {
     assert.equal(report.slotsReleased, 1);
     const b = await buildOf(agent, "abandoned-b");
     assert.ok(statuses(await derivationItem(stack, "abandoned-b")).includes("queued"), "queued by the sweeper's settle, which hands nothing over");
-    await handleAgentFrame(connectionId, result(b));
+    await handleAgentFrame(connectionId, succeeded(b));
     // The dead handler's count of a's settle may be lost with it (its copy was still being
     // written when it died): the job's kept counts then hold a as building, and the sweeper,
     // which looks at the rows, ends the job (docs/reliability.md, "No job hangs").

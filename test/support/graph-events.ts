@@ -1,5 +1,7 @@
-import { JobView, type EvaluationEvent } from "@nimbus/protocol";
+import assert from "node:assert/strict";
+import { JobView, type BuildTask, type EvaluationEvent } from "@nimbus/protocol";
 import { sendSignedPush } from "@nimbus/cli";
+import type { RawAgent } from "./raw-agent.ts";
 import { eventually, type TestStack } from "./stack.ts";
 
 /** A store path of a `.drv` named `name` (the hash part padded from the name, so it is stable). */
@@ -52,3 +54,20 @@ export const finished = (stack: TestStack, jobId: string, timeoutMs = 20_000) =>
 export async function derivationItem(stack: TestStack, name: string): Promise<Record<string, any> | undefined> {
   return (await stack.scan("Derivations")).find((d) => d.drvPath === drv(name));
 }
+
+/** Starts a job by a push whose evaluation `evaluator` takes and answers with `events` (one batch); returns the job id. */
+export async function evaluatedJob(stack: TestStack, evaluator: RawAgent, repository: string, events: EvaluationEvent[], commit = "7".repeat(40)): Promise<string> {
+  const jobId = await push(stack, repository, commit);
+  const task = (await eventually(async () => evaluator.messages.find((m) => m.type === "evaluate" && m.jobId === jobId), "the evaluation")) as { taskId: string };
+  assert.equal((await evaluator.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
+  evaluator.send({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" });
+  return jobId;
+}
+
+/** The build of the derivation named `name` once `agent` has received it. */
+export const buildOf = (agent: RawAgent, name: string) =>
+  eventually(async () => agent.messages.find((m): m is BuildTask => m.type === "build" && m.drvPath === drv(name)), `${name}'s build`);
+
+/** A `build-result` frame: the build succeeded. */
+export const succeeded = (build: Pick<BuildTask, "taskId" | "drvPath">) =>
+  JSON.stringify({ type: "build-result", taskId: build.taskId, drvPath: build.drvPath, status: "succeeded", outputs: { out: `${build.drvPath}-out` } });
