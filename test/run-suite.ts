@@ -3,9 +3,9 @@
  * other, the second even when the first failed; exit 1 if either failed):
  *  1. files that start no local stack, agent fleet, browser or timed flow — the packages' unit
  *     tests and the offline checks named below — two files at a time;
- *  2. the flows of test/, two files at a time: they start stacks, agents, real Nix builds and
- *     Chromium, and several wait out real graces, so one flow alone leaves a core idle much of
- *     the time. Every flow picks its own ports, directories and store paths.
+ *  2. the flows of test/ one file at a time: they start stacks, agents, real Nix builds and
+ *     Chromium, and keep both cores busy. Two at a time passed too (each flow picks its own
+ *     ports, directories and store paths), but took as long on 2 cores: 9.3 min, as one at a time.
  * A new file under test/ is a flow unless it is named here.
  * Node's runner starts the files of a run in sorted order, whatever order they are given in.
  * Arguments (e.g. `--test-name-pattern=...`) are passed to both runs.
@@ -34,8 +34,8 @@ const OFFLINE_CHECKS_IN_TEST = [
 /** How many files of the first run at a time: CI has 2 cores. */
 const UNIT_CONCURRENCY = 2;
 
-/** How many flows at a time: two flows share the 2 cores without starving one another's graces (run under load beside a bench, too). */
-const FLOW_CONCURRENCY = 2;
+/** How many flows at a time: one (above). */
+const FLOW_CONCURRENCY = 1;
 
 const files = (pattern: string) => globSync(pattern, { cwd: root }).sort();
 const packageTests = files("packages/*/test/**/*.test.ts");
