@@ -70,8 +70,9 @@ describe("schedules through the local stack", () => {
   it("starts one job when the time comes, however many times were missed, and moves to the next time", async () => {
     const [nightly] = await schedules();
     const due = new Date(nightly!.nextRunAt!);
-    // No agent while the sweeper's clock is days ahead: to it, an evaluation an agent leased
-    // between two of these sweeps would have run for three days and time out.
+    // No agent while the sweeper's clock is days ahead: to it, a live agent has been silent for
+    // three days (its connection is closed, its session ended, what it leased handed back or timed
+    // out), which is not what this test is about and once failed the scheduled job in CI.
     agent.child.kill("SIGKILL");
     await agent.exited;
     assert.equal((await sweep(new Date(due.getTime() - 1))).schedulesRun, 0, "not yet");
