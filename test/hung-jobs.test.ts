@@ -341,3 +341,64 @@ describe("a dependent failed on a failure another job then started over", () => 
     assert.equal(shakyBuilds, 2);
   });
 });
+
+describe("a waiting derivation whose input settled without telling it", () => {
+  let stack: TestStack;
+  let token: string;
+  const agents: ScriptedAgent[] = [];
+
+  before(async () => {
+    stack = await startTestStack({ sweepIntervalMs: 0 });
+    token = (await stack.createToken("untold")).token;
+  });
+  after(async () => {
+    for (const agent of agents) agent.close();
+    await stack.cleanup();
+  });
+
+  // The settle of `base` reads its dependents' page as empty (as a read that missed an edge
+  // would), so it tells no one and its job's copies say it told them: only the sweeper's look
+  // at the job's waiting derivations can queue `top`.
+  it("is queued by the sweeper's look at a quiet job's waiting derivations, and built", async () => {
+    const events = [derivation("base"), derivation("top", ["base"]), attribute("top")];
+    // The evaluator cannot build: `base` is built only once both are registered.
+    const evaluator = ScriptedAgent.create("evaluator", { systems: ["riscv64-linux"], concurrentTasks: 1 }, { evaluate: () => events });
+    const builder = ScriptedAgent.create("builder", { concurrentTasks: 1 }, { build: () => ({ status: "succeeded" }) });
+    agents.push(evaluator, builder);
+    await evaluator.connect(stack.agentSocketUrl, token);
+    let emptied = 0;
+    const client = dynamo();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string };
+        if (context.commandName === "QueryCommand" && input.TableName?.endsWith("-Edges") && JSON.stringify(input).includes(drv("base"))) {
+          emptied++;
+          return { output: { $metadata: {}, Items: [], Count: 0, ScannedCount: 0 }, response: {} } as never;
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "missBaseEdges" },
+    );
+    let jobId: string;
+    try {
+      jobId = await push(stack, "acme/untold");
+      await jobWhere(stack, jobId, (job) => job.evaluation.status === "succeeded" && job.counts.queued === 1 && job.counts.waiting === 1, "both registered");
+      await builder.connect(stack.agentSocketUrl, token);
+      await jobWhere(stack, jobId, (job) => job.counts.succeeded === 1 && job.counts.waiting === 1, "base built, top waiting");
+    } finally {
+      client.middlewareStack.remove("missBaseEdges");
+    }
+    assert.ok(emptied >= 1, "base's settle read its dependents");
+    assert.equal((await derivationItem(stack, "top"))?.status, "waiting", "nothing told top");
+
+    // Past a heartbeat the job is quiet; the agents, silent as long, are let go and the builder comes back after.
+    evaluator.close();
+    builder.close();
+    const report = await sweep(later(90_000));
+    assert.ok(report.jobRowsRepaired >= 1, JSON.stringify(report));
+    assert.equal((await derivationItem(stack, "top"))?.status, "queued", "its input is built: queued");
+    await builder.connect(stack.agentSocketUrl, token);
+    const job = await finished(stack, jobId);
+    assert.equal(job.status, "succeeded", JSON.stringify(job.counts));
+  });
+});

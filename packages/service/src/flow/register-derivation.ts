@@ -137,8 +137,17 @@ async function startOver(drvPath: string, move: Parameters<typeof moveDerivation
   const moved = await moveDerivation(drvPath, move, now);
   if (!moved) return false;
   await mirrorStatus(moved);
-  await advance(drvPath, await pendingInputsOf(drvPath), work, now);
+  await lookAgainAtInputs(drvPath, work, now);
   return true;
+}
+
+/**
+ * Looks at a waiting derivation's pending inputs afresh: clears those built, queues it when none
+ * is left, fails it on a failed one. Every step is conditional, so a look that finds nothing new
+ * changes nothing. Whether it found something to do (an input settled that had not told it).
+ */
+export async function lookAgainAtInputs(drvPath: string, work: WorkNotes, now: Date): Promise<boolean> {
+  return advance(drvPath, await pendingInputsOf(drvPath), work, now);
 }
 
 /**
@@ -275,10 +284,14 @@ async function restart(
  * Every input row comes with some event of the derivation, which advances its own. For a
  * job's registration, a failure the job starts over is pending (core `inputStatusFor`).
  */
-async function advance(drvPath: string, inputs: string[], work: WorkNotes, now: Date, registration?: { jobId: string; rebuildFailures: boolean }): Promise<void> {
+async function advance(drvPath: string, inputs: string[], work: WorkNotes, now: Date, registration?: { jobId: string; rebuildFailures: boolean }): Promise<boolean> {
   const statuses = await getDerivations(inputs);
   const step = advanceWaiting(inputs, (input) => (registration ? inputStatusFor(statuses.get(input), registration) : statuses.get(input)?.status));
-  if (step.type === "fail") return failDependent(drvPath, step.dependency, work, now);
+  if (step.type === "fail") {
+    await failDependent(drvPath, step.dependency, work, now);
+    return true;
+  }
   await clearPendingInputs(drvPath, step.inputs);
-  await queueIfReady(drvPath, work, now);
+  const queued = await queueIfReady(drvPath, work, now);
+  return step.inputs.length > 0 || queued !== undefined;
 }
