@@ -4,7 +4,7 @@ import { getDerivations } from "../storage/derivations.ts";
 import type { JobItem } from "../storage/items.ts";
 import { jobRowsIn, rewriteJobRows } from "../storage/job-derivations.ts";
 import type { WorkNotes } from "./new-work.ts";
-import { lookAgainAtInputs, restartCancelled, restartStaleDependencyFailure } from "./register-derivation.ts";
+import { isEvaluating, lookAgainAtInputs, restartCancelled, restartStaleDependencyFailure } from "./register-derivation.ts";
 
 /** Rows of each status looked at per quiet job and sweep: a bounded sample. */
 const ROWS_PER_STATUS = 50;
@@ -47,7 +47,12 @@ export async function repairJobRows(job: JobItem, work: WorkNotes, now: Date, ra
   // only once the job's evaluation is done, so no registration of this job is still to look at them.
   if (job.status === "building") {
     const waiting = [...derivations.values()].filter((drv) => drv.status === "waiting").slice(0, WAITING_LOOKS_PER_JOB);
-    for (const drv of waiting) if (await lookAgainAtInputs(drv.drvPath, work, now)) repaired++;
+    for (const drv of waiting) {
+      // Registered (started over) by another job still evaluating: that registration may yet start a failed input over
+      // (core `inputStatusFor`), and is the one to look at its inputs; failing it here would outrun that restart.
+      if (drv.registeredBy && drv.registeredBy !== job.jobId && (await isEvaluating(drv.registeredBy))) continue;
+      if (await lookAgainAtInputs(drv.drvPath, work, now)) repaired++;
+    }
   }
   const behind = rowsBehind(rows, (drvPath) => derivations.get(drvPath));
   await rewriteJobRows(job.jobId, behind);
