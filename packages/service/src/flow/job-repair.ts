@@ -18,13 +18,13 @@ const LOOKED_AT: readonly DerivationStatus[] = [...UNSETTLED, "cancelled", "depe
 
 /**
  * Puts right a running job's copies of its derivations' statuses that were left behind (a
- * mirror that missed a row: core `rowsBehind`), re-derived from the derivations themselves,
- * starts again the derivations it needs that another job's cancel took (its look for
- * other jobs needing them went through a lagging index), and those that failed on a
- * dependency another job has started over since (core `staleDependencyFailure`), and looks again
- * at the inputs of a few waiting ones (an input that settled without telling them). Each sweep looks at a sample of each
- * status starting at a random path, so a big job's rows are all seen over a few sweeps.
- * Returns how many rows were rewritten or derivations started again.
+ * mirror that missed a row: core `rowsBehind`), re-derived from the derivations themselves;
+ * starts again the derivations it needs that another job's cancel took (its look for other
+ * jobs needing them went through a lagging index), and those that failed on a dependency
+ * another job has started over since (core `staleDependencyFailure`); and looks again at the
+ * inputs of a few waiting ones (an input that settled without telling them). Each sweep looks
+ * at a sample of each status starting at a random path, so a big job's rows are all seen over
+ * a few sweeps. Returns how many rows were rewritten or derivations started again or moved on.
  */
 export async function repairJobRows(job: JobItem, work: WorkNotes, now: Date, random: () => number = Math.random): Promise<number> {
   const after = `/nix/store/${Math.floor(random() * 36 ** 4).toString(36).padStart(4, "0")}`;
