@@ -166,3 +166,16 @@ export {
   type QueueLook,
 } from "./hand-over.ts";
 export { foldAcks } from "./result-acks.ts";
+export {
+  builtInputOf,
+  keptOnItem,
+  inputsAtHand,
+  taskInputs,
+  buildStartOf,
+  BUILT_INPUT_BYTES,
+  BUILD_START_BYTES,
+  INPUTS_BUDGET_BYTES,
+  type BuiltInput,
+  type InputsOnHand,
+  type BuildStart,
+} from "./build-start.ts";
