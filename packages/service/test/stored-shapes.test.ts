@@ -65,6 +65,29 @@ describe("queue message bodies are parsed where they are received", () => {
   }
 });
 
+describe("a build message's start", () => {
+  const message = (body: unknown): Message => ({ MessageId: "m-2", Body: JSON.stringify(body) });
+  const start = { system: "x86_64-linux", requiredFeatures: ["kvm"], needs: [["cache:shared", "store:b/aaaaaaaaaaaa"]], inputs: ["/nix/store/x-out"], inputCaches: ["shared"] };
+  it("is read with the derivation and its attempt", () => {
+    assert.deepEqual(parseMessageBody("a build queue", message({ drvPath: "/nix/store/a.drv", attempt: 1, start }), BuildMessage), { drvPath: "/nix/store/a.drv", attempt: 1, start });
+  });
+  const hostile: Array<[string, unknown, RegExp]> = [
+    ["an extra field", { ...start, lease: "mine" }, /start: .*lease/],
+    ["a system that is not one", { ...start, system: "x86_64-linux; rm -rf" }, /start\.system/],
+    ["an empty need (met by anyone)", { ...start, needs: [[]] }, /start\.needs\.0/],
+    ["too many needs", { ...start, needs: Array.from({ length: 1025 }, () => ["cache:c"]) }, /start\.needs/],
+    ["an input that is not a store path", { ...start, inputs: ["relative/path"] }, /start\.inputs\.0/],
+  ];
+  for (const [name, bad, expected] of hostile) {
+    it(`refuses ${name}: the message is dropped with the reason, nothing started`, () => {
+      assert.throws(
+        () => parseMessageBody("a build queue", message({ drvPath: "/nix/store/a.drv", attempt: 1, start: bad }), BuildMessage),
+        (error: unknown) => error instanceof MalformedMessageError && expected.test(error.message),
+      );
+    });
+  }
+});
+
 describe("the session's task records come from the task kinds", () => {
   it("has one record shape per registered kind", () => {
     assert.deepEqual(SessionTask.options.map((o) => o.shape.kind.value), TASK_KINDS.map((k) => k.kind));

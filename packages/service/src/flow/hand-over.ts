@@ -6,7 +6,7 @@
  * result's acknowledgement (flow/result-acks.ts). What a handler dying between those writes
  * leaves, the sweeper repairs (docs/reliability.md).
  */
-import { mayHandOver, type HandOverState } from "@nimbus/core";
+import { mayHandOver, taskInputs, type HandOverState } from "@nimbus/core";
 import { moveDerivation, versionIs, type Move } from "../storage/derivations.ts";
 import type { DerivationItem, SessionFields } from "../storage/items.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
@@ -36,7 +36,7 @@ export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Da
   if (!reporter) return declined;
   const session = await reporter.load;
   const state = (): HandOverState => ({ handedOver: reporter.handedOver, evaluationsMayWait: work.evaluations || evaluationsMayWait() });
-  // Nix's rule and the slots first: its inputs are read only for an agent that could build it.
+  // Nix's rule and the slots first: its inputs (on its item with the one just settled, else read) only for an agent that could build it.
   if (!session?.connectionId || !mayHandOver(session, { system: drv.system, requiredFeatures: drv.requiredFeatures, needs: [] }, state())) return declined;
   const inputs = await builtInputs(drv, known);
   // Taken (or not) without a pause in between: a wake that took the reporter meanwhile fills its slots instead.
@@ -48,7 +48,7 @@ export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Da
     return outcome;
   }
   const { leased, taskId } = outcome;
-  const task = buildTaskMessage(taskId, leased, inputs);
+  const task = buildTaskMessage(taskId, leased, taskInputs(inputs));
   await sendTask(session.sessionId, session.connectionId, reporter.ack?.carry(task) ?? task);
   // Its jobs' copies (`building`) follow the build's start, as after a dispatch's lease.
   await mirrorStatus(leased);
@@ -70,7 +70,14 @@ async function leaseAndReserve(drv: DerivationItem, session: SessionFields, read
   const [leased, reserved] = await Promise.all([
     moveDerivation(
       drv.drvPath,
-      { from: ["waiting"], to: "building", set: { lease: leaseFor(session.sessionId), queuedAt: readyAt.toISOString() }, note: { agent: session.agent.hostname }, condition: versionIs(drv) },
+      {
+        from: ["waiting"],
+        to: "building",
+        set: { lease: leaseFor(session.sessionId), queuedAt: readyAt.toISOString() },
+        remove: ["inputsBuilt"],
+        note: { agent: session.agent.hostname },
+        condition: versionIs(drv),
+      },
       now,
     ),
     // The slot the result freed, handed from its task to this one in one write while it still holds it.

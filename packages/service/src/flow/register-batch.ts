@@ -10,7 +10,7 @@
  * twice in the batch, a creation lost to another registration) goes through registerDerivation
  * itself.
  */
-import { advanceWaiting, inputStatusFor, intrinsicConflict, isSuccess, registrationStep } from "@nimbus/core";
+import { advanceWaiting, builtInputOf, inputStatusFor, intrinsicConflict, isSuccess, registrationStep, type BuiltInput } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
 import { buildQueueUrl, sendToBuildQueue } from "../storage/build-queues.ts";
@@ -64,7 +64,7 @@ export async function registerBatch(
   const creating = together.filter((event) => !existing.has(event.drvPath));
   for (const [drvPath, item] of await getDerivations(sharedInputs(creating))) existing.set(drvPath, item);
 
-  const toCreate: { event: DerivationEvent; inputs: string[]; fresh: DerivationItem }[] = [];
+  const toCreate: { event: DerivationEvent; inputs: string[]; fresh: DerivationItem; built?: BuiltInput[] }[] = [];
   const kept: Omit<Registering, "created">[] = [];
   const conflicts: { event: DerivationEvent; conflict: string }[] = [];
   for (const event of together) {
@@ -73,10 +73,13 @@ export async function registerBatch(
     const found = existing.get(event.drvPath);
     if (!found) {
       const pending = inputs.filter((input) => !isSuccess(existing.get(input)?.status ?? "waiting"));
-      const onItem = inputsOnItemFields(inputs, pending);
-      const item = { ...fresh, ...onItem };
-      // Ready already: queued in the write that creates it, and sent while the batch goes on.
-      toCreate.push({ event, inputs, fresh: onItem && pending.length === 0 ? bornQueued(item, now) : item });
+      // The inputs read with outputs go on the item with them: queueing it then reads none.
+      const built = inputs.flatMap((input) => (pending.includes(input) ? [] : [builtInputOf(existing.get(input)!)]));
+      const onItem = inputsOnItemFields(inputs, pending, built);
+      const { inputsBuilt, ...item } = { ...fresh, ...onItem };
+      // Ready already: queued in the write that creates it, and sent while the batch goes on — its inputs' outputs in its message, not on the item (a retry or re-send reads them).
+      if (onItem && pending.length === 0) toCreate.push({ event, inputs, fresh: bornQueued(item, now), built });
+      else toCreate.push({ event, inputs, fresh: { ...item, ...(inputsBuilt ? { inputsBuilt } : {}) } });
       continue;
     }
     // Its .drv path fixes these (docs/reliability.md, "What an evaluator may assert").
@@ -104,11 +107,11 @@ export async function registerBatch(
   const created: Registering[] = [];
   await pMap(
     [...toCreate].sort((a, b) => Number(b.fresh.status === "queued") - Number(a.fresh.status === "queued")),
-    async ({ event, inputs, fresh }) => {
+    async ({ event, inputs, fresh, built }) => {
       if (!(await createDerivation(fresh))) return void alone.push(event);
       created.push({ event, inputs, current: fresh, created: true });
       if (fresh.status !== "queued") return;
-      await sendToBuildQueue(fresh);
+      await sendToBuildQueue(fresh, built);
       work.addBuildQueue(fresh.queueKey);
       work.wakeSoon();
     },
@@ -154,7 +157,7 @@ async function advanceAll(
   const looked = waiting.map((r) => ({ ...r, looking: r.created && r.current.inputsOnItem ? [...(r.current.pendingInputs ?? [])] : r.inputs }));
   const statuses = await getDerivations([...new Set(looked.flatMap((r) => r.looking))]);
   const failing: { drvPath: string; dependency: string }[] = [];
-  const cleared: { drvPath: string; inputs: string[] }[] = [];
+  const cleared: { drvPath: string; inputs: string[]; built: BuiltInput[] }[] = [];
   const mayBeReady: string[] = [];
   for (const { event, looking, created } of looked) {
     const step = advanceWaiting(looking, (input) => inputStatusFor(statuses.get(input), registration));
@@ -162,10 +165,10 @@ async function advanceAll(
       failing.push({ drvPath: event.drvPath, dependency: step.dependency });
       continue;
     }
-    if (step.inputs.length > 0) cleared.push({ drvPath: event.drvPath, inputs: step.inputs });
+    if (step.inputs.length > 0) cleared.push({ drvPath: event.drvPath, inputs: step.inputs, built: step.inputs.map((input) => builtInputOf(statuses.get(input)!)) });
     if (!created || step.inputs.length === looking.length) mayBeReady.push(event.drvPath);
   }
-  await pMap(cleared, ({ drvPath, inputs }) => clearPendingInputs(drvPath, inputs), { concurrency: WRITES_AT_ONCE });
+  await pMap(cleared, ({ drvPath, inputs, built }) => clearPendingInputs(drvPath, inputs, built), { concurrency: WRITES_AT_ONCE });
   await pMap(failing, ({ drvPath, dependency }) => failDependent(drvPath, dependency, work, now), { concurrency: WRITES_AT_ONCE });
   await pMap(
     mayBeReady,

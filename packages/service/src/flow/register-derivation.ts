@@ -1,4 +1,4 @@
-import { advanceWaiting, inputStatusFor, intrinsicConflict, partRegistration, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
+import { advanceWaiting, builtInputOf, inputStatusFor, intrinsicConflict, partRegistration, queueKeyOf, registrationStep, RESTARTABLE } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import { putEdges } from "../storage/derivation-edges.ts";
 import { adoptParts, clearPart, createDerivation, getDerivation, getDerivations, moveDerivation } from "../storage/derivations.ts";
@@ -291,7 +291,11 @@ async function advance(drvPath: string, inputs: string[], work: WorkNotes, now: 
     await failDependent(drvPath, step.dependency, work, now);
     return true;
   }
-  await clearPendingInputs(drvPath, step.inputs);
+  await clearPendingInputs(
+    drvPath,
+    step.inputs,
+    step.inputs.map((input) => builtInputOf(statuses.get(input)!)),
+  );
   const queued = await queueIfReady(drvPath, work, now);
   return step.inputs.length > 0 || queued !== undefined;
 }

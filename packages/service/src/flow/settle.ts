@@ -5,7 +5,7 @@
  * left finish. Every write is conditional, so running it twice (the sweeper does, after a
  * Lambda died half-way) changes nothing twice.
  */
-import { dependentMoves, isReadyToQueue, mayBeReady, type PageNext } from "@nimbus/core";
+import { builtInputOf, dependentMoves, isReadyToQueue, mayBeReady, type PageNext } from "@nimbus/core";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { fanOutPage, sendFanOut } from "../storage/fan-out-queue.ts";
 import { dependentPage } from "../storage/derivation-edges.ts";
@@ -53,7 +53,8 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
   work.dependentsTold += dependents.length;
   for (const move of dependentMoves(drv, dependents)) {
     if (move.type === "clear-input") {
-      const after = await clearPendingInputs(move.dependent, [move.input]);
+      // Its outputs go on the dependent's item with the clear: whoever queues it then reads none of its inputs.
+      const after = await clearPendingInputs(move.dependent, [move.input], [builtInputOf(drv)]);
       await queueIfReady(move.dependent, work, now, { settled: drv, ...(after ? { item: after } : {}) });
     } else {
       await failDependent(move.dependent, move.dependency, work, now);
@@ -85,9 +86,10 @@ export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date, 
   const queued =
     handed.type === "queued"
       ? handed.queued
-      : await moveDerivation(drvPath, { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, condition: versionIs(drv) }, now);
+      : await moveDerivation(drvPath, { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, remove: ["inputsBuilt"], condition: versionIs(drv) }, now);
   if (!queued) return undefined;
-  await sendToBuildQueue(queued);
+  // Its inputs' outputs go into its message, and leave the item with the move (every later write costs by its size): a retry or re-send reads them.
+  await sendToBuildQueue(queued, [...(drv.inputsBuilt ?? []), ...(known.settled ? [builtInputOf(known.settled)] : [])]);
   // Idle agents that can take it get it now, beside the bookkeeping still to do (docs/scale.md).
   work.addBuildQueue(queued.queueKey);
   work.wakeSoon();

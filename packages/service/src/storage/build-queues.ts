@@ -1,5 +1,5 @@
 import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
-import { buildQueueName, parseQueueKey } from "@nimbus/core";
+import { buildQueueName, buildStartOf, inputsAtHand, parseQueueKey, type BuiltInput } from "@nimbus/core";
 import { sqs } from "../platform/aws-clients.ts";
 import { appStage } from "../platform/linked-resources.ts";
 import { buildQueuePrefix } from "../platform/resource-specs.ts";
@@ -66,10 +66,14 @@ export async function listBuildQueues(now: number = Date.now()): Promise<BuildQu
 /**
  * Puts a queued derivation on its queue. Each derivation is its own message group (so
  * builds of one queue run in parallel), and the deduplication id names the attempt (and the
- * sweeper's re-send), so sending twice within SQS's 5-minute window is harmless.
+ * sweeper's re-send), so sending twice within SQS's 5-minute window is harmless. The message
+ * carries what its start needs when every input is at hand — on its item, or `known` (the input
+ * a settle just settled): core `inputsAtHand`, `buildStartOf`.
  */
-export async function sendToBuildQueue(drv: Pick<DerivationItem, "drvPath" | "queueKey" | "attempt"> & { resend?: number }): Promise<void> {
-  const body: BuildMessage = { drvPath: drv.drvPath, attempt: drv.attempt };
+export async function sendToBuildQueue(drv: DerivationItem & { resend?: number }, known: readonly BuiltInput[] = []): Promise<void> {
+  const inputs = inputsAtHand(drv, known);
+  const start = inputs && buildStartOf(drv, inputs);
+  const body: BuildMessage = { drvPath: drv.drvPath, attempt: drv.attempt, ...(start ? { start } : {}) };
   const send = async () =>
     sqs().send(
       new SendMessageCommand({

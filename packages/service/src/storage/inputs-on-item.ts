@@ -7,6 +7,7 @@
  * a part) are rows; such a registration marks the item (`inputRows`) before it writes them, so
  * readers know when to look at the rows too.
  */
+import { keptOnItem, type BuiltInput } from "@nimbus/core";
 import type { DerivationItem } from "./items.ts";
 import { Derivations } from "./tables.ts";
 
@@ -19,7 +20,7 @@ export const INPUTS_ON_ITEM = 64;
 export const INPUT_BYTES_ON_ITEM = 16_000;
 
 /** What a derivation's item says of its inputs. */
-export type InputsView = Pick<DerivationItem, "inputsOnItem" | "inputs" | "pendingInputs" | "inputRows">;
+export type InputsView = Pick<DerivationItem, "inputsOnItem" | "inputs" | "pendingInputs" | "inputRows" | "inputsBuilt">;
 
 /** Whether the rows may hold inputs of it too: its inputs are not (only) on the item, or it is not there yet. */
 export const rowsMayHold = (drv: InputsView | undefined): boolean => !drv?.inputsOnItem || drv.inputRows === true;
@@ -29,18 +30,28 @@ export const onItem = (drv: InputsView | undefined): { inputs: ReadonlySet<strin
   drv?.inputsOnItem ? { inputs: drv.inputs ?? new Set(), pending: drv.pendingInputs ?? new Set() } : { inputs: new Set(), pending: new Set() };
 
 /**
- * The fields that put `inputs` on a new item, `pending` of them still without outputs; none
- * when there are too many for the item (they are rows).
+ * The fields that put `inputs` on a new item, `pending` of them still without outputs, and the
+ * outputs of those `built` (each entry within core's bound); none when there are too many for
+ * the item (they are rows).
  */
-export function inputsOnItemFields(inputs: readonly string[], pending: readonly string[]): InputsView | undefined {
+export function inputsOnItemFields(inputs: readonly string[], pending: readonly string[], built: readonly BuiltInput[] = []): InputsView | undefined {
   const unique = new Set(inputs);
   if (unique.size > INPUTS_ON_ITEM || [...unique].reduce((bytes, path) => bytes + Buffer.byteLength(path), 0) > INPUT_BYTES_ON_ITEM) return undefined;
+  const kept = built.filter((entry) => unique.has(entry.drvPath) && !pending.includes(entry.drvPath) && keptOnItem(entry));
   return {
     inputsOnItem: true,
     ...(inputs.length ? { inputs: new Set(inputs) } : {}),
     ...(pending.length ? { pendingInputs: new Set(pending) } : {}),
+    ...(kept.length ? { inputsBuilt: kept.map(builtEntry) } : {}),
   };
 }
+
+/** A built input's entry as the item stores it (storage/items.ts `inputsBuilt`). */
+export const builtEntry = (entry: BuiltInput): NonNullable<DerivationItem["inputsBuilt"]>[number] => ({
+  drvPath: entry.drvPath,
+  outputs: [...entry.outputs],
+  ...(entry.sources ? { sources: [...entry.sources] } : {}),
+});
 
 /**
  * A registration is about to write input rows of an item that keeps its inputs on it: it says

@@ -174,6 +174,12 @@ export const DerivationItem = z.object({
   pendingInputs: StringSet.optional(),
   /** A later registration (a restart, a part) put input rows too: readers look at both. */
   inputRows: z.literal(true).optional(),
+  /**
+   * Of its inputs on the item, those built: each one's output paths and sources, added as its
+   * pending input is cleared (or when it is created with it built), so queueing it needs no read
+   * of them (core build-start.ts; each entry at most BUILT_INPUT_BYTES). Absent when none.
+   */
+  inputsBuilt: z.array(z.object({ drvPath: z.string(), outputs: z.array(z.string()), sources: z.array(z.string()).optional() })).optional(),
   /** Name of the build queue it was sent to. */
   queueKey: z.string(),
   /**

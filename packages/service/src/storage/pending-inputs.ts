@@ -4,8 +4,9 @@
  * before the derivation can wait on it, and an input is taken off the item or its row deleted
  * once it has outputs; all idempotent. Reads are consistent: "nothing left" decides readiness.
  */
+import { keptOnItem, type BuiltInput } from "@nimbus/core";
 import { DerivationItem, PendingInputItem } from "./items.ts";
-import { inputsView, onItem, rowsMayHold, type InputsView } from "./inputs-on-item.ts";
+import { builtEntry, inputsView, onItem, rowsMayHold, type InputsView } from "./inputs-on-item.ts";
 import { Derivations, PendingInputs } from "./tables.ts";
 
 const unique = (inputs: readonly string[]) => [...new Set(inputs)];
@@ -31,9 +32,18 @@ export async function dropPendingInputsBy(drvPath: string, by: string): Promise<
  * made then), and their rows deleted when rows may hold some (or it is not there yet: a
  * registration writing rows first).
  */
-export async function clearPendingInputs(drvPath: string, inputs: readonly string[]): Promise<DerivationItem | undefined> {
+export async function clearPendingInputs(drvPath: string, inputs: readonly string[], built: readonly BuiltInput[] = []): Promise<DerivationItem | undefined> {
   const cleared = unique(inputs);
   if (cleared.length === 0) return undefined;
+  const kept = built.filter((entry) => cleared.includes(entry.drvPath) && keptOnItem(entry));
+  if (kept.length > 0) {
+    const recorded = await clearRecording(drvPath, cleared, kept);
+    if (recorded || cleared.length === 1) {
+      // Refused with one input: it was not pending on the item (a repeat, or a row), so rows alone may hold it.
+      if (rowsMayHold(recorded)) await PendingInputs.batchDelete(cleared.map((inputDrv) => ({ drvPath, inputDrv })));
+      return recorded;
+    }
+  }
   const after = await Derivations.updateReturning(
     { drvPath },
     {
@@ -45,6 +55,29 @@ export async function clearPendingInputs(drvPath: string, inputs: readonly strin
   );
   if (rowsMayHold(after)) await PendingInputs.batchDelete(cleared.map((inputDrv) => ({ drvPath, inputDrv })));
   return after;
+}
+
+/**
+ * The clear, with the cleared inputs' outputs added to the item (`inputsBuilt`) in the same
+ * write — only while each is pending on the item, so an entry is added once at most and only
+ * for an input the item lists: at most INPUTS_ON_ITEM entries of BUILT_INPUT_BYTES each.
+ */
+function clearRecording(drvPath: string, cleared: readonly string[], kept: readonly BuiltInput[]): Promise<DerivationItem | undefined> {
+  return Derivations.updateReturning(
+    { drvPath },
+    {
+      UpdateExpression: "DELETE pendingInputs :inputs SET inputsBuilt = list_append(if_not_exists(inputsBuilt, :none), :built)",
+      ConditionExpression: ["inputsOnItem = :yes", ...cleared.map((_, i) => `contains(pendingInputs, :input${i})`)].join(" AND "),
+      ExpressionAttributeValues: {
+        ":inputs": new Set(cleared),
+        ":yes": true,
+        ":none": [],
+        ":built": kept.map(builtEntry),
+        ...Object.fromEntries(cleared.map((input, i) => [`:input${i}`, input])),
+      },
+    },
+    "ALL_NEW",
+  );
 }
 
 /**

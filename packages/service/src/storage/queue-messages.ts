@@ -1,9 +1,11 @@
 /**
  * The bodies of the messages Nimbus puts on SQS, one zod schema each, and how the dispatch
  * runner takes them off: receive, delete, put back. SQS only carries work (DynamoDB is the
- * source of truth), so a body names what to look up, nothing more.
+ * source of truth), so a body names what to look up — and, for a build, what its start needs
+ * that cannot change while it waits (its inputs' outputs), checked against the item by the lease.
  */
 import { ChangeMessageVisibilityCommand, DeleteMessageCommand, GetQueueAttributesCommand, ReceiveMessageCommand, type Message } from "@aws-sdk/client-sqs";
+import { FeatureName, StorePath, SystemName } from "@nimbus/protocol";
 import { z } from "zod";
 import { sqs } from "../platform/aws-clients.ts";
 
@@ -11,8 +13,25 @@ import { sqs } from "../platform/aws-clients.ts";
 export const EvaluationMessage = z.strictObject({ jobId: z.string().min(1).max(64) });
 export type EvaluationMessage = z.infer<typeof EvaluationMessage>;
 
-/** A build queue message: the derivation that waits for an agent, and which attempt. */
-export const BuildMessage = z.strictObject({ drvPath: z.string().min(1), attempt: z.number().int().min(0) });
+/**
+ * What a build's start needs (core `buildStartOf`), when its queuer had its inputs at hand:
+ * the claim places it and writes its `build` from these, reading nothing before the lease.
+ * Bounded as the item fields and the `build` they come from.
+ */
+export const BuildStartBody = z.strictObject({
+  system: SystemName,
+  requiredFeatures: z.array(FeatureName).max(64),
+  needs: z.array(z.array(z.string().min(1).max(1100)).min(1).max(64)).max(1024),
+  inputs: z.array(StorePath).min(1).max(2000).optional(),
+  inputCaches: z.array(z.string().min(1).max(1024)).min(1).max(64).optional(),
+});
+export type BuildStartBody = z.infer<typeof BuildStartBody>;
+
+/**
+ * A build queue message: the derivation that waits for an agent, which attempt, and what its
+ * start needs (`start`, when it fits; messages queued before it existed name the derivation only).
+ */
+export const BuildMessage = z.strictObject({ drvPath: z.string().min(1), attempt: z.number().int().min(0), start: BuildStartBody.optional() });
 export type BuildMessage = z.infer<typeof BuildMessage>;
 
 /** An Effects queue message: the effect whose turn has come, and which attempt. */

@@ -3,8 +3,8 @@
  * records, the message the agent gets, and what an agent must reach to take it. Used by the
  * build task kind (flow/tasks/build.ts) and by a hand-over (flow/hand-over.ts).
  */
-import { buildNeeds, type BuildNeeds } from "@nimbus/core";
-import { BuildTask, MAX_FRAME_BYTES } from "@nimbus/protocol";
+import { buildNeeds, builtInputOf, inputsAtHand, type BuildNeeds, type BuiltInput } from "@nimbus/core";
+import type { BuildTask } from "@nimbus/protocol";
 import { z } from "zod";
 import { hexDigest } from "../../platform/hex-digest.ts";
 import { derivationInputsOf } from "../../storage/derivation-inputs.ts";
@@ -41,51 +41,42 @@ export function buildStart(drv: Pick<DerivationItem, "drvPath" | "attempt">, now
   };
 }
 
-/** Room for the input paths in a build message: the rest of one frame stays for the envelope. */
-const INPUTS_BUDGET_BYTES = MAX_FRAME_BYTES - 4 * 1024;
-
 /**
- * The build task: with the outputs of its inputs Nimbus built and the caches holding them, so
- * the agent fetches them before building (as many as fit in one frame; Nix fetches any others
- * itself while building).
+ * The build task: with the outputs of its inputs Nimbus built and the caches holding them
+ * (core `taskInputs`: as many as fit in one frame; Nix fetches any others itself while building).
  */
 export function buildTaskMessage(
   taskId: string,
   drv: Pick<DerivationItem, "drvPath" | "system" | "requiredFeatures">,
-  inputs: readonly Pick<DerivationItem, "outputs" | "sources">[] = [],
+  carried: { inputs?: string[]; inputCaches?: string[] } = {},
 ): BuildTask {
-  const paths: string[] = [];
-  let bytes = 0;
-  for (const path of [...new Set(inputs.flatMap((i) => Object.values(i.outputs)))].sort()) {
-    bytes += Buffer.byteLength(path) + 3;
-    if (bytes > INPUTS_BUDGET_BYTES) break;
-    paths.push(path);
-  }
-  const caches = [...new Set(inputs.flatMap((i) => [...(i.sources ?? [])].filter((s) => s.startsWith("cache:")).map((s) => s.slice("cache:".length))))].sort();
   return {
     type: "build",
     taskId,
     drvPath: drv.drvPath,
     system: drv.system,
     requiredFeatures: drv.requiredFeatures,
-    ...(paths.length > 0 ? { inputs: paths } : {}),
-    ...(caches.length > 0 ? { inputCaches: caches.slice(0, 64) } : {}),
+    ...(carried.inputs?.length ? { inputs: carried.inputs } : {}),
+    ...(carried.inputCaches?.length ? { inputCaches: carried.inputCaches } : {}),
   };
 }
 
 /**
- * The derivation's inputs Nimbus built (those it waited for), read whole — but for those the
- * caller has read already (a settle has the input it just settled).
+ * The derivation's inputs Nimbus built (those it waited for), each with its outputs: from its
+ * item and those the caller has read (a settle has the input it just settled) when every one
+ * is there (core `inputsAtHand`), else read.
  */
-export async function builtInputs(drv: DerivationItem, known: readonly DerivationItem[] = []): Promise<DerivationItem[]> {
+export async function builtInputs(drv: DerivationItem, known: readonly DerivationItem[] = []): Promise<BuiltInput[]> {
+  const atHand = inputsAtHand(drv, known.map(builtInputOf));
+  if (atHand) return atHand;
   const paths = await derivationInputsOf(drv.drvPath, drv);
   const have = known.filter((input) => paths.includes(input.drvPath));
   const rest = paths.filter((path) => !have.some((input) => input.drvPath === path));
-  return [...have, ...(await getDerivations(rest)).values()];
+  return [...have, ...(await getDerivations(rest)).values()].map(builtInputOf);
 }
 
 /** What a builder must be able to do for `drv`: Nix's rule, and reach every need (core obtaining.ts). */
-export const needsOf = (drv: DerivationItem, inputs: readonly DerivationItem[]): BuildNeeds => ({
+export const needsOf = (drv: DerivationItem, inputs: readonly BuiltInput[]): BuildNeeds => ({
   system: drv.system,
   requiredFeatures: drv.requiredFeatures,
   needs: buildNeeds(drv.needs, inputs),

@@ -3,7 +3,7 @@
  * `build`). Its work waits in the build queue of its (system, features); its lease is the
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
-import type { TaskStanding } from "@nimbus/core";
+import { taskInputs, type BuildNeeds, type TaskStanding } from "@nimbus/core";
 import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, storeSource, type BuildLog, type BuildPushing, type BuildResult } from "@nimbus/protocol";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
@@ -11,14 +11,15 @@ import { getDerivation, moveDerivation } from "../../storage/derivations.ts";
 import type { DerivationItem } from "../../storage/items.ts";
 import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
-import { BuildMessage, parseMessageBody } from "../../storage/queue-messages.ts";
+import { BuildMessage, parseMessageBody, type BuildStartBody } from "../../storage/queue-messages.ts";
+import type { Condition } from "../../storage/table.ts";
 import { freeSlotWhilePushing, noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
 import { FreedSlot } from "../freed-slot.ts";
 import { OwedAck } from "../result-acks.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
 import { BuildRecord, buildStart, buildTaskId, buildTaskMessage, builtInputs, needsOf } from "./build-task.ts";
-import { answer, unknownTask, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
+import { answer, unknownTask, type Claim, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** The derivation, if this build task's lease is the holder's. */
 async function leasedTo(taskId: string, record: BuildRecord, holder: { sessionId: string }): Promise<DerivationItem | undefined> {
@@ -113,6 +114,57 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
   return refused ? answer(more, unknownTask(message.taskId, "holds no lease on its build (its result was applied already, or the build was handed back)")) : answer(more);
 }
 
+/**
+ * A message that carries its start (storage/queue-messages.ts `BuildStartBody`): placed and
+ * written from it, with nothing read. The lease checks what a read would have: the derivation
+ * still queued at this message's attempt (a retry or a restart since is another task, whose
+ * message is its own) and no back-off pending; it returns the item, as the read did.
+ */
+function claimCarried({ drvPath, attempt }: BuildMessage, start: BuildStartBody, now: Date): Claim<BuildRecord, BuildTask> {
+  const condition = {
+    expression: "#claimAttempt = :claimAttempt AND attribute_not_exists(#claimDue)",
+    names: { "#claimAttempt": "attempt", "#claimDue": "dueAt" },
+    values: { ":claimAttempt": attempt },
+  };
+  return leaseClaim(buildStart({ drvPath, attempt }, now), { system: start.system, requiredFeatures: start.requiredFeatures, needs: start.needs }, start, now, condition);
+}
+
+/** A message that names the derivation only (queued before messages carried starts, or whose start did not fit): read, as it always was. */
+async function claimRead(drvPath: string, now: Date): Promise<Claim<BuildRecord, BuildTask> | undefined> {
+  const drv = await getDerivation(drvPath);
+  // A retry waiting out its back-off is not for now: the sweeper sends it again when due.
+  if (!drv || drv.status !== "queued" || drv.dueAt) return undefined;
+  // Its inputs are on the item, or rows a registration wrote before it could wait, let alone queue.
+  const inputs = await builtInputs(drv);
+  return leaseClaim(buildStart(drv, now), needsOf(drv, inputs), taskInputs(inputs), now);
+}
+
+/** The claim of a build: `queued → building` under the lease (and `condition`), then its jobs' copies. */
+function leaseClaim(
+  { taskId, record, leaseFor }: ReturnType<typeof buildStart>,
+  needs: BuildNeeds,
+  carried: { inputs?: string[]; inputCaches?: string[] },
+  now: Date,
+  condition?: Condition,
+): Claim<BuildRecord, BuildTask> {
+  let leased: DerivationItem | undefined;
+  return {
+    taskId,
+    record,
+    needs,
+    async lease(holder) {
+      const move = { from: ["queued"], to: "building", set: { lease: leaseFor(holder.sessionId) }, note: { agent: holder.agent.hostname }, ...(condition ? { condition } : {}) } as const;
+      leased = await moveDerivation(record.drvPath, move, now);
+      return leased && buildTaskMessage(taskId, leased, carried);
+    },
+    // Its jobs' copies follow the build's start rather than hold it up; copies are ordered by version, and one a
+    // Lambda never wrote is put right by the sweeper (docs/reliability.md, "No job hangs").
+    async afterLease() {
+      if (leased) await mirrorStatus(leased);
+    },
+  };
+}
+
 /** Leased to the holder under this task id, queued for it (a dispatch may be leasing it), or gone. */
 async function standing(taskId: string, record: BuildRecord, holder: TaskHolder): Promise<TaskStanding> {
   const drv = await getDerivation(record.drvPath);
@@ -133,33 +185,13 @@ export const buildKind = {
     forgetBuildQueue(queueKey);
   },
   async claim(message, now) {
-    const { drvPath } = parseMessageBody("a build queue", message, BuildMessage);
-    const drv = await getDerivation(drvPath);
-    // A retry waiting out its back-off is not for now: the sweeper sends it again when due.
-    if (!drv || drv.status !== "queued" || drv.dueAt) return undefined;
-    const { taskId, record, leaseFor } = buildStart(drv, now);
-    // Its inputs are on the item, or rows a registration wrote before it could wait, let alone queue.
-    const inputs = await builtInputs(drv);
-    let leased: DerivationItem | undefined;
-    return {
-      taskId,
-      record,
-      needs: needsOf(drv, inputs),
-      async lease(holder) {
-        leased = await moveDerivation(drv.drvPath, { from: ["queued"], to: "building", set: { lease: leaseFor(holder.sessionId) }, note: { agent: holder.agent.hostname } }, now);
-        return leased && buildTaskMessage(taskId, leased, inputs);
-      },
-      // Its jobs' copies follow the build's start rather than hold it up; copies are ordered by version, and one a
-      // Lambda never wrote is put right by the sweeper (docs/reliability.md, "No job hangs").
-      async afterLease() {
-        if (leased) await mirrorStatus(leased);
-      },
-    };
+    const body = parseMessageBody("a build queue", message, BuildMessage);
+    return body.start ? claimCarried(body, body.start, now) : claimRead(body.drvPath, now);
   },
   holds: async (taskId, record, holder) => (await leasedTo(taskId, record, holder)) !== undefined,
   async resume(taskId, record, holder) {
     const drv = await leasedTo(taskId, record, holder);
-    return drv ? buildTaskMessage(taskId, drv, await builtInputs(drv)) : undefined;
+    return drv ? buildTaskMessage(taskId, drv, taskInputs(await builtInputs(drv))) : undefined;
   },
   standing,
   // The agent, not the build, failed: a retry.
