@@ -114,7 +114,11 @@ export class BenchAgent {
           case "welcome":
             this.connectionId = message.connectionId;
             clearTimeout(timer);
+            this.askAgainIn(message.askAgainMs);
             resolve();
+            break;
+          case "result-ack":
+            this.askAgainIn(message.askAgainMs);
             break;
           case "build":
             this.build(message, receivedAt);
@@ -167,6 +171,15 @@ export class BenchAgent {
       });
     if (this.buildMs > 0) setTimeout(answer, this.buildMs);
     else answer();
+  }
+
+  private askAgain?: NodeJS.Timeout;
+
+  /** As the real agent: `request-work` once, `ms` after the service said its slot stayed empty (a later telling restarts the wait). */
+  private askAgainIn(ms: number | undefined): void {
+    if (ms === undefined) return;
+    clearTimeout(this.askAgain);
+    this.askAgain = setTimeout(() => this.requestWork(), ms).unref();
   }
 
   /** Asks for work (`request-work`), as an idle agent does after a while. */

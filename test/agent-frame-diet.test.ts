@@ -16,6 +16,7 @@ import { countDynamoRequests } from "./support/count-requests.ts";
 import { oneBuild } from "./support/one-build.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import { ASK_AGAIN_MS } from "./support/ask-again.ts";
 
 const counting = countDynamoRequests;
 
@@ -57,7 +58,7 @@ describe("the agent-message diet", () => {
     const writes = await counting(cacheProblemWrites, async () => {
       ack = await agent.request({ type: "build-result", taskId: build.taskId, drvPath, status: "succeeded", outputs: { out: drvPath.replace(/\.drv$/, "") }, caches });
     });
-    assert.deepEqual(ack, { type: "result-ack", taskId: build.taskId });
+    assert.deepEqual(ack, { type: "result-ack", taskId: build.taskId, askAgainMs: ASK_AGAIN_MS });
     return writes;
   }
 

@@ -88,6 +88,7 @@ describe("build-pushing frees the slot while the outputs go up", () => {
       outputs: { out: "/nix/store/pppppppppppppppppppppppppppppppp-pushed" },
       caches: [{ cache: "shared", status: "pushed", paths: 1, alreadyPresent: 0 }],
     });
+    // Its one slot is the evaluation's: no slot stayed empty, so it is not told to ask again.
     assert.deepEqual(ack, { type: "result-ack", taskId: build.taskId });
     const after = await session();
     assert.equal(after.tasks[build.taskId], undefined, "the build is given up");

@@ -7,6 +7,7 @@ import type { EvaluateTask, ServiceMessage } from "@nimbus/protocol";
 import { sweep } from "@nimbus/service";
 import { RawAgent, hello, newSession } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import { ASK_AGAIN_MS } from "./support/ask-again.ts";
 
 // The evaluation lease (issue #8, findings 9 and 10): what an earlier holder of an evaluation
 // still sends never counts for a later attempt; a queued evaluation whose message was lost is
@@ -97,7 +98,7 @@ describe("the evaluation lease", () => {
     // A late evaluation-done of the earlier attempt cannot end this one either.
     const lateDone = await again.request({ type: "evaluation-done", taskId: earlier.taskId, batches: 0, status: "failed", error: "earlier" });
     assert.equal(lateDone.type === "error" && lateDone.code, "unknown-task");
-    assert.deepEqual(await again.request({ type: "evaluation-done", taskId: later.taskId, batches: 1, status: "succeeded" }), { type: "result-ack", taskId: later.taskId });
+    assert.deepEqual(await again.request({ type: "evaluation-done", taskId: later.taskId, batches: 1, status: "succeeded" }), { type: "result-ack", taskId: later.taskId, askAgainMs: ASK_AGAIN_MS });
 
     const view = await eventually(async () => ((await job(jobId)).status === "building" ? job(jobId) : undefined), "the job to build");
     assert.deepEqual(view.attributes.map((a: { path: string[]; error?: string }) => [a.path, a.error]), [[["fresh"], undefined]], "only the current attempt's events count");

@@ -18,6 +18,7 @@ import { makeGitRepo } from "./support/git-repo.ts";
 import { attribute, buildOf, derivation, drv, evaluatedJob, finished, succeeded } from "./support/graph-events.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import { ASK_AGAIN_MS } from "./support/ask-again.ts";
 
 /** What the gateway was asked to post: the connection and the message. */
 const posted = (requests: Request[]) =>
@@ -72,7 +73,7 @@ describe("a result acknowledged by the build its invocation sends the agent", ()
       [["build"], ["build"], ["build"], ["result-ack"]],
     );
     assert.ok(posts.flat().every((p) => p.connectionId === connectionId));
-    assert.deepEqual(posts[3]![0]!.message, { type: "result-ack", taskId: build.taskId });
+    assert.deepEqual(posts[3]![0]!.message, { type: "result-ack", taskId: build.taskId, askAgainMs: ASK_AGAIN_MS });
     assert.deepEqual(
       agent.messages.filter((m) => m.type === "result-ack").map((m) => (m as { taskId: string }).taskId).filter((id) => id.startsWith("b-")),
       [build.taskId],
@@ -175,7 +176,7 @@ describe("the real agent, a real Nix chain", () => {
     assert.deepEqual(b.acks, [a.taskId], "b's build acknowledges a's result");
     assert.deepEqual(c.acks, [b.taskId], "c's build acknowledges b's result");
     const buildAcks = posts.filter(({ message }) => message.type === "result-ack" && message.taskId.startsWith("b-"));
-    assert.deepEqual(buildAcks.map(({ message }) => message), [{ type: "result-ack", taskId: c.taskId }], "a result-ack only for the last link");
+    assert.deepEqual(buildAcks.map(({ message }) => message), [{ type: "result-ack", taskId: c.taskId, askAgainMs: ASK_AGAIN_MS }], "a result-ack only for the last link");
 
     // The gateway loses the socket; the agent comes back. A result it still held would go again now and be refused.
     const [first] = stack.gateway.connectionIds();

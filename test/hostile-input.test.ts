@@ -4,6 +4,7 @@ import type { BuildTask, EvaluateTask } from "@nimbus/protocol";
 import { oneBuild } from "./support/one-build.ts";
 import { RawAgent, hello } from "./support/raw-agent.ts";
 import { startTestStack, type TestStack } from "./support/stack.ts";
+import { ASK_AGAIN_MS } from "./support/ask-again.ts";
 
 // Table-driven: every bad or hostile message gets a clear error (or is ignored) and leaves
 // every table as it was; one agent can never settle another's build.
@@ -68,7 +69,7 @@ describe("bad and hostile agent input", () => {
 
   it("lets the holder settle its build, once", async () => {
     const result = { type: "build-result", taskId: build.taskId, drvPath: DRV, status: "succeeded", outputs: { out: "/nix/store/held" } };
-    assert.deepEqual(await holder.request(result), { type: "result-ack", taskId: build.taskId });
+    assert.deepEqual(await holder.request(result), { type: "result-ack", taskId: build.taskId, askAgainMs: ASK_AGAIN_MS });
     const again = await holder.request(result);
     assert.equal(again.type === "error" && again.code, "unknown-task", "a duplicate result is refused, not applied twice");
     const [drv] = (await stack.scan("Derivations")).filter((d) => d.drvPath === DRV);

@@ -123,6 +123,7 @@ export class ScriptedAgent {
           settled = true;
           clearTimeout(timer);
           this.connectionId = message.connectionId;
+          this.askAgainIn(socket, message.askAgainMs);
           this.resendUnacknowledged();
           clearInterval(this.heartbeat);
           clearInterval(this.resender);
@@ -156,6 +157,7 @@ export class ScriptedAgent {
           this.pendingBatches.delete(`${message.taskId}#${message.seq}`);
         } else if (message.type === "result-ack") {
           this.resultAcked(message.taskId);
+          this.askAgainIn(socket, message.askAgainMs);
         } else if (message.type === "cancel") {
           this.cancelled.push(message.taskId);
           this.active.delete(message.taskId);
@@ -167,6 +169,17 @@ export class ScriptedAgent {
         }
       });
     });
+  }
+
+  private askAgain?: NodeJS.Timeout;
+
+  /** As the real agent: `request-work` once, `ms` after the service said its slot stayed empty (a later telling restarts the wait). */
+  private askAgainIn(socket: WebSocket, ms: number | undefined) {
+    if (ms === undefined) return;
+    clearTimeout(this.askAgain);
+    this.askAgain = setTimeout(() => {
+      if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "request-work" }));
+    }, ms).unref();
   }
 
   /** The service recorded this task's final message (a `result-ack`, or a build's `acks`). */

@@ -72,7 +72,7 @@ export interface MachineSettings {
   ackTimeoutMs: number;
 }
 
-export type TimerName = "retry" | "shutdown-deadline" | "goodbye-deadline" | "ack";
+export type TimerName = "retry" | "shutdown-deadline" | "goodbye-deadline" | "ack" | "ask-again";
 
 /** What happened, as the shell reports it. */
 export type AgentInput =
@@ -83,6 +83,8 @@ export type AgentInput =
   /** The service speaks another protocol: retrying cannot help. */
   | { type: "service-incompatible"; error: AgentFatalError }
   | { type: "welcomed"; welcome: Welcome }
+  /** A `result-ack` said the slot its result freed is empty: ask for work again after `ms` (docs/protocol.md, "Asking again"). */
+  | { type: "ask-again"; ms: number }
   /** The connection ended, however; `retryInMs` is the back-off's next delay, should one be needed. */
   | { type: "connection-ended"; end: ConnectionEnd; retryInMs: number }
   | { type: "timer"; timer: TimerName }
@@ -160,6 +162,8 @@ export function step(state: AgentState, event: AgentEvent, settings: MachineSett
       return fail({ ...state, connection: event.type === "crashed" ? state.connection : { name: "down" } }, event.error);
     case "welcomed":
       return welcomed(state, event.welcome, settings);
+    case "ask-again":
+      return askAgain(state, event.ms);
     case "connection-ended":
       return connectionEnded(state, event.end, event.retryInMs);
     case "timer":
@@ -221,7 +225,13 @@ function welcomed(state: AgentState, welcome: Welcome, settings: MachineSettings
       // The service decides what to send; then what waited for this connection.
       return {
         state: next,
-        effects: [...effects, { type: "send", message: { type: "request-work" } }, { type: "send-backlog" }, ...watchAcks(next, settings)],
+        effects: [
+          ...effects,
+          { type: "send", message: { type: "request-work" } },
+          { type: "send-backlog" },
+          ...watchAcks(next, settings),
+          ...(welcome.askAgainMs === undefined ? [] : askAgain(next, welcome.askAgainMs).effects),
+        ],
       };
     case "draining":
     case "handing-back":
@@ -280,6 +290,11 @@ function timerFired(state: AgentState, timer: TimerName, at: number, settings: M
       if (state.phase !== "saying-goodbye") return { state, effects: [] };
       if (state.goodbye.writing) return { state: { ...state, goodbye: { ...state.goodbye, expired: true } }, effects: [] };
       return leaveWithoutGoodbye(state);
+    case "ask-again":
+      // Only while taking work on a welcomed connection: a new welcome asks anyway.
+      return state.phase === "working" && state.connection.name === "connected"
+        ? { state, effects: [log("debug", "asking for work again"), { type: "send", message: { type: "request-work" } }] }
+        : { state, effects: [] };
     case "ack":
       if (!acksWatched(state) || state.outstanding === 0) return { state, effects: [] };
       // A message the service never handled (a throttled or timed-out handler) is sent again
@@ -294,6 +309,16 @@ function timerFired(state: AgentState, timer: TimerName, at: number, settings: M
         ],
       };
   }
+}
+
+/**
+ * The service may take a capability class for full for a short while after a look found no free
+ * slot in it; an agent whose slot came free meanwhile asks again once this long after it was
+ * told (a later telling restarts the wait: one ask covers both).
+ */
+function askAgain(state: AgentState, ms: number): Step {
+  if (state.phase !== "working") return { state, effects: [] };
+  return { state, effects: [{ type: "start-timer", timer: "ask-again", ms }] };
 }
 
 // ---- acknowledgements ------------------------------------------------------------------------
@@ -464,6 +489,7 @@ function close(state: AgentState, exit: AgentExit, effects: AgentEffect[]): Step
     { type: "cancel-timer", timer: "shutdown-deadline" },
     { type: "cancel-timer", timer: "goodbye-deadline" },
     { type: "cancel-timer", timer: "ack" },
+    { type: "cancel-timer", timer: "ask-again" },
   ];
   switch (state.connection.name) {
     case "connecting":

@@ -256,7 +256,10 @@ export class AgentShell {
         );
         return true;
       },
-      task: (message) => runner.handle(message),
+      task: (message) => {
+        runner.handle(message);
+        if (message.type === "result-ack" && message.askAgainMs !== undefined) this.dispatch({ type: "ask-again", ms: message.askAgainMs });
+      },
       cacheReply: (message) => this.parts.cache?.reply(message),
       cancel: (message) => {
         const known = runner.cancel(message.taskId, `cancelled by the service: ${message.reason}`);

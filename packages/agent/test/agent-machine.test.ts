@@ -64,7 +64,7 @@ function show(effect: AgentEffect): string {
   }
 }
 
-const CANCEL_ALL = ["cancel-timer retry", "cancel-timer shutdown-deadline", "cancel-timer goodbye-deadline", "cancel-timer ack"];
+const CANCEL_ALL = ["cancel-timer retry", "cancel-timer shutdown-deadline", "cancel-timer goodbye-deadline", "cancel-timer ack", "cancel-timer ask-again"];
 
 interface Row {
   name: string;
@@ -79,6 +79,56 @@ const closedEnd = (code: number, reason: string, welcomed: boolean, problem?: st
   ({ kind: "closed", code, reason, welcomed, problem }) as const;
 
 const rows: Row[] = [
+  // ---- asking again: the service may have taken this agent's class for full while its slot came free ----
+  {
+    name: "a welcome with askAgainMs asks for work now and once more after that long",
+    given: state({ connection: connections.connecting, attempt: 1, outstanding: 0 }),
+    event: { type: "welcomed", welcome: { ...welcome, askAgainMs: 750 } },
+    then: { connection: connections.connected },
+    effects: [
+      "reset-backoff",
+      `log info connected to ${URL} as c1 (service Nimbus 0.1.0, heartbeat every 30 s)`,
+      `emit welcome ${JSON.stringify({ ...welcome, askAgainMs: 750 })}`,
+      "send request-work",
+      "send-backlog",
+      "start-timer ask-again 750",
+    ],
+  },
+  {
+    name: "a result-ack with askAgainMs starts the ask-again timer",
+    given: state({ connection: connections.connected }),
+    event: { type: "ask-again", ms: 750 },
+    then: { connection: connections.connected },
+    effects: ["start-timer ask-again 750"],
+  },
+  {
+    name: "the ask-again timer sends request-work while working on a welcomed connection",
+    given: state({ connection: connections.connected }),
+    event: { type: "timer", timer: "ask-again" },
+    then: {},
+    effects: ["log debug asking for work again", "send request-work"],
+  },
+  {
+    name: "the ask-again timer does nothing while disconnected (the next welcome asks)",
+    given: state({ connection: connections.backingOff }),
+    event: { type: "timer", timer: "ask-again" },
+    then: {},
+    effects: [],
+  },
+  {
+    name: "a leaving agent does not ask again",
+    given: leaving({ phase: "draining", connection: connections.connected }),
+    event: { type: "ask-again", ms: 750 },
+    then: { phase: "draining" },
+    effects: [],
+  },
+  {
+    name: "a leaving agent's ask-again timer sends nothing",
+    given: leaving({ phase: "draining", connection: connections.connected }),
+    event: { type: "timer", timer: "ask-again" },
+    then: { phase: "draining" },
+    effects: [],
+  },
   // ---- acknowledgements: a connection where nothing is acknowledged any more is made again ----
   {
     name: "the first message awaiting an ack starts the ack timer",

@@ -154,6 +154,7 @@ export {
   shardOf,
   type CapabilityClass,
 } from "./capability-class.ts";
+export { ASK_AGAIN_MARGIN_MS, askAgainAfter, believedFull, hasFreeSlot } from "./full-classes.ts";
 export { shuffled } from "./shuffle.ts";
 export {
   HAND_OVERS_PER_RESULT,

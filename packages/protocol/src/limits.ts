@@ -14,3 +14,5 @@ export const MAX_LOG_BATCHES = 1_000_000;
 export const LOG_BATCHES_KEPT = 1_000;
 /** A `build` acknowledges at most this many results (`acks`); the service folds one, the result its invocation recorded. */
 export const MAX_FOLDED_ACKS = 16;
+/** The longest `askAgainMs` the service may ask for: an agent waits at most a minute to ask for work again. */
+export const MAX_ASK_AGAIN_MS = 60_000;

@@ -6,6 +6,7 @@ import {
   BuildLog,
   BuildPushing,
   BuildResult,
+  AskAgainMs,
   BuildTask,
   CancelTask,
   EffectLog,
@@ -98,6 +99,8 @@ export const Welcome = z.strictObject({
   heartbeatIntervalMs: z.number().int().positive().max(IDLE_TIMEOUT_MS - 1),
   /** The built-in cache (docs/cache.md): its public key, which the agent's Nix trusts. */
   cache: WelcomeCache.optional(),
+  /** Send `request-work` once more this long after the welcome (docs/protocol.md, "Asking again"). */
+  askAgainMs: AskAgainMs.optional(),
 });
 export type Welcome = z.infer<typeof Welcome>;
 

@@ -1,9 +1,12 @@
 import * as z from "zod";
 import { FeatureName, SystemName } from "./agent-info.ts";
-import { MAX_FOLDED_ACKS, MAX_LOG_BATCHES } from "./limits.ts";
+import { MAX_ASK_AGAIN_MS, MAX_FOLDED_ACKS, MAX_LOG_BATCHES } from "./limits.ts";
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
 import { JobConfig, JobHandler } from "./hercules-ci.ts";
 import { CacheName, CacheReport, Need } from "./sources.ts";
+
+/** How long after a `welcome` or a `result-ack` an agent sends `request-work` once more (docs/protocol.md, "Asking again"). */
+export const AskAgainMs = z.number().int().positive().max(MAX_ASK_AGAIN_MS);
 
 export const TaskId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, "a task id");
 
@@ -106,6 +109,8 @@ export type StreamAck = z.infer<typeof StreamAck>;
 export const ResultAck = z.strictObject({
   type: z.literal("result-ack"),
   taskId: TaskId,
+  /** The slot the result freed is empty: send `request-work` once this long after (docs/protocol.md, "Asking again"). */
+  askAgainMs: AskAgainMs.optional(),
 });
 export type ResultAck = z.infer<typeof ResultAck>;
 

@@ -22,6 +22,9 @@ import { reportHandler } from "../flow/tasks/registry.ts";
 import type { TaskReport } from "../flow/tasks/task-kind.ts";
 import { secretValue } from "../platform/linked-resources.ts";
 import { cacheUploadResult, cacheUploadUrls } from "./agent-cache-messages.ts";
+import { ackAskingAgain, welcomeAskAgainMs } from "../flow/full-classes.ts";
+
+const optional = <K extends string, V>(key: K, value: V | undefined) => (value === undefined ? {} : ({ [key]: value } as Record<K, V>));
 
 const error = (code: ErrorCode, message: string, fatal = false): ServiceMessage => ({ type: "error", code, message, fatal });
 
@@ -57,6 +60,8 @@ async function hello(connectionId: string, message: Hello, now: Date, work: Work
     connectionId,
     heartbeatIntervalMs: timing().heartbeatIntervalMs,
     cache: { publicKey: secretValue("CachePublicKey") },
+    // A new session was in no class's index when a wake last found its class full.
+    ...optional("askAgainMs", welcomeAskAgainMs()),
   };
   const resume = await resumeTasks(attached.session, message.tasksInProgress, now);
   return { replies: [welcome, ...resume], followUp: () => dispatchToSession(message.session.id, work) };
@@ -204,12 +209,14 @@ export async function handleAgentFrame(connectionId: string, body: string | unde
     let answered = false;
     const ackAlone = async () => {
       const ack = answered ? work.ackNotCarried() : undefined;
-      if (ack) await sendToAgent(connectionId, ack);
+      // No build took the slot its result freed: the agent asks again, should a wake have taken its class for full.
+      if (ack) await sendToAgent(connectionId, ackAskingAgain(ack, await work.reporterLoad()));
     };
     try {
       const decoded = decodeAgentMessage(body);
       const answer: Answer = decoded.ok ? await handle(connectionId, decoded.message, now, work) : reply(decoded.error);
-      answered = await deliver(connectionId, answer.replies);
+      // An evaluation's or effect's result-ack: its slot is free, unless a follow-up dispatch fills it.
+      answered = await deliver(connectionId, answer.replies.map((r) => (r.type === "result-ack" ? ackAskingAgain(r, undefined) : r)));
       if (answered) await answer.followUp?.();
       await wakeIdleAgents(work);
       await ackAlone();

@@ -28,7 +28,8 @@ import {
 import { listAgentClasses } from "../storage/agent-classes.ts";
 import type { SessionFields } from "../storage/items.ts";
 import { deleteMessage, MalformedMessageError, putMessageBack, receiveMessages } from "../storage/queue-messages.ts";
-import { getSessionLoad, getSessionLoads, idleSessionsOf, releaseTask, reserveTask, sessionsOf } from "../storage/sessions.ts";
+import { getSessionLoad, getSessionLoads, releaseTask, reserveTask, sessionsOf } from "../storage/sessions.ts";
+import { idleSessionsOfOpen } from "./full-classes.ts";
 import { reporterLoad, setEarlyWake, WorkNotes, type Reporter } from "./new-work.ts";
 import { forgetEmpty, noteReceived, seemsEmpty } from "./rare-queues.ts";
 import { sendTask } from "./task-delivery.ts";
@@ -226,17 +227,18 @@ const MAX_TAKERS_READ = 100;
 /**
  * Sessions with a free slot that could take the work, from the byCapability index: the classes
  * serving its build queues; for an evaluation or an effect (any agent), classes in a random
- * order, a few at a time, until a wake's worth of idle agents is found.
+ * order, a few at a time, until a wake's worth of idle agents is found. A class a recent look
+ * found full is not asked (flow/full-classes.ts).
  */
 async function idleSessionsFor(work: NewWork, limit: number): Promise<SessionFields[]> {
   const all = await listAgentClasses();
   const serving = classesToWake(all, { queueKeys: work.queueKeys, evaluations: false });
-  if (!work.evaluations) return idleSessionsOf(serving, limit);
+  if (!work.evaluations) return idleSessionsOfOpen(serving, limit);
   // Those serving its build queues first, if it queued builds too; then waves of 1, 2, 4… classes.
   const order = [...shuffled(serving), ...shuffled(all.filter((c) => !serving.includes(c)))];
   const found: SessionFields[] = [];
   for (let i = 0, wave = 1; i < order.length && found.length < limit; i += wave, wave *= 2) {
-    found.push(...(await idleSessionsOf(order.slice(i, i + wave), limit - found.length)));
+    found.push(...(await idleSessionsOfOpen(order.slice(i, i + wave), limit - found.length)));
   }
   return found;
 }

@@ -1,5 +1,5 @@
 import type { NewWork } from "@nimbus/core";
-import type { ServiceMessage } from "@nimbus/protocol";
+import type { ResultAck } from "@nimbus/protocol";
 import type { SessionFields } from "../storage/items.ts";
 import type { FreedSlot } from "./freed-slot.ts";
 import type { OwedAck } from "./result-acks.ts";
@@ -67,8 +67,13 @@ export class WorkNotes implements NewWork {
   }
 
   /** The reporting agent's `result-ack` if no build carried it: to send alone, once the invocation's dispatches are done. */
-  ackNotCarried(): ServiceMessage | undefined {
+  ackNotCarried(): ResultAck | undefined {
     return this.reporter?.ack?.alone();
+  }
+
+  /** The reporting agent's load as its report left it (less what hand-overs took); undefined without a reporter. */
+  async reporterLoad(): Promise<SessionFields | undefined> {
+    return this.reporter ? reporterLoad(this.reporter) : undefined;
   }
 
   /**

@@ -10,6 +10,7 @@ import { hashMatches, hashSecret } from "../platform/token-secret.ts";
 import { SessionFields } from "../storage/items.ts";
 import { sessionShard } from "../storage/keys.ts";
 import { registerAgentClass } from "../storage/agent-classes.ts";
+import { forgetFullClass } from "../storage/full-class-beliefs.ts";
 import { capabilityKeyOf, indexIfUnindexed, quietSessionsQueries } from "../storage/sessions.ts";
 import { defineTable } from "../storage/table.ts";
 import { SessionTask } from "./tasks/registry.ts";
@@ -111,7 +112,10 @@ export async function attachSession(input: {
     lastSeen: at,
   };
   for (let tries = 0; tries < ATTACH_TRIES; tries++) {
-    if (await Sessions.put(fresh, { expression: "attribute_not_exists(sessionId)" })) return { ok: true, session: fresh };
+    if (await Sessions.put(fresh, { expression: "attribute_not_exists(sessionId)" })) {
+      forgetFullClass(capabilityClassOf(input.agent).classId);
+      return { ok: true, session: fresh };
+    }
     const known = await getSession(credential.id);
     // Ended between the create and this read: create it afresh.
     if (!known) continue;
@@ -140,6 +144,7 @@ export async function attachSession(input: {
     );
     // Ended between the read and this resume: create it afresh.
     if (!before) continue;
+    forgetFullClass(capabilityClassOf(input.agent).classId);
     return {
       ok: true,
       session: {

@@ -1,4 +1,5 @@
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, IDLE_TIMEOUT_MS } from "@nimbus/protocol";
+import { ASK_AGAIN_MARGIN_MS } from "@nimbus/core";
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, IDLE_TIMEOUT_MS, MAX_ASK_AGAIN_MS } from "@nimbus/protocol";
 
 /**
  * The timing knobs of docs/reliability.md ("Timing knobs"); the retry ones are the policy the
@@ -28,6 +29,11 @@ export interface Timing {
   evaluationTimeoutMs: number;
   /** How long one sweep may work, shared among its steps; what is left waits for the next sweep. */
   sweepBudgetMs: number;
+  /**
+   * How long a wake may take a capability class it found with no free slot for full, without
+   * asking the index again (flow/full-classes.ts); agents are told to ask again after longer. 0: always ask.
+   */
+  fullClassTrustMs: number;
 }
 
 /** SQS's longest message delay. */
@@ -45,6 +51,7 @@ const DEFAULTS: Timing = {
   evaluationTimeoutMs: 60 * 60_000,
   // Under the sweeper Lambda's 50 s timeout.
   sweepBudgetMs: 40_000,
+  fullClassTrustMs: 1_000,
 };
 
 const ENV: Record<keyof Timing, string> = {
@@ -58,6 +65,7 @@ const ENV: Record<keyof Timing, string> = {
   maxEvaluationAttempts: "NIMBUS_MAX_EVALUATION_ATTEMPTS",
   evaluationTimeoutMs: "NIMBUS_EVALUATION_TIMEOUT_MS",
   sweepBudgetMs: "NIMBUS_SWEEP_BUDGET_MS",
+  fullClassTrustMs: "NIMBUS_FULL_CLASS_TRUST_MS",
 };
 
 /** The environment variable of each knob, for whoever sets them (sst.config.ts, the local runtime). */
@@ -76,5 +84,7 @@ export function timing(): Timing {
   t.maxEvaluationAttempts = Math.max(1, Math.floor(t.maxEvaluationAttempts));
   // SQS delays a message at most 15 minutes.
   t.disconnectGraceMs = Math.min(t.disconnectGraceMs, MAX_DELAY_MS);
+  // Agents are told to ask again after longer than this, and wait at most a minute.
+  t.fullClassTrustMs = Math.min(t.fullClassTrustMs, MAX_ASK_AGAIN_MS - ASK_AGAIN_MARGIN_MS);
   return t;
 }

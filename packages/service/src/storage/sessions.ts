@@ -6,6 +6,7 @@ import { CAPABILITY_SHARDS, capabilityClassOf, capabilityKey, capabilityKeysOf, 
 import { type CacheReport, cacheProblem } from "@nimbus/protocol";
 import { z } from "zod";
 import { listAgentClasses, registerAgentClass } from "./agent-classes.ts";
+import { forgetFullClass } from "./full-class-beliefs.ts";
 import type { SessionFields } from "./items.ts";
 import { SHARD, sessionShard } from "./keys.ts";
 import type { Update } from "./table.ts";
@@ -128,11 +129,12 @@ export async function touchSession(sessionId: string, now: Date): Promise<void> 
 export async function indexIfUnindexed(session: SessionFields, now: Date): Promise<void> {
   if (session.capKey !== undefined || session.draining || !session.connectionId) return;
   await registerAgentClass(capabilityClassOf(session.agent), now);
-  await updateSession(session.sessionId, {
+  const indexed = await updateSession(session.sessionId, {
     UpdateExpression: "SET capKey = :cap, idleSlots = :limit - runningTasks",
     ConditionExpression: "attribute_not_exists(capKey) AND attribute_not_exists(draining) AND connectionId = :conn",
     ExpressionAttributeValues: { ":cap": capabilityKeyOf(session.sessionId, session.agent), ":limit": session.agent.concurrentTasks, ":conn": session.connectionId },
   });
+  if (indexed) slotFreed(session);
 }
 
 /** The session's connection is gone; the session (and its tasks) waits for the agent to return. Whether this call detached it. */
@@ -216,8 +218,13 @@ function releaseUpdate(taskId: string, startedAt: string | undefined, pushing: b
  * whether to count the slot.
  */
 export async function releaseTask(sessionId: string, taskId: string, startedAt?: string): Promise<boolean> {
-  return (await updateSession(sessionId, releaseUpdate(taskId, startedAt, false))) || updateSession(sessionId, releaseUpdate(taskId, startedAt, true));
+  const freed = await SessionLoads.updateReturning({ sessionId }, releaseUpdate(taskId, startedAt, false), "ALL_NEW");
+  if (freed) slotFreed(freed);
+  return freed !== undefined || updateSession(sessionId, releaseUpdate(taskId, startedAt, true));
 }
+
+/** A slot of this session came free here: this handler no longer takes its class for full (storage/full-class-beliefs.ts). */
+const slotFreed = (session: Pick<SessionFields, "agent">) => forgetFullClass(capabilityClassOf(session.agent).classId);
 
 /**
  * Gives a task's slot back (as `releaseTask`, without `startedAt`) and returns the session's
@@ -226,7 +233,9 @@ export async function releaseTask(sessionId: string, taskId: string, startedAt?:
  */
 export async function releaseTaskReturning(sessionId: string, taskId: string, pushing = false): Promise<SessionFields | undefined> {
   const release = (asPushing: boolean) => SessionLoads.updateReturning({ sessionId }, releaseUpdate(taskId, undefined, asPushing), "ALL_NEW");
-  return (await release(pushing)) ?? (await release(!pushing));
+  const after = (await release(pushing)) ?? (await release(!pushing));
+  if (after) slotFreed(after);
+  return after;
 }
 
 /**
@@ -234,8 +243,8 @@ export async function releaseTaskReturning(sessionId: string, taskId: string, pu
  * the session keeps the task, marked `pushing`, and its lease, until the result. Returns the
  * session's load after it; undefined if it does not hold the task or freed its slot already.
  */
-export function freeSlotWhilePushing(sessionId: string, taskId: string): Promise<SessionFields | undefined> {
-  return SessionLoads.updateReturning(
+export async function freeSlotWhilePushing(sessionId: string, taskId: string): Promise<SessionFields | undefined> {
+  const after = await SessionLoads.updateReturning(
     { sessionId },
     {
       UpdateExpression: "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one, tasks.#task.pushing = :yes",
@@ -245,6 +254,8 @@ export function freeSlotWhilePushing(sessionId: string, taskId: string): Promise
     },
     "ALL_NEW",
   );
+  if (after) slotFreed(after);
+  return after;
 }
 
 /** The queries of sessions not heard from since `before`: one per shard of the byLastSeen index, and the unnumbered one of sessions from before shards. */
@@ -313,6 +324,7 @@ export async function updateSessionAgent(sessionId: string, connectionId: string
     ExpressionAttributeNames: { "#agent": "agent" },
     ExpressionAttributeValues: { ":agent": agent, ":conn": connectionId, ":cap": capabilityKeyOf(sessionId, agent), ":limit": agent.concurrentTasks },
   });
+  if (indexed) slotFreed({ agent });
   return (
     indexed ||
     updateSession(sessionId, {
