@@ -17,10 +17,11 @@ import { WorkNotes } from "../flow/new-work.ts";
 import { endSession } from "../flow/session-end.ts";
 import { reconcileListedTasks } from "../flow/session-heartbeat.ts";
 import { resumeTasks } from "../flow/session-resume.ts";
-import { attachSession, getSession, touchSessionReturning, type SessionItem } from "../flow/sessions.ts";
+import { attachSession, getSession, recentSession, touchSessionReturning, type SessionItem } from "../flow/sessions.ts";
 import { reportHandler } from "../flow/tasks/registry.ts";
-import type { TaskReport } from "../flow/tasks/task-kind.ts";
+import { sessionGone, type TaskReport } from "../flow/tasks/task-kind.ts";
 import { secretValue } from "../platform/linked-resources.ts";
+import { forgetSessionCopy } from "../storage/session-copies.ts";
 import { cacheUploadResult, cacheUploadUrls } from "./agent-cache-messages.ts";
 import { ackAskingAgain, welcomeAskAgainMs } from "../flow/full-classes.ts";
 
@@ -28,7 +29,7 @@ const optional = <K extends string, V>(key: K, value: V | undefined) => (value =
 
 const error = (code: ErrorCode, message: string, fatal = false): ServiceMessage => ({ type: "error", code, message, fatal });
 
-const UNKNOWN_CONNECTION = error("unknown-connection", "this connection is not registered (it may have been cleaned up): reconnect");
+const UNKNOWN_CONNECTION = sessionGone;
 const HELLO_REQUIRED = error("hello-required", "send hello before anything else");
 
 type Answer = { replies: ServiceMessage[]; followUp?: () => Promise<unknown> };
@@ -48,11 +49,10 @@ async function hello(connectionId: string, message: Hello, now: Date, work: Work
   if (outcome === "duplicate") return reply(error("duplicate-hello", "this connection already said hello; nothing changed"));
   if (outcome === "unknown-connection") return reply(UNKNOWN_CONNECTION);
   rememberSession(connectionId, message.session.id);
-  // A session speaks on one connection: an older one still open is closed (its tasks stay).
-  if (attached.previousConnectionId) {
-    sessionRead.delete(attached.previousConnectionId);
-    await closeAgentConnection(attached.previousConnectionId);
-  }
+  // A session speaks on one connection: an older one still open is closed (its tasks stay). Its frames there read the
+  // session afresh: no copy names that connection now.
+  forgetSessionCopy(message.session.id);
+  if (attached.previousConnectionId) await closeAgentConnection(attached.previousConnectionId);
   const welcome: ServiceMessage = {
     type: "welcome",
     protocolVersion: PROTOCOL_VERSION,
@@ -95,41 +95,43 @@ async function handle(connectionId: string, message: AgentMessage, now: Date, wo
     rememberSession(connectionId, sessionId);
   }
   // The session decides: one whose agent left this connection (gone, or replaced by a new hello) no longer names it.
-  const trusted = trustsRecentRead(message) ? recentSession(connectionId, sessionId, message, now) : undefined;
-  const session = trusted ?? (await getSession(sessionId));
+  const trusted = trustedCopy(connectionId, sessionId, message, now);
+  const session = trusted ?? (await getSession(sessionId, now));
   if (!session || session.connectionId !== connectionId) {
-    sessionRead.delete(connectionId);
+    if (!session) forgetSessionCopy(sessionId);
     return reply(UNKNOWN_CONNECTION);
   }
-  if (!trusted) rememberRead(connectionId, session, now);
-  if (message.type === "goodbye") sessionRead.delete(connectionId);
-  return sessionMessage(session, message, now, work);
+  // A report that went on the copy reads afresh when a write the copy led to was refused: it answers as a fresh read would.
+  const reread = trusted
+    ? async () => {
+        const fresh = await getSession(sessionId, now);
+        return fresh?.connectionId === connectionId ? fresh : undefined;
+      }
+    : undefined;
+  return sessionMessage(session, message, now, work, reread);
 }
 
 /**
- * How long a frame that changes no task may trust this warm handler's last read of its session
- * (docs/protocol.md, "Connection bookkeeping"): uploads to the built-in cache and a held
- * build's log lines. Every other frame reads the session afresh, so a session that ended, or
- * moved to another connection, is refused at once there, and by these within this bound.
+ * How long a frame may go on this warm handler's copy of its session — the last read of it, or
+ * the item a write to it returned (storage/session-copies.ts) — rather than read it afresh
+ * (docs/protocol.md, "Connection bookkeeping"). Frames that change no task (uploads to the
+ * built-in cache, a held build's log) are refused at most this long after the session ended;
+ * a held build's `build-pushing` and `build-result` are applied only by conditional writes on
+ * what they change (the slot, the derivation's lease), and read afresh when one is refused.
+ * Every other frame reads the session afresh.
  */
 export const SESSION_TRUST_MS = 30_000;
 
-/** Frames that may go on a recent read of the session: a build-log only for a task that read showed held. */
-const trustsRecentRead = (message: AgentMessage): boolean =>
-  message.type === "cache-upload-request" || message.type === "cache-upload-complete" || message.type === "build-log";
-
-const sessionRead = new Map<string, { session: SessionItem; at: number }>();
-
-function recentSession(connectionId: string, sessionId: string, message: AgentMessage, now: Date): SessionItem | undefined {
-  const read = sessionRead.get(connectionId);
-  if (!read || read.session.sessionId !== sessionId || now.getTime() - read.at > SESSION_TRUST_MS || now.getTime() < read.at) return undefined;
-  if (message.type === "build-log" && read.session.tasks[message.taskId] === undefined) return undefined;
-  return read.session;
-}
-
-function rememberRead(connectionId: string, session: SessionItem, now: Date): void {
-  if (!sessionRead.has(connectionId) && sessionRead.size >= REMEMBERED_CONNECTIONS) sessionRead.delete(sessionRead.keys().next().value!);
-  sessionRead.set(connectionId, { session, at: now.getTime() });
+/**
+ * The copy a frame may go on: recent, of the session on this connection, and for a report
+ * about a task, showing that task held (a build's, for its pushing and result).
+ */
+function trustedCopy(connectionId: string, sessionId: string, message: AgentMessage, now: Date): SessionItem | undefined {
+  const reportsBuild = message.type === "build-log" || message.type === "build-pushing" || message.type === "build-result";
+  if (!reportsBuild && message.type !== "cache-upload-request" && message.type !== "cache-upload-complete") return undefined;
+  const copy = recentSession(sessionId, now, SESSION_TRUST_MS);
+  if (copy?.connectionId !== connectionId) return undefined;
+  return !reportsBuild || copy.tasks[message.taskId]?.kind === "build" ? copy : undefined;
 }
 
 /**
@@ -152,6 +154,7 @@ async function sessionMessage(
   message: Exclude<AgentMessage, { type: "hello" | "heartbeat" }>,
   now: Date,
   work: WorkNotes,
+  reread?: () => Promise<SessionItem | undefined>,
 ): Promise<Answer> {
   // More work for the session once the early wakes are done — none if one of them gave it work after its report freed its
   // slot; else as that release left its load (no read) less what hand-overs took, or read afresh.
@@ -165,10 +168,12 @@ async function sessionMessage(
     case "request-work":
       return { replies: [], followUp: more };
     case "pause":
+      forgetSessionCopy(session.sessionId);
       await setDraining(session.sessionId);
       return reply();
     case "agent-info":
       // Its caches changed (binary-caches.json reloaded): dispatch and the agent list use the new info.
+      forgetSessionCopy(session.sessionId);
       if (!(await updateSessionAgent(session.sessionId, session.connectionId!, message.agent))) return reply(UNKNOWN_CONNECTION);
       await updateConnectionAgent(session.connectionId!, message.agent);
       return { replies: [], followUp: more };
@@ -180,17 +185,32 @@ async function sessionMessage(
     case "cache-upload-complete":
       return reply(await cacheUploadResult(message, now));
     default:
-      return report(session, message, now, work, more);
+      return report(session, message, now, work, more, reread);
   }
 }
 
 /** A report about a task goes to the kind that declared it, with the session's record of the task if it is of that kind. */
-async function report(session: SessionItem, message: TaskReport, now: Date, work: WorkNotes, more: () => Promise<unknown>): Promise<Answer> {
+async function report(
+  session: SessionItem,
+  message: TaskReport,
+  now: Date,
+  work: WorkNotes,
+  more: () => Promise<unknown>,
+  reread?: () => Promise<SessionItem | undefined>,
+): Promise<Answer> {
   const route = reportHandler(message.type);
   if (!route) throw new Error(`no task kind handles ${message.type} reports`);
-  const record = session.tasks[message.taskId];
-  const held = record?.kind === route.kind ? record : undefined;
-  const answer = await route.handle({ session, message, held, now, work });
+  const heldBy = (s: SessionItem) => {
+    const record = s.tasks[message.taskId];
+    return record?.kind === route.kind ? record : undefined;
+  };
+  const fresh = reread
+    ? async () => {
+        const s = await reread();
+        return s && { session: s, held: heldBy(s) };
+      }
+    : undefined;
+  const answer = await route.handle({ session, message, held: heldBy(session), now, work, ...(fresh ? { reread: fresh } : {}) });
   return { replies: answer.replies, ...(answer.more ? { followUp: more } : {}) };
 }
 

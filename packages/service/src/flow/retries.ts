@@ -14,12 +14,15 @@ import { settle } from "./settle.ts";
  * out. Only the holder of the lease `taskId` moves it. The budget counts the derivation's
  * `retries`, not its attempt number: cancelling and restarting it costs no retry.
  */
-export async function retryBuild(drvPath: string, taskId: string, reason: string, work: WorkNotes, now = new Date()): Promise<boolean> {
+export async function retryBuild(drvPath: string, taskId: string, reason: string, work: WorkNotes, now = new Date(), sessionId?: string): Promise<boolean> {
   const drv = await getDerivation(drvPath);
-  if (drv?.status !== "building" || drv.lease?.taskId !== taskId) return false;
+  if (drv?.status !== "building" || drv.lease?.taskId !== taskId || (sessionId !== undefined && drv.lease.sessionId !== sessionId)) return false;
   const retries = drv.retries ?? 0;
-  // The lease condition also pins `retries`: only the lease holder's retry moves it.
-  const leaseHeld = { expression: "lease.taskId = :task", values: { ":task": taskId } };
+  // The lease condition also pins `retries`: only the lease holder's retry moves it — the session's, when it is named.
+  const leaseHeld =
+    sessionId === undefined
+      ? { expression: "lease.taskId = :task", values: { ":task": taskId } }
+      : { expression: "lease.taskId = :task AND lease.sessionId = :session", values: { ":task": taskId, ":session": sessionId } };
   const decision = retryDecision(retries, reason, now, timing());
   if (decision.type === "give-up") {
     const failure = { reason: decision.reason };

@@ -11,6 +11,7 @@ import { SessionFields } from "../storage/items.ts";
 import { sessionShard } from "../storage/keys.ts";
 import { registerAgentClass } from "../storage/agent-classes.ts";
 import { forgetFullClass } from "../storage/full-class-beliefs.ts";
+import { forgetSessionCopy, keepSessionCopy, sessionCopy } from "../storage/session-copies.ts";
 import { capabilityKeyOf, indexIfUnindexed, quietSessionsQueries } from "../storage/sessions.ts";
 import { defineTable } from "../storage/table.ts";
 import { SessionTask } from "./tasks/registry.ts";
@@ -23,17 +24,32 @@ export type SessionItem = z.infer<typeof SessionItem>;
 
 const Sessions = defineTable("Sessions", SessionItem);
 
-export const getSession = (sessionId: string): Promise<SessionItem | undefined> => Sessions.get({ sessionId });
+/** The session read afresh, kept as this handler's copy of it (storage/session-copies.ts) as of `at`: when the read is sent, or the frame's time. */
+export async function getSession(sessionId: string, at = new Date()): Promise<SessionItem | undefined> {
+  return keepSessionCopy(await Sessions.get({ sessionId }), at.getTime());
+}
+
+/**
+ * This handler's copy of the session, if a read or a write took it at most `maxAgeMs` before
+ * `now`: what it was then, tasks included — another container may have changed it since.
+ */
+export function recentSession(sessionId: string, now: Date, maxAgeMs: number): SessionItem | undefined {
+  const copy = sessionCopy(sessionId, now, maxAgeMs);
+  const parsed = copy && SessionItem.safeParse(copy);
+  return parsed?.success ? parsed.data : undefined;
+}
 
 /** Sessions by id, tasks included (missing ones left out). */
 export const getSessions = (sessionIds: readonly string[]): Promise<SessionItem[]> => Sessions.batchGet(sessionIds.map((sessionId) => ({ sessionId })));
 /** Refreshes a session's `lastSeen` (a heartbeat) and returns it whole, tasks included; undefined if it is gone. */
 export async function touchSessionReturning(sessionId: string, now: Date): Promise<SessionItem | undefined> {
+  const sent = Date.now();
   const session = await Sessions.updateReturning(
     { sessionId },
     { UpdateExpression: "SET lastSeen = :now", ConditionExpression: "attribute_exists(sessionId)", ExpressionAttributeValues: { ":now": now.toISOString() } },
     "ALL_NEW",
   );
+  keepSessionCopy(session, sent);
   if (session) await indexIfUnindexed(session, now);
   return session;
 }
@@ -59,6 +75,7 @@ export interface EndCondition {
  * back (leave it be); undefined then, or if it was gone already.
  */
 export function deleteSession(sessionId: string, unless: EndCondition = {}): Promise<SessionItem | undefined> {
+  forgetSessionCopy(sessionId);
   const conditions = ["attribute_exists(sessionId)"];
   if (unless.seenBefore) conditions.push("lastSeen <= :seen");
   if (unless.detachedOnly) conditions.push("attribute_not_exists(connectionId)");

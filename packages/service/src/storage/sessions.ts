@@ -9,6 +9,7 @@ import { listAgentClasses, registerAgentClass } from "./agent-classes.ts";
 import { forgetFullClass } from "./full-class-beliefs.ts";
 import type { SessionFields } from "./items.ts";
 import { SHARD, sessionShard } from "./keys.ts";
+import { keepSessionCopy, SessionWithTasks } from "./session-copies.ts";
 import type { Update } from "./table.ts";
 import { SessionLoads } from "./tables.ts";
 
@@ -19,6 +20,12 @@ export interface HeldTaskRecord {
 }
 
 const updateSession = (sessionId: string, update: Update) => SessionLoads.update({ sessionId }, update);
+
+/** An update that returns the session after it, kept as this handler's copy of it (storage/session-copies.ts); undefined if refused. */
+async function updateSessionReturning(sessionId: string, update: Update): Promise<SessionWithTasks | undefined> {
+  const sent = Date.now();
+  return keepSessionCopy(await SessionLoads.updateReturning({ sessionId }, update, "ALL_NEW", SessionWithTasks), sent);
+}
 
 export const getSessionLoad = (sessionId: string): Promise<SessionFields | undefined> => SessionLoads.get({ sessionId });
 
@@ -114,11 +121,11 @@ export async function sessionsOf(classes: readonly CapabilityClass[]): Promise<S
 }
 
 export async function touchSession(sessionId: string, now: Date): Promise<void> {
-  const session = await SessionLoads.updateReturning(
-    { sessionId },
-    { UpdateExpression: "SET lastSeen = :now", ConditionExpression: "attribute_exists(sessionId)", ExpressionAttributeValues: { ":now": now.toISOString() } },
-    "ALL_NEW",
-  );
+  const session = await updateSessionReturning(sessionId, {
+    UpdateExpression: "SET lastSeen = :now",
+    ConditionExpression: "attribute_exists(sessionId)",
+    ExpressionAttributeValues: { ":now": now.toISOString() },
+  });
   if (session) await indexIfUnindexed(session, now);
 }
 
@@ -160,8 +167,9 @@ export async function setDraining(sessionId: string): Promise<void> {
  * draining, gone, or already holds that task. This is how each agent's `concurrentTasks` is
  * enforced.
  */
-export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRecord, limit: number): Promise<boolean> {
-  return updateSession(sessionId, {
+export async function reserveTask(sessionId: string, taskId: string, task: HeldTaskRecord, limit: number): Promise<boolean> {
+  // The session after it is this handler's copy: the task's result may go on it (edges/agent-messages.ts).
+  const reserved = await updateSessionReturning(sessionId, {
     // idleSlots moves with runningTasks in the same write, so the index never disagrees with the slots for long.
     UpdateExpression: "SET runningTasks = runningTasks + :one, idleSlots = if_not_exists(idleSlots, :zero) - :one, tasks.#task = :task",
     ConditionExpression:
@@ -169,6 +177,7 @@ export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRec
     ExpressionAttributeNames: { "#task": taskId },
     ExpressionAttributeValues: { ":one": 1, ":zero": 0, ":task": task, ":limit": limit },
   });
+  return reserved !== undefined;
 }
 
 /**
@@ -179,17 +188,13 @@ export function reserveTask(sessionId: string, taskId: string, task: HeldTaskRec
  * (connected, not draining, within `limit`, not holding `to`). Returns the load after it.
  */
 export function handOverSlot(sessionId: string, from: string, to: string, task: HeldTaskRecord, limit: number): Promise<SessionFields | undefined> {
-  return SessionLoads.updateReturning(
-    { sessionId },
-    {
-      UpdateExpression: "SET tasks.#to = :task REMOVE tasks.#from",
-      ConditionExpression:
-        "attribute_exists(connectionId) AND attribute_not_exists(draining) AND runningTasks <= :limit AND attribute_exists(tasks.#from) AND attribute_not_exists(tasks.#from.pushing) AND attribute_not_exists(tasks.#to)",
-      ExpressionAttributeNames: { "#from": from, "#to": to },
-      ExpressionAttributeValues: { ":task": task, ":limit": limit },
-    },
-    "ALL_NEW",
-  );
+  return updateSessionReturning(sessionId, {
+    UpdateExpression: "SET tasks.#to = :task REMOVE tasks.#from",
+    ConditionExpression:
+      "attribute_exists(connectionId) AND attribute_not_exists(draining) AND runningTasks <= :limit AND attribute_exists(tasks.#from) AND attribute_not_exists(tasks.#from.pushing) AND attribute_not_exists(tasks.#to)",
+    ExpressionAttributeNames: { "#from": from, "#to": to },
+    ExpressionAttributeValues: { ":task": task, ":limit": limit },
+  });
 }
 
 /**
@@ -218,7 +223,7 @@ function releaseUpdate(taskId: string, startedAt: string | undefined, pushing: b
  * whether to count the slot.
  */
 export async function releaseTask(sessionId: string, taskId: string, startedAt?: string): Promise<boolean> {
-  const freed = await SessionLoads.updateReturning({ sessionId }, releaseUpdate(taskId, startedAt, false), "ALL_NEW");
+  const freed = await updateSessionReturning(sessionId, releaseUpdate(taskId, startedAt, false));
   if (freed) slotFreed(freed);
   return freed !== undefined || updateSession(sessionId, releaseUpdate(taskId, startedAt, true));
 }
@@ -232,7 +237,7 @@ const slotFreed = (session: Pick<SessionFields, "agent">) => forgetFullClass(cap
  * (the session's record as the caller read it); the other is tried when that was wrong.
  */
 export async function releaseTaskReturning(sessionId: string, taskId: string, pushing = false): Promise<SessionFields | undefined> {
-  const release = (asPushing: boolean) => SessionLoads.updateReturning({ sessionId }, releaseUpdate(taskId, undefined, asPushing), "ALL_NEW");
+  const release = (asPushing: boolean) => updateSessionReturning(sessionId, releaseUpdate(taskId, undefined, asPushing));
   const after = (await release(pushing)) ?? (await release(!pushing));
   if (after) slotFreed(after);
   return after;
@@ -240,20 +245,17 @@ export async function releaseTaskReturning(sessionId: string, taskId: string, pu
 
 /**
  * Frees the slot of a build Nix is done with while its agent pushes the outputs (`build-pushing`):
- * the session keeps the task, marked `pushing`, and its lease, until the result. Returns the
- * session's load after it; undefined if it does not hold the task or freed its slot already.
+ * the session keeps the task, marked `pushing`, and its lease, until the result. Only while the
+ * session speaks on `connectionId`, the one the report came on. Returns the session's load after
+ * it; undefined if it does not hold the task, freed its slot already, or moved to another connection.
  */
-export async function freeSlotWhilePushing(sessionId: string, taskId: string): Promise<SessionFields | undefined> {
-  const after = await SessionLoads.updateReturning(
-    { sessionId },
-    {
-      UpdateExpression: "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one, tasks.#task.pushing = :yes",
-      ConditionExpression: "attribute_exists(tasks.#task) AND attribute_not_exists(tasks.#task.pushing)",
-      ExpressionAttributeNames: { "#task": taskId },
-      ExpressionAttributeValues: { ":one": 1, ":zero": 0, ":yes": true },
-    },
-    "ALL_NEW",
-  );
+export async function freeSlotWhilePushing(sessionId: string, taskId: string, connectionId: string): Promise<SessionFields | undefined> {
+  const after = await updateSessionReturning(sessionId, {
+    UpdateExpression: "SET runningTasks = runningTasks - :one, idleSlots = if_not_exists(idleSlots, :zero) + :one, tasks.#task.pushing = :yes",
+    ConditionExpression: "connectionId = :conn AND attribute_exists(tasks.#task) AND attribute_not_exists(tasks.#task.pushing)",
+    ExpressionAttributeNames: { "#task": taskId },
+    ExpressionAttributeValues: { ":one": 1, ":zero": 0, ":yes": true, ":conn": connectionId },
+  });
   if (after) slotFreed(after);
   return after;
 }

@@ -19,7 +19,7 @@ import { OwedAck } from "../result-acks.ts";
 import { retryBuild } from "../retries.ts";
 import { settle } from "../settle.ts";
 import { BuildRecord, buildStart, buildTaskId, buildTaskMessage, builtInputs, needsOf } from "./build-task.ts";
-import { answer, unknownTask, type Claim, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
+import { answer, sessionGone, unknownTask, type Claim, type ReportInput, type TaskAnswer, type TaskHolder, type TaskKind } from "./task-kind.ts";
 
 /** The derivation, if this build task's lease is the holder's. */
 async function leasedTo(taskId: string, record: BuildRecord, holder: { sessionId: string }): Promise<DerivationItem | undefined> {
@@ -28,7 +28,15 @@ async function leasedTo(taskId: string, record: BuildRecord, holder: { sessionId
 }
 
 const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this agent holds");
-const leaseHeld = (taskId: string) => ({ expression: "lease.taskId = :task", values: { ":task": taskId } });
+/**
+ * The settle's condition: the lease is this task's and this session's. The derivation's own item decides, not the
+ * frame's copy of the session (edges/agent-messages.ts): a task id another session holds under the same attempt (two
+ * dispatches that received one message) is not this one's to settle.
+ */
+const leaseHeld = (taskId: string, sessionId: string) => ({
+  expression: "lease.taskId = :task AND lease.sessionId = :session",
+  values: { ":task": taskId, ":session": sessionId },
+});
 
 /**
  * Stores a batch of log lines (idempotent: the chunk number is the attempt and the batch
@@ -47,13 +55,19 @@ async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): 
  * lease stays until the result (its dependents and its job wait for the pushes, and an agent
  * lost meanwhile hands the build back as it would any other). Once only: a repeat changes nothing.
  */
-async function buildPushing({ session, message, held, work }: ReportInput<BuildPushing, BuildRecord>): Promise<TaskAnswer> {
+async function buildPushing(input: ReportInput<BuildPushing, BuildRecord>): Promise<TaskAnswer> {
+  const { session, message, held, work, reread } = input;
   if (!held) return answer(false, notHeld(message.taskId));
   if (held.drvPath !== message.drvPath) return answer(false, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
   if (held.pushing) return answer(false);
-  const freed = freeSlotWhilePushing(session.sessionId, message.taskId);
+  // Conditional on the session speaking on this connection and holding the task, its slot counted: what a read would check.
+  const freed = freeSlotWhilePushing(session.sessionId, message.taskId, session.connectionId ?? "");
   work.offerFirstTo(freed);
-  return answer((await freed) !== undefined);
+  if ((await freed) !== undefined) return answer(true);
+  if (!reread) return answer(false);
+  // Refused on a copy of the session, which may be stale: answered as a fresh read would have it.
+  const fresh = await reread();
+  return fresh ? buildPushing({ ...input, ...fresh, reread: undefined }) : answer(false, sessionGone);
 }
 
 /**
@@ -61,15 +75,17 @@ async function buildPushing({ session, message, held, work }: ReportInput<BuildP
  * graph on, frees the slot and acknowledges, so the agent stops re-sending it: on the first build
  * the invocation sends the agent, else with a `result-ack` once its dispatches are done.
  */
-async function buildResult({ session, message, held, now, work }: ReportInput<BuildResult, BuildRecord>): Promise<TaskAnswer> {
+async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promise<TaskAnswer> {
+  const { message, now, work } = input;
+  let { session, held } = input;
   if (!held) return answer(true, notHeld(message.taskId));
   if (held.drvPath !== message.drvPath) return answer(true, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
   const builtBy = { hostname: session.agent.hostname, sessionId: session.sessionId, connectionId: session.connectionId ?? "", labels: session.agent.labels };
   const reports = message.caches ?? [];
-  await noteCacheReports(session, reports, now);
   const settleAs = (to: "succeeded" | "failed", set: Record<string, unknown>) =>
-    moveDerivation(message.drvPath, { from: ["building"], to, set, remove: ["lease"], condition: leaseHeld(message.taskId) }, now);
+    moveDerivation(message.drvPath, { from: ["building"], to, set, remove: ["lease"], condition: leaseHeld(message.taskId, session.sessionId) }, now);
   let moved: DerivationItem | undefined;
+  let retried = false;
   if (message.status === "succeeded") {
     // Where its outputs are now: the builder's store, and every cache it pushed them to.
     const sources = [
@@ -89,11 +105,19 @@ async function buildResult({ session, message, held, now, work }: ReportInput<Bu
     const failure = { reason, ...(message.exitCode === undefined ? {} : { exitCode: message.exitCode }), logTail: message.logTail ?? [] };
     moved = await settleAs("failed", { builtBy, failure, finishedAt: now.toISOString() });
   } else {
-    await retryBuild(message.drvPath, message.taskId, `agent error: ${message.error ?? "exceptional result"}`, work, now);
+    retried = await retryBuild(message.drvPath, message.taskId, `agent error: ${message.error ?? "exceptional result"}`, work, now, session.sessionId);
   }
   // A result whose settle was refused is not this task's to apply (a repeat, or its lease was handed back): refused as a
   // result from a session without the task is, also while the slot of a first copy is still being handed on.
   const refused = message.status !== "exceptional" && !moved;
+  if ((refused || (message.status === "exceptional" && !retried)) && input.reread) {
+    // Refused on a copy of the session, which may be stale: the slot, the ack and the answer go by a fresh read.
+    const fresh = await input.reread();
+    if (!fresh) return answer(false, sessionGone);
+    ({ session, held } = fresh);
+    if (!held || held.drvPath !== message.drvPath) return answer(true, notHeld(message.taskId));
+  }
+  await noteCacheReports(session, reports, now);
   // Recorded: acknowledged by the first build this invocation sends the agent, or alone after (flow/result-acks.ts).
   const ack = refused ? undefined : new OwedAck(message.taskId);
   if (held.pushing) {
@@ -194,9 +218,9 @@ export const buildKind = {
     return drv ? buildTaskMessage(taskId, drv, taskInputs(await builtInputs(drv))) : undefined;
   },
   standing,
-  // The agent, not the build, failed: a retry.
-  handBack: async (taskId, record, _holder, reason, work) => {
-    await retryBuild(record.drvPath, taskId, reason, work);
+  // The agent, not the build, failed: a retry — of the holder's lease only (another session may lease the same attempt).
+  handBack: async (taskId, record, holder, reason, work) => {
+    await retryBuild(record.drvPath, taskId, reason, work, undefined, holder.sessionId);
   },
   reports: { "build-log": buildLog, "build-pushing": buildPushing, "build-result": buildResult },
 } satisfies TaskKind<"build", BuildRecord, BuildTask>;

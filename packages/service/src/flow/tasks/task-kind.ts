@@ -31,6 +31,13 @@ export interface ReportInput<M extends TaskReport, R> {
   held: R | undefined;
   now: Date;
   work: WorkNotes;
+  /**
+   * Set when `session` is this handler's recent copy, not a fresh read (edges/agent-messages.ts):
+   * reads the session afresh, with its record of the task — undefined when the session ended or
+   * speaks on another connection, and the report is then answered `sessionGone`. A handler whose
+   * conditional write the copy misled calls it to answer as a fresh read would have.
+   */
+  reread?: () => Promise<{ session: TaskHolder; held: R | undefined } | undefined>;
 }
 
 /** A received queue message read: the task it stands for, ready to lease. */
@@ -82,5 +89,13 @@ export const unknownTask = (taskId: string, why: string): ServiceMessage => ({
   fatal: false,
   taskId,
 });
+
+/** The answer to a report whose session ended or moved to another connection: the connection is closed (docs/protocol.md). */
+export const sessionGone: ServiceMessage = {
+  type: "error",
+  code: "unknown-connection",
+  message: "this connection is not registered (it may have been cleaned up): reconnect",
+  fatal: false,
+};
 
 export const answer = (more: boolean, ...replies: ServiceMessage[]): TaskAnswer => ({ replies, more });
