@@ -12,7 +12,7 @@ import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.t
 import { evaluationsMayWait } from "../packages/service/src/flow/rare-queues.ts";
 import { releaseTask, reserveTask } from "../packages/service/src/storage/sessions.ts";
 import { recording, type Request } from "./support/count-requests.ts";
-import { hello, RawAgent } from "./support/raw-agent.ts";
+import { connectedOn, hello, RawAgent } from "./support/raw-agent.ts";
 import { attribute, buildOf, derivation, derivationItem, drv, evaluatedJob, finished, push, succeeded } from "./support/graph-events.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -52,15 +52,11 @@ describe("hand-over of a build its result readied", () => {
     for (const agent of open.splice(0)) agent.close();
   });
 
-  /** A connected agent on `system` with `concurrentTasks` slots, and the connection id its hello was answered on. */
+  /** A connected agent on `system` with `concurrentTasks` slots, its connection id and its session's; it leaves with the test. */
   async function agentOn(hostname: string, system: string, concurrentTasks = 1) {
-    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
-    open.push(agent);
-    const welcome = await agent.request(hello({ hostname, systems: [system], systemFeatures: [], concurrentTasks }));
-    assert.equal(welcome.type, "welcome");
-    const connectionId = (welcome as { connectionId: string }).connectionId;
-    const sessionId = (await stack.scan("Sessions")).find((s) => s.connectionId === connectionId)?.sessionId as string;
-    return { agent, connectionId, sessionId };
+    const connected = await connectedOn(stack.agentSocketUrl, token, hostname, system, concurrentTasks);
+    open.push(connected.agent);
+    return connected;
   }
 
   it("gives the next link of a chain to the agent that built the last one: one write, no queue message, and the job ends right", async () => {

@@ -18,7 +18,7 @@ import type { BuildRecord } from "../packages/service/src/flow/tasks/build-task.
 import { keepSessionCopy } from "../packages/service/src/storage/session-copies.ts";
 import { countDynamoRequests } from "./support/count-requests.ts";
 import { attribute, buildOf, derivation, derivationItem, drv, evaluatedJob, finished, succeeded } from "./support/graph-events.ts";
-import { hello, RawAgent } from "./support/raw-agent.ts";
+import { connectedOn, RawAgent } from "./support/raw-agent.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 const sessionReads = (command: string, input: Record<string, unknown>) => command === "GetItemCommand" && String(input["TableName"]).endsWith("-Sessions");
@@ -41,14 +41,11 @@ describe("a build's result goes on the handler's copy of its session", () => {
     for (const agent of open.splice(0)) agent.close();
   });
 
+  /** A connected agent on `system` with `concurrentTasks` slots, its connection id and its session's; it leaves with the test. */
   async function agentOn(hostname: string, system: string, concurrentTasks = 1) {
-    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
-    open.push(agent);
-    const welcome = await agent.request(hello({ hostname, systems: [system], systemFeatures: [], concurrentTasks }));
-    assert.equal(welcome.type, "welcome");
-    const connectionId = (welcome as { connectionId: string }).connectionId;
-    const sessionId = (await stack.scan("Sessions")).find((s) => s.connectionId === connectionId)?.sessionId as string;
-    return { agent, connectionId, sessionId };
+    const connected = await connectedOn(stack.agentSocketUrl, token, hostname, system, concurrentTasks);
+    open.push(connected.agent);
+    return connected;
   }
 
   const sessionItem = async (sessionId: string) => (await stack.getItem("Sessions", { sessionId })) as { runningTasks: number; idleSlots: number; tasks: Record<string, unknown> } | undefined;

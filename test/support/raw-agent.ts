@@ -118,3 +118,18 @@ export const hello = (overrides: Partial<AgentInfo> = {}, session = newSession()
   session,
   tasksInProgress,
 });
+
+/**
+ * A raw agent connected and welcomed on `system` alone (no features) with `concurrentTasks`
+ * slots: with its connection id and its session's id.
+ */
+export async function connectedOn(url: string, token: string, hostname: string, system: string, concurrentTasks = 1): Promise<{ agent: RawAgent; connectionId: string; sessionId: string }> {
+  const agent = await RawAgent.connect(url, token);
+  const session = newSession();
+  const welcome = await agent.request(hello({ hostname, systems: [system], systemFeatures: [], concurrentTasks }, session));
+  if (welcome.type !== "welcome") {
+    agent.close();
+    throw new Error(`${hostname} was not welcomed: ${JSON.stringify(welcome)}`);
+  }
+  return { agent, connectionId: welcome.connectionId, sessionId: session.id };
+}
