@@ -12,8 +12,9 @@ import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.t
 import { evaluationsMayWait } from "../packages/service/src/flow/rare-queues.ts";
 import { releaseTask, reserveTask } from "../packages/service/src/storage/sessions.ts";
 import { recording, type Request } from "./support/count-requests.ts";
-import { connectedOn, hello, RawAgent } from "./support/raw-agent.ts";
+import { hello, RawAgent } from "./support/raw-agent.ts";
 import { attribute, buildOf, derivation, derivationItem, drv, evaluatedJob, finished, push, succeeded } from "./support/graph-events.ts";
+import { agentSuite } from "./support/agent-suite.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 const later = (ms: number) => new Date(Date.now() + ms);
@@ -35,29 +36,12 @@ const isHandOverLease = (r: Request, drvPath: string) =>
 const statuses = (item: Record<string, any> | undefined) => (item?.history ?? []).map((h: { status: string }) => h.status);
 
 describe("hand-over of a build its result readied", () => {
+  const suite = agentSuite("hand-over");
+  const agentOn = suite.agentOn;
   let stack: TestStack;
-  let token: string;
-  const open: RawAgent[] = [];
-
-  before(async () => {
-    stack = await startTestStack({ sweepIntervalMs: 0 });
-    token = (await stack.createToken("hand-over")).token;
+  before(() => {
+    stack = suite.stack;
   });
-  after(async () => {
-    for (const agent of open) agent.close();
-    await stack?.cleanup();
-  });
-  // Each test's agents leave with it: an idle one would take the next test's evaluation.
-  afterEach(() => {
-    for (const agent of open.splice(0)) agent.close();
-  });
-
-  /** A connected agent on `system` with `concurrentTasks` slots, its connection id and its session's; it leaves with the test. */
-  async function agentOn(hostname: string, system: string, concurrentTasks = 1) {
-    const connected = await connectedOn(stack.agentSocketUrl, token, hostname, system, concurrentTasks);
-    open.push(connected.agent);
-    return connected;
-  }
 
   it("gives the next link of a chain to the agent that built the last one: one write, no queue message, and the job ends right", async () => {
     const system = "mips64-linux";

@@ -8,7 +8,7 @@
  * counted once, also when the result's copy predates its `build-pushing`.
  */
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import type { BuildTask, ServiceMessage } from "@nimbus/protocol";
 import { handleAgentFrame, SESSION_TRUST_MS } from "../packages/service/src/edges/agent-messages.ts";
 import { WorkNotes } from "../packages/service/src/flow/new-work.ts";
@@ -18,35 +18,19 @@ import type { BuildRecord } from "../packages/service/src/flow/tasks/build-task.
 import { keepSessionCopy } from "../packages/service/src/storage/session-copies.ts";
 import { countDynamoRequests } from "./support/count-requests.ts";
 import { attribute, buildOf, derivation, derivationItem, drv, evaluatedJob, finished, succeeded } from "./support/graph-events.ts";
-import { connectedOn, RawAgent } from "./support/raw-agent.ts";
-import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import type { RawAgent } from "./support/raw-agent.ts";
+import { agentSuite } from "./support/agent-suite.ts";
+import { eventually, type TestStack } from "./support/stack.ts";
 
 const sessionReads = (command: string, input: Record<string, unknown>) => command === "GetItemCommand" && String(input["TableName"]).endsWith("-Sessions");
 
 describe("a build's result goes on the handler's copy of its session", () => {
+  const suite = agentSuite("result-trust");
+  const agentOn = suite.agentOn;
   let stack: TestStack;
-  let token: string;
-  const open: RawAgent[] = [];
-
-  before(async () => {
-    stack = await startTestStack({ sweepIntervalMs: 0 });
-    token = (await stack.createToken("result-trust")).token;
+  before(() => {
+    stack = suite.stack;
   });
-  after(async () => {
-    for (const agent of open) agent.close();
-    await stack?.cleanup();
-  });
-  // Each test's agents leave with it: an idle one would take the next test's evaluation.
-  afterEach(() => {
-    for (const agent of open.splice(0)) agent.close();
-  });
-
-  /** A connected agent on `system` with `concurrentTasks` slots, its connection id and its session's; it leaves with the test. */
-  async function agentOn(hostname: string, system: string, concurrentTasks = 1) {
-    const connected = await connectedOn(stack.agentSocketUrl, token, hostname, system, concurrentTasks);
-    open.push(connected.agent);
-    return connected;
-  }
 
   const sessionItem = async (sessionId: string) => (await stack.getItem("Sessions", { sessionId })) as { runningTasks: number; idleSlots: number; tasks: Record<string, unknown> } | undefined;
 
