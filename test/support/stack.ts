@@ -118,13 +118,20 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
   };
 }
 
+/** The first pause of `eventually`, and its longest: each pause is half again the last. */
+const POLL_FIRST_MS = 50;
+const POLL_MAX_MS = 500;
+
 /**
  * Polls until `check` returns a value other than undefined, or fails after `timeoutMs`; `what`
- * may be a function, read only when it fails (say, what an agent printed by then).
+ * may be a function, read only when it fails (say, what an agent printed by then). Often at
+ * first, then less often: a check often scans a table or reads a job's view, and a long wait
+ * polled every 100 ms took CPU from the stack it waits for.
  */
 export async function eventually<T>(check: () => Promise<T | undefined>, what: string | (() => string), timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
+  let pause = POLL_FIRST_MS;
   while (Date.now() < deadline) {
     try {
       const value = await check();
@@ -132,7 +139,8 @@ export async function eventually<T>(check: () => Promise<T | undefined>, what: s
     } catch (error) {
       last = error;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
+    pause = Math.min(POLL_MAX_MS, pause * 1.5);
   }
   throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}${last ? `: ${String(last)}` : ""}`);
 }
