@@ -54,11 +54,6 @@ describe("a class found full, and the agent that asks again", () => {
     // Evaluates every push; builds nothing of riscv64.
     evaluator = ScriptedAgent.create("evaluator", { systems: ["x86_64-linux"], systemFeatures: [], concurrentTasks: 4 }, { evaluate: () => events, buildMs: 0 });
     await evaluator.connect(stack.agentSocketUrl, token);
-    riscv = await RawAgent.connect(stack.agentSocketUrl, token);
-    const welcome = await riscv.request(hello({ hostname: "riscv", ...RISCV, concurrentTasks: 1 }));
-    assert.equal(welcome.type, "welcome");
-    // A new session was in no index when a wake last found its class full: it asks again, after longer than the trust.
-    assert.equal(welcome.type === "welcome" && welcome.askAgainMs, TRUST_MS + ASK_AGAIN_MARGIN_MS);
   });
   after(async () => {
     evaluator?.close();
@@ -67,12 +62,20 @@ describe("a class found full, and the agent that asks again", () => {
   });
 
   it("skips the full class's index for later work, tells the agent whose slot stayed empty to ask again, and gives it that work when it asks", async () => {
-    // The only riscv64 agent takes the first build: its one slot is full.
+    // The first build is queued before the only riscv64 agent connects (so the job's evaluation, which any agent may
+    // take, goes to the evaluator); the agent takes it when it says hello, and its one slot is full.
     const first = drv("first");
     await push(first);
+    await eventually(async () => ((await queued(stack, pathOf(first))) ? true : undefined), "the first build queued");
+    riscv = await RawAgent.connect(stack.agentSocketUrl, token);
+    const welcome = await riscv.request(hello({ hostname: "riscv", ...RISCV, concurrentTasks: 1 }));
+    assert.equal(welcome.type, "welcome");
+    // A new session was in no index when a wake last found its class full: it asks again, after longer than the trust.
+    assert.equal(welcome.type === "welcome" && welcome.askAgainMs, TRUST_MS + ASK_AGAIN_MARGIN_MS);
     const firstBuild = await buildOf(riscv, pathOf(first));
 
-    // Queued while it is full: the wake finds no free slot in its class, and believes the class full from then on.
+    // Queued while it is full (its evaluation goes to the evaluator: the riscv64 agent has no free slot): the wake finds
+    // no free slot in its class, and believes the class full from then on.
     const second = drv("second");
     await push(second);
     await eventually(async () => ((await queued(stack, pathOf(second))) ? true : undefined), "the second build queued");
