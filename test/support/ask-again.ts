@@ -1,5 +1,4 @@
-import { askAgainAfter } from "@nimbus/core";
-import { timing } from "@nimbus/service";
+import { askAgainMs } from "../../packages/service/src/flow/full-classes.ts";
 
 /** The `askAgainMs` a test stack's `welcome` and lone `result-ack`s carry (docs/protocol.md, "Asking again"). */
-export const ASK_AGAIN_MS = askAgainAfter(timing().fullClassTrustMs);
+export const ASK_AGAIN_MS = askAgainMs();

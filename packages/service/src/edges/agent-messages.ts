@@ -14,6 +14,7 @@ import { setDraining, touchSession, updateSessionAgent } from "../storage/sessio
 import { dispatchToReporter, dispatchToSession, wakeIdleAgents } from "../flow/dispatch.ts";
 import { reportChangedJobs } from "../flow/job-reports.ts";
 import { WorkNotes } from "../flow/new-work.ts";
+import { ackAskingAgain, askAgainMs } from "../flow/full-classes.ts";
 import { endSession } from "../flow/session-end.ts";
 import { reconcileListedTasks } from "../flow/session-heartbeat.ts";
 import { resumeTasks } from "../flow/session-resume.ts";
@@ -23,9 +24,6 @@ import { sessionGone, type TaskReport } from "../flow/tasks/task-kind.ts";
 import { secretValue } from "../platform/linked-resources.ts";
 import { forgetSessionCopy } from "../storage/session-copies.ts";
 import { cacheUploadResult, cacheUploadUrls } from "./agent-cache-messages.ts";
-import { ackAskingAgain, welcomeAskAgainMs } from "../flow/full-classes.ts";
-
-const optional = <K extends string, V>(key: K, value: V | undefined) => (value === undefined ? {} : ({ [key]: value } as Record<K, V>));
 
 const error = (code: ErrorCode, message: string, fatal = false): ServiceMessage => ({ type: "error", code, message, fatal });
 
@@ -53,6 +51,7 @@ async function hello(connectionId: string, message: Hello, now: Date, work: Work
   // session afresh: no copy names that connection now.
   forgetSessionCopy(message.session.id);
   if (attached.previousConnectionId) await closeAgentConnection(attached.previousConnectionId);
+  const askAgain = askAgainMs();
   const welcome: ServiceMessage = {
     type: "welcome",
     protocolVersion: PROTOCOL_VERSION,
@@ -61,7 +60,7 @@ async function hello(connectionId: string, message: Hello, now: Date, work: Work
     heartbeatIntervalMs: timing().heartbeatIntervalMs,
     cache: { publicKey: secretValue("CachePublicKey") },
     // A new session was in no class's index when a wake last found its class full.
-    ...optional("askAgainMs", welcomeAskAgainMs()),
+    ...(askAgain === undefined ? {} : { askAgainMs: askAgain }),
   };
   const resume = await resumeTasks(attached.session, message.tasksInProgress, now);
   return { replies: [welcome, ...resume], followUp: () => dispatchToSession(message.session.id, work) };

@@ -32,11 +32,11 @@ export async function idleSessionsOfOpen(classes: readonly CapabilityClass[], wa
   return found.flat();
 }
 
-/** The `askAgainMs` a welcome carries: a new session was in no class's index when a wake found it full. */
-export const welcomeAskAgainMs = (): number | undefined => askAgainAfter(timing().fullClassTrustMs);
+/** The `askAgainMs` agents are told (a welcome carries it: a new session was in no class's index when a wake found it full); none without trust. */
+export const askAgainMs = (): number | undefined => askAgainAfter(timing().fullClassTrustMs);
 
 /** A `result-ack` sent alone, telling its agent to ask again when the slot its result freed is still empty. */
 export function ackAskingAgain(ack: ResultAck, load: Pick<SessionFields, "runningTasks" | "agent"> | undefined): ResultAck {
-  const askAgainMs = askAgainAfter(timing().fullClassTrustMs);
-  return askAgainMs !== undefined && (load === undefined || hasFreeSlot(load)) ? { ...ack, askAgainMs } : ack;
+  const ms = askAgainMs();
+  return ms !== undefined && (load === undefined || hasFreeSlot(load)) ? { ...ack, askAgainMs: ms } : ack;
 }
