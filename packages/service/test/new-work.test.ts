@@ -23,3 +23,28 @@ describe("WorkNotes.wakeSoon", () => {
     assert.deepEqual([[...work.queueKeys], work.tasks, work.evaluations], [["x86_64-linux"], 2, true], "later work waits for the closing wake");
   });
 });
+
+// A batch's ready derivations are woken for before its other items are written (flow/register-batch.ts):
+// `wakeFirst` returns only once the wake it started is over, and one wake covers every queue noted.
+describe("WorkNotes.wakeFirst", () => {
+  it("returns once the wake it started has run, after one wake for every queue noted so far", async () => {
+    const woken: string[][] = [];
+    let finish!: () => void;
+    setEarlyWake(async (batch) => {
+      woken.push([...batch.queueKeys]);
+      await new Promise<void>((resolve) => (finish = resolve));
+    });
+    const work = new WorkNotes();
+    work.addBuildQueue("x86_64-linux");
+    work.addBuildQueue("aarch64-linux");
+    let returned = false;
+    const first = work.wakeFirst().then(() => (returned = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(woken, [["x86_64-linux", "aarch64-linux"]]);
+    assert.equal(returned, false, "still waking");
+    finish();
+    await first;
+    assert.equal(returned, true);
+  });
+});
+

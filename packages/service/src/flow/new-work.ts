@@ -224,6 +224,15 @@ export class WorkNotes implements NewWork {
     });
   }
 
+  /**
+   * Wakes idle agents for the build queues noted so far, as `wakeSoon`, and waits for that wake:
+   * for work that must not wait behind the invocation's bulk writes that follow.
+   */
+  async wakeFirst(): Promise<void> {
+    this.wakeSoon();
+    while (this.waking) await this.waking;
+  }
+
   /** Waits for the wakes `wakeSoon` started, and what was to follow them: an invocation must not end while one runs. */
   async wakesDone(): Promise<void> {
     while (this.waking) await this.waking;

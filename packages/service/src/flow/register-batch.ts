@@ -103,18 +103,24 @@ export async function registerBatch(
   await putRegistrationRows({ edges, inputRows, attributes: [...attributes] });
 
   // The items: a creation lost to another registration decides again, alone. Those born queued
-  // first, so their builds start while the others are written.
+  // first, sent, and idle agents woken for them before the others are written: a wake running
+  // beside a batch's creations waits behind them in the table (docs/scale.md, idle dispatch).
   const created: Registering[] = [];
+  const create = async ({ event, inputs, fresh, built }: (typeof toCreate)[number]) => {
+    if (!(await createDerivation(fresh))) return void alone.push(event);
+    created.push({ event, inputs, current: fresh, created: true });
+    if (fresh.status !== "queued") return;
+    await sendToBuildQueue(fresh, built);
+    work.addBuildQueue(fresh.queueKey);
+  };
+  const bornQueuedFirst = toCreate.filter(({ fresh }) => fresh.status === "queued");
+  if (bornQueuedFirst.length > 0) {
+    await pMap(bornQueuedFirst, create, { concurrency: WRITES_AT_ONCE });
+    await work.wakeFirst();
+  }
   await pMap(
-    [...toCreate].sort((a, b) => Number(b.fresh.status === "queued") - Number(a.fresh.status === "queued")),
-    async ({ event, inputs, fresh, built }) => {
-      if (!(await createDerivation(fresh))) return void alone.push(event);
-      created.push({ event, inputs, current: fresh, created: true });
-      if (fresh.status !== "queued") return;
-      await sendToBuildQueue(fresh, built);
-      work.addBuildQueue(fresh.queueKey);
-      work.wakeSoon();
-    },
+    toCreate.filter(({ fresh }) => fresh.status !== "queued"),
+    create,
     { concurrency: WRITES_AT_ONCE },
   );
   const registered: Registering[] = [...created, ...kept.map((k) => ({ ...k, created: false }))];
