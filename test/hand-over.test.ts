@@ -10,6 +10,8 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { sweep } from "@nimbus/service";
 import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.ts";
 import { evaluationsMayWait } from "../packages/service/src/flow/rare-queues.ts";
+import { sendToBuildQueue } from "../packages/service/src/storage/build-queues.ts";
+import { getDerivation } from "../packages/service/src/storage/derivations.ts";
 import { releaseTask, reserveTask } from "../packages/service/src/storage/sessions.ts";
 import { recording, type Request } from "./support/count-requests.ts";
 import { hello, RawAgent } from "./support/raw-agent.ts";
@@ -176,6 +178,31 @@ describe("hand-over of a build its result readied", () => {
     assert.ok(await releaseTask(sessionId, "b-intruder-0"));
     idle.send(JSON.parse(succeeded(b)));
     assert.equal((await finished(stack, jobId)).status, "succeeded");
+  });
+});
+
+describe("a build's queue message delivered again while its result is handled", () => {
+  const suite = agentSuite("duplicate-message");
+
+  // The slot a result frees cannot be handed on to the same task id in one write (its paths would overlap):
+  // a second copy of the finished build's message, received by the reporter's dispatch, is refused as stale.
+  it("takes the finished build's second message for stale: no error, nothing built twice, the slot given back", async () => {
+    const system = "sh4-linux";
+    const { agent: reporter, connectionId, sessionId } = await suite.agentOn("duplicate-reporter", system);
+    const jobId = await evaluatedJob(suite.stack, reporter, "acme/duplicate-message", [derivation("dup-a", [], { system }), attribute("dup-a")]);
+    const a = await buildOf(reporter, "dup-a");
+    // A re-send (the sweeper's, numbered so FIFO deduplication lets it through) of the message the build came from.
+    await sendToBuildQueue({ ...(await getDerivation(drv("dup-a")))!, resend: 1 });
+
+    const requests = await recording(() => handleAgentFrame(connectionId, succeeded(a)));
+    assert.ok(
+      requests.some((r) => r.command === "ReceiveMessageCommand" && isBuildQueueRequest(r)),
+      "the reporter's dispatch looked at the queue holding the second message",
+    );
+    assert.equal((await finished(suite.stack, jobId)).status, "succeeded");
+    assert.equal(reporter.messages.filter((m) => m.type === "build" && m.drvPath === drv("dup-a")).length, 1, "built once");
+    const session = (await suite.stack.scan("Sessions")).find((s) => s.sessionId === sessionId);
+    assert.deepEqual([session?.runningTasks, Object.keys(session?.tasks ?? {})], [0, []], "the slot given back, no task held");
   });
 });
 

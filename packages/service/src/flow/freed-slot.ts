@@ -34,8 +34,12 @@ export class FreedSlot {
    */
   async reserve(to: string, task: HeldTaskRecord, limit: number): Promise<boolean> {
     if (this.state === "held") {
-      this.state = "handed";
-      if (await handOverSlot(this.session.sessionId, this.taskId, to, task, limit)) return true;
+      // The finished task's own message come again (delivered twice) cannot take its slot over in one write:
+      // the write's two paths would be the same. Given back, then reserved as any other (its lease then finds it stale).
+      if (to !== this.taskId) {
+        this.state = "handed";
+        if (await handOverSlot(this.session.sessionId, this.taskId, to, task, limit)) return true;
+      }
       this.state = "released";
       this.released = releaseTaskReturning(this.session.sessionId, this.taskId);
       await this.released;
