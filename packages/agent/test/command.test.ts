@@ -17,6 +17,9 @@ interface Child {
   kill(signal: NodeJS.Signals): void;
 }
 
+/** Agents not yet exited: `after` kills them, so a failed test's agent cannot keep the file from ending. */
+const running = new Set<Child>();
+
 /** The agent command in its own process, as `nimbus agent --config` runs it. */
 function runCommand(configPath: string): Child {
   const child = spawn(process.execPath, ["--import", "tsx", fixture, configPath], {
@@ -26,7 +29,10 @@ function runCommand(configPath: string): Child {
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { exited, stderr: () => stderr, kill: (signal) => child.kill(signal) };
+  const handle: Child = { exited, stderr: () => stderr, kill: (signal) => child.kill(signal) };
+  running.add(handle);
+  void exited.then(() => running.delete(handle));
+  return handle;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -44,6 +50,9 @@ describe("runAgentCommand", () => {
     service = await FakeService.start({ heartbeatIntervalMs: 60_000 });
   });
   after(async () => {
+    // An agent still running here outlived its test's SIGTERM (a failure already reported).
+    for (const child of running) child.kill("SIGKILL");
+    await Promise.all([...running].map((child) => child.exited));
     await service.close();
     await rm(dir, { recursive: true, force: true });
   });
