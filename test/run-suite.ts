@@ -7,7 +7,8 @@
  *     Chromium, and keep both cores busy. Two at a time passed too (each flow picks its own
  *     ports, directories and store paths), but took as long on 2 cores: 9.3 min, as one at a time.
  * A new file under test/ is a flow unless it is named here.
- * Node's runner starts the files of a run in sorted order, whatever order they are given in.
+ * Node's runner starts the files of a run in sorted order, whatever order they are given in; the
+ * first run's longest files are given as absolute paths, which sort first (LONG_UNIT_FILES).
  * Arguments (e.g. `--test-name-pattern=...`) are passed to both runs.
  */
 import { spawnSync } from "node:child_process";
@@ -31,6 +32,13 @@ const OFFLINE_CHECKS_IN_TEST = [
   "test/handler-secrets.test.ts",
 ];
 
+/**
+ * The first run's longest files, started first so that neither lane is left with one of them at
+ * the end: infra.test.ts (`sst install`, a type-check and a bundle per handler: ~80 s) sorted
+ * last of all and ran alone for about a minute at the end of the run.
+ */
+const LONG_UNIT_FILES = ["test/infra.test.ts"];
+
 /** How many files of the first run at a time: CI has 2 cores. */
 const UNIT_CONCURRENCY = 2;
 
@@ -40,12 +48,13 @@ const FLOW_CONCURRENCY = 1;
 const files = (pattern: string) => globSync(pattern, { cwd: root }).sort();
 const packageTests = files("packages/*/test/**/*.test.ts");
 const testDirTests = files("test/**/*.test.ts");
-const missing = OFFLINE_CHECKS_IN_TEST.filter((file) => !testDirTests.includes(file));
+const missing = [...OFFLINE_CHECKS_IN_TEST, ...LONG_UNIT_FILES].filter((file) => !testDirTests.includes(file) && !packageTests.includes(file));
 if (missing.length > 0) {
   console.error(`test/run-suite.ts names files that do not exist: ${missing.join(", ")}`);
   process.exit(1);
 }
-const concurrent = [...OFFLINE_CHECKS_IN_TEST, ...packageTests];
+// An absolute path ("/…") sorts before every relative one, so these start first.
+const concurrent = [...OFFLINE_CHECKS_IN_TEST, ...packageTests].map((file) => (LONG_UNIT_FILES.includes(file) ? join(root, file) : file));
 const flows = testDirTests.filter((file) => !OFFLINE_CHECKS_IN_TEST.includes(file));
 
 function runTests(label: string, concurrency: number, testFiles: string[]): number {

@@ -17,6 +17,9 @@ interface Child {
   kill(signal: NodeJS.Signals): void;
 }
 
+/** Agents not yet exited: `after` kills them, so a failed test's agent cannot keep the file from ending. */
+const running = new Set<Child>();
+
 /** The agent command in its own process, as `nimbus agent --config` runs it. */
 function runCommand(configPath: string): Child {
   const child = spawn(process.execPath, ["--import", "tsx", fixture, configPath], {
@@ -26,8 +29,17 @@ function runCommand(configPath: string): Child {
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { exited, stderr: () => stderr, kill: (signal) => child.kill(signal) };
+  const handle: Child = { exited, stderr: () => stderr, kill: (signal) => child.kill(signal) };
+  running.add(handle);
+  void exited.then(() => running.delete(handle));
+  return handle;
 }
+
+/**
+ * How long a fresh agent process may take to say hello or to exit on a bad start: Node, tsx and
+ * the agent's modules took over 10 s to load at load average 14 (a bound on liveness, not speed).
+ */
+const STARTUP_MS = 30_000;
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([
@@ -44,6 +56,9 @@ describe("runAgentCommand", () => {
     service = await FakeService.start({ heartbeatIntervalMs: 60_000 });
   });
   after(async () => {
+    // An agent still running here outlived its test's SIGTERM (a failure already reported).
+    for (const child of running) child.kill("SIGKILL");
+    await Promise.all([...running].map((child) => child.exited));
     await service.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -60,7 +75,7 @@ describe("runAgentCommand", () => {
   it("runs until SIGTERM, then sends pause and goodbye, closes the socket with 1000 and exits 0", async () => {
     const child = runCommand(await writeConfig("good", GOOD_TOKEN));
     const before = service.hellos.length;
-    await service.until(() => service.hellos.length > before, `a hello (stderr: ${child.stderr()})`, 10_000);
+    await service.until(() => service.hellos.length > before, `a hello (stderr: ${child.stderr()})`, STARTUP_MS);
     const index = service.connections.length - 1;
     const connection = service.connections[index]!;
     await service.until(() => service.types(index).includes("request-work"), "the welcome to be taken");
@@ -79,7 +94,7 @@ describe("runAgentCommand", () => {
     );
     const child = runCommand(await writeConfig("switch", GOOD_TOKEN));
     const before = service.hellos.length;
-    await service.until(() => service.hellos.length > before, `a hello (stderr: ${child.stderr()})`, 10_000);
+    await service.until(() => service.hellos.length > before, `a hello (stderr: ${child.stderr()})`, STARTUP_MS);
     const index = service.connections.length - 1;
     await service.until(() => service.types(index).includes("request-work"), "the welcome to be taken");
     const taskId = `build-command-${NONCE}`;
@@ -104,14 +119,14 @@ describe("runAgentCommand", () => {
   it("stops the same way on SIGINT", async () => {
     const child = runCommand(await writeConfig("good-int", GOOD_TOKEN));
     const before = service.hellos.length;
-    await service.until(() => service.hellos.length > before, `a hello (stderr: ${child.stderr()})`, 10_000);
+    await service.until(() => service.hellos.length > before, `a hello (stderr: ${child.stderr()})`, STARTUP_MS);
     child.kill("SIGINT");
     assert.equal(await withTimeout(child.exited, 5_000, "exit after SIGINT"), 0, child.stderr());
   });
 
   it("exits 1 with the message alone when the token is refused", async () => {
     const child = runCommand(await writeConfig("refused", "revoked"));
-    const code = await withTimeout(child.exited, 10_000, "the agent to give up");
+    const code = await withTimeout(child.exited, STARTUP_MS, "the agent to give up");
     assert.equal(code, 1);
     assert.match(child.stderr(), /cluster join token refused \(HTTP 401\) — create a new one with `nimbus token create`/);
     assert.doesNotMatch(child.stderr(), /^\s+at /m, "no stack trace");
@@ -120,7 +135,7 @@ describe("runAgentCommand", () => {
   it("exits 1 with the message alone on a missing token file, a malformed session file or a missing config file", async () => {
     const configPath = await writeConfig("no-token", undefined);
     const noToken = runCommand(configPath);
-    assert.equal(await withTimeout(noToken.exited, 10_000, "exit"), 1);
+    assert.equal(await withTimeout(noToken.exited, STARTUP_MS, "exit"), 1);
     assert.match(noToken.stderr(), /^nimbus agent: cluster join token file .* does not exist — create one with `nimbus token create > /m);
     assert.doesNotMatch(noToken.stderr(), /^\s+at /m);
 
@@ -129,12 +144,12 @@ describe("runAgentCommand", () => {
     await mkdir(path.dirname(sessionPath), { recursive: true });
     await writeFile(sessionPath, "{}");
     const badSession = runCommand(configPath);
-    assert.equal(await withTimeout(badSession.exited, 10_000, "exit"), 1);
+    assert.equal(await withTimeout(badSession.exited, STARTUP_MS, "exit"), 1);
     assert.ok(badSession.stderr().startsWith(`nimbus agent: the session file ${sessionPath} is not a Nimbus agent session`), badSession.stderr());
     assert.match(badSession.stderr(), /delete it and start the agent again/);
 
     const noConfig = runCommand(path.join(dir, "nowhere.toml"));
-    assert.equal(await withTimeout(noConfig.exited, 10_000, "exit"), 1);
+    assert.equal(await withTimeout(noConfig.exited, STARTUP_MS, "exit"), 1);
     assert.match(noConfig.stderr(), /nowhere\.toml: no such file/);
   });
 });

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { loadAgentConfig, startAgent, type RunningAgent } from "@nimbus/agent";
+import type { RunningAgent } from "@nimbus/agent";
 import { CreateTokenResponse } from "@nimbus/protocol";
 import { ApiClient } from "./api-client.ts";
 
@@ -60,5 +60,7 @@ export async function startEmbeddedAgent(
       "",
     ].join("\n"),
   );
+  // Loaded only here: the CLI's other commands start without the agent's modules.
+  const { loadAgentConfig, startAgent } = await import("@nimbus/agent");
   return startAgent(await loadAgentConfig(configPath), { log });
 }

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from "commander";
-import { printableLines } from "@nimbus/agent";
+import { printableLines } from "@nimbus/agent/terminal-text";
 import { NIMBUS_VERSION } from "@nimbus/protocol";
 import { CliError } from "./cli-error.ts";
 import { registerAgentCommand } from "./commands/agent.ts";

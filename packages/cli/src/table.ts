@@ -1,4 +1,4 @@
-import { printable } from "@nimbus/agent";
+import { printable } from "@nimbus/agent/terminal-text";
 
 /**
  * Left-aligned columns for listing commands (their `--json` form is the API's JSON). Cells come

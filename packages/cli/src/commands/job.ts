@@ -1,4 +1,4 @@
-import { printable, printableLines } from "@nimbus/agent";
+import { printable, printableLines } from "@nimbus/agent/terminal-text";
 import { DerivationPage, JobView } from "@nimbus/protocol";
 import type { Command } from "commander";
 import { ApiClient } from "../api-client.ts";

@@ -1,4 +1,4 @@
-import { printable } from "@nimbus/agent";
+import { printable } from "@nimbus/agent/terminal-text";
 import { DerivationLog } from "@nimbus/protocol";
 import type { Command } from "commander";
 import { ApiClient } from "../api-client.ts";
