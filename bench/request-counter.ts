@@ -55,6 +55,8 @@ export interface CounterReport {
   bySource: Array<{ source: string } & Counts & { total: number }>;
   /** Counted requests per operation and table or queue, most first. */
   byOperation: Array<{ client: ClientKind; operation: string; target: string; count: number }>;
+  /** The same per source (handler, or handler: agent message type), to see which message makes which request. */
+  bySourceOperation: Array<{ source: string; client: ClientKind; operation: string; target: string; count: number }>;
   /** Handler invocations per source (the same window), to read requests per message. */
   invocations: Record<string, number>;
   /** Counted requests that failed, by operation, target and error (e.g. ConditionalCheckFailedException), most first. */
@@ -74,6 +76,7 @@ export class RequestCounter {
   private readonly scope = new AsyncLocalStorage<Invocation>();
   private bySource = new Map<string, Counts>();
   private byOperation = new Map<string, number>();
+  private bySourceOperation = new Map<string, number>();
   private invocations = new Map<string, number>();
   private errors = new Map<string, number>();
   private perInvocation = new Map<string, Invocation[]>();
@@ -96,6 +99,7 @@ export class RequestCounter {
         bump(this.bySource, source, kind);
         const key = `${kind}\t${String(context?.commandName ?? "?").replace(/Command$/, "")}\t${this.targetOf(args?.input)}`;
         this.byOperation.set(key, (this.byOperation.get(key) ?? 0) + 1);
+        this.bySourceOperation.set(`${source}\t${key}`, (this.bySourceOperation.get(`${source}\t${key}`) ?? 0) + 1);
         // Ask DynamoDB what each request cost in capacity units: the bill is in units, not requests.
         const asksCapacity = kind === "dynamodb" && args?.input && typeof args.input === "object" && args.input.ReturnConsumedCapacity === undefined;
         const sent = asksCapacity ? { ...args, input: { ...args.input, ReturnConsumedCapacity: "TOTAL" } } : args;
@@ -141,6 +145,7 @@ export class RequestCounter {
   reset(): void {
     this.bySource = new Map();
     this.byOperation = new Map();
+    this.bySourceOperation = new Map();
     this.invocations = new Map();
     this.errors = new Map();
     this.perInvocation = new Map();
@@ -199,7 +204,6 @@ export class RequestCounter {
       capacity.write += units.write;
     }
     const durations = [...this.perInvocation.entries()].filter(([source]) => !this.isExcluded(source)).flatMap(([, list]) => list.map((i) => i.ms));
-    // byOperation cannot tell sources apart; it is kept whole and the caller reads it as a shape.
     return {
       capacity,
       handlerMs: { ...summarize(durations, 2), total: Math.round(durations.reduce((a, b) => a + b, 0)) },
@@ -207,6 +211,13 @@ export class RequestCounter {
       excluded: { ...excluded, total: sum(excluded) },
       bySource,
       byOperation,
+      bySourceOperation: [...this.bySourceOperation.entries()]
+        .map(([key, count]) => {
+          const [source, client, operation, target] = key.split("\t") as [string, ClientKind, string, string];
+          return { source, client, operation, target, count };
+        })
+        .filter((row) => !this.isExcluded(row.source))
+        .sort((a, b) => a.source.localeCompare(b.source) || b.count - a.count),
       invocations: Object.fromEntries([...this.invocations.entries()].sort((a, b) => b[1] - a[1])),
       perInvocation: [...this.perInvocation.entries()]
         .filter(([source]) => !this.isExcluded(source))

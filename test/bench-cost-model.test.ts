@@ -71,6 +71,7 @@ describe("bench usage of a run", () => {
     invocations: { "socket/default: build-result": 2, "socket/default: evaluation-events": 1, "webhooks/github": 1, "api/jobs-get": 50 },
     bySource: [],
     byOperation: [],
+    bySourceOperation: [],
     errors: [],
     perInvocation: [],
   } satisfies CounterReport;

@@ -13,7 +13,7 @@ import { zstdCompressSync } from "node:zlib";
 import { encodeNixBase32, fingerprintOf, narFileKey, parseNarinfo, parsePublicKey, verifyFingerprint } from "@nimbus/cache";
 import { CacheInfoView, type ServiceMessage, type UploadedPath, type UploadSlot } from "@nimbus/protocol";
 import { cacheCaller, collectCache } from "@nimbus/service";
-import { dynamo } from "../packages/service/src/platform/aws-clients.ts";
+import { dynamo, s3 } from "../packages/service/src/platform/aws-clients.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -116,12 +116,22 @@ describe("uploads over the agent protocol", () => {
       },
       { step: "initialize", name: count },
     );
+    const objectRequests: string[] = [];
+    s3().middlewareStack.add(
+      (next, context) => async (args) => {
+        objectRequests.push(String(context.commandName));
+        return next(args);
+      },
+      { step: "initialize", name: count },
+    );
     try {
       assert.deepEqual(await complete(p.claim), [{ storePath: p.claim.storePath, status: "published" }]);
     } finally {
       dynamo().middlewareStack.remove(count);
+      s3().middlewareStack.remove(count);
     }
     assert.equal(lookups, 0, "a path completed after its upload URL, referring to nothing, is not looked up first: checked and put");
+    assert.deepEqual(objectRequests, ["GetObjectCommand"], "a file small enough to read back is read, not looked at first: its GET says its size");
     assert.deepEqual(await complete(p.claim), [{ storePath: p.claim.storePath, status: "present" }], "completing twice changes nothing");
     assert.equal((await slotsFor(p.claim))[0]!.status, "present", "a published path gets no second upload URL");
 

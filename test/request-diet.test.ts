@@ -13,7 +13,7 @@ import { sweep } from "@nimbus/service";
 import { handleAgentFrame } from "../packages/service/src/edges/agent-messages.ts";
 import { finishJobIfDone } from "../packages/service/src/flow/job-finish.ts";
 import { freshDerivation } from "../packages/service/src/flow/register-derivation.ts";
-import { countDynamoRequests } from "./support/count-requests.ts";
+import { countDynamoRequests, recording } from "./support/count-requests.ts";
 import { buildQueueUrl } from "../packages/service/src/storage/build-queues.ts";
 import { createDerivation, getDerivation, MAX_KNOWN_JOBS, moveDerivation } from "../packages/service/src/storage/derivations.ts";
 import { countingMoves, noteCountMove } from "../packages/service/src/storage/job-counts.ts";
@@ -345,6 +345,37 @@ describe("the request diet", () => {
         return names.length === 2 ? names.sort() : undefined;
       }, "both builds");
       assert.deepEqual(built, [drv("born-a"), drv("born-b")].sort());
+    } finally {
+      evaluator.close();
+      builder.close();
+    }
+  });
+
+  it("sends the messages of the derivations a batch creates ready ten to a request, and each is on its queue once", async () => {
+    const system = "m68k-linux";
+    const names = Array.from({ length: 12 }, (_, i) => `sent-${i}`);
+    const events = [...names.map((name) => ({ ...derivation(name), system })), ...names.map(attribute)];
+    const evaluator = await RawAgent.connect(stack.agentSocketUrl, token);
+    const builder = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const welcome = await evaluator.request(hello({ hostname: "sent-evaluator", systems: ["x86_64-linux"], systemFeatures: [], concurrentTasks: 1 }));
+      const evaluatorId = (welcome as { connectionId: string }).connectionId;
+      await push(stack, "acme/sent-together", "5".repeat(40));
+      const task = (await eventually(async () => evaluator.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      const requests = await recording(() => handleAgentFrame(evaluatorId, JSON.stringify({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })));
+      const toBuildQueues = requests.filter((r) => r.client === "sqs" && /build-/.test(String(r.input.QueueUrl ?? "")));
+      assert.deepEqual(
+        toBuildQueues.filter((r) => /^SendMessage/.test(r.command)).map((r) => `${r.command} ${r.input.Entries?.length ?? 1}`),
+        ["SendMessageBatchCommand 10", "SendMessageBatchCommand 2"],
+        "twelve messages in two requests",
+      );
+      // On the queue once each: an agent with a slot for each is given all twelve, and no more.
+      assert.equal((await builder.request(hello({ hostname: "sent-builder", systems: [system], systemFeatures: [], concurrentTasks: 13 }))).type, "welcome");
+      const built = await eventually(async () => {
+        const drvs = builder.messages.flatMap((m) => (m.type === "build" ? [m.drvPath] : []));
+        return drvs.length >= 12 ? drvs.sort() : undefined;
+      }, "all twelve builds");
+      assert.deepEqual(built, names.map(drv).sort());
     } finally {
       evaluator.close();
       builder.close();

@@ -1,6 +1,7 @@
 /**
- * A build's output as numbered `build-log` batches: the first after 1 s (a short build's whole
- * log then goes in one batch, just before its result), then every 250 ms, or sooner when a
+ * A build's output as numbered `build-log` batches: the first after 1 s, or 1 s after Nix is done
+ * when the outputs go up (a short build's whole log then goes in one batch, just before its
+ * result), then every 250 ms, or sooner when a
  * batch is full (1000 lines or one frame); the last lines are kept for the result's `logTail`.
  */
 import type { BuildLog, EffectLog } from "@nimbus/protocol";
@@ -43,6 +44,17 @@ export class BuildLogStream {
     this.pending.push(line);
     this.pendingBytes += bytes;
     this.timer ??= setTimeout(() => this.flush(), this.sent ? this.flushMs : this.firstFlushMs);
+  }
+
+  /**
+   * Nix is done and the outputs go up: a log not sent yet waits another `firstFlushMs`, so a
+   * short build's and a short push's lines go in one batch with the result (each batch is a
+   * frame and a stored chunk) rather than the build's alone while the push runs.
+   */
+  pushing(): void {
+    if (this.sent || this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.flush(), this.firstFlushMs);
   }
 
   /** Sends what is pending; call before the result so the log comes first. */

@@ -28,6 +28,32 @@ describe("BuildLogStream", () => {
     assert.equal(sent.length, 1, "no empty batch after the flush");
   });
 
+  it("holds a short build's log another 1 s once its outputs go up, so the push's lines join it", (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const { link, sent } = recorder();
+    const log = new BuildLogStream(link, "b-1-0");
+    log.line("building");
+    t.mock.timers.tick(800);
+    log.pushing();
+    t.mock.timers.tick(900);
+    assert.deepEqual(sent, [], "1.7 s in, but the push started 0.9 s ago");
+    log.line("pushed 1 path");
+    log.flush();
+    assert.deepEqual(lines(sent), [[0, ["building", "pushed 1 path"]]], "one batch");
+
+    // A long push: the log goes 1 s after it started, and the rest every 250 ms as before.
+    const long = recorder();
+    const other = new BuildLogStream(long.link, "b-2-0");
+    other.line("building");
+    other.pushing();
+    t.mock.timers.tick(1000);
+    assert.deepEqual(lines(long.sent), [[0, ["building"]]]);
+    other.line("pushed");
+    other.pushing();
+    t.mock.timers.tick(250);
+    assert.deepEqual(lines(long.sent), [[0, ["building"]], [1, ["pushed"]]], "a log sent already is not held again");
+  });
+
   it("sends the first batch after 1 s, then every 250 ms", (t) => {
     t.mock.timers.enable({ apis: ["setTimeout"] });
     const { link, sent } = recorder();

@@ -109,6 +109,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       // Nix is done: the slot goes to the next task while the outputs go up; the result still waits for the pushes.
       if (Object.keys(outputs).length > 0 && context.caches.clients.some((c) => c.push)) {
         link.send({ type: "build-pushing", taskId: task.taskId, drvPath: task.drvPath });
+        log.pushing();
         context.log("debug", `task ${task.taskId}: slot free while pushing its outputs`);
       }
       const caches = await pushOutputs(task.taskId, Object.values(outputs), context, env, log);

@@ -30,7 +30,8 @@ const error = (code: ErrorCode, message: string, fatal = false): ServiceMessage 
 const UNKNOWN_CONNECTION = sessionGone;
 const HELLO_REQUIRED = error("hello-required", "send hello before anything else");
 
-type Answer = { replies: ServiceMessage[]; followUp?: () => Promise<unknown> };
+/** The replies, what to do once they are sent, and replies only that follow-up decides (sent after it). */
+type Answer = { replies: ServiceMessage[]; followUp?: () => Promise<unknown>; later?: () => Promise<ServiceMessage[]> };
 const reply = (...replies: ServiceMessage[]): Answer => ({ replies });
 
 /** A hello: attach the agent's session to this connection, welcome it, and put its tasks straight. */
@@ -210,7 +211,7 @@ async function report(
       }
     : undefined;
   const answer = await route.handle({ session, message, held: heldBy(session), now, work, ...(fresh ? { reread: fresh } : {}) });
-  return { replies: answer.replies, ...(answer.more ? { followUp: more } : {}) };
+  return { replies: answer.replies, ...(answer.more ? { followUp: more } : {}), ...(answer.later ? { later: answer.later } : {}) };
 }
 
 /**
@@ -237,6 +238,7 @@ export async function handleAgentFrame(connectionId: string, body: string | unde
       // An evaluation's or effect's result-ack: its slot is free, unless a follow-up dispatch fills it.
       answered = await deliver(connectionId, answer.replies.map((r) => (r.type === "result-ack" ? ackAskingAgain(r, undefined) : r)));
       if (answered) await answer.followUp?.();
+      if (answered && answer.later) await deliver(connectionId, await answer.later());
       await wakeIdleAgents(work);
       await ackAlone();
       // A job that ends may start its effects: agents are woken for them.

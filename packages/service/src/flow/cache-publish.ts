@@ -106,10 +106,11 @@ async function publishAbsent(claim: UploadedPath, now: Date): Promise<UploadVerd
 
 /** Why the file in the bucket is not what the claim says, or undefined when it is. */
 async function checkFile(fileKey: string, claim: UploadedPath): Promise<string | undefined> {
-  const head = await headObject(fileKey);
-  if (!head) return `its NAR file ${fileKey} was not uploaded (or the upload did not finish)`;
-  if (head.size !== claim.fileSize) return `the uploaded NAR file has ${head.size} bytes, not the ${claim.fileSize} claimed`;
+  // Small enough to read: the GET says what a HEAD would, so none is made.
   if (claim.fileSize <= cacheSettings().verifyReadBytes) return verifyByReading(fileKey, claim);
+  const head = await headObject(fileKey);
+  if (!head) return notUploaded(fileKey);
+  if (head.size !== claim.fileSize) return wrongSize(head.size, claim);
   // Too big to read here: S3 checked the SHA-256 signed into the upload URL, and keeps it.
   const expected = Buffer.from(parseSha256(claim.fileHash)).toString("base64");
   if (head.sha256Base64 === undefined) return `S3 holds no SHA-256 for ${fileKey}: it was not uploaded through a Nimbus upload URL`;
@@ -117,12 +118,21 @@ async function checkFile(fileKey: string, claim: UploadedPath): Promise<string |
   return undefined;
 }
 
+const notUploaded = (fileKey: string) => `its NAR file ${fileKey} was not uploaded (or the upload did not finish)`;
+const wrongSize = (size: number, claim: UploadedPath) => `the uploaded NAR file has ${size} bytes, not the ${claim.fileSize} claimed`;
+
 async function verifyByReading(fileKey: string, claim: UploadedPath): Promise<string | undefined> {
+  const object = await readObject(fileKey);
+  if (!object) return notUploaded(fileKey);
+  if (object.size !== claim.fileSize) {
+    object.body.destroy();
+    return wrongSize(object.size, claim);
+  }
   const fileHash = createHash("sha256");
   const narHash = createHash("sha256");
   let narSize = 0;
   const decompress = claim.compression === "none" ? new PassThrough() : claim.compression === "zstd" && typeof zlib.createZstdDecompress === "function" ? zlib.createZstdDecompress() : undefined;
-  const body: Readable = await readObject(fileKey);
+  const body: Readable = object.body;
   const tee = new PassThrough();
   tee.on("data", (chunk: Buffer) => fileHash.update(chunk));
   try {

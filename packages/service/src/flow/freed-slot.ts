@@ -1,21 +1,53 @@
 /**
- * The slot a `build-result` frees, handed on rather than given back when the same invocation
- * gives its agent the next task (a hand-over, or a dispatch to the reporter): one Sessions write
- * instead of a release and a reservation, and the agent never looks idle to other handlers in
- * between (docs/reliability.md, "A slot handed on"). Given back only when nothing took it.
+ * The slot a `build-result` (or a `build-pushing`) frees, handed on rather than given back when
+ * the same invocation gives its agent the next task (a hand-over, or a dispatch to the reporter):
+ * one Sessions write instead of a release and a reservation, and the agent never looks idle to
+ * other handlers in between (docs/reliability.md, "A slot handed on"). Given back only when
+ * nothing took it.
  */
 import type { SessionFields } from "../storage/items.ts";
-import { handOverSlot, releaseTaskReturning, reserveTask, type HeldTaskRecord } from "../storage/sessions.ts";
+import { freeSlotWhilePushing, handOnPushingSlot, handOverSlot, releaseTaskReturning, reserveTask, type HeldTaskRecord } from "../storage/sessions.ts";
+
+/** The two writes that end the finished task's hold on its slot: handing it on to `to`, or giving it back. */
+interface SlotWrites {
+  handOn(to: string, task: HeldTaskRecord, limit: number): Promise<SessionFields | undefined>;
+  giveBack(): Promise<SessionFields | undefined>;
+}
 
 export class FreedSlot {
   private state: "held" | "handed" | "released" = "held";
+  private handed: Promise<SessionFields | undefined> | undefined;
   private released: Promise<SessionFields | undefined> | undefined;
 
-  /** `session` as the frame read it, holding `taskId` with its slot counted (not `pushing`). */
+  /** `session` as the frame read it, holding `taskId` with its slot counted (not `pushing`): the slot its result frees. */
   constructor(
     private readonly session: SessionFields,
     readonly taskId: string,
+    private readonly writes: SlotWrites = {
+      handOn: (to, task, limit) => handOverSlot(session.sessionId, taskId, to, task, limit),
+      giveBack: () => releaseTaskReturning(session.sessionId, taskId),
+    },
+    /** A refused give-back refuses the frame too (`build-pushing`): no slot is then reserved apart. */
+    private readonly refusable = false,
   ) {}
+
+  /**
+   * The slot a `build-pushing` frees: the build stays on the session, marked `pushing`, in the
+   * write that hands its slot on or gives it back — each conditional on the session speaking on
+   * `connectionId` and holding the build with its slot counted, so `recorded` says whether the
+   * report was taken, as the one write it used to make did.
+   */
+  static whilePushing(session: SessionFields, taskId: string, connectionId: string): FreedSlot {
+    return new FreedSlot(
+      session,
+      taskId,
+      {
+        handOn: (to, task, limit) => handOnPushingSlot(session.sessionId, taskId, connectionId, to, task, limit),
+        giveBack: () => freeSlotWhilePushing(session.sessionId, taskId, connectionId),
+      },
+      true,
+    );
+  }
 
   /** The session's load with this slot free, as nothing has been written yet: what a dispatch to it plans with. */
   get load(): SessionFields {
@@ -38,11 +70,12 @@ export class FreedSlot {
       // the write's two paths would be the same. Given back, then reserved as any other (its lease then finds it stale).
       if (to !== this.taskId) {
         this.state = "handed";
-        if (await handOverSlot(this.session.sessionId, this.taskId, to, task, limit)) return true;
+        this.handed = this.writes.handOn(to, task, limit);
+        if (await this.handed) return true;
       }
       this.state = "released";
-      this.released = releaseTaskReturning(this.session.sessionId, this.taskId);
-      await this.released;
+      this.released = this.writes.giveBack();
+      if (!(await this.released) && this.refusable) return false;
     }
     return reserveTask(this.session.sessionId, to, task, limit);
   }
@@ -55,8 +88,14 @@ export class FreedSlot {
   release(): Promise<SessionFields | undefined> {
     if (this.state === "held") {
       this.state = "released";
-      this.released = releaseTaskReturning(this.session.sessionId, this.taskId);
+      this.released = this.writes.giveBack();
     }
     return this.released ?? Promise.resolve(undefined);
+  }
+
+  /** Whether the session took the finished task's end (handed on, or given back; the slot given back if neither was tried yet). */
+  async recorded(): Promise<boolean> {
+    if (this.handed && (await this.handed)) return true;
+    return (await this.release()) !== undefined;
   }
 }

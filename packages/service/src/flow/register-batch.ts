@@ -13,7 +13,7 @@
 import { advanceWaiting, builtInputOf, inputStatusFor, intrinsicConflict, isSuccess, registrationStep, type BuiltInput } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
-import { buildQueueUrl, sendToBuildQueue } from "../storage/build-queues.ts";
+import { buildQueueUrl, sendToBuildQueues } from "../storage/build-queues.ts";
 import { bornQueued, createDerivation, getDerivations } from "../storage/derivations.ts";
 import type { DerivationItem, JobAttributeItem } from "../storage/items.ts";
 import { putJobDerivation, putNewJobDerivations } from "../storage/job-derivations.ts";
@@ -106,16 +106,18 @@ export async function registerBatch(
   // first, sent, and idle agents woken for them before the others are written: a wake running
   // beside a batch's creations waits behind them in the table (docs/scale.md, idle dispatch).
   const created: Registering[] = [];
+  const toSend: { drv: DerivationItem; known?: BuiltInput[] }[] = [];
   const create = async ({ event, inputs, fresh, built }: (typeof toCreate)[number]) => {
     if (!(await createDerivation(fresh))) return void alone.push(event);
     created.push({ event, inputs, current: fresh, created: true });
-    if (fresh.status !== "queued") return;
-    await sendToBuildQueue(fresh, built);
-    work.addBuildQueue(fresh.queueKey);
+    if (fresh.status === "queued") toSend.push({ drv: fresh, ...(built ? { known: built } : {}) });
   };
   const bornQueuedFirst = toCreate.filter(({ fresh }) => fresh.status === "queued");
   if (bornQueuedFirst.length > 0) {
     await pMap(bornQueuedFirst, create, { concurrency: WRITES_AT_ONCE });
+    // Their messages ten to a request (the wake waits for all of them anyway), not one each.
+    await sendToBuildQueues(toSend);
+    for (const { drv } of toSend) work.addBuildQueue(drv.queueKey);
     await work.wakeFirst();
   }
   await pMap(

@@ -1,4 +1,4 @@
-import { CreateQueueCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, SendMessageBatchCommand, SendMessageCommand, type SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
 import { buildQueueName, buildStartOf, inputsAtHand, parseQueueKey, type BuiltInput } from "@nimbus/core";
 import { sqs } from "../platform/aws-clients.ts";
 import { appStage } from "../platform/linked-resources.ts";
@@ -71,24 +71,77 @@ export async function listBuildQueues(now: number = Date.now()): Promise<BuildQu
  * a settle just settled): core `inputsAtHand`, `buildStartOf`.
  */
 export async function sendToBuildQueue(drv: DerivationItem & { resend?: number }, known: readonly BuiltInput[] = []): Promise<void> {
+  const entry = messageOf(drv, known);
+  await toQueue(drv.queueKey, (QueueUrl) => sqs().send(new SendMessageCommand({ QueueUrl, ...entry })));
+}
+
+/** Sends to a build queue; a local stack restarts with empty queues: the queue is created again and the send tried once more. */
+async function toQueue<T>(queueKey: string, send: (url: string) => Promise<T>): Promise<T> {
+  try {
+    return await send(await buildQueueUrl(queueKey));
+  } catch (error) {
+    if (!isMissingQueue(error)) throw error;
+    forgetBuildQueue(queueKey);
+    return send(await buildQueueUrl(queueKey));
+  }
+}
+
+/** A queued derivation's message: what its start needs when at hand, its own group, and a deduplication id naming the attempt (and re-send). */
+function messageOf(drv: DerivationItem & { resend?: number }, known: readonly BuiltInput[]) {
   const inputs = inputsAtHand(drv, known);
   const start = inputs && buildStartOf(drv, inputs);
   const body: BuildMessage = { drvPath: drv.drvPath, attempt: drv.attempt, ...(start ? { start } : {}) };
-  const send = async () =>
-    sqs().send(
-      new SendMessageCommand({
-        QueueUrl: await buildQueueUrl(drv.queueKey),
-        MessageBody: JSON.stringify(body),
-        MessageGroupId: hexDigest(drv.drvPath, 32),
-        MessageDeduplicationId: hexDigest(`${drv.drvPath}#${drv.attempt}${drv.resend ? `#${drv.resend}` : ""}`),
-      }),
-    );
-  try {
-    await send();
-  } catch (error) {
-    // A local stack restarts with empty queues: create it again and retry once.
-    if (!isMissingQueue(error)) throw error;
-    forgetBuildQueue(drv.queueKey);
-    await send();
+  return {
+    MessageBody: JSON.stringify(body),
+    MessageGroupId: hexDigest(drv.drvPath, 32),
+    MessageDeduplicationId: hexDigest(`${drv.drvPath}#${drv.attempt}${drv.resend ? `#${drv.resend}` : ""}`),
+  };
+}
+
+/** SQS takes at most 10 messages, of 256 KB together, in one SendMessageBatch. */
+const BATCH_ENTRIES = 10;
+const BATCH_BYTES = 200 * 1024;
+
+/**
+ * Puts several queued derivations on their queues as `sendToBuildQueue` does each, up to ten
+ * messages of one queue per request (an evaluation's batch creates many ready at once). An entry
+ * SQS refuses is sent alone, which throws what it says.
+ */
+export async function sendToBuildQueues(drvs: readonly { drv: DerivationItem; known?: readonly BuiltInput[] }[]): Promise<void> {
+  const byQueue = new Map<string, SendMessageBatchRequestEntry[]>();
+  const sent = new Map<string, { drv: DerivationItem; known?: readonly BuiltInput[] }>();
+  for (const [i, one] of drvs.entries()) {
+    const entries = byQueue.get(one.drv.queueKey) ?? [];
+    entries.push({ Id: String(i), ...messageOf(one.drv, one.known ?? []) });
+    byQueue.set(one.drv.queueKey, entries);
+    sent.set(String(i), one);
   }
+  const requests = [...byQueue].flatMap(([queueKey, entries]) => chunks(entries).map((chunk) => ({ queueKey, chunk })));
+  await Promise.all(
+    requests.map(async ({ queueKey, chunk }) => {
+      const { Failed } = await toQueue(queueKey, (QueueUrl) => sqs().send(new SendMessageBatchCommand({ QueueUrl, Entries: chunk })));
+      for (const { Id } of Failed ?? []) {
+        const one = sent.get(Id ?? "");
+        if (one) await sendToBuildQueue(one.drv, one.known);
+      }
+    }),
+  );
+}
+
+/** Entries in requests SQS takes: at most BATCH_ENTRIES, and BATCH_BYTES of bodies, each. */
+function chunks(entries: readonly SendMessageBatchRequestEntry[]): SendMessageBatchRequestEntry[][] {
+  const out: SendMessageBatchRequestEntry[][] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = Buffer.byteLength(entry.MessageBody ?? "");
+    const last = out.at(-1);
+    if (last && last.length < BATCH_ENTRIES && bytes + size <= BATCH_BYTES) {
+      last.push(entry);
+      bytes += size;
+    } else {
+      out.push([entry]);
+      bytes = size;
+    }
+  }
+  return out;
 }

@@ -28,19 +28,29 @@ export const presignDownload = (key: string, expiresIn: number): Promise<string>
 
 /** The object's size and the SHA-256 S3 checked at upload, or undefined when there is no such object. */
 export async function headObject(key: string): Promise<{ size: number; sha256Base64: string | undefined } | undefined> {
-  try {
+  return ifFound(async () => {
     const head = await s3().send(new HeadObjectCommand({ Bucket: cacheBucketName(), Key: key, ChecksumMode: "ENABLED" }));
     return { size: head.ContentLength ?? 0, sha256Base64: head.ChecksumSHA256 };
+  });
+}
+
+/** The object's size and bytes (a GET says the size a HEAD would), or undefined when there is no such object. */
+export async function readObject(key: string): Promise<{ size: number; body: Readable } | undefined> {
+  return ifFound(async () => {
+    const object = await s3().send(new GetObjectCommand({ Bucket: cacheBucketName(), Key: key }));
+    return { size: object.ContentLength ?? 0, body: object.Body as Readable };
+  });
+}
+
+/** What `request` returns, or undefined when S3 says the object does not exist. */
+async function ifFound<T>(request: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await request();
   } catch (error) {
     const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     if (status === 404 || (error as Error).name === "NotFound" || (error as Error).name === "NoSuchKey") return undefined;
     throw error;
   }
-}
-
-export async function readObject(key: string): Promise<Readable> {
-  const object = await s3().send(new GetObjectCommand({ Bucket: cacheBucketName(), Key: key }));
-  return object.Body as Readable;
 }
 
 /** Stores bytes the handler holds, with their SHA-256 (S3 checks it). */

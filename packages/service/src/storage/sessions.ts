@@ -260,6 +260,29 @@ export async function freeSlotWhilePushing(sessionId: string, taskId: string, co
   return after;
 }
 
+/**
+ * `freeSlotWhilePushing` and a reservation for `to` in one write: the build goes `pushing` and
+ * its slot passes straight to the next task, the count unchanged (docs/reliability.md, "A slot
+ * handed on"). Refused unless the session speaks on `connectionId` and holds `from` with its slot
+ * counted, and may take `to` as `reserveTask` would. Returns the load after it.
+ */
+export function handOnPushingSlot(
+  sessionId: string,
+  from: string,
+  connectionId: string,
+  to: string,
+  task: HeldTaskRecord,
+  limit: number,
+): Promise<SessionFields | undefined> {
+  return updateSessionReturning(sessionId, {
+    UpdateExpression: "SET tasks.#from.pushing = :yes, tasks.#to = :task",
+    ConditionExpression:
+      "connectionId = :conn AND attribute_not_exists(draining) AND runningTasks <= :limit AND attribute_exists(tasks.#from) AND attribute_not_exists(tasks.#from.pushing) AND attribute_not_exists(tasks.#to)",
+    ExpressionAttributeNames: { "#from": from, "#to": to },
+    ExpressionAttributeValues: { ":yes": true, ":task": task, ":limit": limit, ":conn": connectionId },
+  });
+}
+
 /** The queries of sessions not heard from since `before`: one per shard of the byLastSeen index, and the unnumbered one of sessions from before shards. */
 export const quietSessionsQueries = (before: Date) =>
   [SHARD.session, ...Array.from({ length: CAPABILITY_SHARDS }, (_, shard) => sessionShard(shard))].map((shard) => ({

@@ -4,7 +4,7 @@
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
 import { taskInputs, type BuildNeeds, type TaskStanding } from "@nimbus/core";
-import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, storeSource, type BuildLog, type BuildPushing, type BuildResult } from "@nimbus/protocol";
+import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, storeSource, type BuildLog, type BuildPushing, type BuildResult, type ServiceMessage } from "@nimbus/protocol";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
 import { getDerivation, moveDerivation } from "../../storage/derivations.ts";
@@ -13,7 +13,7 @@ import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody, type BuildStartBody } from "../../storage/queue-messages.ts";
 import type { Condition } from "../../storage/table.ts";
-import { freeSlotWhilePushing, noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
+import { noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
 import { FreedSlot } from "../freed-slot.ts";
 import { OwedAck } from "../result-acks.ts";
 import { retryBuild } from "../retries.ts";
@@ -54,6 +54,9 @@ async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): 
  * Nix built it and the agent pushes its outputs: its slot is free for the next task, while the
  * lease stays until the result (its dependents and its job wait for the pushes, and an agent
  * lost meanwhile hands the build back as it would any other). Once only: a repeat changes nothing.
+ * The build goes `pushing` in the write that hands its slot to the first task the follow-up's
+ * dispatch gives the agent, or that gives the slot back (flow/freed-slot.ts): whether that write
+ * was refused decides the answer, sent after it.
  */
 async function buildPushing(input: ReportInput<BuildPushing, BuildRecord>): Promise<TaskAnswer> {
   const { session, message, held, work, reread } = input;
@@ -61,13 +64,16 @@ async function buildPushing(input: ReportInput<BuildPushing, BuildRecord>): Prom
   if (held.drvPath !== message.drvPath) return answer(false, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
   if (held.pushing) return answer(false);
   // Conditional on the session speaking on this connection and holding the task, its slot counted: what a read would check.
-  const freed = freeSlotWhilePushing(session.sessionId, message.taskId, session.connectionId ?? "");
-  work.offerFirstTo(freed);
-  if ((await freed) !== undefined) return answer(true);
-  if (!reread) return answer(false);
-  // Refused on a copy of the session, which may be stale: answered as a fresh read would have it.
-  const fresh = await reread();
-  return fresh ? buildPushing({ ...input, ...fresh, reread: undefined }) : answer(false, sessionGone);
+  const slot = FreedSlot.whilePushing(session, message.taskId, session.connectionId ?? "");
+  work.offerFirstTo(Promise.resolve(slot.load), slot);
+  const later = async (): Promise<ServiceMessage[]> => {
+    if ((await slot.recorded()) || !reread) return [];
+    // Refused on a copy of the session, which may be stale: answered as a fresh read would have it.
+    const fresh = await reread();
+    if (!fresh) return [sessionGone];
+    return fresh.held?.drvPath === message.drvPath ? [] : [notHeld(message.taskId)];
+  };
+  return { ...answer(true), later };
 }
 
 /**

@@ -22,6 +22,8 @@ export type TaskReportType = TaskReport["type"];
 export interface TaskAnswer {
   replies: ServiceMessage[];
   more: boolean;
+  /** Replies that only the follow-up's writes decide (a `build-pushing` refused by the write that hands its slot on): sent after it. */
+  later?: () => Promise<ServiceMessage[]>;
 }
 
 export interface ReportInput<M extends TaskReport, R> {
