@@ -231,6 +231,31 @@ describe("uploads over the agent protocol", () => {
     assert.deepEqual([last.pathCount - after.pathCount, last.fileBytes - after.fileBytes], [1, extra.claim.fileSize]);
   });
 
+  // A fleet's completions would all write one totals item: they add to one of its shards, and a read sums them all.
+  it("keeps the totals in shards, each completion adding to one, and sums them (with the item's own from before shards) when read", async () => {
+    const totals = async () => CacheInfoView.parse((await stack.api("GET", "/api/cache")).body);
+    const main = async () => (await stack.scan("CacheStats")).find((item) => item.statsKey === "cache");
+    const shards = async () => (await stack.scan("CacheStats")).filter((item) => /^cache#\d+$/.test(String(item.statsKey)));
+    const before = { totals: await totals(), main: (await main())?.pathCount ?? 0 };
+    const paths = Array.from({ length: 12 }, (_, i) => payload(storePath(`sharded-${i}`)));
+    for (const p of paths) {
+      const [slot] = await slotsFor(p.claim);
+      assert.equal(await put(slot!, p.file), 200);
+      assert.deepEqual((await complete(p.claim)).map((v) => v.status), ["published"]);
+    }
+    assert.equal((await main())?.pathCount ?? 0, before.main, "the one item's totals are not written");
+    assert.ok((await shards()).length > 1, "twelve completions went to more than one shard");
+    const after = await totals();
+    assert.equal(after.pathCount - before.totals.pathCount, paths.length);
+    const stored = [...(await shards()), (await main()) ?? {}].reduce((total, item) => total + Number(item.pathCount ?? 0), 0);
+    assert.equal(after.pathCount, stored, "the API's count is every shard's and the item's own together");
+
+    // Totals an earlier version kept on the one item still count.
+    await stack.putItems("CacheStats", [{ ...((await main()) ?? { statsKey: "cache" }), pathCount: before.main + 5 }]);
+    assert.equal((await totals()).pathCount, after.pathCount + 5);
+    await stack.putItems("CacheStats", [{ ...(await main())!, pathCount: before.main }]);
+  });
+
   it("refuses paths outside the store directory and paths whose references are not in the cache", async () => {
     const outside = { ...payload(storePath("x")).claim, storePath: "/tmp/evil" };
     const [slot] = await slotsFor(outside);

@@ -7,8 +7,8 @@ import pMap from "p-map";
 import { z } from "zod";
 import { dynamo } from "../platform/aws-clients.ts";
 import { tableName } from "../platform/linked-resources.ts";
-import { CACHE_STATS_KEY, CACHE_USE_SHARD, CachePathItem, CacheRefItem, CacheStatsItem } from "./cache-items.ts";
-import { indexShards } from "./keys.ts";
+import { CACHE_STATS_KEY, CACHE_USE_SHARD, CachePathItem, CacheRefItem, CacheStatsItem, cacheStatsShardKey } from "./cache-items.ts";
+import { INDEX_SHARDS, indexShards } from "./keys.ts";
 import { firstPageOfShards } from "./index-walk.ts";
 import { defineTable } from "./table.ts";
 
@@ -150,10 +150,10 @@ async function writeBatches(requests: readonly object[]): Promise<void> {
   }
 }
 
-/** Adds to the totals (negative to take away): one counter item, updated atomically. */
+/** Adds to the totals (negative to take away): one shard of them, at random, updated atomically. */
 export async function addToStats(delta: { paths: number; fileBytes: number; narBytes: number }): Promise<void> {
   await CacheStats.update(
-    { statsKey: CACHE_STATS_KEY },
+    { statsKey: cacheStatsShardKey(Math.floor(Math.random() * INDEX_SHARDS)) },
     {
       UpdateExpression: "ADD pathCount :p, fileBytes :f, narBytes :n",
       ExpressionAttributeValues: { ":p": delta.paths, ":f": delta.fileBytes, ":n": delta.narBytes },
@@ -168,6 +168,11 @@ export async function recordCollection(collection: { at: string; removedPaths: n
   );
 }
 
+/** The collection's state and the totals summed over their shards (and the item's own, from before shards): one read. */
 export async function cacheStats(): Promise<CacheStatsItem> {
-  return (await CacheStats.get({ statsKey: CACHE_STATS_KEY })) ?? CacheStatsItem.parse({ statsKey: CACHE_STATS_KEY });
+  const keys = [CACHE_STATS_KEY, ...Array.from({ length: INDEX_SHARDS }, (_, shard) => cacheStatsShardKey(shard))];
+  const items = await CacheStats.batchGet(keys.map((statsKey) => ({ statsKey })));
+  const main = items.find((item) => item.statsKey === CACHE_STATS_KEY) ?? CacheStatsItem.parse({ statsKey: CACHE_STATS_KEY });
+  const sum = (field: "pathCount" | "fileBytes" | "narBytes") => items.reduce((total, item) => total + item[field], 0);
+  return { ...main, pathCount: sum("pathCount"), fileBytes: sum("fileBytes"), narBytes: sum("narBytes") };
 }

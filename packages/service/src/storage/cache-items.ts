@@ -8,8 +8,13 @@ import { z } from "zod";
 
 /** CachePaths.useShard, always (one of its shards, storage/keys.ts `indexShard`): the byLastUsed index lists every path, least recently used first. */
 export const CACHE_USE_SHARD = "u";
-/** CacheStats.statsKey of the one item. */
+/** CacheStats.statsKey of the item with the collection's state (and the totals written before they were sharded). */
 export const CACHE_STATS_KEY = "cache";
+/**
+ * CacheStats.statsKey of a shard of the totals: every completion and collection adds to one at
+ * random, so no single item takes every cache write of a fleet; a read sums them all.
+ */
+export const cacheStatsShardKey = (shard: number) => `${CACHE_STATS_KEY}#${shard}`;
 
 /** A published path: its narinfo's fields (but the signature, made when it is served) and its NAR file. */
 export const CachePathItem = z.object({
@@ -51,7 +56,7 @@ export const CacheTokenItem = z.object({
 export type CacheTokenItem = z.infer<typeof CacheTokenItem>;
 
 export const CacheStatsItem = z.object({
-  statsKey: z.literal(CACHE_STATS_KEY),
+  statsKey: z.union([z.literal(CACHE_STATS_KEY), z.string().regex(/^cache#\d+$/)]),
   pathCount: z.number().default(0),
   fileBytes: z.number().default(0),
   narBytes: z.number().default(0),
