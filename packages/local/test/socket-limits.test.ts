@@ -6,9 +6,11 @@ import { agentSocket } from "@nimbus/service/resource-specs";
 import type { SocketEvent } from "@nimbus/service/socket-events";
 import { sleep, useFixtureStack } from "./fixtures/handlers.ts";
 
-// Short limits so API Gateway's 10 min idle and 2 h lifetime rules can be watched in milliseconds.
-const IDLE_MS = 300;
-const LIFETIME_MS = 900;
+// Short limits so API Gateway's 10 min idle and 2 h lifetime rules can be watched in about a second.
+// Not shorter: the traffic that keeps a connection from going idle must survive a stall of the
+// event loop on a loaded machine (300 ms closed busy connections as idle under load average 11–13).
+const IDLE_MS = 1_000;
+const LIFETIME_MS = 3_000;
 
 const local = useFixtureStack({ idleTimeoutMs: IDLE_MS, connectionLifetimeMs: LIFETIME_MS, log: () => {} });
 const { fixtures } = local;
@@ -49,8 +51,8 @@ test("messages in either direction keep a connection from going idle", async () 
   let stillOpen = true;
   void closed.then(() => (stillOpen = false));
   // Alternate client messages and PostToConnection, each well inside the idle timeout.
-  for (let i = 0; i < 4; i++) {
-    await sleep(IDLE_MS / 2);
+  for (let i = 0; i < 8; i++) {
+    await sleep(IDLE_MS / 4);
     if (i % 2 === 0) ws.send("keepalive");
     else await management.send(new PostToConnectionCommand({ ConnectionId: id, Data: "server says hi" }));
   }
@@ -63,7 +65,7 @@ test("messages in either direction keep a connection from going idle", async () 
 test("a connection is closed with 1001 at the end of its lifetime, busy or not", async () => {
   const opened = Date.now();
   const { ws, id, closed } = await open();
-  const chatter = setInterval(() => ws.readyState === ws.OPEN && ws.send("busy"), IDLE_MS / 3);
+  const chatter = setInterval(() => ws.readyState === ws.OPEN && ws.send("busy"), IDLE_MS / 4);
   const { code, at } = await closed;
   clearInterval(chatter);
   assert.equal(code, 1001);
