@@ -7,7 +7,7 @@
  * leaves, the sweeper repairs (docs/reliability.md).
  */
 import { mayHandOver, taskInputs, type HandOverState } from "@nimbus/core";
-import { moveDerivation, versionIs, type Move } from "../storage/derivations.ts";
+import { leaseIs, moveDerivation, versionIs, type Move } from "../storage/derivations.ts";
 import type { DerivationItem, SessionFields } from "../storage/items.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
 import { releaseTask, reserveTask } from "../storage/sessions.ts";
@@ -102,7 +102,7 @@ async function takeBack(leased: DerivationItem, taskId: string, now: Date): Prom
     to: "queued",
     set: { queuedAt: leased.queuedAt },
     remove: ["lease"],
-    condition: { expression: "lease.taskId = :task", values: { ":task": taskId } },
+    condition: leaseIs(taskId),
   };
   const length = leased.history?.length ?? 0;
   return (

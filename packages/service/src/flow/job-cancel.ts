@@ -2,7 +2,7 @@ import { cancelStep, isActiveJob, UNSETTLED } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
 import { conflict, notFound } from "../platform/errors.ts";
 import { sendToAgent } from "../storage/agent-socket.ts";
-import { getDerivation, moveDerivation } from "../storage/derivations.ts";
+import { getDerivation, leaseIs, moveDerivation } from "../storage/derivations.ts";
 import type { DerivationItem, JobDerivationItem, JobItem } from "../storage/items.ts";
 import type { StatusCounts } from "../storage/job-counts.ts";
 import { fanOutPage, sendFanOut } from "../storage/fan-out-queue.ts";
@@ -120,7 +120,7 @@ async function stopBuild(drv: DerivationItem): Promise<DerivationItem | undefine
     to: "cancelled",
     remove: ["lease"],
     note: { reason: "its job was cancelled" },
-    condition: { expression: "lease.taskId = :task", values: { ":task": lease.taskId } },
+    condition: leaseIs(lease.taskId),
   });
   if (!moved) return undefined;
   await mirrorStatus(moved);

@@ -1,7 +1,7 @@
 import { retryDecision } from "@nimbus/core";
 import { timing } from "../platform/timing.ts";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
-import { getDerivation, moveDerivation } from "../storage/derivations.ts";
+import { getDerivation, leaseIs, moveDerivation } from "../storage/derivations.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
 import { indexShard, SHARD } from "../storage/keys.ts";
 import type { WorkNotes } from "./new-work.ts";
@@ -19,10 +19,7 @@ export async function retryBuild(drvPath: string, taskId: string, reason: string
   if (drv?.status !== "building" || drv.lease?.taskId !== taskId || (sessionId !== undefined && drv.lease.sessionId !== sessionId)) return false;
   const retries = drv.retries ?? 0;
   // The lease condition also pins `retries`: only the lease holder's retry moves it — the session's, when it is named.
-  const leaseHeld =
-    sessionId === undefined
-      ? { expression: "lease.taskId = :task", values: { ":task": taskId } }
-      : { expression: "lease.taskId = :task AND lease.sessionId = :session", values: { ":task": taskId, ":session": sessionId } };
+  const leaseHeld = leaseIs(taskId, sessionId);
   const decision = retryDecision(retries, reason, now, timing());
   if (decision.type === "give-up") {
     const failure = { reason: decision.reason };

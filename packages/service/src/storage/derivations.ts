@@ -274,6 +274,13 @@ export function versionIs(drv: Pick<DerivationItem, "version">): Condition {
     : { expression: "#version = :version", names: { "#version": "version" }, values: { ":version": drv.version } };
 }
 
+/** A condition that the derivation's lease is still `taskId`'s (and `sessionId`'s, when named): only its holder moves it. */
+export function leaseIs(taskId: string, sessionId?: string): Condition {
+  return sessionId === undefined
+    ? { expression: "lease.taskId = :task", values: { ":task": taskId } }
+    : { expression: "lease.taskId = :task AND lease.sessionId = :session", values: { ":task": taskId, ":session": sessionId } };
+}
+
 /** Retries whose back-off is over, longest due first (the byDueAt index, every shard). */
 export const dueRetries = (now: Date): AsyncGenerator<Walked<DerivationItem>> =>
   walkShards(

@@ -7,7 +7,7 @@ import { taskInputs, type BuildNeeds, type TaskStanding } from "@nimbus/core";
 import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, storeSource, type BuildLog, type BuildPushing, type BuildResult, type ServiceMessage } from "@nimbus/protocol";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
-import { getDerivation, moveDerivation } from "../../storage/derivations.ts";
+import { getDerivation, leaseIs, moveDerivation } from "../../storage/derivations.ts";
 import type { DerivationItem } from "../../storage/items.ts";
 import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
@@ -28,15 +28,6 @@ async function leasedTo(taskId: string, record: BuildRecord, holder: { sessionId
 }
 
 const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this agent holds");
-/**
- * The settle's condition: the lease is this task's and this session's. The derivation's own item decides, not the
- * frame's copy of the session (edges/agent-messages.ts): a task id another session holds under the same attempt (two
- * dispatches that received one message) is not this one's to settle.
- */
-const leaseHeld = (taskId: string, sessionId: string) => ({
-  expression: "lease.taskId = :task AND lease.sessionId = :session",
-  values: { ":task": taskId, ":session": sessionId },
-});
 
 /**
  * Stores a batch of log lines (idempotent: the chunk number is the attempt and the batch
@@ -88,8 +79,11 @@ async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promis
   if (held.drvPath !== message.drvPath) return answer(true, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
   const builtBy = { hostname: session.agent.hostname, sessionId: session.sessionId, connectionId: session.connectionId ?? "", labels: session.agent.labels };
   const reports = message.caches ?? [];
+  // The lease is this task's and this session's: the derivation's own item decides, not the frame's copy of the session
+  // (edges/agent-messages.ts); a task id another session holds under the same attempt (two dispatches that received one
+  // message) is not this one's to settle.
   const settleAs = (to: "succeeded" | "failed", set: Record<string, unknown>) =>
-    moveDerivation(message.drvPath, { from: ["building"], to, set, remove: ["lease"], condition: leaseHeld(message.taskId, session.sessionId) }, now);
+    moveDerivation(message.drvPath, { from: ["building"], to, set, remove: ["lease"], condition: leaseIs(message.taskId, session.sessionId) }, now);
   let moved: DerivationItem | undefined;
   let retried = false;
   if (message.status === "succeeded") {
