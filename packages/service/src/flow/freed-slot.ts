@@ -66,8 +66,8 @@ export class FreedSlot {
    */
   async reserve(to: string, task: HeldTaskRecord, limit: number): Promise<boolean> {
     if (this.state === "held") {
-      // The finished task's own message come again (delivered twice) cannot take its slot over in one write:
-      // the write's two paths would be the same. Given back, then reserved as any other (its lease then finds it stale).
+      // The finished task's own message, delivered again, cannot take its slot over in one write (the write's two
+      // paths would be the same): the slot is given back, then reserved as any other, and the lease finds it stale.
       if (to !== this.taskId) {
         this.state = "handed";
         this.handed = this.writes.handOn(to, task, limit);
