@@ -21,7 +21,7 @@ import { mirrorStatus, putJobDerivation, putNewJobDerivations } from "../package
 import { jobStatusKey } from "../packages/service/src/storage/keys.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { ScriptedAgent } from "./support/scripted-agent.ts";
-import { attribute, derivation, drv, finished, jobView, push } from "./support/graph-events.ts";
+import { attribute, buildOf, derivation, drv, finished, jobView, push, succeeded } from "./support/graph-events.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
 const later = (ms: number) => new Date(Date.now() + ms);
@@ -345,6 +345,43 @@ describe("the request diet", () => {
         return names.length === 2 ? names.sort() : undefined;
       }, "both builds");
       assert.deepEqual(built, [drv("born-a"), drv("born-b")].sort());
+    } finally {
+      evaluator.close();
+      builder.close();
+    }
+  });
+
+  it("gives a batch's ready derivations to an idle agent before it writes the edges; built before them, their dependent is still queued", async () => {
+    const system = "s390-linux";
+    const on = (name: string, inputs: string[] = []) => ({ ...derivation(name, inputs), system });
+    const events = [on("early-a"), on("early-b"), on("early-top", ["early-a", "early-b"]), attribute("early-top")];
+    const evaluator = await RawAgent.connect(stack.agentSocketUrl, token);
+    const builder = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const evaluatorId = ((await evaluator.request(hello({ hostname: "early-evaluator", systems: ["x86_64-linux"], systemFeatures: [], concurrentTasks: 1 }))) as { connectionId: string }).connectionId;
+      const jobId = await push(stack, "acme/early-roots", "4".repeat(40));
+      const task = (await eventually(async () => evaluator.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      // Idle before the batch (any agent may evaluate: it joins once the evaluation is taken).
+      const builderId = ((await builder.request(hello({ hostname: "early-builder", systems: [system], systemFeatures: [], concurrentTasks: 2 }))) as { connectionId: string }).connectionId;
+      // The worst order the early wake allows: both roots built and settled before the batch writes any edge.
+      let beforeEdges: string[] | undefined;
+      const requests = await recording(
+        () => handleAgentFrame(evaluatorId, JSON.stringify({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })),
+        async (request) => {
+          if (beforeEdges || request.command !== "BatchWriteItemCommand" || !Object.keys(request.input.RequestItems ?? {}).some((t) => t.includes("Edges"))) return;
+          beforeEdges = builder.messages.flatMap((m) => (m.type === "build" ? [m.drvPath] : [])).sort();
+          for (const name of ["early-a", "early-b"]) await handleAgentFrame(builderId, succeeded(await buildOf(builder, name)));
+        },
+      );
+      assert.deepEqual(beforeEdges, [drv("early-a"), drv("early-b")].sort(), "both were handed out before the edges were written");
+      const sentAt = requests.findIndex((r) => r.client === "sqs" && /^SendMessage/.test(r.command));
+      const edgesAt = requests.findIndex((r) => r.command === "BatchWriteItemCommand" && Object.keys(r.input.RequestItems ?? {}).some((t) => t.includes("Edges")));
+      assert.ok(sentAt >= 0 && sentAt < edgesAt, "their messages went before the edges");
+      // Their settles found no edge; the batch's own look at the dependent's inputs queues it.
+      const top = await buildOf(builder, "early-top");
+      await handleAgentFrame(evaluatorId, JSON.stringify({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" }));
+      await handleAgentFrame(builderId, succeeded(top));
+      assert.equal((await finished(stack, jobId)).status, "succeeded");
     } finally {
       evaluator.close();
       builder.close();

@@ -90,21 +90,11 @@ export async function registerBatch(
     } else alone.push(event); // a restart
   }
 
-  // The build queues of those born queued, looked up (created on first use) beside the rows below.
-  for (const { fresh } of toCreate) if (fresh.status === "queued") buildQueueUrl(fresh.queueKey).catch(() => {});
-  // Edges first (every registration writes them), then the input rows of those it creates with
-  // too many inputs for the item (storage/inputs-on-item.ts), before any item.
-  const edges = [...toCreate, ...kept, ...conflicts.map(({ event }) => ({ event, inputs: [...new Set(event.inputDrvs)] }))].flatMap(({ event, inputs }) =>
-    inputs.map((inputDrv) => ({ inputDrv, dependentDrv: event.drvPath })),
-  );
-  const inputRows = toCreate
-    .filter(({ fresh }) => !fresh.inputsOnItem)
-    .flatMap(({ event, inputs }) => inputs.map((inputDrv) => ({ drvPath: event.drvPath, inputDrv, by: jobId })));
-  await putRegistrationRows({ edges, inputRows, attributes: [...attributes] });
-
   // The items: a creation lost to another registration decides again, alone. Those born queued
-  // first, sent, and idle agents woken for them before the others are written: a wake running
-  // beside a batch's creations waits behind them in the table (docs/scale.md, idle dispatch).
+  // first, sent, and idle agents woken for them before anything else is written: a wake running
+  // beside a batch's writes waits behind them in the table (docs/scale.md, idle dispatch). They
+  // wait for nothing, so no edge or input row need precede them: a dependent's own edge does,
+  // written below before its item.
   const created: Registering[] = [];
   const toSend: { drv: DerivationItem; known?: BuiltInput[] }[] = [];
   const create = async ({ event, inputs, fresh, built }: (typeof toCreate)[number]) => {
@@ -113,6 +103,8 @@ export async function registerBatch(
     if (fresh.status === "queued") toSend.push({ drv: fresh, ...(built ? { known: built } : {}) });
   };
   const bornQueuedFirst = toCreate.filter(({ fresh }) => fresh.status === "queued");
+  // Their build queues looked up (created on first use) beside their creations.
+  for (const { fresh } of bornQueuedFirst) buildQueueUrl(fresh.queueKey).catch(() => {});
   if (bornQueuedFirst.length > 0) {
     await pMap(bornQueuedFirst, create, { concurrency: WRITES_AT_ONCE });
     // Their messages ten to a request (the wake waits for all of them anyway), not one each.
@@ -120,6 +112,15 @@ export async function registerBatch(
     for (const { drv } of toSend) work.addBuildQueue(drv.queueKey);
     await work.wakeFirst();
   }
+  // Edges (every registration writes them), then the input rows of those it creates with too
+  // many inputs for the item (storage/inputs-on-item.ts), before any item that waits on them.
+  const edges = [...toCreate, ...kept, ...conflicts.map(({ event }) => ({ event, inputs: [...new Set(event.inputDrvs)] }))].flatMap(({ event, inputs }) =>
+    inputs.map((inputDrv) => ({ inputDrv, dependentDrv: event.drvPath })),
+  );
+  const inputRows = toCreate
+    .filter(({ fresh }) => !fresh.inputsOnItem)
+    .flatMap(({ event, inputs }) => inputs.map((inputDrv) => ({ drvPath: event.drvPath, inputDrv, by: jobId })));
+  await putRegistrationRows({ edges, inputRows, attributes: [...attributes] });
   await pMap(
     toCreate.filter(({ fresh }) => fresh.status !== "queued"),
     create,
