@@ -38,7 +38,7 @@ export function keepBuildHook(nix: Pick<NixInfo, "remoteMachines" | "buildHook" 
  * Writes the declining hook to `directory` and tries it once; the `--option build-hook` pair for
  * builds, or none (with the reason) when the hook stays Nix's own.
  */
-export async function declineHookArgs(nix: NixInfo, directory: string, env: NodeJS.ProcessEnv = process.env): Promise<{ args: string[]; reason?: string }> {
+export async function declineHookArgs(nix: Pick<NixInfo, "remoteMachines" | "buildHook" | "store">, directory: string, env: NodeJS.ProcessEnv = process.env): Promise<{ args: string[]; reason?: string }> {
   const stateDir = env["NIX_STATE_DIR"] || "/nix/var/nix";
   const writable = await access(stateDir, constants.W_OK).then(
     () => true,
