@@ -147,6 +147,9 @@ export function rounds(paths: readonly string[], infos: ReadonlyMap<string, Pick
   return result.filter((r) => r !== undefined);
 }
 
+const narMismatch = (cache: string, info: LocalPathInfo) =>
+  new CachePushError(cache, `${info.storePath}: the NAR read from the store does not match its registered hash — run nix-store --verify --check-contents`);
+
 const discard = (p: Prepared) => (p.file === undefined ? Promise.resolve() : rm(p.file, { force: true }));
 
 async function compress(info: LocalPathInfo, directory: string, cache: string, options: NixRunOptions): Promise<Prepared> {
@@ -162,34 +165,32 @@ async function compress(info: LocalPathInfo, directory: string, cache: string, o
       done(null, chunk);
     },
   });
-  const mismatch = () => new CachePushError(cache, `${info.storePath}: the NAR read from the store does not match its registered hash — run nix-store --verify --check-contents`);
   // The registered size, pledged: zstd sizes its window to the NAR instead of setting up a large one (about 4 ms of CPU,
   // most of a small output's push), and refuses a NAR of any other size — the mismatch checked below.
   const zstd = zlib.createZstdCompress({ pledgedSrcSize: info.narSize });
   try {
     await pipeline(Readable.fromWeb(nar.stream as import("node:stream/web").ReadableStream), zstd, count, createWriteStream(file, { mode: 0o600 }));
   } catch (err) {
-    if ((err as { code?: unknown }).code === "ZSTD_error_srcSize_wrong") throw mismatch();
+    if ((err as { code?: unknown }).code === "ZSTD_error_srcSize_wrong") throw narMismatch(cache, info);
     throw err;
   }
   const streamed = await nar.done;
-  if (streamed.narHash !== info.narHash || streamed.narSize !== info.narSize) throw mismatch();
+  if (streamed.narHash !== info.narHash || streamed.narSize !== info.narSize) throw narMismatch(cache, info);
   return { info, file, fileHash: sha256NixBase32(hash.digest()), fileSize };
 }
 
 async function compressInMemory(info: LocalPathInfo, cache: string, options: NixRunOptions): Promise<Prepared> {
-  const mismatch = () => new CachePushError(cache, `${info.storePath}: the NAR read from the store does not match its registered hash — run nix-store --verify --check-contents`);
   const nar = dumpNar(info.storePath, options);
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of nar.stream) {
     size += chunk.length;
     // A path grown since Nix registered it is not read whole into memory.
-    if (size > info.narSize) throw mismatch();
+    if (size > info.narSize) throw narMismatch(cache, info);
     chunks.push(chunk);
   }
   const streamed = await nar.done;
-  if (streamed.narHash !== info.narHash || streamed.narSize !== info.narSize) throw mismatch();
+  if (streamed.narHash !== info.narHash || streamed.narSize !== info.narSize) throw narMismatch(cache, info);
   const bytes = zlib.zstdCompressSync(Buffer.concat(chunks), { pledgedSrcSize: info.narSize });
   return { info, file: undefined, bytes, fileHash: sha256NixBase32(createHash("sha256").update(bytes).digest()), fileSize: bytes.length };
 }
