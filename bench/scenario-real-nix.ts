@@ -99,7 +99,10 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
           `[labels]\nname = "bench-${i}"`,
         ].join("\n"),
       );
-      const child = spawn(process.execPath, [NIMBUS_BIN, "agent", "--config", join(agentDir, "agent.toml")], { stdio: ["ignore", "pipe", "pipe"] });
+      // NIMBUS_BENCH_REALNIX_CPU_PROF=<dir>: each agent writes a V8 CPU profile there when it leaves.
+      const profile = process.env["NIMBUS_BENCH_REALNIX_CPU_PROF"];
+      const nodeArgs = profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(profile)}`] : [];
+      const child = spawn(process.execPath, [...nodeArgs, NIMBUS_BIN, "agent", "--config", join(agentDir, "agent.toml")], { stdio: ["ignore", "pipe", "pipe"] });
       outputs[i] = "";
       child.stdout!.on("data", (d) => (outputs[i] += d));
       child.stderr!.on("data", (d) => (outputs[i] += d));
@@ -160,6 +163,8 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
     // The floor, in the same run, after the agents are gone (they would compete for the cores).
     for (const child of children) child.kill("SIGTERM");
     await sleep(500);
+    // A profile is written as the agent exits: give them time to leave cleanly.
+    for (let waited = 0; process.env["NIMBUS_BENCH_REALNIX_CPU_PROF"] && waited < 20_000 && children.some((c) => c.exitCode === null && c.signalCode === null); waited += 200) await sleep(200);
     const floorFile = join(dir, "floor.nix");
     await writeFile(floorFile, trivialCiNix(options.n, `${nonce}-floor`));
     const instantiateStart = performance.now();

@@ -26,6 +26,7 @@ import { checkIsolation, type EvaluationPolicy, planIsolation, resolveExecutable
 import { buildHello } from "./hello.ts";
 import { readClusterJoinToken } from "./join-token.ts";
 import { createLogger, type Logger, type LogSink } from "./log.ts";
+import { declineHookArgs } from "./build-hook.ts";
 import { detectNix, NIX_NOT_FOUND_MESSAGE, type NixInfo } from "./nix-info.ts";
 import { effectiveNixSettings, type NixEnvironment, nixOptionArgs } from "./nix-options.ts";
 import { Outbox, OUTBOX_LIMIT_BYTES } from "./outbox.ts";
@@ -115,6 +116,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   await mkdir(privateDirectory, { recursive: true, mode: 0o700 });
   await chmod(privateDirectory, 0o700);
   const storeId = await storeIdOf(hostname);
+  const buildHook = await declineHookArgs(nix, privateDirectory);
   const outbox = new Outbox(undefined, (lines, tasks) =>
     log("warn", `dropped ${lines} build log lines of ${tasks} task${tasks === 1 ? "" : "s"} while disconnected: the outbox holds at most ${OUTBOX_LIMIT_BYTES / (1024 * 1024)} MiB`),
   );
@@ -149,6 +151,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     credentialArgs: caches.credentialArgs,
     systems: info.systems,
     buildFeatures: [...new Set([...info.systemFeatures, ...info.mandatoryFeatures])],
+    buildArgs: buildHook.args,
   });
   // One Nix for the pushes' path registration, ended with the agent.
   const pathInfos = new NixServePathInfos();
@@ -206,6 +209,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   log("info", `session ${session.credential.id} (${session.created ? "new, written to" : "from"} ${session.path})`);
   if (session.warning !== undefined) log("warn", session.warning);
   logCaches(log, caches, info, storeId);
+  log("debug", buildHook.reason === undefined ? "builds decline Nix's build hook at once (no remote builders)" : `Nix's build hook stays: ${buildHook.reason}`);
   void shell.exited.finally(() => pathInfos.close());
   shell.start();
 
@@ -243,6 +247,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       const before = JSON.stringify(info);
       info = nextInfo;
       logCaches(log, caches, info, storeId);
+  log("debug", buildHook.reason === undefined ? "builds decline Nix's build hook at once (no remote builders)" : `Nix's build hook stays: ${buildHook.reason}`);
       // Not connected: the next hello carries it.
       if (JSON.stringify(info) !== before && outbox.sendNow({ type: "agent-info", agent: info })) log("info", "sent the changed agent info to the service");
       return true;

@@ -22,6 +22,10 @@ export interface NixInfo {
   credentialFiles?: string[];
   /** Nix's remote builders (its `builders` setting, machines files read). */
   remoteMachines?: RemoteMachine[];
+  /** Nix's `build-hook` (build-hook.ts replaces Nix's own when there are no remote builders). */
+  buildHook?: string;
+  /** Nix's `store` ("auto": its own store when writable, else the daemon). */
+  store?: string;
 }
 
 export interface DetectNixOptions {
@@ -72,6 +76,8 @@ export async function detectNix(options: DetectNixOptions = {}): Promise<NixInfo
   return {
     nixVersion: parseNixVersion(version.stdout),
     ...(remoteMachines.length > 0 ? { remoteMachines } : {}),
+    ...(typeof settings["build-hook"]?.value === "string" ? { buildHook: settings["build-hook"].value } : {}),
+    ...(typeof settings["store"]?.value === "string" ? { store: settings["store"].value } : {}),
     systems: [...new Set([system, ...stringList(settings["extra-platforms"])])],
     systemFeatures: stringList(settings["system-features"]),
     substituters: stringList(settings["substituters"]),

@@ -16,6 +16,8 @@ export interface NixEnvironment {
   systems: string[];
   /** `system-features` for builds: the agent's features and mandatory features. */
   buildFeatures: string[];
+  /** More `--option`s for a derivation's build alone: the declining build hook (build-hook.ts), or none. */
+  buildArgs: string[];
 }
 
 /**

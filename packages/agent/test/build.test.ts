@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { createRequire, syncBuiltinESMExports } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { BuildLog, BuildResult, MAX_FRAME_BYTES } from "@nimbus/protocol";
@@ -76,6 +77,8 @@ before(async () => {
       # Longer than the 1 s the first log batch waits: "started" and "pausing" arrive while they run.
       pause = mk "build-pause" "echo pausing; /bin/sleep 2.5; echo resumed; echo > $out";
       kept = mk "build-kept" "echo > $out";
+      hooked = mk "build-hooked" "echo > $out";
+      spawns = mk "build-spawns" "echo > $out";
       disowned = mk "build-disowned" "echo > $out";
       finishing = mk "build-finishing" "echo started; /bin/sleep 2.5; echo > $out";
       reconnecting = mk "build-reconnecting" "echo started; /bin/sleep 2.5; echo > $out";
@@ -107,6 +110,36 @@ describe("builds", () => {
     assert.deepEqual(result, { type: "build-result", taskId: result.taskId, drvPath: drvs["ok"]!.drvPath, status: "succeeded", outputs: drvs["ok"]!.outputs });
     assert.ok(lines.includes("first line") && lines.includes("second line"), lines.join("\n"));
     assert.deepEqual(await entries(`${setup.workDirectory}/build`), [], "the build's directory is gone");
+  });
+
+  it("has Nix decline its build hook at once with the agent's script, not start build-remote (no remote builders here)", async () => {
+    // The agent checked its script at start; this one also says it ran (the hook's stdin is Nix's settings, then the request).
+    const hook = `${setup.workDirectory}/private/nix-build-hook`;
+    const marker = `${dir}/hook-ran`;
+    await writeFile(hook, `#!/bin/sh\necho ran >> ${marker}\necho "# decline-permanently" >&2\nexec cat >/dev/null\n`, { mode: 0o700 });
+    const { result } = await build("hooked");
+    assert.equal(result.status, "succeeded", result.error);
+    assert.equal(await readFile(marker, "utf8"), "ran\n", "Nix asked the agent's hook, once");
+  });
+
+  it("starts one process per build, Nix's nix-store --realise (its outputs are read from the .drv, not asked of Nix)", async () => {
+    // Builtin modules' ESM bindings follow their CommonJS object after syncBuiltinESMExports.
+    const childProcess = createRequire(import.meta.url)("node:child_process") as typeof import("node:child_process");
+    const original = childProcess.spawn;
+    const started: string[] = [];
+    childProcess.spawn = ((command: string, args: readonly string[], options: object) => {
+      started.push(`${command} ${args[0]}`);
+      return original(command, args, options);
+    }) as typeof original;
+    syncBuiltinESMExports();
+    try {
+      const { result } = await build("spawns");
+      assert.equal(result.status, "succeeded", result.error);
+    } finally {
+      childProcess.spawn = original;
+      syncBuiltinESMExports();
+    }
+    assert.deepEqual(started, ["nix-store --realise"]);
   });
 
   it("maps every output of a multi-output derivation", async () => {

@@ -47,10 +47,15 @@ export interface BuiltinUploadOptions extends NixRunOptions {
 
 interface Prepared {
   info: LocalPathInfo;
-  file: string;
+  /** The compressed NAR: in a temporary file, or in memory when small. */
+  file: string | undefined;
+  bytes?: Buffer;
   fileHash: string;
   fileSize: number;
 }
+
+/** NARs up to this size are compressed in memory in one call: no stream, no temporary file (most outputs of small builds). */
+export const IN_MEMORY_NAR_BYTES = 256 * 1024;
 
 /** Bytes of NAR files one completion asks the service to read back at most (it reads small ones whole). */
 const COMPLETE_BYTES = 64 * 1024 * 1024;
@@ -95,7 +100,7 @@ export async function uploadToBuiltinCache(
             uploaded.push(item);
           } else {
             counts.alreadyPresent++;
-            await rm(item.file, { force: true });
+            await discard(item);
           }
         });
       });
@@ -106,7 +111,7 @@ export async function uploadToBuiltinCache(
         if (verdicts.length !== batch.length) throw new CachePushError(cache, "the service did not answer for every uploaded path");
         for (const verdict of verdicts) verdict.status === "present" ? counts.alreadyPresent++ : counts.uploaded++;
       });
-      await Promise.all(uploaded.map((p) => rm(p.file, { force: true })));
+      await Promise.all(uploaded.map(discard));
     }
   } finally {
     await rm(directory, { recursive: true, force: true });
@@ -142,7 +147,13 @@ export function rounds(paths: readonly string[], infos: ReadonlyMap<string, Pick
   return result.filter((r) => r !== undefined);
 }
 
+const narMismatch = (cache: string, info: LocalPathInfo) =>
+  new CachePushError(cache, `${info.storePath}: the NAR read from the store does not match its registered hash — run nix-store --verify --check-contents`);
+
+const discard = (p: Prepared) => (p.file === undefined ? Promise.resolve() : rm(p.file, { force: true }));
+
 async function compress(info: LocalPathInfo, directory: string, cache: string, options: NixRunOptions): Promise<Prepared> {
+  if (info.narSize <= IN_MEMORY_NAR_BYTES) return compressInMemory(info, cache, options);
   const file = path.join(directory, `${path.basename(info.storePath)}.nar.zst`);
   const nar = dumpNar(info.storePath, options);
   const hash = createHash("sha256");
@@ -154,12 +165,34 @@ async function compress(info: LocalPathInfo, directory: string, cache: string, o
       done(null, chunk);
     },
   });
-  await pipeline(Readable.fromWeb(nar.stream as import("node:stream/web").ReadableStream), zlib.createZstdCompress(), count, createWriteStream(file, { mode: 0o600 }));
-  const streamed = await nar.done;
-  if (streamed.narHash !== info.narHash || streamed.narSize !== info.narSize) {
-    throw new CachePushError(cache, `${info.storePath}: the NAR read from the store does not match its registered hash — run nix-store --verify --check-contents`);
+  // The registered size, pledged: zstd sizes its window to the NAR instead of setting up a large one (about 4 ms of CPU,
+  // most of a small output's push), and refuses a NAR of any other size — the mismatch checked below.
+  const zstd = zlib.createZstdCompress({ pledgedSrcSize: info.narSize });
+  try {
+    await pipeline(Readable.fromWeb(nar.stream as import("node:stream/web").ReadableStream), zstd, count, createWriteStream(file, { mode: 0o600 }));
+  } catch (err) {
+    if ((err as { code?: unknown }).code === "ZSTD_error_srcSize_wrong") throw narMismatch(cache, info);
+    throw err;
   }
+  const streamed = await nar.done;
+  if (streamed.narHash !== info.narHash || streamed.narSize !== info.narSize) throw narMismatch(cache, info);
   return { info, file, fileHash: sha256NixBase32(hash.digest()), fileSize };
+}
+
+async function compressInMemory(info: LocalPathInfo, cache: string, options: NixRunOptions): Promise<Prepared> {
+  const nar = dumpNar(info.storePath, options);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of nar.stream) {
+    size += chunk.length;
+    // A path grown since Nix registered it is not read whole into memory.
+    if (size > info.narSize) throw narMismatch(cache, info);
+    chunks.push(chunk);
+  }
+  const streamed = await nar.done;
+  if (streamed.narHash !== info.narHash || streamed.narSize !== info.narSize) throw narMismatch(cache, info);
+  const bytes = zlib.zstdCompressSync(Buffer.concat(chunks), { pledgedSrcSize: info.narSize });
+  return { info, file: undefined, bytes, fileHash: sha256NixBase32(createHash("sha256").update(bytes).digest()), fileSize: bytes.length };
 }
 
 const uploadFile = (p: Prepared): UploadFile => ({ storePath: p.info.storePath, fileHash: p.fileHash, fileSize: p.fileSize, compression: "zstd" });
@@ -217,6 +250,7 @@ function put(cache: string, item: Prepared, url: string, headers: Record<string,
     );
     request.on("timeout", () => request.destroy(new Error("no answer within 600 s")));
     request.on("error", (err: NodeJS.ErrnoException) => reject(signal?.aborted ? err : fail(err.code === "ECONNREFUSED" ? "connection refused" : err.message)));
-    createReadStream(item.file).on("error", (err) => request.destroy(err)).pipe(request);
+    if (item.bytes !== undefined) request.end(item.bytes);
+    else createReadStream(item.file!).on("error", (err) => request.destroy(err)).pipe(request);
   });
 }

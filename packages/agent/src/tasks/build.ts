@@ -83,6 +83,7 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
       // Features the agent was configured with are accepted even if nix.conf lacks them.
       ...["--option", "system-features", context.nix.buildFeatures.join(" ")],
       ...["--option", "max-jobs", "1"],
+      ...context.nix.buildArgs,
       ...(substitute ? [] : ["--option", "substitute", "false"]),
       "--no-gc-warning",
     ];
