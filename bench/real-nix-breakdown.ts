@@ -11,8 +11,10 @@ export interface RealNixBreakdown {
   webhookToEvaluationMs: number;
   /** The evaluation on the agent, by phase (ms), and its whole time from start to `evaluation-done`. */
   evaluation: { phasesMs: Record<string, number>; totalMs: number };
-  /** From `evaluation-done` to the first build reaching an agent, ms. */
+  /** From `evaluation-done` to the first build reaching an agent, ms (negative: builds start while the evaluation still pushes and sends). */
   evaluationToFirstBuildMs: number;
+  /** From the webhook to the first build reaching an agent, ms. */
+  webhookToFirstBuildMs: number;
   /** Per build on the agent, mean ms by phase (inputs, build = `nix-store --realise`, outputs read, push), and the whole task. */
   buildPhasesMs: Record<string, number>;
   buildTaskMs: Summary;
@@ -118,6 +120,7 @@ export function realNixBreakdown(input: {
       totalMs: evaluation?.started !== undefined && evaluation.finished !== undefined ? evaluation.finished - evaluation.started : Number.NaN,
     },
     evaluationToFirstBuildMs: evaluation?.finished !== undefined ? firstBuild - evaluation.finished : Number.NaN,
+    webhookToFirstBuildMs: firstBuild - input.webhookAt,
     buildPhasesMs: Object.fromEntries(Object.entries(phaseMeans).map(([k, v]) => [k, mean(v)])),
     buildTaskMs: summarize(builds.filter((b) => b.finished !== undefined).map((b) => b.finished! - b.started!), 0),
     resultToAckMs: summarize(builds.filter((b) => b.finished !== undefined && b.acknowledged !== undefined).map((b) => b.acknowledged! - b.finished!), 0),
@@ -158,7 +161,7 @@ export function describeBreakdown(b: RealNixBreakdown): string[] {
       (cpu.nix !== undefined ? `, Nix ${cpu.nix}` : "")
     : undefined;
   return [
-    `webhook → evaluation starts ${ms(b.webhookToEvaluationMs)}; evaluation ${ms(b.evaluation.totalMs)} (${phases(b.evaluation.phasesMs)}); → first build ${ms(b.evaluationToFirstBuildMs)}`,
+    `webhook → evaluation starts ${ms(b.webhookToEvaluationMs)}; evaluation ${ms(b.evaluation.totalMs)} (${phases(b.evaluation.phasesMs)}); → first build ${ms(b.evaluationToFirstBuildMs)} (${ms(b.webhookToFirstBuildMs)} after the webhook)`,
     `per build on the agent: ${phases(b.buildPhasesMs)}; task p50 ${ms(b.buildTaskMs.p50)}; result → ack p50 ${ms(b.resultToAckMs.p50)}; slot free → next build p50 ${ms(b.slotFreeToNextBuildMs.p50)} (p95 ${ms(b.slotFreeToNextBuildMs.p95)})`,
     `slots busy with Nix ${Math.round(b.nixShareOfSlots * 100)} % of the build phase; last result → verdict ${ms(b.lastResultToVerdictMs)}`,
     `main thread ${Math.round(b.mainThreadBusy * 100)} % busy; handler ms per build: ${handlers}`,

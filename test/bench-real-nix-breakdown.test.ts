@@ -51,6 +51,7 @@ describe("realNixBreakdown", () => {
     assert.equal(b.webhookToEvaluationMs, 100);
     assert.deepEqual(b.evaluation, { phasesMs: { walk: 300, pushDerivations: 400 }, totalMs: 900 });
     assert.equal(b.evaluationToFirstBuildMs, 200);
+    assert.equal(b.webhookToFirstBuildMs, 1200);
     assert.deepEqual(b.buildPhasesMs, { inputs: 10, build: 240, outputs: 5, push: 245 });
     assert.equal(b.buildTaskMs.max, 500);
     assert.equal(b.resultToAckMs.p50, 50);

@@ -213,6 +213,49 @@ describe("two machines with separate Nix stores", () => {
     await Promise.all([a.agent.exited, b.agent.exited]);
   });
 
+  it("the first .drv files pushed are built before the last are pushed: B builds an early derivation, fetching its .drv from the cache, while the late ones' push waits", async () => {
+    const nonce = randomBytes(5).toString("hex");
+    // 32 early derivations, the evaluation's first piece pushed; 32 late ones, the second, whose narinfos (the commit point of a push) wait until the test lets them.
+    const late = (urlPath: string, body: Buffer) => urlPath.endsWith(".narinfo") && /^StorePath: \S+-late-\S+\.drv$/m.test(body.toString());
+    const http = await startHttpBinaryCache({ dir: join(dir, `stream-${nonce}`), holdWrites: late });
+    caches.push(http);
+    // Only B builds them (a feature of its own): A evaluates with its one slot, B joins meanwhile.
+    const feature = `streamed-${nonce}`;
+    const mk = (kind: string) =>
+      `(builtins.genList (i: { name = "${kind[0]}\${toString i}"; value = derivation { name = "stream-${kind}-\${toString i}-${nonce}"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo \${toString i} > $out" ]; requiredSystemFeatures = [ "${feature}" ]; }; }) 32)`;
+    const a = await machine(`A-${nonce}`, ["fa"], http.url, ["concurrentTasks = 1"]);
+    await waitFor(() => agentNamed(`A-${nonce}`), "agent A to connect", [a.agent], 30_000);
+    const repo = await makeGitRepo(`stream-${nonce}`, { "ci.nix": `builtins.listToAttrs (${mk("early")} ++ ${mk("late")})\n` });
+    const jobId = await trigger(repo.path);
+    await waitFor(async () => ((await job(jobId)).evaluation.status === "running" ? true : undefined), "A to evaluate", [a.agent]);
+    const b = await machine(`B-${nonce}`, [feature], http.url);
+
+    const early = await waitFor(
+      async () => (await derivations(jobId)).find((d) => d.drvPath.includes("-stream-early-") && d.status === "succeeded"),
+      "B to build an early derivation",
+      [a.agent, b.agent],
+    );
+    assert.ok(http.held() >= 1, "the late .drv files are still being pushed");
+    assert.equal((await job(jobId)).status, "evaluating");
+    const registered = await derivations(jobId);
+    assert.equal(registered.filter((d) => d.drvPath.includes("-stream-late-")).length, 0, "no late derivation was sent before its .drv was pushed");
+    assert.equal(early.builtBy?.labels.name, `B-${nonce}`);
+    const log = DerivationLog.parse((await stack.api("GET", `/api/derivations/${encodeURIComponent(early.drvPath)}/log`)).body).lines;
+    assert.ok(log.some((l) => l.includes(`copying path '${early.drvPath}'`)), `B, on its own store, fetched the .drv from the cache:\n${log.join("\n")}`);
+
+    http.set({ holdWrites: undefined });
+    const building = await waitFor(async () => {
+      const j = await job(jobId);
+      return j.status !== "evaluating" ? j : undefined;
+    }, "the evaluation to end once the late .drv files are pushed", [a.agent, b.agent]);
+    assert.equal(building.evaluation.status, "succeeded");
+    assert.equal(building.evaluation.cacheProblems, undefined, "every piece reached the cache");
+    assert.equal((await derivations(jobId)).filter((d) => d.drvPath.includes("-stream-late-")).length, 32);
+    assert.equal((await stack.api("POST", `/api/jobs/${jobId}/cancel`)).status, 200);
+    for (const agent of [a.agent, b.agent]) agent.child.kill("SIGTERM");
+    await Promise.all([a.agent.exited, b.agent.exited]);
+  });
+
   it("a rejected push keeps the dependents with the machine that has the inputs, or says why they wait — never a failed build", async () => {
     const nonce = randomBytes(5).toString("hex");
     const http = await startHttpBinaryCache({ dir: join(dir, `refusing-${nonce}`), rejectWrites: "this cache is read-only today" });

@@ -21,12 +21,18 @@ export interface CachePlan {
   toBuild: Set<string>;
   /** What `nix show-derivation` said of them (and of the inputs looked at). */
   infos: Map<string, DerivationInfo>;
-  /** For each derivation to build: the places a builder gets its `.drv` closure and every input that needs no building from. */
-  sources: Map<string, string[][]>;
-  /** What became of each cache: pushes, and caches that could not be asked. */
+  /** For each derivation to build: the outputs valid only in this store that it needs, shipped with its `.drv` closure. */
+  localOnly: Map<string, string[]>;
+  /**
+   * A derivation's `sources`: where a builder gets its `.drv` closure and every input that needs
+   * no building, once `pushedTo` (cache sources) hold its `.drv` closure and its `localOnly` outputs.
+   */
+  sourcesOf(drv: string, pushedTo: readonly string[]): string[][];
+  /** The caches that could not be asked. */
   reports: CacheReport[];
 }
 
+/** What needs building and where what its builders need is; pushes nothing (CachePusher does). */
 export async function planWithCaches(roots: readonly string[], call: NixCall, caches: TaskCaches, timings?: PhaseTimings): Promise<CachePlan> {
   // What this store lacks: the dry run with no substituter at all (the caches are asked below, in bulk).
   const missing = await derivationsToBuild(roots, { ...call, optionArgs: [...call.optionArgs, "--option", "substituters", ""] });
@@ -64,38 +70,28 @@ export async function planWithCaches(roots: readonly string[], call: NixCall, ca
   }
 
   // Outputs valid only here that a build needs: shipped too, or only this store could build on them.
-  const localOnly = new Set<string>();
+  const localOnly = new Map<string, string[]>();
   for (const drv of toBuild) {
     const info = infos.get(drv)!;
+    const needed = new Set<string>();
     for (const input of info.inputDrvs) {
       if (!frontier.has(input)) continue;
-      for (const p of outputsOf(input, info.inputOutputs[input])) if (!holders.has(p)) localOnly.add(p);
+      for (const p of outputsOf(input, info.inputOutputs[input])) if (!holders.has(p)) needed.add(p);
     }
+    if (needed.size > 0) localOnly.set(drv, [...needed]);
   }
-  const env = call.env;
-  const drvPushes = toBuild.size > 0 ? await pushToCaches(caches.clients, [...toBuild], { what: "derivations", env, signal: call.signal, pathInfos: caches.pathInfos }) : [];
-  if (call.signal.aborted) throw call.signal.reason;
-  timings?.mark("pushDerivations");
-  const outputPushes = localOnly.size > 0 ? await pushToCaches(caches.clients, [...localOnly], { what: "outputs", env, signal: call.signal, pathInfos: caches.pathInfos }) : [];
-  if (call.signal.aborted) throw call.signal.reason;
-  timings?.mark("pushOutputs");
-  reports.push(...mergePushes(drvPushes, outputPushes));
-  const pushedTo = (results: PushResult[]) => results.filter((r) => r.status === "pushed").map((r) => cacheSource(r.cache));
 
   const self = storeSource(caches.storeId);
-  const drvNeed = [self, ...pushedTo(drvPushes)];
-  const outputsPushedTo = pushedTo(outputPushes);
-  const sources = new Map<string, string[][]>();
-  for (const drv of toBuild) {
+  const sourcesOf = (drv: string, pushedTo: readonly string[]): string[][] => {
     const info = infos.get(drv)!;
-    const needs: string[][] = [drvNeed];
+    const needs: string[][] = [[self, ...pushedTo]];
     for (const input of info.inputDrvs) {
       if (toBuild.has(input)) continue;
       const outputs = outputsOf(input, info.inputOutputs[input]);
       // Outputs not looked up (no cache to ask): this store has them, and only it is known to.
       if (outputs.length === 0) needs.push([self]);
       for (const p of outputs) {
-        const here = frontier.has(input) ? [self, ...(localOnly.has(p) ? outputsPushedTo : [])] : [];
+        const here = frontier.has(input) ? [self, ...(holders.has(p) ? [] : pushedTo)] : [];
         const need = [...(holders.get(p) ?? []), ...here];
         needs.push(need.length > 0 ? need : [self]);
       }
@@ -104,9 +100,66 @@ export async function planWithCaches(roots: readonly string[], call: NixCall, ca
     if (minimal.length > MAX_NEEDS) {
       throw new EvaluationFailure(`derivation ${drv} needs inputs from ${minimal.length} different combinations of caches; Nimbus reports at most ${MAX_NEEDS}`);
     }
-    sources.set(drv, minimal);
+    return minimal;
+  };
+  return { toBuild, infos, localOnly, sourcesOf, reports };
+}
+
+/**
+ * Pushes `.drv` closures, and the outputs valid only here that they need, to every push cache,
+ * piece by piece (push-chunks.ts). A cache whose push fails is left out of every later piece:
+ * it is reported failed, and only the caches that took every piece so far hold what a piece's
+ * derivations need.
+ */
+export class CachePusher {
+  private readonly results: PushResult[] = [];
+  private readonly failed = new Set<string>();
+  private readonly shipped = new Set<string>();
+
+  constructor(
+    private readonly plan: Pick<CachePlan, "localOnly" | "reports">,
+    private readonly caches: TaskCaches,
+    private readonly options: { env: NodeJS.ProcessEnv | undefined; signal: AbortSignal; timings?: PhaseTimings },
+  ) {}
+
+  /** The caches (as sources) that hold everything pushed so far. */
+  get holding(): string[] {
+    return this.pushing().map((c) => cacheSource(c.cache));
   }
-  return { toBuild, infos, sources, reports };
+
+  /** Whether there is anything to push to: without a push cache, every piece is already where it can be. */
+  get pushes(): boolean {
+    return this.pushing().length > 0;
+  }
+
+  /** Pushes the `.drv` closure of `drvs` and what they need from this store alone; then returns `holding`. */
+  async push(drvs: readonly string[]): Promise<string[]> {
+    const outputs = [...new Set(drvs.flatMap((drv) => this.plan.localOnly.get(drv) ?? []))].filter((p) => !this.shipped.has(p));
+    await this.round(drvs, "derivations", "pushDerivations");
+    await this.round(outputs, "outputs", "pushOutputs");
+    for (const p of outputs) this.shipped.add(p);
+    return this.holding;
+  }
+
+  /** One report per cache: every piece's pushes together, after the caches that could not be asked. */
+  reports(): CacheReport[] {
+    return [...this.plan.reports, ...mergePushes(this.results)];
+  }
+
+  private pushing() {
+    return this.caches.clients.filter((c) => c.push && !this.failed.has(c.cache));
+  }
+
+  private async round(paths: readonly string[], what: "derivations" | "outputs", phase: string): Promise<void> {
+    if (paths.length === 0 || !this.pushes) return;
+    const { env, signal, timings } = this.options;
+    const started = performance.now();
+    const results = await pushToCaches(this.pushing(), paths, { what, env, signal, pathInfos: this.caches.pathInfos });
+    if (signal.aborted) throw signal.reason;
+    timings?.add(phase, performance.now() - started);
+    for (const result of results) if (result.status === "failed") this.failed.add(result.cache);
+    this.results.push(...results);
+  }
 }
 
 /** Asks every cache and machine substituter about `paths` at once: path → the sources that hold it. */
@@ -136,7 +189,7 @@ async function whoHolds(paths: readonly string[], caches: TaskCaches, signal: Ab
   return holders;
 }
 
-/** One report per cache: the `.drv` push and the output push together. */
+/** One report per cache: its `.drv` and output pushes together; failed if one of them failed. */
 function mergePushes(...rounds: PushResult[][]): CacheReport[] {
   const byCache = new Map<string, CacheReport>();
   for (const result of rounds.flat()) {

@@ -57,24 +57,27 @@ function closure(roots: readonly string[], built: ReadonlySet<string>, infos: Re
   return seen;
 }
 
-/** `sources`: for each derivation to build, where a builder gets what it needs besides the inputs it lists (evaluation-caches.ts). */
-export function evaluationEvents(
-  walk: WalkResult,
-  built: ReadonlySet<string>,
-  infos: ReadonlyMap<string, DerivationInfo>,
-  sources?: ReadonlyMap<string, string[][]>,
-): EvaluationEvent[] {
-  const events: EvaluationEvent[] = [];
+export interface EventPlan {
+  /** The derivations to build that an attribute needs, inputs before dependents: the order of their events. */
+  order: string[];
+  /** The event (or the parts) of one of `order`, with its `sources` (evaluation-caches.ts). */
+  derivation(drvPath: string, sources: string[][] | undefined): EvaluationEvent[];
+  /** The `attribute` and `attribute-error` events, in attribute order: they follow every derivation event. */
+  attributes: EvaluationEvent[];
+}
+
+/** What the events will be, so they can be sent piece by piece as what they promise becomes true. */
+export function planEvents(walk: WalkResult, built: ReadonlySet<string>, infos: ReadonlyMap<string, DerivationInfo>): EventPlan {
   const { roots, reachable, excused, inputsToBuild } = buildRoots(walk, built, infos);
   // Only those to build that an attribute needs: `infos` may also describe inputs that were looked at.
   const toBuild = new Map([...infos].filter(([drv]) => reachable.has(drv)));
-  for (const drvPath of topologicalOrder(roots, toBuild)) {
+  const derivation = (drvPath: string, sources: string[][] | undefined): EvaluationEvent[] => {
     const info = infos.get(drvPath)!;
     checkRepresentable(info);
     const why = excused(drvPath);
-    const parts = derivationEvents(info, info.inputDrvs.filter((input) => built.has(input)), sources?.get(drvPath));
-    events.push(...(why ? parts.map((e) => ({ ...e, excused: why })) : parts));
-  }
+    const parts = derivationEvents(info, info.inputDrvs.filter((input) => built.has(input)), sources);
+    return why ? parts.map((e) => ({ ...e, excused: why })) : parts;
+  };
 
   const attributes: EvaluationEvent[] = walk.attributes.map((a) => ({
     kind: "attribute",
@@ -90,8 +93,7 @@ export function evaluationEvents(
     message: truncateText(e.message, MAX_MESSAGE_CHARS, MAX_EVENT_BYTES - 2048),
   }));
   const pathOf = (e: EvaluationEvent) => (e.kind === "derivation" ? [] : e.path);
-  events.push(...[...attributes, ...errors].sort((a, b) => comparePaths(pathOf(a), pathOf(b))));
-  return events;
+  return { order: topologicalOrder(roots, toBuild), derivation, attributes: [...attributes, ...errors].sort((a, b) => comparePaths(pathOf(a), pathOf(b))) };
 }
 
 /**

@@ -19,6 +19,11 @@ export class PhaseTimings {
     this.last = now;
   }
 
+  /** Time spent on something that overlaps the phases (pushes while events are sent): added to `phase`, no mark moved. */
+  add(phase: string, ms: number): void {
+    this.phases[phase] = (this.phases[phase] ?? 0) + ms;
+  }
+
   /** The log line: phases in the order they first ended, whole milliseconds. */
   line(taskId: string): string {
     return `task ${taskId}: timings ${JSON.stringify(Object.fromEntries(Object.entries(this.phases).map(([k, v]) => [k, Math.round(v)])))}`;

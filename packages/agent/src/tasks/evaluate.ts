@@ -10,7 +10,8 @@ import { type CacheReport, cacheProblem, type EvaluateTask, type EvaluationDone,
 import { planWithCaches } from "../evaluation-caches.ts";
 import { evaluationHints } from "../evaluation-hints.ts";
 import { evaluatorEnvironment, isolatedCommand } from "../evaluation-isolation.ts";
-import { batchEvents, evaluationEvents } from "../evaluation-events.ts";
+import { batchEvents } from "../evaluation-events.ts";
+import { streamEvents } from "../evaluation-stream.ts";
 import { CheckoutError, checkoutCommit } from "../git-checkout.ts";
 import { herculesCIArgs } from "../hercules-ci-args.ts";
 import { truncateText } from "../message-size.ts";
@@ -67,7 +68,6 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
   }, policy.timeoutMs);
   const signal = AbortSignal.any([context.signal, deadline.signal]);
   try {
-    let events;
     // Where the evaluation's time goes, at debug level (one line at the end).
     const timings = new PhaseTimings(clock);
     try {
@@ -117,7 +117,7 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       config = walk.config;
       // The agent's own questions about the .drv files it found: no repository code runs here.
       const call: NixCall = { optionArgs: context.nix.optionArgs, env: { ...process.env, TMPDIR: scratch }, signal, cwd: repo, message };
-      // Which need building (this store, then every cache in bulk), their .drv closure pushed for builders elsewhere.
+      // Which need building (this store, then every cache in bulk), and where their builders find what they need.
       // Effects and dependencies-only attributes are never built themselves; their inputs are (evaluation-events.ts).
       const plan = await planWithCaches(
         walk.attributes.map((a) => a.drvPath),
@@ -125,14 +125,24 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
         context.caches,
         timings,
       );
-      caches = plan.reports;
+      // Their .drv closures pushed piece by piece, each piece's events sent once it is pushed: the first builds start meanwhile.
+      caches = await streamEvents({
+        walk,
+        plan,
+        caches: context.caches,
+        env: call.env,
+        signal,
+        timings,
+        send: async (events) => {
+          for (const batch of batchEvents(task.taskId, events)) {
+            await acked.send((seq) => ({ type: "evaluation-events", taskId: task.taskId, seq, events: batch }));
+          }
+        },
+      });
       for (const report of caches) if (report.status !== "pushed") log("warn", `task ${task.taskId}: ${cacheProblem(report)}`);
-      const built = plan.toBuild;
-      events = evaluationEvents(walk, built, plan.infos, plan.sources);
-      timings.mark("events");
       log(
         "info",
-        `task ${task.taskId}: ${walk.attributes.length} attributes, ${walk.errors.length} failed, ${built.size} derivations to build`,
+        `task ${task.taskId}: ${walk.attributes.length} attributes, ${walk.errors.length} failed, ${plan.toBuild.size} derivations to build`,
       );
     } catch (err) {
       if (context.signal.aborted) throw err;
@@ -144,9 +154,6 @@ async function runEvaluation(task: EvaluateTask, context: TaskContext): Promise<
       throw err;
     } finally {
       clock.clearTimeout(timer);
-    }
-    for (const batch of batchEvents(task.taskId, events)) {
-      await acked.send((seq) => ({ type: "evaluation-events", taskId: task.taskId, seq, events: batch }));
     }
     // Done only once the service holds every batch: it may count on having them all.
     await acked.drain();
