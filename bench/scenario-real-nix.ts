@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { declineHookArgs, detectNix } from "@nimbus/agent";
 import { sendSignedPush as sendPush } from "@nimbus/cli";
 import { BenchError, openBenchStack, sleep } from "./bench-stack.ts";
 import { startCpuMeter } from "./cpu-meter.ts";
@@ -32,6 +33,10 @@ export interface RealNixResult {
   ratio: number;
   /** The floor's `nix-instantiate` (not part of floorSeconds; Nimbus's wall includes its evaluation). */
   floorInstantiateSeconds: number;
+  /** The floor's Nix options beyond `--realise`: the agents' own (no substituters; their declining build hook, if they use one). */
+  floorOptions: string[];
+  /** With NIMBUS_BENCH_REALNIX_PLAIN_FLOOR=1: the same xargs with Nix's own build hook, as a bare `nix-store --realise` runs. */
+  plainFloorSeconds?: number;
   jobStatus: string;
   /** Where the wall went: evaluation phases, per-build phases on the agents, the gaps between, the handlers' time. */
   breakdown: RealNixBreakdown;
@@ -171,8 +176,17 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
     const drvs = (await run("nix-instantiate", [floorFile], { maxBuffer: 64 * 2 ** 20 })).stdout.trim().split("\n");
     const floorInstantiateSeconds = (performance.now() - instantiateStart) / 1000;
     if (drvs.length !== options.n) throw new BenchError(`nix-instantiate gave ${drvs.length} derivations, not ${options.n}`);
-    const floorSeconds = await timedXargs(drvs);
-    console.log(`  floor: ${round(floorSeconds)} s for xargs -P${AGENTS} nix-store --realise (instantiate ${round(floorInstantiateSeconds)} s, not counted)`);
+    // The same nix-store calls the agents make: their build hook too, which declines at once (packages/agent/src/build-hook.ts).
+    const hook = await declineHookArgs(await detectNix(), dir);
+    const floorOptions = ["--option", "substituters", "", ...hook.args];
+    const floorSeconds = await timedXargs(drvs, floorOptions);
+    console.log(`  floor: ${round(floorSeconds)} s for xargs -P${AGENTS} nix-store ${floorOptions.map((o) => o || "''").join(" ")} --realise (instantiate ${round(floorInstantiateSeconds)} s, not counted)`);
+    let plainFloorSeconds: number | undefined;
+    if (process.env["NIMBUS_BENCH_REALNIX_PLAIN_FLOOR"] === "1") {
+      const plainDrvs = (await run("nix-instantiate", [await floorCopy(dir, options.n, `${nonce}-plain`)], { maxBuffer: 64 * 2 ** 20 })).stdout.trim().split("\n");
+      plainFloorSeconds = await timedXargs(plainDrvs, ["--option", "substituters", ""]);
+      console.log(`  plain floor (Nix's own build hook): ${round(plainFloorSeconds)} s`);
+    }
     const perBuild = (x: number) => round(x / options.n, 2);
     return {
       n: options.n,
@@ -181,6 +195,8 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
       floorSeconds: round(floorSeconds),
       ratio: round(wallSeconds / floorSeconds, 2),
       floorInstantiateSeconds: round(floorInstantiateSeconds),
+      floorOptions,
+      ...(plainFloorSeconds === undefined ? {} : { plainFloorSeconds: round(plainFloorSeconds) }),
       jobStatus: status,
       breakdown,
       requestsPerBuild: {
@@ -204,11 +220,18 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
   }
 }
 
-/** `xargs -P4 -n1 nix-store --realise` (no substituters, as the agents run it), seconds. */
-function timedXargs(drvs: string[]): Promise<number> {
+/** Another ci.nix of n trivial derivations, never built, for a second floor. */
+async function floorCopy(dir: string, n: number, nonce: string): Promise<string> {
+  const file = join(dir, `${nonce}.nix`);
+  await writeFile(file, trivialCiNix(n, nonce));
+  return file;
+}
+
+/** `xargs -P4 -n1 nix-store <options> --realise`, seconds. */
+function timedXargs(drvs: string[], nixOptions: string[]): Promise<number> {
   return new Promise((resolvePromise, reject) => {
     const start = performance.now();
-    const child = spawn("xargs", ["-P", String(AGENTS), "-n", "1", "nix-store", "--option", "substituters", "", "--realise"], {
+    const child = spawn("xargs", ["-P", String(AGENTS), "-n", "1", "nix-store", ...nixOptions, "--realise"], {
       stdio: ["pipe", "ignore", "pipe"],
     });
     let stderr = "";

@@ -247,7 +247,6 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
       const before = JSON.stringify(info);
       info = nextInfo;
       logCaches(log, caches, info, storeId);
-  log("debug", buildHook.reason === undefined ? "builds decline Nix's build hook at once (no remote builders)" : `Nix's build hook stays: ${buildHook.reason}`);
       // Not connected: the next hello carries it.
       if (JSON.stringify(info) !== before && outbox.sendNow({ type: "agent-info", agent: info })) log("info", "sent the changed agent info to the service");
       return true;

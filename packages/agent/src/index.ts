@@ -23,3 +23,4 @@ export { effectiveNixSettings } from "./nix-options.ts";
 export { AgentConfigError, AgentFatalError, type FatalCode } from "./errors.ts";
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel, type LogSink, stderrSink } from "./log.ts";
 export { printable, printableLines } from "./terminal-text.ts";
+export { declineHookArgs } from "./build-hook.ts";
