@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { AgentList, DerivationLog, DerivationPage, type JobDerivationView, JobView } from "@nimbus/protocol";
+import { FIRST_CHUNK } from "../packages/agent/src/push-chunks.ts";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
 import { type HttpBinaryCache, startHttpBinaryCache } from "./support/http-binary-cache.ts";
@@ -215,14 +216,14 @@ describe("two machines with separate Nix stores", () => {
 
   it("the first .drv files pushed are built before the last are pushed: B builds an early derivation, fetching its .drv from the cache, while the late ones' push waits", async () => {
     const nonce = randomBytes(5).toString("hex");
-    // 32 early derivations, the evaluation's first piece pushed; 32 late ones, the second, whose narinfos (the commit point of a push) wait until the test lets them.
+    // Early derivations fill the evaluation's first piece pushed; late ones the second, whose narinfos (the commit point of a push) wait until the test lets them.
     const late = (urlPath: string, body: Buffer) => urlPath.endsWith(".narinfo") && /^StorePath: \S+-late-\S+\.drv$/m.test(body.toString());
     const http = await startHttpBinaryCache({ dir: join(dir, `stream-${nonce}`), holdWrites: late });
     caches.push(http);
     // Only B builds them (a feature of its own): A evaluates with its one slot, B joins meanwhile.
     const feature = `streamed-${nonce}`;
     const mk = (kind: string) =>
-      `(builtins.genList (i: { name = "${kind[0]}\${toString i}"; value = derivation { name = "stream-${kind}-\${toString i}-${nonce}"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo \${toString i} > $out" ]; requiredSystemFeatures = [ "${feature}" ]; }; }) 32)`;
+      `(builtins.genList (i: { name = "${kind[0]}\${toString i}"; value = derivation { name = "stream-${kind}-\${toString i}-${nonce}"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo \${toString i} > $out" ]; requiredSystemFeatures = [ "${feature}" ]; }; }) ${FIRST_CHUNK})`;
     const a = await machine(`A-${nonce}`, ["fa"], http.url, ["concurrentTasks = 1"]);
     await waitFor(() => agentNamed(`A-${nonce}`), "agent A to connect", [a.agent], 30_000);
     const repo = await makeGitRepo(`stream-${nonce}`, { "ci.nix": `builtins.listToAttrs (${mk("early")} ++ ${mk("late")})\n` });
@@ -250,7 +251,7 @@ describe("two machines with separate Nix stores", () => {
     }, "the evaluation to end once the late .drv files are pushed", [a.agent, b.agent]);
     assert.equal(building.evaluation.status, "succeeded");
     assert.equal(building.evaluation.cacheProblems, undefined, "every piece reached the cache");
-    assert.equal((await derivations(jobId)).filter((d) => d.drvPath.includes("-stream-late-")).length, 32);
+    assert.equal((await derivations(jobId)).filter((d) => d.drvPath.includes("-stream-late-")).length, FIRST_CHUNK);
     assert.equal((await stack.api("POST", `/api/jobs/${jobId}/cancel`)).status, 200);
     for (const agent of [a.agent, b.agent]) agent.child.kill("SIGTERM");
     await Promise.all([a.agent.exited, b.agent.exited]);

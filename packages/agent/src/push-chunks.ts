@@ -4,9 +4,13 @@
  * the rest is still being pushed.
  */
 
-/** The first piece: enough to keep a few builders busy while the next one is pushed. */
-export const FIRST_CHUNK = 32;
-/** Each piece this many times the one before: n derivations take at most about log4(n / 32) + 2 pieces. */
+/**
+ * The first piece: enough to keep a few builders busy while the next one is pushed, and few
+ * enough that a closure of `.drv` files without references goes up in one round trip
+ * (packages/cache UNASKED_MAX_PATHS).
+ */
+export const FIRST_CHUNK = 8;
+/** Each piece this many times the one before: n derivations take at most about log4(n / 8) + 2 pieces. */
 export const CHUNK_GROWTH = 4;
 
 /** `items` cut into consecutive pieces of `first`, then each `growth` times the one before; the last takes what is left. */

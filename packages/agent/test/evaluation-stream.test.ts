@@ -20,12 +20,12 @@ import type { TaskCaches } from "../src/tasks/task-kind.ts";
 describe("growingChunks", () => {
   const sizes = (n: number, first?: number, growth?: number) => growingChunks([...Array(n).keys()], first, growth).map((c) => c.length);
 
-  it("starts with 32, then each piece 4 times the one before; a smaller remainder joins the last piece", () => {
-    assert.deepEqual(sizes(1000), [32, 128, 840]);
-    assert.deepEqual(sizes(100), [32, 68]);
-    assert.deepEqual(sizes(64), [32, 32]);
-    assert.deepEqual(sizes(63), [63], "31 left after 32 would be a tail: one piece");
-    assert.deepEqual(sizes(10_000), [32, 128, 512, 2048, 7280]);
+  it("starts with 8, then each piece 4 times the one before; a smaller remainder joins the last piece", () => {
+    assert.deepEqual(sizes(1000), [8, 32, 128, 832]);
+    assert.deepEqual(sizes(100), [8, 32, 60]);
+    assert.deepEqual(sizes(16), [8, 8]);
+    assert.deepEqual(sizes(15), [15], "7 left after 8 would be a tail: one piece");
+    assert.deepEqual(sizes(10_000), [8, 32, 128, 512, 2048, 7272]);
     assert.deepEqual(sizes(1), [1]);
     assert.deepEqual(sizes(0), []);
   });
@@ -130,7 +130,7 @@ const derivations = (events: EvaluationEvent[]) => events.flatMap((e) => (e.kind
 
 describe("streamEvents", () => {
   it("sends the first piece's events before the next piece is pushed, and every event only once what it names holds its .drv and local outputs", async () => {
-    const { walk, plan, localOutput } = graph(40, 60);
+    const { walk, plan, localOutput } = graph(6, 10);
     const log: string[] = [];
     let firstSent!: () => void;
     const sentOnce = new Promise<void>((resolve) => (firstSent = resolve));
@@ -148,50 +148,50 @@ describe("streamEvents", () => {
       }
     });
 
-    // 100 derivations: a piece of 32 (upload 1), then the other 68 (upload 2) and top9's local output (upload 3).
+    // 16 derivations: a piece of 8 (upload 1), then the other 8 (upload 2) and top9's local output (upload 3).
     assert.deepEqual(log.filter((l) => l.endsWith("done")), ["shared upload 1 done", "shared upload 2 done", "shared upload 3 done"]);
-    assert.ok(log.indexOf("send 32 derivations, 0 others") < log.indexOf("shared upload 2 done"), `the first events went out before the last push ended:\n${log.join("\n")}`);
-    assert.equal(log.at(-1), "send 68 derivations, 61 others", "the rest, then the attributes and the error, last");
+    assert.ok(log.indexOf("send 8 derivations, 0 others") < log.indexOf("shared upload 2 done"), `the first events went out before the last push ended:\n${log.join("\n")}`);
+    assert.equal(log.at(-1), "send 8 derivations, 11 others", "the rest, then the attributes and the error, last");
 
     const order = sent.flat().map((e) => (e.kind === "derivation" ? e.drvPath : e.path.join(".")));
     assert.equal(new Set(order).size, order.length, "each event once");
     for (const e of derivations(sent.flat())) {
       for (const input of e.inputDrvs) assert.ok(order.indexOf(input) < order.indexOf(e.drvPath), "inputs before dependents");
     }
-    assert.deepEqual(reports, [{ cache: "shared", status: "pushed", paths: 101, alreadyPresent: 0 }]);
+    assert.deepEqual(reports, [{ cache: "shared", status: "pushed", paths: 17, alreadyPresent: 0 }]);
   });
 
   it("a cache that fails part-way is reported, named by no later event and not pushed to again", async () => {
-    const { walk, plan } = graph(40, 60);
+    const { walk, plan } = graph(6, 10);
     const log: string[] = [];
     const good = recordingCache("good", log);
     const bad = recordingCache("bad", log, { fail: (call) => call === 2 });
     const { sent, reports } = await stream(walk, plan, [good.client, bad.client]);
     const [first, second] = sent.map(derivations);
-    assert.equal(first!.length, 32);
+    assert.equal(first!.length, 8);
     for (const e of first!) assert.deepEqual(e.sources, [["store:s1", "cache:good", "cache:bad"]], "bad held the first piece");
     for (const e of second!) assert.deepEqual(e.sources, [["store:s1", "cache:good"]], "not the second");
     // The second piece: its .drv files (bad refuses them), then top9's output — not asked of bad after it failed.
     assert.equal(bad.calls(), 2);
     assert.equal(good.calls(), 3);
     assert.deepEqual(reports, [
-      { cache: "good", status: "pushed", paths: 101, alreadyPresent: 0 },
+      { cache: "good", status: "pushed", paths: 17, alreadyPresent: 0 },
       { cache: "bad", status: "failed", reason: 'cache "bad": refused' },
     ]);
   });
 
   it("without a push cache, everything goes at once", async () => {
-    const { walk, plan } = graph(40, 60);
+    const { walk, plan } = graph(6, 10);
     const { sent, reports } = await stream(walk, plan, []);
     assert.equal(sent.length, 1);
-    assert.equal(derivations(sent[0]!).length, 100);
+    assert.equal(derivations(sent[0]!).length, 16);
     assert.deepEqual(derivations(sent[0]!)[0]!.sources, [["store:s1"]]);
     assert.deepEqual(reports, []);
   });
 
   it("a derivation Nimbus cannot report fails the evaluation before anything is pushed or sent", async () => {
-    const { walk, plan } = graph(40, 60);
-    plan.infos.set(drv("top59"), { ...plan.infos.get(drv("top59"))!, system: "not a system!" });
+    const { walk, plan } = graph(6, 10);
+    plan.infos.set(drv("top9"), { ...plan.infos.get(drv("top9"))!, system: "not a system!" });
     const cache = recordingCache("shared", []);
     let sends = 0;
     await assert.rejects(
@@ -203,7 +203,7 @@ describe("streamEvents", () => {
   });
 
   it("a send that fails stops the pushes still to come", async () => {
-    const { walk, plan } = graph(40, 60);
+    const { walk, plan } = graph(6, 10);
     const cache = recordingCache("shared", []);
     await assert.rejects(
       streamEvents({
