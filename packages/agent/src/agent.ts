@@ -116,7 +116,7 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   await mkdir(privateDirectory, { recursive: true, mode: 0o700 });
   await chmod(privateDirectory, 0o700);
   const storeId = await storeIdOf(hostname);
-  const buildHook = await declineHookArgs(nix, privateDirectory);
+  const buildHook = await declineHookArgs(nix, config.workDirectory);
   const outbox = new Outbox(undefined, (lines, tasks) =>
     log("warn", `dropped ${lines} build log lines of ${tasks} task${tasks === 1 ? "" : "s"} while disconnected: the outbox holds at most ${OUTBOX_LIMIT_BYTES / (1024 * 1024)} MiB`),
   );

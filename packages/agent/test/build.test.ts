@@ -114,7 +114,7 @@ describe("builds", () => {
 
   it("has Nix decline its build hook at once with the agent's script, not start build-remote (no remote builders here)", async () => {
     // The agent checked its script at start; this one also says it ran (the hook's stdin is Nix's settings, then the request).
-    const hook = `${setup.workDirectory}/private/nix-build-hook`;
+    const hook = `${setup.workDirectory}/nix-build-hook`;
     const marker = `${dir}/hook-ran`;
     await writeFile(hook, `#!/bin/sh\necho ran >> ${marker}\necho "# decline-permanently" >&2\nexec cat >/dev/null\n`, { mode: 0o700 });
     const { result } = await build("hooked");
