@@ -72,4 +72,12 @@ export {
 } from "./cache-client.ts";
 export { withPrivateFile } from "./private-file.ts";
 export { narFileKey, parseNarFileKey, sessionCacheKey, sessionCacheKeyFromSecret } from "./builtin-cache-names.ts";
-export { type BuiltinUploadChannel, type BuiltinUploadCounts, type BuiltinUploadOptions, rounds, uploadToBuiltinCache } from "./nimbus-cache-push.ts";
+export {
+  type BuiltinUploadChannel,
+  type BuiltinUploadCounts,
+  type BuiltinUploadOptions,
+  completeUploads,
+  refusedPublication,
+  rounds,
+  uploadToBuiltinCache,
+} from "./nimbus-cache-push.ts";

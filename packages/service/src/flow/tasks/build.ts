@@ -4,7 +4,20 @@
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
 import { taskInputs, type BuildNeeds, type TaskStanding } from "@nimbus/core";
-import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, storeSource, type BuildLog, type BuildPushing, type BuildResult, type ServiceMessage } from "@nimbus/protocol";
+import {
+  BUILTIN_CACHE_NAME,
+  BuildTask,
+  cacheProblem,
+  cacheSource,
+  LOG_BATCHES_KEPT,
+  MAX_LOG_BATCHES,
+  storeSource,
+  type BuildLog,
+  type BuildPushing,
+  type BuildResult,
+  type CacheReport,
+  type ServiceMessage,
+} from "@nimbus/protocol";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
 import { getDerivation, leaseIs, moveDerivation } from "../../storage/derivations.ts";
@@ -14,6 +27,7 @@ import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody, type BuildStartBody } from "../../storage/queue-messages.ts";
 import type { Condition } from "../../storage/table.ts";
 import { noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
+import { addTotals, publishWithResult } from "../cache-publish.ts";
 import { FreedSlot } from "../freed-slot.ts";
 import { OwedAck } from "../result-acks.ts";
 import { retryBuild } from "../retries.ts";
@@ -73,12 +87,28 @@ async function buildPushing(input: ReportInput<BuildPushing, BuildRecord>): Prom
  * the invocation sends the agent, else with a `result-ack` once its dispatches are done.
  */
 async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promise<TaskAnswer> {
-  const { message, now, work } = input;
-  let { session, held } = input;
+  const { message, held, now } = input;
   if (!held) return answer(true, notHeld(message.taskId));
   if (held.drvPath !== message.drvPath) return answer(true, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
+  // Outputs it carries to the built-in cache are published first: in the cache before any dependent is dispatched.
+  const totals = { paths: 0, fileBytes: 0, narBytes: 0 };
+  const reports = await publishWithResult(message, now, totals);
+  await noteRefusedPublication(message, held, reports);
+  // The cache's totals beside the settle, off its way: nothing waits for them, and nothing decides on them (docs/cache.md).
+  const counted = addTotals(totals).catch((error: unknown) => console.error(`cache totals not added: ${error instanceof Error ? error.message : String(error)}`));
+  try {
+    return await settleResult(input, held, reports);
+  } finally {
+    await counted;
+  }
+}
+
+/** The result applied: settled (or retried) under the lease, the slot freed, the ack owed. */
+async function settleResult(input: ReportInput<BuildResult, BuildRecord>, heldOnCopy: BuildRecord, reports: readonly CacheReport[]): Promise<TaskAnswer> {
+  const { message, now, work } = input;
+  let { session } = input;
+  let held: BuildRecord | undefined = heldOnCopy;
   const builtBy = { hostname: session.agent.hostname, sessionId: session.sessionId, connectionId: session.connectionId ?? "", labels: session.agent.labels };
-  const reports = message.caches ?? [];
   // The lease is this task's and this session's: the derivation's own item decides, not the frame's copy of the session
   // (edges/agent-messages.ts); a task id another session holds under the same attempt (two dispatches that received one
   // message) is not this one's to settle.
@@ -136,6 +166,17 @@ async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promis
   // A build that said `build-pushing` gave its slot back then, and that report asked for more work already.
   const more = held.pushing !== true;
   return refused ? answer(more, unknownTask(message.taskId, "holds no lease on its build (its result was applied already, or the build was handed back)")) : answer(more);
+}
+
+/**
+ * A publication the result carried and the service refused is said in the build's log, as the
+ * agent says a refusal of its own completion: in the attempt's last chunk, after any batch the
+ * agent can send.
+ */
+async function noteRefusedPublication(message: BuildResult, held: BuildRecord, reports: readonly CacheReport[]): Promise<void> {
+  const report = message.publish ? reports.find((r) => r.cache === BUILTIN_CACHE_NAME) : undefined;
+  const problem = report && cacheProblem(report);
+  if (problem) await putLogChunk({ drvPath: held.drvPath, chunk: logChunk(held.attempt, MAX_LOG_BATCHES - 1), lines: [`nimbus: ${problem}`] });
 }
 
 /**
