@@ -26,6 +26,7 @@ import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody, type BuildStartBody } from "../../storage/queue-messages.ts";
 import type { Condition } from "../../storage/table.ts";
+import { sessionCopy } from "../../storage/session-copies.ts";
 import { noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
 import { addTotals, publishWithResult } from "../cache-publish.ts";
 import { FreedSlot } from "../freed-slot.ts";
@@ -97,10 +98,26 @@ async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promis
   // The cache's totals beside the settle, off its way: nothing waits for them, and nothing decides on them (docs/cache.md).
   const counted = addTotals(totals).catch((error: unknown) => console.error(`cache totals not added: ${error instanceof Error ? error.message : String(error)}`));
   try {
-    return await settleResult(input, held, reports);
+    // A `build-pushing` this handler applied while the outputs were published freed the slot: the frame's copy predates it.
+    const meanwhile = held.pushing ? undefined : pushingSince(input.session, message, now);
+    return await settleResult(meanwhile ? { ...input, ...meanwhile } : input, meanwhile?.held ?? held, reports);
   } finally {
     await counted;
   }
+}
+
+/**
+ * The session as this handler's latest copy has it, when a write since `since` left it holding the
+ * build `pushing` where the frame's copy did not (a `build-pushing` applied by this handler while
+ * the result waited): its slot was given back then, and the result only gives the task up. The
+ * copy decides nothing: every write stays conditional, and a refused one reads afresh.
+ */
+function pushingSince(session: TaskHolder, message: BuildResult, since: Date): { session: TaskHolder; held: BuildRecord } | undefined {
+  const now = Date.now();
+  const copy = sessionCopy(session.sessionId, new Date(now), now - since.getTime());
+  const held = BuildRecord.safeParse(copy?.tasks[message.taskId]);
+  if (!copy || copy.connectionId !== session.connectionId || !held.success || !held.data.pushing || held.data.drvPath !== message.drvPath) return undefined;
+  return { session: copy, held: held.data };
 }
 
 /** The result applied: settled (or retried) under the lease, the slot freed, the ack owed. */
