@@ -136,7 +136,7 @@ async function builtOutputs(drvPath: string, call: NixCall): Promise<Record<stri
 }
 
 /** A push cache's report, and the claims of paths uploaded to it that its build's result is to publish. */
-interface Pushed {
+export interface Pushed {
   report: CacheReport;
   unpublished?: UploadedPath[];
 }
@@ -166,7 +166,7 @@ async function pushOutputs(taskId: string, outputs: string[], context: TaskConte
   });
 }
 
-function noteProblem(taskId: string, problem: string, context: TaskContext, log: BuildLogStream): void {
+function noteProblem(taskId: string, problem: string, context: Pick<TaskContext, "log">, log: BuildLogStream): void {
   log.line(`nimbus: ${problem}`);
   context.log("warn", `task ${taskId}: ${problem}`);
 }
@@ -176,11 +176,11 @@ function noteProblem(taskId: string, problem: string, context: TaskContext, log:
  * built-in one). Claims that would not fit the result's frame beside the rest are completed
  * here first, as any other upload is, and a refusal is then this cache's report.
  */
-async function publishWithResult(
-  task: BuildTask,
+export async function publishWithResult(
+  task: Pick<BuildTask, "taskId" | "drvPath">,
   outputs: Record<string, string>,
   pushed: Pushed[],
-  context: TaskContext,
+  context: Pick<TaskContext, "caches" | "signal" | "log">,
   log: BuildLogStream,
 ): Promise<{ caches: CacheReport[]; publish?: UploadedPath[] }> {
   const caches = pushed.map((p) => p.report);
