@@ -57,14 +57,6 @@ async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): 
 }
 
 /**
- * The slots `build-pushing` frames handled here are freeing, by task, until written: a result that
- * comes meanwhile (its uploads can be done before that frame's dispatch) waits for the write
- * rather than race the dispatch for the slot. Frames handled elsewhere race as before: every
- * write is conditional.
- */
-const pushingSlots = new Map<string, FreedSlot>();
-
-/**
  * Nix built it and the agent pushes its outputs: its slot is free for the next task, while the
  * lease stays until the result (its dependents and its job wait for the pushes, and an agent
  * lost meanwhile hands the build back as it would any other). Once only: a repeat changes nothing.
@@ -79,8 +71,6 @@ async function buildPushing(input: ReportInput<BuildPushing, BuildRecord>): Prom
   if (held.pushing) return answer(false);
   // Conditional on the session speaking on this connection and holding the task, its slot counted: what a read would check.
   const slot = FreedSlot.whilePushing(session, message.taskId, session.connectionId ?? "");
-  pushingSlots.set(message.taskId, slot);
-  void slot.written.then(() => pushingSlots.get(message.taskId) === slot && pushingSlots.delete(message.taskId));
   work.offerFirstTo(Promise.resolve(slot.load), slot);
   const later = async (): Promise<ServiceMessage[]> => {
     if ((await slot.recorded()) || !reread) return [];
@@ -108,8 +98,7 @@ async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promis
   // The cache's totals beside the settle, off its way: nothing waits for them, and nothing decides on them (docs/cache.md).
   const counted = addTotals(totals).catch((error: unknown) => console.error(`cache totals not added: ${error instanceof Error ? error.message : String(error)}`));
   try {
-    // A `build-pushing` this handler applied (or is applying) while the outputs were published freed the slot: the frame's copy predates it.
-    await pushingSlots.get(message.taskId)?.written;
+    // A `build-pushing` this handler applied while the outputs were published freed the slot: the frame's copy predates it.
     const meanwhile = held.pushing ? undefined : pushingSince(input.session, message, now);
     return await settleResult(meanwhile ? { ...input, ...meanwhile } : input, meanwhile?.held ?? held, reports);
   } finally {
