@@ -60,7 +60,8 @@ describe("a build's result publishes its outputs", () => {
 
   it("checks its claims as a completion's: a path not its outputs', a wrong NarHash, a reference not in the cache — refused, published by nobody, said to the user", async () => {
     const system = "sh3-linux";
-    const { agent, connectionId } = await suite.agentOn("claimant", system);
+    // Two slots: both builds are given at once, neither waits on the other's result.
+    const { agent, connectionId } = await suite.agentOn("claimant", system, 2);
     await evaluatedJob(suite.stack, agent, "acme/publish-refused", [derivation("pub-c", [], { system }), derivation("pub-d", [], { system }), attribute("pub-c"), attribute("pub-d")], "8".repeat(40));
 
     // An output honestly uploaded beside a path that is no output of the build, honestly uploaded too.

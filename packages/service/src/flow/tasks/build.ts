@@ -57,6 +57,16 @@ async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): 
 }
 
 /**
+ * The slots `build-pushing` frames handled here are freeing, by task, until written: a result that
+ * comes meanwhile (its uploads can be done before that frame's dispatch) waits for the write
+ * rather than race the dispatch for the slot. Frames handled elsewhere race as before: every
+ * write is conditional.
+ */
+const pushingSlots = new Map<string, FreedSlot>();
+/** How old a copy showing the build `pushing` may be: the frames' trust (edges/agent-messages.ts `SESSION_TRUST_MS`). */
+const PUSHING_COPY_MS = 30_000;
+
+/**
  * Nix built it and the agent pushes its outputs: its slot is free for the next task, while the
  * lease stays until the result (its dependents and its job wait for the pushes, and an agent
  * lost meanwhile hands the build back as it would any other). Once only: a repeat changes nothing.
@@ -71,6 +81,8 @@ async function buildPushing(input: ReportInput<BuildPushing, BuildRecord>): Prom
   if (held.pushing) return answer(false);
   // Conditional on the session speaking on this connection and holding the task, its slot counted: what a read would check.
   const slot = FreedSlot.whilePushing(session, message.taskId, session.connectionId ?? "");
+  pushingSlots.set(message.taskId, slot);
+  void slot.written.then(() => pushingSlots.get(message.taskId) === slot && pushingSlots.delete(message.taskId));
   work.offerFirstTo(Promise.resolve(slot.load), slot);
   const later = async (): Promise<ServiceMessage[]> => {
     if ((await slot.recorded()) || !reread) return [];
@@ -98,8 +110,9 @@ async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promis
   // The cache's totals beside the settle, off its way: nothing waits for them, and nothing decides on them (docs/cache.md).
   const counted = addTotals(totals).catch((error: unknown) => console.error(`cache totals not added: ${error instanceof Error ? error.message : String(error)}`));
   try {
-    // A `build-pushing` this handler applied while the outputs were published freed the slot: the frame's copy predates it.
-    const meanwhile = held.pushing ? undefined : pushingSince(input.session, message, now);
+    // A `build-pushing` this handler applied (or is applying) while the outputs were published freed the slot: the frame's copy predates it.
+    await pushingSlots.get(message.taskId)?.written;
+    const meanwhile = held.pushing ? undefined : pushingNow(input.session, message);
     return await settleResult(meanwhile ? { ...input, ...meanwhile } : input, meanwhile?.held ?? held, reports);
   } finally {
     await counted;
@@ -107,14 +120,14 @@ async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promis
 }
 
 /**
- * The session as this handler's latest copy has it, when a write since `since` left it holding the
- * build `pushing` where the frame's copy did not (a `build-pushing` applied by this handler while
- * the result waited): its slot was given back then, and the result only gives the task up. The
- * copy decides nothing: every write stays conditional, and a refused one reads afresh.
+ * The session as this handler's latest copy has it, when that shows the build `pushing` where the
+ * frame's copy did not (a `build-pushing` whose write this handler saw return since the frame
+ * began — sent before it, perhaps): its slot was given back then, and the result only gives the
+ * task up. A build goes `pushing` once and stays so until its task ends, so such a copy is the
+ * later one. It decides nothing: every write stays conditional, and a refused one reads afresh.
  */
-function pushingSince(session: TaskHolder, message: BuildResult, since: Date): { session: TaskHolder; held: BuildRecord } | undefined {
-  const now = Date.now();
-  const copy = sessionCopy(session.sessionId, new Date(now), now - since.getTime());
+function pushingNow(session: TaskHolder, message: BuildResult): { session: TaskHolder; held: BuildRecord } | undefined {
+  const copy = sessionCopy(session.sessionId, new Date(), PUSHING_COPY_MS);
   const held = BuildRecord.safeParse(copy?.tasks[message.taskId]);
   if (!copy || copy.connectionId !== session.connectionId || !held.success || !held.data.pushing || held.data.drvPath !== message.drvPath) return undefined;
   return { session: copy, held: held.data };
