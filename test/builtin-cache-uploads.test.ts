@@ -6,14 +6,13 @@
  * or recently used and removes the rest.
  */
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
-import http from "node:http";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { zstdCompressSync } from "node:zlib";
-import { encodeNixBase32, fingerprintOf, narFileKey, parseNarinfo, parsePublicKey, verifyFingerprint } from "@nimbus/cache";
+import { fingerprintOf, narFileKey, parseNarinfo, parsePublicKey, verifyFingerprint } from "@nimbus/cache";
 import { CacheInfoView, type ServiceMessage, type UploadedPath, type UploadSlot } from "@nimbus/protocol";
 import { cacheCaller, collectCache } from "@nimbus/service";
 import { dynamo, s3 } from "../packages/service/src/platform/aws-clients.ts";
+import { payload, put, sha, slotsFor as uploadSlots, storePath } from "./support/cache-uploads.ts";
 import { hello, newSession, RawAgent } from "./support/raw-agent.ts";
 import { startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -23,43 +22,10 @@ let session: ReturnType<typeof newSession>;
 let readToken: string;
 let writeToken: string;
 
-const sha = (bytes: Uint8Array) => `sha256:${encodeNixBase32(createHash("sha256").update(bytes).digest())}`;
-const hashPart = () => encodeNixBase32(randomBytes(20)).slice(0, 32);
-const storePath = (name: string) => `/nix/store/${hashPart()}-${name}`;
-
-/** A NAR-like payload and its zstd file, with the claims an honest agent would make. */
-function payload(path: string, references: string[] = [], size = 2000) {
-  const nar = randomBytes(size);
-  const file = zstdCompressSync(nar);
-  const claim: UploadedPath = { storePath: path, fileHash: sha(file), fileSize: file.length, compression: "zstd", narHash: sha(nar), narSize: nar.length, references };
-  return { nar, file, claim };
-}
+const slotsFor = (...claims: UploadedPath[]) => uploadSlots(agent, ...claims);
 
 async function request(message: Record<string, unknown>): Promise<ServiceMessage> {
   return agent.request({ ...message, requestId: randomBytes(6).toString("hex") });
-}
-
-async function slotsFor(...claims: UploadedPath[]): Promise<UploadSlot[]> {
-  const answer = await request({ type: "cache-upload-request", files: claims.map(({ storePath, fileHash, fileSize, compression }) => ({ storePath, fileHash, fileSize, compression })) });
-  assert.equal(answer.type, "cache-upload-urls", JSON.stringify(answer));
-  return (answer as Extract<ServiceMessage, { type: "cache-upload-urls" }>).files;
-}
-
-/** PUTs `body` to an upload slot's URL with its headers (Content-Length as given, unless `truncate`). */
-function put(slot: UploadSlot, body: Buffer, options: { truncate?: boolean; headers?: Record<string, string> } = {}): Promise<number> {
-  assert.equal(slot.status, "upload");
-  const { url, headers } = slot as Extract<UploadSlot, { status: "upload" }>;
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: "PUT", headers: { ...headers, "content-length": String(body.length), ...options.headers } }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-    });
-    req.on("error", (err) => (options.truncate ? resolve(0) : reject(err)));
-    if (options.truncate) {
-      req.write(body.subarray(0, body.length >> 1));
-      setTimeout(() => req.destroy(), 100);
-    } else req.end(body);
-  });
 }
 
 async function complete(...claims: UploadedPath[]) {
@@ -311,9 +277,12 @@ describe("the agent's uploader", () => {
         requestUploads: async (files: unknown[]) => ((await request({ type: "cache-upload-request", files })) as Extract<ServiceMessage, { type: "cache-upload-urls" }>).files,
         complete: async (claims: unknown[]) => ((await request({ type: "cache-upload-complete", paths: claims })) as Extract<ServiceMessage, { type: "cache-upload-result" }>).paths,
       };
-      const first = await uploadToBuiltinCache(paths, infos, channel, { tempDir: dir, concurrency: 4 });
-      assert.deepEqual(first, { uploaded: 12, alreadyPresent: 0 });
-      for (const path of paths) assert.equal(await narinfoStatus(path), 200, `${path} is published`);
+      // As a build pushes its outputs: the last completion (the top's round) is left for its result to carry.
+      const first = await uploadToBuiltinCache(paths, infos, channel, { tempDir: dir, concurrency: 4, publishLater: true });
+      assert.deepEqual({ ...first, unpublished: first.unpublished?.map((c) => c.storePath) }, { uploaded: 12, alreadyPresent: 0, unpublished: [paths[11]] });
+      assert.equal(await narinfoStatus(paths[11]!), 404, "the top is uploaded, not published: its result publishes it");
+      for (const path of paths.slice(0, 11)) assert.equal(await narinfoStatus(path), 200, `${path} is published`);
+      assert.deepEqual(await complete(...first.unpublished!), [{ storePath: paths[11], status: "published" }]);
       const again = await uploadToBuiltinCache(paths, infos, channel, { tempDir: dir, concurrency: 4 });
       assert.deepEqual(again, { uploaded: 0, alreadyPresent: 12 }, "the second time, every path is already there and nothing is put");
     } finally {

@@ -12,7 +12,8 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { AgentList, CacheInfoView, CreateCacheTokenResponse, DerivationLog, DerivationPage, type JobDerivationView, JobView } from "@nimbus/protocol";
+import { AgentList, CacheInfoView, CreateCacheTokenResponse, DerivationLog, DerivationPage, type JobDerivationView, JobView, type ServiceMessage } from "@nimbus/protocol";
+import { gatewayManagement } from "../packages/service/src/platform/aws-clients.ts";
 import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
 import { createSeparateStore, type SeparateStore } from "./support/separate-store.ts";
@@ -105,6 +106,17 @@ describe("the built-in cache", () => {
     assert.deepEqual(info?.caches, [{ name: "nimbus", kind: "NimbusCache", publicKeys: [], push: true, pull: true }], "the agent uses the built-in cache by default");
     assert.ok(info?.substituters.includes(`${stack.url}/cache`));
 
+    // What the service answers completions with: a build's outputs are published with its result, never completed apart.
+    const completed: string[] = [];
+    gatewayManagement().middlewareStack.add(
+      (next) => async (args) => {
+        const data = (args.input as { Data?: Uint8Array | string }).Data;
+        const message = data === undefined ? undefined : (JSON.parse(Buffer.from(data).toString()) as ServiceMessage);
+        if (message?.type === "cache-upload-result") completed.push(...message.paths.map((p) => p.storePath));
+        return next(args);
+      },
+      { step: "initialize", name: "completions" },
+    );
     const repo = await makeGitRepo(`bc-${nonce}`, { "ci.nix": ciNix(nonce) });
     const triggered = await cli(["trigger", repo.path]);
     assert.equal(triggered.code, 0, triggered.stderr);
@@ -120,6 +132,7 @@ describe("the built-in cache", () => {
       [a.agent, b.agent],
       120_000,
     );
+    gatewayManagement().middlewareStack.remove("completions");
     assert.equal(done.status, "succeeded", `${JSON.stringify(done)}\n${a.agent.output().slice(-3000)}\n${b.agent.output().slice(-3000)}`);
 
     const all = await derivations(jobId);
@@ -132,7 +145,9 @@ describe("the built-in cache", () => {
     const aOut = drvA.outputs.out!;
     assert.ok(log.some((l) => l.includes(`copying path '${aOut}' from '${stack.url}/cache'`)), `b's log shows a fetched from the built-in cache:\n${log.join("\n")}`);
     assert.ok(log.some((l) => l.includes(`copying path '${drvB.drvPath}'`)), `…and b's .drv fetched:\n${log.join("\n")}`);
-    assert.ok(log.some((l) => /pushed \d+ paths? to nimbus/.test(l)), "b's outputs were pushed");
+    assert.ok(log.some((l) => /pushed \d+ paths? to nimbus \(\d+ already there; 1 published with the build's result\)/.test(l)), "b's outputs were pushed");
+    assert.ok(completed.length > 0, "the evaluation's .drv files were completed");
+    assert.deepEqual(completed.filter((p) => !p.endsWith(".drv")), [], "no output was completed apart from its build's result");
     assert.equal(await builds(`a-${nonce}`), 1, "a was built once, by A");
     assert.equal(await builds(`b-${nonce}`), 1);
     assert.equal((await b.store.run("test", ["-e", aOut])).code, 0, "B's store holds a's output, substituted");

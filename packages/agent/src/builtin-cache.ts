@@ -11,10 +11,12 @@ import {
   type BinaryCacheClient,
   type BuiltinUploadChannel,
   CachePushError,
+  completeUploads,
   localPathInfos,
   nimbusPresence,
   type NetrcEntry,
   sessionCacheKeyFromSecret,
+  type UploadOptions,
   uploadToBuiltinCache,
 } from "@nimbus/cache";
 import {
@@ -125,6 +127,12 @@ export function builtinNetrcEntry(setup: Pick<BuiltinCacheSetup, "apiBaseUrl" | 
 export const builtinCacheInfo: CacheInfo = { name: BUILTIN_CACHE_NAME, kind: "NimbusCache", publicKeys: [], push: true, pull: true };
 
 export function builtinCacheClient(setup: BuiltinCacheSetup): BinaryCacheClient {
+  const uploadOptions = (options: UploadOptions) => ({
+    tempDir: setup.tempDir,
+    signal: options.signal,
+    cache: BUILTIN_CACHE_NAME,
+    ...(options.publishLater ? { publishLater: true } : {}),
+  });
   const entry = builtinNetrcEntry(setup);
   const presence = nimbusPresence({
     apiBaseUrl: setup.apiBaseUrl,
@@ -139,10 +147,13 @@ export function builtinCacheClient(setup: BuiltinCacheSetup): BinaryCacheClient 
     missing: (paths, query) => presence.missing(paths, query),
     upload: async (paths, options = {}) => {
       const infos = options.infos !== undefined && paths.every((p) => options.infos!.has(p)) ? options.infos : await localPathInfos(paths, { signal: options.signal });
-      await uploadToBuiltinCache(paths, infos, setup.channel, { tempDir: setup.tempDir, signal: options.signal, cache: BUILTIN_CACHE_NAME });
+      const { unpublished } = await uploadToBuiltinCache(paths, infos, setup.channel, uploadOptions(options));
+      return unpublished ? { unpublished } : undefined;
     },
     // The service answers `present` for a published path when asked for its upload: no POST /cache/missing first.
-    uploadUnasked: (paths, options) =>
-      uploadToBuiltinCache(paths, options.infos, setup.channel, { tempDir: setup.tempDir, signal: options.signal, cache: BUILTIN_CACHE_NAME }),
+    uploadUnasked: (paths, options) => uploadToBuiltinCache(paths, options.infos, setup.channel, uploadOptions(options)),
+    publish: async (claims, signal) => {
+      await completeUploads(setup.channel, claims, BUILTIN_CACHE_NAME, signal);
+    },
   };
 }

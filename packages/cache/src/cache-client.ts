@@ -3,6 +3,7 @@
  * the cache lacks (`upload`), whatever the kind. `pushClosure` and `pushToCaches` are what the
  * agent calls: push the closure of some roots, only what each cache lacks, one result per cache.
  */
+import type { UploadedPath } from "@nimbus/protocol";
 import { atticPresence } from "./attic-presence.ts";
 import { atticPushPath } from "./attic-push.ts";
 import type { CacheConfig, CacheKind } from "./binary-caches.ts";
@@ -47,12 +48,19 @@ export interface BinaryCacheClient extends CachePresence {
    * Uploads paths the cache lacks, ordered references first; throws CachePushError naming the
    * cache. `infos` (the paths' registration, when the caller has it) spares asking Nix again.
    */
-  upload(paths: readonly string[], options?: UploadOptions): Promise<void>;
+  upload(paths: readonly string[], options?: UploadOptions): Promise<void | Unpublished>;
   /**
    * Uploads paths without asking first which the cache lacks: it says so itself as it hands out
    * uploads (the built-in cache). For a few paths, one round trip less than `missing` then `upload`.
    */
-  uploadUnasked?(paths: readonly string[], options: UploadOptions & { infos: ReadonlyMap<string, LocalPathInfo> }): Promise<{ uploaded: number; alreadyPresent: number }>;
+  uploadUnasked?(paths: readonly string[], options: UploadOptions & { infos: ReadonlyMap<string, LocalPathInfo> }): Promise<{ uploaded: number; alreadyPresent: number } & Unpublished>;
+  /** Publishes paths an upload left `unpublished` (the built-in cache); throws CachePushError naming the first refused. */
+  publish?(claims: UploadedPath[], signal?: AbortSignal): Promise<void>;
+}
+
+/** Paths uploaded with `publishLater` and left for the caller to publish: their claims, for the build's result. */
+export interface Unpublished {
+  unpublished?: UploadedPath[];
 }
 
 /** Closures up to this many paths go to `uploadUnasked` when the cache has it: compressing them is cheaper than asking. */
@@ -61,6 +69,8 @@ export const UNASKED_MAX_PATHS = 8;
 export interface UploadOptions {
   signal?: AbortSignal;
   infos?: ReadonlyMap<string, LocalPathInfo>;
+  /** The built-in cache may leave its last completion to the caller (`unpublished`), who sends it with a build's result. */
+  publishLater?: boolean;
 }
 
 export function openCache(config: CacheConfig, options: CacheClientOptions = {}): BinaryCacheClient {
@@ -120,12 +130,14 @@ export function openCaches(configs: readonly CacheConfig[], options: CacheClient
 }
 
 export type PushResult =
-  | { cache: string; status: "pushed"; pushed: number; alreadyPresent: number }
+  | ({ cache: string; status: "pushed"; pushed: number; alreadyPresent: number } & Unpublished)
   | { cache: string; status: "failed"; reason: string };
 
 export interface PushOptions extends PathInfoOptions {
   /** "derivations": roots are `.drv` files, their closure of `.drv`s and sources is pushed; "outputs": roots are output paths. */
   what: "derivations" | "outputs";
+  /** A build's outputs: the built-in cache's last completion may go with its result (`unpublished`). */
+  publishLater?: boolean;
 }
 
 /** Pushes the closure of `roots`, only what the cache lacks. Never throws for a cache's failure: it is the result. */
@@ -137,20 +149,22 @@ export async function pushClosure(client: BinaryCacheClient, roots: readonly str
     const { closure, infos: known } = await closureWithInfos(roots, options);
     if (client.uploadUnasked !== undefined && closure.length <= UNASKED_MAX_PATHS && closure.every((p) => known.has(p))) {
       const ordered = referencesFirst(closure, (p) => known.get(p)?.references ?? []);
-      const counts = await client.uploadUnasked(ordered, { signal: options.signal, infos: known });
-      return { cache: client.cache, status: "pushed", pushed: counts.uploaded, alreadyPresent: counts.alreadyPresent };
+      const counts = await client.uploadUnasked(ordered, { signal: options.signal, infos: known, publishLater: options.publishLater });
+      return { cache: client.cache, status: "pushed", pushed: counts.uploaded, alreadyPresent: counts.alreadyPresent, ...unpublishedOf(counts) };
     }
     const { missing } = await client.missing(closure, { signal: options.signal });
     const unknown = [...missing].filter((p) => !known.has(p));
     const infos = unknown.length === 0 ? known : new Map([...known, ...(await localPathInfos(unknown, options))]);
     const ordered = referencesFirst([...missing], (p) => infos.get(p)?.references ?? []);
-    await client.upload(ordered, { signal: options.signal, infos });
-    return { cache: client.cache, status: "pushed", pushed: ordered.length, alreadyPresent: closure.length - ordered.length };
+    const uploaded = await client.upload(ordered, { signal: options.signal, infos, publishLater: options.publishLater });
+    return { cache: client.cache, status: "pushed", pushed: ordered.length, alreadyPresent: closure.length - ordered.length, ...unpublishedOf(uploaded) };
   } catch (err) {
     if (err instanceof CachePushError || err instanceof CacheUnreachableError) return { cache: client.cache, status: "failed", reason: err.message };
     return { cache: client.cache, status: "failed", reason: `cache "${client.cache}": ${(err as Error).message}` };
   }
 }
+
+const unpublishedOf = (uploaded: void | Unpublished): Unpublished => (uploaded?.unpublished ? { unpublished: uploaded.unpublished } : {});
 
 /**
  * The closure of `roots` and what Nix registered for the paths it had to ask about anyway: the

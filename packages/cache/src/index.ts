@@ -72,4 +72,13 @@ export {
 } from "./cache-client.ts";
 export { withPrivateFile } from "./private-file.ts";
 export { narFileKey, parseNarFileKey, sessionCacheKey, sessionCacheKeyFromSecret } from "./builtin-cache-names.ts";
-export { type BuiltinUploadChannel, type BuiltinUploadCounts, type BuiltinUploadOptions, IN_MEMORY_NAR_BYTES, rounds, uploadToBuiltinCache } from "./nimbus-cache-push.ts";
+export {
+  type BuiltinUploadChannel,
+  type BuiltinUploadCounts,
+  type BuiltinUploadOptions,
+  completeUploads,
+  IN_MEMORY_NAR_BYTES,
+  refusedPublication,
+  rounds,
+  uploadToBuiltinCache,
+} from "./nimbus-cache-push.ts";

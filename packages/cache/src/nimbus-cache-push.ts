@@ -4,7 +4,8 @@
  * exactly those bytes), uploaded straight to the bucket with the URL and headers the service
  * handed out over the agent's socket, then completed: the service checks the file and publishes
  * the path, signed with its own key. Paths go in rounds, each after the paths it refers to were
- * published (the service refuses a path whose references it lacks).
+ * published (the service refuses a path whose references it lacks). A build's last completion
+ * may be left to its result (`publishLater`): the service publishes it before it settles the build.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -17,6 +18,7 @@ import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import {
   CACHE_COMPLETE_BATCH,
+  CACHE_PUBLISH_WITH_RESULT,
   CACHE_UPLOAD_BATCH,
   type UploadedPath,
   type UploadFile,
@@ -43,6 +45,8 @@ export interface BuiltinUploadOptions extends NixRunOptions {
   concurrency?: number;
   /** For messages: the cache's name ("nimbus"). */
   cache?: string;
+  /** Leave the last completion, when small, to the caller: it goes with a build's result (`unpublished`). */
+  publishLater?: boolean;
 }
 
 interface Prepared {
@@ -60,10 +64,31 @@ export const IN_MEMORY_NAR_BYTES = 256 * 1024;
 /** Bytes of NAR files one completion asks the service to read back at most (it reads small ones whole). */
 const COMPLETE_BYTES = 64 * 1024 * 1024;
 
+/** Bytes of claims a build's result may carry to publish: the rest of its frame holds its outputs and cache reports. */
+const PUBLISH_WITH_RESULT_BYTES = 12 * 1024;
+
 /** How many paths went up, and how many the cache said it had already. */
 export interface BuiltinUploadCounts {
   uploaded: number;
   alreadyPresent: number;
+  /** With `publishLater`: uploaded paths (counted in `uploaded`) that are not published yet — their claims, for the build's result. */
+  unpublished?: UploadedPath[];
+}
+
+/** The error for the first path refused, if any: the same words whether the agent completed it or its build's result carried it. */
+export function refusedPublication(cache: string, verdicts: readonly UploadVerdict[]): CachePushError | undefined {
+  const refused = verdicts.find((v) => v.status === "refused");
+  return refused?.status === "refused" ? new CachePushError(cache, `${refused.storePath} was refused: ${refused.reason}`) : undefined;
+}
+
+/** Completes uploaded paths (their claims) in one request; throws CachePushError naming the first refused. */
+export async function completeUploads(channel: BuiltinUploadChannel, claims: UploadedPath[], cache: string, signal?: AbortSignal): Promise<BuiltinUploadCounts> {
+  const verdicts = await channel.complete(claims, signal);
+  const refused = refusedPublication(cache, verdicts);
+  if (refused) throw refused;
+  if (verdicts.length !== claims.length) throw new CachePushError(cache, "the service did not answer for every uploaded path");
+  const alreadyPresent = verdicts.filter((v) => v.status === "present").length;
+  return { uploaded: verdicts.length - alreadyPresent, alreadyPresent };
 }
 
 /**
@@ -86,7 +111,8 @@ export async function uploadToBuiltinCache(
   const directory = path.join(options.tempDir, `upload-${randomUUID()}`);
   await mkdir(directory, { recursive: true, mode: 0o700 });
   try {
-    for (const round of rounds(paths, infos)) {
+    const all = rounds(paths, infos);
+    for (const [index, round] of all.entries()) {
       const uploaded: Prepared[] = [];
       await mapConcurrently(chunk(round, CACHE_UPLOAD_BATCH), concurrency, async (batch) => {
         const prepared = await mapConcurrently(batch, Math.max(1, Math.floor(concurrency / 2)), (p) => compress(infos.get(p)!, directory, cache, options));
@@ -104,12 +130,18 @@ export async function uploadToBuiltinCache(
           }
         });
       });
-      await mapConcurrently(completionBatches(uploaded), concurrency, async (batch) => {
-        const verdicts = await channel.complete(batch.map(uploadedPath), options.signal);
-        const refused = verdicts.find((v) => v.status === "refused");
-        if (refused?.status === "refused") throw new CachePushError(cache, `${refused.storePath} was refused: ${refused.reason}`);
-        if (verdicts.length !== batch.length) throw new CachePushError(cache, "the service did not answer for every uploaded path");
-        for (const verdict of verdicts) verdict.status === "present" ? counts.alreadyPresent++ : counts.uploaded++;
+      const batches = completionBatches(uploaded);
+      // The last round's last batch, when small, goes with the build's result: one request to the service fewer.
+      const later = options.publishLater && index === all.length - 1 ? withResult(batches.at(-1)) : undefined;
+      if (later) {
+        batches.pop();
+        counts.unpublished = later;
+        counts.uploaded += later.length;
+      }
+      await mapConcurrently(batches, concurrency, async (batch) => {
+        const done = await completeUploads(channel, batch.map(uploadedPath), cache, options.signal);
+        counts.uploaded += done.uploaded;
+        counts.alreadyPresent += done.alreadyPresent;
       });
       await Promise.all(uploaded.map(discard));
     }
@@ -204,6 +236,13 @@ const uploadedPath = (p: Prepared): UploadedPath => ({
   references: [...p.info.references].sort(),
   ...(p.info.deriver === undefined ? {} : { deriver: p.info.deriver }),
 });
+
+/** A completion's claims, if they may travel with a build's result instead. */
+function withResult(batch: Prepared[] | undefined): UploadedPath[] | undefined {
+  const claims = batch?.map(uploadedPath);
+  if (!claims || claims.length === 0 || claims.length > CACHE_PUBLISH_WITH_RESULT) return undefined;
+  return Buffer.byteLength(JSON.stringify(claims)) <= PUBLISH_WITH_RESULT_BYTES ? claims : undefined;
+}
 
 function completionBatches(items: readonly Prepared[]): Prepared[][] {
   const batches: Prepared[][] = [];

@@ -167,6 +167,7 @@ export {
   type QueueLook,
 } from "./hand-over.ts";
 export { foldAcks } from "./result-acks.ts";
+export { outputClaims, publishedReport } from "./output-publication.ts";
 export {
   builtInputOf,
   keptOnItem,

@@ -5,7 +5,8 @@ import { StorePath } from "./nix-names.ts";
  * The built-in binary cache (docs/cache.md): what agents say over the socket to upload to it,
  * and what the JSON API and `nimbus cache …` show of it. Uploads never carry AWS credentials:
  * the service hands out presigned URLs, the agent PUTs the NAR file straight to the bucket,
- * then asks the service to check and publish it.
+ * then asks the service to check and publish it — with `cache-upload-complete`, or, for a build's
+ * outputs, in its `build-result`.
  */
 
 /** The name the built-in cache has in sources (`cache:nimbus`), agent info and build results. */
@@ -15,6 +16,11 @@ export const BUILTIN_CACHE_NAME = "nimbus";
 export const CACHE_UPLOAD_BATCH = 8;
 /** Paths per `cache-upload-complete`: the answer (a verdict each, reasons up to 300 characters) fits in one frame. */
 export const CACHE_COMPLETE_BATCH = 48;
+/**
+ * Paths a `build-result` may carry to publish (`publish`): the last completion of a build's
+ * outputs travels with its result, when it is this small (and fits the result's frame).
+ */
+export const CACHE_PUBLISH_WITH_RESULT = 16;
 
 /** `sha256:<52 base32 characters>`, as narinfos write hashes. */
 export const NixSha256 = z.string().regex(/^sha256:[0-9abcdfghijklmnpqrsvwxyz]{52}$/, "sha256:<52 Nix base32 characters>");

@@ -115,6 +115,7 @@ export {
 export {
   BUILTIN_CACHE_NAME,
   CACHE_COMPLETE_BATCH,
+  CACHE_PUBLISH_WITH_RESULT,
   CACHE_UPLOAD_BATCH,
   CacheAccess,
   CacheInfoView,

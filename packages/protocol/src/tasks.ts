@@ -4,6 +4,7 @@ import { MAX_ASK_AGAIN_MS, MAX_FOLDED_ACKS, MAX_LOG_BATCHES } from "./limits.ts"
 import { AttributePath, DrvPath, StorePath } from "./nix-names.ts";
 import { JobConfig, JobHandler } from "./hercules-ci.ts";
 import { CacheName, CacheReport, Need } from "./sources.ts";
+import { CACHE_PUBLISH_WITH_RESULT, UploadedPath } from "./builtin-cache.ts";
 
 /** How long after a `welcome` or a `result-ack` an agent sends `request-work` once more (docs/protocol.md, "Asking again"). */
 export const AskAgainMs = z.number().int().positive().max(MAX_ASK_AGAIN_MS);
@@ -259,6 +260,12 @@ export const BuildResult = z.strictObject({
   error: z.string().max(8000).optional(),
   /** After a success: the output closure pushed to each push cache, or why not (Hercules' `Pushed {cache}`). */
   caches: z.array(CacheReport).max(64).optional(),
+  /**
+   * After a success: outputs (and paths of their closure) uploaded to the built-in cache and not
+   * yet published. The service checks and publishes them as `cache-upload-complete` would, before
+   * it settles the build, and their verdict is the `nimbus` cache report (docs/cache.md).
+   */
+  publish: z.array(UploadedPath).min(1).max(CACHE_PUBLISH_WITH_RESULT).optional(),
 });
 export type BuildResult = z.infer<typeof BuildResult>;
 

@@ -6,11 +6,11 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { pushToCaches } from "@nimbus/cache";
-import { type BuildResult, type BuildTask, type CacheReport, cacheProblem } from "@nimbus/protocol";
+import { CachePushError, pushToCaches } from "@nimbus/cache";
+import { type BuildResult, type BuildTask, type CacheReport, cacheProblem, type UploadedPath } from "@nimbus/protocol";
 import { BuildLogStream } from "../build-log.ts";
 import { inputsInStore, readDerivationOutputs } from "../derivation-outputs.ts";
-import { truncateText } from "../message-size.ts";
+import { FRAME_BUDGET_BYTES, jsonBytes, truncateText } from "../message-size.ts";
 import { PhaseTimings } from "../task-timings.ts";
 import { type NixCall, NixQueryError, showDerivations } from "../nix-closure.ts";
 import { nixErrorMessage } from "../nix-options.ts";
@@ -113,11 +113,12 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
         log.pushing();
         context.log("debug", `task ${task.taskId}: slot free while pushing its outputs`);
       }
-      const caches = await pushOutputs(task.taskId, Object.values(outputs), context, env, log);
+      const pushed = await pushOutputs(task.taskId, Object.values(outputs), context, env, log);
+      const { caches, publish } = await publishWithResult(task, outputs, pushed, context, log);
       timings.mark("push");
       context.log("debug", timings.line(task.taskId));
       if (signal.aborted) return interrupted();
-      return finish({ status: "succeeded", outputs, ...(caches.length > 0 ? { caches } : {}) });
+      return finish({ status: "succeeded", outputs, ...(caches.length > 0 ? { caches } : {}), ...(publish ? { publish } : {}) });
     } catch (err) {
       if (signal.aborted) return interrupted();
       if (err instanceof NixQueryError || err instanceof ProcessStartError) {
@@ -135,28 +136,70 @@ async function builtOutputs(drvPath: string, call: NixCall): Promise<Record<stri
   return (await readDerivationOutputs(drvPath)) ?? (await showDerivations([drvPath], call)).get(drvPath)?.outputs;
 }
 
+/** A push cache's report, and the claims of paths uploaded to it that its build's result is to publish. */
+export interface Pushed {
+  report: CacheReport;
+  unpublished?: UploadedPath[];
+}
+
 /**
  * Signs and pushes the output closure to every push cache, only what each lacks; one report
  * per cache, in the build's log too. A failed push does not fail the build: its outputs stay in
- * this store, and the service keeps its dependents with this agent or says why they wait.
+ * this store, and the service keeps its dependents with this agent or says why they wait. The
+ * built-in cache's last completion is left to the result (docs/cache.md, "Publication with the result").
  */
-async function pushOutputs(taskId: string, outputs: string[], context: TaskContext, env: NodeJS.ProcessEnv, log: BuildLogStream): Promise<CacheReport[]> {
+async function pushOutputs(taskId: string, outputs: string[], context: TaskContext, env: NodeJS.ProcessEnv, log: BuildLogStream): Promise<Pushed[]> {
   if (outputs.length === 0 || !context.caches.clients.some((c) => c.push)) return [];
-  const results = await pushToCaches(context.caches.clients, outputs, { what: "outputs", env, signal: context.signal, pathInfos: context.caches.pathInfos });
-  return results.map((result): CacheReport => {
+  const options = { what: "outputs", env, signal: context.signal, pathInfos: context.caches.pathInfos, publishLater: true } as const;
+  const results = await pushToCaches(context.caches.clients, outputs, options);
+  return results.map((result): Pushed => {
     const report: CacheReport =
       result.status === "pushed"
         ? { cache: result.cache, status: "pushed", paths: result.pushed, alreadyPresent: result.alreadyPresent }
         : { cache: result.cache, status: "failed", reason: result.reason.slice(0, 2000) };
+    const later = result.status === "pushed" ? result.unpublished : undefined;
     const problem = cacheProblem(report);
     if (problem === undefined && report.status === "pushed") {
-      log.line(`nimbus: pushed ${report.paths} path${report.paths === 1 ? "" : "s"} to ${report.cache} (${report.alreadyPresent} already there)`);
-    } else if (problem !== undefined) {
-      log.line(`nimbus: ${problem}`);
-      context.log("warn", `task ${taskId}: ${problem}`);
-    }
-    return report;
+      const published = later ? `; ${later.length} published with the build's result` : "";
+      log.line(`nimbus: pushed ${report.paths} path${report.paths === 1 ? "" : "s"} to ${report.cache} (${report.alreadyPresent} already there${published})`);
+    } else if (problem !== undefined) noteProblem(taskId, problem, context, log);
+    return { report, ...(later ? { unpublished: later } : {}) };
   });
+}
+
+function noteProblem(taskId: string, problem: string, context: Pick<TaskContext, "log">, log: BuildLogStream): void {
+  log.line(`nimbus: ${problem}`);
+  context.log("warn", `task ${taskId}: ${problem}`);
+}
+
+/**
+ * The result's cache reports and the claims it carries to publish (one cache has them: the
+ * built-in one). Claims that would not fit the result's frame beside the rest are completed
+ * here first, as any other upload is, and a refusal is then this cache's report.
+ */
+export async function publishWithResult(
+  task: Pick<BuildTask, "taskId" | "drvPath">,
+  outputs: Record<string, string>,
+  pushed: Pushed[],
+  context: Pick<TaskContext, "caches" | "signal" | "log">,
+  log: BuildLogStream,
+): Promise<{ caches: CacheReport[]; publish?: UploadedPath[] }> {
+  const caches = pushed.map((p) => p.report);
+  const later = pushed.find((p) => p.unpublished);
+  if (!later?.unpublished) return { caches };
+  const result: BuildResult = { type: "build-result", taskId: task.taskId, drvPath: task.drvPath, status: "succeeded", outputs, caches, publish: later.unpublished };
+  if (jsonBytes(result) <= FRAME_BUDGET_BYTES) return { caches, publish: later.unpublished };
+  const client = context.caches.clients.find((c) => c.cache === later.report.cache);
+  try {
+    if (!client?.publish) throw new CachePushError(later.report.cache, "this cache publishes nothing an upload left");
+    await client.publish(later.unpublished, context.signal);
+    return { caches };
+  } catch (err) {
+    if (!(err instanceof CachePushError)) throw err;
+    const failed: CacheReport = { cache: later.report.cache, status: "failed", reason: err.message.slice(0, 2000) };
+    noteProblem(task.taskId, cacheProblem(failed)!, context, log);
+    return { caches: caches.map((c) => (c === later.report ? failed : c)) };
+  }
 }
 
 /**

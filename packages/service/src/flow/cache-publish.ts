@@ -10,8 +10,9 @@ import { createHash } from "node:crypto";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
-import { isStorePath, narFileKey, parseSha256, sha256NixBase32, storePathHash } from "@nimbus/cache";
-import type { UploadedPath, UploadVerdict } from "@nimbus/protocol";
+import { isStorePath, narFileKey, parseSha256, refusedPublication, rounds, sha256NixBase32, storePathHash } from "@nimbus/cache";
+import { outputClaims, publishedReport } from "@nimbus/core";
+import { BUILTIN_CACHE_NAME, type BuildResult, type CacheReport, type UploadedPath, type UploadVerdict } from "@nimbus/protocol";
 import { cacheSettings } from "../platform/cache-settings.ts";
 import { CACHE_USE_SHARD, type CachePathItem } from "../storage/cache-items.ts";
 import { addToStats, presentPaths, putCachePath, putReferences, touchPaths } from "../storage/cache-index.ts";
@@ -20,19 +21,70 @@ import { headObject, readObject } from "../storage/cache-objects.ts";
 
 const refused = (storePath: string, reason: string): UploadVerdict => ({ storePath, status: "refused", reason: reason.slice(0, 300) });
 
+/** What publications add to the cache's totals (CacheStats). */
+export interface Totals {
+  paths: number;
+  fileBytes: number;
+  narBytes: number;
+}
+
 export async function publishPath(claim: UploadedPath, now = new Date()): Promise<UploadVerdict> {
   return (await publishPaths([claim], now))[0]!;
 }
 
 /**
+ * Publishes claims in rounds — a path after those of the batch it refers to (a path is refused
+ * while its references are not published), the paths of one round at once — and answers in the
+ * order given. Totals as publishPaths adds them.
+ */
+export async function publishInRounds(claims: readonly UploadedPath[], now: Date, totals?: Totals): Promise<UploadVerdict[]> {
+  const infos = new Map(claims.map((c) => [c.storePath, { references: c.references }]));
+  const roundOf = new Map(rounds([...infos.keys()], infos).flatMap((round, i) => round.map((p) => [p, i] as const)));
+  const verdicts: UploadVerdict[] = new Array(claims.length);
+  const last = Math.max(0, ...roundOf.values());
+  for (let round = 0; round <= last; round++) {
+    const indexes = claims.flatMap((claim, i) => (roundOf.get(claim.storePath) === round ? [i] : []));
+    const published = await publishPaths(indexes.map((i) => claims[i]!), now, totals);
+    indexes.forEach((claimIndex, j) => (verdicts[claimIndex] = published[j]!));
+  }
+  return verdicts;
+}
+
+/**
+ * The publication a build's result carries (docs/cache.md, "Publication with the result"): the
+ * claims of its outputs' closure (core `outputClaims`) are checked and published as a completion's
+ * would be, any other claim refused untouched; the built-in cache's report is then what the
+ * verdicts say, in the words the agent's own completion would have used. The result's other
+ * reports are as the agent sent them. The totals are the caller's to add (addTotals).
+ */
+export async function publishWithResult(result: BuildResult, now: Date, totals: Totals): Promise<CacheReport[]> {
+  const reports = result.caches ?? [];
+  if (result.status !== "succeeded" || !result.publish) return reports;
+  const { own, foreign } = outputClaims(result.outputs, result.publish);
+  const verdicts = [
+    ...(await publishInRounds(own, now, totals)),
+    ...foreign.map((claim) => refused(claim.storePath, "is not an output of this build, nor in its outputs' closure: a build's result publishes only those")),
+  ];
+  const refusal = refusedPublication(BUILTIN_CACHE_NAME, verdicts)?.message;
+  const report = publishedReport(BUILTIN_CACHE_NAME, reports.find((r) => r.cache === BUILTIN_CACHE_NAME), verdicts, refusal);
+  return [...reports.filter((r) => r.cache !== BUILTIN_CACHE_NAME), report];
+}
+
+/** Adds what publications added to the cache's totals, if anything: one write. */
+export async function addTotals(totals: Totals): Promise<void> {
+  if (totals.paths > 0) await addToStats(totals);
+}
+
+/**
  * Publishes paths that do not refer to one another (one round of a completion), each as
- * publishPath would, with one addition to the totals for them all, instead of one per path.
+ * publishPath would, with one addition to the totals for them all, instead of one per path —
+ * or none, when the caller keeps the `totals` and adds them later (addTotals).
  * A path is completed after an upload URL the service gave because it was not published, so
  * each is checked and put at once (the put keeps the first, and says when the path was there);
  * only a path refused is looked up, and is `present` if it was published meanwhile.
  */
-export async function publishPaths(claims: readonly UploadedPath[], now = new Date()): Promise<UploadVerdict[]> {
-  const added = { paths: 0, fileBytes: 0, narBytes: 0 };
+export async function publishPaths(claims: readonly UploadedPath[], now = new Date(), totals?: Totals): Promise<UploadVerdict[]> {
+  const added = totals ?? { paths: 0, fileBytes: 0, narBytes: 0 };
   // The valid paths whose check or put was refused (by their place in `claims`): looked up once, together, afterwards.
   const refusedValid = new Set<number>();
   const verdicts = await Promise.all(
@@ -50,7 +102,7 @@ export async function publishPaths(claims: readonly UploadedPath[], now = new Da
     }),
   );
   const published = await presentPaths([...refusedValid].map((i) => storePathHash(claims[i]!.storePath)), { consistent: true });
-  if (added.paths > 0) await addToStats(added);
+  if (!totals) await addTotals(added);
   return verdicts.map((verdict, i) =>
     refusedValid.has(i) && published.has(storePathHash(claims[i]!.storePath)) ? { storePath: claims[i]!.storePath, status: "present" } : verdict,
   );

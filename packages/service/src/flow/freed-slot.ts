@@ -18,6 +18,9 @@ export class FreedSlot {
   private state: "held" | "handed" | "released" = "held";
   private handed: Promise<SessionFields | undefined> | undefined;
   private released: Promise<SessionFields | undefined> | undefined;
+  private ended!: () => void;
+  /** Settles once the finished task's hold on the slot was written: handed on, or given back (taken or refused, or failed). */
+  readonly written = new Promise<void>((resolve) => (this.ended = resolve));
 
   /** `session` as the frame read it, holding `taskId` with its slot counted (not `pushing`): the slot its result frees. */
   constructor(
@@ -71,10 +74,12 @@ export class FreedSlot {
       if (to !== this.taskId) {
         this.state = "handed";
         this.handed = this.writes.handOn(to, task, limit);
+        // Refused, it is given back next; failed, nothing more is written.
+        this.handed.then((taken) => taken && this.ended(), this.ended);
         if (await this.handed) return true;
       }
       this.state = "released";
-      this.released = this.writes.giveBack();
+      this.released = this.giveBack();
       if (!(await this.released) && this.refusable) return false;
     }
     return reserveTask(this.session.sessionId, to, task, limit);
@@ -88,9 +93,15 @@ export class FreedSlot {
   release(): Promise<SessionFields | undefined> {
     if (this.state === "held") {
       this.state = "released";
-      this.released = this.writes.giveBack();
+      this.released = this.giveBack();
     }
     return this.released ?? Promise.resolve(undefined);
+  }
+
+  private giveBack(): Promise<SessionFields | undefined> {
+    const released = this.writes.giveBack();
+    released.then(this.ended, this.ended);
+    return released;
   }
 
   /** Whether the session took the finished task's end (handed on, or given back; the slot given back if neither was tried yet). */

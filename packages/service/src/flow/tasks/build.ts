@@ -4,7 +4,20 @@
  * derivation's `lease`, and only the session holding it can settle the derivation.
  */
 import { taskInputs, type BuildNeeds, type TaskStanding } from "@nimbus/core";
-import { BuildTask, cacheProblem, cacheSource, LOG_BATCHES_KEPT, storeSource, type BuildLog, type BuildPushing, type BuildResult, type ServiceMessage } from "@nimbus/protocol";
+import {
+  BUILTIN_CACHE_NAME,
+  BuildTask,
+  cacheProblem,
+  cacheSource,
+  LOG_BATCHES_KEPT,
+  MAX_LOG_BATCHES,
+  storeSource,
+  type BuildLog,
+  type BuildPushing,
+  type BuildResult,
+  type CacheReport,
+  type ServiceMessage,
+} from "@nimbus/protocol";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
 import { getDerivation, leaseIs, moveDerivation } from "../../storage/derivations.ts";
@@ -13,7 +26,9 @@ import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody, type BuildStartBody } from "../../storage/queue-messages.ts";
 import type { Condition } from "../../storage/table.ts";
+import { sessionCopy } from "../../storage/session-copies.ts";
 import { noteCacheReports, releaseTaskReturning } from "../../storage/sessions.ts";
+import { addTotals, publishWithResult } from "../cache-publish.ts";
 import { FreedSlot } from "../freed-slot.ts";
 import { OwedAck } from "../result-acks.ts";
 import { retryBuild } from "../retries.ts";
@@ -42,6 +57,16 @@ async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): 
 }
 
 /**
+ * The slots `build-pushing` frames handled here are freeing, by task, until written: a result that
+ * comes meanwhile (its uploads can be done before that frame's dispatch) waits for the write
+ * rather than race the dispatch for the slot. Frames handled elsewhere race as before: every
+ * write is conditional.
+ */
+const pushingSlots = new Map<string, FreedSlot>();
+/** How old a copy showing the build `pushing` may be: the frames' trust (edges/agent-messages.ts `SESSION_TRUST_MS`). */
+const PUSHING_COPY_MS = 30_000;
+
+/**
  * Nix built it and the agent pushes its outputs: its slot is free for the next task, while the
  * lease stays until the result (its dependents and its job wait for the pushes, and an agent
  * lost meanwhile hands the build back as it would any other). Once only: a repeat changes nothing.
@@ -56,6 +81,8 @@ async function buildPushing(input: ReportInput<BuildPushing, BuildRecord>): Prom
   if (held.pushing) return answer(false);
   // Conditional on the session speaking on this connection and holding the task, its slot counted: what a read would check.
   const slot = FreedSlot.whilePushing(session, message.taskId, session.connectionId ?? "");
+  pushingSlots.set(message.taskId, slot);
+  void slot.written.then(() => pushingSlots.get(message.taskId) === slot && pushingSlots.delete(message.taskId));
   work.offerFirstTo(Promise.resolve(slot.load), slot);
   const later = async (): Promise<ServiceMessage[]> => {
     if ((await slot.recorded()) || !reread) return [];
@@ -73,12 +100,45 @@ async function buildPushing(input: ReportInput<BuildPushing, BuildRecord>): Prom
  * the invocation sends the agent, else with a `result-ack` once its dispatches are done.
  */
 async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promise<TaskAnswer> {
-  const { message, now, work } = input;
-  let { session, held } = input;
+  const { message, held, now } = input;
   if (!held) return answer(true, notHeld(message.taskId));
   if (held.drvPath !== message.drvPath) return answer(true, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
+  // Outputs it carries to the built-in cache are published first: in the cache before any dependent is dispatched.
+  const totals = { paths: 0, fileBytes: 0, narBytes: 0 };
+  const reports = await publishWithResult(message, now, totals);
+  await noteRefusedPublication(message, held, reports);
+  // The cache's totals beside the settle, off its way: nothing waits for them, and nothing decides on them (docs/cache.md).
+  const counted = addTotals(totals).catch((error: unknown) => console.error(`cache totals not added: ${error instanceof Error ? error.message : String(error)}`));
+  try {
+    // A `build-pushing` this handler applied (or is applying) while the outputs were published freed the slot: the frame's copy predates it.
+    await pushingSlots.get(message.taskId)?.written;
+    const meanwhile = held.pushing ? undefined : pushingNow(input.session, message);
+    return await settleResult(meanwhile ? { ...input, ...meanwhile } : input, meanwhile?.held ?? held, reports);
+  } finally {
+    await counted;
+  }
+}
+
+/**
+ * The session as this handler's latest copy has it, when that shows the build `pushing` where the
+ * frame's copy did not (a `build-pushing` whose write this handler saw return since the frame
+ * began — sent before it, perhaps): its slot was given back then, and the result only gives the
+ * task up. A build goes `pushing` once and stays so until its task ends, so such a copy is the
+ * later one. It decides nothing: every write stays conditional, and a refused one reads afresh.
+ */
+function pushingNow(session: TaskHolder, message: BuildResult): { session: TaskHolder; held: BuildRecord } | undefined {
+  const copy = sessionCopy(session.sessionId, new Date(), PUSHING_COPY_MS);
+  const held = BuildRecord.safeParse(copy?.tasks[message.taskId]);
+  if (!copy || copy.connectionId !== session.connectionId || !held.success || !held.data.pushing || held.data.drvPath !== message.drvPath) return undefined;
+  return { session: copy, held: held.data };
+}
+
+/** The result applied: settled (or retried) under the lease, the slot freed, the ack owed. */
+async function settleResult(input: ReportInput<BuildResult, BuildRecord>, heldOnCopy: BuildRecord, reports: readonly CacheReport[]): Promise<TaskAnswer> {
+  const { message, now, work } = input;
+  let { session } = input;
+  let held: BuildRecord | undefined = heldOnCopy;
   const builtBy = { hostname: session.agent.hostname, sessionId: session.sessionId, connectionId: session.connectionId ?? "", labels: session.agent.labels };
-  const reports = message.caches ?? [];
   // The lease is this task's and this session's: the derivation's own item decides, not the frame's copy of the session
   // (edges/agent-messages.ts); a task id another session holds under the same attempt (two dispatches that received one
   // message) is not this one's to settle.
@@ -136,6 +196,17 @@ async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promis
   // A build that said `build-pushing` gave its slot back then, and that report asked for more work already.
   const more = held.pushing !== true;
   return refused ? answer(more, unknownTask(message.taskId, "holds no lease on its build (its result was applied already, or the build was handed back)")) : answer(more);
+}
+
+/**
+ * A publication the result carried and the service refused is said in the build's log, as the
+ * agent says a refusal of its own completion: in the attempt's last chunk, after any batch the
+ * agent can send.
+ */
+async function noteRefusedPublication(message: BuildResult, held: BuildRecord, reports: readonly CacheReport[]): Promise<void> {
+  const report = message.publish ? reports.find((r) => r.cache === BUILTIN_CACHE_NAME) : undefined;
+  const problem = report && cacheProblem(report);
+  if (problem) await putLogChunk({ drvPath: held.drvPath, chunk: logChunk(held.attempt, MAX_LOG_BATCHES - 1), lines: [`nimbus: ${problem}`] });
 }
 
 /**
