@@ -4,7 +4,7 @@
  * the CPU of a trivial build. An agent whose Nix has no remote builders and builds in a store of
  * its own points `build-hook` at a script that declines at once (docs/agent.md, "Build").
  */
-import { access, chmod, constants, writeFile } from "node:fs/promises";
+import { access, chmod, constants, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { NixInfo } from "./nix-info.ts";
 import { runProcess } from "./process.ts";
@@ -49,8 +49,11 @@ export async function declineHookArgs(nix: Pick<NixInfo, "remoteMachines" | "bui
   const file = path.join(directory, "nix-build-hook");
   // Newer Nix splits the setting at spaces.
   if (/\s/.test(file)) return { args: [], reason: `its path has a space (${file})` };
-  await writeFile(file, DECLINE_HOOK_SCRIPT, { mode: 0o700 });
-  await chmod(file, 0o700);
+  // Written beside it and renamed over it: a Nix of another agent sharing the directory may be running the old one.
+  const written = `${file}.${process.pid}.tmp`;
+  await writeFile(written, DECLINE_HOOK_SCRIPT, { mode: 0o700 });
+  await chmod(written, 0o700);
+  await rename(written, file);
   // A work directory mounted noexec would fail every build: tried once here instead.
   const tried = await runProcess(file, []).catch((err: Error) => ({ code: -1, stderr: err.message }));
   if (tried.code !== 0 || tried.stderr.trim() !== DECLINE_LINE) return { args: [], reason: `${file} could not be run: ${tried.stderr.trim().slice(0, 200) || `exit ${tried.code}`}` };
