@@ -37,6 +37,8 @@ export interface RealNixResult {
   floorOptions: string[];
   /** With NIMBUS_BENCH_REALNIX_PLAIN_FLOOR=1: the same xargs with Nix's own build hook, as a bare `nix-store --realise` runs. */
   plainFloorSeconds?: number;
+  /** wallSeconds / plainFloorSeconds. */
+  plainRatio?: number;
   jobStatus: string;
   /** Where the wall went: evaluation phases, per-build phases on the agents, the gaps between, the handlers' time. */
   breakdown: RealNixBreakdown;
@@ -185,7 +187,7 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
     if (process.env["NIMBUS_BENCH_REALNIX_PLAIN_FLOOR"] === "1") {
       const plainDrvs = (await run("nix-instantiate", [await floorCopy(dir, options.n, `${nonce}-plain`)], { maxBuffer: 64 * 2 ** 20 })).stdout.trim().split("\n");
       plainFloorSeconds = await timedXargs(plainDrvs, ["--option", "substituters", ""]);
-      console.log(`  plain floor (Nix's own build hook): ${round(plainFloorSeconds)} s`);
+      console.log(`  plain floor (Nix's own build hook): ${round(plainFloorSeconds)} s (Nimbus ${round(wallSeconds / plainFloorSeconds, 2)}× of it)`);
     }
     const perBuild = (x: number) => round(x / options.n, 2);
     return {
@@ -196,7 +198,7 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
       ratio: round(wallSeconds / floorSeconds, 2),
       floorInstantiateSeconds: round(floorInstantiateSeconds),
       floorOptions,
-      ...(plainFloorSeconds === undefined ? {} : { plainFloorSeconds: round(plainFloorSeconds) }),
+      ...(plainFloorSeconds === undefined ? {} : { plainFloorSeconds: round(plainFloorSeconds), plainRatio: round(wallSeconds / plainFloorSeconds, 2) }),
       jobStatus: status,
       breakdown,
       requestsPerBuild: {
