@@ -79,7 +79,8 @@ describe("a class found full, and the agent that asks again", () => {
     const second = drv("second");
     await push(second);
     await eventually(async () => ((await queued(stack, pathOf(second))) ? true : undefined), "the second build queued");
-    assert.ok(fullSince(RISCV_CLASS) !== undefined, "the wake found the class full");
+    // The status is written before the wake looks at the class (register-batch sends and wakes after the queueing).
+    await eventually(async () => (fullSince(RISCV_CLASS) !== undefined ? true : undefined), "the wake found the class full", 10_000);
 
     // Its result frees the slot, and the queued build takes it at once (its build carries the result's ack).
     riscv.send(result(firstBuild));
