@@ -21,7 +21,16 @@ export interface SeparateStore {
   remove(): Promise<void>;
 }
 
-const MOUNT_AND_EXEC = 'mount --bind "$0" /nix && exec "$@"';
+/**
+ * Nix (no daemon, builds as the nixbld users) takes a build user by locking a file in
+ * /nix/var/nix/userpool, and kills every process of that user before a build starts. Two stores
+ * on one host with pools of their own would take the same users and kill each other's builders
+ * (signal 9), which two machines never do: every namespace locks the host's pool instead.
+ */
+export const HOST_USERPOOL = "/nix/var/nix/userpool";
+/** Mounts the host's user pool into the store at $0, then the store (with it) on /nix, and runs the command. */
+export const MOUNT_STORE = `mount --bind ${HOST_USERPOOL} "$0/var/nix/userpool" && mount --rbind "$0" /nix`;
+const MOUNT_AND_EXEC = `${MOUNT_STORE} && exec "$@"`;
 
 export async function createSeparateStore(parent = os.tmpdir()): Promise<SeparateStore> {
   if (process.getuid?.() !== 0) throw new Error("separate Nix stores need root (a mount namespace with its own /nix); run the tests as root");
@@ -38,6 +47,8 @@ export async function createSeparateStore(parent = os.tmpdir()): Promise<Separat
   const nixbld = groupId("nixbld");
   if (nixbld !== undefined) await chown(store, 0, nixbld);
   await chmod(store, 0o1775);
+  await mkdir(HOST_USERPOOL, { recursive: true });
+  await mkdir(path.join(root, "var/nix/userpool"), { recursive: true });
   const cacheHome = path.join(root, "xdg-cache");
   await mkdir(cacheHome);
   const env = { ...process.env, XDG_CACHE_HOME: cacheHome };

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
-import { createSeparateStore, type SeparateStore } from "./separate-store.ts";
+import { createSeparateStore, MOUNT_STORE, type SeparateStore } from "./separate-store.ts";
 
 const SSHD = "/usr/sbin/sshd";
 
@@ -51,7 +51,7 @@ export async function startSshRemote(dir: string, features: string[]): Promise<S
       `export NIX_CONFIG="extra-system-features = ${features.join(" ")}`,
       'substituters ="',
       `export XDG_CACHE_HOME=${store.root}/xdg-cache`,
-      `exec unshare -m sh -c 'mount --bind "$0" /nix && exec sh -c "$SSH_ORIGINAL_COMMAND"' ${store.root}`,
+      `exec unshare -m sh -c '${MOUNT_STORE} && exec sh -c "$SSH_ORIGINAL_COMMAND"' ${store.root}`,
       "",
     ].join("\n"),
   );
