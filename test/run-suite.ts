@@ -3,12 +3,13 @@
  * other, the second even when the first failed; exit 1 if either failed):
  *  1. files that start no local stack, agent fleet, browser or timed flow — the packages' unit
  *     tests and the offline checks named below — two files at a time;
- *  2. the flows of test/ one file at a time: they start stacks, agents, real Nix builds and
- *     Chromium, and keep both cores busy. Two at a time passed too (each flow picks its own
- *     ports, directories and store paths), but took as long on 2 cores: 9.3 min, as one at a time.
+ *  2. the flows of test/, two files at a time: they start stacks, agents, real Nix builds and
+ *     Chromium. Each flow picks its own ports, directories and store paths. One at a time they
+ *     used 1.1 of the 2 cores (600 s of wall, 650 s of CPU): many wait on timers (a disconnect
+ *     grace, a browser); two at a time took 450 s.
  * A new file under test/ is a flow unless it is named here.
- * Node's runner starts the files of a run in sorted order, whatever order they are given in; the
- * first run's longest files are given as absolute paths, which sort first (LONG_UNIT_FILES).
+ * Node's runner starts the files of a run in sorted order, whatever order they are given in; each
+ * run's longest files are given as absolute paths, which sort first (LONG_FILES).
  * Arguments (e.g. `--test-name-pattern=...`) are passed to both runs.
  */
 import { spawnSync } from "node:child_process";
@@ -33,29 +34,39 @@ const OFFLINE_CHECKS_IN_TEST = [
 ];
 
 /**
- * The first run's longest files, started first so that neither lane is left with one of them at
- * the end: infra.test.ts (`sst install`, a type-check and a bundle per handler: ~80 s) sorted
- * last of all and ran alone for about a minute at the end of the run.
+ * Each run's longest files, started first so that neither lane is left with one of them at the
+ * end: infra.test.ts (`sst install`, a type-check and a bundle per handler: ~80 s) sorted last of
+ * all and ran alone for about a minute at the end of the first run; the flows are those of 20 s
+ * or more two at a time.
  */
-const LONG_UNIT_FILES = ["test/infra.test.ts"];
+const LONG_FILES = [
+  "test/infra.test.ts",
+  "test/separate-stores.test.ts",
+  "test/fast-requeue.test.ts",
+  "test/chaos.test.ts",
+  "test/sweeper-scale.test.ts",
+  "test/cli-jobs.test.ts",
+  "test/dashboard.test.ts",
+  "test/effects-flow.test.ts",
+  "test/e2e-resilience.test.ts",
+];
 
-/** How many files of the first run at a time: CI has 2 cores. */
+/** How many files of either run at a time: CI has 2 cores. */
 const UNIT_CONCURRENCY = 2;
-
-/** How many flows at a time: one (above). */
-const FLOW_CONCURRENCY = 1;
+const FLOW_CONCURRENCY = 2;
 
 const files = (pattern: string) => globSync(pattern, { cwd: root }).sort();
 const packageTests = files("packages/*/test/**/*.test.ts");
 const testDirTests = files("test/**/*.test.ts");
-const missing = [...OFFLINE_CHECKS_IN_TEST, ...LONG_UNIT_FILES].filter((file) => !testDirTests.includes(file) && !packageTests.includes(file));
+const missing = [...OFFLINE_CHECKS_IN_TEST, ...LONG_FILES].filter((file) => !testDirTests.includes(file) && !packageTests.includes(file));
 if (missing.length > 0) {
   console.error(`test/run-suite.ts names files that do not exist: ${missing.join(", ")}`);
   process.exit(1);
 }
 // An absolute path ("/…") sorts before every relative one, so these start first.
-const concurrent = [...OFFLINE_CHECKS_IN_TEST, ...packageTests].map((file) => (LONG_UNIT_FILES.includes(file) ? join(root, file) : file));
-const flows = testDirTests.filter((file) => !OFFLINE_CHECKS_IN_TEST.includes(file));
+const longFirst = (file: string) => (LONG_FILES.includes(file) ? join(root, file) : file);
+const concurrent = [...OFFLINE_CHECKS_IN_TEST, ...packageTests].map(longFirst);
+const flows = testDirTests.filter((file) => !OFFLINE_CHECKS_IN_TEST.includes(file)).map(longFirst);
 
 function runTests(label: string, concurrency: number, testFiles: string[]): number {
   console.log(`\n=== npm test, ${label}: ${testFiles.length} files, ${concurrency} at a time\n`);
