@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { JobView } from "@nimbus/protocol";
-import { runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
+import { killMachine, runCli, startAgentProcess, type AgentProcess } from "./support/agent-process.ts";
 import { makeGitRepo } from "./support/git-repo.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -68,15 +68,16 @@ describe("a slow real build", () => {
       agents.push(doomed);
       const jobId = await trigger((await slowRepo(4)).path);
       await eventually(async () => ((await slowDerivation())?.status === "building" ? true : undefined), "the slow build to start", 60_000);
-      doomed.child.kill("SIGKILL");
-      await doomed.exited;
+      // Its machine dies, Nix with it: an agent killed alone leaves its nix-store building into the shared store, and
+      // the rescuer's evaluation (the doomed agent may die before its evaluation-done) would then find the output there.
+      await killMachine(doomed);
 
       const rescuer = await startAgentProcess(stack.url, token, `[labels]\nname = "rescuer"`);
       agents.push(rescuer);
       const job = await finished(jobId, agents);
       assert.equal(job.status, "succeeded");
       const drv = await slowDerivation();
-      assert.equal(drv?.status, "succeeded");
+      assert.equal(drv?.status, "succeeded", JSON.stringify({ job, derivation: drv, rows: await stack.scan("JobDerivations") }, null, 1));
       assert.equal((drv?.builtBy as { labels: { name: string } }).labels.name, "rescuer");
       assert.equal(drv?.attempt, 1, "re-queued once, after the killed agent's session ran out of grace");
     }));
