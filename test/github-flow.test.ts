@@ -187,17 +187,28 @@ describe("GitHub App mode: check runs, against the stand-in", () => {
     const answer = await deliver(stack, "push", pushPayload(sha("c")));
     const jobId = answer.body.jobId as string;
     assert.equal(await finished(stack, jobId), "succeeded");
+    const reportItem = async () => (await stack.scan("Reports")).find((r: any) => r.jobId === jobId) as any;
+    // Another handler's change of the job, noted while the refused send held the lease, leaves the report due at once
+    // for a moment; the sender's next round finds it may not go before the wait is over, and defers it.
+    let last: unknown;
     const item = await eventually(async () => {
-      const report = (await stack.scan("Reports")).find((r: any) => r.jobId === jobId) as any;
-      return report?.dueAt ? report : undefined;
-    }, "the report to be due later");
+      const report = (last = await reportItem());
+      return report?.dueAt && Date.parse(report.dueAt) - Date.now() > 50_000 ? report : undefined;
+    }, () => `the report to be due a minute later: ${JSON.stringify(last)}`);
     assert.equal(item.state.lastError, "secondary rate limit");
     const waitMs = Date.parse(item.dueAt) - Date.now();
     assert.ok(waitMs > 50_000 && waitMs <= 60_000, `waits out a minute (${waitMs} ms)`);
+    assert.equal(item.dueAt, item.state.retryAt);
     assert.equal(item.dueShard, indexShard(SHARD.reportDue, jobId), "in the byDue index, in its job's shard");
     assert.deepEqual(runsOf(jobId), [], "nothing landed yet");
     const refused = standin.requests.filter((r) => r.status === 403);
     assert.equal(refused.length, 1);
+
+    // A change noted meanwhile makes it due now; the sweep that takes it up sends nothing and defers it to the wait's end.
+    await stack.setAttributes("Reports", { jobId }, { dueAt: new Date().toISOString() });
+    await sweep(new Date());
+    assert.equal((await reportItem()).dueAt, item.state.retryAt, "due again when the wait is over, not at every sweep before");
+    assert.deepEqual(runsOf(jobId), []);
 
     // Half-way through the wait the sweeper leaves it.
     await sweep(new Date(Date.now() + 30_000));

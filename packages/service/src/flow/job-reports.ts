@@ -11,7 +11,7 @@ import { github, type Github } from "../platform/github.ts";
 import type { JobItem } from "../storage/items.ts";
 import { writeCountMovesNow } from "../storage/job-counts.ts";
 import { getJob } from "../storage/jobs.ts";
-import { dueReports, getReport, leaseReport, releaseReport, scheduleReport } from "../storage/reports.ts";
+import { deferReport, dueReports, getReport, leaseReport, releaseReport, scheduleReport } from "../storage/reports.ts";
 import { jobView } from "./job-view.ts";
 import type { WorkNotes } from "./new-work.ts";
 
@@ -114,6 +114,7 @@ async function reportOnce(settings: Github & { reporting: NonNullable<Github["re
   const earliest = earliestSend(state, { createdAt: job.createdAt, final: isFinal(job) }, now);
   if (earliest.getTime() > now.getTime()) {
     if (!item?.dueAt || Date.parse(item.dueAt) > earliest.getTime()) await scheduleReport(jobId, earliest);
+    else if (Date.parse(item.dueAt) < earliest.getTime()) await deferReport(jobId, item.dueAt, earliest);
     return false;
   }
   const token = randomUUID();

@@ -50,6 +50,22 @@ export const scheduleReport = (jobId: string, at: Date): Promise<boolean> =>
     },
   );
 
+/**
+ * The report is due at `at` instead of `seen`, if nothing moved it since (no lease taken, no
+ * other due time set): a report due before it may be sent (a change noted while a send was
+ * refused for a rate limit) would otherwise be taken up by every sweep until then, in front of
+ * those that can go.
+ */
+export const deferReport = (jobId: string, seen: string, at: Date): Promise<boolean> =>
+  Reports.update(
+    { jobId },
+    {
+      UpdateExpression: "SET dueAt = :at",
+      ConditionExpression: "dueAt = :seen AND attribute_not_exists(leaseUntil)",
+      ExpressionAttributeValues: { ":at": at.toISOString(), ":seen": seen },
+    },
+  );
+
 /** Up to `limit` reports due by `now`, earliest first (the byDue index). */
 export const dueReports = (now: Date, limit: number): Promise<ReportItem[]> =>
   firstOfShards(indexShards(SHARD.reportDue), limit, (report) => report.dueAt ?? "", (shard, max) =>
