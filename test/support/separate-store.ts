@@ -27,7 +27,7 @@ export interface SeparateStore {
  * on one host with pools of their own would take the same users and kill each other's builders
  * (signal 9), which two machines never do: every namespace locks the host's pool instead.
  */
-export const HOST_USERPOOL = "/nix/var/nix/userpool";
+const HOST_USERPOOL = "/nix/var/nix/userpool";
 /** Mounts the host's user pool into the store at $0, then the store (with it) on /nix, and runs the command. */
 export const MOUNT_STORE = `mount --bind ${HOST_USERPOOL} "$0/var/nix/userpool" && mount --rbind "$0" /nix`;
 const MOUNT_AND_EXEC = `${MOUNT_STORE} && exec "$@"`;
