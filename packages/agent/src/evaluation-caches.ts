@@ -190,9 +190,9 @@ async function whoHolds(paths: readonly string[], caches: TaskCaches, signal: Ab
 }
 
 /** One report per cache: its `.drv` and output pushes together; failed if one of them failed. */
-function mergePushes(...rounds: PushResult[][]): CacheReport[] {
+function mergePushes(results: readonly PushResult[]): CacheReport[] {
   const byCache = new Map<string, CacheReport>();
-  for (const result of rounds.flat()) {
+  for (const result of results) {
     const before = byCache.get(result.cache);
     if (result.status === "failed") {
       if (before?.status !== "failed") byCache.set(result.cache, { cache: result.cache, status: "failed", reason: result.reason.slice(0, 2000) });
