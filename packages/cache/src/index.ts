@@ -82,3 +82,4 @@ export {
   rounds,
   uploadToBuiltinCache,
 } from "./nimbus-cache-push.ts";
+export { serveConnection, ServeIncoming, serveInt, ServeProtocolError, serveString } from "./serve-protocol.ts";

@@ -8,84 +8,16 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import type { LocalPathInfo, PathInfoSource } from "./local-store.ts";
+import { serveConnection, serveInt as int, ServeProtocolError, serveString as string, type ServeIncoming } from "./serve-protocol.ts";
 
-const SERVE_MAGIC_1 = 0x390c9deb;
-const SERVE_MAGIC_2 = 0x5452eecb;
 /** Protocol 2.4 and later answer path infos with their NarHash. */
 const CLIENT_VERSION = 0x204;
 const CMD_QUERY_PATH_INFOS = 2;
-/** An answer larger than this is not believed (a store path's references are far fewer). */
-const MAX_STRING_BYTES = 64 * 1024 * 1024;
-
-class ServeProtocolError extends Error {}
-
-/** Bytes as they arrive, read as the serve protocol's u64 integers and padded strings. */
-class Incoming {
-  private buffer: Buffer = Buffer.alloc(0);
-  private waiter: (() => void) | undefined;
-  private ended: Error | undefined;
-
-  push(chunk: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    this.wake();
-  }
-
-  end(error: Error): void {
-    this.ended = error;
-    this.wake();
-  }
-
-  private wake(): void {
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.();
-  }
-
-  private async take(length: number): Promise<Buffer> {
-    while (this.buffer.length < length) {
-      if (this.ended) throw this.ended;
-      await new Promise<void>((resolve) => (this.waiter = resolve));
-    }
-    const bytes = this.buffer.subarray(0, length);
-    this.buffer = this.buffer.subarray(length);
-    return bytes;
-  }
-
-  async int(): Promise<number> {
-    const value = (await this.take(8)).readBigUInt64LE();
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new ServeProtocolError("an integer out of range");
-    return Number(value);
-  }
-
-  async string(): Promise<string> {
-    const length = await this.int();
-    if (length > MAX_STRING_BYTES) throw new ServeProtocolError(`a string of ${length} bytes`);
-    const bytes = await this.take(length + ((8 - (length % 8)) % 8));
-    return bytes.subarray(0, length).toString("utf8");
-  }
-
-  async strings(): Promise<string[]> {
-    const count = await this.int();
-    const values: string[] = [];
-    for (let i = 0; i < count; i++) values.push(await this.string());
-    return values;
-  }
-}
-
-const int = (n: number) => {
-  const bytes = Buffer.alloc(8);
-  bytes.writeBigUInt64LE(BigInt(n));
-  return bytes;
-};
-const string = (s: string) => {
-  const bytes = Buffer.from(s, "utf8");
-  return Buffer.concat([int(bytes.length), bytes, Buffer.alloc((8 - (bytes.length % 8)) % 8)]);
-};
 
 interface Connection {
   child: ChildProcessWithoutNullStreams;
-  incoming: Incoming;
-  ready: Promise<void>;
+  incoming: ServeIncoming;
+  ready: Promise<number>;
 }
 
 /** One `nix-store --serve` child, asked one query at a time, started on first use. */
@@ -150,18 +82,7 @@ export class NixServePathInfos implements PathInfoSource {
       ["--serve", "--option", "narinfo-cache-positive-ttl", "0", "--option", "narinfo-cache-negative-ttl", "0"],
       { env: this.env, stdio: ["pipe", "pipe", "pipe"] },
     );
-    const incoming = new Incoming();
-    child.stdout.on("data", (chunk: Buffer) => incoming.push(chunk));
     child.stderr.resume();
-    child.on("error", (error) => incoming.end(error));
-    child.on("close", () => incoming.end(new ServeProtocolError("nix-store --serve exited")));
-    child.stdin.on("error", (error) => incoming.end(error));
-    const ready = (async () => {
-      child.stdin.write(Buffer.concat([int(SERVE_MAGIC_1), int(CLIENT_VERSION)]));
-      if ((await incoming.int()) !== SERVE_MAGIC_2) throw new ServeProtocolError("not the serve protocol");
-      await incoming.int(); // the server's version
-    })();
-    ready.catch(() => undefined);
-    return { child, incoming, ready };
+    return { child, ...serveConnection(child, CLIENT_VERSION) };
   }
 }
