@@ -27,6 +27,7 @@ import { buildHello } from "./hello.ts";
 import { readClusterJoinToken } from "./join-token.ts";
 import { createLogger, type Logger, type LogSink } from "./log.ts";
 import { declineHookArgs } from "./build-hook.ts";
+import { NixBuilders } from "./nix-builders.ts";
 import { detectNix, NIX_NOT_FOUND_MESSAGE, type NixInfo } from "./nix-info.ts";
 import { effectiveNixSettings, type NixEnvironment, nixOptionArgs } from "./nix-options.ts";
 import { Outbox, OUTBOX_LIMIT_BYTES } from "./outbox.ts";
@@ -146,12 +147,15 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   let info = buildAgentInfo(config, nix, hostname, { caches, storeId });
   const evaluation = await prepareEvaluation(config, nix, log);
   const events = new EventEmitter<AgentEventMap>();
+  // Builds go to long-lived Nix processes, ended with the agent.
+  const builders = new NixBuilders(path.join(config.workDirectory, "nix-builds"), nix.buildLimits ?? { maxSilentTime: 0, buildTimeout: 0, maxLogSize: 0 }, log);
   const nixEnvironment = (): NixEnvironment => ({
     optionArgs: [...nixOptionArgs(nixSettings), ...caches.optionArgs, ...builtinCacheArgs(caches, cacheChannel.publicKey)],
     credentialArgs: caches.credentialArgs,
     systems: info.systems,
     buildFeatures: [...new Set([...info.systemFeatures, ...info.mandatoryFeatures])],
     buildArgs: buildHook.args,
+    builders,
   });
   // One Nix for the pushes' path registration, ended with the agent.
   const pathInfos = new NixServePathInfos();
@@ -210,7 +214,10 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   if (session.warning !== undefined) log("warn", session.warning);
   logCaches(log, caches, info, storeId);
   log("debug", buildHook.reason === undefined ? "builds decline Nix's build hook at once (no remote builders)" : `Nix's build hook stays: ${buildHook.reason}`);
-  void shell.exited.finally(() => pathInfos.close());
+  void shell.exited.finally(() => {
+    pathInfos.close();
+    builders.close();
+  });
   shell.start();
 
   return {

@@ -24,3 +24,4 @@ export { AgentConfigError, AgentFatalError, type FatalCode } from "./errors.ts";
 export { createLogger, LOG_LEVELS, type Logger, type LogLevel, type LogSink, stderrSink } from "./log.ts";
 export { printable, printableLines } from "./terminal-text.ts";
 export { declineHookArgs } from "./build-hook.ts";
+export { NixBuilders, type ServeBuildRun } from "./nix-builders.ts";

@@ -26,6 +26,15 @@ export interface NixInfo {
   buildHook?: string;
   /** Nix's `store` ("auto": its own store when writable, else the daemon). */
   store?: string;
+  /** Nix's `max-silent-time`, `timeout` (seconds) and `max-build-log-size` (bytes); 0 is no limit. */
+  buildLimits?: BuildLimits;
+}
+
+/** The limits a build runs under, as Nix's settings have them. */
+export interface BuildLimits {
+  maxSilentTime: number;
+  buildTimeout: number;
+  maxLogSize: number;
 }
 
 export interface DetectNixOptions {
@@ -78,6 +87,11 @@ export async function detectNix(options: DetectNixOptions = {}): Promise<NixInfo
     ...(remoteMachines.length > 0 ? { remoteMachines } : {}),
     ...(typeof settings["build-hook"]?.value === "string" ? { buildHook: settings["build-hook"].value } : {}),
     ...(typeof settings["store"]?.value === "string" ? { store: settings["store"].value } : {}),
+    buildLimits: {
+      maxSilentTime: count(settings["max-silent-time"]),
+      buildTimeout: count(settings["timeout"]),
+      maxLogSize: count(settings["max-build-log-size"]),
+    },
     systems: [...new Set([system, ...stringList(settings["extra-platforms"])])],
     systemFeatures: stringList(settings["system-features"]),
     substituters: stringList(settings["substituters"]),
@@ -90,6 +104,12 @@ export async function detectNix(options: DetectNixOptions = {}): Promise<NixInfo
       ...stringList(settings["secret-key-files"]),
     ],
   };
+}
+
+/** A whole number of seconds or bytes as `show-config` reports it; anything else is no limit. */
+function count(setting: NixSetting | undefined): number {
+  const value = Number(setting?.value);
+  return Number.isSafeInteger(value) && value > 0 ? value : 0;
 }
 
 /** "nix (Nix) 2.8.0" → "2.8.0"; anything unexpected is kept whole rather than guessed at. */

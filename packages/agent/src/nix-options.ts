@@ -1,4 +1,5 @@
 /** How the agent calls Nix: the same settings for every invocation, and Nix's errors made readable. */
+import type { NixBuilders } from "./nix-builders.ts";
 
 /** What every task's Nix invocations share. */
 export interface NixEnvironment {
@@ -18,6 +19,8 @@ export interface NixEnvironment {
   buildFeatures: string[];
   /** More `--option`s for a derivation's build alone: the declining build hook (build-hook.ts), or none. */
   buildArgs: string[];
+  /** Long-lived `nix-store --serve --write` processes builds go to when their inputs are here (nix-builders.ts). */
+  builders?: NixBuilders;
 }
 
 /**

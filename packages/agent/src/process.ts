@@ -132,7 +132,7 @@ export function runProcess(command: string, args: readonly string[], options: Ru
 }
 
 /** Bytes in, complete UTF-8 lines out; a trailing `\r` (progress output) is dropped. */
-function lineSplitter(emit: (line: string) => void): { push(chunk: Buffer): void; end(): void } {
+export function lineSplitter(emit: (line: string) => void): { push(chunk: Buffer): void; end(): void } {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   const flush = (last: Buffer) => {

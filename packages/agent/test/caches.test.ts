@@ -17,7 +17,7 @@ import { startAtticStandin, type AtticStandin } from "../../../test/support/atti
 import { startCachixStandin, type CachixStandin } from "../../../test/support/cachix-standin.ts";
 import { startHttpBinaryCache } from "../../../test/support/http-binary-cache.ts";
 import { AgentConfigError, loadAgentConfig, startAgent } from "../src/index.ts";
-import { gitRepo, nixEval, NONCE, PRELUDE, startTaskAgent, type TaskSetup, tmpRoot } from "./task-fixtures.ts";
+import { gitRepo, nixEval, NONCE, PRELUDE, startTaskAgent, stopNixBuilders, type TaskSetup, tmpRoot } from "./task-fixtures.ts";
 
 const run = promisify(execFile);
 
@@ -68,8 +68,14 @@ const inCachix = (storePath: string) => cachix.caches.get("mycache")!.narinfos.h
 const inAttic = (storePath: string) => attic.caches.get("team")!.narinfos.has(storePathHash(storePath));
 const inFiles = async (storePath: string) => (await readdir(fileCache).catch((): string[] => [])).includes(`${storePathHash(storePath)}.narinfo`);
 
-/** Deletes a path from this store, as if another machine had built it. */
-const forget = (storePath: string) => run("nix-store", ["--delete", storePath]);
+/**
+ * Deletes a path from this store, as if another machine had built it. The agent's Nix that built
+ * it holds it as a temporary root until it exits (src/nix-builders.ts): it is stopped first.
+ */
+const forget = async (storePath: string) => {
+  await stopNixBuilders();
+  await run("nix-store", ["--delete", storePath]);
+};
 
 describe("what the service learns", () => {
   it("hello names every cache, its kind, public keys and whether the agent pushes — never a token or signing key", async () => {

@@ -139,3 +139,27 @@ export async function entries(dir: string): Promise<string[]> {
 }
 
 export const tmpRoot = () => mkdtemp(path.join(os.tmpdir(), "nimbus-task-test-"));
+
+/**
+ * Stops the `nix-store --serve --write` processes the agents in this process build with
+ * (src/nix-builders.ts): each holds what it built as a temporary GC root until it exits. The
+ * agents start new ones for their next builds.
+ */
+export async function stopNixBuilders(): Promise<void> {
+  const pids = (await promisify(execFile)("pgrep", ["-P", String(process.pid), "-f", "^nix-store --serve --write"]).catch(() => ({ stdout: "" }))).stdout
+    .split("\n")
+    .filter((line) => line !== "")
+    .map(Number);
+  for (const pid of pids) process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+}
+
+/** Whether a process is still there (a builder runs as a build user; the tests run as root). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -75,22 +75,23 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
     // The service sends a build only when no cache holds its outputs: with its inputs here, Nix need not ask the
     // substituters about them first (one narinfo request per output, each a service request) — docs/agent.md, "Builds".
     const substitute = !(await inputsInStore(task.drvPath));
-    const args = [
-      "--realise",
-      task.drvPath,
+    const buildOptions = [
       ...context.nix.optionArgs,
-      ...context.nix.credentialArgs,
       // Features the agent was configured with are accepted even if nix.conf lacks them.
       ...["--option", "system-features", context.nix.buildFeatures.join(" ")],
       ...["--option", "max-jobs", "1"],
       ...context.nix.buildArgs,
-      ...(substitute ? [] : ["--option", "substitute", "false"]),
-      "--no-gc-warning",
     ];
-    let run;
     timings.mark("inputs");
+    let run;
     try {
-      run = await runProcess("nix-store", args, { env, signal, onLine: (line) => log.line(line), discardStdout: true });
+      // Everything it needs is here: to a long-lived Nix (nix-builders.ts), which never substitutes.
+      run = substitute ? undefined : await context.nix.builders?.build(task.drvPath, { args: buildOptions, env, signal, onLine: (line) => log.line(line) });
+      run ??= await runProcess(
+        "nix-store",
+        ["--realise", task.drvPath, ...buildOptions, ...context.nix.credentialArgs, ...(substitute ? [] : ["--option", "substitute", "false"]), "--no-gc-warning"],
+        { env, signal, onLine: (line) => log.line(line), discardStdout: true },
+      );
     } catch (err) {
       if (signal.aborted) return interrupted();
       if (err instanceof ProcessStartError) return finish({ status: "exceptional", error: err.message });
