@@ -4,7 +4,7 @@
  * thread), the agent processes themselves, and the children they waited for (Nix). Read from
  * /proc on Linux; elsewhere only the bench process's own figures.
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** CPU milliseconds, by who spent them. */
 export interface CpuMs {
@@ -12,15 +12,15 @@ export interface CpuMs {
   process: number;
   /** The agent processes (undefined off Linux). */
   agents?: number;
-  /** Their children that have exited (nix-store and the builds), undefined off Linux. */
+  /** Their children (nix-store and the builds): those that exited, and what those still running (the agents' long-lived Nix) spent; undefined off Linux. */
   agentChildren?: number;
 }
 
 /** Clock ticks per second of /proc/<pid>/stat: 100 on every Linux architecture Node runs on. */
 const TICKS_PER_SECOND = 100;
 
-/** utime, stime, cutime and cstime of a process in ms, or undefined when it cannot be read (gone, or not Linux). */
-export function procCpuMs(pid: number): { self: number; children: number } | undefined {
+/** The fields of /proc/<pid>/stat after the command name, or undefined when it cannot be read (gone, or not Linux). */
+function statFields(pid: number): string[] | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -28,12 +28,32 @@ export function procCpuMs(pid: number): { self: number; children: number } | und
     return undefined;
   }
   // The command name (field 2) may hold spaces and parentheses: the fields that follow start after its last ')'.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** utime, stime, cutime and cstime of a process in ms, or undefined when it cannot be read (gone, or not Linux). */
+export function procCpuMs(pid: number): { self: number; children: number } | undefined {
+  const fields = statFields(pid);
+  if (!fields) return undefined;
   // Fields 14–17 of the whole line are 11–14 of these (field 3, the state, is index 0).
   const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]));
   if (![utime, stime, cutime, cstime].every((x) => Number.isFinite(x))) return undefined;
   const ms = (ticks: number) => (ticks * 1000) / TICKS_PER_SECOND;
   return { self: ms(utime! + stime!), children: ms(cutime! + cstime!) };
+}
+
+/** What the running children of `parents` spent so far, theirs and their own exited children's, in ms. */
+function runningChildrenMs(parents: readonly number[]): number {
+  const wanted = new Set(parents.map(String));
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    // Field 4, the parent's pid, is index 1 after the command name.
+    if (!wanted.has(statFields(Number(entry))?.[1] ?? "")) continue;
+    const cpu = procCpuMs(Number(entry));
+    if (cpu) total += cpu.self + cpu.children;
+  }
+  return total;
 }
 
 function sample(agentPids: readonly number[]): CpuMs {
@@ -44,8 +64,9 @@ function sample(agentPids: readonly number[]): CpuMs {
   return {
     mainThread: (thread.user + thread.system) / 1000,
     process: (whole.user + whole.system) / 1000,
+    // A child that exits meanwhile moves from the running ones' sum to its parent's: counted once either way.
     ...(known && agents.length > 0
-      ? { agents: agents.reduce((s, a) => s + a!.self, 0), agentChildren: agents.reduce((s, a) => s + a!.children, 0) }
+      ? { agents: agents.reduce((s, a) => s + a!.self, 0), agentChildren: agents.reduce((s, a) => s + a!.children, 0) + runningChildrenMs(agentPids) }
       : {}),
   };
 }

@@ -97,7 +97,9 @@ function headlineOf(c: Collected, sizes: number[]): Headline {
           wakeReadUnits: Object.fromEntries(c.agents.map((a) => [String(a.agents), a.wakeReadUnits])),
         }
       : null,
-    realNix: c.realNix ? { n: c.realNix.n, wallSeconds: c.realNix.wallSeconds, floorSeconds: c.realNix.floorSeconds } : null,
+    realNix: c.realNix
+      ? { n: c.realNix.n, wallSeconds: c.realNix.wallSeconds, floorSeconds: c.realNix.floorSeconds, ...(c.realNix.serveFloorSeconds === undefined ? {} : { serveFloorSeconds: c.realNix.serveFloorSeconds }) }
+      : null,
     costPer1000BuildsUsd: cost,
   };
 }

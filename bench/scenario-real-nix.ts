@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { declineHookArgs, detectNix } from "@nimbus/agent";
+import { declineHookArgs, detectNix, NixBuilders } from "@nimbus/agent";
 import { sendSignedPush as sendPush } from "@nimbus/cli";
 import { BenchError, openBenchStack, sleep } from "./bench-stack.ts";
 import { startCpuMeter } from "./cpu-meter.ts";
@@ -35,6 +35,10 @@ export interface RealNixResult {
   floorInstantiateSeconds: number;
   /** The floor's Nix options beyond `--realise`: the agents' own (no substituters; their declining build hook, if they use one). */
   floorOptions: string[];
+  /** The same builds through the agents' own long-lived `nix-store --serve --write` processes (nix-builders.ts), AGENTS at a time. */
+  serveFloorSeconds: number;
+  /** wallSeconds / serveFloorSeconds: what Nimbus's coordination adds to the builds it makes. */
+  serveRatio: number;
   /** With NIMBUS_BENCH_REALNIX_PLAIN_FLOOR=1: the same xargs with Nix's own build hook, as a bare `nix-store --realise` runs. */
   plainFloorSeconds?: number;
   /** wallSeconds / plainFloorSeconds. */
@@ -183,6 +187,10 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
     const floorOptions = ["--option", "substituters", "", ...hook.args];
     const floorSeconds = await timedXargs(drvs, floorOptions);
     console.log(`  floor: ${round(floorSeconds)} s for xargs -P${AGENTS} nix-store ${floorOptions.map((o) => o || "''").join(" ")} --realise (instantiate ${round(floorInstantiateSeconds)} s, not counted)`);
+    // The same builds as the agents now make them (packages/agent/src/nix-builders.ts): what Nimbus's coordination adds to.
+    const serveDrvs = (await run("nix-instantiate", [await floorCopy(dir, options.n, `${nonce}-serve`)], { maxBuffer: 64 * 2 ** 20 })).stdout.trim().split("\n");
+    const serveFloorSeconds = await timedServeBuilds(serveDrvs, floorOptions, dir);
+    console.log(`  serve floor: ${round(serveFloorSeconds)} s for the same builds through ${AGENTS} nix-store --serve --write, as the agents build (Nimbus ${round(wallSeconds / serveFloorSeconds, 2)}× of it)`);
     let plainFloorSeconds: number | undefined;
     if (process.env["NIMBUS_BENCH_REALNIX_PLAIN_FLOOR"] === "1") {
       const plainDrvs = (await run("nix-instantiate", [await floorCopy(dir, options.n, `${nonce}-plain`)], { maxBuffer: 64 * 2 ** 20 })).stdout.trim().split("\n");
@@ -198,6 +206,8 @@ export async function runRealNixScenario(options: { n: number; timeoutMs: number
       ratio: round(wallSeconds / floorSeconds, 2),
       floorInstantiateSeconds: round(floorInstantiateSeconds),
       floorOptions,
+      serveFloorSeconds: round(serveFloorSeconds),
+      serveRatio: round(wallSeconds / serveFloorSeconds, 2),
       ...(plainFloorSeconds === undefined ? {} : { plainFloorSeconds: round(plainFloorSeconds), plainRatio: round(wallSeconds / plainFloorSeconds, 2) }),
       jobStatus: status,
       breakdown,
@@ -227,6 +237,27 @@ async function floorCopy(dir: string, n: number, nonce: string): Promise<string>
   const file = join(dir, `${nonce}.nix`);
   await writeFile(file, trivialCiNix(n, nonce));
   return file;
+}
+
+/** The derivations built by the agents' own serve processes, AGENTS at a time, seconds. */
+async function timedServeBuilds(drvs: string[], nixOptions: string[], dir: string): Promise<number> {
+  const builders = new NixBuilders(join(dir, "serve-floor"), { maxSilentTime: 0, buildTimeout: 0, maxLogSize: 0 });
+  const start = performance.now();
+  try {
+    const queue = [...drvs];
+    const signal = new AbortController().signal;
+    await Promise.all(
+      Array.from({ length: AGENTS }, async () => {
+        for (let drv = queue.shift(); drv !== undefined; drv = queue.shift()) {
+          const built = await builders.build(drv, { args: nixOptions, env: process.env, signal, onLine: () => {} });
+          if (built?.code !== 0) throw new BenchError(`the serve floor's build of ${drv} failed: ${built?.stderr.slice(-2000) ?? "no nix-store --serve"}`);
+        }
+      }),
+    );
+    return (performance.now() - start) / 1000;
+  } finally {
+    builders.close();
+  }
 }
 
 /** `xargs -P4 -n1 nix-store <options> --realise`, seconds. */

@@ -16,7 +16,7 @@ export interface Headline {
     /** DynamoDB read units of one wake: flat requests can hide a Scan whose units grow with the fleet. */
     wakeReadUnits?: Record<string, number>;
   } | null;
-  realNix: { n: number; wallSeconds: number; floorSeconds: number } | null;
+  realNix: { n: number; wallSeconds: number; floorSeconds: number; serveFloorSeconds?: number } | null;
   costPer1000BuildsUsd: { total: number } | null;
 }
 
@@ -99,6 +99,16 @@ export function summaryRows(h: Headline): SummaryRow[] {
     target: "≤ 1.5×",
     met: n ? ratio! <= 1.5 : null,
   });
+  // The agents build through nix-store --serve --write: Nimbus's coordination over those same builds (docs/scale.md).
+  if (n?.serveFloorSeconds !== undefined) {
+    rows.push({
+      scenario: "realnix",
+      measure: `wall of ${n.n} builds vs the same builds through nix-store --serve (s)`,
+      value: `${n.wallSeconds} vs ${n.serveFloorSeconds} (${(n.wallSeconds / n.serveFloorSeconds).toFixed(2)}×)`,
+      target: "",
+      met: null,
+    });
+  }
   const c = h.costPer1000BuildsUsd;
   rows.push({ scenario: "cost", measure: "AWS USD per 1,000 builds (us-east-1, on-demand)", value: c ? `$${c.total.toFixed(4)}` : NOT_RUN, target: "", met: null });
   return rows;
