@@ -27,6 +27,9 @@ export function diagnose(items: DerivationRow[], workload: Workload) {
       queueKey: i.queueKey,
       attempt: i.attempt,
       pendingInputs: i.pendingInputs ? [...i.pendingInputs] : [],
+      pendingRows: i.pendingRows ?? [],
+      version: i.version,
+      history: i.history,
       pendingParts: i.pendingParts ? [...i.pendingParts] : [],
       queuedAt: i.queuedAt,
       lease: i.lease,
@@ -38,10 +41,12 @@ export function diagnose(items: DerivationRow[], workload: Workload) {
     ...stuck.map(
       (s) =>
         `    ${s.status.padEnd(10)} ${s.drvPath} queue=${s.queueKey} attempt=${s.attempt}` +
-        (s.status === "waiting" ? ` inputsAllSucceeded=${s.inputsAllSucceeded} pending=${s.pendingInputs.length} parts=${s.pendingParts.length}` : "") +
+        (s.status === "waiting" ? ` inputsAllSucceeded=${s.inputsAllSucceeded} pending on item=${s.pendingInputs.length} in rows=${s.pendingRows.length} parts=${s.pendingParts.length}` : "") +
         (s.queuedAt ? ` queuedAt=${s.queuedAt}` : "") +
         (s.lease ? ` lease=${s.lease.taskId}@${s.lease.sessionId ?? s.lease.connectionId}` : "") +
-        ` updatedAt=${s.updatedAt}`,
+        ` updatedAt=${s.updatedAt} version=${s.version}` +
+        // A stuck one's moves say which step left it: printed whole.
+        (s.status === "waiting" && s.inputsAllSucceeded ? `\n      history ${JSON.stringify(s.history ?? [])}; pending ${JSON.stringify([...s.pendingInputs, ...s.pendingRows])}` : ""),
     ),
   ];
   return { text: lines.join("\n"), data: { statuses, stuckWaiting, stuck } };

@@ -26,8 +26,11 @@ export interface DerivationRow {
   status: string;
   queueKey?: string;
   attempt?: number;
-  /** The inputs it still waits for (rows of the PendingInputs table, gathered here). */
+  /** The inputs it still waits for: on its item, and rows of the PendingInputs table (gathered here as `pendingRows`). */
   pendingInputs?: Iterable<string>;
+  pendingRows?: string[];
+  version?: number;
+  history?: unknown[];
   pendingParts?: Iterable<string>;
   queuedAt?: string;
   updatedAt?: string;
@@ -96,7 +99,7 @@ export class StackReads {
     for (const row of await this.scan<{ drvPath: string; inputDrv: string }>("PendingInputs")) {
       pending.set(row.drvPath, [...(pending.get(row.drvPath) ?? []), row.inputDrv]);
     }
-    return (await this.scan<DerivationRow>("Derivations")).map((item) => ({ ...item, pendingInputs: pending.get(item.drvPath) ?? [] }));
+    return (await this.scan<DerivationRow>("Derivations")).map((item) => ({ ...item, pendingRows: pending.get(item.drvPath) ?? [] }));
   }
 
   /** Build queue names as the request counter shows them (no app-stage prefix) → "build queue <system|features>". */
