@@ -10,7 +10,7 @@
  * twice in the batch, a creation lost to another registration) goes through registerDerivation
  * itself.
  */
-import { advanceWaiting, builtInputOf, inputStatusFor, intrinsicConflict, isSuccess, registrationStep, type BuiltInput } from "@nimbus/core";
+import { advanceWaiting, builtInputOf, inputStatusFor, intrinsicConflict, isSuccess, mayBeReady, registrationStep, type BuiltInput } from "@nimbus/core";
 import type { DerivationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
 import { buildQueueUrl, sendToBuildQueues } from "../storage/build-queues.ts";
@@ -153,7 +153,9 @@ function sharedInputs(events: readonly DerivationEvent[]): string[] {
  * nothing else is pending. One this registration created waits for each input it lists
  * without outputs when it was read, or not read (on the item or in rows), so while one of them
  * has none it is not ready, and that input's settle (which finds it through its edge) queues
- * it: only those with every such input built are looked at again.
+ * it: only those with every such input built are looked at again — and those this look's clear
+ * left with nothing pending (another input's settle cleared its own in between, and saw this
+ * one still pending), which the clear that empties the set queues, as a settle's does.
  */
 async function advanceAll(
   waiting: readonly Registering[],
@@ -167,7 +169,7 @@ async function advanceAll(
   const statuses = await getDerivations([...new Set(looked.flatMap((r) => r.looking))]);
   const failing: { drvPath: string; dependency: string }[] = [];
   const cleared: { drvPath: string; inputs: string[]; built: BuiltInput[] }[] = [];
-  const mayBeReady: string[] = [];
+  const lookAt = new Set<string>();
   for (const { event, looking, created } of looked) {
     const step = advanceWaiting(looking, (input) => inputStatusFor(statuses.get(input), registration));
     if (step.type === "fail") {
@@ -175,14 +177,18 @@ async function advanceAll(
       continue;
     }
     if (step.inputs.length > 0) cleared.push({ drvPath: event.drvPath, inputs: step.inputs, built: step.inputs.map((input) => builtInputOf(statuses.get(input)!)) });
-    if (!created || step.inputs.length === looking.length) mayBeReady.push(event.drvPath);
+    if (!created || step.inputs.length === looking.length) lookAt.add(event.drvPath);
   }
-  await pMap(cleared, ({ drvPath, inputs, built }) => clearPendingInputs(drvPath, inputs, built), { concurrency: WRITES_AT_ONCE });
+  // Each clear returns the item after it, read by the queueing below.
+  const afterClears = new Map<string, DerivationItem | undefined>();
+  await pMap(cleared, async ({ drvPath, inputs, built }) => afterClears.set(drvPath, await clearPendingInputs(drvPath, inputs, built)), { concurrency: WRITES_AT_ONCE });
+  for (const [drvPath, after] of afterClears) if (after === undefined || (mayBeReady(after) && !after.pendingInputs?.size)) lookAt.add(drvPath);
   await pMap(failing, ({ drvPath, dependency }) => failDependent(drvPath, dependency, work, now), { concurrency: WRITES_AT_ONCE });
   await pMap(
-    mayBeReady,
+    [...lookAt],
     async (drvPath) => {
-      const moved = await queueIfReady(drvPath, work, now);
+      const after = afterClears.get(drvPath);
+      const moved = await queueIfReady(drvPath, work, now, after ? { item: after } : {});
       if (moved) queued.set(drvPath, moved);
     },
     { concurrency: WRITES_AT_ONCE },
