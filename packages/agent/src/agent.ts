@@ -147,8 +147,9 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   let info = buildAgentInfo(config, nix, hostname, { caches, storeId });
   const evaluation = await prepareEvaluation(config, nix, log);
   const events = new EventEmitter<AgentEventMap>();
-  // Builds go to long-lived Nix processes, ended with the agent.
+  // Builds go to long-lived Nix processes, ended with the agent; what those of a killed agent left goes first.
   const builders = new NixBuilders(path.join(config.workDirectory, "nix-builds"), nix.buildLimits ?? { maxSilentTime: 0, buildTimeout: 0, maxLogSize: 0 }, log);
+  await builders.removeLeftovers();
   const nixEnvironment = (): NixEnvironment => ({
     optionArgs: [...nixOptionArgs(nixSettings), ...caches.optionArgs, ...builtinCacheArgs(caches, cacheChannel.publicKey)],
     credentialArgs: caches.credentialArgs,

@@ -9,7 +9,7 @@
  * substitutes. When `nix-store --serve` cannot be started, the caller runs `nix-store --realise`.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { serveConnection, type ServeIncoming, serveInt, serveString } from "@nimbus/cache";
 import type { Logger } from "./log.ts";
@@ -151,6 +151,18 @@ export class NixBuilders {
     private readonly retirement: Retirement = RETIREMENT,
   ) {}
 
+  /**
+   * Removes the directories of processes whose agent is gone (killed before it could): each is
+   * named for its agent's pid, and another agent may share the work directory.
+   */
+  async removeLeftovers(): Promise<void> {
+    const entries = await readdir(this.directory).catch((): string[] => []);
+    for (const entry of entries) {
+      const pid = Number(/^serve-(\d+)-\d+$/.exec(entry)?.[1]);
+      if (Number.isSafeInteger(pid) && pid !== process.pid && !running(pid)) await rm(path.join(this.directory, entry), { recursive: true, force: true });
+    }
+  }
+
   /** Builds `drvPath`; undefined when no serve process could be had (the caller runs `nix-store --realise`). */
   async build(drvPath: string, options: ServeBuildOptions): Promise<ServeBuildRun | undefined> {
     if (this.closed || Date.now() < this.unavailableUntil) return undefined;
@@ -212,5 +224,15 @@ export class NixBuilders {
     const at = this.idle.indexOf(builder);
     if (at !== -1) this.idle.splice(at, 1);
     builder.stop();
+  }
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
-import { rm } from "node:fs/promises";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { createRequire, syncBuiltinESMExports } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
@@ -173,6 +173,15 @@ describe("builds through nix-store --serve --write", () => {
     } finally {
       builders.close();
     }
+  });
+
+  it("removes at start the directories of processes whose agent is gone, and only those", async () => {
+    const gone = spawn("/bin/true");
+    await new Promise((resolve) => gone.on("exit", resolve));
+    const root = `${dir}/pool-leftovers`;
+    for (const name of [`serve-${gone.pid}-1`, `serve-${process.pid}-7`, `serve-${process.ppid}-2`, "other"]) await mkdir(`${root}/${name}`, { recursive: true });
+    await new NixBuilders(root, NO_LIMITS).removeLeftovers();
+    assert.deepEqual((await readdir(root)).sort(), ["other", `serve-${process.pid}-7`, `serve-${process.ppid}-2`].sort());
   });
 
   it("answers undefined when nix-store --serve cannot be started, so the caller runs nix-store --realise", async () => {
