@@ -1,8 +1,8 @@
 /**
  * Builds through long-lived `nix-store --serve --write` processes — the protocol Nix speaks to
  * `ssh://` stores, and how Hydra drives its builders — instead of a `nix-store --realise` each:
- * a trivial build then costs Nix a third of the CPU (no process to start, link and open the
- * store for), and the agent no fork (docs/agent.md, "Builds"). One build at a time per process,
+ * a trivial build then costs Nix half the CPU or less (no process to start, link and open the
+ * store for), and the agent no fork (docs/agent.md, "Build"). One build at a time per process,
  * so its stderr is that build's log. A process is reused by builds with the same options, and
  * retired after a while: everything a Nix process built stays a temporary GC root until it
  * exits. Only for a derivation whose inputs are all in the store: the serve protocol never
@@ -196,14 +196,15 @@ export class NixBuilders {
       return reused;
     }
     const directory = path.join(this.directory, `serve-${process.pid}-${++this.started}`);
-    await mkdir(directory, { recursive: true });
-    const child = spawn("nix-store", ["--serve", "--write", ...options.args], { env: { ...options.env, TMPDIR: directory }, stdio: ["pipe", "pipe", "pipe"] });
-    const builder = new ServeBuilder(key, directory, child);
+    let builder: ServeBuilder | undefined;
     try {
+      await mkdir(directory, { recursive: true });
+      const child = spawn("nix-store", ["--serve", "--write", ...options.args], { env: { ...options.env, TMPDIR: directory }, stdio: ["pipe", "pipe", "pipe"] });
+      builder = new ServeBuilder(key, directory, child);
       await builder.ready;
       return builder;
     } catch (err) {
-      builder.stop();
+      builder?.stop();
       this.unavailableUntil = Date.now() + UNAVAILABLE_MS;
       this.log?.("warn", `nix-store --serve --write could not be started (${err instanceof Error ? err.message : String(err)}): builds run nix-store --realise for ${UNAVAILABLE_MS / 60_000} minutes`);
       return undefined;

@@ -1,7 +1,9 @@
 /**
- * A `build` task: `nix-store --realise` of one derivation, its output streamed as `build-log`
- * batches, then one `build-result`: succeeded (with outputs), failed (the builder failed) or
- * exceptional (anything else: Nix could not start, the derivation does not fit this agent…).
+ * A `build` task: one derivation built by Nix — through a long-lived `nix-store --serve --write`
+ * when everything it needs is in the store (nix-builders.ts), else `nix-store --realise` — its
+ * output streamed as `build-log` batches, then one `build-result`: succeeded (with outputs),
+ * failed (the builder failed) or exceptional (anything else: Nix could not start, the derivation
+ * does not fit this agent…).
  * A success with caches to push to says `build-pushing` between the two: the slot is free.
  */
 import { mkdir, rm } from "node:fs/promises";
