@@ -15,7 +15,6 @@ import { generateSecretKey, openCaches, parseBinaryCaches, pushClosure, storePat
 import type { BuildResult } from "@nimbus/protocol";
 import { startAtticStandin, type AtticStandin } from "../../../test/support/attic-standin.ts";
 import { startCachixStandin, type CachixStandin } from "../../../test/support/cachix-standin.ts";
-import { startHttpBinaryCache } from "../../../test/support/http-binary-cache.ts";
 import { AgentConfigError, loadAgentConfig, startAgent } from "../src/index.ts";
 import { gitRepo, nixEval, NONCE, PRELUDE, startTaskAgent, stopNixBuilders, type TaskSetup, tmpRoot } from "./task-fixtures.ts";
 
@@ -218,11 +217,11 @@ describe("caches that fail", () => {
   let cachesFile: string;
 
   before(async () => {
-    // A cache that is down, and a file cache signed with a key this agent does not trust.
-    const down = await startHttpBinaryCache({ dir: path.join(dir, "down") });
-    await down.close();
+    // A cache that is down, and a file cache signed with a key this agent does not trust. Down is port 2: nothing
+    // listens there, no test's server is given a port below the ephemeral range (a closed server's port may be given
+    // to a test running beside), and fetch does not refuse it as it does port 1.
     cachesFile = await writeCaches("failing-caches.json", {
-      down: { kind: "NixCache", storeURI: down.url, publicKeys: [downKey.publicKey.text], signingKeys: [downKey.text] },
+      down: { kind: "NixCache", storeURI: "http://127.0.0.1:2", publicKeys: [downKey.publicKey.text], signingKeys: [downKey.text] },
       foreign: { kind: "NixCache", storeURI: `file://${path.join(dir, "foreign")}`, publicKeys: [strangerKey.publicKey.text] },
     });
     other = await startTaskAgent(dir, `binaryCachesPath = "${cachesFile}"`);
