@@ -34,7 +34,11 @@ function statFields(pid: number): string[] | undefined {
 /** utime, stime, cutime and cstime of a process in ms, or undefined when it cannot be read (gone, or not Linux). */
 export function procCpuMs(pid: number): { self: number; children: number } | undefined {
   const fields = statFields(pid);
-  if (!fields) return undefined;
+  return fields && cpuOf(fields);
+}
+
+/** The CPU figures of a process's stat fields (after the command name), in ms. */
+function cpuOf(fields: readonly string[]): { self: number; children: number } | undefined {
   // Fields 14–17 of the whole line are 11–14 of these (field 3, the state, is index 0).
   const [utime, stime, cutime, cstime] = [11, 12, 13, 14].map((i) => Number(fields[i]));
   if (![utime, stime, cutime, cstime].every((x) => Number.isFinite(x))) return undefined;
@@ -48,9 +52,10 @@ function runningChildrenMs(parents: readonly number[]): number {
   let total = 0;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
+    const fields = statFields(Number(entry));
     // Field 4, the parent's pid, is index 1 after the command name.
-    if (!wanted.has(statFields(Number(entry))?.[1] ?? "")) continue;
-    const cpu = procCpuMs(Number(entry));
+    if (!fields || !wanted.has(fields[1] ?? "")) continue;
+    const cpu = cpuOf(fields);
     if (cpu) total += cpu.self + cpu.children;
   }
   return total;

@@ -98,7 +98,7 @@ function headlineOf(c: Collected, sizes: number[]): Headline {
         }
       : null,
     realNix: c.realNix
-      ? { n: c.realNix.n, wallSeconds: c.realNix.wallSeconds, floorSeconds: c.realNix.floorSeconds, ...(c.realNix.serveFloorSeconds === undefined ? {} : { serveFloorSeconds: c.realNix.serveFloorSeconds }) }
+      ? { n: c.realNix.n, wallSeconds: c.realNix.wallSeconds, floorSeconds: c.realNix.floorSeconds, serveFloorSeconds: c.realNix.serveFloorSeconds }
       : null,
     costPer1000BuildsUsd: cost,
   };

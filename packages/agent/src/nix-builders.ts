@@ -186,10 +186,8 @@ export class NixBuilders {
 
   private async take(options: ServeBuildOptions): Promise<ServeBuilder | undefined> {
     const key = options.args.join("\u0000");
-    // Options changed (a reload): processes started with the old ones go.
-    for (const stale of this.idle.filter((b) => b.key !== key)) this.drop(stale);
-    // One that exited while idle (killed by someone else) is not handed a build.
-    for (const gone of this.idle.filter((b) => b.stopped)) this.drop(gone);
+    // Those started with other options (a reload), and those that exited while idle (killed by someone else), go.
+    for (const unfit of this.idle.filter((b) => b.key !== key || b.stopped)) this.drop(unfit);
     const reused = this.idle.pop();
     if (reused) {
       clearTimeout(reused.idleTimer);

@@ -4,8 +4,8 @@
  */
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 
-export const SERVE_MAGIC_1 = 0x390c9deb;
-export const SERVE_MAGIC_2 = 0x5452eecb;
+const SERVE_MAGIC_1 = 0x390c9deb;
+const SERVE_MAGIC_2 = 0x5452eecb;
 /** An answer larger than this is not believed (a store path's references are far fewer; a build's error is a few lines). */
 const MAX_STRING_BYTES = 64 * 1024 * 1024;
 
