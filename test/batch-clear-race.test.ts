@@ -8,33 +8,23 @@
  * `saturated` hung on one, with the sweeper off).
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { dynamo } from "@nimbus/service/aws-clients";
 import { attribute, buildOf, derivation, derivationItem, drv, finished, push, succeeded } from "./support/graph-events.ts";
-import { hello, RawAgent } from "./support/raw-agent.ts";
-import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
+import { agentSuite } from "./support/agent-suite.ts";
+import type { RawAgent } from "./support/raw-agent.ts";
+import { eventually } from "./support/stack.ts";
 
 const HOLD = "hold-the-batch-clear";
 
 describe("a batch's look at a new derivation's inputs, with another input settling between its read and its clear", () => {
-  let stack: TestStack;
+  const suite = agentSuite("batch-clear");
   let agent: RawAgent;
-
-  before(async () => {
-    stack = await startTestStack({ sweepIntervalMs: 0 });
-    const { token } = await stack.createToken("batch-clear");
-    agent = await RawAgent.connect(stack.agentSocketUrl, token);
-    assert.equal((await agent.request(hello({ hostname: "both", concurrentTasks: 4 }))).type, "welcome");
-  });
-  after(async () => {
-    dynamo().middlewareStack.remove(HOLD);
-    agent?.close();
-    await stack.cleanup();
-  });
+  after(() => dynamo().middlewareStack.remove(HOLD));
 
   /** Evaluates `repository`'s push with `events` in one batch, not waiting for its ack; the evaluation's task id. */
   async function evaluate(repository: string, commit: string, events: unknown[]): Promise<{ jobId: string; taskId: string }> {
-    const jobId = await push(stack, repository, commit);
+    const jobId = await push(suite.stack, repository, commit);
     const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate" && m.jobId === jobId), "the evaluation")) as { taskId: string };
     agent.send({ type: "evaluation-events", taskId: task.taskId, seq: 0, events });
     return { jobId, taskId: task.taskId };
@@ -42,6 +32,7 @@ describe("a batch's look at a new derivation's inputs, with another input settli
   const acked = (taskId: string) => eventually(async () => agent.messages.find((m) => m.type === "ack" && m.taskId === taskId), "the batch's ack", 20_000);
 
   it("queues it: the clear that leaves nothing pending does", async () => {
+    ({ agent } = await suite.agentOn("both", "x86_64-linux", 4));
     // One job builds both inputs; one is held building.
     const first = await evaluate("acme/inputs", "1".repeat(40), [derivation("race-one"), derivation("race-two"), attribute("race-one"), attribute("race-two")]);
     await acked(first.taskId);
@@ -49,7 +40,7 @@ describe("a batch's look at a new derivation's inputs, with another input settli
     const one = await buildOf(agent, "race-one");
     const two = await buildOf(agent, "race-two");
     agent.send(succeeded(one));
-    await eventually(async () => ((await derivationItem(stack, "race-one"))?.status === "succeeded" ? true : undefined), "race-one built");
+    await eventually(async () => ((await derivationItem(suite.stack, "race-one"))?.status === "succeeded" ? true : undefined), "race-one built");
 
     // The batch's clear of race-one off the new dependent waits until race-two's settle has cleared race-two off it.
     let release!: () => void;
@@ -72,7 +63,7 @@ describe("a batch's look at a new derivation's inputs, with another input settli
     const second = await evaluate("acme/dependent", "2".repeat(40), [derivation("race-dependent", ["race-one", "race-two"]), attribute("race-dependent")]);
     await atClear;
     agent.send(succeeded(two));
-    const pendingOnItem = async () => [...(((await stack.getItem("Derivations", { drvPath: drv("race-dependent") }))?.pendingInputs as Set<string> | undefined) ?? [])];
+    const pendingOnItem = async () => [...(((await suite.stack.getItem("Derivations", { drvPath: drv("race-dependent") }))?.pendingInputs as Set<string> | undefined) ?? [])];
     await eventually(async () => ((await pendingOnItem()).length === 1 ? true : undefined), "race-two's settle to clear race-two off the dependent");
     assert.deepEqual(await pendingOnItem(), [drv("race-one")], "race-two's settle found race-one still pending");
     release();
@@ -83,7 +74,7 @@ describe("a batch's look at a new derivation's inputs, with another input settli
     // Nothing pending, and the sweeper is off: only the batch's own clear can have queued it.
     const build = await buildOf(agent, "race-dependent");
     agent.send(succeeded(build));
-    assert.equal((await finished(stack, second.jobId)).status, "succeeded");
-    assert.equal((await finished(stack, first.jobId)).status, "succeeded");
+    assert.equal((await finished(suite.stack, second.jobId)).status, "succeeded");
+    assert.equal((await finished(suite.stack, first.jobId)).status, "succeeded");
   });
 });
