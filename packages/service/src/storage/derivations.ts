@@ -1,5 +1,6 @@
 import { canMove, PROPAGATING, UNSETTLED } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
+import { allOf } from "./condition-terms.ts";
 import { DerivationItem, type HistoryEntry } from "./items.ts";
 import { indexShard, indexShards, SHARD } from "./keys.ts";
 import type { Condition } from "./table.ts";
@@ -44,7 +45,8 @@ export interface Move {
   addAttempt?: number;
   /**
    * An extra condition, with placeholders of its own (not the move's: `#status`, `#v`, `#history`,
-   * `#set<i>`, `#rm<i>`, `:to`, `:now`, `:v0`, `:v1`, `:historyMove`, `:historyNone`, `:set<i>`, `:from<i>`).
+   * `#set<i>`, `#rm<i>`, `:to`, `:now`, `:v0`, `:v1`, `:historyMove`, `:historyNone`, `:set<i>`, `:from<i>`):
+   * terms joined by AND, as the move's own are (storage/condition-terms.ts `allOf`).
    */
   condition?: Condition;
   /**
@@ -160,13 +162,13 @@ export async function moveDerivation(drvPath: string, move: Move, now = new Date
     return `:from${i}`;
   });
   const conditions = [`#status IN (${fromList.join(", ")})`];
-  if (move.condition) conditions.push(`(${move.condition.expression})`);
+  if (move.condition) conditions.push(move.condition.expression);
   if (replacing !== undefined) conditions.push("size(#history) = :historyLength");
   const moved = await Derivations.updateReturning(
     { drvPath },
     {
       UpdateExpression: `SET ${sets.join(", ")}${removes.length ? ` REMOVE ${removes.join(", ")}` : ""}`,
-      ConditionExpression: conditions.join(" AND "),
+      ConditionExpression: allOf(...conditions),
       ExpressionAttributeNames: names,
       ExpressionAttributeValues: values,
     },

@@ -6,6 +6,7 @@
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { sqs } from "../platform/aws-clients.ts";
 import { queueUrl } from "../platform/linked-resources.ts";
+import { allOf } from "./condition-terms.ts";
 import type { EffectItem, EffectStatus, JobItem } from "./items.ts";
 import { indexShard, indexShards, SHARD } from "./keys.ts";
 import { firstOfShards } from "./index-walk.ts";
@@ -69,7 +70,7 @@ export async function moveEffect(
     key,
     {
       UpdateExpression: `SET ${sets.join(", ")}${removes.length ? ` REMOVE ${removes.join(", ")}` : ""}${move.addAttempt ? " ADD attempt :one" : ""}`,
-      ConditionExpression: `#status IN (${move.from.map((_, i) => `:from${i}`).join(", ")})${move.condition ? ` AND ${move.condition.expression}` : ""}`,
+      ConditionExpression: allOf(`#status IN (${move.from.map((_, i) => `:from${i}`).join(", ")})`, ...(move.condition ? [move.condition.expression] : [])),
       ExpressionAttributeNames: names,
       ExpressionAttributeValues: values,
     },

@@ -12,6 +12,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { UNSETTLED } from "@nimbus/core";
 import { DerivationStatus } from "@nimbus/protocol";
+import { anyOf } from "./condition-terms.ts";
 import type { JobItem } from "./items.ts";
 import { Jobs } from "./tables.ts";
 
@@ -96,7 +97,7 @@ function countUpdate(changes: Map<DerivationStatus, number>) {
   // job being cancelled (flow/job-cancel.ts) is finished but still moving: counted until it ends.
   return {
     UpdateExpression: `ADD ${nonZero.map((_, i) => `#c${i} :c${i}`).join(", ")}`,
-    ConditionExpression: "attribute_exists(jobId) AND countsKept = :kept AND (attribute_not_exists(finishedAt) OR attribute_exists(cancelling))",
+    ConditionExpression: anyOf(["attribute_exists(jobId)", "countsKept = :kept", "attribute_not_exists(finishedAt)"], ["attribute_exists(jobId)", "countsKept = :kept", "attribute_exists(cancelling)"]),
     ExpressionAttributeNames: names,
     ExpressionAttributeValues: { ...values, ":kept": true },
   };

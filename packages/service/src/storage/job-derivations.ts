@@ -1,6 +1,7 @@
 import { UNSETTLED, type ToldCopy } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
 import { addNeedingJob } from "./derivations.ts";
+import { anyOf } from "./condition-terms.ts";
 import type { DerivationItem } from "./items.ts";
 import { JobDerivationItem } from "./items.ts";
 import { noteCountMove } from "./job-counts.ts";
@@ -25,7 +26,7 @@ const OldStatus = JobDerivationItem.pick({ status: true }).partial();
  */
 const copyUpdate = (jobId: string, copy: DerivationCopy, mustExist: boolean, excused?: Excused, told?: boolean) => ({
   UpdateExpression: `SET #status = :status, jobStatus = :key, version = :v${excused ? ", excused = :excused" : ""}${told ? ", told = :v" : ""}`,
-  ConditionExpression: `${mustExist ? "attribute_exists(jobId) AND " : ""}(attribute_not_exists(version) OR version < :v${told ? " OR (version = :v AND (attribute_not_exists(told) OR told < :v))" : ""})`,
+  ConditionExpression: copyCondition(mustExist, told),
   ExpressionAttributeNames: { "#status": "status" },
   ExpressionAttributeValues: {
     ":status": copy.status,
@@ -34,6 +35,13 @@ const copyUpdate = (jobId: string, copy: DerivationCopy, mustExist: boolean, exc
     ...(excused ? { ":excused": excused } : {}),
   },
 });
+
+/** The row exists when it must, and holds an older version (or, for a settle's `told` copy, the same one not told yet). */
+export function copyCondition(mustExist: boolean, told?: boolean): string {
+  const exists = mustExist ? ["attribute_exists(jobId)"] : [];
+  const sameUntold = told ? [[...exists, "version = :v", "attribute_not_exists(told)"], [...exists, "version = :v", "told < :v"]] : [];
+  return anyOf([...exists, "attribute_not_exists(version)"], [...exists, "version < :v"], ...sameUntold);
+}
 
 /**
  * Writes a status copy into one job's row (unless it holds a newer one); the same write says
