@@ -2,11 +2,14 @@
  * Conditions without grouping parentheses (storage/condition-terms.ts): what `allOf` and
  * `anyOf` write, and — judged by dynalite's own parser and evaluator, the emulator whose
  * backtracking over groups they avoid — that a job row's copy condition still admits exactly
- * the rows its grouped form did.
+ * the rows its grouped form did; and that no condition in the service's sources is grouped.
  */
 import assert from "node:assert/strict";
+import { globSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { join } from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { allOf, anyOf } from "../src/storage/condition-terms.ts";
 import { copyCondition } from "../src/storage/job-derivations.ts";
 
@@ -65,4 +68,20 @@ test("a job row's copy condition admits exactly the rows its grouped form did, a
     }
   // Both outcomes were met: the comparison judged something.
   assert.ok(admitted > 0 && admitted < 4 * rows.length);
+});
+
+test("no condition the service writes groups terms in parentheses", () => {
+  const root = fileURLToPath(new URL("../../..", import.meta.url));
+  const sources = [...globSync("packages/service/src/**/*.ts", { cwd: root }), ...globSync("functions/**/*.ts", { cwd: root })];
+  assert.ok(sources.length > 50, `found only ${sources.length} sources under ${root}`);
+  // A group follows AND, OR or NOT, or opens a quoted expression; function calls and IN lists follow a name.
+  const grouped = [/\b(AND|OR|NOT) \(/, /["'`]\((attribute_|#|[a-zA-Z_.]+ (=|<|>|<>|<=|>=|IN|BETWEEN) )/];
+  const found = sources.flatMap((file) =>
+    readFileSync(join(root, file), "utf8")
+      .split("\n")
+      .flatMap((line, i) => (grouped.some((pattern) => pattern.test(line)) ? [`${file}:${i + 1}: ${line.trim()}`] : [])),
+  );
+  assert.deepEqual(found, [], "write these with anyOf/allOf (storage/condition-terms.ts): dynalite's parse time grows about fourfold per group");
+  // The check sees a group where one is written.
+  assert.ok(grouped.some((pattern) => pattern.test('ConditionExpression: "attribute_exists(a) AND (b = :b OR c = :c)"')));
 });
