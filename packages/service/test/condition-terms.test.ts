@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { allOf, anyOf } from "../src/storage/condition-terms.ts";
 import { copyCondition } from "../src/storage/job-derivations.ts";
 
+// dynalite 4's parser and evaluator, as its request handler uses them (validations/index.js, db/index.js).
 const require = createRequire(import.meta.url);
 const parser = require("dynalite/db/conditionParser.js") as { parse(text: string, options: { context: object }): unknown };
 const db = require("dynalite/db/index.js") as { compare: unknown; checkConditional(data: object, item: object): unknown };

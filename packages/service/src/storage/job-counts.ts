@@ -87,6 +87,9 @@ export async function noteCountMove(jobId: string, from: DerivationStatus | unde
   await writeMoves(once);
 }
 
+/** A job whose counts are kept on its item (jobs made before that are counted from an index). */
+const COUNTED = ["attribute_exists(jobId)", "countsKept = :kept"];
+
 /** The write that adds one job's moves to its counts; undefined when they cancel out. */
 function countUpdate(changes: Map<DerivationStatus, number>) {
   const nonZero = [...changes].filter(([, n]) => n !== 0);
@@ -97,7 +100,7 @@ function countUpdate(changes: Map<DerivationStatus, number>) {
   // job being cancelled (flow/job-cancel.ts) is finished but still moving: counted until it ends.
   return {
     UpdateExpression: `ADD ${nonZero.map((_, i) => `#c${i} :c${i}`).join(", ")}`,
-    ConditionExpression: anyOf(["attribute_exists(jobId)", "countsKept = :kept", "attribute_not_exists(finishedAt)"], ["attribute_exists(jobId)", "countsKept = :kept", "attribute_exists(cancelling)"]),
+    ConditionExpression: anyOf([...COUNTED, "attribute_not_exists(finishedAt)"], [...COUNTED, "attribute_exists(cancelling)"]),
     ExpressionAttributeNames: names,
     ExpressionAttributeValues: { ...values, ":kept": true },
   };
