@@ -82,7 +82,7 @@ test("no condition the service writes groups terms in parentheses", () => {
       .split("\n")
       .flatMap((line, i) => (grouped.some((pattern) => pattern.test(line)) ? [`${file}:${i + 1}: ${line.trim()}`] : [])),
   );
-  assert.deepEqual(found, [], "write these with anyOf/allOf (storage/condition-terms.ts): dynalite's parse time grows about fourfold per group");
+  assert.deepEqual(found, [], "write these with anyOf/allOf (storage/condition-terms.ts): dynalite's parse time grows two- to fourfold per level of groups");
   // The check sees a group where one is written.
   assert.ok(grouped.some((pattern) => pattern.test('ConditionExpression: "attribute_exists(a) AND (b = :b OR c = :c)"')));
 });

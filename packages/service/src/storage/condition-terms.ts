@@ -1,7 +1,7 @@
 /**
  * Condition expressions written without grouping parentheses. DynamoDB's precedence (NOT, then
  * AND, then OR) makes them unnecessary, and dynalite, the local DynamoDB, parses a group by
- * backtracking: each level of nesting multiplied its parse time by about four — a job row's
+ * backtracking: each level of nesting multiplied its parse time by two to four — a job row's
  * copy condition, three groups deep, took ~6 ms of dynalite's one thread on every build.
  */
 
