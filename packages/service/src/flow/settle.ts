@@ -6,6 +6,7 @@
  * Lambda died half-way) changes nothing twice.
  */
 import { builtInputOf, dependentMoves, isReadyToQueue, mayBeReady, type PageNext } from "@nimbus/core";
+import pMap from "p-map";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { fanOutPage, sendFanOut } from "../storage/fan-out-queue.ts";
 import { dependentPage } from "../storage/derivation-edges.ts";
@@ -17,6 +18,9 @@ import { clearPendingInputs, hasPendingInputs } from "../storage/pending-inputs.
 import { handOver } from "./hand-over.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
+
+/** Dependents of one page cleared (and queued, or handed over) at once. */
+const DEPENDENTS_AT_ONCE = 16;
 
 /**
  * Tells one page of dependents, from where the last settle of this version stopped
@@ -51,15 +55,19 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
   const size = fanOutPage();
   const { dependents, next } = await dependentPage(drv.drvPath, drv.propagatedThrough, size);
   work.dependentsTold += dependents.length;
-  for (const move of dependentMoves(drv, dependents)) {
-    if (move.type === "clear-input") {
+  const moves = dependentMoves(drv, dependents);
+  // A page's clears a few at a time, not one after the other: a hub's page of 100 was 100 rounds of writes.
+  await pMap(
+    moves.flatMap((move) => (move.type === "clear-input" ? [move] : [])),
+    async (move) => {
       // Its outputs go on the dependent's item with the clear: whoever queues it then reads none of its inputs.
       const after = await clearPendingInputs(move.dependent, [move.input], [builtInputOf(drv)]);
       await queueIfReady(move.dependent, work, now, { settled: drv, ...(after ? { item: after } : {}) });
-    } else {
-      await failDependent(move.dependent, move.dependency, work, now);
-    }
-  }
+    },
+    { concurrency: DEPENDENTS_AT_ONCE },
+  );
+  // Failures one after the other: each may settle its own dependents in this invocation while it has told less than a page.
+  for (const move of moves) if (move.type === "fail-dependent") await failDependent(move.dependent, move.dependency, work, now);
   return next;
 }
 
