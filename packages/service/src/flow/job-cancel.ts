@@ -15,6 +15,8 @@ import { cancelJobEffects } from "./effects.ts";
 const CANCEL_PAGES_READ = 10;
 /** And the time it may take (API Gateway answers for a handler after 29 s). */
 const CANCEL_BUDGET_MS = 10_000;
+/** Derivations of a page cancelled at once. */
+const CANCELS_AT_ONCE = 16;
 
 export interface CancelAnswer {
   id: string;
@@ -59,11 +61,31 @@ export async function continueCancel(job: JobItem, deadline: number, now = new D
     return false;
   };
   for await (const { items } of jobRowPages(job.jobId, job.cancelFrom, size)) {
-    for (const row of items) {
+    // Rows are counted in order, but their cancels run up to CANCELS_AT_ONCE ahead of the row
+    // being counted, within the call's bounds (started in row order, so a call stops at a row
+    // with nothing started past it). A call that fails meanwhile leaves a row cancelled ahead to
+    // the next one: read again from the saved cursor, already cancelled, and counted then.
+    const started = new Map<number, Promise<DerivationStatus | undefined>>();
+    let nextToStart = 0;
+    const startAhead = () => {
+      for (; nextToStart < items.length && started.size < CANCELS_AT_ONCE; nextToStart++) {
+        const row = items[nextToStart]!;
+        if (!UNSETTLED.includes(row.status)) continue;
+        if (acted + started.size >= size || Date.now() > deadline) return;
+        const cancel = cancelDerivation(row, job.jobId);
+        cancel.catch(() => {}); // awaited when its row is counted; until then a failure must not go unhandled
+        started.set(nextToStart, cancel);
+      }
+    };
+    for (const [i, row] of items.entries()) {
       let status = row.status;
       if (UNSETTLED.includes(row.status)) {
-        if (acted >= size || Date.now() > deadline) return stop();
-        status = (await cancelDerivation(row, job.jobId)) ?? row.status;
+        startAhead();
+        const cancel = started.get(i);
+        // Not started: the call's bounds are reached (and nothing after it was started either).
+        if (!cancel) return stop();
+        started.delete(i);
+        status = (await cancel) ?? row.status;
         acted++;
       }
       counts[status] = (counts[status] ?? 0) + 1;
