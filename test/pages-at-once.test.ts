@@ -84,6 +84,7 @@ describe("a settle's page of dependents, and a cancellation's page of derivation
     assert.ok(held.most <= AT_ONCE, `${held.most} clears in flight at once: the page is not bounded to ${AT_ONCE}`);
     for (const name of names) assert.equal(agent.messages.filter((m) => m.type === "build" && m.drvPath === drv(name)).length, 1, `${name} built once`);
   });
+
   it("is cancelled a few at a time, at most 16, each derivation once", async () => {
     // No agent builds riscv64-linux: the job's derivations wait in their queue until cancelled.
     const { agent } = await suite.agentOn("canceller", "aarch64-linux", 1);
