@@ -17,7 +17,7 @@ import { eventually } from "./support/stack.ts";
 
 const HOLD = "hold-the-page-writes";
 const DEPENDENTS = 20;
-/** The bound both keep to (flow/settle.ts DEPENDENTS_AT_ONCE, flow/job-cancel.ts CANCELS_AT_ONCE). */
+/** The bound both keep to (storage/dynamo-batch.ts WRITES_AT_ONCE). */
 const AT_ONCE = 16;
 
 type WriteInput = { UpdateExpression?: string; ExpressionAttributeValues?: Record<string, unknown> };

@@ -5,6 +5,7 @@ import { sendToAgent } from "../storage/agent-socket.ts";
 import { getDerivation, leaseIs, moveDerivation } from "../storage/derivations.ts";
 import type { DerivationItem, JobDerivationItem, JobItem } from "../storage/items.ts";
 import type { StatusCounts } from "../storage/job-counts.ts";
+import { WRITES_AT_ONCE } from "../storage/dynamo-batch.ts";
 import { fanOutPage, sendFanOut } from "../storage/fan-out-queue.ts";
 import { jobRowPages, jobsNeeding, mirrorStatus } from "../storage/job-derivations.ts";
 import { beginCancel, endCancel, getJob, saveCancelProgress } from "../storage/jobs.ts";
@@ -15,8 +16,6 @@ import { cancelJobEffects } from "./effects.ts";
 const CANCEL_PAGES_READ = 10;
 /** And the time it may take (API Gateway answers for a handler after 29 s). */
 const CANCEL_BUDGET_MS = 10_000;
-/** Derivations of a page cancelled at once. */
-const CANCELS_AT_ONCE = 16;
 
 export interface CancelAnswer {
   id: string;
@@ -61,14 +60,14 @@ export async function continueCancel(job: JobItem, deadline: number, now = new D
     return false;
   };
   for await (const { items } of jobRowPages(job.jobId, job.cancelFrom, size)) {
-    // Rows are counted in order, but their cancels run up to CANCELS_AT_ONCE ahead of the row
+    // Rows are counted in order, but their cancels run up to WRITES_AT_ONCE ahead of the row
     // being counted, within the call's bounds (started in row order, so a call stops at a row
     // with nothing started past it). A call that fails meanwhile leaves a row cancelled ahead to
     // the next one: read again from the saved cursor, already cancelled, and counted then.
     const started = new Map<number, Promise<DerivationStatus | undefined>>();
     let nextToStart = 0;
     const startAhead = () => {
-      for (; nextToStart < items.length && started.size < CANCELS_AT_ONCE; nextToStart++) {
+      for (; nextToStart < items.length && started.size < WRITES_AT_ONCE; nextToStart++) {
         const row = items[nextToStart]!;
         if (!UNSETTLED.includes(row.status)) continue;
         if (acted + started.size >= size || Date.now() > deadline) return;

@@ -15,6 +15,7 @@ import type { DerivationEvent } from "@nimbus/protocol";
 import pMap from "p-map";
 import { buildQueueUrl, sendToBuildQueues } from "../storage/build-queues.ts";
 import { bornQueued, createDerivation, getDerivations } from "../storage/derivations.ts";
+import { WRITES_AT_ONCE } from "../storage/dynamo-batch.ts";
 import type { DerivationItem, JobAttributeItem } from "../storage/items.ts";
 import { putJobDerivation, putNewJobDerivations } from "../storage/job-derivations.ts";
 import { inputsOnItemFields } from "../storage/inputs-on-item.ts";
@@ -24,8 +25,6 @@ import type { WorkNotes } from "./new-work.ts";
 import { freshDerivation, isEvaluating, refuseConflict, registerDerivation, restartCancelled, type Registration } from "./register-derivation.ts";
 import { failDependent, queueIfReady } from "./settle.ts";
 
-/** Single conditional writes of a batch in flight at once. */
-const WRITES_AT_ONCE = 16;
 
 /** One derivation the batch registers itself: the event, its inputs, and the item as this registration left it. */
 interface Registering {

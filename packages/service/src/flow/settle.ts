@@ -10,6 +10,7 @@ import pMap from "p-map";
 import { sendToBuildQueue } from "../storage/build-queues.ts";
 import { fanOutPage, sendFanOut } from "../storage/fan-out-queue.ts";
 import { dependentPage } from "../storage/derivation-edges.ts";
+import { WRITES_AT_ONCE } from "../storage/dynamo-batch.ts";
 import { getDerivation, markPropagated, moveDerivation, notePropagatedThrough, versionIs } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus, mirrorUnlessNewer } from "../storage/job-derivations.ts";
@@ -18,9 +19,6 @@ import { clearPendingInputs, hasPendingInputs } from "../storage/pending-inputs.
 import { handOver } from "./hand-over.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
-
-/** Dependents of one page cleared (and queued, or handed over) at once. */
-const DEPENDENTS_AT_ONCE = 16;
 
 /**
  * Tells one page of dependents, from where the last settle of this version stopped
@@ -64,7 +62,7 @@ async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): 
       const after = await clearPendingInputs(move.dependent, [move.input], [builtInputOf(drv)]);
       await queueIfReady(move.dependent, work, now, { settled: drv, ...(after ? { item: after } : {}) });
     },
-    { concurrency: DEPENDENTS_AT_ONCE },
+    { concurrency: WRITES_AT_ONCE },
   );
   // Failures one after the other: each may settle its own dependents in this invocation while it has told less than a page.
   for (const move of moves) if (move.type === "fail-dependent") await failDependent(move.dependent, move.dependency, work, now);

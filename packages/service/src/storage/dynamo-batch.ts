@@ -13,6 +13,12 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Pages of one batch read or write in flight at once: a big batch is not one page after the other. */
 const PAGES_AT_ONCE = 8;
 
+/**
+ * Single writes (a conditional put or move each) one invocation keeps in flight when it has many
+ * to make: an evaluation batch's, a settle's page of dependents, a cancellation's page.
+ */
+export const WRITES_AT_ONCE = 16;
+
 /** BatchGetItem in pages of 100 keys (several at once), read consistently; raw items (storage/table.ts parses them). */
 export async function batchGet(table: string, keys: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
   const pages = await pMap(chunks(keys, 100), async (page) => {
