@@ -41,7 +41,8 @@ export function parseScenarios(args: readonly string[], variable: string | undef
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function integer(env: Env, name: string, fallback: number, min: number): number {
+/** A whole number from the environment, at least `min`; `fallback` when unset or blank. */
+export function integer(env: Env, name: string, fallback: number, min: number): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === "") return fallback;
   const value = Number(raw);

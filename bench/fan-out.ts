@@ -12,13 +12,12 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { storeHashOf } from "../test/support/generated-paths.ts";
+import { integer } from "./bench-options.ts";
 import { machineInfo } from "./report.ts";
 import { runJobScenario } from "./scenario-job.ts";
 import type { Workload } from "./workload.ts";
 
-const raw = process.env.NIMBUS_BENCH_FAN_OUT_DEPENDENTS;
-const DEPENDENTS = raw === undefined || raw === "" ? 1000 : Number(raw);
-if (!Number.isInteger(DEPENDENTS) || DEPENDENTS < 1) throw new Error(`NIMBUS_BENCH_FAN_OUT_DEPENDENTS must be a positive integer, not ${JSON.stringify(raw)}`);
+const DEPENDENTS = integer(process.env, "NIMBUS_BENCH_FAN_OUT_DEPENDENTS", 1000, 1);
 const RESULTS = fileURLToPath(new URL("./results/fan-out.json", import.meta.url));
 
 // Fresh paths each run: nothing of an earlier run's is reused.
