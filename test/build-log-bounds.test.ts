@@ -50,4 +50,28 @@ describe("a build's log, bounded", () => {
     assert.equal(body.lines[0], `line ${total - LOG_BATCHES_KEPT}`, "the tail starts where the kept batches do");
     assert.equal(body.lines.at(-1), `line ${total - 1}`);
   });
+
+  it("stores the last batch a result carries before the build settles, and nothing a bad or stray one carries", async () => {
+    const drv = "/nix/store/hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh-short.drv";
+    const { build: short } = await oneBuild(stack, agent, drv, "acme/short", "d".repeat(40));
+    const stored = async () => (await stack.scan("BuildLogs")).filter((c) => c.drvPath === drv).length;
+    // A batch the schema refuses refuses the whole result: nothing stored, the build still held.
+    const bad = await agent.request({ type: "build-result", taskId: short.taskId, drvPath: drv, status: "succeeded", outputs: { out: "/nix/store/short" }, log: { seq: 0, lines: [] } });
+    assert.equal(bad.type === "error" && bad.code, "invalid-message", JSON.stringify(bad));
+    assert.equal(await stored(), 0);
+    // A result for a task this session does not hold stores nothing of its log either.
+    const stray = await agent.request({ type: "build-result", taskId: "b-0000000000000000-0", drvPath: drv, status: "succeeded", outputs: { out: "/nix/store/short" }, log: { seq: 0, lines: ["not mine"] } });
+    assert.equal(stray.type === "error" && stray.code, "unknown-task", JSON.stringify(stray));
+    assert.equal(await stored(), 0);
+
+    agent.send({ type: "build-log", taskId: short.taskId, seq: 0, lines: ["building"] });
+    agent.send({ type: "build-result", taskId: short.taskId, drvPath: drv, status: "succeeded", outputs: { out: "/nix/store/short" }, log: { seq: 1, lines: ["built", "done"] } });
+    const { body } = await eventually(async () => {
+      const answer = await stack.api("GET", `/api/derivations/${encodeURIComponent(drv)}`);
+      return answer.body.status === "succeeded" ? answer : undefined;
+    }, "the build to settle");
+    assert.equal(body.status, "succeeded");
+    const log = await stack.api("GET", `/api/derivations/${encodeURIComponent(drv)}/log`);
+    assert.deepEqual(log.body.lines, ["building", "built", "done"], "the result's batch after the frame's, in order");
+  });
 });

@@ -1,10 +1,10 @@
 /**
  * A build's output as numbered `build-log` batches: the first after 1 s, or 1 s after Nix is done
- * when the outputs go up (a short build's whole log then goes in one batch, just before its
+ * when the outputs go up (a short build's whole log then goes in one batch, carried by its
  * result), then every 250 ms, or sooner when a
  * batch is full (1000 lines or one frame); the last lines are kept for the result's `logTail`.
  */
-import type { BuildLog, EffectLog } from "@nimbus/protocol";
+import type { BuildLog, EffectLog, LogBatch } from "@nimbus/protocol";
 import { FRAME_BUDGET_BYTES, jsonBytes, truncateText } from "./message-size.ts";
 import type { Link } from "./outbox.ts";
 
@@ -55,6 +55,25 @@ export class BuildLogStream {
     if (this.sent || this.timer === undefined) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.flush(), this.firstFlushMs);
+  }
+
+  /**
+   * The batch not sent yet, for the result to carry instead of a `build-log` frame of its own
+   * (a short build's whole log: one frame per build fewer), when it fits in `budgetBytes`;
+   * undefined when nothing is pending or it does not fit — then `flush()` sends it first.
+   */
+  lastBatch(budgetBytes: number): LogBatch | undefined {
+    if (this.pending.length === 0) return undefined;
+    const batch: LogBatch = { seq: this.seq, lines: this.pending };
+    // The field's key and comma beside the batch itself.
+    if (jsonBytes(batch) + jsonBytes("log") + 2 > budgetBytes) return undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.pending = [];
+    this.pendingBytes = this.envelopeBytes;
+    this.seq++;
+    this.sent = true;
+    return batch;
   }
 
   /** Sends what is pending; call before the result so the log comes first. */

@@ -78,4 +78,25 @@ describe("BuildLogStream", () => {
     assert.equal(sent.length, 1);
     assert.equal((sent[0] as { lines: string[] }).lines.length, 1000);
   });
+
+  it("gives the unsent batch to the result when it fits, and leaves it to flush when it does not", (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const { link, sent } = recorder();
+    const log = new BuildLogStream(link, "b-1-0");
+    log.line("a");
+    t.mock.timers.tick(1000);
+    log.line("b");
+    log.line("c");
+    assert.deepEqual(log.lastBatch(1000), { seq: 1, lines: ["b", "c"] }, "numbered after the batch sent");
+    t.mock.timers.tick(5000);
+    assert.deepEqual(lines(sent), [[0, ["a"]]], "taken, so never sent on its own");
+    assert.equal(log.lastBatch(1000), undefined, "nothing left");
+
+    const big = recorder();
+    const other = new BuildLogStream(big.link, "b-2-0");
+    other.line("x".repeat(200));
+    assert.equal(other.lastBatch(100), undefined, "does not fit the room the result has left");
+    other.flush();
+    assert.deepEqual(lines(big.sent), [[0, ["x".repeat(200)]]], "still sent, on its own");
+  });
 });

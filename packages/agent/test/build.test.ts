@@ -3,7 +3,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire, syncBuiltinESMExports } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { BuildLog, BuildResult, MAX_FRAME_BYTES } from "@nimbus/protocol";
+import { BuildLog, BuildResult, LogBatch, MAX_FRAME_BYTES } from "@nimbus/protocol";
 import { ManualClock } from "./manual-clock.ts";
 import { alive, entries, nixEval, NONCE, PRELUDE, startTaskAgent, type TaskSetup, tmpRoot } from "./task-fixtures.ts";
 
@@ -87,20 +87,25 @@ async function build(name: string, drvPath = drvs[name]!.drvPath, target = setup
   const taskId = `build-${name}-${NONCE}-${++taskCounter}`;
   target.service.send({ type: "build", taskId, drvPath, system: "x86_64-linux", requiredFeatures: [] });
   const finished = await target.finishedTask(taskId);
-  const logs = target.of(taskId, "build-log");
   const results = target.of(taskId, "build-result");
   assert.equal(results.length, 1, "exactly one result");
+  // The log's last batch may ride on the result.
+  const logs = [...target.of(taskId, "build-log"), ...(results[0]!.log ? [results[0]!.log] : [])];
   assert.deepEqual(logs.map((l) => l.seq), [...logs.keys()], "log batches numbered from 0");
   assert.equal(target.service.taskMessages(taskId).at(-1)?.type, "build-result", "the result comes after the log");
-  return { taskId, finished, result: results[0]!, lines: logs.flatMap((l) => l.lines) };
+  return { taskId, finished, result: results[0]!, lines: logs.flatMap((l) => l.lines), logFrames: target.of(taskId, "build-log").length };
 }
 
 describe("builds", () => {
   it("reports outputs and streams the build's stdout and stderr", async () => {
-    const { result, lines, finished } = await build("ok");
+    const { result, lines, finished, logFrames } = await build("ok");
     assert.equal(finished.status, "succeeded");
-    assert.deepEqual(result, { type: "build-result", taskId: result.taskId, drvPath: drvs["ok"]!.drvPath, status: "succeeded", outputs: drvs["ok"]!.outputs });
+    const { log, ...rest } = result;
+    assert.deepEqual(rest, { type: "build-result", taskId: result.taskId, drvPath: drvs["ok"]!.drvPath, status: "succeeded", outputs: drvs["ok"]!.outputs });
     assert.ok(lines.includes("first line") && lines.includes("second line"), lines.join("\n"));
+    // A build this short sends its whole log with its result: no frame of its own (protocol 8).
+    assert.equal(logFrames, 0, "no build-log frame");
+    assert.ok(log?.lines.includes("first line"), JSON.stringify(log));
     assert.deepEqual(await entries(`${setup.workDirectory}/build`), [], "the build's directory is gone");
   });
 
@@ -185,9 +190,13 @@ describe("builds", () => {
     drvs[name] = { drvPath, outputs: {} };
     const { result, taskId } = await build(name);
     assert.equal(result.status, "succeeded", result.error);
-    const frames = setup.service.connections.flatMap((c) => c.frames).filter((f) => f.includes(taskId) && f.includes(`"build-log"`));
-    const lines = frames.flatMap((f) => BuildLog.parse(JSON.parse(f)).lines);
-    assert.ok(frames.length > 1 && frames.every((f) => Buffer.byteLength(f) <= MAX_FRAME_BYTES));
+    const frames = setup.service.connections.flatMap((c) => c.frames).filter((f) => f.includes(taskId) && /"build-log"|"build-result"/.test(f));
+    // The last batch may ride on the result: its frame is held to the same limit.
+    const lines = frames.flatMap((f) => {
+      const message = JSON.parse(f) as { type: string; log?: unknown };
+      return message.type === "build-log" ? BuildLog.parse(message).lines : (LogBatch.optional().parse(message.log)?.lines ?? []);
+    });
+    assert.ok(frames.length > 2 && frames.every((f) => Buffer.byteLength(f) <= MAX_FRAME_BYTES));
     assert.equal(lines.filter((l) => /^0+\d+$/.test(l)).length, 3000);
     assert.ok(lines.some((l) => l.length === 4096 && l.endsWith("…")), "the 20,000-character line is cut to 4096");
   });
@@ -211,9 +220,11 @@ describe("builds across a reconnect", () => {
       const second = other.service.connections[1]!.received.map((m) => (m as { type: string }).type);
       assert.deepEqual(second.slice(0, 2), ["hello", "request-work"]);
       assert.equal(second.at(-1), "build-result");
-      assert.ok(other.of(taskId, "build-log").some((l) => l.lines.includes("resumed")), "the log written meanwhile arrives too");
+      // The log written meanwhile arrives too (its last batch perhaps with the result).
+      const batches = [...other.of(taskId, "build-log"), ...other.of(taskId, "build-result").flatMap((r) => (r.log ? [r.log] : []))];
+      assert.ok(batches.some((l) => l.lines.includes("resumed")), "the log written meanwhile arrives too");
       // How many batches depends on when Nix prints (the first after 1 s, then every 250 ms): numbered from 0, no gap.
-      const seqs = other.of(taskId, "build-log").map((l) => l.seq);
+      const seqs = batches.map((l) => l.seq);
       assert.deepEqual(seqs, [...seqs.keys()]);
     } finally {
       await other.stop();

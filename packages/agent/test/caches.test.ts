@@ -180,7 +180,7 @@ describe("an evaluation with caches", () => {
       { cache: "team", status: "pushed", paths: 1, alreadyPresent: 0 },
     ]);
     assert.ok(inCachix(drvs.a!.out) && inAttic(drvs.a!.out) && (await inFiles(drvs.a!.out)));
-    const log = setup.of(taskId, "build-log").flatMap((l) => l.lines);
+    const log = setup.logLines(taskId);
     assert.ok(log.includes("nimbus: pushed 1 path to mycache (0 already there)"), log.join("\n"));
   });
 
@@ -189,7 +189,7 @@ describe("an evaluation with caches", () => {
     await setup.finishedTask(taskId, 60_000);
     const result = setup.of(taskId, "build-result")[0]! as BuildResult;
     assert.equal(result.status, "succeeded", result.error);
-    const log = setup.of(taskId, "build-log").flatMap((l) => l.lines);
+    const log = setup.logLines(taskId);
     assert.ok(log.some((l) => l.startsWith(`copying path '${drvs.a!.out}' from `)), log.join("\n"));
     assert.ok(!log.some((l) => l.includes(`building '${drvs.a!.drvPath}'`)), "a was fetched, not built");
   }
@@ -280,7 +280,7 @@ describe("caches that fail", () => {
     const taskId = `build-foreign-${NONCE}-${++counter}`;
     other.service.send({ type: "build", taskId, drvPath: drvs.y!.drvPath, system: "x86_64-linux", requiredFeatures: [], inputs: [drvs.x!.out], inputCaches: ["foreign"] });
     assert.equal((await other.finishedTask(taskId, 60_000)).status, "succeeded");
-    const log = other.of(taskId, "build-log").flatMap((l) => l.lines);
+    const log = other.logLines(taskId);
     assert.ok(log.some((l) => l.startsWith(`copying path '${drvs.x!.out}' from 'file://`)), log.join("\n"));
   });
 

@@ -219,7 +219,7 @@ describe("builders", () => {
     setup.service.send({ type: "build", taskId: id, drvPath, system: "x86_64-linux", requiredFeatures: [] });
     const finished = await setup.finishedTask(id, 60_000);
     assert.equal(finished.status, "succeeded", finished.error);
-    const lines = setup.of(id, "build-log").flatMap((l) => l.lines);
+    const lines = setup.logLines(id);
     const uid = Number(lines.find((l) => l.startsWith("uid="))?.slice(4));
     assert.ok(Number.isInteger(uid) && uid !== 0, `the builder ran as uid ${uid}, not root (${lines.join(" | ")})`);
     for (const f of [token, session, secrets.secretsFile, `/proc/${process.pid}/environ`]) {

@@ -64,6 +64,8 @@ export interface TaskSetup {
   finishedTask(taskId: string, timeoutMs?: number): Promise<TaskFinished>;
   /** The agent's messages about `taskId` of the given type. */
   of<T extends AgentMessage["type"]>(taskId: string, type: T): Extract<AgentMessage, { type: T }>[];
+  /** A build's log lines as sent: its `build-log` batches, then the last one its result carries. */
+  logLines(taskId: string): string[];
   /** Hands back whatever still runs, then closes the service. */
   stop(): Promise<void>;
 }
@@ -115,6 +117,7 @@ export async function startTaskAgent(
       return finished.find((f) => f.taskId === taskId)!;
     },
     of: (taskId, type) => service.taskMessages(taskId).filter((m) => m.type === type) as never,
+    logLines: (taskId) => service.taskMessages(taskId).flatMap((m) => (m.type === "build-log" ? m.lines : m.type === "build-result" ? (m.log?.lines ?? []) : [])),
     stop: async () => {
       const stopping = agent.stop({ mode: "hand-back" });
       // On a manual clock, time moves on until the agent has left (a goodbye it cannot say times out).

@@ -62,6 +62,7 @@ export {
   AttributeEvent,
   AttributeType,
   BuildLog,
+  LogBatch,
   BuildPushing,
   BuildResult,
   BuildTask,

@@ -222,12 +222,17 @@ export const EvaluationDone = z.strictObject({
 });
 export type EvaluationDone = z.infer<typeof EvaluationDone>;
 
-/** A batch of build log lines, numbered from 0 per task (at most MAX_LOG_BATCHES of them). */
+/** A batch of a build's log lines, numbered from 0 per task (at most MAX_LOG_BATCHES of them). */
+export const LogBatch = z.strictObject({
+  seq: z.number().int().min(0).max(MAX_LOG_BATCHES - 1),
+  lines: z.array(z.string().max(4096)).min(1).max(1000),
+});
+export type LogBatch = z.infer<typeof LogBatch>;
+
 export const BuildLog = z.strictObject({
   type: z.literal("build-log"),
   taskId: TaskId,
-  seq: z.number().int().min(0).max(MAX_LOG_BATCHES - 1),
-  lines: z.array(z.string().max(4096)).min(1).max(1000),
+  ...LogBatch.shape,
 });
 export type BuildLog = z.infer<typeof BuildLog>;
 
@@ -257,6 +262,11 @@ export const BuildResult = z.strictObject({
   exitCode: z.number().int().optional(),
   /** The last lines of the log, for the failure summary. */
   logTail: z.array(z.string().max(4096)).max(50).optional(),
+  /**
+   * The log's last batch, not sent as a `build-log` (a short build's whole log): stored before
+   * the result is applied, as that frame would have been (docs/protocol.md, `build-result`).
+   */
+  log: LogBatch.optional(),
   error: z.string().max(8000).optional(),
   /** After a success: the output closure pushed to each push cache, or why not (Hercules' `Pushed {cache}`). */
   caches: z.array(CacheReport).max(64).optional(),

@@ -1,7 +1,8 @@
 /**
  * A `build` task: one derivation built by Nix — through a long-lived `nix-store --serve --write`
  * when everything it needs is in the store (nix-builders.ts), else `nix-store --realise` — its
- * output streamed as `build-log` batches, then one `build-result`: succeeded (with outputs),
+ * output streamed as `build-log` batches (the last one carried by the result when it fits), then
+ * one `build-result`: succeeded (with outputs),
  * failed (the builder failed) or exceptional (anything else: Nix could not start, the derivation
  * does not fit this agent…).
  * A success with caches to push to says `build-pushing` between the two: the slot is free.
@@ -39,9 +40,12 @@ async function runBuild(task: BuildTask, context: TaskContext): Promise<TaskOutc
   const directory = path.join(context.workDirectory, "build", context.directoryName);
   const log = new BuildLogStream(link, task.taskId);
   const finish = (result: Omit<BuildResult, "type" | "taskId" | "drvPath">): TaskOutcome => {
-    log.flush();
     const error = result.error === undefined ? undefined : truncateText(result.error, 8000, 8 * 1024);
-    link.send({ type: "build-result", taskId: task.taskId, drvPath: task.drvPath, ...result, ...(error === undefined ? {} : { error }) });
+    const message: BuildResult = { type: "build-result", taskId: task.taskId, drvPath: task.drvPath, ...result, ...(error === undefined ? {} : { error }) };
+    // The log's last batch rides on the result when the frame has room for it; else it goes first, on its own.
+    const last = log.lastBatch(FRAME_BUDGET_BYTES - jsonBytes(message));
+    if (!last) log.flush();
+    link.send(last ? { ...message, log: last } : message);
     return { status: result.status, ...(error === undefined ? {} : { error }) };
   };
 

@@ -16,6 +16,7 @@ import {
   type BuildPushing,
   type BuildResult,
   type CacheReport,
+  type LogBatch,
   type ServiceMessage,
 } from "@nimbus/protocol";
 import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/build-queues.ts";
@@ -51,9 +52,13 @@ const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this age
  */
 async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): Promise<TaskAnswer> {
   if (!held) return answer(false, notHeld(message.taskId));
-  await putLogChunk({ drvPath: held.drvPath, chunk: logChunk(held.attempt, message.seq), lines: message.lines });
-  if (message.seq >= LOG_BATCHES_KEPT) await deleteLogChunk(held.drvPath, logChunk(held.attempt, message.seq - LOG_BATCHES_KEPT));
+  await storeLogBatch(held, message);
   return answer(false);
+}
+
+async function storeLogBatch(held: BuildRecord, batch: LogBatch): Promise<void> {
+  await putLogChunk({ drvPath: held.drvPath, chunk: logChunk(held.attempt, batch.seq), lines: batch.lines });
+  if (batch.seq >= LOG_BATCHES_KEPT) await deleteLogChunk(held.drvPath, logChunk(held.attempt, batch.seq - LOG_BATCHES_KEPT));
 }
 
 /**
@@ -103,9 +108,10 @@ async function buildResult(input: ReportInput<BuildResult, BuildRecord>): Promis
   const { message, held, now } = input;
   if (!held) return answer(true, notHeld(message.taskId));
   if (held.drvPath !== message.drvPath) return answer(true, unknownTask(message.taskId, `builds ${held.drvPath}, not ${message.drvPath}`));
-  // Outputs it carries to the built-in cache are published first: in the cache before any dependent is dispatched.
+  // Outputs it carries to the built-in cache are published first: in the cache before any dependent is dispatched. The
+  // log's last batch, when it rides on the result, is stored beside them: before the build shows settled, as its own frame would be.
   const totals = { paths: 0, fileBytes: 0, narBytes: 0 };
-  const reports = await publishWithResult(message, now, totals);
+  const [reports] = await Promise.all([publishWithResult(message, now, totals), message.log && storeLogBatch(held, message.log)]);
   await noteRefusedPublication(message, held, reports);
   // The cache's totals beside the settle, off its way: nothing waits for them, and nothing decides on them (docs/cache.md).
   const counted = addTotals(totals).catch((error: unknown) => console.error(`cache totals not added: ${error instanceof Error ? error.message : String(error)}`));
