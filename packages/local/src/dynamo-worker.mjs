@@ -3,6 +3,10 @@
 // JavaScript, so the thread needs no TypeScript loader.
 import { parentPort, workerData } from "node:worker_threads";
 import dynalite from "dynalite";
+import { closeIteratorsOnReturn } from "./level-iterator-return.mjs";
+
+// Before any request: each Query and Scan then closes its LevelDB iterator (level-iterator-return.mjs).
+closeIteratorsOnReturn();
 
 const { path, host, port } = workerData;
 // Tables are usable at once: nothing locally waits for CREATING → ACTIVE.
@@ -11,6 +15,8 @@ server.once("error", (error) => parentPort.postMessage({ type: "error", message:
 server.listen(port, host, () => parentPort.postMessage({ type: "listening", port: server.address().port }));
 
 parentPort.on("message", (message) => {
+  // A fault for tests (dynamodb.ts crashDynamo): an error nothing catches ends the thread.
+  if (message?.type === "crash") throw new Error(message.reason);
   if (message?.type !== "stop") return;
   // close() also closes LevelDB, so a later start can open the same directory; SDK clients
   // keep connections alive, which would hold close() open.

@@ -26,7 +26,13 @@ export interface DynamoServer {
  * Starts dynalite on a worker thread of its own: its request parsing and LevelDB work then run
  * beside the handlers (one process still, two cores used), instead of queueing behind them.
  */
-export async function startDynamo(options: { dataDir: string; host: string; port: number }): Promise<DynamoServer> {
+export async function startDynamo(options: {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** Told once if the thread fails or exits other than through `stop()`: every request fails from then on. */
+  onFailure?: (message: string) => void;
+}): Promise<DynamoServer> {
   const path = join(options.dataDir, "dynamodb");
   await mkdir(path, { recursive: true });
   // Plain JavaScript: no TypeScript loader (the process's --import) in the thread.
@@ -43,10 +49,21 @@ export async function startDynamo(options: { dataDir: string; host: string; port
     await worker.terminate();
     throw error;
   });
-  return {
+  // After a start, a thread that dies says so: without this, requests just fail (ECONNREFUSED) with no cause anywhere.
+  let stopping = false;
+  let failed: string | undefined;
+  const fail = (why: string) => {
+    if (stopping || failed) return;
+    failed = `DynamoDB stopped: dynalite's thread ${why}; every request fails from now on — restart the stack (the data in ${path} is kept)`;
+    options.onFailure?.(failed);
+  };
+  worker.on("error", (error) => fail(`failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`));
+  worker.on("exit", (code) => fail(`exited (code ${code})`));
+  const server: DynamoServer = {
     endpoint: `http://${options.host}:${port}`,
     port,
     stop: async () => {
+      stopping = true;
       const stopped = new Promise<WorkerMessage>((resolve) => worker.on("message", (m: WorkerMessage) => m.type === "stopped" && resolve(m)));
       worker.postMessage({ type: "stop" });
       const message = await Promise.race([stopped, exited.then(() => undefined)]);
@@ -54,6 +71,15 @@ export async function startDynamo(options: { dataDir: string; host: string; port
       if (message?.type === "stopped" && message.message) throw new Error(`stopping dynalite failed: ${message.message}`);
     },
   };
+  threads.set(server, worker);
+  return server;
+}
+
+const threads = new WeakMap<DynamoServer, Worker>();
+
+/** A fault for tests: dynalite's thread throws `reason`, as a crash inside it would. */
+export function crashDynamo(server: DynamoServer, reason: string): void {
+  threads.get(server)?.postMessage({ type: "crash", reason });
 }
 
 type WorkerMessage =

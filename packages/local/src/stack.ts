@@ -159,7 +159,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await mkdir(dataDir, { recursive: true });
     const secrets = (await loadOrCreateSecrets(dataDir, secretNames)) as Record<SecretName, string>;
 
-    const dynamo: DynamoServer = await startDynamo({ dataDir, host: BACKEND_HOST, port: remembered.dynamodbPort ?? 0 });
+    const dynamo: DynamoServer = await startDynamo({ dataDir, host: BACKEND_HOST, port: remembered.dynamodbPort ?? 0, onFailure: log });
     started.push(() => dynamo.stop());
     remembered.dynamodbPort = dynamo.port;
     await ensureTables(dynamo.endpoint, tables, localTableName);

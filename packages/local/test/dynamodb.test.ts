@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "@nimbus/service/resource-specs";
-import { ensureTables, startDynamo, TableSchemaError, type DynamoServer } from "../src/dynamodb.ts";
+import { crashDynamo, ensureTables, startDynamo, TableSchemaError, type DynamoServer } from "../src/dynamodb.ts";
 import { useDataDir } from "./fixtures/handlers.ts";
 
 let dynamo: DynamoServer;
@@ -88,4 +88,24 @@ test("an index the spec keeps keys-only is created KEYS_ONLY: an update that cha
   await ensureTables(dynamo.endpoint, { Lists: lists }, (name) => `t-${name}`);
   const { Table } = await client.send(new DescribeTableCommand({ TableName: "t-Lists" }));
   assert.equal(Table?.GlobalSecondaryIndexes?.[0]?.Projection?.ProjectionType, "KEYS_ONLY");
+});
+
+test("a thread that dies says so once, naming why, and still stops; a stop says nothing", async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "nimbus-dynamo-"));
+  const told: string[] = [];
+  try {
+    const crashed = await startDynamo({ dataDir, host: "127.0.0.1", port: 0, onFailure: (m) => told.push(m) });
+    crashDynamo(crashed, "boom");
+    for (let i = 0; i < 100 && told.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // its exit follows the error: still one message
+    assert.equal(told.length, 1, told.join("\n"));
+    assert.match(told[0]!, /DynamoDB stopped: dynalite's thread failed: Error: boom; every request fails from now on — restart the stack/);
+    await crashed.stop();
+
+    const stopped = await startDynamo({ dataDir: await mkdtemp(join(tmpdir(), "nimbus-dynamo-")), host: "127.0.0.1", port: 0, onFailure: (m) => told.push(m) });
+    await stopped.stop();
+    assert.equal(told.length, 1, "a stop is not a failure");
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
 });
