@@ -110,6 +110,10 @@ export function analyse(input: RunFacts) {
   if (matchingViolations.length) anomalies.push(`${matchingViolations.length} build(s) sent to an agent that may not build them: ${sample(matchingViolations.map((v) => `${v.drvPath} → ${v.agent}`))}`);
   const notSucceeded = items.filter((i) => i.status !== "succeeded");
   if (notSucceeded.length) anomalies.push(`${notSucceeded.length} Derivations item(s) not succeeded: ${sample(notSucceeded.map((i) => `${i.drvPath} [${i.status}]`))}`);
+  // The job page's counts are kept move by move (storage/job-counts.ts): at the end they must say every derivation succeeded.
+  const counted = job.counts ?? {};
+  if (job.status === "succeeded" && (counted.succeeded !== workload.derivations.length || Object.keys(counted).some((status) => status !== "succeeded" && counted[status] !== 0)))
+    anomalies.push(`the job's counts ${JSON.stringify(counted)} do not say its ${workload.derivations.length} derivations succeeded`);
   if (items.length !== workload.derivations.length) anomalies.push(`the Derivations table holds ${items.length} items, the workload ${workload.derivations.length}`);
   if (missingQueuedAt.length) anomalies.push(`${missingQueuedAt.length} built derivation(s) without queuedAt: ${sample(missingQueuedAt)}`);
   if (latencies.some((l) => l < 0)) anomalies.push(`${latencies.filter((l) => l < 0).length} negative dispatch latencies (queuedAt after the agent got the build)`);

@@ -4,11 +4,11 @@
  * given, and bad input is a BenchOptionsError naming the variable and what it accepts.
  */
 
-export const SCENARIOS = ["saturated", "idle", "ingest", "agents1000", "realnix"] as const;
+export const SCENARIOS = ["saturated", "idle", "ingest", "agents1000", "realnix", "nixpkgs"] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
-/** What `npm run bench` runs with no names given (about five minutes on two cores). */
-export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS;
+/** What `npm run bench` runs with no names given (about five minutes on two cores): all but `nixpkgs`, a whole big job. */
+export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter((s) => s !== "nixpkgs");
 
 export class BenchOptionsError extends Error {
   override name = "BenchOptionsError";
@@ -23,6 +23,7 @@ export interface BenchOptions {
   ingest: { derivations: number };
   agents: { sizes: number[] };
   realNix: { n: number };
+  nixpkgs: { derivations: number };
 }
 
 /** Scenario names from argv (words, or commas) or else the variable; "all" is every scenario. */
@@ -80,5 +81,7 @@ export function parseBenchOptions(args: readonly string[], env: Env): BenchOptio
     ingest: { derivations: integer(env, "NIMBUS_BENCH_INGEST_DERIVATIONS", 1000, 50) },
     agents: { sizes: sizes(env, "NIMBUS_BENCH_AGENT_COUNTS", [10, 1000]) },
     realNix: { n: integer(env, "NIMBUS_BENCH_REALNIX_N", 100, 1) },
+    // At least the graph's bootstrap and hub derivations and a spine of its depth (bench/nixpkgs-graph.ts).
+    nixpkgs: { derivations: integer(env, "NIMBUS_BENCH_NIXPKGS_DERIVATIONS", 10_000, 40) },
   };
 }

@@ -4,10 +4,11 @@
  * by 8 protocol-level agents that answer at once), `idle` (a trickle of ready work with free
  * slots), `ingest` (a nixpkgs-like evaluation vs a bare BatchWriteItem loop), `agents1000`
  * (requests for one dispatch and one wake at 10 and 1,000 agents) and `realnix` (real Nix
- * builds by 4 agents vs `xargs -P4 nix-store --realise`). It prints a table beside issue #11's
+ * builds by 4 agents vs `xargs -P4 nix-store --realise`); `nixpkgs` (a whole nixpkgs-shaped job,
+ * only when named). It prints a table beside issue #11's
  * targets and writes bench/results/latest.json; it never asserts speed.
  *
- * Scenarios: names as arguments or NIMBUS_BENCH_SCENARIOS (default: all). Sizes: the
+ * Scenarios: names as arguments or NIMBUS_BENCH_SCENARIOS (default: all but nixpkgs). Sizes: the
  * NIMBUS_BENCH_* variables of bench/bench-options.ts (README.md, docs/scale.md).
  */
 import { spawn } from "node:child_process";
@@ -21,6 +22,7 @@ import { machineInfo, printReport, writeResults } from "./report.ts";
 import type { AgentsAtSize } from "./scenario-agents.ts";
 import type { IngestResult } from "./scenario-ingest.ts";
 import type { JobScenarioResult } from "./scenario-job.ts";
+import type { NixpkgsResult } from "./scenario-nixpkgs.ts";
 import type { RealNixResult } from "./scenario-real-nix.ts";
 import { round } from "./stats.ts";
 import { summaryRows, summaryTable, type Headline } from "./summary-table.ts";
@@ -47,6 +49,7 @@ interface Collected {
   ingest?: IngestResult;
   agents?: AgentsAtSize[];
   realNix?: RealNixResult;
+  nixpkgs?: NixpkgsResult;
 }
 
 function costFrom(run: { builds: number; requests: JobScenarioResult["requests"]; connectionSeconds: number } | undefined, label: string) {
@@ -101,6 +104,15 @@ function headlineOf(c: Collected, sizes: number[]): Headline {
       ? { n: c.realNix.n, wallSeconds: c.realNix.wallSeconds, floorSeconds: c.realNix.floorSeconds, serveFloorSeconds: c.realNix.serveFloorSeconds }
       : null,
     costPer1000BuildsUsd: cost,
+    nixpkgs: c.nixpkgs
+      ? {
+          derivations: c.nixpkgs.result.derivations,
+          seconds: round(c.nixpkgs.result.timeline.webhookToJobFinishedMs / 1000, 1),
+          buildsPerSecond: c.nixpkgs.result.buildsPerSecond,
+          requestsPerBuild: c.nixpkgs.result.requestsPerBuild.total,
+          anomalies: c.nixpkgs.result.checks.anomalies.length,
+        }
+      : null,
   };
 }
 
@@ -153,6 +165,9 @@ async function main(): Promise<number> {
           collected.agents = bySize;
         } else if (name === "realnix") {
           collected.realNix = await runChild<RealNixResult>(dir, name);
+        } else if (name === "nixpkgs") {
+          collected.nixpkgs = await runChild<NixpkgsResult>(dir, name);
+          printReport({ ...collected.nixpkgs.result, wallSeconds: round((Date.now() - at) / 1000) }, collected.nixpkgs.requests);
         }
       } catch (error) {
         failures[name] = error instanceof Error ? error.message : String(error);
@@ -179,6 +194,7 @@ async function main(): Promise<number> {
     targets: summaryRows(headline),
     saturated: collected.saturated ? { ...collected.saturated.result, mainThreadBusy: round(collected.saturated.mainThreadBusy, 2) } : null,
     idle: collected.idle ? { ...collected.idle.result, mainThreadBusy: round(collected.idle.mainThreadBusy, 2) } : null,
+    nixpkgs: collected.nixpkgs ? { ...collected.nixpkgs.result, shape: collected.nixpkgs.shape, mainThreadBusy: round(collected.nixpkgs.mainThreadBusy, 2) } : null,
     ingestRequests: collected.ingest?.requests ?? null,
     realNixRequests: collected.realNix?.requests ?? null,
     scenarioSeconds: seconds,

@@ -8,6 +8,7 @@ import { parseBenchOptions, SCENARIOS, type ScenarioName } from "./bench-options
 import { runAgentsAtSize } from "./scenario-agents.ts";
 import { runIngestScenario } from "./scenario-ingest.ts";
 import { runJobScenario } from "./scenario-job.ts";
+import { runNixpkgsScenario } from "./scenario-nixpkgs.ts";
 import { runRealNixScenario } from "./scenario-real-nix.ts";
 import { DEFAULT_WORKLOAD, generateChains, generateWorkload } from "./workload.ts";
 
@@ -43,6 +44,8 @@ async function runScenario(name: ScenarioName, size: number | undefined): Promis
       return runAgentsAtSize(size, { timeoutMs: options.timeoutMs, seed: options.seed });
     case "realnix":
       return runRealNixScenario({ n: options.realNix.n, timeoutMs: options.timeoutMs });
+    case "nixpkgs":
+      return runNixpkgsScenario({ derivations: options.nixpkgs.derivations, seed: options.seed, timeoutMs: options.timeoutMs });
   }
 }
 

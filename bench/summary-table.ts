@@ -18,6 +18,8 @@ export interface Headline {
   } | null;
   realNix: { n: number; wallSeconds: number; floorSeconds: number; serveFloorSeconds?: number } | null;
   costPer1000BuildsUsd: { total: number } | null;
+  /** A whole nixpkgs-shaped job, when that scenario ran (not in the default set). */
+  nixpkgs?: { derivations: number; seconds: number; buildsPerSecond: number; requestsPerBuild: number; anomalies: number } | null;
 }
 
 export interface SummaryRow {
@@ -107,6 +109,16 @@ export function summaryRows(h: Headline): SummaryRow[] {
       value: `${n.wallSeconds} vs ${n.serveFloorSeconds} (${(n.wallSeconds / n.serveFloorSeconds).toFixed(2)}×)`,
       target: "",
       met: null,
+    });
+  }
+  const x = h.nixpkgs;
+  if (x) {
+    rows.push({
+      scenario: "nixpkgs",
+      measure: `a job of ${x.derivations} nixpkgs-shaped derivations: webhook → verdict (s), builds/s, requests per build`,
+      value: `${x.seconds} s, ${x.buildsPerSecond}/s, ${x.requestsPerBuild}${x.anomalies ? ` (${x.anomalies} anomalies)` : ""}`,
+      target: "100,000, each built once",
+      met: x.derivations >= 100_000 ? x.anomalies === 0 : null,
     });
   }
   const c = h.costPer1000BuildsUsd;

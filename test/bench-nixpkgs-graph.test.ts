@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { DEFAULT_NIXPKGS_SHAPE, generateNixpkgsGraph, longestChain, NIXPKGS_SYSTEMS, type NixpkgsGraph } from "../bench/nixpkgs-graph.ts";
+import { NIXPKGS_AGENTS, nixpkgsWorkload, someAgentBuilds } from "../bench/scenario-nixpkgs.ts";
 
 describe("the bench's nixpkgs-like graph", () => {
   let full: NixpkgsGraph;
@@ -54,5 +55,18 @@ describe("the bench's nixpkgs-like graph", () => {
   it("refuses a size too small for its shape", () => {
     assert.throws(() => generateNixpkgsGraph({ ...DEFAULT_NIXPKGS_SHAPE, derivations: 10 }), /needs at least \d+ derivations, not 10/);
     assert.throws(() => generateNixpkgsGraph({ ...DEFAULT_NIXPKGS_SHAPE, derivations: 1000, depth: 2 }), /depth must be an integer of at least 3/);
+  });
+
+  it("is a workload the nixpkgs scenario's agents can build all of, every queue of it named", () => {
+    const { workload, shape } = nixpkgsWorkload(100_000, DEFAULT_NIXPKGS_SHAPE.seed);
+    const unbuildable = workload.derivations.filter((d) => !someAgentBuilds(NIXPKGS_AGENTS, d.system, d.requiredFeatures));
+    assert.deepEqual(unbuildable.map((d) => d.drvPath), []);
+    assert.equal(workload.queues.length, new Set(workload.derivations.map((d) => [d.system, ...d.requiredFeatures].join("+"))).size);
+    assert.ok(workload.queues.includes("x86_64-linux+kvm+nixos-test") && workload.queues.includes("i686-linux"), workload.queues.join(", "));
+    assert.equal(shape.derivations + shape.attributes, workload.events.length);
+    assert.ok(shape.largestHubDependents[0]! >= 10_000, `largest hub: ${shape.largestHubDependents[0]}`);
+    // Nix's rule, as the scenario's check reads it: a feature the agent lacks, or another system, rules it out.
+    assert.equal(someAgentBuilds([{ name: "a", systems: ["x86_64-linux"], systemFeatures: ["kvm"], concurrentTasks: 1 }], "x86_64-linux", ["kvm", "nixos-test"]), false);
+    assert.equal(someAgentBuilds([{ name: "a", systems: ["x86_64-linux"], systemFeatures: [], concurrentTasks: 1 }], "i686-linux", []), false);
   });
 });

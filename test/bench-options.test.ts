@@ -6,6 +6,9 @@ describe("bench options", () => {
   it("runs the default set when no scenario is named", () => {
     assert.deepEqual(parseScenarios([], undefined), [...DEFAULT_SCENARIOS]);
     assert.deepEqual(parseScenarios([], " "), [...DEFAULT_SCENARIOS]);
+    // A whole nixpkgs-shaped job takes minutes: only when named (or "all").
+    assert.ok(!DEFAULT_SCENARIOS.includes("nixpkgs"));
+    assert.deepEqual(parseScenarios(["nixpkgs"], undefined), ["nixpkgs"]);
   });
 
   it("takes names from the arguments before the variable, in the documented order", () => {
@@ -25,5 +28,8 @@ describe("bench options", () => {
     assert.throws(() => parseBenchOptions([], { NIMBUS_BENCH_REALNIX_N: "many" }), /NIMBUS_BENCH_REALNIX_N must be a whole number of at least 1, not "many"/);
     assert.throws(() => parseBenchOptions([], { NIMBUS_BENCH_DERIVATIONS: "2.5" }), /NIMBUS_BENCH_DERIVATIONS/);
     assert.throws(() => parseBenchOptions([], { NIMBUS_BENCH_AGENT_COUNTS: "10,0" }), /NIMBUS_BENCH_AGENT_COUNTS must be agent counts/);
+    assert.equal(parseBenchOptions(["nixpkgs"], {}).nixpkgs.derivations, 10_000);
+    assert.equal(parseBenchOptions(["nixpkgs"], { NIMBUS_BENCH_NIXPKGS_DERIVATIONS: "100000" }).nixpkgs.derivations, 100_000);
+    assert.throws(() => parseBenchOptions([], { NIMBUS_BENCH_NIXPKGS_DERIVATIONS: "39" }), /NIMBUS_BENCH_NIXPKGS_DERIVATIONS must be a whole number of at least 40, not "39"/);
   });
 });

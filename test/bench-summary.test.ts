@@ -74,6 +74,16 @@ describe("bench summary table", () => {
     assert.equal(isFlat({ "10": 3 }, [10, 1000]), null, "a missing size says nothing either");
   });
 
+  it("shows a nixpkgs-shaped job only when it ran, judged at 100,000 derivations by its checks", () => {
+    assert.ok(!summaryRows(measured).some((r) => r.scenario === "nixpkgs"));
+    const row = (nixpkgs: Headline["nixpkgs"]) => summaryRows({ ...measured, nixpkgs }).find((r) => r.scenario === "nixpkgs");
+    const whole = { derivations: 100_000, seconds: 2400, buildsPerSecond: 42, requestsPerBuild: 15.5, anomalies: 0 };
+    assert.equal(row(whole)?.value, "2400 s, 42/s, 15.5");
+    assert.equal(row(whole)?.met, true);
+    assert.equal(row({ ...whole, anomalies: 2 })?.met, false, "a job that built something twice, or ended with wrong counts, is not a nixpkgs build");
+    assert.equal(row({ ...whole, derivations: 10_000 })?.met, null, "a smaller job says nothing of 100,000");
+  });
+
   it("marks scenarios that did not run instead of judging them", () => {
     const rows = summaryRows(nothing);
     assert.ok(rows.every((r) => r.value === "(not run)" && r.met === null));
