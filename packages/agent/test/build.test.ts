@@ -90,7 +90,7 @@ async function build(name: string, drvPath = drvs[name]!.drvPath, target = setup
   const results = target.of(taskId, "build-result");
   assert.equal(results.length, 1, "exactly one result");
   // The log's last batch may ride on the result.
-  const logs = [...target.of(taskId, "build-log"), ...(results[0]!.log ? [results[0]!.log] : [])];
+  const logs = target.logBatches(taskId);
   assert.deepEqual(logs.map((l) => l.seq), [...logs.keys()], "log batches numbered from 0");
   assert.equal(target.service.taskMessages(taskId).at(-1)?.type, "build-result", "the result comes after the log");
   return { taskId, finished, result: results[0]!, lines: logs.flatMap((l) => l.lines), logFrames: target.of(taskId, "build-log").length };
@@ -221,7 +221,7 @@ describe("builds across a reconnect", () => {
       assert.deepEqual(second.slice(0, 2), ["hello", "request-work"]);
       assert.equal(second.at(-1), "build-result");
       // The log written meanwhile arrives too (its last batch perhaps with the result).
-      const batches = [...other.of(taskId, "build-log"), ...other.of(taskId, "build-result").flatMap((r) => (r.log ? [r.log] : []))];
+      const batches = other.logBatches(taskId);
       assert.ok(batches.some((l) => l.lines.includes("resumed")), "the log written meanwhile arrives too");
       // How many batches depends on when Nix prints (the first after 1 s, then every 250 ms): numbered from 0, no gap.
       const seqs = batches.map((l) => l.seq);

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import type { AgentMessage } from "@nimbus/protocol";
+import type { AgentMessage, LogBatch } from "@nimbus/protocol";
 import { detectNix, loadAgentConfig, type NixInfo, type RunningAgent, type StartAgentOptions, type TaskFinished, startAgent } from "../src/index.ts";
 import { FakeService, type FakeServiceOptions, GOOD_TOKEN, memoryLog } from "./fake-service.ts";
 import { ManualClock } from "./manual-clock.ts";
@@ -64,7 +64,9 @@ export interface TaskSetup {
   finishedTask(taskId: string, timeoutMs?: number): Promise<TaskFinished>;
   /** The agent's messages about `taskId` of the given type. */
   of<T extends AgentMessage["type"]>(taskId: string, type: T): Extract<AgentMessage, { type: T }>[];
-  /** A build's log lines as sent: its `build-log` batches, then the last one its result carries. */
+  /** A build's log batches as sent: its `build-log` frames', then the last one its result carries. */
+  logBatches(taskId: string): LogBatch[];
+  /** The lines of those batches. */
   logLines(taskId: string): string[];
   /** Hands back whatever still runs, then closes the service. */
   stop(): Promise<void>;
@@ -106,6 +108,8 @@ export async function startTaskAgent(
   const finished: TaskFinished[] = [];
   agent.events.on("task-finished", (event) => finished.push(event));
   await service.until(() => agent.connected(), "the agent to be welcomed");
+  const logBatches = (taskId: string): LogBatch[] =>
+    service.taskMessages(taskId).flatMap((m) => (m.type === "build-log" ? [m] : m.type === "build-result" && m.log ? [m.log] : []));
   return {
     service,
     agent,
@@ -117,7 +121,8 @@ export async function startTaskAgent(
       return finished.find((f) => f.taskId === taskId)!;
     },
     of: (taskId, type) => service.taskMessages(taskId).filter((m) => m.type === type) as never,
-    logLines: (taskId) => service.taskMessages(taskId).flatMap((m) => (m.type === "build-log" ? m.lines : m.type === "build-result" ? (m.log?.lines ?? []) : [])),
+    logBatches,
+    logLines: (taskId) => logBatches(taskId).flatMap((batch) => batch.lines),
     stop: async () => {
       const stopping = agent.stop({ mode: "hand-back" });
       // On a manual clock, time moves on until the agent has left (a goodbye it cannot say times out).

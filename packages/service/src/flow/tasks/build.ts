@@ -45,17 +45,19 @@ async function leasedTo(taskId: string, record: BuildRecord, holder: { sessionId
 
 const notHeld = (taskId: string) => unknownTask(taskId, "is not a build this agent holds");
 
-/**
- * Stores a batch of log lines (idempotent: the chunk number is the attempt and the batch
- * number) and drops the one that falls out of the kept tail (the last LOG_BATCHES_KEPT
- * batches), so a build's stored log is bounded however long it runs.
- */
+/** A batch of log lines from the session holding the build: stored. */
 async function buildLog({ message, held }: ReportInput<BuildLog, BuildRecord>): Promise<TaskAnswer> {
   if (!held) return answer(false, notHeld(message.taskId));
   await storeLogBatch(held, message);
   return answer(false);
 }
 
+/**
+ * Stores a batch of log lines — a `build-log`'s, or the last one a `build-result` carries —
+ * (idempotent: the chunk number is the attempt and the batch number) and drops the one that
+ * falls out of the kept tail (the last LOG_BATCHES_KEPT batches), so a build's stored log is
+ * bounded however long it runs.
+ */
 async function storeLogBatch(held: BuildRecord, batch: LogBatch): Promise<void> {
   await putLogChunk({ drvPath: held.drvPath, chunk: logChunk(held.attempt, batch.seq), lines: batch.lines });
   if (batch.seq >= LOG_BATCHES_KEPT) await deleteLogChunk(held.drvPath, logChunk(held.attempt, batch.seq - LOG_BATCHES_KEPT));
