@@ -4,7 +4,7 @@
  * process (the handlers read their endpoints from the environment once), so every scenario
  * runs in a process of its own (bench/scenario.ts).
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { ListQueuesCommand } from "@aws-sdk/client-sqs";
@@ -41,8 +41,12 @@ export async function openBenchStack(): Promise<BenchStack> {
   const dataDir = await mkdtemp(join(os.tmpdir(), "nimbus-bench-"));
   let stack: LocalStack | undefined;
   let reads: StackReads | undefined;
+  // NIMBUS_BENCH_TRACE=<file>: every request the handlers made, as tab-separated lines, written when the stack closes.
+  const traceFile = process.env["NIMBUS_BENCH_TRACE"];
+  if (traceFile) counter.traceRequests();
   const close = async () => {
     reads?.close();
+    if (traceFile) await writeFile(traceFile, counter.tracedRequests().map((r) => [r.invocation, r.source, r.key, r.start.toFixed(2), r.end.toFixed(2), r.error ?? ""].join("\t") + "\n").join(""));
     if (stack) {
       const stopped = await Promise.race([stack.stop().then(() => true), sleep(30_000).then(() => false)]).catch((error: unknown) => {
         console.error(`stopping the stack failed: ${String(error)}`);

@@ -70,6 +70,18 @@ interface Invocation {
   requests: number;
   refused: number;
   ms: number;
+  /** Numbered in order of start, for the trace. */
+  id: number;
+}
+
+/** One request as NIMBUS_BENCH_TRACE writes it: when it started and ended (ms since the counter was made), and who made it. */
+export interface TracedRequest {
+  invocation: number;
+  source: string;
+  key: string;
+  start: number;
+  end: number;
+  error?: string;
 }
 
 export class RequestCounter {
@@ -81,6 +93,10 @@ export class RequestCounter {
   private errors = new Map<string, number>();
   private perInvocation = new Map<string, Invocation[]>();
   private capacityBySource = new Map<string, CapacityUnits>();
+  private invocationCount = 0;
+  /** Every request, when a trace was asked for (`traceRequests`): to see what one invocation waited on, and behind whom. */
+  private traced: TracedRequest[] | undefined;
+  private readonly origin = performance.now();
 
   constructor(
     /** Sources whose requests are not the workload's (e.g. the JSON API the benchmark polls). */
@@ -103,13 +119,17 @@ export class RequestCounter {
         // Ask DynamoDB what each request cost in capacity units: the bill is in units, not requests.
         const asksCapacity = kind === "dynamodb" && args?.input && typeof args.input === "object" && args.input.ReturnConsumedCapacity === undefined;
         const sent = asksCapacity ? { ...args, input: { ...args.input, ReturnConsumedCapacity: "TOTAL" } } : args;
+        const trace: TracedRequest | undefined = this.traced && { invocation: invocation?.id ?? -1, source, key, start: performance.now() - this.origin, end: 0 };
+        if (trace) this.traced!.push(trace);
         try {
           const result = await next(sent);
+          if (trace) trace.end = performance.now() - this.origin;
           if (kind === "dynamodb") this.addCapacity(source, String(context?.commandName ?? ""), result?.output?.ConsumedCapacity);
           return result;
         } catch (error) {
           // Expected refusals (a conditional write that lost, a gone connection) are work too.
           const name = error instanceof Error ? error.name : "Error";
+          if (trace) Object.assign(trace, { end: performance.now() - this.origin, error: name });
           if (invocation) invocation.refused++;
           if (!this.isExcluded(source)) this.errors.set(`${key}\t${name}`, (this.errors.get(`${key}\t${name}`) ?? 0) + 1);
           throw error;
@@ -127,7 +147,7 @@ export class RequestCounter {
       return async (event, context) => {
         const source = name === "socket/default" ? `${name}: ${messageType(event)}` : name;
         this.invocations.set(source, (this.invocations.get(source) ?? 0) + 1);
-        const invocation: Invocation = { source, requests: 0, refused: 0, ms: 0 };
+        const invocation: Invocation = { source, requests: 0, refused: 0, ms: 0, id: this.invocationCount++ };
         const start = performance.now();
         try {
           return await this.scope.run(invocation, () => handler(event, context));
@@ -139,6 +159,16 @@ export class RequestCounter {
         }
       };
     };
+  }
+
+  /** Keeps every request from now on, for `tracedRequests` (NIMBUS_BENCH_TRACE). */
+  traceRequests(): void {
+    this.traced ??= [];
+  }
+
+  /** The requests kept since `traceRequests`, in order of start. */
+  tracedRequests(): readonly TracedRequest[] {
+    return this.traced ?? [];
   }
 
   /** Forgets everything counted so far (e.g. the agents' connections before the job). */
