@@ -145,7 +145,8 @@ describe("the request diet", () => {
     assert.equal((await finished(stack, jobId)).status, "succeeded");
     // As if a Lambda died before its count write: the job's counts still hold a build, while its rows are all settled.
     const { finishedAt: _finished, ...running } = (await stack.getItem("Jobs", { jobId }))!;
-    await stack.put("Jobs", [{ ...running, status: "building", activeShard: "a", count_building: 2, count_succeeded: 0 }]);
+    // (A build under way is counted with the queued ones: storage/job-counts.ts.)
+    await stack.put("Jobs", [{ ...running, status: "building", activeShard: "a", count_queued: 2, count_building: 0, count_succeeded: 0 }]);
 
     let outcome: unknown = "not run";
     const looks = await counting(
@@ -163,11 +164,12 @@ describe("the request diet", () => {
     assert.equal(outcome, undefined, "the settle left the job running");
     assert.equal(looks, 0, "on the counts alone, without the index");
     const job = await stack.getItem("Jobs", { jobId });
-    assert.deepEqual([job?.status, job?.count_building, job?.count_succeeded], ["building", 1, 1], "its moves were written by that look");
+    assert.deepEqual([job?.status, job?.count_queued, job?.count_building, job?.count_succeeded], ["building", 1, 0, 1], "its moves were written by that look");
 
     await sweep(later(5 * 60_000));
     assert.equal((await finished(stack, jobId, 5_000)).status, "succeeded", "the sweeper finished it from its rows");
-    assert.equal((await stack.getItem("Jobs", { jobId }))?.count_building, 0, "with exact counts");
+    const exact = await stack.getItem("Jobs", { jobId });
+    assert.deepEqual([exact?.count_queued, exact?.count_building, exact?.count_succeeded], [0, 0, 1], "with exact counts");
     agent.close();
   });
 
@@ -193,11 +195,45 @@ describe("the request diet", () => {
       const second = (await eventually(async () => agent.messages.find((m) => m.type === "build" && m.drvPath !== first.drvPath), "the other build")) as { taskId: string; drvPath: string };
       assert.equal(writes, 1, "the settle's move and the next build's start in one count write, which the job check read");
       const job = await stack.getItem("Jobs", { jobId });
-      assert.deepEqual([job?.status, job?.count_succeeded, job?.count_building, job?.count_queued], ["building", 1, 1, 0], "the job runs on, its counts whole");
+      // The second build's start is no move of the counts: a build under way is counted with the queued ones.
+      assert.deepEqual([job?.status, job?.count_succeeded, job?.count_building ?? 0, job?.count_queued], ["building", 1, 0, 1], "the job runs on, its counts whole");
       await handleAgentFrame(connectionId, result(second));
       const done = await stack.getItem("Jobs", { jobId });
       assert.equal(done?.status, "succeeded", "the frame that settled the last build ended the job before it was done");
       assert.deepEqual([done?.count_succeeded, done?.count_building, done?.count_queued, done?.count_waiting], [2, 0, 0, 0]);
+    } finally {
+      agent.close();
+    }
+  });
+
+  it("starts a build without a write of its job's counts; the job's view tells its builds under way from its queued ones", async () => {
+    const system = "s390x-linux";
+    const on = (name: string) => ({ ...derivation(name), system });
+    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const welcome = await agent.request(hello({ hostname: "diet-pushing", systems: [system], systemFeatures: [], concurrentTasks: 1 }));
+      const connectionId = (welcome as { connectionId: string }).connectionId;
+      const jobId = await push(stack, "acme/diet-pushing", "7".repeat(40));
+      const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      const events = [on("push-x"), on("push-y"), on("push-z"), attribute("push-x"), attribute("push-y"), attribute("push-z")];
+      assert.equal((await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
+      await handleAgentFrame(connectionId, JSON.stringify({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" }));
+      const builds = () => agent.messages.filter((m) => m.type === "build") as Array<{ taskId: string; drvPath: string }>;
+      const first = await eventually(async () => builds()[0], "a build");
+      // Its jobs' copy says `building` once the build is sent (flow/hand-over.ts): looked at until then.
+      const underWay = await eventually(async () => {
+        const { counts } = await jobView(stack, jobId);
+        return counts.building === 1 ? counts : undefined;
+      }, "the first build's copy");
+      assert.deepEqual(underWay, { queued: 2, building: 1 }, "one slot: one build under way, two queued");
+      // Its outputs are being pushed: the slot goes to the next build, which the frame leases and sends.
+      const pushing = JSON.stringify({ type: "build-pushing", taskId: first.taskId, drvPath: first.drvPath });
+      const countWrites = await counting("UpdateItemCommand", "Jobs", () => handleAgentFrame(connectionId, pushing), undefined, (input) => input.Key?.jobId === jobId);
+      await eventually(async () => builds()[1], "the next build");
+      assert.equal(countWrites, 0, "the next build's start moves no count: a build under way is counted with the queued ones");
+      const job = await stack.getItem("Jobs", { jobId });
+      assert.deepEqual([job?.count_queued, job?.count_building ?? 0], [3, 0], "kept as one number");
+      assert.deepEqual((await jobView(stack, jobId)).counts, { queued: 1, building: 2 }, "told apart by the rows that say building");
     } finally {
       agent.close();
     }
@@ -290,7 +326,7 @@ describe("the request diet", () => {
       assert.equal(countWrites, 1, "one write of the job's counts: a's settle, b's start, and the settle's job check on its return");
       assert.deepEqual([await rowOf(jobId, drv("diet-a")), await rowOf(jobId, drv("diet-b"))], ["succeeded", "building"]);
       const counts = await stack.getItem("Jobs", { jobId });
-      assert.deepEqual([counts?.count_succeeded, counts?.count_building, counts?.count_queued ?? 0, counts?.count_waiting], [1, 1, 0, 1], "the counts hold every move");
+      assert.deepEqual([counts?.count_succeeded, counts?.count_building ?? 0, counts?.count_queued, counts?.count_waiting], [1, 0, 1, 1], "the counts hold every move (b's build with the queued)");
       assert.equal(idle.messages.filter((m) => m.type === "build").length, 0);
 
       // Paused, the reporter takes nothing new: the build its result queues goes to the idle agent, found through the index.

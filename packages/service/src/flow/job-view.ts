@@ -9,7 +9,7 @@ import type { TableName } from "../platform/resource-specs.ts";
 import { getDerivations } from "../storage/derivations.ts";
 import { jobEffects } from "../storage/effects.ts";
 import type { DerivationItem, JobAttributeItem, JobDerivationItem, JobItem } from "../storage/items.ts";
-import { keptCounts } from "../storage/job-counts.ts";
+import { countsExact, keptCounts, splitBuilding } from "../storage/job-counts.ts";
 import { jobStatusKey } from "../storage/keys.ts";
 import type { Query, Table } from "../storage/table.ts";
 import { JobAttributes, JobDerivations } from "../storage/tables.ts";
@@ -68,8 +68,17 @@ async function effectViews(jobId: string): Promise<EffectView[]> {
   }));
 }
 
-/** The counts the job keeps (storage/job-counts.ts); a job made before it kept them is counted from the index. */
-export const jobCounts = async (job: JobItem): Promise<JobView["counts"]> => keptCounts(job) ?? countByStatus(job.jobId);
+/**
+ * The counts the job keeps (storage/job-counts.ts), a running job's builds under way told apart
+ * from its queued ones by a count of its `building` rows (as many as slots build for it); a job
+ * made before it kept them is counted from the index.
+ */
+export async function jobCounts(job: JobItem): Promise<JobView["counts"]> {
+  const kept = keptCounts(job);
+  if (!kept) return countByStatus(job.jobId);
+  if (countsExact(job) || !kept.queued) return kept;
+  return splitBuilding(kept, await countOfStatus(job.jobId, "building"));
+}
 
 /** The first `limit` items of a query (DynamoDB may stop a page early at 1 MB: read on until full). */
 async function firstItems<T extends TableName, S extends z.ZodType<Record<string, unknown>>>(table: Table<T, S>, input: Query<T>, limit: number): Promise<z.infer<S>[]> {
@@ -83,18 +92,12 @@ async function firstItems<T extends TableName, S extends z.ZodType<Record<string
 
 /** One COUNT query per status on byJobStatus; statuses with no derivation are left out. */
 async function countByStatus(jobId: string): Promise<JobView["counts"]> {
-  const counts = await Promise.all(
-    DerivationStatus.options.map(async (status) => {
-      const count = await JobDerivations.count({
-        IndexName: "byJobStatus",
-        KeyConditionExpression: "jobStatus = :key",
-        ExpressionAttributeValues: { ":key": jobStatusKey(jobId, status) },
-      });
-      return [status, count] as const;
-    }),
-  );
+  const counts = await Promise.all(DerivationStatus.options.map(async (status) => [status, await countOfStatus(jobId, status)] as const));
   return Object.fromEntries(counts.filter(([, count]) => count > 0));
 }
+
+const countOfStatus = (jobId: string, status: DerivationStatus): Promise<number> =>
+  JobDerivations.count({ IndexName: "byJobStatus", KeyConditionExpression: "jobStatus = :key", ExpressionAttributeValues: { ":key": jobStatusKey(jobId, status) } });
 
 async function attributeViews(jobId: string): Promise<AttributeView[]> {
   const items = await firstItems(JobAttributes, { KeyConditionExpression: "jobId = :job", ExpressionAttributeValues: { ":job": jobId } }, MAX_VIEW_ATTRIBUTES);

@@ -3,7 +3,10 @@
  * page's poll is one GetItem, not a count over 100,000 index rows (docs/dashboard-api.md).
  *
  * Every write of a JobDerivations row says what it replaced (storage/job-derivations.ts), so
- * each one is a move between two statuses. Moves are collected per handler invocation (the
+ * each one is a move between two statuses. `queued` and `building` are kept as one number
+ * (`count_queued`): a build's start is no move of the counts, so a frame that only starts one
+ * (`build-pushing`'s next build) writes none; the job's view tells them apart with a count of
+ * its `building` rows (flow/job-view.ts). Moves are collected per handler invocation (the
  * edges open a `countingMoves` scope) and written as one `ADD` per job at its end, not one
  * write per move; outside a scope a move is written at once. A Lambda that dies before its
  * flush leaves a count off while the job runs: when the job ends (or its cancellation does), the
@@ -21,11 +24,15 @@ type CountField = `count_${DerivationStatus}`;
 
 const countField = (status: DerivationStatus): CountField => `count_${status}`;
 
+/** The status a move is counted under: a build under way is counted as queued (the view splits them). */
+const countedAs = (status: DerivationStatus | undefined): DerivationStatus | undefined => (status === "building" ? "queued" : status);
+
 /** Moves not yet written: job → status → change. */
 class CountMoves {
   readonly byJob = new Map<string, Map<DerivationStatus, number>>();
 
-  add(jobId: string, from: DerivationStatus | undefined, to: DerivationStatus | undefined): void {
+  add(jobId: string, fromStatus: DerivationStatus | undefined, toStatus: DerivationStatus | undefined): void {
+    const [from, to] = [countedAs(fromStatus), countedAs(toStatus)];
     if (from === to) return;
     const counts = this.byJob.get(jobId) ?? new Map<DerivationStatus, number>();
     this.byJob.set(jobId, counts);
@@ -79,7 +86,7 @@ export async function writeJobMovesReturning(jobId: string): Promise<JobItem | u
 
 /** A JobDerivations row went from `from` (absent: it is new) to `to`. */
 export async function noteCountMove(jobId: string, from: DerivationStatus | undefined, to: DerivationStatus): Promise<void> {
-  if (from === to) return;
+  if (countedAs(from) === countedAs(to)) return;
   const moves = scope.getStore();
   if (moves) return moves.add(jobId, from, to);
   const once = new CountMoves();
@@ -115,7 +122,12 @@ async function writeMoves(moves: CountMoves): Promise<void> {
   );
 }
 
-/** The counts a job keeps (statuses with none left out), or undefined for a job made before it kept them. */
+/**
+ * The counts a job keeps (statuses with none left out), or undefined for a job made before it
+ * kept them. A finished job's are exact per status (`countsExact`); a running job's `queued` holds its builds
+ * under way too (`building` is left out; `count_building` is added in, for a job whose moves
+ * were counted apart before they were kept as one): `splitBuilding` tells them apart.
+ */
 export function keptCounts(job: JobItem): StatusCounts | undefined {
   if (!job.countsKept) return undefined;
   const counts: StatusCounts = {};
@@ -123,7 +135,24 @@ export function keptCounts(job: JobItem): StatusCounts | undefined {
     const n = job[countField(status)] ?? 0;
     if (n > 0) counts[status] = n;
   }
+  if (countsExact(job)) return counts;
+  // Summed as stored: a count_queued below zero is a build under way that count_building holds.
+  const underWay = (job.count_queued ?? 0) + (job.count_building ?? 0);
+  delete counts.building;
+  if (underWay > 0) counts.queued = underWay;
+  else delete counts.queued;
   return counts;
+}
+
+/** Whether a job's kept counts are exact per status: it ended, and no cancellation still moves them (they were stored from a read of its rows). */
+export const countsExact = (job: Pick<JobItem, "finishedAt" | "cancelling">): boolean => job.finishedAt !== undefined && job.cancelling === undefined;
+
+/** A running job's kept counts with `building` told apart from `queued`, given how many of its rows say `building` (an index's count: at most all of them). */
+export function splitBuilding(kept: StatusCounts, building: number): StatusCounts {
+  const underWay = kept.queued ?? 0;
+  const { queued: _queued, ...rest } = kept;
+  const started = Math.min(Math.max(building, 0), underWay);
+  return { ...rest, ...(underWay - started > 0 ? { queued: underWay - started } : {}), ...(started > 0 ? { building: started } : {}) };
 }
 
 /**

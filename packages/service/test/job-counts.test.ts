@@ -1,0 +1,36 @@
+/** A job's kept counts as the view reads them: builds under way kept with the queued ones, told apart by a count of rows. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { countsExact, keptCounts, splitBuilding } from "../src/storage/job-counts.ts";
+import type { JobItem } from "../src/storage/items.ts";
+
+const job = (fields: Partial<JobItem>) => ({ countsKept: true, ...fields }) as JobItem;
+
+describe("kept counts", () => {
+  it("hold a running job's builds under way with its queued ones, and add in a count_building its moves were counted in before", () => {
+    assert.deepEqual(keptCounts(job({ count_queued: 3, count_waiting: 2 })), { queued: 3, waiting: 2 });
+    assert.deepEqual(keptCounts(job({ count_queued: -1, count_building: 2, count_succeeded: 1 })), { queued: 1, succeeded: 1 });
+    assert.deepEqual(keptCounts(job({ count_queued: 0, count_building: 0, count_succeeded: 4 })), { succeeded: 4 });
+  });
+
+  it("are exact per status once the job ended, and not while its cancellation still moves them", () => {
+    const ended = { finishedAt: "2026-12-02T00:00:00.000Z" };
+    assert.ok(countsExact(ended));
+    assert.ok(!countsExact({ ...ended, cancelling: true }));
+    assert.deepEqual(keptCounts(job({ ...ended, count_building: 1, count_failed: 2 })), { building: 1, failed: 2 });
+    assert.deepEqual(keptCounts(job({ ...ended, cancelling: true, count_queued: 1, count_building: 1 })), { queued: 2 });
+  });
+
+  it("are undefined for a job made before it kept them", () => {
+    assert.equal(keptCounts({ count_queued: 1 } as JobItem), undefined);
+  });
+
+  it("tell builds under way from queued ones by the rows that say building, never more than are under way", () => {
+    assert.deepEqual(splitBuilding({ queued: 5, succeeded: 1 }, 2), { queued: 3, building: 2, succeeded: 1 });
+    assert.deepEqual(splitBuilding({ queued: 2 }, 2), { building: 2 });
+    // An index a little behind (a copy written since the count was, or one not yet): within what is under way.
+    assert.deepEqual(splitBuilding({ queued: 1 }, 3), { building: 1 });
+    assert.deepEqual(splitBuilding({ queued: 2 }, 0), { queued: 2 });
+    assert.deepEqual(splitBuilding({ waiting: 4 }, 1), { waiting: 4 });
+  });
+});
