@@ -176,7 +176,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
 
     // The built-in cache's bucket, its objects as files under the data directory.
-    const s3: S3Server = await startS3({ host: BACKEND_HOST, port: remembered.s3Port ?? 0, storageDir: join(dataDir, "s3") });
+    const s3: S3Server = await startS3({ host: BACKEND_HOST, port: remembered.s3Port ?? 0, storageDir: join(dataDir, "s3"), onFailure: log });
     started.push(() => s3.stop());
     remembered.s3Port = s3.port;
     await ensureBucket(s3.endpoint, localBucketName());
