@@ -2,7 +2,12 @@
 // writes of its file persistence (synchronous in fauxqs) then run beside the handlers instead of
 // blocking the main thread they share. Plain JavaScript, so the thread needs no TypeScript loader.
 import { parentPort, workerData } from "node:worker_threads";
-import { buildApp } from "fauxqs";
+
+// fauxqs loads node:sqlite, whose ExperimentalWarning the thread would print on every start
+// (the main thread's filter, packages/cli/bin/nimbus.js, is not the thread's): fauxqs only after it.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = (warning, ...rest) => (String(warning).includes("SQLite is an experimental feature") ? undefined : emitWarning(warning, ...rest));
+const { buildApp } = await import("fauxqs");
 
 const { host, port, storageDir } = workerData;
 
