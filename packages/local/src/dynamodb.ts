@@ -1,5 +1,6 @@
 /** DynamoDB locally: dynalite with its LevelDB store under `<dataDir>/dynamodb`. */
 import { mkdir } from "node:fs/promises";
+import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import {
   CreateTableCommand,
@@ -13,7 +14,6 @@ import {
   type TableDescription,
 } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "@nimbus/service/resource-specs";
-import { startServerThread, type ServerThread } from "./server-thread.ts";
 
 export interface DynamoServer {
   endpoint: string;
@@ -35,24 +35,57 @@ export async function startDynamo(options: {
 }): Promise<DynamoServer> {
   const path = join(options.dataDir, "dynamodb");
   await mkdir(path, { recursive: true });
-  const thread = await startServerThread({
-    script: new URL("./dynamo-worker.mjs", import.meta.url),
-    workerData: { path, host: options.host, port: options.port },
-    name: "dynalite",
-    failureMessage: (why) => `DynamoDB stopped: dynalite's thread ${why}; every request fails from now on — restart the stack (the data in ${path} is kept)`,
-    ...(options.onFailure ? { onFailure: options.onFailure } : {}),
+  // Plain JavaScript: no TypeScript loader (the process's --import) in the thread.
+  const worker = new Worker(new URL("./dynamo-worker.mjs", import.meta.url), { workerData: { path, host: options.host, port: options.port }, execArgv: [] });
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once("error", reject);
+    worker.once("exit", (code) => reject(new Error(`dynalite's thread exited (code ${code}) before it listened`)));
+    worker.on("message", (message: WorkerMessage) => {
+      if (message.type === "listening") resolve(message.port);
+      if (message.type === "error") reject(Object.assign(new Error(`dynalite could not listen on ${options.host}:${options.port}: ${message.message}`), { code: message.code }));
+    });
+  }).catch(async (error: unknown) => {
+    await worker.terminate();
+    throw error;
   });
-  const server: DynamoServer = { endpoint: `http://${options.host}:${thread.port}`, port: thread.port, stop: () => thread.stop() };
-  threads.set(server, thread);
+  // After a start, a thread that dies says so: without this, requests just fail (ECONNREFUSED) with no cause anywhere.
+  let stopping = false;
+  let failed: string | undefined;
+  const fail = (why: string) => {
+    if (stopping || failed) return;
+    failed = `DynamoDB stopped: dynalite's thread ${why}; every request fails from now on — restart the stack (the data in ${path} is kept)`;
+    options.onFailure?.(failed);
+  };
+  worker.on("error", (error) => fail(`failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`));
+  worker.on("exit", (code) => fail(`exited (code ${code})`));
+  const server: DynamoServer = {
+    endpoint: `http://${options.host}:${port}`,
+    port,
+    stop: async () => {
+      stopping = true;
+      const stopped = new Promise<WorkerMessage>((resolve) => worker.on("message", (m: WorkerMessage) => m.type === "stopped" && resolve(m)));
+      worker.postMessage({ type: "stop" });
+      const message = await Promise.race([stopped, exited.then(() => undefined)]);
+      await exited;
+      if (message?.type === "stopped" && message.message) throw new Error(`stopping dynalite failed: ${message.message}`);
+    },
+  };
+  threads.set(server, worker);
   return server;
 }
 
-const threads = new WeakMap<DynamoServer, ServerThread>();
+const threads = new WeakMap<DynamoServer, Worker>();
 
 /** A fault for tests: dynalite's thread throws `reason`, as a crash inside it would. */
 export function crashDynamo(server: DynamoServer, reason: string): void {
-  threads.get(server)?.crash(reason);
+  threads.get(server)?.postMessage({ type: "crash", reason });
 }
+
+type WorkerMessage =
+  | { type: "listening"; port: number }
+  | { type: "error"; message: string; code?: string }
+  | { type: "stopped"; message?: string };
 
 const attributeTypes: Record<TableSpec["fields"][string], ScalarAttributeType> = {
   string: "S",

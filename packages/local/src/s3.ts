@@ -6,7 +6,7 @@
  * 11 MiB: docs/cache.md says what that means for the local stack.)
  */
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { startServerThread, type ServerThread } from "./server-thread.ts";
+import { buildApp } from "fauxqs";
 
 export interface S3Server {
   endpoint: string;
@@ -14,37 +14,38 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the bucket's server on a worker thread of its own (s3-worker.mjs, server-thread.ts), as
- * dynalite's is: uploads of NARs and fauxqs's synchronous file writes then do not hold up the
- * handlers on the main thread.
- */
-export async function startS3(options: {
-  host: string;
-  port: number;
-  storageDir: string;
-  /** Told once if the thread fails or exits other than through `stop()`: every request to the bucket fails from then on. */
-  onFailure?: (message: string) => void;
-}): Promise<S3Server> {
-  const { host, port, storageDir } = options;
-  const thread = await startServerThread({
-    script: new URL("./s3-worker.mjs", import.meta.url),
-    workerData: { host, port, storageDir },
-    name: "S3",
-    failureMessage: (why) =>
-      `S3 stopped: its thread ${why}; every upload to and read from the built-in cache fails from now on — restart the stack (the objects in ${storageDir} are kept)`,
-    ...(options.onFailure ? { onFailure: options.onFailure } : {}),
-  });
-  const server: S3Server = { endpoint: `http://${host}:${thread.port}`, port: thread.port, stop: () => thread.stop() };
-  threads.set(server, thread);
-  return server;
+interface FauxqsS3Store {
+  persistence?: unknown;
+}
+interface FauxqsFilePersistence {
+  loadS3(store: FauxqsS3Store): void;
+  close?(): void;
 }
 
-const threads = new WeakMap<S3Server, ServerThread>();
+/** fauxqs does not export its stores; they sit beside its entry point. */
+async function fauxqsPart<T>(relative: string): Promise<T> {
+  return (await import(new URL(relative, import.meta.resolve("fauxqs")).href)) as T;
+}
 
-/** A fault for tests: the S3 thread throws `reason`, as a crash inside it would. */
-export function crashS3(server: S3Server, reason: string): void {
-  threads.get(server)?.crash(reason);
+export async function startS3(options: { host: string; port: number; storageDir: string }): Promise<S3Server> {
+  const { S3Store } = await fauxqsPart<{ S3Store: new () => FauxqsS3Store }>("./s3/s3Store.js");
+  const { FileS3Persistence } = await fauxqsPart<{ FileS3Persistence: new (dir: string) => FauxqsFilePersistence }>("./s3/fileS3Persistence.js");
+  const s3Store = new S3Store();
+  const persistence = new FileS3Persistence(options.storageDir);
+  // Load before attaching, as fauxqs does: attaching first would write every object back.
+  persistence.loadS3(s3Store);
+  s3Store.persistence = persistence;
+  const app = buildApp({ logger: false, defaultRegion: "us-east-1", stores: { s3Store } as never });
+  const address = await app.listen({ port: options.port, host: options.host });
+  const port = Number(new URL(address).port);
+  return {
+    endpoint: `http://${options.host}:${port}`,
+    port,
+    stop: async () => {
+      await app.close();
+      persistence.close?.();
+    },
+  };
 }
 
 /** Creates the bucket (again: creating an existing one is harmless here). */

@@ -157,9 +157,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const port = choosePort(host, options.port ?? (Number(process.env.NIMBUS_PORT) || DEFAULT_PORT));
     const dataDir = resolvePath(options.dataDir);
     await mkdir(dataDir, { recursive: true });
-    // The bucket's thread loads fauxqs on its own (about 0.3 s): started first, beside DynamoDB's and SQS's starts.
-    const s3Starting = startS3({ host: BACKEND_HOST, port: remembered.s3Port ?? 0, storageDir: join(dataDir, "s3"), onFailure: log });
-    started.push(() => s3Starting.then((s3) => s3.stop(), () => {}));
     const secrets = (await loadOrCreateSecrets(dataDir, secretNames)) as Record<SecretName, string>;
 
     const dynamo: DynamoServer = await startDynamo({ dataDir, host: BACKEND_HOST, port: remembered.dynamodbPort ?? 0, onFailure: log });
@@ -179,7 +176,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
 
     // The built-in cache's bucket, its objects as files under the data directory.
-    const s3: S3Server = await s3Starting;
+    const s3: S3Server = await startS3({ host: BACKEND_HOST, port: remembered.s3Port ?? 0, storageDir: join(dataDir, "s3") });
+    started.push(() => s3.stop());
     remembered.s3Port = s3.port;
     await ensureBucket(s3.endpoint, localBucketName());
 
