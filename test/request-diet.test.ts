@@ -49,6 +49,20 @@ describe("the request diet", () => {
 
   const event = (name: string): DerivationEvent =>
     ({ kind: "derivation", drvPath: drv(name), system: "riscv64-linux", requiredFeatures: [], inputDrvs: [], outputs: { out: `/nix/store/${name}-out` } }) as DerivationEvent;
+  /** A raw agent of one slot for `systems`, the job a push starts, and the evaluation the agent was given. */
+  const evaluating = async (hostname: string, systems: string[], repository: string, commit: string) => {
+    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    try {
+      const welcome = await agent.request(hello({ hostname, systems, systemFeatures: [], concurrentTasks: 1 }));
+      const connectionId = (welcome as { connectionId: string }).connectionId;
+      const jobId = await push(stack, repository, commit);
+      const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
+      return { agent, connectionId, jobId, task };
+    } catch (error) {
+      agent.close();
+      throw error;
+    }
+  };
   const rowOf = async (jobId: string, drvPath: string) => (await stack.getItem("JobDerivations", { jobId, drvPath }))?.status;
 
   it("mirrors a move into the jobs the derivation names, without the index; once a restart drops the list, into every job the index finds", async () => {
@@ -176,12 +190,8 @@ describe("the request diet", () => {
   it("writes a frame's moves of a job's counts once: the settle's job check waits for the build its follow-up dispatch starts", async () => {
     const system = "sh4-linux";
     const on = (name: string) => ({ ...derivation(name), system });
-    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    const { agent, connectionId, jobId, task } = await evaluating("diet-counts", [system], "acme/diet-counts", "5".repeat(40));
     try {
-      const welcome = await agent.request(hello({ hostname: "diet-counts", systems: [system], systemFeatures: [], concurrentTasks: 1 }));
-      const connectionId = (welcome as { connectionId: string }).connectionId;
-      const jobId = await push(stack, "acme/diet-counts", "5".repeat(40));
-      const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
       const events = [on("diet-x"), on("diet-y"), attribute("diet-x"), attribute("diet-y")];
       assert.equal((await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
       // Handled to its end before the count below: its follow-up dispatch sends the first build
@@ -209,12 +219,8 @@ describe("the request diet", () => {
   it("starts a build without a write of its job's counts; the job's view tells its builds under way from its queued ones", async () => {
     const system = "s390x-linux";
     const on = (name: string) => ({ ...derivation(name), system });
-    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    const { agent, connectionId, jobId, task } = await evaluating("diet-pushing", [system], "acme/diet-pushing", "7".repeat(40));
     try {
-      const welcome = await agent.request(hello({ hostname: "diet-pushing", systems: [system], systemFeatures: [], concurrentTasks: 1 }));
-      const connectionId = (welcome as { connectionId: string }).connectionId;
-      const jobId = await push(stack, "acme/diet-pushing", "7".repeat(40));
-      const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
       const events = [on("push-x"), on("push-y"), on("push-z"), attribute("push-x"), attribute("push-y"), attribute("push-z")];
       assert.equal((await agent.request({ type: "evaluation-events", taskId: task.taskId, seq: 0, events })).type, "ack");
       await handleAgentFrame(connectionId, JSON.stringify({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" }));
@@ -241,12 +247,8 @@ describe("the request diet", () => {
 
   it("writes a job's copy of a derivation its registration queued once: the queue's mirror, not the registration's look again as well", async () => {
     const system = "alpha-linux";
-    const agent = await RawAgent.connect(stack.agentSocketUrl, token);
+    const { agent, connectionId, jobId, task } = await evaluating("diet-evaluator", ["vax-linux"], "acme/diet-registered", "6".repeat(40));
     try {
-      const welcome = await agent.request(hello({ hostname: "diet-evaluator", systems: ["vax-linux"], systemFeatures: [], concurrentTasks: 1 }));
-      const connectionId = (welcome as { connectionId: string }).connectionId;
-      const jobId = await push(stack, "acme/diet-registered", "6".repeat(40));
-      const task = (await eventually(async () => agent.messages.find((m) => m.type === "evaluate"), "the evaluation")) as { taskId: string };
       // Its one input was built by an earlier job: read only by the registration's fresh look,
       // which queues it (one created with nothing pending is created queued, its copy with it).
       const at = new Date().toISOString();

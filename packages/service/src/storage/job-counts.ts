@@ -130,18 +130,14 @@ async function writeMoves(moves: CountMoves): Promise<void> {
  */
 export function keptCounts(job: JobItem): StatusCounts | undefined {
   if (!job.countsKept) return undefined;
-  const counts: StatusCounts = {};
+  const exact = countsExact(job);
+  // Summed as stored, each under the status it is counted as: a count_queued below zero is a build under way that count_building holds.
+  const sums: StatusCounts = {};
   for (const status of DerivationStatus.options) {
-    const n = job[countField(status)] ?? 0;
-    if (n > 0) counts[status] = n;
+    const as = exact ? status : countedAs(status)!;
+    sums[as] = (sums[as] ?? 0) + (job[countField(status)] ?? 0);
   }
-  if (countsExact(job)) return counts;
-  // Summed as stored: a count_queued below zero is a build under way that count_building holds.
-  const underWay = (job.count_queued ?? 0) + (job.count_building ?? 0);
-  delete counts.building;
-  if (underWay > 0) counts.queued = underWay;
-  else delete counts.queued;
-  return counts;
+  return Object.fromEntries(Object.entries(sums).filter(([, n]) => n > 0));
 }
 
 /** Whether a job's kept counts are exact per status: it ended, and no cancellation still moves them (they were stored from a read of its rows). */
