@@ -15,7 +15,7 @@ import { getDerivation } from "../packages/service/src/storage/derivations.ts";
 import { releaseTask, reserveTask } from "../packages/service/src/storage/sessions.ts";
 import { recording, type Request } from "./support/count-requests.ts";
 import { hello, RawAgent } from "./support/raw-agent.ts";
-import { attribute, buildOf, derivation, derivationItem, drv, evaluatedJob, finished, push, succeeded } from "./support/graph-events.ts";
+import { attribute, buildOf, derivation, derivationItem, drv, evaluatedJob, finished, jobView, push, succeeded } from "./support/graph-events.ts";
 import { agentSuite } from "./support/agent-suite.ts";
 import { eventually, startTestStack, type TestStack } from "./support/stack.ts";
 
@@ -70,7 +70,8 @@ describe("hand-over of a build its result readied", () => {
     assert.equal(requests.filter((r) => r.command === "PostToConnectionCommand").length, 1, "b's build, carrying a's acknowledgement (no result-ack)");
     assert.deepEqual(b.acks, [a.taskId]);
     const row = await stack.getItem("JobDerivations", { jobId, drvPath: drv("ho-b") });
-    assert.equal(row?.status, "building", "the job's copy");
+    assert.equal(row?.status, "waiting", "the job's copy: a build's start is no move of it");
+    assert.deepEqual((await jobView(stack, jobId)).counts, { succeeded: 1, building: 1, waiting: 1 }, "the view finds it under way");
 
     handleAgentFrame(connectionId, succeeded(b)).catch(() => {});
     const c = await buildOf(reporter, "ho-c");

@@ -216,7 +216,7 @@ describe("the request diet", () => {
     }
   });
 
-  it("starts a build without a write of its job's counts; the job's view tells its builds under way from its queued ones", async () => {
+  it("starts a build without a write of its job's rows or counts; the job's view tells its builds under way from its queued ones", async () => {
     const system = "s390x-linux";
     const on = (name: string) => ({ ...derivation(name), system });
     const { agent, connectionId, jobId, task } = await evaluating("diet-pushing", [system], "acme/diet-pushing", "7".repeat(40));
@@ -226,7 +226,7 @@ describe("the request diet", () => {
       await handleAgentFrame(connectionId, JSON.stringify({ type: "evaluation-done", taskId: task.taskId, batches: 1, status: "succeeded" }));
       const builds = () => agent.messages.filter((m) => m.type === "build") as Array<{ taskId: string; drvPath: string }>;
       const first = await eventually(async () => builds()[0], "a build");
-      // Its jobs' copy says `building` once the build is sent (flow/hand-over.ts): looked at until then.
+      // The view finds it under way once its lease is written (the byBuilding index): looked at until then.
       const underWay = await eventually(async () => {
         const { counts } = await jobView(stack, jobId);
         return counts.building === 1 ? counts : undefined;
@@ -234,12 +234,21 @@ describe("the request diet", () => {
       assert.deepEqual(underWay, { queued: 2, building: 1 }, "one slot: one build under way, two queued");
       // Its outputs are being pushed: the slot goes to the next build, which the frame leases and sends.
       const pushing = JSON.stringify({ type: "build-pushing", taskId: first.taskId, drvPath: first.drvPath });
-      const countWrites = await counting("UpdateItemCommand", "Jobs", () => handleAgentFrame(connectionId, pushing), undefined, (input) => input.Key?.jobId === jobId);
+      let countWrites = 0;
+      const rowWrites = await counting("UpdateItemCommand", "JobDerivations", async () => {
+        countWrites = await counting("UpdateItemCommand", "Jobs", () => handleAgentFrame(connectionId, pushing), undefined, (input) => input.Key?.jobId === jobId);
+      });
       await eventually(async () => builds()[1], "the next build");
       assert.equal(countWrites, 0, "the next build's start moves no count: a build under way is counted with the queued ones");
+      assert.equal(rowWrites, 0, "nor the job's row of it, which still says queued");
+      assert.equal(await rowOf(jobId, builds()[1]!.drvPath), "queued");
       const job = await stack.getItem("Jobs", { jobId });
       assert.deepEqual([job?.count_queued, job?.count_building ?? 0], [3, 0], "kept as one number");
-      assert.deepEqual((await jobView(stack, jobId)).counts, { queued: 1, building: 2 }, "told apart by the rows that say building");
+      assert.deepEqual((await jobView(stack, jobId)).counts, { queued: 1, building: 2 }, "told apart by the builds under way");
+      const page = (await stack.api("GET", `/api/jobs/${jobId}/derivations?status=building`)).body as { derivations: { drvPath: string; status: string }[] };
+      assert.deepEqual(page.derivations.map((d) => [d.drvPath, d.status]).sort(), [first, builds()[1]!].map((b) => [b.drvPath, "building"]).sort(), "listed as building");
+      const queuedPage = (await stack.api("GET", `/api/jobs/${jobId}/derivations?status=queued`)).body as { derivations: { drvPath: string }[] };
+      assert.equal(queuedPage.derivations.length, 1, "and left out of the queued ones, whose rows they share");
     } finally {
       agent.close();
     }
@@ -323,12 +332,13 @@ describe("the request diet", () => {
       assert.equal(sessionReads, 0, "none: the result went on the copy the reservation of a's slot kept, the wake that gave it b needed none, and no follow-up dispatch read it again");
       const b = await buildOf(reporter, "diet-b");
       assert.equal(looks, 0, "the reporter took the build its result queued: no idle agent was looked for");
-      assert.equal(copies, 2, "a's copy (succeeded) and b's (building): b's queued copy, older, was not sent");
+      assert.equal(copies, 1, "a's copy (succeeded) alone: b, handed to the reporter, keeps its row as it was (waiting)");
       assert.equal(slotWrites, 1, "a's slot handed on to b in one write: neither released nor reserved apart");
       assert.equal(countWrites, 1, "one write of the job's counts: a's settle, b's start, and the settle's job check on its return");
-      assert.deepEqual([await rowOf(jobId, drv("diet-a")), await rowOf(jobId, drv("diet-b"))], ["succeeded", "building"]);
+      assert.deepEqual([await rowOf(jobId, drv("diet-a")), await rowOf(jobId, drv("diet-b"))], ["succeeded", "waiting"]);
       const counts = await stack.getItem("Jobs", { jobId });
-      assert.deepEqual([counts?.count_succeeded, counts?.count_building ?? 0, counts?.count_queued, counts?.count_waiting], [1, 0, 1, 1], "the counts hold every move (b's build with the queued)");
+      assert.deepEqual([counts?.count_succeeded, counts?.count_building ?? 0, counts?.count_queued ?? 0, counts?.count_waiting], [1, 0, 0, 2], "the counts hold every move (b's build with the waiting, as its row)");
+      assert.deepEqual((await jobView(stack, jobId)).counts, { succeeded: 1, building: 1, waiting: 1 }, "the view tells b's build apart");
       assert.equal(idle.messages.filter((m) => m.type === "build").length, 0);
 
       // Paused, the reporter takes nothing new: the build its result queues goes to the idle agent, found through the index.

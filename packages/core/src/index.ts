@@ -66,7 +66,7 @@ export {
   type EdgePosition,
   type EdgeRowRead,
 } from "./edge-groups.ts";
-export { isNewerThan, rowsBehind, settleTold, type StatusCopy, type ToldCopy } from "./mirrors.ts";
+export { isNewerThan, rowsBehind, settleTold, shownStatus, type StatusCopy, type ToldCopy } from "./mirrors.ts";
 export { retryDelayMs, retryDecision, type RetryPolicy, type RetryDecision } from "./retry.ts";
 export {
   reconcileSession,

@@ -5,6 +5,7 @@
  * stamp (docs/reliability.md, "No job hangs").
  */
 import type { DerivationStatus } from "@nimbus/protocol";
+import { UNSETTLED } from "./statuses.ts";
 
 export interface StatusCopy {
   status: DerivationStatus;
@@ -16,6 +17,15 @@ export interface StatusCopy {
 export const isNewerThan = (version: number, row: Pick<StatusCopy, "version">): boolean => row.version === undefined || row.version < version;
 
 /**
+ * What a job's row of a derivation shows: its copy, but for a build under way. A build's start
+ * is no move of its jobs' rows (docs/scale.md): a row that says `waiting` (a hand-over) or
+ * `queued` (a dispatch) of a derivation now `building` shows `building`.
+ */
+export function shownStatus(row: DerivationStatus, derivation: DerivationStatus | undefined): DerivationStatus {
+  return derivation === "building" && UNSETTLED.includes(row) ? "building" : row;
+}
+
+/**
  * The copies a job should write again because its rows were left behind by their derivations
  * (a mirror that missed the row): the derivation's status and version for each row behind.
  */
@@ -25,7 +35,8 @@ export function rowsBehind(
 ): (StatusCopy & { drvPath: string; version: number })[] {
   return rows.flatMap((row) => {
     const drv = derivationOf(row.drvPath);
-    if (!drv || drv.status === row.status) return [];
+    // A build under way is no move of its rows: a row of it that shows it is in step.
+    if (!drv || shownStatus(row.status, drv.status) === drv.status) return [];
     const version = drv.version ?? 0;
     return isNewerThan(version, row) ? [{ drvPath: row.drvPath, status: drv.status, version }] : [];
   });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isNewerThan, rowsBehind, settleTold, type StatusCopy } from "../src/mirrors.ts";
+import { isNewerThan, rowsBehind, settleTold, shownStatus, type StatusCopy } from "../src/mirrors.ts";
 
 describe("isNewerThan: which copy of a status wins", () => {
   const cases: Array<[string, number, number | undefined, boolean]> = [
@@ -22,11 +22,24 @@ describe("rowsBehind: a job's rows its derivations have moved past", () => {
   const cases: Array<[string, (StatusCopy & { drvPath: string })[], ReturnType<typeof rowsBehind>]> = [
     ["a row still building after the build succeeded", [{ drvPath: "done", status: "building", version: 2 }], [{ drvPath: "done", status: "succeeded", version: 3 }]],
     ["a row in step", [{ drvPath: "moving", status: "building", version: 2 }], []],
+    ["a queued row of a build under way is in step (a build's start is no move of its rows)", [{ drvPath: "moving", status: "queued", version: 1 }], []],
+    ["a waiting row of a build handed over is in step", [{ drvPath: "moving", status: "waiting", version: 1 }], []],
     ["a row ahead of a stale read is left alone", [{ drvPath: "moving", status: "succeeded", version: 3 }], []],
     ["a row of an unknown derivation is left alone", [{ drvPath: "gone", status: "queued", version: 1 }], []],
     ["a row without a version takes the derivation's status", [{ drvPath: "legacy", status: "queued" }], [{ drvPath: "legacy", status: "succeeded", version: 0 }]],
   ];
   for (const [name, rows, expected] of cases) it(name, () => assert.deepEqual(rowsBehind(rows, of), expected));
+});
+
+describe("shownStatus: what a job's row of a derivation shows", () => {
+  const cases: Array<[string, Parameters<typeof shownStatus>, ReturnType<typeof shownStatus>]> = [
+    ["a dispatched build under way: its row says queued", ["queued", "building"], "building"],
+    ["a build handed over: its row says waiting", ["waiting", "building"], "building"],
+    ["a queued derivation", ["queued", "queued"], "queued"],
+    ["a settled row stays as it is, whatever a rebuild does (a finished job's copy)", ["succeeded", "building"], "succeeded"],
+    ["a row whose derivation is gone", ["waiting", undefined], "waiting"],
+  ];
+  for (const [name, args, expected] of cases) it(name, () => assert.equal(shownStatus(...args), expected));
 });
 
 describe("settleTold: whether a settle's dependents and jobs were told", () => {

@@ -1,7 +1,7 @@
 /** A job's kept counts as the view reads them: builds under way kept with the queued ones, told apart by a count of rows. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { countsExact, keptCounts, splitBuilding } from "../src/storage/job-counts.ts";
+import { countsExact, keptCounts, splitUnderWay } from "../src/storage/job-counts.ts";
 import type { JobItem } from "../src/storage/items.ts";
 
 const job = (fields: Partial<JobItem>) => ({ countsKept: true, ...fields }) as JobItem;
@@ -25,12 +25,16 @@ describe("kept counts", () => {
     assert.equal(keptCounts({ count_queued: 1 } as JobItem), undefined);
   });
 
-  it("tell builds under way from queued ones by the rows that say building, never more than are under way", () => {
-    assert.deepEqual(splitBuilding({ queued: 5, succeeded: 1 }, 2), { queued: 3, building: 2, succeeded: 1 });
-    assert.deepEqual(splitBuilding({ queued: 2 }, 2), { building: 2 });
-    // An index a little behind (a copy written since the count was, or one not yet): within what is under way.
-    assert.deepEqual(splitBuilding({ queued: 1 }, 3), { building: 1 });
-    assert.deepEqual(splitBuilding({ queued: 2 }, 0), { queued: 2 });
-    assert.deepEqual(splitBuilding({ waiting: 4 }, 1), { waiting: 4 });
+  it("tell builds under way from the queued and waiting ones their rows count them as, never below zero", () => {
+    assert.deepEqual(splitUnderWay({ queued: 5, succeeded: 1 }, ["queued", "queued"]), { queued: 3, building: 2, succeeded: 1 });
+    assert.deepEqual(splitUnderWay({ queued: 2 }, ["queued", "queued"]), { building: 2 });
+    // A build handed over: its row still says waiting.
+    assert.deepEqual(splitUnderWay({ waiting: 4, queued: 1 }, ["waiting", "queued"]), { waiting: 3, building: 2 });
+    // A row written as building before a build's start stopped moving rows: counted as queued.
+    assert.deepEqual(splitUnderWay({ queued: 1 }, ["building"]), { building: 1 });
+    // An index a little behind the counts (a build settled since): within what they hold.
+    assert.deepEqual(splitUnderWay({ queued: 1 }, ["queued", "queued", "queued"]), { building: 1 });
+    assert.deepEqual(splitUnderWay({ queued: 2 }, []), { queued: 2 });
+    assert.deepEqual(splitUnderWay({ waiting: 4 }, ["queued"]), { waiting: 4 });
   });
 });

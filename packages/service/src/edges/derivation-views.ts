@@ -1,5 +1,5 @@
 /** `GET /api/jobs/{id}/derivations`, and the `{drv}` of `/api/derivations/{drv}…`. */
-import { buildNeeds, canBuild, capabilitiesOf, waitingReason } from "@nimbus/core";
+import { buildNeeds, canBuild, capabilitiesOf, shownStatus, waitingReason } from "@nimbus/core";
 import {
   DerivationStatus,
   DrvPath,
@@ -13,11 +13,12 @@ import { badRequest } from "../platform/errors.ts";
 import { derivationInputsOf } from "../storage/derivation-inputs.ts";
 import { getDerivations } from "../storage/derivations.ts";
 import type { DerivationItem, JobDerivationItem } from "../storage/items.ts";
+import { jobRowsUnderWay } from "../storage/job-derivations.ts";
 import { jobStatusKey } from "../storage/keys.ts";
 import { JobDerivations } from "../storage/tables.ts";
 import { listAgents } from "./agent-views.ts";
 import { failureView, requireJob } from "./job-views.ts";
-import { decodeCursor, queryPage } from "./paging.ts";
+import { decodeCursor, encodeCursor, queryPage } from "./paging.ts";
 
 const STORE_DIR = "/nix/store/";
 
@@ -51,8 +52,10 @@ function rangeCondition(range: { from?: string; to?: string }): { expression: st
 
 /**
  * One page of a job's derivations: with `status`, from the byJobStatus index (one status of one
- * job, however many others there are); without, in drv path order from the base table. `from`
- * and `to` narrow it to a range of store hashes (any part of a long list in one request).
+ * job, however many others there are) — `building` from the builds under way, whose rows say
+ * `queued` or `waiting` (a build's start is no move of its rows), and those are left out of
+ * those statuses' pages; without, in drv path order from the base table. `from` and `to` narrow
+ * it to a range of store hashes (any part of a long list in one request).
  */
 export async function listJobDerivations(
   jobId: string,
@@ -71,34 +74,21 @@ export async function listJobDerivations(
   if (cursorPath !== undefined && !inHashRange(cursorPath, options)) {
     throw badRequest("cursor is outside the from/to range it was given with — send the same from and to again, or drop the cursor");
   }
-  const page = status
-    ? await queryPage(
-        JobDerivations,
-        {
-          IndexName: "byJobStatus",
-          KeyConditionExpression: `jobStatus = :key${range.expression}`,
-          ExpressionAttributeValues: { ":key": jobStatusKey(jobId, status), ...range.values },
-        },
-        ["jobId", "drvPath", "jobStatus"],
-        options.limit,
-        start,
-      )
-    : await queryPage(
-        JobDerivations,
-        { KeyConditionExpression: `jobId = :job${range.expression}`, ExpressionAttributeValues: { ":job": jobId, ...range.values } },
-        ["jobId", "drvPath"],
-        options.limit,
-        start,
-      );
+  const page = status === "building" ? underWayPage(await jobRowsUnderWay(jobId), jobId, options, cursorPath) : await indexPage(jobId, status, range, options.limit, start);
 
   const derivations = await getDerivations(page.items.map((d) => d.drvPath));
+  // A row whose derivation is being built shows `building`, on that status's page alone.
+  const rows = page.items.flatMap((d) => {
+    const shown = shownStatus(d.status, derivations.get(d.drvPath)?.status);
+    return status === undefined || shown === status ? [{ ...d, status: shown }] : [];
+  });
   // Agents, and the inputs of queued derivations, are read once per page, and only when a queued derivation needs them.
-  const queued = page.items.filter((d) => d.status === "queued").flatMap((d) => derivations.get(d.drvPath) ?? []);
+  const queued = rows.filter((d) => d.status === "queued").flatMap((d) => derivations.get(d.drvPath) ?? []);
   const agents = queued.length > 0 ? await listAgents() : [];
   const inputsOf = new Map(await Promise.all(queued.map(async (d) => [d.drvPath, await derivationInputsOf(d.drvPath, d)] as const)));
   const inputs = await getDerivations([...inputsOf.values()].flat());
   const builtInputs = (drvPath: string) => (inputsOf.get(drvPath) ?? []).flatMap((i) => inputs.get(i) ?? []);
-  const views = page.items.flatMap((d) => {
+  const views = rows.flatMap((d) => {
     const drv = derivations.get(d.drvPath);
     if (drv) return [derivationView(d, drv, agents, builtInputs(d.drvPath))];
     console.warn(`job ${jobId} lists ${d.drvPath}, which has no Derivations item`);
@@ -107,12 +97,44 @@ export async function listJobDerivations(
   return { derivations: views, ...(page.cursor ? { cursor: page.cursor } : {}) };
 }
 
+/** A page of a job's rows: of one status from byJobStatus, or of all from the table. */
+function indexPage(jobId: string, status: DerivationStatus | undefined, range: ReturnType<typeof rangeCondition>, limit: number, start: Record<string, string | number> | undefined) {
+  return status
+    ? queryPage(
+        JobDerivations,
+        {
+          IndexName: "byJobStatus",
+          KeyConditionExpression: `jobStatus = :key${range.expression}`,
+          ExpressionAttributeValues: { ":key": jobStatusKey(jobId, status), ...range.values },
+        },
+        ["jobId", "drvPath", "jobStatus"],
+        limit,
+        start,
+      )
+    : queryPage(
+        JobDerivations,
+        { KeyConditionExpression: `jobId = :job${range.expression}`, ExpressionAttributeValues: { ":job": jobId, ...range.values } },
+        ["jobId", "drvPath"],
+        limit,
+        start,
+      );
+}
+
+/** A page of the job's rows of its builds under way (few: as many as slots build), after the cursor's path. */
+function underWayPage(rows: JobDerivationItem[], jobId: string, options: { from?: string; to?: string; limit: number }, after: string | undefined) {
+  const inRange = rows.filter((row) => inHashRange(row.drvPath, options) && (after === undefined || row.drvPath > after));
+  const items = inRange.slice(0, options.limit);
+  const last = items.at(-1);
+  const more = inRange.length > options.limit && last !== undefined;
+  return { items, ...(more ? { cursor: encodeCursor({ jobId, drvPath: last.drvPath, jobStatus: jobStatusKey(jobId, "building") }) } : {}) };
+}
+
 function inHashRange(drvPath: string, range: { from?: string; to?: string }): boolean {
   const hash = drvPath.slice(STORE_DIR.length);
   return (range.from === undefined || hash >= range.from) && (range.to === undefined || hash < range.to);
 }
 
-/** Status is the job's mirror (what `?status=` pages by); the rest comes from the shared item. */
+/** Status is the job's mirror as it shows (what `?status=` pages by); the rest comes from the shared item. */
 export function derivationView(
   entry: JobDerivationItem,
   drv: DerivationItem,

@@ -162,7 +162,6 @@ async function start(
     return "stale";
   }
   const sent = await sendTask(session.sessionId, connectionId, reporter?.ack?.carry(task) ?? task);
-  await claim.afterLease?.();
   return sent ? "sent" : "undelivered";
 }
 

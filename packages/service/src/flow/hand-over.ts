@@ -9,7 +9,6 @@
 import { mayHandOver, taskInputs, type HandOverState } from "@nimbus/core";
 import { leaseIs, moveDerivation, versionIs, type Move } from "../storage/derivations.ts";
 import type { DerivationItem, SessionFields } from "../storage/items.ts";
-import { mirrorStatus } from "../storage/job-derivations.ts";
 import { releaseTask, reserveTask } from "../storage/sessions.ts";
 import type { FreedSlot } from "./freed-slot.ts";
 import type { WorkNotes } from "./new-work.ts";
@@ -49,9 +48,8 @@ export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Da
   }
   const { leased, taskId } = outcome;
   const task = buildTaskMessage(taskId, leased, taskInputs(inputs));
+  // Its jobs' rows stay `waiting`: a build's start is no move of them (core `shownStatus`).
   await sendTask(session.sessionId, session.connectionId, reporter.ack?.carry(task) ?? task);
-  // Its jobs' copies (`building`) follow the build's start, as after a dispatch's lease.
-  await mirrorStatus(leased);
   return { type: "handed" };
 }
 

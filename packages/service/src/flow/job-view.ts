@@ -9,7 +9,8 @@ import type { TableName } from "../platform/resource-specs.ts";
 import { getDerivations } from "../storage/derivations.ts";
 import { jobEffects } from "../storage/effects.ts";
 import type { DerivationItem, JobAttributeItem, JobDerivationItem, JobItem } from "../storage/items.ts";
-import { countsExact, keptCounts, splitBuilding } from "../storage/job-counts.ts";
+import { countsExact, keptCounts, splitUnderWay } from "../storage/job-counts.ts";
+import { jobRowsUnderWay } from "../storage/job-derivations.ts";
 import { jobStatusKey } from "../storage/keys.ts";
 import type { Query, Table } from "../storage/table.ts";
 import { JobAttributes, JobDerivations } from "../storage/tables.ts";
@@ -70,14 +71,14 @@ async function effectViews(jobId: string): Promise<EffectView[]> {
 
 /**
  * The counts the job keeps (storage/job-counts.ts), a running job's builds under way told apart
- * from its queued ones by a count of its `building` rows (as many as slots build for it); a job
- * made before it kept them is counted from the index.
+ * from the queued and waiting ones its rows count them as (as many as slots build, not the job's
+ * size); a job made before it kept them is counted from the index.
  */
 export async function jobCounts(job: JobItem): Promise<JobView["counts"]> {
   const kept = keptCounts(job);
   if (!kept) return countByStatus(job.jobId);
-  if (countsExact(job) || !kept.queued) return kept;
-  return splitBuilding(kept, await countOfStatus(job.jobId, "building"));
+  if (countsExact(job) || !(kept.queued || kept.waiting)) return kept;
+  return splitUnderWay(kept, (await jobRowsUnderWay(job.jobId)).map((row) => row.status));
 }
 
 /** The first `limit` items of a query (DynamoDB may stop a page early at 1 MB: read on until full). */

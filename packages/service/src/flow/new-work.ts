@@ -242,9 +242,9 @@ export class WorkNotes implements NewWork {
   private readonly afterWakes: Promise<unknown>[] = [];
 
   /**
-   * Runs `fn` once the wake under way (if any) is done — bookkeeping that a wake may make
-   * needless (flow/settle.ts: a queued derivation's job copies, when the wake leased it
-   * already). `wakesDone` waits for it and throws what it threw.
+   * Runs `fn` once the wake under way (if any) is done — bookkeeping the wake need not wait
+   * for (flow/settle.ts: a queued derivation's job copies). `wakesDone` waits for it and
+   * throws what it threw.
    */
   afterWake(fn: () => Promise<unknown>): void {
     const after = (this.waking ?? Promise.resolve()).then(fn);

@@ -13,7 +13,7 @@ import { dependentPage } from "../storage/derivation-edges.ts";
 import { WRITES_AT_ONCE } from "../storage/dynamo-batch.ts";
 import { getDerivation, markPropagated, moveDerivation, notePropagatedThrough, versionIs } from "../storage/derivations.ts";
 import type { DerivationItem } from "../storage/items.ts";
-import { mirrorStatus, mirrorUnlessNewer } from "../storage/job-derivations.ts";
+import { mirrorStatus } from "../storage/job-derivations.ts";
 import { isDerivationInput } from "../storage/derivation-inputs.ts";
 import { clearPendingInputs, hasPendingInputs } from "../storage/pending-inputs.ts";
 import { handOver } from "./hand-over.ts";
@@ -99,8 +99,8 @@ export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date, 
   // Idle agents that can take it get it now, beside the bookkeeping still to do (docs/scale.md).
   work.addBuildQueue(queued.queueKey);
   work.wakeSoon();
-  // Its jobs' copies after that wake: one that leased it meanwhile wrote newer copies (`building`), and these are left out.
-  work.afterWake(() => mirrorUnlessNewer(queued));
+  // Its jobs' copies after that wake, which need not wait for them (a lease it makes is no move of them).
+  work.afterWake(() => mirrorStatus(queued));
   return queued;
 }
 

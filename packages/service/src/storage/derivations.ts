@@ -330,6 +330,22 @@ export const leasedBuilds = async (before: Date): Promise<DerivationItem[]> =>
   ).flat();
 
 /**
+ * Every build under way, by path and the jobs its item names (the byBuilding index, read
+ * eventually consistently): bounded by the agents' slots, not by any job's size.
+ */
+export const buildsUnderWay = async (): Promise<Pick<DerivationItem, "drvPath" | "jobIds">[]> =>
+  (
+    await Promise.all(
+      indexShards(SHARD.building).map((shard) =>
+        Derivations.query(
+          { IndexName: "byBuilding", KeyConditionExpression: "buildingShard = :b", ExpressionAttributeValues: { ":b": shard }, ProjectionExpression: "drvPath, jobIds" },
+          DerivationItem.pick({ drvPath: true, jobIds: true }),
+        ),
+      ),
+    )
+  ).flat();
+
+/**
  * Settled (or a settle's page noted) before `before`, from `from` on (an ISO time), oldest first
  * (the byUnpropagated index): those whose dependents and jobs may not have been told. A settle
  * told in one invocation stays in it (core `settledLookFrom`).

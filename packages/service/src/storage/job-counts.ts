@@ -3,10 +3,10 @@
  * page's poll is one GetItem, not a count over 100,000 index rows (docs/dashboard-api.md).
  *
  * Every write of a JobDerivations row says what it replaced (storage/job-derivations.ts), so
- * each one is a move between two statuses. `queued` and `building` are kept as one number
- * (`count_queued`): a build's start is no move of the counts, so a frame that only starts one
- * (`build-pushing`'s next build) writes none; the job's view tells them apart with a count of
- * its `building` rows (flow/job-view.ts). Moves are collected per handler invocation (the
+ * each one is a move between two statuses. A build's start is no move of its jobs' rows nor of
+ * their counts: a build under way is counted as its row says (`queued`, or `waiting` when handed
+ * over), and the job's view tells builds under way apart (flow/job-view.ts). `building` rows
+ * written before that are counted as `queued`. Moves are collected per handler invocation (the
  * edges open a `countingMoves` scope) and written as one `ADD` per job at its end, not one
  * write per move; outside a scope a move is written at once. A Lambda that dies before its
  * flush leaves a count off while the job runs: when the job ends (or its cancellation does), the
@@ -124,9 +124,9 @@ async function writeMoves(moves: CountMoves): Promise<void> {
 
 /**
  * The counts a job keeps (statuses with none left out), or undefined for a job made before it
- * kept them. A finished job's are exact per status (`countsExact`); a running job's `queued` holds its builds
- * under way too (`building` is left out; `count_building` is added in, for a job whose moves
- * were counted apart before they were kept as one): `splitBuilding` tells them apart.
+ * kept them. A finished job's are exact per status (`countsExact`); a running job's `queued` and
+ * `waiting` hold its builds under way too, as their rows do (`count_building`, of a job whose
+ * moves were counted apart before, is added into `queued`): `splitUnderWay` tells them apart.
  */
 export function keptCounts(job: JobItem): StatusCounts | undefined {
   if (!job.countsKept) return undefined;
@@ -143,12 +143,22 @@ export function keptCounts(job: JobItem): StatusCounts | undefined {
 /** Whether a job's kept counts are exact per status: it ended, and no cancellation still moves them (they were stored from a read of its rows). */
 export const countsExact = (job: Pick<JobItem, "finishedAt" | "cancelling">): boolean => job.finishedAt !== undefined && job.cancelling === undefined;
 
-/** A running job's kept counts with `building` told apart from `queued`, given how many of its rows say `building` (an index's count: at most all of them). */
-export function splitBuilding(kept: StatusCounts, building: number): StatusCounts {
-  const underWay = kept.queued ?? 0;
-  const { queued: _queued, ...rest } = kept;
-  const started = Math.min(Math.max(building, 0), underWay);
-  return { ...rest, ...(underWay - started > 0 ? { queued: underWay - started } : {}), ...(started > 0 ? { building: started } : {}) };
+/**
+ * A running job's kept counts with its builds under way told apart, given what the job's row of
+ * each says (a build's start is no move of its rows: `queued` for a dispatch, `waiting` for a
+ * hand-over, `building` for a row written before that). Each is taken from the number its row
+ * is counted under, never below zero: the index that found them may lag the counts.
+ */
+export function splitUnderWay(kept: StatusCounts, rowsUnderWay: readonly DerivationStatus[]): StatusCounts {
+  const split: StatusCounts = { ...kept };
+  let building = 0;
+  for (const row of rowsUnderWay) {
+    const as = countedAs(row);
+    if (!as || !UNSETTLED.includes(as) || !split[as]) continue;
+    split[as]--;
+    building++;
+  }
+  return Object.fromEntries(Object.entries({ ...split, building }).filter(([, n]) => n > 0));
 }
 
 /**

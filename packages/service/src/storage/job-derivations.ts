@@ -1,6 +1,6 @@
 import { UNSETTLED, type ToldCopy } from "@nimbus/core";
 import type { DerivationStatus } from "@nimbus/protocol";
-import { addNeedingJob } from "./derivations.ts";
+import { addNeedingJob, buildsUnderWay } from "./derivations.ts";
 import { anyOf } from "./condition-terms.ts";
 import type { DerivationItem } from "./items.ts";
 import { JobDerivationItem } from "./items.ts";
@@ -11,7 +11,7 @@ import { JobDerivations } from "./tables.ts";
 /** A derivation's status as a job copies it: the status and the version it was taken at. */
 export type DerivationCopy = Pick<DerivationItem, "drvPath" | "status" | "version">;
 /** A derivation as a move left it: what a mirror copies, and the jobs it names (when it keeps them whole). */
-type MovedCopy = DerivationCopy & Partial<Pick<DerivationItem, "jobIds" | "createdAt">>;
+type MovedCopy = DerivationCopy & Partial<Pick<DerivationItem, "jobIds">>;
 /** Whether a job's evaluation excused the derivation's failure (core attribute-verdict.ts). */
 type Excused = JobDerivationItem["excused"];
 
@@ -115,29 +115,7 @@ export async function jobsNeeding(drvPath: string): Promise<string[]> {
 export async function mirrorStatus(copy: MovedCopy, options: { told?: boolean } = {}): Promise<string[]> {
   const jobIds = await jobsOf(copy);
   await Promise.all(jobIds.map((jobId) => writeCopy(jobId, copy, true, undefined, options.told)));
-  noteMirrored(copy);
   return jobIds;
-}
-
-/**
- * The newest version of each derivation whose copies this warm handler wrote to every job it
- * found: a copy of an older version would be refused by every one of those rows (they only
- * move forward), so it need not be sent. A few thousand kept, the oldest dropped first.
- */
-const mirroredVersions = new Map<string, number>();
-const MIRRORED_KEPT = 5_000;
-
-/** By path and creation time: a derivation made again (a fresh local stack) is another. */
-const mirroredKey = (copy: MovedCopy) => `${copy.drvPath} ${copy.createdAt}`;
-
-function noteMirrored(copy: MovedCopy): void {
-  if (!copy.createdAt) return;
-  const key = mirroredKey(copy);
-  const version = copy.version ?? 0;
-  if ((mirroredVersions.get(key) ?? -1) >= version) return;
-  mirroredVersions.delete(key);
-  if (mirroredVersions.size >= MIRRORED_KEPT) mirroredVersions.delete(mirroredVersions.keys().next().value!);
-  mirroredVersions.set(key, version);
 }
 
 /** The jobs a derivation's moves are copied to: those its item names (`jobIds`, kept whole while it is unsettled), else those the byDrv index finds. */
@@ -153,15 +131,6 @@ export async function settledCopies(settled: readonly Pick<DerivationItem, "drvP
   const rows = await JobDerivations.batchGet(jobs.flatMap(({ drvPath, jobIds }) => jobIds.map((jobId) => ({ jobId, drvPath }))));
   const byKey = new Map(rows.map((row) => [`${row.jobId} ${row.drvPath}`, row]));
   return new Map(jobs.map(({ drvPath, jobIds }) => [drvPath, jobIds.map((jobId) => byKey.get(`${jobId} ${drvPath}`))]));
-}
-
-/**
- * `mirrorStatus`, unless this handler already mirrored a newer version of the derivation (a
- * build leased right after it was queued): those rows hold the newer copy. The jobs written to.
- */
-export async function mirrorUnlessNewer(copy: MovedCopy): Promise<string[]> {
-  if (copy.createdAt && (mirroredVersions.get(mirroredKey(copy)) ?? -1) > (copy.version ?? 0)) return [];
-  return mirrorStatus(copy);
 }
 
 /** Writes status copies into one job's rows (the sweeper's repair), each unless the row holds a newer one. */
@@ -198,6 +167,18 @@ export async function jobHasStatus(jobId: string, status: DerivationStatus): Pro
     Limit: 1,
   });
   return items.length > 0;
+}
+
+/**
+ * A job's rows of its builds under way, as each says (`queued`, or `waiting` for a hand-over: a
+ * build's start is no move of its rows), in path order: the builds of the byBuilding index that
+ * name the job (or keep no list of their jobs), then their rows read consistently. Rows of a
+ * build that settled since the index was read are left out.
+ */
+export async function jobRowsUnderWay(jobId: string): Promise<JobDerivationItem[]> {
+  const builds = (await buildsUnderWay()).filter((drv) => drv.jobIds?.has(jobId) ?? true);
+  const rows = await JobDerivations.batchGet(builds.map(({ drvPath }) => ({ jobId, drvPath })));
+  return rows.filter((row) => UNSETTLED.includes(row.status)).sort((a, b) => (a.drvPath < b.drvPath ? -1 : a.drvPath > b.drvPath ? 1 : 0));
 }
 
 /** A job's rows, read consistently from the table, page by page from after `after` on. */

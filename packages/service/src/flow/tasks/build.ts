@@ -23,7 +23,6 @@ import { buildQueueUrl, forgetBuildQueue, listBuildQueues } from "../../storage/
 import { deleteLogChunk, putLogChunk } from "../../storage/build-logs.ts";
 import { getDerivation, leaseIs, moveDerivation } from "../../storage/derivations.ts";
 import type { DerivationItem } from "../../storage/items.ts";
-import { mirrorStatus } from "../../storage/job-derivations.ts";
 import { logChunk } from "../../storage/keys.ts";
 import { BuildMessage, parseMessageBody, type BuildStartBody } from "../../storage/queue-messages.ts";
 import type { Condition } from "../../storage/table.ts";
@@ -242,7 +241,10 @@ async function claimRead(drvPath: string, now: Date): Promise<Claim<BuildRecord,
   return leaseClaim(buildStart(drv, now), needsOf(drv, inputs), taskInputs(inputs), now);
 }
 
-/** The claim of a build: `queued → building` under the lease (and `condition`), then its jobs' copies. */
+/**
+ * The claim of a build: `queued → building` under the lease (and `condition`). Its jobs' rows
+ * stay `queued`: a build's start is no move of them (core `shownStatus`, docs/scale.md).
+ */
 function leaseClaim(
   { taskId, record, leaseFor }: ReturnType<typeof buildStart>,
   needs: BuildNeeds,
@@ -250,20 +252,14 @@ function leaseClaim(
   now: Date,
   condition?: Condition,
 ): Claim<BuildRecord, BuildTask> {
-  let leased: DerivationItem | undefined;
   return {
     taskId,
     record,
     needs,
     async lease(holder) {
       const move = { from: ["queued"], to: "building", set: { lease: leaseFor(holder.sessionId) }, note: { agent: holder.agent.hostname }, ...(condition ? { condition } : {}) } as const;
-      leased = await moveDerivation(record.drvPath, move, now);
+      const leased = await moveDerivation(record.drvPath, move, now);
       return leased && buildTaskMessage(taskId, leased, carried);
-    },
-    // Its jobs' copies follow the build's start rather than hold it up; copies are ordered by version, and one a
-    // Lambda never wrote is put right by the sweeper (docs/reliability.md, "No job hangs").
-    async afterLease() {
-      if (leased) await mirrorStatus(leased);
     },
   };
 }

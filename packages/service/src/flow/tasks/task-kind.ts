@@ -51,11 +51,6 @@ export interface Claim<R, M> {
   needs?: BuildNeeds;
   /** Takes the target's lease for the holder (whose slot is reserved already): the message to send, or undefined if the target moved on meanwhile. */
   lease(holder: TaskHolder, now: Date): Promise<M | undefined>;
-  /**
-   * Bookkeeping of a lease taken that the agent need not wait for (a build's copies in its
-   * jobs), done once the task was sent — or could not be: the lease stands either way.
-   */
-  afterLease?(): Promise<void>;
 }
 
 export interface TaskKind<K extends string, R extends { kind: K; startedAt: string }, M extends ServiceMessage> {
