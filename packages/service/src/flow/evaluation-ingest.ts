@@ -55,9 +55,12 @@ async function attributeFollowUps(job: JobItem, event: AttributeEvent, now: Date
 /** Whether an attribute of this type has its own derivation built (effects and dependencies-only attributes do not). */
 export const isBuilt = (type: AttributeType): boolean => type !== "effect" && type !== "dependencies-only";
 
-/** running → succeeded when `batches` is known and all of them are recorded; the job then builds. */
-export async function completeEvaluationIfAllIn(jobId: string, now: Date, work?: WorkNotes): Promise<void> {
-  const job = await getJob(jobId);
+/**
+ * running → succeeded when `batches` is known and all of them are recorded; the job then builds.
+ * `known`: the job as a write of this invocation returned it (else it is read).
+ */
+export async function completeEvaluationIfAllIn(jobId: string, now: Date, work?: WorkNotes, known?: JobItem): Promise<void> {
+  const job = known ?? (await getJob(jobId));
   const evaluation = job?.evaluation;
   if (!job || evaluation?.status !== "running" || evaluation.batches === undefined) return;
   if (batchesSeenCount(batchesSeenOf(evaluation)) < evaluation.batches) return;

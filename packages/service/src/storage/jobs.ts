@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { compactBatches, noteBatch, type BatchesSeen } from "@nimbus/core";
+import { compactBatches, MAX_BATCHES_AHEAD, noteBatch, type BatchesSeen } from "@nimbus/core";
 import type { JobHandler, JobStatus } from "@nimbus/protocol";
 import type { JobItem } from "./items.ts";
 import { exactCountFields, type StatusCounts } from "./job-counts.ts";
@@ -138,17 +138,31 @@ export async function returnEvaluation(jobId: string, lease: EvaluationLease, ne
 export const batchesSeenOf = (evaluation: JobItem["evaluation"]): BatchesSeen =>
   compactBatches(evaluation.batchesBelow ?? 0, [...(evaluation.batchesAbove ?? []), ...(evaluation.batchesSeen ?? [])]);
 
-/** Conflicting notes of batches arriving together: each one reads again and tries again, at most this often. */
+/** Conflicting notes (a fold beside them, a full list): each one reads again and tries again, at most this often. */
 const NOTE_TRIES = 20;
+/** A note that leaves this many batches listed folds the run after `below` into it: one write more every few batches, not one per batch. */
+const FOLD_AT = 16;
+/** The list a note may add to: a note that finds it longer folds it first (a fold lost to another note leaves it long). */
+const LISTED_MAX = MAX_BATCHES_AHEAD + FOLD_AT;
+
+/** Whether the evaluation is still the one this lease holds. */
+const holds = (evaluation: JobItem["evaluation"] | undefined, lease: EvaluationLease): evaluation is JobItem["evaluation"] =>
+  evaluation !== undefined && evaluation.status === "running" && evaluation.taskId === lease.taskId && evaluation.sessionId === lease.sessionId;
+
+/** How many batch numbers the item lists (past `below`, folded or not, and an older job's full set). */
+const listedOf = (evaluation: JobItem["evaluation"]): number => (evaluation.batchesAbove?.size ?? 0) + (evaluation.batchesSeen?.size ?? 0);
 
 /**
- * Notes one batch of evaluation events as recorded, under the lease it came with: `noted` (or
- * noted before), `lost` when the lease no longer holds, `too-far` past the first missing batch
- * (core `noteBatch`). Batches arriving together each write what they read, conditional on it
- * being unchanged (`below` only grows and the list only grows while it stays, so the two say
- * whether anything changed); the loser reads again. `job` is a recent read of the job.
+ * Notes one batch of evaluation events as recorded, under the lease it came with: the job as
+ * the note left it (or as read, if it was noted before), `lost` when the lease no longer holds,
+ * `too-far` past the first missing batch (core `noteBatch`). The note adds the batch's number to
+ * the listed set (`ADD`: batches arriving together do not conflict, and none reads the job
+ * again); once the list is long, the run after `below` is folded into it by a write conditional
+ * on nothing having changed (core `compactBatches`; a fold that loses is left to a later note).
+ * So the item stays bounded (docs/reliability.md) with about one write per batch. `job` is a
+ * recent read of the job.
  */
-export async function noteEvaluationBatch(job: JobItem, lease: EvaluationLease, seq: number): Promise<"noted" | "lost" | "too-far"> {
+export async function noteEvaluationBatch(job: JobItem, lease: EvaluationLease, seq: number): Promise<{ noted: JobItem } | "lost" | "too-far"> {
   let current: JobItem | undefined = job;
   for (let tries = 0; tries < NOTE_TRIES; tries++) {
     if (tries > 0) {
@@ -156,35 +170,63 @@ export async function noteEvaluationBatch(job: JobItem, lease: EvaluationLease, 
       current = await getJob(job.jobId);
     }
     const evaluation = current?.evaluation;
-    if (!evaluation || evaluation.status !== "running" || evaluation.taskId !== lease.taskId || evaluation.sessionId !== lease.sessionId) return "lost";
+    if (!current || !holds(evaluation, lease)) return "lost";
     const note = noteBatch(batchesSeenOf(evaluation), seq);
-    if (note.type === "seen") return "noted";
-    if (note.type === "too-far") return "too-far";
-    const { below, above } = note.seen;
-    const unchanged = [
-      evaluation.batchesBelow === undefined ? "attribute_not_exists(evaluation.batchesBelow)" : "evaluation.batchesBelow = :oldBelow",
-      evaluation.batchesAbove === undefined ? "attribute_not_exists(evaluation.batchesAbove)" : "size(evaluation.batchesAbove) = :oldAbove",
-      evaluation.batchesSeen === undefined ? "attribute_not_exists(evaluation.batchesSeen)" : "size(evaluation.batchesSeen) = :oldSeen",
-    ];
-    const written = await Jobs.update(
+    if (note.type === "seen") return { noted: current };
+    // The read may be older than the batches noted since: read again before refusing.
+    if (note.type === "too-far") {
+      if (tries > 0) return "too-far";
+      continue;
+    }
+    if (listedOf(evaluation) >= LISTED_MAX || evaluation.batchesSeen) {
+      await foldBatches(job.jobId, lease, evaluation);
+      continue;
+    }
+    const noted = await Jobs.updateReturning(
       { jobId: job.jobId },
       {
-        UpdateExpression: `SET evaluation.batchesBelow = :below${above.size ? ", evaluation.batchesAbove = :above" : ""} REMOVE evaluation.batchesSeen${above.size ? "" : ", evaluation.batchesAbove"}`,
-        ConditionExpression: `${leaseCondition} AND ${unchanged.join(" AND ")}`,
+        UpdateExpression: "ADD evaluation.batchesAbove :seq",
+        ConditionExpression: `${leaseCondition} AND (attribute_not_exists(evaluation.batchesAbove) OR size(evaluation.batchesAbove) < :max)`,
         ExpressionAttributeNames: { "#st": "status" },
-        ExpressionAttributeValues: {
-          ":below": below,
-          ...(above.size ? { ":above": new Set(above) } : {}),
-          ...(evaluation.batchesBelow !== undefined ? { ":oldBelow": evaluation.batchesBelow } : {}),
-          ...(evaluation.batchesAbove !== undefined ? { ":oldAbove": evaluation.batchesAbove.size } : {}),
-          ...(evaluation.batchesSeen !== undefined ? { ":oldSeen": evaluation.batchesSeen.size } : {}),
-          ...leaseValues(lease),
-        },
+        ExpressionAttributeValues: { ":seq": new Set([seq]), ":max": LISTED_MAX, ...leaseValues(lease) },
       },
+      "ALL_NEW",
     );
-    if (written) return "noted";
+    if (!noted) continue;
+    if (listedOf(noted.evaluation) >= FOLD_AT) await foldBatches(job.jobId, lease, noted.evaluation);
+    return { noted };
   }
   throw new Error(`job ${job.jobId}: batch ${seq} could not be noted, ${NOTE_TRIES} tries lost to other batches' notes`);
+}
+
+/**
+ * Folds the batches listed right after `below` into it (and an older job's full set into the
+ * two), conditional on the listed ones being as read: a note or fold beside it wins, and this
+ * one changes nothing.
+ */
+async function foldBatches(jobId: string, lease: EvaluationLease, evaluation: JobItem["evaluation"]): Promise<void> {
+  const { below, above } = batchesSeenOf(evaluation);
+  const unchanged = [
+    evaluation.batchesBelow === undefined ? "attribute_not_exists(evaluation.batchesBelow)" : "evaluation.batchesBelow = :oldBelow",
+    evaluation.batchesAbove === undefined ? "attribute_not_exists(evaluation.batchesAbove)" : "size(evaluation.batchesAbove) = :oldAbove",
+    evaluation.batchesSeen === undefined ? "attribute_not_exists(evaluation.batchesSeen)" : "size(evaluation.batchesSeen) = :oldSeen",
+  ];
+  await Jobs.update(
+    { jobId },
+    {
+      UpdateExpression: `SET evaluation.batchesBelow = :below${above.size ? ", evaluation.batchesAbove = :above" : ""} REMOVE evaluation.batchesSeen${above.size ? "" : ", evaluation.batchesAbove"}`,
+      ConditionExpression: `${leaseCondition} AND ${unchanged.join(" AND ")}`,
+      ExpressionAttributeNames: { "#st": "status" },
+      ExpressionAttributeValues: {
+        ":below": below,
+        ...(above.size ? { ":above": new Set(above) } : {}),
+        ...(evaluation.batchesBelow !== undefined ? { ":oldBelow": evaluation.batchesBelow } : {}),
+        ...(evaluation.batchesAbove !== undefined ? { ":oldAbove": evaluation.batchesAbove.size } : {}),
+        ...(evaluation.batchesSeen !== undefined ? { ":oldSeen": evaluation.batchesSeen.size } : {}),
+        ...leaseValues(lease),
+      },
+    },
+  );
 }
 
 /**

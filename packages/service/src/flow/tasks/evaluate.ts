@@ -126,7 +126,8 @@ async function evaluationEvents({ session, message, now, work }: ReportInput<Eva
   const noted = await noteEvaluationBatch(job, lease, message.seq);
   if (noted === "lost") return answer(false, unknownEvaluation(message.taskId));
   if (noted === "too-far") return answer(false, TOO_FAR(message.taskId, message.seq, message.seq));
-  await completeEvaluationIfAllIn(job.jobId, now, work);
+  // The job as the note left it: an evaluation-done written before the note shows in it, and one written after reads the note.
+  await completeEvaluationIfAllIn(job.jobId, now, work, noted.noted);
   return answer(false, ack);
 }
 
