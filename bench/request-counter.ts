@@ -87,7 +87,6 @@ export interface TracedRequest {
 export class RequestCounter {
   private readonly scope = new AsyncLocalStorage<Invocation>();
   private bySource = new Map<string, Counts>();
-  private byOperation = new Map<string, number>();
   private bySourceOperation = new Map<string, number>();
   private invocations = new Map<string, number>();
   private errors = new Map<string, number>();
@@ -114,7 +113,6 @@ export class RequestCounter {
         if (invocation) invocation.requests++;
         bump(this.bySource, source, kind);
         const key = `${kind}\t${String(context?.commandName ?? "?").replace(/Command$/, "")}\t${this.targetOf(args?.input)}`;
-        this.byOperation.set(key, (this.byOperation.get(key) ?? 0) + 1);
         this.bySourceOperation.set(`${source}\t${key}`, (this.bySourceOperation.get(`${source}\t${key}`) ?? 0) + 1);
         // Ask DynamoDB what each request cost in capacity units: the bill is in units, not requests.
         const asksCapacity = kind === "dynamodb" && args?.input && typeof args.input === "object" && args.input.ReturnConsumedCapacity === undefined;
@@ -174,7 +172,6 @@ export class RequestCounter {
   /** Forgets everything counted so far (e.g. the agents' connections before the job). */
   reset(): void {
     this.bySource = new Map();
-    this.byOperation = new Map();
     this.bySourceOperation = new Map();
     this.invocations = new Map();
     this.errors = new Map();
@@ -221,7 +218,13 @@ export class RequestCounter {
       if (!this.isExcluded(source)) bySource.push({ source, ...counts, total: sum(counts) });
     }
     bySource.sort((a, b) => b.total - a.total);
-    const byOperation = [...this.byOperation.entries()]
+    // The workload's alone, as `counted`: the bench's own polls of the JSON API are left out.
+    const operations = new Map<string, number>();
+    for (const [key, count] of this.bySourceOperation) {
+      const [source, ...operation] = key.split("\t");
+      if (!this.isExcluded(source!)) operations.set(operation.join("\t"), (operations.get(operation.join("\t")) ?? 0) + count);
+    }
+    const byOperation = [...operations.entries()]
       .map(([key, count]) => {
         const [client, operation, target] = key.split("\t") as [ClientKind, string, string];
         return { client, operation, target, count };

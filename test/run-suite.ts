@@ -28,6 +28,7 @@ const OFFLINE_CHECKS_IN_TEST = [
   "test/bench-nixpkgs-graph.test.ts",
   "test/bench-options.test.ts",
   "test/bench-real-nix-breakdown.test.ts",
+  "test/bench-request-counter.test.ts",
   "test/bench-summary.test.ts",
   "test/bench-workload.test.ts",
   "test/handler-secrets.test.ts",
