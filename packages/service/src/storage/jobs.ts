@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { compactBatches, MAX_BATCHES_AHEAD, noteBatch, type BatchesSeen } from "@nimbus/core";
 import type { JobHandler, JobStatus } from "@nimbus/protocol";
+import { anyOf } from "./condition-terms.ts";
 import type { JobItem } from "./items.ts";
 import { exactCountFields, type StatusCounts } from "./job-counts.ts";
 import { heldKey, indexShard, indexShards, pullRequestKey, SHARD } from "./keys.ts";
@@ -186,7 +187,7 @@ export async function noteEvaluationBatch(job: JobItem, lease: EvaluationLease, 
       { jobId: job.jobId },
       {
         UpdateExpression: "ADD evaluation.batchesAbove :seq",
-        ConditionExpression: `${leaseCondition} AND (attribute_not_exists(evaluation.batchesAbove) OR size(evaluation.batchesAbove) < :max)`,
+        ConditionExpression: anyOf([leaseCondition, "attribute_not_exists(evaluation.batchesAbove)"], [leaseCondition, "size(evaluation.batchesAbove) < :max"]),
         ExpressionAttributeNames: { "#st": "status" },
         ExpressionAttributeValues: { ":seq": new Set([seq]), ":max": LISTED_MAX, ...leaseValues(lease) },
       },
