@@ -35,6 +35,9 @@ const isHandOverLease = (r: Request, drvPath: string) =>
   r.command === "UpdateItemCommand" && /-Derivations$/.test(r.input.TableName) && about(r, drvPath) && r.input.ExpressionAttributeValues?.[":to"] === "building" &&
   r.input.ExpressionAttributeValues?.[":from0"] === "waiting";
 
+/** Any write of `drvPath`'s item. */
+const isDerivationWrite = (r: Request, drvPath: string) => r.command === "UpdateItemCommand" && /-Derivations$/.test(r.input.TableName) && about(r, drvPath);
+
 const statuses = (item: Record<string, any> | undefined) => (item?.history ?? []).map((h: { status: string }) => h.status);
 
 describe("hand-over of a build its result readied", () => {
@@ -64,6 +67,8 @@ describe("hand-over of a build its result readied", () => {
     assert.equal(item?.version, (before?.version ?? 0) + 1, "one status move");
     assert.ok(item?.queuedAt && item.queuedAt >= (before?.createdAt as string), "queuedAt says when it left waiting (the bench's ready → dispatched)");
     assert.equal(requests.filter((r) => isHandOverLease(r, drv("ho-b"))).length, 1, "one lease write");
+    assert.equal(requests.filter((r) => isDerivationWrite(r, drv("ho-b"))).length, 1, "a cleared off b in that write: b's only input, and its edge row said where b may be built");
+    assert.equal(item?.pendingInputs, undefined, "nothing pending left on it");
     assert.equal(requests.filter(isSessionWrite).length, 1, "one Sessions write: no release of a's slot, no reservation for b");
     assert.equal(requests.filter(isSlotHandedOn).length, 1, "a's slot handed on to b");
     assert.equal(requests.filter((r) => r.command === "GetItemCommand" && about(r, drv("ho-b"))).length, 0, "b read from its pending-input clear, not again");
@@ -80,6 +85,20 @@ describe("hand-over of a build its result readied", () => {
     assert.equal(job.status, "succeeded");
     assert.deepEqual([job.counts.succeeded, job.counts.building ?? 0, job.counts.queued ?? 0, job.counts.waiting ?? 0], [3, 0, 0, 0], "counts with every move");
     assert.equal((await stack.scan("Sessions")).find((s) => s.connectionId === connectionId)?.runningTasks, 0, "every slot given back");
+  });
+
+  it("clears a dependent of two inputs, then hands it over: the input that settles last is not known before its clear", async () => {
+    const system = "riscv32-linux";
+    const on = (name: string, inputs: string[] = []) => derivation(name, inputs, { system });
+    const { agent: reporter, connectionId } = await agentOn("pair-reporter", system, 2);
+    await evaluatedJob(stack, reporter, "acme/hand-over-pair", [on("pair-x"), on("pair-y"), on("pair-z", ["pair-x", "pair-y"]), attribute("pair-z")]);
+    const [x, y] = [await buildOf(reporter, "pair-x"), await buildOf(reporter, "pair-y")];
+    await handleAgentFrame(connectionId, succeeded(x));
+    const requests = await recording(() => handleAgentFrame(connectionId, succeeded(y)));
+    await buildOf(reporter, "pair-z");
+    assert.equal(requests.filter((r) => isDerivationWrite(r, drv("pair-z"))).length, 2, "the clear that leaves nothing pending, then the lease");
+    assert.equal(requests.filter((r) => isHandOverLease(r, drv("pair-z"))).length, 1);
+    assert.equal((await derivationItem(stack, "pair-z"))?.status, "building");
   });
 
   it("hands over one dependent per result; another it readies goes through the queue, and so does one for another system", async () => {

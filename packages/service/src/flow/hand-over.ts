@@ -6,9 +6,11 @@
  * result's acknowledgement (flow/result-acks.ts). What a handler dying between those writes
  * leaves, the sweeper repairs (docs/reliability.md).
  */
-import { mayHandOver, taskInputs, type HandOverState } from "@nimbus/core";
+import { buildNeeds, builtInputOf, mayHandOver, taskInputs, type HandOverState } from "@nimbus/core";
 import { leaseIs, moveDerivation, versionIs, type Move } from "../storage/derivations.ts";
-import type { DerivationItem, SessionFields } from "../storage/items.ts";
+import { allOf } from "../storage/condition-terms.ts";
+import type { DerivationItem, EdgePlacement, SessionFields } from "../storage/items.ts";
+import type { Condition } from "../storage/table.ts";
 import { releaseTask, reserveTask } from "../storage/sessions.ts";
 import type { FreedSlot } from "./freed-slot.ts";
 import type { WorkNotes } from "./new-work.ts";
@@ -41,7 +43,7 @@ export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Da
   // Taken (or not) without a pause in between: a wake that took the reporter meanwhile fills its slots instead.
   if (work.handOverReporter() !== reporter || !mayHandOver(session, needsOf(drv, inputs), state())) return declined;
   reporter.handedOver++;
-  const outcome = await leaseAndReserve(drv, session, readyAt, reporter.slot);
+  const outcome = await leaseAndReserve(drv, { condition: versionIs(drv) }, session, readyAt, reporter.slot);
   if (outcome.type !== "handed") {
     reporter.handedOver--;
     return outcome;
@@ -49,6 +51,38 @@ export async function handOver(drv: DerivationItem, work: WorkNotes, readyAt: Da
   const { leased, taskId } = outcome;
   const task = buildTaskMessage(taskId, leased, taskInputs(inputs));
   // Its jobs' rows stay `waiting`: a build's start is no move of them (core `shownStatus`).
+  await sendTask(session.sessionId, session.connectionId, reporter.ack?.carry(task) ?? task);
+  return { type: "handed" };
+}
+
+/**
+ * Hands over a dependent whose only input pending on its item is `settled`, in the write that
+ * clears that input: `waiting → building` with the lease, conditional on that input being the
+ * last one pending (on the item, no input rows, no part to come) and on no attempt yet — one
+ * write, where clearing it and then handing it over are two. What it may be built by comes from
+ * its edge row (`placement`: only a row naming one dependent with one input has it), so nothing
+ * is read. `declined` (or `moved`: the condition did not hold) leaves the clear to the caller.
+ */
+export async function handOverOnClear(drvPath: string, placement: EdgePlacement, settled: DerivationItem, work: WorkNotes, readyAt: Date): Promise<HandOver> {
+  const reporter = work.handOverReporter();
+  if (!reporter) return declined;
+  const session = await reporter.load;
+  const inputs = [builtInputOf(settled)];
+  const needs = { system: placement.system, requiredFeatures: placement.requiredFeatures, needs: buildNeeds(placement.needs, inputs) };
+  // A peek: when it declines, the usual hand-over after the clear asks (and its dispatch looks).
+  const state = { handedOver: reporter.handedOver, evaluationsMayWait: work.evaluations || evaluationsMayWait(Date.now(), { asking: false }) };
+  if (!session?.connectionId || work.handOverReporter() !== reporter || !mayHandOver(session, needs, state)) return declined;
+  reporter.handedOver++;
+  const lastInput = {
+    expression: allOf("inputsOnItem = :onItem", "attribute_not_exists(inputRows)", "attribute_not_exists(pendingParts)", "size(pendingInputs) = :one", "contains(pendingInputs, :input)", "attempt = :first"),
+    values: { ":onItem": true, ":one": 1, ":input": settled.drvPath, ":first": 0 },
+  };
+  const outcome = await leaseAndReserve({ drvPath, attempt: 0 }, { condition: lastInput, remove: ["pendingInputs"] }, session, readyAt, reporter.slot);
+  if (outcome.type !== "handed") {
+    reporter.handedOver--;
+    return outcome;
+  }
+  const task = buildTaskMessage(outcome.taskId, outcome.leased, taskInputs(inputs));
   await sendTask(session.sessionId, session.connectionId, reporter.ack?.carry(task) ?? task);
   return { type: "handed" };
 }
@@ -62,7 +96,13 @@ type Leased = { type: "handed"; leased: DerivationItem; taskId: string } | Exclu
  * stamped with the time they are made, not the invocation's: the sweeper takes a lease older
  * than a heartbeat whose session holds no slot for it for an orphan.
  */
-async function leaseAndReserve(drv: DerivationItem, session: SessionFields, readyAt: Date, slot?: FreedSlot): Promise<Leased> {
+async function leaseAndReserve(
+  drv: Pick<DerivationItem, "drvPath" | "attempt">,
+  lease: { condition: Condition; remove?: string[] },
+  session: SessionFields,
+  readyAt: Date,
+  slot?: FreedSlot,
+): Promise<Leased> {
   const now = new Date();
   const { taskId, record, leaseFor } = buildStart(drv, now);
   const [leased, reserved] = await Promise.all([
@@ -72,9 +112,9 @@ async function leaseAndReserve(drv: DerivationItem, session: SessionFields, read
         from: ["waiting"],
         to: "building",
         set: { lease: leaseFor(session.sessionId), queuedAt: readyAt.toISOString() },
-        remove: ["inputsBuilt"],
+        remove: ["inputsBuilt", ...(lease.remove ?? [])],
         note: { agent: session.agent.hostname },
-        condition: versionIs(drv),
+        condition: lease.condition,
       },
       now,
     ),

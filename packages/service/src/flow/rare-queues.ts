@@ -41,12 +41,13 @@ export function forgetEmpty(): void {
  * Whether evaluations may be waiting, as far as this handler knows (a hand-over then leaves the
  * slot to a dispatch, which looks). When only because its last look is old, the caller's
  * dispatch is to look: the others count the look from now meanwhile, so one result, not every
- * result arriving until that look is done, goes through the queue for it.
+ * result arriving until that look is done, goes through the queue for it. `asking: false` only
+ * peeks: a caller that declines then leaves the asking to the hand-over that follows.
  */
-export function evaluationsMayWait(now = Date.now()): boolean {
+export function evaluationsMayWait(now = Date.now(), { asking = true } = {}): boolean {
   const look = looks.get(EVALUATION_QUEUE);
   const believed = look && { at: Math.max(look.at, look.lookAgainAskedAt ?? 0), found: look.found };
   if (!mayHoldWork(believed, now)) return false;
-  if (look && !look.found) look.lookAgainAskedAt = now;
+  if (asking && look && !look.found) look.lookAgainAskedAt = now;
   return true;
 }

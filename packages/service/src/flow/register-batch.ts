@@ -16,7 +16,7 @@ import pMap from "p-map";
 import { buildQueueUrl, sendToBuildQueues } from "../storage/build-queues.ts";
 import { bornQueued, createDerivation, getDerivations } from "../storage/derivations.ts";
 import { WRITES_AT_ONCE } from "../storage/dynamo-batch.ts";
-import type { DerivationItem, JobAttributeItem } from "../storage/items.ts";
+import type { DerivationItem, EdgePlacement, JobAttributeItem } from "../storage/items.ts";
 import { putJobDerivation, putNewJobDerivations } from "../storage/job-derivations.ts";
 import { inputsOnItemFields } from "../storage/inputs-on-item.ts";
 import { clearPendingInputs } from "../storage/pending-inputs.ts";
@@ -113,8 +113,13 @@ export async function registerBatch(
   }
   // Edges (every registration writes them), then the input rows of those it creates with too
   // many inputs for the item (storage/inputs-on-item.ts), before any item that waits on them.
-  const edges = [...toCreate, ...kept, ...conflicts.map(({ event }) => ({ event, inputs: [...new Set(event.inputDrvs)] }))].flatMap(({ event, inputs }) =>
-    inputs.map((inputDrv) => ({ inputDrv, dependentDrv: event.drvPath })),
+  const edges = [
+    // Those it creates with one input: the row says where it may be built (storage/items.ts `EdgePlacement`).
+    ...toCreate.map(({ event, inputs, fresh }) => ({ event, inputs, ...(inputs.length === 1 ? { sole: placementOf(fresh) } : {}) })),
+    ...kept,
+    ...conflicts.map(({ event }) => ({ event, inputs: [...new Set(event.inputDrvs)] })),
+  ].flatMap(({ event, inputs, sole }: { event: DerivationEvent; inputs: string[]; sole?: EdgePlacement }) =>
+    inputs.map((inputDrv) => ({ inputDrv, dependentDrv: event.drvPath, ...(sole ? { sole } : {}) })),
   );
   const inputRows = toCreate
     .filter(({ fresh }) => !fresh.inputsOnItem)
@@ -138,6 +143,9 @@ export async function registerBatch(
   const outcomes = await pMap(alone, (event) => registerDerivation(jobId, event, options, work, now), { concurrency: 8 });
   return [...registered.map((): Registration => "done"), ...conflicts.map((): Registration => "done"), ...outcomes];
 }
+
+/** Where a derivation may be built, as its edge row keeps it. */
+const placementOf = (drv: DerivationItem): EdgePlacement => ({ system: drv.system, requiredFeatures: drv.requiredFeatures, ...(drv.needs ? { needs: drv.needs } : {}) });
 
 /** The inputs more than one of these events names. */
 function sharedInputs(events: readonly DerivationEvent[]): string[] {

@@ -16,7 +16,7 @@ import type { DerivationItem } from "../storage/items.ts";
 import { mirrorStatus } from "../storage/job-derivations.ts";
 import { isDerivationInput } from "../storage/derivation-inputs.ts";
 import { clearPendingInputs, hasPendingInputs } from "../storage/pending-inputs.ts";
-import { handOver } from "./hand-over.ts";
+import { handOver, handOverOnClear } from "./hand-over.ts";
 import { finishJobIfDone } from "./job-finish.ts";
 import type { WorkNotes } from "./new-work.ts";
 
@@ -51,13 +51,18 @@ export async function settle(drv: DerivationItem, work: WorkNotes, now = new Dat
 /** Moves one page of dependents on: ready when this was their last pending input, dependency-failed when it failed. */
 async function tellDependents(drv: DerivationItem, work: WorkNotes, now: Date): Promise<PageNext> {
   const size = fanOutPage();
-  const { dependents, next } = await dependentPage(drv.drvPath, drv.propagatedThrough, size);
+  const { dependents, next, soles } = await dependentPage(drv.drvPath, drv.propagatedThrough, size);
   work.dependentsTold += dependents.length;
   const moves = dependentMoves(drv, dependents);
   // A page's clears a few at a time, not one after the other: a hub's page of 100 was 100 rounds of writes.
   await pMap(
     moves.flatMap((move) => (move.type === "clear-input" ? [move] : [])),
     async (move) => {
+      // A dependent with this one input, whose edge row says where it may be built: handed over in the write that clears it.
+      const placement = soles.get(move.dependent);
+      const handed = placement ? await handOverOnClear(move.dependent, placement, drv, work, now) : undefined;
+      if (handed?.type === "handed") return;
+      if (handed?.type === "queued") return void (await sendQueued(handed.queued, [builtInputOf(drv)], work));
       // Its outputs go on the dependent's item with the clear: whoever queues it then reads none of its inputs.
       const after = await clearPendingInputs(move.dependent, [move.input], [builtInputOf(drv)]);
       await queueIfReady(move.dependent, work, now, { settled: drv, ...(after ? { item: after } : {}) });
@@ -95,13 +100,18 @@ export async function queueIfReady(drvPath: string, work: WorkNotes, now: Date, 
       : await moveDerivation(drvPath, { from: ["waiting"], to: "queued", set: { queuedAt: now.toISOString() }, remove: ["inputsBuilt"], condition: versionIs(drv) }, now);
   if (!queued) return undefined;
   // Its inputs' outputs go into its message, and leave the item with the move (every later write costs by its size): a retry or re-send reads them.
-  await sendToBuildQueue(queued, [...(drv.inputsBuilt ?? []), ...(known.settled ? [builtInputOf(known.settled)] : [])]);
+  await sendQueued(queued, [...(drv.inputsBuilt ?? []), ...(known.settled ? [builtInputOf(known.settled)] : [])], work);
+  return queued;
+}
+
+/** A derivation just queued onto its build queue, with its inputs' outputs; noted as new work, its jobs' copies after the wake. */
+async function sendQueued(queued: DerivationItem, inputs: Parameters<typeof sendToBuildQueue>[1], work: WorkNotes): Promise<void> {
+  await sendToBuildQueue(queued, inputs);
   // Idle agents that can take it get it now, beside the bookkeeping still to do (docs/scale.md).
   work.addBuildQueue(queued.queueKey);
   work.wakeSoon();
   // Its jobs' copies after that wake, which need not wait for them (a lease it makes is no move of them).
   work.afterWake(() => mirrorStatus(queued));
-  return queued;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { edgePage, groupDependents, groupKey, parseEdgePosition, type PageNext } from "@nimbus/core";
 import { hexDigest } from "../platform/hex-digest.ts";
-import { EdgeItem } from "./items.ts";
+import { EdgeItem, type EdgePlacement } from "./items.ts";
 import { Edges } from "./tables.ts";
 
 /** Records that `dependent` needs each input (idempotent puts, a row per edge). */
@@ -13,10 +13,14 @@ export async function putEdges(dependent: string, inputs: readonly string[]): Pr
  * bounded): what flow/register-batch.ts writes instead of a row per edge. Idempotent puts: the
  * same group is the same row (core `groupKey`).
  */
-export function groupedEdgeRows(edges: readonly { inputDrv: string; dependentDrv: string }[]): EdgeItem[] {
-  return groupDependents(edges).map(({ inputDrv, dependents }) =>
-    dependents.length === 1 ? { inputDrv, dependentDrv: dependents[0]! } : { inputDrv, dependentDrv: groupKey(dependents, (text) => hexDigest(text, 24)), dependents },
-  );
+export function groupedEdgeRows(edges: readonly Pick<EdgeItem, "inputDrv" | "dependentDrv" | "sole">[]): EdgeItem[] {
+  const soles = new Map(edges.flatMap((edge) => (edge.sole ? [[`${edge.inputDrv}\n${edge.dependentDrv}`, edge.sole] as const] : [])));
+  return groupDependents(edges).map(({ inputDrv, dependents }) => {
+    if (dependents.length > 1) return { inputDrv, dependentDrv: groupKey(dependents, (text) => hexDigest(text, 24)), dependents };
+    // A row of one dependent keeps its placement, when it has one input (a chain's link).
+    const sole = soles.get(`${inputDrv}\n${dependents[0]!}`);
+    return { inputDrv, dependentDrv: dependents[0]!, ...(sole ? { sole } : {}) };
+  });
 }
 
 /**
@@ -25,7 +29,11 @@ export function groupedEdgeRows(edges: readonly { inputDrv: string; dependentDrv
  * many, core `edgePage`), and where the next page starts; read consistently: an edge put just
  * before its dependent looked at this input must be seen here (flow/register-derivation.ts).
  */
-export async function dependentPage(drvPath: string, after: string | undefined, size: number): Promise<{ dependents: string[]; next: PageNext }> {
+export async function dependentPage(
+  drvPath: string,
+  after: string | undefined,
+  size: number,
+): Promise<{ dependents: string[]; next: PageNext; soles: Map<string, EdgePlacement> }> {
   const start = parseEdgePosition(after);
   // Inside a row: that row again (its first `told` are skipped); else the rows after it.
   const query = start
@@ -35,8 +43,9 @@ export async function dependentPage(drvPath: string, after: string | undefined, 
       }
     : { KeyConditionExpression: "inputDrv = :drv", ExpressionAttributeValues: { ":drv": drvPath } };
   // Every row holds at least one dependent: `size` rows fill a page.
-  for await (const { items, more } of Edges.pages({ ...query, ConsistentRead: true }, EdgeItem.pick({ dependentDrv: true, dependents: true }), { pageSize: size })) {
-    return edgePage(items, start, size, more);
+  for await (const { items, more } of Edges.pages({ ...query, ConsistentRead: true }, EdgeItem.pick({ dependentDrv: true, dependents: true, sole: true }), { pageSize: size })) {
+    const soles = new Map(items.flatMap((item) => (item.sole && !item.dependents ? [[item.dependentDrv, item.sole] as const] : [])));
+    return { ...edgePage(items, start, size, more), soles };
   }
-  return { dependents: [], next: { type: "done" } };
+  return { dependents: [], next: { type: "done" }, soles: new Map() };
 }

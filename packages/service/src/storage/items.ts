@@ -267,10 +267,24 @@ export type DerivationInputItem = z.infer<typeof DerivationInputItem>;
  * batch's dependents of the input (`dependents`, sorted; `dependentDrv` is then the row's key,
  * core `groupKey`), bounded by core's EDGE_GROUP_DEPENDENTS and EDGE_GROUP_BYTES.
  */
+/**
+ * Where a dependent with one input may be built (its Nix rule and its needs), on its edge row
+ * when the row names it alone: the settle of that input may then hand it over in the write
+ * that clears it (flow/hand-over.ts `handOverOnClear`) without reading it first.
+ */
+export const EdgePlacement = z.object({
+  system: z.string(),
+  requiredFeatures: z.array(z.string()),
+  needs: z.array(z.array(z.string())).optional(),
+});
+export type EdgePlacement = z.infer<typeof EdgePlacement>;
+
 export const EdgeItem = z.object({
   inputDrv: z.string(),
   dependentDrv: z.string(),
   dependents: z.array(z.string()).optional(),
+  /** On a row of one dependent whose only input is `inputDrv`, written by the registration that created it. */
+  sole: EdgePlacement.optional(),
 });
 export type EdgeItem = z.infer<typeof EdgeItem>;
 
