@@ -6,7 +6,7 @@
  * result's acknowledgement (flow/result-acks.ts). What a handler dying between those writes
  * leaves, the sweeper repairs (docs/reliability.md).
  */
-import { buildNeeds, builtInputOf, mayHandOver, taskInputs, type HandOverState } from "@nimbus/core";
+import { builtInputOf, mayHandOver, taskInputs, type HandOverState } from "@nimbus/core";
 import { leaseIs, moveDerivation, versionIs, type Move } from "../storage/derivations.ts";
 import { allOf } from "../storage/condition-terms.ts";
 import type { DerivationItem, EdgePlacement, SessionFields } from "../storage/items.ts";
@@ -68,10 +68,9 @@ export async function handOverOnClear(drvPath: string, placement: EdgePlacement,
   if (!reporter) return declined;
   const session = await reporter.load;
   const inputs = [builtInputOf(settled)];
-  const needs = { system: placement.system, requiredFeatures: placement.requiredFeatures, needs: buildNeeds(placement.needs, inputs) };
   // A peek: when it declines, the usual hand-over after the clear asks (and its dispatch looks).
   const state = { handedOver: reporter.handedOver, evaluationsMayWait: work.evaluations || evaluationsMayWait(Date.now(), { asking: false }) };
-  if (!session?.connectionId || work.handOverReporter() !== reporter || !mayHandOver(session, needs, state)) return declined;
+  if (!session?.connectionId || work.handOverReporter() !== reporter || !mayHandOver(session, needsOf(placement, inputs), state)) return declined;
   reporter.handedOver++;
   const lastInput = {
     expression: allOf("inputsOnItem = :onItem", "attribute_not_exists(inputRows)", "attribute_not_exists(pendingParts)", "size(pendingInputs) = :one", "contains(pendingInputs, :input)", "attempt = :first"),

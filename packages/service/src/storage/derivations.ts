@@ -315,35 +315,30 @@ export const staleQueued = (before: Date, startKey?: Position): AsyncGenerator<W
     startKey,
   );
 
-/** Builds leased since before `before` (the byBuilding index): bounded by the agents' slots. */
-export const leasedBuilds = async (before: Date): Promise<DerivationItem[]> =>
-  (
-    await Promise.all(
-      indexShards(SHARD.building).map((shard) =>
-        Derivations.query({
-          IndexName: "byBuilding",
-          KeyConditionExpression: "buildingShard = :b AND updatedAt < :before",
-          ExpressionAttributeValues: { ":b": shard, ":before": before.toISOString() },
-        }),
-      ),
-    )
-  ).flat();
+/** A read of each shard of the byBuilding index (leased builds, and only they, are in it: bounded by the agents' slots). */
+const onBuildingShards = async <T>(read: (shard: string) => Promise<T[]>): Promise<T[]> => (await Promise.all(indexShards(SHARD.building).map(read))).flat();
+
+/** Builds leased since before `before` (the byBuilding index). */
+export const leasedBuilds = (before: Date): Promise<DerivationItem[]> =>
+  onBuildingShards((shard) =>
+    Derivations.query({
+      IndexName: "byBuilding",
+      KeyConditionExpression: "buildingShard = :b AND updatedAt < :before",
+      ExpressionAttributeValues: { ":b": shard, ":before": before.toISOString() },
+    }),
+  );
 
 /**
  * Every build under way, by path and the jobs its item names (the byBuilding index, read
  * eventually consistently): bounded by the agents' slots, not by any job's size.
  */
-export const buildsUnderWay = async (): Promise<Pick<DerivationItem, "drvPath" | "jobIds">[]> =>
-  (
-    await Promise.all(
-      indexShards(SHARD.building).map((shard) =>
-        Derivations.query(
-          { IndexName: "byBuilding", KeyConditionExpression: "buildingShard = :b", ExpressionAttributeValues: { ":b": shard }, ProjectionExpression: "drvPath, jobIds" },
-          DerivationItem.pick({ drvPath: true, jobIds: true }),
-        ),
-      ),
-    )
-  ).flat();
+export const buildsUnderWay = (): Promise<Pick<DerivationItem, "drvPath" | "jobIds">[]> =>
+  onBuildingShards((shard) =>
+    Derivations.query(
+      { IndexName: "byBuilding", KeyConditionExpression: "buildingShard = :b", ExpressionAttributeValues: { ":b": shard }, ProjectionExpression: "drvPath, jobIds" },
+      DerivationItem.pick({ drvPath: true, jobIds: true }),
+    ),
+  );
 
 /**
  * Settled (or a settle's page noted) before `before`, from `from` on (an ISO time), oldest first

@@ -147,7 +147,7 @@ const FOLD_AT = 16;
 const LISTED_MAX = MAX_BATCHES_AHEAD + FOLD_AT;
 
 /** Whether the evaluation is still the one this lease holds. */
-const holds = (evaluation: JobItem["evaluation"] | undefined, lease: EvaluationLease): evaluation is JobItem["evaluation"] =>
+export const holdsEvaluation = (evaluation: JobItem["evaluation"] | undefined, lease: EvaluationLease): evaluation is JobItem["evaluation"] =>
   evaluation !== undefined && evaluation.status === "running" && evaluation.taskId === lease.taskId && evaluation.sessionId === lease.sessionId;
 
 /** How many batch numbers the item lists (past `below`, folded or not, and an older job's full set). */
@@ -171,7 +171,7 @@ export async function noteEvaluationBatch(job: JobItem, lease: EvaluationLease, 
       current = await getJob(job.jobId);
     }
     const evaluation = current?.evaluation;
-    if (!current || !holds(evaluation, lease)) return "lost";
+    if (!current || !holdsEvaluation(evaluation, lease)) return "lost";
     const note = noteBatch(batchesSeenOf(evaluation), seq);
     if (note.type === "seen") return { noted: current };
     // The read may be older than the batches noted since: read again before refusing.

@@ -75,8 +75,8 @@ export async function builtInputs(drv: DerivationItem, known: readonly Derivatio
   return [...have, ...(await getDerivations(rest)).values()].map(builtInputOf);
 }
 
-/** What a builder must be able to do for `drv`: Nix's rule, and reach every need (core obtaining.ts). */
-export const needsOf = (drv: DerivationItem, inputs: readonly BuiltInput[]): BuildNeeds => ({
+/** What a builder must be able to do for `drv` (its item, or its edge row's placement): Nix's rule, and reach every need (core obtaining.ts). */
+export const needsOf = (drv: Pick<DerivationItem, "system" | "requiredFeatures" | "needs">, inputs: readonly BuiltInput[]): BuildNeeds => ({
   system: drv.system,
   requiredFeatures: drv.requiredFeatures,
   needs: buildNeeds(drv.needs, inputs),

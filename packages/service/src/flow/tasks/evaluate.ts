@@ -8,7 +8,7 @@ import { cacheProblem, EvaluateTask, type CloneCredential, type EvaluationDone, 
 import { z } from "zod";
 import { enqueueEvaluation, EVALUATION_QUEUE, evaluationQueueUrl } from "../../storage/evaluation-queue.ts";
 import type { JobItem } from "../../storage/items.ts";
-import { batchesSeenOf, endEvaluation, failEvaluation, getJob, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation, type EvaluationLease } from "../../storage/jobs.ts";
+import { batchesSeenOf, endEvaluation, failEvaluation, getJob, holdsEvaluation, leaseEvaluation, noteEvaluationBatch, returnEvaluation as requeueEvaluation, type EvaluationLease } from "../../storage/jobs.ts";
 import { EvaluationMessage, parseMessageBody } from "../../storage/queue-messages.ts";
 import { noteCacheReports, releaseTask, systemsWithSessions } from "../../storage/sessions.ts";
 import { timing } from "../../platform/timing.ts";
@@ -80,12 +80,7 @@ async function sendableTask(job: JobItem, holder: TaskHolder, now: Date): Promis
 async function heldEvaluation(sessionId: string, taskId: string): Promise<JobItem | undefined> {
   const jobId = jobOfTask(taskId);
   const job = jobId ? await getJob(jobId) : undefined;
-  const held =
-    job?.status === "evaluating" &&
-    job.evaluation.taskId === taskId &&
-    job.evaluation.status === "running" &&
-    job.evaluation.sessionId === sessionId;
-  return held ? job : undefined;
+  return job?.status === "evaluating" && holdsEvaluation(job.evaluation, { taskId, sessionId }) ? job : undefined;
 }
 
 const unknownEvaluation = (taskId: string) => unknownTask(taskId, "is not an evaluation this agent holds");
