@@ -242,9 +242,9 @@ async function idleSessionsFor(work: NewWork, limit: number): Promise<SessionFie
   return found;
 }
 
-/** Every session, connected or away, not draining, of the classes that can build it under Nix's rule. */
+/** Every session, connected or away, not draining, of the classes that can build it under Nix's rule (`fresh`: read so as to miss none). */
 async function sessionsThatCouldTake(build: BuildNeeds, fresh: boolean): Promise<SessionFields[]> {
-  return sessionsOf(classesServing(await listAgentClasses({ fresh }), build));
+  return sessionsOf(classesServing(await listAgentClasses({ fresh }), build), { settled: fresh });
 }
 
 /** The last first-receive from each rare queue in this handler: the next one waits for it. */

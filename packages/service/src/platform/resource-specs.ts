@@ -42,6 +42,9 @@ export const tables = {
       // most free slots first: waking reads the free ones (idleSlots > 0), placing a build the
       // class's others too — never every session.
       byCapability: { hashKey: "capKey", rangeKey: "idleSlots" },
+      // The same sessions by class and id, keys only: whether a class has a session. A change of free slots moves a
+      // session's byCapability entry, and a read while it moves can miss it; this entry moves only when capKey does.
+      byClass: { hashKey: "capKey", rangeKey: "sessionId", projection: "keys-only" },
     },
   },
   /** The capability classes agents have said hello with (one item per class): which index partitions serve a queue. */

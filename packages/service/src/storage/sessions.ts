@@ -75,11 +75,15 @@ export async function idleSessionsOf(classes: readonly CapabilityClass[], wanted
 
 const SessionId = z.object({ sessionId: z.string() });
 
-/** Whether a class has a session that is not draining: its shards asked one after the other, until one has. */
+/**
+ * Whether a class has a session that is not draining: its shards asked one after the other, until one has. Asked of
+ * `byClass`, whose entry of a session stays put while its free slots change (byCapability's moves, and a read then
+ * could miss it: an evaluation would leave its system out, the sweeper forget a class in use).
+ */
 export async function hasSessions(klass: CapabilityClass): Promise<boolean> {
   for (const key of capabilityKeysOf(klass.classId)) {
     const first = await SessionLoads.firstPage(
-      { IndexName: "byCapability", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key }, ProjectionExpression: "sessionId", Limit: 1 },
+      { IndexName: "byClass", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key }, Limit: 1 },
       SessionId,
     );
     if (first.length > 0) return true;
@@ -109,9 +113,21 @@ export async function systemsWithSessions(): Promise<string[]> {
   return found.flat();
 }
 
-/** Every session of these classes that is not draining — connected or away, free or full (all shards). */
-export async function sessionsOf(classes: readonly CapabilityClass[]): Promise<SessionFields[]> {
+/**
+ * Every session of these classes that is not draining — connected or away, free or full (all shards). `settled`: by
+ * id from `byClass`, then by key — a request more, for a read that must not miss a session whose free slots change
+ * meanwhile (see `hasSessions`), as before deciding that no agent can take a build.
+ */
+export async function sessionsOf(classes: readonly CapabilityClass[], options: { settled?: boolean } = {}): Promise<SessionFields[]> {
   const keys = classes.flatMap((c) => capabilityKeysOf(c.classId));
+  if (options.settled) {
+    const ids = await Promise.all(
+      keys.map((key) => SessionLoads.query({ IndexName: "byClass", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key } }, SessionId)),
+    );
+    const sessions = await getSessionLoads(ids.flat().map((s) => s.sessionId));
+    // Read by key after the index: one that drained meanwhile is no taker.
+    return sessions.filter((s) => s.capKey !== undefined);
+  }
   const all = await Promise.all(
     keys.map((key) =>
       SessionLoads.query({ IndexName: "byCapability", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key }, ScanIndexForward: false }),
