@@ -1,15 +1,20 @@
 /**
  * Ctrl-C on `npm start`: the terminal sends SIGINT to the whole foreground process group — the
  * CLI and every child it has (the TypeScript loader's esbuild, Nix). The stack must still stop
- * in order and say nothing alarming (docs/local.md).
+ * in order and say nothing alarming (docs/local.md). And a start that cannot go on says why in
+ * one line, with what to do, not in a stack trace.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { nimbusBin, repoRoot } from "./support/agent-process.ts";
+import { localTableName } from "@nimbus/local";
+import { tables } from "../packages/service/src/platform/resource-specs.ts";
+import { ensureTables, startDynamo } from "../packages/local/src/dynamodb.ts";
+import { nimbusBin, repoRoot, runCli } from "./support/agent-process.ts";
 
 interface Run {
   code: number | null;
@@ -104,5 +109,48 @@ describe("Ctrl-C on nimbus dev", () => {
     });
     assert.match(run.output, /^stopped$/m, run.output);
     assert.deepEqual(alarmingLines(run.output), [], run.output);
+  });
+});
+
+describe("nimbus dev that cannot start", () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "nimbus-dev-refused-"));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** What the user is told: the reason alone on stderr, exit 1, no stack trace. */
+  const refused = (run: { code: number | null; stderr: string }, reason: RegExp) => {
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, reason);
+    assert.doesNotMatch(run.stderr, /^\s+at /m, `a stack trace:\n${run.stderr}`);
+  };
+
+  it("on a data directory whose tables lack an index this checkout has: names it and says what to delete", async () => {
+    const dataDir = join(dir, "older");
+    // Tables as an older checkout made them: the Sessions table without its byClass index.
+    const { byClass: _new, ...olderIndexes } = tables.Sessions.globalIndexes;
+    const dynamo = await startDynamo({ dataDir, host: "127.0.0.1", port: 0 });
+    try {
+      await ensureTables(dynamo.endpoint, { ...tables, Sessions: { ...tables.Sessions, globalIndexes: olderIndexes } }, localTableName);
+    } finally {
+      await dynamo.stop();
+    }
+    const run = await runCli(["dev", "--no-agent", "--port", "0", "--data-dir", dataDir]);
+    refused(run, /^nimbus: local table \S+-Sessions was created from an older schema \(index byClass is missing\).*delete the data directory's dynamodb\/ folder/m);
+  });
+
+  it("on a port in use: names it and the way to choose another", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = taken.address() as { port: number };
+      const run = await runCli(["dev", "--no-agent", "--port", String(port), "--data-dir", join(dir, "port")]);
+      refused(run, new RegExp(`^nimbus: 127\\.0\\.0\\.1:${port} is already in use; choose another port`, "m"));
+    } finally {
+      taken.close();
+    }
   });
 });

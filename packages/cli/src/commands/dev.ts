@@ -25,6 +25,12 @@ async function loadLocalStack(): Promise<typeof import("@nimbus/local")> {
   }
 }
 
+/** The local stack's own start errors (a port in use, a data directory of an older schema, a bad secrets file) say what to do: shown alone. */
+function startFailure(local: typeof import("@nimbus/local"), error: unknown): unknown {
+  const known = [local.PortInUseError, local.TableSchemaError, local.SecretsFileError];
+  return known.some((type) => error instanceof type) ? new CliError((error as Error).message) : error;
+}
+
 export function registerDevCommand(program: Command) {
   program
     .command("dev")
@@ -32,14 +38,16 @@ export function registerDevCommand(program: Command) {
     .option("--no-agent", "do not start the embedded agent")
     .action(async (options: { agent: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<TargetOptions>();
-      const { startLocalStack } = await loadLocalStack();
+      const local = await loadLocalStack();
       // Listening before anything is printed: a Ctrl-C right after the banner stops cleanly, and
       // one during startup stops once the stack is up. A second one is Node's default: exit at once.
       const stopRequested = new Promise<void>((resolve) => {
         process.once("SIGINT", () => resolve());
         process.once("SIGTERM", () => resolve());
       });
-      const stack = await startLocalStack({ port: defaultPort(globals.port), dataDir: defaultDataDir(globals.dataDir), log });
+      const stack = await local
+        .startLocalStack({ port: defaultPort(globals.port), dataDir: defaultDataDir(globals.dataDir), log })
+        .catch((error: unknown) => Promise.reject(startFailure(local, error)));
       const agent = options.agent ? await startEmbeddedAgent(stack, log) : undefined;
       const signIn = await signInLink({ baseUrl: stack.url, token: stack.adminToken, dataDir: stack.dataDir });
       log(
