@@ -3,10 +3,13 @@
 // JavaScript, so the thread needs no TypeScript loader.
 import { parentPort, workerData } from "node:worker_threads";
 import dynalite from "dynalite";
+import { countIndexWrites } from "./index-capacity.mjs";
 import { closeIteratorsOnReturn } from "./level-iterator-return.mjs";
 
-// Before any request: each Query and Scan then closes its LevelDB iterator (level-iterator-return.mjs).
+// Before any request: each Query and Scan then closes its LevelDB iterator (level-iterator-return.mjs),
+// and a write's reported capacity counts its indexes' writes as DynamoDB's does (index-capacity.mjs).
 closeIteratorsOnReturn();
+countIndexWrites();
 
 const { path, host, port } = workerData;
 // Tables are usable at once: nothing locally waits for CREATING → ACTIVE.

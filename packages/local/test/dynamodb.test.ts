@@ -109,3 +109,49 @@ test("a thread that dies says so once, naming why, and still stops; a stop says 
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+test("a write's reported capacity counts its global indexes' writes, as DynamoDB bills them", async () => {
+  // `state` in an index of all attributes, `shard` in a keys-only one.
+  const items = {
+    fields: { id: "string", state: "string", shard: "string" },
+    primaryIndex: { hashKey: "id" },
+    globalIndexes: { byState: { hashKey: "state" }, byShard: { hashKey: "shard", projection: "keys-only" } },
+  } satisfies TableSpec;
+  await ensureTables(dynamo.endpoint, { Items: items }, (name) => `c-${name}`);
+  const { DeleteItemCommand, PutItemCommand, UpdateItemCommand, BatchWriteItemCommand } = await import("@aws-sdk/client-dynamodb");
+  const units = async (command: { input: object }) => {
+    const { ConsumedCapacity } = (await client.send(command as never)) as { ConsumedCapacity?: { CapacityUnits?: number } | { CapacityUnits?: number }[] };
+    return [ConsumedCapacity ?? []].flat().reduce((sum, c) => sum + (c.CapacityUnits ?? 0), 0);
+  };
+  const TableName = "c-Items";
+  // `#state`, `#shard`: reserved words in DynamoDB's expressions.
+  const set = (expression: string, values: Record<string, string>) =>
+    new UpdateItemCommand({
+      TableName,
+      Key: { id: { S: "a" } },
+      UpdateExpression: expression,
+      ...(expression.includes("#") ? { ExpressionAttributeNames: Object.fromEntries(["state", "shard"].filter((n) => expression.includes(`#${n}`)).map((n) => [`#${n}`, n])) } : {}),
+      ExpressionAttributeValues: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { S: v }])),
+      ReturnConsumedCapacity: "TOTAL",
+    });
+
+  // Into the table and both indexes: 1 + 1 + 1.
+  assert.equal(await units(new PutItemCommand({ TableName, Item: { id: { S: "a" }, state: { S: "queued" }, shard: { S: "s1" } }, ReturnConsumedCapacity: "TOTAL" })), 3);
+  // byState's key changes (its entry deleted and put: 2); byShard's keys stay, nothing it holds changed: 0.
+  assert.equal(await units(set("SET #state = :s", { ":s": "building" })), 3);
+  // An attribute only byState projects: 1 + 1.
+  assert.equal(await units(set("SET note = :n", { ":n": "a note" })), 2);
+  // Out of byShard (1), byState's entry rewritten for the attribute it projects (1): 1 + 2.
+  assert.equal(await units(set("REMOVE #shard SET note = :n", { ":n": "another" })), 3);
+  // Out of the table and byState: 1 + 1.
+  assert.equal(await units(new DeleteItemCommand({ TableName, Key: { id: { S: "a" } }, ReturnConsumedCapacity: "TOTAL" })), 2);
+  // A batch: two items into the table and both indexes, one into the table alone.
+  const put = (id: string, extra: Record<string, { S: string }>) => ({ PutRequest: { Item: { id: { S: id }, ...extra } } });
+  const batch = new BatchWriteItemCommand({
+    RequestItems: { [TableName]: [put("b", { state: { S: "queued" }, shard: { S: "s1" } }), put("c", { state: { S: "queued" }, shard: { S: "s2" } }), put("d", {})] },
+    ReturnConsumedCapacity: "TOTAL",
+  });
+  assert.equal(await units(batch), 7);
+  // Without ReturnConsumedCapacity nothing is reported, and the write is made as before.
+  assert.equal(await units(new PutItemCommand({ TableName, Item: { id: { S: "e" }, state: { S: "queued" } } })), 0);
+});
