@@ -6,16 +6,16 @@
  *  - sst.config.ts declares what resource-specs.ts says (its run() against recording SST globals):
  *    each table with its keys and indexes, each queue with its kind and consumer, every function
  *    linked to the tables and queues;
- *  - sst.config.ts type-checks against the platform types `sst install` generates.
+ * (sst.config.ts's type-check against the platform types `sst install` generates is
+ * test/infra-typecheck.test.ts: its install, from the npm registry on a fresh clone, runs beside these.)
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
-import { delimiter, dirname, join, relative } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BuildOptions, Metafile } from "esbuild";
 import {
@@ -32,6 +32,7 @@ import {
   type TableSpec,
 } from "../packages/service/src/platform/resource-specs.ts";
 import { TIMING_ENV } from "../packages/service/src/platform/timing.ts";
+import { output, run } from "./support/run-command.ts";
 import { declaredInAws, resolved, type Declaration } from "./support/sst-recorder.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -102,27 +103,6 @@ function fakeResourceEnv(linkedSecrets: readonly string[] = secrets): Record<str
   return env;
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs: number }): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      file,
-      args,
-      { cwd: root, env: options.env ?? process.env, timeout: options.timeoutMs, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-      },
-    );
-  });
-}
-
-const output = (r: Run) => `${r.stdout}\n${r.stderr}`.trim().split("\n").slice(-40).join("\n");
 
 test("resource-specs.ts stays plain data: bundling it pulls in no other module", async () => {
   const { build } = await loadEsbuild();
@@ -250,44 +230,6 @@ test("every handler named in resource-specs.ts bundles for Lambda (node22, ESM) 
     });
   }
 });
-
-test(
-  "sst.config.ts type-checks offline against the generated SST platform types",
-  { timeout: 300_000 },
-  async () => {
-    const sstCli = join(root, "node_modules/sst/bin/sst.mjs");
-    const sstBinary = `sst-${process.platform}-${process.arch}`;
-    const tsc = join(root, "node_modules/typescript/bin/tsc");
-    assert.ok(existsSync(sstCli), "the `sst` package is not installed: run `npm ci` at the repository root");
-    assert.ok(
-      existsSync(join(root, "node_modules", sstBinary)),
-      `the SST CLI binary package "${sstBinary}" is not installed (an optional dependency of sst): run \`npm ci\``,
-    );
-    assert.ok(existsSync(tsc), "typescript is not installed: run `npm ci` at the repository root");
-
-    // `sst install` writes .sst/platform (the $config/sst/$transform globals and their npm deps,
-    // fetched from the npm registry with npm, not bun). Cached after the first run (~1 s).
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      PATH: [dirname(process.execPath), process.env.PATH].join(delimiter), // npm of this same node
-      SST_SKIP_DEPENDENCY_CHECK: "1",
-      SST_NO_BUN: "1",
-      SST_TELEMETRY_DISABLED: "1",
-    };
-    const install = await run(process.execPath, [sstCli, "install", "--stage", "ci"], { env, timeoutMs: 240_000 });
-    assert.equal(
-      install.code,
-      0,
-      `\`sst install --stage ci\` failed (it needs the npm registry and npm on PATH):\n${output(install)}`,
-    );
-    assert.ok(existsSync(join(root, ".sst/platform/config.d.ts")), "`sst install` did not write .sst/platform/config.d.ts");
-
-    const check = await run(process.execPath, [tsc, "--noEmit", "-p", join(root, "infra/tsconfig.json")], {
-      timeoutMs: 120_000,
-    });
-    assert.equal(check.code, 0, `sst.config.ts does not type-check:\n${output(check)}`);
-  },
-);
 
 /** SST's duration strings as sst.config.ts writes them ("30 seconds"). */
 function seconds(duration: string | undefined): number {

@@ -2,7 +2,7 @@
  * Runs sst.config.ts's `run()` offline with SST's globals replaced by recorders, so a test can
  * read what it declares in AWS: each resource with its arguments, each function with what it
  * links, each queue subscription. SST itself does not run (it needs an AWS account); the
- * type-check in test/infra.test.ts keeps these calls true to SST's real signatures.
+ * type-check in test/infra-typecheck.test.ts keeps these calls true to SST's real signatures.
  */
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
