@@ -63,7 +63,7 @@ function costFrom(run: { builds: number; requests: JobScenarioResult["requests"]
     localHandlerMeanMs: run.requests.handlerMs.mean,
     prices: AWS_PRICES,
     assumptions: [
-      "DynamoDB units are what the emulator reported per request (ReturnConsumedCapacity TOTAL); AWS also bills each global secondary index write, which the emulator leaves out, so writes are a lower bound.",
+      "DynamoDB units are what the emulator reported per request (ReturnConsumedCapacity TOTAL), each global secondary index write among them as AWS bills it (packages/local/src/index-capacity.mjs: an entry put or deleted one write, a key changed two, a projected attribute changed one, in 1 KB units of the entry).",
       "Each SQS request is one billed FIFO request (messages are far below 64 KB).",
       "Gateway messages: one per PostToConnection the handlers made plus one per agent frame; all far below the 32 KB metering step.",
       `Lambda: every counted handler invocation (not the JSON API the bench polls), arm64 at ${LAMBDA_MEMORY_MB} MB; duration assumed, not measured: ${ASSUMED_LAMBDA_OVERHEAD_MS} ms per invocation plus ${ASSUMED_AWS_CALL_MS} ms per AWS request it makes (local wall time is the emulators', on a shared machine).`,
