@@ -160,7 +160,7 @@ describe("waking idle agents through the capability index", () => {
     const info = { systems: ["mips64-linux"], systemFeatures: [], mandatoryFeatures: [], concurrentTasks: 3 };
     const raw = await RawAgent.connect(stack.agentSocketUrl, token);
     assert.equal((await raw.request(hello({ ...info, hostname: "legacy" }, session))).type, "welcome");
-    // As stored before: no capKey, no idleSlots, the unnumbered byLastSeen shard.
+    // As stored before: no capKey, no idleSlots, the unnumbered byLastSeenKeys shard.
     const { capKey: _cap, idleSlots: _idle, ...legacy } = (await stack.getItem("Sessions", { sessionId: session.id }))!;
     await stack.put("Sessions", [{ ...legacy, shard: "s" }]);
     assert.deepEqual(ids(await sessionsOf([classOf(info)])), []);
@@ -177,7 +177,7 @@ describe("waking idle agents through the capability index", () => {
     raw.close();
   });
 
-  it("spreads sessions over the shards of byLastSeen, and the sweeper's read of silent ones reads them all", async () => {
+  it("spreads sessions over the shards of byLastSeenKeys, and the sweeper's read of silent ones reads them all, by key", async () => {
     const raws: RawAgent[] = [];
     const sessions = Array.from({ length: 12 }, () => newSession());
     for (const session of sessions) {

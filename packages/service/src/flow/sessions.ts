@@ -57,10 +57,17 @@ export async function touchSessionReturning(sessionId: string, now: Date): Promi
 /** Every session, tasks included: a table bounded by the number of agents. */
 export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();
 
-/** Sessions not heard from since `before` (from the index). */
+const SessionKey = z.object({ sessionId: z.string() });
+
+/**
+ * Sessions not heard from since `before`, quietest first: their keys from the index (keys only),
+ * then the items by key — those heard from meanwhile left out.
+ */
 export async function quietSessions(before: Date): Promise<SessionItem[]> {
-  const shards = await Promise.all(quietSessionsQueries(before).map((query) => Sessions.query(query)));
-  return shards.flat().sort((a, b) => a.lastSeen.localeCompare(b.lastSeen));
+  const shards = await Promise.all(quietSessionsQueries(before).map((query) => Sessions.query(query, SessionKey)));
+  const sessions = await Sessions.batchGet(shards.flat().map(({ sessionId }) => ({ sessionId })));
+  const cutoff = before.toISOString();
+  return sessions.filter((s) => s.lastSeen < cutoff).sort((a, b) => a.lastSeen.localeCompare(b.lastSeen));
 }
 
 /** When a session may be ended: not if it was seen after `seenBefore`, nor (`detachedOnly`) while on a connection. */

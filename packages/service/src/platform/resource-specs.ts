@@ -37,7 +37,8 @@ export const tables = {
     fields: { sessionId: "string", shard: "string", lastSeen: "string", capKey: "string", idleSlots: "number" },
     primaryIndex: { hashKey: "sessionId" },
     globalIndexes: {
-      byLastSeen: { hashKey: "shard", rangeKey: "lastSeen" },
+      // Keys only: a session's slot changes (about one per build) then write no entry here, only its lastSeen does.
+      byLastSeenKeys: { hashKey: "shard", rangeKey: "lastSeen", projection: "keys-only" },
       // Sparse: sessions not draining, by capability class and shard (core capability-class.ts),
       // most free slots first: waking reads the free ones (idleSlots > 0), placing a build the
       // class's others too — never every session.

@@ -33,9 +33,10 @@ export const SHARD = {
 } as const;
 
 /**
- * Sessions.shard: every slot change of a session rewrites its byLastSeen entry (the index
- * projects the whole item), so one constant would put every agent's writes in one partition;
- * the sweeper reads every shard (and the unnumbered one sessions written before had).
+ * Sessions.shard: every heartbeat of a session moves its byLastSeenKeys entry (and, when that
+ * index projected the whole item, so did every slot change), so one constant would put every
+ * agent's writes in one partition; the sweeper reads every shard (and the unnumbered one
+ * sessions written before had).
  */
 export const sessionShard = (shard: number) => `${SHARD.session}${shard}`;
 

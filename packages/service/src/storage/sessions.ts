@@ -299,10 +299,10 @@ export function handOnPushingSlot(
   });
 }
 
-/** The queries of sessions not heard from since `before`: one per shard of the byLastSeen index, and the unnumbered one of sessions from before shards. */
+/** The queries of sessions not heard from since `before`: one per shard of the byLastSeenKeys index, and the unnumbered one of sessions from before shards. */
 export const quietSessionsQueries = (before: Date) =>
   [SHARD.session, ...Array.from({ length: CAPABILITY_SHARDS }, (_, shard) => sessionShard(shard))].map((shard) => ({
-    IndexName: "byLastSeen" as const,
+    IndexName: "byLastSeenKeys" as const,
     KeyConditionExpression: "#shard = :shard AND lastSeen < :before",
     ExpressionAttributeNames: { "#shard": "shard" },
     ExpressionAttributeValues: { ":shard": shard, ":before": before.toISOString() },
