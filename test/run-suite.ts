@@ -2,12 +2,13 @@
  * `npm test`: every test file, in two runs of Node's test runner (spec reporter, one after the
  * other, the second even when the first failed; exit 1 if either failed):
  *  1. files that start no local stack, agent fleet, browser or timed flow — the packages' unit
- *     tests and the offline checks named below — three files at a time;
- *  2. the flows of test/, three files at a time: they start stacks, agents, real Nix builds and
+ *     tests and the offline checks named below — two files at a time;
+ *  2. the flows of test/, two files at a time: they start stacks, agents, real Nix builds and
  *     Chromium. Each flow picks its own ports, directories and store paths. One at a time they
  *     used 1.1 of the 2 cores (600 s of wall, 650 s of CPU): many wait on timers (a disconnect
- *     grace, a browser). On 2026-12-02 (57 flows, 900 s of CPU) two at a time took 548 s and
- *     used about 1.6 cores, three at a time 484 s and 1.8 cores; the unit run 193 s → 172 s.
+ *     grace, a browser); two at a time took 450 s. Three at a time (2026-12-02: 57 flows, 900 s
+ *     of CPU) took 484 s against 548 in one quiet run, but 543 s against 548 in CI, each test
+ *     slower by about what the third file gained (the machine's CPU is the limit), so two stay.
  * A new file under test/ is a flow unless it is named here.
  * Node's runner starts the files of a run in sorted order, whatever order they are given in; each
  * run's longest files are given as absolute paths, which sort first (LONG_FILES).
@@ -57,9 +58,9 @@ const LONG_FILES = [
   "test/hung-jobs.test.ts",
 ];
 
-/** How many files of either run at a time: CI has 2 cores, which two files at a time left idle about a fifth of the time. */
-const UNIT_CONCURRENCY = 3;
-const FLOW_CONCURRENCY = 3;
+/** How many files of either run at a time: CI has 2 cores. */
+const UNIT_CONCURRENCY = 2;
+const FLOW_CONCURRENCY = 2;
 
 const files = (pattern: string) => globSync(pattern, { cwd: root }).sort();
 const packageTests = files("packages/*/test/**/*.test.ts");
