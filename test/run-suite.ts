@@ -6,9 +6,10 @@
  *  2. the flows of test/, two files at a time: they start stacks, agents, real Nix builds and
  *     Chromium. Each flow picks its own ports, directories and store paths. One at a time they
  *     used 1.1 of the 2 cores (600 s of wall, 650 s of CPU): many wait on timers (a disconnect
- *     grace, a browser); two at a time took 450 s. Three at a time (2026-12-02: 57 flows, 900 s
- *     of CPU) took 484 s against 548 in one quiet run, but 543 s against 548 in CI, each test
- *     slower by about what the third file gained (the machine's CPU is the limit), so two stay.
+ *     grace, a browser); two at a time took 450 s. On 2026-12-02 (57 flows, about 900 s of CPU)
+ *     clean-clone runs of the flows took 548 and 644 s two at a time, 543 s three at a time (and
+ *     484 s in a quiet local run): within the runs' noise, with each test slower by most of what
+ *     the third file gained — the 2 cores are the limit — so two stay, the order with a record.
  * A new file under test/ is a flow unless it is named here.
  * Node's runner starts the files of a run in sorted order, whatever order they are given in; each
  * run's longest files are given as absolute paths, which sort first (LONG_FILES).
