@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, DeleteItemCommand, DescribeTableCommand, DynamoDBClient, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import type { TableSpec } from "@nimbus/service/resource-specs";
 import { crashDynamo, ensureTables, startDynamo, TableSchemaError, type DynamoServer } from "../src/dynamodb.ts";
 import { useDataDir } from "./fixtures/handlers.ts";
@@ -118,7 +118,6 @@ test("a write's reported capacity counts its global indexes' writes, as DynamoDB
     globalIndexes: { byState: { hashKey: "state" }, byShard: { hashKey: "shard", projection: "keys-only" } },
   } satisfies TableSpec;
   await ensureTables(dynamo.endpoint, { Items: items }, (name) => `c-${name}`);
-  const { DeleteItemCommand, PutItemCommand, UpdateItemCommand, BatchWriteItemCommand } = await import("@aws-sdk/client-dynamodb");
   const units = async (command: { input: object }) => {
     const { ConsumedCapacity } = (await client.send(command as never)) as { ConsumedCapacity?: { CapacityUnits?: number } | { CapacityUnits?: number }[] };
     return [ConsumedCapacity ?? []].flat().reduce((sum, c) => sum + (c.CapacityUnits ?? 0), 0);

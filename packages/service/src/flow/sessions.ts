@@ -12,7 +12,7 @@ import { sessionShard } from "../storage/keys.ts";
 import { registerAgentClass } from "../storage/agent-classes.ts";
 import { forgetFullClass } from "../storage/full-class-beliefs.ts";
 import { forgetSessionCopy, keepSessionCopy, sessionCopy } from "../storage/session-copies.ts";
-import { capabilityKeyOf, indexIfUnindexed, quietSessionsQueries } from "../storage/sessions.ts";
+import { capabilityKeyOf, indexIfUnindexed, quietSessionsQueries, SessionId } from "../storage/sessions.ts";
 import { defineTable } from "../storage/table.ts";
 import { SessionTask } from "./tasks/registry.ts";
 
@@ -57,14 +57,12 @@ export async function touchSessionReturning(sessionId: string, now: Date): Promi
 /** Every session, tasks included: a table bounded by the number of agents. */
 export const listSessions = (): Promise<SessionItem[]> => Sessions.scan();
 
-const SessionKey = z.object({ sessionId: z.string() });
-
 /**
  * Sessions not heard from since `before`, quietest first: their keys from the index (keys only),
  * then the items by key — those heard from meanwhile left out.
  */
 export async function quietSessions(before: Date): Promise<SessionItem[]> {
-  const shards = await Promise.all(quietSessionsQueries(before).map((query) => Sessions.query(query, SessionKey)));
+  const shards = await Promise.all(quietSessionsQueries(before).map((query) => Sessions.query(query, SessionId)));
   const sessions = await Sessions.batchGet(shards.flat().map(({ sessionId }) => ({ sessionId })));
   const cutoff = before.toISOString();
   return sessions.filter((s) => s.lastSeen < cutoff).sort((a, b) => a.lastSeen.localeCompare(b.lastSeen));

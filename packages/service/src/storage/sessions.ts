@@ -73,7 +73,11 @@ export async function idleSessionsOf(classes: readonly CapabilityClass[], wanted
   return (await Promise.all(classes.map(ofClass))).flat();
 }
 
-const SessionId = z.object({ sessionId: z.string() });
+/** A session's key, as keys-only indexes give it. */
+export const SessionId = z.object({ sessionId: z.string() });
+
+/** The byClass query of one shard of a class: the ids of its sessions, whose entries stay put while their slots change. */
+const ofClass = (key: string) => ({ IndexName: "byClass" as const, KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key } });
 
 /**
  * Whether a class has a session that is not draining: its shards asked one after the other, until one has. Asked of
@@ -83,7 +87,7 @@ const SessionId = z.object({ sessionId: z.string() });
 export async function hasSessions(klass: CapabilityClass): Promise<boolean> {
   for (const key of capabilityKeysOf(klass.classId)) {
     const first = await SessionLoads.firstPage(
-      { IndexName: "byClass", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key }, Limit: 1 },
+      { ...ofClass(key), Limit: 1 },
       SessionId,
     );
     if (first.length > 0) return true;
@@ -121,9 +125,7 @@ export async function systemsWithSessions(): Promise<string[]> {
 export async function sessionsOf(classes: readonly CapabilityClass[], options: { settled?: boolean } = {}): Promise<SessionFields[]> {
   const keys = classes.flatMap((c) => capabilityKeysOf(c.classId));
   if (options.settled) {
-    const ids = await Promise.all(
-      keys.map((key) => SessionLoads.query({ IndexName: "byClass", KeyConditionExpression: "capKey = :key", ExpressionAttributeValues: { ":key": key } }, SessionId)),
-    );
+    const ids = await Promise.all(keys.map((key) => SessionLoads.query(ofClass(key), SessionId)));
     const sessions = await getSessionLoads(ids.flat().map((s) => s.sessionId));
     // Read by key after the index: one that drained meanwhile is no taker.
     return sessions.filter((s) => s.capKey !== undefined);
